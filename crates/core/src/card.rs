@@ -1,0 +1,144 @@
+//! [`ModelCard`]: one model as a hub publishes it, with the marketplace fields a
+//! pay-per-call hub needs.
+
+use serde::{Deserialize, Serialize};
+
+/// One model on a hub.
+///
+/// Serialised as one JSON object per line; this is the schema `hubsearch
+/// generate` writes and the first one `hubsearch import` reads (see
+/// [`crate::record`] for the others it accepts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ModelCard {
+    /// Unique id, `author/name` on Hugging Face (`author/name/version` on TF Hub,
+    /// a bare `name` for Hugging Face's canonical models).
+    pub id: String,
+    /// Display name: the id's last path segment unless the record says otherwise.
+    pub name: String,
+    /// Who publishes the model and is paid for its calls (the id's author).
+    pub builder: String,
+    /// Pipeline task, e.g. `automatic-speech-recognition`.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// Library, e.g. `transformers`.
+    #[serde(default)]
+    pub library: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Language codes as the card gives them (`de`, `en`, `multilingual`).
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    pub datasets: Vec<String>,
+    #[serde(default)]
+    pub license: Option<String>,
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// First paragraph of the card.
+    #[serde(default)]
+    pub description: String,
+    /// The card body (Markdown).
+    #[serde(default)]
+    pub card_text: String,
+    /// RFC 3339 time of the last change on the source hub.
+    #[serde(default)]
+    pub last_modified: Option<String>,
+    /// Downloads in the source hub's window (30 days on Hugging Face).
+    #[serde(default)]
+    pub downloads: u64,
+    #[serde(default)]
+    pub likes: u64,
+    /// Price of one call in US dollars; `None` means the model is free.
+    #[serde(default)]
+    pub price_usd: Option<f64>,
+    /// Paid calls recorded for this model so far.
+    #[serde(default)]
+    pub paid_calls: u64,
+    /// RFC 3339 time the model was published on this hub.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// RFC 3339 time of the last update on this hub.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl ModelCard {
+    /// A content hash over every field: re-importing an unchanged card is a no-op.
+    pub fn content_hash(&self) -> u64 {
+        let bytes = serde_json::to_vec(self).expect("a card always serialises");
+        let hash = blake3::hash(&bytes);
+        u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+
+    /// Price as shown to people: `free` or `$0.0020/call`.
+    pub fn price_label(&self) -> String {
+        match self.price_usd {
+            None => "free".to_string(),
+            Some(p) if p == 0.0 => "free".to_string(),
+            Some(p) => format!("${p:.4}/call"),
+        }
+    }
+
+    /// The short text a card is summarised by (name words, task, tags,
+    /// description), used for embeddings and snippets.
+    pub fn short_text(&self) -> String {
+        let mut out = crate::lang::split_identifier(&self.id).join(" ");
+        if let Some(task) = &self.task {
+            out.push_str(". ");
+            out.push_str(&task.replace('-', " "));
+        }
+        if !self.tags.is_empty() {
+            out.push_str(". ");
+            out.push_str(&self.tags.join(", "));
+        }
+        if !self.description.is_empty() {
+            out.push_str(". ");
+            out.push_str(&self.description);
+        }
+        out
+    }
+}
+
+/// Parse an RFC 3339 time to unix seconds (`None` when absent or unparsable).
+pub fn unix_seconds(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// Format unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_changes_with_content() {
+        let a = ModelCard {
+            id: "a/b".into(),
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        assert_eq!(a.content_hash(), b.content_hash());
+        b.downloads = 1;
+        assert_ne!(a.content_hash(), b.content_hash());
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let s = unix_seconds("2022-01-20T12:13:34.000Z").unwrap();
+        assert_eq!(rfc3339(s), "2022-01-20T12:13:34Z");
+        assert!(unix_seconds("yesterday").is_none());
+    }
+}

@@ -1,0 +1,272 @@
+//! Layered configuration: compiled-in defaults, then a TOML file, then
+//! `HUBSEARCH_<SECTION>__<KEY>` environment variables, then CLI flags (applied
+//! by the binary). Validated once, at start-up. Every knob and its trade-off is
+//! documented in the checked-in `config/hubsearch.toml`, which equals the
+//! defaults (a test keeps the two in step).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// All settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub index: IndexConfig,
+    pub search: SearchConfig,
+    pub ranking: RankingConfig,
+}
+
+/// On-disk index and import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// Index directory (relative paths are relative to the working directory).
+    pub dir: PathBuf,
+    /// Cards per commit during import: a crash loses at most this many.
+    pub commit_every: usize,
+    /// Memory budget of the index writer in MiB (tantivy splits it among threads).
+    pub writer_memory_mb: usize,
+    /// Indexing threads; 0 = one per core.
+    pub threads: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            dir: PathBuf::from("index/default"),
+            commit_every: 50_000,
+            writer_memory_mb: 256,
+            threads: 0,
+        }
+    }
+}
+
+/// Query-time limits and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Results per page when the request does not say.
+    pub default_limit: usize,
+    /// Most results one request may ask for.
+    pub max_limit: usize,
+    /// Candidates each retriever hands to ranking.
+    pub candidates: usize,
+    /// Longest query accepted, in characters.
+    pub max_query_chars: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            default_limit: 10,
+            max_limit: 100,
+            candidates: 200,
+            max_query_chars: 512,
+        }
+    }
+}
+
+/// Ranking policy defaults (see DESIGN.md section 4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RankingConfig {
+    /// Default policy: relevance, popularity, tail_boost, fair, stochastic.
+    pub policy: String,
+    /// Attention model: log, trec, rbp, cascade.
+    pub attention: String,
+    /// `popularity`: weight of ln(1 + calls).
+    pub alpha: f64,
+    /// `tail_boost`: strength of the long-tail prior.
+    pub beta: f64,
+    /// `fair`: weight of the exposure-deficit correction.
+    pub lambda: f64,
+    /// `stochastic`: Plackett-Luce temperature.
+    pub temperature: f64,
+    /// `rbp` patience.
+    pub gamma: f64,
+    /// `fair` groups: model or builder.
+    pub group: String,
+}
+
+impl Default for RankingConfig {
+    fn default() -> Self {
+        RankingConfig {
+            policy: "relevance".into(),
+            attention: "log".into(),
+            alpha: 0.1,
+            beta: 0.5,
+            lambda: 0.1,
+            temperature: 0.1,
+            gamma: 0.5,
+            group: "model".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Load defaults, then `file` (if given, or `HUBSEARCH_CONFIG`, or
+    /// `./hubsearch.toml` if present), then environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut value = toml::Value::try_from(Config::default()).map_err(|e| Error::Config {
+            origin: "defaults".into(),
+            message: e.to_string(),
+        })?;
+        let env_file = std::env::var_os("HUBSEARCH_CONFIG").map(PathBuf::from);
+        let local = PathBuf::from("hubsearch.toml");
+        let path = file
+            .map(Path::to_path_buf)
+            .or(env_file)
+            .or(local.exists().then_some(local));
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let file_value: toml::Value = toml::from_str(&text).map_err(|e| Error::Config {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            merge(&mut value, file_value);
+        }
+        for (key, val) in std::env::vars() {
+            if let Some(rest) = key.strip_prefix("HUBSEARCH_") {
+                if let Some((section, field)) = rest.split_once("__") {
+                    set(&mut value, section, field, &val, &key)?;
+                }
+            }
+        }
+        let config: Config = value.try_into().map_err(|e: toml::de::Error| Error::Config {
+            origin: "merged settings".into(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reject values that cannot work, naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, msg: &str| {
+            Err(Error::Config {
+                origin: key.to_string(),
+                message: msg.to_string(),
+            })
+        };
+        if self.index.commit_every == 0 {
+            return bad("index.commit_every", "must be at least 1");
+        }
+        if self.index.writer_memory_mb < 16 {
+            return bad("index.writer_memory_mb", "must be at least 16");
+        }
+        if self.search.max_limit == 0 || self.search.default_limit > self.search.max_limit {
+            return bad("search.default_limit", "must be between 1 and search.max_limit");
+        }
+        if self.search.candidates < self.search.max_limit {
+            return bad("search.candidates", "must be at least search.max_limit");
+        }
+        let r = &self.ranking;
+        if !["relevance", "popularity", "tail_boost", "fair", "stochastic"].contains(&r.policy.as_str()) {
+            return bad("ranking.policy", "must be relevance, popularity, tail_boost, fair or stochastic");
+        }
+        if !["log", "trec", "rbp", "cascade"].contains(&r.attention.as_str()) {
+            return bad("ranking.attention", "must be log, trec, rbp or cascade");
+        }
+        if !["model", "builder"].contains(&r.group.as_str()) {
+            return bad("ranking.group", "must be model or builder");
+        }
+        for (k, v) in [("alpha", r.alpha), ("beta", r.beta), ("lambda", r.lambda)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(&format!("ranking.{k}"), "must be a finite number >= 0");
+            }
+        }
+        if !(r.temperature.is_finite() && r.temperature > 0.0) {
+            return bad("ranking.temperature", "must be > 0");
+        }
+        if !(r.gamma > 0.0 && r.gamma < 1.0) {
+            return bad("ranking.gamma", "must be in (0, 1)");
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+fn set(value: &mut toml::Value, section: &str, field: &str, raw: &str, key: &str) -> Result<()> {
+    let section = section.to_ascii_lowercase();
+    let field = field.to_ascii_lowercase();
+    let table = value
+        .get_mut(&section)
+        .and_then(toml::Value::as_table_mut)
+        .ok_or_else(|| Error::Config {
+            origin: key.to_string(),
+            message: format!("no config section [{section}]"),
+        })?;
+    let old = table.get(&field).ok_or_else(|| Error::Config {
+        origin: key.to_string(),
+        message: format!("no key `{field}` in [{section}]"),
+    })?;
+    let parsed = match old {
+        toml::Value::String(_) => Some(toml::Value::String(raw.to_string())),
+        toml::Value::Integer(_) => raw.parse().ok().map(toml::Value::Integer),
+        toml::Value::Float(_) => raw.parse().ok().map(toml::Value::Float),
+        toml::Value::Boolean(_) => raw.parse().ok().map(toml::Value::Boolean),
+        _ => None,
+    };
+    let parsed = parsed.ok_or_else(|| Error::Config {
+        origin: key.to_string(),
+        message: format!("{raw:?} is not a valid {}", old.type_str()),
+    })?;
+    table.insert(field, parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_in_file_equals_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hubsearch.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let file: Config = toml::from_str(&text).unwrap();
+        assert_eq!(file, Config::default());
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = std::env::temp_dir().join(format!("hubsearch-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[search]\ndefault_limit = 20\n[ranking]\nlambda = 0.5\n").unwrap();
+        // Env vars are process-wide; this is the only test that sets one.
+        std::env::set_var("HUBSEARCH_RANKING__LAMBDA", "0.25");
+        let c = Config::load(Some(&path)).unwrap();
+        std::env::remove_var("HUBSEARCH_RANKING__LAMBDA");
+        assert_eq!(c.search.default_limit, 20);
+        assert_eq!(c.ranking.lambda, 0.25);
+        assert_eq!(c.index, IndexConfig::default());
+
+        std::fs::write(&path, "[search]\ndefualt_limit = 20\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("defualt_limit"), "{err}");
+        std::fs::write(&path, "[ranking]\npolicy = \"best\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("ranking.policy"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+//! # hubsearch-core
+//!
+//! The domain types every other crate speaks: [`ModelCard`] (what a hub
+//! publishes), [`SearchRequest`]/[`Filter`] (what a user asks), [`Hit`] and
+//! [`ScoreParts`] (what the engine answers, with the parts of every score so a
+//! ranking is explainable), the layered [`Config`], and the error type.
+//!
+//! Key design decision: a card is parsed from *any* of the formats a hub
+//! operator has (our JSONL, the 2022 Hugging Face scrape, TF Hub docs, the
+//! Hugging Face Hub API's JSON, Markdown cards with YAML front matter) by one
+//! tolerant-but-strict reader ([`record`]): unknown fields are ignored, a field
+//! of the wrong type rejects the record with the field's name and what was
+//! expected, so an importer can report every bad record precisely and never
+//! drop a good one.
+
+pub mod card;
+pub mod config;
+pub mod error;
+pub mod lang;
+pub mod query;
+pub mod record;
+
+pub use card::ModelCard;
+pub use config::Config;
+pub use error::{Error, Result};
+pub use query::{Filter, Hit, Mode, ScoreParts, SearchRequest};
