@@ -1,1 +1,18 @@
-//! placeholder
+//! # hubsearch-index
+//!
+//! The on-disk indexes of hubsearch and nothing else: the tantivy full-text
+//! index ([`TextIndex`]) with its analyzers ([`analyzer`]) and schema
+//! ([`schema`]). Only this crate sees tantivy.
+//!
+//! Key design decision: the tantivy index is the system of record for cards
+//! (each document stores its card as JSON), so there is one thing to commit
+//! atomically and one thing to back up; fast fields carry what ranking reads
+//! per candidate (popularity, price, dates) without touching the doc store.
+
+pub mod analyzer;
+pub mod error;
+pub mod schema;
+pub mod text_index;
+
+pub use error::{Error, Result};
+pub use text_index::{dir_size, CardWriter, FacetCounts, TextHit, TextIndex, TextResults};

@@ -1,0 +1,173 @@
+//! The tantivy schema of a card, and how a [`ModelCard`] becomes a document.
+//!
+//! Every card is stored whole (`source`, JSON) so the index is the system of
+//! record for cards: no second store to keep in step. Searchable text is
+//! split by field so BM25 can weigh a match in the id above one in the body.
+
+use hubsearch_core::card::unix_seconds;
+use hubsearch_core::lang;
+use hubsearch_core::ModelCard;
+use tantivy::schema::{
+    Facet, FacetOptions, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
+    STRING,
+};
+use tantivy::TantivyDocument;
+
+use crate::analyzer::{HUB_ID, HUB_TEXT};
+
+/// Handles of every field.
+#[derive(Clone, Debug)]
+pub struct Fields {
+    pub id: Field,
+    pub id_text: Field,
+    pub task: Field,
+    pub tags: Field,
+    pub languages: Field,
+    pub datasets: Field,
+    pub architectures: Field,
+    pub description: Field,
+    pub card_text: Field,
+    pub f_task: Field,
+    pub f_library: Field,
+    pub f_language: Field,
+    pub f_license: Field,
+    pub f_builder: Field,
+    pub downloads: Field,
+    pub likes: Field,
+    pub paid_calls: Field,
+    pub price: Field,
+    pub last_modified: Field,
+    pub created_at: Field,
+    pub content_hash: Field,
+    pub source: Field,
+}
+
+/// The facet fields, by the name the API and CLI use.
+pub const FACETS: [&str; 5] = ["task", "library", "language", "license", "builder"];
+
+/// Searchable text fields with their BM25 boosts, highest first: id and name
+/// words, then task and languages, tags, datasets/architectures, description,
+/// and the long card body lowest (it matches everything a little).
+pub fn boosts(f: &Fields) -> [(Field, f32, bool); 8] {
+    // (field, boost, analysed with the id analyzer?)
+    [
+        (f.id_text, 3.0, true),
+        (f.task, 1.5, false),
+        (f.languages, 1.5, false),
+        (f.tags, 1.2, false),
+        (f.datasets, 1.0, false),
+        (f.architectures, 0.8, false),
+        (f.description, 1.0, false),
+        (f.card_text, 0.35, false),
+    ]
+}
+
+/// Build the schema.
+pub fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = |tokenizer: &str, positions: bool| {
+        let opt = if positions {
+            IndexRecordOption::WithFreqsAndPositions
+        } else {
+            IndexRecordOption::WithFreqs
+        };
+        TextOptions::default().set_indexing_options(TextFieldIndexing::default().set_tokenizer(tokenizer).set_index_option(opt))
+    };
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED | FAST),
+        id_text: b.add_text_field("id_text", text(HUB_ID, true)),
+        task: b.add_text_field("task", text(HUB_TEXT, false)),
+        tags: b.add_text_field("tags", text(HUB_TEXT, false)),
+        languages: b.add_text_field("languages", text(HUB_TEXT, false)),
+        datasets: b.add_text_field("datasets", text(HUB_TEXT, false)),
+        architectures: b.add_text_field("architectures", text(HUB_TEXT, false)),
+        description: b.add_text_field("description", text(HUB_TEXT, false)),
+        card_text: b.add_text_field("card_text", text(HUB_TEXT, false)),
+        f_task: b.add_facet_field("f_task", FacetOptions::default()),
+        f_library: b.add_facet_field("f_library", FacetOptions::default()),
+        f_language: b.add_facet_field("f_language", FacetOptions::default()),
+        f_license: b.add_facet_field("f_license", FacetOptions::default()),
+        f_builder: b.add_facet_field("f_builder", FacetOptions::default()),
+        downloads: b.add_u64_field("downloads", FAST),
+        likes: b.add_u64_field("likes", FAST),
+        paid_calls: b.add_u64_field("paid_calls", FAST),
+        price: b.add_f64_field("price", INDEXED | FAST),
+        last_modified: b.add_i64_field("last_modified", INDEXED | FAST),
+        created_at: b.add_i64_field("created_at", INDEXED | FAST),
+        content_hash: b.add_u64_field("content_hash", FAST),
+        source: b.add_text_field("source", STORED),
+    };
+    (b.build(), fields)
+}
+
+impl Fields {
+    /// The facet field behind an API facet name.
+    pub fn facet(&self, name: &str) -> Option<Field> {
+        Some(match name {
+            "task" => self.f_task,
+            "library" => self.f_library,
+            "language" => self.f_language,
+            "license" => self.f_license,
+            "builder" => self.f_builder,
+            _ => return None,
+        })
+    }
+
+    /// The tantivy document of a card.
+    pub fn document(&self, card: &ModelCard) -> TantivyDocument {
+        let mut d = TantivyDocument::default();
+        d.add_text(self.id, &card.id);
+        d.add_text(self.id_text, &card.id);
+        if !card.id.ends_with(&card.name) {
+            d.add_text(self.id_text, &card.name);
+        }
+        if let Some(task) = &card.task {
+            d.add_text(self.task, task);
+            let aliases = lang::task_aliases(task);
+            if !aliases.is_empty() {
+                d.add_text(self.task, aliases);
+            }
+            d.add_facet(self.f_task, Facet::from_path([task.as_str()]));
+        }
+        for t in &card.tags {
+            d.add_text(self.tags, t);
+        }
+        for l in &card.languages {
+            match lang::language_names(l) {
+                Some(names) => d.add_text(self.languages, format!("{l} {names}")),
+                None => d.add_text(self.languages, l),
+            }
+            d.add_facet(self.f_language, Facet::from_path([l.as_str()]));
+        }
+        for ds in &card.datasets {
+            d.add_text(self.datasets, ds);
+        }
+        for a in &card.architectures {
+            d.add_text(self.architectures, a);
+        }
+        if let Some(m) = &card.model_type {
+            d.add_text(self.architectures, m);
+        }
+        d.add_text(self.description, &card.description);
+        d.add_text(self.card_text, &card.card_text);
+        if let Some(lib) = &card.library {
+            d.add_facet(self.f_library, Facet::from_path([lib.as_str()]));
+        }
+        if let Some(lic) = &card.license {
+            d.add_facet(self.f_license, Facet::from_path([lic.as_str()]));
+        }
+        if !card.builder.is_empty() {
+            d.add_facet(self.f_builder, Facet::from_path([card.builder.as_str()]));
+        }
+        d.add_u64(self.downloads, card.downloads);
+        d.add_u64(self.likes, card.likes);
+        d.add_u64(self.paid_calls, card.paid_calls);
+        d.add_f64(self.price, card.price_usd.unwrap_or(0.0));
+        let t = |s: &Option<String>| s.as_deref().and_then(unix_seconds).unwrap_or(0);
+        d.add_i64(self.last_modified, t(&card.last_modified));
+        d.add_i64(self.created_at, t(&card.created_at));
+        d.add_u64(self.content_hash, card.content_hash());
+        d.add_text(self.source, serde_json::to_string(card).expect("a card always serialises"));
+        d
+    }
+}

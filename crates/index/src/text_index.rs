@@ -1,0 +1,498 @@
+//! [`TextIndex`]: the tantivy full-text index of cards, on disk.
+//!
+//! Writes go through [`CardWriter`] (upsert by id, atomic commits); reads
+//! through a reader that reloads on commit, so a running server sees what an
+//! import in another process committed without restarting.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use hubsearch_core::{Filter, ModelCard};
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{Facet, IndexRecordOption, Value};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
+
+use crate::analyzer::{self, tokens};
+use crate::error::{Error, Result};
+use crate::schema::{boosts, schema, Fields, FACETS};
+
+/// Facet name -> (value, count), most frequent first.
+pub type FacetCounts = BTreeMap<String, Vec<(String, u64)>>;
+
+/// One document found by BM25.
+#[derive(Debug, Clone, Copy)]
+pub struct TextHit {
+    pub addr: DocAddress,
+    pub score: f32,
+}
+
+/// The answer of a text search.
+#[derive(Debug, Clone, Default)]
+pub struct TextResults {
+    /// Best first.
+    pub hits: Vec<TextHit>,
+    /// Documents matching the query and filters.
+    pub total: usize,
+    /// Facet counts over the whole match set (when asked for).
+    pub facets: FacetCounts,
+}
+
+/// The full-text index.
+pub struct TextIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    dir: PathBuf,
+    id_analyzer: TextAnalyzer,
+    text_analyzer: TextAnalyzer,
+}
+
+impl TextIndex {
+    /// Open the index in `dir`, creating an empty one if there is none.
+    pub fn open_or_create(dir: &Path) -> Result<TextIndex> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let (schema, fields) = schema();
+        let mmap = MmapDirectory::open(dir).map_err(|e| Error::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let index = Index::open_or_create(mmap, schema)?;
+        Self::from_index(index, fields, dir)
+    }
+
+    /// Open an existing index; [`Error::NotFound`] when `dir` holds none.
+    pub fn open(dir: &Path) -> Result<TextIndex> {
+        if !dir.join("meta.json").exists() {
+            return Err(Error::NotFound {
+                path: dir.to_path_buf(),
+            });
+        }
+        Self::open_or_create(dir)
+    }
+
+    /// An index in memory (tests, benchmarks).
+    pub fn in_ram() -> Result<TextIndex> {
+        let (schema, fields) = schema();
+        Self::from_index(Index::create_in_ram(schema), fields, Path::new(":memory:"))
+    }
+
+    fn from_index(index: Index, fields: Fields, dir: &Path) -> Result<TextIndex> {
+        analyzer::register(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()?;
+        Ok(TextIndex {
+            index,
+            reader,
+            fields,
+            dir: dir.to_path_buf(),
+            id_analyzer: analyzer::id_analyzer(),
+            text_analyzer: analyzer::text_analyzer(),
+        })
+    }
+
+    /// Where the index lives.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The schema's fields.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// A writer; only one may exist at a time across processes.
+    pub fn writer(&self, memory_mb: usize, threads: usize) -> Result<CardWriter> {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let budget = memory_mb.max(16 * threads) << 20;
+        let writer = self
+            .index
+            .writer_with_num_threads(threads, budget)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(_, msg) => Error::Locked {
+                    path: self.dir.clone(),
+                    message: msg.unwrap_or_default(),
+                },
+                other => Error::Tantivy(other),
+            })?;
+        Ok(CardWriter {
+            writer,
+            fields: self.fields.clone(),
+        })
+    }
+
+    /// Pick up the latest commit now (instead of after the reload delay).
+    pub fn reload(&self) -> Result<()> {
+        Ok(self.reader.reload()?)
+    }
+
+    /// A consistent view of the last commit.
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// Number of (live) cards.
+    pub fn num_docs(&self) -> u64 {
+        self.searcher().num_docs()
+    }
+
+    /// The query for `text` and `filter`. An empty `text` matches every card
+    /// that passes the filter (a listing).
+    pub fn query(&self, text: &str, filter: &Filter) -> Result<Box<dyn Query>> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if !text.trim().is_empty() {
+            let text_q = self.text_query(text);
+            match text_q {
+                Some(q) => clauses.push((Occur::Must, q)),
+                None => return Ok(Box::new(EmptyQuery)),
+            }
+        }
+        for q in self.filter_queries(filter)? {
+            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
+        }
+        if clauses.is_empty() {
+            return Ok(Box::new(AllQuery));
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// BM25 over the boosted fields: a term may match in any field; scores add
+    /// up; an exact phrase of the id's words scores extra.
+    fn text_query(&self, text: &str) -> Option<Box<dyn Query>> {
+        let id_tokens = dedup(tokens(&mut self.id_analyzer.clone(), text));
+        let text_tokens = dedup(tokens(&mut self.text_analyzer.clone(), text));
+        if id_tokens.is_empty() && text_tokens.is_empty() {
+            return None;
+        }
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (field, boost, is_id) in boosts(&self.fields) {
+            let toks = if is_id { &id_tokens } else { &text_tokens };
+            for t in toks {
+                let term = Term::from_field_text(field, t);
+                let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
+                should.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
+            }
+        }
+        let raw: Vec<String> = tokens(&mut self.id_analyzer.clone(), text);
+        if raw.len() >= 2 {
+            let terms = raw
+                .iter()
+                .map(|t| Term::from_field_text(self.fields.id_text, t))
+                .collect();
+            let phrase = PhraseQuery::new(terms);
+            should.push((Occur::Should, Box::new(BoostQuery::new(Box::new(phrase), 2.0))));
+        }
+        Some(Box::new(BooleanQuery::new(should)))
+    }
+
+    fn filter_queries(&self, filter: &Filter) -> Result<Vec<Box<dyn Query>>> {
+        let mut out: Vec<Box<dyn Query>> = Vec::new();
+        let facets = [
+            ("task", &filter.task),
+            ("library", &filter.library),
+            ("language", &filter.language),
+            ("license", &filter.license),
+            ("builder", &filter.builder),
+        ];
+        for (name, value) in facets {
+            if let Some(v) = value {
+                let field = self.fields.facet(name).expect("known facet");
+                let term = Term::from_facet(field, &Facet::from_path([v.as_str()]));
+                out.push(Box::new(TermQuery::new(term, IndexRecordOption::Basic)));
+            }
+        }
+        if filter.min_price.is_some() || filter.max_price.is_some() {
+            let bound = |p: Option<f64>, what: &str| -> Result<Bound<Term>> {
+                match p {
+                    None => Ok(Bound::Unbounded),
+                    Some(p) if p.is_finite() => Ok(Bound::Included(Term::from_field_f64(self.fields.price, p))),
+                    Some(p) => Err(Error::InvalidQuery(format!("{what} {p} is not a finite number"))),
+                }
+            };
+            out.push(Box::new(RangeQuery::new(
+                bound(filter.min_price, "min_price")?,
+                bound(filter.max_price, "max_price")?,
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Top `limit` cards by BM25 for `text` within `filter`, with the match
+    /// count and, if `with_facets`, facet counts over all matches.
+    pub fn search(&self, searcher: &Searcher, text: &str, filter: &Filter, limit: usize, with_facets: bool) -> Result<TextResults> {
+        let query = self.query(text, filter)?;
+        let top = TopDocs::with_limit(limit.max(1)).order_by_score();
+        let (top, total) = searcher.search(&query, &(top, Count))?;
+        let mut results = TextResults {
+            hits: top
+                .into_iter()
+                .take(limit)
+                .map(|(score, addr)| TextHit { addr, score })
+                .collect(),
+            total,
+            facets: FacetCounts::new(),
+        };
+        if with_facets {
+            results.facets = self.facet_counts(searcher, query.as_ref(), 20)?;
+        }
+        Ok(results)
+    }
+
+    /// Counts of the `top` most frequent values of every facet among the cards
+    /// matching `query`.
+    pub fn facet_counts(&self, searcher: &Searcher, query: &dyn Query, top: usize) -> Result<FacetCounts> {
+        let mut out = FacetCounts::new();
+        for name in FACETS {
+            let mut c = FacetCollector::for_field(format!("f_{name}"));
+            c.add_facet(Facet::root());
+            let counts = searcher.search(query, &c)?;
+            let values = counts
+                .top_k(Facet::root(), top)
+                .into_iter()
+                .map(|(f, n)| (f.to_path().last().map(|s| s.to_string()).unwrap_or_default(), n))
+                .collect();
+            out.insert(name.to_string(), values);
+        }
+        Ok(out)
+    }
+
+    /// The stored card at `addr`.
+    pub fn card(&self, searcher: &Searcher, addr: DocAddress) -> Result<ModelCard> {
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let src = doc
+            .get_first(self.fields.source)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::Corrupt(format!("document {addr:?} has no source")))?;
+        serde_json::from_str(src).map_err(|e| Error::Corrupt(e.to_string()))
+    }
+
+    /// The card with this id, if indexed.
+    pub fn get(&self, id: &str) -> Result<Option<(DocAddress, ModelCard)>> {
+        let searcher = self.searcher();
+        let q = TermQuery::new(Term::from_field_text(self.fields.id, id), IndexRecordOption::Basic);
+        let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
+        match top.first() {
+            None => Ok(None),
+            Some(&(_, addr)) => Ok(Some((addr, self.card(&searcher, addr)?))),
+        }
+    }
+
+    /// Id -> content hash of every live card (to skip unchanged re-imports).
+    pub fn content_hashes(&self) -> Result<HashMap<String, u64>> {
+        let searcher = self.searcher();
+        let mut out = HashMap::with_capacity(searcher.num_docs() as usize);
+        for seg in searcher.segment_readers() {
+            let ff = seg.fast_fields();
+            let Some(ids) = ff.str("id")? else { continue };
+            let hashes = ff.u64("content_hash")?;
+            let mut buf = String::new();
+            for doc in seg.doc_ids_alive() {
+                if let Some(ord) = ids.term_ords(doc).next() {
+                    buf.clear();
+                    ids.ord_to_str(ord, &mut buf).map_err(|e| Error::Corrupt(e.to_string()))?;
+                    out.insert(buf.clone(), hashes.first(doc).unwrap_or(0));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A u64 fast field (`downloads`, `likes`, `paid_calls`) of every live card.
+    pub fn all_u64(&self, field: &str) -> Result<Vec<u64>> {
+        let searcher = self.searcher();
+        let mut out = Vec::with_capacity(searcher.num_docs() as usize);
+        for seg in searcher.segment_readers() {
+            let col = seg.fast_fields().u64(field)?;
+            out.extend(seg.doc_ids_alive().map(|d| col.first(d).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
+    /// Bytes on disk.
+    pub fn size_bytes(&self) -> u64 {
+        dir_size(&self.dir)
+    }
+}
+
+/// Total size of the files under `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|t| seen.insert(t.clone()));
+    v
+}
+
+/// Writes cards; nothing is visible or durable until [`CardWriter::commit`].
+pub struct CardWriter {
+    writer: IndexWriter,
+    fields: Fields,
+}
+
+impl CardWriter {
+    /// Insert or replace the card with this id.
+    pub fn upsert(&mut self, card: &ModelCard) -> Result<()> {
+        self.writer.delete_term(Term::from_field_text(self.fields.id, &card.id));
+        self.writer.add_document(self.fields.document(card))?;
+        Ok(())
+    }
+
+    /// Delete the card with this id (if any).
+    pub fn delete(&mut self, id: &str) {
+        self.writer.delete_term(Term::from_field_text(self.fields.id, id));
+    }
+
+    /// Make every change so far durable and visible, atomically.
+    pub fn commit(&mut self) -> Result<()> {
+        self.writer.commit()?;
+        Ok(())
+    }
+
+    /// Drop uncommitted changes.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.writer.rollback()?;
+        Ok(())
+    }
+
+    /// Wait for merges to finish and release the writer.
+    pub fn finish(self) -> Result<()> {
+        self.writer.wait_merging_threads()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(id: &str, task: Option<&str>, langs: &[&str], desc: &str) -> ModelCard {
+        let (builder, name) = id.split_once('/').unwrap_or(("huggingface", id));
+        ModelCard {
+            id: id.into(),
+            name: name.into(),
+            builder: builder.into(),
+            task: task.map(str::to_string),
+            languages: langs.iter().map(|s| s.to_string()).collect(),
+            description: desc.into(),
+            license: Some("mit".into()),
+            ..Default::default()
+        }
+    }
+
+    fn index(cards: &[ModelCard]) -> TextIndex {
+        let idx = TextIndex::in_ram().unwrap();
+        let mut w = idx.writer(32, 1).unwrap();
+        for c in cards {
+            w.upsert(c).unwrap();
+        }
+        w.commit().unwrap();
+        idx.reload().unwrap();
+        idx
+    }
+
+    fn ids(idx: &TextIndex, q: &str, filter: &Filter) -> Vec<String> {
+        let s = idx.searcher();
+        let r = idx.search(&s, q, filter, 10, false).unwrap();
+        r.hits.iter().map(|h| idx.card(&s, h.addr).unwrap().id).collect()
+    }
+
+    #[test]
+    fn id_words_find_the_model() {
+        let idx = index(&[
+            card("Helsinki-NLP/opus-mt-en-de", Some("translation"), &["en", "de"], "English to German"),
+            card("Helsinki-NLP/opus-mt-de-en", Some("translation"), &["de", "en"], "German to English"),
+            card("someone/opus-mt-en-de-finetuned-on-legal-text", Some("translation"), &[], ""),
+            card("other/mt5-small", Some("text2text-generation"), &[], "multilingual t5"),
+        ]);
+        let f = Filter::default();
+        assert_eq!(ids(&idx, "opus mt en de", &f)[0], "Helsinki-NLP/opus-mt-en-de");
+        assert_eq!(ids(&idx, "opus-mt-en-de", &f)[0], "Helsinki-NLP/opus-mt-en-de");
+        assert_eq!(ids(&idx, "opus-mt", &f).len(), 3);
+        assert!(ids(&idx, "zzzz", &f).is_empty());
+        assert!(ids(&idx, "  --- ", &f).is_empty());
+    }
+
+    #[test]
+    fn language_names_and_task_aliases_match() {
+        let idx = index(&[
+            card("a/wav2vec2-de", Some("automatic-speech-recognition"), &["de"], "Speech model"),
+            card("b/bert-de", Some("fill-mask"), &["de"], "German BERT"),
+            card("c/wav2vec2-fr", Some("automatic-speech-recognition"), &["fr"], "Speech model"),
+        ]);
+        let got = ids(&idx, "german speech recognition", &Filter::default());
+        assert_eq!(got[0], "a/wav2vec2-de");
+        let got = ids(&idx, "asr", &Filter::default());
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn filters_and_facets() {
+        let mut cheap = card("a/x", Some("translation"), &["en"], "translate text");
+        cheap.price_usd = Some(0.001);
+        let mut dear = card("b/y", Some("translation"), &["en", "de"], "translate text");
+        dear.price_usd = Some(0.5);
+        let free = card("c/z", Some("summarization"), &["en"], "translate summaries");
+        let idx = index(&[cheap, dear, free]);
+        let s = idx.searcher();
+        let all = idx.search(&s, "translate", &Filter::default(), 10, true).unwrap();
+        assert_eq!(all.total, 3);
+        let task = &all.facets["task"];
+        assert_eq!(task[0], ("translation".to_string(), 2));
+        assert_eq!(task[1], ("summarization".to_string(), 1));
+        let langs: HashMap<_, _> = all.facets["language"].iter().cloned().collect();
+        assert_eq!(langs["en"], 3);
+        assert_eq!(langs["de"], 1);
+
+        let f = Filter { task: Some("translation".into()), max_price: Some(0.01), ..Default::default() };
+        assert_eq!(ids(&idx, "translate", &f), ["a/x"]);
+        let f = Filter { min_price: Some(0.01), ..Default::default() };
+        assert_eq!(ids(&idx, "", &f), ["b/y"]);
+        let f = Filter { language: Some("de".into()), ..Default::default() };
+        assert_eq!(ids(&idx, "translate", &f), ["b/y"]);
+        // Filter scores do not change the BM25 order.
+        let f = Filter { license: Some("mit".into()), ..Default::default() };
+        let r = idx.search(&s, "translate", &f, 10, false).unwrap();
+        let r0 = idx.search(&s, "translate", &Filter::default(), 10, false).unwrap();
+        assert_eq!(r.hits.iter().map(|h| h.score).collect::<Vec<_>>(), r0.hits.iter().map(|h| h.score).collect::<Vec<_>>());
+        let bad = Filter { max_price: Some(f64::NAN), ..Default::default() };
+        assert!(idx.search(&s, "translate", &bad, 10, false).is_err());
+    }
+
+    #[test]
+    fn upsert_replaces_and_hashes_track_content() {
+        let idx = index(&[card("a/x", None, &[], "one")]);
+        let mut w = idx.writer(32, 1).unwrap();
+        let newer = card("a/x", None, &[], "two");
+        w.upsert(&newer).unwrap();
+        w.commit().unwrap();
+        idx.reload().unwrap();
+        assert_eq!(idx.num_docs(), 1);
+        assert_eq!(idx.get("a/x").unwrap().unwrap().1.description, "two");
+        assert_eq!(idx.content_hashes().unwrap()["a/x"], newer.content_hash());
+        assert!(idx.get("a/y").unwrap().is_none());
+    }
+}
