@@ -16,3 +16,5 @@ pub mod text_index;
 
 pub use error::{Error, Result};
 pub use text_index::{dir_size, CardWriter, FacetCounts, TextHit, TextIndex, TextResults};
+pub use tantivy::query::AllQuery;
+pub use tantivy::{DocAddress, Searcher};

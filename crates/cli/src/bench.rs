@@ -1,0 +1,150 @@
+//! `hubsearch bench`: index build throughput and query latency, measured on
+//! this machine (build with `--release`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use hubsearch_core::SearchRequest;
+use hubsearch_engine::{Engine, HubGenerator};
+use serde::Serialize;
+
+use crate::cli::{load_config, AnyError, Global};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Card files to index [default: a generated hub of --models cards]
+    #[arg(long, value_name = "FILE")]
+    pub corpus: Vec<PathBuf>,
+    /// Size of the generated hub when no --corpus is given
+    #[arg(long, default_value_t = 30_000)]
+    pub models: usize,
+    /// Queries, `qid<TAB>text` per line [default: a built-in set]
+    #[arg(long, value_name = "FILE")]
+    pub queries: Option<PathBuf>,
+    /// Times each query is run
+    #[arg(long, default_value_t = 50)]
+    pub repeat: usize,
+    /// Results per query
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Also write the figures as JSON to this file
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Figures {
+    cores: usize,
+    cards: u64,
+    build_seconds: f64,
+    cards_per_second: f64,
+    index_bytes: u64,
+    queries: usize,
+    searches: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    mean_ms: f64,
+    single_thread_qps: f64,
+}
+
+const DEFAULT_QUERIES: &[&str] = &[
+    "german speech recognition",
+    "spanish sentiment analysis",
+    "english to french translation",
+    "named entity recognition biomedical",
+    "question answering squad",
+    "news summarization",
+    "sentence embeddings for semantic search",
+    "image classification imagenet",
+    "text to speech english",
+    "chinese bert",
+];
+
+pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; figures mean little. Use cargo run --release.");
+    }
+    let tmp = tempfile::tempdir()?;
+    let corpus = if a.corpus.is_empty() {
+        let p = tmp.path().join("hub.jsonl");
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&p)?);
+        for c in HubGenerator::new(a.models, 42) {
+            serde_json::to_writer(&mut w, &c)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        vec![p]
+    } else {
+        a.corpus.clone()
+    };
+    let mut config = load_config(g)?;
+    config.index.dir = tmp.path().join("index");
+    let engine = Engine::open_or_create(config)?;
+    eprintln!("building the index from {} file(s)...", corpus.len());
+    let report = engine.import(&corpus, false)?;
+    let written = report.imported + report.updated;
+    let queries: Vec<String> = match &a.queries {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| format!("{}: {e}", p.display()))?
+            .lines()
+            .filter_map(|l| l.split_once('\t').map(|(_, q)| q.trim().to_string()))
+            .filter(|q| !q.is_empty())
+            .collect(),
+        None => DEFAULT_QUERIES.iter().map(|s| s.to_string()).collect(),
+    };
+    if queries.is_empty() {
+        return Err("no queries to run".into());
+    }
+    // Warm up caches.
+    for q in &queries {
+        engine.search(&SearchRequest::new(q.clone(), a.limit))?;
+    }
+    let mut lat = Vec::with_capacity(queries.len() * a.repeat);
+    let t0 = Instant::now();
+    for _ in 0..a.repeat {
+        for q in &queries {
+            let t = Instant::now();
+            engine.search(&SearchRequest::new(q.clone(), a.limit))?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    let f = Figures {
+        cores,
+        cards: report.total_cards,
+        build_seconds: report.seconds,
+        cards_per_second: written as f64 / report.seconds.max(1e-9),
+        index_bytes: hubsearch_index::dir_size(&tmp.path().join("index")),
+        queries: queries.len(),
+        searches: lat.len(),
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        mean_ms: lat.iter().sum::<f64>() / lat.len() as f64,
+        single_thread_qps: lat.len() as f64 / wall,
+    };
+    println!("machine          {} cores", f.cores);
+    println!(
+        "index build      {} cards in {:.2}s = {:.0} cards/s; {:.1} MiB on disk",
+        f.cards,
+        f.build_seconds,
+        f.cards_per_second,
+        f.index_bytes as f64 / (1 << 20) as f64
+    );
+    println!(
+        "text query       p50 {:.3} ms, p99 {:.3} ms, mean {:.3} ms over {} searches ({} queries x {}); {:.0} queries/s on one thread",
+        f.p50_ms, f.p99_ms, f.mean_ms, f.searches, f.queries, a.repeat, f.single_thread_qps
+    );
+    if !report.rejected.is_empty() {
+        println!("note             {} records were rejected while building", report.rejected.len());
+    }
+    if let Some(p) = a.json {
+        std::fs::write(&p, serde_json::to_string_pretty(&f)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,301 @@
+//! Commands and their flags.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use hubsearch_core::{Config, Filter, Mode, SearchRequest};
+use hubsearch_engine::{Engine, HubGenerator, ImportReport};
+
+/// Any error, shown as one line.
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// hubsearch: search and ranking for AI model hubs, with exposure fairness.
+#[derive(Parser, Debug)]
+#[command(name = "hubsearch", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Index directory [default: index/default, or index.dir from the config]
+    #[arg(long, global = true, env = "HUBSEARCH_INDEX", value_name = "DIR")]
+    pub index: Option<PathBuf>,
+    /// TOML config file (see config/hubsearch.toml for every key)
+    #[arg(long, global = true, env = "HUBSEARCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a synthetic hub of N cards (JSONL), deterministic for a seed
+    Generate {
+        /// Number of model cards
+        #[arg(long, default_value_t = 10_000)]
+        models: usize,
+        /// Random seed: the same seed gives the same hub
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output file [default: standard output]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Add or update cards from JSONL (.gz too), JSON, or directories of Markdown cards
+    Import(ImportArgs),
+    /// Build a fresh index from files, replacing the existing one atomically
+    Index(ImportArgs),
+    /// Search the index
+    Search(SearchArgs),
+    /// Counts, facet values and popularity concentration of the indexed hub
+    Stats {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure indexing throughput and query latency (build with --release)
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Files or directories to read
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Cards per commit (a crash loses at most one batch)
+    #[arg(long)]
+    pub commit_every: Option<usize>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Do not draw a progress bar
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The query; empty lists the hub
+    #[arg(default_value = "")]
+    pub query: String,
+    #[arg(long)]
+    pub task: Option<String>,
+    #[arg(long)]
+    pub library: Option<String>,
+    /// Language code, e.g. de
+    #[arg(long)]
+    pub language: Option<String>,
+    #[arg(long)]
+    pub license: Option<String>,
+    /// Builder (author)
+    #[arg(long)]
+    pub builder: Option<String>,
+    /// Lowest price per call, USD
+    #[arg(long)]
+    pub min_price: Option<f64>,
+    /// Highest price per call, USD
+    #[arg(long)]
+    pub max_price: Option<f64>,
+    /// Retrieval mode
+    #[arg(long, default_value = "text")]
+    pub mode: Mode,
+    /// Results to show
+    #[arg(long, short = 'n')]
+    pub limit: Option<usize>,
+    /// Skip this many results
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Print JSON (with every score part)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The config after file, environment and the global flags.
+pub fn load_config(g: &Global) -> Result<Config, AnyError> {
+    let mut config = Config::load(g.config.as_deref())?;
+    if let Some(dir) = &g.index {
+        config.index.dir = dir.clone();
+    }
+    Ok(config)
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
+    let g = cli.global;
+    match cli.command {
+        Command::Generate { models, seed, out } => {
+            let sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut w = BufWriter::new(sink);
+            for card in HubGenerator::new(models, seed) {
+                serde_json::to_writer(&mut w, &card)?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()?;
+            if let Some(p) = out {
+                eprintln!("wrote {models} cards (seed {seed}) to {}", p.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(args) => {
+            let mut config = load_config(&g)?;
+            if let Some(n) = args.commit_every {
+                config.index.commit_every = n.max(1);
+            }
+            let engine = Engine::open_or_create(config)?;
+            let report = engine.import(&args.files, !args.quiet)?;
+            print_report(&report, args.json, engine.dir())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Index(args) => {
+            let mut config = load_config(&g)?;
+            if let Some(n) = args.commit_every {
+                config.index.commit_every = n.max(1);
+            }
+            let (report, dir) = rebuild(config, &args)?;
+            print_report(&report, args.json, &dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Search(args) => search(&g, args),
+        Command::Stats { json } => stats(&g, json),
+        Command::Bench(args) => crate::bench::run(&g, args),
+    }
+}
+
+/// Build a new index next to the old one, then swap it in with renames, so
+/// readers never see a half-built index.
+fn rebuild(config: Config, args: &ImportArgs) -> Result<(ImportReport, PathBuf), AnyError> {
+    let target = config.index.dir.clone();
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = target.file_name().ok_or("the index path has no directory name")?.to_string_lossy().into_owned();
+    let building = parent.join(format!(".{name}.building"));
+    let old = parent.join(format!(".{name}.old"));
+    let _ = std::fs::remove_dir_all(&building);
+    let mut cfg = config.clone();
+    cfg.index.dir = building.clone();
+    let report = {
+        let engine = Engine::open_or_create(cfg)?;
+        engine.import(&args.files, !args.quiet)?
+    };
+    let _ = std::fs::remove_dir_all(&old);
+    if target.exists() {
+        std::fs::rename(&target, &old)?;
+    }
+    std::fs::rename(&building, &target)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok((report, target))
+}
+
+fn print_report(r: &ImportReport, json: bool, dir: &std::path::Path) -> Result<(), AnyError> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    for d in &r.replaced_in_run {
+        eprintln!("duplicate id {}: {} replaces {}", d.id, d.later, d.earlier);
+    }
+    let rate = (r.imported + r.updated) as f64 / r.seconds.max(1e-9);
+    println!(
+        "imported {} new, updated {}, unchanged {}, rejected {} of {} records in {:.2}s ({:.0} cards/s, {} commits); {} cards in {}",
+        r.imported,
+        r.updated,
+        r.unchanged,
+        r.rejected.len(),
+        r.records,
+        r.seconds,
+        rate,
+        r.commits,
+        r.total_cards,
+        dir.display()
+    );
+    Ok(())
+}
+
+fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
+    let config = load_config(g)?;
+    let limit = a.limit.unwrap_or(config.search.default_limit);
+    let engine = Engine::open(config)?;
+    let req = SearchRequest {
+        query: a.query,
+        filter: Filter {
+            task: a.task,
+            library: a.library,
+            language: a.language,
+            license: a.license,
+            builder: a.builder,
+            min_price: a.min_price,
+            max_price: a.max_price,
+        },
+        mode: a.mode,
+        policy: None,
+        seed: None,
+        offset: a.offset,
+        limit,
+    };
+    if req.mode != Mode::Text {
+        return Err("only --mode text is available in this build".into());
+    }
+    let resp = engine.search(&req)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    for h in &resp.hits {
+        let c = &h.card;
+        writeln!(
+            out,
+            "{:>3}. {}  [{}] {} downloads, {}  score {:.3}",
+            h.rank,
+            c.id,
+            c.task.as_deref().unwrap_or("-"),
+            c.downloads,
+            c.price_label(),
+            h.score
+        )?;
+        if !c.description.is_empty() {
+            let d: String = c.description.chars().take(110).collect();
+            writeln!(out, "     {d}")?;
+        }
+    }
+    writeln!(out, "{} of {} matches, {:.2} ms", resp.hits.len(), resp.total, resp.took_ms)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats(g: &Global, json: bool) -> Result<ExitCode, AnyError> {
+    let engine = Engine::open(load_config(g)?)?;
+    let s = engine.stats()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("models        {}", s.models);
+    println!("builders      {}", s.builders);
+    println!("priced        {}", s.priced_models);
+    println!("index size    {:.1} MiB", s.index_bytes as f64 / (1 << 20) as f64);
+    let d = &s.downloads;
+    println!(
+        "downloads     total {:.0}, Gini {:.3}, top 1% of models hold {:.1}%, {:.1}% have none",
+        d.total,
+        d.gini,
+        100.0 * d.top_1pct_share,
+        100.0 * d.zero_share
+    );
+    let b = &s.downloads_by_builder;
+    println!(
+        "by builder    Gini {:.3}, top 1% of builders hold {:.1}%",
+        b.gini,
+        100.0 * b.top_1pct_share
+    );
+    for (facet, values) in &s.facets {
+        let v: Vec<String> = values.iter().take(8).map(|(k, n)| format!("{k} {n}")).collect();
+        println!("{facet:<13} {}", v.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,30 @@
+//! # hubsearch (the binary)
+//!
+//! A thin clap front over the engine: every command parses its flags, loads
+//! the layered config, calls one engine function and prints the result (for
+//! people, or as JSON with `--json`). Errors are one line on stderr and a
+//! non-zero exit code.
+
+mod bench;
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUBSEARCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Importing cards into the index: streaming, idempotent, reporting every bad
+//! record with its place and reason, committing every `commit_every` cards so
+//! a crash loses at most one batch and never the last committed index.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hubsearch_index::TextIndex;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::source::{self, Location};
+
+/// A record that was not imported, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejection {
+    pub location: Location,
+    pub reason: String,
+}
+
+/// An id seen twice in one import: the later record wins.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replacement {
+    pub id: String,
+    pub earlier: Location,
+    pub later: Location,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// Records read (good and bad).
+    pub records: usize,
+    /// New cards.
+    pub imported: usize,
+    /// Cards that replaced a different version of themselves.
+    pub updated: usize,
+    /// Cards identical to what the index already had (nothing written).
+    pub unchanged: usize,
+    pub rejected: Vec<Rejection>,
+    pub replaced_in_run: Vec<Replacement>,
+    pub commits: usize,
+    pub seconds: f64,
+    /// Live cards in the index afterwards.
+    pub total_cards: u64,
+}
+
+/// Options of one import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub commit_every: usize,
+    pub writer_memory_mb: usize,
+    pub threads: usize,
+    /// Draw a progress bar on stderr (only drawn on a terminal).
+    pub progress: bool,
+}
+
+/// Import `paths` into `index`.
+pub fn import(index: &TextIndex, paths: &[PathBuf], opts: &ImportOptions) -> Result<ImportReport> {
+    source::check_paths(paths)?;
+    let start = Instant::now();
+    let mut known = index.content_hashes()?;
+    let mut writer = index.writer(opts.writer_memory_mb, opts.threads)?;
+    let mut report = ImportReport::default();
+    let mut seen: HashMap<String, Location> = HashMap::new();
+    let mut pending = 0usize;
+
+    let bar = if opts.progress {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} records ({per_sec}) {msg}")
+                .expect("valid template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+
+    source::read_all(paths, &mut |(loc, parsed)| {
+        report.records += 1;
+        bar.inc(1);
+        let card = match parsed {
+            Ok(c) => c,
+            Err(reason) => {
+                bar.suspend(|| eprintln!("rejected {loc}: {reason}"));
+                report.rejected.push(Rejection { location: loc, reason });
+                return Ok(());
+            }
+        };
+        if let Some(earlier) = seen.insert(card.id.clone(), loc.clone()) {
+            report.replaced_in_run.push(Replacement {
+                id: card.id.clone(),
+                earlier,
+                later: loc,
+            });
+        }
+        let hash = card.content_hash();
+        match known.insert(card.id.clone(), hash) {
+            Some(h) if h == hash => {
+                report.unchanged += 1;
+                return Ok(());
+            }
+            Some(_) => report.updated += 1,
+            None => report.imported += 1,
+        }
+        writer.upsert(&card)?;
+        pending += 1;
+        if pending >= opts.commit_every {
+            writer.commit()?;
+            report.commits += 1;
+            pending = 0;
+            bar.set_message(format!("{} commits", report.commits));
+        }
+        Ok(())
+    })?;
+    if pending > 0 || report.commits == 0 {
+        writer.commit()?;
+        report.commits += 1;
+    }
+    writer.finish()?;
+    bar.finish_and_clear();
+    index.reload()?;
+    report.total_cards = index.num_docs();
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
