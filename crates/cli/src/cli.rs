@@ -59,6 +59,8 @@ pub enum Command {
     },
     /// Measure indexing throughput and query latency (build with --release)
     Bench(crate::bench::BenchArgs),
+    /// Score judged queries (nDCG@10, nDCG@100, MRR@10, Recall@100), or an external run
+    Eval(crate::eval::EvalArgs),
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +166,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Search(args) => search(&g, args),
         Command::Stats { json } => stats(&g, json),
         Command::Bench(args) => crate::bench::run(&g, args),
+        Command::Eval(args) => crate::eval::run(&g, args),
     }
 }
 

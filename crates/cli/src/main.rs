@@ -7,6 +7,7 @@
 
 mod bench;
 mod cli;
+mod eval;
 
 use std::process::ExitCode;
 

@@ -56,6 +56,15 @@ pub struct SearchConfig {
     pub candidates: usize,
     /// Longest query accepted, in characters.
     pub max_query_chars: usize,
+    /// BM25 field boosts (see config/hubsearch.toml).
+    pub boost_id: f32,
+    pub boost_task: f32,
+    pub boost_languages: f32,
+    pub boost_tags: f32,
+    pub boost_datasets: f32,
+    pub boost_architectures: f32,
+    pub boost_description: f32,
+    pub boost_card_text: f32,
 }
 
 impl Default for SearchConfig {
@@ -65,6 +74,14 @@ impl Default for SearchConfig {
             max_limit: 100,
             candidates: 200,
             max_query_chars: 512,
+            boost_id: 1.0,
+            boost_task: 4.3,
+            boost_languages: 1.3,
+            boost_tags: 1.2,
+            boost_datasets: 1.0,
+            boost_architectures: 0.25,
+            boost_description: 1.0,
+            boost_card_text: 1.7,
         }
     }
 }
@@ -165,6 +182,21 @@ impl Config {
         }
         if self.search.candidates < self.search.max_limit {
             return bad("search.candidates", "must be at least search.max_limit");
+        }
+        let s = &self.search;
+        for (k, v) in [
+            ("boost_id", s.boost_id),
+            ("boost_task", s.boost_task),
+            ("boost_languages", s.boost_languages),
+            ("boost_tags", s.boost_tags),
+            ("boost_datasets", s.boost_datasets),
+            ("boost_architectures", s.boost_architectures),
+            ("boost_description", s.boost_description),
+            ("boost_card_text", s.boost_card_text),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(&format!("search.{k}"), "must be a finite number >= 0");
+            }
         }
         let r = &self.ranking;
         if !["relevance", "popularity", "tail_boost", "fair", "stochastic"].contains(&r.policy.as_str()) {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hubsearch_core::{Config, Hit, ModelCard, ScoreParts, SearchRequest};
-use hubsearch_index::{FacetCounts, TextIndex};
+use hubsearch_index::{Boosts, FacetCounts, TextIndex};
 use hubsearch_rank::Concentration;
 use serde::Serialize;
 
@@ -55,17 +55,19 @@ impl Engine {
     /// Open the index at `config.index.dir`; an error if there is none.
     pub fn open(config: Config) -> Result<Engine> {
         let dir = config.index.dir.clone();
-        let text = TextIndex::open(&dir.join("text")).map_err(|e| match e {
+        let mut text = TextIndex::open(&dir.join("text")).map_err(|e| match e {
             hubsearch_index::Error::NotFound { .. } => hubsearch_index::Error::NotFound { path: dir.clone() },
             other => other,
         })?;
+        text.set_boosts(boosts(&config));
         Ok(Engine { config, dir, text })
     }
 
     /// Open the index at `config.index.dir`, creating an empty one if needed.
     pub fn open_or_create(config: Config) -> Result<Engine> {
         let dir = config.index.dir.clone();
-        let text = TextIndex::open_or_create(&dir.join("text"))?;
+        let mut text = TextIndex::open_or_create(&dir.join("text"))?;
+        text.set_boosts(boosts(&config));
         Ok(Engine { config, dir, text })
     }
 
@@ -204,6 +206,20 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+}
+
+fn boosts(c: &Config) -> Boosts {
+    let s = &c.search;
+    Boosts {
+        id: s.boost_id,
+        task: s.boost_task,
+        languages: s.boost_languages,
+        tags: s.boost_tags,
+        datasets: s.boost_datasets,
+        architectures: s.boost_architectures,
+        description: s.boost_description,
+        card_text: s.boost_card_text,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod schema;
 pub mod text_index;
 
 pub use error::{Error, Result};
+pub use schema::Boosts;
 pub use text_index::{dir_size, CardWriter, FacetCounts, TextHit, TextIndex, TextResults};
 pub use tantivy::query::AllQuery;
 pub use tantivy::{DocAddress, Searcher};

@@ -45,20 +45,47 @@ pub struct Fields {
 /// The facet fields, by the name the API and CLI use.
 pub const FACETS: [&str; 5] = ["task", "library", "language", "license", "builder"];
 
-/// Searchable text fields with their BM25 boosts, highest first: id and name
-/// words, then task and languages, tags, datasets/architectures, description,
-/// and the long card body lowest (it matches everything a little).
-pub fn boosts(f: &Fields) -> [(Field, f32, bool); 8] {
-    // (field, boost, analysed with the id analyzer?)
+/// BM25 boosts of the searchable text fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Boosts {
+    pub id: f32,
+    pub task: f32,
+    pub languages: f32,
+    pub tags: f32,
+    pub datasets: f32,
+    pub architectures: f32,
+    pub description: f32,
+    pub card_text: f32,
+}
+
+impl Default for Boosts {
+    /// The defaults of `config/hubsearch.toml`.
+    fn default() -> Self {
+        Boosts {
+            id: 1.0,
+            task: 4.3,
+            languages: 1.3,
+            tags: 1.2,
+            datasets: 1.0,
+            architectures: 0.25,
+            description: 1.0,
+            card_text: 1.7,
+        }
+    }
+}
+
+/// Searchable text fields with their boosts and whether the id analyzer
+/// (unstemmed) applies.
+pub fn boosts(f: &Fields, b: &Boosts) -> [(Field, f32, bool); 8] {
     [
-        (f.id_text, 3.0, true),
-        (f.task, 1.5, false),
-        (f.languages, 1.5, false),
-        (f.tags, 1.2, false),
-        (f.datasets, 1.0, false),
-        (f.architectures, 0.8, false),
-        (f.description, 1.0, false),
-        (f.card_text, 0.35, false),
+        (f.id_text, b.id, true),
+        (f.task, b.task, false),
+        (f.languages, b.languages, false),
+        (f.tags, b.tags, false),
+        (f.datasets, b.datasets, false),
+        (f.architectures, b.architectures, false),
+        (f.description, b.description, false),
+        (f.card_text, b.card_text, false),
     ]
 }
 

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use hubsearch_core::{Filter, ModelCard};
+use hubsearch_core::{lang, Filter, ModelCard};
 use tantivy::collector::{Count, FacetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{Facet, IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
@@ -20,7 +20,12 @@ use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searche
 
 use crate::analyzer::{self, tokens};
 use crate::error::{Error, Result};
-use crate::schema::{boosts, schema, Fields, FACETS};
+use crate::schema::{boosts, schema, Boosts, Fields, FACETS};
+
+/// Weight of a word's matches in fields other than its best one.
+const TIE_BREAKER: f32 = 0.3;
+/// Boost of an exact phrase of the query's words in the id.
+const PHRASE_BOOST: f32 = 2.0;
 
 /// Facet name -> (value, count), most frequent first.
 pub type FacetCounts = BTreeMap<String, Vec<(String, u64)>>;
@@ -51,6 +56,7 @@ pub struct TextIndex {
     dir: PathBuf,
     id_analyzer: TextAnalyzer,
     text_analyzer: TextAnalyzer,
+    boosts: Boosts,
 }
 
 impl TextIndex {
@@ -98,7 +104,13 @@ impl TextIndex {
             dir: dir.to_path_buf(),
             id_analyzer: analyzer::id_analyzer(),
             text_analyzer: analyzer::text_analyzer(),
+            boosts: Boosts::default(),
         })
+    }
+
+    /// Set the field boosts used by later queries.
+    pub fn set_boosts(&mut self, boosts: Boosts) {
+        self.boosts = boosts;
     }
 
     /// Where the index lives.
@@ -170,22 +182,33 @@ impl TextIndex {
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
-    /// BM25 over the boosted fields: a term may match in any field; scores add
-    /// up; an exact phrase of the id's words scores extra.
+    /// BM25 over the boosted fields. Each query word scores by its best
+    /// field (a disjunction-max with a small tie-breaker), and the words' scores
+    /// add up: a card that matches every word of the query beats one that
+    /// matches two words in many fields. An exact phrase of the id's words
+    /// scores extra.
     fn text_query(&self, text: &str) -> Option<Box<dyn Query>> {
-        let id_tokens = dedup(tokens(&mut self.id_analyzer.clone(), text));
-        let text_tokens = dedup(tokens(&mut self.text_analyzer.clone(), text));
-        if id_tokens.is_empty() && text_tokens.is_empty() {
+        let words = dedup(tokens(&mut self.id_analyzer.clone(), text));
+        if words.is_empty() {
             return None;
         }
+        let mut text_analyzer = self.text_analyzer.clone();
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (field, boost, is_id) in boosts(&self.fields) {
-            let toks = if is_id { &id_tokens } else { &text_tokens };
-            for t in toks {
-                let term = Term::from_field_text(field, t);
-                let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
-                should.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
+        for word in &words {
+            let stem = tokens(&mut text_analyzer, word).into_iter().next().unwrap_or_else(|| word.clone());
+            let term_q = |field, t: &str, boost| {
+                let q = TermQuery::new(Term::from_field_text(field, t), IndexRecordOption::WithFreqs);
+                Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>
+            };
+            let mut disjuncts: Vec<Box<dyn Query>> = boosts(&self.fields, &self.boosts)
+                .into_iter()
+                .map(|(field, boost, is_id)| term_q(field, if is_id { word } else { &stem }, boost))
+                .collect();
+            // A language name also matches its code in ids (`french` -> `opus-mt-en-fr`).
+            if let Some(code) = lang::language_code(word) {
+                disjuncts.push(term_q(self.fields.id_text, code, self.boosts.id));
             }
+            should.push((Occur::Should, Box::new(DisjunctionMaxQuery::with_tie_breaker(disjuncts, TIE_BREAKER))));
         }
         let raw: Vec<String> = tokens(&mut self.id_analyzer.clone(), text);
         if raw.len() >= 2 {
@@ -194,7 +217,7 @@ impl TextIndex {
                 .map(|t| Term::from_field_text(self.fields.id_text, t))
                 .collect();
             let phrase = PhraseQuery::new(terms);
-            should.push((Occur::Should, Box::new(BoostQuery::new(Box::new(phrase), 2.0))));
+            should.push((Occur::Should, Box::new(BoostQuery::new(Box::new(phrase), PHRASE_BOOST))));
         }
         Some(Box::new(BooleanQuery::new(should)))
     }

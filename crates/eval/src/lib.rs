@@ -1,0 +1,14 @@
+//! # hubsearch-eval
+//!
+//! How researchers measure hubsearch: relevance metrics (nDCG, MRR, Recall)
+//! over judged queries, TREC run and qrels files so other systems' runs are
+//! comparable, and a harness that runs query sets through the engine.
+//!
+//! Key design decision: the harness calls the same `Engine::search` the
+//! server and the CLI call, so what is measured is what is served.
+
+pub mod harness;
+pub mod metrics;
+pub mod trec;
+
+pub use harness::{evaluate, EvalOptions, EvalReport};

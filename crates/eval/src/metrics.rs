@@ -1,0 +1,75 @@
+//! Relevance metrics (DESIGN.md section 5), as trec_eval defines them:
+//! linear gain = grade, discount 1/log2(1 + rank), ideal from the qrels;
+//! a document is relevant for Recall and MRR when its grade is >= 1.
+
+use std::collections::HashMap;
+
+/// nDCG@k of `ranked` against `judged` (doc -> grade). 0 when nothing is relevant.
+pub fn ndcg(ranked: &[String], judged: &HashMap<String, u32>, k: usize) -> f64 {
+    let dcg: f64 = ranked
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, d)| judged.get(d).copied().unwrap_or(0) as f64 / (i as f64 + 2.0).log2())
+        .sum();
+    let mut ideal: Vec<u32> = judged.values().copied().filter(|g| *g > 0).collect();
+    ideal.sort_unstable_by(|a, b| b.cmp(a));
+    let idcg: f64 = ideal
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, g)| *g as f64 / (i as f64 + 2.0).log2())
+        .sum();
+    if idcg == 0.0 {
+        0.0
+    } else {
+        dcg / idcg
+    }
+}
+
+/// Reciprocal rank of the first relevant document within the top k.
+pub fn mrr(ranked: &[String], judged: &HashMap<String, u32>, k: usize) -> f64 {
+    ranked
+        .iter()
+        .take(k)
+        .position(|d| judged.get(d).is_some_and(|g| *g >= 1))
+        .map_or(0.0, |i| 1.0 / (i as f64 + 1.0))
+}
+
+/// Share of the relevant documents found in the top k.
+pub fn recall(ranked: &[String], judged: &HashMap<String, u32>, k: usize) -> f64 {
+    let relevant = judged.values().filter(|g| **g >= 1).count();
+    if relevant == 0 {
+        return 0.0;
+    }
+    let found = ranked
+        .iter()
+        .take(k)
+        .filter(|d| judged.get(*d).is_some_and(|g| *g >= 1))
+        .count();
+    found as f64 / relevant as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn hand_computed() {
+        let judged: HashMap<String, u32> = [("a", 2), ("b", 1), ("c", 1)].iter().map(|(d, g)| (d.to_string(), *g)).collect();
+        // Ranking b, x, a: DCG = 1/log2(2) + 0 + 2/log2(4) = 1 + 1 = 2.
+        // Ideal a, b, c: 2 + 1/log2(3) + 1/log2(4) = 2 + 0.63093 + 0.5.
+        let r = s(&["b", "x", "a"]);
+        let ideal = 2.0 + 1.0 / 3f64.log2() + 0.5;
+        assert!((ndcg(&r, &judged, 10) - 2.0 / ideal).abs() < 1e-12);
+        assert!((ndcg(&s(&["a", "b", "c"]), &judged, 10) - 1.0).abs() < 1e-12);
+        assert_eq!(mrr(&s(&["x", "y", "c"]), &judged, 10), 1.0 / 3.0);
+        assert_eq!(mrr(&s(&["x", "y", "c"]), &judged, 2), 0.0);
+        assert!((recall(&r, &judged, 10) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(ndcg(&r, &HashMap::new(), 10), 0.0);
+    }
+}
