@@ -141,7 +141,10 @@ pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
         f.p50_ms, f.p99_ms, f.mean_ms, f.searches, f.queries, a.repeat, f.single_thread_qps
     );
     if !report.rejected.is_empty() {
-        println!("note             {} records were rejected while building", report.rejected.len());
+        println!(
+            "note             {} records were rejected while building",
+            report.rejected.len()
+        );
     }
     if let Some(p) = a.json {
         std::fs::write(&p, serde_json::to_string_pretty(&f)?)?;

@@ -130,7 +130,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
     match cli.command {
         Command::Generate { models, seed, out } => {
             let sink: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
+                Some(p) => {
+                    Box::new(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?)
+                }
                 None => Box::new(std::io::stdout().lock()),
             };
             let mut w = BufWriter::new(sink);
@@ -174,9 +176,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
 /// readers never see a half-built index.
 fn rebuild(config: Config, args: &ImportArgs) -> Result<(ImportReport, PathBuf), AnyError> {
     let target = config.index.dir.clone();
-    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(parent)?;
-    let name = target.file_name().ok_or("the index path has no directory name")?.to_string_lossy().into_owned();
+    let name = target
+        .file_name()
+        .ok_or("the index path has no directory name")?
+        .to_string_lossy()
+        .into_owned();
     let building = parent.join(format!(".{name}.building"));
     let old = parent.join(format!(".{name}.old"));
     let _ = std::fs::remove_dir_all(&building);
@@ -240,6 +249,7 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
         seed: None,
         offset: a.offset,
         limit,
+        facets: a.json,
     };
     if req.mode != Mode::Text {
         return Err("only --mode text is available in this build".into());
@@ -267,7 +277,13 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
             writeln!(out, "     {d}")?;
         }
     }
-    writeln!(out, "{} of {} matches, {:.2} ms", resp.hits.len(), resp.total, resp.took_ms)?;
+    writeln!(
+        out,
+        "{} of {} matches, {:.2} ms",
+        resp.hits.len(),
+        resp.total,
+        resp.took_ms
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -281,7 +297,10 @@ fn stats(g: &Global, json: bool) -> Result<ExitCode, AnyError> {
     println!("models        {}", s.models);
     println!("builders      {}", s.builders);
     println!("priced        {}", s.priced_models);
-    println!("index size    {:.1} MiB", s.index_bytes as f64 / (1 << 20) as f64);
+    println!(
+        "index size    {:.1} MiB",
+        s.index_bytes as f64 / (1 << 20) as f64
+    );
     let d = &s.downloads;
     println!(
         "downloads     total {:.0}, Gini {:.3}, top 1% of models hold {:.1}%, {:.1}% have none",
@@ -297,7 +316,11 @@ fn stats(g: &Global, json: bool) -> Result<ExitCode, AnyError> {
         100.0 * b.top_1pct_share
     );
     for (facet, values) in &s.facets {
-        let v: Vec<String> = values.iter().take(8).map(|(k, n)| format!("{k} {n}")).collect();
+        let v: Vec<String> = values
+            .iter()
+            .take(8)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         println!("{facet:<13} {}", v.join(", "));
     }
     Ok(ExitCode::SUCCESS)

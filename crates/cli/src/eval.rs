@@ -68,7 +68,9 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
         };
         let report = harness::evaluate(&engine, &queries, &qrels, &opts)?;
         if let Some(p) = &a.run_out {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?);
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            );
             let tag = format!("hubsearch-{:?}", a.mode).to_lowercase();
             trec::write_run(&mut f, &report.run, &tag, a.repeat > 1)?;
         }

@@ -76,7 +76,7 @@ impl ModelCard {
     pub fn price_label(&self) -> String {
         match self.price_usd {
             None => "free".to_string(),
-            Some(p) if p == 0.0 => "free".to_string(),
+            Some(0.0) => "free".to_string(),
             Some(p) => format!("${p:.4}/call"),
         }
     }
@@ -99,6 +99,14 @@ impl ModelCard {
         }
         out
     }
+}
+
+/// A stable 64-bit key of a string (model id, builder): the first 8 bytes of
+/// its BLAKE3 hash. Fast fields hold these so ranking can group and break ties
+/// per candidate without reading strings from the index.
+pub fn key_of(s: &str) -> u64 {
+    let hash = blake3::hash(s.as_bytes());
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 /// Parse an RFC 3339 time to unix seconds (`None` when absent or unparsable).

@@ -155,10 +155,12 @@ impl Config {
                 }
             }
         }
-        let config: Config = value.try_into().map_err(|e: toml::de::Error| Error::Config {
-            origin: "merged settings".into(),
-            message: e.to_string(),
-        })?;
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config {
+                origin: "merged settings".into(),
+                message: e.to_string(),
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -178,7 +180,10 @@ impl Config {
             return bad("index.writer_memory_mb", "must be at least 16");
         }
         if self.search.max_limit == 0 || self.search.default_limit > self.search.max_limit {
-            return bad("search.default_limit", "must be between 1 and search.max_limit");
+            return bad(
+                "search.default_limit",
+                "must be between 1 and search.max_limit",
+            );
         }
         if self.search.candidates < self.search.max_limit {
             return bad("search.candidates", "must be at least search.max_limit");
@@ -199,8 +204,19 @@ impl Config {
             }
         }
         let r = &self.ranking;
-        if !["relevance", "popularity", "tail_boost", "fair", "stochastic"].contains(&r.policy.as_str()) {
-            return bad("ranking.policy", "must be relevance, popularity, tail_boost, fair or stochastic");
+        if ![
+            "relevance",
+            "popularity",
+            "tail_boost",
+            "fair",
+            "stochastic",
+        ]
+        .contains(&r.policy.as_str())
+        {
+            return bad(
+                "ranking.policy",
+                "must be relevance, popularity, tail_boost, fair or stochastic",
+            );
         }
         if !["log", "trec", "rbp", "cascade"].contains(&r.attention.as_str()) {
             return bad("ranking.attention", "must be log, trec, rbp or cascade");
@@ -285,7 +301,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hubsearch-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "[search]\ndefault_limit = 20\n[ranking]\nlambda = 0.5\n").unwrap();
+        std::fs::write(
+            &path,
+            "[search]\ndefault_limit = 20\n[ranking]\nlambda = 0.5\n",
+        )
+        .unwrap();
         // Env vars are process-wide; this is the only test that sets one.
         std::env::set_var("HUBSEARCH_RANKING__LAMBDA", "0.25");
         let c = Config::load(Some(&path)).unwrap();

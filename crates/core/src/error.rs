@@ -11,7 +11,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The record is not valid JSON/YAML.
     #[error("invalid {format}: {message}")]
-    Syntax { format: &'static str, message: String },
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
     /// A required field is absent or empty.
     #[error("missing field `{field}`")]
     MissingField { field: &'static str },

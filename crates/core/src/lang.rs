@@ -191,7 +191,10 @@ mod tests {
             split_identifier("Helsinki-NLP/opus-mt-en-de"),
             ["helsinki", "nlp", "opus", "mt", "en", "de"]
         );
-        assert_eq!(split_identifier("XLMRobertaModel"), ["xlm", "roberta", "model"]);
+        assert_eq!(
+            split_identifier("XLMRobertaModel"),
+            ["xlm", "roberta", "model"]
+        );
         assert_eq!(split_identifier("bert_base.v2"), ["bert", "base", "v2"]);
         assert_eq!(split_identifier("wav2vec2"), ["wav2vec2"]);
         assert!(split_identifier("--/").is_empty());

@@ -25,7 +25,9 @@ impl std::str::FromStr for Mode {
             "text" => Ok(Mode::Text),
             "vector" => Ok(Mode::Vector),
             "hybrid" => Ok(Mode::Hybrid),
-            other => Err(format!("unknown mode {other:?} (expected text, vector or hybrid)")),
+            other => Err(format!(
+                "unknown mode {other:?} (expected text, vector or hybrid)"
+            )),
         }
     }
 }
@@ -88,6 +90,11 @@ pub struct SearchRequest {
     #[serde(default)]
     pub offset: usize,
     pub limit: usize,
+    /// Count every match and compute facet counts over them. Costs a pass over
+    /// the whole match set; without it `total` is a lower bound (the
+    /// candidates retrieved) and search can stop early (block-max WAND).
+    #[serde(default)]
+    pub facets: bool,
 }
 
 impl SearchRequest {
@@ -100,6 +107,7 @@ impl SearchRequest {
             seed: None,
             offset: 0,
             limit,
+            facets: false,
         }
     }
 }

@@ -170,7 +170,9 @@ pub fn from_value(value: &Value) -> Result<ModelCard> {
         id,
         name,
         builder,
-        task: opt_str(obj, "task")?.or(opt_str(obj, "pipeline_tag")?).or(opt_str_lenient(card_data, "pipeline_tag")),
+        task: opt_str(obj, "task")?
+            .or(opt_str(obj, "pipeline_tag")?)
+            .or(opt_str_lenient(card_data, "pipeline_tag")),
         library: opt_str(obj, "library")?
             .or(opt_str(obj, "library_name")?)
             .or(opt_str_lenient(card_data, "library_name")),
@@ -297,7 +299,8 @@ pub fn first_paragraph(body: &str) -> String {
         if in_code {
             continue;
         }
-        let skip = l.starts_with('#') || l.starts_with('|') || l.starts_with('<') || l.starts_with("!");
+        let skip =
+            l.starts_with('#') || l.starts_with('|') || l.starts_with('<') || l.starts_with("!");
         if l.is_empty() || skip {
             if !para.is_empty() {
                 break;
@@ -500,7 +503,8 @@ mod tests {
 
     #[test]
     fn tfhub_names_drop_the_version() {
-        let c = parse_json(r#"{"id": "google/imagenet/mobilenet_v2/5", "author": "google"}"#).unwrap();
+        let c =
+            parse_json(r#"{"id": "google/imagenet/mobilenet_v2/5", "author": "google"}"#).unwrap();
         assert_eq!(c.name, "mobilenet_v2");
     }
 
@@ -511,9 +515,15 @@ mod tests {
             ("[1]", "expected a JSON object"),
             (r#"{"name": "x"}"#, "missing field `id`"),
             (r#"{"id": ""}"#, "missing field `id`"),
-            (r#"{"id": "a/b", "downloads": "many"}"#, "field `downloads`: expected non-negative integer, got string"),
+            (
+                r#"{"id": "a/b", "downloads": "many"}"#,
+                "field `downloads`: expected non-negative integer, got string",
+            ),
             (r#"{"id": "a/b", "downloads": -3}"#, "field `downloads`"),
-            (r#"{"id": "a/b", "tags": "nlp"}"#, "field `tags`: expected array of strings"),
+            (
+                r#"{"id": "a/b", "tags": "nlp"}"#,
+                "field `tags`: expected array of strings",
+            ),
             (r#"{"id": "a b"}"#, "whitespace"),
             (r#"{"id": "a/b", "price_usd": -1}"#, "price_usd"),
             (r#"{"id": "a/b", "last_modified": "yesterday"}"#, "RFC 3339"),
@@ -522,8 +532,14 @@ mod tests {
             let err = parse_json(line).unwrap_err().to_string();
             assert!(err.contains(want), "{line}: got {err:?}, want {want:?}");
         }
-        let huge = format!(r#"{{"id": "a/b", "card_text": "{}"}}"#, "x".repeat(MAX_RECORD_BYTES));
-        assert!(parse_json(&huge).unwrap_err().to_string().contains("over the limit"));
+        let huge = format!(
+            r#"{{"id": "a/b", "card_text": "{}"}}"#,
+            "x".repeat(MAX_RECORD_BYTES)
+        );
+        assert!(parse_json(&huge)
+            .unwrap_err()
+            .to_string()
+            .contains("over the limit"));
     }
 
     #[test]

@@ -56,7 +56,9 @@ impl Engine {
     pub fn open(config: Config) -> Result<Engine> {
         let dir = config.index.dir.clone();
         let mut text = TextIndex::open(&dir.join("text")).map_err(|e| match e {
-            hubsearch_index::Error::NotFound { .. } => hubsearch_index::Error::NotFound { path: dir.clone() },
+            hubsearch_index::Error::NotFound { .. } => {
+                hubsearch_index::Error::NotFound { path: dir.clone() }
+            }
             other => other,
         })?;
         text.set_boosts(boosts(&config));
@@ -112,12 +114,21 @@ impl Engine {
         if req.offset + req.limit > s.candidates {
             return Err(Error::bad_request(
                 "page_too_deep",
-                format!("offset + limit must be at most {} (search.candidates)", s.candidates),
+                format!(
+                    "offset + limit must be at most {} (search.candidates)",
+                    s.candidates
+                ),
             ));
         }
-        for (name, p) in [("min_price", req.filter.min_price), ("max_price", req.filter.max_price)] {
+        for (name, p) in [
+            ("min_price", req.filter.min_price),
+            ("max_price", req.filter.max_price),
+        ] {
             if p.is_some_and(|p| !p.is_finite() || p < 0.0) {
-                return Err(Error::bad_request("invalid_filter", format!("{name} must be a number >= 0")));
+                return Err(Error::bad_request(
+                    "invalid_filter",
+                    format!("{name} must be a number >= 0"),
+                ));
             }
         }
         Ok(())
@@ -128,14 +139,34 @@ impl Engine {
         let start = Instant::now();
         self.validate(req)?;
         let searcher = self.text.searcher();
-        let depth = req.offset + req.limit;
-        let results = self.text.search(&searcher, &req.query, &req.filter, depth, true)?;
-        let max = results.hits.first().map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
+        // Retrieve the full candidate depth (not just the page) so ranking sees
+        // the same candidates whatever page is asked for.
+        let depth = self.config.search.candidates.max(req.offset + req.limit);
+        let results = self
+            .text
+            .search(&searcher, &req.query, &req.filter, depth, req.facets)?;
+        let max = results
+            .hits
+            .first()
+            .map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
+        // Ties are broken by the id's key, so a page is the same whatever the segment layout.
+        let addrs: Vec<_> = results.hits.iter().map(|h| h.addr).collect();
+        let facts = self.text.candidate_facts(&searcher, &addrs)?;
+        let mut cands: Vec<_> = results.hits.iter().zip(facts).collect();
+        cands.sort_by(|a, b| {
+            b.0.score
+                .total_cmp(&a.0.score)
+                .then_with(|| a.1.id_key.cmp(&b.1.id_key))
+        });
         let mut hits = Vec::with_capacity(req.limit);
-        for (i, h) in results.hits.iter().enumerate().skip(req.offset) {
+        for (i, (h, _)) in cands.iter().enumerate().skip(req.offset).take(req.limit) {
             let mut card = self.text.card(&searcher, h.addr)?;
             card.card_text.clear();
-            let relevance = if req.query.trim().is_empty() { 1.0 } else { (h.score / max) as f64 };
+            let relevance = if req.query.trim().is_empty() {
+                1.0
+            } else {
+                (h.score / max) as f64
+            };
             hits.push(Hit {
                 rank: i + 1,
                 id: card.id.clone(),
@@ -172,9 +203,16 @@ impl Engine {
     pub fn stats(&self) -> Result<HubStats> {
         let searcher = self.text.searcher();
         let mut facets = self.text.facet_counts(&searcher, &tantivy_all(), 20)?;
-        let builders = self.text.facet_counts(&searcher, &tantivy_all(), usize::MAX)?;
+        let builders =
+            self.text
+                .facet_counts(&searcher, &tantivy_all(), searcher.num_docs() as usize + 1)?;
         let n_builders = builders.get("builder").map_or(0, Vec::len);
-        let downloads: Vec<f64> = self.text.all_u64("downloads")?.into_iter().map(|d| d as f64).collect();
+        let downloads: Vec<f64> = self
+            .text
+            .all_u64("downloads")?
+            .into_iter()
+            .map(|d| d as f64)
+            .collect();
         let mut per_builder: BTreeMap<String, f64> = BTreeMap::new();
         let mut priced = 0;
         for seg_card in self.all_cards()? {
@@ -202,7 +240,10 @@ impl Engine {
         let mut out = Vec::with_capacity(searcher.num_docs() as usize);
         for (ord, seg) in searcher.segment_readers().iter().enumerate() {
             for doc in seg.doc_ids_alive() {
-                out.push(self.text.card(&searcher, hubsearch_index::DocAddress::new(ord as u32, doc))?);
+                out.push(
+                    self.text
+                        .card(&searcher, hubsearch_index::DocAddress::new(ord as u32, doc))?,
+                );
             }
         }
         Ok(out)

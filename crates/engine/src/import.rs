@@ -70,8 +70,10 @@ pub fn import(index: &TextIndex, paths: &[PathBuf], opts: &ImportOptions) -> Res
     let bar = if opts.progress {
         let b = ProgressBar::new_spinner();
         b.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} records ({per_sec}) {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {pos} records ({per_sec}) {msg}",
+            )
+            .expect("valid template"),
         );
         b.enable_steady_tick(Duration::from_millis(200));
         b
@@ -86,7 +88,10 @@ pub fn import(index: &TextIndex, paths: &[PathBuf], opts: &ImportOptions) -> Res
             Ok(c) => c,
             Err(reason) => {
                 bar.suspend(|| eprintln!("rejected {loc}: {reason}"));
-                report.rejected.push(Rejection { location: loc, reason });
+                report.rejected.push(Rejection {
+                    location: loc,
+                    reason,
+                });
                 return Ok(());
             }
         };

@@ -83,8 +83,14 @@ fn read_file(path: &Path, visit: &mut dyn FnMut(Record) -> Result<()>) -> Result
             file: path.to_path_buf(),
             line: 1,
         };
-        let fallback = path.file_stem().and_then(|s| s.to_str()).map(str::to_string);
-        visit((loc, record::parse_markdown(&text, fallback.as_deref()).map_err(|e| e.to_string())))?;
+        let fallback = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string);
+        visit((
+            loc,
+            record::parse_markdown(&text, fallback.as_deref()).map_err(|e| e.to_string()),
+        ))?;
         return Ok(());
     }
     let is_json_doc = path.extension().is_some_and(|e| e == "json");
@@ -106,14 +112,22 @@ fn read_to_string_capped(reader: Box<dyn BufRead>, path: &Path) -> Result<String
     })
 }
 
-fn read_json_document(reader: Box<dyn BufRead>, path: &Path, visit: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
+fn read_json_document(
+    reader: Box<dyn BufRead>,
+    path: &Path,
+    visit: &mut dyn FnMut(Record) -> Result<()>,
+) -> Result<()> {
     let text = read_to_string_capped(reader, path)?;
     let value: serde_json::Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
             // A .json file may still be JSON Lines.
             if text.lines().filter(|l| !l.trim().is_empty()).count() > 1 {
-                return read_jsonl(Box::new(std::io::Cursor::new(text.into_bytes())), path, visit);
+                return read_jsonl(
+                    Box::new(std::io::Cursor::new(text.into_bytes())),
+                    path,
+                    visit,
+                );
             }
             let loc = Location {
                 file: path.to_path_buf(),
@@ -136,12 +150,17 @@ fn read_json_document(reader: Box<dyn BufRead>, path: &Path, visit: &mut dyn FnM
     Ok(())
 }
 
-fn read_jsonl(mut reader: Box<dyn BufRead>, path: &Path, visit: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
+fn read_jsonl(
+    mut reader: Box<dyn BufRead>,
+    path: &Path,
+    visit: &mut dyn FnMut(Record) -> Result<()>,
+) -> Result<()> {
     let mut line_no = 0;
     let mut buf = Vec::with_capacity(1 << 16);
     loop {
         buf.clear();
-        let (read, overflow) = read_line_capped(&mut reader, &mut buf, MAX_RECORD_BYTES).map_err(|e| io_err(path, e))?;
+        let (read, overflow) = read_line_capped(&mut reader, &mut buf, MAX_RECORD_BYTES)
+            .map_err(|e| io_err(path, e))?;
         if read == 0 {
             return Ok(());
         }
@@ -151,7 +170,12 @@ fn read_jsonl(mut reader: Box<dyn BufRead>, path: &Path, visit: &mut dyn FnMut(R
             line: line_no,
         };
         if overflow {
-            visit((loc, Err(format!("record is over the limit of {MAX_RECORD_BYTES} bytes ({read} bytes)"))))?;
+            visit((
+                loc,
+                Err(format!(
+                    "record is over the limit of {MAX_RECORD_BYTES} bytes ({read} bytes)"
+                )),
+            ))?;
             continue;
         }
         let Ok(text) = std::str::from_utf8(&buf) else {
@@ -169,7 +193,11 @@ fn read_jsonl(mut reader: Box<dyn BufRead>, path: &Path, visit: &mut dyn FnMut(R
 /// Read one line into `buf`, keeping at most `cap` bytes (the rest of an
 /// over-long line is consumed and discarded). Returns (bytes in the line,
 /// whether it overflowed).
-fn read_line_capped(reader: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<(usize, bool)> {
+fn read_line_capped(
+    reader: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<(usize, bool)> {
     let mut total = 0;
     loop {
         let available = reader.fill_buf()?;
@@ -202,18 +230,26 @@ fn read_markdown_dir(dir: &Path, visit: &mut dyn FnMut(Record) -> Result<()>) ->
     files.sort();
     for f in files {
         let rel = f.strip_prefix(dir).unwrap_or(&f);
-        let mut parts: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
         let last = parts.pop().unwrap_or_default();
         if !last.eq_ignore_ascii_case("README.md") {
             parts.push(last.trim_end_matches(".md").to_string());
         }
         let fallback = (!parts.is_empty()).then(|| parts.join("/"));
-        let loc = Location { file: f.clone(), line: 1 };
+        let loc = Location {
+            file: f.clone(),
+            line: 1,
+        };
         let parsed = match std::fs::read(&f) {
             Err(e) => Err(format!("cannot read: {e}")),
             Ok(bytes) => match String::from_utf8(bytes) {
                 Err(_) => Err("not UTF-8 text".to_string()),
-                Ok(text) => record::parse_markdown(&text, fallback.as_deref()).map_err(|e| e.to_string()),
+                Ok(text) => {
+                    record::parse_markdown(&text, fallback.as_deref()).map_err(|e| e.to_string())
+                }
             },
         };
         visit((loc, parsed))?;
@@ -271,19 +307,36 @@ mod tests {
         {
             let f = File::create(&gz).unwrap();
             let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-            std::io::Write::write_all(&mut enc, b"{\"id\": \"a/b\"}\n\nnot json\n{\"id\": \"c/d\"}\n").unwrap();
+            std::io::Write::write_all(
+                &mut enc,
+                b"{\"id\": \"a/b\"}\n\nnot json\n{\"id\": \"c/d\"}\n",
+            )
+            .unwrap();
             enc.finish().unwrap();
         }
         let api = dir.path().join("api.json");
-        std::fs::write(&api, r#"[{"modelId": "x/y", "pipeline_tag": "translation"}, {"downloads": 1}]"#).unwrap();
+        std::fs::write(
+            &api,
+            r#"[{"modelId": "x/y", "pipeline_tag": "translation"}, {"downloads": 1}]"#,
+        )
+        .unwrap();
         let md_dir = dir.path().join("cards");
         std::fs::create_dir_all(md_dir.join("org/model-one")).unwrap();
-        std::fs::write(md_dir.join("org/model-one/README.md"), "---\nlicense: mit\n---\nHello").unwrap();
+        std::fs::write(
+            md_dir.join("org/model-one/README.md"),
+            "---\nlicense: mit\n---\nHello",
+        )
+        .unwrap();
         std::fs::write(md_dir.join("org/two.md"), "No front matter").unwrap();
         let recs = collect(&[gz.clone(), api.clone(), md_dir.clone()]);
         let summary: Vec<(usize, Result<String, String>)> = recs
             .iter()
-            .map(|(l, r)| (l.line, r.as_ref().map(|c| c.id.clone()).map_err(|e| e.clone())))
+            .map(|(l, r)| {
+                (
+                    l.line,
+                    r.as_ref().map(|c| c.id.clone()).map_err(|e| e.clone()),
+                )
+            })
             .collect();
         assert_eq!(summary[0], (1, Ok("a/b".into())));
         assert_eq!(summary[1].0, 3);
@@ -291,7 +344,11 @@ mod tests {
         assert_eq!(summary[2], (4, Ok("c/d".into())));
         assert_eq!(summary[3], (1, Ok("x/y".into())));
         assert_eq!(summary[4].0, 2);
-        assert!(summary[4].1.as_ref().unwrap_err().contains("missing field `id`"));
+        assert!(summary[4]
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("missing field `id`"));
         assert_eq!(summary[5], (1, Ok("org/model-one".into())));
         assert_eq!(summary[6], (1, Ok("org/two".into())));
         assert_eq!(recs.len(), 7);

@@ -23,35 +23,187 @@ struct Task {
 }
 
 const TASKS: &[Task] = &[
-    Task { name: "text-generation", weight: 3935.0, archs: &["gpt2", "gpt-neo", "gptj", "bloom"], datasets: &["openwebtext", "wikitext", "the_pile", "bookcorpus"], words: "generates fluent text, stories and poetry" },
-    Task { name: "text-classification", weight: 3091.0, archs: &["bert", "roberta", "distilbert", "electra", "deberta"], datasets: &["sst2", "imdb", "tweet_eval", "emotion", "ag_news"], words: "classifies text into labels such as sentiment or topic" },
-    Task { name: "fill-mask", weight: 2369.0, archs: &["bert", "roberta", "xlm-roberta", "albert", "camembert"], datasets: &["wikipedia", "bookcorpus", "cc100", "oscar"], words: "a pretrained masked language model" },
-    Task { name: "text2text-generation", weight: 2236.0, archs: &["t5", "mt5", "bart", "pegasus"], datasets: &["c4", "squad", "paws", "jfleg"], words: "rewrites, paraphrases and corrects text" },
-    Task { name: "automatic-speech-recognition", weight: 1477.0, archs: &["wav2vec2", "hubert", "whisper", "xlsr"], datasets: &["common_voice", "librispeech_asr", "timit_asr", "voxpopuli"], words: "transcribes spoken audio to text" },
-    Task { name: "translation", weight: 1458.0, archs: &["marian", "opus-mt", "mbart", "m2m100", "t5"], datasets: &["wmt16", "opus100", "tatoeba", "europarl"], words: "translates between languages" },
-    Task { name: "token-classification", weight: 1257.0, archs: &["bert", "roberta", "xlm-roberta", "biobert"], datasets: &["conll2003", "wikiann", "ncbi_disease", "ontonotes"], words: "tags named entities such as people, places and organisations" },
-    Task { name: "conversational", weight: 1028.0, archs: &["dialogpt", "blenderbot", "gpt2"], datasets: &["daily_dialog", "persona_chat", "blended_skill_talk"], words: "a dialogue chatbot that holds a conversation" },
-    Task { name: "feature-extraction", weight: 972.0, archs: &["bert", "sentence-transformers", "mpnet", "minilm"], datasets: &["snli", "msmarco", "wikipedia"], words: "produces embeddings of sentences and documents" },
-    Task { name: "question-answering", weight: 967.0, archs: &["bert", "roberta", "distilbert", "albert", "deberta"], datasets: &["squad", "squad_v2", "natural_questions", "pubmed_qa"], words: "answers questions from a context passage" },
-    Task { name: "sentence-similarity", weight: 333.0, archs: &["sentence-transformers", "mpnet", "minilm"], datasets: &["stsb", "snli", "multi_nli", "quora"], words: "sentence embeddings for semantic search and similarity" },
-    Task { name: "summarization", weight: 320.0, archs: &["bart", "pegasus", "t5", "led"], datasets: &["cnn_dailymail", "xsum", "arxiv", "billsum"], words: "summarizes long documents and news articles" },
-    Task { name: "image-classification", weight: 243.0, archs: &["vit", "resnet", "convnext", "deit", "efficientnet"], datasets: &["imagenet-1k", "cifar10", "food101"], words: "classifies images into categories" },
-    Task { name: "text-to-speech", weight: 160.0, archs: &["tacotron2", "fastspeech2", "vits"], datasets: &["ljspeech", "vctk", "common_voice"], words: "synthesizes natural speech from text" },
-    Task { name: "zero-shot-classification", weight: 68.0, archs: &["bart", "roberta", "deberta"], datasets: &["multi_nli", "xnli", "anli"], words: "classifies text into any labels via natural language inference" },
-    Task { name: "audio-classification", weight: 51.0, archs: &["wav2vec2", "hubert", "ast"], datasets: &["superb", "esc50", "speech_commands"], words: "classifies audio clips, speakers and emotions" },
-    Task { name: "object-detection", weight: 11.0, archs: &["detr", "yolos"], datasets: &["coco", "pascal_voc"], words: "detects objects in images with bounding boxes" },
+    Task {
+        name: "text-generation",
+        weight: 3935.0,
+        archs: &["gpt2", "gpt-neo", "gptj", "bloom"],
+        datasets: &["openwebtext", "wikitext", "the_pile", "bookcorpus"],
+        words: "generates fluent text, stories and poetry",
+    },
+    Task {
+        name: "text-classification",
+        weight: 3091.0,
+        archs: &["bert", "roberta", "distilbert", "electra", "deberta"],
+        datasets: &["sst2", "imdb", "tweet_eval", "emotion", "ag_news"],
+        words: "classifies text into labels such as sentiment or topic",
+    },
+    Task {
+        name: "fill-mask",
+        weight: 2369.0,
+        archs: &["bert", "roberta", "xlm-roberta", "albert", "camembert"],
+        datasets: &["wikipedia", "bookcorpus", "cc100", "oscar"],
+        words: "a pretrained masked language model",
+    },
+    Task {
+        name: "text2text-generation",
+        weight: 2236.0,
+        archs: &["t5", "mt5", "bart", "pegasus"],
+        datasets: &["c4", "squad", "paws", "jfleg"],
+        words: "rewrites, paraphrases and corrects text",
+    },
+    Task {
+        name: "automatic-speech-recognition",
+        weight: 1477.0,
+        archs: &["wav2vec2", "hubert", "whisper", "xlsr"],
+        datasets: &["common_voice", "librispeech_asr", "timit_asr", "voxpopuli"],
+        words: "transcribes spoken audio to text",
+    },
+    Task {
+        name: "translation",
+        weight: 1458.0,
+        archs: &["marian", "opus-mt", "mbart", "m2m100", "t5"],
+        datasets: &["wmt16", "opus100", "tatoeba", "europarl"],
+        words: "translates between languages",
+    },
+    Task {
+        name: "token-classification",
+        weight: 1257.0,
+        archs: &["bert", "roberta", "xlm-roberta", "biobert"],
+        datasets: &["conll2003", "wikiann", "ncbi_disease", "ontonotes"],
+        words: "tags named entities such as people, places and organisations",
+    },
+    Task {
+        name: "conversational",
+        weight: 1028.0,
+        archs: &["dialogpt", "blenderbot", "gpt2"],
+        datasets: &["daily_dialog", "persona_chat", "blended_skill_talk"],
+        words: "a dialogue chatbot that holds a conversation",
+    },
+    Task {
+        name: "feature-extraction",
+        weight: 972.0,
+        archs: &["bert", "sentence-transformers", "mpnet", "minilm"],
+        datasets: &["snli", "msmarco", "wikipedia"],
+        words: "produces embeddings of sentences and documents",
+    },
+    Task {
+        name: "question-answering",
+        weight: 967.0,
+        archs: &["bert", "roberta", "distilbert", "albert", "deberta"],
+        datasets: &["squad", "squad_v2", "natural_questions", "pubmed_qa"],
+        words: "answers questions from a context passage",
+    },
+    Task {
+        name: "sentence-similarity",
+        weight: 333.0,
+        archs: &["sentence-transformers", "mpnet", "minilm"],
+        datasets: &["stsb", "snli", "multi_nli", "quora"],
+        words: "sentence embeddings for semantic search and similarity",
+    },
+    Task {
+        name: "summarization",
+        weight: 320.0,
+        archs: &["bart", "pegasus", "t5", "led"],
+        datasets: &["cnn_dailymail", "xsum", "arxiv", "billsum"],
+        words: "summarizes long documents and news articles",
+    },
+    Task {
+        name: "image-classification",
+        weight: 243.0,
+        archs: &["vit", "resnet", "convnext", "deit", "efficientnet"],
+        datasets: &["imagenet-1k", "cifar10", "food101"],
+        words: "classifies images into categories",
+    },
+    Task {
+        name: "text-to-speech",
+        weight: 160.0,
+        archs: &["tacotron2", "fastspeech2", "vits"],
+        datasets: &["ljspeech", "vctk", "common_voice"],
+        words: "synthesizes natural speech from text",
+    },
+    Task {
+        name: "zero-shot-classification",
+        weight: 68.0,
+        archs: &["bart", "roberta", "deberta"],
+        datasets: &["multi_nli", "xnli", "anli"],
+        words: "classifies text into any labels via natural language inference",
+    },
+    Task {
+        name: "audio-classification",
+        weight: 51.0,
+        archs: &["wav2vec2", "hubert", "ast"],
+        datasets: &["superb", "esc50", "speech_commands"],
+        words: "classifies audio clips, speakers and emotions",
+    },
+    Task {
+        name: "object-detection",
+        weight: 11.0,
+        archs: &["detr", "yolos"],
+        datasets: &["coco", "pascal_voc"],
+        words: "detects objects in images with bounding boxes",
+    },
 ];
 
 const LANGS: &[(&str, f64)] = &[
-    ("en", 50.0), ("de", 4.0), ("fr", 4.0), ("es", 4.0), ("zh", 3.0), ("ja", 2.5), ("ru", 2.5), ("ar", 2.0),
-    ("pt", 2.0), ("nl", 1.5), ("sv", 1.5), ("fi", 1.5), ("it", 1.5), ("tr", 1.5), ("ko", 1.0), ("hi", 1.0),
-    ("pl", 1.0), ("id", 1.0), ("fa", 1.0), ("vi", 0.5), ("multilingual", 2.5),
+    ("en", 50.0),
+    ("de", 4.0),
+    ("fr", 4.0),
+    ("es", 4.0),
+    ("zh", 3.0),
+    ("ja", 2.5),
+    ("ru", 2.5),
+    ("ar", 2.0),
+    ("pt", 2.0),
+    ("nl", 1.5),
+    ("sv", 1.5),
+    ("fi", 1.5),
+    ("it", 1.5),
+    ("tr", 1.5),
+    ("ko", 1.0),
+    ("hi", 1.0),
+    ("pl", 1.0),
+    ("id", 1.0),
+    ("fa", 1.0),
+    ("vi", 0.5),
+    ("multilingual", 2.5),
 ];
 const SIZES: &[&str] = &["tiny", "small", "base", "medium", "large", "xl"];
-const DOMAINS: &[&str] = &["", "", "", "biomedical", "legal", "financial", "news", "tweets", "code", "scientific", "clinical", "reviews"];
-const LIBRARIES: &[(&str, f64)] = &[("transformers", 80.0), ("pytorch", 6.0), ("sentence-transformers", 4.0), ("speechbrain", 2.0), ("espnet", 2.0), ("keras", 2.0), ("onnx", 2.0), ("timm", 2.0)];
-const LICENSES: &[(&str, f64)] = &[("", 60.0), ("apache-2.0", 20.0), ("mit", 10.0), ("cc-by-4.0", 5.0), ("cc-by-nc-4.0", 3.0), ("openrail", 2.0)];
-const SYLLABLES: &[&str] = &["ka", "ri", "mo", "len", "ta", "so", "vi", "dan", "el", "ar", "qu", "ne", "bo", "lin", "ze", "fa", "hu", "ga", "pi", "ron"];
+const DOMAINS: &[&str] = &[
+    "",
+    "",
+    "",
+    "biomedical",
+    "legal",
+    "financial",
+    "news",
+    "tweets",
+    "code",
+    "scientific",
+    "clinical",
+    "reviews",
+];
+const LIBRARIES: &[(&str, f64)] = &[
+    ("transformers", 80.0),
+    ("pytorch", 6.0),
+    ("sentence-transformers", 4.0),
+    ("speechbrain", 2.0),
+    ("espnet", 2.0),
+    ("keras", 2.0),
+    ("onnx", 2.0),
+    ("timm", 2.0),
+];
+const LICENSES: &[(&str, f64)] = &[
+    ("", 60.0),
+    ("apache-2.0", 20.0),
+    ("mit", 10.0),
+    ("cc-by-4.0", 5.0),
+    ("cc-by-nc-4.0", 3.0),
+    ("openrail", 2.0),
+];
+const SYLLABLES: &[&str] = &[
+    "ka", "ri", "mo", "len", "ta", "so", "vi", "dan", "el", "ar", "qu", "ne", "bo", "lin", "ze",
+    "fa", "hu", "ga", "pi", "ron",
+];
 
 /// Generator of a synthetic hub.
 pub struct HubGenerator {
@@ -95,7 +247,9 @@ impl HubGenerator {
         let builders = (0..n_builders)
             .map(|i| {
                 let len = rng.gen_range(2..4);
-                let mut s: String = (0..len).map(|_| SYLLABLES[rng.gen_range(0..SYLLABLES.len())]).collect();
+                let mut s: String = (0..len)
+                    .map(|_| SYLLABLES[rng.gen_range(0..SYLLABLES.len())])
+                    .collect();
                 s.push_str(&format!("{}", i % 1000));
                 if i % 7 == 0 {
                     s.push_str("-lab");
@@ -131,7 +285,12 @@ impl HubGenerator {
                 languages.push(other);
             }
         }
-        let lang_word = |code: &str| lang::language_names(code).and_then(|n| n.split(' ').next()).unwrap_or(code).to_string();
+        let lang_word = |code: &str| {
+            lang::language_names(code)
+                .and_then(|n| n.split(' ').next())
+                .unwrap_or(code)
+                .to_string()
+        };
         let mut name_parts = vec![arch.to_string(), size.to_string()];
         if languages[0] != "en" {
             name_parts.push(languages.join("-"));
@@ -142,8 +301,16 @@ impl HubGenerator {
         name_parts.push(dataset.replace('_', "-"));
         name_parts.push(format!("{:x}", i));
         let name = name_parts.join("-");
-        let lang_text = languages.iter().map(|l| lang_word(l)).collect::<Vec<_>>().join(" and ");
-        let domain_text = if domain.is_empty() { String::new() } else { format!(" for {domain} text") };
+        let lang_text = languages
+            .iter()
+            .map(|l| lang_word(l))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let domain_text = if domain.is_empty() {
+            String::new()
+        } else {
+            format!(" for {domain} text")
+        };
         let description = format!(
             "A {size} {arch} model fine-tuned on {dataset}{domain_text}: it {words}. Language: {lang_text}.",
             words = task.words
@@ -167,7 +334,12 @@ impl HubGenerator {
             None
         } else {
             let z = normal(rng);
-            Some(((0.002f64.ln() + 1.0 * z).exp() * 1e6).round().clamp(1.0, 1e8) / 1e6)
+            Some(
+                ((0.002f64.ln() + 1.0 * z).exp() * 1e6)
+                    .round()
+                    .clamp(1.0, 1e8)
+                    / 1e6,
+            )
         };
         let created = 1_577_836_800 + rng.gen_range(0..(3 * 365 * 86_400)); // 2020..2023
         let updated = created + rng.gen_range(0..(200 * 86_400));
@@ -251,7 +423,8 @@ mod tests {
         }
         let max = per_builder.values().max().unwrap();
         assert!(*max > 100, "some builders publish many models");
-        let free = cards.iter().filter(|c| c.price_usd.is_none()).count() as f64 / cards.len() as f64;
+        let free =
+            cards.iter().filter(|c| c.price_usd.is_none()).count() as f64 / cards.len() as f64;
         assert!((0.35..0.45).contains(&free));
         // Every card reads back through the importer's parser.
         let line = serde_json::to_string(&cards[0]).unwrap();

@@ -42,18 +42,29 @@ pub struct EvalReport {
 }
 
 /// Score one ranked list.
-pub fn score(ranked: &[String], judged: &std::collections::HashMap<String, u32>) -> BTreeMap<String, f64> {
+pub fn score(
+    ranked: &[String],
+    judged: &std::collections::HashMap<String, u32>,
+) -> BTreeMap<String, f64> {
     BTreeMap::from([
         ("ndcg@10".to_string(), metrics::ndcg(ranked, judged, 10)),
         ("ndcg@100".to_string(), metrics::ndcg(ranked, judged, 100)),
         ("mrr@10".to_string(), metrics::mrr(ranked, judged, 10)),
-        ("recall@100".to_string(), metrics::recall(ranked, judged, 100)),
+        (
+            "recall@100".to_string(),
+            metrics::recall(ranked, judged, 100),
+        ),
     ])
 }
 
 /// Run `queries` through `engine` and score them against `qrels` (the means
 /// are over all repetitions of all queries).
-pub fn evaluate(engine: &Engine, queries: &[Query], qrels: &Qrels, opts: &EvalOptions) -> Result<EvalReport, hubsearch_engine::Error> {
+pub fn evaluate(
+    engine: &Engine,
+    queries: &[Query],
+    qrels: &Qrels,
+    opts: &EvalOptions,
+) -> Result<EvalReport, hubsearch_engine::Error> {
     let empty = Default::default();
     let mut report = EvalReport {
         queries: queries.len(),
@@ -68,7 +79,8 @@ pub fn evaluate(engine: &Engine, queries: &[Query], qrels: &Qrels, opts: &EvalOp
             req.policy = opts.policy.clone();
             req.seed = Some(rep as u64);
             let resp = engine.search(&req)?;
-            let ranked: Vec<(String, f64)> = resp.hits.iter().map(|h| (h.id.clone(), h.score)).collect();
+            let ranked: Vec<(String, f64)> =
+                resp.hits.iter().map(|h| (h.id.clone(), h.score)).collect();
             let ids: Vec<String> = ranked.iter().map(|(d, _)| d.clone()).collect();
             let s = score(&ids, qrels.get(&q.qid).unwrap_or(&empty));
             for (k, v) in &s {
@@ -81,6 +93,9 @@ pub fn evaluate(engine: &Engine, queries: &[Query], qrels: &Qrels, opts: &EvalOp
             report.run.push((q.qid.clone(), rep, ranked));
         }
     }
-    report.means = sums.into_iter().map(|(k, v)| (k, v / n.max(1) as f64)).collect();
+    report.means = sums
+        .into_iter()
+        .map(|(k, v)| (k, v / n.max(1) as f64))
+        .collect();
     Ok(report)
 }

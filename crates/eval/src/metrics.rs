@@ -60,7 +60,10 @@ mod tests {
 
     #[test]
     fn hand_computed() {
-        let judged: HashMap<String, u32> = [("a", 2), ("b", 1), ("c", 1)].iter().map(|(d, g)| (d.to_string(), *g)).collect();
+        let judged: HashMap<String, u32> = [("a", 2), ("b", 1), ("c", 1)]
+            .iter()
+            .map(|(d, g)| (d.to_string(), *g))
+            .collect();
         // Ranking b, x, a: DCG = 1/log2(2) + 0 + 2/log2(4) = 1 + 1 = 2.
         // Ideal a, b, c: 2 + 1/log2(3) + 1/log2(4) = 2 + 0.63093 + 0.5.
         let r = s(&["b", "x", "a"]);

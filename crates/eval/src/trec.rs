@@ -19,9 +19,16 @@ pub struct Query {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {message}")]
-    Format { path: String, line: usize, message: String },
+    Format {
+        path: String,
+        line: usize,
+        message: String,
+    },
 }
 
 fn read(path: &Path) -> Result<String, Error> {
@@ -82,10 +89,19 @@ pub type RunEntry = (String, usize, Vec<(String, f64)>);
 
 /// Write a run file. With `repetitions`, the second column is the
 /// repetition number (TREC Fair Ranking 2021); otherwise `Q0`.
-pub fn write_run(out: &mut dyn Write, run: &[RunEntry], tag: &str, repetitions: bool) -> std::io::Result<()> {
+pub fn write_run(
+    out: &mut dyn Write,
+    run: &[RunEntry],
+    tag: &str,
+    repetitions: bool,
+) -> std::io::Result<()> {
     for (qid, rep, docs) in run {
         for (rank, (doc, score)) in docs.iter().enumerate() {
-            let second = if repetitions { rep.to_string() } else { "Q0".to_string() };
+            let second = if repetitions {
+                rep.to_string()
+            } else {
+                "Q0".to_string()
+            };
             writeln!(out, "{qid} {second} {doc} {} {score:.6} {tag}", rank + 1)?;
         }
     }
@@ -110,7 +126,9 @@ pub fn read_run(path: &Path) -> Result<HashMap<String, Vec<String>>, Error> {
                 message: "expected `qid Q0 docid rank score [tag]`".into(),
             });
         }
-        let rep = first_rep.entry(f[0].to_string()).or_insert_with(|| f[1].to_string());
+        let rep = first_rep
+            .entry(f[0].to_string())
+            .or_insert_with(|| f[1].to_string());
         if rep != f[1] {
             continue;
         }
@@ -119,7 +137,9 @@ pub fn read_run(path: &Path) -> Result<HashMap<String, Vec<String>>, Error> {
             line: i + 1,
             message: "rank is not an integer".into(),
         })?;
-        tmp.entry(f[0].to_string()).or_default().push((rank, f[2].to_string()));
+        tmp.entry(f[0].to_string())
+            .or_default()
+            .push((rank, f[2].to_string()));
     }
     Ok(tmp
         .into_iter()

@@ -118,7 +118,9 @@ fn push_word(text: &str, start: usize, end: usize, position: &mut usize, out: &m
         let p = chars[k - 1].1;
         let c = chars[k].1;
         let next_lower = chars.get(k + 1).is_some_and(|n| n.1.is_lowercase());
-        if (p.is_lowercase() && c.is_uppercase()) || (p.is_uppercase() && c.is_uppercase() && next_lower) {
+        if (p.is_lowercase() && c.is_uppercase())
+            || (p.is_uppercase() && c.is_uppercase() && next_lower)
+        {
             cuts.push(chars[k].0);
         }
     }
@@ -152,10 +154,19 @@ mod tests {
     #[test]
     fn id_analyzer_splits_hub_ids() {
         let mut a = id_analyzer();
-        assert_eq!(tokens(&mut a, "Helsinki-NLP/opus-mt-en-de"), ["helsinki", "nlp", "opus", "mt", "en", "de"]);
+        assert_eq!(
+            tokens(&mut a, "Helsinki-NLP/opus-mt-en-de"),
+            ["helsinki", "nlp", "opus", "mt", "en", "de"]
+        );
         assert_eq!(tokens(&mut a, "opus-mt"), ["opus", "mt"]);
-        assert_eq!(tokens(&mut a, "XLMRobertaModel"), ["xlm", "roberta", "model", "xlmrobertamodel"]);
-        assert_eq!(tokens(&mut a, "facebook/wav2vec2-large_xlsr.53"), ["facebook", "wav2vec2", "large", "xlsr", "53"]);
+        assert_eq!(
+            tokens(&mut a, "XLMRobertaModel"),
+            ["xlm", "roberta", "model", "xlmrobertamodel"]
+        );
+        assert_eq!(
+            tokens(&mut a, "facebook/wav2vec2-large_xlsr.53"),
+            ["facebook", "wav2vec2", "large", "xlsr", "53"]
+        );
         assert_eq!(tokens(&mut a, "über-Größe"), ["über", "größe"]);
         assert!(tokens(&mut a, " -/_. ").is_empty());
     }

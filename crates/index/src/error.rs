@@ -9,7 +9,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No index where one was expected.
-    #[error("no index at {path} (build one with `hubsearch import FILE` or `hubsearch index FILE`)")]
+    #[error(
+        "no index at {path} (build one with `hubsearch import FILE` or `hubsearch index FILE`)"
+    )]
     NotFound { path: PathBuf },
     /// Another process holds the index writer.
     #[error("the index at {path} is being written by another process: {message}")]

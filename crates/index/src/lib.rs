@@ -16,6 +16,8 @@ pub mod text_index;
 
 pub use error::{Error, Result};
 pub use schema::Boosts;
-pub use text_index::{dir_size, CardWriter, FacetCounts, TextHit, TextIndex, TextResults};
 pub use tantivy::query::AllQuery;
 pub use tantivy::{DocAddress, Searcher};
+pub use text_index::{
+    dir_size, CandidateFacts, CardWriter, FacetCounts, TextHit, TextIndex, TextResults,
+};

@@ -4,12 +4,12 @@
 //! record for cards: no second store to keep in step. Searchable text is
 //! split by field so BM25 can weigh a match in the id above one in the body.
 
-use hubsearch_core::card::unix_seconds;
+use hubsearch_core::card::{key_of, unix_seconds};
 use hubsearch_core::lang;
 use hubsearch_core::ModelCard;
 use tantivy::schema::{
-    Facet, FacetOptions, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
-    STRING,
+    Facet, FacetOptions, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST,
+    INDEXED, STORED, STRING,
 };
 use tantivy::TantivyDocument;
 
@@ -39,6 +39,8 @@ pub struct Fields {
     pub last_modified: Field,
     pub created_at: Field,
     pub content_hash: Field,
+    pub id_key: Field,
+    pub builder_key: Field,
     pub source: Field,
 }
 
@@ -98,7 +100,11 @@ pub fn schema() -> (Schema, Fields) {
         } else {
             IndexRecordOption::WithFreqs
         };
-        TextOptions::default().set_indexing_options(TextFieldIndexing::default().set_tokenizer(tokenizer).set_index_option(opt))
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(opt),
+        )
     };
     let fields = Fields {
         id: b.add_text_field("id", STRING | STORED | FAST),
@@ -122,6 +128,8 @@ pub fn schema() -> (Schema, Fields) {
         last_modified: b.add_i64_field("last_modified", INDEXED | FAST),
         created_at: b.add_i64_field("created_at", INDEXED | FAST),
         content_hash: b.add_u64_field("content_hash", FAST),
+        id_key: b.add_u64_field("id_key", FAST),
+        builder_key: b.add_u64_field("builder_key", FAST),
         source: b.add_text_field("source", STORED),
     };
     (b.build(), fields)
@@ -194,7 +202,12 @@ impl Fields {
         d.add_i64(self.last_modified, t(&card.last_modified));
         d.add_i64(self.created_at, t(&card.created_at));
         d.add_u64(self.content_hash, card.content_hash());
-        d.add_text(self.source, serde_json::to_string(card).expect("a card always serialises"));
+        d.add_u64(self.id_key, key_of(&card.id));
+        d.add_u64(self.builder_key, key_of(&card.builder));
+        d.add_text(
+            self.source,
+            serde_json::to_string(card).expect("a card always serialises"),
+        );
         d
     }
 }

@@ -9,14 +9,17 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use hubsearch_core::{lang, Filter, ModelCard};
-use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::collector::{Count, FacetCollector, MultiCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, Occur,
+    PhraseQuery, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{Facet, IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
+};
 
 use crate::analyzer::{self, tokens};
 use crate::error::{Error, Result};
@@ -35,6 +38,17 @@ pub type FacetCounts = BTreeMap<String, Vec<(String, u64)>>;
 pub struct TextHit {
     pub addr: DocAddress,
     pub score: f32,
+}
+
+/// Per-candidate facts ranking needs (see [`TextIndex::candidate_facts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CandidateFacts {
+    /// `key_of(id)`: tie-breaks and per-model ledger keys.
+    pub id_key: u64,
+    /// `key_of(builder)`: per-builder ledger keys.
+    pub builder_key: u64,
+    pub downloads: u64,
+    pub paid_calls: u64,
 }
 
 /// The answer of a text search.
@@ -195,9 +209,15 @@ impl TextIndex {
         let mut text_analyzer = self.text_analyzer.clone();
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for word in &words {
-            let stem = tokens(&mut text_analyzer, word).into_iter().next().unwrap_or_else(|| word.clone());
+            let stem = tokens(&mut text_analyzer, word)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| word.clone());
             let term_q = |field, t: &str, boost| {
-                let q = TermQuery::new(Term::from_field_text(field, t), IndexRecordOption::WithFreqs);
+                let q = TermQuery::new(
+                    Term::from_field_text(field, t),
+                    IndexRecordOption::WithFreqs,
+                );
                 Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>
             };
             let mut disjuncts: Vec<Box<dyn Query>> = boosts(&self.fields, &self.boosts)
@@ -208,7 +228,13 @@ impl TextIndex {
             if let Some(code) = lang::language_code(word) {
                 disjuncts.push(term_q(self.fields.id_text, code, self.boosts.id));
             }
-            should.push((Occur::Should, Box::new(DisjunctionMaxQuery::with_tie_breaker(disjuncts, TIE_BREAKER))));
+            should.push((
+                Occur::Should,
+                Box::new(DisjunctionMaxQuery::with_tie_breaker(
+                    disjuncts,
+                    TIE_BREAKER,
+                )),
+            ));
         }
         let raw: Vec<String> = tokens(&mut self.id_analyzer.clone(), text);
         if raw.len() >= 2 {
@@ -217,7 +243,10 @@ impl TextIndex {
                 .map(|t| Term::from_field_text(self.fields.id_text, t))
                 .collect();
             let phrase = PhraseQuery::new(terms);
-            should.push((Occur::Should, Box::new(BoostQuery::new(Box::new(phrase), PHRASE_BOOST))));
+            should.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(phrase), PHRASE_BOOST)),
+            ));
         }
         Some(Box::new(BooleanQuery::new(should)))
     }
@@ -242,8 +271,12 @@ impl TextIndex {
             let bound = |p: Option<f64>, what: &str| -> Result<Bound<Term>> {
                 match p {
                     None => Ok(Bound::Unbounded),
-                    Some(p) if p.is_finite() => Ok(Bound::Included(Term::from_field_f64(self.fields.price, p))),
-                    Some(p) => Err(Error::InvalidQuery(format!("{what} {p} is not a finite number"))),
+                    Some(p) if p.is_finite() => {
+                        Ok(Bound::Included(Term::from_field_f64(self.fields.price, p)))
+                    }
+                    Some(p) => Err(Error::InvalidQuery(format!(
+                        "{what} {p} is not a finite number"
+                    ))),
                 }
             };
             out.push(Box::new(RangeQuery::new(
@@ -256,39 +289,74 @@ impl TextIndex {
 
     /// Top `limit` cards by BM25 for `text` within `filter`, with the match
     /// count and, if `with_facets`, facet counts over all matches.
-    pub fn search(&self, searcher: &Searcher, text: &str, filter: &Filter, limit: usize, with_facets: bool) -> Result<TextResults> {
+    pub fn search(
+        &self,
+        searcher: &Searcher,
+        text: &str,
+        filter: &Filter,
+        limit: usize,
+        with_facets: bool,
+    ) -> Result<TextResults> {
         let query = self.query(text, filter)?;
         let top = TopDocs::with_limit(limit.max(1)).order_by_score();
-        let (top, total) = searcher.search(&query, &(top, Count))?;
-        let mut results = TextResults {
-            hits: top
+        if !with_facets {
+            // Top-k only: lets tantivy skip blocks that cannot make the top k.
+            let hits: Vec<TextHit> = searcher
+                .search(&query, &top)?
                 .into_iter()
-                .take(limit)
                 .map(|(score, addr)| TextHit { addr, score })
-                .collect(),
-            total,
-            facets: FacetCounts::new(),
-        };
-        if with_facets {
-            results.facets = self.facet_counts(searcher, query.as_ref(), 20)?;
+                .collect();
+            return Ok(TextResults {
+                total: hits.len(),
+                hits,
+                facets: FacetCounts::new(),
+            });
         }
-        Ok(results)
+        // One pass over the match set for the page, the count and every facet.
+        let mut multi = MultiCollector::new();
+        let top_handle = multi.add_collector(top);
+        let count_handle = multi.add_collector(Count);
+        let facet_handles: Vec<_> = FACETS
+            .iter()
+            .map(|name| {
+                let mut c = FacetCollector::for_field(format!("f_{name}"));
+                c.add_facet(Facet::root());
+                (*name, multi.add_collector(c))
+            })
+            .collect();
+        let mut fruits = searcher.search(&query, &multi)?;
+        let hits = top_handle
+            .extract(&mut fruits)
+            .into_iter()
+            .map(|(score, addr)| TextHit { addr, score })
+            .collect();
+        let total = count_handle.extract(&mut fruits);
+        let mut facets = FacetCounts::new();
+        for (name, handle) in facet_handles {
+            let counts = handle.extract(&mut fruits);
+            facets.insert(name.to_string(), top_values(&counts, FACET_VALUES));
+        }
+        Ok(TextResults {
+            hits,
+            total,
+            facets,
+        })
     }
 
     /// Counts of the `top` most frequent values of every facet among the cards
     /// matching `query`.
-    pub fn facet_counts(&self, searcher: &Searcher, query: &dyn Query, top: usize) -> Result<FacetCounts> {
+    pub fn facet_counts(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        top: usize,
+    ) -> Result<FacetCounts> {
         let mut out = FacetCounts::new();
         for name in FACETS {
             let mut c = FacetCollector::for_field(format!("f_{name}"));
             c.add_facet(Facet::root());
             let counts = searcher.search(query, &c)?;
-            let values = counts
-                .top_k(Facet::root(), top)
-                .into_iter()
-                .map(|(f, n)| (f.to_path().last().map(|s| s.to_string()).unwrap_or_default(), n))
-                .collect();
-            out.insert(name.to_string(), values);
+            out.insert(name.to_string(), top_values(&counts, top));
         }
         Ok(out)
     }
@@ -303,10 +371,45 @@ impl TextIndex {
         serde_json::from_str(src).map_err(|e| Error::Corrupt(e.to_string()))
     }
 
+    /// What ranking reads of each candidate, from fast fields only (no
+    /// doc-store reads): cheap enough for hundreds of candidates per query.
+    pub fn candidate_facts(
+        &self,
+        searcher: &Searcher,
+        addrs: &[DocAddress],
+    ) -> Result<Vec<CandidateFacts>> {
+        let mut cols: HashMap<u32, [tantivy::columnar::Column<u64>; 4]> = HashMap::new();
+        let mut out = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            let c = match cols.entry(a.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let ff = searcher.segment_reader(a.segment_ord).fast_fields();
+                    e.insert([
+                        ff.u64("id_key")?,
+                        ff.u64("builder_key")?,
+                        ff.u64("downloads")?,
+                        ff.u64("paid_calls")?,
+                    ])
+                }
+            };
+            out.push(CandidateFacts {
+                id_key: c[0].first(a.doc_id).unwrap_or(0),
+                builder_key: c[1].first(a.doc_id).unwrap_or(0),
+                downloads: c[2].first(a.doc_id).unwrap_or(0),
+                paid_calls: c[3].first(a.doc_id).unwrap_or(0),
+            });
+        }
+        Ok(out)
+    }
+
     /// The card with this id, if indexed.
     pub fn get(&self, id: &str) -> Result<Option<(DocAddress, ModelCard)>> {
         let searcher = self.searcher();
-        let q = TermQuery::new(Term::from_field_text(self.fields.id, id), IndexRecordOption::Basic);
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
         let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
         match top.first() {
             None => Ok(None),
@@ -326,7 +429,8 @@ impl TextIndex {
             for doc in seg.doc_ids_alive() {
                 if let Some(ord) = ids.term_ords(doc).next() {
                     buf.clear();
-                    ids.ord_to_str(ord, &mut buf).map_err(|e| Error::Corrupt(e.to_string()))?;
+                    ids.ord_to_str(ord, &mut buf)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?;
                     out.insert(buf.clone(), hashes.first(doc).unwrap_or(0));
                 }
             }
@@ -351,9 +455,30 @@ impl TextIndex {
     }
 }
 
+/// Values shown per facet in a search response.
+const FACET_VALUES: usize = 20;
+
+fn top_values(counts: &tantivy::collector::FacetCounts, k: usize) -> Vec<(String, u64)> {
+    counts
+        .top_k(Facet::root(), k)
+        .into_iter()
+        .map(|(f, n)| {
+            (
+                f.to_path()
+                    .last()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                n,
+            )
+        })
+        .collect()
+}
+
 /// Total size of the files under `dir`.
 pub fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.metadata() {
@@ -379,14 +504,16 @@ pub struct CardWriter {
 impl CardWriter {
     /// Insert or replace the card with this id.
     pub fn upsert(&mut self, card: &ModelCard) -> Result<()> {
-        self.writer.delete_term(Term::from_field_text(self.fields.id, &card.id));
+        self.writer
+            .delete_term(Term::from_field_text(self.fields.id, &card.id));
         self.writer.add_document(self.fields.document(card))?;
         Ok(())
     }
 
     /// Delete the card with this id (if any).
     pub fn delete(&mut self, id: &str) {
-        self.writer.delete_term(Term::from_field_text(self.fields.id, id));
+        self.writer
+            .delete_term(Term::from_field_text(self.fields.id, id));
     }
 
     /// Make every change so far durable and visible, atomically.
@@ -440,20 +567,49 @@ mod tests {
     fn ids(idx: &TextIndex, q: &str, filter: &Filter) -> Vec<String> {
         let s = idx.searcher();
         let r = idx.search(&s, q, filter, 10, false).unwrap();
-        r.hits.iter().map(|h| idx.card(&s, h.addr).unwrap().id).collect()
+        r.hits
+            .iter()
+            .map(|h| idx.card(&s, h.addr).unwrap().id)
+            .collect()
     }
 
     #[test]
     fn id_words_find_the_model() {
         let idx = index(&[
-            card("Helsinki-NLP/opus-mt-en-de", Some("translation"), &["en", "de"], "English to German"),
-            card("Helsinki-NLP/opus-mt-de-en", Some("translation"), &["de", "en"], "German to English"),
-            card("someone/opus-mt-en-de-finetuned-on-legal-text", Some("translation"), &[], ""),
-            card("other/mt5-small", Some("text2text-generation"), &[], "multilingual t5"),
+            card(
+                "Helsinki-NLP/opus-mt-en-de",
+                Some("translation"),
+                &["en", "de"],
+                "English to German",
+            ),
+            card(
+                "Helsinki-NLP/opus-mt-de-en",
+                Some("translation"),
+                &["de", "en"],
+                "German to English",
+            ),
+            card(
+                "someone/opus-mt-en-de-finetuned-on-legal-text",
+                Some("translation"),
+                &[],
+                "",
+            ),
+            card(
+                "other/mt5-small",
+                Some("text2text-generation"),
+                &[],
+                "multilingual t5",
+            ),
         ]);
         let f = Filter::default();
-        assert_eq!(ids(&idx, "opus mt en de", &f)[0], "Helsinki-NLP/opus-mt-en-de");
-        assert_eq!(ids(&idx, "opus-mt-en-de", &f)[0], "Helsinki-NLP/opus-mt-en-de");
+        assert_eq!(
+            ids(&idx, "opus mt en de", &f)[0],
+            "Helsinki-NLP/opus-mt-en-de"
+        );
+        assert_eq!(
+            ids(&idx, "opus-mt-en-de", &f)[0],
+            "Helsinki-NLP/opus-mt-en-de"
+        );
         assert_eq!(ids(&idx, "opus-mt", &f).len(), 3);
         assert!(ids(&idx, "zzzz", &f).is_empty());
         assert!(ids(&idx, "  --- ", &f).is_empty());
@@ -462,9 +618,19 @@ mod tests {
     #[test]
     fn language_names_and_task_aliases_match() {
         let idx = index(&[
-            card("a/wav2vec2-de", Some("automatic-speech-recognition"), &["de"], "Speech model"),
+            card(
+                "a/wav2vec2-de",
+                Some("automatic-speech-recognition"),
+                &["de"],
+                "Speech model",
+            ),
             card("b/bert-de", Some("fill-mask"), &["de"], "German BERT"),
-            card("c/wav2vec2-fr", Some("automatic-speech-recognition"), &["fr"], "Speech model"),
+            card(
+                "c/wav2vec2-fr",
+                Some("automatic-speech-recognition"),
+                &["fr"],
+                "Speech model",
+            ),
         ]);
         let got = ids(&idx, "german speech recognition", &Filter::default());
         assert_eq!(got[0], "a/wav2vec2-de");
@@ -481,7 +647,9 @@ mod tests {
         let free = card("c/z", Some("summarization"), &["en"], "translate summaries");
         let idx = index(&[cheap, dear, free]);
         let s = idx.searcher();
-        let all = idx.search(&s, "translate", &Filter::default(), 10, true).unwrap();
+        let all = idx
+            .search(&s, "translate", &Filter::default(), 10, true)
+            .unwrap();
         assert_eq!(all.total, 3);
         let task = &all.facets["task"];
         assert_eq!(task[0], ("translation".to_string(), 2));
@@ -490,18 +658,39 @@ mod tests {
         assert_eq!(langs["en"], 3);
         assert_eq!(langs["de"], 1);
 
-        let f = Filter { task: Some("translation".into()), max_price: Some(0.01), ..Default::default() };
+        let f = Filter {
+            task: Some("translation".into()),
+            max_price: Some(0.01),
+            ..Default::default()
+        };
         assert_eq!(ids(&idx, "translate", &f), ["a/x"]);
-        let f = Filter { min_price: Some(0.01), ..Default::default() };
+        let f = Filter {
+            min_price: Some(0.01),
+            ..Default::default()
+        };
         assert_eq!(ids(&idx, "", &f), ["b/y"]);
-        let f = Filter { language: Some("de".into()), ..Default::default() };
+        let f = Filter {
+            language: Some("de".into()),
+            ..Default::default()
+        };
         assert_eq!(ids(&idx, "translate", &f), ["b/y"]);
         // Filter scores do not change the BM25 order.
-        let f = Filter { license: Some("mit".into()), ..Default::default() };
+        let f = Filter {
+            license: Some("mit".into()),
+            ..Default::default()
+        };
         let r = idx.search(&s, "translate", &f, 10, false).unwrap();
-        let r0 = idx.search(&s, "translate", &Filter::default(), 10, false).unwrap();
-        assert_eq!(r.hits.iter().map(|h| h.score).collect::<Vec<_>>(), r0.hits.iter().map(|h| h.score).collect::<Vec<_>>());
-        let bad = Filter { max_price: Some(f64::NAN), ..Default::default() };
+        let r0 = idx
+            .search(&s, "translate", &Filter::default(), 10, false)
+            .unwrap();
+        assert_eq!(
+            r.hits.iter().map(|h| h.score).collect::<Vec<_>>(),
+            r0.hits.iter().map(|h| h.score).collect::<Vec<_>>()
+        );
+        let bad = Filter {
+            max_price: Some(f64::NAN),
+            ..Default::default()
+        };
         assert!(idx.search(&s, "translate", &bad, 10, false).is_err());
     }
 

@@ -63,7 +63,11 @@ impl Concentration {
             gini: gini(values),
             top_1pct_share: top_fraction_share(values, 0.01),
             top_10_share: top_k_share(values, 10),
-            zero_share: if values.is_empty() { 0.0 } else { zeros as f64 / values.len() as f64 },
+            zero_share: if values.is_empty() {
+                0.0
+            } else {
+                zeros as f64 / values.len() as f64
+            },
         }
     }
 }
@@ -111,7 +115,9 @@ mod tests {
         let v: Vec<f64> = (1..=200).map(f64::from).collect();
         let total: f64 = v.iter().sum();
         assert!((top_fraction_share(&v, 0.01) - (200.0 + 199.0) / total).abs() < 1e-12);
-        assert!((top_k_share(&v, 10) - (191..=200).map(f64::from).sum::<f64>() / total).abs() < 1e-12);
+        assert!(
+            (top_k_share(&v, 10) - (191..=200).map(f64::from).sum::<f64>() / total).abs() < 1e-12
+        );
         let c = Concentration::of(&[0.0, 0.0, 5.0]);
         assert!((c.zero_share - 2.0 / 3.0).abs() < 1e-12);
         let l = lorenz(&[1.0, 1.0], 10);

@@ -1,0 +1,71 @@
+//! The engine end to end on a generated hub: import -> search -> stats.
+
+use hubsearch_core::{Filter, SearchRequest};
+use hubsearch_engine::HubGenerator;
+use hubsearch_tests::engine_in;
+
+#[test]
+fn generated_hub_is_searchable_by_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub.jsonl");
+    let cards: Vec<_> = HubGenerator::new(3000, 5).collect();
+    let text: String = cards
+        .iter()
+        .map(|c| serde_json::to_string(c).unwrap() + "\n")
+        .collect();
+    std::fs::write(&hub, text).unwrap();
+    let engine = engine_in(dir.path());
+    let report = engine.import(&[hub], false).unwrap();
+    assert_eq!(report.total_cards, 3000);
+
+    // Every filter returns only matching cards, and facet counts agree with
+    // the cards themselves.
+    let asr: Vec<_> = cards
+        .iter()
+        .filter(|c| c.task.as_deref() == Some("automatic-speech-recognition"))
+        .collect();
+    let mut req = SearchRequest::new("", 100);
+    req.filter = Filter {
+        task: Some("automatic-speech-recognition".into()),
+        ..Default::default()
+    };
+    req.facets = true;
+    let resp = engine.search(&req).unwrap();
+    assert_eq!(resp.total, asr.len());
+    assert!(resp.hits.iter().all(|h| req.filter.matches(&h.card)));
+    let de = asr
+        .iter()
+        .filter(|c| c.languages.iter().any(|l| l == "de"))
+        .count() as u64;
+    let facet_de = resp.facets["language"]
+        .iter()
+        .find(|(l, _)| l == "de")
+        .map_or(0, |(_, n)| *n);
+    assert_eq!(facet_de, de);
+
+    // A query built from a card's own words finds that kind of card first.
+    let resp = engine
+        .search(&SearchRequest::new("german speech recognition", 5))
+        .unwrap();
+    let top = &resp.hits[0].card;
+    assert_eq!(top.task.as_deref(), Some("automatic-speech-recognition"));
+    assert!(top.languages.iter().any(|l| l == "de"), "{top:?}");
+
+    // Pages are consistent: page 2 continues page 1.
+    let mut p1 = SearchRequest::new("translation", 10);
+    let all = engine
+        .search(&SearchRequest::new("translation", 20))
+        .unwrap();
+    let first = engine.search(&p1).unwrap();
+    p1.offset = 10;
+    let second = engine.search(&p1).unwrap();
+    let ids = |r: &hubsearch_engine::SearchResponse| {
+        r.hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!([ids(&first), ids(&second)].concat(), ids(&all));
+    assert_eq!(second.hits[0].rank, 11);
+
+    let stats = engine.stats().unwrap();
+    assert_eq!(stats.models, 3000);
+    assert!(stats.downloads.top_1pct_share > 0.3);
+}
