@@ -3,10 +3,29 @@
 //! The ranking math of hubsearch as pure functions: no I/O, no clocks, no
 //! global state, so every property can be tested with proptest.
 //!
-//! Key design decision: a policy sees only the candidates (relevance,
-//! popularity) and a read-only view of the exposure ledger, and returns the
-//! page plus every hit's score parts; the caller records what was served.
+//! - [`fusion`]: reciprocal rank fusion and min-max weighted sums.
+//! - [`attention`]: position-bias models (log, trec, rbp, cascade).
+//! - [`policy`]: relevance, popularity, tail_boost, fair (FairCo), stochastic
+//!   (Plackett-Luce), each returning every hit's score parts.
+//! - [`book`]: cumulative exposure and merit per group, and what a served
+//!   page adds to it.
+//! - [`concentration`]: Gini, top-k shares, Lorenz curves.
+//!
+//! Key design decision: a policy sees only the candidates and a read-only
+//! [`ExposureBook`]; the caller records what was served with
+//! [`book::page_delta`]. So the same code ranks live traffic, replays and
+//! simulations, and the engine decides when state is persisted.
 
+pub mod attention;
+pub mod book;
 pub mod concentration;
+pub mod fusion;
+pub mod policy;
 
+pub use attention::Attention;
+pub use book::{page_delta, ExposureBook, PageDelta};
 pub use concentration::{gini, lorenz, top_fraction_share, top_k_share, Concentration};
+pub use policy::{rank, Candidate, Policy, Ranked, POLICY_NAMES};
+
+#[cfg(test)]
+mod properties;

@@ -1,0 +1,170 @@
+//! Ranking policies (DESIGN.md section 4). Each orders all candidates and
+//! returns every hit's score parts, so a user can see why a model is where it
+//! is.
+
+use std::collections::HashMap;
+
+use hubsearch_core::ScoreParts;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::book::ExposureBook;
+
+/// What a policy knows about one candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    /// Relevance to the query, in [0, 1].
+    pub relevance: f64,
+    /// Calls so far (downloads + paid calls): the popularity signal.
+    pub calls: f64,
+    /// The model's popularity quantile in the hub, in [0, 1] (1 = most popular).
+    pub quantile: f64,
+    /// The fairness group: the model's key, or its builder's.
+    pub group: u64,
+    /// A stable key (the model id's) that breaks ties.
+    pub key: u64,
+}
+
+/// How a page is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum Policy {
+    /// By relevance alone.
+    Relevance,
+    /// `r * (1 + alpha * ln(1 + calls))`: what hubs do today.
+    Popularity { alpha: f64 },
+    /// `r * (1 + beta * (1 - q))`: a static long-tail prior.
+    TailBoost { beta: f64 },
+    /// `r + lambda * err`: amortized exposure proportional to merit (FairCo).
+    Fair { lambda: f64 },
+    /// Plackett-Luce sampling from `exp(r / temperature)`, seeded per request.
+    Stochastic { temperature: f64 },
+}
+
+/// Policy names accepted by [`Policy::from_name`].
+pub const POLICY_NAMES: [&str; 5] = ["relevance", "popularity", "tail_boost", "fair", "stochastic"];
+
+impl Policy {
+    /// Build a policy from its name and the configured parameters.
+    pub fn from_name(name: &str, alpha: f64, beta: f64, lambda: f64, temperature: f64) -> Option<Policy> {
+        Some(match name {
+            "relevance" => Policy::Relevance,
+            "popularity" => Policy::Popularity { alpha },
+            "tail_boost" => Policy::TailBoost { beta },
+            "fair" => Policy::Fair { lambda },
+            "stochastic" => Policy::Stochastic { temperature },
+            _ => return None,
+        })
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Policy::Relevance => "relevance",
+            Policy::Popularity { .. } => "popularity",
+            Policy::TailBoost { .. } => "tail_boost",
+            Policy::Fair { .. } => "fair",
+            Policy::Stochastic { .. } => "stochastic",
+        }
+    }
+}
+
+/// One candidate's place: its index in the input and its score parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub index: usize,
+    pub parts: ScoreParts,
+}
+
+/// Order all `cands` under `policy`. `book` is the exposure ledger's state for
+/// the candidates' groups (only `Fair` reads it); `seed` drives `Stochastic`.
+/// The result is a permutation of the candidates, best first.
+pub fn rank(policy: &Policy, cands: &[Candidate], book: &ExposureBook, seed: u64) -> Vec<Ranked> {
+    let mut out: Vec<Ranked> = match *policy {
+        Policy::Relevance => cands.iter().enumerate().map(|(i, c)| ranked(i, c, 0.0, 1.0, 0.0, c.relevance)).collect(),
+        Policy::Popularity { alpha } => cands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pop = c.calls.max(0.0).ln_1p();
+                let boost = 1.0 + alpha * pop;
+                ranked(i, c, pop, boost, 0.0, c.relevance * boost)
+            })
+            .collect(),
+        Policy::TailBoost { beta } => cands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let boost = 1.0 + beta * (1.0 - c.quantile.clamp(0.0, 1.0));
+                ranked(i, c, c.quantile, boost, 0.0, c.relevance * boost)
+            })
+            .collect(),
+        Policy::Fair { lambda } => {
+            let err = exposure_deficits(cands, book);
+            cands
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let fairness = lambda * err[i];
+                    ranked(i, c, 0.0, 1.0, fairness, c.relevance + fairness)
+                })
+                .collect()
+        }
+        Policy::Stochastic { temperature } => {
+            // Gumbel-max trick: sorting by r/T + Gumbel noise draws a ranking
+            // from Plackett-Luce with weights exp(r/T).
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let t = temperature.max(1e-6);
+            cands
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+                    let gumbel = -(-u.ln()).ln();
+                    ranked(i, c, 0.0, 1.0, 0.0, c.relevance / t + gumbel)
+                })
+                .collect()
+        }
+    };
+    out.sort_by(|a, b| {
+        b.parts
+            .final_score
+            .total_cmp(&a.parts.final_score)
+            .then_with(|| cands[a.index].key.cmp(&cands[b.index].key))
+    });
+    out
+}
+
+fn ranked(index: usize, c: &Candidate, popularity: f64, boost: f64, fairness: f64, final_score: f64) -> Ranked {
+    Ranked {
+        index,
+        parts: ScoreParts {
+            relevance: c.relevance,
+            popularity,
+            boost,
+            fairness,
+            final_score,
+            ..Default::default()
+        },
+    }
+}
+
+/// FairCo's error term per candidate: `max_G E(G)/M(G) - E(G_i)/M(G_i)` over
+/// the candidates' groups, where M includes this query's merit (so a group
+/// seen for the first time has a defined, zero ratio). 0 for a group with no
+/// merit at all.
+pub fn exposure_deficits(cands: &[Candidate], book: &ExposureBook) -> Vec<f64> {
+    let mut merit_now: HashMap<u64, f64> = HashMap::new();
+    for c in cands {
+        *merit_now.entry(c.group).or_default() += c.relevance.max(0.0);
+    }
+    let ratio = |g: u64| -> Option<f64> {
+        let (e, m) = book.get(g);
+        let m = m + merit_now.get(&g).copied().unwrap_or(0.0);
+        (m > 0.0).then(|| e / m)
+    };
+    let ratios: Vec<Option<f64>> = cands.iter().map(|c| ratio(c.group)).collect();
+    let max = ratios.iter().flatten().cloned().fold(0.0, f64::max);
+    ratios.iter().map(|r| r.map_or(0.0, |r| (max - r).max(0.0))).collect()
+}

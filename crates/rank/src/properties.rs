@@ -1,0 +1,174 @@
+//! Property tests of the ranking math (CONVENTIONS.md, Tests).
+
+use proptest::prelude::*;
+
+use crate::attention::Attention;
+use crate::book::{page_delta, ExposureBook};
+use crate::policy::{rank, Candidate, Policy};
+
+fn candidates() -> impl Strategy<Value = Vec<Candidate>> {
+    proptest::collection::vec((0.0f64..=1.0, 0.0f64..1e7, 0.0f64..=1.0, 0u64..20), 1..60).prop_map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, (relevance, calls, quantile, group))| Candidate {
+                relevance,
+                calls,
+                quantile,
+                group,
+                key: i as u64 * 7919 % 1000,
+            })
+            .collect()
+    })
+}
+
+fn policies() -> Vec<Policy> {
+    vec![
+        Policy::Relevance,
+        Policy::Popularity { alpha: 0.3 },
+        Policy::TailBoost { beta: 0.5 },
+        Policy::Fair { lambda: 0.7 },
+        Policy::Stochastic { temperature: 0.2 },
+    ]
+}
+
+fn some_book(cands: &[Candidate]) -> ExposureBook {
+    let mut b = ExposureBook::new();
+    for (i, c) in cands.iter().enumerate() {
+        b.set(c.group, (i % 5) as f64, (i % 3) as f64);
+    }
+    b
+}
+
+proptest! {
+    #[test]
+    fn every_policy_returns_a_permutation_with_finite_scores(cands in candidates(), seed in any::<u64>()) {
+        let book = some_book(&cands);
+        for p in policies() {
+            let out = rank(&p, &cands, &book, seed);
+            let mut idx: Vec<usize> = out.iter().map(|r| r.index).collect();
+            idx.sort_unstable();
+            prop_assert_eq!(idx, (0..cands.len()).collect::<Vec<_>>());
+            for r in &out {
+                let s = &r.parts;
+                prop_assert!(s.final_score.is_finite() && s.relevance.is_finite() && s.boost.is_finite() && s.fairness.is_finite());
+            }
+            // Sorted by the final score.
+            prop_assert!(out.windows(2).all(|w| w[0].parts.final_score >= w[1].parts.final_score));
+        }
+    }
+
+    #[test]
+    fn fair_with_lambda_zero_is_relevance(cands in candidates()) {
+        let book = some_book(&cands);
+        let a: Vec<usize> = rank(&Policy::Fair { lambda: 0.0 }, &cands, &book, 0).iter().map(|r| r.index).collect();
+        let b: Vec<usize> = rank(&Policy::Relevance, &cands, &book, 0).iter().map(|r| r.index).collect();
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn stochastic_is_deterministic_per_seed(cands in candidates(), seed in any::<u64>()) {
+        let book = ExposureBook::new();
+        let p = Policy::Stochastic { temperature: 0.3 };
+        prop_assert_eq!(rank(&p, &cands, &book, seed), rank(&p, &cands, &book, seed));
+    }
+
+    #[test]
+    fn exposure_per_page_is_the_attention_total(cands in candidates(), k in 1usize..20, first in 1usize..120) {
+        for att in [Attention::Log, Attention::Trec, Attention::Rbp { gamma: 0.5 }] {
+            let shown: Vec<usize> = (0..k.min(cands.len())).collect();
+            let delta = page_delta(&cands, &shown, first, &att);
+            let total: f64 = delta.values().map(|(e, _)| e).sum();
+            let want: f64 = (first..first + shown.len()).map(|j| att.weight(j)).sum();
+            prop_assert!((total - want).abs() < 1e-9);
+            let merit: f64 = delta.values().map(|(_, m)| m).sum();
+            let want_merit: f64 = cands.iter().map(|c| c.relevance).sum();
+            prop_assert!((merit - want_merit).abs() < 1e-9);
+        }
+    }
+
+    /// Over a fixed stream of queries in which popularity and relevance go
+    /// together (the head's models are the more relevant, as on a hub where
+    /// the popular get judged best): any lambda > 0 gives the long tail
+    /// (models outside the top 10% by popularity) at least the cumulative
+    /// exposure lambda = 0 gives it, and raising lambda never lowers it by
+    /// more than 1% of all exposure served. Strict monotonicity is false for
+    /// FairCo at the margin: proptest found lambda 1.56 -> 29.00 and
+    /// lambda 1.89 -> 28.98 (the tail already holds almost everything and the
+    /// order inside the page shifts). (With relevance unrelated to popularity the claim is false
+    /// for FairCo, and proptest finds counter-examples quickly: the tail is
+    /// then not the under-exposed side, and fairness may move exposure to
+    /// head models whose merit exceeds their exposure.)
+    #[test]
+    fn raising_lambda_never_lowers_tail_exposure(
+        stream in proptest::collection::vec(proptest::collection::vec((0usize..40, 0.0f64..=1.0), 5..25), 5..40),
+        lambdas in (0.0f64..2.0, 0.0f64..2.0),
+    ) {
+        let (lo, hi) = if lambdas.0 <= lambdas.1 { lambdas } else { (lambdas.1, lambdas.0) };
+        // 40 models; model m's popularity quantile is m/39, so 36..39 are the head.
+        let tail_exposure = |lambda: f64| -> (f64, f64) {
+            let mut book = ExposureBook::new();
+            let mut tail = 0.0;
+            let mut all = 0.0;
+            for q in &stream {
+                let mut seen = std::collections::HashSet::new();
+                let cands: Vec<Candidate> = q.iter().filter(|(m, _)| seen.insert(*m)).map(|&(m, r)| {
+                    let quantile = m as f64 / 39.0;
+                    let relevance = if quantile >= 0.9 { 0.5 + r / 2.0 } else { r / 2.0 };
+                    Candidate { relevance, calls: 0.0, quantile, group: m as u64, key: m as u64 }
+                }).collect();
+                let order = rank(&Policy::Fair { lambda }, &cands, &book, 0);
+                let shown: Vec<usize> = order.iter().take(5).map(|r| r.index).collect();
+                let delta = page_delta(&cands, &shown, 1, &Attention::Log);
+                for &i in &shown {
+                    let e = delta[&cands[i].group].0;
+                    all += e;
+                    if cands[i].quantile < 0.9 {
+                        tail += e;
+                    }
+                }
+                book.apply(&delta);
+            }
+            (tail, all)
+        };
+        let (zero, _) = tail_exposure(0.0);
+        let ((a, total), (b, _)) = (tail_exposure(lo), tail_exposure(hi));
+        prop_assert!(a >= zero - 1e-9 && b >= zero - 1e-9, "lambda 0 -> {zero}, {lo} -> {a}, {hi} -> {b}");
+        prop_assert!(b >= a - 0.01 * total, "lambda {lo} -> {a}, lambda {hi} -> {b} of {total}");
+    }
+}
+
+#[test]
+fn stochastic_matches_plackett_luce() {
+    let cands: Vec<Candidate> = [1.0, 0.5, 0.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| Candidate {
+            relevance: r,
+            calls: 0.0,
+            quantile: 0.0,
+            group: i as u64,
+            key: i as u64,
+        })
+        .collect();
+    let t = 0.5;
+    let w: Vec<f64> = cands.iter().map(|c| (c.relevance / t).exp()).collect();
+    let s: f64 = w.iter().sum();
+    let book = ExposureBook::new();
+    let n = 40_000;
+    let mut first = [0usize; 3];
+    let mut exact_012 = 0;
+    for seed in 0..n {
+        let r = rank(&Policy::Stochastic { temperature: t }, &cands, &book, seed);
+        first[r[0].index] += 1;
+        if r.iter().map(|x| x.index).eq([0, 1, 2]) {
+            exact_012 += 1;
+        }
+    }
+    for i in 0..3 {
+        let p = first[i] as f64 / n as f64;
+        assert!((p - w[i] / s).abs() < 0.01, "P(first = {i}) = {p}, want {}", w[i] / s);
+    }
+    let p012 = exact_012 as f64 / n as f64;
+    let want = w[0] / s * w[1] / (w[1] + w[2]);
+    assert!((p012 - want).abs() < 0.01, "P(0,1,2) = {p012}, want {want}");
+}
