@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use hubsearch_core::{Config, Filter, Mode, SearchRequest};
-use hubsearch_engine::{Engine, HubGenerator, ImportReport};
+use hubsearch_engine::{Engine, HubGenerator, ImportReport, LedgerMode};
 
 /// Any error, shown as one line.
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -232,7 +232,9 @@ fn print_report(r: &ImportReport, json: bool, dir: &std::path::Path) -> Result<(
 fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
     let config = load_config(g)?;
     let limit = a.limit.unwrap_or(config.search.default_limit);
-    let engine = Engine::open(config)?;
+    // A one-off CLI search is not a page served to a hub's users: it reads
+    // the index only, and works while a server holds the ledger.
+    let engine = Engine::open_with(config, LedgerMode::Ephemeral, false)?;
     let req = SearchRequest {
         query: a.query,
         filter: Filter {
@@ -250,6 +252,7 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
         offset: a.offset,
         limit,
         facets: a.json,
+        record: false,
     };
     if req.mode != Mode::Text {
         return Err("only --mode text is available in this build".into());
@@ -288,7 +291,7 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
 }
 
 fn stats(g: &Global, json: bool) -> Result<ExitCode, AnyError> {
-    let engine = Engine::open(load_config(g)?)?;
+    let engine = Engine::open_with(load_config(g)?, LedgerMode::Ephemeral, false)?;
     let s = engine.stats()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hubsearch_core::Mode;
-use hubsearch_engine::Engine;
+use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_eval::{harness, trec, EvalOptions};
 
 use crate::cli::{load_config, AnyError, Global};
@@ -59,7 +59,8 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
         }
         report
     } else {
-        let engine = Engine::open(load_config(g)?)?;
+        // A replay starts from an empty ledger that carries over between repetitions.
+        let engine = Engine::open_with(load_config(g)?, LedgerMode::Ephemeral, false)?;
         let opts = EvalOptions {
             mode: a.mode,
             policy: a.policy.clone(),

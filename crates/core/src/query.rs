@@ -95,6 +95,14 @@ pub struct SearchRequest {
     /// candidates retrieved) and search can stop early (block-max WAND).
     #[serde(default)]
     pub facets: bool,
+    /// Record the served page in the exposure ledger (a search served to a
+    /// person); off for previews and internal calls.
+    #[serde(default = "yes")]
+    pub record: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl SearchRequest {
@@ -108,6 +116,7 @@ impl SearchRequest {
             offset: 0,
             limit,
             facets: false,
+            record: true,
         }
     }
 }

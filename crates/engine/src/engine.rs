@@ -2,16 +2,22 @@
 //!
 //! On-disk layout of an index directory:
 //! ```text
-//! <dir>/text/      tantivy index (the cards themselves, stored as JSON)
+//! <dir>/text/        tantivy index (the cards themselves, stored as JSON)
+//! <dir>/ledger.redb   exposure ledger: exposure, merit, paid calls (redb)
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hubsearch_core::{Config, Hit, ModelCard, ScoreParts, SearchRequest};
-use hubsearch_index::{Boosts, FacetCounts, TextIndex};
-use hubsearch_rank::Concentration;
+use std::sync::{Arc, RwLock};
+
+use hubsearch_core::{Config, Hit, ModelCard, SearchRequest};
+use hubsearch_index::{Boosts, CandidateFacts, FacetCounts, TextIndex};
+use hubsearch_rank::{page_delta, rank, Attention, Candidate, Concentration, Policy, Ranked, POLICY_NAMES};
+
+use crate::hub::HubPopularity;
+use crate::ledger::{Impression, Ledger, PageRecord};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -21,8 +27,12 @@ use crate::import::{self, ImportOptions, ImportReport};
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchResponse {
     pub query: String,
-    /// Cards matching the query and filters.
+    /// The policy that ordered the page.
+    pub policy: String,
+    /// Cards matching the query and filters (exact when `total_exact`; else
+    /// the number of candidates retrieved, a lower bound).
     pub total: usize,
+    pub total_exact: bool,
     pub hits: Vec<Hit>,
     /// Facet counts over the whole match set.
     pub facets: FacetCounts,
@@ -49,28 +59,93 @@ pub struct Engine {
     config: Config,
     dir: PathBuf,
     text: TextIndex,
+    ledger: Ledger,
+    hub: RwLock<Arc<HubPopularity>>,
+}
+
+/// Where the exposure ledger lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerMode {
+    /// `<index dir>/ledger.redb`: what a serving hub uses.
+    Persistent,
+    /// In memory, starting empty: replays, simulations, one-off CLI searches.
+    Ephemeral,
 }
 
 impl Engine {
-    /// Open the index at `config.index.dir`; an error if there is none.
+    /// Open the index at `config.index.dir` with its persistent ledger; an
+    /// error if there is no index.
     pub fn open(config: Config) -> Result<Engine> {
-        let dir = config.index.dir.clone();
-        let mut text = TextIndex::open(&dir.join("text")).map_err(|e| match e {
-            hubsearch_index::Error::NotFound { .. } => {
-                hubsearch_index::Error::NotFound { path: dir.clone() }
-            }
-            other => other,
-        })?;
-        text.set_boosts(boosts(&config));
-        Ok(Engine { config, dir, text })
+        Self::open_with(config, LedgerMode::Persistent, false)
     }
 
-    /// Open the index at `config.index.dir`, creating an empty one if needed.
+    /// Open the index at `config.index.dir`, creating an empty one if needed
+    /// (with an in-memory ledger: importing records no exposure).
     pub fn open_or_create(config: Config) -> Result<Engine> {
+        Self::open_with(config, LedgerMode::Ephemeral, true)
+    }
+
+    /// Open with a chosen ledger; `create` makes an empty index if missing.
+    pub fn open_with(config: Config, ledger: LedgerMode, create: bool) -> Result<Engine> {
         let dir = config.index.dir.clone();
-        let mut text = TextIndex::open_or_create(&dir.join("text"))?;
+        let text_dir = dir.join("text");
+        let mut text = if create {
+            TextIndex::open_or_create(&text_dir)?
+        } else {
+            TextIndex::open(&text_dir).map_err(|e| match e {
+                hubsearch_index::Error::NotFound { .. } => hubsearch_index::Error::NotFound { path: dir.clone() },
+                other => other,
+            })?
+        };
         text.set_boosts(boosts(&config));
-        Ok(Engine { config, dir, text })
+        let ledger = match ledger {
+            LedgerMode::Persistent => Ledger::open(&dir.join("ledger.redb")),
+            LedgerMode::Ephemeral => Ledger::in_memory(),
+        }
+        .map_err(|e| Error::Internal(format!("opening the exposure ledger in {}: {e}", dir.display())))?;
+        let engine = Engine {
+            config,
+            dir,
+            text,
+            ledger,
+            hub: RwLock::new(Arc::new(HubPopularity::default())),
+        };
+        engine.refresh_hub()?;
+        Ok(engine)
+    }
+
+    /// Recompute hub-wide popularity (after an import or a publish).
+    pub fn refresh_hub(&self) -> Result<()> {
+        let facts = self.text.all_facts()?;
+        *self.hub.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(HubPopularity::from_facts(&facts));
+        Ok(())
+    }
+
+    /// The hub's popularity facts as of the last refresh.
+    pub fn hub(&self) -> Arc<HubPopularity> {
+        self.hub.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The exposure ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The policy a request names, or the configured default.
+    pub fn policy(&self, name: Option<&str>) -> Result<Policy> {
+        let r = &self.config.ranking;
+        let name = name.unwrap_or(&r.policy);
+        Policy::from_name(name, r.alpha, r.beta, r.lambda, r.temperature).ok_or_else(|| {
+            Error::bad_request(
+                "unknown_policy",
+                format!("unknown policy {name:?} (expected one of {})", POLICY_NAMES.join(", ")),
+            )
+        })
+    }
+
+    /// The configured attention model.
+    pub fn attention(&self) -> Attention {
+        Attention::from_name(&self.config.ranking.attention, self.config.ranking.gamma).unwrap_or(Attention::Log)
     }
 
     pub fn config(&self) -> &Config {
@@ -93,7 +168,9 @@ impl Engine {
             threads: self.config.index.threads,
             progress,
         };
-        import::import(&self.text, paths, &opts)
+        let report = import::import(&self.text, paths, &opts)?;
+        self.refresh_hub()?;
+        Ok(report)
     }
 
     /// Check a request against the configured limits.
@@ -134,61 +211,101 @@ impl Engine {
         Ok(())
     }
 
-    /// Search: retrieve candidates, normalise relevance, return the page.
+    /// Search: retrieve candidates, normalise relevance to [0, 1], order them
+    /// by the policy, return the page and record its exposure in the ledger.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
         let start = Instant::now();
         self.validate(req)?;
+        let policy = self.policy(req.policy.as_deref())?;
         let searcher = self.text.searcher();
         // Retrieve the full candidate depth (not just the page) so ranking sees
         // the same candidates whatever page is asked for.
         let depth = self.config.search.candidates.max(req.offset + req.limit);
-        let results = self
-            .text
-            .search(&searcher, &req.query, &req.filter, depth, req.facets)?;
-        let max = results
-            .hits
-            .first()
-            .map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
-        // Ties are broken by the id's key, so a page is the same whatever the segment layout.
+        let results = self.text.search(&searcher, &req.query, &req.filter, depth, req.facets)?;
+        let max = results.hits.first().map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
+        let listing = req.query.trim().is_empty();
         let addrs: Vec<_> = results.hits.iter().map(|h| h.addr).collect();
         let facts = self.text.candidate_facts(&searcher, &addrs)?;
-        let mut cands: Vec<_> = results.hits.iter().zip(facts).collect();
-        cands.sort_by(|a, b| {
-            b.0.score
-                .total_cmp(&a.0.score)
-                .then_with(|| a.1.id_key.cmp(&b.1.id_key))
-        });
-        let mut hits = Vec::with_capacity(req.limit);
-        for (i, (h, _)) in cands.iter().enumerate().skip(req.offset).take(req.limit) {
+        let hub = self.hub();
+        let earnings = self.ledger.model_earnings();
+        let by_builder = self.config.ranking.group == "builder";
+        let cands: Vec<Candidate> = results
+            .hits
+            .iter()
+            .zip(&facts)
+            .map(|(h, f)| Candidate {
+                relevance: if listing { 1.0 } else { (h.score / max) as f64 },
+                calls: (f.downloads + f.paid_calls + earnings.get(&f.id_key).map_or(0, |e| e.calls)) as f64,
+                quantile: hub.quantile(f.downloads),
+                group: if by_builder { f.builder_key } else { f.id_key },
+                key: f.id_key,
+            })
+            .collect();
+        let seed = req.seed.unwrap_or(0);
+        let order = self
+            .ledger
+            .with_books(|models, builders| rank(&policy, &cands, if by_builder { builders } else { models }, seed));
+        let page: Vec<&Ranked> = order.iter().skip(req.offset).take(req.limit).collect();
+        let mut hits = Vec::with_capacity(page.len());
+        for (i, r) in page.iter().enumerate() {
+            let h = &results.hits[r.index];
             let mut card = self.text.card(&searcher, h.addr)?;
             card.card_text.clear();
-            let relevance = if req.query.trim().is_empty() {
-                1.0
-            } else {
-                (h.score / max) as f64
-            };
+            let mut parts = r.parts.clone();
+            parts.bm25 = (!listing).then_some(h.score);
+            parts.bm25_rank = (!listing).then_some(r.index + 1);
             hits.push(Hit {
-                rank: i + 1,
+                rank: req.offset + i + 1,
                 id: card.id.clone(),
-                score: relevance,
-                parts: ScoreParts {
-                    bm25: Some(h.score),
-                    bm25_rank: Some(i + 1),
-                    relevance,
-                    boost: 1.0,
-                    final_score: relevance,
-                    ..Default::default()
-                },
+                score: parts.final_score,
+                parts,
                 card,
             });
         }
+        if req.record {
+            self.record_page(&cands, &facts, &page, req.offset + 1, &hits)?;
+        }
         Ok(SearchResponse {
             query: req.query.clone(),
+            policy: policy.name().to_string(),
             total: results.total,
+            total_exact: req.facets,
             hits,
             facets: results.facets,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    fn record_page(&self, cands: &[Candidate], facts: &[CandidateFacts], page: &[&Ranked], first_rank: usize, hits: &[Hit]) -> Result<()> {
+        let attention = self.attention();
+        let shown: Vec<usize> = page.iter().map(|r| r.index).collect();
+        let as_models: Vec<Candidate> = cands.iter().zip(facts).map(|(c, f)| Candidate { group: f.id_key, ..*c }).collect();
+        let as_builders: Vec<Candidate> = cands.iter().zip(facts).map(|(c, f)| Candidate { group: f.builder_key, ..*c }).collect();
+        let model_delta = page_delta(&as_models, &shown, first_rank, &attention);
+        let builder_delta = page_delta(&as_builders, &shown, first_rank, &attention);
+        let impressions = shown
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| Impression {
+                model: facts[c].id_key,
+                builder: facts[c].builder_key,
+                rank: first_rank + i,
+                exposure: model_delta.get(&facts[c].id_key).map_or(0.0, |d| d.0),
+            })
+            .collect();
+        let mut names = Vec::with_capacity(hits.len() * 2);
+        for (h, &c) in hits.iter().zip(&shown) {
+            names.push((facts[c].id_key, h.card.id.clone()));
+            names.push((facts[c].builder_key, h.card.builder.clone()));
+        }
+        self.ledger
+            .record_page(PageRecord {
+                impressions,
+                model_delta,
+                builder_delta,
+                names,
+            })
+            .map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// The card with this id.

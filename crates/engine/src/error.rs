@@ -18,6 +18,9 @@ pub enum Error {
     /// they are reported in the import report).
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
+    /// Something broke inside; details are logged.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Index(#[from] hubsearch_index::Error),
     #[error(transparent)]

@@ -11,11 +11,14 @@
 
 pub mod engine;
 pub mod error;
+pub mod hub;
 pub mod import;
+pub mod ledger;
 pub mod source;
 pub mod synth;
 
-pub use engine::{Engine, HubStats, SearchResponse};
+pub use engine::{Engine, HubStats, LedgerMode, SearchResponse};
 pub use error::{Error, Result};
 pub use import::{ImportReport, Rejection};
+pub use ledger::{CallOutcome, CallRecord, Earnings, Ledger};
 pub use synth::HubGenerator;

@@ -403,6 +403,16 @@ impl TextIndex {
         Ok(out)
     }
 
+    /// Fast-field facts of every live card (hub-wide popularity, stats).
+    pub fn all_facts(&self) -> Result<Vec<CandidateFacts>> {
+        let searcher = self.searcher();
+        let mut addrs = Vec::with_capacity(searcher.num_docs() as usize);
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+            addrs.extend(seg.doc_ids_alive().map(|d| DocAddress::new(ord as u32, d)));
+        }
+        self.candidate_facts(&searcher, &addrs)
+    }
+
     /// The card with this id, if indexed.
     pub fn get(&self, id: &str) -> Result<Option<(DocAddress, ModelCard)>> {
         let searcher = self.searcher();

@@ -1,0 +1,94 @@
+//! [`HubPopularity`]: the hub-wide popularity facts ranking and statistics
+//! need: each model's popularity quantile (for `tail_boost`), the head sets
+//! (top 1%, top 10, top 10%) that concentration figures are reported over,
+//! and every model and builder key (so Gini counts the never-shown as zeros).
+
+use std::collections::{HashMap, HashSet};
+
+use hubsearch_index::CandidateFacts;
+
+/// Popularity of every model in the hub at one point in time.
+#[derive(Debug, Clone, Default)]
+pub struct HubPopularity {
+    /// Downloads of every model, ascending (for quantiles).
+    sorted: Vec<u64>,
+    /// Model key -> builder key.
+    pub builder_of: HashMap<u64, u64>,
+    /// Model key -> downloads.
+    pub downloads: HashMap<u64, u64>,
+    /// The top 1% of models by popularity.
+    pub top_1pct: HashSet<u64>,
+    /// The 10 most popular models.
+    pub top_10: HashSet<u64>,
+    /// The top 10% of models by popularity (the head; the rest is the tail).
+    pub head: HashSet<u64>,
+    /// Every builder key.
+    pub builders: HashSet<u64>,
+}
+
+impl HubPopularity {
+    pub fn from_facts(facts: &[CandidateFacts]) -> HubPopularity {
+        let mut by_pop: Vec<&CandidateFacts> = facts.iter().collect();
+        // Most popular first; ties by key so the sets are deterministic.
+        by_pop.sort_by(|a, b| b.downloads.cmp(&a.downloads).then(a.id_key.cmp(&b.id_key)));
+        let n = facts.len();
+        let take = |k: usize| -> HashSet<u64> { by_pop.iter().take(k).map(|f| f.id_key).collect() };
+        let mut sorted: Vec<u64> = facts.iter().map(|f| f.downloads).collect();
+        sorted.sort_unstable();
+        HubPopularity {
+            sorted,
+            builder_of: facts.iter().map(|f| (f.id_key, f.builder_key)).collect(),
+            downloads: facts.iter().map(|f| (f.id_key, f.downloads)).collect(),
+            top_1pct: take(n.div_ceil(100).max(1).min(n)),
+            top_10: take(10.min(n)),
+            head: take(n.div_ceil(10).min(n)),
+            builders: facts.iter().map(|f| f.builder_key).collect(),
+        }
+    }
+
+    /// Models in the hub.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// Popularity quantile of a download count, in [0, 1] (mid-rank: ties
+    /// share the middle of their run, so 31% zero-download models all get
+    /// 0.155, not 0).
+    pub fn quantile(&self, downloads: u64) -> f64 {
+        let n = self.sorted.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let lo = self.sorted.partition_point(|&d| d < downloads);
+        let hi = self.sorted.partition_point(|&d| d <= downloads);
+        ((lo + hi) as f64 / 2.0) / n as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_heads() {
+        let facts: Vec<CandidateFacts> = (0..200u64)
+            .map(|i| CandidateFacts {
+                id_key: i,
+                builder_key: i % 7,
+                downloads: if i < 60 { 0 } else { i },
+                paid_calls: 0,
+            })
+            .collect();
+        let h = HubPopularity::from_facts(&facts);
+        assert_eq!(h.quantile(0), 0.15);
+        assert!(h.quantile(199) > 0.99);
+        assert_eq!(h.top_1pct, HashSet::from([199, 198]));
+        assert_eq!(h.head.len(), 20);
+        assert!(h.head.contains(&180) && !h.head.contains(&179));
+        assert_eq!(h.builders.len(), 7);
+    }
+}
