@@ -140,6 +140,7 @@ pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
         "text query       p50 {:.3} ms, p99 {:.3} ms, mean {:.3} ms over {} searches ({} queries x {}); {:.0} queries/s on one thread",
         f.p50_ms, f.p99_ms, f.mean_ms, f.searches, f.queries, a.repeat, f.single_thread_qps
     );
+    rank_bench();
     if !report.rejected.is_empty() {
         println!(
             "note             {} records were rejected while building",
@@ -150,4 +151,43 @@ pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
         std::fs::write(&p, serde_json::to_string_pretty(&f)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Time each policy ordering 100 candidates (the ranking step alone).
+fn rank_bench() {
+    use hubsearch_rank::{rank, Candidate, ExposureBook, Policy};
+    let cands: Vec<Candidate> = (0..100u64)
+        .map(|i| Candidate {
+            relevance: 1.0 / (1.0 + i as f64 * 0.1),
+            calls: (i * 7919 % 1000) as f64,
+            quantile: (i * 31 % 100) as f64 / 100.0,
+            group: i % 40,
+            key: i,
+        })
+        .collect();
+    let mut book = ExposureBook::new();
+    for g in 0..40 {
+        book.set(g, g as f64, 2.0 * g as f64 + 1.0);
+    }
+    for p in [
+        Policy::Relevance,
+        Policy::Popularity { alpha: 0.1 },
+        Policy::TailBoost { beta: 0.5 },
+        Policy::Fair { lambda: 0.4 },
+        Policy::Stochastic { temperature: 0.1 },
+    ] {
+        let mut lat = Vec::with_capacity(5000);
+        for seed in 0..5000u64 {
+            let t = Instant::now();
+            std::hint::black_box(rank(&p, &cands, &book, seed));
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "rank 100 cands  {:<11} p50 {:.4} ms, p99 {:.4} ms",
+            p.name(),
+            lat[lat.len() / 2],
+            lat[lat.len() * 99 / 100]
+        );
+    }
 }

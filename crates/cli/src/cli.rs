@@ -253,6 +253,7 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
         limit,
         facets: a.json,
         record: false,
+        exposed: None,
     };
     if req.mode != Mode::Text {
         return Err("only --mode text is available in this build".into());

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hubsearch_core::Mode;
-use hubsearch_engine::{Engine, LedgerMode};
-use hubsearch_eval::{harness, trec, EvalOptions};
+use hubsearch_eval::{harness, replay, trec, ReplayOptions};
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -22,9 +21,12 @@ pub struct EvalArgs {
     /// Retrieval mode
     #[arg(long, default_value = "text")]
     pub mode: Mode,
-    /// Ranking policy [default: the configured one]
+    /// Ranking policy, or several separated by commas [default: the configured one]
     #[arg(long)]
     pub policy: Option<String>,
+    /// Hits a user sees per search (and that receive exposure)
+    #[arg(long, default_value_t = 10)]
+    pub page: usize,
     /// Serve the query list this many times in sequence (the ledger carries over)
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
@@ -42,7 +44,7 @@ pub struct EvalArgs {
 pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
     let queries = trec::read_queries(&a.queries)?;
     let qrels = trec::read_qrels(&a.qrels)?;
-    let report = if let Some(run_path) = &a.score_run {
+    if let Some(run_path) = &a.score_run {
         let run = trec::read_run(run_path)?;
         let empty = Default::default();
         let mut report = hubsearch_eval::EvalReport {
@@ -57,32 +59,56 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
             }
             report.per_query.insert(q.qid.clone(), s);
         }
-        report
-    } else {
-        // A replay starts from an empty ledger that carries over between repetitions.
-        let engine = Engine::open_with(load_config(g)?, LedgerMode::Ephemeral, false)?;
-        let opts = EvalOptions {
-            mode: a.mode,
-            policy: a.policy.clone(),
-            repeat: a.repeat,
-            depth: 100,
-        };
-        let report = harness::evaluate(&engine, &queries, &qrels, &opts)?;
-        if let Some(p) = &a.run_out {
-            let mut f = std::io::BufWriter::new(
-                std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
-            );
-            let tag = format!("hubsearch-{:?}", a.mode).to_lowercase();
-            trec::write_run(&mut f, &report.run, &tag, a.repeat > 1)?;
+        println!("queries {}", report.queries);
+        for (k, v) in &report.means {
+            println!("{k} {v:.4}");
         }
-        report
+        if let Some(p) = &a.json {
+            std::fs::write(p, serde_json::to_string_pretty(&report)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Each policy is replayed from an empty ledger that carries over between
+    // repetitions.
+    let config = load_config(g)?;
+    let policies: Vec<String> = match &a.policy {
+        Some(p) => p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        None => vec![config.ranking.policy.clone()],
     };
-    println!("queries {}", report.queries);
-    for (k, v) in &report.means {
-        println!("{k} {v:.4}");
+    let opts = ReplayOptions {
+        mode: a.mode,
+        repeat: a.repeat,
+        page: a.page,
+        depth: 100,
+    };
+    let mut reports = Vec::new();
+    for policy in &policies {
+        eprintln!("replaying {} queries x {} under {policy}...", queries.len(), a.repeat);
+        reports.push(replay(&config, policy, &queries, &qrels, &opts)?);
+    }
+    if let Some(p) = &a.run_out {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?);
+        for r in &reports {
+            let tag = format!("hubsearch-{:?}-{}", a.mode, r.policy).to_lowercase();
+            trec::write_run(&mut f, &r.run, &tag, a.repeat > 1)?;
+        }
+    }
+    println!("queries {}", queries.len());
+    for r in &reports {
+        for (k, v) in &r.means {
+            if policies.len() == 1 {
+                println!("{k} {v:.4}");
+            } else {
+                println!("{}.{k} {v:.4}", r.policy);
+            }
+        }
     }
     if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?)?;
+        let doc = serde_json::json!({
+            "queries": a.queries, "qrels": a.qrels, "mode": a.mode, "repeat": a.repeat, "page": a.page,
+            "ranking": config.ranking, "policies": reports,
+        });
+        std::fs::write(p, serde_json::to_string_pretty(&doc)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

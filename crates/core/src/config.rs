@@ -115,7 +115,7 @@ impl Default for RankingConfig {
             attention: "log".into(),
             alpha: 0.1,
             beta: 0.5,
-            lambda: 0.1,
+            lambda: 0.4,
             temperature: 0.1,
             gamma: 0.5,
             group: "model".into(),

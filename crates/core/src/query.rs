@@ -99,6 +99,11 @@ pub struct SearchRequest {
     /// person); off for previews and internal calls.
     #[serde(default = "yes")]
     pub record: bool,
+    /// How many of the returned hits a person sees (and so receive exposure);
+    /// `None` = all of them. Evaluation asks for 100 hits to score nDCG@100
+    /// but a user sees the first page.
+    #[serde(default)]
+    pub exposed: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -117,6 +122,7 @@ impl SearchRequest {
             limit,
             facets: false,
             record: true,
+            exposed: None,
         }
     }
 }

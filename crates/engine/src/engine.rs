@@ -263,7 +263,8 @@ impl Engine {
             });
         }
         if req.record {
-            self.record_page(&cands, &facts, &page, req.offset + 1, &hits)?;
+            let seen = req.exposed.unwrap_or(page.len()).min(page.len());
+            self.record_page(&cands, &facts, &page[..seen], req.offset + 1, &hits[..seen])?;
         }
         Ok(SearchResponse {
             query: req.query.clone(),

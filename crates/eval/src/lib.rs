@@ -7,8 +7,11 @@
 //! Key design decision: the harness calls the same `Engine::search` the
 //! server and the CLI call, so what is measured is what is served.
 
+pub mod exposure;
 pub mod harness;
 pub mod metrics;
+pub mod replay;
 pub mod trec;
 
 pub use harness::{evaluate, EvalOptions, EvalReport};
+pub use replay::{replay, PolicyReport, ReplayOptions};

@@ -1,0 +1,98 @@
+//! Ledger durability: a process records pages and paid calls, is killed with
+//! SIGKILL (no clean shutdown) after they were acknowledged, and a new
+//! process finds every acknowledged record.
+//!
+//! The child is this same test binary, re-run with an environment variable
+//! that makes `child_writer` do the writing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use hubsearch_engine::ledger::{CallRecord, Impression, PageRecord};
+use hubsearch_engine::Ledger;
+use hubsearch_rank::PageDelta;
+
+const CHILD_ENV: &str = "HUBSEARCH_LEDGER_CHILD";
+
+fn call(i: u64) -> CallRecord {
+    CallRecord {
+        model: i % 13,
+        builder: 1000 + i % 5,
+        model_id: format!("b{}/m{}", i % 5, i % 13),
+        builder_name: format!("b{}", i % 5),
+        amount_usd: 0.01,
+        idempotency_key: Some(format!("call-{i}")),
+    }
+}
+
+fn page(i: u64) -> PageRecord {
+    PageRecord {
+        impressions: vec![Impression {
+            model: i % 13,
+            builder: 1000 + i % 5,
+            rank: 1,
+            exposure: 1.0,
+        }],
+        model_delta: PageDelta::from([(i % 13, (1.0, 1.0))]),
+        builder_delta: PageDelta::from([(1000 + i % 5, (1.0, 1.0))]),
+        names: vec![],
+    }
+}
+
+/// Runs only as the child: write forever, acknowledging as it goes.
+#[test]
+fn child_writer() {
+    let Ok(path) = std::env::var(CHILD_ENV) else { return };
+    let ledger = Ledger::open(std::path::Path::new(&path)).unwrap();
+    let mut i = 0u64;
+    loop {
+        for _ in 0..50 {
+            ledger.record_page(page(i)).unwrap();
+            ledger.record_call(call(i)).unwrap();
+            i += 1;
+        }
+        ledger.flush().unwrap();
+        // Everything up to i is acknowledged now.
+        println!("ACK {i}");
+    }
+}
+
+#[test]
+fn acknowledged_records_survive_sigkill() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_writer", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_ENV, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acked = 0u64;
+    let mut acks = 0;
+    while acks < 5 {
+        let line = lines.next().expect("child ended early").unwrap();
+        if let Some(n) = line.strip_prefix("ACK ") {
+            acked = n.trim().parse().unwrap();
+            acks += 1;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(acked >= 250);
+
+    let ledger = Ledger::open(&path).unwrap();
+    assert!(ledger.pages() >= acked, "pages: {} < acknowledged {acked}", ledger.pages());
+    let calls: u64 = ledger.model_earnings().values().map(|e| e.calls).sum();
+    assert!(calls >= acked, "calls: {calls} < acknowledged {acked}");
+    for i in 0..acked {
+        let again = ledger.record_call(call(i)).unwrap();
+        assert!(!again.recorded, "acknowledged call {i} was lost");
+    }
+    let (exposure, merit, _) = ledger.exposure_of(0, false);
+    assert!(exposure >= (acked / 13) as f64 && merit == exposure);
+}
