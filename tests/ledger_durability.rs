@@ -42,7 +42,9 @@ fn page(i: u64) -> PageRecord {
 /// Runs only as the child: write forever, acknowledging as it goes.
 #[test]
 fn child_writer() {
-    let Ok(path) = std::env::var(CHILD_ENV) else { return };
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let ledger = Ledger::open(std::path::Path::new(&path)).unwrap();
     let mut i = 0u64;
     loop {
@@ -65,7 +67,13 @@ fn acknowledged_records_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.redb");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_writer", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "child_writer",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -86,7 +94,11 @@ fn acknowledged_records_survive_sigkill() {
     assert!(acked >= 250);
 
     let ledger = Ledger::open(&path).unwrap();
-    assert!(ledger.pages() >= acked, "pages: {} < acknowledged {acked}", ledger.pages());
+    assert!(
+        ledger.pages() >= acked,
+        "pages: {} < acknowledged {acked}",
+        ledger.pages()
+    );
     let calls: u64 = ledger.model_earnings().values().map(|e| e.calls).sum();
     assert!(calls >= acked, "calls: {calls} < acknowledged {acked}");
     for i in 0..acked {

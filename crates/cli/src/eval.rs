@@ -72,7 +72,11 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
     // repetitions.
     let config = load_config(g)?;
     let policies: Vec<String> = match &a.policy {
-        Some(p) => p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Some(p) => p
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         None => vec![config.ranking.policy.clone()],
     };
     let opts = ReplayOptions {
@@ -83,11 +87,17 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
     };
     let mut reports = Vec::new();
     for policy in &policies {
-        eprintln!("replaying {} queries x {} under {policy}...", queries.len(), a.repeat);
+        eprintln!(
+            "replaying {} queries x {} under {policy}...",
+            queries.len(),
+            a.repeat
+        );
         reports.push(replay(&config, policy, &queries, &qrels, &opts)?);
     }
     if let Some(p) = &a.run_out {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?);
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        );
         for r in &reports {
             let tag = format!("hubsearch-{:?}-{}", a.mode, r.policy).to_lowercase();
             trec::write_run(&mut f, &r.run, &tag, a.repeat > 1)?;

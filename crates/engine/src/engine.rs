@@ -14,7 +14,9 @@ use std::sync::{Arc, RwLock};
 
 use hubsearch_core::{Config, Hit, ModelCard, SearchRequest};
 use hubsearch_index::{Boosts, CandidateFacts, FacetCounts, TextIndex};
-use hubsearch_rank::{page_delta, rank, Attention, Candidate, Concentration, Policy, Ranked, POLICY_NAMES};
+use hubsearch_rank::{
+    page_delta, rank, Attention, Candidate, Concentration, Policy, Ranked, POLICY_NAMES,
+};
 
 use crate::hub::HubPopularity;
 use crate::ledger::{Impression, Ledger, PageRecord};
@@ -93,7 +95,9 @@ impl Engine {
             TextIndex::open_or_create(&text_dir)?
         } else {
             TextIndex::open(&text_dir).map_err(|e| match e {
-                hubsearch_index::Error::NotFound { .. } => hubsearch_index::Error::NotFound { path: dir.clone() },
+                hubsearch_index::Error::NotFound { .. } => {
+                    hubsearch_index::Error::NotFound { path: dir.clone() }
+                }
                 other => other,
             })?
         };
@@ -102,7 +106,12 @@ impl Engine {
             LedgerMode::Persistent => Ledger::open(&dir.join("ledger.redb")),
             LedgerMode::Ephemeral => Ledger::in_memory(),
         }
-        .map_err(|e| Error::Internal(format!("opening the exposure ledger in {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            Error::Internal(format!(
+                "opening the exposure ledger in {}: {e}",
+                dir.display()
+            ))
+        })?;
         let engine = Engine {
             config,
             dir,
@@ -117,7 +126,8 @@ impl Engine {
     /// Recompute hub-wide popularity (after an import or a publish).
     pub fn refresh_hub(&self) -> Result<()> {
         let facts = self.text.all_facts()?;
-        *self.hub.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(HubPopularity::from_facts(&facts));
+        *self.hub.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(HubPopularity::from_facts(&facts));
         Ok(())
     }
 
@@ -138,14 +148,18 @@ impl Engine {
         Policy::from_name(name, r.alpha, r.beta, r.lambda, r.temperature).ok_or_else(|| {
             Error::bad_request(
                 "unknown_policy",
-                format!("unknown policy {name:?} (expected one of {})", POLICY_NAMES.join(", ")),
+                format!(
+                    "unknown policy {name:?} (expected one of {})",
+                    POLICY_NAMES.join(", ")
+                ),
             )
         })
     }
 
     /// The configured attention model.
     pub fn attention(&self) -> Attention {
-        Attention::from_name(&self.config.ranking.attention, self.config.ranking.gamma).unwrap_or(Attention::Log)
+        Attention::from_name(&self.config.ranking.attention, self.config.ranking.gamma)
+            .unwrap_or(Attention::Log)
     }
 
     pub fn config(&self) -> &Config {
@@ -221,8 +235,13 @@ impl Engine {
         // Retrieve the full candidate depth (not just the page) so ranking sees
         // the same candidates whatever page is asked for.
         let depth = self.config.search.candidates.max(req.offset + req.limit);
-        let results = self.text.search(&searcher, &req.query, &req.filter, depth, req.facets)?;
-        let max = results.hits.first().map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
+        let results = self
+            .text
+            .search(&searcher, &req.query, &req.filter, depth, req.facets)?;
+        let max = results
+            .hits
+            .first()
+            .map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
         let listing = req.query.trim().is_empty();
         let addrs: Vec<_> = results.hits.iter().map(|h| h.addr).collect();
         let facts = self.text.candidate_facts(&searcher, &addrs)?;
@@ -235,16 +254,22 @@ impl Engine {
             .zip(&facts)
             .map(|(h, f)| Candidate {
                 relevance: if listing { 1.0 } else { (h.score / max) as f64 },
-                calls: (f.downloads + f.paid_calls + earnings.get(&f.id_key).map_or(0, |e| e.calls)) as f64,
+                calls: (f.downloads + f.paid_calls + earnings.get(&f.id_key).map_or(0, |e| e.calls))
+                    as f64,
                 quantile: hub.quantile(f.downloads),
                 group: if by_builder { f.builder_key } else { f.id_key },
                 key: f.id_key,
             })
             .collect();
         let seed = req.seed.unwrap_or(0);
-        let order = self
-            .ledger
-            .with_books(|models, builders| rank(&policy, &cands, if by_builder { builders } else { models }, seed));
+        let order = self.ledger.with_books(|models, builders| {
+            rank(
+                &policy,
+                &cands,
+                if by_builder { builders } else { models },
+                seed,
+            )
+        });
         let page: Vec<&Ranked> = order.iter().skip(req.offset).take(req.limit).collect();
         let mut hits = Vec::with_capacity(page.len());
         for (i, r) in page.iter().enumerate() {
@@ -277,11 +302,32 @@ impl Engine {
         })
     }
 
-    fn record_page(&self, cands: &[Candidate], facts: &[CandidateFacts], page: &[&Ranked], first_rank: usize, hits: &[Hit]) -> Result<()> {
+    fn record_page(
+        &self,
+        cands: &[Candidate],
+        facts: &[CandidateFacts],
+        page: &[&Ranked],
+        first_rank: usize,
+        hits: &[Hit],
+    ) -> Result<()> {
         let attention = self.attention();
         let shown: Vec<usize> = page.iter().map(|r| r.index).collect();
-        let as_models: Vec<Candidate> = cands.iter().zip(facts).map(|(c, f)| Candidate { group: f.id_key, ..*c }).collect();
-        let as_builders: Vec<Candidate> = cands.iter().zip(facts).map(|(c, f)| Candidate { group: f.builder_key, ..*c }).collect();
+        let as_models: Vec<Candidate> = cands
+            .iter()
+            .zip(facts)
+            .map(|(c, f)| Candidate {
+                group: f.id_key,
+                ..*c
+            })
+            .collect();
+        let as_builders: Vec<Candidate> = cands
+            .iter()
+            .zip(facts)
+            .map(|(c, f)| Candidate {
+                group: f.builder_key,
+                ..*c
+            })
+            .collect();
         let model_delta = page_delta(&as_models, &shown, first_rank, &attention);
         let builder_delta = page_delta(&as_builders, &shown, first_rank, &attention);
         let impressions = shown

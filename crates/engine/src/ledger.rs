@@ -141,7 +141,9 @@ struct Inner {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Ledger {
@@ -188,7 +190,9 @@ impl Ledger {
     fn send(&self, e: Event) -> Result<(), LedgerError> {
         let tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
         let tx = tx.as_ref().ok_or(LedgerError::Stopped)?;
-        self.inner.lag.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .lag
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tx.send(e).map_err(|_| LedgerError::Stopped)
     }
 
@@ -226,7 +230,10 @@ impl Ledger {
             let mut s = self.state();
             if let Some(k) = &call.idempotency_key {
                 if let Some(&seq) = s.idempotency.get(k) {
-                    return Ok(CallOutcome { seq, recorded: false });
+                    return Ok(CallOutcome {
+                        seq,
+                        recorded: false,
+                    });
                 }
             }
             let seq = s.next_call;
@@ -240,14 +247,21 @@ impl Ledger {
             let b = s.calls_builder.entry(call.builder).or_default();
             b.calls += 1;
             b.income_usd += call.amount_usd;
-            s.names.entry(call.model).or_insert_with(|| call.model_id.clone());
-            s.names.entry(call.builder).or_insert_with(|| call.builder_name.clone());
+            s.names
+                .entry(call.model)
+                .or_insert_with(|| call.model_id.clone());
+            s.names
+                .entry(call.builder)
+                .or_insert_with(|| call.builder_name.clone());
             let (tx, rx) = mpsc::channel();
             self.send(Event::Call(call, seq, now_secs(), tx))?;
             (seq, rx)
         };
         ack.recv().map_err(|_| LedgerError::Stopped)?;
-        Ok(CallOutcome { seq, recorded: true })
+        Ok(CallOutcome {
+            seq,
+            recorded: true,
+        })
     }
 
     /// Wait until everything recorded so far is committed to disk.
@@ -269,7 +283,11 @@ impl Ledger {
 
     /// Exposure per model (all time).
     pub fn model_exposure(&self) -> HashMap<u64, f64> {
-        self.state().models.iter().map(|(k, (e, _))| (*k, *e)).collect()
+        self.state()
+            .models
+            .iter()
+            .map(|(k, (e, _))| (*k, *e))
+            .collect()
     }
 
     /// Exposure per model within the last `hours` hours.
@@ -309,20 +327,38 @@ impl Ledger {
     /// Calls and income of one key.
     pub fn earnings_of(&self, key: u64, builder: bool) -> Earnings {
         let s = self.state();
-        let m = if builder { &s.calls_builder } else { &s.calls_model };
+        let m = if builder {
+            &s.calls_builder
+        } else {
+            &s.calls_model
+        };
         m.get(&key).copied().unwrap_or_default()
     }
 
     /// Exposure per builder (all time).
     pub fn builder_exposure(&self) -> HashMap<u64, f64> {
-        self.state().builders.iter().map(|(k, (e, _))| (*k, *e)).collect()
+        self.state()
+            .builders
+            .iter()
+            .map(|(k, (e, _))| (*k, *e))
+            .collect()
     }
 
     /// Stop the writer after committing everything queued.
     pub fn close(&self) -> Result<(), LedgerError> {
         let r = self.flush();
-        self.inner.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        self.inner
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
         r
@@ -346,27 +382,52 @@ fn init_tables(db: &Database) -> Result<(), LedgerError> {
 fn load(db: &Database) -> Result<State, LedgerError> {
     let r = db.begin_read().map_err(db_err)?;
     let mut s = State::default();
-    for row in r.open_table(MODELS).map_err(db_err)?.iter().map_err(db_err)? {
+    for row in r
+        .open_table(MODELS)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
         let (k, v) = row.map_err(db_err)?;
         let (e, m, n) = v.value();
         s.models.set(k.value(), e, m);
         s.impressions_model.insert(k.value(), n);
     }
-    for row in r.open_table(BUILDERS).map_err(db_err)?.iter().map_err(db_err)? {
+    for row in r
+        .open_table(BUILDERS)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
         let (k, v) = row.map_err(db_err)?;
         let (e, m, n) = v.value();
         s.builders.set(k.value(), e, m);
         s.impressions_builder.insert(k.value(), n);
     }
-    for row in r.open_table(HOURLY).map_err(db_err)?.iter().map_err(db_err)? {
+    for row in r
+        .open_table(HOURLY)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
         let (k, v) = row.map_err(db_err)?;
         s.hourly.insert(k.value(), v.value());
     }
-    for row in r.open_table(NAMES).map_err(db_err)?.iter().map_err(db_err)? {
+    for row in r
+        .open_table(NAMES)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
         let (k, v) = row.map_err(db_err)?;
         s.names.insert(k.value(), v.value().to_string());
     }
-    for row in r.open_table(CALLS).map_err(db_err)?.iter().map_err(db_err)? {
+    for row in r
+        .open_table(CALLS)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
         let (k, v) = row.map_err(db_err)?;
         let (model, builder, amount, _) = v.value();
         for (map, key) in [(&mut s.calls_model, model), (&mut s.calls_builder, builder)] {
@@ -376,11 +437,21 @@ fn load(db: &Database) -> Result<State, LedgerError> {
         }
         s.next_call = s.next_call.max(k.value() + 1);
     }
-    for row in r.open_table(IDEMPOTENCY).map_err(db_err)?.iter().map_err(db_err)? {
+    for row in r
+        .open_table(IDEMPOTENCY)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
         let (k, v) = row.map_err(db_err)?;
         s.idempotency.insert(k.value().to_string(), v.value());
     }
-    if let Some(p) = r.open_table(COUNTERS).map_err(db_err)?.get("pages").map_err(db_err)? {
+    if let Some(p) = r
+        .open_table(COUNTERS)
+        .map_err(db_err)?
+        .get("pages")
+        .map_err(db_err)?
+    {
         s.pages = p.value();
     }
     Ok(s)
@@ -452,8 +523,13 @@ fn commit_batch(db: &Database, batch: &mut [Event]) -> Result<(), LedgerError> {
         for (table, deltas) in [(MODELS, &models), (BUILDERS, &builders)] {
             let mut t = w.open_table(table).map_err(db_err)?;
             for (k, (e, m, n)) in deltas {
-                let old = t.get(k).map_err(db_err)?.map(|v| v.value()).unwrap_or((0.0, 0.0, 0));
-                t.insert(k, (old.0 + e, old.1 + m, old.2 + n)).map_err(db_err)?;
+                let old = t
+                    .get(k)
+                    .map_err(db_err)?
+                    .map(|v| v.value())
+                    .unwrap_or((0.0, 0.0, 0));
+                t.insert(k, (old.0 + e, old.1 + m, old.2 + n))
+                    .map_err(db_err)?;
             }
         }
         let mut t = w.open_table(HOURLY).map_err(db_err)?;
@@ -465,7 +541,9 @@ fn commit_batch(db: &Database, batch: &mut [Event]) -> Result<(), LedgerError> {
         for e in batch.iter() {
             if let Event::Call(c, ..) = e {
                 names.entry(c.model).or_insert_with(|| c.model_id.clone());
-                names.entry(c.builder).or_insert_with(|| c.builder_name.clone());
+                names
+                    .entry(c.builder)
+                    .or_insert_with(|| c.builder_name.clone());
             }
         }
         for (k, n) in &names {
@@ -477,14 +555,19 @@ fn commit_batch(db: &Database, batch: &mut [Event]) -> Result<(), LedgerError> {
         let mut idem = w.open_table(IDEMPOTENCY).map_err(db_err)?;
         for e in batch.iter() {
             if let Event::Call(c, seq, time, _) = e {
-                calls.insert(seq, (c.model, c.builder, c.amount_usd, *time)).map_err(db_err)?;
+                calls
+                    .insert(seq, (c.model, c.builder, c.amount_usd, *time))
+                    .map_err(db_err)?;
                 if let Some(k) = &c.idempotency_key {
                     idem.insert(k.as_str(), seq).map_err(db_err)?;
                 }
             }
         }
         let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
-        let old = counters.get("pages").map_err(db_err)?.map_or(0, |v| v.value());
+        let old = counters
+            .get("pages")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
         counters.insert("pages", old + pages).map_err(db_err)?;
     }
     w.commit().map_err(db_err)
@@ -494,7 +577,12 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Closing the channel ends the writer after it commits what is queued.
         self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = self.writer.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
     }
@@ -506,7 +594,12 @@ mod tests {
 
     fn page(model: u64, builder: u64) -> PageRecord {
         PageRecord {
-            impressions: vec![Impression { model, builder, rank: 1, exposure: 1.0 }],
+            impressions: vec![Impression {
+                model,
+                builder,
+                rank: 1,
+                exposure: 1.0,
+            }],
             model_delta: PageDelta::from([(model, (1.0, 0.5))]),
             builder_delta: PageDelta::from([(builder, (1.0, 0.5))]),
             names: vec![(model, "a/x".into()), (builder, "a".into())],
@@ -533,14 +626,24 @@ mod tests {
             let first = l.record_call(call.clone()).unwrap();
             let again = l.record_call(call.clone()).unwrap();
             assert!(first.recorded && !again.recorded && first.seq == again.seq);
-            l.record_call(CallRecord { idempotency_key: None, ..call }).unwrap();
+            l.record_call(CallRecord {
+                idempotency_key: None,
+                ..call
+            })
+            .unwrap();
             l.flush().unwrap();
             l.close().unwrap();
         }
         let l = Ledger::open(&path).unwrap();
         assert_eq!(l.exposure_of(1, false), (10.0, 5.0, 10));
         assert_eq!(l.exposure_of(100, true), (10.0, 5.0, 10));
-        assert_eq!(l.earnings_of(100, true), Earnings { calls: 2, income_usd: 1.0 });
+        assert_eq!(
+            l.earnings_of(100, true),
+            Earnings {
+                calls: 2,
+                income_usd: 1.0
+            }
+        );
         assert_eq!(l.pages(), 10);
         assert_eq!(l.model_exposure_recent(24)[&1], 10.0);
         // Idempotency keys survive a restart too.

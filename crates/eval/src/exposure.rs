@@ -19,7 +19,11 @@ pub struct ExpectedExposure {
 
 /// Expected exposure of each document over `rankings` (sampled or repeated
 /// rankings of one query), positions 1..=k weighted by `attention`.
-pub fn expected_exposure(rankings: &[Vec<String>], k: usize, attention: &Attention) -> HashMap<String, f64> {
+pub fn expected_exposure(
+    rankings: &[Vec<String>],
+    k: usize,
+    attention: &Attention,
+) -> HashMap<String, f64> {
     let mut eps: HashMap<String, f64> = HashMap::new();
     if rankings.is_empty() {
         return eps;
@@ -39,16 +43,27 @@ pub fn expected_exposure(rankings: &[Vec<String>], k: usize, attention: &Attenti
 /// The grade-based target: the ideal ranking puts higher grades first; the
 /// documents of one grade share equally the exposure of the positions (up to
 /// k) that the ideal ranking gives that grade.
-pub fn target_exposure(judged: &HashMap<String, u32>, k: usize, attention: &Attention) -> HashMap<String, f64> {
+pub fn target_exposure(
+    judged: &HashMap<String, u32>,
+    k: usize,
+    attention: &Attention,
+) -> HashMap<String, f64> {
     let mut grades: Vec<u32> = judged.values().copied().filter(|g| *g > 0).collect();
     grades.sort_unstable_by(|a, b| b.cmp(a));
     grades.dedup();
     let mut out = HashMap::new();
     let mut pos = 1;
     for g in grades {
-        let docs: Vec<&String> = judged.iter().filter(|(_, gg)| **gg == g).map(|(d, _)| d).collect();
+        let docs: Vec<&String> = judged
+            .iter()
+            .filter(|(_, gg)| **gg == g)
+            .map(|(d, _)| d)
+            .collect();
         let n = docs.len();
-        let total: f64 = (pos..pos + n).filter(|j| *j <= k).map(|j| attention.weight(j)).sum();
+        let total: f64 = (pos..pos + n)
+            .filter(|j| *j <= k)
+            .map(|j| attention.weight(j))
+            .sum();
         for d in docs {
             out.insert(d.clone(), total / n as f64);
         }
@@ -58,7 +73,12 @@ pub fn target_exposure(judged: &HashMap<String, u32>, k: usize, attention: &Atte
 }
 
 /// EE-L, EE-D and EE-R of one query.
-pub fn expected_exposure_metrics(rankings: &[Vec<String>], judged: &HashMap<String, u32>, k: usize, attention: &Attention) -> ExpectedExposure {
+pub fn expected_exposure_metrics(
+    rankings: &[Vec<String>],
+    judged: &HashMap<String, u32>,
+    k: usize,
+    attention: &Attention,
+) -> ExpectedExposure {
     let eps = expected_exposure(rankings, k, attention);
     let target = target_exposure(judged, k, attention);
     let mut m = ExpectedExposure::default();
@@ -80,7 +100,13 @@ pub fn expected_exposure_metrics(rankings: &[Vec<String>], judged: &HashMap<Stri
 /// `1 - JSD(rho, rho*)`, base 2, where `rho` is the position-weighted
 /// distribution of the ranking's groups and `target` the wanted one. Both are
 /// normalised here; documents with no group are ignored.
-pub fn awrf(ranking: &[String], group_of: &HashMap<String, String>, target: &HashMap<String, f64>, k: usize, attention: &Attention) -> f64 {
+pub fn awrf(
+    ranking: &[String],
+    group_of: &HashMap<String, String>,
+    target: &HashMap<String, f64>,
+    k: usize,
+    attention: &Attention,
+) -> f64 {
     let mut rho: HashMap<&str, f64> = HashMap::new();
     for (i, d) in ranking.iter().take(k).enumerate() {
         if let Some(g) = group_of.get(d) {
@@ -92,7 +118,11 @@ pub fn awrf(ranking: &[String], group_of: &HashMap<String, String>, target: &Has
     if rs <= 0.0 || ts <= 0.0 {
         return 0.0;
     }
-    let mut groups: Vec<&str> = rho.keys().copied().chain(target.keys().map(String::as_str)).collect();
+    let mut groups: Vec<&str> = rho
+        .keys()
+        .copied()
+        .chain(target.keys().map(String::as_str))
+        .collect();
     groups.sort_unstable();
     groups.dedup();
     let mut jsd = 0.0;
@@ -144,7 +174,10 @@ mod tests {
         assert!((m.ee_d - 1.25).abs() < 1e-12);
         assert!((m.ee_r - 1.125).abs() < 1e-12);
         // Alternating [a,b] and [b,a]: eps = 0.75 each: EE-L = 0.
-        let alt = vec![vec!["a".to_string(), "b".to_string()], vec!["b".to_string(), "a".to_string()]];
+        let alt = vec![
+            vec!["a".to_string(), "b".to_string()],
+            vec!["b".to_string(), "a".to_string()],
+        ];
         assert!(expected_exposure_metrics(&alt, &j, 2, &att).ee_l.abs() < 1e-12);
         // Showing an irrelevant doc: its exposure counts against, and the
         // unshown relevant doc's target counts too.
@@ -157,8 +190,10 @@ mod tests {
     #[test]
     fn awrf_hand_computed() {
         let att = Attention::Rbp { gamma: 0.5 };
-        let groups: HashMap<String, String> =
-            [("a", "g1"), ("b", "g2")].iter().map(|(d, g)| (d.to_string(), g.to_string())).collect();
+        let groups: HashMap<String, String> = [("a", "g1"), ("b", "g2")]
+            .iter()
+            .map(|(d, g)| (d.to_string(), g.to_string()))
+            .collect();
         let even: HashMap<String, f64> = [("g1".to_string(), 1.0), ("g2".to_string(), 1.0)].into();
         let r = vec!["a".to_string(), "b".to_string()];
         // rho = (2/3, 1/3), target (1/2, 1/2): m = (7/12, 5/12).
@@ -168,7 +203,8 @@ mod tests {
             + 0.5 * (0.5 * (0.5 / m[0]).log2() + 0.5 * (0.5 / m[1]).log2());
         assert!((awrf(&r, &groups, &even, 2, &att) - (1.0 - jsd)).abs() < 1e-12);
         // A ranking that matches the target exactly scores 1.
-        let target: HashMap<String, f64> = [("g1".to_string(), 2.0), ("g2".to_string(), 1.0)].into();
+        let target: HashMap<String, f64> =
+            [("g1".to_string(), 2.0), ("g2".to_string(), 1.0)].into();
         assert!((awrf(&r, &groups, &target, 2, &att) - 1.0).abs() < 1e-12);
     }
 }

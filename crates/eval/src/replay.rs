@@ -52,7 +52,13 @@ pub struct PolicyReport {
 }
 
 /// Replay `queries` under `policy` with a fresh in-memory ledger.
-pub fn replay(config: &Config, policy: &str, queries: &[Query], qrels: &Qrels, opts: &ReplayOptions) -> Result<PolicyReport, hubsearch_engine::Error> {
+pub fn replay(
+    config: &Config,
+    policy: &str,
+    queries: &[Query],
+    qrels: &Qrels,
+    opts: &ReplayOptions,
+) -> Result<PolicyReport, hubsearch_engine::Error> {
     let engine = Engine::open_with(config.clone(), LedgerMode::Ephemeral, false)?;
     let attention = engine.attention();
     let empty = HashMap::new();
@@ -82,16 +88,28 @@ pub fn replay(config: &Config, policy: &str, queries: &[Query], qrels: &Qrels, o
             for (i, id) in ids.iter().take(opts.page).enumerate() {
                 *exposure.entry(id.clone()).or_default() += attention.weight(i + 1);
             }
-            run.push((q.qid.clone(), rep, resp.hits.iter().map(|h| (h.id.clone(), h.score)).collect()));
+            run.push((
+                q.qid.clone(),
+                rep,
+                resp.hits.iter().map(|h| (h.id.clone(), h.score)).collect(),
+            ));
             rankings.entry(q.qid.as_str()).or_default().push(ids);
         }
     }
-    let mut means: BTreeMap<String, f64> = sums.into_iter().map(|(k, v)| (k, v / n.max(1) as f64)).collect();
+    let mut means: BTreeMap<String, f64> = sums
+        .into_iter()
+        .map(|(k, v)| (k, v / n.max(1) as f64))
+        .collect();
 
     // Expected exposure per query, over its repetitions.
     let mut ee = [0.0f64; 3];
     for q in queries {
-        let m = expected_exposure_metrics(&rankings[q.qid.as_str()], qrels.get(&q.qid).unwrap_or(&empty), opts.page, &attention);
+        let m = expected_exposure_metrics(
+            &rankings[q.qid.as_str()],
+            qrels.get(&q.qid).unwrap_or(&empty),
+            opts.page,
+            &attention,
+        );
         ee[0] += m.ee_l;
         ee[1] += m.ee_d;
         ee[2] += m.ee_r;
@@ -120,13 +138,22 @@ fn concentration(engine: &Engine, exposure: &HashMap<String, f64>) -> Vec<(Strin
     let hub = engine.hub();
     let by_key: HashMap<u64, f64> = exposure.iter().map(|(id, e)| (key_of(id), *e)).collect();
     let total: f64 = by_key.values().sum();
-    let mut models: Vec<f64> = hub.downloads.keys().map(|k| by_key.get(k).copied().unwrap_or(0.0)).collect();
+    let mut models: Vec<f64> = hub
+        .downloads
+        .keys()
+        .map(|k| by_key.get(k).copied().unwrap_or(0.0))
+        .collect();
     models.sort_by(f64::total_cmp);
     let share = |set: &HashSet<u64>| -> f64 {
         if total <= 0.0 {
             return 0.0;
         }
-        by_key.iter().filter(|(k, _)| set.contains(k)).map(|(_, e)| e).sum::<f64>() / total
+        by_key
+            .iter()
+            .filter(|(k, _)| set.contains(k))
+            .map(|(_, e)| e)
+            .sum::<f64>()
+            / total
     };
     // Builders: exposure, and popularity = their models' downloads.
     let mut b_exp: HashMap<u64, f64> = hub.builders.iter().map(|b| (*b, 0.0)).collect();
@@ -139,10 +166,19 @@ fn concentration(engine: &Engine, exposure: &HashMap<String, f64>) -> Vec<(Strin
     }
     let mut ranked_builders: Vec<(u64, u64)> = b_pop.into_iter().collect();
     ranked_builders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let head_b: HashSet<u64> = ranked_builders.iter().take(ranked_builders.len().div_ceil(10)).map(|(b, _)| *b).collect();
+    let head_b: HashSet<u64> = ranked_builders
+        .iter()
+        .take(ranked_builders.len().div_ceil(10))
+        .map(|(b, _)| *b)
+        .collect();
     let b_total: f64 = b_exp.values().sum();
     let b_tail = if b_total > 0.0 {
-        b_exp.iter().filter(|(b, _)| !head_b.contains(b)).map(|(_, e)| e).sum::<f64>() / b_total
+        b_exp
+            .iter()
+            .filter(|(b, _)| !head_b.contains(b))
+            .map(|(_, e)| e)
+            .sum::<f64>()
+            / b_total
     } else {
         0.0
     };

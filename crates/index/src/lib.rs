@@ -10,9 +10,11 @@
 //! per candidate (popularity, price, dates) without touching the doc store.
 
 pub mod analyzer;
+pub mod embedder;
 pub mod error;
 pub mod schema;
 pub mod text_index;
+pub mod vector_index;
 
 pub use error::{Error, Result};
 pub use schema::Boosts;
@@ -21,3 +23,4 @@ pub use tantivy::{DocAddress, Searcher};
 pub use text_index::{
     dir_size, CandidateFacts, CardWriter, FacetCounts, TextHit, TextIndex, TextResults,
 };
+pub use vector_index::{HnswParams, VectorHit, VectorIndex};

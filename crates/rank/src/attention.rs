@@ -58,13 +58,19 @@ impl Attention {
                 rel.iter()
                     .enumerate()
                     .map(|(i, r)| {
-                        let w = if first_rank + i > MAX_EXPOSED_RANK { 0.0 } else { look };
+                        let w = if first_rank + i > MAX_EXPOSED_RANK {
+                            0.0
+                        } else {
+                            look
+                        };
                         look *= 1.0 - (click * r.clamp(0.0, 1.0));
                         w
                     })
                     .collect()
             }
-            _ => (0..rel.len()).map(|i| self.weight(first_rank + i)).collect(),
+            _ => (0..rel.len())
+                .map(|i| self.weight(first_rank + i))
+                .collect(),
         }
     }
 

@@ -60,7 +60,12 @@ impl ExposureBook {
 /// The delta of serving `shown` (indices into `cands`, in page order, the
 /// first at 1-based rank `first_rank`): every candidate's group gains its
 /// relevance as merit, every shown item's group gains its position's exposure.
-pub fn page_delta(cands: &[Candidate], shown: &[usize], first_rank: usize, attention: &Attention) -> PageDelta {
+pub fn page_delta(
+    cands: &[Candidate],
+    shown: &[usize],
+    first_rank: usize,
+    attention: &Attention,
+) -> PageDelta {
     let mut delta = PageDelta::new();
     for c in cands {
         delta.entry(c.group).or_default().1 += c.relevance.max(0.0);

@@ -30,7 +30,9 @@ pub fn weighted_minmax<D: Clone + Eq + Hash>(lists: &[(&[(D, f64)], f64)]) -> Ve
     for (list, weight) in lists {
         let (lo, hi) = list
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, s)| (lo.min(*s), hi.max(*s)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, s)| {
+                (lo.min(*s), hi.max(*s))
+            });
         for (d, s) in list.iter() {
             let norm = if hi > lo { (s - lo) / (hi - lo) } else { 1.0 };
             let e = scores.entry(d.clone()).or_insert_with(|| {

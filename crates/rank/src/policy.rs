@@ -43,11 +43,23 @@ pub enum Policy {
 }
 
 /// Policy names accepted by [`Policy::from_name`].
-pub const POLICY_NAMES: [&str; 5] = ["relevance", "popularity", "tail_boost", "fair", "stochastic"];
+pub const POLICY_NAMES: [&str; 5] = [
+    "relevance",
+    "popularity",
+    "tail_boost",
+    "fair",
+    "stochastic",
+];
 
 impl Policy {
     /// Build a policy from its name and the configured parameters.
-    pub fn from_name(name: &str, alpha: f64, beta: f64, lambda: f64, temperature: f64) -> Option<Policy> {
+    pub fn from_name(
+        name: &str,
+        alpha: f64,
+        beta: f64,
+        lambda: f64,
+        temperature: f64,
+    ) -> Option<Policy> {
         Some(match name {
             "relevance" => Policy::Relevance,
             "popularity" => Policy::Popularity { alpha },
@@ -82,7 +94,11 @@ pub struct Ranked {
 /// The result is a permutation of the candidates, best first.
 pub fn rank(policy: &Policy, cands: &[Candidate], book: &ExposureBook, seed: u64) -> Vec<Ranked> {
     let mut out: Vec<Ranked> = match *policy {
-        Policy::Relevance => cands.iter().enumerate().map(|(i, c)| ranked(i, c, 0.0, 1.0, 0.0, c.relevance)).collect(),
+        Policy::Relevance => cands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ranked(i, c, 0.0, 1.0, 0.0, c.relevance))
+            .collect(),
         Policy::Popularity { alpha } => cands
             .iter()
             .enumerate()
@@ -136,7 +152,14 @@ pub fn rank(policy: &Policy, cands: &[Candidate], book: &ExposureBook, seed: u64
     out
 }
 
-fn ranked(index: usize, c: &Candidate, popularity: f64, boost: f64, fairness: f64, final_score: f64) -> Ranked {
+fn ranked(
+    index: usize,
+    c: &Candidate,
+    popularity: f64,
+    boost: f64,
+    fairness: f64,
+    final_score: f64,
+) -> Ranked {
     Ranked {
         index,
         parts: ScoreParts {
@@ -166,5 +189,8 @@ pub fn exposure_deficits(cands: &[Candidate], book: &ExposureBook) -> Vec<f64> {
     };
     let ratios: Vec<Option<f64>> = cands.iter().map(|c| ratio(c.group)).collect();
     let max = ratios.iter().flatten().cloned().fold(0.0, f64::max);
-    ratios.iter().map(|r| r.map_or(0.0, |r| (max - r).max(0.0))).collect()
+    ratios
+        .iter()
+        .map(|r| r.map_or(0.0, |r| (max - r).max(0.0)))
+        .collect()
 }

