@@ -2,7 +2,7 @@
 
 use hubsearch_core::{Filter, SearchRequest};
 use hubsearch_engine::HubGenerator;
-use hubsearch_tests::engine_in;
+use hubsearch_tests::engine_with;
 
 #[test]
 fn generated_hub_is_searchable_by_its_metadata() {
@@ -14,7 +14,7 @@ fn generated_hub_is_searchable_by_its_metadata() {
         .map(|c| serde_json::to_string(c).unwrap() + "\n")
         .collect();
     std::fs::write(&hub, text).unwrap();
-    let engine = engine_in(dir.path());
+    let engine = engine_with(dir.path(), "hash");
     let report = engine.import(&[hub], false).unwrap();
     assert_eq!(report.total_cards, 3000);
 

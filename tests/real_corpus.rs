@@ -68,3 +68,84 @@ fn tfhub_docs_import() {
         .unwrap();
     assert_eq!(r.hits[0].card.task.as_deref(), Some("image-classification"));
 }
+
+/// MiniLM vectors of real cards: HNSW recall@10 against exact search, and a
+/// semantic query that keyword search words differently.
+#[test]
+#[ignore = "needs ../shared/data and the model (run by .ci/run with --ignored)"]
+fn real_card_vectors_hnsw_recall_and_semantic_hits() {
+    use std::io::{BufRead, Write};
+    let corpus = shared_file("data/hf_models_2022.jsonl.gz");
+    let dir = tempfile::tempdir().unwrap();
+    // A sample: every 12th card, plus every Dutch speech model.
+    let sample = dir.path().join("sample.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&sample).unwrap());
+    let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(&corpus).unwrap(),
+    ));
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.unwrap();
+        let dutch_asr =
+            line.contains("\"automatic-speech-recognition\"") && line.contains("\"nl\"");
+        if i % 12 == 0 || dutch_asr {
+            writeln!(out, "{line}").unwrap();
+        }
+    }
+    drop(out);
+    let mut config = hubsearch_core::Config::default();
+    config.index.dir = dir.path().join("index");
+    config.embedding.model_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+    config.embedding.exact_below = 10; // use the graph, not the exact scan
+    let engine = hubsearch_engine::Engine::open_or_create(config).unwrap();
+    let report = engine.import(&[sample], false).unwrap();
+    let v = report.vectors.unwrap();
+    eprintln!(
+        "embedded {} real cards at {:.0} cards/s",
+        v.embedded, v.cards_per_second
+    );
+    let sem = engine.semantic().unwrap();
+    let vectors = sem.vectors();
+    assert_eq!(vectors.live() as u64, report.total_cards);
+
+    // Recall@10 of HNSW against exact search, queries = real query texts and cards.
+    let mut queries: Vec<Vec<f32>> = Vec::new();
+    for q in trec::read_queries(&shared_file("eval/dev/queries.tsv")).unwrap() {
+        queries.push(sem.query_vector(&q.text).unwrap().to_vec());
+    }
+    let (mut found, mut want) = (0, 0);
+    for q in &queries {
+        let exact: std::collections::HashSet<u64> = vectors
+            .exact(q, 10, None)
+            .iter()
+            .map(|h| h.id_key)
+            .collect();
+        found += vectors
+            .search(q, 10, None)
+            .iter()
+            .filter(|h| exact.contains(&h.id_key))
+            .count();
+        want += exact.len();
+    }
+    let recall = found as f64 / want as f64;
+    eprintln!(
+        "HNSW recall@10 on {} real card vectors: {recall:.4}",
+        vectors.live()
+    );
+    assert!(recall >= 0.98, "recall@10 {recall}");
+
+    // "transcribe dutch audio": no card says "transcribe"; vectors still find Dutch ASR.
+    let mut req = SearchRequest::new("transcribe dutch audio", 5);
+    req.mode = hubsearch_core::Mode::Vector;
+    let r = engine.search(&req).unwrap();
+    let hits: Vec<_> = r
+        .hits
+        .iter()
+        .filter(|h| h.card.task.as_deref() == Some("automatic-speech-recognition"))
+        .collect();
+    assert!(
+        hits.len() >= 3,
+        "{:?}",
+        r.hits.iter().map(|h| &h.id).collect::<Vec<_>>()
+    );
+}

@@ -29,9 +29,18 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// A fresh engine over a new index in `dir`.
-pub fn engine_in(dir: &Path) -> Engine {
+/// A fresh engine over a new index in `dir`, with vectors from `model`
+/// (`minilm`, `hash` or `none`).
+pub fn engine_with(dir: &Path, model: &str) -> Engine {
     let mut config = Config::default();
     config.index.dir = dir.join("index");
+    config.embedding.model = model.to_string();
+    config.embedding.model_dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
     Engine::open_or_create(config).expect("create engine")
+}
+
+/// A fresh text-only engine over a new index in `dir`.
+pub fn engine_in(dir: &Path) -> Engine {
+    engine_with(dir, "none")
 }

@@ -59,6 +59,11 @@ pub enum Command {
     },
     /// Measure indexing throughput and query latency (build with --release)
     Bench(crate::bench::BenchArgs),
+    /// Serve the HTTP API and the search page
+    Serve(crate::serve::ServeArgs),
+    /// Manage API keys
+    #[command(subcommand)]
+    Keys(crate::serve::KeysCommand),
     /// Score judged queries (nDCG@10, nDCG@100, MRR@10, Recall@100), or an external run
     Eval(crate::eval::EvalArgs),
 }
@@ -102,9 +107,9 @@ pub struct SearchArgs {
     /// Highest price per call, USD
     #[arg(long)]
     pub max_price: Option<f64>,
-    /// Retrieval mode
-    #[arg(long, default_value = "text")]
-    pub mode: Mode,
+    /// Retrieval mode: text, vector or hybrid [default: search.default_mode]
+    #[arg(long)]
+    pub mode: Option<Mode>,
     /// Results to show
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,
@@ -169,6 +174,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Stats { json } => stats(&g, json),
         Command::Bench(args) => crate::bench::run(&g, args),
         Command::Eval(args) => crate::eval::run(&g, args),
+        Command::Serve(args) => crate::serve::serve(&g, args),
+        Command::Keys(cmd) => crate::serve::keys(&g, cmd),
     }
 }
 
@@ -226,12 +233,19 @@ fn print_report(r: &ImportReport, json: bool, dir: &std::path::Path) -> Result<(
         r.total_cards,
         dir.display()
     );
+    if let Some(v) = &r.vectors {
+        println!(
+            "vectors: embedded {} cards in {:.1}s ({:.0} cards/s), {} unchanged",
+            v.embedded, v.seconds, v.cards_per_second, v.reused
+        );
+    }
     Ok(())
 }
 
 fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
     let config = load_config(g)?;
     let limit = a.limit.unwrap_or(config.search.default_limit);
+    let default_mode: Mode = config.search.default_mode.parse()?;
     // A one-off CLI search is not a page served to a hub's users: it reads
     // the index only, and works while a server holds the ledger.
     let engine = Engine::open_with(config, LedgerMode::Ephemeral, false)?;
@@ -246,7 +260,7 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
             min_price: a.min_price,
             max_price: a.max_price,
         },
-        mode: a.mode,
+        mode: a.mode.unwrap_or(default_mode),
         policy: None,
         seed: None,
         offset: a.offset,
@@ -255,9 +269,6 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
         record: false,
         exposed: None,
     };
-    if req.mode != Mode::Text {
-        return Err("only --mode text is available in this build".into());
-    }
     let resp = engine.search(&req)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&resp)?);

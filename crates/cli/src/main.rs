@@ -8,12 +8,19 @@
 mod bench;
 mod cli;
 mod eval;
+mod serve;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The embedder runs whole batches on one thread per worker (and each
+    // search on one thread): candle's inner parallelism over rayon only adds
+    // contention on small matrices. Set before any thread exists.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -12,6 +12,9 @@ fn bin() -> Command {
     // Keep the developer's environment out of the tests.
     c.env_remove("HUBSEARCH_INDEX")
         .env_remove("HUBSEARCH_CONFIG");
+    // Vectors from the fast stand-in: these tests are about the CLI, not the
+    // model (which has its own tests).
+    c.env("HUBSEARCH_EMBEDDING__MODEL", "hash");
     c
 }
 

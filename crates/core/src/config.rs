@@ -17,6 +17,80 @@ pub struct Config {
     pub index: IndexConfig,
     pub search: SearchConfig,
     pub ranking: RankingConfig,
+    pub embedding: EmbeddingConfig,
+    pub server: ServerConfig,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub addr: String,
+    /// Searches running at once; 0 = one per core. CPU-bound work beyond
+    /// this only queues.
+    pub max_concurrent_searches: usize,
+    /// How long a search may wait for a slot before it is shed with 503.
+    pub queue_timeout_ms: u64,
+    /// Deadline of one search (waiting included); past it: 503.
+    pub search_timeout_ms: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Results per page when the request does not say.
+    pub default_per_page: usize,
+    /// Seconds frontends may cache a listing page.
+    pub listing_max_age: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "127.0.0.1:8080".into(),
+            max_concurrent_searches: 0,
+            queue_timeout_ms: 100,
+            search_timeout_ms: 2000,
+            max_body_bytes: 1 << 20,
+            default_per_page: 10,
+            listing_max_age: 10,
+        }
+    }
+}
+
+/// The embedding model and the vector index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingConfig {
+    /// minilm (all-MiniLM-L6-v2), hash (fast stand-in for scale tests), none.
+    pub model: String,
+    /// Directory with config.json, tokenizer.json, model.safetensors.
+    pub model_dir: PathBuf,
+    /// Cards embedded per batch.
+    pub batch_size: usize,
+    /// Query vectors kept in the LRU cache.
+    pub query_cache: usize,
+    /// HNSW neighbours per node.
+    pub hnsw_m: usize,
+    /// HNSW candidates explored while inserting.
+    pub hnsw_ef_construction: usize,
+    /// HNSW candidates explored per query.
+    pub hnsw_ef_search: usize,
+    /// Exact search below this many (allowed) vectors.
+    pub exact_below: usize,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            model: "minilm".into(),
+            model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
+            batch_size: 8,
+            query_cache: 4096,
+            hnsw_m: 16,
+            hnsw_ef_construction: 200,
+            hnsw_ef_search: 128,
+            exact_below: 5000,
+        }
+    }
 }
 
 /// On-disk index and import.
@@ -56,6 +130,14 @@ pub struct SearchConfig {
     pub candidates: usize,
     /// Longest query accepted, in characters.
     pub max_query_chars: usize,
+    /// Retrieval mode when a request names none: text, vector, hybrid.
+    pub default_mode: String,
+    /// Hybrid fusion: weighted (min-max normalised sum) or rrf.
+    pub fusion: String,
+    /// RRF constant k.
+    pub rrf_k: f64,
+    /// Weight of the vector side in weighted fusion (text gets 1 - this).
+    pub vector_weight: f64,
     /// BM25 field boosts (see config/hubsearch.toml).
     pub boost_id: f32,
     pub boost_task: f32,
@@ -74,6 +156,10 @@ impl Default for SearchConfig {
             max_limit: 100,
             candidates: 200,
             max_query_chars: 512,
+            default_mode: "text".into(),
+            fusion: "weighted".into(),
+            rrf_k: 60.0,
+            vector_weight: 0.3,
             boost_id: 1.0,
             boost_task: 4.3,
             boost_languages: 1.3,

@@ -3,6 +3,7 @@
 //! On-disk layout of an index directory:
 //! ```text
 //! <dir>/text/        tantivy index (the cards themselves, stored as JSON)
+//! <dir>/vectors/      card vectors (vectors.bin) and the HNSW graph (hnsw/)
 //! <dir>/ledger.redb   exposure ledger: exposure, merit, paid calls (redb)
 //! ```
 
@@ -12,7 +13,7 @@ use std::time::Instant;
 
 use std::sync::{Arc, RwLock};
 
-use hubsearch_core::{Config, Hit, ModelCard, SearchRequest};
+use hubsearch_core::{Config, Hit, Mode, ModelCard, SearchRequest};
 use hubsearch_index::{Boosts, CandidateFacts, FacetCounts, TextIndex};
 use hubsearch_rank::{
     page_delta, rank, Attention, Candidate, Concentration, Policy, Ranked, POLICY_NAMES,
@@ -20,6 +21,7 @@ use hubsearch_rank::{
 
 use crate::hub::HubPopularity;
 use crate::ledger::{Impression, Ledger, PageRecord};
+use crate::semantic::Semantic;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -29,6 +31,8 @@ use crate::import::{self, ImportOptions, ImportReport};
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchResponse {
     pub query: String,
+    /// The retrieval mode used.
+    pub mode: Mode,
     /// The policy that ordered the page.
     pub policy: String,
     /// Cards matching the query and filters (exact when `total_exact`; else
@@ -63,6 +67,9 @@ pub struct Engine {
     text: TextIndex,
     ledger: Ledger,
     hub: RwLock<Arc<HubPopularity>>,
+    semantic: Option<Semantic>,
+    /// The long-lived writer of a serving engine (created on first publish).
+    pub(crate) writer: std::sync::Mutex<Option<hubsearch_index::CardWriter>>,
 }
 
 /// Where the exposure ledger lives.
@@ -112,12 +119,15 @@ impl Engine {
                 dir.display()
             ))
         })?;
+        let semantic = Semantic::open(&dir.join("vectors"), &config.embedding)?;
         let engine = Engine {
             config,
             dir,
             text,
             ledger,
             hub: RwLock::new(Arc::new(HubPopularity::default())),
+            semantic,
+            writer: std::sync::Mutex::new(None),
         };
         engine.refresh_hub()?;
         Ok(engine)
@@ -134,6 +144,11 @@ impl Engine {
     /// The hub's popularity facts as of the last refresh.
     pub fn hub(&self) -> Arc<HubPopularity> {
         self.hub.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The semantic side (embedder, vectors), unless embeddings are off.
+    pub fn semantic(&self) -> Option<&Semantic> {
+        self.semantic.as_ref()
     }
 
     /// The exposure ledger.
@@ -182,8 +197,11 @@ impl Engine {
             threads: self.config.index.threads,
             progress,
         };
-        let report = import::import(&self.text, paths, &opts)?;
+        let mut report = import::import(&self.text, paths, &opts)?;
         self.refresh_hub()?;
+        if let Some(sem) = &self.semantic {
+            report.vectors = Some(sem.sync(&self.text, progress)?);
+        }
         Ok(report)
     }
 
@@ -235,27 +253,19 @@ impl Engine {
         // Retrieve the full candidate depth (not just the page) so ranking sees
         // the same candidates whatever page is asked for.
         let depth = self.config.search.candidates.max(req.offset + req.limit);
-        let results = self
-            .text
-            .search(&searcher, &req.query, &req.filter, depth, req.facets)?;
-        let max = results
-            .hits
-            .first()
-            .map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
-        let listing = req.query.trim().is_empty();
-        let addrs: Vec<_> = results.hits.iter().map(|h| h.addr).collect();
-        let facts = self.text.candidate_facts(&searcher, &addrs)?;
+        let r = self.retrieve(&searcher, req, depth)?;
         let hub = self.hub();
-        let earnings = self.ledger.model_earnings();
+        let keys: Vec<u64> = r.facts.iter().map(|f| f.id_key).collect();
+        let paid = self.ledger.calls_of(&keys);
         let by_builder = self.config.ranking.group == "builder";
-        let cands: Vec<Candidate> = results
-            .hits
+        let cands: Vec<Candidate> = r
+            .facts
             .iter()
-            .zip(&facts)
-            .map(|(h, f)| Candidate {
-                relevance: if listing { 1.0 } else { (h.score / max) as f64 },
-                calls: (f.downloads + f.paid_calls + earnings.get(&f.id_key).map_or(0, |e| e.calls))
-                    as f64,
+            .zip(&r.relevance)
+            .zip(&paid)
+            .map(|((f, rel), paid)| Candidate {
+                relevance: *rel,
+                calls: (f.downloads + f.paid_calls + paid) as f64,
                 quantile: hub.quantile(f.downloads),
                 group: if by_builder { f.builder_key } else { f.id_key },
                 key: f.id_key,
@@ -272,13 +282,15 @@ impl Engine {
         });
         let page: Vec<&Ranked> = order.iter().skip(req.offset).take(req.limit).collect();
         let mut hits = Vec::with_capacity(page.len());
-        for (i, r) in page.iter().enumerate() {
-            let h = &results.hits[r.index];
-            let mut card = self.text.card(&searcher, h.addr)?;
+        for (i, ranked) in page.iter().enumerate() {
+            let c = ranked.index;
+            let mut card = self.text.card(&searcher, r.addrs[c])?;
             card.card_text.clear();
-            let mut parts = r.parts.clone();
-            parts.bm25 = (!listing).then_some(h.score);
-            parts.bm25_rank = (!listing).then_some(r.index + 1);
+            let mut parts = ranked.parts.clone();
+            parts.bm25 = r.bm25[c].map(|b| b.0);
+            parts.bm25_rank = r.bm25[c].map(|b| b.1);
+            parts.vector_sim = r.vector[c].map(|v| v.0);
+            parts.vector_rank = r.vector[c].map(|v| v.1);
             hits.push(Hit {
                 rank: req.offset + i + 1,
                 id: card.id.clone(),
@@ -289,17 +301,60 @@ impl Engine {
         }
         if req.record {
             let seen = req.exposed.unwrap_or(page.len()).min(page.len());
-            self.record_page(&cands, &facts, &page[..seen], req.offset + 1, &hits[..seen])?;
+            self.record_page(
+                &cands,
+                &r.facts,
+                &page[..seen],
+                req.offset + 1,
+                &hits[..seen],
+            )?;
         }
         Ok(SearchResponse {
             query: req.query.clone(),
+            mode: if req.query.trim().is_empty() {
+                Mode::Text
+            } else {
+                req.mode
+            },
             policy: policy.name().to_string(),
-            total: results.total,
-            total_exact: req.facets,
+            total: r.total,
+            total_exact: req.facets && req.mode == Mode::Text,
             hits,
-            facets: results.facets,
+            facets: r.facets,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    /// Record a listing page (fair browsing) in the ledger.
+    pub(crate) fn record_listing(
+        &self,
+        cands: &[Candidate],
+        facts: &[CandidateFacts],
+        shown: &[usize],
+        first_rank: usize,
+        searcher: &hubsearch_index::Searcher,
+        addrs: &[hubsearch_index::DocAddress],
+    ) -> Result<()> {
+        let ranked: Vec<Ranked> = shown
+            .iter()
+            .map(|&index| Ranked {
+                index,
+                parts: Default::default(),
+            })
+            .collect();
+        let page: Vec<&Ranked> = ranked.iter().collect();
+        let mut hits = Vec::with_capacity(shown.len());
+        for &i in shown {
+            let card = self.text.card(searcher, addrs[i])?;
+            hits.push(Hit {
+                rank: 0,
+                id: card.id.clone(),
+                score: 0.0,
+                parts: Default::default(),
+                card,
+            });
+        }
+        self.record_page(cands, facts, &page, first_rank, &hits)
     }
 
     fn record_page(

@@ -45,6 +45,8 @@ pub struct ImportReport {
     pub seconds: f64,
     /// Live cards in the index afterwards.
     pub total_cards: u64,
+    /// What embedding the cards did (when embeddings are on).
+    pub vectors: Option<crate::semantic::VectorReport>,
 }
 
 /// Options of one import.

@@ -324,6 +324,15 @@ impl Ledger {
         self.state().calls_builder.clone()
     }
 
+    /// Paid calls recorded here for each model key (0 if none).
+    pub fn calls_of(&self, models: &[u64]) -> Vec<u64> {
+        let s = self.state();
+        models
+            .iter()
+            .map(|k| s.calls_model.get(k).map_or(0, |e| e.calls))
+            .collect()
+    }
+
     /// Calls and income of one key.
     pub fn earnings_of(&self, key: u64, builder: bool) -> Earnings {
         let s = self.state();

@@ -11,14 +11,20 @@
 
 pub mod engine;
 pub mod error;
+pub mod exposure_stats;
 pub mod hub;
 pub mod import;
 pub mod ledger;
+pub mod listing;
+pub mod publish;
+pub mod retrieve;
+pub mod semantic;
 pub mod source;
 pub mod synth;
 
 pub use engine::{Engine, HubStats, LedgerMode, SearchResponse};
 pub use error::{Error, Result};
+pub use hubsearch_index::{dir_size, Error as IndexError};
 pub use import::{ImportReport, Rejection};
 pub use ledger::{CallOutcome, CallRecord, Earnings, Ledger};
 pub use synth::HubGenerator;

@@ -128,7 +128,7 @@ pub fn schema() -> (Schema, Fields) {
         last_modified: b.add_i64_field("last_modified", INDEXED | FAST),
         created_at: b.add_i64_field("created_at", INDEXED | FAST),
         content_hash: b.add_u64_field("content_hash", FAST),
-        id_key: b.add_u64_field("id_key", FAST),
+        id_key: b.add_u64_field("id_key", INDEXED | FAST),
         builder_key: b.add_u64_field("builder_key", FAST),
         source: b.add_text_field("source", STORED),
     };

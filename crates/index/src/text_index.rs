@@ -9,11 +9,11 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use hubsearch_core::{lang, Filter, ModelCard};
-use tantivy::collector::{Count, FacetCollector, MultiCollector, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, FacetCollector, MultiCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, Occur,
-    PhraseQuery, Query, RangeQuery, TermQuery,
+    PhraseQuery, Query, RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Facet, IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
@@ -401,6 +401,87 @@ impl TextIndex {
             });
         }
         Ok(out)
+    }
+
+    /// Cards passing `filter`, ordered by a fast field (`downloads`,
+    /// `paid_calls`, `created_at`, `last_modified`, `price`), `offset`..`offset+limit`.
+    pub fn top_by_field(
+        &self,
+        searcher: &Searcher,
+        filter: &Filter,
+        field: &str,
+        descending: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<DocAddress>, usize)> {
+        use tantivy::Order;
+        let query = self.query("", filter)?;
+        let order = if descending { Order::Desc } else { Order::Asc };
+        let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+        let addrs: Vec<DocAddress> = match field {
+            "downloads" | "paid_calls" | "likes" => searcher
+                .search(&query, &top.order_by_fast_field::<u64>(field, order))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
+            "created_at" | "last_modified" => searcher
+                .search(&query, &top.order_by_fast_field::<i64>(field, order))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
+            "price" => searcher
+                .search(&query, &top.order_by_fast_field::<f64>(field, order))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
+            other => return Err(Error::InvalidQuery(format!("cannot sort by {other}"))),
+        };
+        let total = searcher.search(&query, &Count)?;
+        Ok((addrs, total))
+    }
+
+    /// Keys of every card that passes `filter` (the vector side's allowed set).
+    pub fn filter_keys(
+        &self,
+        searcher: &Searcher,
+        filter: &Filter,
+    ) -> Result<std::collections::HashSet<u64>> {
+        let query = self.query("", filter)?;
+        let docs = searcher.search(&query, &DocSetCollector)?;
+        let addrs: Vec<DocAddress> = docs.into_iter().collect();
+        Ok(self
+            .candidate_facts(searcher, &addrs)?
+            .into_iter()
+            .map(|f| f.id_key)
+            .collect())
+    }
+
+    /// Where the cards with these keys are (those that exist and pass `filter`).
+    pub fn addresses_of(
+        &self,
+        searcher: &Searcher,
+        keys: &[u64],
+        filter: &Filter,
+    ) -> Result<HashMap<u64, DocAddress>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let set = TermSetQuery::new(
+            keys.iter()
+                .map(|k| Term::from_field_u64(self.fields.id_key, *k)),
+        );
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(set))];
+        for q in self.filter_queries(filter)? {
+            clauses.push((Occur::Must, q));
+        }
+        let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
+        let addrs: Vec<DocAddress> = docs.into_iter().collect();
+        let facts = self.candidate_facts(searcher, &addrs)?;
+        Ok(facts
+            .into_iter()
+            .zip(addrs)
+            .map(|(f, a)| (f.id_key, a))
+            .collect())
     }
 
     /// Fast-field facts of every live card (hub-wide popularity, stats).

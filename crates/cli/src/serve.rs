@@ -1,0 +1,103 @@
+//! `hubsearch serve` and `hubsearch keys`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use hubsearch_engine::Engine;
+use hubsearch_server::keys::{KeyStore, Principal};
+use hubsearch_server::AppState;
+
+use crate::cli::{load_config, AnyError, Global};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on [default: server.addr, 127.0.0.1:8080]
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Import these card files into the index before serving (creates the index if missing)
+    #[arg(long, value_name = "FILE")]
+    pub import: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create an API key (printed once; only its hash is stored in <index>/keys.json)
+    Create {
+        /// The builder (author) whose models the key may change
+        #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
+        builder: Option<String>,
+        /// A key that may change any model and record paid calls
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
+    let mut config = load_config(g)?;
+    if let Some(addr) = a.addr {
+        config.server.addr = addr;
+    }
+    config.validate()?;
+    let addr = config.server.addr.clone();
+    if !a.import.is_empty() {
+        let engine = Engine::open_or_create(config.clone())?;
+        let report = engine.import(&a.import, true)?;
+        eprintln!(
+            "imported {} new, {} updated, {} rejected",
+            report.imported,
+            report.updated,
+            report.rejected.len()
+        );
+    }
+    let engine = Engine::open(config)?;
+    if let Some(v) = engine.sync_vectors(true)? {
+        if v.embedded > 0 {
+            eprintln!(
+                "embedded {} cards that had no current vector ({:.0} cards/s)",
+                v.embedded, v.cards_per_second
+            );
+        }
+    }
+    let engine = Arc::new(engine);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        eprintln!(
+            "hubsearch serving {} models on http://{local} (search page at /, API under /v1, Hugging Face compatible under /api)",
+            engine.text_index().num_docs()
+        );
+        hubsearch_server::run(listener, AppState::new(engine), hubsearch_server::shutdown_signal()).await?;
+        eprintln!("shut down cleanly; ledger flushed");
+        Ok::<_, AnyError>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn keys(g: &Global, cmd: KeysCommand) -> Result<ExitCode, AnyError> {
+    let config = load_config(g)?;
+    match cmd {
+        KeysCommand::Create { builder, admin } => {
+            let store = KeyStore::new(&config.index.dir);
+            let key = store.create(Principal {
+                builder: builder.clone(),
+                admin,
+            })?;
+            let who = if admin {
+                "admin".to_string()
+            } else {
+                format!("builder {}", builder.unwrap_or_default())
+            };
+            eprintln!(
+                "created a key for {who} (stored hashed in {}); it is shown only now:",
+                config.index.dir.join("keys.json").display()
+            );
+            println!("{key}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,178 @@
+//! Live exposure statistics from the ledger: how concentrated exposure,
+//! calls and income are over models and builders (DESIGN.md section 5).
+
+use std::collections::{HashMap, HashSet};
+
+use hubsearch_rank::Concentration;
+use serde::Serialize;
+
+use crate::engine::Engine;
+
+/// Concentration of one quantity, with the shares the hub cares about.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Spread {
+    pub total: f64,
+    /// Gini over every model (or builder) in the hub, zeros included.
+    pub gini: f64,
+    /// Share held by the top 1% of models by popularity (downloads).
+    pub top_1pct_popular_share: f64,
+    /// Share held by the 10 most popular models.
+    pub top_10_popular_share: f64,
+    /// Share held by models outside the top 10% by popularity.
+    pub tail_share: f64,
+    /// Share held by the 10 largest holders (whoever they are).
+    pub top_10_holders_share: f64,
+}
+
+/// `GET /v1/stats/exposure`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExposureStats {
+    pub models: usize,
+    pub builders: usize,
+    pub pages_served: u64,
+    pub ledger_lag: u64,
+    pub exposure_models: Spread,
+    pub exposure_builders: Spread,
+    pub calls_models: Spread,
+    pub income_builders: Spread,
+    pub window_hours: u64,
+    pub recent_exposure_models: Spread,
+}
+
+/// One builder's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuilderStats {
+    pub builder: String,
+    pub models: usize,
+    pub exposure: f64,
+    pub merit: f64,
+    pub impressions: u64,
+    pub calls: u64,
+    pub income_usd: f64,
+    /// This builder's share of all exposure served.
+    pub exposure_share: f64,
+}
+
+impl Engine {
+    /// Concentration figures over all time and the last `window_hours`.
+    pub fn exposure_stats(&self, window_hours: u64) -> ExposureStats {
+        let hub = self.hub();
+        let ledger = self.ledger();
+        let per_model = |values: &HashMap<u64, f64>| -> Spread {
+            let all: Vec<f64> = hub
+                .downloads
+                .keys()
+                .map(|k| values.get(k).copied().unwrap_or(0.0))
+                .collect();
+            spread(&all, values, &hub.top_1pct, &hub.top_10, &hub.head)
+        };
+        let builder_values = |per_model: &HashMap<u64, f64>| -> HashMap<u64, f64> {
+            let mut out: HashMap<u64, f64> = HashMap::new();
+            for (m, v) in per_model {
+                if let Some(b) = hub.builder_of.get(m) {
+                    *out.entry(*b).or_default() += v;
+                }
+            }
+            out
+        };
+        // Builders' popularity heads, by their models' downloads.
+        let mut bpop: HashMap<u64, u64> = HashMap::new();
+        for (m, b) in &hub.builder_of {
+            *bpop.entry(*b).or_default() += hub.downloads.get(m).copied().unwrap_or(0);
+        }
+        let mut ranked: Vec<(u64, u64)> = bpop.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let take = |k: usize| -> HashSet<u64> { ranked.iter().take(k).map(|(b, _)| *b).collect() };
+        let (b1, b10, bhead) = (
+            take(ranked.len().div_ceil(100).max(1)),
+            take(10),
+            take(ranked.len().div_ceil(10)),
+        );
+        let per_builder = |values: &HashMap<u64, f64>| -> Spread {
+            let all: Vec<f64> = hub
+                .builders
+                .iter()
+                .map(|k| values.get(k).copied().unwrap_or(0.0))
+                .collect();
+            spread(&all, values, &b1, &b10, &bhead)
+        };
+        let exposure = ledger.model_exposure();
+        let calls: HashMap<u64, f64> = ledger
+            .model_earnings()
+            .into_iter()
+            .map(|(k, e)| (k, e.calls as f64))
+            .collect();
+        let income: HashMap<u64, f64> = ledger
+            .model_earnings()
+            .into_iter()
+            .map(|(k, e)| (k, e.income_usd))
+            .collect();
+        ExposureStats {
+            models: hub.len(),
+            builders: hub.builders.len(),
+            pages_served: ledger.pages(),
+            ledger_lag: ledger.lag(),
+            exposure_models: per_model(&exposure),
+            exposure_builders: per_builder(&builder_values(&exposure)),
+            calls_models: per_model(&calls),
+            income_builders: per_builder(&builder_values(&income)),
+            window_hours,
+            recent_exposure_models: per_model(&ledger.model_exposure_recent(window_hours)),
+        }
+    }
+
+    /// One builder's exposure, calls and income; `None` if the hub has no
+    /// model of theirs and the ledger has never heard of them.
+    pub fn builder_stats(&self, builder: &str) -> Option<BuilderStats> {
+        let key = hubsearch_core::card::key_of(builder);
+        let hub = self.hub();
+        let models = hub.builder_of.values().filter(|b| **b == key).count();
+        let (exposure, merit, impressions) = self.ledger().exposure_of(key, true);
+        let earnings = self.ledger().earnings_of(key, true);
+        if models == 0 && impressions == 0 && earnings.calls == 0 {
+            return None;
+        }
+        let total: f64 = self.ledger().builder_exposure().values().sum();
+        Some(BuilderStats {
+            builder: builder.to_string(),
+            models,
+            exposure,
+            merit,
+            impressions,
+            calls: earnings.calls,
+            income_usd: earnings.income_usd,
+            exposure_share: if total > 0.0 { exposure / total } else { 0.0 },
+        })
+    }
+}
+
+fn spread(
+    all: &[f64],
+    values: &HashMap<u64, f64>,
+    top1: &HashSet<u64>,
+    top10: &HashSet<u64>,
+    head: &HashSet<u64>,
+) -> Spread {
+    let c = Concentration::of(all);
+    let total: f64 = values.values().sum();
+    let share = |set: &HashSet<u64>| -> f64 {
+        if total <= 0.0 {
+            0.0
+        } else {
+            values
+                .iter()
+                .filter(|(k, _)| set.contains(k))
+                .map(|(_, v)| v)
+                .sum::<f64>()
+                / total
+        }
+    };
+    Spread {
+        total,
+        gini: c.gini,
+        top_1pct_popular_share: share(top1),
+        top_10_popular_share: share(top10),
+        tail_share: if total > 0.0 { 1.0 - share(head) } else { 0.0 },
+        top_10_holders_share: c.top_10_share,
+    }
+}

@@ -1,0 +1,94 @@
+//! Publishing: add, replace and delete single cards on a live engine. Each
+//! change is committed and visible to the next search at once (the reader
+//! is reloaded after the commit), and the card's vector follows.
+
+use hubsearch_core::card::key_of;
+use hubsearch_core::ModelCard;
+use hubsearch_index::CardWriter;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// Memory budget of the long-lived writer a serving engine keeps.
+const WRITER_MB: usize = 64;
+
+impl Engine {
+    fn with_writer<R>(&self, f: impl FnOnce(&mut CardWriter) -> Result<R>) -> Result<R> {
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.text_index().writer(WRITER_MB, 1)?);
+        }
+        let w = guard.as_mut().expect("writer");
+        let out = f(w);
+        if out.is_err() {
+            let _ = w.rollback();
+        }
+        out
+    }
+
+    /// Add or replace a card; returns whether it is new. Searchable on return.
+    pub fn publish(&self, card: ModelCard) -> Result<bool> {
+        let existed = self.text_index().get(&card.id)?.is_some();
+        self.with_writer(|w| {
+            w.upsert(&card)?;
+            w.commit()?;
+            Ok(())
+        })?;
+        self.text_index().reload()?;
+        self.refresh_hub()?;
+        if let Some(sem) = self.semantic() {
+            let short = card.short_text();
+            let v = sem
+                .embedder()?
+                .embed(&[&short])
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .pop()
+                .ok_or_else(|| Error::Internal("no vector".into()))?;
+            sem.vectors()
+                .upsert(vec![(key_of(&card.id), key_of(&short), v)])
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            sem.mark_dirty();
+        }
+        Ok(!existed)
+    }
+
+    /// Delete a card (and tombstone its vector).
+    pub fn delete_model(&self, id: &str) -> Result<()> {
+        if self.text_index().get(id)?.is_none() {
+            return Err(Error::ModelNotFound { id: id.to_string() });
+        }
+        self.with_writer(|w| {
+            w.delete(id);
+            w.commit()?;
+            Ok(())
+        })?;
+        self.text_index().reload()?;
+        self.refresh_hub()?;
+        if let Some(sem) = self.semantic() {
+            sem.vectors().delete(key_of(id));
+            sem.mark_dirty();
+        }
+        Ok(())
+    }
+
+    /// Persist what only lives in memory: queued ledger events, vectors
+    /// added since the last save. Called on graceful shutdown.
+    pub fn flush(&self) -> Result<()> {
+        self.ledger()
+            .flush()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if let Some(sem) = self.semantic() {
+            sem.save_if_dirty()?;
+        }
+        Ok(())
+    }
+
+    /// Embed cards that have no current vector (after a crash lost unsaved
+    /// vectors, or cards imported with embeddings off).
+    pub fn sync_vectors(&self, progress: bool) -> Result<Option<crate::semantic::VectorReport>> {
+        match self.semantic() {
+            Some(sem) => Ok(Some(sem.sync(self.text_index(), progress)?)),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The semantic side of the engine: the embedder (loaded on first use), the
+//! vector index beside the text index, a query-vector LRU cache, and keeping
+//! card vectors in step with the cards.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use hubsearch_core::card::key_of;
+use hubsearch_core::config::EmbeddingConfig;
+use hubsearch_index::embedder::{Embedder, HashEmbedder, MiniLm};
+use hubsearch_index::{HnswParams, TextIndex, VectorIndex};
+use indicatif::{ProgressBar, ProgressStyle};
+use lru::LruCache;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// (card key, text hash, vector).
+type Embedded = (u64, u64, Vec<f32>);
+
+/// What syncing vectors did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VectorReport {
+    /// Cards embedded now.
+    pub embedded: usize,
+    /// Cards whose stored vector was still current (nothing to do).
+    pub reused: usize,
+    pub seconds: f64,
+    pub cards_per_second: f64,
+}
+
+/// Embedder, vectors, cache.
+pub struct Semantic {
+    config: EmbeddingConfig,
+    embedder: OnceLock<std::result::Result<Arc<dyn Embedder>, String>>,
+    vectors: VectorIndex,
+    cache: Mutex<LruCache<String, Arc<Vec<f32>>>>,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+impl Semantic {
+    /// Open the vectors in `dir` for the configured model; `None` when the
+    /// model is `none`.
+    pub fn open(dir: &Path, config: &EmbeddingConfig) -> Result<Option<Semantic>> {
+        let (name, dim) = match config.model.as_str() {
+            "minilm" => ("all-MiniLM-L6-v2", 384),
+            "hash" => ("hash-384", 384),
+            _ => return Ok(None),
+        };
+        let params = HnswParams {
+            m: config.hnsw_m,
+            ef_construction: config.hnsw_ef_construction,
+            ef_search: config.hnsw_ef_search,
+            exact_below: config.exact_below,
+        };
+        let vectors = VectorIndex::open(dir, name, dim, params)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Some(Semantic {
+            config: config.clone(),
+            embedder: OnceLock::new(),
+            vectors,
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(config.query_cache.max(1)).expect("nonzero"),
+            )),
+            dirty: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
+    /// The embedder, loaded on first use.
+    pub fn embedder(&self) -> Result<Arc<dyn Embedder>> {
+        self.embedder
+            .get_or_init(|| match self.config.model.as_str() {
+                "hash" => Ok(Arc::new(HashEmbedder::new(384)) as Arc<dyn Embedder>),
+                _ => MiniLm::load(&self.config.model_dir)
+                    .map(|m| Arc::new(m) as Arc<dyn Embedder>)
+                    .map_err(|e| e.to_string()),
+            })
+            .clone()
+            .map_err(|message| Error::bad_request("embedding_unavailable", message))
+    }
+
+    /// Note that vectors changed since the last save.
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Save the vectors if they changed since the last save.
+    pub fn save_if_dirty(&self) -> Result<()> {
+        if self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.vectors
+                .save()
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The vector index.
+    pub fn vectors(&self) -> &VectorIndex {
+        &self.vectors
+    }
+
+    /// The query's vector, from the cache or the model.
+    pub fn query_vector(&self, query: &str) -> Result<Arc<Vec<f32>>> {
+        let key = query.trim().to_lowercase();
+        if let Some(v) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(v.clone());
+        }
+        let v = self
+            .embedder()?
+            .embed(&[&key])
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .pop()
+            .ok_or_else(|| Error::Internal("the embedder returned no vector".into()))?;
+        let v = Arc::new(v);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(key, v.clone());
+        Ok(v)
+    }
+
+    /// Embed every card whose short text changed (or that has no vector),
+    /// drop vectors of cards that are gone, and save.
+    pub fn sync(&self, text: &TextIndex, progress: bool) -> Result<VectorReport> {
+        let start = Instant::now();
+        let searcher = text.searcher();
+        let mut todo: Vec<(u64, u64, String)> = Vec::new();
+        let mut keep = std::collections::HashSet::new();
+        let mut reused = 0;
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+            for doc in seg.doc_ids_alive() {
+                let card =
+                    text.card(&searcher, hubsearch_index::DocAddress::new(ord as u32, doc))?;
+                let id_key = key_of(&card.id);
+                let short = card.short_text();
+                let hash = key_of(&short);
+                keep.insert(id_key);
+                if self.vectors.is_current(id_key, hash) {
+                    reused += 1;
+                } else {
+                    todo.push((id_key, hash, short));
+                }
+            }
+        }
+        // Similar lengths together: less padding per batch.
+        todo.sort_by_key(|t| t.2.len());
+        let embedder = if todo.is_empty() {
+            None
+        } else {
+            Some(self.embedder()?)
+        };
+        let bar = if progress && !todo.is_empty() {
+            let b = ProgressBar::new(todo.len() as u64);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "embedding {bar:30} {pos}/{len} cards ({per_sec}, eta {eta})",
+                )
+                .expect("valid template"),
+            );
+            b.enable_steady_tick(Duration::from_millis(250));
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        // One worker per core, each embedding whole batches on one thread:
+        // measured faster on 2 cores than one batch split across both
+        // (65 vs 46 cards/s), as small matrices parallelise poorly.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let batches: Vec<&[(u64, u64, String)]> =
+            todo.chunks(self.config.batch_size.max(1)).collect();
+        for group in batches.chunks(512) {
+            let results: Vec<Result<Vec<Embedded>>> = std::thread::scope(|sc| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|w| {
+                        let embedder = embedder
+                            .as_ref()
+                            .expect("embedder loaded when there is work");
+                        let bar = &bar;
+                        sc.spawn(move || -> Result<Vec<Embedded>> {
+                            let mut out = Vec::new();
+                            for chunk in group.iter().skip(w).step_by(workers) {
+                                let texts: Vec<&str> = chunk.iter().map(|t| t.2.as_str()).collect();
+                                let vecs = embedder
+                                    .embed(&texts)
+                                    .map_err(|e| Error::Internal(e.to_string()))?;
+                                out.extend(chunk.iter().zip(vecs).map(|(t, v)| (t.0, t.1, v)));
+                                bar.inc(chunk.len() as u64);
+                            }
+                            Ok(out)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::Internal("an embedding worker panicked".into()))
+                        })
+                    })
+                    .collect()
+            });
+            let mut items = Vec::new();
+            for r in results {
+                items.extend(r?);
+            }
+            self.vectors
+                .upsert(items)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        bar.finish_and_clear();
+        self.vectors.retain(&keep);
+        self.vectors
+            .save()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(VectorReport {
+            embedded: todo.len(),
+            reused,
+            seconds,
+            cards_per_second: todo.len() as f64 / seconds.max(1e-9),
+        })
+    }
+}

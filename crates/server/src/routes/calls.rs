@@ -1,0 +1,95 @@
+//! `POST /v1/calls`: record a verified paid call. Paid calls come from the
+//! hub's payment backend, which holds an admin key; a retried call with the
+//! same idempotency key (body field or `Idempotency-Key` header) is counted
+//! once.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hubsearch_core::card::key_of;
+use hubsearch_engine::CallRecord;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::models::authenticate;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallBody {
+    /// The model called.
+    pub model: String,
+    /// USD paid; defaults to the model's price.
+    pub amount_usd: Option<f64>,
+    pub idempotency_key: Option<String>,
+}
+
+pub async fn record(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CallBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let who = authenticate(&state, &headers)?;
+    if !who.admin {
+        return Err(ApiError::forbidden(
+            "recording paid calls needs an admin key (the hub's payment backend)",
+        ));
+    }
+    let idem = body.idempotency_key.clone().or_else(|| {
+        headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    if idem.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "an idempotency key has 1 to 200 characters",
+        ));
+    }
+    if let Some(a) = body.amount_usd {
+        if !(a.is_finite() && (0.0..=1000.0).contains(&a)) {
+            return Err(ApiError::bad_request(
+                "invalid_amount",
+                "amount_usd must be between 0 and 1000",
+            ));
+        }
+    }
+    state
+        .run_blocking(move |e| {
+            let card = e.get(&body.model)?;
+            let amount = body.amount_usd.unwrap_or(card.price_usd.unwrap_or(0.0));
+            let out = e
+                .ledger()
+                .record_call(CallRecord {
+                    model: key_of(&card.id),
+                    builder: key_of(&card.builder),
+                    model_id: card.id.clone(),
+                    builder_name: card.builder.clone(),
+                    amount_usd: amount,
+                    idempotency_key: idem,
+                })
+                .map_err(ApiError::internal)?;
+            let income = e.ledger().earnings_of(key_of(&card.builder), true);
+            let status = if out.recorded {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((
+                status,
+                Json(serde_json::json!({
+                    "seq": out.seq,
+                    "recorded": out.recorded,
+                    "model": card.id,
+                    "builder": card.builder,
+                    "amount_usd": amount,
+                    "builder_calls": income.calls,
+                    "builder_income_usd": income.income_usd,
+                })),
+            ))
+        })
+        .await
+}

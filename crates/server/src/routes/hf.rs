@@ -1,0 +1,259 @@
+//! `GET /api/models` and `GET /api/models/{id}`: the Hugging Face Hub API's
+//! model listing, so `huggingface_hub.HfApi(endpoint=...).list_models(...)`
+//! works against hubsearch. Supports `search`, `author`, `filter` (repeatable:
+//! task, library, language, license or tag), `sort` (downloads, likes,
+//! lastModified, createdAt), `direction`, `limit`, `full`, `cardData`, and
+//! pagination by `Link: <...>; rel="next"`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hubsearch_core::{Filter, ModelCard, SearchRequest};
+use hubsearch_engine::listing::ListingSort;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Decode `a=b&c=d` with percent-escapes and `+` for space.
+fn parse_query(raw: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    match u8::from_str_radix(
+                        std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                        16,
+                    ) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn hf_time(s: &Option<String>) -> Value {
+    match s.as_deref().and_then(hubsearch_core::card::unix_seconds) {
+        Some(t) => {
+            let base = hubsearch_core::card::rfc3339(t);
+            Value::String(base.trim_end_matches('Z').to_string() + ".000Z")
+        }
+        None => Value::Null,
+    }
+}
+
+fn item(c: &ModelCard, full: bool, card_data: bool) -> Value {
+    let mut tags = c.tags.clone();
+    tags.extend(c.languages.iter().cloned());
+    if let Some(l) = &c.license {
+        tags.push(format!("license:{l}"));
+    }
+    tags.extend(c.datasets.iter().map(|d| format!("dataset:{d}")));
+    let mut v = json!({
+        "_id": c.id, "id": c.id, "modelId": c.id, "author": c.builder,
+        "likes": c.likes, "downloads": c.downloads, "private": false,
+        "tags": tags, "pipeline_tag": c.task, "library_name": c.library,
+        "createdAt": hf_time(&c.created_at.clone().or(c.last_modified.clone())),
+    });
+    if full {
+        v["lastModified"] = hf_time(&c.last_modified);
+        v["siblings"] = json!([]);
+    }
+    if card_data || full {
+        v["cardData"] = json!({
+            "language": c.languages, "license": c.license, "tags": c.tags,
+            "datasets": c.datasets, "pipeline_tag": c.task,
+        });
+    }
+    v
+}
+
+pub async fn list_models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = parse_query(raw.as_deref().unwrap_or(""));
+    let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
+    let flag =
+        |k: &str| get(k).is_some_and(|v| v.is_empty() || v == "true" || v == "1" || v == "True");
+    let max = state.engine.config().search.max_limit;
+    let limit = match get("limit") {
+        None => max,
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request("invalid_parameter", "limit must be a number"))?
+            .clamp(1, max),
+    };
+    let offset = match get("cursor") {
+        None => 0,
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request("invalid_cursor", "bad cursor"))?,
+    };
+    let mut filter = Filter {
+        builder: get("author").filter(|a| !a.is_empty()),
+        ..Default::default()
+    };
+    let mut tag_words = Vec::new();
+    for (k, v) in &params {
+        if k != "filter" {
+            continue;
+        }
+        for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            if let Some(l) = f.strip_prefix("license:") {
+                filter.license = Some(l.to_string());
+            } else if f.contains('-')
+                && f.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                && f.len() > 6
+            {
+                filter.task = Some(f.to_string());
+            } else if f.len() == 2 && f.chars().all(|c| c.is_ascii_lowercase()) {
+                filter.language = Some(f.to_string());
+            } else if [
+                "transformers",
+                "pytorch",
+                "tensorflow",
+                "sentence-transformers",
+                "timm",
+                "keras",
+                "onnx",
+                "espnet",
+                "speechbrain",
+                "jax",
+            ]
+            .contains(&f)
+            {
+                filter.library = Some(f.to_string());
+            } else {
+                tag_words.push(f.to_string());
+            }
+        }
+    }
+    let search = get("search").unwrap_or_default();
+    let query = [search.clone(), tag_words.join(" ")]
+        .join(" ")
+        .trim()
+        .to_string();
+    let sort = get("sort").unwrap_or_default();
+    let full = flag("full");
+    let card_data = flag("cardData");
+    let candidates = state.engine.config().search.candidates;
+    let (cards, total): (Vec<ModelCard>, usize) = if !query.is_empty() && sort.is_empty() {
+        if offset >= candidates {
+            (Vec::new(), 0)
+        } else {
+            let lim = limit.min(candidates - offset);
+            let mut req = SearchRequest::new(query, lim);
+            req.filter = filter;
+            req.offset = offset;
+            let r = state.run_search(move |e| e.search(&req)).await?;
+            (r.hits.into_iter().map(|h| h.card).collect(), r.total)
+        }
+    } else {
+        let listing_sort = match sort.as_str() {
+            "" | "downloads" | "trending" | "trending_score" | "likes" => ListingSort::Trending,
+            "lastModified" | "last_modified" | "createdAt" | "created_at" => ListingSort::Newest,
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_sort",
+                    format!("cannot sort by {other:?}"),
+                ))
+            }
+        };
+        if !query.is_empty() {
+            // Search terms with an explicit sort: match by relevance, then order.
+            let mut req = SearchRequest::new(query, candidates.min(max));
+            req.filter = filter;
+            let r = state.run_search(move |e| e.search(&req)).await?;
+            let mut cards: Vec<ModelCard> = r.hits.into_iter().map(|h| h.card).collect();
+            match listing_sort {
+                ListingSort::Newest => cards.sort_by(|a, b| b.created_at.cmp(&a.created_at)),
+                _ => cards.sort_by_key(|c| std::cmp::Reverse(c.downloads)),
+            }
+            let total = cards.len();
+            (cards.into_iter().skip(offset).take(limit).collect(), total)
+        } else {
+            let r = state
+                .run_search(move |e| e.listing(&filter, listing_sort, offset, limit))
+                .await?;
+            (r.hits.into_iter().map(|h| h.card).collect(), r.total)
+        }
+    };
+    let items: Vec<Value> = cards.iter().map(|c| item(c, full, card_data)).collect();
+    let next = offset + items.len();
+    let mut resp = Json(items.clone()).into_response();
+    if !items.is_empty() && next < total {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let mut q: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| k != "cursor")
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        q.push(format!("cursor={next}"));
+        let link = format!("<http://{host}/api/models?{}>; rel=\"next\"", q.join("&"));
+        resp.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_str(&link).map_err(ApiError::internal)?,
+        );
+    }
+    Ok(resp)
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn model_info(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .run_blocking(move |e| Ok(Json(item(&e.get(&id)?, true, true))))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings() {
+        let p = parse_query("search=bert+base&filter=a%2Cb&filter=c&full&x=%zz");
+        assert_eq!(p[0], ("search".into(), "bert base".into()));
+        assert_eq!(p[1], ("filter".into(), "a,b".into()));
+        assert_eq!(p[3], ("full".into(), "".into()));
+        assert_eq!(p[4], ("x".into(), "%zz".into()));
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+}

@@ -1,0 +1,215 @@
+//! Operations: health, readiness, metrics, the OpenAPI document, 404s.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state
+        .run_blocking(|e| {
+            let models = e.text_index().num_docs();
+            let vectors = e.semantic().map(|s| s.vectors().live());
+            Ok(Json(
+                json!({"status": "ready", "models": models, "vectors": vectors}),
+            ))
+        })
+        .await
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let e = state.engine.clone();
+    let gauges = tokio::task::spawn_blocking(move || {
+        vec![
+            (
+                "hubsearch_index_models",
+                "Cards in the index.",
+                e.text_index().num_docs() as f64,
+            ),
+            (
+                "hubsearch_index_bytes",
+                "Bytes of the index directory on disk.",
+                hubsearch_engine::dir_size(e.dir()) as f64,
+            ),
+            (
+                "hubsearch_vectors_live",
+                "Card vectors in the vector index.",
+                e.semantic().map_or(0.0, |s| s.vectors().live() as f64),
+            ),
+            (
+                "hubsearch_ledger_lag",
+                "Ledger events queued but not yet on disk.",
+                e.ledger().lag() as f64,
+            ),
+            (
+                "hubsearch_ledger_pages",
+                "Pages recorded in the exposure ledger.",
+                e.ledger().pages() as f64,
+            ),
+        ]
+    })
+    .await
+    .unwrap_or_default();
+    let available = state.permits.available_permits() as f64;
+    let mut g: Vec<(&str, &str, f64)> = gauges;
+    g.push((
+        "hubsearch_search_slots_free",
+        "Search slots free right now.",
+        available,
+    ));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&g),
+    )
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {}", uri.path()),
+    )
+}
+
+/// Routes, their parameters and answers: the table the OpenAPI document is
+/// generated from (kept next to the router in lib.rs; a test checks that
+/// every routed path is described here).
+pub const ROUTES: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "get",
+        "/v1/search",
+        "Search models: BM25, vectors or both, ordered by a ranking policy.",
+        &[
+            "q",
+            "task",
+            "library",
+            "language",
+            "license",
+            "builder",
+            "min_price",
+            "max_price",
+            "mode",
+            "policy",
+            "seed",
+            "page",
+            "per_page",
+            "explain",
+        ],
+    ),
+    (
+        "get",
+        "/v1/listings",
+        "Ranked browsing without a query (ETag, Cache-Control, cursor pagination).",
+        &[
+            "task", "library", "language", "license", "builder", "sort", "cursor", "limit",
+            "explain",
+        ],
+    ),
+    (
+        "post",
+        "/v1/models",
+        "Publish a model card (API key; a builder may publish only its own models).",
+        &[],
+    ),
+    (
+        "get",
+        "/v1/models/{id}",
+        "One model with its exposure and paid calls.",
+        &[],
+    ),
+    (
+        "put",
+        "/v1/models/{id}",
+        "Replace a model card (API key).",
+        &[],
+    ),
+    (
+        "delete",
+        "/v1/models/{id}",
+        "Delete a model (API key).",
+        &[],
+    ),
+    (
+        "post",
+        "/v1/calls",
+        "Record a verified paid call (admin key; idempotency key).",
+        &[],
+    ),
+    (
+        "get",
+        "/v1/stats/exposure",
+        "Concentration of exposure, calls and income.",
+        &["window_hours"],
+    ),
+    (
+        "get",
+        "/v1/builders/{author}",
+        "One builder's exposure, calls and income.",
+        &[],
+    ),
+    (
+        "get",
+        "/api/models",
+        "Hugging Face Hub compatible model listing.",
+        &[
+            "search",
+            "author",
+            "filter",
+            "sort",
+            "direction",
+            "limit",
+            "full",
+            "cardData",
+            "cursor",
+        ],
+    ),
+    (
+        "get",
+        "/api/models/{id}",
+        "Hugging Face Hub compatible model info.",
+        &[],
+    ),
+    ("get", "/healthz", "Liveness.", &[]),
+    ("get", "/readyz", "Readiness: the index is open.", &[]),
+    ("get", "/metrics", "Prometheus metrics.", &[]),
+    ("get", "/openapi.json", "This document.", &[]),
+];
+
+pub fn openapi_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, params) in ROUTES {
+        let mut parameters: Vec<Value> = params
+            .iter()
+            .map(|p| json!({"name": p, "in": "query", "required": false, "schema": {"type": "string"}}))
+            .collect();
+        for seg in path.split('/').filter(|s| s.starts_with('{')) {
+            parameters.push(json!({"name": seg.trim_matches(['{', '}']), "in": "path", "required": true, "schema": {"type": "string"}}));
+        }
+        let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+        let op = json!({
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {"200": {"description": "ok"}, "400": error, "401": error, "404": error, "503": error},
+        });
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "hubsearch", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {"schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}}},
+    })
+}
+
+pub async fn openapi() -> Json<Value> {
+    Json(openapi_document())
+}

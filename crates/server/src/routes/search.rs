@@ -1,0 +1,221 @@
+//! `GET /v1/search` and `GET /v1/listings`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hubsearch_core::{Filter, Mode, SearchRequest};
+use hubsearch_engine::listing::ListingSort;
+use serde::Deserialize;
+
+use super::HitDto;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::AppState;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    pub q: Option<String>,
+    pub task: Option<String>,
+    pub library: Option<String>,
+    pub language: Option<String>,
+    pub license: Option<String>,
+    pub builder: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    pub mode: Option<String>,
+    pub policy: Option<String>,
+    pub seed: Option<u64>,
+    pub page: Option<usize>,
+    pub per_page: Option<usize>,
+    pub explain: Option<bool>,
+}
+
+fn filter(
+    task: Option<String>,
+    library: Option<String>,
+    language: Option<String>,
+    license: Option<String>,
+    builder: Option<String>,
+    min_price: Option<f64>,
+    max_price: Option<f64>,
+) -> Filter {
+    let clean = |s: Option<String>| s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    Filter {
+        task: clean(task),
+        library: clean(library),
+        language: clean(language),
+        license: clean(license),
+        builder: clean(builder),
+        min_price,
+        max_price,
+    }
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<SearchParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cfg = state.engine.config();
+    let per_page = p.per_page.unwrap_or(state.config.default_per_page);
+    let max = cfg.search.max_limit;
+    if per_page == 0 || per_page > max {
+        return Err(ApiError::bad_request(
+            "invalid_per_page",
+            format!("per_page must be between 1 and {max}"),
+        ));
+    }
+    let page = p.page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::bad_request("invalid_page", "page starts at 1"));
+    }
+    let mode: Mode = p
+        .mode
+        .as_deref()
+        .unwrap_or(&cfg.search.default_mode)
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_mode", e))?;
+    let offset = (page - 1).saturating_mul(per_page);
+    if offset + per_page > cfg.search.candidates {
+        return Err(ApiError::bad_request(
+            "page_too_deep",
+            format!(
+                "page * per_page must be at most {} (refine the query)",
+                cfg.search.candidates
+            ),
+        ));
+    }
+    let explain = p.explain.unwrap_or(false);
+    let req = SearchRequest {
+        query: p.q.unwrap_or_default(),
+        filter: filter(
+            p.task,
+            p.library,
+            p.language,
+            p.license,
+            p.builder,
+            p.min_price,
+            p.max_price,
+        ),
+        mode,
+        policy: p.policy,
+        seed: p.seed,
+        offset,
+        limit: per_page,
+        facets: true,
+        record: true,
+        exposed: None,
+    };
+    let resp = state.run_search(move |e| e.search(&req)).await?;
+    Ok(Json(serde_json::json!({
+        "query": resp.query,
+        "mode": resp.mode,
+        "policy": resp.policy,
+        "page": page,
+        "per_page": per_page,
+        "total": resp.total,
+        "total_exact": resp.total_exact,
+        "took_ms": resp.took_ms,
+        "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
+        "facets": resp.facets.into_iter().map(|(k, v)| (k, v.into_iter().map(|(value, count)| serde_json::json!({"value": value, "count": count})).collect::<Vec<_>>().into())).collect::<serde_json::Map<_, _>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListingParams {
+    pub task: Option<String>,
+    pub library: Option<String>,
+    pub language: Option<String>,
+    pub license: Option<String>,
+    pub builder: Option<String>,
+    pub sort: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+    pub explain: Option<bool>,
+}
+
+/// Cursors are opaque to clients: `o<offset>`.
+fn parse_cursor(c: Option<&str>) -> Result<usize, ApiError> {
+    match c {
+        None | Some("") => Ok(0),
+        Some(c) => c
+            .strip_prefix('o')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "the cursor is not one this server gave out",
+                )
+            }),
+    }
+}
+
+pub async fn listings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<ListingParams>,
+) -> Result<Response, ApiError> {
+    let sort: ListingSort = p
+        .sort
+        .as_deref()
+        .unwrap_or("trending")
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_sort", e))?;
+    let limit = p.limit.unwrap_or(state.config.default_per_page);
+    let offset = parse_cursor(p.cursor.as_deref())?;
+    let f = filter(
+        p.task, p.library, p.language, p.license, p.builder, None, None,
+    );
+    let explain = p.explain.unwrap_or(false);
+    let resp = state
+        .run_search(move |e| e.listing(&f, sort, offset, limit))
+        .await?;
+    let next = offset + resp.hits.len();
+    let more = next < resp.total
+        && !resp.hits.is_empty()
+        && (sort != ListingSort::Fair || next < state.engine.config().search.candidates);
+    let body = serde_json::json!({
+        "sort": sort,
+        "total": resp.total,
+        "items": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
+        "next_cursor": more.then(|| format!("o{next}")),
+    });
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    let mut out = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        bytes.clone(),
+    )
+        .into_response();
+    if sort == ListingSort::Fair {
+        // Every fair page view changes the next one: not cacheable.
+        out.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(out);
+    }
+    let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..16]);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        let mut nm = StatusCode::NOT_MODIFIED.into_response();
+        nm.headers_mut().insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).map_err(ApiError::internal)?,
+        );
+        return Ok(nm);
+    }
+    out.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).map_err(ApiError::internal)?,
+    );
+    let cc = format!("public, max-age={}", state.config.listing_max_age);
+    out.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&cc).map_err(ApiError::internal)?,
+    );
+    Ok(out)
+}

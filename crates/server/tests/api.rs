@@ -1,0 +1,574 @@
+//! The HTTP API through `app(state)` with `oneshot` (no socket), by area:
+//! search, listings, publish/auth, calls, stats, Hugging Face compatibility,
+//! operations and errors. The engine is real (tantivy, redb, HNSW) over the
+//! project's fixture cards; vectors come from the hash stand-in so the suite
+//! runs fast (the MiniLM embedder has its own tests).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hubsearch_core::Config;
+use hubsearch_engine::{Engine, LedgerMode};
+use hubsearch_server::keys::Principal;
+use hubsearch_server::{app, AppState};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Hub {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    admin: String,
+    acme: String,
+}
+
+fn hub() -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.index.dir = dir.path().join("index");
+    config.embedding.model = "hash".into();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    {
+        let e = Engine::open_or_create(config.clone()).unwrap();
+        e.import(
+            &[fixtures.join("cards.jsonl"), fixtures.join("cards_md")],
+            false,
+        )
+        .unwrap();
+    }
+    let engine = Engine::open_with(config, LedgerMode::Persistent, false).unwrap();
+    let state = AppState::new(Arc::new(engine));
+    let admin = state
+        .keys
+        .create(Principal {
+            builder: None,
+            admin: true,
+        })
+        .unwrap();
+    let acme = state
+        .keys
+        .create(Principal {
+            builder: Some("acme".into()),
+            admin: false,
+        })
+        .unwrap();
+    Hub {
+        _dir: dir,
+        state,
+        admin,
+        acme,
+    }
+}
+
+async fn call(
+    h: &Hub,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, headers, v)
+}
+
+async fn get(h: &Hub, uri: &str) -> (StatusCode, Value) {
+    let (s, _, v) = call(h, Method::GET, uri, None, None).await;
+    (s, v)
+}
+
+fn ids(v: &Value, list: &str) -> Vec<String> {
+    v[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_finds_filters_explains_and_pages() {
+    let h = hub();
+    let (s, v) = get(&h, "/v1/search?q=opus+mt+en+de&explain=true").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(ids(&v, "hits")[0], "Helsinki-NLP/opus-mt-en-de");
+    let parts = &v["hits"][0]["explain"];
+    assert!(
+        parts["bm25"].as_f64().unwrap() > 0.0 && parts["relevance"] == 1.0,
+        "{parts}"
+    );
+    assert!(v["facets"]["task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["value"] == "translation"));
+
+    let (_, v) = get(&h, "/v1/search?q=speech&language=nl").await;
+    assert_eq!(ids(&v, "hits"), ["acme/dutch-asr"]);
+    let (_, v) = get(&h, "/v1/search?q=&max_price=0.0015&min_price=0.0005").await;
+    assert_eq!(ids(&v, "hits"), ["solo/tapas-small-finetuned-wtq"]);
+
+    for mode in ["vector", "hybrid"] {
+        let (s, v) = get(
+            &h,
+            &format!(
+                "/v1/search?q=dutch+speech+transcription&mode={mode}&explain=true&language=nl"
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["mode"], mode);
+        assert!(ids(&v, "hits")
+            .iter()
+            .all(|id| id == "acme/dutch-asr"
+                || id == "nlptown/bert-base-multilingual-uncased-sentiment"));
+        assert!(v["hits"][0]["explain"]["vector_sim"].is_number());
+    }
+
+    // Pages of a deterministic policy continue each other.
+    let (_, all) = get(&h, "/v1/search?q=model&per_page=4&policy=relevance").await;
+    let (_, p1) = get(&h, "/v1/search?q=model&per_page=2&page=1&policy=relevance").await;
+    let (_, p2) = get(&h, "/v1/search?q=model&per_page=2&page=2&policy=relevance").await;
+    assert_eq!(
+        [ids(&p1, "hits"), ids(&p2, "hits")].concat(),
+        ids(&all, "hits")
+    );
+    // A seed makes a stochastic page reproducible.
+    let (_, a) = get(&h, "/v1/search?q=model&policy=stochastic&seed=7").await;
+    let (_, b) = get(&h, "/v1/search?q=model&policy=stochastic&seed=7").await;
+    assert_eq!(ids(&a, "hits"), ids(&b, "hits"));
+}
+
+#[tokio::test]
+async fn bad_search_input_gets_stable_codes() {
+    let h = hub();
+    for (uri, status, code) in [
+        ("/v1/search?q=x&per_page=0", 400, "invalid_per_page"),
+        ("/v1/search?q=x&per_page=100000", 400, "invalid_per_page"),
+        ("/v1/search?q=x&page=0", 400, "invalid_page"),
+        ("/v1/search?q=x&page=1000", 400, "page_too_deep"),
+        ("/v1/search?q=x&mode=telepathy", 400, "invalid_mode"),
+        ("/v1/search?q=x&policy=best", 400, "unknown_policy"),
+        ("/v1/search?q=x&min_price=cheap", 400, "invalid_parameter"),
+        ("/v1/search?q=x&min_price=-1", 400, "invalid_filter"),
+        ("/v1/search?q=x&colour=red", 400, "invalid_parameter"),
+        ("/v1/listings?sort=random", 400, "invalid_sort"),
+        ("/v1/listings?cursor=zzz", 400, "invalid_cursor"),
+        ("/v1/nothing", 404, "not_found"),
+        ("/v1/models/no/such-model", 404, "model_not_found"),
+        ("/v1/builders/nobody-at-all", 404, "builder_not_found"),
+    ] {
+        let (s, v) = get(&h, uri).await;
+        assert_eq!(s.as_u16(), status, "{uri}: {v}");
+        assert_eq!(v["error"]["code"], code, "{uri}: {v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let long = "a".repeat(600);
+    let (s, v) = get(&h, &format!("/v1/search?q={long}")).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("query_too_long"))
+    );
+    // Odd but valid input never breaks the server.
+    for q in [
+        "%22",
+        "((",
+        "AND",
+        "*",
+        "%E2%9C%93",
+        "a+b+c+d+e+f+g+h+i+j+k",
+    ] {
+        let (s, v) = get(&h, &format!("/v1/search?q={q}&mode=hybrid")).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn listings_sort_cache_and_page() {
+    let h = hub();
+    let (s, hd, v) = call(
+        &h,
+        Method::GET,
+        "/v1/listings?sort=trending&limit=3",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let downloads: Vec<u64> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["downloads"].as_u64().unwrap())
+        .collect();
+    assert!(downloads.windows(2).all(|w| w[0] >= w[1]), "{downloads:?}");
+    assert_eq!(v["total"], 7);
+    let etag = hd[header::ETAG].to_str().unwrap().to_string();
+    assert!(hd[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    // Conditional request: 304.
+    let req = Request::builder()
+        .uri("/v1/listings?sort=trending&limit=3")
+        .header(header::IF_NONE_MATCH, &etag)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app(h.state.clone()).oneshot(req).await.unwrap().status(),
+        StatusCode::NOT_MODIFIED
+    );
+    // Cursor pagination covers everything once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, v) = get(
+            &h,
+            &format!("/v1/listings?sort=newest&limit=2&cursor={cursor}"),
+        )
+        .await;
+        seen.extend(ids(&v, "items"));
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    let mut dedup = seen.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!((seen.len(), dedup.len()), (7, 7));
+    let (_, v) = get(&h, "/v1/listings?sort=price&limit=10").await;
+    let prices: Vec<f64> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["price_usd"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
+    let (_, hd, v) = call(
+        &h,
+        Method::GET,
+        "/v1/listings?sort=fair&limit=3",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 3);
+    assert_eq!(hd[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test]
+async fn publishing_needs_the_right_key() {
+    let h = hub();
+    let card = json!({"id": "acme/new-ner", "task": "token-classification", "description": "Finds zymurgical entities in brewing logs.", "price_usd": 0.003});
+    let (s, _, v) = call(&h, Method::POST, "/v1/models", None, Some(card.clone())).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (s, _, _) = call(
+        &h,
+        Method::POST,
+        "/v1/models",
+        Some("hs_not_a_key"),
+        Some(card.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let other = json!({"id": "facebook/fake", "description": "x"});
+    let (s, _, v) = call(&h, Method::POST, "/v1/models", Some(&h.acme), Some(other)).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (s, _, v) = call(
+        &h,
+        Method::POST,
+        "/v1/models",
+        Some(&h.acme),
+        Some(card.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Searchable at once.
+    let (_, v) = get(&h, "/v1/search?q=zymurgical").await;
+    assert_eq!(ids(&v, "hits"), ["acme/new-ner"]);
+    let (s, _, v) = call(
+        &h,
+        Method::POST,
+        "/v1/models",
+        Some(&h.acme),
+        Some(card.clone()),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("model_exists"))
+    );
+    // Replace by the owner.
+    let (s, _, v) = call(
+        &h,
+        Method::PUT,
+        "/v1/models/acme/new-ner",
+        Some(&h.acme),
+        Some(json!({"description": "Finds hop varieties."})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = get(&h, "/v1/search?q=zymurgical").await;
+    assert!(ids(&v, "hits").is_empty());
+    // Bad bodies.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/models")
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.acme))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let (s, _, v) = call(
+        &h,
+        Method::POST,
+        "/v1/models",
+        Some(&h.acme),
+        Some(json!({"id": "acme/x", "downloads": "many"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_card"))
+    );
+    let (s, _, v) = call(
+        &h,
+        Method::PUT,
+        "/v1/models/acme/x",
+        Some(&h.acme),
+        Some(json!({"id": "acme/y"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("id_mismatch"))
+    );
+    // Delete: not by another builder's key, yes by admin.
+    let (s, _, _) = call(
+        &h,
+        Method::DELETE,
+        "/v1/models/facebook/bart-large-cnn",
+        Some(&h.acme),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = call(
+        &h,
+        Method::DELETE,
+        "/v1/models/facebook/bart-large-cnn",
+        Some(&h.admin),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = get(&h, "/v1/models/facebook/bart-large-cnn").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, v) = get(&h, "/v1/search?q=bart+large+cnn&mode=hybrid").await;
+    assert!(!ids(&v, "hits").contains(&"facebook/bart-large-cnn".to_string()));
+    // A huge body is refused.
+    let big = json!({"id": "acme/big", "card_text": "x".repeat(2 << 20)});
+    let (s, _, v) = call(&h, Method::POST, "/v1/models", Some(&h.acme), Some(big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+}
+
+#[tokio::test]
+async fn paid_calls_are_counted_once() {
+    let h = hub();
+    let body = json!({"model": "facebook/bart-large-cnn", "idempotency_key": "pay-1"});
+    let (s, _, _) = call(
+        &h,
+        Method::POST,
+        "/v1/calls",
+        Some(&h.acme),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, v) = call(
+        &h,
+        Method::POST,
+        "/v1/calls",
+        Some(&h.admin),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["amount_usd"], 0.004);
+    let (s, _, v2) = call(&h, Method::POST, "/v1/calls", Some(&h.admin), Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (v2["recorded"].as_bool(), v2["seq"].clone()),
+        (Some(false), v["seq"].clone())
+    );
+    let (_, _, v) = call(
+        &h,
+        Method::POST,
+        "/v1/calls",
+        Some(&h.admin),
+        Some(json!({"model": "facebook/bart-large-cnn", "amount_usd": 0.5})),
+    )
+    .await;
+    assert_eq!(v["builder_calls"], 2);
+    assert!((v["builder_income_usd"].as_f64().unwrap() - 0.504).abs() < 1e-9);
+    let (s, _, v) = call(
+        &h,
+        Method::POST,
+        "/v1/calls",
+        Some(&h.admin),
+        Some(json!({"model": "no/such"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("model_not_found"))
+    );
+    let (s, _, v) = call(
+        &h,
+        Method::POST,
+        "/v1/calls",
+        Some(&h.admin),
+        Some(json!({"model": "facebook/bart-large-cnn", "amount_usd": -2})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_amount"))
+    );
+    let (_, v) = get(&h, "/v1/builders/facebook").await;
+    assert_eq!(v["calls"], 2);
+    let (_, v) = get(&h, "/v1/stats/exposure").await;
+    assert_eq!(v["calls_models"]["total"], 2.0);
+}
+
+#[tokio::test]
+async fn exposure_stats_follow_what_was_served() {
+    let h = hub();
+    let (_, before) = get(&h, "/v1/stats/exposure").await;
+    assert_eq!(before["pages_served"], 0);
+    for _ in 0..5 {
+        get(&h, "/v1/search?q=translation&per_page=3").await;
+    }
+    h.state.engine.ledger().flush().unwrap();
+    let (s, v) = get(&h, "/v1/stats/exposure?window_hours=1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["pages_served"], 5);
+    let total = v["exposure_models"]["total"].as_f64().unwrap();
+    // Each page of 3 gives 1 + 1/log2(3) + 1/2 under the log attention model.
+    let page = 1.0 + 1.0 / 3f64.log2() + 0.5;
+    assert!(
+        (total - 5.0 * page).abs() < 1e-6 || total < 5.0 * page,
+        "{total}"
+    );
+    assert!(v["exposure_models"]["gini"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        v["recent_exposure_models"]["total"],
+        v["exposure_models"]["total"]
+    );
+    let (_, b) = get(&h, "/v1/builders/Helsinki-NLP").await;
+    assert!(b["impressions"].as_u64().unwrap() >= 1, "{b}");
+}
+
+#[tokio::test]
+async fn hugging_face_listing_is_compatible() {
+    let h = hub();
+    let (s, hd, v) = call(
+        &h,
+        Method::GET,
+        "/api/models?search=opus&limit=5",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v[0]["modelId"], "Helsinki-NLP/opus-mt-en-de");
+    assert!(v[0]["createdAt"].is_string() || v[0]["createdAt"].is_null());
+    assert!(hd.get(header::LINK).is_none());
+    let (_, hd, v) = call(
+        &h,
+        Method::GET,
+        "/api/models?limit=2&sort=downloads&direction=-1&full=true",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[0]["id"], "sentence-transformers/all-MiniLM-L6-v2");
+    let link = hd[header::LINK].to_str().unwrap();
+    assert!(
+        link.contains("cursor=2") && link.ends_with("rel=\"next\""),
+        "{link}"
+    );
+    let (_, v) = get(
+        &h,
+        "/api/models?filter=automatic-speech-recognition&author=acme",
+    )
+    .await;
+    assert_eq!(v[0]["id"], "acme/dutch-asr");
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (s, v) = get(&h, "/api/models/acme/dutch-asr").await;
+    assert_eq!(
+        (s, v["pipeline_tag"].as_str()),
+        (StatusCode::OK, Some("automatic-speech-recognition"))
+    );
+}
+
+#[tokio::test]
+async fn operations_endpoints() {
+    let h = hub();
+    assert_eq!(get(&h, "/healthz").await.0, StatusCode::OK);
+    let (_, v) = get(&h, "/readyz").await;
+    assert_eq!(v["models"], 7);
+    get(&h, "/v1/search?q=bert").await;
+    let (_, m) = get(&h, "/metrics").await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("hubsearch_http_requests_total{route=\"/v1/search\",status=\"200\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("hubsearch_http_request_duration_seconds_bucket{route=\"/v1/search\""));
+    assert!(m.contains("hubsearch_index_models 7"));
+    let (_, api) = get(&h, "/openapi.json").await;
+    for path in [
+        "/v1/search",
+        "/v1/listings",
+        "/v1/models/{id}",
+        "/v1/calls",
+        "/api/models",
+    ] {
+        assert!(
+            api["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let (s, _, page) = call(&h, Method::GET, "/", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("<form id=\"f\">"));
+}
