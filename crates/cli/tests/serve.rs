@@ -1,0 +1,178 @@
+//! The real binary serving real HTTP on a local port: health, search,
+//! publishing with a key made by `hubsearch keys create`, the real
+//! huggingface_hub Python client, and a graceful shutdown on SIGTERM that
+//! flushes the ledger.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bin(index: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
+    c.env_remove("HUBSEARCH_CONFIG")
+        .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
+        .arg("--index")
+        .arg(index);
+    c
+}
+
+/// A minimal HTTP/1.1 exchange: (status, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Chunked bodies: keep the JSON between the chunk sizes.
+    let body = if raw
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.lines()
+            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()) || l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn start(index: &Path) -> (Child, String) {
+    let mut child = bin(index)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the server did not start");
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(rest) = line.split("http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_string();
+            // Keep draining stderr so the server never blocks on it.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr);
+        }
+    }
+}
+
+#[test]
+fn serves_http_talks_to_huggingface_hub_and_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("idx");
+    let fixtures = root().join("tests/fixtures");
+    let out = bin(&index)
+        .args(["import", "--quiet"])
+        .arg(fixtures.join("cards.jsonl"))
+        .arg(fixtures.join("cards_md"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = bin(&index)
+        .args(["keys", "create", "--builder", "acme"])
+        .output()
+        .unwrap();
+    assert!(key.status.success());
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("hs_"));
+
+    let (mut child, addr) = start(&index);
+    assert_eq!(http(&addr, "GET", "/healthz", &[], "").0, 200);
+    let (s, body) = http(&addr, "GET", "/v1/search?q=opus+mt+en+de", &[], "");
+    assert_eq!(s, 200);
+    assert!(body.contains("Helsinki-NLP/opus-mt-en-de"), "{body}");
+    let auth = format!("Bearer {key}");
+    let card = r#"{"id": "acme/live-model", "task": "summarization", "description": "Summarises quokka sightings."}"#;
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/v1/models",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        card,
+    );
+    assert_eq!(s, 201, "{body}");
+    let (_, body) = http(&addr, "GET", "/v1/search?q=quokka", &[], "");
+    assert!(
+        body.contains("acme/live-model"),
+        "published model not searchable: {body}"
+    );
+
+    // The real huggingface_hub client (installed by scripts/test).
+    let py = Command::new("python3")
+        .arg(root().join("tests/hf_client.py"))
+        .arg(format!("http://{addr}"))
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "huggingface_hub client failed (scripts/test installs it with pip):\n{}\n{}",
+        String::from_utf8_lossy(&py.stdout),
+        String::from_utf8_lossy(&py.stderr)
+    );
+
+    // SIGTERM: graceful shutdown, ledger flushed.
+    let (_, before) = http(&addr, "GET", "/v1/stats/exposure", &[], "");
+    assert!(before.contains("\"pages_served\""), "{before}");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no graceful exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // Every served page is in the ledger after the restart.
+    let (mut child, addr) = start(&index);
+    let (_, after) = http(&addr, "GET", "/v1/stats/exposure", &[], "");
+    let pages = |s: &str| -> u64 {
+        let v: serde_json::Value =
+            serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("{e}: {s}"));
+        v["pages_served"].as_u64().unwrap()
+    };
+    assert!(pages(&after) >= 2, "{after}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
