@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Measure the existing index (--index) instead of building one; adds
+    /// vector and hybrid search, query embedding and start-up figures
+    #[arg(long)]
+    pub existing: bool,
 }
 
 #[derive(Serialize)]
@@ -64,6 +68,9 @@ const DEFAULT_QUERIES: &[&str] = &[
 ];
 
 pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
+    if a.existing {
+        return existing(g, &a);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; figures mean little. Use cargo run --release.");
@@ -149,6 +156,119 @@ pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
     }
     if let Some(p) = a.json {
         std::fs::write(&p, serde_json::to_string_pretty(&f)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_queries(a: &BenchArgs) -> Result<Vec<String>, AnyError> {
+    Ok(match &a.queries {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| format!("{}: {e}", p.display()))?
+            .lines()
+            .filter_map(|l| l.split_once('\t').map(|(_, q)| q.trim().to_string()))
+            .filter(|q| !q.is_empty())
+            .collect(),
+        None => DEFAULT_QUERIES.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+fn pcts(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Figures of an existing index: start-up, query embedding, and search
+/// latency per mode with warm (cached) and cold query vectors.
+fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
+    use hubsearch_core::Mode;
+    use hubsearch_engine::LedgerMode;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = load_config(g)?;
+    let t = Instant::now();
+    let engine = Engine::open_with(config, LedgerMode::Ephemeral, false)?;
+    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    let queries = read_queries(a)?;
+    println!("machine          {cores} cores");
+    println!(
+        "start-up         {open_ms:.0} ms to open {} cards (text index, saved vectors and HNSW graph reloaded, no rebuild)",
+        engine.text_index().num_docs()
+    );
+    if let Some(sem) = engine.semantic() {
+        let v = sem.vectors();
+        println!(
+            "vectors          {} live, {:.1} MiB on disk = {:.0} bytes per card (384 floats = 1536 bytes of it)",
+            v.live(),
+            v.size_bytes() as f64 / (1 << 20) as f64,
+            v.size_bytes() as f64 / v.live().max(1) as f64
+        );
+        let embedder = sem.embedder()?;
+        let mut lat = Vec::new();
+        for rep in 0..a.repeat.min(10) {
+            for q in &queries {
+                let text = format!("{q} {rep}");
+                let t = Instant::now();
+                embedder.embed(&[&text])?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let (p50, p99) = pcts(lat);
+        println!(
+            "query embedding  p50 {p50:.2} ms, p99 {p99:.2} ms ({})",
+            embedder.name()
+        );
+        let mut lat = Vec::new();
+        for q in &queries {
+            let qv = sem.query_vector(q)?;
+            for _ in 0..a.repeat {
+                let t = Instant::now();
+                std::hint::black_box(v.search(&qv, 10, None));
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let (p50, p99) = pcts(lat);
+        println!("HNSW top-10      p50 {p50:.3} ms, p99 {p99:.3} ms");
+    }
+    for mode in [Mode::Text, Mode::Vector, Mode::Hybrid] {
+        if mode != Mode::Text && engine.semantic().is_none() {
+            continue;
+        }
+        let mut warm = Vec::new();
+        for rep in 0..a.repeat {
+            for q in &queries {
+                let mut req = SearchRequest::new(q.clone(), a.limit);
+                req.mode = mode;
+                req.record = false;
+                let t = Instant::now();
+                engine.search(&req)?;
+                if rep > 0 {
+                    warm.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+        let (p50, p99) = pcts(warm);
+        let mut line = format!(
+            "{:<16} p50 {p50:.3} ms, p99 {p99:.3} ms (query vector cached)",
+            format!("{mode:?} search").to_lowercase()
+        );
+        if mode != Mode::Text {
+            let mut cold = Vec::new();
+            for rep in 0..a.repeat.min(5) {
+                for q in &queries {
+                    let mut req = SearchRequest::new(format!("{q} x{rep}"), a.limit);
+                    req.mode = mode;
+                    req.record = false;
+                    let t = Instant::now();
+                    engine.search(&req)?;
+                    cold.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            let (c50, c99) = pcts(cold);
+            line.push_str(&format!(
+                "; p50 {c50:.2} ms, p99 {c99:.2} ms embedding the query"
+            ));
+        }
+        println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }

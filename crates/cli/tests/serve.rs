@@ -68,6 +68,8 @@ fn http(
     (status, body)
 }
 
+// The child is handed to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start(index: &Path) -> (Child, String) {
     let mut child = bin(index)
         .args(["serve", "--addr", "127.0.0.1:0"])

@@ -78,19 +78,29 @@ impl Engine {
             let addrs = self
                 .text_index()
                 .addresses_of(searcher, &missing, &req.filter)?;
+            // Facts of the vector-only candidates, read in one pass.
+            let new_addrs: Vec<DocAddress> = missing
+                .iter()
+                .filter_map(|k| addrs.get(k).copied())
+                .collect();
+            let new_facts = self.text_index().candidate_facts(searcher, &new_addrs)?;
+            let mut fresh: HashMap<u64, (DocAddress, CandidateFacts)> = new_facts
+                .into_iter()
+                .zip(new_addrs)
+                .map(|(f, a)| (f.id_key, (a, f)))
+                .collect();
             let mut rank = 0;
             for h in &hits {
                 let slot = match by_key.get(&h.id_key) {
                     Some(&i) => i,
                     None => {
                         // A vector whose card is gone (or filtered out) is skipped.
-                        let Some(&addr) = addrs.get(&h.id_key) else {
+                        let Some((addr, facts)) = fresh.remove(&h.id_key) else {
                             continue;
                         };
-                        let facts = self.text_index().candidate_facts(searcher, &[addr])?;
                         by_key.insert(h.id_key, out.addrs.len());
                         out.addrs.push(addr);
-                        out.facts.push(facts[0]);
+                        out.facts.push(facts);
                         out.bm25.push(None);
                         out.vector.push(None);
                         out.addrs.len() - 1
