@@ -245,7 +245,6 @@ fn print_report(r: &ImportReport, json: bool, dir: &std::path::Path) -> Result<(
 fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
     let config = load_config(g)?;
     let limit = a.limit.unwrap_or(config.search.default_limit);
-    let default_mode: Mode = config.search.default_mode.parse()?;
     // A one-off CLI search is not a page served to a hub's users: it reads
     // the index only, and works while a server holds the ledger.
     let engine = Engine::open_with(config, LedgerMode::Ephemeral, false)?;
@@ -260,7 +259,7 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
             min_price: a.min_price,
             max_price: a.max_price,
         },
-        mode: a.mode.unwrap_or(default_mode),
+        mode: a.mode.unwrap_or_else(|| engine.default_mode()),
         policy: None,
         seed: None,
         offset: a.offset,

@@ -132,7 +132,8 @@ pub struct SearchConfig {
     pub max_query_chars: usize,
     /// Retrieval mode when a request names none: text, vector, hybrid.
     pub default_mode: String,
-    /// Hybrid fusion: weighted (min-max normalised sum) or rrf.
+    /// Hybrid fusion: cosine (text min-max + raw cosine), weighted (both
+    /// min-max normalised) or rrf.
     pub fusion: String,
     /// RRF constant k.
     pub rrf_k: f64,
@@ -156,10 +157,10 @@ impl Default for SearchConfig {
             max_limit: 100,
             candidates: 200,
             max_query_chars: 512,
-            default_mode: "text".into(),
-            fusion: "weighted".into(),
+            default_mode: "hybrid".into(),
+            fusion: "cosine".into(),
             rrf_k: 60.0,
-            vector_weight: 0.3,
+            vector_weight: 0.15,
             boost_id: 1.0,
             boost_task: 4.3,
             boost_languages: 1.3,

@@ -151,6 +151,16 @@ impl Engine {
         self.semantic.as_ref()
     }
 
+    /// The mode for requests that name none: the configured one, or text
+    /// when embeddings are off.
+    pub fn default_mode(&self) -> Mode {
+        match self.config.search.default_mode.parse() {
+            Ok(Mode::Text) | Err(_) => Mode::Text,
+            Ok(_) if self.semantic.is_none() => Mode::Text,
+            Ok(m) => m,
+        }
+    }
+
     /// The exposure ledger.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger

@@ -145,6 +145,12 @@ impl Engine {
                     t + v
                 })
                 .collect(),
+            Mode::Hybrid if s.fusion == "cosine" => {
+                // Text min-max normalised, vector as its raw cosine.
+                let t = minmax(&bm25, r.bm25.iter().map(Option::is_some));
+                let w = s.vector_weight;
+                (0..n).map(|i| (1.0 - w) * t[i] + w * sims[i]).collect()
+            }
             Mode::Hybrid => {
                 let t = minmax(&bm25, r.bm25.iter().map(Option::is_some));
                 let v = minmax(&sims, r.vector.iter().map(Option::is_some));

@@ -90,52 +90,101 @@ proptest! {
 
     /// Over a fixed stream of queries in which popularity and relevance go
     /// together (the head's models are the more relevant, as on a hub where
-    /// the popular get judged best): any lambda > 0 gives the long tail
+    /// the popular get judged best), any lambda > 0 gives the long tail
     /// (models outside the top 10% by popularity) at least the cumulative
-    /// exposure lambda = 0 gives it, and raising lambda never lowers it by
-    /// more than 1% of all exposure served. Strict monotonicity is false for
-    /// FairCo at the margin: proptest found lambda 1.56 -> 29.00 and
-    /// lambda 1.89 -> 28.98 (the tail already holds almost everything and the
-    /// order inside the page shifts). (With relevance unrelated to popularity the claim is false
-    /// for FairCo, and proptest finds counter-examples quickly: the tail is
-    /// then not the under-exposed side, and fairness may move exposure to
-    /// head models whose merit exceeds their exposure.)
+    /// exposure that lambda = 0 (pure relevance) gives it.
+    ///
+    /// "Raising lambda never lowers the tail's exposure" between two positive
+    /// lambdas is false for FairCo: proptest found lambda 1.56 -> 29.00 but
+    /// 1.89 -> 28.98, and 0.215 -> 14.61 but 0.299 -> 14.23 (of 18.9): the
+    /// correction reorders the tail among itself and the stream's later
+    /// pages change. `tail_exposure_grows_with_lambda_on_average` checks the
+    /// claim in expectation instead.
     #[test]
-    fn raising_lambda_never_lowers_tail_exposure(
+    fn fairness_never_gives_the_tail_less_than_relevance(
         stream in proptest::collection::vec(proptest::collection::vec((0usize..40, 0.0f64..=1.0), 5..25), 5..40),
-        lambdas in (0.0f64..2.0, 0.0f64..2.0),
+        lambda in 0.0f64..4.0,
     ) {
-        let (lo, hi) = if lambdas.0 <= lambdas.1 { lambdas } else { (lambdas.1, lambdas.0) };
-        // 40 models; model m's popularity quantile is m/39, so 36..39 are the head.
-        let tail_exposure = |lambda: f64| -> (f64, f64) {
-            let mut book = ExposureBook::new();
-            let mut tail = 0.0;
-            let mut all = 0.0;
-            for q in &stream {
-                let mut seen = std::collections::HashSet::new();
-                let cands: Vec<Candidate> = q.iter().filter(|(m, _)| seen.insert(*m)).map(|&(m, r)| {
-                    let quantile = m as f64 / 39.0;
-                    let relevance = if quantile >= 0.9 { 0.5 + r / 2.0 } else { r / 2.0 };
-                    Candidate { relevance, calls: 0.0, quantile, group: m as u64, key: m as u64 }
-                }).collect();
-                let order = rank(&Policy::Fair { lambda }, &cands, &book, 0);
-                let shown: Vec<usize> = order.iter().take(5).map(|r| r.index).collect();
-                let delta = page_delta(&cands, &shown, 1, &Attention::Log);
-                for &i in &shown {
-                    let e = delta[&cands[i].group].0;
-                    all += e;
-                    if cands[i].quantile < 0.9 {
-                        tail += e;
-                    }
+        let (zero, _) = tail_exposure(&stream, 0.0);
+        let (tail, _) = tail_exposure(&stream, lambda);
+        prop_assert!(tail >= zero - 1e-9, "lambda 0 -> {zero}, {lambda} -> {tail}");
+    }
+}
+
+/// Cumulative (tail, total) exposure of serving `stream` (per query: model,
+/// raw relevance) under `fair`, pages of 5, 40 models where 36..39 are the
+/// head (top 10% by popularity) and are the more relevant.
+fn tail_exposure(stream: &[Vec<(usize, f64)>], lambda: f64) -> (f64, f64) {
+    let mut book = ExposureBook::new();
+    let (mut tail, mut all) = (0.0, 0.0);
+    for q in stream {
+        let mut seen = std::collections::HashSet::new();
+        let cands: Vec<Candidate> = q
+            .iter()
+            .filter(|(m, _)| seen.insert(*m))
+            .map(|&(m, r)| {
+                let quantile = m as f64 / 39.0;
+                let relevance = if quantile >= 0.9 {
+                    0.5 + r / 2.0
+                } else {
+                    r / 2.0
+                };
+                Candidate {
+                    relevance,
+                    calls: 0.0,
+                    quantile,
+                    group: m as u64,
+                    key: m as u64,
                 }
-                book.apply(&delta);
+            })
+            .collect();
+        let order = rank(&Policy::Fair { lambda }, &cands, &book, 0);
+        let shown: Vec<usize> = order.iter().take(5).map(|r| r.index).collect();
+        let delta = page_delta(&cands, &shown, 1, &Attention::Log);
+        for &i in &shown {
+            let e = delta[&cands[i].group].0;
+            all += e;
+            if cands[i].quantile < 0.9 {
+                tail += e;
             }
-            (tail, all)
-        };
-        let (zero, _) = tail_exposure(0.0);
-        let ((a, total), (b, _)) = (tail_exposure(lo), tail_exposure(hi));
-        prop_assert!(a >= zero - 1e-9 && b >= zero - 1e-9, "lambda 0 -> {zero}, {lo} -> {a}, {hi} -> {b}");
-        prop_assert!(b >= a - 0.01 * total, "lambda {lo} -> {a}, lambda {hi} -> {b} of {total}");
+        }
+        book.apply(&delta);
+    }
+    (tail, all)
+}
+
+/// Averaged over 300 seeded random query streams, the tail's share of
+/// exposure grows with lambda.
+#[test]
+fn tail_exposure_grows_with_lambda_on_average() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let streams: Vec<Vec<Vec<(usize, f64)>>> = (0..300)
+        .map(|_| {
+            (0..rng.gen_range(10..40))
+                .map(|_| {
+                    (0..rng.gen_range(6..20))
+                        .map(|_| (rng.gen_range(0..40), rng.gen::<f64>()))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let mut prev = -1.0;
+    for lambda in [0.0, 0.25, 0.5, 1.0, 2.0, 4.0] {
+        let share: f64 = streams
+            .iter()
+            .map(|s| {
+                let (t, a) = tail_exposure(s, lambda);
+                t / a
+            })
+            .sum::<f64>()
+            / streams.len() as f64;
+        assert!(
+            share >= prev,
+            "mean tail share fell to {share} at lambda {lambda} (was {prev})"
+        );
+        prev = share;
     }
 }
 

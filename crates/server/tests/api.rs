@@ -120,7 +120,7 @@ async fn search_finds_filters_explains_and_pages() {
         .iter()
         .any(|f| f["value"] == "translation"));
 
-    let (_, v) = get(&h, "/v1/search?q=speech&language=nl").await;
+    let (_, v) = get(&h, "/v1/search?q=speech&language=nl&mode=text").await;
     assert_eq!(ids(&v, "hits"), ["acme/dutch-asr"]);
     let (_, v) = get(&h, "/v1/search?q=&max_price=0.0015&min_price=0.0005").await;
     assert_eq!(ids(&v, "hits"), ["solo/tapas-small-finetuned-wtq"]);
@@ -310,7 +310,7 @@ async fn publishing_needs_the_right_key() {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // Searchable at once.
-    let (_, v) = get(&h, "/v1/search?q=zymurgical").await;
+    let (_, v) = get(&h, "/v1/search?q=zymurgical&mode=text").await;
     assert_eq!(ids(&v, "hits"), ["acme/new-ner"]);
     let (s, _, v) = call(
         &h,
@@ -334,7 +334,7 @@ async fn publishing_needs_the_right_key() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, v) = get(&h, "/v1/search?q=zymurgical").await;
+    let (_, v) = get(&h, "/v1/search?q=zymurgical&mode=text").await;
     assert!(ids(&v, "hits").is_empty());
     // Bad bodies.
     let req = Request::builder()

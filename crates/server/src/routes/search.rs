@@ -70,12 +70,12 @@ pub async fn search(
     if page == 0 {
         return Err(ApiError::bad_request("invalid_page", "page starts at 1"));
     }
-    let mode: Mode = p
-        .mode
-        .as_deref()
-        .unwrap_or(&cfg.search.default_mode)
-        .parse()
-        .map_err(|e: String| ApiError::bad_request("invalid_mode", e))?;
+    let mode: Mode = match p.mode.as_deref() {
+        Some(m) => m
+            .parse()
+            .map_err(|e: String| ApiError::bad_request("invalid_mode", e))?,
+        None => state.engine.default_mode(),
+    };
     let offset = (page - 1).saturating_mul(per_page);
     if offset + per_page > cfg.search.candidates {
         return Err(ApiError::bad_request(
