@@ -59,6 +59,8 @@ pub enum Command {
     },
     /// Measure indexing throughput and query latency (build with --release)
     Bench(crate::bench::BenchArgs),
+    /// Simulate a pay-per-call marketplace under each ranking policy
+    Simulate(crate::simulate::SimulateArgs),
     /// Serve the HTTP API and the search page
     Serve(crate::serve::ServeArgs),
     /// Manage API keys
@@ -175,6 +177,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Bench(args) => crate::bench::run(&g, args),
         Command::Eval(args) => crate::eval::run(&g, args),
         Command::Serve(args) => crate::serve::serve(&g, args),
+        Command::Simulate(args) => crate::simulate::run(&g, args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),
     }
 }

@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod eval;
 mod serve;
+mod simulate;
 
 use std::process::ExitCode;
 

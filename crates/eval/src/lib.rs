@@ -11,6 +11,8 @@ pub mod exposure;
 pub mod harness;
 pub mod metrics;
 pub mod replay;
+pub mod simulate;
+pub mod svg;
 pub mod trec;
 
 pub use harness::{evaluate, EvalOptions, EvalReport};
