@@ -31,6 +31,7 @@ LUA
 echo "machine: $(nproc) cores; index: $index; $(wc -l < "$tmp/q.txt") queries rotated"
 for c in 1 8 64 256; do
   echo "== $c connections"
-  wrk -t2 -c"$c" -d"${DURATION:-10}s" --latency -s "$tmp/rotate.lua" "http://127.0.0.1:$port" | grep -E "Latency|50%|99%|Requests/sec|Non-2xx|Socket errors|requests in"
+  threads=$(( c < 2 ? 1 : 2 ))
+  wrk -t"$threads" -c"$c" -d"${DURATION:-10}s" --latency -s "$tmp/rotate.lua" "http://127.0.0.1:$port" | grep -E "Latency|50%|99%|Requests/sec|Non-2xx|Socket errors|requests in"
 done
 curl -sf "http://127.0.0.1:$port/metrics" | grep -E 'hubsearch_http_requests_total\{route="/v1/search"' || true

@@ -106,7 +106,7 @@ fn ids(v: &Value, list: &str) -> Vec<String> {
 #[tokio::test]
 async fn search_finds_filters_explains_and_pages() {
     let h = hub();
-    let (s, v) = get(&h, "/v1/search?q=opus+mt+en+de&explain=true").await;
+    let (s, v) = get(&h, "/v1/search?q=opus+mt+en+de&explain=true&facets=true").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(ids(&v, "hits")[0], "Helsinki-NLP/opus-mt-en-de");
     let parts = &v["hits"][0]["explain"];
