@@ -118,6 +118,45 @@ pub fn replay(
         }
     }
     let nq = queries.len().max(1) as f64;
+    // AWRF over popularity tiers (top 1%, rest of the top 10%, tail): the
+    // target is the tiers' share among the query's relevant models.
+    let hub = engine.hub();
+    let tier = |id: &str| -> String {
+        let k = key_of(id);
+        if hub.top_1pct.contains(&k) {
+            "top1pct".into()
+        } else if hub.head.contains(&k) {
+            "top10pct".into()
+        } else {
+            "tail".into()
+        }
+    };
+    let (mut awrf_sum, mut awrf_n) = (0.0, 0usize);
+    for q in queries {
+        let judged = qrels.get(&q.qid).unwrap_or(&empty);
+        let mut target: HashMap<String, f64> = HashMap::new();
+        for (d, g) in judged {
+            if *g >= 1 {
+                *target.entry(tier(d)).or_default() += 1.0;
+            }
+        }
+        if target.is_empty() {
+            continue;
+        }
+        for r in &rankings[q.qid.as_str()] {
+            let groups: HashMap<String, String> = r
+                .iter()
+                .take(opts.page)
+                .map(|d| (d.clone(), tier(d)))
+                .collect();
+            awrf_sum += crate::exposure::awrf(r, &groups, &target, opts.page, &attention);
+            awrf_n += 1;
+        }
+    }
+    means.insert(
+        "awrf_popularity_tiers".into(),
+        awrf_sum / awrf_n.max(1) as f64,
+    );
     means.insert("ee_l".into(), ee[0] / nq);
     means.insert("ee_d".into(), ee[1] / nq);
     means.insert("ee_r".into(), ee[2] / nq);
