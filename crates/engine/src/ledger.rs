@@ -41,9 +41,12 @@ const IDEMPOTENCY: TableDefinition<&str, u64> = TableDefinition::new("call_idemp
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 /// Most events committed in one transaction.
-const MAX_BATCH: usize = 4096;
-/// Longest a queued event waits for its batch to fill.
-const BATCH_WINDOW: Duration = Duration::from_millis(20);
+const MAX_BATCH: usize = 16_384;
+/// Longest a served page waits for its batch to fill. Pages are aggregated
+/// per key before writing, so a longer window means fewer, cheaper commits
+/// under load; a paid call or a flush ends the window at once, so their
+/// callers never wait for it.
+const BATCH_WINDOW: Duration = Duration::from_millis(250);
 
 /// Errors of the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -468,13 +471,23 @@ fn load(db: &Database) -> Result<State, LedgerError> {
 
 fn writer_loop(db: Database, rx: Receiver<Event>, inner: std::sync::Weak<Inner>) {
     while let Ok(first) = rx.recv() {
+        let urgent = |e: &Event| !matches!(e, Event::Page(..));
+        let mut done = urgent(&first);
         let mut batch = vec![first];
         let deadline = Instant::now() + BATCH_WINDOW;
         while batch.len() < MAX_BATCH {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
+            // Take whatever is already queued; wait only while nobody waits on us.
+            let next = if done {
+                rx.try_recv().ok()
+            } else {
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
+            };
+            match next {
+                Some(e) => {
+                    done |= urgent(&e);
+                    batch.push(e);
+                }
+                None => break,
             }
         }
         let n = batch.len() as u64;
