@@ -94,15 +94,7 @@ pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
     eprintln!("building the index from {} file(s)...", corpus.len());
     let report = engine.import(&corpus, false)?;
     let written = report.imported + report.updated;
-    let queries: Vec<String> = match &a.queries {
-        Some(p) => std::fs::read_to_string(p)
-            .map_err(|e| format!("{}: {e}", p.display()))?
-            .lines()
-            .filter_map(|l| l.split_once('\t').map(|(_, q)| q.trim().to_string()))
-            .filter(|q| !q.is_empty())
-            .collect(),
-        None => DEFAULT_QUERIES.iter().map(|s| s.to_string()).collect(),
-    };
+    let queries = read_queries(&a)?;
     if queries.is_empty() {
         return Err("no queries to run".into());
     }

@@ -480,7 +480,8 @@ fn writer_loop(db: Database, rx: Receiver<Event>, inner: std::sync::Weak<Inner>)
             let next = if done {
                 rx.try_recv().ok()
             } else {
-                rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok()
             };
             match next {
                 Some(e) => {
