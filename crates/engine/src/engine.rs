@@ -152,11 +152,15 @@ impl Engine {
     }
 
     /// The mode for requests that name none: the configured one, or text
-    /// when embeddings are off.
+    /// when embeddings are off or no card has a vector yet.
     pub fn default_mode(&self) -> Mode {
+        let has_vectors = self
+            .semantic
+            .as_ref()
+            .is_some_and(|s| s.vectors().live() > 0);
         match self.config.search.default_mode.parse() {
             Ok(Mode::Text) | Err(_) => Mode::Text,
-            Ok(_) if self.semantic.is_none() => Mode::Text,
+            Ok(_) if !has_vectors => Mode::Text,
             Ok(m) => m,
         }
     }
