@@ -26,16 +26,25 @@ impl Engine {
         out
     }
 
-    /// Add or replace a card; returns whether it is new. Searchable on return.
-    pub fn publish(&self, card: ModelCard) -> Result<bool> {
-        let existed = self.text_index().get(&card.id)?.is_some();
+    /// Apply one change with the writer, commit it, and make it visible to
+    /// the next search (reader reload, hub popularity).
+    fn commit_change(
+        &self,
+        change: impl FnOnce(&mut CardWriter) -> hubsearch_index::Result<()>,
+    ) -> Result<()> {
         self.with_writer(|w| {
-            w.upsert(&card)?;
+            change(w)?;
             w.commit()?;
             Ok(())
         })?;
         self.text_index().reload()?;
-        self.refresh_hub()?;
+        self.refresh_hub()
+    }
+
+    /// Add or replace a card; returns whether it is new. Searchable on return.
+    pub fn publish(&self, card: ModelCard) -> Result<bool> {
+        let existed = self.text_index().get(&card.id)?.is_some();
+        self.commit_change(|w| w.upsert(&card))?;
         if let Some(sem) = self.semantic() {
             let short = card.short_text();
             let v = sem
@@ -57,13 +66,10 @@ impl Engine {
         if self.text_index().get(id)?.is_none() {
             return Err(Error::ModelNotFound { id: id.to_string() });
         }
-        self.with_writer(|w| {
+        self.commit_change(|w| {
             w.delete(id);
-            w.commit()?;
             Ok(())
         })?;
-        self.text_index().reload()?;
-        self.refresh_hub()?;
         if let Some(sem) = self.semantic() {
             sem.vectors().delete(key_of(id));
             sem.mark_dirty();
