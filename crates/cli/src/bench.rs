@@ -247,7 +247,8 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
             let mut cold = Vec::new();
             for rep in 0..a.repeat.min(5) {
                 for q in &queries {
-                    let mut req = SearchRequest::new(format!("{q} x{rep}"), a.limit);
+                    // A text no earlier loop embedded, so the query vector is computed.
+                    let mut req = SearchRequest::new(format!("{q} {mode:?}{rep}"), a.limit);
                     req.mode = mode;
                     req.record = false;
                     let t = Instant::now();

@@ -128,6 +128,10 @@ pub struct SearchConfig {
     pub max_limit: usize,
     /// Candidates each retriever hands to ranking.
     pub candidates: usize,
+    /// Nearest neighbours the vector side adds in hybrid mode (every text
+    /// candidate gets its exact cosine besides); vector mode retrieves
+    /// `candidates`.
+    pub vector_candidates: usize,
     /// Longest query accepted, in characters.
     pub max_query_chars: usize,
     /// Retrieval mode when a request names none: text, vector, hybrid.
@@ -156,11 +160,12 @@ impl Default for SearchConfig {
             default_limit: 10,
             max_limit: 100,
             candidates: 200,
+            vector_candidates: 50,
             max_query_chars: 512,
             default_mode: "hybrid".into(),
             fusion: "cosine".into(),
             rrf_k: 60.0,
-            vector_weight: 0.15,
+            vector_weight: 0.4,
             boost_id: 1.0,
             boost_task: 4.3,
             boost_languages: 1.3,

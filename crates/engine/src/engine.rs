@@ -303,7 +303,7 @@ impl Engine {
             let mut parts = ranked.parts.clone();
             parts.bm25 = r.bm25[c].map(|b| b.0);
             parts.bm25_rank = r.bm25[c].map(|b| b.1);
-            parts.vector_sim = r.vector[c].map(|v| v.0);
+            parts.vector_sim = r.sims.get(c).copied().flatten();
             parts.vector_rank = r.vector[c].map(|v| v.1);
             hits.push(Hit {
                 rank: req.offset + i + 1,

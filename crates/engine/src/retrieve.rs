@@ -19,6 +19,9 @@ pub struct Retrieved {
     pub bm25: Vec<Option<(f32, usize)>>,
     /// (cosine similarity, 1-based rank) when the vector retriever found it.
     pub vector: Vec<Option<(f32, usize)>>,
+    /// Cosine similarity to the query of every candidate with a vector
+    /// (exact: text candidates the vector retriever did not reach have one too).
+    pub sims: Vec<Option<f32>>,
     /// Fused relevance in [0, 1].
     pub relevance: Vec<f64>,
     pub total: usize,
@@ -64,12 +67,19 @@ impl Engine {
                 )
             })?;
             let q = semantic.query_vector(&req.query)?;
+            let text_keys: Vec<u64> = out.facts.iter().map(|f| f.id_key).collect();
+            out.sims = semantic.vectors().similarities(&q, &text_keys);
+            let k = if mode == Mode::Hybrid {
+                self.config().search.vector_candidates.min(depth)
+            } else {
+                depth
+            };
             let allowed = if req.filter.is_empty() {
                 None
             } else {
                 Some(self.text_index().filter_keys(searcher, &req.filter)?)
             };
-            let hits = semantic.vectors().search(&q, depth, allowed.as_ref());
+            let hits = semantic.vectors().search(&q, k, allowed.as_ref());
             let missing: Vec<u64> = hits
                 .iter()
                 .map(|h| h.id_key)
@@ -103,6 +113,7 @@ impl Engine {
                         out.facts.push(facts);
                         out.bm25.push(None);
                         out.vector.push(None);
+                        out.sims.push(Some(h.similarity));
                         out.addrs.len() - 1
                     }
                 };
@@ -131,9 +142,9 @@ impl Engine {
             .map(|b| b.map_or(0.0, |(x, _)| x as f64))
             .collect();
         let sims: Vec<f64> = r
-            .vector
+            .sims
             .iter()
-            .map(|v| v.map_or(0.0, |(x, _)| x.max(0.0) as f64))
+            .map(|v| v.map_or(0.0, |x| x.max(0.0) as f64))
             .collect();
         let mut rel = match mode {
             Mode::Text => bm25,
@@ -153,7 +164,7 @@ impl Engine {
             }
             Mode::Hybrid => {
                 let t = minmax(&bm25, r.bm25.iter().map(Option::is_some));
-                let v = minmax(&sims, r.vector.iter().map(Option::is_some));
+                let v = minmax(&sims, r.sims.iter().map(Option::is_some));
                 let w = s.vector_weight;
                 (0..n).map(|i| (1.0 - w) * t[i] + w * v[i]).collect()
             }

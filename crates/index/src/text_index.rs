@@ -466,6 +466,33 @@ impl TextIndex {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
+        let mut out = HashMap::with_capacity(keys.len());
+        if filter.is_empty() {
+            // One term-dictionary lookup per key and segment: far cheaper than
+            // a TermSetQuery, which builds an automaton and walks the
+            // dictionary with it.
+            for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+                let inverted = seg.inverted_index(self.fields.id_key)?;
+                for &k in keys {
+                    let term = Term::from_field_u64(self.fields.id_key, k);
+                    let Some(mut postings) = inverted
+                        .read_postings(&term, IndexRecordOption::Basic)
+                        .map_err(tantivy::TantivyError::from)?
+                    else {
+                        continue;
+                    };
+                    use tantivy::DocSet;
+                    let mut doc = postings.doc();
+                    while doc != tantivy::TERMINATED {
+                        if !seg.is_deleted(doc) {
+                            out.insert(k, DocAddress::new(ord as u32, doc));
+                        }
+                        doc = postings.advance();
+                    }
+                }
+            }
+            return Ok(out);
+        }
         let set = TermSetQuery::new(
             keys.iter()
                 .map(|k| Term::from_field_u64(self.fields.id_key, *k)),
@@ -477,11 +504,8 @@ impl TextIndex {
         let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
         let addrs: Vec<DocAddress> = docs.into_iter().collect();
         let facts = self.candidate_facts(searcher, &addrs)?;
-        Ok(facts
-            .into_iter()
-            .zip(addrs)
-            .map(|(f, a)| (f.id_key, a))
-            .collect())
+        out.extend(facts.into_iter().zip(addrs).map(|(f, a)| (f.id_key, a)));
+        Ok(out)
     }
 
     /// Fast-field facts of every live card (hub-wide popularity, stats).

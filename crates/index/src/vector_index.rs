@@ -282,13 +282,33 @@ impl VectorIndex {
             r.alive[*row] && allowed.is_none_or(|a| a.contains(&r.id_keys[*row]))
         };
         let ef = self.params.ef_search.max(k);
-        graph
-            .search_filter(query, k, ef, Some(&ok))
+        // hnsw_rs's filtered search keeps a second candidate list; without
+        // tombstones or an allowed set there is nothing to filter.
+        let unfiltered = allowed.is_none() && live == r.len();
+        let found = if unfiltered {
+            graph.search(query, k, ef)
+        } else {
+            graph.search_filter(query, k, ef, Some(&ok))
+        };
+        found
             .into_iter()
             .filter(|n| ok(&n.d_id))
             .map(|n| VectorHit {
                 id_key: r.id_keys[n.d_id],
                 similarity: 1.0 - n.distance,
+            })
+            .collect()
+    }
+
+    /// The cosine similarity of `query` to each of these cards' vectors
+    /// (`None` where a card has no live vector): exact, one dot product each.
+    pub fn similarities(&self, query: &[f32], id_keys: &[u64]) -> Vec<Option<f32>> {
+        let r = self.rows.read().expect("rows");
+        id_keys
+            .iter()
+            .map(|k| {
+                let &row = r.by_id.get(k)?;
+                r.alive[row].then(|| dot(query, &r.data[row * self.dim..(row + 1) * self.dim]))
             })
             .collect()
     }
@@ -578,5 +598,32 @@ mod tests {
                 .count()
                 == 1
         );
+    }
+
+    #[test]
+    fn similarities_are_the_exact_cosines_of_live_cards() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = random_vectors(300, 16, 4);
+        let idx = VectorIndex::open(dir.path(), "test", 16, params()).unwrap();
+        idx.upsert(
+            vs.iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64, 0, v.clone()))
+                .collect(),
+        )
+        .unwrap();
+        idx.delete(7);
+        let q = &vs[3];
+        let sims = idx.similarities(q, &[3, 7, 12, 999]);
+        assert!((sims[0].unwrap() - 1.0).abs() < 1e-5, "{sims:?}");
+        assert_eq!(sims[1], None, "a deleted card has no similarity");
+        let by_scan = idx
+            .exact(q, 300, None)
+            .into_iter()
+            .find(|h| h.id_key == 12)
+            .unwrap()
+            .similarity;
+        assert_eq!(sims[2], Some(by_scan));
+        assert_eq!(sims[3], None, "an unknown card has no similarity");
     }
 }
