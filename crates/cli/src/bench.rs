@@ -37,6 +37,13 @@ pub struct BenchArgs {
     /// vector and hybrid search, query embedding and start-up figures
     #[arg(long)]
     pub existing: bool,
+    /// Concurrent clients for the throughput figures of --existing
+    /// [default: one per core]
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Seconds each throughput run lasts (--existing)
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -170,30 +177,57 @@ fn pcts(mut v: Vec<f64>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-/// Figures of an existing index: start-up, query embedding, and search
-/// latency per mode with warm (cached) and cold query vectors.
+/// Figures of an existing index: start-up, query embedding, HNSW recall,
+/// search latency per mode with warm (cached) and cold query vectors,
+/// throughput from concurrent clients, and the process's peak memory.
 fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
     use hubsearch_core::Mode;
     use hubsearch_engine::LedgerMode;
+    use serde_json::json;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = load_config(g)?;
+    let index_dir = config.index.dir.clone();
     let t = Instant::now();
     let engine = Engine::open_with(config, LedgerMode::Ephemeral, false)?;
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss_open = peak_rss_bytes();
     let queries = read_queries(a)?;
+    if queries.is_empty() {
+        return Err("no queries to run".into());
+    }
+    let cards = engine.text_index().num_docs();
+    let text_bytes = hubsearch_index::dir_size(&index_dir.join("text"));
+    let mut out = json!({
+        "cores": cores,
+        "memory_bytes": total_memory_bytes(),
+        "cards": cards,
+        "queries": queries.len(),
+        "repeat": a.repeat,
+        "start_up_ms": open_ms,
+        "text_index_bytes": text_bytes,
+    });
     println!("machine          {cores} cores");
     println!(
-        "start-up         {open_ms:.0} ms to open {} cards (text index, saved vectors and HNSW graph reloaded, no rebuild)",
-        engine.text_index().num_docs()
+        "start-up         {open_ms:.0} ms to open {cards} cards (text index, vectors, HNSW graph: reloaded when saved, else built)"
+    );
+    println!(
+        "text index       {:.1} MiB on disk = {:.0} bytes per card",
+        text_bytes as f64 / (1 << 20) as f64,
+        text_bytes as f64 / cards.max(1) as f64
     );
     if let Some(sem) = engine.semantic() {
         let v = sem.vectors();
         println!(
-            "vectors          {} live, {:.1} MiB on disk = {:.0} bytes per card (384 floats = 1536 bytes of it)",
+            "vectors          {} live, {:.1} MiB on disk = {:.0} bytes per card ({} floats = {} bytes of it)",
             v.live(),
             v.size_bytes() as f64 / (1 << 20) as f64,
-            v.size_bytes() as f64 / v.live().max(1) as f64
+            v.size_bytes() as f64 / v.live().max(1) as f64,
+            v.dim(),
+            v.dim() * 4
         );
+        out["vector_bytes"] = json!(v.size_bytes());
+        out["vectors"] = json!(v.live());
+        out["dim"] = json!(v.dim());
         let embedder = sem.embedder()?;
         let mut lat = Vec::new();
         for rep in 0..a.repeat.min(10) {
@@ -209,6 +243,8 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
             "query embedding  p50 {p50:.2} ms, p99 {p99:.2} ms ({})",
             embedder.name()
         );
+        out["embedder"] = json!(embedder.name());
+        out["query_embedding"] = json!({"p50_ms": p50, "p99_ms": p99});
         let mut lat = Vec::new();
         for q in &queries {
             let qv = sem.query_vector(q)?;
@@ -219,40 +255,59 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
             }
         }
         let (p50, p99) = pcts(lat);
-        println!("HNSW top-10      p50 {p50:.3} ms, p99 {p99:.3} ms");
+        let (mut found, mut wanted) = (0usize, 0usize);
+        for q in &queries {
+            let qv = sem.query_vector(q)?;
+            let exact: std::collections::HashSet<u64> =
+                v.exact(&qv, 10, None).iter().map(|h| h.id_key).collect();
+            wanted += exact.len();
+            found += v
+                .search(&qv, 10, None)
+                .iter()
+                .filter(|h| exact.contains(&h.id_key))
+                .count();
+        }
+        let recall = found as f64 / wanted.max(1) as f64;
+        println!(
+            "HNSW top-10      p50 {p50:.3} ms, p99 {p99:.3} ms, recall@10 {recall:.4} vs exact"
+        );
+        out["hnsw_top10"] = json!({"p50_ms": p50, "p99_ms": p99, "recall_at_10": recall});
     }
+    let clients = a.clients.unwrap_or(cores).max(1);
     for mode in [Mode::Text, Mode::Vector, Mode::Hybrid] {
         if mode != Mode::Text && engine.semantic().is_none() {
             continue;
         }
+        let name = format!("{mode:?}").to_lowercase();
+        let request = |q: &str| {
+            let mut req = SearchRequest::new(q.to_string(), a.limit);
+            req.mode = mode;
+            req.record = false;
+            req
+        };
         let mut warm = Vec::new();
         for rep in 0..a.repeat {
             for q in &queries {
-                let mut req = SearchRequest::new(q.clone(), a.limit);
-                req.mode = mode;
-                req.record = false;
                 let t = Instant::now();
-                engine.search(&req)?;
+                engine.search(&request(q))?;
                 if rep > 0 {
                     warm.push(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
         }
         let (p50, p99) = pcts(warm);
+        let mut fig = json!({"p50_ms": p50, "p99_ms": p99});
         let mut line = format!(
             "{:<16} p50 {p50:.3} ms, p99 {p99:.3} ms (query vector cached)",
-            format!("{mode:?} search").to_lowercase()
+            format!("{name} search")
         );
         if mode != Mode::Text {
             let mut cold = Vec::new();
             for rep in 0..a.repeat.min(5) {
                 for q in &queries {
                     // A text no earlier loop embedded, so the query vector is computed.
-                    let mut req = SearchRequest::new(format!("{q} {mode:?}{rep}"), a.limit);
-                    req.mode = mode;
-                    req.record = false;
                     let t = Instant::now();
-                    engine.search(&req)?;
+                    engine.search(&request(&format!("{q} {name}{rep}")))?;
                     cold.push(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
@@ -260,10 +315,83 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
             line.push_str(&format!(
                 "; p50 {c50:.2} ms, p99 {c99:.2} ms embedding the query"
             ));
+            fig["embedding_query"] = json!({"p50_ms": c50, "p99_ms": c99});
         }
         println!("{line}");
+        // Throughput: `clients` threads searching the queries round-robin for
+        // `seconds` (query vectors cached, as in a warm server).
+        let deadline = Instant::now() + std::time::Duration::from_secs_f64(a.seconds);
+        let done: Vec<Result<usize, AnyError>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..clients)
+                .map(|c| {
+                    let (engine, queries, request) = (&engine, &queries, &request);
+                    sc.spawn(move || -> Result<usize, AnyError> {
+                        let mut n = 0;
+                        let mut i = c;
+                        while Instant::now() < deadline {
+                            engine.search(&request(&queries[i % queries.len()]))?;
+                            i += clients;
+                            n += 1;
+                        }
+                        Ok(n)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a client panicked".into())))
+                .collect()
+        });
+        let mut total = 0;
+        for d in done {
+            total += d?;
+        }
+        let qps = total as f64 / a.seconds;
+        println!(
+            "{:<16} {qps:.0} searches/s from {clients} concurrent clients",
+            ""
+        );
+        fig["throughput_qps"] = json!(qps);
+        fig["clients"] = json!(clients);
+        out[format!("{name}_search")] = fig;
+    }
+    let rss = peak_rss_bytes();
+    if let (Some(open), Some(peak)) = (rss_open, rss) {
+        println!(
+            "peak memory      {:.0} MiB after opening, {:.0} MiB after searching = {:.0} bytes per card",
+            open as f64 / (1 << 20) as f64,
+            peak as f64 / (1 << 20) as f64,
+            peak as f64 / cards.max(1) as f64
+        );
+        out["peak_rss_open_bytes"] = json!(open);
+        out["peak_rss_bytes"] = json!(peak);
+    }
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process's peak resident set (VmHWM), where /proc tells it.
+fn peak_rss_bytes() -> Option<u64> {
+    proc_field("/proc/self/status", "VmHWM:")
+}
+
+/// The machine's memory (MemTotal), where /proc tells it.
+pub fn total_memory_bytes() -> Option<u64> {
+    proc_field("/proc/meminfo", "MemTotal:")
+}
+
+fn proc_field(path: &str, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let kb: u64 = line[name.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 /// Time each policy ordering 100 candidates (the ranking step alone).

@@ -238,8 +238,8 @@ fn print_report(r: &ImportReport, json: bool, dir: &std::path::Path) -> Result<(
     );
     if let Some(v) = &r.vectors {
         println!(
-            "vectors: embedded {} cards in {:.1}s ({:.0} cards/s), {} unchanged",
-            v.embedded, v.seconds, v.cards_per_second, v.reused
+            "vectors: embedded {} cards in {:.1}s ({:.0} cards/s), {} unchanged; of the time: reading cards {:.1}s, embedding {:.1}s, HNSW graph + save {:.1}s",
+            v.embedded, v.seconds, v.cards_per_second, v.reused, v.read_seconds, v.embed_seconds, v.graph_seconds
         );
     }
     Ok(())

@@ -29,6 +29,12 @@ pub struct VectorReport {
     pub reused: usize,
     pub seconds: f64,
     pub cards_per_second: f64,
+    /// Of `seconds`: reading the cards' texts from the store.
+    pub read_seconds: f64,
+    /// Of `seconds`: running the embedder (wall time of the workers).
+    pub embed_seconds: f64,
+    /// Of `seconds`: inserting into the HNSW graph and saving vectors + graph.
+    pub graph_seconds: f64,
 }
 
 /// Embedder, vectors, cache.
@@ -151,6 +157,8 @@ impl Semantic {
         }
         // Similar lengths together: less padding per batch.
         todo.sort_by_key(|t| t.2.len());
+        let read_seconds = start.elapsed().as_secs_f64();
+        let (mut embed_seconds, mut graph_seconds) = (0.0, 0.0);
         let embedder = if todo.is_empty() {
             None
         } else {
@@ -176,6 +184,7 @@ impl Semantic {
         let batches: Vec<&[(u64, u64, String)]> =
             todo.chunks(self.config.batch_size.max(1)).collect();
         for group in batches.chunks(512) {
+            let t = Instant::now();
             let results: Vec<Result<Vec<Embedded>>> = std::thread::scope(|sc| {
                 let handles: Vec<_> = (0..workers)
                     .map(|w| {
@@ -210,21 +219,29 @@ impl Semantic {
             for r in results {
                 items.extend(r?);
             }
+            embed_seconds += t.elapsed().as_secs_f64();
+            let t = Instant::now();
             self.vectors
                 .upsert(items)
                 .map_err(|e| Error::Internal(e.to_string()))?;
+            graph_seconds += t.elapsed().as_secs_f64();
         }
         bar.finish_and_clear();
+        let t = Instant::now();
         self.vectors.retain(&keep);
         self.vectors
             .save()
             .map_err(|e| Error::Internal(e.to_string()))?;
+        graph_seconds += t.elapsed().as_secs_f64();
         let seconds = start.elapsed().as_secs_f64();
         Ok(VectorReport {
             embedded: todo.len(),
             reused,
             seconds,
             cards_per_second: todo.len() as f64 / seconds.max(1e-9),
+            read_seconds,
+            embed_seconds,
+            graph_seconds,
         })
     }
 }

@@ -9,8 +9,9 @@
 //! Parameters and their trade-offs ([`HnswParams`]):
 //! - `m` (neighbours per node, 16): recall and memory grow with it
 //!   (~`2 * m * 4` bytes of graph per vector on layer 0), build time too.
-//! - `ef_construction` (200): candidates explored while inserting; higher =
-//!   a better graph, slower builds.
+//! - `ef_construction` (100): candidates explored while inserting; higher =
+//!   a better graph, slower builds (200: recall@10 0.985 vs 0.978 on real
+//!   MiniLM vectors, at twice the build time).
 //! - `ef_search` (128): candidates explored per query; the recall/latency
 //!   knob at query time.
 //! - `exact_below` (5,000): below this many live rows (or allowed rows under
@@ -41,7 +42,7 @@ impl Default for HnswParams {
     fn default() -> Self {
         HnswParams {
             m: 16,
-            ef_construction: 200,
+            ef_construction: 100,
             ef_search: 128,
             exact_below: 5_000,
         }
@@ -98,6 +99,19 @@ impl Distance<f32> for UnitDot {
 }
 
 type Graph = Hnsw<'static, f32, UnitDot>;
+
+/// The thread pool graph insertion runs on: one thread per core.
+fn insert_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("hnsw-insert-{i}"))
+            .build()
+            .expect("a thread pool for HNSW insertion")
+    })
+}
 
 /// Card vectors with an HNSW graph.
 pub struct VectorIndex {
@@ -255,7 +269,10 @@ impl VectorIndex {
         let items: Vec<(&[f32], usize)> = (*done..n)
             .map(|row| (&r.data[row * self.dim..(row + 1) * self.dim], row))
             .collect();
-        graph.parallel_insert_slice(&items);
+        // hnsw_rs inserts over rayon. The binary sets the global pool to one
+        // thread (candle's inner parallelism only hurts the embedder), so the
+        // graph gets a pool of its own, one thread per core.
+        insert_pool().install(|| graph.parallel_insert_slice(&items));
         *done = n;
     }
 
