@@ -68,6 +68,8 @@ pub enum Command {
     Keys(crate::serve::KeysCommand),
     /// Score judged queries (nDCG@10, nDCG@100, MRR@10, Recall@100), or an external run
     Eval(crate::eval::EvalArgs),
+    /// Write the indexed cards, their vectors and embedded queries as plain files
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -176,6 +178,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Stats { json } => stats(&g, json),
         Command::Bench(args) => crate::bench::run(&g, args),
         Command::Eval(args) => crate::eval::run(&g, args),
+        Command::Export(args) => crate::export::run(&g, args),
         Command::Serve(args) => crate::serve::serve(&g, args),
         Command::Simulate(args) => crate::simulate::run(&g, args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),

@@ -8,6 +8,7 @@
 mod bench;
 mod cli;
 mod eval;
+mod export;
 mod serve;
 mod simulate;
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark of issue 7: hubsearch, PostgreSQL full-text
+# search, LanceDB (FTS, vector, hybrid), bm25s and hnswlib on one machine, the
+# same cards, the same MiniLM vectors and the same judged queries.
+#
+#   eval/bench/compare/run.sh [INDEX_DIR]
+#
+# INDEX_DIR: a hubsearch index of the corpus with MiniLM vectors (default
+# index/hf2022; built here if missing, ~9 min of embedding on 2 cores).
+# Installs what it needs: PostgreSQL from Debian (server started and stopped
+# by compare.py in a temporary directory on a free local port), the Python
+# packages of requirements.txt in eval/bench/compare/.venv, the model.
+# Writes eval/bench/compare.json and eval/bench/compare.md.
+# Environment: CORPUS, QUERIES, QRELS (default: ../shared), CLIENTS (default
+# 2 x cores), SECONDS_EACH (default 5), REPEAT (default 10), SYSTEMS.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+CORPUS=${CORPUS:-../shared/data/hf_models_2022.jsonl.gz}
+QUERIES=${QUERIES:-../shared/eval/dev/queries.tsv}
+QRELS=${QRELS:-../shared/eval/dev/qrels.txt}
+INDEX=${1:-index/hf2022}
+for f in "$CORPUS" "$QUERIES" "$QRELS"; do
+  [ -e "$f" ] || { echo "error: $f not found (set CORPUS, QUERIES, QRELS)" >&2; exit 2; }
+done
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "installing PostgreSQL (Debian)..." >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+VENV=eval/bench/compare/.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+echo "installing the Python side (pip, pinned)..." >&2
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r eval/bench/compare/requirements.txt
+
+scripts/setup-model
+cargo build --release --quiet
+BIN=target/release/hubsearch
+if [ ! -d "$INDEX/text" ]; then
+  echo "building $INDEX from $CORPUS (MiniLM embedding: minutes)..." >&2
+  "$BIN" --index "$INDEX" import "$CORPUS"
+fi
+EXPORT=$(mktemp -d)
+trap 'rm -rf "$EXPORT"' EXIT
+"$BIN" --index "$INDEX" export --out "$EXPORT" --queries "$QUERIES"
+"$VENV/bin/python" eval/bench/compare/compare.py \
+  --hubsearch "$BIN" --index "$INDEX" --corpus "$CORPUS" --export "$EXPORT" --qrels "$QRELS" \
+  ${SYSTEMS:+--systems "$SYSTEMS"} ${CLIENTS:+--clients "$CLIENTS"} \
+  --seconds "${SECONDS_EACH:-5}" --repeat "${REPEAT:-10}" \
+  --json eval/bench/compare.json --markdown eval/bench/compare.md
+cat eval/bench/compare.md
