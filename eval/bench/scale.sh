@@ -12,7 +12,7 @@
 # take ~5 hours to embed). Its vectors are far less semantic, so the HNSW
 # recall figure here is not the real corpus's (see compare.md for that).
 # Needs ~12 GiB of memory and ~8 GiB of disk for 1M (WORK, default a temp
-# directory). Writes eval/bench/scale.json and eval/bench/scale.md.
+# directory). Writes scale.json and scale.md into OUT_DIR (default eval/bench).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZES=("$@")
@@ -40,6 +40,7 @@ for n in "${SIZES[@]}"; do
   rm -f "$hub"
   [ "$KEEP" = 1 ] || rm -rf "$idx"
 done
+OUT_DIR=${OUT_DIR:-eval/bench}
 python3 eval/bench/scale_report.py "$WORK" "${results[@]}" \
-  --json eval/bench/scale.json --markdown eval/bench/scale.md
-cat eval/bench/scale.md
+  --json "$OUT_DIR/scale.json" --markdown "$OUT_DIR/scale.md"
+cat "$OUT_DIR/scale.md"

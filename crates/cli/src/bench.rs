@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Seconds each throughput run lasts (--existing)
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
+    /// Record every served page's exposure (in an in-memory ledger), as a
+    /// serving hub does (--existing)
+    #[arg(long)]
+    pub record: bool,
 }
 
 #[derive(Serialize)]
@@ -204,6 +208,7 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         "queries": queries.len(),
         "repeat": a.repeat,
         "start_up_ms": open_ms,
+        "record_pages": a.record,
         "text_index_bytes": text_bytes,
     });
     println!("machine          {cores} cores");
@@ -282,7 +287,7 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         let request = |q: &str| {
             let mut req = SearchRequest::new(q.to_string(), a.limit);
             req.mode = mode;
-            req.record = false;
+            req.record = a.record;
             req
         };
         let mut warm = Vec::new();

@@ -275,3 +275,76 @@ fn killed_import_leaves_the_last_commit() {
     assert!(!search_ids(&index, "opus mt en de", &[]).is_empty());
     ok(&index, &["import", "--quiet", base.to_str().unwrap()]);
 }
+
+#[test]
+fn export_writes_cards_vectors_and_queries_in_one_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("idx");
+    ok(
+        &index,
+        &[
+            "import",
+            "--quiet",
+            fixtures().join("cards.jsonl").to_str().unwrap(),
+        ],
+    );
+    let queries = dir.path().join("q.tsv");
+    std::fs::write(
+        &queries,
+        "q1\tgerman speech recognition\nq2\tsentiment of tweets\n",
+    )
+    .unwrap();
+    let out = dir.path().join("export");
+    ok(
+        &index,
+        &[
+            "export",
+            "--out",
+            out.to_str().unwrap(),
+            "--queries",
+            queries.to_str().unwrap(),
+        ],
+    );
+    let stats: Value = serde_json::from_str(&ok(&index, &["stats", "--json"])).unwrap();
+    let cards: Vec<Value> = std::fs::read_to_string(out.join("cards.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cards.len() as u64, stats["models"].as_u64().unwrap());
+    let floats = |name: &str| -> Vec<f32> {
+        std::fs::read(out.join(name))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let dim = 384;
+    let vectors = floats("vectors.f32");
+    let qvs = floats("query_vectors.f32");
+    assert_eq!(vectors.len(), cards.len() * dim);
+    assert_eq!(qvs.len(), 2 * dim);
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(vectors.chunks(dim).all(|v| (norm(v) - 1.0).abs() < 1e-3));
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["cards_without_vector"], 0);
+    assert_eq!(manifest["queries"], 2);
+    // Rows are in the cards' order: the exported card whose exported vector is
+    // nearest the exported query vector is vector search's top hit.
+    for (i, q) in ["german speech recognition", "sentiment of tweets"]
+        .iter()
+        .enumerate()
+    {
+        let qv = &qvs[i * dim..(i + 1) * dim];
+        let best = vectors
+            .chunks(dim)
+            .map(|v| v.iter().zip(qv).map(|(a, b)| a * b).sum::<f32>())
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap()
+            .0;
+        let top = search_ids(&index, q, &["--mode", "vector"]);
+        assert_eq!(cards[best]["id"].as_str().unwrap(), top[0], "query {q}");
+    }
+}
