@@ -17,6 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(10000 100000 1000000)
+if [ ! -x /usr/bin/time ]; then
+  echo "installing GNU time (Debian) for the build's peak memory..." >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq time >/dev/null
+fi
 cargo build --release --quiet
 BIN=$PWD/target/release/hubsearch
 WORK=${WORK:-$(mktemp -d)}
