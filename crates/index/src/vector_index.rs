@@ -637,18 +637,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hnsw_matches_exact_and_reloads_without_rebuilding() {
-        let dir = tempfile::tempdir().unwrap();
-        let vs = random_vectors(3000, 32, 1);
-        let idx = VectorIndex::open(dir.path(), "test", 32, params()).unwrap();
+    /// An index in `dir` holding `n` random `dim`-d vectors, card key = row,
+    /// every text hash `hash`.
+    fn filled(
+        dir: &Path,
+        n: usize,
+        dim: usize,
+        seed: u64,
+        hash: u64,
+    ) -> (VectorIndex, Vec<Vec<f32>>) {
+        let vs = random_vectors(n, dim, seed);
+        let idx = VectorIndex::open(dir, "test", dim, params()).unwrap();
         idx.upsert(
             vs.iter()
                 .enumerate()
-                .map(|(i, v)| (i as u64, 0, v.clone()))
+                .map(|(i, v)| (i as u64, hash, v.clone()))
                 .collect(),
         )
         .unwrap();
+        (idx, vs)
+    }
+
+    #[test]
+    fn hnsw_matches_exact_and_reloads_without_rebuilding() {
+        let dir = tempfile::tempdir().unwrap();
+        let (idx, vs) = filled(dir.path(), 3000, 32, 1, 0);
         let queries = random_vectors(50, 32, 2);
         let recall = |idx: &VectorIndex| -> f64 {
             let mut found = 0;
@@ -700,15 +713,7 @@ mod tests {
     #[test]
     fn deletes_filters_and_replacements() {
         let dir = tempfile::tempdir().unwrap();
-        let vs = random_vectors(500, 16, 3);
-        let idx = VectorIndex::open(dir.path(), "test", 16, params()).unwrap();
-        idx.upsert(
-            vs.iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, 7, v.clone()))
-                .collect(),
-        )
-        .unwrap();
+        let (idx, vs) = filled(dir.path(), 500, 16, 3, 7);
         // The nearest neighbour of a stored vector is itself...
         assert_eq!(idx.search(&vs[42], 1, None)[0].id_key, 42);
         // ...until it is deleted.
@@ -741,15 +746,7 @@ mod tests {
     #[test]
     fn similarities_are_the_exact_cosines_of_live_cards() {
         let dir = tempfile::tempdir().unwrap();
-        let vs = random_vectors(300, 16, 4);
-        let idx = VectorIndex::open(dir.path(), "test", 16, params()).unwrap();
-        idx.upsert(
-            vs.iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, 0, v.clone()))
-                .collect(),
-        )
-        .unwrap();
+        let (idx, vs) = filled(dir.path(), 300, 16, 4, 0);
         idx.delete(7);
         let q = &vs[3];
         let sims = idx.similarities(q, &[3, 7, 12, 999]);
