@@ -371,6 +371,14 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         out["peak_rss_open_bytes"] = json!(open);
         out["peak_rss_bytes"] = json!(peak);
     }
+    if let Some(now) = proc_field("/proc/self/status", "VmRSS:") {
+        println!(
+            "resident now     {:.0} MiB = {:.0} bytes per card (steady state, after the transients of opening)",
+            now as f64 / (1 << 20) as f64,
+            now as f64 / cards.max(1) as f64
+        );
+        out["rss_bytes"] = json!(now);
+    }
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
     }
