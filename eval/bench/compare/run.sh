@@ -10,9 +10,10 @@
 # Installs what it needs: PostgreSQL from Debian (server started and stopped
 # by compare.py in a temporary directory on a free local port), the Python
 # packages of requirements.txt in eval/bench/compare/.venv, the model.
-# Writes eval/bench/compare.json and eval/bench/compare.md.
+# Writes compare.json and compare.md into OUT_DIR (default eval/bench).
 # Environment: CORPUS, QUERIES, QRELS (default: ../shared), CLIENTS (default
-# 2 x cores), SECONDS_EACH (default 5), REPEAT (default 10), SYSTEMS.
+# 2 x cores), SECONDS_EACH (default 5), REPEAT (default 10), SYSTEMS (comma
+# list of hubsearch, postgres, lancedb, bm25s, hnswlib), OUT_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 CORPUS=${CORPUS:-../shared/data/hf_models_2022.jsonl.gz}
@@ -23,7 +24,8 @@ for f in "$CORPUS" "$QUERIES" "$QRELS"; do
   [ -e "$f" ] || { echo "error: $f not found (set CORPUS, QUERIES, QRELS)" >&2; exit 2; }
 done
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+OUT_DIR=${OUT_DIR:-eval/bench}
+if [[ "${SYSTEMS:-postgres}" == *postgres* ]] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "installing PostgreSQL (Debian)..." >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
@@ -50,5 +52,5 @@ trap 'rm -rf "$EXPORT"' EXIT
   --hubsearch "$BIN" --index "$INDEX" --corpus "$CORPUS" --export "$EXPORT" --qrels "$QRELS" \
   ${SYSTEMS:+--systems "$SYSTEMS"} ${CLIENTS:+--clients "$CLIENTS"} \
   --seconds "${SECONDS_EACH:-5}" --repeat "${REPEAT:-10}" \
-  --json eval/bench/compare.json --markdown eval/bench/compare.md
-cat eval/bench/compare.md
+  --json "$OUT_DIR/compare.json" --markdown "$OUT_DIR/compare.md"
+cat "$OUT_DIR/compare.md"
