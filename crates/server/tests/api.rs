@@ -94,6 +94,21 @@ async fn get(h: &Hub, uri: &str) -> (StatusCode, Value) {
     (s, v)
 }
 
+async fn post(h: &Hub, uri: &str, key: &str, body: Value) -> (StatusCode, Value) {
+    let (s, _, v) = call(h, Method::POST, uri, Some(key), Some(body)).await;
+    (s, v)
+}
+
+async fn put(h: &Hub, uri: &str, key: &str, body: Value) -> (StatusCode, Value) {
+    let (s, _, v) = call(h, Method::PUT, uri, Some(key), Some(body)).await;
+    (s, v)
+}
+
+async fn delete(h: &Hub, uri: &str, key: &str) -> (StatusCode, Value) {
+    let (s, _, v) = call(h, Method::DELETE, uri, Some(key), None).await;
+    (s, v)
+}
+
 fn ids(v: &Value, list: &str) -> Vec<String> {
     v[list]
         .as_array()
@@ -285,52 +300,30 @@ async fn publishing_needs_the_right_key() {
         (s, v["error"]["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("unauthorized"))
     );
-    let (s, _, _) = call(
-        &h,
-        Method::POST,
-        "/v1/models",
-        Some("hs_not_a_key"),
-        Some(card.clone()),
-    )
-    .await;
+    let (s, _) = post(&h, "/v1/models", "hs_not_a_key", card.clone()).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let other = json!({"id": "facebook/fake", "description": "x"});
-    let (s, _, v) = call(&h, Method::POST, "/v1/models", Some(&h.acme), Some(other)).await;
+    let (s, v) = post(&h, "/v1/models", &h.acme, other).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("forbidden"))
     );
-    let (s, _, v) = call(
-        &h,
-        Method::POST,
-        "/v1/models",
-        Some(&h.acme),
-        Some(card.clone()),
-    )
-    .await;
+    let (s, v) = post(&h, "/v1/models", &h.acme, card.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // Searchable at once.
     let (_, v) = get(&h, "/v1/search?q=zymurgical&mode=text").await;
     assert_eq!(ids(&v, "hits"), ["acme/new-ner"]);
-    let (s, _, v) = call(
-        &h,
-        Method::POST,
-        "/v1/models",
-        Some(&h.acme),
-        Some(card.clone()),
-    )
-    .await;
+    let (s, v) = post(&h, "/v1/models", &h.acme, card.clone()).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::CONFLICT, Some("model_exists"))
     );
     // Replace by the owner.
-    let (s, _, v) = call(
+    let (s, v) = put(
         &h,
-        Method::PUT,
         "/v1/models/acme/new-ner",
-        Some(&h.acme),
-        Some(json!({"description": "Finds hop varieties."})),
+        &h.acme,
+        json!({"description": "Finds hop varieties."}),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -346,48 +339,26 @@ async fn publishing_needs_the_right_key() {
         .unwrap();
     let resp = app(h.state.clone()).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let (s, _, v) = call(
+    let (s, v) = post(
         &h,
-        Method::POST,
         "/v1/models",
-        Some(&h.acme),
-        Some(json!({"id": "acme/x", "downloads": "many"})),
+        &h.acme,
+        json!({"id": "acme/x", "downloads": "many"}),
     )
     .await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_card"))
     );
-    let (s, _, v) = call(
-        &h,
-        Method::PUT,
-        "/v1/models/acme/x",
-        Some(&h.acme),
-        Some(json!({"id": "acme/y"})),
-    )
-    .await;
+    let (s, v) = put(&h, "/v1/models/acme/x", &h.acme, json!({"id": "acme/y"})).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("id_mismatch"))
     );
     // Delete: not by another builder's key, yes by admin.
-    let (s, _, _) = call(
-        &h,
-        Method::DELETE,
-        "/v1/models/facebook/bart-large-cnn",
-        Some(&h.acme),
-        None,
-    )
-    .await;
+    let (s, _) = delete(&h, "/v1/models/facebook/bart-large-cnn", &h.acme).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _, _) = call(
-        &h,
-        Method::DELETE,
-        "/v1/models/facebook/bart-large-cnn",
-        Some(&h.admin),
-        None,
-    )
-    .await;
+    let (s, _) = delete(&h, "/v1/models/facebook/bart-large-cnn", &h.admin).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = get(&h, "/v1/models/facebook/bart-large-cnn").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -395,7 +366,7 @@ async fn publishing_needs_the_right_key() {
     assert!(!ids(&v, "hits").contains(&"facebook/bart-large-cnn".to_string()));
     // A huge body is refused.
     let big = json!({"id": "acme/big", "card_text": "x".repeat(2 << 20)});
-    let (s, _, v) = call(&h, Method::POST, "/v1/models", Some(&h.acme), Some(big)).await;
+    let (s, v) = post(&h, "/v1/models", &h.acme, big).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
 }
 
@@ -403,59 +374,36 @@ async fn publishing_needs_the_right_key() {
 async fn paid_calls_are_counted_once() {
     let h = hub();
     let body = json!({"model": "facebook/bart-large-cnn", "idempotency_key": "pay-1"});
-    let (s, _, _) = call(
-        &h,
-        Method::POST,
-        "/v1/calls",
-        Some(&h.acme),
-        Some(body.clone()),
-    )
-    .await;
+    let (s, _) = post(&h, "/v1/calls", &h.acme, body.clone()).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _, v) = call(
-        &h,
-        Method::POST,
-        "/v1/calls",
-        Some(&h.admin),
-        Some(body.clone()),
-    )
-    .await;
+    let (s, v) = post(&h, "/v1/calls", &h.admin, body.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["amount_usd"], 0.004);
-    let (s, _, v2) = call(&h, Method::POST, "/v1/calls", Some(&h.admin), Some(body)).await;
+    let (s, v2) = post(&h, "/v1/calls", &h.admin, body).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         (v2["recorded"].as_bool(), v2["seq"].clone()),
         (Some(false), v["seq"].clone())
     );
-    let (_, _, v) = call(
+    let (_, v) = post(
         &h,
-        Method::POST,
         "/v1/calls",
-        Some(&h.admin),
-        Some(json!({"model": "facebook/bart-large-cnn", "amount_usd": 0.5})),
+        &h.admin,
+        json!({"model": "facebook/bart-large-cnn", "amount_usd": 0.5}),
     )
     .await;
     assert_eq!(v["builder_calls"], 2);
     assert!((v["builder_income_usd"].as_f64().unwrap() - 0.504).abs() < 1e-9);
-    let (s, _, v) = call(
-        &h,
-        Method::POST,
-        "/v1/calls",
-        Some(&h.admin),
-        Some(json!({"model": "no/such"})),
-    )
-    .await;
+    let (s, v) = post(&h, "/v1/calls", &h.admin, json!({"model": "no/such"})).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("model_not_found"))
     );
-    let (s, _, v) = call(
+    let (s, v) = post(
         &h,
-        Method::POST,
         "/v1/calls",
-        Some(&h.admin),
-        Some(json!({"model": "facebook/bart-large-cnn", "amount_usd": -2})),
+        &h.admin,
+        json!({"model": "facebook/bart-large-cnn", "amount_usd": -2}),
     )
     .await;
     assert_eq!(
