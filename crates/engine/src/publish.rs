@@ -46,17 +46,7 @@ impl Engine {
         let existed = self.text_index().get(&card.id)?.is_some();
         self.commit_change(|w| w.upsert(&card))?;
         if let Some(sem) = self.semantic() {
-            let short = card.short_text();
-            let v = sem
-                .embedder()?
-                .embed(&[&short])
-                .map_err(|e| Error::Internal(e.to_string()))?
-                .pop()
-                .ok_or_else(|| Error::Internal("no vector".into()))?;
-            sem.vectors()
-                .upsert(vec![(key_of(&card.id), key_of(&short), v)])
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            sem.mark_dirty();
+            sem.upsert_card(&card)?;
         }
         Ok(!existed)
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use hubsearch_core::card::key_of;
 use hubsearch_core::config::EmbeddingConfig;
+use hubsearch_core::ModelCard;
 use hubsearch_index::embedder::{Embedder, HashEmbedder, MiniLm};
 use hubsearch_index::{HnswParams, TextIndex, VectorIndex};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -107,6 +108,27 @@ impl Semantic {
         &self.vectors
     }
 
+    /// One text's vector, from the model.
+    fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
+        self.embedder()?
+            .embed(&[text])
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .pop()
+            .ok_or_else(|| Error::Internal("the embedder returned no vector".into()))
+    }
+
+    /// Embed one card (a publish) and store its vector; saved with the
+    /// next `save_if_dirty`.
+    pub fn upsert_card(&self, card: &ModelCard) -> Result<()> {
+        let short = card.short_text();
+        let v = self.embed_one(&short)?;
+        self.vectors
+            .upsert(vec![(key_of(&card.id), key_of(&short), v)])
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.mark_dirty();
+        Ok(())
+    }
+
     /// The query's vector, from the cache or the model.
     pub fn query_vector(&self, query: &str) -> Result<Arc<Vec<f32>>> {
         let key = query.trim().to_lowercase();
@@ -118,13 +140,7 @@ impl Semantic {
         {
             return Ok(v.clone());
         }
-        let v = self
-            .embedder()?
-            .embed(&[&key])
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .pop()
-            .ok_or_else(|| Error::Internal("the embedder returned no vector".into()))?;
-        let v = Arc::new(v);
+        let v = Arc::new(self.embed_one(&key)?);
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
