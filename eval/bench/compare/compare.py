@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -224,8 +223,8 @@ class Scorer:
 
 
 def run_hubsearch(a, data, scorer, work):
-    """Build from the real corpus (vectors reused, so no embedding), score text
-    and hybrid, and measure with `hubsearch bench --existing`."""
+    """Build from the real corpus (vectors reused, so no embedding), score the
+    text, hybrid and vector modes, and measure with `hubsearch bench --existing`."""
     out = {}
     idx = Path(work) / "hubsearch-index"
     (idx / "vectors").mkdir(parents=True)
@@ -251,7 +250,6 @@ def run_hubsearch(a, data, scorer, work):
     bench = json.loads(bench_json.read_text())
     for mode in ["text", "hybrid", "vector"]:
         run = Path(work) / f"run-hubsearch-{mode}.txt"
-        scored = Path(work) / f"score-hubsearch-{mode}.json"
         subprocess.run(
             [
                 a.hubsearch, "--index", str(idx), "eval", "--queries", data["queries_file"],
@@ -381,7 +379,6 @@ def pg_version(pg_bin):
 def run_lancedb(a, data, scorer, work):
     import lancedb
     import pyarrow as pa
-    from lancedb.rerankers import RRFReranker
 
     path = Path(work) / "lancedb"
     vec = data["vectors"]
