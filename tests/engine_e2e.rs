@@ -1,7 +1,8 @@
 //! The engine end to end on a generated hub: import -> search -> stats.
 
-use hubsearch_core::{Filter, SearchRequest};
-use hubsearch_engine::HubGenerator;
+use hubsearch_core::{Filter, PolicyKind, SearchRequest};
+use hubsearch_engine::progress::silent;
+use hubsearch_eval::HubGenerator;
 use hubsearch_tests::engine_with;
 
 #[test]
@@ -15,7 +16,7 @@ fn generated_hub_is_searchable_by_its_metadata() {
         .collect();
     std::fs::write(&hub, text).unwrap();
     let engine = engine_with(dir.path(), "hash");
-    let report = engine.import(&[hub], false).unwrap();
+    let report = engine.import(&[hub], &silent).unwrap();
     assert_eq!(report.total_cards, 3000);
 
     // Every filter returns only matching cards, and facet counts agree with
@@ -80,12 +81,16 @@ fn simulator_is_deterministic_and_shows_the_feedback_loop() {
         .collect();
     std::fs::write(&hub, text).unwrap();
     let engine = engine_with(dir.path(), "none");
-    engine.import(&[hub], false).unwrap();
+    engine.import(&[hub], &silent).unwrap();
     let o = SimOptions {
         visits: 3000,
         rounds: 3,
         generated_queries: 60,
-        policies: vec!["relevance".into(), "popularity".into(), "fair".into()],
+        policies: vec![
+            PolicyKind::Relevance,
+            PolicyKind::Popularity,
+            PolicyKind::Fair,
+        ],
         lambdas: vec![0.0, 1.0],
         ..Default::default()
     };
@@ -96,8 +101,12 @@ fn simulator_is_deterministic_and_shows_the_feedback_loop() {
         serde_json::to_string(&b).unwrap(),
     );
     assert!(ja == jb, "same seed, different runs");
-    let by = |p: &str| a.runs.iter().find(|r| r.policy == p).unwrap().clone();
-    let (rel, pop, fair) = (by("relevance"), by("popularity"), by("fair"));
+    let by = |p: PolicyKind| a.runs.iter().find(|r| r.policy == p).unwrap().clone();
+    let (rel, pop, fair) = (
+        by(PolicyKind::Relevance),
+        by(PolicyKind::Popularity),
+        by(PolicyKind::Fair),
+    );
     assert_eq!(rel.rounds.len(), 3);
     // Ranking by popularity sends more of the calls to the already popular.
     assert!(

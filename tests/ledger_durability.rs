@@ -8,6 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use hubsearch_core::Group;
 use hubsearch_engine::ledger::{CallRecord, Impression, PageRecord};
 use hubsearch_engine::Ledger;
 use hubsearch_rank::PageDelta;
@@ -99,12 +100,16 @@ fn acknowledged_records_survive_sigkill() {
         "pages: {} < acknowledged {acked}",
         ledger.pages()
     );
-    let calls: u64 = ledger.model_earnings().values().map(|e| e.calls).sum();
+    let calls: u64 = ledger
+        .earnings(Group::Model)
+        .values()
+        .map(|e| e.calls)
+        .sum();
     assert!(calls >= acked, "calls: {calls} < acknowledged {acked}");
     for i in 0..acked {
         let again = ledger.record_call(call(i)).unwrap();
         assert!(!again.recorded, "acknowledged call {i} was lost");
     }
-    let (exposure, merit, _) = ledger.exposure_of(0, false);
-    assert!(exposure >= (acked / 13) as f64 && merit == exposure);
+    let t = ledger.tally_of(0, Group::Model);
+    assert!(t.exposure >= (acked / 13) as f64 && t.merit == t.exposure);
 }

@@ -3,6 +3,7 @@
 //! `--ignored` whenever `../shared` is present. Missing data fails, never skips.
 
 use hubsearch_core::SearchRequest;
+use hubsearch_engine::progress::silent;
 use hubsearch_eval::{harness, trec, EvalOptions};
 use hubsearch_tests::{engine_in, shared_file};
 
@@ -12,7 +13,7 @@ fn real_corpus_imports_and_answers() {
     let corpus = shared_file("data/hf_models_2022.jsonl.gz");
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_in(dir.path());
-    let report = engine.import(&[corpus], false).unwrap();
+    let report = engine.import(&[corpus], &silent).unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     assert_eq!(report.total_cards, 29_432);
 
@@ -57,7 +58,7 @@ fn tfhub_docs_import() {
     let corpus = shared_file("data/tfhub_models.jsonl.gz");
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_in(dir.path());
-    let report = engine.import(&[corpus], false).unwrap();
+    let report = engine.import(&[corpus], &silent).unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
     assert_eq!(
         report.total_cards as usize,
@@ -98,7 +99,7 @@ fn real_card_vectors_hnsw_recall_and_semantic_hits() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
     config.embedding.exact_below = 10; // use the graph, not the exact scan
     let engine = hubsearch_engine::Engine::open_or_create(config).unwrap();
-    let report = engine.import(&[sample], false).unwrap();
+    let report = engine.import(&[sample], &silent).unwrap();
     let v = report.vectors.unwrap();
     eprintln!(
         "embedded {} real cards at {:.0} cards/s",

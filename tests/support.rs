@@ -34,7 +34,7 @@ pub fn fixture(rel: &str) -> PathBuf {
 pub fn engine_with(dir: &Path, model: &str) -> Engine {
     let mut config = Config::default();
     config.index.dir = dir.join("index");
-    config.embedding.model = model.to_string();
+    config.embedding.model = model.parse().expect("an embedding model name");
     config.embedding.model_dir =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
     Engine::open_or_create(config).expect("create engine")

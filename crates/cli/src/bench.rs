@@ -1,6 +1,7 @@
 //! `hubsearch bench`: index build throughput and query latency, measured on
 //! this machine (build with `--release`).
 
+use hubsearch_engine::progress::silent;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,8 @@ use std::time::Instant;
 
 use clap::Args;
 use hubsearch_core::SearchRequest;
-use hubsearch_engine::{Engine, HubGenerator};
+use hubsearch_engine::Engine;
+use hubsearch_eval::HubGenerator;
 use serde::Serialize;
 
 use crate::cli::{load_config, AnyError, Global};
@@ -103,7 +105,7 @@ pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
     config.index.dir = tmp.path().join("index");
     let engine = Engine::open_or_create(config)?;
     eprintln!("building the index from {} file(s)...", corpus.len());
-    let report = engine.import(&corpus, false)?;
+    let report = engine.import(&corpus, &silent)?;
     let written = report.imported + report.updated;
     let queries = read_queries(&a)?;
     if queries.is_empty() {
@@ -130,7 +132,7 @@ pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
         cards: report.total_cards,
         build_seconds: report.seconds,
         cards_per_second: written as f64 / report.seconds.max(1e-9),
-        index_bytes: hubsearch_index::dir_size(&tmp.path().join("index")),
+        index_bytes: hubsearch_engine::dir_size(&tmp.path().join("index")),
         queries: queries.len(),
         searches: lat.len(),
         p50_ms: pct(0.5),
@@ -200,7 +202,7 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         return Err("no queries to run".into());
     }
     let cards = engine.text_index().num_docs();
-    let text_bytes = hubsearch_index::dir_size(&index_dir.join("text"));
+    let text_bytes = hubsearch_engine::dir_size(&index_dir.join("text"));
     let mut out = json!({
         "cores": cores,
         "memory_bytes": total_memory_bytes(),
@@ -409,15 +411,23 @@ fn proc_field(path: &str, name: &str) -> Option<u64> {
 
 /// Time each policy ordering 100 candidates (the ranking step alone).
 fn rank_bench() {
-    use hubsearch_rank::{rank, Candidate, ExposureBook, Policy};
-    let cands: Vec<Candidate> = (0..100u64)
-        .map(|i| Candidate {
-            relevance: 1.0 / (1.0 + i as f64 * 0.1),
-            calls: (i * 7919 % 1000) as f64,
-            quantile: (i * 31 % 100) as f64 / 100.0,
-            group: i % 40,
-            key: i,
+    use hubsearch_core::Group;
+    use hubsearch_engine::hub::HubPopularity;
+    use hubsearch_engine::CandidateFacts;
+    use hubsearch_rank::{rank, ExposureBook, Policy};
+    let facts: Vec<CandidateFacts> = (0..100u64)
+        .map(|i| CandidateFacts {
+            id_key: i,
+            builder_key: i % 40,
+            downloads: i * 7919 % 1000,
+            paid_calls: 0,
         })
+        .collect();
+    let hub = HubPopularity::from_facts(&facts);
+    let cands: Vec<_> = facts
+        .iter()
+        .enumerate()
+        .map(|(i, f)| hub.candidate(f, 1.0 / (1.0 + i as f64 * 0.1), 0, Group::Builder))
         .collect();
     let mut book = ExposureBook::new();
     for g in 0..40 {

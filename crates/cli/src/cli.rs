@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use hubsearch_core::{Config, Filter, Mode, SearchRequest};
-use hubsearch_engine::{Engine, HubGenerator, ImportReport, LedgerMode};
+use hubsearch_engine::{Engine, ImportReport, LedgerMode};
+use hubsearch_eval::HubGenerator;
+
+use crate::progress::Bars;
 
 /// Any error, shown as one line.
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -161,7 +164,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 config.index.commit_every = n.max(1);
             }
             let engine = Engine::open_or_create(config)?;
-            let report = engine.import(&args.files, !args.quiet)?;
+            let bars = Bars::new(args.quiet);
+            let report = engine.import(&args.files, &|p| bars.show(p))?;
             print_report(&report, args.json, engine.dir())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -170,7 +174,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             if let Some(n) = args.commit_every {
                 config.index.commit_every = n.max(1);
             }
-            let (report, dir) = rebuild(config, &args)?;
+            let dir = config.index.dir.clone();
+            let bars = Bars::new(args.quiet);
+            let report = Engine::rebuild(config, &args.files, &|p| bars.show(p))?;
             print_report(&report, args.json, &dir)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -183,38 +189,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Simulate(args) => crate::simulate::run(&g, args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),
     }
-}
-
-/// Build a new index next to the old one, then swap it in with renames, so
-/// readers never see a half-built index.
-fn rebuild(config: Config, args: &ImportArgs) -> Result<(ImportReport, PathBuf), AnyError> {
-    let target = config.index.dir.clone();
-    let parent = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let name = target
-        .file_name()
-        .ok_or("the index path has no directory name")?
-        .to_string_lossy()
-        .into_owned();
-    let building = parent.join(format!(".{name}.building"));
-    let old = parent.join(format!(".{name}.old"));
-    let _ = std::fs::remove_dir_all(&building);
-    let mut cfg = config.clone();
-    cfg.index.dir = building.clone();
-    let report = {
-        let engine = Engine::open_or_create(cfg)?;
-        engine.import(&args.files, !args.quiet)?
-    };
-    let _ = std::fs::remove_dir_all(&old);
-    if target.exists() {
-        std::fs::rename(&target, &old)?;
-    }
-    std::fs::rename(&building, &target)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok((report, target))
 }
 
 fn print_report(r: &ImportReport, json: bool, dir: &std::path::Path) -> Result<(), AnyError> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use hubsearch_core::Mode;
+use hubsearch_core::{Mode, PolicyKind};
 use hubsearch_eval::{harness, replay, trec, ReplayOptions};
 
 use crate::cli::{load_config, AnyError, Global};
@@ -22,8 +22,8 @@ pub struct EvalArgs {
     #[arg(long, default_value = "text")]
     pub mode: Mode,
     /// Ranking policy, or several separated by commas [default: the configured one]
-    #[arg(long)]
-    pub policy: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub policy: Vec<PolicyKind>,
     /// Hits a user sees per search (and that receive exposure)
     #[arg(long, default_value_t = 10)]
     pub page: usize,
@@ -71,13 +71,10 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
     // Each policy is replayed from an empty ledger that carries over between
     // repetitions.
     let config = load_config(g)?;
-    let policies: Vec<String> = match &a.policy {
-        Some(p) => p
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
-        None => vec![config.ranking.policy.clone()],
+    let policies: Vec<PolicyKind> = if a.policy.is_empty() {
+        vec![config.ranking.policy]
+    } else {
+        a.policy.clone()
     };
     let opts = ReplayOptions {
         mode: a.mode,
@@ -86,7 +83,7 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
         depth: 100,
     };
     let mut reports = Vec::new();
-    for policy in &policies {
+    for &policy in &policies {
         eprintln!(
             "replaying {} queries x {} under {policy}...",
             queries.len(),
@@ -99,7 +96,7 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
             std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
         );
         for r in &reports {
-            let tag = format!("hubsearch-{:?}-{}", a.mode, r.policy).to_lowercase();
+            let tag = format!("hubsearch-{}-{}", a.mode, r.policy);
             trec::write_run(&mut f, &r.run, &tag, a.repeat > 1)?;
         }
     }

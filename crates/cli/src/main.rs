@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod eval;
 mod export;
+mod progress;
 mod serve;
 mod simulate;
 

@@ -1,5 +1,6 @@
 //! `hubsearch serve` and `hubsearch keys`.
 
+use crate::progress::Bars;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,7 +44,8 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
     let addr = config.server.addr.clone();
     if !a.import.is_empty() {
         let engine = Engine::open_or_create(config.clone())?;
-        let report = engine.import(&a.import, true)?;
+        let bars = Bars::new(false);
+        let report = engine.import(&a.import, &|p| bars.show(p))?;
         eprintln!(
             "imported {} new, {} updated, {} rejected",
             report.imported,
@@ -52,7 +54,8 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
         );
     }
     let engine = Engine::open(config)?;
-    if let Some(v) = engine.sync_vectors(true)? {
+    let bars = Bars::new(false);
+    if let Some(v) = engine.sync_vectors(&|p| bars.show(p))? {
         if v.embedded > 0 {
             eprintln!(
                 "embedded {} cards that had no current vector ({:.0} cards/s)",

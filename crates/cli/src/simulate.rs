@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use hubsearch_core::Mode;
+use hubsearch_core::{Mode, PolicyKind};
 use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_eval::simulate::{simulate, SimOptions, Simulation};
 use hubsearch_eval::svg::{line_chart, Series};
@@ -24,9 +24,10 @@ pub struct SimulateArgs {
     /// Policies to compare, comma-separated
     #[arg(
         long,
+        value_delimiter = ',',
         default_value = "relevance,popularity,tail_boost,fair,stochastic"
     )]
-    pub policies: String,
+    pub policies: Vec<PolicyKind>,
     /// Rounds the figures are reported over
     #[arg(long, default_value_t = 10)]
     pub rounds: usize,
@@ -70,12 +71,7 @@ pub fn run(g: &Global, a: SimulateArgs) -> Result<ExitCode, AnyError> {
         visits: a.visits,
         rounds: a.rounds.max(1),
         seed: a.seed,
-        policies: a
-            .policies
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        policies: a.policies.clone(),
         sustainable_usd: a.sustainable_usd,
         lambdas,
         alpha: config.ranking.alpha,
@@ -102,8 +98,8 @@ pub fn run(g: &Global, a: SimulateArgs) -> Result<ExitCode, AnyError> {
         "index": config.index.dir,
         "seconds": start.elapsed().as_secs_f64(),
         "simulation": sim,
-        "lorenz_income": sim.runs.iter().map(|r| (r.policy.clone(), r.lorenz_income.clone())).collect::<Vec<_>>(),
-        "lorenz_exposure": sim.runs.iter().map(|r| (r.policy.clone(), r.lorenz_exposure.clone())).collect::<Vec<_>>(),
+        "lorenz_income": sim.runs.iter().map(|r| (r.policy.to_string(), r.lorenz_income.clone())).collect::<Vec<_>>(),
+        "lorenz_exposure": sim.runs.iter().map(|r| (r.policy.to_string(), r.lorenz_exposure.clone())).collect::<Vec<_>>(),
     });
     std::fs::write(
         a.out.join("simulation.json"),
@@ -182,7 +178,7 @@ fn write_plots(sim: &Simulation, out: &std::path::Path) -> Result<(), AnyError> 
             sim.runs
                 .iter()
                 .map(|r| Series {
-                    name: r.policy.clone(),
+                    name: r.policy.to_string(),
                     points: f(r),
                 })
                 .collect()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::choice::{AttentionKind, EmbeddingModel, Fusion, Group, Mode, PolicyKind};
 use crate::error::{Error, Result};
 
 /// All settings.
@@ -61,7 +62,7 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddingConfig {
     /// minilm (all-MiniLM-L6-v2), hash (fast stand-in for scale tests), none.
-    pub model: String,
+    pub model: EmbeddingModel,
     /// Directory with config.json, tokenizer.json, model.safetensors.
     pub model_dir: PathBuf,
     /// Cards embedded per batch.
@@ -81,7 +82,7 @@ pub struct EmbeddingConfig {
 impl Default for EmbeddingConfig {
     fn default() -> Self {
         EmbeddingConfig {
-            model: "minilm".into(),
+            model: EmbeddingModel::MiniLm,
             model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
             batch_size: 8,
             query_cache: 4096,
@@ -135,10 +136,10 @@ pub struct SearchConfig {
     /// Longest query accepted, in characters.
     pub max_query_chars: usize,
     /// Retrieval mode when a request names none: text, vector, hybrid.
-    pub default_mode: String,
+    pub default_mode: Mode,
     /// Hybrid fusion: cosine (text min-max + raw cosine), weighted (both
     /// min-max normalised) or rrf.
-    pub fusion: String,
+    pub fusion: Fusion,
     /// RRF constant k.
     pub rrf_k: f64,
     /// Weight of the vector side in weighted fusion (text gets 1 - this).
@@ -162,8 +163,8 @@ impl Default for SearchConfig {
             candidates: 200,
             vector_candidates: 50,
             max_query_chars: 512,
-            default_mode: "hybrid".into(),
-            fusion: "cosine".into(),
+            default_mode: Mode::Hybrid,
+            fusion: Fusion::Cosine,
             rrf_k: 60.0,
             vector_weight: 0.4,
             boost_id: 1.0,
@@ -178,14 +179,14 @@ impl Default for SearchConfig {
     }
 }
 
-/// Ranking policy defaults (see DESIGN.md section 4).
+/// Ranking policy defaults (docs/ranking.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RankingConfig {
     /// Default policy: relevance, popularity, tail_boost, fair, stochastic.
-    pub policy: String,
+    pub policy: PolicyKind,
     /// Attention model: log, trec, rbp, cascade.
-    pub attention: String,
+    pub attention: AttentionKind,
     /// `popularity`: weight of ln(1 + calls).
     pub alpha: f64,
     /// `tail_boost`: strength of the long-tail prior.
@@ -197,20 +198,20 @@ pub struct RankingConfig {
     /// `rbp` patience.
     pub gamma: f64,
     /// `fair` groups: model or builder.
-    pub group: String,
+    pub group: Group,
 }
 
 impl Default for RankingConfig {
     fn default() -> Self {
         RankingConfig {
-            policy: "relevance".into(),
-            attention: "log".into(),
+            policy: PolicyKind::Relevance,
+            attention: AttentionKind::Log,
             alpha: 0.1,
             beta: 0.5,
             lambda: 0.4,
             temperature: 0.1,
             gamma: 0.5,
-            group: "model".into(),
+            group: Group::Model,
         }
     }
 }
@@ -296,26 +297,6 @@ impl Config {
             }
         }
         let r = &self.ranking;
-        if ![
-            "relevance",
-            "popularity",
-            "tail_boost",
-            "fair",
-            "stochastic",
-        ]
-        .contains(&r.policy.as_str())
-        {
-            return bad(
-                "ranking.policy",
-                "must be relevance, popularity, tail_boost, fair or stochastic",
-            );
-        }
-        if !["log", "trec", "rbp", "cascade"].contains(&r.attention.as_str()) {
-            return bad("ranking.attention", "must be log, trec, rbp or cascade");
-        }
-        if !["model", "builder"].contains(&r.group.as_str()) {
-            return bad("ranking.group", "must be model or builder");
-        }
         for (k, v) in [("alpha", r.alpha), ("beta", r.beta), ("lambda", r.lambda)] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(&format!("ranking.{k}"), "must be a finite number >= 0");

@@ -14,6 +14,7 @@
 //! drop a good one.
 
 pub mod card;
+pub mod choice;
 pub mod config;
 pub mod error;
 pub mod lang;
@@ -21,6 +22,7 @@ pub mod query;
 pub mod record;
 
 pub use card::ModelCard;
+pub use choice::{AttentionKind, EmbeddingModel, Fusion, Group, Mode, PolicyKind};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use query::{Filter, Hit, Mode, ScoreParts, SearchRequest};
+pub use query::{Filter, Hit, ScoreParts, SearchRequest};

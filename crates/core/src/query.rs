@@ -4,33 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::card::ModelCard;
-
-/// Which retrievers produce candidates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// BM25 over the card fields only.
-    #[default]
-    Text,
-    /// Embedding nearest neighbours only.
-    Vector,
-    /// Both, fused.
-    Hybrid,
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "text" => Ok(Mode::Text),
-            "vector" => Ok(Mode::Vector),
-            "hybrid" => Ok(Mode::Hybrid),
-            other => Err(format!(
-                "unknown mode {other:?} (expected text, vector or hybrid)"
-            )),
-        }
-    }
-}
+use crate::choice::{Mode, PolicyKind};
 
 /// Structured filters; every set field must match.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -81,9 +55,9 @@ pub struct SearchRequest {
     pub filter: Filter,
     #[serde(default)]
     pub mode: Mode,
-    /// Ranking policy name; `None` = the configured default.
+    /// Ranking policy; `None` = the configured default.
     #[serde(default)]
-    pub policy: Option<String>,
+    pub policy: Option<PolicyKind>,
     /// Seed for stochastic policies.
     #[serde(default)]
     pub seed: Option<u64>,

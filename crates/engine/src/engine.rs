@@ -9,41 +9,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
-
 use std::sync::{Arc, RwLock};
 
-use hubsearch_core::{Config, Hit, Mode, ModelCard, SearchRequest};
-use hubsearch_index::{Boosts, CandidateFacts, FacetCounts, TextIndex};
-use hubsearch_rank::{
-    page_delta, rank, Attention, Candidate, Concentration, Policy, Ranked, POLICY_NAMES,
-};
-
-use crate::hub::HubPopularity;
-use crate::ledger::{Impression, Ledger, PageRecord};
-use crate::semantic::Semantic;
+use hubsearch_core::{Config, Mode, ModelCard};
+use hubsearch_index::{Boosts, FacetCounts, TextIndex};
+use hubsearch_rank::{Attention, Concentration};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::hub::HubPopularity;
 use crate::import::{self, ImportOptions, ImportReport};
-
-/// The answer to a search.
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchResponse {
-    pub query: String,
-    /// The retrieval mode used.
-    pub mode: Mode,
-    /// The policy that ordered the page.
-    pub policy: String,
-    /// Cards matching the query and filters (exact when `total_exact`; else
-    /// the number of candidates retrieved, a lower bound).
-    pub total: usize,
-    pub total_exact: bool,
-    pub hits: Vec<Hit>,
-    /// Facet counts over the whole match set.
-    pub facets: FacetCounts,
-    pub took_ms: f64,
-}
+use crate::ledger::Ledger;
+use crate::progress::ProgressFn;
+use crate::semantic::Semantic;
 
 /// Figures of a whole hub (`hubsearch stats`).
 #[derive(Debug, Clone, Serialize)]
@@ -110,15 +88,9 @@ impl Engine {
         };
         text.set_boosts(boosts(&config));
         let ledger = match ledger {
-            LedgerMode::Persistent => Ledger::open(&dir.join("ledger.redb")),
-            LedgerMode::Ephemeral => Ledger::in_memory(),
-        }
-        .map_err(|e| {
-            Error::Internal(format!(
-                "opening the exposure ledger in {}: {e}",
-                dir.display()
-            ))
-        })?;
+            LedgerMode::Persistent => Ledger::open(&dir.join("ledger.redb"))?,
+            LedgerMode::Ephemeral => Ledger::in_memory()?,
+        };
         let semantic = Semantic::open(&dir.join("vectors"), &config.embedding)?;
         let engine = Engine {
             config,
@@ -158,10 +130,10 @@ impl Engine {
             .semantic
             .as_ref()
             .is_some_and(|s| s.vectors().live() > 0);
-        match self.config.search.default_mode.parse() {
-            Ok(Mode::Text) | Err(_) => Mode::Text,
-            Ok(_) if !has_vectors => Mode::Text,
-            Ok(m) => m,
+        match self.config.search.default_mode {
+            Mode::Text => Mode::Text,
+            _ if !has_vectors => Mode::Text,
+            m => m,
         }
     }
 
@@ -170,25 +142,9 @@ impl Engine {
         &self.ledger
     }
 
-    /// The policy a request names, or the configured default.
-    pub fn policy(&self, name: Option<&str>) -> Result<Policy> {
-        let r = &self.config.ranking;
-        let name = name.unwrap_or(&r.policy);
-        Policy::from_name(name, r.alpha, r.beta, r.lambda, r.temperature).ok_or_else(|| {
-            Error::bad_request(
-                "unknown_policy",
-                format!(
-                    "unknown policy {name:?} (expected one of {})",
-                    POLICY_NAMES.join(", ")
-                ),
-            )
-        })
-    }
-
     /// The configured attention model.
     pub fn attention(&self) -> Attention {
-        Attention::from_name(&self.config.ranking.attention, self.config.ranking.gamma)
-            .unwrap_or(Attention::Log)
+        Attention::new(self.config.ranking.attention, self.config.ranking.gamma)
     }
 
     pub fn config(&self) -> &Config {
@@ -203,15 +159,15 @@ impl Engine {
         &self.text
     }
 
-    /// Import card files (see [`crate::source`] for the formats).
-    pub fn import(&self, paths: &[PathBuf], progress: bool) -> Result<ImportReport> {
+    /// Import card files (see [`crate::source`] for the formats), then
+    /// embed the new and changed cards.
+    pub fn import(&self, paths: &[PathBuf], progress: ProgressFn<'_>) -> Result<ImportReport> {
         let opts = ImportOptions {
             commit_every: self.config.index.commit_every,
             writer_memory_mb: self.config.index.writer_memory_mb,
             threads: self.config.index.threads,
-            progress,
         };
-        let mut report = import::import(&self.text, paths, &opts)?;
+        let mut report = import::import(&self.text, paths, &opts, progress)?;
         self.refresh_hub()?;
         if let Some(sem) = &self.semantic {
             report.vectors = Some(sem.sync(&self.text, progress)?);
@@ -219,209 +175,42 @@ impl Engine {
         Ok(report)
     }
 
-    /// Check a request against the configured limits.
-    pub fn validate(&self, req: &SearchRequest) -> Result<()> {
-        let s = &self.config.search;
-        if req.query.chars().count() > s.max_query_chars {
-            return Err(Error::bad_request(
-                "query_too_long",
-                format!("the query is longer than {} characters", s.max_query_chars),
-            ));
+    /// Build a fresh index at `config.index.dir` from `paths`: the new index
+    /// is built beside the old one, then swapped in with renames, so readers
+    /// never see a half-built index. Returns the import's report.
+    pub fn rebuild(
+        config: Config,
+        paths: &[PathBuf],
+        progress: ProgressFn<'_>,
+    ) -> Result<ImportReport> {
+        let target = config.index.dir.clone();
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(Error::io(&parent))?;
+        let name = target
+            .file_name()
+            .ok_or_else(|| Error::Input {
+                path: target.clone(),
+                message: "the index path has no directory name".into(),
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let building = parent.join(format!(".{name}.building"));
+        let old = parent.join(format!(".{name}.old"));
+        let _ = std::fs::remove_dir_all(&building);
+        let mut cfg = config;
+        cfg.index.dir = building.clone();
+        let report = Engine::open_or_create(cfg)?.import(paths, progress)?;
+        let _ = std::fs::remove_dir_all(&old);
+        if target.exists() {
+            std::fs::rename(&target, &old).map_err(Error::io(&target))?;
         }
-        if req.limit == 0 || req.limit > s.max_limit {
-            return Err(Error::bad_request(
-                "invalid_limit",
-                format!("limit must be between 1 and {}", s.max_limit),
-            ));
-        }
-        if req.offset + req.limit > s.candidates {
-            return Err(Error::bad_request(
-                "page_too_deep",
-                format!(
-                    "offset + limit must be at most {} (search.candidates)",
-                    s.candidates
-                ),
-            ));
-        }
-        for (name, p) in [
-            ("min_price", req.filter.min_price),
-            ("max_price", req.filter.max_price),
-        ] {
-            if p.is_some_and(|p| !p.is_finite() || p < 0.0) {
-                return Err(Error::bad_request(
-                    "invalid_filter",
-                    format!("{name} must be a number >= 0"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Search: retrieve candidates, normalise relevance to [0, 1], order them
-    /// by the policy, return the page and record its exposure in the ledger.
-    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
-        let start = Instant::now();
-        self.validate(req)?;
-        let policy = self.policy(req.policy.as_deref())?;
-        let searcher = self.text.searcher();
-        // Retrieve the full candidate depth (not just the page) so ranking sees
-        // the same candidates whatever page is asked for.
-        let depth = self.config.search.candidates.max(req.offset + req.limit);
-        let r = self.retrieve(&searcher, req, depth)?;
-        let hub = self.hub();
-        let keys: Vec<u64> = r.facts.iter().map(|f| f.id_key).collect();
-        let paid = self.ledger.calls_of(&keys);
-        let by_builder = self.config.ranking.group == "builder";
-        let cands: Vec<Candidate> = r
-            .facts
-            .iter()
-            .zip(&r.relevance)
-            .zip(&paid)
-            .map(|((f, rel), paid)| Candidate {
-                relevance: *rel,
-                calls: (f.downloads + f.paid_calls + paid) as f64,
-                quantile: hub.quantile(f.downloads),
-                group: if by_builder { f.builder_key } else { f.id_key },
-                key: f.id_key,
-            })
-            .collect();
-        let seed = req.seed.unwrap_or(0);
-        let order = self.ledger.with_books(|models, builders| {
-            rank(
-                &policy,
-                &cands,
-                if by_builder { builders } else { models },
-                seed,
-            )
-        });
-        let page: Vec<&Ranked> = order.iter().skip(req.offset).take(req.limit).collect();
-        let mut hits = Vec::with_capacity(page.len());
-        for (i, ranked) in page.iter().enumerate() {
-            let c = ranked.index;
-            let mut card = self.text.card(&searcher, r.addrs[c])?;
-            card.card_text.clear();
-            let mut parts = ranked.parts.clone();
-            parts.bm25 = r.bm25[c].map(|b| b.0);
-            parts.bm25_rank = r.bm25[c].map(|b| b.1);
-            parts.vector_sim = r.sims.get(c).copied().flatten();
-            parts.vector_rank = r.vector[c].map(|v| v.1);
-            hits.push(Hit {
-                rank: req.offset + i + 1,
-                id: card.id.clone(),
-                score: parts.final_score,
-                parts,
-                card,
-            });
-        }
-        if req.record {
-            let seen = req.exposed.unwrap_or(page.len()).min(page.len());
-            self.record_page(
-                &cands,
-                &r.facts,
-                &page[..seen],
-                req.offset + 1,
-                &hits[..seen],
-            )?;
-        }
-        Ok(SearchResponse {
-            query: req.query.clone(),
-            mode: if req.query.trim().is_empty() {
-                Mode::Text
-            } else {
-                req.mode
-            },
-            policy: policy.name().to_string(),
-            total: r.total,
-            total_exact: req.facets && req.mode == Mode::Text,
-            hits,
-            facets: r.facets,
-            took_ms: start.elapsed().as_secs_f64() * 1e3,
-        })
-    }
-
-    /// Record a listing page (fair browsing) in the ledger.
-    pub(crate) fn record_listing(
-        &self,
-        cands: &[Candidate],
-        facts: &[CandidateFacts],
-        shown: &[usize],
-        first_rank: usize,
-        searcher: &hubsearch_index::Searcher,
-        addrs: &[hubsearch_index::DocAddress],
-    ) -> Result<()> {
-        let ranked: Vec<Ranked> = shown
-            .iter()
-            .map(|&index| Ranked {
-                index,
-                parts: Default::default(),
-            })
-            .collect();
-        let page: Vec<&Ranked> = ranked.iter().collect();
-        let mut hits = Vec::with_capacity(shown.len());
-        for &i in shown {
-            let card = self.text.card(searcher, addrs[i])?;
-            hits.push(Hit {
-                rank: 0,
-                id: card.id.clone(),
-                score: 0.0,
-                parts: Default::default(),
-                card,
-            });
-        }
-        self.record_page(cands, facts, &page, first_rank, &hits)
-    }
-
-    fn record_page(
-        &self,
-        cands: &[Candidate],
-        facts: &[CandidateFacts],
-        page: &[&Ranked],
-        first_rank: usize,
-        hits: &[Hit],
-    ) -> Result<()> {
-        let attention = self.attention();
-        let shown: Vec<usize> = page.iter().map(|r| r.index).collect();
-        let as_models: Vec<Candidate> = cands
-            .iter()
-            .zip(facts)
-            .map(|(c, f)| Candidate {
-                group: f.id_key,
-                ..*c
-            })
-            .collect();
-        let as_builders: Vec<Candidate> = cands
-            .iter()
-            .zip(facts)
-            .map(|(c, f)| Candidate {
-                group: f.builder_key,
-                ..*c
-            })
-            .collect();
-        let model_delta = page_delta(&as_models, &shown, first_rank, &attention);
-        let builder_delta = page_delta(&as_builders, &shown, first_rank, &attention);
-        let impressions = shown
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| Impression {
-                model: facts[c].id_key,
-                builder: facts[c].builder_key,
-                rank: first_rank + i,
-                exposure: model_delta.get(&facts[c].id_key).map_or(0.0, |d| d.0),
-            })
-            .collect();
-        let mut names = Vec::with_capacity(hits.len() * 2);
-        for (h, &c) in hits.iter().zip(&shown) {
-            names.push((facts[c].id_key, h.card.id.clone()));
-            names.push((facts[c].builder_key, h.card.builder.clone()));
-        }
-        self.ledger
-            .record_page(PageRecord {
-                impressions,
-                model_delta,
-                builder_delta,
-                names,
-            })
-            .map_err(|e| Error::Internal(e.to_string()))
+        std::fs::rename(&building, &target).map_err(Error::io(&target))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(report)
     }
 
     /// The card with this id.

@@ -1,16 +1,39 @@
-//! Errors of the engine, split into the user's mistakes and internal failures
-//! so the edges can map them (CLI: one line; HTTP: a status and a stable code).
+//! Errors of the engine. Each variant says what went wrong; none says how an
+//! edge shows it: the server maps every variant to a status and a stable code
+//! in one exhaustive match, the CLI prints the message. Sub-errors of the
+//! indexes, the embedder and the ledger keep their type (`#[from]`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use hubsearch_index::embedder::EmbedError;
+use hubsearch_index::vector_index::VectorError;
+
+use crate::ledger::LedgerError;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The request is wrong; the message says how to fix it.
-    #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    /// The query text is longer than `search.max_query_chars`.
+    #[error("the query is longer than {max} characters")]
+    QueryTooLong { max: usize },
+    /// A page size outside 1..=`search.max_limit`.
+    #[error("the page size (per_page, limit) must be between 1 and {max}")]
+    InvalidLimit { max: usize },
+    /// A page past the deepest result the engine ranks.
+    #[error("offset + page size must be at most {max}: refine the query")]
+    PageTooDeep { max: usize },
+    /// A filter value that cannot match anything sensible.
+    #[error("{field} must be a number >= 0")]
+    InvalidFilter { field: &'static str },
+    /// Vector or hybrid search on an engine without embeddings.
+    #[error("vector search needs embeddings (embedding.model = minilm or hash)")]
+    VectorSearchDisabled,
+    /// The embedding model could not be loaded.
+    #[error("{0}")]
+    EmbeddingUnavailable(Arc<EmbedError>),
     /// No such model.
     #[error("no model with id {id:?}")]
     ModelNotFound { id: String },
@@ -18,9 +41,22 @@ pub enum Error {
     /// they are reported in the import report).
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
-    /// Something broke inside; details are logged.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A file or directory operation of the engine's own failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An embedding worker thread panicked.
+    #[error("an embedding worker panicked")]
+    WorkerPanicked,
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Vectors(#[from] VectorError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     #[error(transparent)]
     Index(#[from] hubsearch_index::Error),
     #[error(transparent)]
@@ -28,10 +64,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Error {
-        Error::BadRequest {
-            code,
-            message: message.into(),
-        }
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
     }
 }

@@ -1,8 +1,9 @@
 //! Live exposure statistics from the ledger: how concentrated exposure,
-//! calls and income are over models and builders (DESIGN.md section 5).
+//! calls and income are over models and builders (docs/metrics.md, Concentration).
 
 use std::collections::{HashMap, HashSet};
 
+use hubsearch_core::Group;
 use hubsearch_rank::Concentration;
 use serde::Serialize;
 
@@ -96,17 +97,10 @@ impl Engine {
                 .collect();
             spread(&all, values, &b1, &b10, &bhead)
         };
-        let exposure = ledger.model_exposure();
-        let calls: HashMap<u64, f64> = ledger
-            .model_earnings()
-            .into_iter()
-            .map(|(k, e)| (k, e.calls as f64))
-            .collect();
-        let income: HashMap<u64, f64> = ledger
-            .model_earnings()
-            .into_iter()
-            .map(|(k, e)| (k, e.income_usd))
-            .collect();
+        let exposure = ledger.exposure(Group::Model);
+        let earnings = ledger.earnings(Group::Model);
+        let calls: HashMap<u64, f64> = earnings.iter().map(|(k, e)| (*k, e.calls as f64)).collect();
+        let income: HashMap<u64, f64> = earnings.iter().map(|(k, e)| (*k, e.income_usd)).collect();
         ExposureStats {
             models: hub.len(),
             builders: hub.builders.len(),
@@ -127,21 +121,25 @@ impl Engine {
         let key = hubsearch_core::card::key_of(builder);
         let hub = self.hub();
         let models = hub.builder_of.values().filter(|b| **b == key).count();
-        let (exposure, merit, impressions) = self.ledger().exposure_of(key, true);
-        let earnings = self.ledger().earnings_of(key, true);
-        if models == 0 && impressions == 0 && earnings.calls == 0 {
+        let tally = self.ledger().tally_of(key, Group::Builder);
+        let earnings = self.ledger().earnings_of(key, Group::Builder);
+        if models == 0 && tally.impressions == 0 && earnings.calls == 0 {
             return None;
         }
-        let total: f64 = self.ledger().builder_exposure().values().sum();
+        let total: f64 = self.ledger().exposure(Group::Builder).values().sum();
         Some(BuilderStats {
             builder: builder.to_string(),
             models,
-            exposure,
-            merit,
-            impressions,
+            exposure: tally.exposure,
+            merit: tally.merit,
+            impressions: tally.impressions,
             calls: earnings.calls,
             income_usd: earnings.income_usd,
-            exposure_share: if total > 0.0 { exposure / total } else { 0.0 },
+            exposure_share: if total > 0.0 {
+                tally.exposure / total
+            } else {
+                0.0
+            },
         })
     }
 }

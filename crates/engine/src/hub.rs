@@ -5,7 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use hubsearch_core::Group;
 use hubsearch_index::CandidateFacts;
+use hubsearch_rank::Candidate;
 
 /// Popularity of every model in the hub at one point in time.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +45,30 @@ impl HubPopularity {
             top_10: take(10.min(n)),
             head: take(n.div_ceil(10).min(n)),
             builders: facts.iter().map(|f| f.builder_key).collect(),
+        }
+    }
+
+    /// What ranking knows of a card: its relevance, its calls (downloads,
+    /// the paid calls its card reports and `ledger_calls` the ledger
+    /// recorded), its popularity quantile, and its fairness group. The one
+    /// place candidates are made: search, listings, the simulator and the
+    /// benchmark all call it.
+    pub fn candidate(
+        &self,
+        facts: &CandidateFacts,
+        relevance: f64,
+        ledger_calls: u64,
+        group: Group,
+    ) -> Candidate {
+        Candidate {
+            relevance,
+            calls: (facts.downloads + facts.paid_calls + ledger_calls) as f64,
+            quantile: self.quantile(facts.downloads),
+            group: match group {
+                Group::Model => facts.id_key,
+                Group::Builder => facts.builder_key,
+            },
+            key: facts.id_key,
         }
     }
 

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hubsearch_index::TextIndex;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::progress::{Progress, ProgressFn};
 use crate::source::{self, Location};
 
 /// A record that was not imported, and why.
@@ -55,12 +55,15 @@ pub struct ImportOptions {
     pub commit_every: usize,
     pub writer_memory_mb: usize,
     pub threads: usize,
-    /// Draw a progress bar on stderr (only drawn on a terminal).
-    pub progress: bool,
 }
 
 /// Import `paths` into `index`.
-pub fn import(index: &TextIndex, paths: &[PathBuf], opts: &ImportOptions) -> Result<ImportReport> {
+pub fn import(
+    index: &TextIndex,
+    paths: &[PathBuf],
+    opts: &ImportOptions,
+    progress: ProgressFn<'_>,
+) -> Result<ImportReport> {
     source::check_paths(paths)?;
     let start = Instant::now();
     let mut known = index.content_hashes()?;
@@ -69,27 +72,20 @@ pub fn import(index: &TextIndex, paths: &[PathBuf], opts: &ImportOptions) -> Res
     let mut seen: HashMap<String, Location> = HashMap::new();
     let mut pending = 0usize;
 
-    let bar = if opts.progress {
-        let b = ProgressBar::new_spinner();
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} {pos} records ({per_sec}) {msg}",
-            )
-            .expect("valid template"),
-        );
-        b.enable_steady_tick(Duration::from_millis(200));
-        b
-    } else {
-        ProgressBar::hidden()
-    };
-
     source::read_all(paths, &mut |(loc, parsed)| {
         report.records += 1;
-        bar.inc(1);
+        if report.records % 1024 == 0 {
+            progress(Progress::Records {
+                read: report.records,
+            });
+        }
         let card = match parsed {
             Ok(c) => c,
             Err(reason) => {
-                bar.suspend(|| eprintln!("rejected {loc}: {reason}"));
+                progress(Progress::Rejected {
+                    location: &loc,
+                    reason: &reason,
+                });
                 report.rejected.push(Rejection {
                     location: loc,
                     reason,
@@ -119,7 +115,9 @@ pub fn import(index: &TextIndex, paths: &[PathBuf], opts: &ImportOptions) -> Res
             writer.commit()?;
             report.commits += 1;
             pending = 0;
-            bar.set_message(format!("{} commits", report.commits));
+            progress(Progress::Committed {
+                commits: report.commits,
+            });
         }
         Ok(())
     })?;
@@ -128,7 +126,7 @@ pub fn import(index: &TextIndex, paths: &[PathBuf], opts: &ImportOptions) -> Res
         report.commits += 1;
     }
     writer.finish()?;
-    bar.finish_and_clear();
+    progress(Progress::Done);
     index.reload()?;
     report.total_cards = index.num_docs();
     report.seconds = start.elapsed().as_secs_f64();

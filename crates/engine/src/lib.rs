@@ -3,7 +3,13 @@
 //! The engine of a hub: [`Engine::open`], [`Engine::import`],
 //! [`Engine::search`], [`Engine::stats`]. It wires the indexes
 //! (`hubsearch-index`) to the ranking math (`hubsearch-rank`) and owns
-//! everything with state: import bookkeeping and, later, the exposure ledger.
+//! everything with state: import bookkeeping and the exposure ledger.
+//!
+//! A search is a short chain of stages, one way: [`Engine::search`] ->
+//! [`Engine::retrieve`] (`retrieve.rs`: text and vector candidates, fused
+//! relevance) -> [`Engine::candidates`] (what ranking knows of each) ->
+//! [`Engine::rank`] (the policy, on a copy of the ledger's book) -> the
+//! page's hits -> [`Ledger::record_served`] (what the page adds).
 //!
 //! Key design decision: the engine is synchronous and `Send + Sync`; the
 //! server calls it from blocking threads, the CLI and the evaluation harness
@@ -16,15 +22,17 @@ pub mod hub;
 pub mod import;
 pub mod ledger;
 pub mod listing;
+pub mod progress;
 pub mod publish;
 pub mod retrieve;
+pub mod search;
 pub mod semantic;
 pub mod source;
-pub mod synth;
 
-pub use engine::{Engine, HubStats, LedgerMode, SearchResponse};
+pub use engine::{Engine, HubStats, LedgerMode};
 pub use error::{Error, Result};
-pub use hubsearch_index::{dir_size, Error as IndexError};
+pub use hubsearch_index::{dir_size, CandidateFacts, Error as IndexError};
 pub use import::{ImportReport, Rejection};
-pub use ledger::{CallOutcome, CallRecord, Earnings, Ledger};
-pub use synth::HubGenerator;
+pub use ledger::{CallOutcome, CallRecord, Earnings, Ledger, Tally};
+pub use progress::{Progress, ProgressFn};
+pub use search::SearchResponse;

@@ -1,11 +1,14 @@
 //! Listings: ranked browsing without a query, for frontends.
 
-use hubsearch_core::{Filter, Hit, Mode, ScoreParts};
-use hubsearch_rank::{rank, Candidate, Policy};
+use hubsearch_core::{Filter, Group, Mode, ScoreParts};
+use hubsearch_index::{CandidateFacts, DocAddress, Searcher};
+use hubsearch_rank::{Policy, Ranked};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, SearchResponse};
-use crate::error::{Error, Result};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::retrieve::Found;
+use crate::search::{page_of, SearchResponse};
 
 /// How a listing is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,26 +27,52 @@ pub enum ListingSort {
     Fair,
 }
 
+impl ListingSort {
+    /// The fast field a listing is ordered by, and whether descending.
+    fn field(self) -> (&'static str, bool) {
+        match self {
+            ListingSort::Trending | ListingSort::Fair => ("downloads", true),
+            ListingSort::Calls => ("paid_calls", true),
+            ListingSort::Newest => ("created_at", true),
+            ListingSort::Price => ("price", false),
+        }
+    }
+
+    /// The sort's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListingSort::Trending => "trending",
+            ListingSort::Calls => "calls",
+            ListingSort::Newest => "newest",
+            ListingSort::Price => "price",
+            ListingSort::Fair => "fair",
+        }
+    }
+}
+
 impl std::str::FromStr for ListingSort {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        Ok(match s {
-            "trending" => ListingSort::Trending,
-            "calls" => ListingSort::Calls,
-            "newest" => ListingSort::Newest,
-            "price" => ListingSort::Price,
-            "fair" => ListingSort::Fair,
-            other => {
-                return Err(format!(
-                    "unknown sort {other:?} (expected trending, calls, newest, price or fair)"
-                ))
-            }
+        [
+            ListingSort::Trending,
+            ListingSort::Calls,
+            ListingSort::Newest,
+            ListingSort::Price,
+            ListingSort::Fair,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown sort {s:?} (expected trending, calls, newest, price or fair)")
         })
     }
 }
 
 impl Engine {
-    /// One page of a listing.
+    /// One page of a listing. `fair` ranks the most popular candidates with
+    /// the `fair` policy over models (every candidate has merit 1, so the
+    /// least exposed come first and exposure rotates across page views) and
+    /// records the page; the others read the page straight off a fast field.
     pub fn listing(
         &self,
         filter: &Filter,
@@ -52,96 +81,66 @@ impl Engine {
         limit: usize,
     ) -> Result<SearchResponse> {
         let start = std::time::Instant::now();
-        let max = self.config().search.max_limit;
-        if limit == 0 || limit > max {
-            return Err(Error::bad_request(
-                "invalid_limit",
-                format!("limit must be between 1 and {max}"),
-            ));
-        }
+        self.check_page(offset, limit, None)?;
         let searcher = self.text_index().searcher();
-        let (field, desc) = match sort {
-            ListingSort::Trending | ListingSort::Fair => ("downloads", true),
-            ListingSort::Calls => ("paid_calls", true),
-            ListingSort::Newest => ("created_at", true),
-            ListingSort::Price => ("price", false),
-        };
-        let (addrs, total, parts_of): (Vec<_>, usize, Vec<ScoreParts>) =
-            if sort == ListingSort::Fair {
-                // Fair browsing: every candidate has merit 1; the policy puts the
-                // least exposed first, so exposure rotates across page views.
-                let depth = self.config().search.candidates;
-                let (cands_addrs, total) = self
-                    .text_index()
-                    .top_by_field(&searcher, filter, field, desc, 0, depth)?;
-                let facts = self.text_index().candidate_facts(&searcher, &cands_addrs)?;
-                let hub = self.hub();
-                let cands: Vec<Candidate> = facts
-                    .iter()
-                    .map(|f| Candidate {
-                        relevance: 1.0,
-                        calls: f.downloads as f64,
-                        quantile: hub.quantile(f.downloads),
-                        group: f.id_key,
-                        key: f.id_key,
-                    })
-                    .collect();
-                let lambda = self.config().ranking.lambda.max(1e-3);
-                let order = self
-                    .ledger()
-                    .with_books(|models, _| rank(&Policy::Fair { lambda }, &cands, models, 0));
-                let page: Vec<_> = order.iter().skip(offset).take(limit).collect();
-                let addrs = page.iter().map(|r| cands_addrs[r.index]).collect();
-                let parts = page.iter().map(|r| r.parts.clone()).collect();
-                let shown: Vec<usize> = page.iter().map(|r| r.index).collect();
-                self.record_listing(&cands, &facts, &shown, offset + 1, &searcher, &cands_addrs)?;
-                (addrs, total, parts)
-            } else {
-                let (addrs, total) = self
-                    .text_index()
-                    .top_by_field(&searcher, filter, field, desc, offset, limit)?;
-                let n = addrs.len();
-                (
-                    addrs,
-                    total,
-                    vec![
-                        ScoreParts {
-                            relevance: 1.0,
-                            boost: 1.0,
-                            final_score: 1.0,
-                            ..Default::default()
-                        };
-                        n
-                    ],
-                )
+        let (field, desc) = sort.field();
+        let (hits, total) = if sort == ListingSort::Fair {
+            let depth = self.config().search.candidates;
+            let (addrs, total) = self
+                .text_index()
+                .top_by_field(&searcher, filter, field, desc, 0, depth)?;
+            let found = self.listed(&searcher, &addrs, true)?;
+            let cands = self.candidates(&found, Group::Model);
+            let policy = Policy::Fair {
+                lambda: self.config().ranking.lambda.max(1e-3),
             };
-        let mut hits = Vec::with_capacity(addrs.len());
-        for (i, (addr, parts)) in addrs.iter().zip(parts_of).enumerate() {
-            let mut card = self.text_index().card(&searcher, *addr)?;
-            card.card_text.clear();
-            hits.push(Hit {
-                rank: offset + i + 1,
-                id: card.id.clone(),
-                score: parts.final_score,
-                parts,
-                card,
-            });
-        }
+            let order = self.rank(&policy, &cands, Group::Model, 0);
+            let page = page_of(&order, offset, limit);
+            let hits = self.hits(&searcher, &found, page, offset + 1)?;
+            self.record(&found, page, offset + 1, &hits)?;
+            (hits, total)
+        } else {
+            let (addrs, total) = self
+                .text_index()
+                .top_by_field(&searcher, filter, field, desc, offset, limit)?;
+            let found = self.listed(&searcher, &addrs, false)?;
+            let order: Vec<Ranked> = (0..found.len())
+                .map(|index| Ranked {
+                    index,
+                    parts: ScoreParts {
+                        relevance: 1.0,
+                        boost: 1.0,
+                        final_score: 1.0,
+                        ..Default::default()
+                    },
+                })
+                .collect();
+            (self.hits(&searcher, &found, &order, offset + 1)?, total)
+        };
         Ok(SearchResponse {
             query: String::new(),
             mode: Mode::Text,
-            policy: format!(
-                "listing:{}",
-                serde_json::to_value(sort)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            ),
+            policy: format!("listing:{}", sort.as_str()),
             total,
             total_exact: true,
             hits,
             facets: Default::default(),
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    /// Listed cards as candidates of relevance 1 (with their facts when
+    /// they are to be ranked).
+    fn listed(&self, searcher: &Searcher, addrs: &[DocAddress], facts: bool) -> Result<Vec<Found>> {
+        let facts = if facts {
+            self.text_index().candidate_facts(searcher, addrs)?
+        } else {
+            vec![CandidateFacts::default(); addrs.len()]
+        };
+        Ok(addrs
+            .iter()
+            .zip(facts)
+            .map(|(a, f)| Found::listed(*a, f))
+            .collect())
     }
 }

@@ -70,9 +70,7 @@ impl Engine {
     /// Persist what only lives in memory: queued ledger events, vectors
     /// added since the last save. Called on graceful shutdown.
     pub fn flush(&self) -> Result<()> {
-        self.ledger()
-            .flush()
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.ledger().flush()?;
         if let Some(sem) = self.semantic() {
             sem.save_if_dirty()?;
         }
@@ -81,7 +79,10 @@ impl Engine {
 
     /// Embed cards that have no current vector (after a crash lost unsaved
     /// vectors, or cards imported with embeddings off).
-    pub fn sync_vectors(&self, progress: bool) -> Result<Option<crate::semantic::VectorReport>> {
+    pub fn sync_vectors(
+        &self,
+        progress: crate::progress::ProgressFn<'_>,
+    ) -> Result<Option<crate::semantic::VectorReport>> {
         match self.semantic() {
             Some(sem) => Ok(Some(sem.sync(self.text_index(), progress)?)),
             None => Ok(None),

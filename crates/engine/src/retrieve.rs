@@ -1,35 +1,81 @@
-//! Retrieval: candidates from the text index, the vector index, or both,
-//! fused into one list with relevance in [0, 1] (DESIGN.md section 2).
+//! The first stage of a search: candidates from the text index, the vector
+//! index or both, each with what the retrievers said about it and its fused
+//! relevance in [0, 1] (docs/retrieval.md).
 
 use std::collections::HashMap;
 
 use hubsearch_core::{Mode, SearchRequest};
 use hubsearch_index::{CandidateFacts, DocAddress, FacetCounts, Searcher};
-use hubsearch_rank::fusion;
+use hubsearch_rank::fusion::{self, Evidence, FusionParams};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
+/// A score and the 1-based rank it gave in one retriever's list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub score: f32,
+    pub rank: usize,
+}
+
+/// One retrieved card.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub addr: DocAddress,
+    pub facts: CandidateFacts,
+    /// BM25, when the text retriever found it.
+    pub text: Option<Scored>,
+    /// Similarity, when the vector retriever found it.
+    pub vector: Option<Scored>,
+    /// Cosine similarity to the query, for every candidate with a vector
+    /// (text candidates the vector retriever did not reach have one too).
+    pub cosine: Option<f32>,
+    /// Fused relevance in [0, 1].
+    pub relevance: f64,
+}
+
+impl Found {
+    fn new(addr: DocAddress, facts: CandidateFacts) -> Found {
+        Found {
+            addr,
+            facts,
+            text: None,
+            vector: None,
+            cosine: None,
+            relevance: 0.0,
+        }
+    }
+
+    /// A card listed without a query: relevance 1.
+    pub(crate) fn listed(addr: DocAddress, facts: CandidateFacts) -> Found {
+        Found {
+            relevance: 1.0,
+            ..Found::new(addr, facts)
+        }
+    }
+
+    fn evidence(&self) -> Evidence {
+        Evidence {
+            text: self.text.map(|t| (t.score as f64, t.rank)),
+            vector_rank: self.vector.map(|v| v.rank),
+            cosine: self.cosine.map(f64::from),
+        }
+    }
+}
+
 /// The candidates of one query, in retrieval order (best first).
 #[derive(Debug, Default)]
 pub struct Retrieved {
-    pub addrs: Vec<DocAddress>,
-    pub facts: Vec<CandidateFacts>,
-    /// (BM25 score, 1-based rank) when the text retriever found it.
-    pub bm25: Vec<Option<(f32, usize)>>,
-    /// (cosine similarity, 1-based rank) when the vector retriever found it.
-    pub vector: Vec<Option<(f32, usize)>>,
-    /// Cosine similarity to the query of every candidate with a vector
-    /// (exact: text candidates the vector retriever did not reach have one too).
-    pub sims: Vec<Option<f32>>,
-    /// Fused relevance in [0, 1].
-    pub relevance: Vec<f64>,
+    pub found: Vec<Found>,
+    /// Cards matching the query and filters (a lower bound unless facets
+    /// were counted).
     pub total: usize,
     pub facets: FacetCounts,
 }
 
 impl Engine {
-    /// Retrieve `depth` candidates for `req` in its mode.
+    /// Retrieve `depth` candidates for `req` in its mode (a request with no
+    /// query words is a listing: text order, relevance 1 for all).
     pub fn retrieve(
         &self,
         searcher: &Searcher,
@@ -38,159 +84,141 @@ impl Engine {
     ) -> Result<Retrieved> {
         let listing = req.query.trim().is_empty();
         let mode = if listing { Mode::Text } else { req.mode };
-        let want_text = mode != Mode::Vector;
-        let want_vector = mode != Mode::Text;
-
-        let mut by_key: HashMap<u64, usize> = HashMap::new();
         let mut out = Retrieved::default();
-        if want_text {
-            let results =
-                self.text_index()
-                    .search(searcher, &req.query, &req.filter, depth, req.facets)?;
-            let addrs: Vec<DocAddress> = results.hits.iter().map(|h| h.addr).collect();
-            let facts = self.text_index().candidate_facts(searcher, &addrs)?;
-            for (i, (h, f)) in results.hits.iter().zip(facts).enumerate() {
-                by_key.insert(f.id_key, out.addrs.len());
-                out.addrs.push(h.addr);
-                out.facts.push(f);
-                out.bm25.push((!listing).then_some((h.score, i + 1)));
-                out.vector.push(None);
-            }
-            out.total = results.total;
-            out.facets = results.facets;
+        if mode != Mode::Vector {
+            self.retrieve_text(searcher, req, depth, listing, &mut out)?;
         }
-        if want_vector {
-            let semantic = self.semantic().ok_or_else(|| {
-                Error::bad_request(
-                    "vector_search_disabled",
-                    "vector search needs embeddings (embedding.model = minilm or hash)",
-                )
-            })?;
-            let q = semantic.query_vector(&req.query)?;
-            let text_keys: Vec<u64> = out.facts.iter().map(|f| f.id_key).collect();
-            out.sims = semantic.vectors().similarities(&q, &text_keys);
-            let k = if mode == Mode::Hybrid {
-                self.config().search.vector_candidates.min(depth)
-            } else {
-                depth
-            };
-            let allowed = if req.filter.is_empty() {
-                None
-            } else {
-                Some(self.text_index().filter_keys(searcher, &req.filter)?)
-            };
-            let hits = semantic.vectors().search(&q, k, allowed.as_ref());
-            let missing: Vec<u64> = hits
-                .iter()
-                .map(|h| h.id_key)
-                .filter(|k| !by_key.contains_key(k))
-                .collect();
-            let addrs = self
-                .text_index()
-                .addresses_of(searcher, &missing, &req.filter)?;
-            // Facts of the vector-only candidates, read in one pass.
-            let new_addrs: Vec<DocAddress> = missing
-                .iter()
-                .filter_map(|k| addrs.get(k).copied())
-                .collect();
-            let new_facts = self.text_index().candidate_facts(searcher, &new_addrs)?;
-            let mut fresh: HashMap<u64, (DocAddress, CandidateFacts)> = new_facts
+        if mode != Mode::Text {
+            self.retrieve_vector(searcher, req, depth, mode, &mut out)?;
+        }
+        if listing {
+            out.found = out
+                .found
                 .into_iter()
-                .zip(new_addrs)
-                .map(|(f, a)| (f.id_key, (a, f)))
+                .map(|f| Found::listed(f.addr, f.facts))
                 .collect();
-            let mut rank = 0;
-            for h in &hits {
-                let slot = match by_key.get(&h.id_key) {
-                    Some(&i) => i,
-                    None => {
-                        // A vector whose card is gone (or filtered out) is skipped.
-                        let Some((addr, facts)) = fresh.remove(&h.id_key) else {
-                            continue;
-                        };
-                        by_key.insert(h.id_key, out.addrs.len());
-                        out.addrs.push(addr);
-                        out.facts.push(facts);
-                        out.bm25.push(None);
-                        out.vector.push(None);
-                        out.sims.push(Some(h.similarity));
-                        out.addrs.len() - 1
-                    }
-                };
-                rank += 1;
-                out.vector[slot] = Some((h.similarity, rank));
-            }
-            if mode == Mode::Vector {
-                out.total = out.addrs.len();
-            } else {
-                out.total = out.total.max(out.addrs.len());
+        } else {
+            let s = &self.config().search;
+            let params = FusionParams {
+                fusion: s.fusion,
+                vector_weight: s.vector_weight,
+                rrf_k: s.rrf_k,
+            };
+            let evidence: Vec<Evidence> = out.found.iter().map(Found::evidence).collect();
+            for (f, r) in out
+                .found
+                .iter_mut()
+                .zip(fusion::relevance(mode, &evidence, &params))
+            {
+                f.relevance = r;
             }
         }
-        out.relevance = self.fuse(&out, mode, listing);
         Ok(out)
     }
 
-    fn fuse(&self, r: &Retrieved, mode: Mode, listing: bool) -> Vec<f64> {
-        let n = r.addrs.len();
-        if listing {
-            return vec![1.0; n];
+    fn retrieve_text(
+        &self,
+        searcher: &Searcher,
+        req: &SearchRequest,
+        depth: usize,
+        listing: bool,
+        out: &mut Retrieved,
+    ) -> Result<()> {
+        let text = self.text_index();
+        let results = text.search(searcher, &req.query, &req.filter, depth, req.facets)?;
+        let addrs: Vec<DocAddress> = results.hits.iter().map(|h| h.addr).collect();
+        let facts = text.candidate_facts(searcher, &addrs)?;
+        for (i, (h, f)) in results.hits.iter().zip(facts).enumerate() {
+            let mut found = Found::new(h.addr, f);
+            found.text = (!listing).then_some(Scored {
+                score: h.score,
+                rank: i + 1,
+            });
+            out.found.push(found);
         }
-        let s = &self.config().search;
-        let bm25: Vec<f64> = r
-            .bm25
-            .iter()
-            .map(|b| b.map_or(0.0, |(x, _)| x as f64))
-            .collect();
-        let sims: Vec<f64> = r
-            .sims
-            .iter()
-            .map(|v| v.map_or(0.0, |x| x.max(0.0) as f64))
-            .collect();
-        let mut rel = match mode {
-            Mode::Text => bm25,
-            Mode::Vector => sims,
-            Mode::Hybrid if s.fusion == "rrf" => (0..n)
-                .map(|i| {
-                    let t = r.bm25[i].map_or(0.0, |(_, rank)| 1.0 / (s.rrf_k + rank as f64));
-                    let v = r.vector[i].map_or(0.0, |(_, rank)| 1.0 / (s.rrf_k + rank as f64));
-                    t + v
-                })
-                .collect(),
-            Mode::Hybrid if s.fusion == "cosine" => {
-                // Text min-max normalised, vector as its raw cosine.
-                let t = minmax(&bm25, r.bm25.iter().map(Option::is_some));
-                let w = s.vector_weight;
-                (0..n).map(|i| (1.0 - w) * t[i] + w * sims[i]).collect()
-            }
-            Mode::Hybrid => {
-                let t = minmax(&bm25, r.bm25.iter().map(Option::is_some));
-                let v = minmax(&sims, r.sims.iter().map(Option::is_some));
-                let w = s.vector_weight;
-                (0..n).map(|i| (1.0 - w) * t[i] + w * v[i]).collect()
-            }
-        };
-        fusion::normalise_by_max(&mut rel);
-        rel
+        out.total = results.total;
+        out.facets = results.facets;
+        Ok(())
     }
-}
 
-/// Min-max normalise the present values to [0, 1]; absent ones get 0.
-fn minmax(values: &[f64], present: impl Iterator<Item = bool>) -> Vec<f64> {
-    let present: Vec<bool> = present.collect();
-    let (lo, hi) = values
-        .iter()
-        .zip(&present)
-        .filter(|(_, p)| **p)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (v, _)| {
-            (lo.min(*v), hi.max(*v))
-        });
-    values
-        .iter()
-        .zip(&present)
-        .map(|(v, p)| match (*p, hi > lo) {
-            (false, _) => 0.0,
-            (true, true) => (v - lo) / (hi - lo),
-            (true, false) => 1.0,
-        })
-        .collect()
+    /// Add the vector side: every text candidate's exact cosine, then the
+    /// nearest neighbours (hybrid: `search.vector_candidates`; vector mode:
+    /// `depth`) that pass the filter.
+    fn retrieve_vector(
+        &self,
+        searcher: &Searcher,
+        req: &SearchRequest,
+        depth: usize,
+        mode: Mode,
+        out: &mut Retrieved,
+    ) -> Result<()> {
+        let semantic = self.semantic().ok_or(Error::VectorSearchDisabled)?;
+        let text = self.text_index();
+        let q = semantic.query_vector(&req.query)?;
+        let text_keys: Vec<u64> = out.found.iter().map(|f| f.facts.id_key).collect();
+        for (f, sim) in out
+            .found
+            .iter_mut()
+            .zip(semantic.vectors().similarities(&q, &text_keys))
+        {
+            f.cosine = sim;
+        }
+        let mut by_key: HashMap<u64, usize> =
+            text_keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        let k = if mode == Mode::Hybrid {
+            self.config().search.vector_candidates.min(depth)
+        } else {
+            depth
+        };
+        let allowed = if req.filter.is_empty() {
+            None
+        } else {
+            Some(text.filter_keys(searcher, &req.filter)?)
+        };
+        let hits = semantic.vectors().search(&q, k, allowed.as_ref());
+        // Cards only the vector side found: their addresses and facts in one pass.
+        let missing: Vec<u64> = hits
+            .iter()
+            .map(|h| h.id_key)
+            .filter(|k| !by_key.contains_key(k))
+            .collect();
+        let addrs = text.addresses_of(searcher, &missing, &req.filter)?;
+        let new_addrs: Vec<DocAddress> = missing
+            .iter()
+            .filter_map(|k| addrs.get(k).copied())
+            .collect();
+        let mut fresh: HashMap<u64, Found> = text
+            .candidate_facts(searcher, &new_addrs)?
+            .into_iter()
+            .zip(new_addrs)
+            .map(|(f, a)| (f.id_key, Found::new(a, f)))
+            .collect();
+        let mut rank = 0;
+        for h in &hits {
+            let slot = match by_key.get(&h.id_key) {
+                Some(&i) => i,
+                None => {
+                    // A vector whose card is gone (or filtered out) is skipped.
+                    let Some(mut found) = fresh.remove(&h.id_key) else {
+                        continue;
+                    };
+                    found.cosine = Some(h.similarity);
+                    by_key.insert(h.id_key, out.found.len());
+                    out.found.push(found);
+                    out.found.len() - 1
+                }
+            };
+            rank += 1;
+            out.found[slot].vector = Some(Scored {
+                score: h.similarity,
+                rank,
+            });
+        }
+        out.total = if mode == Mode::Vector {
+            out.found.len()
+        } else {
+            out.total.max(out.found.len())
+        };
+        Ok(())
+    }
 }

@@ -5,18 +5,19 @@
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hubsearch_core::card::key_of;
 use hubsearch_core::config::EmbeddingConfig;
+use hubsearch_core::EmbeddingModel;
 use hubsearch_core::ModelCard;
-use hubsearch_index::embedder::{Embedder, HashEmbedder, MiniLm};
+use hubsearch_index::embedder::{EmbedError, Embedder, HashEmbedder, MiniLm};
 use hubsearch_index::{HnswParams, TextIndex, VectorIndex};
-use indicatif::{ProgressBar, ProgressStyle};
 use lru::LruCache;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::progress::{Progress, ProgressFn};
 
 /// (card key, text hash, vector).
 type Embedded = (u64, u64, Vec<f32>);
@@ -41,7 +42,7 @@ pub struct VectorReport {
 /// Embedder, vectors, cache.
 pub struct Semantic {
     config: EmbeddingConfig,
-    embedder: OnceLock<std::result::Result<Arc<dyn Embedder>, String>>,
+    embedder: OnceLock<std::result::Result<Arc<dyn Embedder>, Arc<EmbedError>>>,
     vectors: VectorIndex,
     cache: Mutex<LruCache<String, Arc<Vec<f32>>>>,
     dirty: std::sync::atomic::AtomicBool,
@@ -51,10 +52,10 @@ impl Semantic {
     /// Open the vectors in `dir` for the configured model; `None` when the
     /// model is `none`.
     pub fn open(dir: &Path, config: &EmbeddingConfig) -> Result<Option<Semantic>> {
-        let (name, dim) = match config.model.as_str() {
-            "minilm" => ("all-MiniLM-L6-v2", 384),
-            "hash" => ("hash-384", 384),
-            _ => return Ok(None),
+        let (name, dim) = match config.model {
+            EmbeddingModel::MiniLm => ("all-MiniLM-L6-v2", 384),
+            EmbeddingModel::Hash => ("hash-384", 384),
+            EmbeddingModel::None => return Ok(None),
         };
         let params = HnswParams {
             m: config.hnsw_m,
@@ -62,8 +63,7 @@ impl Semantic {
             ef_search: config.hnsw_ef_search,
             exact_below: config.exact_below,
         };
-        let vectors = VectorIndex::open(dir, name, dim, params)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let vectors = VectorIndex::open(dir, name, dim, params)?;
         Ok(Some(Semantic {
             config: config.clone(),
             embedder: OnceLock::new(),
@@ -78,14 +78,14 @@ impl Semantic {
     /// The embedder, loaded on first use.
     pub fn embedder(&self) -> Result<Arc<dyn Embedder>> {
         self.embedder
-            .get_or_init(|| match self.config.model.as_str() {
-                "hash" => Ok(Arc::new(HashEmbedder::new(384)) as Arc<dyn Embedder>),
+            .get_or_init(|| match self.config.model {
+                EmbeddingModel::Hash => Ok(Arc::new(HashEmbedder::new(384)) as Arc<dyn Embedder>),
                 _ => MiniLm::load(&self.config.model_dir)
                     .map(|m| Arc::new(m) as Arc<dyn Embedder>)
-                    .map_err(|e| e.to_string()),
+                    .map_err(Arc::new),
             })
             .clone()
-            .map_err(|message| Error::bad_request("embedding_unavailable", message))
+            .map_err(Error::EmbeddingUnavailable)
     }
 
     /// Note that vectors changed since the last save.
@@ -96,9 +96,7 @@ impl Semantic {
     /// Save the vectors if they changed since the last save.
     pub fn save_if_dirty(&self) -> Result<()> {
         if self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            self.vectors
-                .save()
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            self.vectors.save()?;
         }
         Ok(())
     }
@@ -110,11 +108,10 @@ impl Semantic {
 
     /// One text's vector, from the model.
     fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
-        self.embedder()?
-            .embed(&[text])
-            .map_err(|e| Error::Internal(e.to_string()))?
+        let mut vectors = self.embedder()?.embed(&[text])?;
+        vectors
             .pop()
-            .ok_or_else(|| Error::Internal("the embedder returned no vector".into()))
+            .ok_or_else(|| EmbedError::Model("the embedder returned no vector".into()).into())
     }
 
     /// Embed one card (a publish) and store its vector; saved with the
@@ -123,8 +120,7 @@ impl Semantic {
         let short = card.short_text();
         let v = self.embed_one(&short)?;
         self.vectors
-            .upsert(vec![(key_of(&card.id), key_of(&short), v)])
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .upsert(vec![(key_of(&card.id), key_of(&short), v)])?;
         self.mark_dirty();
         Ok(())
     }
@@ -150,7 +146,7 @@ impl Semantic {
 
     /// Embed every card whose short text changed (or that has no vector),
     /// drop vectors of cards that are gone, and save.
-    pub fn sync(&self, text: &TextIndex, progress: bool) -> Result<VectorReport> {
+    pub fn sync(&self, text: &TextIndex, progress: ProgressFn<'_>) -> Result<VectorReport> {
         let start = Instant::now();
         let searcher = text.searcher();
         let mut todo: Vec<(u64, u64, String)> = Vec::new();
@@ -180,19 +176,8 @@ impl Semantic {
         } else {
             Some(self.embedder()?)
         };
-        let bar = if progress && !todo.is_empty() {
-            let b = ProgressBar::new(todo.len() as u64);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "embedding {bar:30} {pos}/{len} cards ({per_sec}, eta {eta})",
-                )
-                .expect("valid template"),
-            );
-            b.enable_steady_tick(Duration::from_millis(250));
-            b
-        } else {
-            ProgressBar::hidden()
-        };
+        let total = todo.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
         // One worker per core, each embedding whole batches on one thread:
         // measured faster on 2 cores than one batch split across both
         // (65 vs 46 cards/s), as small matrices parallelise poorly.
@@ -207,16 +192,19 @@ impl Semantic {
                         let embedder = embedder
                             .as_ref()
                             .expect("embedder loaded when there is work");
-                        let bar = &bar;
+                        let done = &done;
                         sc.spawn(move || -> Result<Vec<Embedded>> {
                             let mut out = Vec::new();
                             for chunk in group.iter().skip(w).step_by(workers) {
                                 let texts: Vec<&str> = chunk.iter().map(|t| t.2.as_str()).collect();
-                                let vecs = embedder
-                                    .embed(&texts)
-                                    .map_err(|e| Error::Internal(e.to_string()))?;
+                                let vecs = embedder.embed(&texts)?;
                                 out.extend(chunk.iter().zip(vecs).map(|(t, v)| (t.0, t.1, v)));
-                                bar.inc(chunk.len() as u64);
+                                let before = done
+                                    .fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+                                progress(Progress::Embedded {
+                                    done: before + chunk.len(),
+                                    total,
+                                });
                             }
                             Ok(out)
                         })
@@ -224,11 +212,7 @@ impl Semantic {
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Internal("an embedding worker panicked".into()))
-                        })
-                    })
+                    .map(|h| h.join().unwrap_or(Err(Error::WorkerPanicked)))
                     .collect()
             });
             let mut items = Vec::new();
@@ -237,17 +221,15 @@ impl Semantic {
             }
             embed_seconds += t.elapsed().as_secs_f64();
             let t = Instant::now();
-            self.vectors
-                .upsert(items)
-                .map_err(|e| Error::Internal(e.to_string()))?;
+            self.vectors.upsert(items)?;
             graph_seconds += t.elapsed().as_secs_f64();
         }
-        bar.finish_and_clear();
+        if total > 0 {
+            progress(Progress::Done);
+        }
         let t = Instant::now();
         self.vectors.retain(&keep);
-        self.vectors
-            .save()
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.vectors.save()?;
         graph_seconds += t.elapsed().as_secs_f64();
         let seconds = start.elapsed().as_secs_f64();
         Ok(VectorReport {

@@ -1,4 +1,4 @@
-//! Exposure metrics over ranked lists (DESIGN.md section 5): expected
+//! Exposure metrics over ranked lists (docs/metrics.md, Exposure): expected
 //! exposure against a grade-based target (Diaz et al., CIKM 2020; TREC Fair
 //! 2022 `eel.py`), and AWRF (TREC Fair 2021).
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hubsearch_core::{Mode, SearchRequest};
+use hubsearch_core::{Mode, PolicyKind, SearchRequest};
 use hubsearch_engine::Engine;
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ use crate::trec::{Qrels, Query, RunEntry};
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     pub mode: Mode,
-    pub policy: Option<String>,
+    pub policy: Option<PolicyKind>,
     /// Serve the whole query list this many times in sequence.
     pub repeat: usize,
     /// Depth of each ranked list.
@@ -76,7 +76,7 @@ pub fn evaluate(
         for q in queries {
             let mut req = SearchRequest::new(q.text.clone(), opts.depth);
             req.mode = opts.mode;
-            req.policy = opts.policy.clone();
+            req.policy = opts.policy;
             req.seed = Some(rep as u64);
             let resp = engine.search(&req)?;
             let ranked: Vec<(String, f64)> =

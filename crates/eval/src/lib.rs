@@ -13,7 +13,9 @@ pub mod metrics;
 pub mod replay;
 pub mod simulate;
 pub mod svg;
+pub mod synth;
 pub mod trec;
 
 pub use harness::{evaluate, EvalOptions, EvalReport};
 pub use replay::{replay, PolicyReport, ReplayOptions};
+pub use synth::HubGenerator;

@@ -1,4 +1,4 @@
-//! Relevance metrics (DESIGN.md section 5), as trec_eval defines them:
+//! Relevance metrics (docs/metrics.md, Relevance), as trec_eval defines them:
 //! linear gain = grade, discount 1/log2(1 + rank), ideal from the qrels;
 //! a document is relevant for Recall and MRR when its grade is >= 1.
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hubsearch_core::card::key_of;
-use hubsearch_core::{Config, Mode, SearchRequest};
+use hubsearch_core::{Config, Mode, PolicyKind, SearchRequest};
 use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_rank::gini;
 use serde::Serialize;
@@ -40,7 +40,7 @@ impl Default for ReplayOptions {
 /// One policy's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyReport {
-    pub policy: String,
+    pub policy: PolicyKind,
     /// Means over every (repetition, query): relevance metrics, and exposure
     /// metrics (`ee_l`, `ee_d`, `ee_r` averaged over queries; concentration
     /// over the whole replay).
@@ -54,7 +54,7 @@ pub struct PolicyReport {
 /// Replay `queries` under `policy` with a fresh in-memory ledger.
 pub fn replay(
     config: &Config,
-    policy: &str,
+    policy: PolicyKind,
     queries: &[Query],
     qrels: &Qrels,
     opts: &ReplayOptions,
@@ -72,7 +72,7 @@ pub fn replay(
         for (qi, q) in queries.iter().enumerate() {
             let mut req = SearchRequest::new(q.text.clone(), opts.depth);
             req.mode = opts.mode;
-            req.policy = Some(policy.to_string());
+            req.policy = Some(policy);
             req.seed = Some((rep * queries.len() + qi) as u64);
             req.exposed = Some(opts.page);
             let resp = engine.search(&req)?;
@@ -164,7 +164,7 @@ pub fn replay(
         means.insert(k, v);
     }
     Ok(PolicyReport {
-        policy: policy.to_string(),
+        policy,
         means,
         per_query,
         run,

@@ -1,4 +1,4 @@
-//! The marketplace simulator (DESIGN.md section 6): users arrive, search,
+//! The marketplace simulator (docs/simulator.md): users arrive, search,
 //! look at the page with position bias, call models with a probability by
 //! relevance grade, and pay their builders; calls feed popularity, which the
 //! `popularity` policy ranks by. Policies are compared on the same users
@@ -11,9 +11,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hubsearch_core::card::key_of;
-use hubsearch_core::{lang, Mode, SearchRequest};
-use hubsearch_engine::Engine;
+use hubsearch_core::config::RankingConfig;
+use hubsearch_core::{lang, Group, Mode, PolicyKind, SearchRequest};
+use hubsearch_engine::{CandidateFacts, Engine};
 use hubsearch_rank::{gini, lorenz, page_delta, rank, Attention, Candidate, ExposureBook, Policy};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,7 +28,7 @@ pub struct SimOptions {
     pub visits: usize,
     pub rounds: usize,
     pub seed: u64,
-    pub policies: Vec<String>,
+    pub policies: Vec<PolicyKind>,
     /// Hits on a page.
     pub page: usize,
     /// Probability that an examined model is called, by grade 0, 1, 2.
@@ -59,13 +59,7 @@ impl Default for SimOptions {
             visits: 100_000,
             rounds: 10,
             seed: 42,
-            policies: vec![
-                "relevance".into(),
-                "popularity".into(),
-                "tail_boost".into(),
-                "fair".into(),
-                "stochastic".into(),
-            ],
+            policies: PolicyKind::ALL.to_vec(),
             page: 10,
             call_probability: [0.05, 0.5, 0.9],
             judged_share: 0.2,
@@ -86,12 +80,10 @@ impl Default for SimOptions {
 /// One candidate as the simulator sees it.
 #[derive(Debug, Clone)]
 struct SimCand {
-    id_key: u64,
-    builder: u64,
+    facts: CandidateFacts,
     relevance: f64,
     grade: u32,
     price: f64,
-    downloads: u64,
 }
 
 struct SimQuery {
@@ -115,7 +107,7 @@ pub struct RoundFigures {
 /// Figures of one policy's run.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyRun {
-    pub policy: String,
+    pub policy: PolicyKind,
     pub lambda: Option<f64>,
     pub ndcg10: f64,
     /// Calls to relevant models per visit.
@@ -241,39 +233,39 @@ fn query_pool(
     }
     let depth = engine.config().search.candidates.min(100);
     let searcher = engine.text_index().searcher();
-    let retrieve = |text: &str| -> Result<
-        Vec<(hubsearch_core::ModelCard, f64, u64)>,
-        hubsearch_engine::Error,
-    > {
+    type Listed = Vec<(hubsearch_core::ModelCard, f64, CandidateFacts)>;
+    let retrieve = |text: &str| -> Result<Listed, hubsearch_engine::Error> {
         let mut req = SearchRequest::new(
             text.to_string(),
             depth.min(engine.config().search.max_limit),
         );
         req.mode = o.mode;
         let r = engine.retrieve(&searcher, &req, depth)?;
-        let mut out = Vec::with_capacity(r.addrs.len());
-        for ((addr, rel), f) in r.addrs.iter().zip(&r.relevance).zip(&r.facts) {
+        let mut out = Vec::with_capacity(r.found.len());
+        for f in &r.found {
             out.push((
-                engine.text_index().card(&searcher, *addr)?,
-                *rel,
-                f.downloads,
+                engine.text_index().card(&searcher, f.addr)?,
+                f.relevance,
+                f.facts,
             ));
         }
         Ok(out)
     };
-    let to_sim = |list: Vec<(hubsearch_core::ModelCard, f64, u64)>,
+    let to_sim = |list: Listed,
                   grade: &dyn Fn(&hubsearch_core::ModelCard) -> u32|
      -> (Vec<SimCand>, Vec<String>) {
         let ids = list.iter().map(|(c, _, _)| c.id.clone()).collect();
         let cands = list
             .into_iter()
-            .map(|(c, rel, downloads)| SimCand {
-                id_key: key_of(&c.id),
-                builder: key_of(&c.builder),
-                relevance: rel,
+            .map(|(c, relevance, facts)| SimCand {
+                // The simulator counts its own calls, not the card's.
+                facts: CandidateFacts {
+                    paid_calls: 0,
+                    ..facts
+                },
+                relevance,
                 grade: grade(&c),
-                price: price_of(key_of(&c.id), o),
-                downloads,
+                price: price_of(facts.id_key, o),
             })
             .collect();
         (cands, ids)
@@ -329,26 +321,19 @@ pub fn simulate(
 ) -> Result<Simulation, hubsearch_engine::Error> {
     let (judged_pool, gen_pool) = query_pool(engine, judged, qrels, o, progress)?;
     let hub = engine.hub();
-    let attention = Attention::from_name(
-        &engine.config().ranking.attention,
+    let attention = Attention::new(
+        engine.config().ranking.attention,
         engine.config().ranking.gamma,
-    )
-    .unwrap_or(Attention::Log);
+    );
+    let ranking = RankingConfig {
+        alpha: o.alpha,
+        beta: o.beta,
+        temperature: o.temperature,
+        ..engine.config().ranking.clone()
+    };
     let mut runs = Vec::new();
-    for name in &o.policies {
-        let policy = Policy::from_name(
-            name,
-            o.alpha,
-            o.beta,
-            engine.config().ranking.lambda,
-            o.temperature,
-        )
-        .ok_or_else(|| {
-            hubsearch_engine::Error::bad_request(
-                "unknown_policy",
-                format!("unknown policy {name:?}"),
-            )
-        })?;
+    for &kind in &o.policies {
+        let policy = Policy::new(kind, &ranking);
         runs.push(run(
             &policy,
             None,
@@ -359,7 +344,7 @@ pub fn simulate(
             &attention,
             o,
         ));
-        progress(&format!("simulated {} visits under {name}", o.visits));
+        progress(&format!("simulated {} visits under {kind}", o.visits));
     }
     let mut sweep = Vec::new();
     for &l in &o.lambdas {
@@ -426,12 +411,9 @@ fn run(
         let cands: Vec<Candidate> = q
             .cands
             .iter()
-            .map(|c| Candidate {
-                relevance: c.relevance,
-                calls: (c.downloads + calls.get(&c.id_key).copied().unwrap_or(0)) as f64,
-                quantile: hub.quantile(c.downloads),
-                group: c.id_key,
-                key: c.id_key,
+            .map(|c| {
+                let called = calls.get(&c.facts.id_key).copied().unwrap_or(0);
+                hub.candidate(&c.facts, c.relevance, called, Group::Model)
             })
             .collect();
         let order = rank(policy, &cands, &book, visit as u64);
@@ -439,7 +421,8 @@ fn run(
         let delta = page_delta(&cands, &shown, 1, attention);
         for &i in &shown {
             let c = &q.cands[i];
-            *exposure_b.entry(c.builder).or_default() += delta.get(&c.id_key).map_or(0.0, |d| d.0);
+            *exposure_b.entry(c.facts.builder_key).or_default() +=
+                delta.get(&c.facts.id_key).map_or(0.0, |d| d.0);
         }
         book.apply(&delta);
         let ranked_ids: Vec<String> = shown.iter().map(|&i| q.ids[i].clone()).collect();
@@ -456,8 +439,8 @@ fn run(
             let (u_look, u_call): (f64, f64) = (dice.gen(), dice.gen());
             let c = &q.cands[i];
             if u_look < looks[j].min(1.0) && u_call < o.call_probability[c.grade.min(2) as usize] {
-                *calls.entry(c.id_key).or_default() += 1;
-                *income.entry(c.builder).or_default() += c.price;
+                *calls.entry(c.facts.id_key).or_default() += 1;
+                *income.entry(c.facts.builder_key).or_default() += c.price;
                 total_calls += 1;
                 total_income += c.price;
                 if c.grade > 0 {
@@ -510,7 +493,7 @@ fn run(
         .collect();
     let last = rounds.last().cloned();
     PolicyRun {
-        policy: policy.name().to_string(),
+        policy: policy.kind(),
         lambda,
         ndcg10: ndcg_sum / visits.max(1) as f64,
         utility: useful_calls as f64 / visits.max(1) as f64,

@@ -41,7 +41,7 @@ pub struct TextHit {
 }
 
 /// Per-candidate facts ranking needs (see [`TextIndex::candidate_facts`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CandidateFacts {
     /// `key_of(id)`: tie-breaks and per-model ledger keys.
     pub id_key: u64,

@@ -1,6 +1,7 @@
 //! Attention (position-bias) models: how much exposure rank `j` gets
-//! (DESIGN.md section 3). Exposure beyond rank 100 is 0.
+//! (docs/ranking.md, Attention). Exposure beyond rank 100 is 0.
 
+use hubsearch_core::AttentionKind;
 use serde::{Deserialize, Serialize};
 
 /// Deepest rank that receives any exposure.
@@ -22,15 +23,14 @@ pub enum Attention {
 }
 
 impl Attention {
-    /// Parse a config name (`log`, `trec`, `rbp`, `cascade`).
-    pub fn from_name(name: &str, gamma: f64) -> Option<Attention> {
-        Some(match name {
-            "log" => Attention::Log,
-            "trec" => Attention::Trec,
-            "rbp" => Attention::Rbp { gamma },
-            "cascade" => Attention::Cascade { click: 0.5 },
-            _ => return None,
-        })
+    /// The attention model of `kind`; `gamma` is the `rbp` patience.
+    pub fn new(kind: AttentionKind, gamma: f64) -> Attention {
+        match kind {
+            AttentionKind::Log => Attention::Log,
+            AttentionKind::Trec => Attention::Trec,
+            AttentionKind::Rbp => Attention::Rbp { gamma },
+            AttentionKind::Cascade => Attention::Cascade { click: 0.5 },
+        }
     }
 
     /// Exposure of 1-based rank `j`, for the position-only models. For

@@ -1,5 +1,5 @@
 //! [`ExposureBook`]: cumulative exposure and merit per group, the state the
-//! `fair` policy reads and every served page updates (DESIGN.md section 4).
+//! `fair` policy reads and every served page updates (docs/ranking.md, Exposure book).
 //! Pure and in memory; the engine's ledger persists it.
 
 use std::collections::HashMap;

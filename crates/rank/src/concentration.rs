@@ -1,5 +1,5 @@
 //! How concentrated a quantity (downloads, exposure, calls, income) is:
-//! Gini, top-k shares, tail share (DESIGN.md section 5).
+//! Gini, top-k shares, tail share (docs/metrics.md, Concentration).
 
 use serde::{Deserialize, Serialize};
 

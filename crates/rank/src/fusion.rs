@@ -1,54 +1,86 @@
-//! Fusing ranked lists from several retrievers into one relevance in [0, 1]
-//! (DESIGN.md section 2).
+//! Fusing the text and vector retrievers into one relevance in [0, 1] per
+//! candidate (docs/retrieval.md, Fusion).
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use hubsearch_core::{Fusion, Mode};
 
-/// Reciprocal rank fusion: `sum_s 1 / (k + rank_s(d))` (Cormack et al. 2009),
-/// each list given best first. Returns (doc, fused score) best first, ties
-/// broken by the doc's first appearance.
-pub fn rrf<D: Clone + Eq + Hash>(lists: &[&[D]], k: f64) -> Vec<(D, f64)> {
-    let mut scores: HashMap<D, (f64, usize)> = HashMap::new();
-    let mut order = 0;
-    for list in lists {
-        for (i, d) in list.iter().enumerate() {
-            let e = scores.entry(d.clone()).or_insert_with(|| {
-                order += 1;
-                (0.0, order)
-            });
-            e.0 += 1.0 / (k + i as f64 + 1.0);
-        }
-    }
-    sorted(scores)
+/// What the retrievers said about one candidate.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    /// BM25 score and 1-based rank, when the text retriever found it.
+    pub text: Option<(f64, usize)>,
+    /// 1-based rank in the vector retriever's list, when it found it.
+    pub vector_rank: Option<usize>,
+    /// Cosine similarity to the query, when the candidate has a vector.
+    pub cosine: Option<f64>,
 }
 
-/// Min-max normalise each list's scores to [0, 1], then sum with weights. A
-/// doc absent from a list gets 0 from it.
-pub fn weighted_minmax<D: Clone + Eq + Hash>(lists: &[(&[(D, f64)], f64)]) -> Vec<(D, f64)> {
-    let mut scores: HashMap<D, (f64, usize)> = HashMap::new();
-    let mut order = 0;
-    for (list, weight) in lists {
-        let (lo, hi) = list
+/// How hybrid search weighs the two sides.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FusionParams {
+    pub fusion: Fusion,
+    /// Weight of the vector side (the text side gets 1 - this).
+    pub vector_weight: f64,
+    /// The RRF constant k.
+    pub rrf_k: f64,
+}
+
+/// Relevance of every candidate in `mode`, scaled so the best is 1.
+/// Text: the BM25 score. Vector: the cosine (negative as 0). Hybrid:
+/// - `cosine`: `(1 - w) * minmax(bm25) + w * cosine`;
+/// - `weighted`: `(1 - w) * minmax(bm25) + w * minmax(cosine)`;
+/// - `rrf`: `sum over both lists of 1 / (k + rank)` (Cormack et al. 2009).
+pub fn relevance(mode: Mode, evidence: &[Evidence], p: &FusionParams) -> Vec<f64> {
+    let bm25: Vec<Option<f64>> = evidence.iter().map(|e| e.text.map(|t| t.0)).collect();
+    let cosine: Vec<Option<f64>> = evidence
+        .iter()
+        .map(|e| e.cosine.map(|c| c.max(0.0)))
+        .collect();
+    let w = p.vector_weight;
+    let mut rel: Vec<f64> = match (mode, p.fusion) {
+        (Mode::Text, _) => bm25.iter().map(|b| b.unwrap_or(0.0)).collect(),
+        (Mode::Vector, _) => cosine.iter().map(|c| c.unwrap_or(0.0)).collect(),
+        (Mode::Hybrid, Fusion::Rrf) => evidence
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, s)| {
-                (lo.min(*s), hi.max(*s))
-            });
-        for (d, s) in list.iter() {
-            let norm = if hi > lo { (s - lo) / (hi - lo) } else { 1.0 };
-            let e = scores.entry(d.clone()).or_insert_with(|| {
-                order += 1;
-                (0.0, order)
-            });
-            e.0 += weight * norm;
-        }
-    }
-    sorted(scores)
+            .map(|e| rrf(&[e.text.map(|t| t.1), e.vector_rank], p.rrf_k))
+            .collect(),
+        (Mode::Hybrid, Fusion::Cosine) => minmax(&bm25)
+            .iter()
+            .zip(&cosine)
+            .map(|(t, c)| (1.0 - w) * t + w * c.unwrap_or(0.0))
+            .collect(),
+        (Mode::Hybrid, Fusion::Weighted) => minmax(&bm25)
+            .iter()
+            .zip(minmax(&cosine))
+            .map(|(t, c)| (1.0 - w) * t + w * c)
+            .collect(),
+    };
+    normalise_by_max(&mut rel);
+    rel
 }
 
-fn sorted<D>(scores: HashMap<D, (f64, usize)>) -> Vec<(D, f64)> {
-    let mut v: Vec<(D, f64, usize)> = scores.into_iter().map(|(d, (s, o))| (d, s, o)).collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
-    v.into_iter().map(|(d, s, _)| (d, s)).collect()
+/// Reciprocal rank fusion of one document: `sum_s 1 / (k + rank_s)` over
+/// the lists that have it (1-based ranks).
+pub fn rrf(ranks: &[Option<usize>], k: f64) -> f64 {
+    ranks.iter().flatten().map(|r| 1.0 / (k + *r as f64)).sum()
+}
+
+/// Min-max normalise the present values to [0, 1] (all equal: 1); absent
+/// ones get 0.
+pub fn minmax(values: &[Option<f64>]) -> Vec<f64> {
+    let (lo, hi) = values
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    values
+        .iter()
+        .map(|v| match v {
+            None => 0.0,
+            Some(v) if hi > lo => (v - lo) / (hi - lo),
+            Some(_) => 1.0,
+        })
+        .collect()
 }
 
 /// Scale scores to [0, 1] by the maximum (the best hit gets 1; 0 stays 0).
@@ -68,9 +100,15 @@ mod tests {
 
     #[test]
     fn rrf_hand_computed() {
-        let a = ["x", "y", "z"];
-        let b = ["y", "w"];
-        let f = rrf(&[&a, &b], 60.0);
+        // Lists a = [x, y, z] and b = [y, w]: ranks per doc in (a, b).
+        let docs = [
+            ("x", [Some(1), None]),
+            ("y", [Some(2), Some(1)]),
+            ("z", [Some(3), None]),
+            ("w", [None, Some(2)]),
+        ];
+        let mut f: Vec<(&str, f64)> = docs.iter().map(|(d, r)| (*d, rrf(r, 60.0))).collect();
+        f.sort_by(|a, b| b.1.total_cmp(&a.1));
         assert_eq!(f[0].0, "y");
         assert!((f[0].1 - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-12);
         assert_eq!(f.len(), 4);
@@ -78,27 +116,48 @@ mod tests {
 
     #[test]
     fn minmax_hand_computed() {
-        let a = [("x", 10.0), ("y", 5.0), ("z", 0.0)];
-        let b = [("z", 0.9), ("y", 0.5)];
-        let f = weighted_minmax(&[(&a, 0.5), (&b, 0.5)]);
+        // Docs x, y, z; a = (10, 5, 0), b = (-, 0.5, 0.9); weights 0.5 each.
+        let a = minmax(&[Some(10.0), Some(5.0), Some(0.0)]);
+        let b = minmax(&[None, Some(0.5), Some(0.9)]);
+        let f: Vec<f64> = a.iter().zip(&b).map(|(a, b)| 0.5 * a + 0.5 * b).collect();
         // x: 0.5*1 ; y: 0.5*0.5 + 0.5*0 = 0.25 ; z: 0 + 0.5*1 = 0.5
-        assert_eq!(f[0].0, "x");
-        assert_eq!(f[1].0, "z");
-        assert!((f[2].1 - 0.25).abs() < 1e-12);
+        assert_eq!(f[0], 0.5);
+        assert_eq!(f[2], 0.5);
+        assert!((f[1] - 0.25).abs() < 1e-12);
+        // Hybrid `weighted` with w = 0.5 gives the same order, scaled by max.
+        let ev = [
+            Evidence {
+                text: Some((10.0, 1)),
+                vector_rank: None,
+                cosine: None,
+            },
+            Evidence {
+                text: Some((5.0, 2)),
+                vector_rank: Some(2),
+                cosine: Some(0.5),
+            },
+            Evidence {
+                text: Some((0.0, 3)),
+                vector_rank: Some(1),
+                cosine: Some(0.9),
+            },
+        ];
+        let p = FusionParams {
+            fusion: Fusion::Weighted,
+            vector_weight: 0.5,
+            rrf_k: 60.0,
+        };
+        assert_eq!(relevance(Mode::Hybrid, &ev, &p), vec![1.0, 0.5, 1.0]);
     }
 
     proptest! {
         #[test]
-        fn rrf_is_order_invariant(a in proptest::collection::vec(0u32..50, 0..30), b in proptest::collection::vec(0u32..50, 0..30)) {
-            let dedup = |v: Vec<u32>| { let mut s = std::collections::HashSet::new(); v.into_iter().filter(|x| s.insert(*x)).collect::<Vec<_>>() };
-            let (a, b) = (dedup(a), dedup(b));
-            let ab: HashMap<u32, f64> = rrf(&[&a, &b], 60.0).into_iter().collect();
-            let ba: HashMap<u32, f64> = rrf(&[&b, &a], 60.0).into_iter().collect();
-            prop_assert_eq!(ab.len(), ba.len());
-            for (k, v) in &ab {
-                prop_assert!((v - ba[k]).abs() < 1e-12);
-                prop_assert!(v.is_finite() && *v > 0.0);
-            }
+        fn rrf_is_order_invariant(a in proptest::option::of(1usize..100), b in proptest::option::of(1usize..100)) {
+            let ab = rrf(&[a, b], 60.0);
+            let ba = rrf(&[b, a], 60.0);
+            prop_assert!((ab - ba).abs() < 1e-12);
+            prop_assert!(ab.is_finite() && ab >= 0.0);
+            prop_assert_eq!(ab > 0.0, a.is_some() || b.is_some());
         }
 
         #[test]

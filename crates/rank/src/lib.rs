@@ -3,7 +3,8 @@
 //! The ranking math of hubsearch as pure functions: no I/O, no clocks, no
 //! global state, so every property can be tested with proptest.
 //!
-//! - [`fusion`]: reciprocal rank fusion and min-max weighted sums.
+//! - [`fusion`]: text and vector evidence fused into relevance (cosine,
+//!   min-max weighted, reciprocal rank fusion).
 //! - [`attention`]: position-bias models (log, trec, rbp, cascade).
 //! - [`policy`]: relevance, popularity, tail_boost, fair (FairCo), stochastic
 //!   (Plackett-Luce), each returning every hit's score parts.
@@ -25,7 +26,8 @@ pub mod policy;
 pub use attention::Attention;
 pub use book::{page_delta, ExposureBook, PageDelta};
 pub use concentration::{gini, lorenz, top_fraction_share, top_k_share, Concentration};
-pub use policy::{rank, Candidate, Policy, Ranked, POLICY_NAMES};
+pub use fusion::{Evidence, FusionParams};
+pub use policy::{rank, Candidate, Policy, Ranked};
 
 #[cfg(test)]
 mod properties;

@@ -1,10 +1,11 @@
-//! Ranking policies (DESIGN.md section 4). Each orders all candidates and
+//! Ranking policies (docs/ranking.md, Policies). Each orders all candidates and
 //! returns every hit's score parts, so a user can see why a model is where it
 //! is.
 
 use std::collections::HashMap;
 
-use hubsearch_core::ScoreParts;
+use hubsearch_core::config::RankingConfig;
+use hubsearch_core::{PolicyKind, ScoreParts};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -42,43 +43,34 @@ pub enum Policy {
     Stochastic { temperature: f64 },
 }
 
-/// Policy names accepted by [`Policy::from_name`].
-pub const POLICY_NAMES: [&str; 5] = [
-    "relevance",
-    "popularity",
-    "tail_boost",
-    "fair",
-    "stochastic",
-];
-
 impl Policy {
-    /// Build a policy from its name and the configured parameters.
-    pub fn from_name(
-        name: &str,
-        alpha: f64,
-        beta: f64,
-        lambda: f64,
-        temperature: f64,
-    ) -> Option<Policy> {
-        Some(match name {
-            "relevance" => Policy::Relevance,
-            "popularity" => Policy::Popularity { alpha },
-            "tail_boost" => Policy::TailBoost { beta },
-            "fair" => Policy::Fair { lambda },
-            "stochastic" => Policy::Stochastic { temperature },
-            _ => return None,
-        })
+    /// The policy of `kind` with its parameters from the ranking config.
+    pub fn new(kind: PolicyKind, r: &RankingConfig) -> Policy {
+        match kind {
+            PolicyKind::Relevance => Policy::Relevance,
+            PolicyKind::Popularity => Policy::Popularity { alpha: r.alpha },
+            PolicyKind::TailBoost => Policy::TailBoost { beta: r.beta },
+            PolicyKind::Fair => Policy::Fair { lambda: r.lambda },
+            PolicyKind::Stochastic => Policy::Stochastic {
+                temperature: r.temperature,
+            },
+        }
+    }
+
+    /// Which policy this is.
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            Policy::Relevance => PolicyKind::Relevance,
+            Policy::Popularity { .. } => PolicyKind::Popularity,
+            Policy::TailBoost { .. } => PolicyKind::TailBoost,
+            Policy::Fair { .. } => PolicyKind::Fair,
+            Policy::Stochastic { .. } => PolicyKind::Stochastic,
+        }
     }
 
     /// The policy's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Policy::Relevance => "relevance",
-            Policy::Popularity { .. } => "popularity",
-            Policy::TailBoost { .. } => "tail_boost",
-            Policy::Fair { .. } => "fair",
-            Policy::Stochastic { .. } => "stochastic",
-        }
+        self.kind().as_str()
     }
 }
 

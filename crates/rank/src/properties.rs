@@ -1,4 +1,4 @@
-//! Property tests of the ranking math (CONVENTIONS.md, Tests).
+//! Property tests of the ranking math (every policy, every input).
 
 use proptest::prelude::*;
 

@@ -1,89 +1,179 @@
-//! Errors at the HTTP edge: one table of stable snake_case codes, a JSON body
-//! `{"error": {"code", "message"}}`, the right status, `Retry-After` on 503.
-//! Internal details are logged, never sent.
+//! Errors at the HTTP edge: a JSON body `{"error": {"code", "message"}}`,
+//! the right status, `Retry-After` on 503. Every code the API answers with
+//! is one row of [`codes!`] (code, status, meaning); README's table of error
+//! codes is checked against it by a test. Engine errors map to codes in one
+//! exhaustive match ([`From<EngineError>`]); internal details are logged,
+//! never sent.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hubsearch_engine::Error as EngineError;
+use hubsearch_engine::{Error as EngineError, IndexError};
+
+macro_rules! codes {
+    ($( $variant:ident => $code:literal, $status:ident, $meaning:literal; )+) => {
+        /// A stable error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $( #[doc = $meaning] $variant, )+
+        }
+
+        impl Code {
+            /// Every code, in the order README lists them.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),+];
+
+            /// The code as the API writes it.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)+ }
+            }
+
+            /// The HTTP status that goes with it.
+            pub fn status(self) -> StatusCode {
+                match self { $(Code::$variant => StatusCode::$status,)+ }
+            }
+
+            /// When it is answered.
+            pub fn meaning(self) -> &'static str {
+                match self { $(Code::$variant => $meaning,)+ }
+            }
+        }
+    };
+}
+
+codes! {
+    InvalidParameter => "invalid_parameter", BAD_REQUEST, "an unknown query parameter, or a value of the wrong type";
+    InvalidJson => "invalid_json", BAD_REQUEST, "the body is not the JSON the route expects";
+    InvalidPerPage => "invalid_per_page", BAD_REQUEST, "per_page (or limit) outside 1..=search.max_limit";
+    InvalidPage => "invalid_page", BAD_REQUEST, "page is 0 (pages start at 1)";
+    PageTooDeep => "page_too_deep", BAD_REQUEST, "the page lies past the ranked depth (search.candidates)";
+    InvalidMode => "invalid_mode", BAD_REQUEST, "mode is not text, vector or hybrid";
+    UnknownPolicy => "unknown_policy", BAD_REQUEST, "policy is not one of the ranking policies";
+    InvalidFilter => "invalid_filter", BAD_REQUEST, "a filter value that cannot be used (e.g. a negative price)";
+    InvalidSort => "invalid_sort", BAD_REQUEST, "an unknown sort order";
+    InvalidCursor => "invalid_cursor", BAD_REQUEST, "a cursor this server did not give out";
+    QueryTooLong => "query_too_long", BAD_REQUEST, "the query is longer than search.max_query_chars";
+    InvalidQuery => "invalid_query", BAD_REQUEST, "the query cannot be searched";
+    InvalidCard => "invalid_card", BAD_REQUEST, "a published card is not valid";
+    IdMismatch => "id_mismatch", BAD_REQUEST, "the card's id differs from the id in the path";
+    InvalidAmount => "invalid_amount", BAD_REQUEST, "a paid call's amount is not a finite number >= 0";
+    InvalidIdempotencyKey => "invalid_idempotency_key", BAD_REQUEST, "an idempotency key that is empty or too long";
+    InvalidInput => "invalid_input", BAD_REQUEST, "an input file cannot be read";
+    VectorSearchDisabled => "vector_search_disabled", BAD_REQUEST, "vector or hybrid search on a hub without embeddings";
+    Unauthorized => "unauthorized", UNAUTHORIZED, "no valid API key";
+    Forbidden => "forbidden", FORBIDDEN, "the key may not do this";
+    NotFound => "not_found", NOT_FOUND, "no such route";
+    ModelNotFound => "model_not_found", NOT_FOUND, "no model with this id";
+    BuilderNotFound => "builder_not_found", NOT_FOUND, "no builder with this name";
+    ModelExists => "model_exists", CONFLICT, "publishing an id that exists (use PUT to replace)";
+    BodyTooLarge => "body_too_large", PAYLOAD_TOO_LARGE, "the body is over server.max_body_bytes";
+    Overloaded => "overloaded", SERVICE_UNAVAILABLE, "no search slot within server.queue_timeout_ms (Retry-After)";
+    SearchTimeout => "search_timeout", SERVICE_UNAVAILABLE, "the search ran past server.search_timeout_ms (Retry-After)";
+    EmbeddingUnavailable => "embedding_unavailable", BAD_REQUEST, "the embedding model cannot be loaded (see the message)";
+    Internal => "internal", INTERNAL_SERVER_ERROR, "something broke inside; the server log says what";
+}
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
-    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             message: message.into(),
-            retry_after: None,
         }
-    }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub fn unauthorized() -> ApiError {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            Code::Unauthorized,
             "a valid API key is required: Authorization: Bearer <key>",
         )
     }
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, code, message)
+        ApiError::new(Code::Forbidden, message)
     }
     pub fn overloaded(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "overloaded",
-            message: message.into(),
-            retry_after: Some(1),
-        }
+        ApiError::new(Code::Overloaded, message)
     }
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!("internal error: {detail}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the server log",
-        )
+        ApiError::new(Code::Internal, "internal error; see the server log")
+    }
+    /// The status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 }
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
-        match e {
-            EngineError::BadRequest { code, message } => ApiError::bad_request(code, message),
-            EngineError::ModelNotFound { id } => {
-                ApiError::not_found("model_not_found", format!("no model with id {id:?}"))
-            }
-            EngineError::Input { .. } => ApiError::bad_request("invalid_input", e.to_string()),
-            EngineError::Index(hubsearch_index_error) => match hubsearch_index_error {
-                hubsearch_engine::IndexError::InvalidQuery(m) => {
-                    ApiError::bad_request("invalid_query", m)
-                }
-                other => ApiError::internal(other),
-            },
-            other => ApiError::internal(other),
-        }
+        let code = match &e {
+            EngineError::QueryTooLong { .. } => Code::QueryTooLong,
+            EngineError::InvalidLimit { .. } => Code::InvalidPerPage,
+            EngineError::PageTooDeep { .. } => Code::PageTooDeep,
+            EngineError::InvalidFilter { .. } => Code::InvalidFilter,
+            EngineError::VectorSearchDisabled => Code::VectorSearchDisabled,
+            EngineError::EmbeddingUnavailable(_) => Code::EmbeddingUnavailable,
+            EngineError::ModelNotFound { .. } => Code::ModelNotFound,
+            EngineError::Input { .. } => Code::InvalidInput,
+            EngineError::Index(IndexError::InvalidQuery(_)) => Code::InvalidQuery,
+            EngineError::Index(_)
+            | EngineError::Io { .. }
+            | EngineError::WorkerPanicked
+            | EngineError::Embed(_)
+            | EngineError::Vectors(_)
+            | EngineError::Ledger(_)
+            | EngineError::Config(_) => return ApiError::internal(e),
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(s) = self.retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, s.into());
+        let body =
+            serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let mut resp = (self.status(), axum::Json(body)).into_response();
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, 1.into());
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README's table of error codes, row for row, from [`Code::ALL`].
+    fn table() -> String {
+        let mut t = String::from("| code | status | when |\n|---|---|---|\n");
+        for c in Code::ALL {
+            t += &format!(
+                "| `{}` | {} | {} |\n",
+                c.as_str(),
+                c.status().as_u16(),
+                c.meaning()
+            );
+        }
+        t
+    }
+
+    #[test]
+    fn readme_lists_every_error_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        assert!(
+            readme.contains(&table()),
+            "README's error code table differs from the server's; it should read:\n{}",
+            table()
+        );
+        let mut seen = std::collections::HashSet::new();
+        assert!(
+            Code::ALL.iter().all(|c| seen.insert(c.as_str())),
+            "a code twice"
+        );
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// `Query<T>` whose rejection is `400 invalid_parameter`.
 pub struct ApiQuery<T>(pub T);
@@ -16,7 +16,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_parameter", e.body_text()))
+            .map_err(|e: QueryRejection| ApiError::new(Code::InvalidParameter, e.body_text()))
     }
 }
 
@@ -31,13 +31,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    e.body_text(),
-                ))
+                Err(ApiError::new(Code::BodyTooLarge, e.body_text()))
             }
-            Err(e) => Err(ApiError::bad_request("invalid_json", e.body_text())),
+            Err(e) => Err(ApiError::new(Code::InvalidJson, e.body_text())),
         }
     }
 }

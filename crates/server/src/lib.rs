@@ -27,7 +27,7 @@ use hubsearch_core::config::ServerConfig;
 use hubsearch_engine::Engine;
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 
@@ -84,13 +84,13 @@ impl AppState {
         match tokio::time::timeout(deadline.saturating_sub(start.elapsed()), task).await {
             Ok(Ok(r)) => r.map_err(ApiError::from),
             Ok(Err(join)) => Err(ApiError::internal(join)),
-            Err(_) => Err(ApiError {
-                code: "search_timeout",
-                ..ApiError::overloaded(format!(
+            Err(_) => Err(ApiError::new(
+                Code::SearchTimeout,
+                format!(
                     "the search took longer than {} ms",
                     self.config.search_timeout_ms
-                ))
-            }),
+                ),
+            )),
         }
     }
 

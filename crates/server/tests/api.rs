@@ -4,6 +4,7 @@
 //! project's fixture cards; vectors come from the hash stand-in so the suite
 //! runs fast (the MiniLM embedder has its own tests).
 
+use hubsearch_engine::progress::silent;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,13 +29,13 @@ fn hub() -> Hub {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.index.dir = dir.path().join("index");
-    config.embedding.model = "hash".into();
+    config.embedding.model = hubsearch_core::EmbeddingModel::Hash;
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
     {
         let e = Engine::open_or_create(config.clone()).unwrap();
         e.import(
             &[fixtures.join("cards.jsonl"), fixtures.join("cards_md")],
-            false,
+            &silent,
         )
         .unwrap();
     }

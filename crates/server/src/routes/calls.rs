@@ -7,12 +7,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hubsearch_core::card::key_of;
+use hubsearch_core::Group;
 use hubsearch_engine::CallRecord;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::models::authenticate;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::extract::ApiJson;
 use crate::AppState;
 
@@ -44,15 +45,15 @@ pub async fn record(
             .map(str::to_string)
     });
     if idem.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
+        return Err(ApiError::new(
+            Code::InvalidIdempotencyKey,
             "an idempotency key has 1 to 200 characters",
         ));
     }
     if let Some(a) = body.amount_usd {
         if !(a.is_finite() && (0.0..=1000.0).contains(&a)) {
-            return Err(ApiError::bad_request(
-                "invalid_amount",
+            return Err(ApiError::new(
+                Code::InvalidAmount,
                 "amount_usd must be between 0 and 1000",
             ));
         }
@@ -71,8 +72,10 @@ pub async fn record(
                     amount_usd: amount,
                     idempotency_key: idem,
                 })
-                .map_err(ApiError::internal)?;
-            let income = e.ledger().earnings_of(key_of(&card.builder), true);
+                .map_err(hubsearch_engine::Error::from)?;
+            let income = e
+                .ledger()
+                .earnings_of(key_of(&card.builder), Group::Builder);
             let status = if out.recorded {
                 StatusCode::CREATED
             } else {

@@ -13,7 +13,7 @@ use hubsearch_core::{Filter, ModelCard, SearchRequest};
 use hubsearch_engine::listing::ListingSort;
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::AppState;
 
 /// Decode `a=b&c=d` with percent-escapes and `+` for space.
@@ -102,14 +102,14 @@ pub async fn list_models(
         None => max,
         Some(l) => l
             .parse::<usize>()
-            .map_err(|_| ApiError::bad_request("invalid_parameter", "limit must be a number"))?
+            .map_err(|_| ApiError::new(Code::InvalidParameter, "limit must be a number"))?
             .clamp(1, max),
     };
     let offset = match get("cursor") {
         None => 0,
         Some(c) => c
             .parse::<usize>()
-            .map_err(|_| ApiError::bad_request("invalid_cursor", "bad cursor"))?,
+            .map_err(|_| ApiError::new(Code::InvalidCursor, "bad cursor"))?,
     };
     let mut filter = Filter {
         builder: get("author").filter(|a| !a.is_empty()),
@@ -175,8 +175,8 @@ pub async fn list_models(
             "" | "downloads" | "trending" | "trending_score" | "likes" => ListingSort::Trending,
             "lastModified" | "last_modified" | "createdAt" | "created_at" => ListingSort::Newest,
             other => {
-                return Err(ApiError::bad_request(
-                    "invalid_sort",
+                return Err(ApiError::new(
+                    Code::InvalidSort,
                     format!("cannot sort by {other:?}"),
                 ))
             }

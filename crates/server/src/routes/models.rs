@@ -6,10 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hubsearch_core::card::key_of;
-use hubsearch_core::{record, ModelCard};
+use hubsearch_core::{record, Group, ModelCard};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::extract::ApiJson;
 use crate::keys::Principal;
 use crate::AppState;
@@ -49,8 +49,8 @@ fn card_from_body(body: &Value, id_from_path: Option<&str>) -> Result<ModelCard,
     if let (Some(id), Some(obj)) = (id_from_path, v.as_object_mut()) {
         match obj.get("id").and_then(Value::as_str) {
             Some(other) if other != id => {
-                return Err(ApiError::bad_request(
-                    "id_mismatch",
+                return Err(ApiError::new(
+                    Code::IdMismatch,
                     format!("the body's id {other:?} differs from the path's {id:?}"),
                 ))
             }
@@ -60,7 +60,7 @@ fn card_from_body(body: &Value, id_from_path: Option<&str>) -> Result<ModelCard,
         }
     }
     let text = serde_json::to_string(&v).map_err(ApiError::internal)?;
-    record::parse_json(&text).map_err(|e| ApiError::bad_request("invalid_card", e.to_string()))
+    record::parse_json(&text).map_err(|e| ApiError::new(Code::InvalidCard, e.to_string()))
 }
 
 pub async fn get_model(
@@ -70,11 +70,11 @@ pub async fn get_model(
     state
         .run_blocking(move |e| {
             let card = e.get(&id)?;
-            let (exposure, merit, impressions) = e.ledger().exposure_of(key_of(&card.id), false);
-            let earnings = e.ledger().earnings_of(key_of(&card.id), false);
+            let tally = e.ledger().tally_of(key_of(&card.id), Group::Model);
+            let earnings = e.ledger().earnings_of(key_of(&card.id), Group::Model);
             Ok(Json(serde_json::json!({
                 "model": card,
-                "exposure": {"exposure": exposure, "merit": merit, "impressions": impressions},
+                "exposure": tally,
                 "calls": earnings,
             })))
         })
@@ -101,8 +101,7 @@ pub async fn create(
                 .is_some()
             {
                 return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "model_exists",
+                    Code::ModelExists,
                     format!(
                         "{} exists; use PUT /v1/models/{} to replace it",
                         card.id, card.id

@@ -1,12 +1,12 @@
 //! Operations: health, readiness, metrics, the OpenAPI document, 404s.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::AppState;
 
 pub async fn healthz() -> Json<Value> {
@@ -72,11 +72,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {}", uri.path()),
-    )
+    ApiError::new(Code::NotFound, format!("no route for {}", uri.path()))
 }
 
 /// Routes, their parameters and answers: the table the OpenAPI document is

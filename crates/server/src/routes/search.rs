@@ -4,12 +4,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hubsearch_core::{Filter, Mode, SearchRequest};
+use hubsearch_core::{Filter, Mode, PolicyKind, SearchRequest};
 use hubsearch_engine::listing::ListingSort;
 use serde::Deserialize;
 
 use super::HitDto;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::extract::ApiQuery;
 use crate::AppState;
 
@@ -60,35 +60,25 @@ pub async fn search(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<SearchParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let cfg = state.engine.config();
     let per_page = p.per_page.unwrap_or(state.config.default_per_page);
-    let max = cfg.search.max_limit;
-    if per_page == 0 || per_page > max {
-        return Err(ApiError::bad_request(
-            "invalid_per_page",
-            format!("per_page must be between 1 and {max}"),
-        ));
-    }
     let page = p.page.unwrap_or(1);
     if page == 0 {
-        return Err(ApiError::bad_request("invalid_page", "page starts at 1"));
+        return Err(ApiError::new(Code::InvalidPage, "page starts at 1"));
     }
     let mode: Mode = match p.mode.as_deref() {
         Some(m) => m
             .parse()
-            .map_err(|e: String| ApiError::bad_request("invalid_mode", e))?,
+            .map_err(|e: String| ApiError::new(Code::InvalidMode, e))?,
         None => state.engine.default_mode(),
     };
+    let policy: Option<PolicyKind> = p
+        .policy
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| ApiError::new(Code::UnknownPolicy, e))?;
+    // The engine checks the page against its limits.
     let offset = (page - 1).saturating_mul(per_page);
-    if offset + per_page > cfg.search.candidates {
-        return Err(ApiError::bad_request(
-            "page_too_deep",
-            format!(
-                "page * per_page must be at most {} (refine the query)",
-                cfg.search.candidates
-            ),
-        ));
-    }
     let explain = p.explain.unwrap_or(false);
     let req = SearchRequest {
         query: p.q.unwrap_or_default(),
@@ -102,7 +92,7 @@ pub async fn search(
             p.max_price,
         ),
         mode,
-        policy: p.policy,
+        policy,
         seed: p.seed,
         offset,
         limit: per_page,
@@ -147,8 +137,8 @@ fn parse_cursor(c: Option<&str>) -> Result<usize, ApiError> {
             .strip_prefix('o')
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_cursor",
+                ApiError::new(
+                    Code::InvalidCursor,
                     "the cursor is not one this server gave out",
                 )
             }),
@@ -165,7 +155,7 @@ pub async fn listings(
         .as_deref()
         .unwrap_or("trending")
         .parse()
-        .map_err(|e: String| ApiError::bad_request("invalid_sort", e))?;
+        .map_err(|e: String| ApiError::new(Code::InvalidSort, e))?;
     let limit = p.limit.unwrap_or(state.config.default_per_page);
     let offset = parse_cursor(p.cursor.as_deref())?;
     let f = filter(

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::extract::ApiQuery;
 use crate::AppState;
 
@@ -38,8 +38,8 @@ pub async fn builder(
             Some(s) => serde_json::to_value(s)
                 .map(Json)
                 .map_err(ApiError::internal),
-            None => Err(ApiError::not_found(
-                "builder_not_found",
+            None => Err(ApiError::new(
+                Code::BuilderNotFound,
                 format!("no builder {author:?} on this hub"),
             )),
         })

@@ -1,0 +1,174 @@
+//! The closed sets of choices a request or the config makes: retrieval mode,
+//! fusion, ranking policy, attention model, fairness group, embedding model.
+//!
+//! Each is an enum whose names are written once, in [`choice!`]: the same
+//! table gives `FromStr` (with an error listing every value), `Display`,
+//! serde (for the config file and JSON) and clap's `ValueEnum` (so `--help`
+//! lists the values). Nothing else in the project compares these names as
+//! strings.
+
+/// Defines a choice enum from `Variant => "name"` pairs.
+macro_rules! choice {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident => $label:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value's name (as in the config file, flags and the API).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $label,)+
+                }
+            }
+
+            /// Every name, comma-separated (for messages).
+            pub fn names() -> String {
+                let v: Vec<&str> = Self::ALL.iter().map(|c| c.as_str()).collect();
+                v.join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($label => Ok($name::$variant),)+
+                    other => Err(format!(
+                        concat!("unknown ", $what, " {:?} (expected one of {})"),
+                        other,
+                        Self::names()
+                    )),
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] {
+                Self::ALL
+            }
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(self.as_str()))
+            }
+        }
+    };
+}
+
+choice! {
+    /// Which retrievers produce candidates.
+    #[derive(Default)]
+    pub enum Mode ("mode") {
+        /// BM25 over the card fields only.
+        #[default]
+        Text => "text",
+        /// Embedding nearest neighbours only.
+        Vector => "vector",
+        /// Both, fused.
+        Hybrid => "hybrid",
+    }
+}
+
+choice! {
+    /// How hybrid search fuses the two retrievers (docs/retrieval.md, Fusion).
+    pub enum Fusion ("fusion") {
+        /// Text min-max normalised plus the raw cosine, weighted.
+        Cosine => "cosine",
+        /// Both sides min-max normalised, weighted.
+        Weighted => "weighted",
+        /// Reciprocal rank fusion.
+        Rrf => "rrf",
+    }
+}
+
+choice! {
+    /// A ranking policy (docs/ranking.md, Policies).
+    pub enum PolicyKind ("policy") {
+        Relevance => "relevance",
+        Popularity => "popularity",
+        TailBoost => "tail_boost",
+        Fair => "fair",
+        Stochastic => "stochastic",
+    }
+}
+
+choice! {
+    /// A position-bias model (docs/ranking.md, Attention).
+    pub enum AttentionKind ("attention model") {
+        Log => "log",
+        Trec => "trec",
+        Rbp => "rbp",
+        Cascade => "cascade",
+    }
+}
+
+choice! {
+    /// Whom exposure fairness is owed to.
+    pub enum Group ("group") {
+        /// Each model on its own.
+        Model => "model",
+        /// Each builder, over all their models.
+        Builder => "builder",
+    }
+}
+
+choice! {
+    /// The embedding model of the vector side.
+    pub enum EmbeddingModel ("embedding model") {
+        /// all-MiniLM-L6-v2 (384 dimensions).
+        MiniLm => "minilm",
+        /// A hashing stand-in (384 dimensions) for scale runs: fast, not semantic.
+        Hash => "hash",
+        /// No vectors: text search only.
+        None => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_errors_list_values() {
+        for p in PolicyKind::ALL {
+            assert_eq!(p.as_str().parse::<PolicyKind>().unwrap(), *p);
+            let json = serde_json::to_string(p).unwrap();
+            assert_eq!(serde_json::from_str::<PolicyKind>(&json).unwrap(), *p);
+        }
+        let err = "best".parse::<PolicyKind>().unwrap_err();
+        assert!(
+            err.contains("tail_boost") && err.contains("\"best\""),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<Fusion>("\"sum\"").is_err());
+        assert_eq!(Mode::default(), Mode::Text);
+    }
+}

@@ -1,0 +1,476 @@
+//! The exposure ledger: what every served page gave each model and builder,
+//! and the paid calls they earned, in a redb database beside the index
+//! (docs/ledger.md).
+//!
+//! Three parts: this module is the API (what a served page adds, paid calls,
+//! the figures statistics and ranking read); [`state`] is the accounting in
+//! memory (one `apply_page` / `apply_call` for live updates, batch commits
+//! and start-up replay); [`store`] holds the redb tables and the writer
+//! thread.
+//!
+//! Why redb: a pure-Rust embedded store with ACID write transactions and
+//! crash-safe commits (copy-on-write B-trees, checksummed pages), no C
+//! library to build, and typed tables keyed by the u64 keys the index already
+//! carries. SQLite (rusqlite) would also do; we need no SQL, and redb keeps
+//! the build pure Rust.
+//!
+//! Serving never waits on disk: the in-memory state (what the `fair` policy
+//! reads) is updated at once, and the writer thread commits queued events in
+//! batches (group commit, one fsync per batch). A page is *acknowledged* once
+//! [`Ledger::flush`] returns after it; a paid call is acknowledged when
+//! [`Ledger::record_call`] returns, which waits for its batch's commit. After
+//! a crash, everything acknowledged is on disk.
+
+pub mod state;
+mod store;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hubsearch_core::Group;
+use hubsearch_rank::{page_delta, Attention, Candidate, ExposureBook};
+use serde::Serialize;
+
+use state::{CallEntry, State};
+pub use state::{Earnings, Impression, PageRecord, Tally};
+use store::Event;
+
+/// Errors of the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database: {0}")]
+    Db(String),
+    #[error("the ledger writer has stopped")]
+    Stopped,
+}
+
+/// A paid call to record.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub model: u64,
+    pub builder: u64,
+    pub model_id: String,
+    pub builder_name: String,
+    pub amount_usd: f64,
+    /// A retried call with the same key is not counted twice.
+    pub idempotency_key: Option<String>,
+}
+
+/// What recording a call did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CallOutcome {
+    /// The call's sequence number (the original one for a duplicate).
+    pub seq: u64,
+    /// False when the idempotency key was seen before (nothing recorded).
+    pub recorded: bool,
+}
+
+/// One candidate of a served page, as the ledger accounts for it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedCandidate {
+    pub model: u64,
+    pub builder: u64,
+    /// Relevance in [0, 1]: the merit its model and builder earn.
+    pub relevance: f64,
+}
+
+/// A page served to a person.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedPage<'a> {
+    /// Every candidate the policy ordered (they all earn merit).
+    pub candidates: &'a [ServedCandidate],
+    /// The shown ones, as indices into `candidates`, in page order.
+    pub shown: &'a [usize],
+    /// 1-based rank of the first shown item.
+    pub first_rank: usize,
+    /// (model id, builder) of each shown item.
+    pub names: &'a [(&'a str, &'a str)],
+    /// How exposure falls with rank.
+    pub attention: &'a Attention,
+}
+
+/// The ledger. Cheap to share (`Arc` inside).
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    tx: Mutex<Option<Sender<Event>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Events queued but not yet committed (for the `ledger lag` metric).
+    lag: AtomicU64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Ledger {
+    /// Open (or create) the ledger at `path`, loading its totals.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Self::start(store::open_file(path)?)
+    }
+
+    /// A ledger in memory (replays, simulations, tests).
+    pub fn in_memory() -> Result<Ledger, LedgerError> {
+        Self::start(store::open_memory()?)
+    }
+
+    fn start(db: redb::Database) -> Result<Ledger, LedgerError> {
+        let state = store::load(&db)?;
+        let (tx, rx) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            state: Mutex::new(state),
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(None),
+            lag: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&inner);
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || {
+                store::writer_loop(db, rx, |n| {
+                    if let Some(i) = weak.upgrade() {
+                        i.lag.fetch_sub(n, Ordering::Relaxed);
+                    }
+                })
+            })
+            .map_err(store::db_err)?;
+        *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(Ledger { inner })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, e: Event) -> Result<(), LedgerError> {
+        let tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = tx.as_ref().ok_or(LedgerError::Stopped)?;
+        self.inner.lag.fetch_add(1, Ordering::Relaxed);
+        tx.send(e).map_err(|_| LedgerError::Stopped)
+    }
+
+    /// A copy of the exposure and merit of `groups` (models' or builders'
+    /// keys): what the `fair` policy reads, so ranking runs without the
+    /// ledger's lock.
+    pub fn book_of(&self, group: Group, groups: impl IntoIterator<Item = u64>) -> ExposureBook {
+        let s = self.state();
+        let book = &s.accounts(group).book;
+        let mut out = ExposureBook::new();
+        for g in groups {
+            let (e, m) = book.get(g);
+            if e != 0.0 || m != 0.0 {
+                out.set(g, e, m);
+            }
+        }
+        out
+    }
+
+    /// Record a page served to a person: every candidate's model and builder
+    /// earn its relevance as merit, every shown item's model and builder the
+    /// exposure of its position. Memory now, disk in the next batch.
+    pub fn record_served(&self, page: &ServedPage<'_>) -> Result<(), LedgerError> {
+        let as_group = |group: fn(&ServedCandidate) -> u64| -> Vec<Candidate> {
+            page.candidates
+                .iter()
+                .map(|c| Candidate {
+                    relevance: c.relevance,
+                    calls: 0.0,
+                    quantile: 0.0,
+                    group: group(c),
+                    key: c.model,
+                })
+                .collect()
+        };
+        let model_delta = page_delta(
+            &as_group(|c| c.model),
+            page.shown,
+            page.first_rank,
+            page.attention,
+        );
+        let builder_delta = page_delta(
+            &as_group(|c| c.builder),
+            page.shown,
+            page.first_rank,
+            page.attention,
+        );
+        let impressions = page
+            .shown
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let c = &page.candidates[c];
+                Impression {
+                    model: c.model,
+                    builder: c.builder,
+                    rank: page.first_rank + i,
+                    exposure: model_delta.get(&c.model).map_or(0.0, |d| d.0),
+                }
+            })
+            .collect();
+        let mut names = Vec::with_capacity(page.names.len() * 2);
+        for (&c, (model, builder)) in page.shown.iter().zip(page.names) {
+            let c = &page.candidates[c];
+            names.push((c.model, model.to_string()));
+            names.push((c.builder, builder.to_string()));
+        }
+        self.record_page(PageRecord {
+            impressions,
+            model_delta,
+            builder_delta,
+            names,
+        })
+    }
+
+    /// Record a served page whose deltas are already computed.
+    pub fn record_page(&self, page: PageRecord) -> Result<(), LedgerError> {
+        let hour = now_secs() / 3600;
+        self.state().apply_page(&page, hour);
+        self.send(Event::Page { page, hour })
+    }
+
+    /// Record a paid call and wait until it is durable. A call whose
+    /// idempotency key was seen before records nothing and returns the
+    /// original sequence number.
+    pub fn record_call(&self, call: CallRecord) -> Result<CallOutcome, LedgerError> {
+        let (seq, ack) = {
+            let mut s = self.state();
+            if let Some(k) = &call.idempotency_key {
+                if let Some(&seq) = s.idempotency.get(k) {
+                    return Ok(CallOutcome {
+                        seq,
+                        recorded: false,
+                    });
+                }
+            }
+            let entry = CallEntry {
+                seq: s.next_call,
+                model: call.model,
+                builder: call.builder,
+                amount_usd: call.amount_usd,
+                idempotency_key: call.idempotency_key,
+            };
+            s.apply_call(&entry);
+            s.name(call.model, &call.model_id);
+            s.name(call.builder, &call.builder_name);
+            let seq = entry.seq;
+            let (ack, rx) = mpsc::channel();
+            self.send(Event::Call {
+                call: entry,
+                names: [
+                    (call.model, call.model_id),
+                    (call.builder, call.builder_name),
+                ],
+                time: now_secs(),
+                ack,
+            })?;
+            (seq, rx)
+        };
+        ack.recv().map_err(|_| LedgerError::Stopped)?;
+        Ok(CallOutcome {
+            seq,
+            recorded: true,
+        })
+    }
+
+    /// Wait until everything recorded so far is committed to disk.
+    pub fn flush(&self) -> Result<(), LedgerError> {
+        let (ack, rx) = mpsc::channel();
+        self.send(Event::Flush { ack })?;
+        rx.recv().map_err(|_| LedgerError::Stopped)
+    }
+
+    /// Events queued but not yet on disk.
+    pub fn lag(&self) -> u64 {
+        self.inner.lag.load(Ordering::Relaxed)
+    }
+
+    /// Pages served so far.
+    pub fn pages(&self) -> u64 {
+        self.state().pages
+    }
+
+    /// Exposure per model or per builder (all time).
+    pub fn exposure(&self, group: Group) -> HashMap<u64, f64> {
+        self.state()
+            .accounts(group)
+            .book
+            .iter()
+            .map(|(k, (e, _))| (*k, *e))
+            .collect()
+    }
+
+    /// Exposure per model within the last `hours` hours.
+    pub fn model_exposure_recent(&self, hours: u64) -> HashMap<u64, f64> {
+        let from = (now_secs() / 3600).saturating_sub(hours.saturating_sub(1));
+        let mut out: HashMap<u64, f64> = HashMap::new();
+        for ((h, m), e) in self.state().hourly.iter() {
+            if *h >= from {
+                *out.entry(*m).or_default() += e;
+            }
+        }
+        out
+    }
+
+    /// Exposure, merit and impressions of one model's or builder's key.
+    pub fn tally_of(&self, key: u64, group: Group) -> Tally {
+        self.state().accounts(group).tally(key)
+    }
+
+    /// Calls and income per model or per builder key.
+    pub fn earnings(&self, group: Group) -> HashMap<u64, Earnings> {
+        self.state().accounts(group).earnings.clone()
+    }
+
+    /// Calls and income of one model's or builder's key.
+    pub fn earnings_of(&self, key: u64, group: Group) -> Earnings {
+        self.state()
+            .accounts(group)
+            .earnings
+            .get(&key)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Paid calls recorded here for each model key (0 if none).
+    pub fn calls_of(&self, models: &[u64]) -> Vec<u64> {
+        let s = self.state();
+        models
+            .iter()
+            .map(|k| s.models.earnings.get(k).map_or(0, |e| e.calls))
+            .collect()
+    }
+
+    /// Stop the writer after committing everything queued.
+    pub fn close(&self) -> Result<(), LedgerError> {
+        let r = self.flush();
+        self.inner
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+        r
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it commits what is queued.
+        self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubsearch_rank::PageDelta;
+
+    fn page(model: u64, builder: u64) -> PageRecord {
+        PageRecord {
+            impressions: vec![Impression {
+                model,
+                builder,
+                rank: 1,
+                exposure: 1.0,
+            }],
+            model_delta: PageDelta::from([(model, (1.0, 0.5))]),
+            builder_delta: PageDelta::from([(builder, (1.0, 0.5))]),
+            names: vec![(model, "a/x".into()), (builder, "a".into())],
+        }
+    }
+
+    #[test]
+    fn totals_survive_reopen_and_calls_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        {
+            let l = Ledger::open(&path).unwrap();
+            for _ in 0..10 {
+                l.record_page(page(1, 100)).unwrap();
+            }
+            let call = CallRecord {
+                model: 1,
+                builder: 100,
+                model_id: "a/x".into(),
+                builder_name: "a".into(),
+                amount_usd: 0.5,
+                idempotency_key: Some("k1".into()),
+            };
+            let first = l.record_call(call.clone()).unwrap();
+            let again = l.record_call(call.clone()).unwrap();
+            assert!(first.recorded && !again.recorded && first.seq == again.seq);
+            l.record_call(CallRecord {
+                idempotency_key: None,
+                ..call
+            })
+            .unwrap();
+            l.flush().unwrap();
+            l.close().unwrap();
+        }
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(
+            l.tally_of(1, Group::Model),
+            Tally {
+                exposure: 10.0,
+                merit: 5.0,
+                impressions: 10
+            }
+        );
+        assert_eq!(
+            l.tally_of(100, Group::Builder),
+            Tally {
+                exposure: 10.0,
+                merit: 5.0,
+                impressions: 10
+            }
+        );
+        assert_eq!(
+            l.earnings_of(100, Group::Builder),
+            Earnings {
+                calls: 2,
+                income_usd: 1.0
+            }
+        );
+        assert_eq!(l.pages(), 10);
+        assert_eq!(l.model_exposure_recent(24)[&1], 10.0);
+        // Idempotency keys survive a restart too.
+        let dup = l
+            .record_call(CallRecord {
+                model: 1,
+                builder: 100,
+                model_id: "a/x".into(),
+                builder_name: "a".into(),
+                amount_usd: 0.5,
+                idempotency_key: Some("k1".into()),
+            })
+            .unwrap();
+        assert!(!dup.recorded);
+    }
+}

@@ -1,0 +1,155 @@
+//! The ledger's state: exposure, merit, impressions, calls and income per
+//! model and builder, in memory. One [`State::apply_page`] and one
+//! [`State::apply_call`] do all the accounting: the live ledger applies each
+//! event to its state at once, the store applies a batch of events to an
+//! empty state to get the batch's delta before writing it, and start-up
+//! replays the stored calls through `apply_call` (docs/ledger.md).
+
+use std::collections::HashMap;
+
+use hubsearch_core::Group;
+use hubsearch_rank::{ExposureBook, PageDelta};
+use serde::Serialize;
+
+/// One shown model on a served page.
+#[derive(Debug, Clone)]
+pub struct Impression {
+    pub model: u64,
+    pub builder: u64,
+    pub rank: usize,
+    pub exposure: f64,
+}
+
+/// A served page: what was shown, and what every candidate earned in merit.
+#[derive(Debug, Clone, Default)]
+pub struct PageRecord {
+    pub impressions: Vec<Impression>,
+    pub model_delta: PageDelta,
+    pub builder_delta: PageDelta,
+    /// Names of the keys on the page (model ids, builders).
+    pub names: Vec<(u64, String)>,
+}
+
+/// A paid call as the ledger books it.
+#[derive(Debug, Clone)]
+pub struct CallEntry {
+    /// The call's sequence number.
+    pub seq: u64,
+    pub model: u64,
+    pub builder: u64,
+    pub amount_usd: f64,
+    /// A retried call with the same key is not counted twice.
+    pub idempotency_key: Option<String>,
+}
+
+/// Calls and income of one key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Earnings {
+    pub calls: u64,
+    pub income_usd: f64,
+}
+
+/// Exposure, merit and impressions of one key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Tally {
+    pub exposure: f64,
+    pub merit: f64,
+    pub impressions: u64,
+}
+
+/// Everything the ledger knows of one kind of key (models, or builders).
+#[derive(Debug, Default)]
+pub struct Accounts {
+    /// Exposure and merit (what the `fair` policy reads).
+    pub book: ExposureBook,
+    pub impressions: HashMap<u64, u64>,
+    pub earnings: HashMap<u64, Earnings>,
+}
+
+impl Accounts {
+    /// Exposure, merit and impressions of `key`.
+    pub fn tally(&self, key: u64) -> Tally {
+        let (exposure, merit) = self.book.get(key);
+        Tally {
+            exposure,
+            merit,
+            impressions: self.impressions.get(&key).copied().unwrap_or(0),
+        }
+    }
+
+    /// Every key with an exposure, merit or impression entry, and its tally.
+    pub fn tallies(&self) -> impl Iterator<Item = (u64, Tally)> + '_ {
+        let mut keys: Vec<u64> = self.book.iter().map(|(k, _)| *k).collect();
+        keys.extend(self.impressions.keys());
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter().map(|k| (k, self.tally(k)))
+    }
+
+    /// Set a key's totals (loading from the store).
+    pub fn restore(&mut self, key: u64, t: Tally) {
+        self.book.set(key, t.exposure, t.merit);
+        self.impressions.insert(key, t.impressions);
+    }
+
+    fn add_call(&mut self, key: u64, amount_usd: f64) {
+        let e = self.earnings.entry(key).or_default();
+        e.calls += 1;
+        e.income_usd += amount_usd;
+    }
+}
+
+/// The whole ledger in memory.
+#[derive(Debug, Default)]
+pub struct State {
+    pub models: Accounts,
+    pub builders: Accounts,
+    /// (hour since the epoch, model key) -> exposure in that hour.
+    pub hourly: HashMap<(u64, u64), f64>,
+    /// key -> model id or builder name.
+    pub names: HashMap<u64, String>,
+    /// idempotency key -> the call's sequence number.
+    pub idempotency: HashMap<String, u64>,
+    pub next_call: u64,
+    pub pages: u64,
+}
+
+impl State {
+    /// The accounts of models or of builders.
+    pub fn accounts(&self, group: Group) -> &Accounts {
+        match group {
+            Group::Model => &self.models,
+            Group::Builder => &self.builders,
+        }
+    }
+
+    /// Book a served page (served in `hour`).
+    pub fn apply_page(&mut self, page: &PageRecord, hour: u64) {
+        self.models.book.apply(&page.model_delta);
+        self.builders.book.apply(&page.builder_delta);
+        for imp in &page.impressions {
+            *self.models.impressions.entry(imp.model).or_default() += 1;
+            *self.builders.impressions.entry(imp.builder).or_default() += 1;
+            *self.hourly.entry((hour, imp.model)).or_default() += imp.exposure;
+        }
+        for (k, n) in &page.names {
+            self.name(*k, n);
+        }
+        self.pages += 1;
+    }
+
+    /// Book a paid call.
+    pub fn apply_call(&mut self, call: &CallEntry) {
+        self.models.add_call(call.model, call.amount_usd);
+        self.builders.add_call(call.builder, call.amount_usd);
+        if let Some(k) = &call.idempotency_key {
+            self.idempotency.insert(k.clone(), call.seq);
+        }
+        self.next_call = self.next_call.max(call.seq + 1);
+    }
+
+    /// Remember a key's name unless it has one.
+    pub fn name(&mut self, key: u64, name: &str) {
+        self.names.entry(key).or_insert_with(|| name.to_string());
+    }
+}

@@ -1,0 +1,273 @@
+//! The ledger's store: redb tables beside the index and the writer thread
+//! that commits queued events in batches (group commit, one fsync per batch).
+//! A batch is first booked into an empty [`State`] (the same accounting the
+//! live state uses), then that delta is added to the stored totals.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::state::{CallEntry, PageRecord, State, Tally};
+use super::LedgerError;
+
+/// model key -> (exposure, merit, impressions)
+const MODELS: TableDefinition<u64, (f64, f64, u64)> = TableDefinition::new("model_exposure");
+/// builder key -> (exposure, merit, impressions)
+const BUILDERS: TableDefinition<u64, (f64, f64, u64)> = TableDefinition::new("builder_exposure");
+/// (hour since epoch, model key) -> exposure in that hour
+const HOURLY: TableDefinition<(u64, u64), f64> = TableDefinition::new("model_exposure_hourly");
+/// key -> name (model id or builder)
+const NAMES: TableDefinition<u64, &str> = TableDefinition::new("names");
+/// call sequence number -> (model key, builder key, amount USD, unix seconds)
+const CALLS: TableDefinition<u64, (u64, u64, f64, u64)> = TableDefinition::new("calls");
+/// idempotency key -> call sequence number
+const IDEMPOTENCY: TableDefinition<&str, u64> = TableDefinition::new("call_idempotency");
+/// counter name -> value
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// Most events committed in one transaction.
+const MAX_BATCH: usize = 16_384;
+/// Longest a served page waits for its batch to fill. Pages are aggregated
+/// per key before writing, so a longer window means fewer, cheaper commits
+/// under load; a paid call or a flush ends the window at once, so their
+/// callers never wait for it.
+const BATCH_WINDOW: Duration = Duration::from_millis(250);
+
+pub(super) fn db_err(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Db(e.to_string())
+}
+
+/// What the writer thread is asked to do.
+pub(super) enum Event {
+    /// A served page, served in `hour`.
+    Page { page: PageRecord, hour: u64 },
+    /// A paid call made at `time` (unix seconds); `ack` fires once durable.
+    Call {
+        call: CallEntry,
+        names: [(u64, String); 2],
+        time: u64,
+        ack: Sender<()>,
+    },
+    /// Fires `ack` once everything queued before it is durable.
+    Flush { ack: Sender<()> },
+}
+
+impl Event {
+    /// Somebody waits on this event: commit without waiting for more.
+    fn urgent(&self) -> bool {
+        !matches!(self, Event::Page { .. })
+    }
+}
+
+/// Open (or create) the database file.
+pub(super) fn open_file(path: &Path) -> Result<Database, LedgerError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(db_err)?;
+    }
+    Database::create(path).map_err(db_err)
+}
+
+/// A database in memory.
+pub(super) fn open_memory() -> Result<Database, LedgerError> {
+    redb::Builder::new()
+        .create_with_backend(redb::backends::InMemoryBackend::new())
+        .map_err(db_err)
+}
+
+/// Create the tables if missing and read the state back.
+pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
+    let w = db.begin_write().map_err(db_err)?;
+    {
+        w.open_table(MODELS).map_err(db_err)?;
+        w.open_table(BUILDERS).map_err(db_err)?;
+        w.open_table(HOURLY).map_err(db_err)?;
+        w.open_table(NAMES).map_err(db_err)?;
+        w.open_table(CALLS).map_err(db_err)?;
+        w.open_table(IDEMPOTENCY).map_err(db_err)?;
+        w.open_table(COUNTERS).map_err(db_err)?;
+    }
+    w.commit().map_err(db_err)?;
+
+    let r = db.begin_read().map_err(db_err)?;
+    let mut s = State::default();
+    for (table, accounts) in [(MODELS, &mut s.models), (BUILDERS, &mut s.builders)] {
+        for row in r
+            .open_table(table)
+            .map_err(db_err)?
+            .iter()
+            .map_err(db_err)?
+        {
+            let (k, v) = row.map_err(db_err)?;
+            let (exposure, merit, impressions) = v.value();
+            accounts.restore(
+                k.value(),
+                Tally {
+                    exposure,
+                    merit,
+                    impressions,
+                },
+            );
+        }
+    }
+    for row in r
+        .open_table(HOURLY)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
+        let (k, v) = row.map_err(db_err)?;
+        s.hourly.insert(k.value(), v.value());
+    }
+    for row in r
+        .open_table(NAMES)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
+        let (k, v) = row.map_err(db_err)?;
+        s.names.insert(k.value(), v.value().to_string());
+    }
+    // Calls are replayed one by one; their idempotency keys come after.
+    for row in r
+        .open_table(CALLS)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
+        let (k, v) = row.map_err(db_err)?;
+        let (model, builder, amount_usd, _) = v.value();
+        s.apply_call(&CallEntry {
+            seq: k.value(),
+            model,
+            builder,
+            amount_usd,
+            idempotency_key: None,
+        });
+    }
+    for row in r
+        .open_table(IDEMPOTENCY)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
+        let (k, v) = row.map_err(db_err)?;
+        s.idempotency.insert(k.value().to_string(), v.value());
+    }
+    if let Some(p) = r
+        .open_table(COUNTERS)
+        .map_err(db_err)?
+        .get("pages")
+        .map_err(db_err)?
+    {
+        s.pages = p.value();
+    }
+    Ok(s)
+}
+
+/// The writer thread: take what is queued (waiting up to the batch window
+/// while nobody waits on us), commit it as one transaction, acknowledge.
+/// `committed(n)` is told how many events each batch took off the queue.
+pub(super) fn writer_loop(db: Database, rx: Receiver<Event>, committed: impl Fn(u64)) {
+    while let Ok(first) = rx.recv() {
+        let mut done = first.urgent();
+        let mut batch = vec![first];
+        let deadline = Instant::now() + BATCH_WINDOW;
+        while batch.len() < MAX_BATCH {
+            let next = if done {
+                rx.try_recv().ok()
+            } else {
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok()
+            };
+            match next {
+                Some(e) => {
+                    done |= e.urgent();
+                    batch.push(e);
+                }
+                None => break,
+            }
+        }
+        let n = batch.len() as u64;
+        if let Err(e) = commit_batch(&db, &batch) {
+            tracing::error!("ledger commit failed: {e}");
+            // Acks are dropped below: waiting callers see `Stopped`.
+            batch.clear();
+        }
+        for e in batch {
+            match e {
+                Event::Call { ack, .. } | Event::Flush { ack } => {
+                    let _ = ack.send(());
+                }
+                Event::Page { .. } => {}
+            }
+        }
+        committed(n);
+    }
+}
+
+/// Add one batch to the stored totals in one write transaction.
+fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
+    // Book the batch into an empty state: one read-modify-write per key.
+    let mut delta = State::default();
+    for e in batch {
+        match e {
+            Event::Page { page, hour } => delta.apply_page(page, *hour),
+            Event::Call { call, names, .. } => {
+                delta.apply_call(call);
+                for (k, n) in names {
+                    delta.name(*k, n);
+                }
+            }
+            Event::Flush { .. } => {}
+        }
+    }
+    let w = db.begin_write().map_err(db_err)?;
+    {
+        for (table, accounts) in [(MODELS, &delta.models), (BUILDERS, &delta.builders)] {
+            let mut t = w.open_table(table).map_err(db_err)?;
+            for (k, d) in accounts.tallies() {
+                let (e, m, n) = t
+                    .get(k)
+                    .map_err(db_err)?
+                    .map(|v| v.value())
+                    .unwrap_or((0.0, 0.0, 0));
+                t.insert(k, (e + d.exposure, m + d.merit, n + d.impressions))
+                    .map_err(db_err)?;
+            }
+        }
+        let mut t = w.open_table(HOURLY).map_err(db_err)?;
+        for (k, e) in &delta.hourly {
+            let old = t.get(k).map_err(db_err)?.map_or(0.0, |v| v.value());
+            t.insert(k, old + e).map_err(db_err)?;
+        }
+        let mut t = w.open_table(NAMES).map_err(db_err)?;
+        for (k, n) in &delta.names {
+            if t.get(k).map_err(db_err)?.is_none() {
+                t.insert(k, n.as_str()).map_err(db_err)?;
+            }
+        }
+        let mut calls = w.open_table(CALLS).map_err(db_err)?;
+        for e in batch {
+            if let Event::Call { call, time, .. } = e {
+                calls
+                    .insert(call.seq, (call.model, call.builder, call.amount_usd, *time))
+                    .map_err(db_err)?;
+            }
+        }
+        let mut idem = w.open_table(IDEMPOTENCY).map_err(db_err)?;
+        for (k, seq) in &delta.idempotency {
+            idem.insert(k.as_str(), seq).map_err(db_err)?;
+        }
+        let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
+        let old = counters
+            .get("pages")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
+        counters
+            .insert("pages", old + delta.pages)
+            .map_err(db_err)?;
+    }
+    w.commit().map_err(db_err)
+}

@@ -1,0 +1,218 @@
+//! A search, as stages: `retrieve -> candidates -> rank -> page -> record`.
+//! Listings that rank (fair browsing) go through the same stages after
+//! their own retrieval.
+
+use std::time::Instant;
+
+use hubsearch_core::{Group, Hit, Mode, PolicyKind, SearchRequest};
+use hubsearch_index::{FacetCounts, Searcher};
+use hubsearch_rank::{rank, Candidate, Policy, Ranked};
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::ledger::{ServedCandidate, ServedPage};
+use crate::retrieve::Found;
+
+/// The answer to a search.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResponse {
+    pub query: String,
+    /// The retrieval mode used.
+    pub mode: Mode,
+    /// The policy that ordered the page.
+    pub policy: String,
+    /// Cards matching the query and filters (exact when `total_exact`; else
+    /// the number of candidates retrieved, a lower bound).
+    pub total: usize,
+    pub total_exact: bool,
+    pub hits: Vec<Hit>,
+    /// Facet counts over the whole match set.
+    pub facets: FacetCounts,
+    pub took_ms: f64,
+}
+
+impl Engine {
+    /// The policy a request names (or the configured one), with the
+    /// configured parameters.
+    pub fn policy(&self, kind: Option<PolicyKind>) -> Policy {
+        let r = &self.config().ranking;
+        Policy::new(kind.unwrap_or(r.policy), r)
+    }
+
+    /// Check a page request: `limit` within `search.max_limit` and, when the
+    /// result list has a fixed depth, `offset + limit` within it. The one
+    /// place paging is validated.
+    pub fn check_page(&self, offset: usize, limit: usize, depth: Option<usize>) -> Result<()> {
+        let max = self.config().search.max_limit;
+        if limit == 0 || limit > max {
+            return Err(Error::InvalidLimit { max });
+        }
+        if let Some(depth) = depth {
+            if offset.checked_add(limit).is_none_or(|end| end > depth) {
+                return Err(Error::PageTooDeep { max: depth });
+            }
+        }
+        Ok(())
+    }
+
+    /// Check a search request against the configured limits.
+    pub fn validate(&self, req: &SearchRequest) -> Result<()> {
+        let s = &self.config().search;
+        if req.query.chars().count() > s.max_query_chars {
+            return Err(Error::QueryTooLong {
+                max: s.max_query_chars,
+            });
+        }
+        self.check_page(req.offset, req.limit, Some(s.candidates))?;
+        for (field, p) in [
+            ("min_price", req.filter.min_price),
+            ("max_price", req.filter.max_price),
+        ] {
+            if p.is_some_and(|p| !p.is_finite() || p < 0.0) {
+                return Err(Error::InvalidFilter { field });
+            }
+        }
+        Ok(())
+    }
+
+    /// Search: retrieve candidates with relevance in [0, 1], order them by
+    /// the policy, read the page's cards and record the page in the ledger.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
+        let start = Instant::now();
+        self.validate(req)?;
+        let policy = self.policy(req.policy);
+        let searcher = self.text_index().searcher();
+        // Retrieve the full candidate depth (not just the page) so ranking sees
+        // the same candidates whatever page is asked for.
+        let depth = self.config().search.candidates;
+        let retrieved = self.retrieve(&searcher, req, depth)?;
+        let cands = self.candidates(&retrieved.found, self.config().ranking.group);
+        let order = self.rank(
+            &policy,
+            &cands,
+            self.config().ranking.group,
+            req.seed.unwrap_or(0),
+        );
+        let page = page_of(&order, req.offset, req.limit);
+        let hits = self.hits(&searcher, &retrieved.found, page, req.offset + 1)?;
+        if req.record {
+            let seen = req.exposed.unwrap_or(page.len()).min(page.len());
+            self.record(
+                &retrieved.found,
+                &page[..seen],
+                req.offset + 1,
+                &hits[..seen],
+            )?;
+        }
+        Ok(SearchResponse {
+            query: req.query.clone(),
+            mode: if req.query.trim().is_empty() {
+                Mode::Text
+            } else {
+                req.mode
+            },
+            policy: policy.name().to_string(),
+            total: retrieved.total,
+            total_exact: req.facets && req.mode == Mode::Text,
+            hits,
+            facets: retrieved.facets,
+            took_ms: start.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// What ranking knows of each retrieved card (with the paid calls the
+    /// ledger recorded), grouped by model or builder.
+    pub fn candidates(&self, found: &[Found], group: Group) -> Vec<Candidate> {
+        let hub = self.hub();
+        let keys: Vec<u64> = found.iter().map(|f| f.facts.id_key).collect();
+        let paid = self.ledger().calls_of(&keys);
+        found
+            .iter()
+            .zip(paid)
+            .map(|(f, paid)| hub.candidate(&f.facts, f.relevance, paid, group))
+            .collect()
+    }
+
+    /// Order candidates (grouped by `group`) under `policy`. `fair` reads a
+    /// copy of the ledger's book for the candidates' groups, so no lock is
+    /// held while ranking.
+    pub fn rank(
+        &self,
+        policy: &Policy,
+        cands: &[Candidate],
+        group: Group,
+        seed: u64,
+    ) -> Vec<Ranked> {
+        let book = match policy {
+            Policy::Fair { .. } => self.ledger().book_of(group, cands.iter().map(|c| c.group)),
+            _ => Default::default(),
+        };
+        rank(policy, cands, &book, seed)
+    }
+
+    /// The page's hits, with their cards and every score part.
+    pub(crate) fn hits(
+        &self,
+        searcher: &Searcher,
+        found: &[Found],
+        page: &[Ranked],
+        first_rank: usize,
+    ) -> Result<Vec<Hit>> {
+        let mut hits = Vec::with_capacity(page.len());
+        for (i, ranked) in page.iter().enumerate() {
+            let f = &found[ranked.index];
+            let mut card = self.text_index().card(searcher, f.addr)?;
+            card.card_text.clear();
+            let mut parts = ranked.parts.clone();
+            parts.bm25 = f.text.map(|t| t.score);
+            parts.bm25_rank = f.text.map(|t| t.rank);
+            parts.vector_sim = f.cosine;
+            parts.vector_rank = f.vector.map(|v| v.rank);
+            hits.push(Hit {
+                rank: first_rank + i,
+                id: card.id.clone(),
+                score: parts.final_score,
+                parts,
+                card,
+            });
+        }
+        Ok(hits)
+    }
+
+    /// Record the shown part of a page (a person saw it) in the ledger.
+    pub(crate) fn record(
+        &self,
+        found: &[Found],
+        shown: &[Ranked],
+        first_rank: usize,
+        hits: &[Hit],
+    ) -> Result<()> {
+        let candidates: Vec<ServedCandidate> = found
+            .iter()
+            .map(|f| ServedCandidate {
+                model: f.facts.id_key,
+                builder: f.facts.builder_key,
+                relevance: f.relevance,
+            })
+            .collect();
+        let shown: Vec<usize> = shown.iter().map(|r| r.index).collect();
+        let names: Vec<(&str, &str)> = hits
+            .iter()
+            .map(|h| (h.card.id.as_str(), h.card.builder.as_str()))
+            .collect();
+        Ok(self.ledger().record_served(&ServedPage {
+            candidates: &candidates,
+            shown: &shown,
+            first_rank,
+            names: &names,
+            attention: &self.attention(),
+        })?)
+    }
+}
+
+/// `order[offset .. offset + limit]`, clipped to its length.
+pub(crate) fn page_of(order: &[Ranked], offset: usize, limit: usize) -> &[Ranked] {
+    let from = offset.min(order.len());
+    &order[from..from.saturating_add(limit).min(order.len())]
+}
