@@ -4,16 +4,23 @@
 
 use hubsearch_core::SearchRequest;
 use hubsearch_engine::progress::silent;
+use hubsearch_engine::{Engine, ImportReport};
 use hubsearch_eval::{harness, trec, EvalOptions};
 use hubsearch_tests::{engine_in, shared_file};
+
+/// A text-only engine over a fresh index of one file of `../shared`.
+fn imported(rel: &str) -> (tempfile::TempDir, Engine, ImportReport) {
+    let corpus = shared_file(rel);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_in(dir.path());
+    let report = engine.import(&[corpus], &silent).unwrap();
+    (dir, engine, report)
+}
 
 #[test]
 #[ignore = "needs ../shared/data (run by .ci/run with --ignored)"]
 fn real_corpus_imports_and_answers() {
-    let corpus = shared_file("data/hf_models_2022.jsonl.gz");
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine_in(dir.path());
-    let report = engine.import(&[corpus], &silent).unwrap();
+    let (_dir, engine, report) = imported("data/hf_models_2022.jsonl.gz");
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     assert_eq!(report.total_cards, 29_432);
 
@@ -55,10 +62,7 @@ fn real_corpus_imports_and_answers() {
 #[test]
 #[ignore = "needs ../shared/data (run by .ci/run with --ignored)"]
 fn tfhub_docs_import() {
-    let corpus = shared_file("data/tfhub_models.jsonl.gz");
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine_in(dir.path());
-    let report = engine.import(&[corpus], &silent).unwrap();
+    let (_dir, engine, report) = imported("data/tfhub_models.jsonl.gz");
     assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
     assert_eq!(
         report.total_cards as usize,

@@ -106,7 +106,7 @@ pub fn run(g: &Global, a: BenchArgs) -> Result<ExitCode, AnyError> {
     let engine = Engine::open_or_create(config)?;
     eprintln!("building the index from {} file(s)...", corpus.len());
     let report = engine.import(&corpus, &silent)?;
-    let written = report.imported + report.updated;
+    let written = report.cards.imported + report.cards.updated;
     let queries = read_queries(&a)?;
     if queries.is_empty() {
         return Err("no queries to run".into());

@@ -199,14 +199,14 @@ fn print_report(r: &ImportReport, json: bool, dir: &std::path::Path) -> Result<(
     for d in &r.replaced_in_run {
         eprintln!("duplicate id {}: {} replaces {}", d.id, d.later, d.earlier);
     }
-    let rate = (r.imported + r.updated) as f64 / r.seconds.max(1e-9);
+    let rate = (r.cards.imported + r.cards.updated) as f64 / r.seconds.max(1e-9);
     println!(
         "imported {} new, updated {}, unchanged {}, rejected {} of {} records in {:.2}s ({:.0} cards/s, {} commits); {} cards in {}",
-        r.imported,
-        r.updated,
-        r.unchanged,
+        r.cards.imported,
+        r.cards.updated,
+        r.cards.unchanged,
         r.rejected.len(),
-        r.records,
+        r.cards.records,
         r.seconds,
         rate,
         r.commits,

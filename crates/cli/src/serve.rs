@@ -48,8 +48,8 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
         let report = engine.import(&a.import, &|p| bars.show(p))?;
         eprintln!(
             "imported {} new, {} updated, {} rejected",
-            report.imported,
-            report.updated,
+            report.cards.imported,
+            report.cards.updated,
             report.rejected.len()
         );
     }

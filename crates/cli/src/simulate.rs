@@ -183,68 +183,58 @@ fn write_plots(sim: &Simulation, out: &std::path::Path) -> Result<(), AnyError> 
                 })
                 .collect()
         };
-    let mut lorenz_inc = series(&|r| r.lorenz_income.clone());
-    lorenz_inc.push(Series {
+    let equality = Series {
         name: "equality".into(),
         points: vec![(0.0, 0.0), (1.0, 1.0)],
-    });
-    std::fs::write(
-        out.join("lorenz_income.svg"),
-        line_chart(
-            "Lorenz curve of builder income",
-            "share of builders",
-            "share of income",
-            &lorenz_inc,
-            false,
+    };
+    for (file, of, lorenz) in [
+        (
+            "lorenz_income.svg",
+            "income",
+            series(&|r| r.lorenz_income.clone()),
         ),
-    )?;
-    let mut lorenz_exp = series(&|r| r.lorenz_exposure.clone());
-    lorenz_exp.push(Series {
-        name: "equality".into(),
-        points: vec![(0.0, 0.0), (1.0, 1.0)],
-    });
-    std::fs::write(
-        out.join("lorenz_exposure.svg"),
-        line_chart(
-            "Lorenz curve of builder exposure",
-            "share of builders",
-            "share of exposure",
-            &lorenz_exp,
-            false,
+        (
+            "lorenz_exposure.svg",
+            "exposure",
+            series(&|r| r.lorenz_exposure.clone()),
         ),
-    )?;
-    let g = series(&|r| {
-        r.rounds
-            .iter()
-            .map(|x| (x.visits as f64, x.income_gini_builders))
-            .collect()
-    });
-    std::fs::write(
-        out.join("rounds_income_gini.svg"),
-        line_chart(
+    ] {
+        let mut lorenz = lorenz;
+        lorenz.push(equality.clone());
+        let title = format!("Lorenz curve of builder {of}");
+        let chart = line_chart(
+            &title,
+            "share of builders",
+            &format!("share of {of}"),
+            &lorenz,
+            false,
+        );
+        std::fs::write(out.join(file), chart)?;
+    }
+    type Figure = fn(&hubsearch_eval::simulate::RoundFigures) -> f64;
+    let by_round: [(&str, &str, &str, Figure); 2] = [
+        (
+            "rounds_income_gini.svg",
             "Income Gini over builders, by round",
-            "visits",
             "income Gini",
-            &g,
-            true,
+            |x| x.income_gini_builders,
         ),
-    )?;
-    let s = series(&|r| {
-        r.rounds
-            .iter()
-            .map(|x| (x.visits as f64, x.sustainable_builder_share))
-            .collect()
-    });
-    std::fs::write(
-        out.join("rounds_sustainable.svg"),
-        line_chart(
+        (
+            "rounds_sustainable.svg",
             "Share of builders above the income threshold",
-            "visits",
             "share of builders",
-            &s,
-            true,
+            |x| x.sustainable_builder_share,
         ),
-    )?;
+    ];
+    for (file, title, y, figure) in by_round {
+        let s = series(&|r| {
+            r.rounds
+                .iter()
+                .map(|x| (x.visits as f64, figure(x)))
+                .collect()
+        });
+        std::fs::write(out.join(file), line_chart(title, "visits", y, &s, true))?;
+    }
     if !sim.sweep.is_empty() {
         let pts: Vec<(f64, f64)> = sim
             .sweep

@@ -1,13 +1,14 @@
 //! Live exposure statistics from the ledger: how concentrated exposure,
 //! calls and income are over models and builders (docs/metrics.md, Concentration).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use hubsearch_core::Group;
-use hubsearch_rank::Concentration;
+use hubsearch_rank::{share_of, tail_share_of, Concentration};
 use serde::Serialize;
 
 use crate::engine::Engine;
+use crate::hub::Heads;
 
 /// Concentration of one quantity, with the shares the hub cares about.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -59,43 +60,14 @@ impl Engine {
     pub fn exposure_stats(&self, window_hours: u64) -> ExposureStats {
         let hub = self.hub();
         let ledger = self.ledger();
-        let per_model = |values: &HashMap<u64, f64>| -> Spread {
-            let all: Vec<f64> = hub
-                .downloads
-                .keys()
-                .map(|k| values.get(k).copied().unwrap_or(0.0))
-                .collect();
-            spread(&all, values, &hub.top_1pct, &hub.top_10, &hub.head)
-        };
-        let builder_values = |per_model: &HashMap<u64, f64>| -> HashMap<u64, f64> {
-            let mut out: HashMap<u64, f64> = HashMap::new();
-            for (m, v) in per_model {
-                if let Some(b) = hub.builder_of.get(m) {
-                    *out.entry(*b).or_default() += v;
-                }
-            }
-            out
-        };
-        // Builders' popularity heads, by their models' downloads.
-        let mut bpop: HashMap<u64, u64> = HashMap::new();
-        for (m, b) in &hub.builder_of {
-            *bpop.entry(*b).or_default() += hub.downloads.get(m).copied().unwrap_or(0);
-        }
-        let mut ranked: Vec<(u64, u64)> = bpop.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let take = |k: usize| -> HashSet<u64> { ranked.iter().take(k).map(|(b, _)| *b).collect() };
-        let (b1, b10, bhead) = (
-            take(ranked.len().div_ceil(100).max(1)),
-            take(10),
-            take(ranked.len().div_ceil(10)),
-        );
-        let per_builder = |values: &HashMap<u64, f64>| -> Spread {
-            let all: Vec<f64> = hub
-                .builders
-                .iter()
-                .map(|k| values.get(k).copied().unwrap_or(0.0))
-                .collect();
-            spread(&all, values, &b1, &b10, &bhead)
+        let per_model =
+            |values: &HashMap<u64, f64>| spread(hub.downloads.keys(), values, &hub.model_heads);
+        let per_builder = |per_model: &HashMap<u64, f64>| {
+            spread(
+                hub.builders.iter(),
+                &hub.by_builder(per_model),
+                &hub.builder_heads,
+            )
         };
         let exposure = ledger.exposure(Group::Model);
         let earnings = ledger.earnings(Group::Model);
@@ -107,9 +79,9 @@ impl Engine {
             pages_served: ledger.pages(),
             ledger_lag: ledger.lag(),
             exposure_models: per_model(&exposure),
-            exposure_builders: per_builder(&builder_values(&exposure)),
+            exposure_builders: per_builder(&exposure),
             calls_models: per_model(&calls),
-            income_builders: per_builder(&builder_values(&income)),
+            income_builders: per_builder(&income),
             window_hours,
             recent_exposure_models: per_model(&ledger.model_exposure_recent(window_hours)),
         }
@@ -144,33 +116,23 @@ impl Engine {
     }
 }
 
-fn spread(
-    all: &[f64],
+/// The spread of `values` over the population `keys` (absent keys count as
+/// 0), with the shares of its popularity heads.
+fn spread<'a>(
+    keys: impl Iterator<Item = &'a u64>,
     values: &HashMap<u64, f64>,
-    top1: &HashSet<u64>,
-    top10: &HashSet<u64>,
-    head: &HashSet<u64>,
+    heads: &Heads,
 ) -> Spread {
-    let c = Concentration::of(all);
-    let total: f64 = values.values().sum();
-    let share = |set: &HashSet<u64>| -> f64 {
-        if total <= 0.0 {
-            0.0
-        } else {
-            values
-                .iter()
-                .filter(|(k, _)| set.contains(k))
-                .map(|(_, v)| v)
-                .sum::<f64>()
-                / total
-        }
-    };
+    let all: Vec<f64> = keys
+        .map(|k| values.get(k).copied().unwrap_or(0.0))
+        .collect();
+    let c = Concentration::of(&all);
     Spread {
-        total,
+        total: values.values().sum(),
         gini: c.gini,
-        top_1pct_popular_share: share(top1),
-        top_10_popular_share: share(top10),
-        tail_share: if total > 0.0 { 1.0 - share(head) } else { 0.0 },
+        top_1pct_popular_share: share_of(values, &heads.top_1pct),
+        top_10_popular_share: share_of(values, &heads.top_10),
+        tail_share: tail_share_of(values, &heads.head),
         top_10_holders_share: c.top_10_share,
     }
 }

@@ -18,34 +18,68 @@ pub struct HubPopularity {
     pub builder_of: HashMap<u64, u64>,
     /// Model key -> downloads.
     pub downloads: HashMap<u64, u64>,
-    /// The top 1% of models by popularity.
-    pub top_1pct: HashSet<u64>,
-    /// The 10 most popular models.
-    pub top_10: HashSet<u64>,
-    /// The top 10% of models by popularity (the head; the rest is the tail).
-    pub head: HashSet<u64>,
+    /// The most popular models (by downloads).
+    pub model_heads: Heads,
+    /// The most popular builders (by their models' downloads).
+    pub builder_heads: Heads,
     /// Every builder key.
     pub builders: HashSet<u64>,
 }
 
+/// The most popular members of a population, the sets concentration figures
+/// are reported over.
+#[derive(Debug, Clone, Default)]
+pub struct Heads {
+    /// The top 1% (at least one).
+    pub top_1pct: HashSet<u64>,
+    /// The 10 most popular.
+    pub top_10: HashSet<u64>,
+    /// The top 10% (the head; the rest is the tail).
+    pub head: HashSet<u64>,
+}
+
+impl Heads {
+    /// Heads of `(key, popularity)` pairs; ties go to the smaller key, so the
+    /// sets are deterministic.
+    fn of(mut pop: Vec<(u64, u64)>) -> Heads {
+        pop.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let n = pop.len();
+        let take = |k: usize| -> HashSet<u64> { pop.iter().take(k).map(|(key, _)| *key).collect() };
+        Heads {
+            top_1pct: take(n.div_ceil(100).max(1).min(n)),
+            top_10: take(10.min(n)),
+            head: take(n.div_ceil(10).min(n)),
+        }
+    }
+}
+
 impl HubPopularity {
     pub fn from_facts(facts: &[CandidateFacts]) -> HubPopularity {
-        let mut by_pop: Vec<&CandidateFacts> = facts.iter().collect();
-        // Most popular first; ties by key so the sets are deterministic.
-        by_pop.sort_by(|a, b| b.downloads.cmp(&a.downloads).then(a.id_key.cmp(&b.id_key)));
-        let n = facts.len();
-        let take = |k: usize| -> HashSet<u64> { by_pop.iter().take(k).map(|f| f.id_key).collect() };
         let mut sorted: Vec<u64> = facts.iter().map(|f| f.downloads).collect();
         sorted.sort_unstable();
+        let mut per_builder: HashMap<u64, u64> = HashMap::new();
+        for f in facts {
+            *per_builder.entry(f.builder_key).or_default() += f.downloads;
+        }
         HubPopularity {
             sorted,
             builder_of: facts.iter().map(|f| (f.id_key, f.builder_key)).collect(),
             downloads: facts.iter().map(|f| (f.id_key, f.downloads)).collect(),
-            top_1pct: take(n.div_ceil(100).max(1).min(n)),
-            top_10: take(10.min(n)),
-            head: take(n.div_ceil(10).min(n)),
+            model_heads: Heads::of(facts.iter().map(|f| (f.id_key, f.downloads)).collect()),
+            builder_heads: Heads::of(per_builder.into_iter().collect()),
             builders: facts.iter().map(|f| f.builder_key).collect(),
         }
+    }
+
+    /// Per-model values summed per builder.
+    pub fn by_builder(&self, per_model: &HashMap<u64, f64>) -> HashMap<u64, f64> {
+        let mut out: HashMap<u64, f64> = HashMap::new();
+        for (m, v) in per_model {
+            if let Some(b) = self.builder_of.get(m) {
+                *out.entry(*b).or_default() += v;
+            }
+        }
+        out
     }
 
     /// What ranking knows of a card: its relevance, its calls (downloads,
@@ -112,9 +146,9 @@ mod tests {
         let h = HubPopularity::from_facts(&facts);
         assert_eq!(h.quantile(0), 0.15);
         assert!(h.quantile(199) > 0.99);
-        assert_eq!(h.top_1pct, HashSet::from([199, 198]));
-        assert_eq!(h.head.len(), 20);
-        assert!(h.head.contains(&180) && !h.head.contains(&179));
+        assert_eq!(h.model_heads.top_1pct, HashSet::from([199, 198]));
+        assert_eq!(h.model_heads.head.len(), 20);
+        assert!(h.model_heads.head.contains(&180) && !h.model_heads.head.contains(&179));
         assert_eq!(h.builders.len(), 7);
     }
 }

@@ -31,6 +31,25 @@ pub struct Replacement {
 /// What an import did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportReport {
+    /// What became of the records read.
+    #[serde(flatten)]
+    pub cards: CardCounts,
+    /// Records that were not imported, each with its place and reason.
+    pub rejected: Vec<Rejection>,
+    /// Ids seen twice in this import (the later record won).
+    pub replaced_in_run: Vec<Replacement>,
+    pub commits: usize,
+    pub seconds: f64,
+    /// Live cards in the index afterwards.
+    pub total_cards: u64,
+    /// What embedding the cards did (when embeddings are on).
+    pub vectors: Option<crate::semantic::VectorReport>,
+}
+
+/// Records read by an import, by outcome (rejected ones are listed in the
+/// report).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CardCounts {
     /// Records read (good and bad).
     pub records: usize,
     /// New cards.
@@ -39,14 +58,6 @@ pub struct ImportReport {
     pub updated: usize,
     /// Cards identical to what the index already had (nothing written).
     pub unchanged: usize,
-    pub rejected: Vec<Rejection>,
-    pub replaced_in_run: Vec<Replacement>,
-    pub commits: usize,
-    pub seconds: f64,
-    /// Live cards in the index afterwards.
-    pub total_cards: u64,
-    /// What embedding the cards did (when embeddings are on).
-    pub vectors: Option<crate::semantic::VectorReport>,
 }
 
 /// Options of one import.
@@ -73,10 +84,10 @@ pub fn import(
     let mut pending = 0usize;
 
     source::read_all(paths, &mut |(loc, parsed)| {
-        report.records += 1;
-        if report.records % 1024 == 0 {
+        report.cards.records += 1;
+        if report.cards.records % 1024 == 0 {
             progress(Progress::Records {
-                read: report.records,
+                read: report.cards.records,
             });
         }
         let card = match parsed {
@@ -103,11 +114,11 @@ pub fn import(
         let hash = card.content_hash();
         match known.insert(card.id.clone(), hash) {
             Some(h) if h == hash => {
-                report.unchanged += 1;
+                report.cards.unchanged += 1;
                 return Ok(());
             }
-            Some(_) => report.updated += 1,
-            None => report.imported += 1,
+            Some(_) => report.cards.updated += 1,
+            None => report.cards.imported += 1,
         }
         writer.upsert(&card)?;
         pending += 1;

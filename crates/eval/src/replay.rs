@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use hubsearch_core::card::key_of;
 use hubsearch_core::{Config, Mode, PolicyKind, SearchRequest};
 use hubsearch_engine::{Engine, LedgerMode};
-use hubsearch_rank::gini;
+use hubsearch_rank::{gini, share_of, tail_share_of};
 use serde::Serialize;
 
 use crate::exposure::expected_exposure_metrics;
@@ -123,9 +123,9 @@ pub fn replay(
     let hub = engine.hub();
     let tier = |id: &str| -> String {
         let k = key_of(id);
-        if hub.top_1pct.contains(&k) {
+        if hub.model_heads.top_1pct.contains(&k) {
             "top1pct".into()
-        } else if hub.head.contains(&k) {
+        } else if hub.model_heads.head.contains(&k) {
             "top10pct".into()
         } else {
             "tail".into()
@@ -176,57 +176,31 @@ pub fn replay(
 fn concentration(engine: &Engine, exposure: &HashMap<String, f64>) -> Vec<(String, f64)> {
     let hub = engine.hub();
     let by_key: HashMap<u64, f64> = exposure.iter().map(|(id, e)| (key_of(id), *e)).collect();
-    let total: f64 = by_key.values().sum();
     let mut models: Vec<f64> = hub
         .downloads
         .keys()
         .map(|k| by_key.get(k).copied().unwrap_or(0.0))
         .collect();
     models.sort_by(f64::total_cmp);
-    let share = |set: &HashSet<u64>| -> f64 {
-        if total <= 0.0 {
-            return 0.0;
-        }
-        by_key
-            .iter()
-            .filter(|(k, _)| set.contains(k))
-            .map(|(_, e)| e)
-            .sum::<f64>()
-            / total
-    };
-    // Builders: exposure, and popularity = their models' downloads.
-    let mut b_exp: HashMap<u64, f64> = hub.builders.iter().map(|b| (*b, 0.0)).collect();
-    let mut b_pop: HashMap<u64, u64> = HashMap::new();
-    for (m, b) in &hub.builder_of {
-        *b_pop.entry(*b).or_default() += hub.downloads.get(m).copied().unwrap_or(0);
-        if let Some(e) = by_key.get(m) {
-            *b_exp.entry(*b).or_default() += e;
-        }
-    }
-    let mut ranked_builders: Vec<(u64, u64)> = b_pop.into_iter().collect();
-    ranked_builders.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let head_b: HashSet<u64> = ranked_builders
+    let share = |set: &HashSet<u64>| share_of(&by_key, set);
+    let b_exp = hub.by_builder(&by_key);
+    let b_values: Vec<f64> = hub
+        .builders
         .iter()
-        .take(ranked_builders.len().div_ceil(10))
-        .map(|(b, _)| *b)
+        .map(|b| b_exp.get(b).copied().unwrap_or(0.0))
         .collect();
-    let b_total: f64 = b_exp.values().sum();
-    let b_tail = if b_total > 0.0 {
-        b_exp
-            .iter()
-            .filter(|(b, _)| !head_b.contains(b))
-            .map(|(_, e)| e)
-            .sum::<f64>()
-            / b_total
-    } else {
-        0.0
-    };
-    let b_values: Vec<f64> = b_exp.values().copied().collect();
+    let b_tail = tail_share_of(&b_exp, &hub.builder_heads.head);
     vec![
         ("gini_models".into(), gini(&models)),
-        ("top1pct_share_models".into(), share(&hub.top_1pct)),
-        ("top10_share_models".into(), share(&hub.top_10)),
-        ("tail_share_models".into(), 1.0 - share(&hub.head)),
+        (
+            "top1pct_share_models".into(),
+            share(&hub.model_heads.top_1pct),
+        ),
+        ("top10_share_models".into(), share(&hub.model_heads.top_10)),
+        (
+            "tail_share_models".into(),
+            1.0 - share(&hub.model_heads.head),
+        ),
         ("gini_builders".into(), gini(&b_values)),
         ("tail_share_builders".into(), b_tail),
     ]

@@ -475,12 +475,12 @@ fn run(
     let total_exp: f64 = exp.iter().map(|(_, e)| e).sum();
     let tail = exp
         .iter()
-        .filter(|(k, _)| !hub.head.contains(k))
+        .filter(|(k, _)| !hub.model_heads.head.contains(k))
         .map(|(_, e)| e)
         .sum::<f64>();
     let top1_calls: u64 = calls
         .iter()
-        .filter(|(k, _)| hub.top_1pct.contains(k))
+        .filter(|(k, _)| hub.model_heads.top_1pct.contains(k))
         .map(|(_, c)| c)
         .sum();
     let income_v: Vec<f64> = builders

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 /// One named series of (x, y) points.
+#[derive(Debug, Clone)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,

@@ -22,126 +22,43 @@ struct Task {
     words: &'static str,
 }
 
+const fn task(
+    name: &'static str,
+    weight: f64,
+    archs: &'static [&'static str],
+    datasets: &'static [&'static str],
+    words: &'static str,
+) -> Task {
+    Task {
+        name,
+        weight,
+        archs,
+        datasets,
+        words,
+    }
+}
+
+/// Tasks with their frequency in the 2022 snapshot: (name, weight, architectures,
+/// datasets, what the card says the model does), one row each.
+#[rustfmt::skip]
 const TASKS: &[Task] = &[
-    Task {
-        name: "text-generation",
-        weight: 3935.0,
-        archs: &["gpt2", "gpt-neo", "gptj", "bloom"],
-        datasets: &["openwebtext", "wikitext", "the_pile", "bookcorpus"],
-        words: "generates fluent text, stories and poetry",
-    },
-    Task {
-        name: "text-classification",
-        weight: 3091.0,
-        archs: &["bert", "roberta", "distilbert", "electra", "deberta"],
-        datasets: &["sst2", "imdb", "tweet_eval", "emotion", "ag_news"],
-        words: "classifies text into labels such as sentiment or topic",
-    },
-    Task {
-        name: "fill-mask",
-        weight: 2369.0,
-        archs: &["bert", "roberta", "xlm-roberta", "albert", "camembert"],
-        datasets: &["wikipedia", "bookcorpus", "cc100", "oscar"],
-        words: "a pretrained masked language model",
-    },
-    Task {
-        name: "text2text-generation",
-        weight: 2236.0,
-        archs: &["t5", "mt5", "bart", "pegasus"],
-        datasets: &["c4", "squad", "paws", "jfleg"],
-        words: "rewrites, paraphrases and corrects text",
-    },
-    Task {
-        name: "automatic-speech-recognition",
-        weight: 1477.0,
-        archs: &["wav2vec2", "hubert", "whisper", "xlsr"],
-        datasets: &["common_voice", "librispeech_asr", "timit_asr", "voxpopuli"],
-        words: "transcribes spoken audio to text",
-    },
-    Task {
-        name: "translation",
-        weight: 1458.0,
-        archs: &["marian", "opus-mt", "mbart", "m2m100", "t5"],
-        datasets: &["wmt16", "opus100", "tatoeba", "europarl"],
-        words: "translates between languages",
-    },
-    Task {
-        name: "token-classification",
-        weight: 1257.0,
-        archs: &["bert", "roberta", "xlm-roberta", "biobert"],
-        datasets: &["conll2003", "wikiann", "ncbi_disease", "ontonotes"],
-        words: "tags named entities such as people, places and organisations",
-    },
-    Task {
-        name: "conversational",
-        weight: 1028.0,
-        archs: &["dialogpt", "blenderbot", "gpt2"],
-        datasets: &["daily_dialog", "persona_chat", "blended_skill_talk"],
-        words: "a dialogue chatbot that holds a conversation",
-    },
-    Task {
-        name: "feature-extraction",
-        weight: 972.0,
-        archs: &["bert", "sentence-transformers", "mpnet", "minilm"],
-        datasets: &["snli", "msmarco", "wikipedia"],
-        words: "produces embeddings of sentences and documents",
-    },
-    Task {
-        name: "question-answering",
-        weight: 967.0,
-        archs: &["bert", "roberta", "distilbert", "albert", "deberta"],
-        datasets: &["squad", "squad_v2", "natural_questions", "pubmed_qa"],
-        words: "answers questions from a context passage",
-    },
-    Task {
-        name: "sentence-similarity",
-        weight: 333.0,
-        archs: &["sentence-transformers", "mpnet", "minilm"],
-        datasets: &["stsb", "snli", "multi_nli", "quora"],
-        words: "sentence embeddings for semantic search and similarity",
-    },
-    Task {
-        name: "summarization",
-        weight: 320.0,
-        archs: &["bart", "pegasus", "t5", "led"],
-        datasets: &["cnn_dailymail", "xsum", "arxiv", "billsum"],
-        words: "summarizes long documents and news articles",
-    },
-    Task {
-        name: "image-classification",
-        weight: 243.0,
-        archs: &["vit", "resnet", "convnext", "deit", "efficientnet"],
-        datasets: &["imagenet-1k", "cifar10", "food101"],
-        words: "classifies images into categories",
-    },
-    Task {
-        name: "text-to-speech",
-        weight: 160.0,
-        archs: &["tacotron2", "fastspeech2", "vits"],
-        datasets: &["ljspeech", "vctk", "common_voice"],
-        words: "synthesizes natural speech from text",
-    },
-    Task {
-        name: "zero-shot-classification",
-        weight: 68.0,
-        archs: &["bart", "roberta", "deberta"],
-        datasets: &["multi_nli", "xnli", "anli"],
-        words: "classifies text into any labels via natural language inference",
-    },
-    Task {
-        name: "audio-classification",
-        weight: 51.0,
-        archs: &["wav2vec2", "hubert", "ast"],
-        datasets: &["superb", "esc50", "speech_commands"],
-        words: "classifies audio clips, speakers and emotions",
-    },
-    Task {
-        name: "object-detection",
-        weight: 11.0,
-        archs: &["detr", "yolos"],
-        datasets: &["coco", "pascal_voc"],
-        words: "detects objects in images with bounding boxes",
-    },
+    task("text-generation", 3935.0, &["gpt2", "gpt-neo", "gptj", "bloom"], &["openwebtext", "wikitext", "the_pile", "bookcorpus"], "generates fluent text, stories and poetry"),
+    task("text-classification", 3091.0, &["bert", "roberta", "distilbert", "electra", "deberta"], &["sst2", "imdb", "tweet_eval", "emotion", "ag_news"], "classifies text into labels such as sentiment or topic"),
+    task("fill-mask", 2369.0, &["bert", "roberta", "xlm-roberta", "albert", "camembert"], &["wikipedia", "bookcorpus", "cc100", "oscar"], "a pretrained masked language model"),
+    task("text2text-generation", 2236.0, &["t5", "mt5", "bart", "pegasus"], &["c4", "squad", "paws", "jfleg"], "rewrites, paraphrases and corrects text"),
+    task("automatic-speech-recognition", 1477.0, &["wav2vec2", "hubert", "whisper", "xlsr"], &["common_voice", "librispeech_asr", "timit_asr", "voxpopuli"], "transcribes spoken audio to text"),
+    task("translation", 1458.0, &["marian", "opus-mt", "mbart", "m2m100", "t5"], &["wmt16", "opus100", "tatoeba", "europarl"], "translates between languages"),
+    task("token-classification", 1257.0, &["bert", "roberta", "xlm-roberta", "biobert"], &["conll2003", "wikiann", "ncbi_disease", "ontonotes"], "tags named entities such as people, places and organisations"),
+    task("conversational", 1028.0, &["dialogpt", "blenderbot", "gpt2"], &["daily_dialog", "persona_chat", "blended_skill_talk"], "a dialogue chatbot that holds a conversation"),
+    task("feature-extraction", 972.0, &["bert", "sentence-transformers", "mpnet", "minilm"], &["snli", "msmarco", "wikipedia"], "produces embeddings of sentences and documents"),
+    task("question-answering", 967.0, &["bert", "roberta", "distilbert", "albert", "deberta"], &["squad", "squad_v2", "natural_questions", "pubmed_qa"], "answers questions from a context passage"),
+    task("sentence-similarity", 333.0, &["sentence-transformers", "mpnet", "minilm"], &["stsb", "snli", "multi_nli", "quora"], "sentence embeddings for semantic search and similarity"),
+    task("summarization", 320.0, &["bart", "pegasus", "t5", "led"], &["cnn_dailymail", "xsum", "arxiv", "billsum"], "summarizes long documents and news articles"),
+    task("image-classification", 243.0, &["vit", "resnet", "convnext", "deit", "efficientnet"], &["imagenet-1k", "cifar10", "food101"], "classifies images into categories"),
+    task("text-to-speech", 160.0, &["tacotron2", "fastspeech2", "vits"], &["ljspeech", "vctk", "common_voice"], "synthesizes natural speech from text"),
+    task("zero-shot-classification", 68.0, &["bart", "roberta", "deberta"], &["multi_nli", "xnli", "anli"], "classifies text into any labels via natural language inference"),
+    task("audio-classification", 51.0, &["wav2vec2", "hubert", "ast"], &["superb", "esc50", "speech_commands"], "classifies audio clips, speakers and emotions"),
+    task("object-detection", 11.0, &["detr", "yolos"], &["coco", "pascal_voc"], "detects objects in images with bounding boxes"),
 ];
 
 const LANGS: &[(&str, f64)] = &[

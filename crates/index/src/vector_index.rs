@@ -71,6 +71,9 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> VectorError {
     }
 }
 
+/// The card keys a filtered search may return (`None`: any).
+pub type Allowed<'a> = Option<&'a std::collections::HashSet<u64>>;
+
 /// One vector per row, in insertion order. The graph keeps its own copy of
 /// every vector it holds, so rows already in the graph are read from the
 /// graph's points and only the rest (`pending`) are stored here: one copy of
@@ -352,12 +355,7 @@ impl VectorIndex {
     /// The `k` most similar live vectors to `query`. `allowed`, when given,
     /// restricts the search to these card keys (filters): the result never
     /// holds a card outside it.
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        allowed: Option<&std::collections::HashSet<u64>>,
-    ) -> Vec<VectorHit> {
+    pub fn search(&self, query: &[f32], k: usize, allowed: Allowed<'_>) -> Vec<VectorHit> {
         let r = self.rows.read().expect("rows");
         let live = r.by_id.len();
         let small_filter = allowed.is_some_and(|a| a.len() < self.params.exact_below);
@@ -404,12 +402,7 @@ impl VectorIndex {
     }
 
     /// Exact top-k by a full scan (the reference for recall).
-    pub fn exact(
-        &self,
-        query: &[f32],
-        k: usize,
-        allowed: Option<&std::collections::HashSet<u64>>,
-    ) -> Vec<VectorHit> {
+    pub fn exact(&self, query: &[f32], k: usize, allowed: Allowed<'_>) -> Vec<VectorHit> {
         let r = self.rows.read().expect("rows");
         self.exact_locked(&r, query, k, allowed)
     }
@@ -419,7 +412,7 @@ impl VectorIndex {
         r: &Rows,
         query: &[f32],
         k: usize,
-        allowed: Option<&std::collections::HashSet<u64>>,
+        allowed: Allowed<'_>,
     ) -> Vec<VectorHit> {
         let rows: Vec<usize> = match allowed {
             Some(a) => a

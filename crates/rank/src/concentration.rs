@@ -1,6 +1,8 @@
 //! How concentrated a quantity (downloads, exposure, calls, income) is:
 //! Gini, top-k shares, tail share (docs/metrics.md, Concentration).
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 
 /// Gini coefficient of non-negative values (zeros included):
@@ -40,6 +42,31 @@ pub fn top_k_share(values: &[f64], k: usize) -> f64 {
 pub fn top_fraction_share(values: &[f64], fraction: f64) -> f64 {
     let k = ((values.len() as f64 * fraction).ceil() as usize).max(1);
     top_k_share(values, k)
+}
+
+/// Share of the total of `values` held by the keys in `set` (0 when the
+/// total is 0).
+pub fn share_of(values: &HashMap<u64, f64>, set: &HashSet<u64>) -> f64 {
+    let total: f64 = values.values().sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    values
+        .iter()
+        .filter(|(k, _)| set.contains(k))
+        .map(|(_, v)| v)
+        .sum::<f64>()
+        / total
+}
+
+/// Share of the total of `values` held outside `head` (0 when the total is
+/// 0).
+pub fn tail_share_of(values: &HashMap<u64, f64>, head: &HashSet<u64>) -> f64 {
+    if values.values().sum::<f64>() > 0.0 {
+        1.0 - share_of(values, head)
+    } else {
+        0.0
+    }
 }
 
 /// Summary of one quantity's concentration.

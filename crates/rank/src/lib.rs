@@ -25,7 +25,9 @@ pub mod policy;
 
 pub use attention::Attention;
 pub use book::{page_delta, ExposureBook, PageDelta};
-pub use concentration::{gini, lorenz, top_fraction_share, top_k_share, Concentration};
+pub use concentration::{
+    gini, lorenz, share_of, tail_share_of, top_fraction_share, top_k_share, Concentration,
+};
 pub use fusion::{Evidence, FusionParams};
 pub use policy::{rank, Candidate, Policy, Ranked};
 

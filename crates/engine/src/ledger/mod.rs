@@ -354,36 +354,26 @@ impl Ledger {
     /// Stop the writer after committing everything queued.
     pub fn close(&self) -> Result<(), LedgerError> {
         let r = self.flush();
-        self.inner
-            .tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(h) = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        self.inner.stop_writer();
+        r
+    }
+}
+
+impl Inner {
+    /// Close the queue and wait for the writer, which commits what is
+    /// queued before it ends.
+    fn stop_writer(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
             let _ = h.join();
         }
-        r
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channel ends the writer after it commits what is queued.
-        self.tx.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = self
-            .writer
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = h.join();
-        }
+        self.stop_writer();
     }
 }
 
@@ -406,6 +396,17 @@ mod tests {
         }
     }
 
+    fn call(key: &str) -> CallRecord {
+        CallRecord {
+            model: 1,
+            builder: 100,
+            model_id: "a/x".into(),
+            builder_name: "a".into(),
+            amount_usd: 0.5,
+            idempotency_key: Some(key.into()),
+        }
+    }
+
     #[test]
     fn totals_survive_reopen_and_calls_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
@@ -415,14 +416,7 @@ mod tests {
             for _ in 0..10 {
                 l.record_page(page(1, 100)).unwrap();
             }
-            let call = CallRecord {
-                model: 1,
-                builder: 100,
-                model_id: "a/x".into(),
-                builder_name: "a".into(),
-                amount_usd: 0.5,
-                idempotency_key: Some("k1".into()),
-            };
+            let call = call("k1");
             let first = l.record_call(call.clone()).unwrap();
             let again = l.record_call(call.clone()).unwrap();
             assert!(first.recorded && !again.recorded && first.seq == again.seq);
@@ -461,16 +455,7 @@ mod tests {
         assert_eq!(l.pages(), 10);
         assert_eq!(l.model_exposure_recent(24)[&1], 10.0);
         // Idempotency keys survive a restart too.
-        let dup = l
-            .record_call(CallRecord {
-                model: 1,
-                builder: 100,
-                model_id: "a/x".into(),
-                builder_name: "a".into(),
-                amount_usd: 0.5,
-                idempotency_key: Some("k1".into()),
-            })
-            .unwrap();
+        let dup = l.record_call(call("k1")).unwrap();
         assert!(!dup.recorded);
     }
 }

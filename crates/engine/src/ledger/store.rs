@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, Value,
+};
 
 use super::state::{CallEntry, PageRecord, State, Tally};
 use super::LedgerError;
@@ -93,77 +95,76 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
     let r = db.begin_read().map_err(db_err)?;
     let mut s = State::default();
     for (table, accounts) in [(MODELS, &mut s.models), (BUILDERS, &mut s.builders)] {
-        for row in r
-            .open_table(table)
-            .map_err(db_err)?
-            .iter()
-            .map_err(db_err)?
-        {
-            let (k, v) = row.map_err(db_err)?;
-            let (exposure, merit, impressions) = v.value();
-            accounts.restore(
-                k.value(),
-                Tally {
-                    exposure,
-                    merit,
-                    impressions,
-                },
-            );
-        }
+        each_row(&r, table, |key, (exposure, merit, impressions)| {
+            let t = Tally {
+                exposure,
+                merit,
+                impressions,
+            };
+            accounts.restore(key, t)
+        })?;
     }
-    for row in r
-        .open_table(HOURLY)
-        .map_err(db_err)?
-        .iter()
-        .map_err(db_err)?
-    {
-        let (k, v) = row.map_err(db_err)?;
-        s.hourly.insert(k.value(), v.value());
-    }
-    for row in r
-        .open_table(NAMES)
-        .map_err(db_err)?
-        .iter()
-        .map_err(db_err)?
-    {
-        let (k, v) = row.map_err(db_err)?;
-        s.names.insert(k.value(), v.value().to_string());
-    }
+    each_row(&r, HOURLY, |k, e| {
+        s.hourly.insert(k, e);
+    })?;
+    each_row(&r, NAMES, |k, n| {
+        s.names.insert(k, n.to_string());
+    })?;
     // Calls are replayed one by one; their idempotency keys come after.
-    for row in r
-        .open_table(CALLS)
-        .map_err(db_err)?
-        .iter()
-        .map_err(db_err)?
-    {
-        let (k, v) = row.map_err(db_err)?;
-        let (model, builder, amount_usd, _) = v.value();
+    each_row(&r, CALLS, |seq, (model, builder, amount_usd, _)| {
         s.apply_call(&CallEntry {
-            seq: k.value(),
+            seq,
             model,
             builder,
             amount_usd,
             idempotency_key: None,
-        });
-    }
+        })
+    })?;
+    each_row(&r, IDEMPOTENCY, |k, seq| {
+        s.idempotency.insert(k.to_string(), seq);
+    })?;
+    each_row(&r, COUNTERS, |name, n| {
+        if name == "pages" {
+            s.pages = n;
+        }
+    })?;
+    Ok(s)
+}
+
+/// Call `f` with every row of `table`.
+fn each_row<K: Key + 'static, V: Value + 'static>(
+    r: &ReadTransaction,
+    table: TableDefinition<K, V>,
+    mut f: impl FnMut(K::SelfType<'_>, V::SelfType<'_>),
+) -> Result<(), LedgerError> {
     for row in r
-        .open_table(IDEMPOTENCY)
+        .open_table(table)
         .map_err(db_err)?
         .iter()
         .map_err(db_err)?
     {
         let (k, v) = row.map_err(db_err)?;
-        s.idempotency.insert(k.value().to_string(), v.value());
+        f(k.value(), v.value());
     }
-    if let Some(p) = r
-        .open_table(COUNTERS)
+    Ok(())
+}
+
+/// Add `delta` to the value stored under `key` (absent: `V::default()`).
+fn add_to<'k, K: Key + 'static, V>(
+    t: &mut Table<K, V>,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
+    delta: impl FnOnce(V) -> V,
+) -> Result<(), LedgerError>
+where
+    V: for<'a> Value<SelfType<'a> = V> + Default + 'static,
+{
+    let old = t
+        .get(key.borrow())
         .map_err(db_err)?
-        .get("pages")
-        .map_err(db_err)?
-    {
-        s.pages = p.value();
-    }
-    Ok(s)
+        .map(|v| v.value())
+        .unwrap_or_default();
+    t.insert(key.borrow(), delta(old)).map_err(db_err)?;
+    Ok(())
 }
 
 /// The writer thread: take what is queued (waiting up to the batch window
@@ -228,19 +229,14 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
         for (table, accounts) in [(MODELS, &delta.models), (BUILDERS, &delta.builders)] {
             let mut t = w.open_table(table).map_err(db_err)?;
             for (k, d) in accounts.tallies() {
-                let (e, m, n) = t
-                    .get(k)
-                    .map_err(db_err)?
-                    .map(|v| v.value())
-                    .unwrap_or((0.0, 0.0, 0));
-                t.insert(k, (e + d.exposure, m + d.merit, n + d.impressions))
-                    .map_err(db_err)?;
+                add_to(&mut t, k, |(e, m, n)| {
+                    (e + d.exposure, m + d.merit, n + d.impressions)
+                })?;
             }
         }
         let mut t = w.open_table(HOURLY).map_err(db_err)?;
         for (k, e) in &delta.hourly {
-            let old = t.get(k).map_err(db_err)?.map_or(0.0, |v| v.value());
-            t.insert(k, old + e).map_err(db_err)?;
+            add_to(&mut t, k, |old| old + e)?;
         }
         let mut t = w.open_table(NAMES).map_err(db_err)?;
         for (k, n) in &delta.names {
@@ -261,13 +257,7 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
             idem.insert(k.as_str(), seq).map_err(db_err)?;
         }
         let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
-        let old = counters
-            .get("pages")
-            .map_err(db_err)?
-            .map_or(0, |v| v.value());
-        counters
-            .insert("pages", old + delta.pages)
-            .map_err(db_err)?;
+        add_to(&mut counters, "pages", |old| old + delta.pages)?;
     }
     w.commit().map_err(db_err)
 }
