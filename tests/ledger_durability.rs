@@ -113,3 +113,99 @@ fn acknowledged_records_survive_sigkill() {
     let t = ledger.tally_of(0, Group::Model);
     assert!(t.exposure >= (acked / 13) as f64 && t.merit == t.exposure);
 }
+
+const RACE_ENV: &str = "HUBSEARCH_LEDGER_RACE_CHILD";
+
+/// Runs only as the child of the race test: every call is sent by two
+/// threads at once with the same idempotency key; a call is printed as
+/// acknowledged as soon as either thread's `record_call` returns.
+#[test]
+fn child_racer() {
+    let Ok(path) = std::env::var(RACE_ENV) else {
+        return;
+    };
+    let ledger = Ledger::open(std::path::Path::new(&path)).unwrap();
+    let offset: u64 = std::env::var("HUBSEARCH_RACE_OFFSET")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for i in offset.. {
+        let (a, b) = (ledger.clone(), ledger.clone());
+        let first = std::thread::spawn(move || a.record_call(call(i)).unwrap());
+        let second = b.record_call(call(i)).unwrap();
+        // The duplicate answered: the call must be durable by now.
+        println!("ACK {i}");
+        let first = first.join().unwrap();
+        assert_eq!(first.seq, second.seq);
+        assert!(first.recorded != second.recorded, "counted twice or never");
+    }
+}
+
+/// Duplicate idempotency keys raced against SIGKILL, over several rounds on
+/// one ledger: every call acknowledged to either of its two senders is there
+/// after the restart, and each key is counted once.
+#[test]
+fn raced_duplicate_calls_survive_sigkill_counted_once() {
+    if std::env::var(CHILD_ENV).is_ok() || std::env::var(RACE_ENV).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    let mut next = 0u64;
+    for round in 0..5 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_racer",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(RACE_ENV, &path)
+            .env("HUBSEARCH_RACE_OFFSET", next.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut acked = Vec::new();
+        // Kill at a different point each round.
+        while acked.len() < 40 + 37 * round {
+            let line = lines.next().expect("child ended early").unwrap();
+            if let Some(n) = line.strip_prefix("ACK ") {
+                acked.push(n.trim().parse::<u64>().unwrap());
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let ledger = Ledger::open(&path).unwrap();
+        let last = *acked.last().unwrap();
+        let calls: u64 = ledger
+            .earnings(Group::Model)
+            .values()
+            .map(|e| e.calls)
+            .sum();
+        // Keys 0..=last were all sent; some after `last` may be stored too.
+        assert!(
+            calls > last,
+            "round {round}: {calls} calls for {} acknowledged keys",
+            last + 1
+        );
+        for i in 0..=last {
+            let again = ledger.record_call(call(i)).unwrap();
+            assert!(
+                !again.recorded,
+                "round {round}: acknowledged call {i} was lost"
+            );
+        }
+        let after: u64 = ledger
+            .earnings(Group::Model)
+            .values()
+            .map(|e| e.calls)
+            .sum();
+        assert_eq!(after, calls, "round {round}: a duplicate was counted");
+        ledger.close().unwrap();
+        next = calls;
+    }
+}

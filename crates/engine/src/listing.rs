@@ -83,6 +83,9 @@ impl Engine {
         let start = std::time::Instant::now();
         self.check_page(offset, limit, None)?;
         let searcher = self.text_index().searcher();
+        // Past the last card there is nothing to list: no collector ever
+        // sees an offset beyond the hub's size.
+        let offset = offset.min(searcher.num_docs() as usize);
         let (field, desc) = sort.field();
         let (hits, total) = if sort == ListingSort::Fair {
             let depth = self.config().search.candidates;

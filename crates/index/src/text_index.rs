@@ -417,7 +417,10 @@ impl TextIndex {
         use tantivy::Order;
         let query = self.query("", filter)?;
         let order = if descending { Order::Desc } else { Order::Asc };
-        let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+        // The collector allocates offset + limit slots: never more than the
+        // index holds, whatever a client asks for.
+        let max = searcher.num_docs() as usize;
+        let top = TopDocs::with_limit(limit.clamp(1, max.max(1))).and_offset(offset.min(max));
         let addrs: Vec<DocAddress> = match field {
             "downloads" | "paid_calls" | "likes" => searcher
                 .search(&query, &top.order_by_fast_field::<u64>(field, order))?

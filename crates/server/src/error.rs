@@ -7,6 +7,7 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hubsearch_engine::ledger::LedgerError;
 use hubsearch_engine::{Error as EngineError, IndexError};
 
 macro_rules! codes {
@@ -54,6 +55,8 @@ codes! {
     InvalidQuery => "invalid_query", BAD_REQUEST, "the query cannot be searched";
     InvalidCard => "invalid_card", BAD_REQUEST, "a published card is not valid";
     IdMismatch => "id_mismatch", BAD_REQUEST, "the card's id differs from the id in the path";
+    InvalidId => "invalid_id", BAD_REQUEST, "a published id that is not `name` or `namespace/name` of letters, digits, `.`, `_`, `-`";
+    ReadOnlyField => "read_only_field", BAD_REQUEST, "a builder's card sets a field only the hub sets (downloads, likes, paid_calls, dates)";
     InvalidAmount => "invalid_amount", BAD_REQUEST, "a paid call's amount is not a finite number >= 0";
     InvalidIdempotencyKey => "invalid_idempotency_key", BAD_REQUEST, "an idempotency key that is empty or too long";
     InvalidInput => "invalid_input", BAD_REQUEST, "an input file cannot be read";
@@ -64,6 +67,7 @@ codes! {
     ModelNotFound => "model_not_found", NOT_FOUND, "no model with this id";
     BuilderNotFound => "builder_not_found", NOT_FOUND, "no builder with this name";
     ModelExists => "model_exists", CONFLICT, "publishing an id that exists (use PUT to replace)";
+    IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "an idempotency key sent again with another model or amount";
     BodyTooLarge => "body_too_large", PAYLOAD_TOO_LARGE, "the body is over server.max_body_bytes";
     Overloaded => "overloaded", SERVICE_UNAVAILABLE, "no search slot within server.queue_timeout_ms (Retry-After)";
     SearchTimeout => "search_timeout", SERVICE_UNAVAILABLE, "the search ran past server.search_timeout_ms (Retry-After)";
@@ -119,6 +123,7 @@ impl From<EngineError> for ApiError {
             EngineError::ModelNotFound { .. } => Code::ModelNotFound,
             EngineError::Input { .. } => Code::InvalidInput,
             EngineError::Index(IndexError::InvalidQuery(_)) => Code::InvalidQuery,
+            EngineError::Ledger(LedgerError::KeyReused { .. }) => Code::IdempotencyKeyReused,
             EngineError::Index(_)
             | EngineError::Io { .. }
             | EngineError::WorkerPanicked

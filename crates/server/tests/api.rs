@@ -521,3 +521,153 @@ async fn operations_endpoints() {
     assert_eq!(s, StatusCode::OK);
     assert!(page.as_str().unwrap().contains("<form id=\"f\">"));
 }
+
+/// Issue "No client can crash, rig or starve the hub": each finding, at the
+/// HTTP level.
+#[tokio::test]
+async fn deep_cursors_and_pages_are_bounded() {
+    let h = hub();
+    // A cursor far past the end answers an empty page (it used to reach
+    // tantivy's collector and abort the process allocating 48 GB).
+    let (s, v) = get(&h, "/v1/listings?cursor=o1000000000").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["items"].as_array().unwrap().is_empty());
+    assert!(v["next_cursor"].is_null());
+    let (s, v) = get(&h, &format!("/v1/listings?cursor=o{}", usize::MAX)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = get(&h, "/api/models?cursor=1000000000").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().map(Vec::len), Some(0));
+    // Page arithmetic does not wrap.
+    for uri in [
+        "/v1/search?q=bert&page=18446744073709551615",
+        "/v1/search?q=bert&page=18446744073709551615&per_page=100",
+    ] {
+        let (s, v) = get(&h, uri).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("page_too_deep")),
+            "{uri}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
+    let h = hub();
+    let code = |v: &Value| v["error"]["code"].as_str().map(str::to_string);
+    // Another namespace, by id or by the body's builder / author, or none.
+    for body in [
+        json!({"id": "globex/x", "description": "x"}),
+        json!({"id": "globex/x", "builder": "acme", "description": "x"}),
+        json!({"id": "acme/x", "builder": "globex", "description": "x"}),
+        json!({"id": "acme/x", "author": "google", "description": "x"}),
+        json!({"id": "bert-base-fake", "description": "x"}),
+    ] {
+        let (s, v) = post(&h, "/v1/models", &h.acme, body.clone()).await;
+        assert_eq!(
+            (s, code(&v).as_deref()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{body}"
+        );
+    }
+    // The admin may publish anywhere.
+    let (s, v) = post(
+        &h,
+        "/v1/models",
+        &h.admin,
+        json!({"id": "bert-base-fake", "description": "x"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Popularity and dates are the hub's.
+    for field in ["downloads", "likes", "paid_calls", "created_at"] {
+        let mut body = json!({"id": "acme/rigged", "description": "x"});
+        body[field] = if field == "created_at" {
+            json!("2030-01-01T00:00:00Z")
+        } else {
+            json!(1_000_000_000u64)
+        };
+        let (s, v) = post(&h, "/v1/models", &h.acme, body).await;
+        assert_eq!(
+            (s, code(&v).as_deref()),
+            (StatusCode::BAD_REQUEST, Some("read_only_field")),
+            "{field}"
+        );
+    }
+    // Unknown fields are errors (a misspelt price would publish a free model).
+    let (s, v) = post(
+        &h,
+        "/v1/models",
+        &h.acme,
+        json!({"id": "acme/cheap", "price": 0.5}),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v).as_deref()),
+        (StatusCode::BAD_REQUEST, Some("invalid_card"))
+    );
+    // Look-alike, invisible and path characters in ids.
+    for id in [
+        "acme/evil\u{200b}",
+        "acme/\u{202e}lave",
+        "acme/a?b",
+        "acme/a#b",
+        "acme/../x",
+        "acme/x/y",
+        "acme/-x",
+    ] {
+        let (s, v) = post(&h, "/v1/models", &h.acme, json!({"id": id})).await;
+        assert_eq!(
+            (s, code(&v).as_deref()),
+            (StatusCode::BAD_REQUEST, Some("invalid_id")),
+            "{id:?}"
+        );
+    }
+    // What the hub counted survives a builder's replace.
+    let (s, v) = post(
+        &h,
+        "/v1/models",
+        &h.admin,
+        json!({"id": "acme/popular", "downloads": 500, "likes": 7}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = put(
+        &h,
+        "/v1/models/acme/popular",
+        &h.acme,
+        json!({"description": "now better"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["model"]["downloads"].as_u64(),
+            v["model"]["likes"].as_u64()
+        ),
+        (Some(500), Some(7))
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_call_is_refused() {
+    let h = hub();
+    let body =
+        json!({"model": "facebook/bart-large-cnn", "idempotency_key": "k-1", "amount_usd": 0.01});
+    let (s, v) = post(&h, "/v1/calls", &h.admin, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for other in [
+        json!({"model": "facebook/bart-large-cnn", "idempotency_key": "k-1", "amount_usd": 0.5}),
+        json!({"model": "Helsinki-NLP/opus-mt-en-de", "idempotency_key": "k-1", "amount_usd": 0.01}),
+    ] {
+        let (s, v) = post(&h, "/v1/calls", &h.admin, other).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("idempotency_key_reused")),
+            "{v}"
+        );
+    }
+    let (_, v) = get(&h, "/v1/builders/facebook").await;
+    assert_eq!(v["calls"], 1, "{v}");
+}

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -37,7 +37,7 @@ use hubsearch_rank::{page_delta, Attention, Candidate, ExposureBook};
 use serde::Serialize;
 
 use state::{CallEntry, State};
-pub use state::{Earnings, Impression, PageRecord, Tally};
+pub use state::{Earnings, Impression, Keyed, PageRecord, Tally};
 use store::Event;
 
 /// Errors of the ledger.
@@ -47,6 +47,9 @@ pub enum LedgerError {
     Db(String),
     #[error("the ledger writer has stopped")]
     Stopped,
+    /// An idempotency key sent again with another model or amount.
+    #[error("idempotency key {key:?} was used for a different call (another model or amount)")]
+    KeyReused { key: String },
 }
 
 /// A paid call to record.
@@ -94,6 +97,41 @@ pub struct ServedPage<'a> {
     pub attention: &'a Attention,
 }
 
+/// A call being written, for duplicates of its idempotency key to wait on.
+#[derive(Default)]
+struct Pending {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Pending {
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn finish(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+}
+
+/// The answer to a retried call: the original, if it named the same model
+/// and amount.
+fn duplicate(key: &str, keyed: &Keyed, call: &CallRecord) -> Result<CallOutcome, LedgerError> {
+    if keyed.model != call.model || keyed.amount_usd.to_bits() != call.amount_usd.to_bits() {
+        return Err(LedgerError::KeyReused {
+            key: key.to_string(),
+        });
+    }
+    Ok(CallOutcome {
+        seq: keyed.seq,
+        recorded: false,
+    })
+}
+
 /// The ledger. Cheap to share (`Arc` inside).
 #[derive(Clone)]
 pub struct Ledger {
@@ -102,6 +140,8 @@ pub struct Ledger {
 
 struct Inner {
     state: Mutex<State>,
+    /// Idempotency keys of calls being written, for duplicates to wait on.
+    pending: Mutex<HashMap<String, Arc<Pending>>>,
     tx: Mutex<Option<Sender<Event>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Events queued but not yet committed (for the `ledger lag` metric).
@@ -130,19 +170,27 @@ impl Ledger {
         let (tx, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
+            pending: Mutex::new(HashMap::new()),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(None),
             lag: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&inner);
+        let weak2 = weak.clone();
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || {
-                store::writer_loop(db, rx, |n| {
+                let committed = |n| {
                     if let Some(i) = weak.upgrade() {
                         i.lag.fetch_sub(n, Ordering::Relaxed);
                     }
-                })
+                };
+                let failed = |stored: Result<State, LedgerError>| {
+                    if let Some(i) = weak2.upgrade() {
+                        i.reset_to(stored);
+                    }
+                };
+                store::writer_loop(db, rx, committed, failed)
             })
             .map_err(store::db_err)?;
         *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
@@ -240,17 +288,23 @@ impl Ledger {
     }
 
     /// Record a paid call and wait until it is durable. A call whose
-    /// idempotency key was seen before records nothing and returns the
-    /// original sequence number.
+    /// idempotency key was recorded before records nothing and returns the
+    /// original sequence number, once that original is durable (a duplicate
+    /// that arrives while the original is being written waits for it). A key
+    /// reused for another model or amount is an error.
     pub fn record_call(&self, call: CallRecord) -> Result<CallOutcome, LedgerError> {
-        let (seq, ack) = {
+        loop {
             let mut s = self.state();
             if let Some(k) = &call.idempotency_key {
-                if let Some(&seq) = s.idempotency.get(k) {
-                    return Ok(CallOutcome {
-                        seq,
-                        recorded: false,
-                    });
+                if let Some(keyed) = s.idempotency.get(k) {
+                    return duplicate(k, keyed, &call);
+                }
+                let original = self.pending().get(k).cloned();
+                if let Some(original) = original {
+                    drop(s);
+                    original.wait();
+                    // The original is durable (or failed): look again.
+                    continue;
                 }
             }
             let entry = CallEntry {
@@ -258,29 +312,47 @@ impl Ledger {
                 model: call.model,
                 builder: call.builder,
                 amount_usd: call.amount_usd,
-                idempotency_key: call.idempotency_key,
+                idempotency_key: call.idempotency_key.clone(),
             };
-            s.apply_call(&entry);
-            s.name(call.model, &call.model_id);
-            s.name(call.builder, &call.builder_name);
-            let seq = entry.seq;
+            s.next_call += 1;
+            let pending = Arc::new(Pending::default());
+            if let Some(k) = &entry.idempotency_key {
+                self.pending().insert(k.clone(), pending.clone());
+            }
             let (ack, rx) = mpsc::channel();
-            self.send(Event::Call {
-                call: entry,
+            let sent = self.send(Event::Call {
+                call: entry.clone(),
                 names: [
-                    (call.model, call.model_id),
-                    (call.builder, call.builder_name),
+                    (call.model, call.model_id.clone()),
+                    (call.builder, call.builder_name.clone()),
                 ],
                 time: now_secs(),
                 ack,
-            })?;
-            (seq, rx)
-        };
-        ack.recv().map_err(|_| LedgerError::Stopped)?;
-        Ok(CallOutcome {
-            seq,
-            recorded: true,
-        })
+            });
+            drop(s);
+            let durable = sent.and_then(|()| rx.recv().map_err(|_| LedgerError::Stopped));
+            // Book the call in memory only once it is on disk.
+            let mut s = self.state();
+            if let Some(k) = &entry.idempotency_key {
+                self.pending().remove(k);
+            }
+            if durable.is_ok() {
+                s.apply_call(&entry);
+                s.name(call.model, &call.model_id);
+                s.name(call.builder, &call.builder_name);
+            }
+            drop(s);
+            pending.finish();
+            durable?;
+            return Ok(CallOutcome {
+                seq: entry.seq,
+                recorded: true,
+            });
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<String, Arc<Pending>>> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Wait until everything recorded so far is committed to disk.
@@ -360,6 +432,19 @@ impl Ledger {
 }
 
 impl Inner {
+    /// After a failed commit: memory goes back to what is stored (keeping the
+    /// sequence numbers already handed out), so it never runs ahead of disk.
+    fn reset_to(&self, stored: Result<State, LedgerError>) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match stored {
+            Ok(mut fresh) => {
+                fresh.next_call = fresh.next_call.max(s.next_call);
+                *s = fresh;
+            }
+            Err(e) => tracing::error!("re-reading the ledger after a failed commit: {e}"),
+        }
+    }
+
     /// Close the queue and wait for the writer, which commits what is
     /// queued before it ends.
     fn stop_writer(&self) {
@@ -457,5 +542,36 @@ mod tests {
         // Idempotency keys survive a restart too.
         let dup = l.record_call(call("k1")).unwrap();
         assert!(!dup.recorded);
+    }
+
+    #[test]
+    fn concurrent_duplicates_count_once_and_reused_keys_are_refused() {
+        let l = Ledger::in_memory().unwrap();
+        let outcomes: Vec<CallOutcome> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| sc.spawn(|| l.record_call(call("same")).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(outcomes.iter().filter(|o| o.recorded).count(), 1);
+        assert!(outcomes.iter().all(|o| o.seq == outcomes[0].seq));
+        assert_eq!(l.earnings_of(1, Group::Model).calls, 1);
+        let other_amount = CallRecord {
+            amount_usd: 0.75,
+            ..call("same")
+        };
+        assert!(matches!(
+            l.record_call(other_amount),
+            Err(LedgerError::KeyReused { .. })
+        ));
+        let other_model = CallRecord {
+            model: 2,
+            ..call("same")
+        };
+        assert!(matches!(
+            l.record_call(other_model),
+            Err(LedgerError::KeyReused { .. })
+        ));
+        assert_eq!(l.earnings_of(1, Group::Model).calls, 1);
     }
 }

@@ -57,6 +57,15 @@ pub struct Tally {
     pub impressions: u64,
 }
 
+/// The call an idempotency key recorded: a retry must name the same model
+/// and amount.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Keyed {
+    pub seq: u64,
+    pub model: u64,
+    pub amount_usd: f64,
+}
+
 /// Everything the ledger knows of one kind of key (models, or builders).
 #[derive(Debug, Default)]
 pub struct Accounts {
@@ -108,8 +117,8 @@ pub struct State {
     pub hourly: HashMap<(u64, u64), f64>,
     /// key -> model id or builder name.
     pub names: HashMap<u64, String>,
-    /// idempotency key -> the call's sequence number.
-    pub idempotency: HashMap<String, u64>,
+    /// idempotency key -> the call it recorded.
+    pub idempotency: HashMap<String, Keyed>,
     pub next_call: u64,
     pub pages: u64,
 }
@@ -143,7 +152,12 @@ impl State {
         self.models.add_call(call.model, call.amount_usd);
         self.builders.add_call(call.builder, call.amount_usd);
         if let Some(k) = &call.idempotency_key {
-            self.idempotency.insert(k.clone(), call.seq);
+            let keyed = Keyed {
+                seq: call.seq,
+                model: call.model,
+                amount_usd: call.amount_usd,
+            };
+            self.idempotency.insert(k.clone(), keyed);
         }
         self.next_call = self.next_call.max(call.seq + 1);
     }

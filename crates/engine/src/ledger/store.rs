@@ -11,7 +11,9 @@ use redb::{
     Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, Value,
 };
 
-use super::state::{CallEntry, PageRecord, State, Tally};
+use std::collections::HashMap;
+
+use super::state::{CallEntry, Keyed, PageRecord, State, Tally};
 use super::LedgerError;
 
 /// model key -> (exposure, merit, impressions)
@@ -111,7 +113,9 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         s.names.insert(k, n.to_string());
     })?;
     // Calls are replayed one by one; their idempotency keys come after.
+    let mut calls = HashMap::new();
     each_row(&r, CALLS, |seq, (model, builder, amount_usd, _)| {
+        calls.insert(seq, (model, amount_usd));
         s.apply_call(&CallEntry {
             seq,
             model,
@@ -121,7 +125,13 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         })
     })?;
     each_row(&r, IDEMPOTENCY, |k, seq| {
-        s.idempotency.insert(k.to_string(), seq);
+        let (model, amount_usd) = calls.get(&seq).copied().unwrap_or_default();
+        let keyed = Keyed {
+            seq,
+            model,
+            amount_usd,
+        };
+        s.idempotency.insert(k.to_string(), keyed);
     })?;
     each_row(&r, COUNTERS, |name, n| {
         if name == "pages" {
@@ -169,8 +179,14 @@ where
 
 /// The writer thread: take what is queued (waiting up to the batch window
 /// while nobody waits on us), commit it as one transaction, acknowledge.
-/// `committed(n)` is told how many events each batch took off the queue.
-pub(super) fn writer_loop(db: Database, rx: Receiver<Event>, committed: impl Fn(u64)) {
+/// `committed(n)` is told how many events each batch took off the queue;
+/// `failed(state)` gets the stored state after a commit failed.
+pub(super) fn writer_loop(
+    db: Database,
+    rx: Receiver<Event>,
+    committed: impl Fn(u64),
+    failed: impl Fn(Result<State, LedgerError>),
+) {
     while let Ok(first) = rx.recv() {
         let mut done = first.urgent();
         let mut batch = vec![first];
@@ -193,8 +209,11 @@ pub(super) fn writer_loop(db: Database, rx: Receiver<Event>, committed: impl Fn(
         let n = batch.len() as u64;
         if let Err(e) = commit_batch(&db, &batch) {
             tracing::error!("ledger commit failed: {e}");
-            // Acks are dropped below: waiting callers see `Stopped`.
+            // Acks are dropped below: waiting callers see `Stopped`. The
+            // pages of the batch were booked in memory at once: memory goes
+            // back to what is stored.
             batch.clear();
+            failed(load(&db));
         }
         for e in batch {
             match e {
@@ -253,8 +272,8 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
             }
         }
         let mut idem = w.open_table(IDEMPOTENCY).map_err(db_err)?;
-        for (k, seq) in &delta.idempotency {
-            idem.insert(k.as_str(), seq).map_err(db_err)?;
+        for (k, keyed) in &delta.idempotency {
+            idem.insert(k.as_str(), keyed.seq).map_err(db_err)?;
         }
         let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
         add_to(&mut counters, "pages", |old| old + delta.pages)?;

@@ -201,12 +201,19 @@ pub async fn list_models(
         }
     };
     let items: Vec<Value> = cards.iter().map(|c| item(c, full, card_data)).collect();
-    let next = offset + items.len();
+    let next = offset.saturating_add(items.len());
     let mut resp = Json(items.clone()).into_response();
     if !items.is_empty() && next < total {
+        // The Host header is echoed only when it is a plain host[:port].
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
             .unwrap_or("127.0.0.1");
         let mut q: Vec<String> = params
             .iter()

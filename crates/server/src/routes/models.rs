@@ -25,13 +25,96 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
     state.keys.verify(key).ok_or_else(ApiError::unauthorized)
 }
 
-fn may_write(p: &Principal, builder: &str) -> Result<(), ApiError> {
-    if p.admin || p.builder.as_deref() == Some(builder) {
+/// The fields a published card may have (what the card reader reads).
+const CARD_FIELDS: &[&str] = &[
+    "id",
+    "modelId",
+    "name",
+    "builder",
+    "author",
+    "task",
+    "pipeline_tag",
+    "library",
+    "library_name",
+    "frameworks",
+    "model_type",
+    "languages",
+    "license",
+    "tags",
+    "datasets",
+    "architectures",
+    "description",
+    "card_text",
+    "cardText",
+    "cardData",
+    "price_usd",
+    "downloads",
+    "likes",
+    "paid_calls",
+    "created_at",
+    "createdAt",
+    "updated_at",
+    "last_modified",
+    "lastModified",
+];
+
+/// Fields only the hub sets: popularity comes from its own records (imports
+/// by an admin, the ledger's verified calls), dates from its clock.
+const SERVER_FIELDS: &[&str] = &[
+    "downloads",
+    "likes",
+    "paid_calls",
+    "created_at",
+    "createdAt",
+    "updated_at",
+    "last_modified",
+    "lastModified",
+];
+
+/// The owner of an id: its namespace (`acme/x` -> `acme`); `None` for an
+/// un-namespaced id, which only an admin key may publish.
+fn namespace(id: &str) -> Option<&str> {
+    id.split_once('/').map(|(ns, _)| ns)
+}
+
+/// Whether the key may change the model with this id: an admin key any, a
+/// builder's key only ids in its own namespace.
+fn may_write(p: &Principal, id: &str) -> Result<(), ApiError> {
+    if p.admin || (namespace(id).is_some() && namespace(id) == p.builder.as_deref()) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(
-            "this key may not change models of builder {builder:?}"
+            "this key may only change models in its own namespace ({}/...), not {id:?}",
+            p.builder.as_deref().unwrap_or("-")
         )))
+    }
+}
+
+/// A published id: `name` or `namespace/name`, each part 1 to 96 of
+/// `A-Z a-z 0-9 . _ -`, starting and ending with a letter or digit, no `--`
+/// or `..` (the Hub's rule): no look-alike, invisible or path characters.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let part_ok = |p: &str| {
+        let b = p.as_bytes();
+        (1..=96).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && !p.contains("--")
+            && !p.contains("..")
+    };
+    let parts: Vec<&str> = id.split('/').collect();
+    if parts.len() <= 2 && parts.iter().all(|p| part_ok(p)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            Code::InvalidId,
+            format!(
+                "{id:?} is not a model id: `name` or `namespace/name`, each 1 to 96 of \
+                 letters, digits, `.`, `_`, `-`, starting and ending with a letter or digit"
+            ),
+        ))
     }
 }
 
@@ -43,10 +126,28 @@ fn now() -> String {
     )
 }
 
-/// Parse and validate a card body, keeping what only the hub may set.
-fn card_from_body(body: &Value, id_from_path: Option<&str>) -> Result<ModelCard, ApiError> {
+/// Parse and check a published card: known fields only, a valid id in the
+/// key's namespace, the builder its namespace, and (for a builder's key) no
+/// field the hub owns.
+fn card_from_body(
+    who: &Principal,
+    body: &Value,
+    id_from_path: Option<&str>,
+) -> Result<ModelCard, ApiError> {
     let mut v = body.clone();
-    if let (Some(id), Some(obj)) = (id_from_path, v.as_object_mut()) {
+    let Some(obj) = v.as_object_mut() else {
+        return Err(ApiError::new(Code::InvalidCard, "a card is a JSON object"));
+    };
+    if let Some(unknown) = obj.keys().find(|k| !CARD_FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::new(
+            Code::InvalidCard,
+            format!(
+                "unknown field {unknown:?} (a card has: {})",
+                CARD_FIELDS.join(", ")
+            ),
+        ));
+    }
+    if let Some(id) = id_from_path {
         match obj.get("id").and_then(Value::as_str) {
             Some(other) if other != id => {
                 return Err(ApiError::new(
@@ -60,7 +161,28 @@ fn card_from_body(body: &Value, id_from_path: Option<&str>) -> Result<ModelCard,
         }
     }
     let text = serde_json::to_string(&v).map_err(ApiError::internal)?;
-    record::parse_json(&text).map_err(|e| ApiError::new(Code::InvalidCard, e.to_string()))
+    let card =
+        record::parse_json(&text).map_err(|e| ApiError::new(Code::InvalidCard, e.to_string()))?;
+    if !who.admin {
+        let set_by_hub = body
+            .as_object()
+            .and_then(|o| o.keys().find(|k| SERVER_FIELDS.contains(&k.as_str())));
+        if let Some(f) = set_by_hub {
+            return Err(ApiError::new(
+                Code::ReadOnlyField,
+                format!("{f:?} is set by the hub, not by the publisher"),
+            ));
+        }
+    }
+    check_id(&card.id)?;
+    may_write(who, &card.id)?;
+    if !who.admin && namespace(&card.id) != Some(card.builder.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "the builder of {:?} is its namespace, not {:?}",
+            card.id, card.builder
+        )));
+    }
+    Ok(card)
 }
 
 pub async fn get_model(
@@ -87,12 +209,10 @@ pub async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let who = authenticate(&state, &headers)?;
-    let mut card = card_from_body(&body, None)?;
-    may_write(&who, &card.builder)?;
+    let mut card = card_from_body(&who, &body, None)?;
     let stamp = now();
     card.created_at.get_or_insert_with(|| stamp.clone());
     card.updated_at = Some(stamp);
-    card.paid_calls = 0;
     state
         .run_blocking(move |e| {
             if e.text_index()
@@ -124,8 +244,7 @@ pub async fn replace(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let who = authenticate(&state, &headers)?;
-    let mut card = card_from_body(&body, Some(&id))?;
-    may_write(&who, &card.builder)?;
+    let mut card = card_from_body(&who, &body, Some(&id))?;
     state
         .run_blocking(move |e| {
             let old = e
@@ -133,10 +252,13 @@ pub async fn replace(
                 .get(&card.id)
                 .map_err(|x| ApiError::from(hubsearch_engine::Error::from(x)))?;
             if let Some((_, old)) = &old {
-                // Changing the owner needs the old owner's (or an admin's) key too.
-                may_write(&who, &old.builder)?;
                 card.created_at = old.created_at.clone();
-                card.paid_calls = old.paid_calls;
+                if !who.admin {
+                    // What the hub counted stays.
+                    card.downloads = old.downloads;
+                    card.likes = old.likes;
+                    card.paid_calls = old.paid_calls;
+                }
             }
             card.updated_at = Some(now());
             let created = e.publish(card.clone())?;
@@ -158,8 +280,8 @@ pub async fn delete(
     let who = authenticate(&state, &headers)?;
     state
         .run_blocking(move |e| {
-            let card = e.get(&id)?;
-            may_write(&who, &card.builder)?;
+            may_write(&who, &id)?;
+            e.get(&id)?;
             e.delete_model(&id)?;
             Ok(StatusCode::NO_CONTENT)
         })

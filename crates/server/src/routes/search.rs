@@ -165,7 +165,7 @@ pub async fn listings(
     let resp = state
         .run_search(move |e| e.listing(&f, sort, offset, limit))
         .await?;
-    let next = offset + resp.hits.len();
+    let next = offset.saturating_add(resp.hits.len());
     let more = next < resp.total
         && !resp.hits.is_empty()
         && (sort != ListingSort::Fair || next < state.engine.config().search.candidates);
