@@ -247,6 +247,7 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
         facets: a.json,
         record: false,
         exposed: None,
+        abandoned: None,
     };
     let resp = engine.search(&req)?;
     if a.json {

@@ -41,6 +41,21 @@ pub struct ServerConfig {
     pub default_per_page: usize,
     /// Seconds frontends may cache a listing page.
     pub listing_max_age: u64,
+    /// Writes running at once (admitted apart from reads).
+    pub max_concurrent_writes: usize,
+    /// Open connections at most; past it new ones are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one client IP at most.
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers (and an idle
+    /// kept-alive connection lives), in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Longest request URI accepted, in bytes (else 414).
+    pub max_uri_bytes: usize,
+    /// Largest total of request headers accepted, in bytes (else 431).
+    pub max_header_bytes: usize,
+    /// How long computed exposure statistics are reused, in milliseconds.
+    pub stats_cache_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +68,13 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             default_per_page: 10,
             listing_max_age: 10,
+            max_concurrent_writes: 2,
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            header_read_timeout_ms: 5000,
+            max_uri_bytes: 8192,
+            max_header_bytes: 32768,
+            stats_cache_ms: 1000,
         }
     }
 }

@@ -78,6 +78,10 @@ pub struct SearchRequest {
     /// but a user sees the first page.
     #[serde(default)]
     pub exposed: Option<usize>,
+    /// Set once nobody waits for the answer any more (the client went away,
+    /// or the deadline passed): the page is then not recorded as exposure.
+    #[serde(skip)]
+    pub abandoned: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 fn yes() -> bool {
@@ -97,7 +101,15 @@ impl SearchRequest {
             facets: false,
             record: true,
             exposed: None,
+            abandoned: None,
         }
+    }
+
+    /// Whether nobody waits for this search's answer any more.
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned
+            .as_ref()
+            .is_some_and(|a| a.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 

@@ -96,7 +96,7 @@ impl Engine {
         );
         let page = page_of(&order, req.offset, req.limit);
         let hits = self.hits(&searcher, &retrieved.found, page, req.offset + 1)?;
-        if req.record {
+        if req.record && !req.is_abandoned() {
             let seen = req.exposed.unwrap_or(page.len()).min(page.len());
             self.record(
                 &retrieved.found,

@@ -43,6 +43,7 @@ macro_rules! codes {
 codes! {
     InvalidParameter => "invalid_parameter", BAD_REQUEST, "an unknown query parameter, or a value of the wrong type";
     InvalidJson => "invalid_json", BAD_REQUEST, "the body is not the JSON the route expects";
+    InvalidPath => "invalid_path", BAD_REQUEST, "a path segment that cannot be read (e.g. not UTF-8 once decoded)";
     InvalidPerPage => "invalid_per_page", BAD_REQUEST, "per_page (or limit) outside 1..=search.max_limit";
     InvalidPage => "invalid_page", BAD_REQUEST, "page is 0 (pages start at 1)";
     PageTooDeep => "page_too_deep", BAD_REQUEST, "the page lies past the ranked depth (search.candidates)";
@@ -64,11 +65,14 @@ codes! {
     Unauthorized => "unauthorized", UNAUTHORIZED, "no valid API key";
     Forbidden => "forbidden", FORBIDDEN, "the key may not do this";
     NotFound => "not_found", NOT_FOUND, "no such route";
+    MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED, "the route exists but not with this method";
     ModelNotFound => "model_not_found", NOT_FOUND, "no model with this id";
     BuilderNotFound => "builder_not_found", NOT_FOUND, "no builder with this name";
     ModelExists => "model_exists", CONFLICT, "publishing an id that exists (use PUT to replace)";
     IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "an idempotency key sent again with another model or amount";
     BodyTooLarge => "body_too_large", PAYLOAD_TOO_LARGE, "the body is over server.max_body_bytes";
+    UriTooLong => "uri_too_long", URI_TOO_LONG, "the request URI is over server.max_uri_bytes";
+    HeadersTooLarge => "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, "the request headers are over server.max_header_bytes";
     Overloaded => "overloaded", SERVICE_UNAVAILABLE, "no search slot within server.queue_timeout_ms (Retry-After)";
     SearchTimeout => "search_timeout", SERVICE_UNAVAILABLE, "the search ran past server.search_timeout_ms (Retry-After)";
     EmbeddingUnavailable => "embedding_unavailable", BAD_REQUEST, "the embedding model cannot be loaded (see the message)";

@@ -20,6 +20,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// `Path<T>` whose rejection (e.g. a segment that is not UTF-8 once
+/// percent-decoded) is `400 invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::new(Code::InvalidPath, e.body_text()))
+    }
+}
+
 /// `Json<T>` whose rejection is `400 invalid_json` (or `413 body_too_large`).
 pub struct ApiJson<T>(pub T);
 

@@ -67,7 +67,23 @@ impl KeyStore {
             "hs_{}",
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        let mut keys = self.load();
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // One writer at a time, across processes (`keys create` while a
+        // server runs): an exclusive lock on a file beside the store, and
+        // the store read fresh under it, so no concurrent key is lost.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.with_extension("json.lock"))?;
+        lock.lock()?;
+        let mut keys: Vec<StoredKey> = match std::fs::read_to_string(&self.path) {
+            Ok(t) => serde_json::from_str(&t).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
         keys.push(StoredKey {
             hash: hash(&key),
             principal,
@@ -75,12 +91,20 @@ impl KeyStore {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         });
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&keys)?)?;
+        // A temp file of this process only, readable by its owner only.
+        let tmp = self
+            .path
+            .with_extension(format!("json.{}.tmp", std::process::id()));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).write(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&keys)?.as_bytes())?;
+        f.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).0 = None;
+        drop(lock);
         Ok(key)
     }
 
@@ -114,5 +138,40 @@ mod tests {
         assert!(store.verify("hs_wrong").is_none());
         // A second store (another process) sees it too.
         assert!(KeyStore::new(dir.path()).verify(&k).is_some());
+    }
+
+    #[test]
+    fn concurrent_creates_keep_every_key_and_the_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<String> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..16)
+                .map(|i| {
+                    let path = dir.path();
+                    sc.spawn(move || {
+                        // A store per thread: as separate processes would.
+                        KeyStore::new(path)
+                            .create(Principal {
+                                builder: Some(format!("b{i}")),
+                                admin: false,
+                            })
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let store = KeyStore::new(dir.path());
+        for (i, k) in keys.iter().enumerate() {
+            assert!(store.verify(k).is_some(), "key {i} was lost");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("keys.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "keys.json is readable by others: {mode:o}");
+        }
     }
 }

@@ -15,12 +15,13 @@ pub mod keys;
 pub mod metrics;
 mod routes;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use hubsearch_core::config::ServerConfig;
@@ -36,9 +37,23 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: ServerConfig,
+    /// Slots for CPU- or disk-bound reads: searches, listings, stats, cards.
     pub permits: Arc<Semaphore>,
+    /// Slots for writes (publishing, deleting, paid calls), apart from reads.
+    pub write_permits: Arc<Semaphore>,
     pub keys: Arc<KeyStore>,
     pub metrics: Arc<Metrics>,
+    /// Exposure statistics by window, with when they were computed.
+    pub stats_cache: Arc<std::sync::Mutex<HashMap<u64, (Instant, serde_json::Value)>>>,
+}
+
+/// Which admission queue a piece of blocking work waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Reads the index or the ledger (shares the search slots).
+    Read,
+    /// Changes the index or the ledger.
+    Write,
 }
 
 impl AppState {
@@ -52,9 +67,11 @@ impl AppState {
         AppState {
             keys: Arc::new(KeyStore::new(engine.dir())),
             engine,
+            write_permits: Arc::new(Semaphore::new(config.max_concurrent_writes.max(1))),
             config,
             permits: Arc::new(Semaphore::new(slots)),
             metrics: Arc::new(Metrics::default()),
+            stats_cache: Default::default(),
         }
     }
 
@@ -68,14 +85,7 @@ impl AppState {
         let start = Instant::now();
         let deadline = Duration::from_millis(self.config.search_timeout_ms);
         let wait = Duration::from_millis(self.config.queue_timeout_ms).min(deadline);
-        let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            _ => {
-                return Err(ApiError::overloaded(
-                    "the server is at capacity; retry shortly",
-                ))
-            }
-        };
+        let permit = self.admit(Work::Read, wait).await?;
         let engine = self.engine.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -94,16 +104,40 @@ impl AppState {
         }
     }
 
-    /// Run blocking engine work that is not a search (publishing, stats).
-    pub async fn run_blocking<R, F>(&self, f: F) -> Result<R, ApiError>
+    /// A slot in `work`'s queue, or 503 when none frees up within `wait`.
+    async fn admit(
+        &self,
+        work: Work,
+        wait: Duration,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let slots = match work {
+            Work::Read => &self.permits,
+            Work::Write => &self.write_permits,
+        };
+        match tokio::time::timeout(wait, slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(ApiError::overloaded(
+                "the server is at capacity; retry shortly",
+            )),
+        }
+    }
+
+    /// Run blocking engine work that is not a search (publishing, stats,
+    /// cards) on a blocking thread, admitted in `work`'s queue.
+    pub async fn run_blocking<R, F>(&self, work: Work, f: F) -> Result<R, ApiError>
     where
         R: Send + 'static,
         F: FnOnce(&Engine) -> Result<R, ApiError> + Send + 'static,
     {
+        let wait = Duration::from_millis(self.config.queue_timeout_ms);
+        let permit = self.admit(work, wait).await?;
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
-            .await
-            .map_err(ApiError::internal)?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&engine)
+        })
+        .await
+        .map_err(ApiError::internal)?
     }
 }
 
@@ -131,10 +165,47 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(routes::ops::openapi))
         .fallback(routes::ops::not_found)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_limits,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            // A shed 503 is the server working as designed: not an ERROR line
+            // per request under overload. Real failures are logged where
+            // they happen (`ApiError::internal`).
+            tower_http::trace::TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         .with_state(state)
+}
+
+/// 414 and 431 in the JSON error shape, before any handler runs.
+async fn request_limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let uri = req.uri().to_string().len();
+    if uri > state.config.max_uri_bytes {
+        let msg = format!(
+            "the URI is {uri} bytes, over {}",
+            state.config.max_uri_bytes
+        );
+        return ApiError::new(Code::UriTooLong, msg).into_response();
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if headers > state.config.max_header_bytes {
+        let msg = format!(
+            "the headers are {headers} bytes, over {}",
+            state.config.max_header_bytes
+        );
+        return ApiError::new(Code::HeadersTooLarge, msg).into_response();
+    }
+    next.run(req).await
 }
 
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -153,15 +224,74 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 }
 
 /// Serve until `shutdown` resolves, then flush the ledger and vectors.
+///
+/// Connections are accepted by our own loop over hyper (HTTP/1.1), so that
+/// no client can hold the server: at most `server.max_connections` open
+/// (and `max_connections_per_ip` from one address; past them a new
+/// connection is closed at once), a request's headers must arrive within
+/// `header_read_timeout_ms`, and idle kept-alive connections close after it.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let engine = state.engine.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let config = state.config.clone();
+    let router = app(state);
+    let open = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_ip: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>> = Default::default();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let header_timeout = Duration::from_millis(config.header_read_timeout_ms.max(1));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors or similar: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            continue; // dropping the stream closes it
+        };
+        let ip = peer.ip();
+        {
+            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = counts.entry(ip).or_default();
+            if *n >= config.max_connections_per_ip.max(1) {
+                continue;
+            }
+            *n += 1;
+        }
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true);
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        let per_ip = per_ip.clone();
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = counts.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&ip);
+                }
+            }
+        });
+    }
+    drop(listener);
+    // In-flight requests finish; idle connections close.
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     tokio::task::spawn_blocking(move || engine.flush())
         .await
         .map_err(std::io::Error::other)?

@@ -671,3 +671,141 @@ async fn an_idempotency_key_reused_for_another_call_is_refused() {
     let (_, v) = get(&h, "/v1/builders/facebook").await;
     assert_eq!(v["calls"], 1, "{v}");
 }
+
+#[tokio::test]
+async fn every_error_is_json_with_a_code() {
+    let h = hub();
+    let code = |v: &Value| v["error"]["code"].as_str().map(str::to_string);
+    let (s, _, v) = call(&h, Method::PATCH, "/v1/search?q=x", None, None).await;
+    assert_eq!(
+        (s, code(&v).as_deref()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let long = format!("/v1/search?q={}", "a".repeat(20_000));
+    let (s, v) = get(&h, &long).await;
+    assert_eq!(
+        (s, code(&v).as_deref()),
+        (StatusCode::URI_TOO_LONG, Some("uri_too_long"))
+    );
+    let req = Request::builder()
+        .uri("/v1/search?q=x")
+        .header("x-filler", "b".repeat(40_000))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(code(&v).as_deref(), Some("headers_too_large"));
+    for uri in [
+        "/v1/models/acme/%FF%FE",
+        "/api/models/x/%C0",
+        "/v1/builders/%FF",
+    ] {
+        let (s, v) = get(&h, uri).await;
+        assert_eq!(
+            (s, code(&v).as_deref()),
+            (StatusCode::BAD_REQUEST, Some("invalid_path")),
+            "{uri}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_link_header_never_echoes_a_hostile_host() {
+    let h = hub();
+    let req = Request::builder()
+        .uri("/api/models?limit=1")
+        .header(header::HOST, "evil.example>; rel=\"x\", <http://a")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let link = resp.headers()[header::LINK].to_str().unwrap().to_string();
+    assert!(link.starts_with("<http://127.0.0.1/api/models?"), "{link}");
+    assert!(!link.contains("evil"), "{link}");
+}
+
+#[tokio::test]
+async fn an_abandoned_search_is_not_exposure() {
+    let h = hub();
+    let engine = h.state.engine.clone();
+    let mut req = hubsearch_core::SearchRequest::new("bert", 10);
+    req.abandoned = Some(Arc::new(std::sync::atomic::AtomicBool::new(true)));
+    engine.search(&req).unwrap();
+    assert_eq!(engine.ledger().pages(), 0);
+    req.abandoned = None;
+    engine.search(&req).unwrap();
+    assert_eq!(engine.ledger().pages(), 1);
+}
+
+/// Real connections on a port: a flood of clients that never finish their
+/// headers is cut off by the header timeout and the per-IP limit, and
+/// `/healthz` keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_hold_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = hub();
+    let mut state = h.state.clone();
+    state.config.header_read_timeout_ms = 300;
+    state.config.max_connections_per_ip = 20;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hubsearch_server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    // 20 slowloris connections: a request line, then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(c);
+    }
+    // Over the per-IP limit: closed at once.
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .expect("the extra connection was neither answered nor closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a connection over the per-IP limit was served");
+    // The header timeout closes every slow one.
+    for c in &mut slow {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(3), c.read(&mut buf))
+            .await
+            .expect("a slow client was kept open past the header timeout");
+        // Closed (0 bytes or reset), or answered with a 408: never left hanging.
+        if let Ok(n) = r {
+            assert!(
+                n == 0 || buf.starts_with(b"HTTP/1.1 408"),
+                "{:?}",
+                &buf[..n]
+            );
+        }
+    }
+    drop(slow);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Then a normal client is served.
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(2), c.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

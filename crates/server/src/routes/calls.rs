@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::models::authenticate;
 use crate::error::{ApiError, Code};
 use crate::extract::ApiJson;
-use crate::AppState;
+use crate::{AppState, Work};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +59,7 @@ pub async fn record(
         }
     }
     state
-        .run_blocking(move |e| {
+        .run_blocking(Work::Write, move |e| {
             let card = e.get(&body.model)?;
             let amount = body.amount_usd.unwrap_or(card.price_usd.unwrap_or(0.0));
             let out = e

@@ -5,7 +5,7 @@
 //! lastModified, createdAt), `direction`, `limit`, `full`, `cardData`, and
 //! pagination by `Link: <...>; rel="next"`.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +14,8 @@ use hubsearch_engine::listing::ListingSort;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, Code};
-use crate::AppState;
+use crate::extract::ApiPath;
+use crate::{AppState, Work};
 
 /// Decode `a=b&c=d` with percent-escapes and `+` for space.
 fn parse_query(raw: &str) -> Vec<(String, String)> {
@@ -243,10 +244,12 @@ fn encode(s: &str) -> String {
 
 pub async fn model_info(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .run_blocking(move |e| Ok(Json(item(&e.get(&id)?, true, true))))
+        .run_blocking(Work::Read, move |e| {
+            Ok(Json(item(&e.get(&id)?, true, true)))
+        })
         .await
 }
 

@@ -2,7 +2,7 @@
 //! publishing cards. Writes need an API key; a builder's key may change only
 //! that builder's models, an admin key any.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hubsearch_core::card::key_of;
@@ -10,9 +10,9 @@ use hubsearch_core::{record, Group, ModelCard};
 use serde_json::Value;
 
 use crate::error::{ApiError, Code};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::keys::Principal;
-use crate::AppState;
+use crate::{AppState, Work};
 
 /// The key's holder, or 401.
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -187,10 +187,10 @@ fn card_from_body(
 
 pub async fn get_model(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .run_blocking(move |e| {
+        .run_blocking(Work::Read, move |e| {
             let card = e.get(&id)?;
             let tally = e.ledger().tally_of(key_of(&card.id), Group::Model);
             let earnings = e.ledger().earnings_of(key_of(&card.id), Group::Model);
@@ -214,7 +214,7 @@ pub async fn create(
     card.created_at.get_or_insert_with(|| stamp.clone());
     card.updated_at = Some(stamp);
     state
-        .run_blocking(move |e| {
+        .run_blocking(Work::Write, move |e| {
             if e.text_index()
                 .get(&card.id)
                 .map_err(|x| ApiError::from(hubsearch_engine::Error::from(x)))?
@@ -240,13 +240,13 @@ pub async fn create(
 pub async fn replace(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let who = authenticate(&state, &headers)?;
     let mut card = card_from_body(&who, &body, Some(&id))?;
     state
-        .run_blocking(move |e| {
+        .run_blocking(Work::Write, move |e| {
             let old = e
                 .text_index()
                 .get(&card.id)
@@ -275,11 +275,11 @@ pub async fn replace(
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let who = authenticate(&state, &headers)?;
     state
-        .run_blocking(move |e| {
+        .run_blocking(Work::Write, move |e| {
             may_write(&who, &id)?;
             e.get(&id)?;
             e.delete_model(&id)?;

@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, Code};
-use crate::AppState;
+use crate::{AppState, Work};
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -15,7 +15,7 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
-        .run_blocking(|e| {
+        .run_blocking(Work::Read, |e| {
             let models = e.text_index().num_docs();
             let vectors = e.semantic().map(|s| s.vectors().live());
             Ok(Json(
@@ -68,6 +68,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(&g),
+    )
+}
+
+pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        Code::MethodNotAllowed,
+        format!("{} does not answer {method}", uri.path()),
     )
 }
 

@@ -56,6 +56,16 @@ fn filter(
     }
 }
 
+/// Sets its flag when dropped.
+#[derive(Default)]
+struct Abandoned(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub async fn search(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<SearchParams>,
@@ -77,6 +87,9 @@ pub async fn search(
         .map(str::parse)
         .transpose()
         .map_err(|e: String| ApiError::new(Code::UnknownPolicy, e))?;
+    // Dropped with this handler: when the client goes away (or the deadline
+    // passes) before the search records its page, nobody saw it.
+    let abandoned = Abandoned::default();
     // The engine checks the page against its limits.
     let offset = (page - 1).saturating_mul(per_page);
     let explain = p.explain.unwrap_or(false);
@@ -99,6 +112,7 @@ pub async fn search(
         facets: p.facets.unwrap_or(false),
         record: true,
         exposed: None,
+        abandoned: Some(abandoned.0.clone()),
     };
     let resp = state.run_search(move |e| e.search(&req)).await?;
     Ok(Json(serde_json::json!({

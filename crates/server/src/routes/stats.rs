@@ -1,13 +1,15 @@
 //! `GET /v1/stats/exposure`, `GET /v1/builders/{author}`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, Code};
-use crate::extract::ApiQuery;
-use crate::AppState;
+use crate::extract::{ApiPath, ApiQuery};
+use std::time::{Duration, Instant};
+
+use crate::{AppState, Work};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -20,21 +22,42 @@ pub async fn exposure(
     ApiQuery(p): ApiQuery<StatsParams>,
 ) -> Result<Json<Value>, ApiError> {
     let hours = p.window_hours.unwrap_or(24).clamp(1, 24 * 365);
+    let fresh = Duration::from_millis(state.config.stats_cache_ms);
+    let cached = |state: &AppState| {
+        let cache = state.stats_cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(&hours)
+            .filter(|(at, _)| at.elapsed() < fresh)
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(v) = cached(&state) {
+        return Ok(Json(v));
+    }
+    let cache = state.stats_cache.clone();
     state
-        .run_blocking(move |e| {
-            serde_json::to_value(e.exposure_stats(hours))
-                .map(Json)
-                .map_err(ApiError::internal)
+        .run_blocking(Work::Read, move |e| {
+            // Another poller may have filled the cache while this one queued.
+            if let Some((at, v)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&hours) {
+                if at.elapsed() < fresh {
+                    return Ok(Json(v.clone()));
+                }
+            }
+            let v = serde_json::to_value(e.exposure_stats(hours)).map_err(ApiError::internal)?;
+            cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(hours, (Instant::now(), v.clone()));
+            Ok(Json(v))
         })
         .await
 }
 
 pub async fn builder(
     State(state): State<AppState>,
-    Path(author): Path<String>,
+    ApiPath(author): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .run_blocking(move |e| match e.builder_stats(&author) {
+        .run_blocking(Work::Read, move |e| match e.builder_stats(&author) {
             Some(s) => serde_json::to_value(s)
                 .map(Json)
                 .map_err(ApiError::internal),
