@@ -4,64 +4,17 @@
 //! project's fixture cards; vectors come from the hash stand-in so the suite
 //! runs fast (the MiniLM embedder has its own tests).
 
-use hubsearch_engine::progress::silent;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use hubsearch_core::Config;
-use hubsearch_engine::{Engine, LedgerMode};
-use hubsearch_server::keys::Principal;
-use hubsearch_server::{app, AppState};
+use hubsearch_server::app;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-struct Hub {
-    _dir: tempfile::TempDir,
-    state: AppState,
-    admin: String,
-    acme: String,
-}
-
-fn hub() -> Hub {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.index.dir = dir.path().join("index");
-    config.embedding.model = hubsearch_core::EmbeddingModel::Hash;
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-    {
-        let e = Engine::open_or_create(config.clone()).unwrap();
-        e.import(
-            &[fixtures.join("cards.jsonl"), fixtures.join("cards_md")],
-            &silent,
-        )
-        .unwrap();
-    }
-    let engine = Engine::open_with(config, LedgerMode::Persistent, false).unwrap();
-    let state = AppState::new(Arc::new(engine));
-    let admin = state
-        .keys
-        .create(Principal {
-            builder: None,
-            admin: true,
-        })
-        .unwrap();
-    let acme = state
-        .keys
-        .create(Principal {
-            builder: Some("acme".into()),
-            admin: false,
-        })
-        .unwrap();
-    Hub {
-        _dir: dir,
-        state,
-        admin,
-        acme,
-    }
-}
+mod common;
+use common::{hub, Hub};
 
 async fn call(
     h: &Hub,

@@ -1,0 +1,57 @@
+//! The test hub shared by the API tests and the fuzz test: the project's
+//! fixture cards, hash vectors, a persistent ledger, an admin key and the
+//! key of builder `acme`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hubsearch_core::Config;
+use hubsearch_engine::progress::silent;
+use hubsearch_engine::{Engine, LedgerMode};
+use hubsearch_server::keys::Principal;
+use hubsearch_server::AppState;
+
+pub struct Hub {
+    pub _dir: tempfile::TempDir,
+    pub state: AppState,
+    pub admin: String,
+    pub acme: String,
+}
+
+pub fn hub() -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.index.dir = dir.path().join("index");
+    config.embedding.model = hubsearch_core::EmbeddingModel::Hash;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    {
+        let e = Engine::open_or_create(config.clone()).unwrap();
+        e.import(
+            &[fixtures.join("cards.jsonl"), fixtures.join("cards_md")],
+            &silent,
+        )
+        .unwrap();
+    }
+    let engine = Engine::open_with(config, LedgerMode::Persistent, false).unwrap();
+    let state = AppState::new(Arc::new(engine));
+    let admin = state
+        .keys
+        .create(Principal {
+            builder: None,
+            admin: true,
+        })
+        .unwrap();
+    let acme = state
+        .keys
+        .create(Principal {
+            builder: Some("acme".into()),
+            admin: false,
+        })
+        .unwrap();
+    Hub {
+        _dir: dir,
+        state,
+        admin,
+        acme,
+    }
+}
