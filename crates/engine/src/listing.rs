@@ -103,9 +103,12 @@ impl Engine {
             self.record(&found, page, offset + 1, &hits)?;
             (hits, total)
         } else {
-            let (addrs, total) = self
-                .text_index()
-                .top_by_field(&searcher, filter, field, desc, offset, limit)?;
+            let (addrs, total) = if sort == ListingSort::Calls {
+                self.most_called(&searcher, filter, offset, limit)?
+            } else {
+                self.text_index()
+                    .top_by_field(&searcher, filter, field, desc, offset, limit)?
+            };
             let found = self.listed(&searcher, &addrs, false)?;
             let order: Vec<Ranked> = (0..found.len())
                 .map(|index| Ranked {
@@ -130,6 +133,60 @@ impl Engine {
             facets: Default::default(),
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    /// The page `offset..offset + limit` of cards by verified paid calls:
+    /// the calls the hub imported with the card (only an admin sets them)
+    /// plus those the ledger recorded. Every card the ledger has calls for is
+    /// scored, with the cards that lead by imported calls: enough of them
+    /// that no card left out could reach the page.
+    fn most_called(
+        &self,
+        searcher: &Searcher,
+        filter: &Filter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<DocAddress>, usize)> {
+        let text = self.text_index();
+        let ledger_calls: std::collections::HashMap<u64, u64> = self
+            .ledger()
+            .earnings(Group::Model)
+            .into_iter()
+            .map(|(k, e)| (k, e.calls))
+            .collect();
+        let mut keys: Vec<u64> = ledger_calls.keys().copied().collect();
+        keys.sort_unstable();
+        let called = text.addresses_of(searcher, &keys, filter)?;
+        let depth = offset.saturating_add(limit).saturating_add(called.len());
+        let (top, total) = text.top_by_field(searcher, filter, "paid_calls", true, 0, depth)?;
+        let mut addrs: Vec<DocAddress> = top;
+        let mut seen: std::collections::HashSet<DocAddress> = addrs.iter().copied().collect();
+        let mut extra: Vec<DocAddress> = called
+            .values()
+            .copied()
+            .filter(|a| seen.insert(*a))
+            .collect();
+        extra.sort_unstable();
+        addrs.extend(extra);
+        let facts = text.candidate_facts(searcher, &addrs)?;
+        let mut scored: Vec<(u64, usize, DocAddress)> = facts
+            .iter()
+            .zip(&addrs)
+            .enumerate()
+            .map(|(i, (f, a))| {
+                let calls = f.paid_calls + ledger_calls.get(&f.id_key).copied().unwrap_or(0);
+                (calls, i, *a)
+            })
+            .collect();
+        // Most calls first; ties keep the index's order.
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let page = scored
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, _, a)| a)
+            .collect();
+        Ok((page, total))
     }
 
     /// Listed cards as candidates of relevance 1 (with their facts when

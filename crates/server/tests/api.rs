@@ -762,3 +762,25 @@ async fn slow_clients_cannot_hold_the_server() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn sort_by_calls_reads_the_ledger() {
+    let h = hub();
+    let (_, before) = get(&h, "/v1/listings?sort=calls&limit=100").await;
+    let all = ids(&before, "items");
+    // The card listed last before any call.
+    let target = all.last().unwrap().clone();
+    assert_ne!(all[0], target);
+    for i in 0..3 {
+        let body = json!({"model": &target, "idempotency_key": format!("c{i}")});
+        let (s, v) = post(&h, "/v1/calls", &h.admin, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (_, after) = get(&h, "/v1/listings?sort=calls&limit=3").await;
+    assert_eq!(ids(&after, "items")[0], target, "{after}");
+    // Paging stays consistent: the second page does not repeat the first.
+    let (_, p2) = get(&h, "/v1/listings?sort=calls&limit=3&cursor=o3").await;
+    for id in ids(&p2, "items") {
+        assert!(!ids(&after, "items").contains(&id), "{id} on two pages");
+    }
+}
