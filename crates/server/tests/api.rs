@@ -784,3 +784,43 @@ async fn sort_by_calls_reads_the_ledger() {
         assert!(!ids(&after, "items").contains(&id), "{id} on two pages");
     }
 }
+
+#[tokio::test]
+async fn reads_and_writes_are_admitted_apart_and_shed_with_503() {
+    let mut h = hub();
+    h.state.config.queue_timeout_ms = 20;
+    h.state.config.stats_cache_ms = 0;
+    // Every write slot busy: a publish is shed, searches still run.
+    let writes = h.state.write_permits.clone();
+    let held = writes
+        .try_acquire_many(writes.available_permits() as u32)
+        .unwrap();
+    let (s, v) = post(&h, "/v1/models", &h.acme, json!({"id": "acme/queued"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("overloaded")),
+        "{v}"
+    );
+    let (s, _) = get(&h, "/v1/search?q=bert&mode=text").await;
+    assert_eq!(s, StatusCode::OK);
+    drop(held);
+    // Every read slot busy: stats, cards and listings are shed too, and
+    // /healthz (no engine work) still answers.
+    let reads = h.state.permits.clone();
+    let held = reads
+        .try_acquire_many(reads.available_permits() as u32)
+        .unwrap();
+    for uri in [
+        "/v1/stats/exposure",
+        "/v1/models/facebook/bart-large-cnn",
+        "/v1/builders/facebook",
+        "/v1/listings",
+        "/api/models/facebook/bart-large-cnn",
+    ] {
+        let (s, v) = get(&h, uri).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {v}");
+    }
+    let (s, _) = get(&h, "/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    drop(held);
+}
