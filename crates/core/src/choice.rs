@@ -152,6 +152,18 @@ choice! {
     }
 }
 
+choice! {
+    /// What runs the embedding model (docs/embeddings.md).
+    pub enum EmbeddingRuntime ("embedding runtime") {
+        /// candle (pure Rust) on the safetensors.
+        Candle => "candle",
+        /// ONNX Runtime on the fp32 graph: the same vectors as candle.
+        Onnx => "onnx",
+        /// ONNX Runtime on the dynamically quantised int8 graph.
+        OnnxInt8 => "onnx-int8",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::choice::{AttentionKind, EmbeddingModel, Fusion, Group, Mode, PolicyKind};
+use crate::choice::{
+    AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Mode, PolicyKind,
+};
 use crate::error::{Error, Result};
 
 /// All settings.
@@ -85,8 +87,13 @@ impl Default for ServerConfig {
 pub struct EmbeddingConfig {
     /// minilm (all-MiniLM-L6-v2), hash (fast stand-in for scale tests), none.
     pub model: EmbeddingModel,
-    /// Directory with config.json, tokenizer.json, model.safetensors.
+    /// Directory with config.json, tokenizer.json, model.safetensors (and
+    /// model.onnx, model-int8.onnx from scripts/setup-onnx).
     pub model_dir: PathBuf,
+    /// What runs the model: candle, onnx (fp32), onnx-int8.
+    pub runtime: EmbeddingRuntime,
+    /// The ONNX Runtime library (from the PyPI wheel, by scripts/setup-onnx).
+    pub onnxruntime_lib: PathBuf,
     /// Cards embedded per batch.
     pub batch_size: usize,
     /// Query vectors kept in the LRU cache.
@@ -106,6 +113,8 @@ impl Default for EmbeddingConfig {
         EmbeddingConfig {
             model: EmbeddingModel::MiniLm,
             model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
+            runtime: EmbeddingRuntime::Onnx,
+            onnxruntime_lib: PathBuf::from("models/onnxruntime/libonnxruntime.so.1.32.0"),
             batch_size: 8,
             query_cache: 4096,
             hnsw_m: 16,

@@ -22,7 +22,9 @@ pub mod query;
 pub mod record;
 
 pub use card::ModelCard;
-pub use choice::{AttentionKind, EmbeddingModel, Fusion, Group, Mode, PolicyKind};
+pub use choice::{
+    AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Mode, PolicyKind,
+};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use query::{Filter, Hit, ScoreParts, SearchRequest};

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use hubsearch_core::card::key_of;
 use hubsearch_core::config::EmbeddingConfig;
-use hubsearch_core::EmbeddingModel;
 use hubsearch_core::ModelCard;
-use hubsearch_index::embedder::{EmbedError, Embedder, HashEmbedder, MiniLm};
+use hubsearch_core::{EmbeddingModel, EmbeddingRuntime};
+use hubsearch_index::embedder::{EmbedError, Embedder, HashEmbedder, MiniLm, OnnxMiniLm};
 use hubsearch_index::{HnswParams, TextIndex, VectorIndex};
 use lru::LruCache;
 use serde::Serialize;
@@ -52,10 +52,12 @@ impl Semantic {
     /// Open the vectors in `dir` for the configured model; `None` when the
     /// model is `none`.
     pub fn open(dir: &Path, config: &EmbeddingConfig) -> Result<Option<Semantic>> {
-        let (name, dim) = match config.model {
-            EmbeddingModel::MiniLm => ("all-MiniLM-L6-v2", 384),
-            EmbeddingModel::Hash => ("hash-384", 384),
-            EmbeddingModel::None => return Ok(None),
+        let (name, dim) = match (config.model, config.runtime) {
+            (EmbeddingModel::MiniLm, EmbeddingRuntime::OnnxInt8) => ("all-MiniLM-L6-v2-int8", 384),
+            // candle and the fp32 graph give the same vectors: one store.
+            (EmbeddingModel::MiniLm, _) => ("all-MiniLM-L6-v2", 384),
+            (EmbeddingModel::Hash, _) => ("hash-384", 384),
+            (EmbeddingModel::None, _) => return Ok(None),
         };
         let params = HnswParams {
             m: config.hnsw_m,
@@ -78,11 +80,20 @@ impl Semantic {
     /// The embedder, loaded on first use.
     pub fn embedder(&self) -> Result<Arc<dyn Embedder>> {
         self.embedder
-            .get_or_init(|| match self.config.model {
-                EmbeddingModel::Hash => Ok(Arc::new(HashEmbedder::new(384)) as Arc<dyn Embedder>),
-                _ => MiniLm::load(&self.config.model_dir)
-                    .map(|m| Arc::new(m) as Arc<dyn Embedder>)
-                    .map_err(Arc::new),
+            .get_or_init(|| {
+                let c = &self.config;
+                let onnx = |int8| OnnxMiniLm::load(&c.model_dir, &c.onnxruntime_lib, int8);
+                match (c.model, c.runtime) {
+                    (EmbeddingModel::Hash, _) => {
+                        Ok(Arc::new(HashEmbedder::new(384)) as Arc<dyn Embedder>)
+                    }
+                    (_, EmbeddingRuntime::Candle) => {
+                        MiniLm::load(&c.model_dir).map(|m| Arc::new(m) as _)
+                    }
+                    (_, EmbeddingRuntime::Onnx) => onnx(false).map(|m| Arc::new(m) as _),
+                    (_, EmbeddingRuntime::OnnxInt8) => onnx(true).map(|m| Arc::new(m) as _),
+                }
+                .map_err(Arc::new)
             })
             .clone()
             .map_err(Error::EmbeddingUnavailable)

@@ -39,6 +39,36 @@ pub trait Embedder: Send + Sync {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
 }
 
+/// `dir/file`, or an error naming what is missing and the set-up command.
+fn need(dir: &Path, file: &'static str) -> Result<PathBuf, EmbedError> {
+    let p = dir.join(file);
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(EmbedError::ModelMissing {
+            path: dir.to_path_buf(),
+            what: file,
+        })
+    }
+}
+
+/// The model's WordPiece tokenizer as sentence-transformers runs it:
+/// truncation at [`MAX_TOKENS`], padding to the longest text of a batch.
+fn load_tokenizer(dir: &Path) -> Result<Tokenizer, EmbedError> {
+    let mut tokenizer = Tokenizer::from_file(need(dir, "tokenizer.json")?).map_err(model_err)?;
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: MAX_TOKENS,
+            ..Default::default()
+        }))
+        .map_err(model_err)?;
+    tokenizer.with_padding(Some(PaddingParams {
+        strategy: PaddingStrategy::BatchLongest,
+        ..Default::default()
+    }));
+    Ok(tokenizer)
+}
+
 /// all-MiniLM-L6-v2: 6-layer BERT, 384-d, mean pooling over the attention
 /// mask, L2 normalisation (as sentence-transformers does).
 pub struct MiniLm {
@@ -54,32 +84,12 @@ impl MiniLm {
     /// Load from a directory with `config.json`, `tokenizer.json` and
     /// `model.safetensors`.
     pub fn load(dir: &Path) -> Result<MiniLm, EmbedError> {
-        let need = |f: &'static str| -> Result<PathBuf, EmbedError> {
-            let p = dir.join(f);
-            if p.exists() {
-                Ok(p)
-            } else {
-                Err(EmbedError::ModelMissing {
-                    path: dir.to_path_buf(),
-                    what: f,
-                })
-            }
-        };
+        let need = |f| need(dir, f);
         let config: BertConfig = serde_json::from_str(
             &std::fs::read_to_string(need("config.json")?).map_err(model_err)?,
         )
         .map_err(model_err)?;
-        let mut tokenizer = Tokenizer::from_file(need("tokenizer.json")?).map_err(model_err)?;
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS,
-                ..Default::default()
-            }))
-            .map_err(model_err)?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
+        let tokenizer = load_tokenizer(dir)?;
         let device = Device::Cpu;
         let weights = std::fs::read(need("model.safetensors")?).map_err(model_err)?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
@@ -127,6 +137,129 @@ impl Embedder for MiniLm {
             return Ok(Vec::new());
         }
         self.forward(texts).map_err(model_err)
+    }
+}
+
+/// all-MiniLM-L6-v2 run by ONNX Runtime (loaded at run time from the
+/// library `scripts/setup-onnx` takes from the PyPI wheel) on the graph that
+/// script builds from the same safetensors: `model.onnx` (fp32, the same
+/// vectors as [`MiniLm`]) or `model-int8.onnx` (dynamic int8 quantisation).
+/// The graph pools and normalises itself (output `sentence_embedding`).
+///
+/// One session per core, each on one thread: a batch or a query takes a
+/// free session, so card-embedding workers and concurrent searches run in
+/// parallel without oversubscribing the cores.
+pub struct OnnxMiniLm {
+    sessions: Vec<std::sync::Mutex<ort::session::Session>>,
+    next: std::sync::atomic::AtomicUsize,
+    tokenizer: Tokenizer,
+    name: &'static str,
+}
+
+/// ONNX Runtime's environment: one per process.
+static ORT_ENV: std::sync::OnceLock<Result<ort::environment::Environment, String>> =
+    std::sync::OnceLock::new();
+
+impl OnnxMiniLm {
+    /// Load `model.onnx` (or `model-int8.onnx` when `int8`) from `dir`, with
+    /// ONNX Runtime from `library`.
+    pub fn load(dir: &Path, library: &Path, int8: bool) -> Result<OnnxMiniLm, EmbedError> {
+        let file = if int8 {
+            "model-int8.onnx"
+        } else {
+            "model.onnx"
+        };
+        let graph = need(dir, file)?;
+        if !library.exists() {
+            return Err(EmbedError::Model(format!(
+                "no ONNX Runtime library at {}; run `scripts/setup-onnx` (it installs the PyPI \
+                 package onnxruntime with pip) or set embedding.onnxruntime_lib",
+                library.display()
+            )));
+        }
+        let env = ORT_ENV
+            .get_or_init(|| {
+                ort::init_from(library)
+                    .map_err(|e| e.to_string())?
+                    .with_name("hubsearch")
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| EmbedError::Model(format!("ONNX Runtime: {e}")))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let sessions = (0..cores)
+            .map(|_| {
+                ort::session::Session::builder(env)
+                    .map_err(model_err)?
+                    .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+                    .map_err(model_err)?
+                    .with_intra_threads(1)
+                    .map_err(model_err)?
+                    .with_inter_threads(1)
+                    .map_err(model_err)?
+                    .commit_from_file(&graph)
+                    .map(std::sync::Mutex::new)
+                    .map_err(model_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OnnxMiniLm {
+            sessions,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            tokenizer: load_tokenizer(dir)?,
+            name: if int8 {
+                "all-MiniLM-L6-v2-int8"
+            } else {
+                "all-MiniLM-L6-v2"
+            },
+        })
+    }
+
+    /// A free session, or (all busy) the next one in turn.
+    fn session(&self) -> std::sync::MutexGuard<'_, ort::session::Session> {
+        for s in &self.sessions {
+            if let Ok(g) = s.try_lock() {
+                return g;
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.sessions.len();
+        self.sessions[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Embedder for OnnxMiniLm {
+    fn dim(&self) -> usize {
+        384
+    }
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let enc = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(model_err)?;
+        let (b, len) = (enc.len(), enc.first().map_or(0, |e| e.get_ids().len()));
+        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<i64> {
+            enc.iter()
+                .flat_map(|e| f(e).iter().map(|&x| i64::from(x)))
+                .collect()
+        };
+        let tensor = |v: Vec<i64>| ort::value::Tensor::from_array(([b, len], v)).map_err(model_err);
+        let inputs = ort::inputs![
+            "input_ids" => tensor(flat(&|e| e.get_ids()))?,
+            "attention_mask" => tensor(flat(&|e| e.get_attention_mask()))?,
+            "token_type_ids" => tensor(flat(&|e| e.get_type_ids()))?,
+        ];
+        let mut session = self.session();
+        let out = session.run(inputs).map_err(model_err)?;
+        let (_, data) = out["sentence_embedding"]
+            .try_extract_tensor::<f32>()
+            .map_err(model_err)?;
+        Ok(data.chunks_exact(384).map(<[f32]>::to_vec).collect())
     }
 }
 
