@@ -118,7 +118,7 @@ impl Default for EmbeddingConfig {
             batch_size: 8,
             query_cache: 4096,
             hnsw_m: 16,
-            hnsw_ef_construction: 100,
+            hnsw_ef_construction: 200,
             hnsw_ef_search: 128,
             exact_below: 5000,
         }

@@ -146,11 +146,14 @@ impl Embedder for MiniLm {
 /// vectors as [`MiniLm`]) or `model-int8.onnx` (dynamic int8 quantisation).
 /// The graph pools and normalises itself (output `sentence_embedding`).
 ///
-/// One session per core, each on one thread: a batch or a query takes a
-/// free session, so card-embedding workers and concurrent searches run in
-/// parallel without oversubscribing the cores.
+/// Two kinds of session (docs/embeddings.md): one for single texts (a
+/// query, a published card) whose matrix products use every core, and, made
+/// on the first batch, one single-threaded session per core for batches, so
+/// the card-embedding workers run side by side without oversubscribing.
 pub struct OnnxMiniLm {
-    sessions: Vec<std::sync::Mutex<ort::session::Session>>,
+    graph: PathBuf,
+    query: std::sync::Mutex<ort::session::Session>,
+    batch: std::sync::OnceLock<Result<Vec<std::sync::Mutex<ort::session::Session>>, String>>,
     next: std::sync::atomic::AtomicUsize,
     tokenizer: Tokenizer,
     name: &'static str,
@@ -159,6 +162,29 @@ pub struct OnnxMiniLm {
 /// ONNX Runtime's environment: one per process.
 static ORT_ENV: std::sync::OnceLock<Result<ort::environment::Environment, String>> =
     std::sync::OnceLock::new();
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A session over `graph` with `threads` intra-op threads.
+fn onnx_session(
+    env: &ort::environment::Environment,
+    graph: &Path,
+    threads: usize,
+) -> Result<std::sync::Mutex<ort::session::Session>, EmbedError> {
+    ort::session::Session::builder(env)
+        .map_err(model_err)?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+        .map_err(model_err)?
+        .with_intra_threads(threads)
+        .map_err(model_err)?
+        .with_inter_threads(1)
+        .map_err(model_err)?
+        .commit_from_file(graph)
+        .map(std::sync::Mutex::new)
+        .map_err(model_err)
+}
 
 impl OnnxMiniLm {
     /// Load `model.onnx` (or `model-int8.onnx` when `int8`) from `dir`, with
@@ -177,34 +203,11 @@ impl OnnxMiniLm {
                 library.display()
             )));
         }
-        let env = ORT_ENV
-            .get_or_init(|| {
-                ort::init_from(library)
-                    .map_err(|e| e.to_string())?
-                    .with_name("hubsearch")
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .as_ref()
-            .map_err(|e| EmbedError::Model(format!("ONNX Runtime: {e}")))?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let sessions = (0..cores)
-            .map(|_| {
-                ort::session::Session::builder(env)
-                    .map_err(model_err)?
-                    .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
-                    .map_err(model_err)?
-                    .with_intra_threads(1)
-                    .map_err(model_err)?
-                    .with_inter_threads(1)
-                    .map_err(model_err)?
-                    .commit_from_file(&graph)
-                    .map(std::sync::Mutex::new)
-                    .map_err(model_err)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let env = Self::env(library)?;
         Ok(OnnxMiniLm {
-            sessions,
+            query: onnx_session(env, &graph, cores())?,
+            graph,
+            batch: std::sync::OnceLock::new(),
             next: std::sync::atomic::AtomicUsize::new(0),
             tokenizer: load_tokenizer(dir)?,
             name: if int8 {
@@ -215,15 +218,50 @@ impl OnnxMiniLm {
         })
     }
 
-    /// A free session, or (all busy) the next one in turn.
-    fn session(&self) -> std::sync::MutexGuard<'_, ort::session::Session> {
-        for s in &self.sessions {
-            if let Ok(g) = s.try_lock() {
-                return g;
+    fn env(library: &Path) -> Result<&'static ort::environment::Environment, EmbedError> {
+        ORT_ENV
+            .get_or_init(|| {
+                ort::init_from(library)
+                    .map_err(|e| e.to_string())?
+                    .with_name("hubsearch")
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| EmbedError::Model(format!("ONNX Runtime: {e}")))
+    }
+
+    /// The session for `texts`: the all-cores one for a single text, else a
+    /// free single-threaded one (all busy: the next in turn).
+    fn session(
+        &self,
+        texts: usize,
+    ) -> Result<std::sync::MutexGuard<'_, ort::session::Session>, EmbedError> {
+        if texts == 1 {
+            if let Ok(g) = self.query.try_lock() {
+                return Ok(g);
             }
         }
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.sessions.len();
-        self.sessions[i].lock().unwrap_or_else(|e| e.into_inner())
+        let pool = self
+            .batch
+            .get_or_init(|| {
+                let env = ORT_ENV
+                    .get()
+                    .and_then(|e| e.as_ref().ok())
+                    .ok_or("ONNX Runtime is not initialised")?;
+                (0..cores())
+                    .map(|_| onnx_session(env, &self.graph, 1).map_err(|e| e.to_string()))
+                    .collect()
+            })
+            .as_ref()
+            .map_err(|e| EmbedError::Model(e.clone()))?;
+        for s in pool {
+            if let Ok(g) = s.try_lock() {
+                return Ok(g);
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % pool.len();
+        Ok(pool[i].lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -254,7 +292,7 @@ impl Embedder for OnnxMiniLm {
             "attention_mask" => tensor(flat(&|e| e.get_attention_mask()))?,
             "token_type_ids" => tensor(flat(&|e| e.get_type_ids()))?,
         ];
-        let mut session = self.session();
+        let mut session = self.session(texts.len())?;
         let out = session.run(inputs).map_err(model_err)?;
         let (_, data) = out["sentence_embedding"]
             .try_extract_tensor::<f32>()
