@@ -84,6 +84,53 @@ fn check_against_reference(m: &dyn Embedder, min: f32) {
     assert!(dot(&batch[0], &batch[4]) < 0.9);
 }
 
+/// Prints, for every runtime: a single query's p50 / p99 and 64 short texts
+/// in one batch (figures for eval/bench/embedders.md; asserts only that the
+/// vectors are unit length).
+#[test]
+fn reports_the_speed_of_every_runtime() {
+    let queries = [
+        "german speech recognition",
+        "summarize news articles in french",
+        "detect toxic comments",
+        "image classification imagenet",
+        "bert base uncased",
+        "translate english to japanese",
+        "estimate depth from a single photo",
+        "sentence embeddings for semantic search",
+    ];
+    let runtimes: Vec<Box<dyn Embedder>> = vec![
+        Box::new(model()),
+        Box::new(onnx(false)),
+        Box::new(onnx(true)),
+    ];
+    for m in &runtimes {
+        let mut lat = Vec::new();
+        for _ in 0..25 {
+            for q in &queries {
+                let t = Instant::now();
+                let v = m.embed(&[q]).unwrap();
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                assert!((dot(&v[0], &v[0]) - 1.0).abs() < 1e-4);
+            }
+        }
+        lat.sort_by(f64::total_cmp);
+        let texts: Vec<String> = (0..64)
+            .map(|i| format!("model number {i} for german speech recognition with wav2vec2"))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let t = Instant::now();
+        m.embed(&refs).unwrap();
+        eprintln!(
+            "{:<24} query p50 {:.2} ms, p99 {:.2} ms; 64 short texts in one batch {:.0} ms",
+            m.name(),
+            lat[lat.len() / 2],
+            lat[lat.len() * 99 / 100],
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}
+
 #[test]
 fn embeds_a_batch_quickly_enough_to_report() {
     let m = model();
