@@ -574,4 +574,51 @@ mod tests {
         ));
         assert_eq!(l.earnings_of(1, Group::Model).calls, 1);
     }
+
+    /// An in-memory store whose fsync fails on demand.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: redb::backends::InMemoryBackend,
+        fail: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl redb::StorageBackend for Flaky {
+        fn len(&self) -> Result<u64, std::io::Error> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> Result<(), std::io::Error> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("disk full (test)"));
+            }
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+            self.inner.write(offset, data)
+        }
+    }
+
+    #[test]
+    fn a_call_whose_commit_fails_is_neither_acknowledged_nor_counted() {
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let db = redb::Builder::new()
+            .create_with_backend(Flaky {
+                inner: redb::backends::InMemoryBackend::new(),
+                fail: fail.clone(),
+            })
+            .unwrap();
+        let l = Ledger::start(db).unwrap();
+        assert!(l.record_call(call("ok")).unwrap().recorded);
+        fail.store(true, Ordering::SeqCst);
+        assert!(l.record_call(call("lost")).is_err());
+        // Memory did not run ahead of the store: one call, and the failed
+        // key is not taken (a retry is not answered "already counted").
+        assert_eq!(l.earnings_of(1, Group::Model).calls, 1);
+        assert!(!l.state().idempotency.contains_key("lost"));
+    }
 }
