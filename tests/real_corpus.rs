@@ -99,8 +99,7 @@ fn real_card_vectors_hnsw_recall_and_semantic_hits() {
     drop(out);
     let mut config = hubsearch_core::Config::default();
     config.index.dir = dir.path().join("index");
-    config.embedding.model_dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+    hubsearch_tests::use_project_models(&mut config);
     config.embedding.exact_below = 10; // use the graph, not the exact scan
     let engine = hubsearch_engine::Engine::open_or_create(config).unwrap();
     let report = engine.import(&[sample], &silent).unwrap();

@@ -35,9 +35,16 @@ pub fn engine_with(dir: &Path, model: &str) -> Engine {
     let mut config = Config::default();
     config.index.dir = dir.join("index");
     config.embedding.model = model.parse().expect("an embedding model name");
-    config.embedding.model_dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+    use_project_models(&mut config);
     Engine::open_or_create(config).expect("create engine")
+}
+
+/// Point the config at the project's `models/` (tests run in their crate's
+/// directory, where the default relative paths do not reach).
+pub fn use_project_models(config: &mut Config) {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    config.embedding.model_dir = models.join("all-MiniLM-L6-v2");
+    config.embedding.onnxruntime_lib = models.join("onnxruntime/libonnxruntime.so.1.32.0");
 }
 
 /// A fresh text-only engine over a new index in `dir`.

@@ -8,27 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 index=${1:?usage: eval/bench/flood.sh INDEX_DIR}
-command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet -p hubsearch
 d=${DURATION:-10}
-port=$((20000 + RANDOM % 20000))
-tmp=$(mktemp -d)
 ulimit -n 65536 2>/dev/null || true
-target/release/hubsearch --index "$index" serve --addr "127.0.0.1:$port" 2>"$tmp/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
-cut -f2 "${QUERIES:-../shared/eval/dev/queries.tsv}" | sed 's/ /+/g' > "$tmp/q.txt"
-while read -r q; do curl -sf "http://127.0.0.1:$port/v1/search?q=$q&mode=text" >/dev/null; done < "$tmp/q.txt"
-cat > "$tmp/rotate.lua" <<LUA
-local qs = {}
-for line in io.lines("$tmp/q.txt") do qs[#qs + 1] = line end
-local i = 0
-request = function()
-  i = i % #qs + 1
-  return wrk.format("GET", "/v1/search?mode=text&q=" .. qs[i])
-end
-LUA
+MODE=text
+. eval/bench/serve.sh
+serve_index "$index"
 search() { wrk -t2 -c8 -d"${d}s" -s "$tmp/rotate.lua" "http://127.0.0.1:$port" | grep -E "Requests/sec|Non-2xx"; }
 healthz() {  # max and p99 of /healthz over the phase, in ms
   local end=$((SECONDS + d)); : > "$tmp/h.txt"

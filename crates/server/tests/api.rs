@@ -43,6 +43,16 @@ async fn call(
     (status, headers, v)
 }
 
+/// POST `body` with `key` to `uri`: the status and the error code, if any.
+async fn post_code(h: &Hub, uri: &str, key: &str, body: Value) -> (StatusCode, Option<String>) {
+    let (s, v) = post(h, uri, key, body).await;
+    (s, v["error"]["code"].as_str().map(str::to_string))
+}
+
+async fn get_h(h: &Hub, uri: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
+    call(h, Method::GET, uri, None, None).await
+}
+
 async fn get(h: &Hub, uri: &str) -> (StatusCode, Value) {
     let (s, _, v) = call(h, Method::GET, uri, None, None).await;
     (s, v)
@@ -174,14 +184,7 @@ async fn bad_search_input_gets_stable_codes() {
 #[tokio::test]
 async fn listings_sort_cache_and_page() {
     let h = hub();
-    let (s, hd, v) = call(
-        &h,
-        Method::GET,
-        "/v1/listings?sort=trending&limit=3",
-        None,
-        None,
-    )
-    .await;
+    let (s, hd, v) = get_h(&h, "/v1/listings?sort=trending&limit=3").await;
     assert_eq!(s, StatusCode::OK);
     let downloads: Vec<u64> = v["items"]
         .as_array()
@@ -233,14 +236,7 @@ async fn listings_sort_cache_and_page() {
         .map(|i| i["price_usd"].as_f64().unwrap_or(0.0))
         .collect();
     assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
-    let (_, hd, v) = call(
-        &h,
-        Method::GET,
-        "/v1/listings?sort=fair&limit=3",
-        None,
-        None,
-    )
-    .await;
+    let (_, hd, v) = get_h(&h, "/v1/listings?sort=fair&limit=3").await;
     assert_eq!(v["items"].as_array().unwrap().len(), 3);
     assert_eq!(hd[header::CACHE_CONTROL], "no-store");
 }
@@ -257,20 +253,18 @@ async fn publishing_needs_the_right_key() {
     let (s, _) = post(&h, "/v1/models", "hs_not_a_key", card.clone()).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let other = json!({"id": "facebook/fake", "description": "x"});
-    let (s, v) = post(&h, "/v1/models", &h.acme, other).await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
+        post_code(&h, "/v1/models", &h.acme, other).await,
+        (StatusCode::FORBIDDEN, Some("forbidden".to_string()))
     );
     let (s, v) = post(&h, "/v1/models", &h.acme, card.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // Searchable at once.
     let (_, v) = get(&h, "/v1/search?q=zymurgical&mode=text").await;
     assert_eq!(ids(&v, "hits"), ["acme/new-ner"]);
-    let (s, v) = post(&h, "/v1/models", &h.acme, card.clone()).await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("model_exists"))
+        post_code(&h, "/v1/models", &h.acme, card.clone()).await,
+        (StatusCode::CONFLICT, Some("model_exists".to_string()))
     );
     // Replace by the owner.
     let (s, v) = put(
@@ -293,16 +287,15 @@ async fn publishing_needs_the_right_key() {
         .unwrap();
     let resp = app(h.state.clone()).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let (s, v) = post(
-        &h,
-        "/v1/models",
-        &h.acme,
-        json!({"id": "acme/x", "downloads": "many"}),
-    )
-    .await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_card"))
+        post_code(
+            &h,
+            "/v1/models",
+            &h.acme,
+            json!({"id": "acme/x", "downloads": "many"})
+        )
+        .await,
+        (StatusCode::BAD_REQUEST, Some("invalid_card".to_string()))
     );
     let (s, v) = put(&h, "/v1/models/acme/x", &h.acme, json!({"id": "acme/y"})).await;
     assert_eq!(
@@ -348,21 +341,19 @@ async fn paid_calls_are_counted_once() {
     .await;
     assert_eq!(v["builder_calls"], 2);
     assert!((v["builder_income_usd"].as_f64().unwrap() - 0.504).abs() < 1e-9);
-    let (s, v) = post(&h, "/v1/calls", &h.admin, json!({"model": "no/such"})).await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("model_not_found"))
+        post_code(&h, "/v1/calls", &h.admin, json!({"model": "no/such"})).await,
+        (StatusCode::NOT_FOUND, Some("model_not_found".to_string()))
     );
-    let (s, v) = post(
-        &h,
-        "/v1/calls",
-        &h.admin,
-        json!({"model": "facebook/bart-large-cnn", "amount_usd": -2}),
-    )
-    .await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_amount"))
+        post_code(
+            &h,
+            "/v1/calls",
+            &h.admin,
+            json!({"model": "facebook/bart-large-cnn", "amount_usd": -2})
+        )
+        .await,
+        (StatusCode::BAD_REQUEST, Some("invalid_amount".to_string()))
     );
     let (_, v) = get(&h, "/v1/builders/facebook").await;
     assert_eq!(v["calls"], 2);
@@ -401,24 +392,14 @@ async fn exposure_stats_follow_what_was_served() {
 #[tokio::test]
 async fn hugging_face_listing_is_compatible() {
     let h = hub();
-    let (s, hd, v) = call(
-        &h,
-        Method::GET,
-        "/api/models?search=opus&limit=5",
-        None,
-        None,
-    )
-    .await;
+    let (s, hd, v) = get_h(&h, "/api/models?search=opus&limit=5").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[0]["modelId"], "Helsinki-NLP/opus-mt-en-de");
     assert!(v[0]["createdAt"].is_string() || v[0]["createdAt"].is_null());
     assert!(hd.get(header::LINK).is_none());
-    let (_, hd, v) = call(
+    let (_, hd, v) = get_h(
         &h,
-        Method::GET,
         "/api/models?limit=2&sort=downloads&direction=-1&full=true",
-        None,
-        None,
     )
     .await;
     assert_eq!(v.as_array().unwrap().len(), 2);
@@ -470,7 +451,7 @@ async fn operations_endpoints() {
             "{path} missing from the OpenAPI document"
         );
     }
-    let (s, _, page) = call(&h, Method::GET, "/", None, None).await;
+    let (s, _, page) = get_h(&h, "/").await;
     assert_eq!(s, StatusCode::OK);
     assert!(page.as_str().unwrap().contains("<form id=\"f\">"));
 }
@@ -508,7 +489,6 @@ async fn deep_cursors_and_pages_are_bounded() {
 #[tokio::test]
 async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
     let h = hub();
-    let code = |v: &Value| v["error"]["code"].as_str().map(str::to_string);
     // Another namespace, by id or by the body's builder / author, or none.
     for body in [
         json!({"id": "globex/x", "description": "x"}),
@@ -517,22 +497,16 @@ async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
         json!({"id": "acme/x", "author": "google", "description": "x"}),
         json!({"id": "bert-base-fake", "description": "x"}),
     ] {
-        let (s, v) = post(&h, "/v1/models", &h.acme, body.clone()).await;
         assert_eq!(
-            (s, code(&v).as_deref()),
-            (StatusCode::FORBIDDEN, Some("forbidden")),
+            post_code(&h, "/v1/models", &h.acme, body.clone()).await,
+            (StatusCode::FORBIDDEN, Some("forbidden".to_string())),
             "{body}"
         );
     }
     // The admin may publish anywhere.
-    let (s, v) = post(
-        &h,
-        "/v1/models",
-        &h.admin,
-        json!({"id": "bert-base-fake", "description": "x"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let by_admin = json!({"id": "bert-base-fake", "description": "x"});
+    let (s, _) = post_code(&h, "/v1/models", &h.admin, by_admin).await;
+    assert_eq!(s, StatusCode::CREATED);
     // Popularity and dates are the hub's.
     for field in ["downloads", "likes", "paid_calls", "created_at"] {
         let mut body = json!({"id": "acme/rigged", "description": "x"});
@@ -541,24 +515,22 @@ async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
         } else {
             json!(1_000_000_000u64)
         };
-        let (s, v) = post(&h, "/v1/models", &h.acme, body).await;
         assert_eq!(
-            (s, code(&v).as_deref()),
-            (StatusCode::BAD_REQUEST, Some("read_only_field")),
+            post_code(&h, "/v1/models", &h.acme, body).await,
+            (StatusCode::BAD_REQUEST, Some("read_only_field".to_string())),
             "{field}"
         );
     }
     // Unknown fields are errors (a misspelt price would publish a free model).
-    let (s, v) = post(
-        &h,
-        "/v1/models",
-        &h.acme,
-        json!({"id": "acme/cheap", "price": 0.5}),
-    )
-    .await;
     assert_eq!(
-        (s, code(&v).as_deref()),
-        (StatusCode::BAD_REQUEST, Some("invalid_card"))
+        post_code(
+            &h,
+            "/v1/models",
+            &h.acme,
+            json!({"id": "acme/cheap", "price": 0.5})
+        )
+        .await,
+        (StatusCode::BAD_REQUEST, Some("invalid_card".to_string()))
     );
     // Look-alike, invisible and path characters in ids.
     for id in [
@@ -570,10 +542,9 @@ async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
         "acme/x/y",
         "acme/-x",
     ] {
-        let (s, v) = post(&h, "/v1/models", &h.acme, json!({"id": id})).await;
         assert_eq!(
-            (s, code(&v).as_deref()),
-            (StatusCode::BAD_REQUEST, Some("invalid_id")),
+            post_code(&h, "/v1/models", &h.acme, json!({"id": id})).await,
+            (StatusCode::BAD_REQUEST, Some("invalid_id".to_string())),
             "{id:?}"
         );
     }
@@ -586,13 +557,8 @@ async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let (s, v) = put(
-        &h,
-        "/v1/models/acme/popular",
-        &h.acme,
-        json!({"description": "now better"}),
-    )
-    .await;
+    let better = json!({"description": "now better"});
+    let (s, v) = put(&h, "/v1/models/acme/popular", &h.acme, better).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
         (

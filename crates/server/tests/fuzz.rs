@@ -17,77 +17,57 @@ mod common;
 
 /// A path segment: route words, ids, and hostile bytes (escapes, dots,
 /// control and invisible characters, overlong runs).
+#[rustfmt::skip]
 fn segment() -> impl Strategy<Value = String> {
+    let fixed: Vec<String> = [
+        "acme",
+        "facebook",
+        "bart-large-cnn",
+        "revision",
+        "main",
+        "..",
+        "%FF%FE",
+        "%2F",
+        "%E2%80%8B",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([String::from("a").repeat(3000)])
+    .collect();
     prop_oneof![
-        Just("acme".to_string()),
-        Just("facebook".to_string()),
-        Just("bart-large-cnn".to_string()),
-        Just("revision".to_string()),
-        Just("main".to_string()),
-        Just("..".to_string()),
-        Just("%FF%FE".to_string()),
-        Just("%2F".to_string()),
-        Just("%E2%80%8B".to_string()),
-        Just("a".repeat(3000)),
+        prop::sample::select(fixed),
         "[a-zA-Z0-9._~-]{0,12}",
         "(%[0-9A-Fa-f]{2}){1,4}",
     ]
 }
 
+#[rustfmt::skip]
 fn path() -> impl Strategy<Value = String> {
-    let fixed = prop_oneof![
-        Just("/"),
-        Just("/v1/search"),
-        Just("/v1/listings"),
-        Just("/v1/models"),
-        Just("/v1/calls"),
-        Just("/v1/stats/exposure"),
-        Just("/api/models"),
-        Just("/healthz"),
-        Just("/readyz"),
-        Just("/metrics"),
-        Just("/openapi.json"),
-    ]
+    let fixed = prop::sample::select(vec![
+        "/", "/v1/search", "/v1/listings", "/v1/models", "/v1/calls", "/v1/stats/exposure",
+        "/api/models", "/healthz", "/readyz", "/metrics", "/openapi.json",
+    ])
     .prop_map(str::to_string);
     let with_ids = (
-        prop_oneof![
-            Just("/v1/models/"),
-            Just("/api/models/"),
-            Just("/v1/builders/"),
-            Just("/"),
-        ],
+        prop::sample::select(vec!["/v1/models/", "/api/models/", "/v1/builders/", "/"]),
         proptest::collection::vec(segment(), 1..4),
     )
         .prop_map(|(base, segs)| format!("{base}{}", segs.join("/")));
     prop_oneof![3 => fixed, 2 => with_ids]
 }
 
+#[rustfmt::skip]
 fn value() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("0".to_string()),
-        Just("-1".to_string()),
-        Just("1000000000".to_string()),
-        Just("18446744073709551615".to_string()),
-        Just("99999999999999999999999".to_string()),
-        Just("NaN".to_string()),
-        Just("inf".to_string()),
-        Just("1e308".to_string()),
-        Just("true".to_string()),
-        Just("o1000000000".to_string()),
-        Just("o18446744073709551615".to_string()),
-        Just("hybrid".to_string()),
-        Just("vector".to_string()),
-        Just("fair".to_string()),
-        Just("stochastic".to_string()),
-        Just("fair,stochastic".to_string()),
-        Just("calls".to_string()),
-        Just("%00%FF".to_string()),
-        Just("title:bert AND (x OR".to_string()),
-        "[ -~]{0,24}",
-        "[0-9]{1,25}",
-    ]
+    let fixed = prop::sample::select(vec![
+        "0", "-1", "1000000000", "18446744073709551615", "99999999999999999999999", "NaN",
+        "inf", "1e308", "true", "o1000000000", "o18446744073709551615", "hybrid", "vector",
+        "fair", "stochastic", "fair,stochastic", "calls", "%00%FF", "title:bert AND (x OR",
+    ])
+    .prop_map(str::to_string);
+    prop_oneof![fixed, "[ -~]{0,24}", "[0-9]{1,25}"]
 }
 
+#[rustfmt::skip]
 fn query() -> impl Strategy<Value = String> {
     let key = prop_oneof![
         Just("q"),
@@ -125,6 +105,7 @@ fn query() -> impl Strategy<Value = String> {
     })
 }
 
+#[rustfmt::skip]
 fn json() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),

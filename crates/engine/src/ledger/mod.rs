@@ -560,18 +560,16 @@ mod tests {
             amount_usd: 0.75,
             ..call("same")
         };
-        assert!(matches!(
-            l.record_call(other_amount),
-            Err(LedgerError::KeyReused { .. })
-        ));
         let other_model = CallRecord {
             model: 2,
             ..call("same")
         };
-        assert!(matches!(
-            l.record_call(other_model),
-            Err(LedgerError::KeyReused { .. })
-        ));
+        for reused in [other_amount, other_model] {
+            assert!(matches!(
+                l.record_call(reused),
+                Err(LedgerError::KeyReused { .. })
+            ));
+        }
         assert_eq!(l.earnings_of(1, Group::Model).calls, 1);
     }
 
@@ -582,24 +580,17 @@ mod tests {
         fail: Arc<std::sync::atomic::AtomicBool>,
     }
 
+    #[rustfmt::skip]
     impl redb::StorageBackend for Flaky {
-        fn len(&self) -> Result<u64, std::io::Error> {
-            self.inner.len()
-        }
-        fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
-            self.inner.read(offset, out)
-        }
-        fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-            self.inner.set_len(len)
-        }
+        fn len(&self) -> Result<u64, std::io::Error> { self.inner.len() }
+        fn read(&self, at: u64, out: &mut [u8]) -> Result<(), std::io::Error> { self.inner.read(at, out) }
+        fn set_len(&self, len: u64) -> Result<(), std::io::Error> { self.inner.set_len(len) }
+        fn write(&self, at: u64, data: &[u8]) -> Result<(), std::io::Error> { self.inner.write(at, data) }
         fn sync_data(&self) -> Result<(), std::io::Error> {
             if self.fail.load(Ordering::SeqCst) {
                 return Err(std::io::Error::other("disk full (test)"));
             }
             self.inner.sync_data()
-        }
-        fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-            self.inner.write(offset, data)
         }
     }
 

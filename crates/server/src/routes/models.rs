@@ -25,50 +25,21 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
     state.keys.verify(key).ok_or_else(ApiError::unauthorized)
 }
 
-/// The fields a published card may have (what the card reader reads).
-const CARD_FIELDS: &[&str] = &[
-    "id",
-    "modelId",
-    "name",
-    "builder",
-    "author",
-    "task",
-    "pipeline_tag",
-    "library",
-    "library_name",
-    "frameworks",
-    "model_type",
-    "languages",
-    "license",
-    "tags",
-    "datasets",
-    "architectures",
-    "description",
-    "card_text",
-    "cardText",
-    "cardData",
-    "price_usd",
-    "downloads",
-    "likes",
-    "paid_calls",
-    "created_at",
-    "createdAt",
-    "updated_at",
-    "last_modified",
-    "lastModified",
+/// The fields a publisher may set (with [`SERVER_FIELDS`], what the card
+/// reader reads).
+#[rustfmt::skip]
+const PUBLISHER_FIELDS: &[&str] = &[
+    "id", "modelId", "name", "builder", "author", "task", "pipeline_tag", "library",
+    "library_name", "frameworks", "model_type", "languages", "license", "tags", "datasets",
+    "architectures", "description", "card_text", "cardText", "cardData", "price_usd",
 ];
 
 /// Fields only the hub sets: popularity comes from its own records (imports
 /// by an admin, the ledger's verified calls), dates from its clock.
+#[rustfmt::skip]
 const SERVER_FIELDS: &[&str] = &[
-    "downloads",
-    "likes",
-    "paid_calls",
-    "created_at",
-    "createdAt",
-    "updated_at",
-    "last_modified",
-    "lastModified",
+    "downloads", "likes", "paid_calls", "created_at", "createdAt", "updated_at",
+    "last_modified", "lastModified",
 ];
 
 /// The owner of an id: its namespace (`acme/x` -> `acme`); `None` for an
@@ -138,13 +109,12 @@ fn card_from_body(
     let Some(obj) = v.as_object_mut() else {
         return Err(ApiError::new(Code::InvalidCard, "a card is a JSON object"));
     };
-    if let Some(unknown) = obj.keys().find(|k| !CARD_FIELDS.contains(&k.as_str())) {
+    let known = |k: &str| PUBLISHER_FIELDS.contains(&k) || SERVER_FIELDS.contains(&k);
+    if let Some(unknown) = obj.keys().find(|k| !known(k)) {
+        let fields = [PUBLISHER_FIELDS, SERVER_FIELDS].concat().join(", ");
         return Err(ApiError::new(
             Code::InvalidCard,
-            format!(
-                "unknown field {unknown:?} (a card has: {})",
-                CARD_FIELDS.join(", ")
-            ),
+            format!("unknown field {unknown:?} (a card has: {fields})"),
         ));
     }
     if let Some(id) = id_from_path {

@@ -1,0 +1,28 @@
+# Sourced by the HTTP benchmarks (load.sh, flood.sh): builds the release
+# binary, serves INDEX on a free loopback port (extra environment in
+# SERVE_ENV, e.g. "HUBSEARCH_SERVER__QUEUE_TIMEOUT_MS=100"), waits until it
+# answers, then warms the query-vector cache with the dev queries (or
+# $QUERIES) in mode $MODE and writes a wrk script that rotates through them.
+# Sets: port, tmp, server (pid), and $tmp/q.txt, $tmp/rotate.lua.
+serve_index() {
+  local index=$1
+  command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
+  cargo build --release --quiet -p hubsearch
+  port=$((20000 + RANDOM % 20000))
+  tmp=$(mktemp -d)
+  env ${SERVE_ENV:-} target/release/hubsearch --index "$index" serve --addr "127.0.0.1:$port" 2>"$tmp/server.log" &
+  server=$!
+  trap 'kill $server 2>/dev/null; rm -rf "$tmp"' EXIT
+  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+  cut -f2 "${QUERIES:-../shared/eval/dev/queries.tsv}" | sed 's/ /+/g' > "$tmp/q.txt"
+  while read -r q; do curl -sf "http://127.0.0.1:$port/v1/search?q=$q&mode=$MODE" >/dev/null; done < "$tmp/q.txt"
+  cat > "$tmp/rotate.lua" <<LUA
+local qs = {}
+for line in io.lines("$tmp/q.txt") do qs[#qs + 1] = line end
+local i = 0
+request = function()
+  i = i % #qs + 1
+  return wrk.format("GET", "/v1/search?mode=$MODE&q=" .. qs[i])
+end
+LUA
+}
