@@ -44,8 +44,11 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     pub metrics: Arc<Metrics>,
     /// Exposure statistics by window, with when they were computed.
-    pub stats_cache: Arc<std::sync::Mutex<HashMap<u64, (Instant, serde_json::Value)>>>,
+    pub stats_cache: StatsCache,
 }
+
+/// Exposure statistics by window (hours), with when they were computed.
+pub type StatsCache = Arc<std::sync::Mutex<HashMap<u64, (Instant, serde_json::Value)>>>;
 
 /// Which admission queue a piece of blocking work waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

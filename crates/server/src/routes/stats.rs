@@ -9,7 +9,7 @@ use crate::error::{ApiError, Code};
 use crate::extract::{ApiPath, ApiQuery};
 use std::time::{Duration, Instant};
 
-use crate::{AppState, Work};
+use crate::{AppState, StatsCache, Work};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -23,24 +23,16 @@ pub async fn exposure(
 ) -> Result<Json<Value>, ApiError> {
     let hours = p.window_hours.unwrap_or(24).clamp(1, 24 * 365);
     let fresh = Duration::from_millis(state.config.stats_cache_ms);
-    let cached = |state: &AppState| {
-        let cache = state.stats_cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(&hours)
-            .filter(|(at, _)| at.elapsed() < fresh)
-            .map(|(_, v)| v.clone())
-    };
-    if let Some(v) = cached(&state) {
+    let cache = state.stats_cache.clone();
+    // Cached figures need no slot: pollers do not queue behind searches.
+    if let Some(v) = cached(&cache, hours, fresh) {
         return Ok(Json(v));
     }
-    let cache = state.stats_cache.clone();
     state
         .run_blocking(Work::Read, move |e| {
             // Another poller may have filled the cache while this one queued.
-            if let Some((at, v)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&hours) {
-                if at.elapsed() < fresh {
-                    return Ok(Json(v.clone()));
-                }
+            if let Some(v) = cached(&cache, hours, fresh) {
+                return Ok(Json(v));
             }
             let v = serde_json::to_value(e.exposure_stats(hours)).map_err(ApiError::internal)?;
             cache
@@ -50,6 +42,15 @@ pub async fn exposure(
             Ok(Json(v))
         })
         .await
+}
+
+/// The figures for `hours` if computed less than `fresh` ago.
+fn cached(cache: &StatsCache, hours: u64, fresh: Duration) -> Option<Value> {
+    let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .get(&hours)
+        .filter(|(at, _)| at.elapsed() < fresh)
+        .map(|(_, v)| v.clone())
 }
 
 pub async fn builder(
