@@ -22,6 +22,7 @@ fn call(i: u64) -> CallRecord {
         model_id: format!("b{}/m{}", i % 5, i % 13),
         builder_name: format!("b{}", i % 5),
         amount_usd: 0.01,
+        amount_stated: true,
         idempotency_key: Some(format!("call-{i}")),
     }
 }

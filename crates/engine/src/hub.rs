@@ -96,7 +96,10 @@ impl HubPopularity {
     ) -> Candidate {
         Candidate {
             relevance,
-            calls: (facts.downloads + facts.paid_calls + ledger_calls) as f64,
+            calls: facts
+                .downloads
+                .saturating_add(facts.paid_calls)
+                .saturating_add(ledger_calls) as f64,
             quantile: self.quantile(facts.downloads),
             group: match group {
                 Group::Model => facts.id_key,

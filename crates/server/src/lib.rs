@@ -279,17 +279,15 @@ pub async fn run(
             .keep_alive(true);
         let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
-        let per_ip = per_ip.clone();
+        let open_here = OpenConnection {
+            per_ip: per_ip.clone(),
+            ip,
+            _slot: slot,
+        };
         tokio::spawn(async move {
+            // Released when the task ends, normally or by a panic.
+            let _open = open_here;
             let _ = conn.await;
-            drop(slot);
-            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = counts.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(&ip);
-                }
-            }
         });
     }
     drop(listener);
@@ -300,6 +298,26 @@ pub async fn run(
         .map_err(std::io::Error::other)?
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(())
+}
+
+/// One open connection: its slot, and its count under its client's IP,
+/// both given back when dropped.
+struct OpenConnection {
+    per_ip: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let mut counts = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or ctrl-c.

@@ -60,6 +60,9 @@ pub struct CallRecord {
     pub model_id: String,
     pub builder_name: String,
     pub amount_usd: f64,
+    /// Whether the caller named the amount (a retry that does not is not
+    /// compared on it: the model's price may have changed since).
+    pub amount_stated: bool,
     /// A retried call with the same key is not counted twice.
     pub idempotency_key: Option<String>,
 }
@@ -118,10 +121,27 @@ impl Pending {
     }
 }
 
+/// When dropped: forgets a call's pending key and wakes its duplicates.
+struct Release<'a> {
+    ledger: &'a Ledger,
+    key: Option<&'a str>,
+    pending: &'a Pending,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            self.ledger.pending().remove(k);
+        }
+        self.pending.finish();
+    }
+}
+
 /// The answer to a retried call: the original, if it named the same model
 /// and amount.
 fn duplicate(key: &str, keyed: &Keyed, call: &CallRecord) -> Result<CallOutcome, LedgerError> {
-    if keyed.model != call.model || keyed.amount_usd.to_bits() != call.amount_usd.to_bits() {
+    let other_amount = call.amount_stated && keyed.amount_usd != call.amount_usd;
+    if keyed.model != call.model || other_amount {
         return Err(LedgerError::KeyReused {
             key: key.to_string(),
         });
@@ -185,9 +205,12 @@ impl Ledger {
                         i.lag.fetch_sub(n, Ordering::Relaxed);
                     }
                 };
-                let failed = |stored: Result<State, LedgerError>| {
+                let failed = |pages: &[(&PageRecord, u64)]| {
                     if let Some(i) = weak2.upgrade() {
-                        i.reset_to(stored);
+                        let mut s = i.state.lock().unwrap_or_else(|e| e.into_inner());
+                        for (page, hour) in pages {
+                            s.unapply_page(page, *hour);
+                        }
                     }
                 };
                 store::writer_loop(db, rx, committed, failed)
@@ -319,6 +342,12 @@ impl Ledger {
             if let Some(k) = &entry.idempotency_key {
                 self.pending().insert(k.clone(), pending.clone());
             }
+            // Whatever happens next (even a panic), duplicates are released.
+            let _release = Release {
+                ledger: self,
+                key: entry.idempotency_key.as_deref(),
+                pending: &pending,
+            };
             let (ack, rx) = mpsc::channel();
             let sent = self.send(Event::Call {
                 call: entry.clone(),
@@ -333,16 +362,12 @@ impl Ledger {
             let durable = sent.and_then(|()| rx.recv().map_err(|_| LedgerError::Stopped));
             // Book the call in memory only once it is on disk.
             let mut s = self.state();
-            if let Some(k) = &entry.idempotency_key {
-                self.pending().remove(k);
-            }
             if durable.is_ok() {
                 s.apply_call(&entry);
                 s.name(call.model, &call.model_id);
                 s.name(call.builder, &call.builder_name);
             }
             drop(s);
-            pending.finish();
             durable?;
             return Ok(CallOutcome {
                 seq: entry.seq,
@@ -432,19 +457,6 @@ impl Ledger {
 }
 
 impl Inner {
-    /// After a failed commit: memory goes back to what is stored (keeping the
-    /// sequence numbers already handed out), so it never runs ahead of disk.
-    fn reset_to(&self, stored: Result<State, LedgerError>) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match stored {
-            Ok(mut fresh) => {
-                fresh.next_call = fresh.next_call.max(s.next_call);
-                *s = fresh;
-            }
-            Err(e) => tracing::error!("re-reading the ledger after a failed commit: {e}"),
-        }
-    }
-
     /// Close the queue and wait for the writer, which commits what is
     /// queued before it ends.
     fn stop_writer(&self) {
@@ -488,6 +500,7 @@ mod tests {
             model_id: "a/x".into(),
             builder_name: "a".into(),
             amount_usd: 0.5,
+            amount_stated: true,
             idempotency_key: Some(key.into()),
         }
     }
@@ -570,6 +583,14 @@ mod tests {
                 Err(LedgerError::KeyReused { .. })
             ));
         }
+        // A retry that does not name the amount is not compared on it (the
+        // model's price may have changed since).
+        let unstated = CallRecord {
+            amount_usd: 0.75,
+            amount_stated: false,
+            ..call("same")
+        };
+        assert!(!l.record_call(unstated).unwrap().recorded);
         assert_eq!(l.earnings_of(1, Group::Model).calls, 1);
     }
 
@@ -605,7 +626,14 @@ mod tests {
             .unwrap();
         let l = Ledger::start(db).unwrap();
         assert!(l.record_call(call("ok")).unwrap().recorded);
+        l.record_page(page(1, 100)).unwrap();
+        l.flush().unwrap();
         fail.store(true, Ordering::SeqCst);
+        // A page whose batch fails is taken back from memory.
+        l.record_page(page(1, 100)).unwrap();
+        assert!(l.flush().is_err());
+        assert_eq!(l.pages(), 1);
+        assert_eq!(l.tally_of(1, Group::Model).exposure, 1.0);
         assert!(l.record_call(call("lost")).is_err());
         // Memory did not run ahead of the store: one call, and the failed
         // key is not taken (a retry is not answered "already counted").

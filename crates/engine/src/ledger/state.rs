@@ -147,6 +147,28 @@ impl State {
         self.pages += 1;
     }
 
+    /// Take back a page booked by [`State::apply_page`] (its commit failed).
+    pub fn unapply_page(&mut self, page: &PageRecord, hour: u64) {
+        let negate =
+            |d: &PageDelta| -> PageDelta { d.iter().map(|(k, (e, m))| (*k, (-e, -m))).collect() };
+        self.models.book.apply(&negate(&page.model_delta));
+        self.builders.book.apply(&negate(&page.builder_delta));
+        for imp in &page.impressions {
+            for (map, key) in [
+                (&mut self.models.impressions, imp.model),
+                (&mut self.builders.impressions, imp.builder),
+            ] {
+                if let Some(n) = map.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            if let Some(e) = self.hourly.get_mut(&(hour, imp.model)) {
+                *e -= imp.exposure;
+            }
+        }
+        self.pages = self.pages.saturating_sub(1);
+    }
+
     /// Book a paid call.
     pub fn apply_call(&mut self, call: &CallEntry) {
         self.models.add_call(call.model, call.amount_usd);

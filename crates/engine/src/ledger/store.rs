@@ -180,12 +180,13 @@ where
 /// The writer thread: take what is queued (waiting up to the batch window
 /// while nobody waits on us), commit it as one transaction, acknowledge.
 /// `committed(n)` is told how many events each batch took off the queue;
-/// `failed(state)` gets the stored state after a commit failed.
+/// `failed(pages)` gets the pages of a batch whose commit failed (the
+/// memory booked them at once; it must take them back).
 pub(super) fn writer_loop(
     db: Database,
     rx: Receiver<Event>,
     committed: impl Fn(u64),
-    failed: impl Fn(Result<State, LedgerError>),
+    failed: impl Fn(&[(&PageRecord, u64)]),
 ) {
     while let Ok(first) = rx.recv() {
         let mut done = first.urgent();
@@ -209,11 +210,20 @@ pub(super) fn writer_loop(
         let n = batch.len() as u64;
         if let Err(e) = commit_batch(&db, &batch) {
             tracing::error!("ledger commit failed: {e}");
-            // Acks are dropped below: waiting callers see `Stopped`. The
-            // pages of the batch were booked in memory at once: memory goes
-            // back to what is stored.
+            // Acks are dropped below: waiting callers see `Stopped` (calls
+            // are booked in memory only once acknowledged). The batch's
+            // pages were booked at once: memory takes them back, so it never
+            // runs ahead of the store (redb refuses every later write after
+            // an I/O error, so later batches are taken back the same way).
+            let pages: Vec<(&PageRecord, u64)> = batch
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Page { page, hour } => Some((page, *hour)),
+                    _ => None,
+                })
+                .collect();
+            failed(&pages);
             batch.clear();
-            failed(load(&db));
         }
         for e in batch {
             match e {

@@ -70,6 +70,7 @@ pub async fn record(
                     model_id: card.id.clone(),
                     builder_name: card.builder.clone(),
                     amount_usd: amount,
+                    amount_stated: body.amount_usd.is_some(),
                     idempotency_key: idem,
                 })
                 .map_err(hubsearch_engine::Error::from)?;
