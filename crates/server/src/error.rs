@@ -75,6 +75,7 @@ codes! {
     HeadersTooLarge => "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, "the request headers are over server.max_header_bytes";
     Overloaded => "overloaded", SERVICE_UNAVAILABLE, "no search slot within server.queue_timeout_ms (Retry-After)";
     SearchTimeout => "search_timeout", SERVICE_UNAVAILABLE, "the search ran past server.search_timeout_ms (Retry-After)";
+    LedgerFailing => "ledger_failing", SERVICE_UNAVAILABLE, "/readyz: the exposure ledger cannot write since a commit failed (restart)";
     EmbeddingUnavailable => "embedding_unavailable", BAD_REQUEST, "the embedding model cannot be loaded (see the message)";
     Internal => "internal", INTERNAL_SERVER_ERROR, "something broke inside; the server log says what";
 }

@@ -166,6 +166,8 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Events queued but not yet committed (for the `ledger lag` metric).
     lag: AtomicU64,
+    /// Set when a commit failed: the store refuses writes until a restart.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 fn now_secs() -> u64 {
@@ -194,6 +196,7 @@ impl Ledger {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(None),
             lag: AtomicU64::new(0),
+            failing: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&inner);
         let weak2 = weak.clone();
@@ -207,6 +210,7 @@ impl Ledger {
                 };
                 let failed = |pages: &[(&PageRecord, u64)]| {
                     if let Some(i) = weak2.upgrade() {
+                        i.failing.store(true, Ordering::Relaxed);
                         let mut s = i.state.lock().unwrap_or_else(|e| e.into_inner());
                         for (page, hour) in pages {
                             s.unapply_page(page, *hour);
@@ -385,6 +389,12 @@ impl Ledger {
         let (ack, rx) = mpsc::channel();
         self.send(Event::Flush { ack })?;
         rx.recv().map_err(|_| LedgerError::Stopped)
+    }
+
+    /// False once a commit has failed: nothing is stored any more until the
+    /// process restarts (what `/readyz` reports).
+    pub fn healthy(&self) -> bool {
+        !self.inner.failing.load(Ordering::Relaxed)
     }
 
     /// Events queued but not yet on disk.
@@ -625,6 +635,7 @@ mod tests {
             })
             .unwrap();
         let l = Ledger::start(db).unwrap();
+        assert!(l.healthy());
         assert!(l.record_call(call("ok")).unwrap().recorded);
         l.record_page(page(1, 100)).unwrap();
         l.flush().unwrap();
@@ -634,6 +645,7 @@ mod tests {
         assert!(l.flush().is_err());
         assert_eq!(l.pages(), 1);
         assert_eq!(l.tally_of(1, Group::Model).exposure, 1.0);
+        assert!(!l.healthy());
         assert!(l.record_call(call("lost")).is_err());
         // Memory did not run ahead of the store: one call, and the failed
         // key is not taken (a retry is not answered "already counted").

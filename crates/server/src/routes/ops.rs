@@ -16,6 +16,12 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
         .run_blocking(Work::Read, |e| {
+            if !e.ledger().healthy() {
+                return Err(ApiError::new(
+                    Code::LedgerFailing,
+                    "the exposure ledger cannot write (a commit failed); restart the server",
+                ));
+            }
             let models = e.text_index().num_docs();
             let vectors = e.semantic().map(|s| s.vectors().live());
             Ok(Json(
