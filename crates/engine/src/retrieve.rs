@@ -92,11 +92,7 @@ impl Engine {
             self.retrieve_vector(searcher, req, depth, mode, &mut out)?;
         }
         if listing {
-            out.found = out
-                .found
-                .into_iter()
-                .map(|f| Found::listed(f.addr, f.facts))
-                .collect();
+            out.found.iter_mut().for_each(|f| f.relevance = 1.0);
         } else {
             let s = &self.config().search;
             let params = FusionParams {

@@ -11,7 +11,7 @@ use hubsearch_core::card::key_of;
 use hubsearch_core::config::EmbeddingConfig;
 use hubsearch_core::ModelCard;
 use hubsearch_core::{EmbeddingModel, EmbeddingRuntime};
-use hubsearch_index::embedder::{EmbedError, Embedder, HashEmbedder, MiniLm, OnnxMiniLm};
+use hubsearch_index::embedder::{self, EmbedError, Embedder, HashEmbedder, MiniLm, OnnxMiniLm};
 use hubsearch_index::{HnswParams, TextIndex, VectorIndex};
 use lru::LruCache;
 use serde::Serialize;
@@ -56,10 +56,10 @@ impl Semantic {
     /// model is `none`.
     pub fn open(dir: &Path, config: &EmbeddingConfig) -> Result<Option<Semantic>> {
         let (name, dim) = match (config.model, config.runtime) {
-            (EmbeddingModel::MiniLm, EmbeddingRuntime::OnnxInt8) => ("all-MiniLM-L6-v2-int8", 384),
+            (EmbeddingModel::MiniLm, EmbeddingRuntime::OnnxInt8) => (embedder::MINILM_INT8, 384),
             // candle and the fp32 graph give the same vectors: one store.
-            (EmbeddingModel::MiniLm, _) => ("all-MiniLM-L6-v2", 384),
-            (EmbeddingModel::Hash, _) => ("hash-384", 384),
+            (EmbeddingModel::MiniLm, _) => (embedder::MINILM, 384),
+            (EmbeddingModel::Hash, _) => (embedder::HASH, 384),
             (EmbeddingModel::None, _) => return Ok(None),
         };
         let params = HnswParams {

@@ -28,6 +28,14 @@ fn model_err(e: impl std::fmt::Display) -> EmbedError {
     EmbedError::Model(e.to_string())
 }
 
+/// Names recorded with stored vectors: one per distinct set of vectors
+/// (candle and the fp32 ONNX graph give the same vectors, so share one).
+pub const MINILM: &str = "all-MiniLM-L6-v2";
+/// MiniLM through the int8 ONNX graph.
+pub const MINILM_INT8: &str = "all-MiniLM-L6-v2-int8";
+/// The hashing stand-in.
+pub const HASH: &str = "hash-384";
+
 /// Turns texts into L2-normalised vectors.
 pub trait Embedder: Send + Sync {
     /// Vector dimension.
@@ -130,7 +138,7 @@ impl Embedder for MiniLm {
         384
     }
     fn name(&self) -> &str {
-        "all-MiniLM-L6-v2"
+        MINILM
     }
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
@@ -210,11 +218,7 @@ impl OnnxMiniLm {
             batch: std::sync::OnceLock::new(),
             next: std::sync::atomic::AtomicUsize::new(0),
             tokenizer: load_tokenizer(dir)?,
-            name: if int8 {
-                "all-MiniLM-L6-v2-int8"
-            } else {
-                "all-MiniLM-L6-v2"
-            },
+            name: if int8 { MINILM_INT8 } else { MINILM },
         })
     }
 
@@ -319,7 +323,7 @@ impl Embedder for HashEmbedder {
         self.dim
     }
     fn name(&self) -> &str {
-        "hash-384"
+        HASH
     }
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts
