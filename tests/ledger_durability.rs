@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use hubsearch_core::Group;
 use hubsearch_engine::ledger::{CallRecord, Impression, PageRecord};
 use hubsearch_engine::Ledger;
-use hubsearch_rank::PageDelta;
+use hubsearch_rank::{Account, PageDelta};
 
 const CHILD_ENV: &str = "HUBSEARCH_LEDGER_CHILD";
 
@@ -27,6 +27,14 @@ fn call(i: u64) -> CallRecord {
     }
 }
 
+/// A page's delta for one group: exposure 1, merit 1, one round.
+const ONE: Account = Account {
+    exposure: 1.0,
+    merit: 1.0,
+    rounds: 1,
+    impact: 0.0,
+};
+
 fn page(i: u64) -> PageRecord {
     PageRecord {
         impressions: vec![Impression {
@@ -35,8 +43,8 @@ fn page(i: u64) -> PageRecord {
             rank: 1,
             exposure: 1.0,
         }],
-        model_delta: PageDelta::from([(i % 13, (1.0, 1.0))]),
-        builder_delta: PageDelta::from([(1000 + i % 5, (1.0, 1.0))]),
+        model_delta: PageDelta::from([(i % 13, ONE)]),
+        builder_delta: PageDelta::from([(1000 + i % 5, ONE)]),
         names: vec![],
     }
 }

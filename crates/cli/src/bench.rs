@@ -414,7 +414,7 @@ fn rank_bench() {
     use hubsearch_core::Group;
     use hubsearch_engine::hub::HubPopularity;
     use hubsearch_engine::CandidateFacts;
-    use hubsearch_rank::{rank, ExposureBook, Policy};
+    use hubsearch_rank::{rank, Account, ExposureBook, Policy};
     let facts: Vec<CandidateFacts> = (0..100u64)
         .map(|i| CandidateFacts {
             id_key: i,
@@ -431,15 +431,16 @@ fn rank_bench() {
         .collect();
     let mut book = ExposureBook::new();
     for g in 0..40 {
-        book.set(g, g as f64, 2.0 * g as f64 + 1.0);
+        let a = Account {
+            exposure: g as f64,
+            merit: 2.0 * g as f64 + 1.0,
+            rounds: g + 1,
+            impact: (g % 7) as f64,
+        };
+        book.set(g, a);
     }
-    for p in [
-        Policy::Relevance,
-        Policy::Popularity { alpha: 0.1 },
-        Policy::TailBoost { beta: 0.5 },
-        Policy::Fair { lambda: 0.4 },
-        Policy::Stochastic { temperature: 0.1 },
-    ] {
+    let r = hubsearch_core::config::RankingConfig::default();
+    for p in hubsearch_core::PolicyKind::ALL.iter().map(|k| Policy::new(*k, &r)) {
         let mut lat = Vec::with_capacity(5000);
         for seed in 0..5000u64 {
             let t = Instant::now();

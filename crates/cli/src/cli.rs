@@ -71,6 +71,9 @@ pub enum Command {
     Keys(crate::serve::KeysCommand),
     /// Score judged queries (nDCG@10, nDCG@100, MRR@10, Recall@100), or an external run
     Eval(crate::eval::EvalArgs),
+    /// Reproduce FairCo's synthetic news experiment: unfairness and utility
+    /// over rounds for FairCo and the bounded controller, with a lambda sweep
+    Fairco(crate::fairco::FaircoArgs),
     /// Write the indexed cards, their vectors and embedded queries as plain files
     Export(crate::export::ExportArgs),
 }
@@ -187,6 +190,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Export(args) => crate::export::run(&g, args),
         Command::Serve(args) => crate::serve::serve(&g, args),
         Command::Simulate(args) => crate::simulate::run(&g, args),
+        Command::Fairco(args) => crate::fairco::run(args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),
     }
 }

@@ -1,14 +1,24 @@
 //! `hubsearch eval`: run judged queries through the engine (or score an
 //! external run file) and print `name value` lines.
 
+use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use hubsearch_core::{Mode, PolicyKind};
+use hubsearch_eval::exposure::{ExpevalOptions, UserModel};
 use hubsearch_eval::{harness, replay, trec, ReplayOptions};
 
 use crate::cli::{load_config, AnyError, Global};
+
+/// expeval's user models.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum EeModel {
+    Rbp,
+    Gerr,
+}
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -30,9 +40,26 @@ pub struct EvalArgs {
     /// Serve the query list this many times in sequence (the ledger carries over)
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
-    /// Write the TREC run file here
-    #[arg(long, value_name = "FILE")]
+    /// Write one TREC run per policy to PREFIX.POLICY.run (the first
+    /// repetition), and with --repeat > 1 every repetition to
+    /// PREFIX.POLICY.samples (expeval's format, the repetition in column 2)
+    #[arg(long, value_name = "PREFIX")]
     pub run_out: Option<PathBuf>,
+    /// Count queries without any judgment towards the means (as 0)
+    #[arg(long)]
+    pub count_unjudged: bool,
+    /// Expected exposure's user model (expeval's -u): rbp or gerr
+    #[arg(long, default_value = "rbp")]
+    pub ee_model: EeModel,
+    /// Expected exposure's patience (expeval's -p)
+    #[arg(long, default_value_t = 0.5)]
+    pub ee_patience: f64,
+    /// Expected exposure's utility for gerr (expeval's -r)
+    #[arg(long, default_value_t = 0.5)]
+    pub ee_utility: f64,
+    /// Judgments are complete: grade-0 models get a target (expeval's -C)
+    #[arg(long)]
+    pub ee_complete: bool,
     /// Score this external TREC run file instead of searching
     #[arg(long, value_name = "FILE")]
     pub score_run: Option<PathBuf>,
@@ -45,20 +72,30 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
     let queries = trec::read_queries(&a.queries)?;
     let qrels = trec::read_qrels(&a.qrels)?;
     if let Some(run_path) = &a.score_run {
+        // As trec_eval: ordered by score; queries without judgments (or
+        // missing from the run) count only when asked.
         let run = trec::read_run(run_path)?;
         let empty = Default::default();
-        let mut report = hubsearch_eval::EvalReport {
-            queries: queries.len(),
-            ..Default::default()
-        };
+        let mut report = hubsearch_eval::EvalReport::default();
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         for q in &queries {
-            let ranked = run.get(&q.qid).cloned().unwrap_or_default();
-            let s = harness::score(&ranked, qrels.get(&q.qid).unwrap_or(&empty));
-            for (k, v) in &s {
-                *report.means.entry(k.clone()).or_default() += v / queries.len() as f64;
+            let judged = qrels.get(&q.qid).filter(|j| !j.is_empty());
+            let ranked = run.get(&q.qid);
+            if !a.count_unjudged && (judged.is_none() || ranked.is_none()) {
+                continue;
             }
+            let ranked = ranked.cloned().unwrap_or_default();
+            let s = harness::score(&ranked, judged.unwrap_or(&empty));
+            for (k, v) in &s {
+                *sums.entry(k.clone()).or_default() += v;
+            }
+            report.queries += 1;
             report.per_query.insert(q.qid.clone(), s);
         }
+        report.means = sums
+            .into_iter()
+            .map(|(k, v)| (k, v / report.queries.max(1) as f64))
+            .collect();
         println!("queries {}", report.queries);
         for (k, v) in &report.means {
             println!("{k} {v:.4}");
@@ -81,6 +118,20 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
         repeat: a.repeat,
         page: a.page,
         depth: 100,
+        expeval: ExpevalOptions {
+            model: match a.ee_model {
+                EeModel::Rbp => UserModel::Rbp {
+                    patience: a.ee_patience,
+                },
+                EeModel::Gerr => UserModel::Gerr {
+                    patience: a.ee_patience,
+                    utility: a.ee_utility,
+                },
+            },
+            complete: a.ee_complete,
+            binarize: false,
+        },
+        count_unjudged: a.count_unjudged,
     };
     let mut reports = Vec::new();
     for &policy in &policies {
@@ -91,16 +142,30 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
         );
         reports.push(replay(&config, policy, &queries, &qrels, &opts)?);
     }
-    if let Some(p) = &a.run_out {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
-        );
+    if let Some(prefix) = &a.run_out {
         for r in &reports {
             let tag = format!("hubsearch-{}-{}", a.mode, r.policy);
-            trec::write_run(&mut f, &r.run, &tag, a.repeat > 1)?;
+            let path = |ext: &str| PathBuf::from(format!("{}.{}.{ext}", prefix.display(), r.policy));
+            let create = |p: &PathBuf| -> Result<std::io::BufWriter<std::fs::File>, AnyError> {
+                Ok(std::io::BufWriter::new(
+                    std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+                ))
+            };
+            let mut f = create(&path("run"))?;
+            trec::write_run(&mut f, &r.run, &tag)?;
+            f.flush()?;
+            if a.repeat > 1 {
+                let mut f = create(&path("samples"))?;
+                trec::write_samples(&mut f, &r.run, &tag)?;
+                f.flush()?;
+            }
         }
     }
-    println!("queries {}", queries.len());
+    println!(
+        "queries {} (judged {})",
+        queries.len(),
+        reports.first().map_or(0, |r| r.judged_queries)
+    );
     for r in &reports {
         for (k, v) in &r.means {
             if policies.len() == 1 {

@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod eval;
 mod export;
+mod fairco;
 mod progress;
 mod serve;
 mod simulate;

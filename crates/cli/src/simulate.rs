@@ -39,8 +39,8 @@ pub struct SimulateArgs {
     /// Builder income over the run that counts as sustainable, USD
     #[arg(long, default_value_t = 0.10)]
     pub sustainable_usd: f64,
-    /// lambdas of the fair sweep, comma-separated ("" = no sweep)
-    #[arg(long, default_value = "0,0.2,0.4,0.8,1.6,3.2")]
+    /// lambdas of the fair (FairCo) sweep, comma-separated ("" = no sweep)
+    #[arg(long, default_value = "0,0.001,0.003,0.01,0.03,0.1")]
     pub lambdas: String,
     /// Retrieval mode
     #[arg(long, default_value = "text")]
@@ -77,6 +77,7 @@ pub fn run(g: &Global, a: SimulateArgs) -> Result<ExitCode, AnyError> {
         alpha: config.ranking.alpha,
         beta: config.ranking.beta,
         temperature: config.ranking.temperature,
+        impact: config.ranking.impact,
         judged_share: if queries.is_empty() { 0.0 } else { 0.2 },
         mode: a.mode,
         ..Default::default()

@@ -116,6 +116,8 @@ choice! {
         Popularity => "popularity",
         TailBoost => "tail_boost",
         Fair => "fair",
+        FairImpact => "fair_impact",
+        FairBounded => "fair_bounded",
         Stochastic => "stochastic",
     }
 }
@@ -127,6 +129,16 @@ choice! {
         Trec => "trec",
         Rbp => "rbp",
         Cascade => "cascade",
+    }
+}
+
+choice! {
+    /// What `fair_impact` counts as a group's impact.
+    pub enum Impact ("impact") {
+        /// Paid calls.
+        Calls => "calls",
+        /// Income in USD.
+        Income => "income",
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::choice::{
-    AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Mode, PolicyKind,
+    AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Impact, Mode, PolicyKind,
 };
 use crate::error::{Error, Result};
 
@@ -222,8 +222,18 @@ pub struct RankingConfig {
     pub alpha: f64,
     /// `tail_boost`: strength of the long-tail prior.
     pub beta: f64,
-    /// `fair`: weight of the exposure-deficit correction.
+    /// `fair` (FairCo, exposure): weight of the error term.
     pub lambda: f64,
+    /// `fair_impact` (FairCo, impact): weight of the error term.
+    pub impact_lambda: f64,
+    /// `fair_bounded` (fixed-gain controller): weight of the deficit.
+    pub bounded_lambda: f64,
+    /// `fair_impact`: what counts as impact, calls or income.
+    pub impact: Impact,
+    /// Impressions after which a model's logged calls weigh as much as its
+    /// retrieval relevance in its merit (docs/ranking.md, Merit); 0 = merit
+    /// is the retrieval relevance alone.
+    pub ips_impressions: u64,
     /// `stochastic`: Plackett-Luce temperature.
     pub temperature: f64,
     /// `rbp` patience.
@@ -237,9 +247,13 @@ impl Default for RankingConfig {
         RankingConfig {
             policy: PolicyKind::Relevance,
             attention: AttentionKind::Log,
-            alpha: 0.1,
+            alpha: 1.0,
             beta: 0.5,
-            lambda: 0.4,
+            lambda: 0.01,
+            impact_lambda: 1.0,
+            bounded_lambda: 0.4,
+            impact: Impact::Calls,
+            ips_impressions: 200,
             temperature: 0.1,
             gamma: 0.5,
             group: Group::Model,
@@ -328,7 +342,13 @@ impl Config {
             }
         }
         let r = &self.ranking;
-        for (k, v) in [("alpha", r.alpha), ("beta", r.beta), ("lambda", r.lambda)] {
+        for (k, v) in [
+            ("alpha", r.alpha),
+            ("beta", r.beta),
+            ("lambda", r.lambda),
+            ("impact_lambda", r.impact_lambda),
+            ("bounded_lambda", r.bounded_lambda),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(&format!("ranking.{k}"), "must be a finite number >= 0");
             }

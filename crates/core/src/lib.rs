@@ -23,7 +23,7 @@ pub mod record;
 
 pub use card::ModelCard;
 pub use choice::{
-    AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Mode, PolicyKind,
+    AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Impact, Mode, PolicyKind,
 };
 pub use config::Config;
 pub use error::{Error, Result};

@@ -74,7 +74,10 @@ impl HubPopularity {
     /// Per-model values summed per builder.
     pub fn by_builder(&self, per_model: &HashMap<u64, f64>) -> HashMap<u64, f64> {
         let mut out: HashMap<u64, f64> = HashMap::new();
-        for (m, v) in per_model {
+        // In key order, so each builder's sum is bit-reproducible.
+        let mut sorted: Vec<(&u64, &f64)> = per_model.iter().collect();
+        sorted.sort_unstable_by_key(|(m, _)| **m);
+        for (m, v) in sorted {
             if let Some(b) = self.builder_of.get(m) {
                 *out.entry(*b).or_default() += v;
             }
@@ -82,7 +85,8 @@ impl HubPopularity {
         out
     }
 
-    /// What ranking knows of a card: its relevance, its calls (downloads,
+    /// What ranking knows of a card: its relevance (also its merit, until
+    /// the caller blends in logged evidence), its calls (downloads,
     /// the paid calls its card reports and `ledger_calls` the ledger
     /// recorded), its popularity quantile, and its fairness group. The one
     /// place candidates are made: search, listings, the simulator and the
@@ -96,6 +100,7 @@ impl HubPopularity {
     ) -> Candidate {
         Candidate {
             relevance,
+            merit: relevance,
             calls: facts
                 .downloads
                 .saturating_add(facts.paid_calls)

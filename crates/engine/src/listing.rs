@@ -94,13 +94,13 @@ impl Engine {
                 .top_by_field(&searcher, filter, field, desc, 0, depth)?;
             let found = self.listed(&searcher, &addrs, true)?;
             let cands = self.candidates(&found, Group::Model);
-            let policy = Policy::Fair {
-                lambda: self.config().ranking.lambda.max(1e-3),
+            let policy = Policy::FairBounded {
+                lambda: self.config().ranking.bounded_lambda.max(1e-3),
             };
             let order = self.rank(&policy, &cands, Group::Model, 0);
             let page = page_of(&order, offset, limit);
             let hits = self.hits(&searcher, &found, page, offset + 1)?;
-            self.record(&found, page, offset + 1, &hits)?;
+            self.record(&found, &cands, page, offset + 1, &hits)?;
             (hits, total)
         } else {
             let (addrs, total) = if sort == ListingSort::Calls {

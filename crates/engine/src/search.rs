@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use hubsearch_core::{Group, Hit, Mode, PolicyKind, SearchRequest};
 use hubsearch_index::{FacetCounts, Searcher};
-use hubsearch_rank::{rank, Candidate, Policy, Ranked};
+use hubsearch_rank::{blended_merit, rank, Candidate, Policy, Ranked};
 use serde::Serialize;
 
 use crate::engine::Engine;
@@ -100,6 +100,7 @@ impl Engine {
             let seen = req.exposed.unwrap_or(page.len()).min(page.len());
             self.record(
                 &retrieved.found,
+                &cands,
                 &page[..seen],
                 req.offset + 1,
                 &hits[..seen],
@@ -126,11 +127,17 @@ impl Engine {
     pub fn candidates(&self, found: &[Found], group: Group) -> Vec<Candidate> {
         let hub = self.hub();
         let keys: Vec<u64> = found.iter().map(|f| f.facts.id_key).collect();
-        let paid = self.ledger().calls_of(&keys);
+        let (evidence, hub_rate) = self.ledger().evidence_of(&keys);
+        let k = self.config().ranking.ips_impressions;
         found
             .iter()
-            .zip(paid)
-            .map(|(f, paid)| hub.candidate(&f.facts, f.relevance, paid, group))
+            .zip(evidence)
+            .map(|(f, e)| {
+                let mut c = hub.candidate(&f.facts, f.relevance, e.calls, group);
+                c.merit =
+                    blended_merit(f.relevance, e.calls, e.impressions, e.exposure, hub_rate, k);
+                c
+            })
             .collect()
     }
 
@@ -144,9 +151,12 @@ impl Engine {
         group: Group,
         seed: u64,
     ) -> Vec<Ranked> {
-        let book = match policy {
-            Policy::Fair { .. } => self.ledger().book_of(group, cands.iter().map(|c| c.group)),
-            _ => Default::default(),
+        let book = if policy.reads_book() {
+            let impact = self.config().ranking.impact;
+            self.ledger()
+                .book_of(group, impact, cands.iter().map(|c| c.group))
+        } else {
+            Default::default()
         };
         rank(policy, cands, &book, seed)
     }
@@ -184,16 +194,19 @@ impl Engine {
     pub(crate) fn record(
         &self,
         found: &[Found],
+        cands: &[Candidate],
         shown: &[Ranked],
         first_rank: usize,
         hits: &[Hit],
     ) -> Result<()> {
         let candidates: Vec<ServedCandidate> = found
             .iter()
-            .map(|f| ServedCandidate {
+            .zip(cands)
+            .map(|(f, c)| ServedCandidate {
                 model: f.facts.id_key,
                 builder: f.facts.builder_key,
                 relevance: f.relevance,
+                merit: c.merit,
             })
             .collect();
         let shown: Vec<usize> = shown.iter().map(|r| r.index).collect();

@@ -58,7 +58,7 @@ pub fn score(
 }
 
 /// Run `queries` through `engine` and score them against `qrels` (the means
-/// are over all repetitions of all queries).
+/// are over all repetitions of the queries with judgments).
 pub fn evaluate(
     engine: &Engine,
     queries: &[Query],
@@ -82,11 +82,15 @@ pub fn evaluate(
             let ranked: Vec<(String, f64)> =
                 resp.hits.iter().map(|h| (h.id.clone(), h.score)).collect();
             let ids: Vec<String> = ranked.iter().map(|(d, _)| d.clone()).collect();
-            let s = score(&ids, qrels.get(&q.qid).unwrap_or(&empty));
-            for (k, v) in &s {
-                *sums.entry(k.clone()).or_default() += v;
+            let judged = qrels.get(&q.qid).filter(|j| !j.is_empty());
+            let s = score(&ids, judged.unwrap_or(&empty));
+            // Queries without judgments do not count towards the means.
+            if judged.is_some() {
+                for (k, v) in &s {
+                    *sums.entry(k.clone()).or_default() += v;
+                }
+                n += 1;
             }
-            n += 1;
             if rep == 0 {
                 report.per_query.insert(q.qid.clone(), s);
             }

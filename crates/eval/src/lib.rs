@@ -8,6 +8,7 @@
 //! server and the CLI call, so what is measured is what is served.
 
 pub mod exposure;
+pub mod fairco;
 pub mod harness;
 pub mod metrics;
 pub mod replay;

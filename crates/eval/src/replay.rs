@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hubsearch_core::card::key_of;
 use hubsearch_core::{Config, Mode, PolicyKind, SearchRequest};
+use hubsearch_engine::hub::HubPopularity;
 use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_rank::{gini, share_of, tail_share_of};
 use serde::Serialize;
 
-use crate::exposure::expected_exposure_metrics;
+use crate::exposure::{awrf, expeval, ExpevalOptions, UserModel};
 use crate::harness::score;
 use crate::trec::{Qrels, Query, RunEntry};
 
@@ -24,6 +25,10 @@ pub struct ReplayOptions {
     pub page: usize,
     /// Depth of each ranked list (for nDCG@100, Recall@100).
     pub depth: usize,
+    /// How expected exposure is computed over each query's shown pages.
+    pub expeval: ExpevalOptions,
+    /// Count queries without any judgment towards the means (as 0).
+    pub count_unjudged: bool,
 }
 
 impl Default for ReplayOptions {
@@ -33,6 +38,11 @@ impl Default for ReplayOptions {
             repeat: 1,
             page: 10,
             depth: 100,
+            expeval: ExpevalOptions {
+                model: UserModel::Rbp { patience: 0.5 },
+                ..Default::default()
+            },
+            count_unjudged: false,
         }
     }
 }
@@ -41,14 +51,32 @@ impl Default for ReplayOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyReport {
     pub policy: PolicyKind,
-    /// Means over every (repetition, query): relevance metrics, and exposure
-    /// metrics (`ee_l`, `ee_d`, `ee_r` averaged over queries; concentration
-    /// over the whole replay).
+    /// The policy's parameters.
+    pub params: BTreeMap<String, f64>,
+    /// Means over every (repetition, judged query): relevance metrics;
+    /// expected exposure (`ee_l`, `ee_d`, `ee_r` raw, `ee_*_norm`
+    /// normalised) over the queries expeval scores; AWRF over popularity
+    /// tiers; concentration over the whole replay.
     pub means: BTreeMap<String, f64>,
     /// Relevance metrics of the first repetition, and EE per query.
     pub per_query: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Queries counted in the relevance means.
+    pub judged_queries: usize,
     #[serde(skip)]
     pub run: Vec<RunEntry>,
+}
+
+/// The popularity tier of a model: the top 1% by downloads, the rest of the
+/// top 10%, or the tail.
+fn tier(hub: &HubPopularity, id: &str) -> &'static str {
+    let k = key_of(id);
+    if hub.model_heads.top_1pct.contains(&k) {
+        "top1pct"
+    } else if hub.model_heads.head.contains(&k) {
+        "top10pct"
+    } else {
+        "tail"
+    }
 }
 
 /// Replay `queries` under `policy` with a fresh in-memory ledger.
@@ -62,11 +90,12 @@ pub fn replay(
     let engine = Engine::open_with(config.clone(), LedgerMode::Ephemeral, false)?;
     let attention = engine.attention();
     let empty = HashMap::new();
+    let judged_at_all = |qid: &str| qrels.get(qid).is_some_and(|j| !j.is_empty());
     let mut sums: BTreeMap<String, f64> = BTreeMap::new();
     let mut per_query: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    let mut rankings: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
+    let mut pages: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
     let mut run = Vec::new();
-    let mut exposure: HashMap<String, f64> = HashMap::new();
+    let mut exposure: BTreeMap<String, f64> = BTreeMap::new();
     let mut n = 0usize;
     for rep in 0..opts.repeat.max(1) {
         for (qi, q) in queries.iter().enumerate() {
@@ -78,22 +107,26 @@ pub fn replay(
             let resp = engine.search(&req)?;
             let ids: Vec<String> = resp.hits.iter().map(|h| h.id.clone()).collect();
             let s = score(&ids, qrels.get(&q.qid).unwrap_or(&empty));
-            for (k, v) in &s {
-                *sums.entry(k.clone()).or_default() += v;
+            if opts.count_unjudged || judged_at_all(&q.qid) {
+                for (k, v) in &s {
+                    *sums.entry(k.clone()).or_default() += v;
+                }
+                n += 1;
             }
-            n += 1;
             if rep == 0 {
                 per_query.insert(q.qid.clone(), s);
             }
-            for (i, id) in ids.iter().take(opts.page).enumerate() {
-                *exposure.entry(id.clone()).or_default() += attention.weight(i + 1);
+            let rel: Vec<f64> = resp.hits.iter().take(opts.page).map(|h| h.parts.relevance).collect();
+            for (id, w) in ids.iter().zip(attention.page(1, &rel)) {
+                *exposure.entry(id.clone()).or_default() += w;
             }
             run.push((
                 q.qid.clone(),
                 rep,
                 resp.hits.iter().map(|h| (h.id.clone(), h.score)).collect(),
             ));
-            rankings.entry(q.qid.as_str()).or_default().push(ids);
+            let shown: Vec<String> = ids.into_iter().take(opts.page).collect();
+            pages.entry(q.qid.as_str()).or_default().push(shown);
         }
     }
     let mut means: BTreeMap<String, f64> = sums
@@ -101,55 +134,64 @@ pub fn replay(
         .map(|(k, v)| (k, v / n.max(1) as f64))
         .collect();
 
-    // Expected exposure per query, over its repetitions.
-    let mut ee = [0.0f64; 3];
+    // Expected exposure per query over its shown pages, as expeval computes
+    // it (queries it skips, those without a relevant model, do not count).
+    let mut ee = [0.0f64; 6];
+    let mut ee_n = 0usize;
     for q in queries {
-        let m = expected_exposure_metrics(
-            &rankings[q.qid.as_str()],
-            qrels.get(&q.qid).unwrap_or(&empty),
-            opts.page,
-            &attention,
-        );
-        ee[0] += m.ee_l;
-        ee[1] += m.ee_d;
-        ee[2] += m.ee_r;
+        let judged = qrels.get(&q.qid).unwrap_or(&empty);
+        let Some(m) = expeval(&pages[q.qid.as_str()], judged, &opts.expeval) else {
+            continue;
+        };
+        for (slot, v) in ee.iter_mut().zip([
+            m.raw.difference,
+            m.raw.disparity,
+            m.raw.relevance,
+            m.normalised.difference,
+            m.normalised.disparity,
+            m.normalised.relevance,
+        ]) {
+            *slot += v;
+        }
+        ee_n += 1;
         if let Some(pq) = per_query.get_mut(&q.qid) {
-            pq.insert("ee_l".into(), m.ee_l);
+            pq.insert("ee_l".into(), m.raw.difference);
+            pq.insert("ee_l_norm".into(), m.normalised.difference);
         }
     }
-    let nq = queries.len().max(1) as f64;
-    // AWRF over popularity tiers (top 1%, rest of the top 10%, tail): the
-    // target is the tiers' share among the query's relevant models.
+    for (name, v) in ["ee_l", "ee_d", "ee_r", "ee_l_norm", "ee_d_norm", "ee_r_norm"]
+        .iter()
+        .zip(ee)
+    {
+        means.insert(name.to_string(), v / ee_n.max(1) as f64);
+    }
+
+    // AWRF (TREC Fair 2021) over popularity tiers: the target is the tiers'
+    // share among the query's relevant models.
     let hub = engine.hub();
-    let tier = |id: &str| -> String {
-        let k = key_of(id);
-        if hub.model_heads.top_1pct.contains(&k) {
-            "top1pct".into()
-        } else if hub.model_heads.head.contains(&k) {
-            "top10pct".into()
-        } else {
-            "tail".into()
-        }
-    };
     let (mut awrf_sum, mut awrf_n) = (0.0, 0usize);
     for q in queries {
         let judged = qrels.get(&q.qid).unwrap_or(&empty);
-        let mut target: HashMap<String, f64> = HashMap::new();
+        let mut target: BTreeMap<String, f64> = ["top1pct", "top10pct", "tail"]
+            .iter()
+            .map(|t| (t.to_string(), 0.0))
+            .collect();
+        let mut relevant = 0;
         for (d, g) in judged {
             if *g >= 1 {
-                *target.entry(tier(d)).or_default() += 1.0;
+                *target.entry(tier(&hub, d).to_string()).or_default() += 1.0;
+                relevant += 1;
             }
         }
-        if target.is_empty() {
+        if relevant == 0 {
             continue;
         }
-        for r in &rankings[q.qid.as_str()] {
-            let groups: HashMap<String, String> = r
+        for r in &pages[q.qid.as_str()] {
+            let groups: HashMap<String, Vec<String>> = r
                 .iter()
-                .take(opts.page)
-                .map(|d| (d.clone(), tier(d)))
+                .map(|d| (d.clone(), vec![tier(&hub, d).to_string()]))
                 .collect();
-            awrf_sum += crate::exposure::awrf(r, &groups, &target, opts.page, &attention);
+            awrf_sum += awrf(r, &groups, &target, opts.page);
             awrf_n += 1;
         }
     }
@@ -157,16 +199,22 @@ pub fn replay(
         "awrf_popularity_tiers".into(),
         awrf_sum / awrf_n.max(1) as f64,
     );
-    means.insert("ee_l".into(), ee[0] / nq);
-    means.insert("ee_d".into(), ee[1] / nq);
-    means.insert("ee_r".into(), ee[2] / nq);
+    let exposure: HashMap<String, f64> = exposure.into_iter().collect();
     for (k, v) in concentration(&engine, &exposure) {
         means.insert(k, v);
     }
+    let params = engine
+        .policy(Some(policy))
+        .params()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     Ok(PolicyReport {
         policy,
+        params,
         means,
         per_query,
+        judged_queries: n / opts.repeat.max(1),
         run,
     })
 }

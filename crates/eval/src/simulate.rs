@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use hubsearch_core::config::RankingConfig;
-use hubsearch_core::{lang, Group, Mode, PolicyKind, SearchRequest};
+use hubsearch_core::{lang, Group, Impact, Mode, PolicyKind, SearchRequest};
 use hubsearch_engine::{CandidateFacts, Engine};
 use hubsearch_rank::{gini, lorenz, page_delta, rank, Attention, Candidate, ExposureBook, Policy};
 use rand::{Rng, SeedableRng};
@@ -50,6 +50,8 @@ pub struct SimOptions {
     pub alpha: f64,
     pub beta: f64,
     pub temperature: f64,
+    /// What `fair_impact` counts as impact.
+    pub impact: Impact,
     pub mode: Mode,
 }
 
@@ -68,10 +70,11 @@ impl Default for SimOptions {
             free_share: 0.4,
             median_price_usd: 0.002,
             price_sigma: 1.0,
-            lambdas: vec![0.0, 0.2, 0.4, 0.8, 1.6, 3.2],
-            alpha: 0.1,
+            lambdas: vec![0.0, 0.001, 0.003, 0.01, 0.03, 0.1],
+            alpha: 1.0,
             beta: 0.5,
             temperature: 0.1,
+            impact: Impact::Calls,
             mode: Mode::Text,
         }
     }
@@ -384,6 +387,7 @@ fn run(
     o: &SimOptions,
 ) -> PolicyRun {
     let mut book = ExposureBook::new();
+    let o_impact = o.impact;
     let mut calls: HashMap<u64, u64> = HashMap::new();
     let mut income: HashMap<u64, f64> = HashMap::new();
     let mut exposure_b: HashMap<u64, f64> = HashMap::new();
@@ -422,7 +426,7 @@ fn run(
         for &i in &shown {
             let c = &q.cands[i];
             *exposure_b.entry(c.facts.builder_key).or_default() +=
-                delta.get(&c.facts.id_key).map_or(0.0, |d| d.0);
+                delta.get(&c.facts.id_key).map_or(0.0, |d| d.exposure);
         }
         book.apply(&delta);
         let ranked_ids: Vec<String> = shown.iter().map(|&i| q.ids[i].clone()).collect();
@@ -440,6 +444,11 @@ fn run(
             let c = &q.cands[i];
             if u_look < looks[j].min(1.0) && u_call < o.call_probability[c.grade.min(2) as usize] {
                 *calls.entry(c.facts.id_key).or_default() += 1;
+                let impact = match o_impact {
+                    Impact::Calls => 1.0,
+                    Impact::Income => c.price,
+                };
+                book.add_impact(c.facts.id_key, impact);
                 *income.entry(c.facts.builder_key).or_default() += c.price;
                 total_calls += 1;
                 total_income += c.price;
@@ -455,7 +464,7 @@ fn run(
                 .iter()
                 .filter(|b| income.get(b).copied().unwrap_or(0.0) >= threshold.max(1e-12))
                 .count();
-            let exp: HashMap<u64, f64> = book.iter().map(|(k, (e, _))| (*k, *e)).collect();
+            let exp: HashMap<u64, f64> = book.iter().map(|(k, a)| (*k, a.exposure)).collect();
             rounds.push(RoundFigures {
                 round: rounds.len() + 1,
                 visits: done,
@@ -470,7 +479,7 @@ fn run(
     }
     // Sums in key order: HashMap order differs between processes, and float
     // addition is not associative, so this keeps a run reproducible to the bit.
-    let mut exp: Vec<(u64, f64)> = book.iter().map(|(k, (e, _))| (*k, *e)).collect();
+    let mut exp: Vec<(u64, f64)> = book.iter().map(|(k, a)| (*k, a.exposure)).collect();
     exp.sort_by_key(|(k, _)| *k);
     let total_exp: f64 = exp.iter().map(|(_, e)| e).sum();
     let tail = exp

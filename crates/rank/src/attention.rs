@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 /// Deepest rank that receives any exposure.
 pub const MAX_EXPOSED_RANK: usize = 100;
 
+/// The relevance `Cascade` assumes for an item it knows nothing about.
+pub const UNKNOWN_RELEVANCE: f64 = 0.5;
+
 /// A position-bias model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "model", rename_all = "lowercase")]
@@ -34,8 +37,9 @@ impl Attention {
     }
 
     /// Exposure of 1-based rank `j`, for the position-only models. For
-    /// `Cascade` this is the exposure of a page of items with relevance 0
-    /// (everyone looks at everything); use [`Attention::page`] instead.
+    /// `Cascade`, whose exposure depends on the items above, this is the
+    /// expected examination when their relevance is unknown (taken as 1/2):
+    /// `(1 - click / 2)^(j - 1)`; [`Attention::page`] uses the real relevance.
     pub fn weight(&self, j: usize) -> f64 {
         if j == 0 || j > MAX_EXPOSED_RANK {
             return 0.0;
@@ -45,7 +49,7 @@ impl Attention {
             Attention::Log => 1.0 / (1.0 + jf).log2(),
             Attention::Trec => 1.0 / jf.max(2.0).log2(),
             Attention::Rbp { gamma } => gamma.powi(j as i32 - 1),
-            Attention::Cascade { .. } => 1.0,
+            Attention::Cascade { click } => (1.0 - click * UNKNOWN_RELEVANCE).powi(j as i32 - 1),
         }
     }
 
@@ -96,5 +100,10 @@ mod tests {
         assert_eq!(Attention::Log.weight(0), 0.0);
         let c = Attention::Cascade { click: 0.5 }.page(1, &[1.0, 1.0, 0.0, 1.0]);
         assert_eq!(c, vec![1.0, 0.5, 0.25, 0.25]);
+        // Position-only cascade: items of relevance 1/2 above.
+        let c = Attention::Cascade { click: 0.5 };
+        assert_eq!(c.weight(1), 1.0);
+        assert_eq!(c.weight(3), 0.5625);
+        assert_eq!(c.page(1, &[0.5; 3]), vec![c.weight(1), c.weight(2), c.weight(3)]);
     }
 }

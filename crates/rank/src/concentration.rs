@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 /// Returns 0 for an empty or all-zero vector.
 pub fn gini(values: &[f64]) -> f64 {
     let n = values.len();
-    let total: f64 = values.iter().sum();
+    // Sorted before summing, so the result does not depend on the input's
+    // order (bit for bit).
+    let mut x = values.to_vec();
+    x.sort_by(f64::total_cmp);
+    let total: f64 = x.iter().sum();
     if n == 0 || total <= 0.0 {
         return 0.0;
     }
-    let mut x = values.to_vec();
-    x.sort_by(f64::total_cmp);
     let nf = n as f64;
     let acc: f64 = x
         .iter()
@@ -47,11 +49,15 @@ pub fn top_fraction_share(values: &[f64], fraction: f64) -> f64 {
 /// Share of the total of `values` held by the keys in `set` (0 when the
 /// total is 0).
 pub fn share_of(values: &HashMap<u64, f64>, set: &HashSet<u64>) -> f64 {
-    let total: f64 = values.values().sum();
+    // Summed in key order: a HashMap's order differs between runs, and
+    // float addition is not associative (results must be bit-reproducible).
+    let mut sorted: Vec<(u64, f64)> = values.iter().map(|(k, v)| (*k, *v)).collect();
+    sorted.sort_unstable_by_key(|(k, _)| *k);
+    let total: f64 = sorted.iter().map(|(_, v)| v).sum();
     if total <= 0.0 {
         return 0.0;
     }
-    values
+    sorted
         .iter()
         .filter(|(k, _)| set.contains(k))
         .map(|(_, v)| v)
@@ -62,7 +68,7 @@ pub fn share_of(values: &HashMap<u64, f64>, set: &HashSet<u64>) -> f64 {
 /// Share of the total of `values` held outside `head` (0 when the total is
 /// 0).
 pub fn tail_share_of(values: &HashMap<u64, f64>, head: &HashSet<u64>) -> f64 {
-    if values.values().sum::<f64>() > 0.0 {
+    if values.values().any(|v| *v > 0.0) {
         1.0 - share_of(values, head)
     } else {
         0.0

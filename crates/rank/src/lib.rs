@@ -6,10 +6,12 @@
 //! - [`fusion`]: text and vector evidence fused into relevance (cosine,
 //!   min-max weighted, reciprocal rank fusion).
 //! - [`attention`]: position-bias models (log, trec, rbp, cascade).
-//! - [`policy`]: relevance, popularity, tail_boost, fair (FairCo), stochastic
-//!   (Plackett-Luce), each returning every hit's score parts.
-//! - [`book`]: cumulative exposure and merit per group, and what a served
-//!   page adds to it.
+//! - [`policy`]: relevance, popularity, tail_boost, fair and fair_impact
+//!   (FairCo, Fair-E and Fair-I), fair_bounded (a fixed-gain controller),
+//!   stochastic (Plackett-Luce), each returning every hit's score parts.
+//! - [`book`]: cumulative exposure, merit, impact and rounds per group, and
+//!   what a served page adds to it.
+//! - [`merit`]: relevance blended with a model's logged call rate.
 //! - [`concentration`]: Gini, top-k shares, Lorenz curves.
 //!
 //! Key design decision: a policy sees only the candidates and a read-only
@@ -21,15 +23,17 @@ pub mod attention;
 pub mod book;
 pub mod concentration;
 pub mod fusion;
+pub mod merit;
 pub mod policy;
 
 pub use attention::Attention;
-pub use book::{page_delta, ExposureBook, PageDelta};
+pub use book::{page_delta, Account, ExposureBook, PageDelta};
 pub use concentration::{
     gini, lorenz, share_of, tail_share_of, top_fraction_share, top_k_share, Concentration,
 };
 pub use fusion::{Evidence, FusionParams};
-pub use policy::{rank, Candidate, Policy, Ranked};
+pub use merit::blended_merit;
+pub use policy::{rank, Candidate, Policy, Ranked, Target};
 
 #[cfg(test)]
 mod properties;

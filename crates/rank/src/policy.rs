@@ -17,6 +17,10 @@ use crate::book::ExposureBook;
 pub struct Candidate {
     /// Relevance to the query, in [0, 1].
     pub relevance: f64,
+    /// What the candidate earns as merit in the exposure book: its relevance,
+    /// blended with an inverse-propensity estimate from logged calls once
+    /// the model has enough impressions (docs/ranking.md, Merit).
+    pub merit: f64,
     /// Calls so far (downloads + paid calls): the popularity signal.
     pub calls: f64,
     /// The model's popularity quantile in the hub, in [0, 1] (1 = most popular).
@@ -37,8 +41,15 @@ pub enum Policy {
     Popularity { alpha: f64 },
     /// `r * (1 + beta * (1 - q))`: a static long-tail prior.
     TailBoost { beta: f64 },
-    /// `r + lambda * err`: amortized exposure proportional to merit (FairCo).
+    /// FairCo with exposure (Fair-E): `r + lambda * err_tau`, where
+    /// `err_tau` grows with the rounds a group has fallen behind.
     Fair { lambda: f64 },
+    /// FairCo with impact (Fair-I): the same controller on calls (or
+    /// income) per unit of merit instead of exposure.
+    FairImpact { lambda: f64 },
+    /// The bounded, fixed-gain controller ("FairCo-P"): the deficit of
+    /// exposure per merit without FairCo's `tau - 1` scaling.
+    FairBounded { lambda: f64 },
     /// Plackett-Luce sampling from `exp(r / temperature)`, seeded per request.
     Stochastic { temperature: f64 },
 }
@@ -51,6 +62,12 @@ impl Policy {
             PolicyKind::Popularity => Policy::Popularity { alpha: r.alpha },
             PolicyKind::TailBoost => Policy::TailBoost { beta: r.beta },
             PolicyKind::Fair => Policy::Fair { lambda: r.lambda },
+            PolicyKind::FairImpact => Policy::FairImpact {
+                lambda: r.impact_lambda,
+            },
+            PolicyKind::FairBounded => Policy::FairBounded {
+                lambda: r.bounded_lambda,
+            },
             PolicyKind::Stochastic => Policy::Stochastic {
                 temperature: r.temperature,
             },
@@ -64,6 +81,8 @@ impl Policy {
             Policy::Popularity { .. } => PolicyKind::Popularity,
             Policy::TailBoost { .. } => PolicyKind::TailBoost,
             Policy::Fair { .. } => PolicyKind::Fair,
+            Policy::FairImpact { .. } => PolicyKind::FairImpact,
+            Policy::FairBounded { .. } => PolicyKind::FairBounded,
             Policy::Stochastic { .. } => PolicyKind::Stochastic,
         }
     }
@@ -71,6 +90,27 @@ impl Policy {
     /// The policy's name.
     pub fn name(&self) -> &'static str {
         self.kind().as_str()
+    }
+
+    /// Whether the policy reads the exposure book.
+    pub fn reads_book(&self) -> bool {
+        matches!(
+            self,
+            Policy::Fair { .. } | Policy::FairImpact { .. } | Policy::FairBounded { .. }
+        )
+    }
+
+    /// The policy's parameters as (name, value) pairs (for logs and reports).
+    pub fn params(&self) -> Vec<(&'static str, f64)> {
+        match *self {
+            Policy::Relevance => vec![],
+            Policy::Popularity { alpha } => vec![("alpha", alpha)],
+            Policy::TailBoost { beta } => vec![("beta", beta)],
+            Policy::Fair { lambda }
+            | Policy::FairImpact { lambda }
+            | Policy::FairBounded { lambda } => vec![("lambda", lambda)],
+            Policy::Stochastic { temperature } => vec![("temperature", temperature)],
+        }
     }
 }
 
@@ -108,8 +148,12 @@ pub fn rank(policy: &Policy, cands: &[Candidate], book: &ExposureBook, seed: u64
                 ranked(i, c, c.quantile, boost, 0.0, c.relevance * boost)
             })
             .collect(),
-        Policy::Fair { lambda } => {
-            let err = exposure_deficits(cands, book);
+        Policy::Fair { lambda } | Policy::FairImpact { lambda } | Policy::FairBounded { lambda } => {
+            let err = match *policy {
+                Policy::Fair { .. } => fairco_errors(cands, book, Target::Exposure),
+                Policy::FairImpact { .. } => fairco_errors(cands, book, Target::Impact),
+                _ => exposure_deficits(cands, book),
+            };
             cands
                 .iter()
                 .enumerate()
@@ -165,19 +209,56 @@ fn ranked(
     }
 }
 
-/// FairCo's error term per candidate: `max_G E(G)/M(G) - E(G_i)/M(G_i)` over
-/// the candidates' groups, where M includes this query's merit (so a group
-/// seen for the first time has a defined, zero ratio). 0 for a group with no
-/// merit at all.
+/// What a FairCo controller equalises per unit of merit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Exposure (Fair-E).
+    Exposure,
+    /// Impact: calls or income (Fair-I).
+    Impact,
+}
+
+/// FairCo's error term per candidate (docs/ranking.md, `fair`):
+///
+/// ```text
+/// ratio(G) = X(G) / M(G)           X = exposure or impact, M = merit (past rounds)
+/// err_i    = n(G_i) * max(0, max_{G among the candidates' groups} ratio(G) - ratio(G_i))
+/// ```
+///
+/// `n(G_i)` is the number of past rounds in which `G_i` was a candidate:
+/// FairCo's `tau - 1` counted per group. A group never seen, or with no merit
+/// yet, gets 0 and does not take part in the max.
+pub fn fairco_errors(cands: &[Candidate], book: &ExposureBook, target: Target) -> Vec<f64> {
+    let ratio = |g: u64| -> Option<f64> {
+        let a = book.get(g);
+        let x = match target {
+            Target::Exposure => a.exposure,
+            Target::Impact => a.impact,
+        };
+        (a.rounds > 0 && a.merit > 0.0).then(|| x / a.merit)
+    };
+    let ratios: Vec<Option<f64>> = cands.iter().map(|c| ratio(c.group)).collect();
+    let max = ratios.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    cands
+        .iter()
+        .zip(&ratios)
+        .map(|(c, r)| r.map_or(0.0, |r| book.get(c.group).rounds as f64 * (max - r).max(0.0)))
+        .collect()
+}
+
+/// The bounded controller's error term per candidate: `max_G E(G)/M(G) -
+/// E(G_i)/M(G_i)` over the candidates' groups, where M includes this query's
+/// merit (so a group seen for the first time has a defined, zero ratio). 0
+/// for a group with no merit at all.
 pub fn exposure_deficits(cands: &[Candidate], book: &ExposureBook) -> Vec<f64> {
     let mut merit_now: HashMap<u64, f64> = HashMap::new();
     for c in cands {
-        *merit_now.entry(c.group).or_default() += c.relevance.max(0.0);
+        *merit_now.entry(c.group).or_default() += c.merit.max(0.0);
     }
     let ratio = |g: u64| -> Option<f64> {
-        let (e, m) = book.get(g);
-        let m = m + merit_now.get(&g).copied().unwrap_or(0.0);
-        (m > 0.0).then(|| e / m)
+        let a = book.get(g);
+        let m = a.merit + merit_now.get(&g).copied().unwrap_or(0.0);
+        (m > 0.0).then(|| a.exposure / m)
     };
     let ratios: Vec<Option<f64>> = cands.iter().map(|c| ratio(c.group)).collect();
     let max = ratios.iter().flatten().cloned().fold(0.0, f64::max);

@@ -32,8 +32,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hubsearch_core::Group;
-use hubsearch_rank::{page_delta, Attention, Candidate, ExposureBook};
+use hubsearch_core::{Group, Impact};
+use hubsearch_rank::{page_delta, Account, Attention, Candidate, ExposureBook};
 use serde::Serialize;
 
 use state::{CallEntry, State};
@@ -81,8 +81,19 @@ pub struct CallOutcome {
 pub struct ServedCandidate {
     pub model: u64,
     pub builder: u64,
-    /// Relevance in [0, 1]: the merit its model and builder earn.
+    /// Relevance in [0, 1] (what `cascade` attention reads).
     pub relevance: f64,
+    /// The merit its model and builder earn.
+    pub merit: f64,
+}
+
+/// What the ledger has logged of one model, for its merit estimate.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CallEvidence {
+    pub calls: u64,
+    pub impressions: u64,
+    /// Cumulative exposure: the sum of its impressions' position weights.
+    pub exposure: f64,
 }
 
 /// A page served to a person.
@@ -235,17 +246,28 @@ impl Ledger {
         tx.send(e).map_err(|_| LedgerError::Stopped)
     }
 
-    /// A copy of the exposure and merit of `groups` (models' or builders'
-    /// keys): what the `fair` policy reads, so ranking runs without the
-    /// ledger's lock.
-    pub fn book_of(&self, group: Group, groups: impl IntoIterator<Item = u64>) -> ExposureBook {
+    /// A copy of the accounts of `groups` (models' or builders' keys), with
+    /// their calls or income as impact: what the `fair` policies read, so
+    /// ranking runs without the ledger's lock.
+    pub fn book_of(
+        &self,
+        group: Group,
+        impact: Impact,
+        groups: impl IntoIterator<Item = u64>,
+    ) -> ExposureBook {
         let s = self.state();
-        let book = &s.accounts(group).book;
+        let accounts = s.accounts(group);
         let mut out = ExposureBook::new();
         for g in groups {
-            let (e, m) = book.get(g);
-            if e != 0.0 || m != 0.0 {
-                out.set(g, e, m);
+            let mut a = accounts.book.get(g);
+            if let Some(e) = accounts.earnings.get(&g) {
+                a.impact = match impact {
+                    Impact::Calls => e.calls as f64,
+                    Impact::Income => e.income_usd,
+                };
+            }
+            if a != Account::default() {
+                out.set(g, a);
             }
         }
         out
@@ -260,6 +282,7 @@ impl Ledger {
                 .iter()
                 .map(|c| Candidate {
                     relevance: c.relevance,
+                    merit: c.merit,
                     calls: 0.0,
                     quantile: 0.0,
                     group: group(c),
@@ -289,7 +312,7 @@ impl Ledger {
                     model: c.model,
                     builder: c.builder,
                     rank: page.first_rank + i,
-                    exposure: model_delta.get(&c.model).map_or(0.0, |d| d.0),
+                    exposure: model_delta.get(&c.model).map_or(0.0, |d| d.exposure),
                 }
             })
             .collect();
@@ -413,7 +436,7 @@ impl Ledger {
             .accounts(group)
             .book
             .iter()
-            .map(|(k, (e, _))| (*k, *e))
+            .map(|(k, a)| (*k, a.exposure))
             .collect()
     }
 
@@ -447,6 +470,24 @@ impl Ledger {
             .get(&key)
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Each model's calls, impressions and exposure, and the hub's calls
+    /// per unit of exposure over all models (0 before any exposure).
+    pub fn evidence_of(&self, models: &[u64]) -> (Vec<CallEvidence>, f64) {
+        let s = self.state();
+        let evidence = models
+            .iter()
+            .map(|k| {
+                let t = s.models.tally(*k);
+                CallEvidence {
+                    calls: s.models.earnings.get(k).map_or(0, |e| e.calls),
+                    impressions: t.impressions,
+                    exposure: t.exposure,
+                }
+            })
+            .collect();
+        (evidence, s.call_rate())
     }
 
     /// Paid calls recorded here for each model key (0 if none).
@@ -497,9 +538,18 @@ mod tests {
                 rank: 1,
                 exposure: 1.0,
             }],
-            model_delta: PageDelta::from([(model, (1.0, 0.5))]),
-            builder_delta: PageDelta::from([(builder, (1.0, 0.5))]),
+            model_delta: PageDelta::from([(model, account(1.0, 0.5))]),
+            builder_delta: PageDelta::from([(builder, account(1.0, 0.5))]),
             names: vec![(model, "a/x".into()), (builder, "a".into())],
+        }
+    }
+
+    fn account(exposure: f64, merit: f64) -> Account {
+        Account {
+            exposure,
+            merit,
+            rounds: 1,
+            impact: 0.0,
         }
     }
 
@@ -542,6 +592,7 @@ mod tests {
             Tally {
                 exposure: 10.0,
                 merit: 5.0,
+                rounds: 10,
                 impressions: 10
             }
         );
@@ -550,6 +601,7 @@ mod tests {
             Tally {
                 exposure: 10.0,
                 merit: 5.0,
+                rounds: 10,
                 impressions: 10
             }
         );

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use hubsearch_core::Group;
-use hubsearch_rank::{ExposureBook, PageDelta};
+use hubsearch_rank::{Account, ExposureBook, PageDelta};
 use serde::Serialize;
 
 /// One shown model on a served page.
@@ -49,11 +49,13 @@ pub struct Earnings {
     pub income_usd: f64,
 }
 
-/// Exposure, merit and impressions of one key.
+/// Exposure, merit, rounds and impressions of one key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Tally {
     pub exposure: f64,
     pub merit: f64,
+    /// Served pages on which the key had a candidate.
+    pub rounds: u64,
     pub impressions: u64,
 }
 
@@ -78,10 +80,11 @@ pub struct Accounts {
 impl Accounts {
     /// Exposure, merit and impressions of `key`.
     pub fn tally(&self, key: u64) -> Tally {
-        let (exposure, merit) = self.book.get(key);
+        let a = self.book.get(key);
         Tally {
-            exposure,
-            merit,
+            exposure: a.exposure,
+            merit: a.merit,
+            rounds: a.rounds,
             impressions: self.impressions.get(&key).copied().unwrap_or(0),
         }
     }
@@ -97,7 +100,13 @@ impl Accounts {
 
     /// Set a key's totals (loading from the store).
     pub fn restore(&mut self, key: u64, t: Tally) {
-        self.book.set(key, t.exposure, t.merit);
+        let a = Account {
+            exposure: t.exposure,
+            merit: t.merit,
+            rounds: t.rounds,
+            impact: 0.0,
+        };
+        self.book.set(key, a);
         self.impressions.insert(key, t.impressions);
     }
 
@@ -121,6 +130,9 @@ pub struct State {
     pub idempotency: HashMap<String, Keyed>,
     pub next_call: u64,
     pub pages: u64,
+    /// All models' exposure and paid calls (the hub's call rate).
+    pub total_exposure: f64,
+    pub total_calls: u64,
 }
 
 impl State {
@@ -132,11 +144,22 @@ impl State {
         }
     }
 
+    /// Paid calls per unit of exposure over all models (0 before any
+    /// exposure).
+    pub fn call_rate(&self) -> f64 {
+        if self.total_exposure > 0.0 {
+            self.total_calls as f64 / self.total_exposure
+        } else {
+            0.0
+        }
+    }
+
     /// Book a served page (served in `hour`).
     pub fn apply_page(&mut self, page: &PageRecord, hour: u64) {
         self.models.book.apply(&page.model_delta);
         self.builders.book.apply(&page.builder_delta);
         for imp in &page.impressions {
+            self.total_exposure += imp.exposure;
             *self.models.impressions.entry(imp.model).or_default() += 1;
             *self.builders.impressions.entry(imp.builder).or_default() += 1;
             *self.hourly.entry((hour, imp.model)).or_default() += imp.exposure;
@@ -149,11 +172,10 @@ impl State {
 
     /// Take back a page booked by [`State::apply_page`] (its commit failed).
     pub fn unapply_page(&mut self, page: &PageRecord, hour: u64) {
-        let negate =
-            |d: &PageDelta| -> PageDelta { d.iter().map(|(k, (e, m))| (*k, (-e, -m))).collect() };
-        self.models.book.apply(&negate(&page.model_delta));
-        self.builders.book.apply(&negate(&page.builder_delta));
+        self.models.book.unapply(&page.model_delta);
+        self.builders.book.unapply(&page.builder_delta);
         for imp in &page.impressions {
+            self.total_exposure -= imp.exposure;
             for (map, key) in [
                 (&mut self.models.impressions, imp.model),
                 (&mut self.builders.impressions, imp.builder),
@@ -172,6 +194,7 @@ impl State {
     /// Book a paid call.
     pub fn apply_call(&mut self, call: &CallEntry) {
         self.models.add_call(call.model, call.amount_usd);
+        self.total_calls += 1;
         self.builders.add_call(call.builder, call.amount_usd);
         if let Some(k) = &call.idempotency_key {
             let keyed = Keyed {

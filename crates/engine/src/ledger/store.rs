@@ -20,6 +20,10 @@ use super::LedgerError;
 const MODELS: TableDefinition<u64, (f64, f64, u64)> = TableDefinition::new("model_exposure");
 /// builder key -> (exposure, merit, impressions)
 const BUILDERS: TableDefinition<u64, (f64, f64, u64)> = TableDefinition::new("builder_exposure");
+/// model key -> served pages on which the model was a candidate
+const MODEL_ROUNDS: TableDefinition<u64, u64> = TableDefinition::new("model_rounds");
+/// builder key -> served pages on which one of the builder's models was a candidate
+const BUILDER_ROUNDS: TableDefinition<u64, u64> = TableDefinition::new("builder_rounds");
 /// (hour since epoch, model key) -> exposure in that hour
 const HOURLY: TableDefinition<(u64, u64), f64> = TableDefinition::new("model_exposure_hourly");
 /// key -> name (model id or builder)
@@ -86,6 +90,8 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
     {
         w.open_table(MODELS).map_err(db_err)?;
         w.open_table(BUILDERS).map_err(db_err)?;
+        w.open_table(MODEL_ROUNDS).map_err(db_err)?;
+        w.open_table(BUILDER_ROUNDS).map_err(db_err)?;
         w.open_table(HOURLY).map_err(db_err)?;
         w.open_table(NAMES).map_err(db_err)?;
         w.open_table(CALLS).map_err(db_err)?;
@@ -96,16 +102,25 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
 
     let r = db.begin_read().map_err(db_err)?;
     let mut s = State::default();
-    for (table, accounts) in [(MODELS, &mut s.models), (BUILDERS, &mut s.builders)] {
+    for (table, rounds_table, accounts) in [
+        (MODELS, MODEL_ROUNDS, &mut s.models),
+        (BUILDERS, BUILDER_ROUNDS, &mut s.builders),
+    ] {
+        let mut rounds = HashMap::new();
+        each_row(&r, rounds_table, |key, n| {
+            rounds.insert(key, n);
+        })?;
         each_row(&r, table, |key, (exposure, merit, impressions)| {
             let t = Tally {
                 exposure,
                 merit,
+                rounds: rounds.get(&key).copied().unwrap_or(0),
                 impressions,
             };
             accounts.restore(key, t)
         })?;
     }
+    s.total_exposure = s.models.tallies().map(|(_, t)| t.exposure).sum();
     each_row(&r, HOURLY, |k, e| {
         s.hourly.insert(k, e);
     })?;
@@ -255,12 +270,19 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
     }
     let w = db.begin_write().map_err(db_err)?;
     {
-        for (table, accounts) in [(MODELS, &delta.models), (BUILDERS, &delta.builders)] {
+        for (table, rounds_table, accounts) in [
+            (MODELS, MODEL_ROUNDS, &delta.models),
+            (BUILDERS, BUILDER_ROUNDS, &delta.builders),
+        ] {
             let mut t = w.open_table(table).map_err(db_err)?;
+            let mut r = w.open_table(rounds_table).map_err(db_err)?;
             for (k, d) in accounts.tallies() {
                 add_to(&mut t, k, |(e, m, n)| {
                     (e + d.exposure, m + d.merit, n + d.impressions)
                 })?;
+                if d.rounds > 0 {
+                    add_to(&mut r, k, |n| n + d.rounds)?;
+                }
             }
         }
         let mut t = w.open_table(HOURLY).map_err(db_err)?;
