@@ -120,3 +120,70 @@ fn simulator_is_deterministic_and_shows_the_feedback_loop() {
     // lambda 0 of the sweep is relevance on fewer visits: nDCG in range.
     assert!((0.0..=1.0).contains(&a.sweep[0].ndcg10) && a.sweep[0].ndcg10 > 0.0);
 }
+
+/// `eval`'s replay gives the same figures, bit for bit, when run twice on the
+/// same inputs (no hash-map order in any sum), and FairCo spreads exposure.
+#[test]
+fn replay_is_bit_reproducible() {
+    use hubsearch_eval::trec::{Qrels, Query};
+    use hubsearch_eval::{replay, ReplayOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub.jsonl");
+    let text: String = HubGenerator::new(2000, 5)
+        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
+        .collect();
+    std::fs::write(&hub, text).unwrap();
+    let engine = engine_with(dir.path(), "none");
+    engine.import(&[hub], &silent).unwrap();
+    let texts = [
+        "translation",
+        "text classification",
+        "speech recognition",
+        "summarization",
+    ];
+    let mut queries = Vec::new();
+    let mut qrels = Qrels::new();
+    for (i, t) in texts.iter().enumerate() {
+        let qid = format!("q{i}");
+        // Judge every third of the first 30 hits relevant, the rest of the
+        // first 12 not: the judgments differ from the ranking.
+        let hits = engine.search(&SearchRequest::new(*t, 30)).unwrap().hits;
+        let judged = hits
+            .iter()
+            .enumerate()
+            .filter(|(r, _)| r % 3 == 2 || *r < 12)
+            .map(|(r, h)| (h.id.clone(), u32::from(r % 3 == 2)))
+            .collect();
+        qrels.insert(qid.clone(), judged);
+        queries.push(Query {
+            qid,
+            text: t.to_string(),
+        });
+    }
+    let config = engine.config().clone();
+    drop(engine);
+    let opts = ReplayOptions {
+        repeat: 5,
+        ..Default::default()
+    };
+    let run = || -> Vec<String> {
+        [
+            PolicyKind::Relevance,
+            PolicyKind::Fair,
+            PolicyKind::Stochastic,
+        ]
+        .iter()
+        .map(|p| {
+            let r = replay(&config, *p, &queries, &qrels, &opts).unwrap();
+            serde_json::to_string(&(&r.means, &r.per_query)).unwrap()
+        })
+        .collect()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b, "two replays of the same inputs differ");
+    let ee = |i: usize| -> f64 {
+        let v: serde_json::Value = serde_json::from_str(&a[i]).unwrap();
+        v[0]["ee_l"].as_f64().unwrap()
+    };
+    assert!(ee(1) < ee(0), "fair EE-L {} vs relevance {}", ee(1), ee(0));
+}

@@ -440,7 +440,10 @@ fn rank_bench() {
         book.set(g, a);
     }
     let r = hubsearch_core::config::RankingConfig::default();
-    for p in hubsearch_core::PolicyKind::ALL.iter().map(|k| Policy::new(*k, &r)) {
+    for p in hubsearch_core::PolicyKind::ALL
+        .iter()
+        .map(|k| Policy::new(*k, &r))
+    {
         let mut lat = Vec::with_capacity(5000);
         for seed in 0..5000u64 {
             let t = Instant::now();

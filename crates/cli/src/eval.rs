@@ -145,7 +145,8 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
     if let Some(prefix) = &a.run_out {
         for r in &reports {
             let tag = format!("hubsearch-{}-{}", a.mode, r.policy);
-            let path = |ext: &str| PathBuf::from(format!("{}.{}.{ext}", prefix.display(), r.policy));
+            let path =
+                |ext: &str| PathBuf::from(format!("{}.{}.{ext}", prefix.display(), r.policy));
             let create = |p: &PathBuf| -> Result<std::io::BufWriter<std::fs::File>, AnyError> {
                 Ok(std::io::BufWriter::new(
                     std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,

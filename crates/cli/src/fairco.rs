@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use hubsearch_core::Rounds;
 use hubsearch_eval::fairco::{news_experiment, Curve, NewsOptions};
 use hubsearch_eval::svg::{line_chart, Series};
 use hubsearch_rank::Policy;
@@ -74,11 +75,17 @@ pub fn run(a: FaircoArgs) -> Result<ExitCode, AnyError> {
         ("relevance (lambda 0)".into(), Policy::Relevance),
         (
             format!("FairCo Fair-E, lambda {}", a.lambda),
-            Policy::Fair { lambda: a.lambda },
+            Policy::Fair {
+                lambda: a.lambda,
+                rounds: Rounds::Group,
+            },
         ),
         (
             format!("FairCo Fair-I, lambda {}", a.lambda),
-            Policy::FairImpact { lambda: a.lambda },
+            Policy::FairImpact {
+                lambda: a.lambda,
+                rounds: Rounds::Group,
+            },
         ),
         (
             format!("bounded, lambda {}", a.bounded_lambda),
@@ -95,34 +102,48 @@ pub fn run(a: FaircoArgs) -> Result<ExitCode, AnyError> {
     );
     let mut sweep_policies = Vec::new();
     for &l in &a.lambdas {
-        sweep_policies.push((format!("fair {l}"), Policy::Fair { lambda: l }));
-        sweep_policies.push((format!("fair_impact {l}"), Policy::FairImpact { lambda: l }));
-        sweep_policies.push((format!("fair_bounded {l}"), Policy::FairBounded { lambda: l }));
+        sweep_policies.push((
+            format!("fair {l}"),
+            Policy::Fair {
+                lambda: l,
+                rounds: Rounds::Group,
+            },
+        ));
+        sweep_policies.push((
+            format!("fair_impact {l}"),
+            Policy::FairImpact {
+                lambda: l,
+                rounds: Rounds::Group,
+            },
+        ));
+        sweep_policies.push((
+            format!("fair_bounded {l}"),
+            Policy::FairBounded { lambda: l },
+        ));
     }
     let sweep = news_experiment(&sweep_policies, &known);
     let sweep_ips = news_experiment(&sweep_policies, &learnt);
     eprintln!("[{:>6.1}s] sweep done", start.elapsed().as_secs_f64());
 
     std::fs::create_dir_all(&a.out)?;
-    let log_series = |curves: &[Curve],
-                      pick: fn(&hubsearch_eval::fairco::Checkpoint) -> f64,
-                      log_y: bool| {
-        curves
-            .iter()
-            .map(|c| Series {
-                name: c.label.clone(),
-                points: c
-                    .points
-                    .iter()
-                    .map(|p| {
-                        let y = pick(p);
-                        let y = if log_y { y.max(1e-6).log10() } else { y };
-                        ((p.tau as f64).log10(), y)
-                    })
-                    .collect(),
-            })
-            .collect::<Vec<_>>()
-    };
+    let log_series =
+        |curves: &[Curve], pick: fn(&hubsearch_eval::fairco::Checkpoint) -> f64, log_y: bool| {
+            curves
+                .iter()
+                .map(|c| Series {
+                    name: c.label.clone(),
+                    points: c
+                        .points
+                        .iter()
+                        .map(|p| {
+                            let y = pick(p);
+                            let y = if log_y { y.max(1e-6).log10() } else { y };
+                            ((p.tau as f64).log10(), y)
+                        })
+                        .collect(),
+                })
+                .collect::<Vec<_>>()
+        };
     std::fs::write(
         a.out.join("fairco-unfairness.svg"),
         line_chart(

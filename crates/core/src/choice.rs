@@ -133,6 +133,16 @@ choice! {
 }
 
 choice! {
+    /// What FairCo's `tau - 1` counts (docs/ranking.md, `fair`).
+    pub enum Rounds ("rounds") {
+        /// The served pages on which the candidate's group was a candidate.
+        Group => "group",
+        /// All served pages.
+        Global => "global",
+    }
+}
+
+choice! {
     /// What `fair_impact` counts as a group's impact.
     pub enum Impact ("impact") {
         /// Paid calls.

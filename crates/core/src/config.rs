@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::choice::{
     AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Impact, Mode, PolicyKind,
+    Rounds,
 };
 use crate::error::{Error, Result};
 
@@ -228,6 +229,9 @@ pub struct RankingConfig {
     pub impact_lambda: f64,
     /// `fair_bounded` (fixed-gain controller): weight of the deficit.
     pub bounded_lambda: f64,
+    /// `fair`, `fair_impact`: what FairCo's `tau - 1` counts, the rounds the
+    /// group was a candidate (`group`) or all served pages (`global`).
+    pub rounds: Rounds,
     /// `fair_impact`: what counts as impact, calls or income.
     pub impact: Impact,
     /// Impressions after which a model's logged calls weigh as much as its
@@ -249,9 +253,10 @@ impl Default for RankingConfig {
             attention: AttentionKind::Log,
             alpha: 1.0,
             beta: 0.5,
-            lambda: 0.01,
+            lambda: 0.001,
             impact_lambda: 1.0,
             bounded_lambda: 0.4,
+            rounds: Rounds::Global,
             impact: Impact::Calls,
             ips_impressions: 200,
             temperature: 0.1,

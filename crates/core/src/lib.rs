@@ -24,6 +24,7 @@ pub mod record;
 pub use card::ModelCard;
 pub use choice::{
     AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Impact, Mode, PolicyKind,
+    Rounds,
 };
 pub use config::Config;
 pub use error::{Error, Result};

@@ -223,7 +223,9 @@ fn trial(policy: &Policy, w: &World, o: &NewsOptions, seed: u64) -> Vec<Checkpoi
 /// every policy) and average the checkpoints.
 pub fn news_experiment(policies: &[(String, Policy)], o: &NewsOptions) -> Vec<Curve> {
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
-    let worlds: Vec<(World, u64)> = (0..o.trials).map(|_| (world(&mut rng), rng.gen())).collect();
+    let worlds: Vec<(World, u64)> = (0..o.trials)
+        .map(|_| (world(&mut rng), rng.gen()))
+        .collect();
     policies
         .iter()
         .map(|(label, p)| {
@@ -258,6 +260,7 @@ pub fn news_experiment(policies: &[(String, Policy)], o: &NewsOptions) -> Vec<Cu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hubsearch_core::Rounds;
 
     /// FairCo's unfairness falls as O(1/tau); the bounded controller's
     /// settles at a floor set by its gain.
@@ -273,7 +276,13 @@ mod tests {
         let curves = news_experiment(
             &[
                 ("relevance".into(), Policy::Relevance),
-                ("fair".into(), Policy::Fair { lambda: 0.01 }),
+                (
+                    "fair".into(),
+                    Policy::Fair {
+                        lambda: 0.01,
+                        rounds: Rounds::Group,
+                    },
+                ),
                 ("bounded".into(), Policy::FairBounded { lambda: 1.0 }),
             ],
             &o,

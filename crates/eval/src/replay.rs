@@ -116,7 +116,12 @@ pub fn replay(
             if rep == 0 {
                 per_query.insert(q.qid.clone(), s);
             }
-            let rel: Vec<f64> = resp.hits.iter().take(opts.page).map(|h| h.parts.relevance).collect();
+            let rel: Vec<f64> = resp
+                .hits
+                .iter()
+                .take(opts.page)
+                .map(|h| h.parts.relevance)
+                .collect();
             for (id, w) in ids.iter().zip(attention.page(1, &rel)) {
                 *exposure.entry(id.clone()).or_default() += w;
             }
@@ -159,9 +164,16 @@ pub fn replay(
             pq.insert("ee_l_norm".into(), m.normalised.difference);
         }
     }
-    for (name, v) in ["ee_l", "ee_d", "ee_r", "ee_l_norm", "ee_d_norm", "ee_r_norm"]
-        .iter()
-        .zip(ee)
+    for (name, v) in [
+        "ee_l",
+        "ee_d",
+        "ee_r",
+        "ee_l_norm",
+        "ee_d_norm",
+        "ee_r_norm",
+    ]
+    .iter()
+    .zip(ee)
     {
         means.insert(name.to_string(), v / ee_n.max(1) as f64);
     }

@@ -352,7 +352,10 @@ pub fn simulate(
     let mut sweep = Vec::new();
     for &l in &o.lambdas {
         sweep.push(run(
-            &Policy::Fair { lambda: l },
+            &Policy::Fair {
+                lambda: l,
+                rounds: ranking.rounds,
+            },
             Some(l),
             (o.visits / 4).max(1),
             &judged_pool,

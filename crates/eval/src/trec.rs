@@ -260,7 +260,11 @@ mod tests {
     #[test]
     fn written_runs_read_back_in_served_order() {
         let run: Vec<RunEntry> = vec![
-            ("q1".into(), 0, vec![("z".into(), 1.0), ("a".into(), 1.0), ("m".into(), 2.0)]),
+            (
+                "q1".into(),
+                0,
+                vec![("z".into(), 1.0), ("a".into(), 1.0), ("m".into(), 2.0)],
+            ),
             ("q1".into(), 1, vec![("a".into(), 1.0)]),
         ];
         let mut out = Vec::new();

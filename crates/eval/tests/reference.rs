@@ -130,7 +130,11 @@ fn awrf_matches_scipy() {
         let target: BTreeMap<String, f64> = names
             .iter()
             .map(|g| {
-                let w = if rng.gen_bool(0.2) { 0.0 } else { rng.gen::<f64>() };
+                let w = if rng.gen_bool(0.2) {
+                    0.0
+                } else {
+                    rng.gen::<f64>()
+                };
                 (g.clone(), w)
             })
             .collect();
@@ -151,7 +155,11 @@ fn awrf_matches_scipy() {
     let path = dir.path().join("cases.json");
     std::fs::write(&path, serde_json::to_string(&cases).unwrap()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/awrf_check.py");
-    let out = Command::new("python3").arg(script).arg(&path).output().unwrap();
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "scipy failed (scripts/setup installs it with pip): {}",

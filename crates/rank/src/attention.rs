@@ -104,6 +104,9 @@ mod tests {
         let c = Attention::Cascade { click: 0.5 };
         assert_eq!(c.weight(1), 1.0);
         assert_eq!(c.weight(3), 0.5625);
-        assert_eq!(c.page(1, &[0.5; 3]), vec![c.weight(1), c.weight(2), c.weight(3)]);
+        assert_eq!(
+            c.page(1, &[0.5; 3]),
+            vec![c.weight(1), c.weight(2), c.weight(3)]
+        );
     }
 }

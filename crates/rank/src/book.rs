@@ -45,6 +45,8 @@ impl Account {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExposureBook {
     groups: HashMap<u64, Account>,
+    /// Pages served in all (FairCo's global `tau - 1`).
+    pages: u64,
 }
 
 /// What serving one page adds to a book, per group.
@@ -74,18 +76,30 @@ impl ExposureBook {
         self.groups.iter()
     }
 
-    /// Add a delta.
+    /// Add the delta of one served page.
     pub fn apply(&mut self, delta: &PageDelta) {
         for (g, d) in delta {
             self.groups.entry(*g).or_default().add(d);
         }
+        self.pages += 1;
     }
 
-    /// Take back a delta added before.
+    /// Take back a page's delta added before.
     pub fn unapply(&mut self, delta: &PageDelta) {
         for (g, d) in delta {
             self.groups.entry(*g).or_default().sub(d);
         }
+        self.pages = self.pages.saturating_sub(1);
+    }
+
+    /// Pages served in all.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Set the number of pages served (a copy of the ledger's).
+    pub fn set_pages(&mut self, pages: u64) {
+        self.pages = pages;
     }
 
     /// Set a group's account (recovery from disk, or a copy for ranking).

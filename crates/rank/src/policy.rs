@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use hubsearch_core::config::RankingConfig;
-use hubsearch_core::{PolicyKind, ScoreParts};
+use hubsearch_core::{PolicyKind, Rounds, ScoreParts};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -43,10 +43,10 @@ pub enum Policy {
     TailBoost { beta: f64 },
     /// FairCo with exposure (Fair-E): `r + lambda * err_tau`, where
     /// `err_tau` grows with the rounds a group has fallen behind.
-    Fair { lambda: f64 },
+    Fair { lambda: f64, rounds: Rounds },
     /// FairCo with impact (Fair-I): the same controller on calls (or
     /// income) per unit of merit instead of exposure.
-    FairImpact { lambda: f64 },
+    FairImpact { lambda: f64, rounds: Rounds },
     /// The bounded, fixed-gain controller ("FairCo-P"): the deficit of
     /// exposure per merit without FairCo's `tau - 1` scaling.
     FairBounded { lambda: f64 },
@@ -61,9 +61,13 @@ impl Policy {
             PolicyKind::Relevance => Policy::Relevance,
             PolicyKind::Popularity => Policy::Popularity { alpha: r.alpha },
             PolicyKind::TailBoost => Policy::TailBoost { beta: r.beta },
-            PolicyKind::Fair => Policy::Fair { lambda: r.lambda },
+            PolicyKind::Fair => Policy::Fair {
+                lambda: r.lambda,
+                rounds: r.rounds,
+            },
             PolicyKind::FairImpact => Policy::FairImpact {
                 lambda: r.impact_lambda,
+                rounds: r.rounds,
             },
             PolicyKind::FairBounded => Policy::FairBounded {
                 lambda: r.bounded_lambda,
@@ -106,9 +110,11 @@ impl Policy {
             Policy::Relevance => vec![],
             Policy::Popularity { alpha } => vec![("alpha", alpha)],
             Policy::TailBoost { beta } => vec![("beta", beta)],
-            Policy::Fair { lambda }
-            | Policy::FairImpact { lambda }
-            | Policy::FairBounded { lambda } => vec![("lambda", lambda)],
+            Policy::Fair { lambda, rounds } | Policy::FairImpact { lambda, rounds } => {
+                let global = f64::from(u8::from(rounds == Rounds::Global));
+                vec![("lambda", lambda), ("global_rounds", global)]
+            }
+            Policy::FairBounded { lambda } => vec![("lambda", lambda)],
             Policy::Stochastic { temperature } => vec![("temperature", temperature)],
         }
     }
@@ -148,10 +154,14 @@ pub fn rank(policy: &Policy, cands: &[Candidate], book: &ExposureBook, seed: u64
                 ranked(i, c, c.quantile, boost, 0.0, c.relevance * boost)
             })
             .collect(),
-        Policy::Fair { lambda } | Policy::FairImpact { lambda } | Policy::FairBounded { lambda } => {
+        Policy::Fair { lambda, .. }
+        | Policy::FairImpact { lambda, .. }
+        | Policy::FairBounded { lambda } => {
             let err = match *policy {
-                Policy::Fair { .. } => fairco_errors(cands, book, Target::Exposure),
-                Policy::FairImpact { .. } => fairco_errors(cands, book, Target::Impact),
+                Policy::Fair { rounds, .. } => fairco_errors(cands, book, Target::Exposure, rounds),
+                Policy::FairImpact { rounds, .. } => {
+                    fairco_errors(cands, book, Target::Impact, rounds)
+                }
                 _ => exposure_deficits(cands, book),
             };
             cands
@@ -228,7 +238,12 @@ pub enum Target {
 /// `n(G_i)` is the number of past rounds in which `G_i` was a candidate:
 /// FairCo's `tau - 1` counted per group. A group never seen, or with no merit
 /// yet, gets 0 and does not take part in the max.
-pub fn fairco_errors(cands: &[Candidate], book: &ExposureBook, target: Target) -> Vec<f64> {
+pub fn fairco_errors(
+    cands: &[Candidate],
+    book: &ExposureBook,
+    target: Target,
+    rounds: Rounds,
+) -> Vec<f64> {
     let ratio = |g: u64| -> Option<f64> {
         let a = book.get(g);
         let x = match target {
@@ -238,11 +253,21 @@ pub fn fairco_errors(cands: &[Candidate], book: &ExposureBook, target: Target) -
         (a.rounds > 0 && a.merit > 0.0).then(|| x / a.merit)
     };
     let ratios: Vec<Option<f64>> = cands.iter().map(|c| ratio(c.group)).collect();
-    let max = ratios.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    let max = ratios
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     cands
         .iter()
         .zip(&ratios)
-        .map(|(c, r)| r.map_or(0.0, |r| book.get(c.group).rounds as f64 * (max - r).max(0.0)))
+        .map(|(c, r)| {
+            let n = match rounds {
+                Rounds::Group => book.get(c.group).rounds,
+                Rounds::Global => book.pages(),
+            };
+            r.map_or(0.0, |r| n as f64 * (max - r).max(0.0))
+        })
         .collect()
 }
 

@@ -3,6 +3,8 @@
 use proptest::prelude::*;
 
 use crate::attention::Attention;
+use hubsearch_core::Rounds;
+
 use crate::book::{page_delta, Account, ExposureBook};
 use crate::policy::{rank, Candidate, Policy};
 
@@ -29,8 +31,14 @@ fn policies() -> Vec<Policy> {
         Policy::Relevance,
         Policy::Popularity { alpha: 0.3 },
         Policy::TailBoost { beta: 0.5 },
-        Policy::Fair { lambda: 0.7 },
-        Policy::FairImpact { lambda: 0.7 },
+        Policy::Fair {
+            lambda: 0.7,
+            rounds: Rounds::Group,
+        },
+        Policy::FairImpact {
+            lambda: 0.7,
+            rounds: Rounds::Group,
+        },
         Policy::FairBounded { lambda: 0.7 },
         Policy::Stochastic { temperature: 0.2 },
     ]
@@ -72,7 +80,7 @@ proptest! {
     fn fair_with_lambda_zero_is_relevance(cands in candidates()) {
         let book = some_book(&cands);
         let b: Vec<usize> = rank(&Policy::Relevance, &cands, &book, 0).iter().map(|r| r.index).collect();
-        for p in [Policy::Fair { lambda: 0.0 }, Policy::FairImpact { lambda: 0.0 }, Policy::FairBounded { lambda: 0.0 }] {
+        for p in [Policy::Fair { lambda: 0.0, rounds: Rounds::Group }, Policy::FairImpact { lambda: 0.0, rounds: Rounds::Group }, Policy::FairBounded { lambda: 0.0 }] {
             let a: Vec<usize> = rank(&p, &cands, &book, 0).iter().map(|r| r.index).collect();
             prop_assert_eq!(&a, &b);
         }
@@ -84,7 +92,7 @@ proptest! {
     #[test]
     fn fairco_error_scales_with_rounds(cands in candidates(), extra in 1u64..50) {
         let book = some_book(&cands);
-        let err = crate::policy::fairco_errors(&cands, &book, crate::policy::Target::Exposure);
+        let err = crate::policy::fairco_errors(&cands, &book, crate::policy::Target::Exposure, Rounds::Group);
         prop_assert!(err.iter().all(|e| *e >= 0.0 && e.is_finite()));
         let mut scaled = ExposureBook::new();
         for (g, a) in book.iter() {
@@ -94,7 +102,7 @@ proptest! {
             a.merit *= (extra + 1) as f64;
             scaled.set(*g, a);
         }
-        let err2 = crate::policy::fairco_errors(&cands, &scaled, crate::policy::Target::Exposure);
+        let err2 = crate::policy::fairco_errors(&cands, &scaled, crate::policy::Target::Exposure, Rounds::Group);
         for (e, e2) in err.iter().zip(&err2) {
             prop_assert!((e2 - e * (extra + 1) as f64).abs() <= 1e-9 * (1.0 + e2.abs()), "{e} {e2}");
         }

@@ -270,6 +270,7 @@ impl Ledger {
                 out.set(g, a);
             }
         }
+        out.set_pages(s.pages);
         out
     }
 
