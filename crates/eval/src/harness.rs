@@ -54,6 +54,7 @@ pub fn score(
             "recall@100".to_string(),
             metrics::recall(ranked, judged, 100),
         ),
+        ("judged@10".to_string(), metrics::judged(ranked, judged, 10)),
     ])
 }
 

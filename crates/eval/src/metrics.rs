@@ -50,9 +50,33 @@ pub fn recall(ranked: &[String], judged: &HashMap<String, u32>, k: usize) -> f64
     found as f64 / relevant as f64
 }
 
+/// Share of the top k that carries a judgment (any grade): how much of a
+/// figure rests on judged documents when unjudged ones count as not
+/// relevant. 0 for an empty ranking.
+pub fn judged(ranked: &[String], judged: &HashMap<String, u32>, k: usize) -> f64 {
+    let top = ranked.iter().take(k);
+    let n = top.len();
+    if n == 0 {
+        return 0.0;
+    }
+    ranked
+        .iter()
+        .take(k)
+        .filter(|d| judged.contains_key(*d))
+        .count() as f64
+        / n as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn judged_of() -> HashMap<String, u32> {
+        [("a", 2), ("b", 0)]
+            .iter()
+            .map(|(d, g)| (d.to_string(), *g))
+            .collect()
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -74,5 +98,8 @@ mod tests {
         assert_eq!(mrr(&s(&["x", "y", "c"]), &judged, 2), 0.0);
         assert!((recall(&r, &judged, 10) - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(ndcg(&r, &HashMap::new(), 10), 0.0);
+        assert!((judged(&r, &judged_of(), 10) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(judged(&r, &judged_of(), 1), 1.0);
+        assert_eq!(judged(&[], &judged_of(), 10), 0.0);
     }
 }

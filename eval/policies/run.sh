@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The policy replay of docs/metrics.md: each judged dev set served 20 times
+# in hybrid mode under every policy, with model and with builder groups, a
+# lambda sweep of fair and fair_bounded, written to
+# eval/reports/dev-policies.md (and the JSON beside it).
+#
+#   eval/policies/run.sh [INDEX_DIR]     (default index/hf2022-onnx)
+#
+# The index must hold ../shared/data/hf_models_2022.jsonl.gz:
+#   hubsearch --index index/hf2022-onnx index ../shared/data/hf_models_2022.jsonl.gz
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+INDEX=${1:-index/hf2022-onnx}
+BIN=target/release/hubsearch
+OUT=eval/reports/policies
+mkdir -p "$OUT"
+cargo build --release --quiet --bin hubsearch
+POLICIES=relevance,popularity,tail_boost,fair,fair_impact,fair_bounded,stochastic
+for set in dev natural-dev; do
+  for group in model builder; do
+    echo "== $set, $group groups" >&2
+    HUBSEARCH_RANKING__GROUP=$group "$BIN" --index "$INDEX" eval \
+      --queries "../shared/eval/$set/queries.tsv" --qrels "../shared/eval/$set/qrels.txt" \
+      --mode hybrid --policy "$POLICIES" --repeat 20 \
+      --json "$OUT/$set-$group.json" >/dev/null
+  done
+  for l in 0.0002 0.0005 0.001 0.002 0.004; do
+    HUBSEARCH_RANKING__LAMBDA=$l "$BIN" --index "$INDEX" eval \
+      --queries "../shared/eval/$set/queries.tsv" --qrels "../shared/eval/$set/qrels.txt" \
+      --mode hybrid --policy fair --repeat 20 --json "$OUT/$set-fair-$l.json" >/dev/null
+  done
+  for l in 0.2 0.4 0.8 1.6; do
+    HUBSEARCH_RANKING__BOUNDED_LAMBDA=$l "$BIN" --index "$INDEX" eval \
+      --queries "../shared/eval/$set/queries.tsv" --qrels "../shared/eval/$set/qrels.txt" \
+      --mode hybrid --policy fair_bounded --repeat 20 --json "$OUT/$set-bounded-$l.json" >/dev/null
+  done
+done
+python3 eval/policies/report.py "$OUT" > eval/reports/dev-policies.md
+echo "wrote eval/reports/dev-policies.md" >&2
