@@ -46,6 +46,7 @@ fn page(i: u64) -> PageRecord {
         model_delta: PageDelta::from([(i % 13, ONE)]),
         builder_delta: PageDelta::from([(1000 + i % 5, ONE)]),
         names: vec![],
+        log: None,
     }
 }
 

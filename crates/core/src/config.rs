@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// How long computed exposure statistics are reused, in milliseconds.
     pub stats_cache_ms: u64,
+    /// Record the Hugging Face compatible API's search pages as exposure.
+    /// Off: its callers are tools and scripts, not people looking at a page.
+    pub record_hf_api: bool,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             max_uri_bytes: 8192,
             max_header_bytes: 32768,
             stats_cache_ms: 1000,
+            record_hf_api: false,
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::retrieve::Found;
-use crate::search::{page_of, SearchResponse};
+use crate::search::{page_of, SearchResponse, Served};
 
 /// How a listing is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,7 +100,14 @@ impl Engine {
             let order = self.rank(&policy, &cands, Group::Model, 0);
             let page = page_of(&order, offset, limit);
             let hits = self.hits(&searcher, &found, page, offset + 1)?;
-            self.record(&found, &cands, page, offset + 1, &hits)?;
+            let served = Served {
+                query: "",
+                mode: "listing",
+                policy: &policy,
+                seed: 0,
+                order: &order,
+            };
+            self.record(&found, &cands, page, offset + 1, &hits, &served)?;
             (hits, total)
         } else {
             let (addrs, total) = if sort == ListingSort::Calls {

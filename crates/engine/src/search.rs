@@ -11,8 +11,18 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::ledger::{ServedCandidate, ServedPage};
+use crate::ledger::{PageLog, ServedCandidate, ServedPage, ShownLog};
 use crate::retrieve::Found;
+
+/// What a served page's log needs beyond its hits.
+pub(crate) struct Served<'a> {
+    pub query: &'a str,
+    pub mode: &'a str,
+    pub policy: &'a Policy,
+    pub seed: u64,
+    /// The whole ranking the page was cut from.
+    pub order: &'a [Ranked],
+}
 
 /// The answer to a search.
 #[derive(Debug, Clone, Serialize)]
@@ -98,12 +108,20 @@ impl Engine {
         let hits = self.hits(&searcher, &retrieved.found, page, req.offset + 1)?;
         if req.record && !req.is_abandoned() {
             let seen = req.exposed.unwrap_or(page.len()).min(page.len());
+            let served = Served {
+                query: &req.query,
+                mode: req.mode.as_str(),
+                policy: &policy,
+                seed: req.seed.unwrap_or(0),
+                order: &order,
+            };
             self.record(
                 &retrieved.found,
                 &cands,
                 &page[..seen],
                 req.offset + 1,
                 &hits[..seen],
+                &served,
             )?;
         }
         Ok(SearchResponse {
@@ -190,7 +208,8 @@ impl Engine {
         Ok(hits)
     }
 
-    /// Record the shown part of a page (a person saw it) in the ledger.
+    /// Record the shown part of a page (a person saw it) in the ledger,
+    /// with its log for off-policy evaluation.
     pub(crate) fn record(
         &self,
         found: &[Found],
@@ -198,6 +217,7 @@ impl Engine {
         shown: &[Ranked],
         first_rank: usize,
         hits: &[Hit],
+        served: &Served<'_>,
     ) -> Result<()> {
         let candidates: Vec<ServedCandidate> = found
             .iter()
@@ -209,6 +229,7 @@ impl Engine {
                 merit: c.merit,
             })
             .collect();
+        let log = self.page_log(found, shown, first_rank, hits, served);
         let shown: Vec<usize> = shown.iter().map(|r| r.index).collect();
         let names: Vec<(&str, &str)> = hits
             .iter()
@@ -220,7 +241,79 @@ impl Engine {
             first_rank,
             names: &names,
             attention: &self.attention(),
+            log: Some(log),
         })?)
+    }
+
+    /// The log of a served page (docs/ledger.md, Page log).
+    fn page_log(
+        &self,
+        found: &[Found],
+        shown: &[Ranked],
+        first_rank: usize,
+        hits: &[Hit],
+        served: &Served<'_>,
+    ) -> PageLog {
+        let (propensity, logits) = match *served.policy {
+            Policy::Stochastic { temperature } => {
+                let t = temperature.max(1e-6);
+                let logit = |i: usize| found[i].relevance / t;
+                // Plackett-Luce: P(item at p | items above) =
+                // exp(l_p) / sum_{q >= p} exp(l_q), over the whole order.
+                let mut suffix = vec![f64::NEG_INFINITY; served.order.len() + 1];
+                for p in (0..served.order.len()).rev() {
+                    let l = logit(served.order[p].index);
+                    let (hi, lo) = if l > suffix[p + 1] {
+                        (l, suffix[p + 1])
+                    } else {
+                        (suffix[p + 1], l)
+                    };
+                    suffix[p] = hi + (lo - hi).exp().ln_1p();
+                }
+                let props: Vec<Option<f64>> = (0..shown.len())
+                    .map(|i| {
+                        let p = first_rank - 1 + i;
+                        served
+                            .order
+                            .get(p)
+                            .map(|r| (logit(r.index) - suffix[p]).exp())
+                    })
+                    .collect();
+                let logits = served.order.iter().map(|r| logit(r.index)).collect();
+                (props, logits)
+            }
+            _ => (vec![None; shown.len()], Vec::new()),
+        };
+        PageLog {
+            query: served.query.to_string(),
+            mode: served.mode.to_string(),
+            policy: served.policy.name().to_string(),
+            params: served
+                .policy
+                .params()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            group: self.config().ranking.group.to_string(),
+            seed: served.seed,
+            candidates: found.len(),
+            shown: shown
+                .iter()
+                .zip(hits)
+                .zip(propensity)
+                .map(|((r, h), propensity)| ShownLog {
+                    model: h.card.id.clone(),
+                    builder: h.card.builder.clone(),
+                    rank: h.rank,
+                    exposure: 0.0,
+                    relevance: found[r.index].relevance,
+                    score: r.parts.final_score,
+                    propensity,
+                })
+                .collect(),
+            logits,
+            ..Default::default()
+        }
     }
 }
 

@@ -98,8 +98,8 @@ mod tests {
         assert_eq!(mrr(&s(&["x", "y", "c"]), &judged, 2), 0.0);
         assert!((recall(&r, &judged, 10) - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(ndcg(&r, &HashMap::new(), 10), 0.0);
-        assert!((judged(&r, &judged_of(), 10) - 2.0 / 3.0).abs() < 1e-12);
-        assert_eq!(judged(&r, &judged_of(), 1), 1.0);
-        assert_eq!(judged(&[], &judged_of(), 10), 0.0);
+        assert!((super::judged(&r, &judged_of(), 10) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(super::judged(&r, &judged_of(), 1), 1.0);
+        assert_eq!(super::judged(&[], &judged_of(), 10), 0.0);
     }
 }

@@ -37,7 +37,8 @@ use hubsearch_rank::{page_delta, Account, Attention, Candidate, ExposureBook};
 use serde::Serialize;
 
 use state::{CallEntry, State};
-pub use state::{Earnings, Impression, Keyed, PageRecord, Tally};
+pub use state::{Earnings, Impression, Keyed, PageLog, PageRecord, ShownLog, Tally};
+pub use store::LoggedCall;
 use store::Event;
 
 /// Errors of the ledger.
@@ -97,7 +98,7 @@ pub struct CallEvidence {
 }
 
 /// A page served to a person.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServedPage<'a> {
     /// Every candidate the policy ordered (they all earn merit).
     pub candidates: &'a [ServedCandidate],
@@ -109,6 +110,9 @@ pub struct ServedPage<'a> {
     pub names: &'a [(&'a str, &'a str)],
     /// How exposure falls with rank.
     pub attention: &'a Attention,
+    /// The page's log for off-policy evaluation (its `page`, `shown`
+    /// exposures are filled in here).
+    pub log: Option<PageLog>,
 }
 
 /// A call being written, for duplicates of its idempotency key to wait on.
@@ -171,6 +175,8 @@ pub struct Ledger {
 
 struct Inner {
     state: Mutex<State>,
+    /// The store (the writer thread writes, exports read).
+    db: Arc<redb::Database>,
     /// Idempotency keys of calls being written, for duplicates to wait on.
     pending: Mutex<HashMap<String, Arc<Pending>>>,
     tx: Mutex<Option<Sender<Event>>>,
@@ -200,6 +206,7 @@ impl Ledger {
 
     fn start(db: redb::Database) -> Result<Ledger, LedgerError> {
         let state = store::load(&db)?;
+        let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
@@ -207,6 +214,7 @@ impl Ledger {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(None),
             lag: AtomicU64::new(0),
+            db: db.clone(),
             failing: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&inner);
@@ -317,6 +325,13 @@ impl Ledger {
                 }
             })
             .collect();
+        let log = page.log.clone().map(|mut log| {
+            for (s, imp) in log.shown.iter_mut().zip(&impressions) {
+                let imp: &Impression = imp;
+                s.exposure = imp.exposure;
+            }
+            Box::new(log)
+        });
         let mut names = Vec::with_capacity(page.names.len() * 2);
         for (&c, (model, builder)) in page.shown.iter().zip(page.names) {
             let c = &page.candidates[c];
@@ -328,14 +343,36 @@ impl Ledger {
             model_delta,
             builder_delta,
             names,
+            log,
         })
     }
 
     /// Record a served page whose deltas are already computed.
-    pub fn record_page(&self, page: PageRecord) -> Result<(), LedgerError> {
-        let hour = now_secs() / 3600;
-        self.state().apply_page(&page, hour);
+    pub fn record_page(&self, mut page: PageRecord) -> Result<(), LedgerError> {
+        let now = now_secs();
+        let hour = now / 3600;
+        {
+            let mut s = self.state();
+            if let Some(log) = &mut page.log {
+                log.page = s.pages;
+                log.time = now;
+            }
+            s.apply_page(&page, hour);
+        }
         self.send(Event::Page { page, hour })
+    }
+
+    /// Every logged page (in page order) and every paid call (in sequence
+    /// order) on disk, with the names of keys: what `hubsearch ledger
+    /// export` writes.
+    pub fn each_logged(
+        &self,
+        page: impl FnMut(PageLog),
+        call: impl FnMut(LoggedCall),
+    ) -> Result<(), LedgerError> {
+        self.flush()?;
+        let names = self.state().names.clone();
+        store::each_logged(&self.inner.db, &names, page, call)
     }
 
     /// Record a paid call and wait until it is durable. A call whose
@@ -542,6 +579,7 @@ mod tests {
             model_delta: PageDelta::from([(model, account(1.0, 0.5))]),
             builder_delta: PageDelta::from([(builder, account(1.0, 0.5))]),
             names: vec![(model, "a/x".into()), (builder, "a".into())],
+            log: None,
         }
     }
 

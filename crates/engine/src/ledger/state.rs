@@ -20,6 +20,54 @@ pub struct Impression {
     pub exposure: f64,
 }
 
+/// One shown item in a page's log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ShownLog {
+    pub model: String,
+    pub builder: String,
+    /// 1-based rank.
+    pub rank: usize,
+    /// The exposure its position gave (the attention model's weight).
+    pub exposure: f64,
+    /// Its relevance to the query, in [0, 1].
+    pub relevance: f64,
+    /// The policy's final score.
+    pub score: f64,
+    /// For stochastic policies: the probability that the policy put this
+    /// item at this rank given the items ranked above it (the Plackett-Luce
+    /// factor); the product over a page is the probability of the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<f64>,
+}
+
+/// What a served page logs for off-policy evaluation (docs/ledger.md, Page
+/// log): the query, the policy with its parameters and seed, the shown
+/// ranking, and for stochastic policies the propensities and every
+/// candidate's logit (enough to recompute any position's marginal).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct PageLog {
+    /// The page's sequence number in the ledger (0-based).
+    pub page: u64,
+    /// Unix seconds.
+    pub time: u64,
+    pub query: String,
+    /// Retrieval mode, or `listing` for a fair listing.
+    pub mode: String,
+    pub policy: String,
+    pub params: std::collections::BTreeMap<String, f64>,
+    /// Fairness groups: model or builder.
+    pub group: String,
+    pub seed: u64,
+    /// Candidates the policy ordered.
+    pub candidates: usize,
+    pub shown: Vec<ShownLog>,
+    /// Stochastic policies: every candidate's logit `r / T`, in the order
+    /// of the whole ranking the page was cut from (rank 1 first), so the
+    /// shown item at rank j has `logits[j - 1]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logits: Vec<f64>,
+}
+
 /// A served page: what was shown, and what every candidate earned in merit.
 #[derive(Debug, Clone, Default)]
 pub struct PageRecord {
@@ -28,6 +76,8 @@ pub struct PageRecord {
     pub builder_delta: PageDelta,
     /// Names of the keys on the page (model ids, builders).
     pub names: Vec<(u64, String)>,
+    /// The page's log, when it has one (pages served to people do).
+    pub log: Option<Box<PageLog>>,
 }
 
 /// A paid call as the ledger books it.

@@ -13,7 +13,7 @@ use redb::{
 
 use std::collections::HashMap;
 
-use super::state::{CallEntry, Keyed, PageRecord, State, Tally};
+use super::state::{CallEntry, Keyed, PageLog, PageRecord, State, Tally};
 use super::LedgerError;
 
 /// model key -> (exposure, merit, impressions)
@@ -32,6 +32,8 @@ const NAMES: TableDefinition<u64, &str> = TableDefinition::new("names");
 const CALLS: TableDefinition<u64, (u64, u64, f64, u64)> = TableDefinition::new("calls");
 /// idempotency key -> call sequence number
 const IDEMPOTENCY: TableDefinition<&str, u64> = TableDefinition::new("call_idempotency");
+/// page sequence number -> the page's log (JSON, docs/ledger.md)
+const PAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("page_log");
 /// counter name -> value
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
@@ -97,6 +99,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         w.open_table(CALLS).map_err(db_err)?;
         w.open_table(IDEMPOTENCY).map_err(db_err)?;
         w.open_table(COUNTERS).map_err(db_err)?;
+        w.open_table(PAGE_LOG).map_err(db_err)?;
     }
     w.commit().map_err(db_err)?;
 
@@ -156,6 +159,45 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
     Ok(s)
 }
 
+/// A paid call as the export writes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoggedCall {
+    pub seq: u64,
+    /// Unix seconds.
+    pub time: u64,
+    pub model: String,
+    pub builder: String,
+    pub amount_usd: f64,
+}
+
+/// Every stored page log (page order) and paid call (sequence order).
+pub(super) fn each_logged(
+    db: &Database,
+    names: &HashMap<u64, String>,
+    mut page: impl FnMut(PageLog),
+    mut call: impl FnMut(LoggedCall),
+) -> Result<(), LedgerError> {
+    let r = db.begin_read().map_err(db_err)?;
+    let mut bad = None;
+    each_row(&r, PAGE_LOG, |_, json| match serde_json::from_slice(json) {
+        Ok(log) => page(log),
+        Err(e) => bad = Some(e.to_string()),
+    })?;
+    if let Some(e) = bad {
+        return Err(LedgerError::Db(format!("a page log does not parse: {e}")));
+    }
+    let name = |k: u64| names.get(&k).cloned().unwrap_or_else(|| format!("{k:016x}"));
+    each_row(&r, CALLS, |seq, (model, builder, amount_usd, time)| {
+        call(LoggedCall {
+            seq,
+            time,
+            model: name(model),
+            builder: name(builder),
+            amount_usd,
+        })
+    })
+}
+
 /// Call `f` with every row of `table`.
 fn each_row<K: Key + 'static, V: Value + 'static>(
     r: &ReadTransaction,
@@ -198,7 +240,7 @@ where
 /// `failed(pages)` gets the pages of a batch whose commit failed (the
 /// memory booked them at once; it must take them back).
 pub(super) fn writer_loop(
-    db: Database,
+    db: std::sync::Arc<Database>,
     rx: Receiver<Event>,
     committed: impl Fn(u64),
     failed: impl Fn(&[(&PageRecord, u64)]),
@@ -306,6 +348,20 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
         let mut idem = w.open_table(IDEMPOTENCY).map_err(db_err)?;
         for (k, keyed) in &delta.idempotency {
             idem.insert(k.as_str(), keyed.seq).map_err(db_err)?;
+        }
+        let mut logs = w.open_table(PAGE_LOG).map_err(db_err)?;
+        for e in batch {
+            if let Event::Page {
+                page:
+                    PageRecord {
+                        log: Some(log), ..
+                    },
+                ..
+            } = e
+            {
+                let json = serde_json::to_vec(log.as_ref()).map_err(db_err)?;
+                logs.insert(log.page, json.as_slice()).map_err(db_err)?;
+            }
         }
         let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
         add_to(&mut counters, "pages", |old| old + delta.pages)?;

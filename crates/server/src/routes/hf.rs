@@ -168,6 +168,7 @@ pub async fn list_models(
             let mut req = SearchRequest::new(query, lim);
             req.filter = filter;
             req.offset = offset;
+            req.record = state.engine.config().server.record_hf_api;
             let r = state.run_search(move |e| e.search(&req)).await?;
             (r.hits.into_iter().map(|h| h.card).collect(), r.total)
         }
@@ -186,6 +187,7 @@ pub async fn list_models(
             // Search terms with an explicit sort: match by relevance, then order.
             let mut req = SearchRequest::new(query, candidates.min(max));
             req.filter = filter;
+            req.record = state.engine.config().server.record_hf_api;
             let r = state.run_search(move |e| e.search(&req)).await?;
             let mut cards: Vec<ModelCard> = r.hits.into_iter().map(|h| h.card).collect();
             match listing_sort {
