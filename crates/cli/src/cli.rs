@@ -66,6 +66,9 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
     /// Serve the HTTP API and the search page
     Serve(crate::serve::ServeArgs),
+    /// The exposure ledger: export its page log and paid calls
+    #[command(subcommand)]
+    Ledger(crate::ledger::LedgerCommand),
     /// Manage API keys
     #[command(subcommand)]
     Keys(crate::serve::KeysCommand),
@@ -192,6 +195,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Simulate(args) => crate::simulate::run(&g, args),
         Command::Fairco(args) => crate::fairco::run(args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),
+        Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
     }
 }
 

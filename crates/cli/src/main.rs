@@ -10,6 +10,7 @@ mod cli;
 mod eval;
 mod export;
 mod fairco;
+mod ledger;
 mod progress;
 mod serve;
 mod simulate;

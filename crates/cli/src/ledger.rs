@@ -1,0 +1,351 @@
+//! `hubsearch ledger export`: the exposure ledger's page log and paid calls
+//! as CSV and Parquet, for pandas, polars or R (docs/ledger.md, Export).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, StringBuilder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use clap::Subcommand;
+use hubsearch_engine::ledger::{LoggedCall, PageLog};
+use hubsearch_engine::Ledger;
+
+use crate::cli::{load_config, AnyError, Global};
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Write impressions (one row per shown item of every logged page), paid
+    /// calls and the full page logs (JSON lines) to a directory
+    Export {
+        /// Output directory
+        #[arg(long, default_value = "ledger-export")]
+        out: PathBuf,
+        /// Formats, comma-separated
+        #[arg(long, value_delimiter = ',', default_value = "csv,parquet")]
+        format: Vec<Format>,
+    },
+}
+
+/// Table formats.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+pub fn run(g: &Global, cmd: LedgerCommand) -> Result<ExitCode, AnyError> {
+    let LedgerCommand::Export { out, format } = cmd;
+    let config = load_config(g)?;
+    let path = config.index.dir.join("ledger.redb");
+    if !path.exists() {
+        return Err(format!("{}: no ledger here (nothing was served yet?)", path.display()).into());
+    }
+    let ledger = Ledger::open(&path).map_err(|e| {
+        format!(
+            "{}: {e} (a running server holds the ledger: stop it, then export)",
+            path.display()
+        )
+    })?;
+    let n = export(&ledger, &out, &format)?;
+    ledger.close()?;
+    eprintln!(
+        "wrote {} impressions of {} pages and {} calls to {}",
+        n.impressions,
+        n.pages,
+        n.calls,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub pages: usize,
+    pub impressions: usize,
+    pub calls: usize,
+}
+
+/// Column names of the impressions table, in order.
+pub const IMPRESSION_COLUMNS: [&str; 16] = [
+    "page",
+    "time",
+    "query",
+    "mode",
+    "policy",
+    "params",
+    "group",
+    "seed",
+    "candidates",
+    "rank",
+    "model",
+    "builder",
+    "exposure",
+    "relevance",
+    "score",
+    "propensity",
+];
+
+/// Column names of the calls table, in order.
+pub const CALL_COLUMNS: [&str; 5] = ["seq", "time", "model", "builder", "amount_usd"];
+
+/// Write `impressions.*`, `calls.*` and `pages.jsonl` into `out`.
+pub fn export(ledger: &Ledger, out: &Path, formats: &[Format]) -> Result<Counts, AnyError> {
+    let mut pages: Vec<PageLog> = Vec::new();
+    let mut calls: Vec<LoggedCall> = Vec::new();
+    ledger.each_logged(|p| pages.push(p), |c| calls.push(c))?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut jsonl = String::new();
+    for p in &pages {
+        jsonl.push_str(&serde_json::to_string(p)?);
+        jsonl.push('\n');
+    }
+    std::fs::write(out.join("pages.jsonl"), jsonl)?;
+    let impressions = impression_batch(&pages)?;
+    let call_batch = call_batch(&calls)?;
+    for f in formats {
+        match f {
+            Format::Csv => {
+                write_csv(&out.join("impressions.csv"), &impressions)?;
+                write_csv(&out.join("calls.csv"), &call_batch)?;
+            }
+            Format::Parquet => {
+                write_parquet(&out.join("impressions.parquet"), &impressions)?;
+                write_parquet(&out.join("calls.parquet"), &call_batch)?;
+            }
+        }
+    }
+    Ok(Counts {
+        pages: pages.len(),
+        impressions: impressions.num_rows(),
+        calls: calls.len(),
+    })
+}
+
+fn impression_batch(pages: &[PageLog]) -> Result<RecordBatch, AnyError> {
+    let mut page = UInt64Builder::new();
+    let mut time = UInt64Builder::new();
+    let mut seed = UInt64Builder::new();
+    let mut cands = UInt64Builder::new();
+    let mut rank = UInt64Builder::new();
+    let mut query = StringBuilder::new();
+    let mut mode = StringBuilder::new();
+    let mut policy = StringBuilder::new();
+    let mut params = StringBuilder::new();
+    let mut group = StringBuilder::new();
+    let mut model = StringBuilder::new();
+    let mut builder = StringBuilder::new();
+    let mut exposure = Float64Builder::new();
+    let mut relevance = Float64Builder::new();
+    let mut score = Float64Builder::new();
+    let mut propensity = Float64Builder::new();
+    for p in pages {
+        let params_json = serde_json::to_string(&p.params)?;
+        for item in &p.shown {
+            page.append_value(p.page);
+            time.append_value(p.time);
+            query.append_value(&p.query);
+            mode.append_value(&p.mode);
+            policy.append_value(&p.policy);
+            params.append_value(&params_json);
+            group.append_value(&p.group);
+            seed.append_value(p.seed);
+            cands.append_value(p.candidates as u64);
+            rank.append_value(item.rank as u64);
+            model.append_value(&item.model);
+            builder.append_value(&item.builder);
+            exposure.append_value(item.exposure);
+            relevance.append_value(item.relevance);
+            score.append_value(item.score);
+            propensity.append_option(item.propensity);
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(page.finish()),
+        Arc::new(time.finish()),
+        Arc::new(query.finish()),
+        Arc::new(mode.finish()),
+        Arc::new(policy.finish()),
+        Arc::new(params.finish()),
+        Arc::new(group.finish()),
+        Arc::new(seed.finish()),
+        Arc::new(cands.finish()),
+        Arc::new(rank.finish()),
+        Arc::new(model.finish()),
+        Arc::new(builder.finish()),
+        Arc::new(exposure.finish()),
+        Arc::new(relevance.finish()),
+        Arc::new(score.finish()),
+        Arc::new(propensity.finish()),
+    ];
+    batch(&IMPRESSION_COLUMNS, columns)
+}
+
+fn call_batch(calls: &[LoggedCall]) -> Result<RecordBatch, AnyError> {
+    let (mut seq, mut time) = (UInt64Builder::new(), UInt64Builder::new());
+    let (mut model, mut builder) = (StringBuilder::new(), StringBuilder::new());
+    let mut amount = Float64Builder::new();
+    for c in calls {
+        seq.append_value(c.seq);
+        time.append_value(c.time);
+        model.append_value(&c.model);
+        builder.append_value(&c.builder);
+        amount.append_value(c.amount_usd);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(seq.finish()),
+        Arc::new(time.finish()),
+        Arc::new(model.finish()),
+        Arc::new(builder.finish()),
+        Arc::new(amount.finish()),
+    ];
+    batch(&CALL_COLUMNS, columns)
+}
+
+/// A record batch whose schema takes each column's type from its array
+/// (nullable only where nulls can occur: the propensity).
+fn batch(names: &[&str], columns: Vec<ArrayRef>) -> Result<RecordBatch, AnyError> {
+    let fields: Vec<Field> = names
+        .iter()
+        .zip(&columns)
+        .map(|(n, c)| Field::new(*n, c.data_type().clone(), *n == "propensity"))
+        .collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), AnyError> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.close()?;
+    Ok(())
+}
+
+fn write_csv(path: &Path, batch: &RecordBatch) -> Result<(), AnyError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, UInt64Type};
+    let mut w = csv::Writer::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let schema = batch.schema();
+    w.write_record(schema.fields().iter().map(|f| f.name().as_str()))?;
+    for row in 0..batch.num_rows() {
+        let mut rec: Vec<String> = Vec::with_capacity(batch.num_columns());
+        for col in batch.columns() {
+            let cell = if col.is_null(row) {
+                String::new()
+            } else {
+                match col.data_type() {
+                    DataType::UInt64 => col.as_primitive::<UInt64Type>().value(row).to_string(),
+                    // Shortest text that reads back to the same f64.
+                    DataType::Float64 => col.as_primitive::<Float64Type>().value(row).to_string(),
+                    _ => col.as_string::<i32>().value(row).to_string(),
+                }
+            };
+            rec.push(cell);
+        }
+        w.write_record(&rec)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubsearch_engine::ledger::{CallRecord, Impression, PageRecord, ShownLog};
+
+    fn logged_page(ledger: &Ledger, query: &str, propensity: Option<f64>) {
+        let log = PageLog {
+            query: query.into(),
+            mode: "hybrid".into(),
+            policy: "stochastic".into(),
+            params: [("temperature".to_string(), 0.1)].into(),
+            group: "model".into(),
+            seed: 7,
+            candidates: 3,
+            shown: vec![ShownLog {
+                model: "org/m,1".into(),
+                builder: "org".into(),
+                rank: 1,
+                exposure: 1.0,
+                relevance: 0.5,
+                score: 2.5,
+                propensity,
+            }],
+            logits: vec![5.0, 1.0, 0.5],
+            ..Default::default()
+        };
+        ledger
+            .record_page(PageRecord {
+                impressions: vec![Impression {
+                    model: 1,
+                    builder: 2,
+                    rank: 1,
+                    exposure: 1.0,
+                }],
+                log: Some(Box::new(log)),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn export_writes_tables_that_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.redb")).unwrap();
+        logged_page(&ledger, "a \"quoted\", query", Some(0.25));
+        logged_page(&ledger, "second", None);
+        ledger
+            .record_call(CallRecord {
+                model: 1,
+                builder: 2,
+                model_id: "org/m,1".into(),
+                builder_name: "org".into(),
+                amount_usd: 0.002,
+                amount_stated: true,
+                idempotency_key: None,
+            })
+            .unwrap();
+        let out = dir.path().join("export");
+        let n = export(&ledger, &out, &[Format::Csv, Format::Parquet]).unwrap();
+        assert_eq!(
+            n,
+            Counts {
+                pages: 2,
+                impressions: 2,
+                calls: 1
+            }
+        );
+        // CSV: header, quoting of commas and quotes, empty cell for no propensity.
+        let mut r = csv::Reader::from_path(out.join("impressions.csv")).unwrap();
+        assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), IMPRESSION_COLUMNS);
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        assert_eq!(&rows[0][2], "a \"quoted\", query");
+        assert_eq!(&rows[0][10], "org/m,1");
+        assert_eq!(&rows[0][15], "0.25");
+        assert_eq!(&rows[1][15], "");
+        assert_eq!(&rows[1][0], "1");
+        let mut r = csv::Reader::from_path(out.join("calls.csv")).unwrap();
+        let call: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        assert_eq!(&call[0][2], "org/m,1");
+        assert_eq!(&call[0][4], "0.002");
+        // Parquet: the same rows and a null propensity.
+        let f = std::fs::File::open(out.join("impressions.parquet")).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(f, 1024)
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let b = &batches[0];
+        assert_eq!(b.num_rows(), 2);
+        let prop = b.column_by_name("propensity").unwrap();
+        assert!(!prop.is_null(0) && prop.is_null(1));
+        // The page log keeps the logits.
+        let jsonl = std::fs::read_to_string(out.join("pages.jsonl")).unwrap();
+        let first: PageLog = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert_eq!(first.logits, vec![5.0, 1.0, 0.5]);
+        assert_eq!(first.page, 0);
+    }
+}
