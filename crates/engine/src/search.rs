@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use hubsearch_core::{Group, Hit, Mode, PolicyKind, SearchRequest};
 use hubsearch_index::{FacetCounts, Searcher};
+use hubsearch_rank::plackett_luce::sequential_probabilities;
 use hubsearch_rank::{blended_merit, rank, Candidate, Policy, Ranked};
 use serde::Serialize;
 
@@ -257,29 +258,15 @@ impl Engine {
         let (propensity, logits) = match *served.policy {
             Policy::Stochastic { temperature } => {
                 let t = temperature.max(1e-6);
-                let logit = |i: usize| found[i].relevance / t;
-                // Plackett-Luce: P(item at p | items above) =
-                // exp(l_p) / sum_{q >= p} exp(l_q), over the whole order.
-                let mut suffix = vec![f64::NEG_INFINITY; served.order.len() + 1];
-                for p in (0..served.order.len()).rev() {
-                    let l = logit(served.order[p].index);
-                    let (hi, lo) = if l > suffix[p + 1] {
-                        (l, suffix[p + 1])
-                    } else {
-                        (suffix[p + 1], l)
-                    };
-                    suffix[p] = hi + (lo - hi).exp().ln_1p();
-                }
-                let props: Vec<Option<f64>> = (0..shown.len())
-                    .map(|i| {
-                        let p = first_rank - 1 + i;
-                        served
-                            .order
-                            .get(p)
-                            .map(|r| (logit(r.index) - suffix[p]).exp())
-                    })
+                let logits: Vec<f64> = served
+                    .order
+                    .iter()
+                    .map(|r| found[r.index].relevance / t)
                     .collect();
-                let logits = served.order.iter().map(|r| logit(r.index)).collect();
+                let seq = sequential_probabilities(&logits);
+                let props: Vec<Option<f64>> = (0..shown.len())
+                    .map(|i| seq.get(first_rank - 1 + i).copied())
+                    .collect();
                 (props, logits)
             }
             _ => (vec![None; shown.len()], Vec::new()),

@@ -11,6 +11,7 @@ pub mod exposure;
 pub mod fairco;
 pub mod harness;
 pub mod metrics;
+pub mod ope;
 pub mod replay;
 pub mod simulate;
 pub mod svg;

@@ -24,6 +24,7 @@ pub mod book;
 pub mod concentration;
 pub mod fusion;
 pub mod merit;
+pub mod plackett_luce;
 pub mod policy;
 
 pub use attention::Attention;
