@@ -187,3 +187,93 @@ fn replay_is_bit_reproducible() {
     };
     assert!(ee(1) < ee(0), "fair EE-L {} vs relevance {}", ee(1), ee(0));
 }
+
+/// Names first: a query that is a model's name finds the original first
+/// (un-namespaced), then its most downloaded copies, ahead of cards that
+/// merely mention the name more often; a copy nobody downloaded keeps its
+/// place; filters still hold.
+#[test]
+fn a_named_model_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub.jsonl");
+    let card = |id: &str, downloads: u64, task: &str, desc: &str| {
+        serde_json::json!({"id": id, "downloads": downloads, "task": task, "description": desc})
+            .to_string()
+    };
+    let lines = [
+        card(
+            "bert-base-uncased",
+            10,
+            "fill-mask",
+            "BERT base model, uncased.",
+        ),
+        card("someone/bert-base-uncased", 500, "fill-mask", "a copy"),
+        card("nobody/bert-base-uncased", 0, "fill-mask", "another copy"),
+        card(
+            "fan/bert-base-uncased-finetuned-squad",
+            9000,
+            "question-answering",
+            "bert base uncased bert base uncased fine-tuned from bert-base-uncased",
+        ),
+        card(
+            "org/fake-news-detection",
+            0,
+            "text-classification",
+            "fake news detection",
+        ),
+        card(
+            "lab/roberta-fake-news",
+            700,
+            "text-classification",
+            "detects fake news",
+        ),
+    ];
+    let mut text: String = HubGenerator::new(500, 3)
+        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
+        .collect();
+    for l in lines {
+        text.push_str(&l);
+        text.push('\n');
+    }
+    std::fs::write(&hub, text).unwrap();
+    let engine = engine_with(dir.path(), "none");
+    engine.import(&[hub], &silent).unwrap();
+    let ids = |q: &str, f: Filter| -> Vec<String> {
+        let mut req = SearchRequest::new(q, 5);
+        req.filter = f;
+        req.record = false;
+        engine
+            .search(&req)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    };
+    let got = ids("bert base uncased", Filter::default());
+    assert_eq!(
+        got[..2],
+        ["bert-base-uncased", "someone/bert-base-uncased"],
+        "{got:?}"
+    );
+    // With the author, that very model.
+    assert_eq!(
+        ids("nobody bert-base-uncased", Filter::default())[0],
+        "nobody/bert-base-uncased"
+    );
+    // A name alone does not lift a copy nobody downloaded over the original.
+    assert_ne!(got[2], "nobody/bert-base-uncased");
+    // Filters hold: the original is fill-mask, not question answering.
+    let qa = Filter {
+        task: Some("question-answering".into()),
+        ..Default::default()
+    };
+    let filtered = ids("bert base uncased", qa);
+    assert_eq!(
+        filtered[0], "fan/bert-base-uncased-finetuned-squad",
+        "{filtered:?}"
+    );
+    assert!(!filtered
+        .iter()
+        .any(|id| id.ends_with("/bert-base-uncased") || id == "bert-base-uncased"));
+}

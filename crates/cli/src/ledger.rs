@@ -40,7 +40,11 @@ pub fn run(g: &Global, cmd: LedgerCommand) -> Result<ExitCode, AnyError> {
     let config = load_config(g)?;
     let path = config.index.dir.join("ledger.redb");
     if !path.exists() {
-        return Err(format!("{}: no ledger here (nothing was served yet?)", path.display()).into());
+        return Err(format!(
+            "{}: no ledger here (nothing was served yet?)",
+            path.display()
+        )
+        .into());
     }
     let ledger = Ledger::open(&path).map_err(|e| {
         format!(
@@ -212,7 +216,10 @@ fn batch(names: &[&str], columns: Vec<ArrayRef>) -> Result<RecordBatch, AnyError
         .zip(&columns)
         .map(|(n, c)| Field::new(*n, c.data_type().clone(), *n == "propensity"))
         .collect();
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), AnyError> {
@@ -322,7 +329,10 @@ mod tests {
         );
         // CSV: header, quoting of commas and quotes, empty cell for no propensity.
         let mut r = csv::Reader::from_path(out.join("impressions.csv")).unwrap();
-        assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), IMPRESSION_COLUMNS);
+        assert_eq!(
+            r.headers().unwrap().iter().collect::<Vec<_>>(),
+            IMPRESSION_COLUMNS
+        );
         let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
         assert_eq!(&rows[0][2], "a \"quoted\", query");
         assert_eq!(&rows[0][10], "org/m,1");
@@ -335,8 +345,8 @@ mod tests {
         assert_eq!(&call[0][4], "0.002");
         // Parquet: the same rows and a null propensity.
         let f = std::fs::File::open(out.join("impressions.parquet")).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(f, 1024)
-            .unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(f, 1024).unwrap();
         let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
         let b = &batches[0];
         assert_eq!(b.num_rows(), 2);

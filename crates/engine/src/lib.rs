@@ -22,6 +22,7 @@ pub mod hub;
 pub mod import;
 pub mod ledger;
 pub mod listing;
+pub mod names;
 pub mod progress;
 pub mod publish;
 pub mod retrieve;

@@ -32,10 +32,12 @@ pub struct Found {
     pub cosine: Option<f32>,
     /// Fused relevance in [0, 1].
     pub relevance: f64,
+    /// The query names this model (docs/retrieval.md, Names first).
+    pub named: bool,
 }
 
 impl Found {
-    fn new(addr: DocAddress, facts: CandidateFacts) -> Found {
+    pub(crate) fn new(addr: DocAddress, facts: CandidateFacts) -> Found {
         Found {
             addr,
             facts,
@@ -43,6 +45,7 @@ impl Found {
             vector: None,
             cosine: None,
             relevance: 0.0,
+            named: false,
         }
     }
 
@@ -108,6 +111,8 @@ impl Engine {
             {
                 f.relevance = r;
             }
+            let unfiltered = req.filter == Default::default();
+            self.names_first(searcher, &req.query, unfiltered, &mut out)?;
         }
         Ok(out)
     }

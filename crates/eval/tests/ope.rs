@@ -24,7 +24,11 @@ fn ips_recovers_the_target_policys_calls() {
                     let r: f64 = rng.gen();
                     // The judge mostly agrees with the retrieval score.
                     let noisy = (r + rng.gen_range(-0.2..0.2)).clamp(0.0, 1.0);
-                    let grade = if noisy > 0.75 { 2 } else { usize::from(noisy > 0.45) };
+                    let grade = if noisy > 0.75 {
+                        2
+                    } else {
+                        usize::from(noisy > 0.45)
+                    };
                     (r, grade)
                 })
                 .collect()
@@ -131,11 +135,16 @@ fn ips_recovers_the_target_policys_calls() {
     let draws = 400;
     for (qi, q) in queries.iter().enumerate() {
         for s in 0..draws {
-            let shown: Vec<usize> = rank(&sharp, &cands(q), &book, (qi * draws + s) as u64 + 1_000_000)
-                .iter()
-                .take(PAGE)
-                .map(|r| r.index)
-                .collect();
+            let shown: Vec<usize> = rank(
+                &sharp,
+                &cands(q),
+                &book,
+                (qi * draws + s) as u64 + 1_000_000,
+            )
+            .iter()
+            .take(PAGE)
+            .map(|r| r.index)
+            .collect();
             truth2 += expected(q, &shown);
         }
     }

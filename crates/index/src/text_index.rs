@@ -521,6 +521,52 @@ impl TextIndex {
         self.candidate_facts(&searcher, &addrs)
     }
 
+    /// The ids of cards at `addrs` (from the id's fast column: no stored
+    /// document is read).
+    pub fn ids_of(&self, searcher: &Searcher, addrs: &[DocAddress]) -> Result<Vec<String>> {
+        let mut cols: HashMap<u32, Option<tantivy::columnar::StrColumn>> = HashMap::new();
+        let mut out = Vec::with_capacity(addrs.len());
+        let mut buf = String::new();
+        for a in addrs {
+            let col = match cols.entry(a.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    searcher
+                        .segment_reader(a.segment_ord)
+                        .fast_fields()
+                        .str("id")?,
+                ),
+            };
+            buf.clear();
+            if let Some(col) = col {
+                if let Some(ord) = col.term_ords(a.doc_id).next() {
+                    col.ord_to_str(ord, &mut buf)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?;
+                }
+            }
+            out.push(buf.clone());
+        }
+        Ok(out)
+    }
+
+    /// The addresses of live cards whose id is exactly one of `ids`.
+    pub fn find_ids(&self, searcher: &Searcher, ids: &[String]) -> Result<Vec<DocAddress>> {
+        let mut out = Vec::new();
+        for id in ids {
+            let q = TermQuery::new(
+                Term::from_field_text(self.fields.id, id),
+                IndexRecordOption::Basic,
+            );
+            if let Some(&(_, addr)) = searcher
+                .search(&q, &TopDocs::with_limit(1).order_by_score())?
+                .first()
+            {
+                out.push(addr);
+            }
+        }
+        Ok(out)
+    }
+
     /// The card with this id, if indexed.
     pub fn get(&self, id: &str) -> Result<Option<(DocAddress, ModelCard)>> {
         let searcher = self.searcher();

@@ -38,8 +38,8 @@ use serde::Serialize;
 
 use state::{CallEntry, State};
 pub use state::{Earnings, Impression, Keyed, PageLog, PageRecord, ShownLog, Tally};
-pub use store::LoggedCall;
 use store::Event;
+pub use store::LoggedCall;
 
 /// Errors of the ledger.
 #[derive(Debug, thiserror::Error)]

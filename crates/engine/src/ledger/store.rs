@@ -186,7 +186,12 @@ pub(super) fn each_logged(
     if let Some(e) = bad {
         return Err(LedgerError::Db(format!("a page log does not parse: {e}")));
     }
-    let name = |k: u64| names.get(&k).cloned().unwrap_or_else(|| format!("{k:016x}"));
+    let name = |k: u64| {
+        names
+            .get(&k)
+            .cloned()
+            .unwrap_or_else(|| format!("{k:016x}"))
+    };
     each_row(&r, CALLS, |seq, (model, builder, amount_usd, time)| {
         call(LoggedCall {
             seq,
@@ -352,10 +357,7 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
         let mut logs = w.open_table(PAGE_LOG).map_err(db_err)?;
         for e in batch {
             if let Event::Page {
-                page:
-                    PageRecord {
-                        log: Some(log), ..
-                    },
+                page: PageRecord { log: Some(log), .. },
                 ..
             } = e
             {

@@ -1,0 +1,134 @@
+//! Names first (docs/retrieval.md, Names first): when a query is a model's
+//! whole id, or its name without the author (and somebody downloaded it),
+//! that model comes first; among models of the same name, the original (the
+//! un-namespaced id) and then the most downloaded.
+
+use hubsearch_core::card::key_of;
+use hubsearch_index::Searcher;
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::retrieve::{Found, Retrieved};
+
+/// Queries of more words than this are not names.
+const MAX_NAME_WORDS: usize = 12;
+/// The most relevance a non-matching candidate keeps when a name matched.
+const OTHERS_BELOW: f64 = 0.98;
+/// The relevance step between successive name matches.
+const STEP: f64 = 1e-3;
+
+/// A text's words: lowercase ASCII letters and digits, split on anything
+/// else (`Helsinki-NLP/opus-mt-en-de` -> `helsinki nlp opus mt en de`).
+pub fn name_words(s: &str) -> String {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How well a query names a model: 2 = its whole id (an un-namespaced id
+/// is whole by its name alone), 1 = its name without the author, 0 = not.
+pub fn name_match(query_words: &str, id: &str) -> u8 {
+    let name = id.rsplit('/').next().unwrap_or(id);
+    if query_words == name_words(id) {
+        2
+    } else if query_words == name_words(name) {
+        if id.contains('/') {
+            1
+        } else {
+            2
+        }
+    } else {
+        0
+    }
+}
+
+impl Engine {
+    /// Put the candidates `query` names first (see the module docs). An
+    /// `unfiltered` search also looks the query up as an id directly, in
+    /// case retrieval missed the original.
+    pub(crate) fn names_first(
+        &self,
+        searcher: &Searcher,
+        query: &str,
+        unfiltered: bool,
+        out: &mut Retrieved,
+    ) -> Result<()> {
+        let q = name_words(query);
+        let n_words = q.split(' ').filter(|w| !w.is_empty()).count();
+        if n_words == 0 || n_words > MAX_NAME_WORDS {
+            return Ok(());
+        }
+        let text = self.text_index();
+        // The original of a name is often un-namespaced: look it up by id.
+        let direct = [q.replace(' ', "-"), query.trim().to_string()];
+        let direct = if unfiltered { &direct[..] } else { &[] };
+        for addr in text.find_ids(searcher, direct)? {
+            if !out.found.iter().any(|f| f.addr == addr) {
+                let facts = text.candidate_facts(searcher, &[addr])?;
+                if let Some(facts) = facts.into_iter().next() {
+                    out.found.push(Found::new(addr, facts));
+                }
+            }
+        }
+        let addrs: Vec<_> = out.found.iter().map(|f| f.addr).collect();
+        let ids = text.ids_of(searcher, &addrs)?;
+        let mut named: Vec<(u8, bool, u64, u64, usize)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| {
+                let m = name_match(&q, id);
+                let f = &out.found[i];
+                // A name without its author names a copy nobody uses only
+                // weakly: such a card keeps its place.
+                let used = f.facts.downloads > 0;
+                (m == 2 || (m == 1 && used))
+                    .then(|| (m, id.contains('/'), f.facts.downloads, key_of(id), i))
+            })
+            .collect();
+        if named.is_empty() {
+            return Ok(());
+        }
+        // Whole id first, then un-namespaced, then most downloaded, then key.
+        named.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(a.1.cmp(&b.1))
+                .then(b.2.cmp(&a.2))
+                .then(a.3.cmp(&b.3))
+        });
+        for f in &mut out.found {
+            f.relevance *= OTHERS_BELOW;
+        }
+        for (rank, (.., i)) in named.iter().enumerate() {
+            out.found[*i].relevance = (1.0 - STEP * rank as f64).max(OTHERS_BELOW);
+            out.found[*i].named = true;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_ids() {
+        assert_eq!(
+            name_words("Helsinki-NLP/opus-mt-en-de"),
+            "helsinki nlp opus mt en de"
+        );
+        assert_eq!(name_match("bert base uncased", "bert-base-uncased"), 2);
+        assert_eq!(
+            name_match("bert base uncased", "someone/bert-base-uncased"),
+            1
+        );
+        assert_eq!(
+            name_match("someone bert base uncased", "someone/bert-base-uncased"),
+            2
+        );
+        assert_eq!(name_match("bert base", "bert-base-uncased"), 0);
+        assert_eq!(name_match("gpt2", "gpt2"), 2);
+        assert_eq!(name_match("gpt2", "distilgpt2"), 0);
+    }
+}
