@@ -76,8 +76,9 @@ mod tests {
         for (i, l) in logits.iter().enumerate() {
             assert!((m[i][0] - l.exp() / z).abs() < 0.005, "{i}: {}", m[i][0]);
         }
-        for k in 0..3 {
-            let col: f64 = (0..4).map(|i| m[i][k]).sum();
+        // Each position holds exactly one item.
+        let cols = (0..3).map(|k| m.iter().map(|row| row[k]).sum::<f64>());
+        for col in cols {
             assert!((col - 1.0).abs() < 1e-9);
         }
         // Item 0 at position 1 (0-based): sum over the first item j != 0 of
