@@ -138,6 +138,8 @@ impl Engine {
             total_exact: true,
             hits,
             facets: Default::default(),
+            matched_all_words: true,
+            unknown_words: Vec::new(),
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }

@@ -40,6 +40,11 @@ pub struct SearchResponse {
     pub hits: Vec<Hit>,
     /// Facet counts over the whole match set.
     pub facets: FacetCounts,
+    /// Whether every query word is a word some card contains; when not,
+    /// `unknown_words` lists the others, which matched only as a prefix or
+    /// within one edit, or not at all (docs/retrieval.md, Prefixes and typos).
+    pub matched_all_words: bool,
+    pub unknown_words: Vec<String>,
     pub took_ms: f64,
 }
 
@@ -107,6 +112,7 @@ impl Engine {
         );
         let page = page_of(&order, req.offset, req.limit);
         let hits = self.hits(&searcher, &retrieved.found, page, req.offset + 1)?;
+        let unknown_words = self.text_index().unknown_words(&searcher, &req.query)?;
         if req.record && !req.is_abandoned() {
             let seen = req.exposed.unwrap_or(page.len()).min(page.len());
             let served = Served {
@@ -137,6 +143,8 @@ impl Engine {
             total_exact: req.facets && req.mode == Mode::Text,
             hits,
             facets: retrieved.facets,
+            matched_all_words: unknown_words.is_empty(),
+            unknown_words,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }

@@ -12,8 +12,9 @@ use hubsearch_core::{lang, Filter, ModelCard};
 use tantivy::collector::{Count, DocSetCollector, FacetCollector, MultiCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, Occur,
-    PhraseQuery, Query, RangeQuery, TermQuery, TermSetQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery,
+    FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{Facet, IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
@@ -29,6 +30,15 @@ use crate::schema::{boosts, schema, Boosts, Fields, FACETS};
 const TIE_BREAKER: f32 = 0.3;
 /// Boost of an exact phrase of the query's words in the id.
 const PHRASE_BOOST: f32 = 2.0;
+/// Score of a word matched only as a prefix or within one edit
+/// (docs/retrieval.md, Prefixes and typos): about a fairly rare word's BM25
+/// in one field. Only words no card contains are matched so, so a
+/// tolerant match never competes with an exact match of the same word.
+const TOLERANT_SCORE: f32 = 3.0;
+/// Words a typed prefix may expand to in the id phrase.
+const PREFIX_EXPANSIONS: u32 = 500;
+/// Shortest word that tolerates one edit.
+const FUZZY_MIN_CHARS: usize = 5;
 
 /// Facet name -> (value, count), most frequent first.
 pub type FacetCounts = BTreeMap<String, Vec<(String, u64)>>;
@@ -181,7 +191,7 @@ impl TextIndex {
     pub fn query(&self, text: &str, filter: &Filter) -> Result<Box<dyn Query>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if !text.trim().is_empty() {
-            let text_q = self.text_query(text);
+            let text_q = self.text_query(&self.searcher(), text)?;
             match text_q {
                 Some(q) => clauses.push((Occur::Must, q)),
                 None => return Ok(Box::new(EmptyQuery)),
@@ -201,11 +211,17 @@ impl TextIndex {
     /// add up: a card that matches every word of the query beats one that
     /// matches two words in many fields. An exact phrase of the id's words
     /// scores extra.
-    fn text_query(&self, text: &str) -> Option<Box<dyn Query>> {
+    fn text_query(&self, searcher: &Searcher, text: &str) -> Result<Option<Box<dyn Query>>> {
         let words = dedup(tokens(&mut self.id_analyzer.clone(), text));
         if words.is_empty() {
-            return None;
+            return Ok(None);
         }
+        let raw: Vec<String> = tokens(&mut self.id_analyzer.clone(), text);
+        // The last word is still being typed unless the text ends in a
+        // separator (search as you type).
+        let typing = raw
+            .last()
+            .filter(|_| text.ends_with(|c: char| c.is_ascii_alphanumeric()));
         let mut text_analyzer = self.text_analyzer.clone();
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for word in &words {
@@ -213,6 +229,7 @@ impl TextIndex {
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| word.clone());
+            let known = self.known(searcher, word, &stem)?;
             let term_q = |field, t: &str, boost| {
                 let q = TermQuery::new(
                     Term::from_field_text(field, t),
@@ -228,6 +245,34 @@ impl TextIndex {
             if let Some(code) = lang::language_code(word) {
                 disjuncts.push(term_q(self.fields.id_text, code, self.boosts.id));
             }
+            // A word no card contains: the last one may be a prefix being
+            // typed, one of 5+ letters may be misspelt. Both score a small
+            // constant, below any exact match of a word.
+            if !known {
+                if typing == Some(word) && word.len() >= 2 {
+                    for field in [self.fields.id_text, self.fields.tags] {
+                        let prefix =
+                            PhrasePrefixQuery::new(vec![Term::from_field_text(field, word)]);
+                        disjuncts.push(Box::new(ConstScoreQuery::new(
+                            Box::new(prefix),
+                            TOLERANT_SCORE,
+                        )));
+                    }
+                }
+                if word.chars().count() >= FUZZY_MIN_CHARS {
+                    for (field, t) in [
+                        (self.fields.id_text, word.as_str()),
+                        (self.fields.task, stem.as_str()),
+                        (self.fields.tags, stem.as_str()),
+                    ] {
+                        let fuzzy = FuzzyTermQuery::new(Term::from_field_text(field, t), 1, true);
+                        disjuncts.push(Box::new(ConstScoreQuery::new(
+                            Box::new(fuzzy),
+                            TOLERANT_SCORE,
+                        )));
+                    }
+                }
+            }
             should.push((
                 Occur::Should,
                 Box::new(DisjunctionMaxQuery::with_tie_breaker(
@@ -236,19 +281,61 @@ impl TextIndex {
                 )),
             ));
         }
-        let raw: Vec<String> = tokens(&mut self.id_analyzer.clone(), text);
         if raw.len() >= 2 {
-            let terms = raw
+            let terms: Vec<Term> = raw
                 .iter()
                 .map(|t| Term::from_field_text(self.fields.id_text, t))
                 .collect();
-            let phrase = PhraseQuery::new(terms);
+            // While the last word is being typed (`opus-mt-e`) and is no
+            // whole word yet (unknown, or of one or two characters), the
+            // phrase takes it as a prefix (which includes the word itself).
+            let partial = match typing {
+                Some(w) => w.len() <= 2 || !self.known(searcher, w, w)?,
+                None => false,
+            };
+            let phrase: Box<dyn Query> = if partial {
+                let mut q = PhrasePrefixQuery::new(terms);
+                q.set_max_expansions(PREFIX_EXPANSIONS);
+                Box::new(q)
+            } else {
+                Box::new(PhraseQuery::new(terms))
+            };
             should.push((
                 Occur::Should,
-                Box::new(BoostQuery::new(Box::new(phrase), PHRASE_BOOST)),
+                Box::new(BoostQuery::new(phrase, PHRASE_BOOST)),
             ));
         }
-        Some(Box::new(BooleanQuery::new(should)))
+        Ok(Some(Box::new(BooleanQuery::new(should))))
+    }
+
+    /// Whether any card contains `word` in its id or `stem` in a text field.
+    fn known(&self, searcher: &Searcher, word: &str, stem: &str) -> Result<bool> {
+        if searcher.doc_freq(&Term::from_field_text(self.fields.id_text, word))? > 0 {
+            return Ok(true);
+        }
+        for (field, _, is_id) in boosts(&self.fields, &self.boosts) {
+            if !is_id && searcher.doc_freq(&Term::from_field_text(field, stem))? > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The query's words that no card contains (they match only by
+    /// tolerance: as a prefix or within one edit, or not at all).
+    pub fn unknown_words(&self, searcher: &Searcher, text: &str) -> Result<Vec<String>> {
+        let mut text_analyzer = self.text_analyzer.clone();
+        let mut out = Vec::new();
+        for word in dedup(tokens(&mut self.id_analyzer.clone(), text)) {
+            let stem = tokens(&mut text_analyzer, &word)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| word.clone());
+            if !self.known(searcher, &word, &stem)? {
+                out.push(word);
+            }
+        }
+        Ok(out)
     }
 
     fn filter_queries(&self, filter: &Filter) -> Result<Vec<Box<dyn Query>>> {
@@ -777,6 +864,56 @@ mod tests {
         assert_eq!(ids(&idx, "opus-mt", &f).len(), 3);
         assert!(ids(&idx, "zzzz", &f).is_empty());
         assert!(ids(&idx, "  --- ", &f).is_empty());
+    }
+
+    #[test]
+    fn prefixes_and_typos() {
+        let idx = index(&[
+            card(
+                "facebook/wav2vec2-base-960h",
+                Some("automatic-speech-recognition"),
+                &["en"],
+                "speech",
+            ),
+            card(
+                "org/sentiment-roberta",
+                Some("text-classification"),
+                &[],
+                "sentiment analysis of tweets",
+            ),
+            card(
+                "Helsinki-NLP/opus-mt-en-de",
+                Some("translation"),
+                &["en", "de"],
+                "",
+            ),
+            card(
+                "Helsinki-NLP/opus-mt-fi-mt",
+                Some("translation"),
+                &["fi", "mt"],
+                "",
+            ),
+        ]);
+        let f = Filter::default();
+        // The last word as a prefix while typing; not after a separator.
+        assert_eq!(ids(&idx, "wav2v", &f), ["facebook/wav2vec2-base-960h"]);
+        assert!(ids(&idx, "wav2v ", &f).is_empty());
+        // An id being typed: the phrase with a prefix.
+        assert_eq!(ids(&idx, "opus-mt-e", &f)[0], "Helsinki-NLP/opus-mt-en-de");
+        // One edit (a transposition counts one) on words of 5+ letters.
+        assert_eq!(ids(&idx, "sentimnet", &f), ["org/sentiment-roberta"]);
+        assert_eq!(ids(&idx, "wav2vce2", &f), ["facebook/wav2vec2-base-960h"]);
+        assert!(ids(&idx, "sentimxxnt", &f).is_empty());
+        // Not below 5 letters, and only on id, task and tag words.
+        assert!(ids(&idx, "robrta ", &f) == ["org/sentiment-roberta"]);
+        assert!(ids(&idx, "robta ", &f).is_empty());
+        assert!(ids(&idx, "tweat ", &f).is_empty());
+        let s = idx.searcher();
+        assert_eq!(
+            idx.unknown_words(&s, "sentimnet tweets").unwrap(),
+            ["sentimnet"]
+        );
+        assert!(idx.unknown_words(&s, "speech en").unwrap().is_empty());
     }
 
     #[test]

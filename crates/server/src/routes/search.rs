@@ -123,6 +123,8 @@ pub async fn search(
         "per_page": per_page,
         "total": resp.total,
         "total_exact": resp.total_exact,
+        "matched_all_words": resp.matched_all_words,
+        "unknown_words": resp.unknown_words,
         "took_ms": resp.took_ms,
         "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
         "facets": resp.facets.into_iter().map(|(k, v)| (k, v.into_iter().map(|(value, count)| serde_json::json!({"value": value, "count": count})).collect::<Vec<_>>().into())).collect::<serde_json::Map<_, _>>(),
