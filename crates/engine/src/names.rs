@@ -3,7 +3,6 @@
 //! that model comes first; among models of the same name, the original (the
 //! un-namespaced id) and then the most downloaded.
 
-use hubsearch_core::card::key_of;
 use hubsearch_index::Searcher;
 
 use crate::engine::Engine;
@@ -27,13 +26,34 @@ pub fn name_words(s: &str) -> String {
         .join(" ")
 }
 
+/// Whether `s`'s name words are `words` (no allocation: every candidate of
+/// every search is compared).
+fn same_words(words: &[&str], s: &str) -> bool {
+    let mut it = s
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty());
+    for w in words {
+        match it.next() {
+            Some(x) if x.eq_ignore_ascii_case(w) => {}
+            _ => return false,
+        }
+    }
+    it.next().is_none()
+}
+
 /// How well a query names a model: 2 = its whole id (an un-namespaced id
 /// is whole by its name alone), 1 = its name without the author, 0 = not.
+/// `query_words` are the query's name words ([`name_words`]).
 pub fn name_match(query_words: &str, id: &str) -> u8 {
+    let words: Vec<&str> = query_words.split(' ').filter(|w| !w.is_empty()).collect();
+    match_words(&words, id)
+}
+
+fn match_words(words: &[&str], id: &str) -> u8 {
     let name = id.rsplit('/').next().unwrap_or(id);
-    if query_words == name_words(id) {
+    if same_words(words, id) {
         2
-    } else if query_words == name_words(name) {
+    } else if same_words(words, name) {
         if id.contains('/') {
             1
         } else {
@@ -56,8 +76,8 @@ impl Engine {
         out: &mut Retrieved,
     ) -> Result<()> {
         let q = name_words(query);
-        let n_words = q.split(' ').filter(|w| !w.is_empty()).count();
-        if n_words == 0 || n_words > MAX_NAME_WORDS {
+        let words: Vec<&str> = q.split(' ').filter(|w| !w.is_empty()).collect();
+        if words.is_empty() || words.len() > MAX_NAME_WORDS {
             return Ok(());
         }
         let text = self.text_index();
@@ -73,20 +93,17 @@ impl Engine {
             }
         }
         let addrs: Vec<_> = out.found.iter().map(|f| f.addr).collect();
-        let ids = text.ids_of(searcher, &addrs)?;
-        let mut named: Vec<(u8, bool, u64, u64, usize)> = ids
-            .iter()
-            .enumerate()
-            .filter_map(|(i, id)| {
-                let m = name_match(&q, id);
-                let f = &out.found[i];
-                // A name without its author names a copy nobody uses only
-                // weakly: such a card keeps its place.
-                let used = f.facts.downloads > 0;
-                (m == 2 || (m == 1 && used))
-                    .then(|| (m, id.contains('/'), f.facts.downloads, key_of(id), i))
-            })
-            .collect();
+        let mut named: Vec<(u8, bool, u64, u64, usize)> = Vec::new();
+        text.each_id(searcher, &addrs, |i, id| {
+            let m = match_words(&words, id);
+            let f = &out.found[i];
+            // A name without its author names a copy nobody uses only
+            // weakly: such a card keeps its place.
+            let used = f.facts.downloads > 0;
+            if m == 2 || (m == 1 && used) {
+                named.push((m, id.contains('/'), f.facts.downloads, f.facts.id_key, i));
+            }
+        })?;
         if named.is_empty() {
             return Ok(());
         }

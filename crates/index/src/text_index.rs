@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hubsearch_core::{lang, Filter, ModelCard};
 use tantivy::collector::{Count, DocSetCollector, FacetCollector, MultiCollector, TopDocs};
@@ -81,6 +82,8 @@ pub struct TextIndex {
     id_analyzer: TextAnalyzer,
     text_analyzer: TextAnalyzer,
     boosts: Boosts,
+    /// Segment -> every id by doc id (see [`TextIndex::ids_of`]).
+    id_cache: std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<Vec<String>>>>,
 }
 
 impl TextIndex {
@@ -129,6 +132,7 @@ impl TextIndex {
             id_analyzer: analyzer::id_analyzer(),
             text_analyzer: analyzer::text_analyzer(),
             boosts: Boosts::default(),
+            id_cache: Default::default(),
         })
     }
 
@@ -608,32 +612,75 @@ impl TextIndex {
         self.candidate_facts(&searcher, &addrs)
     }
 
-    /// The ids of cards at `addrs` (from the id's fast column: no stored
-    /// document is read).
+    /// The ids of cards at `addrs`, from a per-segment cache of every id
+    /// (segments are immutable: a segment's ids are read once, in one
+    /// sorted pass over its id dictionary, and dropped when the segment
+    /// leaves the index).
     pub fn ids_of(&self, searcher: &Searcher, addrs: &[DocAddress]) -> Result<Vec<String>> {
-        let mut cols: HashMap<u32, Option<tantivy::columnar::StrColumn>> = HashMap::new();
         let mut out = Vec::with_capacity(addrs.len());
-        let mut buf = String::new();
-        for a in addrs {
-            let col = match cols.entry(a.segment_ord) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    searcher
-                        .segment_reader(a.segment_ord)
-                        .fast_fields()
-                        .str("id")?,
-                ),
-            };
-            buf.clear();
-            if let Some(col) = col {
-                if let Some(ord) = col.term_ords(a.doc_id).next() {
-                    col.ord_to_str(ord, &mut buf)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?;
-                }
-            }
-            out.push(buf.clone());
-        }
+        self.each_id(searcher, addrs, |_, id| out.push(id.to_string()))?;
         Ok(out)
+    }
+
+    /// Call `f(i, id)` for each card at `addrs[i]`, in order, without
+    /// copying the ids (see [`TextIndex::ids_of`]).
+    pub fn each_id(
+        &self,
+        searcher: &Searcher,
+        addrs: &[DocAddress],
+        mut f: impl FnMut(usize, &str),
+    ) -> Result<()> {
+        let mut segs: HashMap<u32, Arc<Vec<String>>> = HashMap::new();
+        for (i, a) in addrs.iter().enumerate() {
+            if let std::collections::hash_map::Entry::Vacant(e) = segs.entry(a.segment_ord) {
+                e.insert(self.segment_ids(searcher, a.segment_ord)?);
+            }
+            let ids = &segs[&a.segment_ord];
+            f(i, ids.get(a.doc_id as usize).map_or("", String::as_str));
+        }
+        Ok(())
+    }
+
+    /// Every id of one segment, by doc id (cached).
+    fn segment_ids(&self, searcher: &Searcher, seg: u32) -> Result<Arc<Vec<String>>> {
+        let reader = searcher.segment_reader(seg);
+        let id = reader.segment_id();
+        let mut cache = self.id_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = cache.get(&id) {
+            return Ok(v.clone());
+        }
+        let mut ids = vec![String::new(); reader.max_doc() as usize];
+        if let Some(col) = reader.fast_fields().str("id")? {
+            let mut by_ord: Vec<(u64, u32)> = (0..reader.max_doc())
+                .filter_map(|d| col.term_ords(d).next().map(|o| (o, d)))
+                .collect();
+            by_ord.sort_unstable();
+            let mut ords: Vec<u64> = by_ord.iter().map(|(o, _)| *o).collect();
+            ords.dedup();
+            let mut names = Vec::with_capacity(ords.len());
+            col.dictionary()
+                .sorted_ords_to_term_cb(&ords, |b| {
+                    names.push(String::from_utf8_lossy(b).into_owned())
+                })
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let mut k = 0;
+            for (ord, d) in by_ord {
+                while ords[k] != ord {
+                    k += 1;
+                }
+                ids[d as usize] = names.get(k).cloned().unwrap_or_default();
+            }
+        }
+        // Forget segments that are no longer searched.
+        let live: std::collections::HashSet<_> = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        cache.retain(|k, _| live.contains(k));
+        let ids = Arc::new(ids);
+        cache.insert(id, ids.clone());
+        Ok(ids)
     }
 
     /// The addresses of live cards whose id is exactly one of `ids`.
