@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hubsearch_core::Rounds;
-use hubsearch_eval::fairco::{news_experiment, Curve, NewsOptions};
+use hubsearch_eval::fairco::{news_experiment, Checkpoint, Curve, NewsOptions};
 use hubsearch_eval::svg::{line_chart, Series};
 use hubsearch_rank::Policy;
 
@@ -144,36 +144,43 @@ pub fn run(a: FaircoArgs) -> Result<ExitCode, AnyError> {
                 })
                 .collect::<Vec<_>>()
         };
-    std::fs::write(
-        a.out.join("fairco-unfairness.svg"),
-        line_chart(
+    let unfairness = |p: &Checkpoint| p.unfairness_exposure;
+    let charts: [(&str, &str, &str, &[Curve], fn(&Checkpoint) -> f64, bool); 3] = [
+        (
+            "fairco-unfairness.svg",
             "News experiment, known relevance: exposure unfairness",
-            "log10(tau)",
             "log10(unfairness D_tau)",
-            &log_series(&main, |p| p.unfairness_exposure, true),
+            &main,
+            unfairness,
             true,
         ),
-    )?;
-    std::fs::write(
-        a.out.join("fairco-utility.svg"),
-        line_chart(
+        (
+            "fairco-utility.svg",
             "News experiment, known relevance: mean NDCG",
-            "log10(tau)",
             "NDCG (mean over rounds 1..tau)",
-            &log_series(&main, |p| p.ndcg, false),
-            true,
+            &main,
+            |p| p.ndcg,
+            false,
         ),
-    )?;
-    std::fs::write(
-        a.out.join("fairco-unfairness-ips.svg"),
-        line_chart(
+        (
+            "fairco-unfairness-ips.svg",
             "News experiment, relevance learnt by IPS: exposure unfairness",
-            "log10(tau)",
             "log10(unfairness D_tau)",
-            &log_series(&main_ips, |p| p.unfairness_exposure, true),
+            &main_ips,
+            unfairness,
             true,
         ),
-    )?;
+    ];
+    for (file, title, y_label, curves, pick, log_y) in charts {
+        let svg = line_chart(
+            title,
+            "log10(tau)",
+            y_label,
+            &log_series(curves, pick, log_y),
+            true,
+        );
+        std::fs::write(a.out.join(file), svg)?;
+    }
     let mut md = report(&a, &known, &main, &sweep, "known relevance");
     md.push_str(&report(
         &a,
