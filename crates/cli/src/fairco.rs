@@ -45,6 +45,16 @@ pub struct FaircoArgs {
     pub quick: bool,
 }
 
+/// A chart: file, title, y label, curves, the figure plotted, log scale.
+type Chart<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [Curve],
+    fn(&Checkpoint) -> f64,
+    bool,
+);
+
 pub fn run(a: FaircoArgs) -> Result<ExitCode, AnyError> {
     let (rounds, trials) = if a.quick {
         (1_000, 2)
@@ -145,7 +155,7 @@ pub fn run(a: FaircoArgs) -> Result<ExitCode, AnyError> {
                 .collect::<Vec<_>>()
         };
     let unfairness = |p: &Checkpoint| p.unfairness_exposure;
-    let charts: [(&str, &str, &str, &[Curve], fn(&Checkpoint) -> f64, bool); 3] = [
+    let charts: [Chart; 3] = [
         (
             "fairco-unfairness.svg",
             "News experiment, known relevance: exposure unfairness",
