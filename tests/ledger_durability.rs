@@ -24,6 +24,7 @@ fn call(i: u64) -> CallRecord {
         amount_usd: 0.01,
         amount_stated: true,
         idempotency_key: Some(format!("call-{i}")),
+        origin: None,
     }
 }
 

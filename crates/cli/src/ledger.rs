@@ -92,8 +92,19 @@ pub const IMPRESSION_COLUMNS: [&str; 16] = [
     "propensity",
 ];
 
+/// Columns that may hold nulls.
+const NULLABLE: [&str; 3] = ["propensity", "page", "rank"];
+
 /// Column names of the calls table, in order.
-pub const CALL_COLUMNS: [&str; 5] = ["seq", "time", "model", "builder", "amount_usd"];
+pub const CALL_COLUMNS: [&str; 7] = [
+    "seq",
+    "time",
+    "model",
+    "builder",
+    "amount_usd",
+    "page",
+    "rank",
+];
 
 /// Write `impressions.*`, `calls.*` and `pages.jsonl` into `out`.
 pub fn export(ledger: &Ledger, out: &Path, formats: &[Format]) -> Result<Counts, AnyError> {
@@ -191,12 +202,15 @@ fn call_batch(calls: &[LoggedCall]) -> Result<RecordBatch, AnyError> {
     let (mut seq, mut time) = (UInt64Builder::new(), UInt64Builder::new());
     let (mut model, mut builder) = (StringBuilder::new(), StringBuilder::new());
     let mut amount = Float64Builder::new();
+    let (mut page, mut rank) = (UInt64Builder::new(), UInt64Builder::new());
     for c in calls {
         seq.append_value(c.seq);
         time.append_value(c.time);
         model.append_value(&c.model);
         builder.append_value(&c.builder);
         amount.append_value(c.amount_usd);
+        page.append_option(c.page);
+        rank.append_option(c.rank);
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(seq.finish()),
@@ -204,17 +218,26 @@ fn call_batch(calls: &[LoggedCall]) -> Result<RecordBatch, AnyError> {
         Arc::new(model.finish()),
         Arc::new(builder.finish()),
         Arc::new(amount.finish()),
+        Arc::new(page.finish()),
+        Arc::new(rank.finish()),
     ];
     batch(&CALL_COLUMNS, columns)
 }
 
 /// A record batch whose schema takes each column's type from its array
-/// (nullable only where nulls can occur: the propensity).
+/// (nullable only where nulls can occur: the propensity, a call's page and
+/// rank).
 fn batch(names: &[&str], columns: Vec<ArrayRef>) -> Result<RecordBatch, AnyError> {
     let fields: Vec<Field> = names
         .iter()
         .zip(&columns)
-        .map(|(n, c)| Field::new(*n, c.data_type().clone(), *n == "propensity"))
+        .map(|(n, c)| {
+            Field::new(
+                *n,
+                c.data_type().clone(),
+                c.null_count() > 0 || NULLABLE.contains(n),
+            )
+        })
         .collect();
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),
@@ -263,7 +286,7 @@ fn write_csv(path: &Path, batch: &RecordBatch) -> Result<(), AnyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hubsearch_engine::ledger::{CallRecord, Impression, PageRecord, ShownLog};
+    use hubsearch_engine::ledger::{CallOrigin, CallRecord, Impression, PageRecord, ShownLog};
 
     fn logged_page(ledger: &Ledger, query: &str, propensity: Option<f64>) {
         let log = PageLog {
@@ -315,6 +338,7 @@ mod tests {
                 amount_usd: 0.002,
                 amount_stated: true,
                 idempotency_key: None,
+                origin: Some(CallOrigin { page: 1, rank: 1 }),
             })
             .unwrap();
         let out = dir.path().join("export");
@@ -343,6 +367,7 @@ mod tests {
         let call: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
         assert_eq!(&call[0][2], "org/m,1");
         assert_eq!(&call[0][4], "0.002");
+        assert_eq!((&call[0][5], &call[0][6]), ("1", "1"));
         // Parquet: the same rows and a null propensity.
         let f = std::fs::File::open(out.join("impressions.parquet")).unwrap();
         let reader =

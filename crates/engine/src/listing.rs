@@ -87,6 +87,7 @@ impl Engine {
         // sees an offset beyond the hub's size.
         let offset = offset.min(searcher.num_docs() as usize);
         let (field, desc) = sort.field();
+        let mut page_id = None;
         let (hits, total) = if sort == ListingSort::Fair {
             let depth = self.config().search.candidates;
             let (addrs, total) = self
@@ -107,7 +108,7 @@ impl Engine {
                 seed: 0,
                 order: &order,
             };
-            self.record(&found, &cands, page, offset + 1, &hits, &served)?;
+            page_id = Some(self.record(&found, &cands, page, offset + 1, &hits, &served)?);
             (hits, total)
         } else {
             let (addrs, total) = if sort == ListingSort::Calls {
@@ -140,6 +141,7 @@ impl Engine {
             facets: Default::default(),
             matched_all_words: true,
             unknown_words: Vec::new(),
+            page_id,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }

@@ -45,6 +45,9 @@ pub struct SearchResponse {
     /// within one edit, or not at all (docs/retrieval.md, Prefixes and typos).
     pub matched_all_words: bool,
     pub unknown_words: Vec<String>,
+    /// The ledger's sequence number of this page when it was recorded: a
+    /// paid call made from one of its hits may name it (docs/ledger.md).
+    pub page_id: Option<u64>,
     pub took_ms: f64,
 }
 
@@ -113,6 +116,7 @@ impl Engine {
         let page = page_of(&order, req.offset, req.limit);
         let hits = self.hits(&searcher, &retrieved.found, page, req.offset + 1)?;
         let unknown_words = self.text_index().unknown_words(&searcher, &req.query)?;
+        let mut page_id = None;
         if req.record && !req.is_abandoned() {
             let seen = req.exposed.unwrap_or(page.len()).min(page.len());
             let served = Served {
@@ -122,14 +126,14 @@ impl Engine {
                 seed: req.seed.unwrap_or(0),
                 order: &order,
             };
-            self.record(
+            page_id = Some(self.record(
                 &retrieved.found,
                 &cands,
                 &page[..seen],
                 req.offset + 1,
                 &hits[..seen],
                 &served,
-            )?;
+            )?);
         }
         Ok(SearchResponse {
             query: req.query.clone(),
@@ -145,6 +149,7 @@ impl Engine {
             facets: retrieved.facets,
             matched_all_words: unknown_words.is_empty(),
             unknown_words,
+            page_id,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }
@@ -227,7 +232,7 @@ impl Engine {
         first_rank: usize,
         hits: &[Hit],
         served: &Served<'_>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let candidates: Vec<ServedCandidate> = found
             .iter()
             .zip(cands)

@@ -790,3 +790,39 @@ async fn reads_and_writes_are_admitted_apart_and_shed_with_503() {
     assert_eq!(s, StatusCode::OK);
     drop(held);
 }
+
+/// A search tells its page's id; a paid call may name the page and rank it
+/// came from (what off-policy estimates join on), both or neither.
+#[tokio::test]
+async fn calls_can_name_the_page_they_came_from() {
+    let h = hub();
+    let (s, v) = get(&h, "/v1/search?q=summarization").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let page = v["page_id"]
+        .as_u64()
+        .expect("a recorded search has a page_id");
+    let first = v["hits"][0]["id"].as_str().unwrap().to_string();
+    let (s, v) = post(
+        &h,
+        "/v1/calls",
+        &h.admin,
+        json!({"model": first, "page_id": page, "rank": 1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for bad in [
+        json!({"model": first, "page_id": page}),
+        json!({"model": first, "rank": 1}),
+        json!({"model": first, "page_id": page, "rank": 0}),
+        json!({"model": first, "page_id": page + 1000, "rank": 1}),
+    ] {
+        assert_eq!(
+            post_code(&h, "/v1/calls", &h.admin, bad.clone()).await,
+            (
+                StatusCode::BAD_REQUEST,
+                Some("invalid_parameter".to_string())
+            ),
+            "{bad}"
+        );
+    }
+}

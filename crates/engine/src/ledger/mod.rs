@@ -66,6 +66,17 @@ pub struct CallRecord {
     pub amount_stated: bool,
     /// A retried call with the same key is not counted twice.
     pub idempotency_key: Option<String>,
+    /// The served page and rank the call came from, when the caller knows
+    /// (the search response's `page_id` and the hit's rank): what
+    /// off-policy estimates join calls to impressions on.
+    pub origin: Option<CallOrigin>,
+}
+
+/// Where a paid call came from: a logged page and a rank on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CallOrigin {
+    pub page: u64,
+    pub rank: u64,
 }
 
 /// What recording a call did.
@@ -285,7 +296,8 @@ impl Ledger {
     /// Record a page served to a person: every candidate's model and builder
     /// earn its relevance as merit, every shown item's model and builder the
     /// exposure of its position. Memory now, disk in the next batch.
-    pub fn record_served(&self, page: &ServedPage<'_>) -> Result<(), LedgerError> {
+    /// Returns the page's sequence number.
+    pub fn record_served(&self, page: &ServedPage<'_>) -> Result<u64, LedgerError> {
         let as_group = |group: fn(&ServedCandidate) -> u64| -> Vec<Candidate> {
             page.candidates
                 .iter()
@@ -348,18 +360,22 @@ impl Ledger {
     }
 
     /// Record a served page whose deltas are already computed.
-    pub fn record_page(&self, mut page: PageRecord) -> Result<(), LedgerError> {
+    /// Returns the page's sequence number (0-based).
+    pub fn record_page(&self, mut page: PageRecord) -> Result<u64, LedgerError> {
         let now = now_secs();
         let hour = now / 3600;
-        {
+        let seq = {
             let mut s = self.state();
+            let seq = s.pages;
             if let Some(log) = &mut page.log {
-                log.page = s.pages;
+                log.page = seq;
                 log.time = now;
             }
             s.apply_page(&page, hour);
-        }
-        self.send(Event::Page { page, hour })
+            seq
+        };
+        self.send(Event::Page { page, hour })?;
+        Ok(seq)
     }
 
     /// Every logged page (in page order) and every paid call (in sequence
@@ -401,6 +417,7 @@ impl Ledger {
                 builder: call.builder,
                 amount_usd: call.amount_usd,
                 idempotency_key: call.idempotency_key.clone(),
+                origin: call.origin,
             };
             s.next_call += 1;
             let pending = Arc::new(Pending::default());
@@ -601,6 +618,7 @@ mod tests {
             amount_usd: 0.5,
             amount_stated: true,
             idempotency_key: Some(key.into()),
+            origin: None,
         }
     }
 

@@ -90,6 +90,8 @@ pub struct CallEntry {
     pub amount_usd: f64,
     /// A retried call with the same key is not counted twice.
     pub idempotency_key: Option<String>,
+    /// The page and rank it came from, if known.
+    pub origin: Option<super::CallOrigin>,
 }
 
 /// Calls and income of one key.

@@ -32,6 +32,8 @@ const NAMES: TableDefinition<u64, &str> = TableDefinition::new("names");
 const CALLS: TableDefinition<u64, (u64, u64, f64, u64)> = TableDefinition::new("calls");
 /// idempotency key -> call sequence number
 const IDEMPOTENCY: TableDefinition<&str, u64> = TableDefinition::new("call_idempotency");
+/// call sequence number -> (page sequence number, rank) it came from
+const CALL_ORIGIN: TableDefinition<u64, (u64, u64)> = TableDefinition::new("call_origin");
 /// page sequence number -> the page's log (JSON, docs/ledger.md)
 const PAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("page_log");
 /// counter name -> value
@@ -100,6 +102,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         w.open_table(IDEMPOTENCY).map_err(db_err)?;
         w.open_table(COUNTERS).map_err(db_err)?;
         w.open_table(PAGE_LOG).map_err(db_err)?;
+        w.open_table(CALL_ORIGIN).map_err(db_err)?;
     }
     w.commit().map_err(db_err)?;
 
@@ -140,6 +143,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
             builder,
             amount_usd,
             idempotency_key: None,
+            origin: None,
         })
     })?;
     each_row(&r, IDEMPOTENCY, |k, seq| {
@@ -168,6 +172,9 @@ pub struct LoggedCall {
     pub model: String,
     pub builder: String,
     pub amount_usd: f64,
+    /// The logged page and rank the call came from, if the caller said.
+    pub page: Option<u64>,
+    pub rank: Option<u64>,
 }
 
 /// Every stored page log (page order) and paid call (sequence order).
@@ -192,13 +199,20 @@ pub(super) fn each_logged(
             .cloned()
             .unwrap_or_else(|| format!("{k:016x}"))
     };
+    let mut origins = HashMap::new();
+    each_row(&r, CALL_ORIGIN, |seq, o| {
+        origins.insert(seq, o);
+    })?;
     each_row(&r, CALLS, |seq, (model, builder, amount_usd, time)| {
+        let o = origins.get(&seq);
         call(LoggedCall {
             seq,
             time,
             model: name(model),
             builder: name(builder),
             amount_usd,
+            page: o.map(|o| o.0),
+            rank: o.map(|o| o.1),
         })
     })
 }
@@ -343,11 +357,15 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
             }
         }
         let mut calls = w.open_table(CALLS).map_err(db_err)?;
+        let mut origins = w.open_table(CALL_ORIGIN).map_err(db_err)?;
         for e in batch {
             if let Event::Call { call, time, .. } = e {
                 calls
                     .insert(call.seq, (call.model, call.builder, call.amount_usd, *time))
                     .map_err(db_err)?;
+                if let Some(o) = call.origin {
+                    origins.insert(call.seq, (o.page, o.rank)).map_err(db_err)?;
+                }
             }
         }
         let mut idem = w.open_table(IDEMPOTENCY).map_err(db_err)?;

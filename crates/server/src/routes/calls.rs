@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hubsearch_core::card::key_of;
 use hubsearch_core::Group;
+use hubsearch_engine::ledger::CallOrigin;
 use hubsearch_engine::CallRecord;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,6 +26,10 @@ pub struct CallBody {
     /// USD paid; defaults to the model's price.
     pub amount_usd: Option<f64>,
     pub idempotency_key: Option<String>,
+    /// The recorded search page the call came from (its `page_id`) and the
+    /// hit's rank on it: both or neither.
+    pub page_id: Option<u64>,
+    pub rank: Option<u64>,
 }
 
 pub async fn record(
@@ -58,6 +63,16 @@ pub async fn record(
             ));
         }
     }
+    let origin = match (body.page_id, body.rank) {
+        (None, None) => None,
+        (Some(page), Some(rank)) if rank >= 1 && page < state.engine.ledger().pages() => {
+            Some(CallOrigin { page, rank })
+        }
+        _ => return Err(ApiError::new(
+            Code::InvalidParameter,
+            "page_id and rank go together: page_id a recorded page (a search's page_id), rank >= 1",
+        )),
+    };
     state
         .run_blocking(Work::Write, move |e| {
             let card = e.get(&body.model)?;
@@ -72,6 +87,7 @@ pub async fn record(
                     amount_usd: amount,
                     amount_stated: body.amount_usd.is_some(),
                     idempotency_key: idem,
+                    origin,
                 })
                 .map_err(hubsearch_engine::Error::from)?;
             let income = e

@@ -124,6 +124,7 @@ pub async fn search(
         "total": resp.total,
         "total_exact": resp.total_exact,
         "matched_all_words": resp.matched_all_words,
+        "page_id": resp.page_id,
         "unknown_words": resp.unknown_words,
         "took_ms": resp.took_ms,
         "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
