@@ -32,4 +32,65 @@ assert {m.id for m in with_data} == {"acme/dutch-asr", "jonatasgrosman/wav2vec2-
 
 info = api.model_info("acme/dutch-asr")
 assert info.pipeline_tag == "automatic-speech-recognition", info
+
+# model_info at a revision, repo_exists, and the errors the client raises.
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+assert api.model_info("acme/dutch-asr", revision="main").id == "acme/dutch-asr"
+try:
+    api.model_info("acme/dutch-asr", revision="v2")
+    raise AssertionError("revision v2 should not exist")
+except RevisionNotFoundError:
+    pass
+try:
+    api.model_info("no/such-model")
+    raise AssertionError("no/such-model should not exist")
+except RepositoryNotFoundError:
+    pass
+assert api.repo_exists("acme/dutch-asr") and not api.repo_exists("no/such-model")
+
+# Sorting by likes is by likes, not downloads (both always descending in
+# huggingface_hub 2.x); created_at is never made up.
+liked = list(api.list_models(sort="likes", limit=100))
+likes = [m.likes for m in liked]
+assert likes == sorted(likes, reverse=True), likes
+assert [m.id for m in liked] != ids, "likes order is the downloads order"
+assert [m.id for m in api.list_models(sort="trending_score", limit=3)] == ids[:3]
+assert list(api.list_models(sort="last_modified", limit=1))[0].id == "Helsinki-NLP/opus-mt-en-de"
+created = {m.id: m.created_at for m in everything}
+assert created["Helsinki-NLP/opus-mt-en-de"] is None, created  # only last_modified is known
+assert created["acme/live-model"] is not None, created  # published here: the hub set it
+
+# pipeline_tag filters; gated=True finds nothing (no model is gated here).
+asr = {m.id for m in api.list_models(pipeline_tag="automatic-speech-recognition")}
+assert asr == {"acme/dutch-asr", "jonatasgrosman/wav2vec2-large-xlsr-53-german"}, asr
+assert not list(api.list_models(gated=True))
+assert len(list(api.list_models(gated=False, limit=100))) == 8
+
+# What hubsearch cannot honour is refused with a 400, not ignored.
+for kwargs in [{"expand": ["downloads"]}, {"num_parameters": "min:1B"}, {"inference": "warm"}]:
+    try:
+        list(api.list_models(**kwargs))
+        raise AssertionError(f"{kwargs} should be refused")
+    except HfHubHTTPError as e:
+        assert e.response.status_code == 400, (kwargs, e.response.status_code)
+
+# Pagination past several pages: pages of 3 by the Link header, as the
+# client's paginate() follows it; behind TLS the link keeps https.
+import json
+import re
+import urllib.request
+
+url, paged, pages = f"{endpoint}/api/models?sort=downloads&limit=3", [], 0
+while url:
+    with urllib.request.urlopen(url) as r:
+        paged += [m["id"] for m in json.load(r)]
+        link = r.headers.get("Link") or ""
+    pages += 1
+    m = re.match(r"<([^>]+)>;\s*rel=\"next\"", link)
+    url = m.group(1) if m else None
+assert pages == 3 and paged == ids, (pages, paged)
+req = urllib.request.Request(f"{endpoint}/api/models?limit=3", headers={"X-Forwarded-Proto": "https"})
+with urllib.request.urlopen(req) as r:
+    assert r.headers["Link"].startswith("<https://"), r.headers["Link"]
 print(f"huggingface_hub list_models OK: {len(ids)} models, first search hit {found[0].id}")

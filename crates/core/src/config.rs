@@ -202,7 +202,7 @@ impl Default for SearchConfig {
             default_mode: Mode::Hybrid,
             fusion: Fusion::Cosine,
             rrf_k: 60.0,
-            vector_weight: 0.4,
+            vector_weight: 0.45,
             boost_id: 1.0,
             boost_task: 4.3,
             boost_languages: 1.3,

@@ -22,6 +22,10 @@ pub enum ListingSort {
     Newest,
     /// Cheapest first.
     Price,
+    /// Most liked first.
+    Likes,
+    /// Most recently modified first.
+    Updated,
     /// The `fair` policy over the most popular candidates: exposure spread by
     /// merit across every page view.
     Fair,
@@ -35,6 +39,8 @@ impl ListingSort {
             ListingSort::Calls => ("paid_calls", true),
             ListingSort::Newest => ("created_at", true),
             ListingSort::Price => ("price", false),
+            ListingSort::Likes => ("likes", true),
+            ListingSort::Updated => ("last_modified", true),
         }
     }
 
@@ -45,6 +51,8 @@ impl ListingSort {
             ListingSort::Calls => "calls",
             ListingSort::Newest => "newest",
             ListingSort::Price => "price",
+            ListingSort::Likes => "likes",
+            ListingSort::Updated => "updated",
             ListingSort::Fair => "fair",
         }
     }
@@ -58,12 +66,16 @@ impl std::str::FromStr for ListingSort {
             ListingSort::Calls,
             ListingSort::Newest,
             ListingSort::Price,
+            ListingSort::Likes,
+            ListingSort::Updated,
             ListingSort::Fair,
         ]
         .into_iter()
         .find(|v| v.as_str() == s)
         .ok_or_else(|| {
-            format!("unknown sort {s:?} (expected trending, calls, newest, price or fair)")
+            format!(
+                "unknown sort {s:?} (expected trending, calls, newest, price, likes, updated or fair)"
+            )
         })
     }
 }
@@ -80,6 +92,20 @@ impl Engine {
         offset: usize,
         limit: usize,
     ) -> Result<SearchResponse> {
+        self.listing_in(filter, sort, false, offset, limit)
+    }
+
+    /// A listing in its sort's order, or reversed (`reverse`, for the sorts
+    /// read off a fast field: trending, newest, price, likes, updated; the
+    /// ranked `calls` and `fair` keep their order).
+    pub fn listing_in(
+        &self,
+        filter: &Filter,
+        sort: ListingSort,
+        reverse: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchResponse> {
         let start = std::time::Instant::now();
         self.check_page(offset, limit, None)?;
         let searcher = self.text_index().searcher();
@@ -87,6 +113,7 @@ impl Engine {
         // sees an offset beyond the hub's size.
         let offset = offset.min(searcher.num_docs() as usize);
         let (field, desc) = sort.field();
+        let desc = desc != (reverse && !matches!(sort, ListingSort::Calls | ListingSort::Fair));
         let mut page_id = None;
         let (hits, total) = if sort == ListingSort::Fair {
             let depth = self.config().search.candidates;

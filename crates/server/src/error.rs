@@ -66,7 +66,8 @@ codes! {
     Forbidden => "forbidden", FORBIDDEN, "the key may not do this";
     NotFound => "not_found", NOT_FOUND, "no such route";
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED, "the route exists but not with this method";
-    ModelNotFound => "model_not_found", NOT_FOUND, "no model with this id";
+    ModelNotFound => "model_not_found", NOT_FOUND, "no model with this id (Hugging Face API: header X-Error-Code: RepoNotFound)";
+    RevisionNotFound => "revision_not_found", NOT_FOUND, "Hugging Face API: a revision other than main (one revision per model; header X-Error-Code: RevisionNotFound)";
     BuilderNotFound => "builder_not_found", NOT_FOUND, "no builder with this name";
     ModelExists => "model_exists", CONFLICT, "publishing an id that exists (use PUT to replace)";
     IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "an idempotency key sent again with another model or amount";
@@ -148,6 +149,17 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status(), axum::Json(body)).into_response();
         if self.status() == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(header::RETRY_AFTER, 1.into());
+        }
+        // What huggingface_hub reads to raise RepositoryNotFoundError (so
+        // repo_exists() answers False) and RevisionNotFoundError.
+        let hf = match self.code {
+            Code::ModelNotFound => Some("RepoNotFound"),
+            Code::RevisionNotFound => Some("RevisionNotFound"),
+            _ => None,
+        };
+        if let Some(v) = hf {
+            resp.headers_mut()
+                .insert("x-error-code", axum::http::HeaderValue::from_static(v));
         }
         resp
     }

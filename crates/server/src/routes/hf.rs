@@ -1,9 +1,12 @@
 //! `GET /api/models` and `GET /api/models/{id}`: the Hugging Face Hub API's
 //! model listing, so `huggingface_hub.HfApi(endpoint=...).list_models(...)`
 //! works against hubsearch. Supports `search`, `author`, `filter` (repeatable:
-//! task, library, language, license or tag), `sort` (downloads, likes,
-//! lastModified, createdAt), `direction`, `limit`, `full`, `cardData`, and
-//! pagination by `Link: <...>; rel="next"`.
+//! task, library, language, license or tag), `pipeline_tag`, `gated`, `sort`
+//! (downloads, trendingScore = downloads, likes, lastModified, createdAt),
+//! `direction`, `limit`, `full`, `cardData`, and pagination by `Link: <...>;
+//! rel="next"` (scheme from `X-Forwarded-Proto`); any other parameter is a
+//! 400. `model_info` answers `/api/models/{id}` and `/revision/main`; a
+//! missing model or revision carries `X-Error-Code` as the Hub does.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -74,7 +77,7 @@ fn item(c: &ModelCard, full: bool, card_data: bool) -> Value {
         "_id": c.id, "id": c.id, "modelId": c.id, "author": c.builder,
         "likes": c.likes, "downloads": c.downloads, "private": false,
         "tags": tags, "pipeline_tag": c.task, "library_name": c.library,
-        "createdAt": hf_time(&c.created_at.clone().or(c.last_modified.clone())),
+        "createdAt": hf_time(&c.created_at),
     });
     if full {
         v["lastModified"] = hf_time(&c.last_modified);
@@ -95,6 +98,23 @@ pub async fn list_models(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = parse_query(raw.as_deref().unwrap_or(""));
+    for (k, _) in &params {
+        if let Some((_, why)) = UNSUPPORTED.iter().find(|(u, _)| u == k) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                format!("`{k}` is not supported by hubsearch's Hub API: {why}"),
+            ));
+        }
+        if !SUPPORTED.contains(&k.as_str()) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                format!(
+                    "unknown parameter `{k}` (supported: {})",
+                    SUPPORTED.join(", ")
+                ),
+            ));
+        }
+    }
     let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
     let flag =
         |k: &str| get(k).is_some_and(|v| v.is_empty() || v == "true" || v == "1" || v == "True");
@@ -114,7 +134,29 @@ pub async fn list_models(
     };
     let mut filter = Filter {
         builder: get("author").filter(|a| !a.is_empty()),
+        task: get("pipeline_tag").filter(|t| !t.is_empty()),
         ..Default::default()
+    };
+    // No model here is gated: gated=true lists nothing, gated=false all.
+    match get("gated").as_deref() {
+        None | Some("false" | "False" | "0") => {}
+        Some("true" | "True" | "1") => return Ok(Json(Vec::<Value>::new()).into_response()),
+        Some(other) => {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                format!("gated must be true or false, not {other:?}"),
+            ))
+        }
+    }
+    let reverse = match get("direction").as_deref() {
+        None | Some("-1") => false,
+        Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                format!("direction must be -1 (descending) or 1 (ascending), not {other:?}"),
+            ))
+        }
     };
     let mut tag_words = Vec::new();
     for (k, v) in &params {
@@ -173,9 +215,14 @@ pub async fn list_models(
             (r.hits.into_iter().map(|h| h.card).collect(), r.total)
         }
     } else {
+        // hubsearch has no trending score of its own: trending is downloads.
         let listing_sort = match sort.as_str() {
-            "" | "downloads" | "trending" | "trending_score" | "likes" => ListingSort::Trending,
-            "lastModified" | "last_modified" | "createdAt" | "created_at" => ListingSort::Newest,
+            "" | "downloads" | "trending" | "trendingScore" | "trending_score" => {
+                ListingSort::Trending
+            }
+            "likes" => ListingSort::Likes,
+            "lastModified" | "last_modified" => ListingSort::Updated,
+            "createdAt" | "created_at" => ListingSort::Newest,
             other => {
                 return Err(ApiError::new(
                     Code::InvalidSort,
@@ -190,15 +237,26 @@ pub async fn list_models(
             req.record = state.engine.config().server.record_hf_api;
             let r = state.run_search(move |e| e.search(&req)).await?;
             let mut cards: Vec<ModelCard> = r.hits.into_iter().map(|h| h.card).collect();
+            let time =
+                |t: &Option<String>| t.as_deref().and_then(hubsearch_core::card::unix_seconds);
             match listing_sort {
-                ListingSort::Newest => cards.sort_by(|a, b| b.created_at.cmp(&a.created_at)),
+                ListingSort::Newest => {
+                    cards.sort_by_key(|c| std::cmp::Reverse(time(&c.created_at)))
+                }
+                ListingSort::Updated => {
+                    cards.sort_by_key(|c| std::cmp::Reverse(time(&c.last_modified)))
+                }
+                ListingSort::Likes => cards.sort_by_key(|c| std::cmp::Reverse(c.likes)),
                 _ => cards.sort_by_key(|c| std::cmp::Reverse(c.downloads)),
+            }
+            if reverse {
+                cards.reverse();
             }
             let total = cards.len();
             (cards.into_iter().skip(offset).take(limit).collect(), total)
         } else {
             let r = state
-                .run_search(move |e| e.listing(&filter, listing_sort, offset, limit))
+                .run_search(move |e| e.listing_in(&filter, listing_sort, reverse, offset, limit))
                 .await?;
             (r.hits.into_iter().map(|h| h.card).collect(), r.total)
         }
@@ -224,7 +282,18 @@ pub async fn list_models(
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
         q.push(format!("cursor={next}"));
-        let link = format!("<http://{host}/api/models?{}>; rel=\"next\"", q.join("&"));
+        // Behind a TLS proxy the link keeps the scheme the client used.
+        let scheme = match headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some("https") => "https",
+            _ => "http",
+        };
+        let link = format!(
+            "<{scheme}://{host}/api/models?{}>; rel=\"next\"",
+            q.join("&")
+        );
         resp.headers_mut().insert(
             header::LINK,
             HeaderValue::from_str(&link).map_err(ApiError::internal)?,
@@ -244,16 +313,59 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// `GET /api/models/{id}` and `GET /api/models/{id}/revision/{revision}`
+/// (what `model_info(id, revision=...)` asks): hubsearch keeps one revision
+/// per model, `main`.
 pub async fn model_info(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(path): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let (id, revision) = match path.split_once("/revision/") {
+        Some((id, rev)) => (id.to_string(), Some(rev.to_string())),
+        None => (path, None),
+    };
     state
         .run_blocking(Work::Read, move |e| {
-            Ok(Json(item(&e.get(&id)?, true, true)))
+            let card = e.get(&id)?;
+            if let Some(rev) = revision.filter(|r| r != "main") {
+                return Err(ApiError::new(
+                    Code::RevisionNotFound,
+                    format!("{id} has one revision, main, not {rev:?}"),
+                ));
+            }
+            Ok(Json(item(&card, true, true)))
         })
         .await
 }
+
+/// Parameters `list_models` may send that hubsearch honours.
+const SUPPORTED: [&str; 12] = [
+    "search",
+    "author",
+    "filter",
+    "pipeline_tag",
+    "sort",
+    "direction",
+    "limit",
+    "full",
+    "cardData",
+    "config",
+    "cursor",
+    "gated",
+];
+
+/// Parameters `list_models` may send that hubsearch cannot honour: a clear
+/// 400, never a silently ignored filter.
+const UNSUPPORTED: [(&str, &str); 5] = [
+    (
+        "expand",
+        "the listing returns its fixed fields (ask full=true for more)",
+    ),
+    ("apps", "no app metadata is kept"),
+    ("inference", "no inference status is kept"),
+    ("inference_provider", "no inference providers are kept"),
+    ("num_parameters", "no parameter counts are kept"),
+];
 
 #[cfg(test)]
 mod tests {
