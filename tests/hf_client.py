@@ -12,9 +12,13 @@ from huggingface_hub import HfApi
 endpoint = sys.argv[1]
 api = HfApi(endpoint=endpoint)
 
-found = list(api.list_models(search="opus mt en de", limit=3))
+# search: every model whose id contains the text (as on the Hub).
+found = list(api.list_models(search="opus-mt-EN", limit=3))
 assert found, "search returned nothing"
 assert found[0].id == "Helsinki-NLP/opus-mt-en-de", [m.id for m in found]
+assert not list(api.list_models(search="opus mt en de")), "words are not an id substring"
+berts = [m.id for m in api.list_models(search="bert", sort="downloads")]
+assert berts == ["nlptown/bert-base-multilingual-uncased-sentiment"], berts
 assert found[0].pipeline_tag == "translation", found[0]
 assert found[0].downloads == 882002, found[0].downloads
 

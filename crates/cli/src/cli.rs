@@ -246,6 +246,7 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
             builder: a.builder,
             min_price: a.min_price,
             max_price: a.max_price,
+            id_contains: None,
         },
         mode: a.mode.unwrap_or_else(|| engine.default_mode()),
         policy: None,

@@ -18,6 +18,16 @@ pub struct Filter {
     pub min_price: Option<f64>,
     /// Highest price per call in USD.
     pub max_price: Option<f64>,
+    /// Only models whose id contains this text, ignoring ASCII case (the
+    /// Hugging Face API's `search`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_contains: Option<String>,
+}
+
+/// Whether `id` contains `needle`, ignoring ASCII case (no allocation).
+pub fn id_contains(id: &str, needle: &str) -> bool {
+    let (h, n) = (id.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 impl Filter {
@@ -44,6 +54,10 @@ impl Filter {
                 .is_none_or(|l| card.languages.iter().any(|c| c == l))
             && self.min_price.is_none_or(|m| price >= m)
             && self.max_price.is_none_or(|m| price <= m)
+            && self
+                .id_contains
+                .as_ref()
+                .is_none_or(|n| id_contains(&card.id, n))
     }
 }
 

@@ -375,6 +375,19 @@ impl TextIndex {
                 bound(filter.max_price, "max_price")?,
             )));
         }
+        if let Some(needle) = &filter.id_contains {
+            // Every id that contains the text: a scan of the cached ids.
+            let searcher = self.searcher();
+            let mut terms = Vec::new();
+            for seg in 0..searcher.segment_readers().len() {
+                for id in self.segment_ids(&searcher, seg as u32)?.iter() {
+                    if !id.is_empty() && hubsearch_core::query::id_contains(id, needle) {
+                        terms.push(Term::from_field_text(self.fields.id, id));
+                    }
+                }
+            }
+            out.push(Box::new(TermSetQuery::new(terms)));
+        }
         Ok(out)
     }
 

@@ -1,6 +1,7 @@
 //! `GET /api/models` and `GET /api/models/{id}`: the Hugging Face Hub API's
 //! model listing, so `huggingface_hub.HfApi(endpoint=...).list_models(...)`
-//! works against hubsearch. Supports `search`, `author`, `filter` (repeatable:
+//! works against hubsearch. Supports `search` (ids containing it, as on the
+//! Hub), `author`, `filter` (repeatable:
 //! task, library, language, license or tag), `pipeline_tag`, `gated`, `sort`
 //! (downloads, trendingScore = downloads, likes, lastModified, createdAt),
 //! `direction`, `limit`, `full`, `cardData`, and pagination by `Link: <...>;
@@ -193,11 +194,12 @@ pub async fn list_models(
             }
         }
     }
-    let search = get("search").unwrap_or_default();
-    let query = [search.clone(), tag_words.join(" ")]
-        .join(" ")
-        .trim()
-        .to_string();
+    // As on the Hub, `search` selects every model whose id contains it (all
+    // pages), ordered by `sort`; hubsearch's ranked relevance is /v1/search.
+    filter.id_contains = get("search").filter(|s| !s.trim().is_empty());
+    // Filter values that are no task, language, library or license are
+    // matched as words of the cards (ranked): a tag index is not kept.
+    let query = tag_words.join(" ").trim().to_string();
     let sort = get("sort").unwrap_or_default();
     let full = flag("full");
     let card_data = flag("cardData");

@@ -53,6 +53,7 @@ fn filter(
         builder: clean(builder),
         min_price,
         max_price,
+        id_contains: None,
     }
 }
 
