@@ -59,6 +59,10 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// How long computed exposure statistics are reused, in milliseconds.
     pub stats_cache_ms: u64,
+    /// Origins browser apps may call the API from (CORS): `["*"]` = any,
+    /// `[]` = none (no CORS headers), else exact origins
+    /// (`https://hub.example.org`).
+    pub cors_origins: Vec<String>,
     /// Record the Hugging Face compatible API's search pages as exposure.
     /// Off: its callers are tools and scripts, not people looking at a page.
     pub record_hf_api: bool,
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             max_uri_bytes: 8192,
             max_header_bytes: 32768,
             stats_cache_ms: 1000,
+            cors_origins: vec!["*".into()],
             record_hf_api: false,
         }
     }

@@ -175,6 +175,7 @@ pub fn app(state: AppState) -> Router {
             request_limits,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors(&state.config.cors_origins))
         .layer(
             // A shed 503 is the server working as designed: not an ERROR line
             // per request under overload. Real failures are logged where
@@ -184,6 +185,55 @@ pub fn app(state: AppState) -> Router {
             ),
         )
         .with_state(state)
+}
+
+/// CORS for browser apps on other origins (`server.cors_origins`): the
+/// methods and headers the API uses, the response headers a frontend reads
+/// (paging links, caching, retry hints, Hub error codes), preflights cached
+/// 10 minutes. An empty list adds no CORS headers; an origin that does not
+/// parse is left out (and logged).
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| match HeaderValue::from_str(o) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    tracing::warn!("server.cors_origins: {o:?} is not a valid origin");
+                    None
+                }
+            })
+            .collect();
+        if list.is_empty() {
+            return CorsLayer::new();
+        }
+        AllowOrigin::list(list)
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            header::LINK,
+            header::ETAG,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-error-code"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 /// 414 and 431 in the JSON error shape, before any handler runs.

@@ -826,3 +826,51 @@ async fn calls_can_name_the_page_they_came_from() {
         );
     }
 }
+
+/// Browser apps on other origins may call the API (server.cors_origins,
+/// default any): preflights are answered, and the headers a frontend reads
+/// are exposed.
+#[tokio::test]
+async fn cross_origin_browser_apps_are_allowed() {
+    let h = hub();
+    let req = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/v1/calls")
+        .header(header::ORIGIN, "https://app.example.org")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization,content-type",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let hd = resp.headers();
+    assert_eq!(hd[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let methods = hd[header::ACCESS_CONTROL_ALLOW_METHODS].to_str().unwrap();
+    assert!(
+        methods.contains("POST") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    let allowed = hd[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    let req = Request::builder()
+        .uri("/api/models?limit=1")
+        .header(header::ORIGIN, "https://app.example.org")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let exposed = resp.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("link") && exposed.contains("x-error-code"),
+        "{exposed}"
+    );
+}
