@@ -249,12 +249,14 @@ def run_hubsearch(a, data, scorer, work):
     )
     bench = json.loads(bench_json.read_text())
     for mode in ["text", "hybrid", "vector"]:
-        run = Path(work) / f"run-hubsearch-{mode}.txt"
+        # `--run-out PREFIX` writes PREFIX.<policy>.run.
+        prefix = Path(work) / f"run-hubsearch-{mode}"
+        run = Path(f"{prefix}.relevance.run")
         subprocess.run(
             [
                 a.hubsearch, "--index", str(idx), "eval", "--queries", data["queries_file"],
                 "--qrels", a.qrels, "--mode", mode, "--policy", "relevance",
-                "--run-out", str(run),
+                "--run-out", str(prefix),
             ],
             check=True, stdout=subprocess.DEVNULL,
         )
