@@ -28,6 +28,7 @@ pub mod publish;
 pub mod retrieve;
 pub mod search;
 pub mod semantic;
+pub mod similar;
 pub mod source;
 
 pub use engine::{Engine, HubStats, LedgerMode};

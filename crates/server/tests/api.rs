@@ -874,3 +874,42 @@ async fn cross_origin_browser_apps_are_allowed() {
         "{exposed}"
     );
 }
+
+/// Models like this one: the nearest cards by vector, the model itself left
+/// out, filters honoured; an unknown model is a 404.
+#[tokio::test]
+async fn similar_models_are_the_nearest_cards() {
+    let h = hub();
+    let (s, v) = get(&h, "/v1/models/Helsinki-NLP/opus-mt-en-de/similar?limit=3").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let got = ids(&v, "hits");
+    assert!(!got.is_empty() && got.len() <= 3, "{got:?}");
+    assert!(
+        !got.contains(&"Helsinki-NLP/opus-mt-en-de".to_string()),
+        "{got:?}"
+    );
+    let sims: Vec<f64> = v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["score"].as_f64().unwrap())
+        .collect();
+    assert!(sims.windows(2).all(|w| w[0] >= w[1]), "{sims:?}");
+    let (s, v) = get(
+        &h,
+        "/v1/models/Helsinki-NLP/opus-mt-en-de/similar?task=automatic-speech-recognition",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(!ids(&v, "hits").is_empty());
+    for hit in v["hits"].as_array().unwrap() {
+        assert_eq!(hit["task"], "automatic-speech-recognition", "{hit}");
+    }
+    let (s, v) = get(&h, "/v1/models/no/such/similar").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("model_not_found"))
+    );
+    let (s, _) = get(&h, "/v1/models/Helsinki-NLP/opus-mt-en-de/similar?bogus=1").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

@@ -158,7 +158,16 @@ fn card_from_body(
 pub async fn get_model(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    uri: axum::http::Uri,
 ) -> Result<Json<Value>, ApiError> {
+    // `{id}/similar` is the similar-models page, unless a model has that id.
+    if let Some(base) = id.strip_suffix("/similar") {
+        if state.engine.text_index().get(&id).ok().flatten().is_none() {
+            let p = axum::extract::Query::<super::search::SimilarParams>::try_from_uri(&uri)
+                .map_err(|e| ApiError::new(Code::InvalidParameter, e.body_text()))?;
+            return super::search::similar(state, base.to_string(), p.0).await;
+        }
+    }
     state
         .run_blocking(Work::Read, move |e| {
             let card = e.get(&id)?;

@@ -35,7 +35,7 @@ pub struct SearchParams {
     pub facets: Option<bool>,
 }
 
-fn filter(
+pub(crate) fn filter(
     task: Option<String>,
     library: Option<String>,
     language: Option<String>,
@@ -130,6 +130,47 @@ pub async fn search(
         "took_ms": resp.took_ms,
         "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
         "facets": resp.facets.into_iter().map(|(k, v)| (k, v.into_iter().map(|(value, count)| serde_json::json!({"value": value, "count": count})).collect::<Vec<_>>().into())).collect::<serde_json::Map<_, _>>(),
+    })))
+}
+
+/// `GET /v1/models/{id}/similar`: filters and the page size.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarParams {
+    pub task: Option<String>,
+    pub library: Option<String>,
+    pub language: Option<String>,
+    pub license: Option<String>,
+    pub builder: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    pub limit: Option<usize>,
+    pub explain: Option<bool>,
+}
+
+/// The nearest models to one model's vector (docs/retrieval.md, Similar
+/// models); called by `get_model` for ids ending in `/similar`.
+pub async fn similar(
+    state: AppState,
+    id: String,
+    p: SimilarParams,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = filter(
+        p.task,
+        p.library,
+        p.language,
+        p.license,
+        p.builder,
+        p.min_price,
+        p.max_price,
+    );
+    let limit = p.limit.unwrap_or(state.config.default_per_page);
+    let explain = p.explain.unwrap_or(false);
+    let resp = state.run_search(move |e| e.similar(&id, &f, limit)).await?;
+    Ok(Json(serde_json::json!({
+        "model": resp.query,
+        "took_ms": resp.took_ms,
+        "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
     })))
 }
 
