@@ -63,6 +63,9 @@ pub struct ServerConfig {
     /// `[]` = none (no CORS headers), else exact origins
     /// (`https://hub.example.org`).
     pub cors_origins: Vec<String>,
+    /// Requests a minute one client (an API key, else an IP address) may
+    /// make; 0 = no limit.
+    pub rate_limit_per_minute: u32,
     /// Record the Hugging Face compatible API's search pages as exposure.
     /// Off: its callers are tools and scripts, not people looking at a page.
     pub record_hf_api: bool,
@@ -86,6 +89,7 @@ impl Default for ServerConfig {
             max_header_bytes: 32768,
             stats_cache_ms: 1000,
             cors_origins: vec!["*".into()],
+            rate_limit_per_minute: 0,
             record_hf_api: false,
         }
     }

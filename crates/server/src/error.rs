@@ -74,6 +74,7 @@ codes! {
     BodyTooLarge => "body_too_large", PAYLOAD_TOO_LARGE, "the body is over server.max_body_bytes";
     UriTooLong => "uri_too_long", URI_TOO_LONG, "the request URI is over server.max_uri_bytes";
     HeadersTooLarge => "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, "the request headers are over server.max_header_bytes";
+    RateLimited => "rate_limited", TOO_MANY_REQUESTS, "over server.rate_limit_per_minute for this client (Retry-After says when to retry)";
     Overloaded => "overloaded", SERVICE_UNAVAILABLE, "no search slot within server.queue_timeout_ms (Retry-After)";
     SearchTimeout => "search_timeout", SERVICE_UNAVAILABLE, "the search ran past server.search_timeout_ms (Retry-After)";
     LedgerFailing => "ledger_failing", SERVICE_UNAVAILABLE, "/readyz: the exposure ledger cannot write since a commit failed (restart)";

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod metrics;
+pub mod ratelimit;
 mod routes;
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Exposure statistics by window, with when they were computed.
     pub stats_cache: StatsCache,
+    /// Rate-limit buckets per client (`server.rate_limit_per_minute`).
+    pub limiter: Arc<ratelimit::Limiter>,
 }
 
 /// Exposure statistics by window (hours), with when they were computed.
@@ -75,6 +78,7 @@ impl AppState {
             permits: Arc::new(Semaphore::new(slots)),
             metrics: Arc::new(Metrics::default()),
             stats_cache: Default::default(),
+            limiter: Default::default(),
         }
     }
 
@@ -175,6 +179,10 @@ pub fn app(state: AppState) -> Router {
             request_limits,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
         .layer(cors(&state.config.cors_origins))
         .layer(
             // A shed 503 is the server working as designed: not an ERROR line
@@ -322,7 +330,15 @@ pub async fn run(
             *n += 1;
         }
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        // Handlers and the rate limiter see the client's address.
+        let service =
+            hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+                router.clone(),
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ratelimit::ClientIp(ip));
+                    req
+                },
+            ));
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout)

@@ -913,3 +913,35 @@ async fn similar_models_are_the_nearest_cards() {
     let (s, _) = get(&h, "/v1/models/Helsinki-NLP/opus-mt-en-de/similar?bogus=1").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// With `server.rate_limit_per_minute`, a client past its share gets a 429
+/// with `Retry-After`; every answer carries the IETF RateLimit headers; a
+/// key is its own client; health checks are never limited.
+#[tokio::test]
+async fn clients_over_their_rate_get_429() {
+    let mut h = hub();
+    h.state.config.rate_limit_per_minute = 2;
+    let (s1, hd1, _) = get_h(&h, "/v1/search?q=translation").await;
+    assert_eq!(s1, StatusCode::OK);
+    assert_eq!(hd1["ratelimit-policy"], "\"default\";q=2;w=60");
+    assert!(
+        hd1["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"default\";r=1;"),
+        "{:?}",
+        hd1["ratelimit"]
+    );
+    let (s2, _, _) = get_h(&h, "/v1/listings").await;
+    assert_eq!(s2, StatusCode::OK);
+    let (s3, hd3, v) = get_h(&h, "/v1/search?q=translation").await;
+    assert_eq!(s3, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"]["code"], "rate_limited");
+    let wait: u64 = hd3[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    // Health checks are never limited; a key is a client of its own.
+    let (s, _, _) = get_h(&h, "/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = call(&h, Method::GET, "/v1/listings", Some(&h.acme), None).await;
+    assert_eq!(s, StatusCode::OK);
+}
