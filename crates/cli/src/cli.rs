@@ -77,6 +77,9 @@ pub enum Command {
     /// Reproduce FairCo's synthetic news experiment: unfairness and utility
     /// over rounds for FairCo and the bounded controller, with a lambda sweep
     Fairco(crate::fairco::FaircoArgs),
+    /// The pay-per-call study: does per-call income sustain the long tail,
+    /// under which policy, hosting, traffic? Writes REPORT.md with CIs
+    Study(crate::study::StudyArgs),
     /// Write the indexed cards, their vectors and embedded queries as plain files
     Export(crate::export::ExportArgs),
 }
@@ -194,6 +197,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Serve(args) => crate::serve::serve(&g, args),
         Command::Simulate(args) => crate::simulate::run(&g, args),
         Command::Fairco(args) => crate::fairco::run(args),
+        Command::Study(args) => crate::study::run(&g, args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),
         Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
     }

@@ -14,6 +14,7 @@ mod ledger;
 mod progress;
 mod serve;
 mod simulate;
+mod study;
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@
 pub mod exposure;
 pub mod fairco;
 pub mod harness;
+pub mod market;
 pub mod metrics;
 pub mod ope;
 pub mod replay;

@@ -1,0 +1,578 @@
+//! `hubsearch study`: the pay-per-call study (docs/study.md), written as
+//! REPORT.md with a JSON file of every figure and SVG plots.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use hubsearch_engine::{Engine, LedgerMode};
+use hubsearch_eval::market::stats::Estimate;
+use hubsearch_eval::market::study::{Cell, HUB_DEFAULT};
+use hubsearch_eval::market::{run_study, Base, Regime, StudyOptions, StudyResult};
+use hubsearch_eval::svg::{line_chart, Series};
+
+use crate::cli::{load_config, AnyError, Global};
+
+#[derive(Args, Debug)]
+pub struct StudyArgs {
+    /// Output directory (REPORT.md, study.json, *.svg)
+    #[arg(long, default_value = "eval/studies/pay-per-call")]
+    pub out: PathBuf,
+    /// The CI preset: 60 days, 1,000 visits a day, 3 replications
+    #[arg(long)]
+    pub quick: bool,
+    /// Replications per headline cell [default: 20; quick: 3]
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Replications per knob value of the sweeps [default: 3; quick: 1]
+    #[arg(long)]
+    pub sweep_seeds: Option<usize>,
+    /// Simulated days [default: 365; quick: 60]
+    #[arg(long)]
+    pub days: Option<usize>,
+    /// Simulated visits per day [default: 10000; quick: 1000]
+    #[arg(long)]
+    pub visits_per_day: Option<usize>,
+    /// Real visits per day the simulated ones stand for [default: 10000]
+    #[arg(long)]
+    pub traffic: Option<f64>,
+    /// First seed (replication r: world seed + r, behaviour seed + 1000 + r)
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
+    let config = load_config(g)?;
+    let mut o = if a.quick {
+        StudyOptions::quick()
+    } else {
+        StudyOptions::default()
+    };
+    if let Some(s) = a.seeds {
+        o.seeds = s.max(1);
+    }
+    if let Some(s) = a.sweep_seeds {
+        o.sweep_seeds = s.max(1);
+    }
+    if let Some(d) = a.days {
+        if d < 31 {
+            return Err("--days must be at least 31 (profits are judged over 30 days)".into());
+        }
+        o.days = d;
+    }
+    if let Some(v) = a.visits_per_day {
+        o.visits_per_day = v.max(1);
+    }
+    if let Some(t) = a.traffic {
+        if !(t.is_finite() && t > 0.0) {
+            return Err("--traffic must be a positive number of visits per day".into());
+        }
+        o.traffic = t;
+    }
+    if let Some(s) = a.seed {
+        o.seed = s;
+    }
+    let start = std::time::Instant::now();
+    let log = |m: &str| eprintln!("[{:>7.1}s] {m}", start.elapsed().as_secs_f64());
+    let engine = Engine::open_with(config.clone(), LedgerMode::Ephemeral, false)?;
+    let base = Base::from_engine(&engine, &o, &log)?;
+    let cov = base.coverage();
+    log(&format!(
+        "world: {} models with a task ({} covered), {} builders, {} query types",
+        cov.models_with_task, cov.models_covered, cov.builders, cov.query_types
+    ));
+    if base.types.is_empty() {
+        return Err("the index has no model with a task: nothing to search for".into());
+    }
+    let result = run_study(&base, &o, &log);
+    std::fs::create_dir_all(&a.out)?;
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let doc = serde_json::json!({
+        "git_revision": rev,
+        "index": config.index.dir,
+        "quick": a.quick,
+        "study": result,
+    });
+    std::fs::write(
+        a.out.join("study.json"),
+        serde_json::to_string_pretty(&doc)?,
+    )?;
+    write_plots(&result, &a.out)?;
+    let command = if a.quick {
+        "hubsearch study --quick"
+    } else {
+        "hubsearch study"
+    };
+    std::fs::write(
+        a.out.join("REPORT.md"),
+        report(&result, &rev, &config.index.dir, command),
+    )?;
+    log(&format!(
+        "{} visits in {:.0} s ({:.0} visits/s on {} threads); wrote {}/{{REPORT.md,study.json,*.svg}}",
+        result.visits,
+        result.seconds,
+        result.visits_per_second,
+        result.threads,
+        a.out.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ci(e: &Estimate, digits: usize) -> String {
+    if !e.mean.is_finite() {
+        return "n/a".into();
+    }
+    format!("{:.d$} [{:.d$}, {:.d$}]", e.mean, e.lo, e.hi, d = digits)
+}
+
+fn pct(e: &Estimate) -> String {
+    if !e.mean.is_finite() {
+        return "n/a".into();
+    }
+    format!(
+        "{:.1}% [{:.1}, {:.1}]",
+        100.0 * e.mean,
+        100.0 * e.lo,
+        100.0 * e.hi
+    )
+}
+
+fn cell<'a>(r: &'a StudyResult, regime: Regime, name: &str) -> Option<&'a Cell> {
+    r.cells
+        .iter()
+        .find(|c| c.regime == regime && c.policy.name() == name && c.policy != HUB_DEFAULT)
+        .or_else(|| {
+            r.cells
+                .iter()
+                .find(|c| c.regime == regime && c.policy.name() == name)
+        })
+}
+
+fn default_cell(r: &StudyResult, regime: Regime) -> Option<&Cell> {
+    r.cells
+        .iter()
+        .find(|c| c.regime == regime && c.policy == HUB_DEFAULT)
+}
+
+/// The answer, from the figures (docs/study.md, Reading the answer).
+fn answer(r: &StudyResult) -> String {
+    let mut s = String::new();
+    let v = |regime, name: &str| cell(r, regime, name).map(|c| c.figures.tail_viable_share);
+    let (Some(rel_s), Some(rel_d)) = (
+        v(Regime::Serverless, "relevance"),
+        v(Regime::Dedicated, "relevance"),
+    ) else {
+        return "No figures.".into();
+    };
+    let pop_d = default_cell(r, Regime::Dedicated).map(|c| c.figures.tail_viable_share);
+    let best_d = r
+        .cells
+        .iter()
+        .filter(|c| c.regime == Regime::Dedicated && c.equal_relevance)
+        .max_by(|a, b| {
+            a.figures
+                .tail_viable_share
+                .mean
+                .total_cmp(&b.figures.tail_viable_share.mean)
+        });
+    let gini = cell(r, Regime::Dedicated, "relevance").map(|c| c.figures.income_gini_all);
+    let _ = write!(
+        s,
+        "At {} visits a day, after {} days, per-call income keeps **{:.1}%** of the tail builders viable (a listed model and positive profit over the last 30 days) under serverless hosting and **{:.1}%** under dedicated hosting when the hub ranks by relevance",
+        r.options.traffic,
+        r.options.days,
+        100.0 * rel_s.mean,
+        100.0 * rel_d.mean
+    );
+    if let Some(p) = pop_d {
+        let _ = write!(
+            s,
+            " ({:.1}% under the hub's default popularity ranking, dedicated)",
+            100.0 * p.mean
+        );
+    }
+    s.push_str(". ");
+    if let Some(b) = best_d {
+        let overlap = b.figures.tail_viable_share.lo <= rel_d.hi;
+        let _ = write!(
+            s,
+            "The best policy at equal relevance under dedicated hosting, {}, reaches {}{}. ",
+            b.policy.label(),
+            pct(&b.figures.tail_viable_share),
+            if overlap && b.policy.name() != "relevance" {
+                ", an interval that overlaps relevance's: no policy changes the answer at this traffic"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(g) = gini {
+        let _ = write!(
+            s,
+            "Income stays concentrated whatever the policy (builders' income Gini under relevance {}). ",
+            ci(&g, 3)
+        );
+    }
+    if let (Some(best_s), Some(rel)) = (
+        r.cells
+            .iter()
+            .filter(|c| c.regime == Regime::Serverless && c.equal_relevance)
+            .max_by(|a, b| {
+                a.figures
+                    .tail_viable_share
+                    .mean
+                    .total_cmp(&b.figures.tail_viable_share.mean)
+            }),
+        cell(r, Regime::Serverless, "relevance"),
+    ) {
+        let _ = write!(
+            s,
+            "Under serverless hosting the best policy at equal relevance, {}, keeps {} viable against {} under relevance, at nDCG@10 {} against {}. ",
+            best_s.policy.label(),
+            pct(&best_s.figures.tail_viable_share),
+            pct(&rel.figures.tail_viable_share),
+            ci(&best_s.figures.ndcg10, 3),
+            ci(&rel.figures.ndcg10, 3)
+        );
+    }
+    // Which moves viability more: the policy, or traffic (the grid)?
+    let spread = |xs: Vec<f64>| -> f64 {
+        let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        if xs.is_empty() {
+            0.0
+        } else {
+            max - min
+        }
+    };
+    let by_policy = spread(
+        r.cells
+            .iter()
+            .filter(|c| c.regime == Regime::Dedicated && c.equal_relevance)
+            .map(|c| c.figures.tail_viable_share.mean)
+            .collect(),
+    );
+    let by_traffic = spread(
+        r.grid
+            .iter()
+            .filter(|p| {
+                p.policy.name() == "relevance" && p.concentration == r.options.concentration
+            })
+            .map(|p| p.tail_viable_share.mean)
+            .collect(),
+    );
+    let (lo_t, hi_t) = (
+        r.options
+            .grid_traffic
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min),
+        r.options
+            .grid_traffic
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max),
+    );
+    let _ = write!(
+        s,
+        "Under dedicated hosting, traffic from {lo_t} to {hi_t} visits a day moves the viable tail share under relevance by {:.1} points and the choice of policy at equal relevance by {:.1} points: {}. ",
+        100.0 * by_traffic,
+        100.0 * by_policy,
+        if by_traffic > by_policy {
+            "whether the tail covers a fixed hosting cost is set first by traffic per model, then by the policy"
+        } else {
+            "the ranking policy matters more than traffic in this range"
+        }
+    );
+    s.push_str("These figures hold for this world's priors (docs/study.md lists them and what each is based on); other costs, prices or adoption volumes move the thresholds.");
+    s
+}
+
+fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String {
+    let o = &r.options;
+    let mut s = String::new();
+    let _ = writeln!(s, "# The pay-per-call study\n");
+    let _ = writeln!(
+        s,
+        "Generated by `{command}` (git {rev}, index `{}`) in {:.0} s: {} simulated visits, {:.0} visits/s on {} threads. The model, every parameter and its source: [docs/study.md](../../../docs/study.md).\n",
+        index.display(),
+        r.seconds,
+        r.visits,
+        r.visits_per_second,
+        r.threads
+    );
+    let _ = writeln!(s, "## The answer\n\n{}\n", answer(r));
+    let c = &r.coverage;
+    let _ = writeln!(s, "## The world\n");
+    let _ = writeln!(
+        s,
+        "- Hub: {} models, {} with a task; {} builders ({} in the tail: outside the top 10% by 2022 downloads).",
+        c.models, c.models_with_task, c.builders, r.initial_tail_builders
+    );
+    let _ = writeln!(
+        s,
+        "- Coverage: {} query types; **{:.1}%** of models with a task ({:.1}% of all models) and **{:.1}%** of builders can ever be a candidate.",
+        c.query_types,
+        100.0 * c.models_covered as f64 / c.models_with_task.max(1) as f64,
+        100.0 * c.models_covered as f64 / c.models.max(1) as f64,
+        100.0 * c.builders_covered as f64 / c.builders.max(1) as f64
+    );
+    let _ = writeln!(
+        s,
+        "- Entrants: {:.0} new models over the year in world 0 ({}% a day of the initial models, {}% from new builders).",
+        r.entrants_per_world,
+        100.0 * o.entry_rate,
+        100.0 * o.new_builder_share
+    );
+    let _ = writeln!(
+        s,
+        "- Design: {} days, {} simulated visits a day standing for {} real ones; {} replications per cell (world seed and behaviour seed apart, the same seeds for every policy); 95% percentile-bootstrap intervals over replications.\n",
+        o.days, o.visits_per_day, o.traffic, o.seeds
+    );
+    let _ = writeln!(s, "## Tuning to equal relevance\n");
+    let _ = writeln!(
+        s,
+        "Each family's knob swept in the {} regime ({} replications per value); the value kept is the one whose nDCG@10 is closest to {:.0}% of relevance's from above (plot: `frontier.svg`).\n",
+        r.sweep_regime.name(),
+        o.sweep_seeds,
+        100.0 * o.target_ratio
+    );
+    s.push_str("| policy | nDCG@10 | / relevance | adoptions per visit | tail viable at the end | tail share of exposure | kept |\n|---|---|---|---|---|---|---|\n");
+    let reference = r
+        .sweep
+        .first()
+        .map_or(1.0, |p| p.ndcg10.max(f64::MIN_POSITIVE));
+    for p in &r.sweep {
+        let kept = r.tuned.iter().any(|t| t.policy == p.policy);
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} | {:.3} | {:.3} | {:.1}% | {:.1}% | {} |",
+            p.policy.label(),
+            p.ndcg10,
+            p.ndcg10 / reference,
+            p.adoptions_per_visit,
+            100.0 * p.tail_viable_share,
+            100.0 * p.tail_exposure_share,
+            if kept { "yes" } else { "" }
+        );
+    }
+    for t in r.tuned.iter().filter(|t| !t.within) {
+        let _ = writeln!(
+            s,
+            "\n{}: no knob value stays within the target; the mildest is kept and its row is not at equal relevance.",
+            t.policy.name()
+        );
+    }
+    for regime in [Regime::Serverless, Regime::Dedicated] {
+        let _ = writeln!(s, "\n## Headline: {} hosting\n", regime.name());
+        s.push_str("| policy | equal relevance | nDCG@10 | adoptions per visit | tail builders viable at the end | median tail profit per month (USD) | income Gini (active) | income Gini (all) | top-1% share of income | median HHI per task | entrant 90-day survival | median days to first paid call |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for c in r.cells.iter().filter(|c| c.regime == regime) {
+            let f = &c.figures;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.policy.label(),
+                if c.equal_relevance { "yes" } else { "no" },
+                ci(&f.ndcg10, 4),
+                ci(&f.adoptions_per_visit, 3),
+                pct(&f.tail_viable_share),
+                ci(&f.median_tail_profit_month, 2),
+                ci(&f.income_gini_active, 3),
+                ci(&f.income_gini_all, 3),
+                pct(&f.top1pct_income_share),
+                ci(&f.median_task_hhi, 3),
+                pct(&f.entrant_survival_90),
+                ci(&f.median_days_to_first_call, 1),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n## Viability over traffic and demand concentration ({} hosting)\n",
+        r.grid_regime.name()
+    );
+    let _ = writeln!(
+        s,
+        "Tail builders viable at the end ({} replications each; {} simulated visits a day at most, each standing for traffic / that many). Concentration: demand per query type ~ (1 + downloads)^c (0 = uniform, 1 = calibrated to 2022 downloads).\n",
+        o.grid_seeds, o.grid_visits_per_day
+    );
+    s.push_str("| policy | concentration | traffic (visits/day) | tail viable | active builders viable |\n|---|---|---|---|---|\n");
+    for p in &r.grid {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            p.policy.label(),
+            p.concentration,
+            p.traffic,
+            pct(&p.tail_viable_share),
+            pct(&p.viable_active_share)
+        );
+    }
+    s.push_str("\n## Plots\n\n");
+    for (f, what) in [
+        (
+            "viable-tail-dedicated.svg",
+            "viable tail share over time, dedicated",
+        ),
+        (
+            "viable-tail-serverless.svg",
+            "viable tail share over time, serverless",
+        ),
+        ("entrant-survival.svg", "entrant survival by age, dedicated"),
+        (
+            "frontier.svg",
+            "utility (nDCG@10) against tail viability, every knob value",
+        ),
+        (
+            "lorenz-income.svg",
+            "Lorenz curves of builders' income, dedicated",
+        ),
+        (
+            "grid.svg",
+            "tail viability over traffic, per demand concentration",
+        ),
+    ] {
+        let _ = writeln!(s, "- {what}: ![{what}]({f})");
+    }
+    let _ = writeln!(
+        s,
+        "\n## Parameters\n\n```json\n{}\n```",
+        serde_json::to_string_pretty(o).unwrap_or_default()
+    );
+    s
+}
+
+fn write_plots(r: &StudyResult, out: &Path) -> Result<(), AnyError> {
+    for regime in [Regime::Serverless, Regime::Dedicated] {
+        let series: Vec<Series> = r
+            .cells
+            .iter()
+            .filter(|c| c.regime == regime)
+            .map(|c| Series {
+                name: c.policy.label(),
+                points: c
+                    .viable_tail_by_day
+                    .iter()
+                    .enumerate()
+                    .map(|(d, v)| ((d + 1) as f64, *v))
+                    .collect(),
+            })
+            .collect();
+        std::fs::write(
+            out.join(format!("viable-tail-{}.svg", regime.name())),
+            line_chart(
+                &format!("Tail builders viable ({} hosting)", regime.name()),
+                "day",
+                "share of tail builders",
+                &series,
+                false,
+            ),
+        )?;
+    }
+    let dedicated: Vec<&Cell> = r
+        .cells
+        .iter()
+        .filter(|c| c.regime == Regime::Dedicated)
+        .collect();
+    let survival: Vec<Series> = dedicated
+        .iter()
+        .map(|c| Series {
+            name: c.policy.label(),
+            points: c
+                .entrant_survival
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(a, v)| (a as f64, *v))
+                .collect(),
+        })
+        .collect();
+    std::fs::write(
+        out.join("entrant-survival.svg"),
+        line_chart(
+            "Entrants still listed (dedicated hosting)",
+            "age (days)",
+            "share surviving",
+            &survival,
+            false,
+        ),
+    )?;
+    let mut fams: Vec<&str> = r.sweep.iter().map(|p| p.policy.name()).collect();
+    fams.dedup();
+    let frontier: Vec<Series> = fams
+        .iter()
+        .map(|f| Series {
+            name: f.to_string(),
+            points: r
+                .sweep
+                .iter()
+                .filter(|p| p.policy.name() == *f)
+                .map(|p| (p.tail_viable_share, p.ndcg10))
+                .collect(),
+        })
+        .collect();
+    std::fs::write(
+        out.join("frontier.svg"),
+        line_chart(
+            &format!("Utility against tail viability ({})", r.sweep_regime.name()),
+            "tail builders viable at the end",
+            "nDCG@10",
+            &frontier,
+            true,
+        ),
+    )?;
+    let lorenz: Vec<Series> = dedicated
+        .iter()
+        .map(|c| Series {
+            name: c.policy.label(),
+            points: c.lorenz_income.clone(),
+        })
+        .collect();
+    std::fs::write(
+        out.join("lorenz-income.svg"),
+        line_chart(
+            "Builders' income, Lorenz (dedicated hosting)",
+            "share of builders",
+            "share of income",
+            &lorenz,
+            false,
+        ),
+    )?;
+    let mut keys: Vec<(String, f64)> = Vec::new();
+    for p in &r.grid {
+        let k = (p.policy.label(), p.concentration);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let grid: Vec<Series> = keys
+        .iter()
+        .map(|(label, c)| Series {
+            name: format!("{label}, c={c}"),
+            points: r
+                .grid
+                .iter()
+                .filter(|p| &p.policy.label() == label && p.concentration == *c)
+                .map(|p| (p.traffic.log10(), p.tail_viable_share.mean))
+                .collect(),
+        })
+        .collect();
+    std::fs::write(
+        out.join("grid.svg"),
+        line_chart(
+            &format!("Tail viability over traffic ({})", r.grid_regime.name()),
+            "log10 visits per day",
+            "share of tail builders viable",
+            &grid,
+            true,
+        ),
+    )?;
+    Ok(())
+}

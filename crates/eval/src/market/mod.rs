@@ -1,0 +1,166 @@
+//! The pay-per-call study (docs/study.md): does per-call income sustain the
+//! long tail of small builders, and which ranking policy changes the answer,
+//! at what cost to the people searching?
+//!
+//! [`world`] builds the hub and its query types from the real index,
+//! [`sim`] runs one simulated year under one policy, and [`study`] runs the
+//! whole design: policies tuned to equal relevance, 20+ replications per
+//! cell with separate world and behaviour seeds and common random numbers
+//! across policies, bootstrap confidence intervals, and the traffic x
+//! demand-concentration grid.
+
+pub mod sim;
+pub mod stats;
+pub mod study;
+pub mod world;
+
+use serde::Serialize;
+
+pub use sim::{Outcome, Regime, RunSpec, StudyPolicy};
+pub use study::{run_study, Cell, GridPoint, StudyResult, SweepPoint};
+pub use world::{Base, World};
+
+/// Every parameter of the study (docs/study.md lists them with their sources).
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyOptions {
+    // --- world
+    /// Candidates retrieved per query type.
+    pub depth: usize,
+    /// Parameters (millions) assumed when the card does not say.
+    pub prior_params_m: f64,
+    /// Demand per query type ~ (1 + its models' 2022 downloads)^concentration.
+    pub concentration: f64,
+    /// New models per day, as a share of the initial models.
+    pub entry_rate: f64,
+    /// Share of new models from a new builder (else an existing one).
+    pub new_builder_share: f64,
+    /// Price = serverless cost per call x markup, markup log-normal.
+    pub markup_median: f64,
+    pub markup_sigma: f64,
+    // --- money
+    /// Serverless cost per call: this + per-million-parameters x size.
+    pub cost_per_call_usd: f64,
+    pub cost_per_call_per_m_params_usd: f64,
+    /// Dedicated hosting per month: up to 400M, up to 3B, larger.
+    pub dedicated_month_usd: [f64; 3],
+    /// The platform's share of every paid call.
+    pub platform_fee: f64,
+    // --- users
+    pub page: usize,
+    /// Utility of adopting nothing.
+    pub outside_utility: f64,
+    /// Utility per relevance grade.
+    pub grade_weight: f64,
+    /// Utility per unit of ln(price / reference price), subtracted.
+    pub price_weight: f64,
+    pub reference_price_usd: f64,
+    /// An adoption's calls per day: log-normal (median, sigma).
+    pub calls_per_day_median: f64,
+    pub calls_per_day_sigma: f64,
+    /// Probability per day that an adopter stops calling.
+    pub churn_per_day: f64,
+    // --- builders and popularity
+    /// Daily probability that a model losing money over 30 days is retired.
+    pub exit_probability: f64,
+    /// Half-life of popularity (downloads and calls), days.
+    pub popularity_half_life_days: f64,
+    // --- design
+    pub days: usize,
+    pub visits_per_day: usize,
+    /// Real visits per day (each simulated visit stands for traffic / visits_per_day).
+    pub traffic: f64,
+    /// Replications per headline cell.
+    pub seeds: usize,
+    /// Replications per point of the knob sweeps (tuning and frontier).
+    pub sweep_seeds: usize,
+    /// Policies are tuned so nDCG@10 >= this x relevance's.
+    pub target_ratio: f64,
+    pub alphas: Vec<f64>,
+    pub betas: Vec<f64>,
+    pub fair_lambdas: Vec<f64>,
+    pub impact_lambdas: Vec<f64>,
+    pub temperatures: Vec<f64>,
+    /// The grid of traffic x demand concentration.
+    pub grid_traffic: Vec<f64>,
+    pub grid_concentration: Vec<f64>,
+    pub grid_seeds: usize,
+    pub grid_visits_per_day: usize,
+    /// First seed; replication r uses world seed `seed + r` and behaviour
+    /// seed `seed + 1000 + r`.
+    pub seed: u64,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+    /// Keep each builder's trailing profit per day (tests).
+    #[serde(skip)]
+    pub keep_builder_days: bool,
+}
+
+impl Default for StudyOptions {
+    fn default() -> Self {
+        StudyOptions {
+            depth: 200,
+            prior_params_m: 110.0,
+            concentration: 1.0,
+            entry_rate: 0.002,
+            new_builder_share: 0.5,
+            markup_median: 3.0,
+            markup_sigma: 0.75,
+            cost_per_call_usd: 0.000_02,
+            cost_per_call_per_m_params_usd: 0.000_000_5,
+            dedicated_month_usd: [36.0, 180.0, 600.0],
+            platform_fee: 0.2,
+            page: 10,
+            outside_utility: 4.0,
+            grade_weight: 1.5,
+            price_weight: 0.5,
+            reference_price_usd: 0.001,
+            calls_per_day_median: 20.0,
+            calls_per_day_sigma: 1.5,
+            churn_per_day: 1.0 / 90.0,
+            exit_probability: 0.1,
+            popularity_half_life_days: 30.0,
+            days: 365,
+            visits_per_day: 10_000,
+            traffic: 10_000.0,
+            seeds: 20,
+            sweep_seeds: 3,
+            target_ratio: 0.98,
+            alphas: vec![0.01, 0.03, 0.1, 0.3, 1.0],
+            betas: vec![0.1, 0.3, 1.0, 3.0],
+            fair_lambdas: vec![1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+            impact_lambdas: vec![1e-11, 1e-10, 1e-9, 1e-8],
+            temperatures: vec![0.01, 0.03, 0.1, 0.3],
+            grid_traffic: vec![1e3, 1e4, 1e5, 1e6],
+            grid_concentration: vec![0.5, 1.0, 1.5],
+            grid_seeds: 2,
+            grid_visits_per_day: 2_500,
+            seed: 1,
+            threads: 0,
+            keep_builder_days: false,
+        }
+    }
+}
+
+impl StudyOptions {
+    /// The CI preset: 60 days, 1,000 visits a day, 3 replications, one
+    /// sweep seed, a 2 x 2 grid.
+    pub fn quick() -> StudyOptions {
+        StudyOptions {
+            days: 60,
+            visits_per_day: 1_000,
+            traffic: 10_000.0,
+            seeds: 3,
+            sweep_seeds: 1,
+            alphas: vec![0.1, 1.0],
+            betas: vec![0.3, 3.0],
+            fair_lambdas: vec![1e-2, 1.0],
+            impact_lambdas: vec![1e-10, 1e-8],
+            temperatures: vec![0.03, 0.3],
+            grid_traffic: vec![1e3, 1e5],
+            grid_concentration: vec![0.5, 1.0],
+            grid_seeds: 1,
+            grid_visits_per_day: 500,
+            ..StudyOptions::default()
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! The study's world (docs/study.md, World): the hub's models and builders,
+//! the query types people search with and each type's candidates, retrieved
+//! once with the real engine; then, per world seed, prices, costs and the
+//! models that will enter during the year.
+
+use std::collections::{HashMap, HashSet};
+
+use hubsearch_core::{lang, Mode, ModelCard, SearchRequest};
+use hubsearch_engine::Engine;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, LogNormal, Poisson};
+use serde::Serialize;
+
+use super::StudyOptions;
+
+/// A model as the study sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    pub builder: u32,
+    pub task: u32,
+    /// Stable key (the id's), for ties.
+    pub key: u64,
+    /// 30-day downloads at the start (0 for entrants).
+    pub downloads: f64,
+    /// Parameters, millions (from the card's architecture, else the prior).
+    pub params_m: f64,
+    /// Whether `params_m` came from the card (architecture or id) or the prior.
+    pub params_known: bool,
+    /// Price per call, USD.
+    pub price: f64,
+    /// Day the model enters (0 = there at the start).
+    pub entry_day: u32,
+}
+
+/// A builder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Builder {
+    /// Outside the top 10% of builders by 2022 downloads (entrants: always).
+    pub tail: bool,
+    /// Arrived during the year.
+    pub entrant: bool,
+}
+
+/// One candidate of a query type.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Cand {
+    pub model: u32,
+    /// The engine's relevance, in [0, 1] (what the policies see).
+    pub relevance: f64,
+    /// How well the model does what was asked: 0, 1, 2 (what users see).
+    pub grade: u8,
+}
+
+/// What people search for.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryType {
+    pub text: String,
+    pub task: u32,
+    /// Sum of 2022 downloads of the models whose own type this is (the
+    /// demand calibration).
+    pub downloads: f64,
+    pub cands: Vec<Cand>,
+}
+
+/// The part of the world that comes from the index, the same for every seed.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub models: Vec<Model>,
+    pub builders: Vec<Builder>,
+    pub tasks: Vec<String>,
+    pub types: Vec<QueryType>,
+    /// Models of the hub without a task (no query type reaches them).
+    pub models_without_task: usize,
+}
+
+/// Share of the hub that can ever be shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub models: usize,
+    pub models_with_task: usize,
+    pub models_covered: usize,
+    pub builders: usize,
+    pub builders_covered: usize,
+    pub query_types: usize,
+}
+
+impl Base {
+    /// Coverage of the query types' candidate lists.
+    pub fn coverage(&self) -> Coverage {
+        let mut seen = vec![false; self.models.len()];
+        for t in &self.types {
+            for c in &t.cands {
+                seen[c.model as usize] = true;
+            }
+        }
+        let mut b_seen = vec![false; self.builders.len()];
+        for (m, s) in self.models.iter().zip(&seen) {
+            if *s {
+                b_seen[m.builder as usize] = true;
+            }
+        }
+        Coverage {
+            models: self.models.len() + self.models_without_task,
+            models_with_task: self.models.len(),
+            models_covered: seen.iter().filter(|s| **s).count(),
+            builders: self.builders.len(),
+            builders_covered: b_seen.iter().filter(|s| **s).count(),
+            query_types: self.types.len(),
+        }
+    }
+}
+
+/// A world for one seed: the base plus prices and the year's entrants.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub models: Vec<Model>,
+    pub builders: Vec<Builder>,
+    pub tasks: Vec<String>,
+    pub types: Vec<QueryType>,
+    /// Demand per type (sums to 1).
+    pub demand: Vec<f64>,
+    /// Models that start in the hub.
+    pub initial_models: usize,
+    pub initial_builders: usize,
+}
+
+/// Parameters (millions) of a card's model: from its id ("1.3B", "350m"),
+/// else its model type and size word, else `None` (the prior applies).
+pub fn params_of(card: &ModelCard) -> Option<f64> {
+    let id = card.id.to_ascii_lowercase();
+    // An explicit size in the id: 125m, 1.3b, 6b.
+    for w in id.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.')) {
+        let (num, unit) = w.split_at(w.len().saturating_sub(1));
+        if let Ok(x) = num.parse::<f64>() {
+            if x > 0.0 && x < 1000.0 {
+                match unit {
+                    "b" => return Some(x * 1000.0),
+                    "m" if x >= 1.0 => return Some(x),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let size = |small: f64, base: f64, large: f64| -> f64 {
+        if id.contains("xxl") {
+            large * 8.0
+        } else if id.contains("xl") {
+            large * 2.0
+        } else if id.contains("large") {
+            large
+        } else if id.contains("small") || id.contains("tiny") || id.contains("mini") {
+            small
+        } else {
+            base
+        }
+    };
+    let t = card.model_type.as_deref().unwrap_or("");
+    Some(match t {
+        "bert" | "electra" | "camembert" | "mpnet" | "funnel" | "xlnet" => size(14.0, 110.0, 340.0),
+        "roberta" => size(30.0, 125.0, 355.0),
+        "distilbert" => 66.0,
+        "albert" => size(12.0, 12.0, 18.0),
+        "xlm-roberta" => size(118.0, 270.0, 560.0),
+        "gpt2" => {
+            if id.contains("medium") {
+                355.0
+            } else {
+                size(124.0, 124.0, 774.0)
+            }
+        }
+        "gpt_neo" => size(125.0, 125.0, 1300.0),
+        "gptj" => 6000.0,
+        "marian" => 74.0,
+        "t5" => size(60.0, 220.0, 770.0),
+        "mt5" => size(300.0, 580.0, 1200.0),
+        "bart" | "mbart" | "pegasus" => size(140.0, 140.0, 400.0),
+        "wav2vec2" | "hubert" => size(95.0, 95.0, 317.0),
+        "vit" | "deit" | "beit" => size(22.0, 86.0, 307.0),
+        "m2m_100" => 418.0,
+        "encoder-decoder" => 250.0,
+        _ => return None,
+    })
+}
+
+/// The demand-key of a card: task, its first named language (other than
+/// English), its first dataset.
+fn primary_key(c: &ModelCard) -> (String, Option<String>, Option<String>) {
+    let language = c
+        .languages
+        .iter()
+        .find(|l| *l != "en" && lang::language_names(l).is_some())
+        .cloned();
+    (
+        c.task.clone().unwrap_or_default(),
+        language,
+        c.datasets.first().cloned(),
+    )
+}
+
+/// The words a person types for a key.
+fn key_text(task: &str, language: Option<&str>, dataset: Option<&str>) -> String {
+    let mut words = Vec::new();
+    if let Some(l) = language {
+        words.push(
+            lang::language_names(l)
+                .and_then(|n| n.split(' ').next())
+                .unwrap_or(l)
+                .to_string(),
+        );
+    }
+    words.push(task.replace('-', " "));
+    if let Some(d) = dataset {
+        words.push(d.replace(['_', '-', '/'], " "));
+    }
+    words.join(" ")
+}
+
+impl Base {
+    /// Read the hub from `engine` and retrieve each query type's candidates
+    /// (`o.depth` best, text mode, the type's task as a filter).
+    pub fn from_engine(
+        engine: &Engine,
+        o: &StudyOptions,
+        progress: &dyn Fn(&str),
+    ) -> Result<Base, hubsearch_engine::Error> {
+        let cards = engine.all_cards()?;
+        let hub = engine.hub();
+        let mut idx_of: HashMap<String, u32> = HashMap::new();
+        let mut builder_idx: HashMap<String, u32> = HashMap::new();
+        let mut builders = Vec::new();
+        let mut tasks: Vec<String> = Vec::new();
+        let mut task_idx: HashMap<String, u32> = HashMap::new();
+        let mut models = Vec::new();
+        let mut with_task: Vec<&ModelCard> = Vec::new();
+        let mut sorted: Vec<&ModelCard> = cards.iter().collect();
+        // Index order differs between index builds: the world must not.
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        for c in &sorted {
+            let Some(task) = c.task.clone() else { continue };
+            let t = *task_idx.entry(task.clone()).or_insert_with(|| {
+                tasks.push(task.clone());
+                (tasks.len() - 1) as u32
+            });
+            let b = *builder_idx.entry(c.builder.clone()).or_insert_with(|| {
+                let key = hubsearch_core::card::key_of(&c.builder);
+                builders.push(Builder {
+                    tail: !hub.builder_heads.head.contains(&key),
+                    entrant: false,
+                });
+                (builders.len() - 1) as u32
+            });
+            let params = params_of(c);
+            idx_of.insert(c.id.clone(), models.len() as u32);
+            models.push(Model {
+                builder: b,
+                task: t,
+                key: hubsearch_core::card::key_of(&c.id),
+                downloads: c.downloads as f64,
+                params_m: params.unwrap_or(o.prior_params_m),
+                params_known: params.is_some(),
+                price: 0.0,
+                entry_day: 0,
+            });
+            with_task.push(c);
+        }
+        // Query types: each card's own key, the task alone, and task + model type.
+        let mut keys: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+        let mut key_downloads: HashMap<(String, Option<String>, Option<String>), f64> =
+            HashMap::new();
+        let mut add = |k: (String, Option<String>, Option<String>), d: f64| {
+            if !key_downloads.contains_key(&k) {
+                keys.push(k.clone());
+            }
+            *key_downloads.entry(k).or_default() += d;
+        };
+        for c in &with_task {
+            let d = c.downloads as f64;
+            let (task, language, dataset) = primary_key(c);
+            if language.is_some() || dataset.is_some() {
+                add((task.clone(), language, dataset), d);
+            }
+            add((task.clone(), None, None), d);
+            if let Some(mt) = c.model_type.as_deref().filter(|m| !m.is_empty()) {
+                add((task, None, Some(format!("model_type:{mt}"))), d);
+            }
+        }
+        let searcher = engine.text_index().searcher();
+        let mut types = Vec::with_capacity(keys.len());
+        for (n, (task, language, dataset)) in keys.iter().enumerate() {
+            let model_type = dataset
+                .as_deref()
+                .and_then(|d| d.strip_prefix("model_type:"));
+            let text = match model_type {
+                Some(mt) => format!("{mt} {}", task.replace('-', " ")),
+                None => key_text(task, language.as_deref(), dataset.as_deref()),
+            };
+            let mut req = SearchRequest::new(text.clone(), o.depth);
+            req.mode = Mode::Text;
+            req.filter.task = Some(task.clone());
+            let r = engine.retrieve(&searcher, &req, o.depth)?;
+            let mut cands = Vec::with_capacity(r.found.len());
+            for f in &r.found {
+                let card = engine.text_index().card(&searcher, f.addr)?;
+                let Some(&m) = idx_of.get(&card.id) else {
+                    continue;
+                };
+                let grade = if card.task.as_deref() != Some(task.as_str()) {
+                    0
+                } else if let Some(mt) = model_type {
+                    if card.model_type.as_deref() == Some(mt) {
+                        2
+                    } else {
+                        1
+                    }
+                } else if language.is_none() && dataset.is_none() {
+                    // The task alone: a documented card does what was asked.
+                    if card.card_text.trim().is_empty() {
+                        1
+                    } else {
+                        2
+                    }
+                } else {
+                    let lang_ok = language.as_ref().is_none_or(|l| card.languages.contains(l));
+                    let ds_ok = dataset.as_ref().is_none_or(|d| card.datasets.contains(d));
+                    if lang_ok && ds_ok {
+                        2
+                    } else {
+                        1
+                    }
+                };
+                cands.push(Cand {
+                    model: m,
+                    relevance: f.relevance,
+                    grade,
+                });
+            }
+            if (n + 1) % 1000 == 0 {
+                progress(&format!(
+                    "retrieved {} of {} query types",
+                    n + 1,
+                    keys.len()
+                ));
+            }
+            if cands.is_empty() {
+                continue;
+            }
+            types.push(QueryType {
+                text,
+                task: task_idx[task],
+                downloads: key_downloads[&(task.clone(), language.clone(), dataset.clone())],
+                cands,
+            });
+        }
+        Ok(Base {
+            models,
+            builders,
+            tasks,
+            types,
+            models_without_task: cards.len() - with_task.len(),
+        })
+    }
+}
+
+impl World {
+    /// The world of `seed`: prices for every model, the year's entrants (each
+    /// a copy of a random existing model's place in the query types, with no
+    /// downloads), and the demand per type at concentration `o.concentration`.
+    pub fn sample(base: &Base, o: &StudyOptions, seed: u64) -> World {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_u64.rotate_left(29));
+        let markup = LogNormal::new(o.markup_median.ln(), o.markup_sigma).expect("sigma >= 0");
+        let mut models = base.models.clone();
+        let mut builders = base.builders.clone();
+        for m in &mut models {
+            m.price = serverless_cost(o, m.params_m) * markup.sample(&mut rng);
+        }
+        // Where each model appears, to copy for entrants.
+        let mut places: Vec<Vec<(u32, Cand)>> = vec![Vec::new(); models.len()];
+        for (t, qt) in base.types.iter().enumerate() {
+            for c in &qt.cands {
+                places[c.model as usize].push((t as u32, *c));
+            }
+        }
+        let mut types = base.types.clone();
+        let initial_models = models.len();
+        let initial_builders = builders.len();
+        // Existing builders are picked in proportion to their models.
+        let owners: Vec<u32> = base.models.iter().map(|m| m.builder).collect();
+        let per_day = o.entry_rate * initial_models as f64;
+        let mut entrant_builders = 0usize;
+        for day in 1..o.days as u32 {
+            let n = if per_day > 0.0 {
+                Poisson::new(per_day).expect("rate > 0").sample(&mut rng) as usize
+            } else {
+                0
+            };
+            for _ in 0..n {
+                if initial_models == 0 {
+                    break;
+                }
+                let template = rng.gen_range(0..initial_models);
+                let builder = if rng.gen::<f64>() < o.new_builder_share || owners.is_empty() {
+                    builders.push(Builder {
+                        tail: true,
+                        entrant: true,
+                    });
+                    entrant_builders += 1;
+                    (builders.len() - 1) as u32
+                } else {
+                    owners[rng.gen_range(0..owners.len())]
+                };
+                let t = &base.models[template];
+                let id = models.len() as u32;
+                models.push(Model {
+                    builder,
+                    task: t.task,
+                    key: (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed,
+                    downloads: 0.0,
+                    params_m: t.params_m,
+                    params_known: t.params_known,
+                    price: serverless_cost(o, t.params_m) * markup.sample(&mut rng),
+                    entry_day: day,
+                });
+                for (ty, c) in &places[template] {
+                    types[*ty as usize].cands.push(Cand { model: id, ..*c });
+                }
+            }
+        }
+        let _ = entrant_builders;
+        let raw: Vec<f64> = types
+            .iter()
+            .map(|t| (1.0 + t.downloads).powf(o.concentration))
+            .collect();
+        let total: f64 = raw.iter().sum();
+        let demand = raw
+            .iter()
+            .map(|w| w / total.max(f64::MIN_POSITIVE))
+            .collect();
+        World {
+            models,
+            builders,
+            tasks: base.tasks.clone(),
+            types,
+            demand,
+            initial_models,
+            initial_builders,
+        }
+    }
+
+    /// Builders that arrived during the year.
+    pub fn entrant_builders(&self) -> usize {
+        self.builders.len() - self.initial_builders
+    }
+}
+
+/// Serverless cost per call of a model of `params_m` million parameters
+/// (docs/study.md, Money).
+pub fn serverless_cost(o: &StudyOptions, params_m: f64) -> f64 {
+    o.cost_per_call_usd + o.cost_per_call_per_m_params_usd * params_m
+}
+
+/// Dedicated hosting: fixed cost per month by size (docs/study.md, Money).
+pub fn dedicated_month(o: &StudyOptions, params_m: f64) -> f64 {
+    if params_m <= 400.0 {
+        o.dedicated_month_usd[0]
+    } else if params_m <= 3000.0 {
+        o.dedicated_month_usd[1]
+    } else {
+        o.dedicated_month_usd[2]
+    }
+}
+
+/// Distinct builders among `models`.
+pub fn builders_of(models: &[Model]) -> HashSet<u32> {
+    models.iter().map(|m| m.builder).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(id: &str, model_type: Option<&str>) -> ModelCard {
+        ModelCard {
+            id: id.into(),
+            model_type: model_type.map(String::from),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parameter_counts_from_ids_and_types() {
+        assert_eq!(
+            params_of(&card("EleutherAI/gpt-neo-1.3B", Some("gpt_neo"))),
+            Some(1300.0)
+        );
+        assert_eq!(params_of(&card("x/opt-350m", None)), Some(350.0));
+        assert_eq!(
+            params_of(&card("bert-large-uncased", Some("bert"))),
+            Some(340.0)
+        );
+        assert_eq!(
+            params_of(&card("bert-base-uncased", Some("bert"))),
+            Some(110.0)
+        );
+        assert_eq!(params_of(&card("gpt2-medium", Some("gpt2"))), Some(355.0));
+        assert_eq!(params_of(&card("someone/thing", None)), None);
+        // A version number is not a size.
+        assert_eq!(params_of(&card("x/model-v2", None)), None);
+    }
+}
