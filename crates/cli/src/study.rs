@@ -79,8 +79,13 @@ pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
     let base = Base::from_engine(&engine, &o, &log)?;
     let cov = base.coverage();
     log(&format!(
-        "world: {} models with a task ({} covered), {} builders, {} query types",
-        cov.models_with_task, cov.models_covered, cov.builders, cov.query_types
+        "world: {} models with a task ({} reachable, {} by a need), {} builders, {} query types ({} names)",
+        cov.models_with_task,
+        cov.models_covered,
+        cov.models_covered_by_needs,
+        cov.builders,
+        cov.query_types,
+        cov.name_types
     ));
     if base.types.is_empty() {
         return Err("the index has no model with a task: nothing to search for".into());
@@ -316,13 +321,19 @@ fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String {
         "- Hub: {} models, {} with a task; {} builders ({} in the tail: outside the top 10% by 2022 downloads).",
         c.models, c.models_with_task, c.builders, r.initial_tail_builders
     );
+    let share = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
     let _ = writeln!(
         s,
-        "- Coverage: {} query types; **{:.1}%** of models with a task ({:.1}% of all models) and **{:.1}%** of builders can ever be a candidate.",
+        "- Coverage: {} query types ({} needs, {} model names taking {:.0}% of visits); **{:.1}%** of models with a task ({:.1}% of all models) and **{:.1}%** of builders can ever be a candidate; by needs alone (not only when named) {:.1}% of models with a task and {:.1}% of builders.",
         c.query_types,
-        100.0 * c.models_covered as f64 / c.models_with_task.max(1) as f64,
-        100.0 * c.models_covered as f64 / c.models.max(1) as f64,
-        100.0 * c.builders_covered as f64 / c.builders.max(1) as f64
+        c.query_types - c.name_types,
+        c.name_types,
+        100.0 * o.navigational_share,
+        share(c.models_covered, c.models_with_task),
+        share(c.models_covered, c.models),
+        share(c.builders_covered, c.builders),
+        share(c.models_covered_by_needs, c.models_with_task),
+        share(c.builders_covered_by_needs, c.builders)
     );
     let _ = writeln!(
         s,

@@ -26,6 +26,11 @@ pub struct StudyOptions {
     // --- world
     /// Candidates retrieved per query type.
     pub depth: usize,
+    /// Candidates retrieved per name query (a person who names a model
+    /// looks at the first results).
+    pub name_depth: usize,
+    /// Share of visits that name a model (the rest state a need).
+    pub navigational_share: f64,
     /// Parameters (millions) assumed when the card does not say.
     pub prior_params_m: f64,
     /// Demand per query type ~ (1 + its models' 2022 downloads)^concentration.
@@ -99,6 +104,8 @@ impl Default for StudyOptions {
     fn default() -> Self {
         StudyOptions {
             depth: 200,
+            name_depth: 20,
+            navigational_share: 0.15,
             prior_params_m: 110.0,
             concentration: 1.0,
             entry_rate: 0.002,

@@ -380,15 +380,7 @@ pub fn run(world: &World, o: &StudyOptions, spec: &RunSpec) -> Outcome {
                     for &i in &td.active {
                         let c = &ty.cands[i as usize];
                         let m = c.model as usize;
-                        let s = match spec.policy {
-                            StudyPolicy::Popularity { alpha } => {
-                                c.relevance * (1.0 + alpha * pop[m].max(0.0).ln_1p())
-                            }
-                            StudyPolicy::TailBoost { beta } => {
-                                c.relevance * (1.0 + beta * (1.0 - quantile[m]))
-                            }
-                            _ => c.relevance,
-                        };
+                        let s = static_score(&spec.policy, c.relevance, pop[m], quantile[m]);
                         scratch.push((s, world.models[m].key, i));
                     }
                     top(&mut scratch, page_len);
@@ -576,7 +568,7 @@ pub fn run(world: &World, o: &StudyOptions, spec: &RunSpec) -> Outcome {
         .filter(|&&b| builder_active[b])
         .map(|&b| builder_trailing[b])
         .collect();
-    let mut task_income: Vec<std::collections::HashMap<u32, f64>> =
+    let mut task_income: Vec<std::collections::BTreeMap<u32, f64>> =
         vec![Default::default(); world.tasks.len()];
     for m in 0..n {
         if income[m] > 0.0 {
@@ -668,6 +660,19 @@ pub fn run(world: &World, o: &StudyOptions, spec: &RunSpec) -> Outcome {
     }
 }
 
+/// The score of the policies whose page is fixed for a day
+/// (docs/ranking.md, Policies): relevance, `r * (1 + alpha * ln(1 + pop))`,
+/// `r * (1 + beta * (1 - quantile))`.
+pub fn static_score(policy: &StudyPolicy, relevance: f64, pop: f64, quantile: f64) -> f64 {
+    match *policy {
+        StudyPolicy::Popularity { alpha } => relevance * (1.0 + alpha * pop.max(0.0).ln_1p()),
+        StudyPolicy::TailBoost { beta } => {
+            relevance * (1.0 + beta * (1.0 - quantile.clamp(0.0, 1.0)))
+        }
+        _ => relevance,
+    }
+}
+
 /// FairCo's scores with global rounds (docs/ranking.md, `fair`): each
 /// `(relevance, key, model)` in `cands` gets `relevance + lambda * pages *
 /// max(0, max_G x/merit - x_i/merit_i)`, the max over the candidates seen
@@ -693,7 +698,7 @@ pub fn fair_scores(
 }
 
 /// Keep the best `k` of `xs` (score desc, then key asc) first, in order.
-fn top(xs: &mut [(f64, u64, u32)], k: usize) {
+pub fn top(xs: &mut [(f64, u64, u32)], k: usize) {
     let cmp = |a: &(f64, u64, u32), b: &(f64, u64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
     if xs.len() > k {
         xs.select_nth_unstable_by(k, cmp);

@@ -10,6 +10,7 @@ use hubsearch_engine::Engine;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::StudyOptions;
@@ -52,10 +53,21 @@ pub struct Cand {
     pub grade: u8,
 }
 
+/// Whether a query type names a need or a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A task, with a language, dataset or model type.
+    Need,
+    /// A model's name (its id words): navigational.
+    Name,
+}
+
 /// What people search for.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryType {
     pub text: String,
+    pub kind: Kind,
     pub task: u32,
     /// Sum of 2022 downloads of the models whose own type this is (the
     /// demand calibration).
@@ -80,33 +92,52 @@ pub struct Coverage {
     pub models: usize,
     pub models_with_task: usize,
     pub models_covered: usize,
+    /// Covered by a need (not only by its own name).
+    pub models_covered_by_needs: usize,
     pub builders: usize,
     pub builders_covered: usize,
+    pub builders_covered_by_needs: usize,
     pub query_types: usize,
+    pub name_types: usize,
 }
 
 impl Base {
     /// Coverage of the query types' candidate lists.
     pub fn coverage(&self) -> Coverage {
-        let mut seen = vec![false; self.models.len()];
-        for t in &self.types {
-            for c in &t.cands {
-                seen[c.model as usize] = true;
+        let covered = |needs_only: bool| -> (usize, usize) {
+            let mut seen = vec![false; self.models.len()];
+            for t in self
+                .types
+                .iter()
+                .filter(|t| !needs_only || t.kind == Kind::Need)
+            {
+                for c in &t.cands {
+                    seen[c.model as usize] = true;
+                }
             }
-        }
-        let mut b_seen = vec![false; self.builders.len()];
-        for (m, s) in self.models.iter().zip(&seen) {
-            if *s {
-                b_seen[m.builder as usize] = true;
+            let mut b_seen = vec![false; self.builders.len()];
+            for (m, s) in self.models.iter().zip(&seen) {
+                if *s {
+                    b_seen[m.builder as usize] = true;
+                }
             }
-        }
+            (
+                seen.iter().filter(|s| **s).count(),
+                b_seen.iter().filter(|s| **s).count(),
+            )
+        };
+        let (all_m, all_b) = covered(false);
+        let (need_m, need_b) = covered(true);
         Coverage {
             models: self.models.len() + self.models_without_task,
             models_with_task: self.models.len(),
-            models_covered: seen.iter().filter(|s| **s).count(),
+            models_covered: all_m,
+            models_covered_by_needs: need_m,
             builders: self.builders.len(),
-            builders_covered: b_seen.iter().filter(|s| **s).count(),
+            builders_covered: all_b,
+            builders_covered_by_needs: need_b,
             query_types: self.types.len(),
+            name_types: self.types.iter().filter(|t| t.kind == Kind::Name).count(),
         }
     }
 }
@@ -198,6 +229,58 @@ fn primary_key(c: &ModelCard) -> (String, Option<String>, Option<String>) {
     )
 }
 
+/// A query type before retrieval.
+struct Query {
+    text: String,
+    task: String,
+    language: Option<String>,
+    dataset: Option<String>,
+    model_type: Option<String>,
+    /// The model a name query names.
+    named: Option<String>,
+    downloads: f64,
+}
+
+impl Query {
+    /// How well `card` does what was asked (docs/study.md, World).
+    fn grade(&self, card: &ModelCard) -> u8 {
+        if let Some(id) = &self.named {
+            return if &card.id == id { 2 } else { 0 };
+        }
+        if card.task.as_deref() != Some(self.task.as_str()) {
+            return 0;
+        }
+        if let Some(mt) = &self.model_type {
+            return if card.model_type.as_deref() == Some(mt.as_str()) {
+                2
+            } else {
+                1
+            };
+        }
+        if self.language.is_none() && self.dataset.is_none() {
+            // The task alone: a documented card does what was asked.
+            return if card.card_text.trim().is_empty() {
+                1
+            } else {
+                2
+            };
+        }
+        let lang_ok = self
+            .language
+            .as_ref()
+            .is_none_or(|l| card.languages.contains(l));
+        let ds_ok = self
+            .dataset
+            .as_ref()
+            .is_none_or(|d| card.datasets.contains(d));
+        if lang_ok && ds_ok {
+            2
+        } else {
+            1
+        }
+    }
+}
+
 /// The words a person types for a key.
 fn key_text(task: &str, language: Option<&str>, dataset: Option<&str>) -> String {
     let mut words = Vec::new();
@@ -222,7 +305,7 @@ impl Base {
     pub fn from_engine(
         engine: &Engine,
         o: &StudyOptions,
-        progress: &dyn Fn(&str),
+        progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Base, hubsearch_engine::Error> {
         let cards = engine.all_cards()?;
         let hub = engine.hub();
@@ -285,70 +368,100 @@ impl Base {
                 add((task, None, Some(format!("model_type:{mt}"))), d);
             }
         }
+        // Retrieval, in parallel: needs with the task as a filter, names without.
         let searcher = engine.text_index().searcher();
-        let mut types = Vec::with_capacity(keys.len());
-        for (n, (task, language, dataset)) in keys.iter().enumerate() {
-            let model_type = dataset
-                .as_deref()
-                .and_then(|d| d.strip_prefix("model_type:"));
-            let text = match model_type {
-                Some(mt) => format!("{mt} {}", task.replace('-', " ")),
-                None => key_text(task, language.as_deref(), dataset.as_deref()),
-            };
-            let mut req = SearchRequest::new(text.clone(), o.depth);
-            req.mode = Mode::Text;
-            req.filter.task = Some(task.clone());
-            let r = engine.retrieve(&searcher, &req, o.depth)?;
-            let mut cands = Vec::with_capacity(r.found.len());
-            for f in &r.found {
-                let card = engine.text_index().card(&searcher, f.addr)?;
-                let Some(&m) = idx_of.get(&card.id) else {
-                    continue;
+        let mut queries: Vec<Query> = keys
+            .iter()
+            .map(|(task, language, dataset)| {
+                let model_type = dataset
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix("model_type:"))
+                    .map(String::from);
+                let text = match &model_type {
+                    Some(mt) => format!("{mt} {}", task.replace('-', " ")),
+                    None => key_text(task, language.as_deref(), dataset.as_deref()),
                 };
-                let grade = if card.task.as_deref() != Some(task.as_str()) {
-                    0
-                } else if let Some(mt) = model_type {
-                    if card.model_type.as_deref() == Some(mt) {
-                        2
+                Query {
+                    text,
+                    task: task.clone(),
+                    language: language.clone(),
+                    dataset: dataset.clone().filter(|_| model_type.is_none()),
+                    model_type,
+                    named: None,
+                    downloads: key_downloads[&(task.clone(), language.clone(), dataset.clone())],
+                }
+            })
+            .collect();
+        let needs = queries.len();
+        for c in &with_task {
+            queries.push(Query {
+                text: c.id.replace(['/', '-', '_'], " "),
+                task: c.task.clone().unwrap_or_default(),
+                language: None,
+                dataset: None,
+                model_type: None,
+                named: Some(c.id.clone()),
+                downloads: c.downloads as f64,
+            });
+        }
+        let threads = if o.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            o.threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let total = queries.len();
+        let work = || -> Vec<Result<Vec<Cand>, hubsearch_engine::Error>> {
+            queries
+                .par_iter()
+                .map(|q| {
+                    let depth = if q.named.is_some() {
+                        o.name_depth
                     } else {
-                        1
+                        o.depth
+                    };
+                    let mut req = SearchRequest::new(q.text.clone(), depth);
+                    req.mode = Mode::Text;
+                    if q.named.is_none() {
+                        req.filter.task = Some(q.task.clone());
                     }
-                } else if language.is_none() && dataset.is_none() {
-                    // The task alone: a documented card does what was asked.
-                    if card.card_text.trim().is_empty() {
-                        1
-                    } else {
-                        2
+                    let r = engine.retrieve(&searcher, &req, depth)?;
+                    let mut cands = Vec::with_capacity(r.found.len());
+                    for f in &r.found {
+                        let card = engine.text_index().card(&searcher, f.addr)?;
+                        let Some(&m) = idx_of.get(&card.id) else {
+                            continue;
+                        };
+                        cands.push(Cand {
+                            model: m,
+                            relevance: f.relevance,
+                            grade: q.grade(&card),
+                        });
                     }
-                } else {
-                    let lang_ok = language.as_ref().is_none_or(|l| card.languages.contains(l));
-                    let ds_ok = dataset.as_ref().is_none_or(|d| card.datasets.contains(d));
-                    if lang_ok && ds_ok {
-                        2
-                    } else {
-                        1
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if n % 5000 == 0 {
+                        progress(&format!("retrieved {n} of {total} query types"));
                     }
-                };
-                cands.push(Cand {
-                    model: m,
-                    relevance: f.relevance,
-                    grade,
-                });
-            }
-            if (n + 1) % 1000 == 0 {
-                progress(&format!(
-                    "retrieved {} of {} query types",
-                    n + 1,
-                    keys.len()
-                ));
-            }
+                    Ok(cands)
+                })
+                .collect()
+        };
+        let found = match pool {
+            Ok(pool) => pool.install(work),
+            Err(_) => work(),
+        };
+        let mut types = Vec::with_capacity(queries.len());
+        for (i, (q, cands)) in queries.into_iter().zip(found).enumerate() {
+            let cands = cands?;
             if cands.is_empty() {
                 continue;
             }
             types.push(QueryType {
-                text,
-                task: task_idx[task],
-                downloads: key_downloads[&(task.clone(), language.clone(), dataset.clone())],
+                text: q.text,
+                kind: if i < needs { Kind::Need } else { Kind::Name },
+                task: task_idx[&q.task],
+                downloads: q.downloads,
                 cands,
             });
         }
@@ -427,15 +540,21 @@ impl World {
             }
         }
         let _ = entrant_builders;
-        let raw: Vec<f64> = types
-            .iter()
-            .map(|t| (1.0 + t.downloads).powf(o.concentration))
-            .collect();
-        let total: f64 = raw.iter().sum();
-        let demand = raw
-            .iter()
-            .map(|w| w / total.max(f64::MIN_POSITIVE))
-            .collect();
+        // Needs share 1 - navigational_share, names the rest, each in
+        // proportion to (1 + downloads)^concentration.
+        let weight = |t: &QueryType| (1.0 + t.downloads).powf(o.concentration);
+        let total = |k: Kind| -> f64 { types.iter().filter(|t| t.kind == k).map(weight).sum() };
+        let (needs, names) = (total(Kind::Need), total(Kind::Name));
+        let share = |k: Kind| -> f64 {
+            match (k, names > 0.0, needs > 0.0) {
+                (Kind::Name, true, true) => o.navigational_share / names,
+                (Kind::Name, true, false) => 1.0 / names,
+                (Kind::Need, _, true) if names > 0.0 => (1.0 - o.navigational_share) / needs,
+                (Kind::Need, _, true) => 1.0 / needs,
+                _ => 0.0,
+            }
+        };
+        let demand = types.iter().map(|t| weight(t) * share(t.kind)).collect();
         World {
             models,
             builders,

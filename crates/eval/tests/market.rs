@@ -1,0 +1,419 @@
+//! The pay-per-call study's simulator (docs/study.md): a world small enough
+//! to compute by hand, determinism per seed, the feedback loop, and the
+//! study's policies against the engine's.
+
+use hubsearch_core::Rounds;
+use hubsearch_eval::market::sim::{
+    fair_scores, run, static_score, top, Regime, RunSpec, StudyPolicy,
+};
+use hubsearch_eval::market::world::{Base, Builder, Cand, Kind, Model, QueryType, World};
+use hubsearch_eval::market::StudyOptions;
+use hubsearch_rank::{rank, Account, Candidate, ExposureBook, Policy};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn model(builder: u32, price: f64, downloads: f64) -> Model {
+    Model {
+        builder,
+        task: 0,
+        key: 100 + builder as u64,
+        downloads,
+        params_m: 100.0,
+        params_known: true,
+        price,
+        entry_day: 0,
+    }
+}
+
+fn cand(model: u32, relevance: f64, grade: u8) -> Cand {
+    Cand {
+        model,
+        relevance,
+        grade,
+    }
+}
+
+fn qtype(cands: Vec<Cand>) -> QueryType {
+    QueryType {
+        text: "q".into(),
+        kind: Kind::Need,
+        task: 0,
+        downloads: 0.0,
+        cands,
+    }
+}
+
+/// Three builders (A in the head, B and C in the tail), two query types:
+/// type 0 finds A (grade 2) above C (grade 0), type 1 finds B above C.
+fn hand_world() -> World {
+    World {
+        models: vec![
+            model(0, 0.01, 0.0),
+            model(1, 0.001, 0.0),
+            model(2, 0.01, 0.0),
+        ],
+        builders: vec![
+            Builder {
+                tail: false,
+                entrant: false,
+            },
+            Builder {
+                tail: true,
+                entrant: false,
+            },
+            Builder {
+                tail: true,
+                entrant: false,
+            },
+        ],
+        tasks: vec!["t".into()],
+        types: vec![
+            qtype(vec![cand(0, 0.9, 2), cand(2, 0.1, 0)]),
+            qtype(vec![cand(1, 0.8, 2), cand(2, 0.2, 0)]),
+        ],
+        demand: vec![0.5, 0.5],
+        initial_models: 3,
+        initial_builders: 3,
+    }
+}
+
+/// Users who always adopt the one model they see, streams of exactly 10
+/// calls a day that never churn, and builders who retire a losing model at
+/// once: every figure follows by hand.
+fn hand_options() -> StudyOptions {
+    StudyOptions {
+        page: 1,
+        outside_utility: -1000.0,
+        calls_per_day_median: 10.0,
+        calls_per_day_sigma: 0.0,
+        churn_per_day: 0.0,
+        exit_probability: 1.0,
+        platform_fee: 0.2,
+        cost_per_call_usd: 0.0005,
+        cost_per_call_per_m_params_usd: 0.0,
+        dedicated_month_usd: [30.0, 30.0, 30.0],
+        keep_builder_days: true,
+        days: 40,
+        ..StudyOptions::default()
+    }
+}
+
+fn hand_spec(regime: Regime) -> RunSpec {
+    RunSpec {
+        policy: StudyPolicy::Relevance,
+        regime,
+        behaviour_seed: 9,
+        // Two visits a day, one per type (systematic sampling of 0.5 / 0.5);
+        // each stands for one real visit.
+        visits_per_day: 2,
+        traffic: 2.0,
+        feedback: true,
+        days: 40,
+    }
+}
+
+#[test]
+fn a_small_world_computed_by_hand() {
+    let w = hand_world();
+    let o = hand_options();
+    // Serverless: cost $0.0005 a call, no fixed cost. A is adopted once a
+    // day, so on day d (0-based) it serves 10 (d + 1) calls and earns
+    // 10 (d + 1) (0.01 x 0.8 - 0.0005) = 0.075 (d + 1); B earns
+    // 10 (d + 1) (0.001 x 0.8 - 0.0005) = 0.003 (d + 1); C is never shown
+    // first, earns nothing, loses nothing, and stays.
+    let s = run(&w, &o, &hand_spec(Regime::Serverless));
+    let sum = |k: f64, from: usize, to: usize| k * (from..=to).map(|d| (d + 1) as f64).sum::<f64>();
+    for day in [0usize, 9, 29, 39] {
+        let from = day.saturating_sub(29);
+        assert!(
+            (s.builder_profit_days[0][day] - sum(0.075, from, day)).abs() < 1e-9,
+            "A, day {day}"
+        );
+        assert!(
+            (s.builder_profit_days[1][day] - sum(0.003, from, day)).abs() < 1e-9,
+            "B, day {day}"
+        );
+        assert_eq!(s.builder_profit_days[2][day], 0.0);
+    }
+    // Income is revenue net of the fee: A's 10 (d + 1) x 0.008 over 40 days.
+    assert!((s.model_income[0] - 0.08 * (40.0 * 41.0 / 2.0)).abs() < 1e-9);
+    assert_eq!(s.model_exit_day, vec![None, None, None]);
+    // Tail builders viable at the end: B (profit > 0), not C (profit 0).
+    assert_eq!(s.tail_viable_share, 0.5);
+    assert_eq!(s.adoptions_per_visit, 1.0);
+    assert_eq!(s.ndcg10, 1.0);
+    // Exposure: rank 1 only, 1 / log2(2) = 1 per visit.
+    assert_eq!(s.model_exposure, vec![40.0, 40.0, 0.0]);
+
+    // Dedicated: $30 a month = $1 a day per model, $0.0005 a call.
+    // A: 0.075 (d + 1) - 1: over days 0..29, 0.075 x 465 - 30 = 4.875 > 0,
+    // stays. B: 0.003 (d + 1) - 1 < 0 and C: -1 a day: both retired on
+    // day 29, the first day they are 30 days old.
+    let d = run(&w, &o, &hand_spec(Regime::Dedicated));
+    assert!((d.builder_profit_days[0][29] - (0.075 * 465.0 - 30.0)).abs() < 1e-9);
+    assert!((d.builder_profit_days[1][28] - (0.003 * 435.0 - 29.0)).abs() < 1e-9);
+    assert!((d.builder_profit_days[2][28] + 29.0).abs() < 1e-9);
+    assert_eq!(d.model_exit_day, vec![None, Some(29), Some(29)]);
+    // A retired model's builder has nothing listed: no profit counted after.
+    assert_eq!(d.builder_profit_days[1][30], 0.0);
+    // C was never first on a page; after day 29 type 1 has nothing to show.
+    assert_eq!(d.model_exposure, vec![40.0, 30.0, 0.0]);
+    assert_eq!(d.tail_viable_share, 0.0);
+    // B's calls never cover its fixed cost: not viable on any day.
+    assert!(d.days.iter().all(|x| x.viable_tail_share == 0.0));
+    assert_eq!(s.days[0].viable_tail_share, 0.5);
+}
+
+/// A random base: `n` models of `b` builders over `t` query types.
+fn random_base(n: usize, b: usize, t: usize, seed: u64) -> Base {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let models: Vec<Model> = (0..n)
+        .map(|i| Model {
+            builder: (i % b) as u32,
+            task: (i % 3) as u32,
+            key: i as u64 * 7919,
+            downloads: if rng.gen_bool(0.3) {
+                0.0
+            } else {
+                (rng.gen::<f64>() * 12.0).exp().floor()
+            },
+            params_m: 110.0,
+            params_known: false,
+            price: 0.0,
+            entry_day: 0,
+        })
+        .collect();
+    let types = (0..t)
+        .map(|_| {
+            let k = rng.gen_range(3..40);
+            let mut cands: Vec<Cand> = (0..k)
+                .map(|_| cand(rng.gen_range(0..n as u32), rng.gen(), rng.gen_range(0..3)))
+                .collect();
+            cands.sort_by_key(|c| c.model);
+            cands.dedup_by_key(|c| c.model);
+            QueryType {
+                text: "q".into(),
+                kind: if rng.gen_bool(0.3) {
+                    Kind::Name
+                } else {
+                    Kind::Need
+                },
+                task: 0,
+                downloads: rng.gen::<f64>() * 1e4,
+                cands,
+            }
+        })
+        .collect();
+    Base {
+        models,
+        builders: (0..b)
+            .map(|i| Builder {
+                tail: i % 10 != 0,
+                entrant: false,
+            })
+            .collect(),
+        tasks: vec!["a".into(), "b".into(), "c".into()],
+        types,
+        models_without_task: 0,
+    }
+}
+
+fn small_options() -> StudyOptions {
+    StudyOptions {
+        days: 60,
+        visits_per_day: 300,
+        traffic: 3000.0,
+        entry_rate: 0.01,
+        ..StudyOptions::default()
+    }
+}
+
+fn spec(policy: StudyPolicy, regime: Regime, seed: u64) -> RunSpec {
+    RunSpec {
+        policy,
+        regime,
+        behaviour_seed: seed,
+        visits_per_day: 300,
+        traffic: 3000.0,
+        feedback: true,
+        days: 60,
+    }
+}
+
+#[test]
+fn a_run_is_reproducible_bit_for_bit_per_seed() {
+    let base = random_base(400, 60, 30, 1);
+    let o = small_options();
+    let w1 = World::sample(&base, &o, 5);
+    let w2 = World::sample(&base, &o, 5);
+    assert!(w1.models.len() > 400, "entrants arrive");
+    for p in [
+        StudyPolicy::Fair { lambda: 0.01 },
+        StudyPolicy::Stochastic { temperature: 0.1 },
+        StudyPolicy::TailBoost { beta: 1.0 },
+    ] {
+        let a = run(&w1, &o, &spec(p, Regime::Dedicated, 3));
+        let b = run(&w2, &o, &spec(p, Regime::Dedicated, 3));
+        let json = |x| serde_json::to_string(x).unwrap();
+        assert!(json(&a) == json(&b), "{} differs between two runs", p.label());
+        assert_eq!(a.model_income, b.model_income);
+        assert_eq!(a.model_exit_day, b.model_exit_day);
+        // Another behaviour seed is another year.
+        let c = run(&w1, &o, &spec(p, Regime::Dedicated, 4));
+        assert_ne!(a.model_income, c.model_income, "{}", p.label());
+    }
+    // Another world seed, other prices and entrants.
+    let w3 = World::sample(&base, &o, 6);
+    assert_ne!(
+        w1.models.iter().map(|m| m.price).collect::<Vec<_>>()[..400],
+        w3.models.iter().map(|m| m.price).collect::<Vec<_>>()[..400]
+    );
+}
+
+#[test]
+fn popularity_learns_from_calls_the_feedback_loop() {
+    // One query type: A, popular in 2022 but only close to what is asked
+    // (grade 1), and B, unknown but exactly right (grade 2). Under
+    // `popularity`, A comes first; users who look further adopt B; with
+    // feedback B's calls overtake A's decaying downloads and B moves up.
+    let w = World {
+        models: vec![model(0, 0.001, 1000.0), model(1, 0.001, 0.0)],
+        builders: vec![
+            Builder {
+                tail: false,
+                entrant: false,
+            },
+            Builder {
+                tail: true,
+                entrant: false,
+            },
+        ],
+        tasks: vec!["t".into()],
+        types: vec![qtype(vec![cand(0, 0.5, 1), cand(1, 0.5, 2)])],
+        demand: vec![1.0],
+        initial_models: 2,
+        initial_builders: 2,
+    };
+    let o = StudyOptions {
+        page: 2,
+        days: 120,
+        exit_probability: 0.0,
+        ..StudyOptions::default()
+    };
+    let mut s = spec(
+        StudyPolicy::Popularity { alpha: 1.0 },
+        Regime::Serverless,
+        1,
+    );
+    s.days = 120;
+    s.visits_per_day = 20;
+    s.traffic = 20.0;
+    let on = run(&w, &o, &s);
+    let off = run(
+        &w,
+        &o,
+        &RunSpec {
+            feedback: false,
+            ..s
+        },
+    );
+    // Without feedback B is second on every page: exposure 1 / log2(3) per visit.
+    let per_visit = 1.0 / 3f64.log2();
+    assert!((off.model_exposure[1] - per_visit * 2400.0).abs() < 1e-6);
+    // With it, B reaches the top and keeps it.
+    assert!(
+        on.model_exposure[1] > off.model_exposure[1] * 1.2,
+        "B's exposure with feedback {} vs without {}",
+        on.model_exposure[1],
+        off.model_exposure[1]
+    );
+    assert!(on.model_income[1] > off.model_income[1]);
+}
+
+#[test]
+fn the_study_ranks_as_the_engine_does() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for trial in 0..50 {
+        let n = rng.gen_range(2..60);
+        let rel: Vec<f64> = (0..n).map(|_| rng.gen()).collect();
+        let x: Vec<f64> = (0..n).map(|_| rng.gen::<f64>() * 5.0).collect();
+        let imp: Vec<f64> = (0..n).map(|_| rng.gen::<f64>() * 50.0).collect();
+        let merit: Vec<f64> = (0..n)
+            .map(|_| {
+                if rng.gen_bool(0.1) {
+                    0.0
+                } else {
+                    rng.gen::<f64>() * 9.0
+                }
+            })
+            .collect();
+        let seen: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.8)).collect();
+        let pop: Vec<f64> = (0..n).map(|_| (rng.gen::<f64>() * 10.0).exp()).collect();
+        let quant: Vec<f64> = (0..n).map(|_| rng.gen()).collect();
+        let pages: u64 = rng.gen_range(0..10_000);
+        let keys: Vec<u64> = (0..n).map(|i| (i as u64 * 31) % 97).collect();
+        let mut book = ExposureBook::new();
+        for i in 0..n {
+            book.set(
+                keys[i],
+                Account {
+                    exposure: x[i],
+                    merit: merit[i],
+                    rounds: u64::from(seen[i]),
+                    impact: imp[i],
+                },
+            );
+        }
+        book.set_pages(pages);
+        let cands: Vec<Candidate> = (0..n)
+            .map(|i| Candidate {
+                relevance: rel[i],
+                merit: rel[i],
+                calls: pop[i],
+                quantile: quant[i],
+                group: keys[i],
+                key: keys[i],
+            })
+            .collect();
+        let k = 10.min(n);
+        for p in [
+            StudyPolicy::Relevance,
+            StudyPolicy::Popularity { alpha: 0.7 },
+            StudyPolicy::TailBoost { beta: 2.0 },
+            StudyPolicy::Fair { lambda: 0.003 },
+            StudyPolicy::FairImpact { lambda: 0.0002 },
+        ] {
+            let engine: Vec<u64> = rank(&p.to_rank(), &cands, &book, 0)
+                .iter()
+                .take(k)
+                .map(|r| keys[r.index])
+                .collect();
+            let mut ours: Vec<(f64, u64, u32)> = (0..n)
+                .map(|i| {
+                    let s = static_score(&p, rel[i], pop[i], quant[i]);
+                    (s, keys[i], i as u32)
+                })
+                .collect();
+            match p {
+                StudyPolicy::Fair { lambda } => {
+                    fair_scores(&mut ours, &x, &merit, &seen, pages, lambda)
+                }
+                StudyPolicy::FairImpact { lambda } => {
+                    fair_scores(&mut ours, &imp, &merit, &seen, pages, lambda)
+                }
+                _ => {}
+            }
+            top(&mut ours, k);
+            let ours: Vec<u64> = ours.iter().take(k).map(|c| c.1).collect();
+            assert_eq!(ours, engine, "trial {trial}, {}", p.label());
+        }
+    }
+    // The study's FairCo is the engine's global-rounds FairCo.
+    assert!(matches!(
+        StudyPolicy::Fair { lambda: 1.0 }.to_rank(),
+        Policy::Fair {
+            rounds: Rounds::Global,
+            ..
+        }
+    ));
+}
