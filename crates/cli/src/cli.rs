@@ -172,6 +172,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             if let Some(n) = args.commit_every {
                 config.index.commit_every = n.max(1);
             }
+            if config.cluster.enabled {
+                return Err("cluster.enabled is set: importing into one replica's index would leave the others behind (docs/cluster.md); publish through any replica's API (POST /v1/models), or import before the cluster starts into the index every replica is seeded from".into());
+            }
             let engine = Engine::open_or_create(config)?;
             let bars = Bars::new(args.quiet);
             let report = engine.import(&args.files, &|p| bars.show(p))?;

@@ -42,6 +42,9 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
     }
     config.validate()?;
     let addr = config.server.addr.clone();
+    if !a.import.is_empty() && config.cluster.enabled {
+        return Err("serve --import in cluster mode would change one replica only (docs/cluster.md); seed every replica from the same index, or publish through the API".into());
+    }
     if !a.import.is_empty() {
         let engine = Engine::open_or_create(config.clone())?;
         let bars = Bars::new(false);
@@ -67,7 +70,17 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    // Cluster mode: join the log and catch up before taking traffic.
+    let cluster = if engine.config().cluster.enabled {
+        Some(hubsearch_cluster::Cluster::join(
+            engine.clone(),
+            rt.handle().clone(),
+            &|m| eprintln!("{m}"),
+        )?)
+    } else {
+        None
+    };
+    let result = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr()?;
         eprintln!(
@@ -77,7 +90,11 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
         hubsearch_server::run(listener, AppState::new(engine), hubsearch_server::shutdown_signal()).await?;
         eprintln!("shut down cleanly; ledger flushed");
         Ok::<_, AnyError>(())
-    })?;
+    });
+    if let Some(c) = cluster {
+        c.stop();
+    }
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -23,6 +23,48 @@ pub struct Config {
     pub ranking: RankingConfig,
     pub embedding: EmbeddingConfig,
     pub server: ServerConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Cluster mode (docs/cluster.md): replicas that share one log of card
+/// changes, served pages and paid calls through NATS JetStream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Off (the default): one node with its embedded ledger, no NATS.
+    pub enabled: bool,
+    /// NATS servers to connect to (any of them; the client follows the
+    /// cluster).
+    pub nats_urls: Vec<String>,
+    /// This replica's name, unique in the cluster (letters, digits, `-`).
+    pub replica: String,
+    /// The JetStream stream holding the log; its subjects are
+    /// `<stream lower-cased>.cards|pages|calls`.
+    pub stream: String,
+    /// Copies of the stream JetStream keeps (3 = R3, Raft; 1 for a single
+    /// NATS server).
+    pub stream_replicas: usize,
+    /// JetStream's deduplication window for message ids, seconds: a retried
+    /// publish or call within it is stored once.
+    pub duplicate_window_s: u64,
+    /// How long a write waits for this replica to apply it before the
+    /// answer (read-your-writes), milliseconds; the write is durable in the
+    /// log either way.
+    pub apply_wait_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: false,
+            nats_urls: vec!["nats://127.0.0.1:4222".into()],
+            replica: "r1".into(),
+            stream: "HUBSEARCH".into(),
+            stream_replicas: 3,
+            duplicate_window_s: 600,
+            apply_wait_ms: 5000,
+        }
+    }
 }
 
 /// The HTTP server.
@@ -376,6 +418,26 @@ impl Config {
         }
         if !(r.gamma > 0.0 && r.gamma < 1.0) {
             return bad("ranking.gamma", "must be in (0, 1)");
+        }
+        let c = &self.cluster;
+        if c.enabled {
+            if c.nats_urls.is_empty() {
+                return bad("cluster.nats_urls", "must name at least one NATS server");
+            }
+            let name_ok = |n: &str| {
+                !n.is_empty()
+                    && n.len() <= 64
+                    && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+            };
+            if !name_ok(&c.replica) {
+                return bad("cluster.replica", "must be 1-64 letters, digits or -");
+            }
+            if !name_ok(&c.stream) {
+                return bad("cluster.stream", "must be 1-64 letters, digits or -");
+            }
+            if !(1..=5).contains(&c.stream_replicas) {
+                return bad("cluster.stream_replicas", "must be between 1 and 5");
+            }
         }
         Ok(())
     }

@@ -48,6 +48,10 @@ pub struct Engine {
     semantic: Option<Semantic>,
     /// The long-lived writer of a serving engine (created on first publish).
     pub(crate) writer: std::sync::Mutex<Option<hubsearch_index::CardWriter>>,
+    /// Cluster mode: where writes go (docs/cluster.md).
+    pub(crate) replicator: std::sync::OnceLock<Arc<dyn crate::replica::Replicator>>,
+    /// Cluster mode: the log position the index has applied.
+    pub(crate) index_position: crate::replica::IndexPosition,
 }
 
 /// Where the exposure ledger lives.
@@ -94,12 +98,14 @@ impl Engine {
         let semantic = Semantic::open(&dir.join("vectors"), &config.embedding)?;
         let engine = Engine {
             config,
-            dir,
+            dir: dir.clone(),
             text,
             ledger,
             hub: RwLock::new(Arc::new(HubPopularity::default())),
             semantic,
             writer: std::sync::Mutex::new(None),
+            replicator: std::sync::OnceLock::new(),
+            index_position: crate::replica::IndexPosition::open(dir.join("cluster-position")),
         };
         engine.refresh_hub()?;
         Ok(engine)

@@ -48,6 +48,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Cluster mode: the log could not take or give back a write.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// An embedding worker thread panicked.
     #[error("an embedding worker panicked")]
     WorkerPanicked,

@@ -41,8 +41,20 @@ impl Engine {
         self.refresh_hub()
     }
 
-    /// Add or replace a card; returns whether it is new. Searchable on return.
+    /// Add or replace a card; returns whether it is new. Searchable on
+    /// return (in cluster mode: on this replica, within the replicator's
+    /// bounded wait; on the others once they apply the log).
     pub fn publish(&self, card: ModelCard) -> Result<bool> {
+        if let Some(r) = self.replicator() {
+            let existed = self.text_index().get(&card.id)?.is_some();
+            r.card(&card)?;
+            return Ok(!existed);
+        }
+        self.publish_local(card)
+    }
+
+    /// Add or replace a card in this replica's own index.
+    pub(crate) fn publish_local(&self, card: ModelCard) -> Result<bool> {
         let existed = self.text_index().get(&card.id)?.is_some();
         self.commit_change(|w| w.upsert(&card))?;
         if let Some(sem) = self.semantic() {
@@ -53,6 +65,29 @@ impl Engine {
 
     /// Delete a card (and tombstone its vector).
     pub fn delete_model(&self, id: &str) -> Result<()> {
+        if let Some(r) = self.replicator() {
+            if self.text_index().get(id)?.is_none() {
+                return Err(Error::ModelNotFound { id: id.to_string() });
+            }
+            return r.delete(id);
+        }
+        self.delete_local(id)
+    }
+
+    /// Record a verified paid call: in the ledger, or through the cluster
+    /// log in cluster mode.
+    pub fn record_call(
+        &self,
+        call: crate::ledger::CallRecord,
+    ) -> Result<crate::ledger::CallOutcome> {
+        match self.replicator() {
+            Some(r) => r.call(&call),
+            None => Ok(self.ledger().record_call(call)?),
+        }
+    }
+
+    /// Delete a card from this replica's own index.
+    pub(crate) fn delete_local(&self, id: &str) -> Result<()> {
         if self.text_index().get(id)?.is_none() {
             return Err(Error::ModelNotFound { id: id.to_string() });
         }

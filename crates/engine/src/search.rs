@@ -249,14 +249,23 @@ impl Engine {
             .iter()
             .map(|h| (h.card.id.as_str(), h.card.builder.as_str()))
             .collect();
-        Ok(self.ledger().record_served(&ServedPage {
+        let page = ServedPage {
             candidates: &candidates,
             shown: &shown,
             first_rank,
             names: &names,
             attention: &self.attention(),
             log: Some(log),
-        })?)
+        };
+        match self.replicator() {
+            Some(r) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                r.page(self.ledger().page_record(&page), now / 3600, now)
+            }
+            None => Ok(self.ledger().record_served(&page)?),
+        }
     }
 
     /// The log of a served page (docs/ledger.md, Page log).

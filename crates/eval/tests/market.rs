@@ -255,7 +255,11 @@ fn a_run_is_reproducible_bit_for_bit_per_seed() {
         let a = run(&w1, &o, &spec(p, Regime::Dedicated, 3));
         let b = run(&w2, &o, &spec(p, Regime::Dedicated, 3));
         let json = |x| serde_json::to_string(x).unwrap();
-        assert!(json(&a) == json(&b), "{} differs between two runs", p.label());
+        assert!(
+            json(&a) == json(&b),
+            "{} differs between two runs",
+            p.label()
+        );
         assert_eq!(a.model_income, b.model_income);
         assert_eq!(a.model_exit_day, b.model_exit_day);
         // Another behaviour seed is another year.

@@ -78,6 +78,7 @@ codes! {
     Overloaded => "overloaded", SERVICE_UNAVAILABLE, "no search slot within server.queue_timeout_ms (Retry-After)";
     SearchTimeout => "search_timeout", SERVICE_UNAVAILABLE, "the search ran past server.search_timeout_ms (Retry-After)";
     LedgerFailing => "ledger_failing", SERVICE_UNAVAILABLE, "/readyz: the exposure ledger cannot write since a commit failed (restart)";
+    ClusterUnavailable => "cluster_unavailable", SERVICE_UNAVAILABLE, "cluster mode: the log (NATS JetStream) did not take the write, or this replica stopped applying it (Retry-After)";
     EmbeddingUnavailable => "embedding_unavailable", BAD_REQUEST, "the embedding model cannot be loaded (see the message)";
     Internal => "internal", INTERNAL_SERVER_ERROR, "something broke inside; the server log says what";
 }
@@ -131,6 +132,7 @@ impl From<EngineError> for ApiError {
             EngineError::Input { .. } => Code::InvalidInput,
             EngineError::Index(IndexError::InvalidQuery(_)) => Code::InvalidQuery,
             EngineError::Ledger(LedgerError::KeyReused { .. }) => Code::IdempotencyKeyReused,
+            EngineError::Cluster(_) => Code::ClusterUnavailable,
             EngineError::Index(_)
             | EngineError::Io { .. }
             | EngineError::WorkerPanicked

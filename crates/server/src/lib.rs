@@ -169,6 +169,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/models/{*id}", get(routes::hf::model_info))
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
+        .route("/v1/cluster", get(routes::ops::cluster))
         .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(routes::ops::openapi))
         .fallback(routes::ops::not_found)

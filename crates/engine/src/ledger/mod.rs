@@ -54,7 +54,7 @@ pub enum LedgerError {
 }
 
 /// A paid call to record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CallRecord {
     pub model: u64,
     pub builder: u64,
@@ -73,7 +73,7 @@ pub struct CallRecord {
 }
 
 /// Where a paid call came from: a logged page and a rank on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CallOrigin {
     pub page: u64,
     pub rank: u64,
@@ -298,6 +298,12 @@ impl Ledger {
     /// exposure of its position. Memory now, disk in the next batch.
     /// Returns the page's sequence number.
     pub fn record_served(&self, page: &ServedPage<'_>) -> Result<u64, LedgerError> {
+        self.record_page(self.page_record(page))
+    }
+
+    /// What a served page adds (its deltas, impressions, names and log),
+    /// without recording it: cluster mode sends this through the log.
+    pub fn page_record(&self, page: &ServedPage<'_>) -> PageRecord {
         let as_group = |group: fn(&ServedCandidate) -> u64| -> Vec<Candidate> {
             page.candidates
                 .iter()
@@ -350,13 +356,13 @@ impl Ledger {
             names.push((c.model, model.to_string()));
             names.push((c.builder, builder.to_string()));
         }
-        self.record_page(PageRecord {
+        PageRecord {
             impressions,
             model_delta,
             builder_delta,
             names,
             log,
-        })
+        }
     }
 
     /// Record a served page whose deltas are already computed.
@@ -374,8 +380,139 @@ impl Ledger {
             s.apply_page(&page, hour);
             seq
         };
-        self.send(Event::Page { page, hour })?;
+        self.send(Event::Page {
+            page,
+            hour,
+            position: 0,
+        })?;
         Ok(seq)
+    }
+
+    /// Cluster mode: the last log position applied (docs/cluster.md).
+    pub fn position(&self) -> u64 {
+        self.state().position
+    }
+
+    /// Cluster mode: apply a served page taken from the log at `position`,
+    /// as the replica that served it gave it (its page id, hour and time).
+    /// Nothing when `position` was applied before. Memory now, disk in the
+    /// next batch, with the position (a restart resumes after what is on
+    /// disk, so every page counts once).
+    pub fn apply_logged_page(
+        &self,
+        mut page: PageRecord,
+        page_id: u64,
+        hour: u64,
+        time: u64,
+        position: u64,
+    ) -> Result<bool, LedgerError> {
+        let mut s = self.state();
+        if position <= s.position {
+            return Ok(false);
+        }
+        s.position = position;
+        if let Some(log) = &mut page.log {
+            log.page = page_id;
+            log.time = time;
+        }
+        s.apply_page(&page, hour);
+        drop(s);
+        self.send(Event::Page {
+            page,
+            hour,
+            position,
+        })?;
+        Ok(true)
+    }
+
+    /// Cluster mode: apply a paid call taken from the log at `position`.
+    /// A call whose idempotency key was applied before (from any replica)
+    /// counts nothing; so does a position applied before. Returns whether
+    /// it was recorded.
+    pub fn apply_logged_call(
+        &self,
+        call: &CallRecord,
+        time: u64,
+        position: u64,
+    ) -> Result<bool, LedgerError> {
+        let mut s = self.state();
+        if position <= s.position {
+            return Ok(false);
+        }
+        s.position = position;
+        if let Some(k) = &call.idempotency_key {
+            if s.idempotency.contains_key(k) {
+                return Ok(false);
+            }
+        }
+        let entry = CallEntry {
+            seq: s.next_call,
+            model: call.model,
+            builder: call.builder,
+            amount_usd: call.amount_usd,
+            idempotency_key: call.idempotency_key.clone(),
+            origin: call.origin,
+        };
+        s.next_call += 1;
+        s.apply_call(&entry);
+        s.name(call.model, &call.model_id);
+        s.name(call.builder, &call.builder_name);
+        if let Some(k) = &call.idempotency_key {
+            s.logged_keys.insert(k.clone(), position);
+        }
+        drop(s);
+        let (ack, _) = mpsc::channel();
+        self.send(Event::Call {
+            call: entry,
+            names: [
+                (call.model, call.model_id.clone()),
+                (call.builder, call.builder_name.clone()),
+            ],
+            time,
+            ack,
+            position,
+        })?;
+        Ok(true)
+    }
+
+    /// Cluster mode: what became of a call sent with idempotency key `key`
+    /// that the log took at `position`: `Some(outcome)` once applied here
+    /// (recorded if that very event counted, else the original's sequence),
+    /// an error if the key was first used for another model or amount.
+    pub fn logged_outcome(
+        &self,
+        key: &str,
+        call: &CallRecord,
+        position: u64,
+    ) -> Result<Option<CallOutcome>, LedgerError> {
+        let s = self.state();
+        if s.position < position {
+            return Ok(None);
+        }
+        let Some(keyed) = s.idempotency.get(key) else {
+            return Ok(None);
+        };
+        if s.logged_keys.get(key) == Some(&position) {
+            return Ok(Some(CallOutcome {
+                seq: keyed.seq,
+                recorded: true,
+            }));
+        }
+        duplicate(key, keyed, call).map(Some)
+    }
+
+    /// Whether `key` was used before, and for what: the duplicate's answer
+    /// (or the reused-key error) when it was, `None` when it is new here.
+    pub fn known_call(
+        &self,
+        key: &str,
+        call: &CallRecord,
+    ) -> Result<Option<CallOutcome>, LedgerError> {
+        let s = self.state();
+        match s.idempotency.get(key) {
+            Some(keyed) => duplicate(key, keyed, call).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Every logged page (in page order) and every paid call (in sequence
@@ -439,6 +576,7 @@ impl Ledger {
                 ],
                 time: now_secs(),
                 ack,
+                position: 0,
             });
             drop(s);
             let durable = sent.and_then(|()| rx.recv().map_err(|_| LedgerError::Stopped));
@@ -510,6 +648,26 @@ impl Ledger {
     /// Exposure, merit and impressions of one model's or builder's key.
     pub fn tally_of(&self, key: u64, group: Group) -> Tally {
         self.state().accounts(group).tally(key)
+    }
+
+    /// Every model's or builder's totals, in key order: (key, tally, calls,
+    /// income). What replicas compare (`GET /v1/cluster?ledger=true`).
+    pub fn rows(&self, group: Group) -> Vec<(u64, Tally, Earnings)> {
+        let s = self.state();
+        let a = s.accounts(group);
+        let mut keys: Vec<u64> = a.tallies().map(|(k, _)| k).collect();
+        keys.extend(a.earnings.keys().copied());
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .map(|k| {
+                (
+                    k,
+                    a.tally(k),
+                    a.earnings.get(&k).copied().unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 
     /// Calls and income per model or per builder key.

@@ -12,7 +12,7 @@ use hubsearch_rank::{Account, ExposureBook, PageDelta};
 use serde::Serialize;
 
 /// One shown model on a served page.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Impression {
     pub model: u64,
     pub builder: u64,
@@ -69,7 +69,9 @@ pub struct PageLog {
 }
 
 /// A served page: what was shown, and what every candidate earned in merit.
-#[derive(Debug, Clone, Default)]
+/// Serializable: in cluster mode pages travel through the log
+/// (docs/cluster.md).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct PageRecord {
     pub impressions: Vec<Impression>,
     pub model_delta: PageDelta,
@@ -182,6 +184,13 @@ pub struct State {
     pub idempotency: HashMap<String, Keyed>,
     pub next_call: u64,
     pub pages: u64,
+    /// Cluster mode: the last log position applied (0 = none;
+    /// docs/cluster.md). Stored with the batch that applies it.
+    pub position: u64,
+    /// Cluster mode, in memory: idempotency key -> the log position of the
+    /// call that recorded it (how a replica tells its caller whether its
+    /// call counted).
+    pub logged_keys: HashMap<String, u64>,
     /// All models' exposure and paid calls (the hub's call rate).
     pub total_exposure: f64,
     pub total_calls: u64,

@@ -53,14 +53,20 @@ pub(super) fn db_err(e: impl std::fmt::Display) -> LedgerError {
 
 /// What the writer thread is asked to do.
 pub(super) enum Event {
-    /// A served page, served in `hour`.
-    Page { page: PageRecord, hour: u64 },
+    /// A served page, served in `hour`; `position`: its cluster log
+    /// position (0 outside cluster mode).
+    Page {
+        page: PageRecord,
+        hour: u64,
+        position: u64,
+    },
     /// A paid call made at `time` (unix seconds); `ack` fires once durable.
     Call {
         call: CallEntry,
         names: [(u64, String); 2],
         time: u64,
         ack: Sender<()>,
+        position: u64,
     },
     /// Fires `ack` once everything queued before it is durable.
     Flush { ack: Sender<()> },
@@ -155,10 +161,10 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         };
         s.idempotency.insert(k.to_string(), keyed);
     })?;
-    each_row(&r, COUNTERS, |name, n| {
-        if name == "pages" {
-            s.pages = n;
-        }
+    each_row(&r, COUNTERS, |name, n| match name {
+        "pages" => s.pages = n,
+        "position" => s.position = n,
+        _ => {}
     })?;
     Ok(s)
 }
@@ -294,7 +300,7 @@ pub(super) fn writer_loop(
             let pages: Vec<(&PageRecord, u64)> = batch
                 .iter()
                 .filter_map(|e| match e {
-                    Event::Page { page, hour } => Some((page, *hour)),
+                    Event::Page { page, hour, .. } => Some((page, *hour)),
                     _ => None,
                 })
                 .collect();
@@ -319,7 +325,7 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
     let mut delta = State::default();
     for e in batch {
         match e {
-            Event::Page { page, hour } => delta.apply_page(page, *hour),
+            Event::Page { page, hour, .. } => delta.apply_page(page, *hour),
             Event::Call { call, names, .. } => {
                 delta.apply_call(call);
                 for (k, n) in names {
@@ -385,6 +391,18 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
         }
         let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
         add_to(&mut counters, "pages", |old| old + delta.pages)?;
+        // Cluster mode: the log position, committed with its effects.
+        let position = batch
+            .iter()
+            .map(|e| match e {
+                Event::Page { position, .. } | Event::Call { position, .. } => *position,
+                Event::Flush { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        if position > 0 {
+            add_to(&mut counters, "position", |old| old.max(position))?;
+        }
     }
     w.commit().map_err(db_err)
 }

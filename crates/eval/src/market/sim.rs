@@ -570,10 +570,9 @@ pub fn run(world: &World, o: &StudyOptions, spec: &RunSpec) -> Outcome {
         .collect();
     let mut task_income: Vec<std::collections::BTreeMap<u32, f64>> =
         vec![Default::default(); world.tasks.len()];
-    for m in 0..n {
-        if income[m] > 0.0 {
-            let md = &world.models[m];
-            *task_income[md.task as usize].entry(md.builder).or_default() += income[m];
+    for (md, &x) in world.models.iter().zip(&income) {
+        if x > 0.0 {
+            *task_income[md.task as usize].entry(md.builder).or_default() += x;
         }
     }
     let mut hhis: Vec<f64> = task_income

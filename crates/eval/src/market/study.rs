@@ -74,6 +74,7 @@ pub struct Cell {
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepPoint {
     pub policy: StudyPolicy,
+    pub regime: Regime,
     pub ndcg10: f64,
     pub adoptions_per_visit: f64,
     pub tail_viable_share: f64,
@@ -84,6 +85,7 @@ pub struct SweepPoint {
 #[derive(Debug, Clone, Serialize)]
 pub struct Tuned {
     pub policy: StudyPolicy,
+    pub regime: Regime,
     /// Its sweep nDCG@10 over relevance's.
     pub ndcg_ratio: f64,
     /// Whether it met the target.
@@ -107,7 +109,6 @@ pub struct StudyResult {
     pub coverage: Coverage,
     pub initial_tail_builders: usize,
     pub entrants_per_world: f64,
-    pub sweep_regime: Regime,
     pub sweep: Vec<SweepPoint>,
     pub tuned: Vec<Tuned>,
     pub cells: Vec<Cell>,
@@ -199,11 +200,15 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             .collect()
     };
 
-    // 1. The sweeps (and relevance), in the sweep regime.
-    let sweep_regime = Regime::Dedicated;
-    let mut sweep_jobs = vec![(StudyPolicy::Relevance, sweep_regime)];
-    for f in families(o) {
-        sweep_jobs.extend(f.into_iter().map(|p| (p, sweep_regime)));
+    // 1. The sweeps (and relevance), in each hosting regime (exits differ,
+    //    so the candidate pools and the knob that keeps 98% differ too).
+    let regimes = [Regime::Serverless, Regime::Dedicated];
+    let mut sweep_jobs = Vec::new();
+    for g in regimes {
+        sweep_jobs.push((StudyPolicy::Relevance, g));
+        for f in families(o) {
+            sweep_jobs.extend(f.into_iter().map(|p| (p, g)));
+        }
     }
     let sweep_out = replicate(
         o,
@@ -220,23 +225,30 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
     let sweep: Vec<SweepPoint> = sweep_jobs
         .iter()
         .zip(&sweep_out)
-        .map(|((p, _), outs)| SweepPoint {
+        .map(|((p, g), outs)| SweepPoint {
             policy: *p,
+            regime: *g,
             ndcg10: mean(outs, |o| o.ndcg10),
             adoptions_per_visit: mean(outs, |o| o.adoptions_per_visit),
             tail_viable_share: mean(outs, |o| o.tail_viable_share),
             tail_exposure_share: mean(outs, |o| o.tail_exposure_share),
         })
         .collect();
-    // 2. Tune each family: the strongest knob value whose nDCG@10 is within
-    //    the target of relevance's (either side); none: the mildest.
-    let reference = sweep[0].ndcg10.max(f64::MIN_POSITIVE);
+    // 2. Tune each family per regime: the strongest knob value whose
+    //    nDCG@10 is within the target of relevance's (either side); none:
+    //    the mildest.
     let tolerance = 1.0 - o.target_ratio;
-    let tuned: Vec<Tuned> = families(o)
-        .iter()
-        .map(|f| {
-            let mut points: Vec<&SweepPoint> =
-                sweep.iter().filter(|s| f.contains(&s.policy)).collect();
+    let mut tuned: Vec<Tuned> = Vec::new();
+    for g in regimes {
+        let reference = sweep
+            .iter()
+            .find(|s| s.regime == g && s.policy == StudyPolicy::Relevance)
+            .map_or(f64::MIN_POSITIVE, |s| s.ndcg10.max(f64::MIN_POSITIVE));
+        for f in families(o) {
+            let mut points: Vec<&SweepPoint> = sweep
+                .iter()
+                .filter(|s| s.regime == g && f.contains(&s.policy))
+                .collect();
             points.sort_by(|a, b| knob(a).total_cmp(&knob(b)));
             let ok = |p: &SweepPoint| (p.ndcg10 / reference - 1.0).abs() <= tolerance + 1e-12;
             let (p, within) = match points.iter().rev().find(|p| ok(p)) {
@@ -246,32 +258,46 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
                     false,
                 ),
             };
-            Tuned {
+            tuned.push(Tuned {
                 policy: p.policy,
+                regime: g,
                 ndcg_ratio: p.ndcg10 / reference,
                 within,
-            }
-        })
-        .collect();
+            });
+        }
+    }
     progress(&format!(
         "tuned: {}",
         tuned
             .iter()
-            .map(|t| format!("{} ({:.3})", t.policy.label(), t.ndcg_ratio))
+            .map(|t| format!(
+                "{} {} ({:.3})",
+                t.regime.name(),
+                t.policy.label(),
+                t.ndcg_ratio
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    // 3. The headline cells.
-    let mut policies: Vec<(StudyPolicy, bool)> = vec![(StudyPolicy::Relevance, true)];
-    if !tuned.iter().any(|t| t.policy == HUB_DEFAULT) {
-        policies.push((HUB_DEFAULT, false));
+    // 3. The headline cells: per regime, relevance, the hub's default and
+    //    the tuned policies.
+    let mut policies: Vec<(StudyPolicy, Regime, bool)> = Vec::new();
+    for g in regimes {
+        policies.push((StudyPolicy::Relevance, g, true));
+        if !tuned
+            .iter()
+            .any(|t| t.regime == g && t.policy == HUB_DEFAULT)
+        {
+            policies.push((HUB_DEFAULT, g, false));
+        }
+        policies.extend(
+            tuned
+                .iter()
+                .filter(|t| t.regime == g)
+                .map(|t| (t.policy, g, t.within)),
+        );
     }
-    policies.extend(tuned.iter().map(|t| (t.policy, t.within)));
-    let regimes = [Regime::Serverless, Regime::Dedicated];
-    let jobs: Vec<(StudyPolicy, Regime)> = regimes
-        .iter()
-        .flat_map(|g| policies.iter().map(move |(p, _)| (*p, *g)))
-        .collect();
+    let jobs: Vec<(StudyPolicy, Regime)> = policies.iter().map(|(p, g, _)| (*p, *g)).collect();
     let outs = replicate(
         o,
         &jobs,
@@ -302,7 +328,7 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             Cell {
                 policy: p,
                 regime: g,
-                equal_relevance: policies.iter().any(|(q, ok)| *q == p && *ok),
+                equal_relevance: policies.iter().any(|(q, r, ok)| *q == p && *r == g && *ok),
                 figures: Figures::of(&refs),
                 viable_tail_by_day: by_day,
                 entrant_survival: survival,
@@ -314,7 +340,7 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
     let grid_regime = Regime::Dedicated;
     let fair = tuned
         .iter()
-        .find(|t| matches!(t.policy, StudyPolicy::Fair { .. }))
+        .find(|t| t.regime == grid_regime && matches!(t.policy, StudyPolicy::Fair { .. }))
         .map(|t| t.policy);
     let mut grid_policies = vec![StudyPolicy::Relevance, HUB_DEFAULT];
     grid_policies.extend(fair);
@@ -365,7 +391,6 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             .filter(|b| b.tail)
             .count(),
         entrants_per_world: (world0.models.len() - world0.initial_models) as f64,
-        sweep_regime,
         sweep,
         tuned,
         cells,

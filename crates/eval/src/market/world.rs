@@ -440,7 +440,7 @@ impl Base {
                         });
                     }
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if n % 5000 == 0 {
+                    if n.is_multiple_of(5000) {
                         progress(&format!("retrieved {n} of {total} query types"));
                     }
                     Ok(cands)
@@ -480,7 +480,7 @@ impl World {
     /// a copy of a random existing model's place in the query types, with no
     /// downloads), and the demand per type at concentration `o.concentration`.
     pub fn sample(base: &Base, o: &StudyOptions, seed: u64) -> World {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_u64.rotate_left(29));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005E_ED0F_u64.rotate_left(29));
         let markup = LogNormal::new(o.markup_median.ln(), o.markup_sigma).expect("sigma >= 0");
         let mut models = base.models.clone();
         let mut builders = base.builders.clone();

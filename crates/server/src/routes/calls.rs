@@ -65,7 +65,12 @@ pub async fn record(
     }
     let origin = match (body.page_id, body.rank) {
         (None, None) => None,
-        (Some(page), Some(rank)) if rank >= 1 && page < state.engine.ledger().pages() => {
+        // In cluster mode page ids are the serving replica's (docs/cluster.md).
+        (Some(page), Some(rank))
+            if rank >= 1
+                && (state.engine.replicator().is_some()
+                    || page < state.engine.ledger().pages()) =>
+        {
             Some(CallOrigin { page, rank })
         }
         _ => return Err(ApiError::new(
@@ -77,19 +82,16 @@ pub async fn record(
         .run_blocking(Work::Write, move |e| {
             let card = e.get(&body.model)?;
             let amount = body.amount_usd.unwrap_or(card.price_usd.unwrap_or(0.0));
-            let out = e
-                .ledger()
-                .record_call(CallRecord {
-                    model: key_of(&card.id),
-                    builder: key_of(&card.builder),
-                    model_id: card.id.clone(),
-                    builder_name: card.builder.clone(),
-                    amount_usd: amount,
-                    amount_stated: body.amount_usd.is_some(),
-                    idempotency_key: idem,
-                    origin,
-                })
-                .map_err(hubsearch_engine::Error::from)?;
+            let out = e.record_call(CallRecord {
+                model: key_of(&card.id),
+                builder: key_of(&card.builder),
+                model_id: card.id.clone(),
+                builder_name: card.builder.clone(),
+                amount_usd: amount,
+                amount_stated: body.amount_usd.is_some(),
+                idempotency_key: idem,
+                origin,
+            })?;
             let income = e
                 .ledger()
                 .earnings_of(key_of(&card.builder), Group::Builder);

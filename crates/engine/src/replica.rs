@@ -1,0 +1,286 @@
+//! Cluster mode (docs/cluster.md): a shared, replicated log is the source
+//! of truth. Writes (card changes, served pages, paid calls) are appended to
+//! it through a [`Replicator`]; every replica applies the log in order with
+//! [`Engine::apply_logged`], so every replica's index and ledger converge to
+//! the same state. Each replica keeps the position it has applied: the
+//! ledger's is committed with the ledger's own batches, the index's is a
+//! small file written after each card change, and a restart resumes after
+//! the smaller of the two (an event at or below a part's own position is
+//! skipped by that part: every effect counts once).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hubsearch_core::ModelCard;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::ledger::{CallOutcome, CallRecord, PageRecord};
+
+/// One entry of the cluster log, as JSON: `{"card": {...}}`, `{"page":
+/// {...}}`... (externally tagged: pages carry maps keyed by numbers, which
+/// an internally tagged enum cannot read back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogEvent {
+    /// A card published or replaced: the final card, as the receiving
+    /// replica built it (timestamps and kept counts included).
+    Card { card: Box<ModelCard> },
+    /// A card deleted.
+    Delete { id: String },
+    /// A page served to a person by some replica.
+    Page {
+        /// The page id the replica gave its client.
+        page_id: u64,
+        /// Hour (since the epoch) and unix second it was served.
+        hour: u64,
+        time: u64,
+        /// Milliseconds since the epoch when it was sent (staleness).
+        sent_ms: u64,
+        page: PageRecord,
+    },
+    /// A verified paid call, resolved by the replica that took it.
+    Call { call: CallRecord, time: u64 },
+}
+
+/// Where writes go in cluster mode (implemented by `hubsearch-cluster`).
+/// Calls block the calling thread (the engine is synchronous); they must not
+/// be made on an async runtime's worker threads.
+pub trait Replicator: Send + Sync {
+    /// Append a card; returns once the log has acknowledged it (and, within
+    /// a bounded wait, this replica has applied it).
+    fn card(&self, card: &ModelCard) -> Result<()>;
+    /// Append a delete, likewise.
+    fn delete(&self, id: &str) -> Result<()>;
+    /// Append a paid call; returns once the log has it and this replica has
+    /// applied it, with whether it counted.
+    fn call(&self, call: &CallRecord) -> Result<CallOutcome>;
+    /// Append a served page without waiting for the network; returns the
+    /// page id given to the client.
+    fn page(&self, page: PageRecord, hour: u64, time: u64) -> Result<u64>;
+    /// Where this replica stands (for `/readyz`, `/metrics`, `/v1/cluster`).
+    fn status(&self) -> ReplicaStatus;
+}
+
+/// A replica's standing in the cluster.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplicaStatus {
+    pub replica: String,
+    /// Connected to a NATS server now.
+    pub connected: bool,
+    /// The last log position applied here (index and ledger).
+    pub applied: u64,
+    /// The log's last position, as last asked (every second).
+    pub log_last: u64,
+    /// `log_last - applied`: events this replica has not applied yet.
+    pub lag: u64,
+    /// Served pages sent to the log, and those the log did not take.
+    pub pages_sent: u64,
+    pub pages_failed: u64,
+    /// Time from a page being sent (by any replica) to being applied here,
+    /// milliseconds, over the last 1,000 pages: the staleness of the global
+    /// books the fairness controller reads.
+    pub page_delay_p50_ms: f64,
+    pub page_delay_p99_ms: f64,
+    /// Set when applying the log failed (the replica stops applying).
+    pub failing: Option<String>,
+}
+
+/// The index's applied log position, persisted beside it.
+pub(crate) struct IndexPosition {
+    path: PathBuf,
+    value: AtomicU64,
+}
+
+impl IndexPosition {
+    pub(crate) fn open(path: PathBuf) -> IndexPosition {
+        let value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        IndexPosition {
+            path,
+            value: AtomicU64::new(value),
+        }
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.value.load(Ordering::Acquire)
+    }
+
+    /// Store `p` durably (write a temporary file, fsync, rename).
+    fn set(&self, p: u64) -> Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let io = |e| Error::Io {
+            path: self.path.clone(),
+            source: e,
+        };
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(p.to_string().as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        self.value.store(p, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Send writes through `r` from now on (cluster mode). Once only.
+    pub fn set_replicator(&self, r: Arc<dyn Replicator>) -> bool {
+        self.replicator.set(r).is_ok()
+    }
+
+    /// The replicator, in cluster mode.
+    pub fn replicator(&self) -> Option<&Arc<dyn Replicator>> {
+        self.replicator.get()
+    }
+
+    /// The log position this replica has applied in full (index and
+    /// ledger): a restart resumes after it.
+    pub fn applied_position(&self) -> u64 {
+        self.index_position.get().min(self.ledger().position())
+    }
+
+    /// The index's and the ledger's applied positions.
+    pub fn positions(&self) -> (u64, u64) {
+        (self.index_position.get(), self.ledger().position())
+    }
+
+    /// Apply one log event taken at `position` (1-based, increasing). An
+    /// event a part has applied before is skipped by that part.
+    pub fn apply_logged(&self, event: LogEvent, position: u64) -> Result<()> {
+        match event {
+            LogEvent::Card { card } => {
+                if position > self.index_position.get() {
+                    self.publish_local(*card)?;
+                    self.index_position.set(position)?;
+                }
+            }
+            LogEvent::Delete { id } => {
+                if position > self.index_position.get() {
+                    match self.delete_local(&id) {
+                        Ok(()) | Err(Error::ModelNotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                    self.index_position.set(position)?;
+                }
+            }
+            LogEvent::Page {
+                page_id,
+                hour,
+                time,
+                page,
+                ..
+            } => {
+                self.ledger()
+                    .apply_logged_page(page, page_id, hour, time, position)?;
+            }
+            LogEvent::Call { call, time } => {
+                self.ledger().apply_logged_call(&call, time, position)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Impression, Ledger};
+    use hubsearch_core::Group;
+    use hubsearch_rank::{Account, PageDelta};
+
+    fn page(m: u64) -> PageRecord {
+        let a = Account {
+            exposure: 1.0,
+            merit: 0.5,
+            rounds: 1,
+            impact: 0.0,
+        };
+        PageRecord {
+            impressions: vec![Impression {
+                model: m,
+                builder: 9,
+                rank: 1,
+                exposure: 1.0,
+            }],
+            model_delta: PageDelta::from([(m, a)]),
+            builder_delta: PageDelta::from([(9, a)]),
+            names: vec![(m, "a/m".into()), (9, "a".into())],
+            log: None,
+        }
+    }
+
+    fn call(key: &str) -> CallRecord {
+        CallRecord {
+            model: 5,
+            builder: 9,
+            model_id: "a/m".into(),
+            builder_name: "a".into(),
+            amount_usd: 0.5,
+            amount_stated: true,
+            idempotency_key: Some(key.into()),
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn log_events_read_back_as_written() {
+        let e = LogEvent::Page {
+            page_id: 7,
+            hour: 1,
+            time: 2,
+            sent_ms: 3,
+            page: page(5),
+        };
+        let back: LogEvent = serde_json::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
+        let LogEvent::Page { page, page_id, .. } = back else {
+            panic!("not a page")
+        };
+        assert_eq!(page_id, 7);
+        assert_eq!(page.model_delta[&5].merit, 0.5);
+        assert_eq!(page.builder_delta[&9].rounds, 1);
+        let e = LogEvent::Call {
+            call: call("k"),
+            time: 4,
+        };
+        let back: LogEvent = serde_json::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
+        assert!(
+            matches!(back, LogEvent::Call { call, time: 4 } if call.idempotency_key.as_deref() == Some("k"))
+        );
+    }
+
+    #[test]
+    fn a_position_applied_twice_or_a_key_used_twice_counts_once_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        {
+            let l = Ledger::open(&path).unwrap();
+            assert!(l.apply_logged_page(page(5), 11, 0, 0, 1).unwrap());
+            // Redelivered at the same position: nothing.
+            assert!(!l.apply_logged_page(page(5), 11, 0, 0, 1).unwrap());
+            assert!(l.apply_logged_call(&call("k"), 0, 2).unwrap());
+            // The same key from another replica, later in the log: nothing.
+            assert!(!l.apply_logged_call(&call("k"), 0, 3).unwrap());
+            l.flush().unwrap();
+            assert_eq!(l.position(), 3);
+            assert_eq!(l.tally_of(5, Group::Model).exposure, 1.0);
+            assert_eq!(l.earnings_of(5, Group::Model).calls, 1);
+        }
+        // After a restart the ledger resumes after what it committed (the
+        // no-op at 3 was not written) and replays to the same totals.
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.position(), 2);
+        assert!(!l.apply_logged_page(page(5), 11, 0, 0, 1).unwrap());
+        assert!(!l.apply_logged_call(&call("k"), 0, 3).unwrap());
+        assert!(l.apply_logged_page(page(5), 12, 0, 0, 4).unwrap());
+        assert_eq!(l.tally_of(5, Group::Model).exposure, 2.0);
+        assert_eq!(l.earnings_of(5, Group::Model).calls, 1);
+        assert_eq!(l.pages(), 2);
+    }
+}
