@@ -14,6 +14,17 @@ use crate::progress::Bars;
 /// Any error, shown as one line.
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The checkout's short git revision, for reports ("unknown" outside git).
+pub fn git_revision() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// hubsearch: search and ranking for AI model hubs, with exposure fairness.
 #[derive(Parser, Debug)]
 #[command(name = "hubsearch", version, about, long_about = None)]

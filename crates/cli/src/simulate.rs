@@ -87,13 +87,7 @@ pub fn run(g: &Global, a: SimulateArgs) -> Result<ExitCode, AnyError> {
         eprintln!("[{:>6.1}s] {m}", start.elapsed().as_secs_f64())
     })?;
     std::fs::create_dir_all(&a.out)?;
-    let rev = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let rev = crate::cli::git_revision();
     let doc = serde_json::json!({
         "git_revision": rev,
         "index": config.index.dir,

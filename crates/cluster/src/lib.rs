@@ -109,6 +109,10 @@ pub struct Cluster {
     delays: Mutex<Vec<f64>>,
     failing: Mutex<Option<String>>,
     stopped: AtomicBool,
+    /// Held while an event is applied; a snapshot takes it to pause applying.
+    pause: Mutex<()>,
+    /// The position of the last snapshot written (0: none).
+    last_snapshot: AtomicU64,
 }
 
 /// Connect to the NATS servers and make sure the stream exists (created
@@ -184,6 +188,8 @@ impl Cluster {
             delays: Mutex::new(Vec::new()),
             failing: Mutex::new(None),
             stopped: AtomicBool::new(false),
+            pause: Mutex::new(()),
+            last_snapshot: AtomicU64::new(0),
         });
         cluster.applied.set(start);
         let last = cluster.refresh_log_last();
@@ -229,7 +235,68 @@ impl Cluster {
             }
         }
         engine.set_replicator(cluster.clone());
+        if !cluster.cfg.snapshot_dir.is_empty() {
+            let c = Arc::downgrade(&cluster);
+            let e = engine.clone();
+            let every = Duration::from_secs(cluster.cfg.snapshot_every_s.max(1));
+            std::thread::Builder::new()
+                .name("cluster-snapshots".into())
+                .spawn(move || loop {
+                    std::thread::sleep(every);
+                    let Some(c) = c.upgrade() else { break };
+                    if c.stopped.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match c.snapshot(&e) {
+                        Ok(p) => tracing::info!("cluster snapshot written: {}", p.display()),
+                        Err(err) => tracing::error!("cluster snapshot failed: {err}"),
+                    }
+                })
+                .map_err(|e| ClusterError::Log(e.to_string()))?;
+        }
         Ok(cluster)
+    }
+
+    /// Write a snapshot of this replica (index, vectors, ledger, positions)
+    /// into `cluster.snapshot_dir/snapshot-<position>`: applying pauses, the
+    /// ledger and vectors are flushed, the index directory is copied, and
+    /// the oldest snapshots beyond `cluster.snapshots_kept` are removed.
+    /// Serving goes on meanwhile (in cluster mode only the applier writes).
+    pub fn snapshot(&self, engine: &Engine) -> Result<std::path::PathBuf, ClusterError> {
+        let root = std::path::PathBuf::from(&self.cfg.snapshot_dir);
+        let log = |e: std::io::Error| ClusterError::Log(format!("snapshot: {e}"));
+        let _paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        engine
+            .flush()
+            .map_err(|e| ClusterError::Log(format!("snapshot: {e}")))?;
+        let position = engine.applied_position();
+        std::fs::create_dir_all(&root).map_err(log)?;
+        let name = format!("snapshot-{position:012}");
+        let tmp = root.join(format!("{name}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        copy_dir(engine.dir(), &tmp).map_err(log)?;
+        let target = root.join(&name);
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&tmp, &target).map_err(log)?;
+        drop(_paused);
+        self.last_snapshot.store(position, Ordering::Relaxed);
+        let mut all: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+            .map_err(log)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("snapshot-") && !n.ends_with(".tmp"))
+            })
+            .collect();
+        all.sort();
+        let keep = self.cfg.snapshots_kept.max(1);
+        if all.len() > keep {
+            for old in &all[..all.len() - keep] {
+                let _ = std::fs::remove_dir_all(old);
+            }
+        }
+        Ok(target)
     }
 
     /// Stop applying (the thread ends at its next message).
@@ -325,6 +392,7 @@ impl Cluster {
                     LogEvent::Page { sent_ms, .. } => Some(*sent_ms),
                     _ => None,
                 };
+                let paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());
                 if let Err(e) = engine.apply_logged(event, position) {
                     let m = format!("applying log position {position}: {e}");
                     tracing::error!("{m}; this replica stops applying the log");
@@ -340,6 +408,7 @@ impl Cluster {
                     d.push(now_ms().saturating_sub(sent) as f64);
                 }
                 self.applied.set(position);
+                drop(paused);
                 self.log_last.fetch_max(position, Ordering::Relaxed);
             }
         }
@@ -376,6 +445,22 @@ impl Cluster {
         self.applied
             .wait(p, Duration::from_millis(self.cfg.apply_wait_ms))
     }
+}
+
+/// Copy a directory tree (files and directories; lock files included,
+/// which are harmless copies).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 fn engine_err(e: ClusterError) -> hubsearch_engine::Error {
@@ -524,6 +609,7 @@ impl Replicator for Cluster {
             page_delay_p50_ms: q(0.5),
             page_delay_p99_ms: q(0.99),
             failing: self.failing(),
+            last_snapshot: self.last_snapshot.load(Ordering::Relaxed),
         }
     }
 }

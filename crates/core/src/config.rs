@@ -51,6 +51,13 @@ pub struct ClusterConfig {
     /// answer (read-your-writes), milliseconds; the write is durable in the
     /// log either way.
     pub apply_wait_ms: u64,
+    /// Where this replica writes snapshots of its index and ledger at a log
+    /// position (a new replica starts from one); empty = none.
+    pub snapshot_dir: String,
+    /// Seconds between snapshots.
+    pub snapshot_every_s: u64,
+    /// Snapshots kept (the oldest are removed).
+    pub snapshots_kept: usize,
 }
 
 impl Default for ClusterConfig {
@@ -63,6 +70,9 @@ impl Default for ClusterConfig {
             stream_replicas: 3,
             duplicate_window_s: 600,
             apply_wait_ms: 5000,
+            snapshot_dir: String::new(),
+            snapshot_every_s: 3600,
+            snapshots_kept: 2,
         }
     }
 }
@@ -437,6 +447,12 @@ impl Config {
             }
             if !(1..=5).contains(&c.stream_replicas) {
                 return bad("cluster.stream_replicas", "must be between 1 and 5");
+            }
+            if !c.snapshot_dir.is_empty() && (c.snapshot_every_s == 0 || c.snapshots_kept == 0) {
+                return bad(
+                    "cluster.snapshot_every_s",
+                    "snapshots need snapshot_every_s >= 1 and snapshots_kept >= 1",
+                );
             }
         }
         Ok(())

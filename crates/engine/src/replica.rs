@@ -86,6 +86,8 @@ pub struct ReplicaStatus {
     pub page_delay_p99_ms: f64,
     /// Set when applying the log failed (the replica stops applying).
     pub failing: Option<String>,
+    /// Log position of the last snapshot this replica wrote (0: none).
+    pub last_snapshot: u64,
 }
 
 /// The index's applied log position, persisted beside it.

@@ -164,7 +164,7 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
         feedback: true,
         days: o.days,
     };
-    // Runs every (policy, regime) for each replication; one world per seed.
+    // Runs every (policy, regime) for each replication, on that replication's world.
     let replicate = |opts: &StudyOptions,
                      jobs: &[(StudyPolicy, Regime)],
                      seeds: usize,
@@ -172,32 +172,37 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
                      traffic: f64,
                      what: &str|
      -> Vec<Vec<Outcome>> {
+        // Every (replication, job) pair is a task of its own (the pool
+        // stays busy to the end); each samples its replication's world,
+        // which is the same for every job of that replication (seeded).
         let done = AtomicU64::new(0);
-        let per_seed: Vec<Vec<Outcome>> = (0..seeds)
+        let n = jobs.len();
+        let mut flat: Vec<(usize, Outcome)> = (0..seeds * n)
             .into_par_iter()
-            .map(|r| {
+            .map(|k| {
+                let (r, j) = (k / n, k % n);
                 let world = World::sample(base, opts, opts.seed + r as u64);
-                let outs: Vec<Outcome> = jobs
-                    .iter()
-                    .map(|&(p, g)| {
-                        let out = run(&world, opts, &spec(p, g, r, vpd, traffic));
-                        visits.fetch_add(out.visits, Ordering::Relaxed);
-                        out
-                    })
-                    .collect();
+                let (p, g) = jobs[j];
+                let out = run(&world, opts, &spec(p, g, r, vpd, traffic));
+                visits.fetch_add(out.visits, Ordering::Relaxed);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress(&format!(
-                    "{what}: replication {d} of {seeds} ({} runs, {:.0} s so far)",
-                    jobs.len(),
-                    started.elapsed().as_secs_f64()
-                ));
-                outs
+                if d as usize % n == 0 || d as usize == seeds * n {
+                    progress(&format!(
+                        "{what}: {d} of {} runs ({:.0} s so far)",
+                        seeds * n,
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+                (k, out)
             })
             .collect();
-        // Transpose: per job, its outcomes over seeds.
-        (0..jobs.len())
-            .map(|j| per_seed.iter().map(|s| s[j].clone()).collect())
-            .collect()
+        flat.sort_by_key(|(k, _)| *k);
+        // Per job, its outcomes over replications.
+        let mut per_job: Vec<Vec<Outcome>> = (0..n).map(|_| Vec::with_capacity(seeds)).collect();
+        for (k, out) in flat {
+            per_job[k % n].push(out);
+        }
+        per_job
     };
 
     // 1. The sweeps (and relevance), in each hosting regime (exits differ,
