@@ -184,7 +184,27 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
                 config.index.commit_every = n.max(1);
             }
             if config.cluster.enabled {
-                return Err("cluster.enabled is set: importing into one replica's index would leave the others behind (docs/cluster.md); publish through any replica's API (POST /v1/models), or import before the cluster starts into the index every replica is seeded from".into());
+                // Cluster mode: the cards go to the log; every replica
+                // applies them (docs/cluster.md).
+                let bars = Bars::new(args.quiet);
+                let report =
+                    hubsearch_cluster::import_to_log(&config.cluster, &args.files, &|n| {
+                        bars.show(hubsearch_engine::Progress::Records { read: n })
+                    })?;
+                for (place, reason) in &report.rejected {
+                    eprintln!("rejected {place}: {reason}");
+                }
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    println!(
+                        "appended {} cards to the cluster log ({} already there, {} records rejected)",
+                        report.appended,
+                        report.duplicates,
+                        report.rejected.len()
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             let engine = Engine::open_or_create(config)?;
             let bars = Bars::new(args.quiet);

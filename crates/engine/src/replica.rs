@@ -153,6 +153,35 @@ impl Engine {
         (self.index_position.get(), self.ledger().position())
     }
 
+    /// Apply a run of card events (`card` or `delete`, with their
+    /// positions, in log order) as one index commit: how a replica applies
+    /// an import through the log without a commit per card. Events at or
+    /// below the index's position are skipped. Other events are an error.
+    pub fn apply_logged_cards(&self, events: Vec<(u64, LogEvent)>) -> Result<()> {
+        let done = self.index_position.get();
+        let mut last = done;
+        let mut changes: Vec<LogEvent> = Vec::new();
+        for (p, e) in events {
+            if p <= done {
+                continue;
+            }
+            last = last.max(p);
+            match e {
+                LogEvent::Card { .. } | LogEvent::Delete { .. } => changes.push(e),
+                _ => {
+                    return Err(Error::Cluster(format!(
+                        "log position {p} is not a card change"
+                    )))
+                }
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.commit_changes(&changes)?;
+        self.index_position.set(last)
+    }
+
     /// Apply one log event taken at `position` (1-based, increasing). An
     /// event a part has applied before is skipped by that part.
     pub fn apply_logged(&self, event: LogEvent, position: u64) -> Result<()> {

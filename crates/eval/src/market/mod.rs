@@ -134,7 +134,7 @@ impl Default for StudyOptions {
             target_ratio: 0.98,
             alphas: vec![0.01, 0.03, 0.1, 0.3, 1.0],
             betas: vec![0.1, 0.3, 1.0, 3.0],
-            fair_lambdas: vec![1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+            fair_lambdas: vec![1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2],
             impact_lambdas: vec![1e-11, 1e-10, 1e-9, 1e-8],
             temperatures: vec![0.01, 0.03, 0.1, 0.3],
             grid_traffic: vec![1e3, 1e4, 1e5, 1e6],
