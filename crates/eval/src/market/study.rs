@@ -186,7 +186,7 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
                 let out = run(&world, opts, &spec(p, g, r, vpd, traffic));
                 visits.fetch_add(out.visits, Ordering::Relaxed);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if d as usize % n == 0 || d as usize == seeds * n {
+                if (d as usize).is_multiple_of(n) || d as usize == seeds * n {
                     progress(&format!(
                         "{what}: {d} of {} runs ({:.0} s so far)",
                         seeds * n,
