@@ -72,6 +72,28 @@ pub struct CallRecord {
     pub origin: Option<CallOrigin>,
 }
 
+impl CallRecord {
+    /// The call as the ledger books it, with sequence number `seq`.
+    fn entry(&self, seq: u64) -> CallEntry {
+        CallEntry {
+            seq,
+            model: self.model,
+            builder: self.builder,
+            amount_usd: self.amount_usd,
+            idempotency_key: self.idempotency_key.clone(),
+            origin: self.origin,
+        }
+    }
+
+    /// The names of its model and builder keys.
+    fn names(&self) -> [(u64, String); 2] {
+        [
+            (self.model, self.model_id.clone()),
+            (self.builder, self.builder_name.clone()),
+        ]
+    }
+}
+
 /// Where a paid call came from: a logged page and a rank on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CallOrigin {
@@ -445,14 +467,7 @@ impl Ledger {
                 return Ok(false);
             }
         }
-        let entry = CallEntry {
-            seq: s.next_call,
-            model: call.model,
-            builder: call.builder,
-            amount_usd: call.amount_usd,
-            idempotency_key: call.idempotency_key.clone(),
-            origin: call.origin,
-        };
+        let entry = call.entry(s.next_call);
         s.next_call += 1;
         s.apply_call(&entry);
         s.name(call.model, &call.model_id);
@@ -464,10 +479,7 @@ impl Ledger {
         let (ack, _) = mpsc::channel();
         self.send(Event::Call {
             call: entry,
-            names: [
-                (call.model, call.model_id.clone()),
-                (call.builder, call.builder_name.clone()),
-            ],
+            names: call.names(),
             time,
             ack,
             position,
@@ -548,14 +560,7 @@ impl Ledger {
                     continue;
                 }
             }
-            let entry = CallEntry {
-                seq: s.next_call,
-                model: call.model,
-                builder: call.builder,
-                amount_usd: call.amount_usd,
-                idempotency_key: call.idempotency_key.clone(),
-                origin: call.origin,
-            };
+            let entry = call.entry(s.next_call);
             s.next_call += 1;
             let pending = Arc::new(Pending::default());
             if let Some(k) = &entry.idempotency_key {
@@ -570,10 +575,7 @@ impl Ledger {
             let (ack, rx) = mpsc::channel();
             let sent = self.send(Event::Call {
                 call: entry.clone(),
-                names: [
-                    (call.model, call.model_id.clone()),
-                    (call.builder, call.builder_name.clone()),
-                ],
+                names: call.names(),
                 time: now_secs(),
                 ack,
                 position: 0,
