@@ -27,7 +27,7 @@ fn generated_hub_is_searchable_by_its_metadata() {
         .collect();
     let mut req = SearchRequest::new("", 100);
     req.filter = Filter {
-        task: Some("automatic-speech-recognition".into()),
+        task: hubsearch_core::FacetFilter::is("automatic-speech-recognition"),
         ..Default::default()
     };
     req.facets = true;
@@ -265,7 +265,7 @@ fn a_named_model_comes_first() {
     assert_ne!(got[2], "nobody/bert-base-uncased");
     // Filters hold: the original is fill-mask, not question answering.
     let qa = Filter {
-        task: Some("question-answering".into()),
+        task: hubsearch_core::FacetFilter::is("question-answering"),
         ..Default::default()
     };
     let filtered = ids("bert base uncased", qa);

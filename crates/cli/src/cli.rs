@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use hubsearch_core::{Config, Filter, Mode, SearchRequest};
+use hubsearch_core::{Config, FacetFilter, Filter, Mode, SearchRequest};
 use hubsearch_engine::{Engine, ImportReport, LedgerMode};
 use hubsearch_eval::HubGenerator;
 
@@ -277,18 +277,21 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
     let req = SearchRequest {
         query: a.query,
         filter: Filter {
-            task: a.task,
-            library: a.library,
-            language: a.language,
-            license: a.license,
-            builder: a.builder,
-            min_price: a.min_price,
-            max_price: a.max_price,
-            id_contains: None,
+            task: a.task.map(FacetFilter::is).unwrap_or_default(),
+            library: a.library.map(FacetFilter::is).unwrap_or_default(),
+            language: a.language.map(FacetFilter::is).unwrap_or_default(),
+            license: a.license.map(FacetFilter::is).unwrap_or_default(),
+            builder: a.builder.map(FacetFilter::is).unwrap_or_default(),
+            price: hubsearch_core::Range {
+                min: a.min_price,
+                max: a.max_price,
+            },
+            ..Default::default()
         },
         mode: a.mode.unwrap_or_else(|| engine.default_mode()),
         policy: None,
         seed: None,
+        semantic_ratio: None,
         offset: a.offset,
         limit,
         facets: a.json,

@@ -81,6 +81,29 @@ impl ModelCard {
         }
     }
 
+    /// The card's tags as the Hugging Face Hub writes them: its own tags,
+    /// then its pipeline tag, library, language codes, `license:<id>` and
+    /// `dataset:<id>`, each once, in that order (docs/api.md, Tags).
+    pub fn hub_tags(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(self.tags.len() + 8);
+        let mut add = |t: String| {
+            if !t.is_empty() && !out.contains(&t) {
+                out.push(t);
+            }
+        };
+        self.tags.iter().cloned().for_each(&mut add);
+        self.task.iter().cloned().for_each(&mut add);
+        self.library.iter().cloned().for_each(&mut add);
+        self.languages.iter().cloned().for_each(&mut add);
+        if let Some(l) = &self.license {
+            add(format!("license:{l}"));
+        }
+        self.datasets
+            .iter()
+            .for_each(|d| add(format!("dataset:{d}")));
+        out
+    }
+
     /// The short text a card is summarised by (name words, task, tags,
     /// description), used for embeddings and snippets.
     pub fn short_text(&self) -> String {

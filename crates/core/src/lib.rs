@@ -28,4 +28,4 @@ pub use choice::{
 };
 pub use config::Config;
 pub use error::{Error, Result};
-pub use query::{Filter, Hit, ScoreParts, SearchRequest};
+pub use query::{FacetFilter, FacetName, Filter, Hit, Range, ScoreParts, SearchRequest};

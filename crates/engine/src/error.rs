@@ -29,6 +29,8 @@ pub enum Error {
     #[error("{field} must be a number >= 0")]
     InvalidFilter { field: &'static str },
     /// Vector or hybrid search on an engine without embeddings.
+    #[error("semantic_ratio {ratio}: {reason}")]
+    InvalidSemanticRatio { ratio: f64, reason: &'static str },
     #[error("vector search needs embeddings (embedding.model = minilm or hash)")]
     VectorSearchDisabled,
     /// The embedding model could not be loaded.

@@ -108,6 +108,7 @@ impl Engine {
     ) -> Result<SearchResponse> {
         let start = std::time::Instant::now();
         self.check_page(offset, limit, None)?;
+        crate::search::check_filter(filter)?;
         let searcher = self.text_index().searcher();
         // Past the last card there is nothing to list: no collector ever
         // sees an offset beyond the hub's size.
@@ -136,6 +137,10 @@ impl Engine {
                 order: &order,
             };
             page_id = Some(self.record(&found, &cands, page, offset + 1, &hits, &served)?);
+            let mut hits = hits;
+            // Past the ranked candidates the listing goes on by downloads:
+            // no wall at the candidate depth.
+            hits.extend(self.beyond(&searcher, filter, depth, offset, limit)?);
             (hits, total)
         } else {
             let (addrs, total) = if sort == ListingSort::Calls {
@@ -230,7 +235,52 @@ impl Engine {
 
     /// Listed cards as candidates of relevance 1 (with their facts when
     /// they are to be ranked).
-    fn listed(&self, searcher: &Searcher, addrs: &[DocAddress], facts: bool) -> Result<Vec<Found>> {
+    /// The part of the page `offset..offset + limit` that lies past the
+    /// `depth` ranked cards of a listing (or a search without words): the
+    /// cards there in download order, ranked from `depth + 1` on
+    /// (docs/api.md, Paging). Empty when the page ends within the depth.
+    pub(crate) fn beyond(
+        &self,
+        searcher: &Searcher,
+        filter: &Filter,
+        depth: usize,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<hubsearch_core::Hit>> {
+        let end = offset.saturating_add(limit);
+        if end <= depth {
+            return Ok(Vec::new());
+        }
+        let from = offset.max(depth);
+        let (addrs, _) = self.text_index().top_by_field(
+            searcher,
+            filter,
+            "downloads",
+            true,
+            from,
+            end - from,
+        )?;
+        let found = self.listed(searcher, &addrs, false)?;
+        let order: Vec<Ranked> = (0..found.len())
+            .map(|index| Ranked {
+                index,
+                parts: ScoreParts {
+                    relevance: 1.0,
+                    boost: 1.0,
+                    final_score: 1.0,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        self.hits(searcher, &found, &order, from + 1)
+    }
+
+    pub(crate) fn listed(
+        &self,
+        searcher: &Searcher,
+        addrs: &[DocAddress],
+        facts: bool,
+    ) -> Result<Vec<Found>> {
         let facts = if facts {
             self.text_index().candidate_facts(searcher, addrs)?
         } else {

@@ -100,7 +100,7 @@ impl Engine {
             let s = &self.config().search;
             let params = FusionParams {
                 fusion: s.fusion,
-                vector_weight: s.vector_weight,
+                vector_weight: req.semantic_ratio.unwrap_or(s.vector_weight),
                 rrf_k: s.rrf_k,
             };
             let evidence: Vec<Evidence> = out.found.iter().map(Found::evidence).collect();
@@ -126,6 +126,26 @@ impl Engine {
         out: &mut Retrieved,
     ) -> Result<()> {
         let text = self.text_index();
+        if listing {
+            // Browsing without words: the most downloaded cards are the
+            // candidates (exact count; facets as for a search).
+            let (addrs, total) =
+                text.top_by_field(searcher, &req.filter, "downloads", true, 0, depth)?;
+            let facts = text.candidate_facts(searcher, &addrs)?;
+            out.found = addrs
+                .iter()
+                .zip(facts)
+                .map(|(a, f)| Found::new(*a, f))
+                .collect();
+            out.total = total;
+            if req.facets {
+                let query = text.query("", &req.filter)?;
+                out.facets = text
+                    .disjunctive_facets(searcher, &*query, "", &req.filter)?
+                    .1;
+            }
+            return Ok(());
+        }
         let results = text.search(searcher, &req.query, &req.filter, depth, req.facets)?;
         let addrs: Vec<DocAddress> = results.hits.iter().map(|h| h.addr).collect();
         let facts = text.candidate_facts(searcher, &addrs)?;

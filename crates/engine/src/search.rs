@@ -83,16 +83,25 @@ impl Engine {
                 max: s.max_query_chars,
             });
         }
-        self.check_page(req.offset, req.limit, Some(s.candidates))?;
-        for (field, p) in [
-            ("min_price", req.filter.min_price),
-            ("max_price", req.filter.max_price),
-        ] {
-            if p.is_some_and(|p| !p.is_finite() || p < 0.0) {
-                return Err(Error::InvalidFilter { field });
+        // A search without words is filtered browsing: its pages go on past
+        // the ranked candidates (docs/api.md, Paging).
+        let depth = (!req.query.trim().is_empty()).then_some(s.candidates);
+        self.check_page(req.offset, req.limit, depth)?;
+        if let Some(ratio) = req.semantic_ratio {
+            let reason = if !(0.0..=1.0).contains(&ratio) {
+                Some("must be between 0 and 1")
+            } else if req.mode != Mode::Hybrid {
+                Some("weighs hybrid search: it needs mode=hybrid")
+            } else if s.fusion == hubsearch_core::Fusion::Rrf {
+                Some("this hub fuses by reciprocal rank (search.fusion = rrf), which has no weight")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(Error::InvalidSemanticRatio { ratio, reason });
             }
         }
-        Ok(())
+        check_filter(&req.filter)
     }
 
     /// Search: retrieve candidates with relevance in [0, 1], order them by
@@ -114,7 +123,9 @@ impl Engine {
             req.seed.unwrap_or(0),
         );
         let page = page_of(&order, req.offset, req.limit);
-        let hits = self.hits(&searcher, &retrieved.found, page, req.offset + 1)?;
+        let mut hits = self.hits(&searcher, &retrieved.found, page, req.offset + 1)?;
+        let browsing = req.query.trim().is_empty();
+        let ranked_hits = hits.len();
         let unknown_words = self.text_index().unknown_words(&searcher, &req.query)?;
         let mut page_id = None;
         if req.record && !req.is_abandoned() {
@@ -135,6 +146,10 @@ impl Engine {
                 &served,
             )?);
         }
+        if browsing {
+            debug_assert_eq!(ranked_hits, hits.len());
+            hits.extend(self.beyond(&searcher, &req.filter, depth, req.offset, req.limit)?);
+        }
         Ok(SearchResponse {
             query: req.query.clone(),
             mode: if req.query.trim().is_empty() {
@@ -144,7 +159,7 @@ impl Engine {
             },
             policy: policy.name().to_string(),
             total: retrieved.total,
-            total_exact: req.facets && req.mode == Mode::Text,
+            total_exact: browsing || (req.facets && req.mode == Mode::Text),
             hits,
             facets: retrieved.facets,
             matched_all_words: unknown_words.is_empty(),
@@ -330,4 +345,15 @@ impl Engine {
 pub(crate) fn page_of(order: &[Ranked], offset: usize, limit: usize) -> &[Ranked] {
     let from = offset.min(order.len());
     &order[from..from.saturating_add(limit).min(order.len())]
+}
+
+/// Check the values of a filter the index cannot judge: prices must be
+/// finite and not negative.
+pub(crate) fn check_filter(f: &hubsearch_core::Filter) -> Result<()> {
+    for (field, p) in [("min_price", f.price.min), ("max_price", f.price.max)] {
+        if p.is_some_and(|p| !p.is_finite() || p < 0.0) {
+            return Err(Error::InvalidFilter { field });
+        }
+    }
+    Ok(())
 }

@@ -21,6 +21,7 @@ impl Engine {
     pub fn similar(&self, id: &str, filter: &Filter, limit: usize) -> Result<SearchResponse> {
         let start = std::time::Instant::now();
         self.check_page(0, limit, None)?;
+        crate::search::check_filter(filter)?;
         let card = self.get(id)?;
         let semantic = self.semantic().ok_or(Error::VectorSearchDisabled)?;
         let searcher = self.text_index().searcher();

@@ -13,6 +13,11 @@ pub enum Error {
         "no index at {path} (build one with `hubsearch import FILE` or `hubsearch index FILE`)"
     )]
     NotFound { path: PathBuf },
+    /// The index was written by a hubsearch with another schema.
+    #[error(
+        "the index at {path} was built by another version of hubsearch (its fields differ from this one's): rebuild it with `hubsearch --index <dir> index FILE...`"
+    )]
+    OldSchema { path: PathBuf },
     /// Another process holds the index writer.
     #[error("the index at {path} is being written by another process: {message}")]
     Locked { path: PathBuf, message: String },

@@ -32,6 +32,8 @@ pub struct Fields {
     pub f_language: Field,
     pub f_license: Field,
     pub f_builder: Field,
+    /// Tags as the Hugging Face Hub writes them (`ModelCard::hub_tags`).
+    pub f_tag: Field,
     pub downloads: Field,
     pub likes: Field,
     pub paid_calls: Field,
@@ -121,6 +123,7 @@ pub fn schema() -> (Schema, Fields) {
         f_language: b.add_facet_field("f_language", FacetOptions::default()),
         f_license: b.add_facet_field("f_license", FacetOptions::default()),
         f_builder: b.add_facet_field("f_builder", FacetOptions::default()),
+        f_tag: b.add_facet_field("f_tag", FacetOptions::default()),
         downloads: b.add_u64_field("downloads", FAST),
         likes: b.add_u64_field("likes", FAST),
         paid_calls: b.add_u64_field("paid_calls", FAST),
@@ -193,6 +196,9 @@ impl Fields {
         }
         if !card.builder.is_empty() {
             d.add_facet(self.f_builder, Facet::from_path([card.builder.as_str()]));
+        }
+        for t in card.hub_tags() {
+            d.add_facet(self.f_tag, Facet::from_path([t.as_str()]));
         }
         d.add_u64(self.downloads, card.downloads);
         d.add_u64(self.likes, card.likes);

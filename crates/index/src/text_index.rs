@@ -9,7 +9,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hubsearch_core::{lang, Filter, ModelCard};
+use hubsearch_core::{lang, FacetFilter, FacetName, Filter, ModelCard, Range};
 use tantivy::collector::{Count, DocSetCollector, FacetCollector, MultiCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
@@ -17,7 +17,7 @@ use tantivy::query::{
     FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery,
     TermSetQuery,
 };
-use tantivy::schema::{Facet, IndexRecordOption, Value};
+use tantivy::schema::{Facet, Field, IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
@@ -98,7 +98,12 @@ impl TextIndex {
             path: dir.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let index = Index::open_or_create(mmap, schema)?;
+        let index = Index::open_or_create(mmap, schema).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(_) => Error::OldSchema {
+                path: dir.to_path_buf(),
+            },
+            other => Error::Tantivy(other),
+        })?;
         Self::from_index(index, fields, dir)
     }
 
@@ -201,11 +206,17 @@ impl TextIndex {
                 None => return Ok(Box::new(EmptyQuery)),
             }
         }
-        for q in self.filter_queries(filter)? {
-            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
+        for (occur, q) in self.filter_queries(filter)? {
+            clauses.push((occur, Box::new(ConstScoreQuery::new(q, 0.0))));
         }
         if clauses.is_empty() {
             return Ok(Box::new(AllQuery));
+        }
+        if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
+            clauses.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(Box::new(AllQuery), 0.0)),
+            ));
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
@@ -342,39 +353,96 @@ impl TextIndex {
         Ok(out)
     }
 
-    fn filter_queries(&self, filter: &Filter) -> Result<Vec<Box<dyn Query>>> {
-        let mut out: Vec<Box<dyn Query>> = Vec::new();
-        let facets = [
-            ("task", &filter.task),
-            ("library", &filter.library),
-            ("language", &filter.language),
-            ("license", &filter.license),
-            ("builder", &filter.builder),
-        ];
-        for (name, value) in facets {
-            if let Some(v) = value {
-                let field = self.fields.facet(name).expect("known facet");
-                let term = Term::from_facet(field, &Facet::from_path([v.as_str()]));
-                out.push(Box::new(TermQuery::new(term, IndexRecordOption::Basic)));
+    /// The filter as boolean clauses (docs/api.md, Filters): `Must` for
+    /// every selection and range, `MustNot` for every excluded value. A
+    /// query of `MustNot` clauses alone matches nothing: callers add a
+    /// `Must` (the text, the keys, or every card).
+    fn filter_queries(&self, filter: &Filter) -> Result<Vec<(Occur, Box<dyn Query>)>> {
+        let mut out: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut facets: Vec<(Field, &FacetFilter)> = FacetName::ALL
+            .iter()
+            .map(|n| {
+                (
+                    self.fields.facet(n.as_str()).expect("known facet"),
+                    filter.facet(*n),
+                )
+            })
+            .collect();
+        facets.push((self.fields.f_tag, &filter.tags));
+        for (field, sel) in facets {
+            let term = |v: &String| Term::from_facet(field, &Facet::from_path([v.as_str()]));
+            if !sel.any.is_empty() {
+                out.push((
+                    Occur::Must,
+                    Box::new(TermSetQuery::new(sel.any.iter().map(term))),
+                ));
+            }
+            for v in &sel.all {
+                out.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(term(v), IndexRecordOption::Basic)),
+                ));
+            }
+            for v in &sel.not {
+                out.push((
+                    Occur::MustNot,
+                    Box::new(TermQuery::new(term(v), IndexRecordOption::Basic)),
+                ));
             }
         }
-        if filter.min_price.is_some() || filter.max_price.is_some() {
-            let bound = |p: Option<f64>, what: &str| -> Result<Bound<Term>> {
-                match p {
-                    None => Ok(Bound::Unbounded),
-                    Some(p) if p.is_finite() => {
-                        Ok(Bound::Included(Term::from_field_f64(self.fields.price, p)))
-                    }
-                    Some(p) => Err(Error::InvalidQuery(format!(
-                        "{what} {p} is not a finite number"
-                    ))),
-                }
+        fn range<T: Copy + std::fmt::Display>(
+            r: &Range<T>,
+            what: &str,
+            ok: impl Fn(T) -> bool,
+            term: impl Fn(T) -> Term,
+        ) -> Result<Option<Box<dyn Query>>> {
+            if r.min.is_none() && r.max.is_none() {
+                return Ok(None);
+            }
+            let bound = |v: Option<T>, end: &str| match v {
+                None => Ok(Bound::Unbounded),
+                Some(v) if ok(v) => Ok(Bound::Included(term(v))),
+                Some(v) => Err(Error::InvalidQuery(format!(
+                    "{end}_{what} {v} is not a valid bound"
+                ))),
             };
-            out.push(Box::new(RangeQuery::new(
-                bound(filter.min_price, "min_price")?,
-                bound(filter.max_price, "max_price")?,
-            )));
+            Ok(Some(Box::new(RangeQuery::new(
+                bound(r.min, "min")?,
+                bound(r.max, "max")?,
+            ))))
         }
+        let f = &self.fields;
+        let ranges = [
+            range(&filter.price, "price", f64::is_finite, |v| {
+                Term::from_field_f64(f.price, v)
+            })?,
+            range(
+                &filter.downloads,
+                "downloads",
+                |_| true,
+                |v| Term::from_field_u64(f.downloads, v),
+            )?,
+            range(
+                &filter.likes,
+                "likes",
+                |_| true,
+                |v| Term::from_field_u64(f.likes, v),
+            )?,
+            // Absent times are stored as 0: a bound never lets them pass.
+            range(
+                &with_floor(filter.created),
+                "created",
+                |_| true,
+                |v| Term::from_field_i64(f.created_at, v),
+            )?,
+            range(
+                &with_floor(filter.updated),
+                "updated",
+                |_| true,
+                |v| Term::from_field_i64(f.last_modified, v),
+            )?,
+        ];
+        out.extend(ranges.into_iter().flatten().map(|q| (Occur::Must, q)));
         if let Some(needle) = &filter.id_contains {
             // Every id that contains the text: a scan of the cached ids.
             let searcher = self.searcher();
@@ -386,7 +454,7 @@ impl TextIndex {
                     }
                 }
             }
-            out.push(Box::new(TermSetQuery::new(terms)));
+            out.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
         }
         Ok(out)
     }
@@ -416,35 +484,63 @@ impl TextIndex {
                 facets: FacetCounts::new(),
             });
         }
-        // One pass over the match set for the page, the count and every facet.
-        let mut multi = MultiCollector::new();
-        let top_handle = multi.add_collector(top);
-        let count_handle = multi.add_collector(Count);
-        let facet_handles: Vec<_> = FACETS
-            .iter()
-            .map(|name| {
-                let mut c = FacetCollector::for_field(format!("f_{name}"));
-                c.add_facet(Facet::root());
-                (*name, multi.add_collector(c))
-            })
-            .collect();
-        let mut fruits = searcher.search(&query, &multi)?;
-        let hits = top_handle
-            .extract(&mut fruits)
+        // The page by BM25 (top-k, with block skipping), then the count
+        // and the facets in passes that score nothing.
+        let hits: Vec<TextHit> = searcher
+            .search(&query, &top)?
             .into_iter()
             .map(|(score, addr)| TextHit { addr, score })
             .collect();
-        let total = count_handle.extract(&mut fruits);
-        let mut facets = FacetCounts::new();
-        for (name, handle) in facet_handles {
-            let counts = handle.extract(&mut fruits);
-            facets.insert(name.to_string(), top_values(&counts, FACET_VALUES));
-        }
+        let (total, facets) = self.disjunctive_facets(searcher, &query, text, filter)?;
         Ok(TextResults {
             hits,
             total,
             facets,
         })
+    }
+
+    /// The number of cards matching `query` (= `text` within `filter`) and
+    /// the value counts of every facet, each facet counted over the matches
+    /// of the filter without its own selection (disjunctive facets,
+    /// docs/api.md): a facet's other values stay visible once one is
+    /// picked. One pass counts the facets nobody selected; each selected
+    /// facet takes one more. No pass scores: the collectors need no scores.
+    pub fn disjunctive_facets(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        text: &str,
+        filter: &Filter,
+    ) -> Result<(usize, FacetCounts)> {
+        let collector = |name: &str| {
+            let mut c = FacetCollector::for_field(format!("f_{name}"));
+            c.add_facet(Facet::root());
+            c
+        };
+        let mut multi = MultiCollector::new();
+        let count_handle = multi.add_collector(Count);
+        let mut handles = Vec::new();
+        let mut selected = Vec::new();
+        for name in FacetName::ALL {
+            if filter.facet(name).is_empty() {
+                handles.push((name, multi.add_collector(collector(name.as_str()))));
+            } else {
+                selected.push(name);
+            }
+        }
+        let mut fruits = searcher.search(query, &multi)?;
+        let total = count_handle.extract(&mut fruits);
+        let mut facets = FacetCounts::new();
+        for (name, handle) in handles {
+            let counts = handle.extract(&mut fruits);
+            facets.insert(name.as_str().to_string(), top_values(&counts, FACET_VALUES));
+        }
+        for name in selected {
+            let q = self.query(text, &filter.without(name))?;
+            let counts = searcher.search(&q, &collector(name.as_str()))?;
+            facets.insert(name.as_str().to_string(), top_values(&counts, FACET_VALUES));
+        }
+        Ok((total, facets))
     }
 
     /// Counts of the `top` most frequent values of every facet among the cards
@@ -605,9 +701,7 @@ impl TextIndex {
                 .map(|k| Term::from_field_u64(self.fields.id_key, *k)),
         );
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(set))];
-        for q in self.filter_queries(filter)? {
-            clauses.push((Occur::Must, q));
-        }
+        clauses.extend(self.filter_queries(filter)?);
         let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
         let addrs: Vec<DocAddress> = docs.into_iter().collect();
         let facts = self.candidate_facts(searcher, &addrs)?;
@@ -763,6 +857,18 @@ impl TextIndex {
     /// Bytes on disk.
     pub fn size_bytes(&self) -> u64 {
         dir_size(&self.dir)
+    }
+}
+
+/// A time range whose open lower end is raised to 1: the index stores an
+/// absent time as 0, and a card without a time passes no time bound.
+fn with_floor(r: Range<i64>) -> Range<i64> {
+    if r.min.is_none() && r.max.is_none() {
+        return r;
+    }
+    Range {
+        min: Some(r.min.unwrap_or(1).max(1)),
+        max: r.max,
     }
 }
 
@@ -1020,24 +1126,46 @@ mod tests {
         assert_eq!(langs["de"], 1);
 
         let f = Filter {
-            task: Some("translation".into()),
-            max_price: Some(0.01),
+            task: FacetFilter::is("translation"),
+            price: Range {
+                min: None,
+                max: Some(0.01),
+            },
             ..Default::default()
         };
         assert_eq!(ids(&idx, "translate", &f), ["a/x"]);
         let f = Filter {
-            min_price: Some(0.01),
+            price: Range {
+                min: Some(0.01),
+                max: None,
+            },
             ..Default::default()
         };
         assert_eq!(ids(&idx, "", &f), ["b/y"]);
         let f = Filter {
-            language: Some("de".into()),
+            language: FacetFilter::is("de"),
             ..Default::default()
         };
         assert_eq!(ids(&idx, "translate", &f), ["b/y"]);
+        // Negation alone (no text, no other selection) still lists cards.
+        let mut f = Filter::default();
+        f.language.not = vec!["de".into()];
+        let mut got = ids(&idx, "", &f);
+        got.sort();
+        assert_eq!(got, ["a/x", "c/z"]);
+        // Disjunctive facets: the task counts ignore the task selection,
+        // the language counts do not.
+        let f = Filter {
+            task: FacetFilter::is("summarization"),
+            ..Default::default()
+        };
+        let r = idx.search(&s, "translate", &f, 10, true).unwrap();
+        assert_eq!(r.total, 1);
+        assert_eq!(r.facets["task"][0], ("translation".to_string(), 2));
+        assert_eq!(r.facets["language"], [("en".to_string(), 1)]);
         // Filter scores do not change the BM25 order.
         let f = Filter {
-            license: Some("mit".into()),
+            license: FacetFilter::is("mit"),
             ..Default::default()
         };
         let r = idx.search(&s, "translate", &f, 10, false).unwrap();
@@ -1049,10 +1177,105 @@ mod tests {
             r0.hits.iter().map(|h| h.score).collect::<Vec<_>>()
         );
         let bad = Filter {
-            max_price: Some(f64::NAN),
+            price: Range {
+                min: None,
+                max: Some(f64::NAN),
+            },
             ..Default::default()
         };
         assert!(idx.search(&s, "translate", &bad, 10, false).is_err());
+    }
+
+    /// Every filter the index runs selects exactly the cards
+    /// `Filter::matches` passes (random cards, random filters).
+    #[test]
+    fn index_filters_agree_with_the_reference() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let tasks = ["translation", "summarization", "fill-mask"];
+        let langs = ["en", "de", "fr"];
+        let libs = ["transformers", "timm"];
+        let days = |d: u64| format!("2022-01-{:02}T00:00:00Z", d + 1);
+        let mut cards = Vec::new();
+        for i in 0..120 {
+            let task = (next(4) > 0).then(|| tasks[next(3) as usize]);
+            let ls: Vec<&str> = langs.iter().copied().filter(|_| next(2) == 0).collect();
+            let mut c = card(&format!("b{}/m{i}", next(4)), task, &ls, "text");
+            c.library = (next(3) > 0).then(|| libs[next(2) as usize].to_string());
+            c.license = (next(2) == 0).then(|| "mit".to_string());
+            c.datasets = if next(3) == 0 {
+                vec!["squad".to_string()]
+            } else {
+                Vec::new()
+            };
+            c.tags = if next(2) == 0 {
+                vec!["pytorch".to_string()]
+            } else {
+                Vec::new()
+            };
+            c.downloads = next(1000);
+            c.likes = next(50);
+            c.price_usd = (next(2) == 0).then(|| next(100) as f64 / 1000.0);
+            c.created_at = (next(4) > 0).then(|| days(next(28)));
+            c.last_modified = (next(4) > 0).then(|| days(next(28)));
+            cards.push(c);
+        }
+        let idx = index(&cards);
+        let t = |d: u64| hubsearch_core::card::unix_seconds(&days(d));
+        for round in 0..300 {
+            let mut f = Filter::default();
+            let pick = |n: u64, vals: &[&str], next: &mut dyn FnMut(u64) -> u64| -> Vec<String> {
+                (0..n)
+                    .map(|_| vals[next(vals.len() as u64) as usize].to_string())
+                    .collect()
+            };
+            match next(6) {
+                0 => f.task.any = pick(1 + next(2), &tasks, &mut next),
+                1 => f.language.not = pick(1, &langs, &mut next),
+                2 => f.language.all = pick(2, &langs, &mut next),
+                3 => {
+                    f.tags.all = pick(
+                        1 + next(2),
+                        &[
+                            "pytorch",
+                            "dataset:squad",
+                            "license:mit",
+                            "en",
+                            "translation",
+                            "timm",
+                        ],
+                        &mut next,
+                    )
+                }
+                4 => f.library.any = pick(1, &libs, &mut next),
+                _ => f.builder.not = pick(1, &["b0", "b1"], &mut next),
+            }
+            match next(5) {
+                0 => f.downloads.min = Some(next(1000)),
+                1 => f.likes.max = Some(next(50)),
+                2 => f.created.min = t(next(28)),
+                3 => f.updated.max = t(next(28)),
+                _ => f.price.max = Some(next(100) as f64 / 1000.0),
+            }
+            let mut want: Vec<String> = cards
+                .iter()
+                .filter(|c| f.matches(c))
+                .map(|c| c.id.clone())
+                .collect();
+            want.sort();
+            let s = idx.searcher();
+            let q = idx.query("", &f).unwrap();
+            let docs = s.search(&q, &DocSetCollector).unwrap();
+            let addrs: Vec<DocAddress> = docs.into_iter().collect();
+            let mut got = idx.ids_of(&s, &addrs).unwrap();
+            got.sort();
+            assert_eq!(got, want, "round {round}: {f:?}");
+        }
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidLimit { .. } => Code::InvalidPerPage,
             EngineError::PageTooDeep { .. } => Code::PageTooDeep,
             EngineError::InvalidFilter { .. } => Code::InvalidFilter,
+            EngineError::InvalidSemanticRatio { .. } => Code::InvalidParameter,
             EngineError::VectorSearchDisabled => Code::VectorSearchDisabled,
             EngineError::EmbeddingUnavailable(_) => Code::EmbeddingUnavailable,
             EngineError::ModelNotFound { .. } => Code::ModelNotFound,

@@ -20,6 +20,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// A /v1 read's own parameters `T` and the shared filters
+/// ([`crate::filters::FilterParams`]) from one query string; repeated keys
+/// are lists. Unknown keys (in neither) and bad values are `400
+/// invalid_parameter` (`invalid_filter` for filter values).
+pub struct Filtered<T>(pub T, pub hubsearch_core::Filter);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Filtered<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        split_filtered(parts.uri.query().unwrap_or(""))
+    }
+}
+
+/// The work of [`Filtered`]: split the pairs, parse each part.
+pub fn split_filtered<T: DeserializeOwned>(query: &str) -> Result<Filtered<T>, ApiError> {
+    let bad = |e: serde_html_form::de::Error| ApiError::new(Code::InvalidParameter, e.to_string());
+    let pairs: Vec<(String, String)> = serde_html_form::from_str(query).map_err(bad)?;
+    let (filters, own): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(k, _)| crate::filters::FILTER_KEYS.contains(&k.as_str()));
+    let encode = |p: &[(String, String)]| {
+        serde_html_form::to_string(p)
+            .map_err(|e| ApiError::new(Code::InvalidParameter, e.to_string()))
+    };
+    let own: T = serde_html_form::from_str(&encode(&own)?).map_err(bad)?;
+    let filters: crate::filters::FilterParams = serde_html_form::from_str(&encode(&filters)?)
+        .map_err(|e| ApiError::new(Code::InvalidFilter, e.to_string()))?;
+    Ok(Filtered(own, filters.into_filter()?))
+}
+
 /// `Path<T>` whose rejection (e.g. a segment that is not UTF-8 once
 /// percent-decoded) is `400 invalid_path`.
 pub struct ApiPath<T>(pub T);

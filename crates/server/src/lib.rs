@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod filters;
 pub mod keys;
 pub mod metrics;
 pub mod ratelimit;

@@ -145,11 +145,28 @@ async fn bad_search_input_gets_stable_codes() {
         ("/v1/search?q=x&page=1000", 400, "page_too_deep"),
         ("/v1/search?q=x&mode=telepathy", 400, "invalid_mode"),
         ("/v1/search?q=x&policy=best", 400, "unknown_policy"),
-        ("/v1/search?q=x&min_price=cheap", 400, "invalid_parameter"),
+        ("/v1/search?q=x&min_price=cheap", 400, "invalid_filter"),
         ("/v1/search?q=x&min_price=-1", 400, "invalid_filter"),
+        ("/v1/search?q=x&min_downloads=-1", 400, "invalid_filter"),
+        (
+            "/v1/search?q=x&created_after=yesterday",
+            400,
+            "invalid_filter",
+        ),
         ("/v1/search?q=x&colour=red", 400, "invalid_parameter"),
+        (
+            "/v1/search?q=x&semantic_ratio=1.5",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/v1/search?q=x&mode=text&semantic_ratio=0.5",
+            400,
+            "invalid_parameter",
+        ),
         ("/v1/listings?sort=random", 400, "invalid_sort"),
-        ("/v1/listings?cursor=zzz", 400, "invalid_cursor"),
+        ("/v1/listings?cursor=o3", 400, "invalid_parameter"),
+        ("/v1/listings?page=zzz", 400, "invalid_parameter"),
         ("/v1/nothing", 404, "not_found"),
         ("/v1/models/no/such-model", 404, "model_not_found"),
         ("/v1/builders/nobody-at-all", 404, "builder_not_found"),
@@ -184,9 +201,9 @@ async fn bad_search_input_gets_stable_codes() {
 #[tokio::test]
 async fn listings_sort_cache_and_page() {
     let h = hub();
-    let (s, hd, v) = get_h(&h, "/v1/listings?sort=trending&limit=3").await;
+    let (s, hd, v) = get_h(&h, "/v1/listings?sort=trending&per_page=3").await;
     assert_eq!(s, StatusCode::OK);
-    let downloads: Vec<u64> = v["items"]
+    let downloads: Vec<u64> = v["hits"]
         .as_array()
         .unwrap()
         .iter()
@@ -201,7 +218,7 @@ async fn listings_sort_cache_and_page() {
         .contains("max-age"));
     // Conditional request: 304.
     let req = Request::builder()
-        .uri("/v1/listings?sort=trending&limit=3")
+        .uri("/v1/listings?sort=trending&per_page=3")
         .header(header::IF_NONE_MATCH, &etag)
         .body(Body::empty())
         .unwrap();
@@ -209,18 +226,21 @@ async fn listings_sort_cache_and_page() {
         app(h.state.clone()).oneshot(req).await.unwrap().status(),
         StatusCode::NOT_MODIFIED
     );
-    // Cursor pagination covers everything once.
+    // Page by page, everything once.
     let mut seen = Vec::new();
-    let mut cursor = String::new();
+    let mut page = 1;
     loop {
         let (_, v) = get(
             &h,
-            &format!("/v1/listings?sort=newest&limit=2&cursor={cursor}"),
+            &format!("/v1/listings?sort=newest&per_page=2&page={page}"),
         )
         .await;
-        seen.extend(ids(&v, "items"));
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = c.to_string(),
+        seen.extend(ids(&v, "hits"));
+        match v["next_page"].as_u64() {
+            Some(p) => {
+                assert_eq!(p, page + 1);
+                page = p;
+            }
             None => break,
         }
     }
@@ -228,16 +248,16 @@ async fn listings_sort_cache_and_page() {
     dedup.sort();
     dedup.dedup();
     assert_eq!((seen.len(), dedup.len()), (7, 7));
-    let (_, v) = get(&h, "/v1/listings?sort=price&limit=10").await;
-    let prices: Vec<f64> = v["items"]
+    let (_, v) = get(&h, "/v1/listings?sort=price&per_page=10").await;
+    let prices: Vec<f64> = v["hits"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| i["price_usd"].as_f64().unwrap_or(0.0))
         .collect();
     assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
-    let (_, hd, v) = get_h(&h, "/v1/listings?sort=fair&limit=3").await;
-    assert_eq!(v["items"].as_array().unwrap().len(), 3);
+    let (_, hd, v) = get_h(&h, "/v1/listings?sort=fair&per_page=3").await;
+    assert_eq!(v["hits"].as_array().unwrap().len(), 3);
     assert_eq!(hd[header::CACHE_CONTROL], "no-store");
 }
 
@@ -463,11 +483,11 @@ async fn deep_cursors_and_pages_are_bounded() {
     let h = hub();
     // A cursor far past the end answers an empty page (it used to reach
     // tantivy's collector and abort the process allocating 48 GB).
-    let (s, v) = get(&h, "/v1/listings?cursor=o1000000000").await;
+    let (s, v) = get(&h, "/v1/listings?page=1000000000").await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert!(v["items"].as_array().unwrap().is_empty());
-    assert!(v["next_cursor"].is_null());
-    let (s, v) = get(&h, &format!("/v1/listings?cursor=o{}", usize::MAX)).await;
+    assert!(v["hits"].as_array().unwrap().is_empty());
+    assert!(v["next_page"].is_null());
+    let (s, v) = get(&h, &format!("/v1/listings?page={}&per_page=1", usize::MAX)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = get(&h, "/api/models?cursor=1000000000").await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -732,8 +752,8 @@ async fn slow_clients_cannot_hold_the_server() {
 #[tokio::test]
 async fn sort_by_calls_reads_the_ledger() {
     let h = hub();
-    let (_, before) = get(&h, "/v1/listings?sort=calls&limit=100").await;
-    let all = ids(&before, "items");
+    let (_, before) = get(&h, "/v1/listings?sort=calls&per_page=100").await;
+    let all = ids(&before, "hits");
     // The card listed last before any call.
     let target = all.last().unwrap().clone();
     assert_ne!(all[0], target);
@@ -742,12 +762,12 @@ async fn sort_by_calls_reads_the_ledger() {
         let (s, v) = post(&h, "/v1/calls", &h.admin, body).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
-    let (_, after) = get(&h, "/v1/listings?sort=calls&limit=3").await;
-    assert_eq!(ids(&after, "items")[0], target, "{after}");
+    let (_, after) = get(&h, "/v1/listings?sort=calls&per_page=3").await;
+    assert_eq!(ids(&after, "hits")[0], target, "{after}");
     // Paging stays consistent: the second page does not repeat the first.
-    let (_, p2) = get(&h, "/v1/listings?sort=calls&limit=3&cursor=o3").await;
-    for id in ids(&p2, "items") {
-        assert!(!ids(&after, "items").contains(&id), "{id} on two pages");
+    let (_, p2) = get(&h, "/v1/listings?sort=calls&per_page=3&page=2").await;
+    for id in ids(&p2, "hits") {
+        assert!(!ids(&after, "hits").contains(&id), "{id} on two pages");
     }
 }
 
@@ -880,7 +900,11 @@ async fn cross_origin_browser_apps_are_allowed() {
 #[tokio::test]
 async fn similar_models_are_the_nearest_cards() {
     let h = hub();
-    let (s, v) = get(&h, "/v1/models/Helsinki-NLP/opus-mt-en-de/similar?limit=3").await;
+    let (s, v) = get(
+        &h,
+        "/v1/models/Helsinki-NLP/opus-mt-en-de/similar?per_page=3",
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let got = ids(&v, "hits");
     assert!(!got.is_empty() && got.len() <= 3, "{got:?}");
@@ -944,4 +968,187 @@ async fn clients_over_their_rate_get_429() {
     assert_eq!(s, StatusCode::OK);
     let (s, _, _) = call(&h, Method::GET, "/v1/listings", Some(&h.acme), None).await;
     assert_eq!(s, StatusCode::OK);
+}
+
+/// Filters as docs/api.md defines them, checked against sets the test
+/// computes itself from the unfiltered listing: several values of a facet
+/// (OR), exclusion, ranges; disjunctive facet counts; tags as the Hub
+/// writes them.
+#[tokio::test]
+async fn filters_values_exclusions_ranges_and_disjunctive_facets() {
+    let h = hub();
+    let (_, all) = get(&h, "/v1/listings?per_page=100").await;
+    let all = all["hits"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 7);
+    let expect = |keep: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        let mut v: Vec<String> = all
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let has_lang = |c: &Value, l: &str| {
+        c["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x.as_str() == Some(l))
+    };
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "language=de&language=fr",
+            expect(&|c| has_lang(c, "de") || has_lang(c, "fr")),
+        ),
+        (
+            "language=de,fr",
+            expect(&|c| has_lang(c, "de") || has_lang(c, "fr")),
+        ),
+        ("language=-en", expect(&|c| !has_lang(c, "en"))),
+        (
+            "language=en&license=-mit",
+            expect(&|c| has_lang(c, "en") && c["license"] != "mit"),
+        ),
+        (
+            "task=summarization&task=translation",
+            expect(&|c| c["task"] == "summarization" || c["task"] == "translation"),
+        ),
+        (
+            "min_downloads=5000&max_downloads=500000",
+            expect(&|c| (5000..=500000).contains(&c["downloads"].as_u64().unwrap())),
+        ),
+        (
+            "min_likes=41",
+            expect(&|c| c["likes"].as_u64().unwrap() >= 41),
+        ),
+    ];
+    for (q, want) in cases {
+        assert!(
+            !want.is_empty() && want.len() < 7,
+            "{q}: a case that selects"
+        );
+        for path in ["/v1/search?per_page=100&", "/v1/listings?per_page=100&"] {
+            let (s, v) = get(&h, &format!("{path}{q}")).await;
+            assert_eq!(s, StatusCode::OK, "{q}: {v}");
+            let mut got = ids(&v, "hits");
+            got.sort();
+            assert_eq!(got, want, "{path}{q}");
+            assert_eq!(v["total"], want.len(), "{path}{q}");
+        }
+    }
+    // Disjunctive facets: picking a task keeps the other tasks' counts
+    // (over everything else the filter selects); other facets count the
+    // selection.
+    let (_, v) = get(&h, "/v1/search?facets=true&task=translation").await;
+    assert_eq!(v["total"], 1, "{v}");
+    let tasks = v["facets"]["task"].as_array().unwrap();
+    assert!(tasks.len() >= 5, "every task stays visible: {tasks:?}");
+    let langs: Vec<&str> = v["facets"]["language"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["value"].as_str().unwrap())
+        .collect();
+    let mut langs = langs;
+    langs.sort();
+    assert_eq!(
+        langs,
+        ["de", "en"],
+        "languages of the translation card only"
+    );
+    // Tags as the Hub writes them, on /v1 and on the Hub API.
+    let (_, v) = get(&h, "/v1/search?tag=dataset:opus").await;
+    assert_eq!(ids(&v, "hits"), ["Helsinki-NLP/opus-mt-en-de"]);
+    let (_, v) = get(&h, "/api/models?filter=dataset:opus").await;
+    let hf: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(hf, ["Helsinki-NLP/opus-mt-en-de"]);
+    let (_, v) = get(&h, "/api/models?filter=pytorch&filter=license:apache-2.0").await;
+    let hf: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(hf, ["sentence-transformers/all-MiniLM-L6-v2"]);
+    let (_, v) = get(&h, "/api/models?filter=sentence-transformers").await;
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        1,
+        "library names are tags: {v}"
+    );
+}
+
+/// Browsing without words pages past the ranked candidates (no wall at
+/// `search.candidates`), every card once; `semantic_ratio` weighs hybrid.
+#[tokio::test]
+async fn browsing_pages_past_the_candidates_and_semantic_ratio() {
+    let h = common::hub_with(|c| c.search.candidates = 3);
+    let mut seen = Vec::new();
+    let mut page = 1;
+    loop {
+        let (s, v) = get(&h, &format!("/v1/search?per_page=2&page={page}")).await;
+        assert_eq!(s, StatusCode::OK, "page {page}: {v}");
+        assert_eq!(v["total"], 7);
+        let ranks: Vec<u64> = v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["rank"].as_u64().unwrap())
+            .collect();
+        let first = (page as u64 - 1) * 2 + 1;
+        assert_eq!(
+            ranks,
+            (first..first + ranks.len() as u64).collect::<Vec<_>>()
+        );
+        seen.extend(ids(&v, "hits"));
+        match v["next_page"].as_u64() {
+            Some(p) => page = p as usize,
+            None => break,
+        }
+    }
+    let mut dedup = seen.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!((seen.len(), dedup.len()), (7, 7), "{seen:?}");
+    // A query keeps its depth.
+    let (s, v) = get(&h, "/v1/search?q=german&per_page=2&page=2").await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (400, Some("page_too_deep"))
+    );
+    let (s, v) = get(
+        &h,
+        "/v1/search?per_page=3&q=german+speech&semantic_ratio=0.7",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["mode"], "hybrid");
+    let (_, v) = get(&h, "/v1/search?per_page=3&q=german+speech&semantic_ratio=0").await;
+    assert_eq!(v["mode"], "text");
+    // The weight changes the fused relevance.
+    let rel = |v: &Value| -> Vec<f64> {
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["explain"]["relevance"].as_f64().unwrap())
+            .collect()
+    };
+    let (_, a) = get(
+        &h,
+        "/v1/search?per_page=3&q=german+speech&semantic_ratio=0.1&explain=true&policy=relevance",
+    )
+    .await;
+    let (_, b) = get(
+        &h,
+        "/v1/search?per_page=3&q=german+speech&semantic_ratio=0.9&explain=true&policy=relevance",
+    )
+    .await;
+    assert_ne!(rel(&a), rel(&b));
 }

@@ -424,7 +424,7 @@ impl Base {
                     let mut req = SearchRequest::new(q.text.clone(), depth);
                     req.mode = Mode::Text;
                     if q.named.is_none() {
-                        req.filter.task = Some(q.task.clone());
+                        req.filter.task = hubsearch_core::FacetFilter::is(q.task.clone());
                     }
                     let r = engine.retrieve(&searcher, &req, depth)?;
                     let mut cands = Vec::with_capacity(r.found.len());

@@ -1,8 +1,8 @@
 //! `GET /api/models` and `GET /api/models/{id}`: the Hugging Face Hub API's
 //! model listing, so `huggingface_hub.HfApi(endpoint=...).list_models(...)`
 //! works against hubsearch. Supports `search` (ids containing it, as on the
-//! Hub), `author`, `filter` (repeatable:
-//! task, library, language, license or tag), `pipeline_tag`, `gated`, `sort`
+//! Hub), `author`, `filter` (repeatable, comma-separated: tags the model
+//! must all carry, as the Hub writes them), `pipeline_tag`, `gated`, `sort`
 //! (downloads, trendingScore = downloads, likes, lastModified, createdAt),
 //! `direction`, `limit`, `full`, `cardData`, and pagination by `Link: <...>;
 //! rel="next"` (scheme from `X-Forwarded-Proto`); any other parameter is a
@@ -13,7 +13,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hubsearch_core::{Filter, ModelCard, SearchRequest};
+use hubsearch_core::{FacetFilter, Filter, ModelCard};
 use hubsearch_engine::listing::ListingSort;
 use serde_json::{json, Value};
 
@@ -68,12 +68,7 @@ fn hf_time(s: &Option<String>) -> Value {
 }
 
 fn item(c: &ModelCard, full: bool, card_data: bool) -> Value {
-    let mut tags = c.tags.clone();
-    tags.extend(c.languages.iter().cloned());
-    if let Some(l) = &c.license {
-        tags.push(format!("license:{l}"));
-    }
-    tags.extend(c.datasets.iter().map(|d| format!("dataset:{d}")));
+    let tags = c.hub_tags();
     let mut v = json!({
         "_id": c.id, "id": c.id, "modelId": c.id, "author": c.builder,
         "likes": c.likes, "downloads": c.downloads, "private": false,
@@ -133,11 +128,13 @@ pub async fn list_models(
             .parse::<usize>()
             .map_err(|_| ApiError::new(Code::InvalidCursor, "bad cursor"))?,
     };
-    let mut filter = Filter {
-        builder: get("author").filter(|a| !a.is_empty()),
-        task: get("pipeline_tag").filter(|t| !t.is_empty()),
-        ..Default::default()
-    };
+    let mut filter = Filter::default();
+    if let Some(a) = get("author").filter(|a| !a.is_empty()) {
+        filter.builder = FacetFilter::is(a);
+    }
+    if let Some(t) = get("pipeline_tag").filter(|t| !t.is_empty()) {
+        filter.task = FacetFilter::is(t);
+    }
     // No model here is gated: gated=true lists nothing, gated=false all.
     match get("gated").as_deref() {
         None | Some("false" | "False" | "0") => {}
@@ -159,110 +156,46 @@ pub async fn list_models(
             ))
         }
     };
-    let mut tag_words = Vec::new();
+    // As on the Hub, every `filter` value is a tag the model must carry
+    // (repeated or comma-separated: all of them), tags as the Hub writes
+    // them (`ModelCard::hub_tags`: `dataset:squad`, `license:mit`, `en`,
+    // `pytorch`, `text-classification`).
     for (k, v) in &params {
-        if k != "filter" {
-            continue;
-        }
-        for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-            if let Some(l) = f.strip_prefix("license:") {
-                filter.license = Some(l.to_string());
-            } else if f.contains('-')
-                && f.chars().all(|c| c.is_ascii_lowercase() || c == '-')
-                && f.len() > 6
-            {
-                filter.task = Some(f.to_string());
-            } else if f.len() == 2 && f.chars().all(|c| c.is_ascii_lowercase()) {
-                filter.language = Some(f.to_string());
-            } else if [
-                "transformers",
-                "pytorch",
-                "tensorflow",
-                "sentence-transformers",
-                "timm",
-                "keras",
-                "onnx",
-                "espnet",
-                "speechbrain",
-                "jax",
-            ]
-            .contains(&f)
-            {
-                filter.library = Some(f.to_string());
-            } else {
-                tag_words.push(f.to_string());
-            }
+        if k == "filter" {
+            filter.tags.all.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_string),
+            );
         }
     }
     // As on the Hub, `search` selects every model whose id contains it (all
     // pages), ordered by `sort`; hubsearch's ranked relevance is /v1/search.
     filter.id_contains = get("search").filter(|s| !s.trim().is_empty());
-    // Filter values that are no task, language, library or license are
-    // matched as words of the cards (ranked): a tag index is not kept.
-    let query = tag_words.join(" ").trim().to_string();
     let sort = get("sort").unwrap_or_default();
     let full = flag("full");
     let card_data = flag("cardData");
-    let candidates = state.engine.config().search.candidates;
-    let (cards, total): (Vec<ModelCard>, usize) = if !query.is_empty() && sort.is_empty() {
-        if offset >= candidates {
-            (Vec::new(), 0)
-        } else {
-            let lim = limit.min(candidates - offset);
-            let mut req = SearchRequest::new(query, lim);
-            req.filter = filter;
-            req.offset = offset;
-            req.record = state.engine.config().server.record_hf_api;
-            let r = state.run_search(move |e| e.search(&req)).await?;
-            (r.hits.into_iter().map(|h| h.card).collect(), r.total)
-        }
-    } else {
-        // hubsearch has no trending score of its own: trending is downloads.
-        let listing_sort = match sort.as_str() {
-            "" | "downloads" | "trending" | "trendingScore" | "trending_score" => {
-                ListingSort::Trending
-            }
-            "likes" => ListingSort::Likes,
-            "lastModified" | "last_modified" => ListingSort::Updated,
-            "createdAt" | "created_at" => ListingSort::Newest,
-            other => {
-                return Err(ApiError::new(
-                    Code::InvalidSort,
-                    format!("cannot sort by {other:?}"),
-                ))
-            }
-        };
-        if !query.is_empty() {
-            // Search terms with an explicit sort: match by relevance, then order.
-            let mut req = SearchRequest::new(query, candidates.min(max));
-            req.filter = filter;
-            req.record = state.engine.config().server.record_hf_api;
-            let r = state.run_search(move |e| e.search(&req)).await?;
-            let mut cards: Vec<ModelCard> = r.hits.into_iter().map(|h| h.card).collect();
-            let time =
-                |t: &Option<String>| t.as_deref().and_then(hubsearch_core::card::unix_seconds);
-            match listing_sort {
-                ListingSort::Newest => {
-                    cards.sort_by_key(|c| std::cmp::Reverse(time(&c.created_at)))
-                }
-                ListingSort::Updated => {
-                    cards.sort_by_key(|c| std::cmp::Reverse(time(&c.last_modified)))
-                }
-                ListingSort::Likes => cards.sort_by_key(|c| std::cmp::Reverse(c.likes)),
-                _ => cards.sort_by_key(|c| std::cmp::Reverse(c.downloads)),
-            }
-            if reverse {
-                cards.reverse();
-            }
-            let total = cards.len();
-            (cards.into_iter().skip(offset).take(limit).collect(), total)
-        } else {
-            let r = state
-                .run_search(move |e| e.listing_in(&filter, listing_sort, reverse, offset, limit))
-                .await?;
-            (r.hits.into_iter().map(|h| h.card).collect(), r.total)
+    // hubsearch has no trending score of its own: trending is downloads.
+    let listing_sort = match sort.as_str() {
+        "" | "downloads" | "trending" | "trendingScore" | "trending_score" => ListingSort::Trending,
+        "likes" => ListingSort::Likes,
+        "lastModified" | "last_modified" => ListingSort::Updated,
+        "createdAt" | "created_at" => ListingSort::Newest,
+        other => {
+            return Err(ApiError::new(
+                Code::InvalidSort,
+                format!(
+                    "cannot sort by {other:?} (downloads, trendingScore, likes, lastModified or createdAt)"
+                ),
+            ))
         }
     };
+    let r = state
+        .run_search(move |e| e.listing_in(&filter, listing_sort, reverse, offset, limit))
+        .await?;
+    let (cards, total): (Vec<ModelCard>, usize) =
+        (r.hits.into_iter().map(|h| h.card).collect(), r.total);
     let items: Vec<Value> = cards.iter().map(|c| item(c, full, card_data)).collect();
     let next = offset.saturating_add(items.len());
     let mut resp = Json(items.clone()).into_response();

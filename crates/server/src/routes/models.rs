@@ -163,9 +163,10 @@ pub async fn get_model(
     // `{id}/similar` is the similar-models page, unless a model has that id.
     if let Some(base) = id.strip_suffix("/similar") {
         if state.engine.text_index().get(&id).ok().flatten().is_none() {
-            let p = axum::extract::Query::<super::search::SimilarParams>::try_from_uri(&uri)
-                .map_err(|e| ApiError::new(Code::InvalidParameter, e.body_text()))?;
-            return super::search::similar(state, base.to_string(), p.0).await;
+            let crate::extract::Filtered(p, f) = crate::extract::split_filtered::<
+                super::search::SimilarParams,
+            >(uri.query().unwrap_or(""))?;
+            return super::search::similar(state, base.to_string(), p, f).await;
         }
     }
     state

@@ -10,51 +10,49 @@ use serde::Deserialize;
 
 use super::HitDto;
 use crate::error::{ApiError, Code};
-use crate::extract::ApiQuery;
+use crate::extract::Filtered;
 use crate::AppState;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
+    /// The query; empty = filtered browsing (most downloaded first, ranked
+    /// by the policy, pages past the candidates in download order).
     pub q: Option<String>,
-    pub task: Option<String>,
-    pub library: Option<String>,
-    pub language: Option<String>,
-    pub license: Option<String>,
-    pub builder: Option<String>,
-    pub min_price: Option<f64>,
-    pub max_price: Option<f64>,
+    /// text, vector or hybrid (default: the hub's).
     pub mode: Option<String>,
+    /// Weight of the vector side in hybrid fusion, 0..=1 (implies
+    /// mode=hybrid; 0 = text alone, no query embedding).
+    pub semantic_ratio: Option<f64>,
     pub policy: Option<String>,
     pub seed: Option<u64>,
+    /// 1-based page number.
     pub page: Option<usize>,
     pub per_page: Option<usize>,
     pub explain: Option<bool>,
-    /// Count every match and every facet value (costs a pass over the
-    /// whole match set: ~10x the latency of a search on broad queries).
+    /// Count every match exactly and every facet's values (disjunctive).
     pub facets: Option<bool>,
 }
 
-pub(crate) fn filter(
-    task: Option<String>,
-    library: Option<String>,
-    language: Option<String>,
-    license: Option<String>,
-    builder: Option<String>,
-    min_price: Option<f64>,
-    max_price: Option<f64>,
-) -> Filter {
-    let clean = |s: Option<String>| s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    Filter {
-        task: clean(task),
-        library: clean(library),
-        language: clean(language),
-        license: clean(license),
-        builder: clean(builder),
-        min_price,
-        max_price,
-        id_contains: None,
+/// The page a request asks for: `page` (from 1) and `per_page`, the one
+/// paging scheme of /v1 (docs/api.md, Paging).
+pub(crate) fn paging(
+    state: &AppState,
+    page: Option<usize>,
+    per_page: Option<usize>,
+) -> Result<(usize, usize, usize), ApiError> {
+    let per_page = per_page.unwrap_or(state.config.default_per_page);
+    let page = page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::new(Code::InvalidPage, "page starts at 1"));
     }
+    // The engine checks the page against its limits.
+    Ok((page, per_page, (page - 1).saturating_mul(per_page)))
+}
+
+/// The next page's number, when there is one.
+fn next_page(page: usize, offset: usize, got: usize, total: usize) -> Option<usize> {
+    (got > 0 && offset.saturating_add(got) < total).then_some(page + 1)
 }
 
 /// Sets its flag when dropped.
@@ -69,19 +67,22 @@ impl Drop for Abandoned {
 
 pub async fn search(
     State(state): State<AppState>,
-    ApiQuery(p): ApiQuery<SearchParams>,
+    Filtered(p, filter): Filtered<SearchParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let per_page = p.per_page.unwrap_or(state.config.default_per_page);
-    let page = p.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::new(Code::InvalidPage, "page starts at 1"));
-    }
-    let mode: Mode = match p.mode.as_deref() {
+    let (page, per_page, offset) = paging(&state, p.page, p.per_page)?;
+    let mut mode: Mode = match p.mode.as_deref() {
         Some(m) => m
             .parse()
             .map_err(|e: String| ApiError::new(Code::InvalidMode, e))?,
+        None if p.semantic_ratio.is_some() => Mode::Hybrid,
         None => state.engine.default_mode(),
     };
+    let mut semantic_ratio = p.semantic_ratio;
+    if semantic_ratio == Some(0.0) && mode == Mode::Hybrid {
+        // Text alone: no query vector to compute.
+        mode = Mode::Text;
+        semantic_ratio = None;
+    }
     let policy: Option<PolicyKind> = p
         .policy
         .as_deref()
@@ -91,23 +92,14 @@ pub async fn search(
     // Dropped with this handler: when the client goes away (or the deadline
     // passes) before the search records its page, nobody saw it.
     let abandoned = Abandoned::default();
-    // The engine checks the page against its limits.
-    let offset = (page - 1).saturating_mul(per_page);
     let explain = p.explain.unwrap_or(false);
     let req = SearchRequest {
         query: p.q.unwrap_or_default(),
-        filter: filter(
-            p.task,
-            p.library,
-            p.language,
-            p.license,
-            p.builder,
-            p.min_price,
-            p.max_price,
-        ),
+        filter,
         mode,
         policy,
         seed: p.seed,
+        semantic_ratio,
         offset,
         limit: per_page,
         facets: p.facets.unwrap_or(false),
@@ -116,12 +108,14 @@ pub async fn search(
         abandoned: Some(abandoned.0.clone()),
     };
     let resp = state.run_search(move |e| e.search(&req)).await?;
+    let next = next_page(page, offset, resp.hits.len(), resp.total);
     Ok(Json(serde_json::json!({
         "query": resp.query,
         "mode": resp.mode,
         "policy": resp.policy,
         "page": page,
         "per_page": per_page,
+        "next_page": next,
         "total": resp.total,
         "total_exact": resp.total_exact,
         "matched_all_words": resp.matched_all_words,
@@ -133,18 +127,11 @@ pub async fn search(
     })))
 }
 
-/// `GET /v1/models/{id}/similar`: filters and the page size.
+/// `GET /v1/models/{id}/similar`: the page size (and the filters).
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SimilarParams {
-    pub task: Option<String>,
-    pub library: Option<String>,
-    pub language: Option<String>,
-    pub license: Option<String>,
-    pub builder: Option<String>,
-    pub min_price: Option<f64>,
-    pub max_price: Option<f64>,
-    pub limit: Option<usize>,
+    pub per_page: Option<usize>,
     pub explain: Option<bool>,
 }
 
@@ -154,17 +141,9 @@ pub async fn similar(
     state: AppState,
     id: String,
     p: SimilarParams,
+    f: Filter,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = filter(
-        p.task,
-        p.library,
-        p.language,
-        p.license,
-        p.builder,
-        p.min_price,
-        p.max_price,
-    );
-    let limit = p.limit.unwrap_or(state.config.default_per_page);
+    let limit = p.per_page.unwrap_or(state.config.default_per_page);
     let explain = p.explain.unwrap_or(false);
     let resp = state.run_search(move |e| e.similar(&id, &f, limit)).await?;
     Ok(Json(serde_json::json!({
@@ -177,37 +156,18 @@ pub async fn similar(
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ListingParams {
-    pub task: Option<String>,
-    pub library: Option<String>,
-    pub language: Option<String>,
-    pub license: Option<String>,
-    pub builder: Option<String>,
+    /// trending (default), calls, newest, price, likes, updated or fair.
     pub sort: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: Option<usize>,
+    /// 1-based page number.
+    pub page: Option<usize>,
+    pub per_page: Option<usize>,
     pub explain: Option<bool>,
-}
-
-/// Cursors are opaque to clients: `o<offset>`.
-fn parse_cursor(c: Option<&str>) -> Result<usize, ApiError> {
-    match c {
-        None | Some("") => Ok(0),
-        Some(c) => c
-            .strip_prefix('o')
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    Code::InvalidCursor,
-                    "the cursor is not one this server gave out",
-                )
-            }),
-    }
 }
 
 pub async fn listings(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiQuery(p): ApiQuery<ListingParams>,
+    Filtered(p, f): Filtered<ListingParams>,
 ) -> Result<Response, ApiError> {
     let sort: ListingSort = p
         .sort
@@ -215,24 +175,20 @@ pub async fn listings(
         .unwrap_or("trending")
         .parse()
         .map_err(|e: String| ApiError::new(Code::InvalidSort, e))?;
-    let limit = p.limit.unwrap_or(state.config.default_per_page);
-    let offset = parse_cursor(p.cursor.as_deref())?;
-    let f = filter(
-        p.task, p.library, p.language, p.license, p.builder, None, None,
-    );
+    let (page, per_page, offset) = paging(&state, p.page, p.per_page)?;
+    let limit = per_page;
     let explain = p.explain.unwrap_or(false);
     let resp = state
         .run_search(move |e| e.listing(&f, sort, offset, limit))
         .await?;
-    let next = offset.saturating_add(resp.hits.len());
-    let more = next < resp.total
-        && !resp.hits.is_empty()
-        && (sort != ListingSort::Fair || next < state.engine.config().search.candidates);
+    let next = next_page(page, offset, resp.hits.len(), resp.total);
     let body = serde_json::json!({
         "sort": sort,
+        "page": page,
+        "per_page": per_page,
+        "next_page": next,
         "total": resp.total,
-        "items": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
-        "next_cursor": more.then(|| format!("o{next}")),
+        "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
     });
     let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let mut out = (

@@ -19,10 +19,16 @@ pub struct Hub {
 }
 
 pub fn hub() -> Hub {
+    hub_with(|_| {})
+}
+
+/// The test hub with a changed configuration.
+pub fn hub_with(change: impl FnOnce(&mut Config)) -> Hub {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.index.dir = dir.path().join("index");
     config.embedding.model = hubsearch_core::EmbeddingModel::Hash;
+    change(&mut config);
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
     {
         let e = Engine::open_or_create(config.clone()).unwrap();
