@@ -362,6 +362,57 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         fig["clients"] = json!(clients);
         out[format!("{name}_search")] = fig;
     }
+    // Facet counts (docs/api.md, Disjunctive facets): the text search of
+    // every query with and without exact counts and facets, and broad
+    // requests (a one-word query, browsing) with a facet value selected.
+    let time_of = |req: &SearchRequest| -> Result<(f64, f64), AnyError> {
+        let mut lat = Vec::new();
+        for rep in 0..a.repeat.max(2) {
+            let t = Instant::now();
+            engine.search(req)?;
+            if rep > 0 {
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        Ok(pcts(lat))
+    };
+    let mut facet_rows = Vec::new();
+    let text_req = |q: &str, facets: bool| {
+        let mut req = SearchRequest::new(q.to_string(), a.limit);
+        req.mode = Mode::Text;
+        req.record = a.record;
+        req.facets = facets;
+        req
+    };
+    let (mut plain, mut faceted) = (Vec::new(), Vec::new());
+    for q in &queries {
+        plain.push(time_of(&text_req(q, false))?.0);
+        faceted.push(time_of(&text_req(q, true))?.0);
+    }
+    let (p_plain, _) = pcts(plain);
+    let (p_faceted, _) = pcts(faceted);
+    facet_rows.push(("queries".to_string(), p_plain, p_faceted));
+    let mut selected = text_req("model", true);
+    selected.filter.task = hubsearch_core::FacetFilter::is("text-classification");
+    let mut browse = text_req("", true);
+    browse.filter.language = hubsearch_core::FacetFilter::is("en");
+    for (name, req) in [
+        ("\"model\" + task", selected),
+        ("browse + language", browse),
+    ] {
+        let mut bare = req.clone();
+        bare.facets = false;
+        facet_rows.push((name.to_string(), time_of(&bare)?.0, time_of(&req)?.0));
+    }
+    let mut facet_json = Vec::new();
+    for (name, bare, with) in facet_rows {
+        println!(
+            "facets           {name:<18} p50 {bare:.3} ms plain, {with:.3} ms with counts and disjunctive facets ({:.2}x)",
+            with / bare.max(1e-9)
+        );
+        facet_json.push(json!({"requests": name, "plain_p50_ms": bare, "facets_p50_ms": with}));
+    }
+    out["facets"] = json!(facet_json);
     let rss = peak_rss_bytes();
     if let (Some(open), Some(peak)) = (rss_open, rss) {
         println!(

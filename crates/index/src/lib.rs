@@ -12,6 +12,7 @@
 pub mod analyzer;
 pub mod embedder;
 pub mod error;
+pub mod facets;
 pub mod schema;
 pub mod text_index;
 pub mod vector_index;

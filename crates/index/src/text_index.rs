@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hubsearch_core::{lang, FacetFilter, FacetName, Filter, ModelCard, Range};
-use tantivy::collector::{Count, DocSetCollector, FacetCollector, MultiCollector, TopDocs};
+use tantivy::collector::{Count, DocSetCollector, MultiCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery,
@@ -25,6 +25,7 @@ use tantivy::{
 
 use crate::analyzer::{self, tokens};
 use crate::error::{Error, Result};
+use crate::facets::{ord_values, FlatFacetCounts, OrdValues};
 use crate::schema::{boosts, schema, Boosts, Fields, FACETS};
 
 /// Weight of a word's matches in fields other than its best one.
@@ -84,6 +85,14 @@ pub struct TextIndex {
     boosts: Boosts,
     /// Segment -> every id by doc id (see [`TextIndex::ids_of`]).
     id_cache: std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<Vec<String>>>>,
+    /// (segment, facet field) -> the values of its facet ordinals.
+    facet_cache: std::sync::Mutex<HashMap<(tantivy::index::SegmentId, String), OrdValues>>,
+    /// Facet -> its counts over the whole hub, and the segments they were
+    /// counted on.
+    #[allow(clippy::type_complexity)]
+    hub_facets: std::sync::Mutex<
+        HashMap<&'static str, (Vec<tantivy::index::SegmentId>, Vec<(String, u64)>)>,
+    >,
 }
 
 impl TextIndex {
@@ -138,6 +147,8 @@ impl TextIndex {
             text_analyzer: analyzer::text_analyzer(),
             boosts: Boosts::default(),
             id_cache: Default::default(),
+            facet_cache: Default::default(),
+            hub_facets: Default::default(),
         })
     }
 
@@ -470,9 +481,9 @@ impl TextIndex {
         with_facets: bool,
     ) -> Result<TextResults> {
         let query = self.query(text, filter)?;
-        let top = TopDocs::with_limit(limit.max(1)).order_by_score();
         if !with_facets {
             // Top-k only: lets tantivy skip blocks that cannot make the top k.
+            let top = TopDocs::with_limit(limit.max(1)).order_by_score();
             let hits: Vec<TextHit> = searcher
                 .search(&query, &top)?
                 .into_iter()
@@ -484,14 +495,15 @@ impl TextIndex {
                 facets: FacetCounts::new(),
             });
         }
-        // The page by BM25 (top-k, with block skipping), then the count
-        // and the facets in passes that score nothing.
-        let hits: Vec<TextHit> = searcher
-            .search(&query, &top)?
+        // One pass for the page, the count and the unselected facets (no
+        // block skipping: every match is counted anyway), one more per
+        // selected facet.
+        let top = TopDocs::with_limit(limit.max(1));
+        let (hits, total, facets) = self.counted(searcher, &*query, text, filter, Some(top))?;
+        let hits = hits
             .into_iter()
             .map(|(score, addr)| TextHit { addr, score })
             .collect();
-        let (total, facets) = self.disjunctive_facets(searcher, &query, text, filter)?;
         Ok(TextResults {
             hits,
             total,
@@ -512,35 +524,72 @@ impl TextIndex {
         text: &str,
         filter: &Filter,
     ) -> Result<(usize, FacetCounts)> {
-        let collector = |name: &str| {
-            let mut c = FacetCollector::for_field(format!("f_{name}"));
-            c.add_facet(Facet::root());
-            c
+        let (_, total, facets) = self.counted(searcher, query, text, filter, None)?;
+        Ok((total, facets))
+    }
+
+    /// [`TextIndex::disjunctive_facets`], with the `top` documents by score
+    /// collected in the same pass when asked.
+    fn counted(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        text: &str,
+        filter: &Filter,
+        top: Option<TopDocs>,
+    ) -> Result<(Vec<(tantivy::Score, DocAddress)>, usize, FacetCounts)> {
+        let collector = |name: &str| -> Result<FlatFacetCounts> {
+            let field = format!("f_{name}");
+            let values = self.facet_values(searcher, &field)?;
+            Ok(FlatFacetCounts::new(field, FACET_VALUES, values))
         };
         let mut multi = MultiCollector::new();
         let count_handle = multi.add_collector(Count);
+        let top_handle = top.map(|t| multi.add_collector(t.order_by_score()));
         let mut handles = Vec::new();
         let mut selected = Vec::new();
         for name in FacetName::ALL {
             if filter.facet(name).is_empty() {
-                handles.push((name, multi.add_collector(collector(name.as_str()))));
+                handles.push((name, multi.add_collector(collector(name.as_str())?)));
             } else {
                 selected.push(name);
             }
         }
         let mut fruits = searcher.search(query, &multi)?;
         let total = count_handle.extract(&mut fruits);
+        let hits = top_handle
+            .map(|h| h.extract(&mut fruits))
+            .unwrap_or_default();
         let mut facets = FacetCounts::new();
         for (name, handle) in handles {
-            let counts = handle.extract(&mut fruits);
-            facets.insert(name.as_str().to_string(), top_values(&counts, FACET_VALUES));
+            facets.insert(name.as_str().to_string(), handle.extract(&mut fruits));
         }
         for name in selected {
-            let q = self.query(text, &filter.without(name))?;
-            let counts = searcher.search(&q, &collector(name.as_str()))?;
-            facets.insert(name.as_str().to_string(), top_values(&counts, FACET_VALUES));
+            let rest = filter.without(name);
+            let counts = if text.trim().is_empty() && rest.is_empty() {
+                // A facet over the whole hub: the same until the index
+                // changes, so counted once per set of segments.
+                let segments: Vec<_> = searcher
+                    .segment_readers()
+                    .iter()
+                    .map(|r| r.segment_id())
+                    .collect();
+                let mut cache = self.hub_facets.lock().unwrap_or_else(|e| e.into_inner());
+                match cache.get(name.as_str()) {
+                    Some((segs, counts)) if *segs == segments => counts.clone(),
+                    _ => {
+                        let counts = searcher.search(&AllQuery, &collector(name.as_str())?)?;
+                        cache.insert(name.as_str(), (segments, counts.clone()));
+                        counts
+                    }
+                }
+            } else {
+                let q = self.query(text, &rest)?;
+                searcher.search(&q, &collector(name.as_str())?)?
+            };
+            facets.insert(name.as_str().to_string(), counts);
         }
-        Ok((total, facets))
+        Ok((hits, total, facets))
     }
 
     /// Counts of the `top` most frequent values of every facet among the cards
@@ -553,10 +602,10 @@ impl TextIndex {
     ) -> Result<FacetCounts> {
         let mut out = FacetCounts::new();
         for name in FACETS {
-            let mut c = FacetCollector::for_field(format!("f_{name}"));
-            c.add_facet(Facet::root());
-            let counts = searcher.search(query, &c)?;
-            out.insert(name.to_string(), top_values(&counts, top));
+            let field = format!("f_{name}");
+            let values = self.facet_values(searcher, &field)?;
+            let c = FlatFacetCounts::new(field, top, values);
+            out.insert(name.to_string(), searcher.search(query, &c)?);
         }
         Ok(out)
     }
@@ -749,6 +798,35 @@ impl TextIndex {
     }
 
     /// Every id of one segment, by doc id (cached).
+    /// Per segment of `searcher`, the values of `field`'s facet ordinals,
+    /// read once per segment and kept while the segment is searched.
+    fn facet_values(&self, searcher: &Searcher, field: &str) -> Result<Vec<OrdValues>> {
+        let mut cache = self.facet_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(searcher.segment_readers().len());
+        for reader in searcher.segment_readers() {
+            let key = (reader.segment_id(), field.to_string());
+            let values = match cache.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = ord_values(reader, field)?;
+                    cache.insert(key, v.clone());
+                    v
+                }
+            };
+            out.push(values);
+        }
+        if cache.len() > out.len() * FACETS.len() * 2 {
+            // Forget segments that are no longer searched.
+            let live: std::collections::HashSet<_> = searcher
+                .segment_readers()
+                .iter()
+                .map(|r| r.segment_id())
+                .collect();
+            cache.retain(|k, _| live.contains(&k.0));
+        }
+        Ok(out)
+    }
+
     fn segment_ids(&self, searcher: &Searcher, seg: u32) -> Result<Arc<Vec<String>>> {
         let reader = searcher.segment_reader(seg);
         let id = reader.segment_id();
@@ -874,22 +952,6 @@ fn with_floor(r: Range<i64>) -> Range<i64> {
 
 /// Values shown per facet in a search response.
 const FACET_VALUES: usize = 20;
-
-fn top_values(counts: &tantivy::collector::FacetCounts, k: usize) -> Vec<(String, u64)> {
-    counts
-        .top_k(Facet::root(), k)
-        .into_iter()
-        .map(|(f, n)| {
-            (
-                f.to_path()
-                    .last()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                n,
-            )
-        })
-        .collect()
-}
 
 /// Total size of the files under `dir`.
 pub fn dir_size(dir: &Path) -> u64 {
@@ -1184,6 +1246,39 @@ mod tests {
             ..Default::default()
         };
         assert!(idx.search(&s, "translate", &bad, 10, false).is_err());
+    }
+
+    /// Facet counts add up across segments (values merged by name) and
+    /// agree with counts the test makes from the cards.
+    #[test]
+    fn facet_counts_across_segments() {
+        let idx = TextIndex::in_ram().unwrap();
+        let mut want: HashMap<String, u64> = HashMap::new();
+        for round in 0..3 {
+            let mut w = idx.writer(32, 1).unwrap();
+            for i in 0..20 {
+                let builder = format!("b{}", (i * 7 + round) % 9);
+                *want.entry(builder.clone()).or_default() += 1;
+                w.upsert(&card(
+                    &format!("{builder}/m{round}-{i}"),
+                    Some("translation"),
+                    &[],
+                    "x",
+                ))
+                .unwrap();
+            }
+            w.commit().unwrap();
+        }
+        idx.reload().unwrap();
+        let s = idx.searcher();
+        assert!(s.segment_readers().len() > 1, "several segments");
+        let got = idx.facet_counts(&s, &AllQuery, 100).unwrap();
+        let got: HashMap<String, u64> = got["builder"].iter().cloned().collect();
+        assert_eq!(got, want);
+        let top = &idx.facet_counts(&s, &AllQuery, 2).unwrap()["builder"];
+        let mut sorted: Vec<(String, u64)> = want.into_iter().collect();
+        sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(top[..], sorted[..2]);
     }
 
     /// Every filter the index runs selects exactly the cards
