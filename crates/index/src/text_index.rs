@@ -537,7 +537,7 @@ impl TextIndex {
         text: &str,
         filter: &Filter,
         top: Option<TopDocs>,
-    ) -> Result<(Vec<(tantivy::Score, DocAddress)>, usize, FacetCounts)> {
+    ) -> Result<Counted> {
         let collector = |name: &str| -> Result<FlatFacetCounts> {
             let field = format!("f_{name}");
             let values = self.facet_values(searcher, &field)?;
@@ -937,6 +937,9 @@ impl TextIndex {
         dir_size(&self.dir)
     }
 }
+
+/// The top documents by score (when asked), the match count and the facets.
+type Counted = (Vec<(tantivy::Score, DocAddress)>, usize, FacetCounts);
 
 /// A time range whose open lower end is raised to 1: the index stores an
 /// absent time as 0, and a card without a time passes no time bound.
