@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Serialised as one JSON object per line; this is the schema `hubsearch
 /// generate` writes and the first one `hubsearch import` reads (see
 /// [`crate::record`] for the others it accepts).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct ModelCard {
     /// Unique id, `author/name` on Hugging Face (`author/name/version` on TF Hub,
     /// a bare `name` for Hugging Face's canonical models).

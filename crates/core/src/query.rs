@@ -279,7 +279,7 @@ impl SearchRequest {
 }
 
 /// Why a hit is where it is: every part of its score.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScoreParts {
     /// BM25 score from the text index, if the text retriever found it.
     pub bm25: Option<f32>,

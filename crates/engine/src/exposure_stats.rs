@@ -11,7 +11,8 @@ use crate::engine::Engine;
 use crate::hub::Heads;
 
 /// Concentration of one quantity, with the shares the hub cares about.
-#[derive(Debug, Clone, Default, Serialize)]
+/// How concentrated one quantity is over models or builders.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Spread {
     pub total: f64,
     /// Gini over every model (or builder) in the hub, zeros included.
@@ -27,7 +28,8 @@ pub struct Spread {
 }
 
 /// `GET /v1/stats/exposure`.
-#[derive(Debug, Clone, Serialize)]
+/// Concentration of exposure, calls and income over the hub.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExposureStats {
     pub models: usize,
     pub builders: usize,
@@ -42,7 +44,8 @@ pub struct ExposureStats {
 }
 
 /// One builder's figures.
-#[derive(Debug, Clone, Serialize)]
+/// One builder's exposure, calls and income.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BuilderStats {
     pub builder: String,
     pub models: usize,

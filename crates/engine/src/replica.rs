@@ -65,7 +65,7 @@ pub trait Replicator: Send + Sync {
 }
 
 /// A replica's standing in the cluster.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ReplicaStatus {
     pub replica: String,
     /// Connected to a NATS server now.

@@ -146,12 +146,55 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code (the document's `ErrorCode` lists them).
+    #[schema(schema_with = error_code_schema)]
+    pub code: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// The codes as an OpenAPI enum, from the [`codes!`] table.
+fn error_code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
+        .description(Some(
+            Code::ALL
+                .iter()
+                .map(|c| {
+                    format!(
+                        "`{}` ({}): {}",
+                        c.as_str(),
+                        c.status().as_u16(),
+                        c.meaning()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ))
+        .build()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
-        let mut resp = (self.status(), axum::Json(body)).into_response();
-        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+        let status = self.status();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str().to_string(),
+                message: self.message,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(header::RETRY_AFTER, 1.into());
         }
         // What huggingface_hub reads to raise RepositoryNotFoundError (so

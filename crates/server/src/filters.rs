@@ -5,12 +5,16 @@
 
 use hubsearch_core::{FacetFilter, Filter, Range};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::error::{ApiError, Code};
 
-/// The filter parameters, as a query string gives them.
-#[derive(Debug, Default, Deserialize)]
+/// The filter parameters, as a query string gives them. Facet values:
+/// repeat the parameter or separate values by commas (any of them); a
+/// leading `-` excludes a value.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query, style = Form)]
 pub struct FilterParams {
     /// Pipeline tags (`text-classification`); `-x` excludes.
     #[serde(default)]

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod filters;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 mod routes;
 
@@ -24,11 +25,14 @@ use std::time::{Duration, Instant};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use hubsearch_core::config::ServerConfig;
 use hubsearch_engine::Engine;
 use tokio::sync::Semaphore;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, Code};
 use crate::keys::KeyStore;
@@ -149,30 +153,40 @@ impl AppState {
     }
 }
 
+/// The documented routes (`utoipa_axum`: each handler's path comes from
+/// its `#[utoipa::path]`, so the OpenAPI document and the router cannot
+/// disagree).
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::ui::index))
+        .routes(routes!(routes::search::search))
+        .routes(routes!(routes::search::listings))
+        .routes(routes!(routes::models::create))
+        .routes(routes!(routes::calls::record))
+        .routes(routes!(routes::stats::exposure))
+        .routes(routes!(routes::stats::builder))
+        .routes(routes!(routes::hf::list_models))
+        .routes(routes!(routes::ops::healthz))
+        .routes(routes!(routes::ops::readyz))
+        .routes(routes!(routes::ops::cluster))
+        .routes(routes!(routes::ops::metrics))
+        .routes(routes!(routes::ops::openapi))
+}
+
 /// The router.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/", get(routes::ui::index))
-        .route("/v1/search", get(routes::search::search))
-        .route("/v1/listings", get(routes::search::listings))
-        .route("/v1/models", post(routes::models::create))
+    let (router, _doc) = api_router().split_for_parts();
+    // Ids hold a `/`: these are `{*id}` routes, documented by hand in
+    // `openapi::ApiDoc` (see `openapi::WILDCARD_ROUTES`).
+    router
         .route(
             "/v1/models/{*id}",
             get(routes::models::get_model)
                 .put(routes::models::replace)
                 .delete(routes::models::delete),
         )
-        .route("/v1/calls", post(routes::calls::record))
-        .route("/v1/stats/exposure", get(routes::stats::exposure))
-        .route("/v1/builders/{author}", get(routes::stats::builder))
-        .route("/api/models", get(routes::hf::list_models))
         .route("/api/models/{*id}", get(routes::hf::model_info))
-        .route("/healthz", get(routes::ops::healthz))
-        .route("/readyz", get(routes::ops::readyz))
-        .route("/v1/cluster", get(routes::ops::cluster))
-        .route("/metrics", get(routes::ops::metrics))
-        .route("/openapi.json", get(routes::ops::openapi))
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))

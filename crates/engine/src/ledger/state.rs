@@ -97,14 +97,14 @@ pub struct CallEntry {
 }
 
 /// Calls and income of one key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Earnings {
     pub calls: u64,
     pub income_usd: f64,
 }
 
 /// Exposure, merit, rounds and impressions of one key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Tally {
     pub exposure: f64,
     pub merit: f64,

@@ -10,21 +10,24 @@ use hubsearch_core::card::key_of;
 use hubsearch_core::Group;
 use hubsearch_engine::ledger::CallOrigin;
 use hubsearch_engine::CallRecord;
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::models::authenticate;
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::ApiJson;
 use crate::{AppState, Work};
 
-#[derive(Debug, Deserialize)]
+/// A verified paid call, as the hub's payment backend reports it.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallBody {
     /// The model called.
     pub model: String,
-    /// USD paid; defaults to the model's price.
+    /// USD paid, 0..=1000; defaults to the model's price.
     pub amount_usd: Option<f64>,
+    /// 1 to 200 characters; a retry with the same key counts once (or the
+    /// `Idempotency-Key` header).
     pub idempotency_key: Option<String>,
     /// The recorded search page the call came from (its `page_id`) and the
     /// hit's rank on it: both or neither.
@@ -32,11 +35,40 @@ pub struct CallBody {
     pub rank: Option<u64>,
 }
 
+/// A recorded (or already recorded) paid call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallAnswer {
+    /// The ledger's sequence number of the call.
+    pub seq: u64,
+    /// False when the idempotency key was seen before (counted once).
+    pub recorded: bool,
+    pub model: String,
+    pub builder: String,
+    pub amount_usd: f64,
+    /// The builder's paid calls and income so far.
+    pub builder_calls: u64,
+    pub builder_income_usd: f64,
+}
+
+/// Record a verified paid call (the payment backend's admin key).
+#[utoipa::path(post, path = "/v1/calls", tag = "calls",
+    request_body = CallBody,
+    security(("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Instead of the body's idempotency_key")),
+    responses(
+        (status = 201, description = "Recorded", body = CallAnswer),
+        (status = 200, description = "Seen before under this key: counted once", body = CallAnswer),
+        (status = 400, description = "A bad call (invalid_amount, invalid_idempotency_key, invalid_parameter, invalid_json)", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "The key was used for another call (idempotency_key_reused)", body = ErrorBody),
+    ))]
 pub async fn record(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CallBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CallAnswer>), ApiError> {
     let who = authenticate(&state, &headers)?;
     if !who.admin {
         return Err(ApiError::forbidden(
@@ -102,15 +134,15 @@ pub async fn record(
             };
             Ok((
                 status,
-                Json(serde_json::json!({
-                    "seq": out.seq,
-                    "recorded": out.recorded,
-                    "model": card.id,
-                    "builder": card.builder,
-                    "amount_usd": amount,
-                    "builder_calls": income.calls,
-                    "builder_income_usd": income.income_usd,
-                })),
+                Json(CallAnswer {
+                    seq: out.seq,
+                    recorded: out.recorded,
+                    model: card.id,
+                    builder: card.builder,
+                    amount_usd: amount,
+                    builder_calls: income.calls,
+                    builder_income_usd: income.income_usd,
+                }),
             ))
         })
         .await

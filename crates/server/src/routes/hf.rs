@@ -15,9 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hubsearch_core::{FacetFilter, Filter, ModelCard};
 use hubsearch_engine::listing::ListingSort;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::ApiPath;
 use crate::{AppState, Work};
 
@@ -67,27 +69,126 @@ fn hf_time(s: &Option<String>) -> Value {
     }
 }
 
-fn item(c: &ModelCard, full: bool, card_data: bool) -> Value {
-    let tags = c.hub_tags();
-    let mut v = json!({
-        "_id": c.id, "id": c.id, "modelId": c.id, "author": c.builder,
-        "likes": c.likes, "downloads": c.downloads, "private": false,
-        "tags": tags, "pipeline_tag": c.task, "library_name": c.library,
-        "createdAt": hf_time(&c.created_at),
-    });
-    if full {
-        v["lastModified"] = hf_time(&c.last_modified);
-        v["siblings"] = json!([]);
-    }
-    if card_data || full {
-        v["cardData"] = json!({
-            "language": c.languages, "license": c.license, "tags": c.tags,
-            "datasets": c.datasets, "pipeline_tag": c.task,
-        });
-    }
-    v
+/// A model as the Hugging Face Hub API writes it (`ModelInfo`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HfModel {
+    #[serde(rename = "_id")]
+    pub internal_id: String,
+    pub id: String,
+    pub model_id: String,
+    pub author: String,
+    pub likes: u64,
+    pub downloads: u64,
+    pub private: bool,
+    /// Tags as the Hub writes them (docs/api.md, Tags).
+    pub tags: Vec<String>,
+    #[serde(rename = "pipeline_tag")]
+    pub pipeline_tag: Option<String>,
+    #[serde(rename = "library_name")]
+    pub library_name: Option<String>,
+    /// When the card says (never made up).
+    pub created_at: Option<String>,
+    /// With `full=true` (and on model_info).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<Option<String>>,
+    /// With `full=true`: always empty here (no files are kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub siblings: Option<Vec<Object>>,
+    /// With `cardData=true` or `full=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_data: Option<HfCardData>,
 }
 
+/// No fields (a sibling file; none are kept).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Object {}
+
+/// The card's metadata as the Hub's `cardData`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HfCardData {
+    pub language: Vec<String>,
+    pub license: Option<String>,
+    pub tags: Vec<String>,
+    pub datasets: Vec<String>,
+    pub pipeline_tag: Option<String>,
+}
+
+fn hf_time_str(s: &Option<String>) -> Option<String> {
+    match hf_time(s) {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn item(c: &ModelCard, full: bool, card_data: bool) -> HfModel {
+    HfModel {
+        internal_id: c.id.clone(),
+        id: c.id.clone(),
+        model_id: c.id.clone(),
+        author: c.builder.clone(),
+        likes: c.likes,
+        downloads: c.downloads,
+        private: false,
+        tags: c.hub_tags(),
+        pipeline_tag: c.task.clone(),
+        library_name: c.library.clone(),
+        created_at: hf_time_str(&c.created_at),
+        last_modified: full.then(|| hf_time_str(&c.last_modified)),
+        siblings: full.then(Vec::new),
+        card_data: (card_data || full).then(|| HfCardData {
+            language: c.languages.clone(),
+            license: c.license.clone(),
+            tags: c.tags.clone(),
+            datasets: c.datasets.clone(),
+            pipeline_tag: c.task.clone(),
+        }),
+    }
+}
+
+/// `list_models`' parameters that hubsearch honours (the handler reads the
+/// raw query: `filter` repeats; any other parameter is a 400).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct HfListParams {
+    /// Every model whose id contains this text, ignoring case (all pages).
+    search: Option<String>,
+    /// The id's namespace.
+    author: Option<String>,
+    /// Tags the model must all carry (repeat, or separate by commas).
+    #[param(style = Form, explode)]
+    filter: Option<Vec<String>>,
+    /// The model's pipeline tag.
+    pipeline_tag: Option<String>,
+    /// No model here is gated: true lists nothing.
+    gated: Option<bool>,
+    /// downloads (default), trendingScore (= downloads), likes, lastModified, createdAt.
+    sort: Option<String>,
+    /// -1 descending (default), 1 ascending.
+    direction: Option<i32>,
+    /// Models per page (at most search.max_limit).
+    limit: Option<usize>,
+    /// Add lastModified, siblings and cardData.
+    full: Option<bool>,
+    /// Add cardData.
+    #[serde(rename = "cardData")]
+    #[param(rename = "cardData")]
+    card_data: Option<bool>,
+    /// Accepted and ignored as on the Hub (config is not listed).
+    config: Option<bool>,
+    /// The next page (from the `Link` header).
+    cursor: Option<String>,
+}
+
+/// The Hugging Face Hub's model listing (`HfApi.list_models`): pages by
+/// `Link: <...>; rel="next"`.
+#[utoipa::path(get, path = "/api/models", tag = "hugging-face",
+    params(HfListParams),
+    responses(
+        (status = 200, description = "Models; a `Link` header names the next page", body = Vec<HfModel>),
+        (status = 400, description = "A parameter hubsearch cannot honour, or a bad value (invalid_parameter, invalid_sort, invalid_cursor)", body = ErrorBody),
+    ))]
 pub async fn list_models(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -138,7 +239,7 @@ pub async fn list_models(
     // No model here is gated: gated=true lists nothing, gated=false all.
     match get("gated").as_deref() {
         None | Some("false" | "False" | "0") => {}
-        Some("true" | "True" | "1") => return Ok(Json(Vec::<Value>::new()).into_response()),
+        Some("true" | "True" | "1") => return Ok(Json(Vec::<HfModel>::new()).into_response()),
         Some(other) => {
             return Err(ApiError::new(
                 Code::InvalidParameter,
@@ -196,7 +297,7 @@ pub async fn list_models(
         .await?;
     let (cards, total): (Vec<ModelCard>, usize) =
         (r.hits.into_iter().map(|h| h.card).collect(), r.total);
-    let items: Vec<Value> = cards.iter().map(|c| item(c, full, card_data)).collect();
+    let items: Vec<HfModel> = cards.iter().map(|c| item(c, full, card_data)).collect();
     let next = offset.saturating_add(items.len());
     let mut resp = Json(items.clone()).into_response();
     if !items.is_empty() && next < total {
@@ -251,10 +352,16 @@ fn encode(s: &str) -> String {
 /// `GET /api/models/{id}` and `GET /api/models/{id}/revision/{revision}`
 /// (what `model_info(id, revision=...)` asks): hubsearch keeps one revision
 /// per model, `main`.
+#[utoipa::path(get, path = "/api/models/{id}", tag = "hugging-face",
+    params(("id" = String, Path, description = "The model's id, `namespace/name`")),
+    responses(
+        (status = 200, description = "The model", body = HfModel),
+        (status = 404, description = "No such model (`X-Error-Code: RepoNotFound`)", body = ErrorBody),
+    ))]
 pub async fn model_info(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HfModel>, ApiError> {
     let (id, revision) = match path.split_once("/revision/") {
         Some((id, rev)) => (id.to_string(), Some(rev.to_string())),
         None => (path, None),
@@ -272,6 +379,20 @@ pub async fn model_info(
         })
         .await
 }
+
+/// `model_info(id, revision=...)`: the one revision is `main` (answered by
+/// [`model_info`]; this function only documents the route).
+#[utoipa::path(get, path = "/api/models/{id}/revision/{revision}", tag = "hugging-face",
+    params(
+        ("id" = String, Path, description = "The model's id, `namespace/name`"),
+        ("revision" = String, Path, description = "main"),
+    ),
+    responses(
+        (status = 200, description = "The model", body = HfModel),
+        (status = 404, description = "No such model or revision (`X-Error-Code: RepoNotFound` / `RevisionNotFound`)", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+pub fn model_info_revision() {}
 
 /// Parameters `list_models` may send that hubsearch honours.
 const SUPPORTED: [&str; 12] = [

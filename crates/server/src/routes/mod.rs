@@ -13,7 +13,7 @@ use serde::Serialize;
 use hubsearch_core::Hit;
 
 /// A hit as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HitDto {
     pub rank: usize,
     pub id: String,
@@ -29,6 +29,7 @@ pub struct HitDto {
     pub price: String,
     pub description: String,
     pub score: f64,
+    /// With `explain=true`: every part of the score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<hubsearch_core::ScoreParts>,
 }

@@ -4,12 +4,15 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::Json;
 use hubsearch_core::card::key_of;
 use hubsearch_core::{record, Group, ModelCard};
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::keys::Principal;
 use crate::{AppState, Work};
@@ -155,18 +158,85 @@ fn card_from_body(
     Ok(card)
 }
 
+/// A card as a publisher writes it (`POST /v1/models`, `PUT
+/// /v1/models/{id}`): the reader also takes the Hugging Face names in
+/// brackets. Unknown fields are an error; the fields the hub sets
+/// (`downloads`, `likes`, `paid_calls`, dates) need an admin key.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CardInput {
+    /// `name` or `namespace/name` (`modelId`); the path's id on PUT.
+    id: Option<String>,
+    name: Option<String>,
+    /// The namespace, for a builder's key (`author`).
+    builder: Option<String>,
+    /// Pipeline tag (`pipeline_tag`).
+    task: Option<String>,
+    /// (`library_name`)
+    library: Option<String>,
+    frameworks: Option<Vec<String>>,
+    model_type: Option<String>,
+    languages: Option<Vec<String>>,
+    license: Option<String>,
+    tags: Option<Vec<String>>,
+    datasets: Option<Vec<String>>,
+    architectures: Option<Vec<String>>,
+    description: Option<String>,
+    /// The model card's text (`cardText`).
+    card_text: Option<String>,
+    /// Hugging Face `cardData` (language, license, tags, datasets, ...).
+    #[schema(value_type = Option<Object>, rename = "cardData")]
+    card_data: Option<()>,
+    /// Price per paid call in USD; absent = free.
+    price_usd: Option<f64>,
+    /// Admin only.
+    downloads: Option<u64>,
+    /// Admin only.
+    likes: Option<u64>,
+    /// Admin only.
+    paid_calls: Option<u64>,
+    /// Admin only (RFC 3339).
+    created_at: Option<String>,
+    /// Admin only (RFC 3339).
+    last_modified: Option<String>,
+}
+
+/// One model, its exposure and its paid calls.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelPage {
+    pub model: ModelCard,
+    pub exposure: hubsearch_engine::ledger::Tally,
+    pub calls: hubsearch_engine::ledger::Earnings,
+}
+
+/// A published card, as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    pub model: ModelCard,
+}
+
+/// One model with its exposure and paid calls (ids may hold a `/`; an id
+/// ending in `/similar` that is no model is the similar-models page).
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "models",
+    params(("id" = String, Path, description = "The model's id, `namespace/name`")),
+    responses(
+        (status = 200, description = "The model", body = ModelPage),
+        (status = 404, description = "No such model (model_not_found)", body = ErrorBody),
+    ))]
 pub async fn get_model(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     uri: axum::http::Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     // `{id}/similar` is the similar-models page, unless a model has that id.
     if let Some(base) = id.strip_suffix("/similar") {
         if state.engine.text_index().get(&id).ok().flatten().is_none() {
             let crate::extract::Filtered(p, f) = crate::extract::split_filtered::<
                 super::search::SimilarParams,
             >(uri.query().unwrap_or(""))?;
-            return super::search::similar(state, base.to_string(), p, f).await;
+            return Ok(super::search::similar(state, base.to_string(), p, f)
+                .await?
+                .into_response());
         }
     }
     state
@@ -174,20 +244,34 @@ pub async fn get_model(
             let card = e.get(&id)?;
             let tally = e.ledger().tally_of(key_of(&card.id), Group::Model);
             let earnings = e.ledger().earnings_of(key_of(&card.id), Group::Model);
-            Ok(Json(serde_json::json!({
-                "model": card,
-                "exposure": tally,
-                "calls": earnings,
-            })))
+            Ok(Json(ModelPage {
+                model: card,
+                exposure: tally,
+                calls: earnings,
+            })
+            .into_response())
         })
         .await
 }
 
+/// Publish a model card. A builder's key publishes in its own namespace;
+/// an admin key anywhere.
+#[utoipa::path(post, path = "/v1/models", tag = "models",
+    request_body = CardInput,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Published", body = Published),
+        (status = 400, description = "A bad card (invalid_card, invalid_id, read_only_field, invalid_json)", body = ErrorBody),
+        (status = 401, description = "No valid key (unauthorized)", body = ErrorBody),
+        (status = 403, description = "Not this key's namespace (forbidden)", body = ErrorBody),
+        (status = 409, description = "The id exists (model_exists)", body = ErrorBody),
+        (status = 503, description = "Writes shed or the cluster log unavailable", body = ErrorBody),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Published>), ApiError> {
     let who = authenticate(&state, &headers)?;
     let mut card = card_from_body(&who, &body, None)?;
     let stamp = now();
@@ -209,20 +293,30 @@ pub async fn create(
                 ));
             }
             e.publish(card.clone())?;
-            Ok((
-                StatusCode::CREATED,
-                Json(serde_json::json!({"model": card})),
-            ))
+            Ok((StatusCode::CREATED, Json(Published { model: card })))
         })
         .await
 }
 
+/// Replace (or create) a model card; the hub's counts stay for a
+/// builder's key.
+#[utoipa::path(put, path = "/v1/models/{id}", tag = "models",
+    params(("id" = String, Path, description = "The model's id, `namespace/name`")),
+    request_body = CardInput,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Replaced", body = Published),
+        (status = 201, description = "Created", body = Published),
+        (status = 400, description = "A bad card (invalid_card, id_mismatch, ...)", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not this key's namespace", body = ErrorBody),
+    ))]
 pub async fn replace(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Published>), ApiError> {
     let who = authenticate(&state, &headers)?;
     let mut card = card_from_body(&who, &body, Some(&id))?;
     state
@@ -247,11 +341,21 @@ pub async fn replace(
             } else {
                 StatusCode::OK
             };
-            Ok((status, Json(serde_json::json!({"model": card}))))
+            Ok((status, Json(Published { model: card })))
         })
         .await
 }
 
+/// Delete a model.
+#[utoipa::path(delete, path = "/v1/models/{id}", tag = "models",
+    params(("id" = String, Path, description = "The model's id, `namespace/name`")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not this key's namespace", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,

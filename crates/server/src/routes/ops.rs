@@ -4,16 +4,51 @@ use axum::extract::State;
 use axum::http::{header, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use hubsearch_engine::replica::ReplicaStatus;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, ErrorBody};
+use crate::extract::ApiQuery;
 use crate::{AppState, Work};
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`
+    pub status: String,
 }
 
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`
+    pub status: String,
+    /// Cards in the index.
+    pub models: u64,
+    /// Card vectors, when vector search is on.
+    pub vectors: Option<usize>,
+    /// Cluster mode: this replica's standing.
+    pub cluster: Option<ReplicaStatus>,
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// The index is open, the ledger writes and (in cluster mode) the replica
+/// applies the log.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Not ready (ledger_failing, cluster_unavailable, overloaded)", body = ErrorBody),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     state
         .run_blocking(Work::Read, |e| {
             if !e.ledger().healthy() {
@@ -28,13 +63,19 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             if let Some(f) = cluster.as_ref().and_then(|c| c.failing.clone()) {
                 return Err(ApiError::new(Code::ClusterUnavailable, f));
             }
-            Ok(Json(
-                json!({"status": "ready", "models": models, "vectors": vectors, "cluster": cluster}),
-            ))
+            Ok(Json(Ready {
+                status: "ready".into(),
+                models,
+                vectors,
+                cluster,
+            }))
         })
         .await
 }
 
+/// Prometheus metrics (text format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let e = state.engine.clone();
     let gauges = tokio::task::spawn_blocking(move || {
@@ -117,60 +158,82 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// `GET /v1/cluster`: this replica's standing in the cluster (null outside
-/// cluster mode); with `ledger=true`, every model's ledger totals in key
-/// order, for comparing replicas.
+/// `GET /v1/cluster`'s parameters.
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ClusterParams {
+    /// Add every model's ledger totals, in key order (to compare replicas).
+    pub ledger: Option<bool>,
+}
+
+/// One model's ledger totals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerRow {
+    /// The model's key (hex).
+    pub key: String,
+    pub exposure: f64,
+    pub merit: f64,
+    pub rounds: u64,
+    pub impressions: u64,
+    pub calls: u64,
+    pub income_usd: f64,
+}
+
+/// This replica's standing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterAnswer {
+    /// Null outside cluster mode.
+    pub cluster: Option<ReplicaStatus>,
+    /// The log positions the index and the ledger have applied.
+    pub index_position: u64,
+    pub ledger_position: u64,
+    pub models: u64,
+    pub pages: u64,
+    /// With `ledger=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<Vec<LedgerRow>>,
+}
+
+/// Cluster mode: this replica's log position, lag and staleness (null
+/// outside cluster mode); with `ledger=true` every model's ledger totals.
+#[utoipa::path(get, path = "/v1/cluster", tag = "operations",
+    params(ClusterParams),
+    responses(
+        (status = 200, description = "This replica", body = ClusterAnswer),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+    ))]
 pub async fn cluster(
     State(state): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let ledger = match q.get("ledger").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::new(
-                Code::InvalidParameter,
-                "ledger must be true or false",
-            ))
-        }
-    };
-    if let Some(k) = q.keys().find(|k| k.as_str() != "ledger") {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            format!("unknown parameter {k:?} (known: ledger)"),
-        ));
-    }
+    ApiQuery(q): ApiQuery<ClusterParams>,
+) -> Result<Json<ClusterAnswer>, ApiError> {
+    let ledger = q.ledger.unwrap_or(false);
     state
         .run_blocking(Work::Read, move |e| {
-            let status = e.replicator().map(|r| r.status());
             let (index_position, ledger_position) = e.positions();
-            let mut out = json!({
-                "cluster": status,
-                "index_position": index_position,
-                "ledger_position": ledger_position,
-                "models": e.text_index().num_docs(),
-                "pages": e.ledger().pages(),
-            });
-            if ledger {
-                let rows: Vec<Value> = e
-                    .ledger()
+            let rows = ledger.then(|| {
+                e.ledger()
                     .rows(hubsearch_core::Group::Model)
                     .into_iter()
-                    .map(|(k, t, x)| {
-                        json!({
-                            "key": format!("{k:016x}"),
-                            "exposure": t.exposure,
-                            "merit": t.merit,
-                            "rounds": t.rounds,
-                            "impressions": t.impressions,
-                            "calls": x.calls,
-                            "income_usd": x.income_usd,
-                        })
+                    .map(|(k, t, x)| LedgerRow {
+                        key: format!("{k:016x}"),
+                        exposure: t.exposure,
+                        merit: t.merit,
+                        rounds: t.rounds,
+                        impressions: t.impressions,
+                        calls: x.calls,
+                        income_usd: x.income_usd,
                     })
-                    .collect();
-                out["ledger"] = Value::Array(rows);
-            }
-            Ok(Json(out))
+                    .collect()
+            });
+            Ok(Json(ClusterAnswer {
+                cluster: e.replicator().map(|r| r.status()),
+                index_position,
+                ledger_position,
+                models: e.text_index().num_docs(),
+                pages: e.ledger().pages(),
+                ledger: rows,
+            }))
         })
         .await
 }
@@ -186,143 +249,12 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(Code::NotFound, format!("no route for {}", uri.path()))
 }
 
-/// Routes, their parameters and answers: the table the OpenAPI document is
-/// generated from (kept next to the router in lib.rs; a test checks that
-/// every routed path is described here).
-pub const ROUTES: &[(&str, &str, &str, &[&str])] = &[
+/// This document: OpenAPI 3.1, generated from the handlers' types.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn openapi() -> impl IntoResponse {
     (
-        "get",
-        "/v1/search",
-        "Search models: BM25, vectors or both, ordered by a ranking policy.",
-        &[
-            "q",
-            "task",
-            "library",
-            "language",
-            "license",
-            "builder",
-            "min_price",
-            "max_price",
-            "mode",
-            "policy",
-            "seed",
-            "page",
-            "per_page",
-            "explain",
-        ],
-    ),
-    (
-        "get",
-        "/v1/listings",
-        "Ranked browsing without a query (ETag, Cache-Control, cursor pagination).",
-        &[
-            "task", "library", "language", "license", "builder", "sort", "cursor", "limit",
-            "explain",
-        ],
-    ),
-    (
-        "post",
-        "/v1/models",
-        "Publish a model card (API key; a builder may publish only its own models).",
-        &[],
-    ),
-    (
-        "get",
-        "/v1/models/{id}",
-        "One model with its exposure and paid calls.",
-        &[],
-    ),
-    (
-        "put",
-        "/v1/models/{id}",
-        "Replace a model card (API key).",
-        &[],
-    ),
-    (
-        "delete",
-        "/v1/models/{id}",
-        "Delete a model (API key).",
-        &[],
-    ),
-    (
-        "post",
-        "/v1/calls",
-        "Record a verified paid call (admin key; idempotency key).",
-        &[],
-    ),
-    (
-        "get",
-        "/v1/stats/exposure",
-        "Concentration of exposure, calls and income.",
-        &["window_hours"],
-    ),
-    (
-        "get",
-        "/v1/builders/{author}",
-        "One builder's exposure, calls and income.",
-        &[],
-    ),
-    (
-        "get",
-        "/api/models",
-        "Hugging Face Hub compatible model listing.",
-        &[
-            "search",
-            "author",
-            "filter",
-            "sort",
-            "direction",
-            "limit",
-            "full",
-            "cardData",
-            "cursor",
-        ],
-    ),
-    (
-        "get",
-        "/api/models/{id}",
-        "Hugging Face Hub compatible model info.",
-        &[],
-    ),
-    ("get", "/healthz", "Liveness.", &[]),
-    ("get", "/readyz", "Readiness: the index is open (and, in cluster mode, the replica applies the log).", &[]),
-    (
-        "get",
-        "/v1/cluster",
-        "Cluster mode: this replica's log position, lag and staleness; with ledger=true every model's ledger totals.",
-        &["ledger"],
-    ),
-    ("get", "/metrics", "Prometheus metrics.", &[]),
-    ("get", "/openapi.json", "This document.", &[]),
-];
-
-pub fn openapi_document() -> Value {
-    let mut paths = serde_json::Map::new();
-    for (method, path, summary, params) in ROUTES {
-        let mut parameters: Vec<Value> = params
-            .iter()
-            .map(|p| json!({"name": p, "in": "query", "required": false, "schema": {"type": "string"}}))
-            .collect();
-        for seg in path.split('/').filter(|s| s.starts_with('{')) {
-            parameters.push(json!({"name": seg.trim_matches(['{', '}']), "in": "path", "required": true, "schema": {"type": "string"}}));
-        }
-        let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
-        let op = json!({
-            "summary": summary,
-            "parameters": parameters,
-            "responses": {"200": {"description": "ok"}, "400": error, "401": error, "404": error, "503": error},
-        });
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        entry[*method] = op;
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": "hubsearch", "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths,
-        "components": {"schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}}},
-    })
-}
-
-pub async fn openapi() -> Json<Value> {
-    Json(openapi_document())
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
+    )
 }

@@ -6,32 +6,131 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hubsearch_core::{Filter, Mode, PolicyKind, SearchRequest};
 use hubsearch_engine::listing::ListingSort;
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::HitDto;
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::Filtered;
+use crate::filters::FilterParams;
 use crate::AppState;
 
-#[derive(Debug, Deserialize, Default)]
+/// `GET /v1/search`'s own parameters (the filters are [`FilterParams`]).
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// The query; empty = filtered browsing (most downloaded first, ranked
     /// by the policy, pages past the candidates in download order).
     pub q: Option<String>,
     /// text, vector or hybrid (default: the hub's).
+    #[param(inline, value_type = Option<ModeName>)]
     pub mode: Option<String>,
     /// Weight of the vector side in hybrid fusion, 0..=1 (implies
     /// mode=hybrid; 0 = text alone, no query embedding).
+    #[param(minimum = 0.0, maximum = 1.0)]
     pub semantic_ratio: Option<f64>,
+    /// Ranking policy (default: the hub's).
+    #[param(inline, value_type = Option<PolicyName>)]
     pub policy: Option<String>,
+    /// Seed of the stochastic policy.
     pub seed: Option<u64>,
     /// 1-based page number.
+    #[param(minimum = 1)]
     pub page: Option<usize>,
+    /// Hits per page (1..=search.max_limit; default server.default_per_page).
+    #[param(minimum = 1)]
     pub per_page: Option<usize>,
+    /// Add every score part to each hit.
     pub explain: Option<bool>,
     /// Count every match exactly and every facet's values (disjunctive).
     pub facets: Option<bool>,
+}
+
+/// Retrieval modes.
+#[derive(ToSchema)]
+#[schema(as = Mode)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeName {
+    Text,
+    Vector,
+    Hybrid,
+}
+
+/// Ranking policies (docs/ranking.md).
+#[derive(ToSchema)]
+#[schema(as = Policy)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyName {
+    Relevance,
+    Popularity,
+    TailBoost,
+    Fair,
+    FairImpact,
+    FairBounded,
+    Stochastic,
+}
+
+/// One value of a facet and how many matching cards have it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: u64,
+}
+
+/// A page of search results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchPage {
+    pub query: String,
+    /// The retrieval mode used (a search without words is text).
+    pub mode: String,
+    /// The policy that ordered the page.
+    pub policy: String,
+    pub page: usize,
+    pub per_page: usize,
+    /// The next page's number; null on the last page.
+    pub next_page: Option<usize>,
+    /// Matching cards: exact when `total_exact`, else the candidates
+    /// retrieved (a lower bound).
+    pub total: usize,
+    pub total_exact: bool,
+    /// Whether every query word is a word some card contains.
+    pub matched_all_words: bool,
+    /// The exposure ledger's id of this page (a paid call may name it).
+    pub page_id: Option<u64>,
+    /// Query words no card contains (matched as a prefix, within one edit,
+    /// or not at all).
+    pub unknown_words: Vec<String>,
+    pub took_ms: f64,
+    pub hits: Vec<HitDto>,
+    /// With `facets=true`: per facet, its most frequent values among the
+    /// matches, each facet counted without its own selection.
+    pub facets: BTreeMap<String, Vec<FacetValue>>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListingPage {
+    pub sort: String,
+    pub page: usize,
+    pub per_page: usize,
+    /// The next page's number; null on the last page.
+    pub next_page: Option<usize>,
+    pub total: usize,
+    pub hits: Vec<HitDto>,
+}
+
+/// The models nearest to one model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimilarPage {
+    /// The model the others are like.
+    pub model: String,
+    pub took_ms: f64,
+    pub hits: Vec<HitDto>,
 }
 
 /// The page a request asks for: `page` (from 1) and `per_page`, the one
@@ -65,10 +164,19 @@ impl Drop for Abandoned {
     }
 }
 
+/// Search models: BM25, vectors or both, ordered by a ranking policy.
+#[utoipa::path(get, path = "/v1/search", tag = "search",
+    params(SearchParams, FilterParams),
+    responses(
+        (status = 200, description = "A page of hits", body = SearchPage),
+        (status = 400, description = "A bad parameter (invalid_parameter, invalid_filter, invalid_mode, unknown_policy, invalid_page, invalid_per_page, page_too_deep, query_too_long, embedding_unavailable)", body = ErrorBody),
+        (status = 429, description = "Over the rate limit (rate_limited)", body = ErrorBody),
+        (status = 503, description = "Overloaded or past the deadline (overloaded, search_timeout)", body = ErrorBody),
+    ))]
 pub async fn search(
     State(state): State<AppState>,
     Filtered(p, filter): Filtered<SearchParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SearchPage>, ApiError> {
     let (page, per_page, offset) = paging(&state, p.page, p.per_page)?;
     let mut mode: Mode = match p.mode.as_deref() {
         Some(m) => m
@@ -109,61 +217,124 @@ pub async fn search(
     };
     let resp = state.run_search(move |e| e.search(&req)).await?;
     let next = next_page(page, offset, resp.hits.len(), resp.total);
-    Ok(Json(serde_json::json!({
-        "query": resp.query,
-        "mode": resp.mode,
-        "policy": resp.policy,
-        "page": page,
-        "per_page": per_page,
-        "next_page": next,
-        "total": resp.total,
-        "total_exact": resp.total_exact,
-        "matched_all_words": resp.matched_all_words,
-        "page_id": resp.page_id,
-        "unknown_words": resp.unknown_words,
-        "took_ms": resp.took_ms,
-        "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
-        "facets": resp.facets.into_iter().map(|(k, v)| (k, v.into_iter().map(|(value, count)| serde_json::json!({"value": value, "count": count})).collect::<Vec<_>>().into())).collect::<serde_json::Map<_, _>>(),
-    })))
+    Ok(Json(SearchPage {
+        query: resp.query,
+        mode: resp.mode.as_str().to_string(),
+        policy: resp.policy,
+        page,
+        per_page,
+        next_page: next,
+        total: resp.total,
+        total_exact: resp.total_exact,
+        matched_all_words: resp.matched_all_words,
+        page_id: resp.page_id,
+        unknown_words: resp.unknown_words,
+        took_ms: resp.took_ms,
+        hits: resp
+            .hits
+            .into_iter()
+            .map(|h| HitDto::from_hit(h, explain))
+            .collect(),
+        facets: resp
+            .facets
+            .into_iter()
+            .map(|(k, v)| {
+                let values = v
+                    .into_iter()
+                    .map(|(value, count)| FacetValue { value, count })
+                    .collect();
+                (k, values)
+            })
+            .collect(),
+    }))
 }
 
 /// `GET /v1/models/{id}/similar`: the page size (and the filters).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SimilarParams {
+    /// How many models (1..=search.max_limit).
+    #[param(minimum = 1)]
     pub per_page: Option<usize>,
+    /// Add every score part to each hit.
     pub explain: Option<bool>,
 }
 
-/// The nearest models to one model's vector (docs/retrieval.md, Similar
-/// models); called by `get_model` for ids ending in `/similar`.
+/// Models like this one: the nearest cards to its vector, filters
+/// honoured, the model itself left out (docs/retrieval.md, Similar models).
+/// Routed through `/v1/models/{*id}`: `get_model` answers ids ending in
+/// `/similar` with this.
+#[utoipa::path(get, path = "/v1/models/{id}/similar", tag = "search",
+    params(("id" = String, Path, description = "The model's id, `namespace/name`"), SimilarParams, FilterParams),
+    responses(
+        (status = 200, description = "The nearest models", body = SimilarPage),
+        (status = 400, description = "A bad parameter, or vector search disabled", body = ErrorBody),
+        (status = 404, description = "No such model (model_not_found)", body = ErrorBody),
+    ))]
 pub async fn similar(
     state: AppState,
     id: String,
     p: SimilarParams,
     f: Filter,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SimilarPage>, ApiError> {
     let limit = p.per_page.unwrap_or(state.config.default_per_page);
     let explain = p.explain.unwrap_or(false);
     let resp = state.run_search(move |e| e.similar(&id, &f, limit)).await?;
-    Ok(Json(serde_json::json!({
-        "model": resp.query,
-        "took_ms": resp.took_ms,
-        "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
-    })))
+    Ok(Json(SimilarPage {
+        model: resp.query,
+        took_ms: resp.took_ms,
+        hits: resp
+            .hits
+            .into_iter()
+            .map(|h| HitDto::from_hit(h, explain))
+            .collect(),
+    }))
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// `GET /v1/listings`' own parameters (the filters are [`FilterParams`]).
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListingParams {
-    /// trending (default), calls, newest, price, likes, updated or fair.
+    /// trending (default; most downloaded), calls, newest, price, likes,
+    /// updated or fair.
+    #[param(inline, value_type = Option<ListingSortName>)]
     pub sort: Option<String>,
     /// 1-based page number.
+    #[param(minimum = 1)]
     pub page: Option<usize>,
+    /// Hits per page.
+    #[param(minimum = 1)]
     pub per_page: Option<usize>,
+    /// Add every score part to each hit.
     pub explain: Option<bool>,
 }
 
+/// Listing orders.
+#[derive(ToSchema)]
+#[schema(as = ListingSort)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+pub enum ListingSortName {
+    Trending,
+    Calls,
+    Newest,
+    Price,
+    Likes,
+    Updated,
+    Fair,
+}
+
+/// Ranked browsing without a query: `ETag` and `Cache-Control` (a fair
+/// listing is `no-store`), pages by `page`/`per_page`.
+#[utoipa::path(get, path = "/v1/listings", tag = "search",
+    params(ListingParams, FilterParams),
+    responses(
+        (status = 200, description = "A page of the listing", body = ListingPage),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "A bad parameter (invalid_sort, invalid_filter, ...)", body = ErrorBody),
+    ))]
 pub async fn listings(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -182,14 +353,18 @@ pub async fn listings(
         .run_search(move |e| e.listing(&f, sort, offset, limit))
         .await?;
     let next = next_page(page, offset, resp.hits.len(), resp.total);
-    let body = serde_json::json!({
-        "sort": sort,
-        "page": page,
-        "per_page": per_page,
-        "next_page": next,
-        "total": resp.total,
-        "hits": resp.hits.into_iter().map(|h| HitDto::from_hit(h, explain)).collect::<Vec<_>>(),
-    });
+    let body = ListingPage {
+        sort: sort.as_str().to_string(),
+        page,
+        per_page,
+        next_page: next,
+        total: resp.total,
+        hits: resp
+            .hits
+            .into_iter()
+            .map(|h| HitDto::from_hit(h, explain))
+            .collect(),
+    };
     let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let mut out = (
         StatusCode::OK,

@@ -5,18 +5,30 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
 use std::time::{Duration, Instant};
+use utoipa::IntoParams;
 
 use crate::{AppState, StatsCache, Work};
 
-#[derive(Debug, Deserialize, Default)]
+/// `GET /v1/stats/exposure`'s parameters.
+#[derive(Debug, Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
+    /// The recent window, hours (1..=8760, default 24).
     pub window_hours: Option<u64>,
 }
 
+/// Concentration of exposure, paid calls and income over models and
+/// builders (cached for server.stats_cache_ms).
+#[utoipa::path(get, path = "/v1/stats/exposure", tag = "stats",
+    params(StatsParams),
+    responses(
+        (status = 200, description = "The hub's concentration figures", body = hubsearch_engine::exposure_stats::ExposureStats),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+    ))]
 pub async fn exposure(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<StatsParams>,
@@ -53,6 +65,13 @@ fn cached(cache: &StatsCache, hours: u64, fresh: Duration) -> Option<Value> {
         .map(|(_, v)| v.clone())
 }
 
+/// One builder's exposure, paid calls and income.
+#[utoipa::path(get, path = "/v1/builders/{author}", tag = "stats",
+    params(("author" = String, Path, description = "The builder (an id's namespace)")),
+    responses(
+        (status = 200, description = "The builder's figures", body = hubsearch_engine::exposure_stats::BuilderStats),
+        (status = 404, description = "No such builder (builder_not_found)", body = ErrorBody),
+    ))]
 pub async fn builder(
     State(state): State<AppState>,
     ApiPath(author): ApiPath<String>,
