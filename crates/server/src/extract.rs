@@ -35,8 +35,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Filtered<T> {
 
 /// The work of [`Filtered`]: split the pairs, parse each part.
 pub fn split_filtered<T: DeserializeOwned>(query: &str) -> Result<Filtered<T>, ApiError> {
-    let bad = |e: serde_html_form::de::Error| ApiError::new(Code::InvalidParameter, e.to_string());
-    let pairs: Vec<(String, String)> = serde_html_form::from_str(query).map_err(bad)?;
+    let pairs: Vec<(String, String)> = serde_html_form::from_str(query)
+        .map_err(|e| ApiError::new(Code::InvalidParameter, e.to_string()))?;
     let (filters, own): (Vec<_>, Vec<_>) = pairs
         .into_iter()
         .partition(|(k, _)| crate::filters::FILTER_KEYS.contains(&k.as_str()));
@@ -44,9 +44,25 @@ pub fn split_filtered<T: DeserializeOwned>(query: &str) -> Result<Filtered<T>, A
         serde_html_form::to_string(p)
             .map_err(|e| ApiError::new(Code::InvalidParameter, e.to_string()))
     };
-    let own: T = serde_html_form::from_str(&encode(&own)?).map_err(bad)?;
-    let filters: crate::filters::FilterParams = serde_html_form::from_str(&encode(&filters)?)
-        .map_err(|e| ApiError::new(Code::InvalidFilter, e.to_string()))?;
+    // On a bad value, name the parameter (serde's message does not).
+    fn named<X: DeserializeOwned>(
+        pairs: &[(String, String)],
+        code: Code,
+        encode: &dyn Fn(&[(String, String)]) -> Result<String, ApiError>,
+    ) -> Result<X, ApiError> {
+        serde_html_form::from_str(&encode(pairs)?).map_err(|e| {
+            let culprit = pairs.iter().find(|p| {
+                serde_html_form::from_str::<X>(&encode(std::slice::from_ref(*p)).unwrap_or_default())
+                    .is_err_and(|e| !e.to_string().starts_with("missing field"))
+            });
+            match culprit {
+                Some((k, v)) => ApiError::new(code, format!("{k}={v:?}: {e}")),
+                None => ApiError::new(code, e.to_string()),
+            }
+        })
+    }
+    let own: T = named(&own, Code::InvalidParameter, &encode)?;
+    let filters: crate::filters::FilterParams = named(&filters, Code::InvalidFilter, &encode)?;
     Ok(Filtered(own, filters.into_filter()?))
 }
 

@@ -178,6 +178,18 @@ async fn bad_search_input_gets_stable_codes() {
             .as_str()
             .is_some_and(|m| !m.is_empty()));
     }
+    // A bad value's message names its parameter.
+    for (uri, name) in [
+        ("/v1/search?q=x&min_price=cheap", "min_price"),
+        ("/v1/search?q=x&page=two", "page"),
+        ("/v1/listings?min_likes=many", "min_likes"),
+    ] {
+        let (_, v) = get(&h, uri).await;
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(name),
+            "{uri}: {v}"
+        );
+    }
     let long = "a".repeat(600);
     let (s, v) = get(&h, &format!("/v1/search?q={long}")).await;
     assert_eq!(
