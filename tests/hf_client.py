@@ -34,6 +34,18 @@ assert by_author == ["acme/dutch-asr", "acme/live-model"], by_author
 with_data = list(api.list_models(filter="automatic-speech-recognition", cardData=True))
 assert {m.id for m in with_data} == {"acme/dutch-asr", "jonatasgrosman/wav2vec2-large-xlsr-53-german"}, with_data
 
+# filter: tags the model must all carry, as the Hub writes them (library
+# names, dataset:/license: tags, language codes, pipeline tags).
+def tagged(f):
+    return sorted(m.id for m in api.list_models(filter=f, limit=100))
+assert tagged("sentence-transformers") == ["sentence-transformers/all-MiniLM-L6-v2"], tagged("sentence-transformers")
+assert tagged("dataset:opus") == ["Helsinki-NLP/opus-mt-en-de"], tagged("dataset:opus")
+assert tagged(["pytorch", "license:apache-2.0"]) == ["sentence-transformers/all-MiniLM-L6-v2"], tagged(["pytorch", "license:apache-2.0"])
+assert tagged(["de", "translation"]) == ["Helsinki-NLP/opus-mt-en-de"], tagged(["de", "translation"])
+assert tagged("license:nothing-like-it") == []
+m = next(iter(api.list_models(search="opus-mt-en-de")))
+assert "dataset:opus" in m.tags and "license:cc-by-4.0" in m.tags and "de" in m.tags, m.tags
+
 info = api.model_info("acme/dutch-asr")
 assert info.pipeline_tag == "automatic-speech-recognition", info
 

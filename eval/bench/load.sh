@@ -4,10 +4,12 @@
 # 1, 8 and 64 connections, then an overload run at 256 connections with a
 # short queue timeout, which must answer 503 (shed) rather than time out.
 #   eval/bench/load.sh INDEX_DIR   (an index built from the real corpus)
+# MODE=text|vector|hybrid (default hybrid), DURATION=seconds per run,
+# HUBSEARCH_BIN=another binary (eval/bench/serve.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 index=${1:?usage: eval/bench/load.sh INDEX_DIR}
-MODE=hybrid SERVE_ENV="HUBSEARCH_SERVER__QUEUE_TIMEOUT_MS=${QUEUE_TIMEOUT_MS:-100}"
+MODE=${MODE:-hybrid} SERVE_ENV="HUBSEARCH_SERVER__QUEUE_TIMEOUT_MS=${QUEUE_TIMEOUT_MS:-100}"
 . eval/bench/serve.sh
 serve_index "$index"
 echo "machine: $(nproc) cores; index: $index; $(wc -l < "$tmp/q.txt") queries rotated"

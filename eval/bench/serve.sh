@@ -7,10 +7,13 @@
 serve_index() {
   local index=$1
   command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
-  cargo build --release --quiet -p hubsearch
+  # HUBSEARCH_BIN: another binary to serve with (e.g. a build of an older
+  # commit, for before/after figures); default: this checkout's, built.
+  local bin=${HUBSEARCH_BIN:-target/release/hubsearch}
+  [ -n "${HUBSEARCH_BIN:-}" ] || cargo build --release --quiet -p hubsearch
   port=$((20000 + RANDOM % 20000))
   tmp=$(mktemp -d)
-  env ${SERVE_ENV:-} target/release/hubsearch --index "$index" serve --addr "127.0.0.1:$port" 2>"$tmp/server.log" &
+  env ${SERVE_ENV:-} "$bin" --index "$index" serve --addr "127.0.0.1:$port" 2>"$tmp/server.log" &
   server=$!
   trap 'kill $server 2>/dev/null; rm -rf "$tmp"' EXIT
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
