@@ -250,6 +250,10 @@ pub struct SearchConfig {
     pub boost_architectures: f32,
     pub boost_description: f32,
     pub boost_card_text: f32,
+    /// Exponent of the shared-IDF factors on the field boosts
+    /// (docs/retrieval.md, Shared IDF): 0 = each field's own IDF, 1 = the
+    /// word's IDF where it is most common.
+    pub shared_idf: f32,
 }
 
 impl Default for SearchConfig {
@@ -263,7 +267,7 @@ impl Default for SearchConfig {
             default_mode: Mode::Hybrid,
             fusion: Fusion::Cosine,
             rrf_k: 60.0,
-            vector_weight: 0.45,
+            vector_weight: 0.35,
             boost_id: 1.0,
             boost_task: 4.3,
             boost_languages: 1.3,
@@ -272,6 +276,7 @@ impl Default for SearchConfig {
             boost_architectures: 0.25,
             boost_description: 1.0,
             boost_card_text: 1.7,
+            shared_idf: 0.75,
         }
     }
 }
@@ -406,6 +411,7 @@ impl Config {
             ("boost_architectures", s.boost_architectures),
             ("boost_description", s.boost_description),
             ("boost_card_text", s.boost_card_text),
+            ("shared_idf", s.shared_idf),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(&format!("search.{k}"), "must be a finite number >= 0");

@@ -289,6 +289,7 @@ fn boosts(c: &Config) -> Boosts {
         architectures: s.boost_architectures,
         description: s.boost_description,
         card_text: s.boost_card_text,
+        shared_idf: s.shared_idf,
     }
 }
 

@@ -60,6 +60,9 @@ pub struct Boosts {
     pub architectures: f32,
     pub description: f32,
     pub card_text: f32,
+    /// Exponent of the shared-IDF factors (docs/retrieval.md, Shared IDF;
+    /// 0 = each field's own IDF).
+    pub shared_idf: f32,
 }
 
 impl Default for Boosts {
@@ -74,6 +77,7 @@ impl Default for Boosts {
             architectures: 0.25,
             description: 1.0,
             card_text: 1.7,
+            shared_idf: 0.75,
         }
     }
 }

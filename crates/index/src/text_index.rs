@@ -255,7 +255,14 @@ impl TextIndex {
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| word.clone());
-            let known = self.known(searcher, word, &stem)?;
+            let fields = boosts(&self.fields, &self.boosts);
+            let mut dfs = [0u64; 8];
+            for (df, (field, _, is_id)) in dfs.iter_mut().zip(&fields) {
+                let t = if *is_id { word.as_str() } else { stem.as_str() };
+                *df = searcher.doc_freq(&Term::from_field_text(*field, t))?;
+            }
+            let known = dfs.iter().any(|d| *d > 0);
+            let shared = shared_idf_factors(searcher.num_docs(), &dfs, self.boosts.shared_idf);
             let term_q = |field, t: &str, boost| {
                 let q = TermQuery::new(
                     Term::from_field_text(field, t),
@@ -263,9 +270,12 @@ impl TextIndex {
                 );
                 Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>
             };
-            let mut disjuncts: Vec<Box<dyn Query>> = boosts(&self.fields, &self.boosts)
+            let mut disjuncts: Vec<Box<dyn Query>> = fields
                 .into_iter()
-                .map(|(field, boost, is_id)| term_q(field, if is_id { word } else { &stem }, boost))
+                .zip(shared)
+                .map(|((field, boost, is_id), f)| {
+                    term_q(field, if is_id { word } else { &stem }, boost * f)
+                })
                 .collect();
             // A language name also matches its code in ids (`french` -> `opus-mt-en-fr`).
             if let Some(code) = lang::language_code(word) {
@@ -941,6 +951,32 @@ impl TextIndex {
 /// The top documents by score (when asked), the match count and the facets.
 type Counted = (Vec<(tantivy::Score, DocAddress)>, usize, FacetCounts);
 
+/// Per field, the factor that turns the field's own BM25 IDF into the
+/// word's shared IDF raised to `alpha` (docs/retrieval.md, Shared IDF): the
+/// IDF of the field where the word is most common (the fewest-documents
+/// bound of how common it is in the whole card), over the field's own.
+/// A word rare in a boosted field but common across cards then weighs what
+/// it tells; `alpha = 0` is per-field IDF (factors 1).
+fn shared_idf_factors(num_docs: u64, dfs: &[u64; 8], alpha: f32) -> [f32; 8] {
+    let mut out = [1.0f32; 8];
+    if alpha == 0.0 {
+        return out;
+    }
+    let n = num_docs as f32;
+    let idf = |df: u64| ((n - df as f32 + 0.5) / (df as f32 + 0.5)).ln_1p();
+    let max_df = dfs.iter().copied().max().unwrap_or(0);
+    if max_df == 0 {
+        return out;
+    }
+    let shared = idf(max_df);
+    for (o, df) in out.iter_mut().zip(dfs) {
+        if *df > 0 {
+            *o = (shared / idf(*df)).clamp(0.0, 1.0).powf(alpha);
+        }
+    }
+    out
+}
+
 /// A time range whose open lower end is raised to 1: the index stores an
 /// absent time as 0, and a card without a time passes no time bound.
 fn with_floor(r: Range<i64>) -> Range<i64> {
@@ -1249,6 +1285,26 @@ mod tests {
             ..Default::default()
         };
         assert!(idx.search(&s, "translate", &bad, 10, false).is_err());
+    }
+
+    /// Shared IDF by hand: N = 1000; a word in 500 cards' text but 10
+    /// cards' task field keeps the task boost times idf(500)/idf(10).
+    #[test]
+    fn shared_idf_by_hand() {
+        let idf = |df: f32| (1.0f32 + (1000.0 - df + 0.5) / (df + 0.5)).ln();
+        let mut dfs = [0u64; 8];
+        dfs[1] = 10; // task
+        dfs[7] = 500; // card text
+        let f = shared_idf_factors(1000, &dfs, 1.0);
+        assert!((f[1] - idf(500.0) / idf(10.0)).abs() < 1e-6, "{f:?}");
+        assert_eq!(f[7], 1.0);
+        assert_eq!(f[0], 1.0, "a field without the word keeps its boost");
+        let half = shared_idf_factors(1000, &dfs, 0.5);
+        assert!((half[1] - f[1].sqrt()).abs() < 1e-6);
+        assert_eq!(shared_idf_factors(1000, &dfs, 0.0), [1.0; 8]);
+        // The rare word in the card text now beats a common one in the task
+        // field at equal term frequency: the point of sharing.
+        assert!(idf(500.0) * 4.3 * f[1] < idf(500.0) * 4.3);
     }
 
     /// Facet counts add up across segments (values merged by name) and

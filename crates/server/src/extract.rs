@@ -40,19 +40,12 @@ pub fn split_filtered<T: DeserializeOwned>(query: &str) -> Result<Filtered<T>, A
     let (filters, own): (Vec<_>, Vec<_>) = pairs
         .into_iter()
         .partition(|(k, _)| crate::filters::FILTER_KEYS.contains(&k.as_str()));
-    let encode = |p: &[(String, String)]| {
-        serde_html_form::to_string(p)
-            .map_err(|e| ApiError::new(Code::InvalidParameter, e.to_string()))
-    };
     // On a bad value, name the parameter (serde's message does not).
-    fn named<X: DeserializeOwned>(
-        pairs: &[(String, String)],
-        code: Code,
-        encode: &dyn Fn(&[(String, String)]) -> Result<String, ApiError>,
-    ) -> Result<X, ApiError> {
-        serde_html_form::from_str(&encode(pairs)?).map_err(|e| {
+    fn named<X: DeserializeOwned>(pairs: &[(String, String)], code: Code) -> Result<X, ApiError> {
+        let encode = |p: &[(String, String)]| serde_html_form::to_string(p).unwrap_or_default();
+        serde_html_form::from_str(&encode(pairs)).map_err(|e| {
             let culprit = pairs.iter().find(|p| {
-                serde_html_form::from_str::<X>(&encode(std::slice::from_ref(*p)).unwrap_or_default())
+                serde_html_form::from_str::<X>(&encode(std::slice::from_ref(*p)))
                     .is_err_and(|e| !e.to_string().starts_with("missing field"))
             });
             match culprit {
@@ -61,8 +54,8 @@ pub fn split_filtered<T: DeserializeOwned>(query: &str) -> Result<Filtered<T>, A
             }
         })
     }
-    let own: T = named(&own, Code::InvalidParameter, &encode)?;
-    let filters: crate::filters::FilterParams = named(&filters, Code::InvalidFilter, &encode)?;
+    let own: T = named(&own, Code::InvalidParameter)?;
+    let filters: crate::filters::FilterParams = named(&filters, Code::InvalidFilter)?;
     Ok(Filtered(own, filters.into_filter()?))
 }
 
