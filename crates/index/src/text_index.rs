@@ -87,11 +87,11 @@ pub struct TextIndex {
     id_cache: std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<Vec<String>>>>,
     /// (segment, facet field) -> the values of its facet ordinals.
     facet_cache: std::sync::Mutex<HashMap<(tantivy::index::SegmentId, String), OrdValues>>,
-    /// Facet -> its counts over the whole hub, and the segments they were
-    /// counted on.
+    /// Facet -> its counts over the whole hub, and the segments (with their
+    /// deleted counts) they were counted on.
     #[allow(clippy::type_complexity)]
     hub_facets: std::sync::Mutex<
-        HashMap<&'static str, (Vec<tantivy::index::SegmentId>, Vec<(String, u64)>)>,
+        HashMap<&'static str, (Vec<(tantivy::index::SegmentId, u32)>, Vec<(String, u64)>)>,
     >,
 }
 
@@ -579,10 +579,12 @@ impl TextIndex {
             let counts = if text.trim().is_empty() && rest.is_empty() {
                 // A facet over the whole hub: the same until the index
                 // changes, so counted once per set of segments.
+                // Deletes keep a segment's id: its deleted count (which
+                // only grows) tells the versions apart.
                 let segments: Vec<_> = searcher
                     .segment_readers()
                     .iter()
-                    .map(|r| r.segment_id())
+                    .map(|r| (r.segment_id(), r.num_deleted_docs()))
                     .collect();
                 let mut cache = self.hub_facets.lock().unwrap_or_else(|e| e.into_inner());
                 match cache.get(name.as_str()) {
@@ -1285,6 +1287,38 @@ mod tests {
             ..Default::default()
         };
         assert!(idx.search(&s, "translate", &bad, 10, false).is_err());
+    }
+
+    /// Whole-hub counts of a selected facet are cached, and a delete (which
+    /// keeps the segment's id) is seen.
+    #[test]
+    fn hub_facet_counts_follow_deletes() {
+        let idx = index(&[
+            card("a/x", Some("translation"), &["en"], "t"),
+            card("b/y", Some("translation"), &["de"], "t"),
+            card("c/z", Some("summarization"), &["en"], "t"),
+        ]);
+        let f = Filter {
+            task: FacetFilter::is("translation"),
+            ..Default::default()
+        };
+        let tasks = |idx: &TextIndex| {
+            let s = idx.searcher();
+            let q = idx.query("", &f).unwrap();
+            idx.disjunctive_facets(&s, &*q, "", &f).unwrap().1["task"].clone()
+        };
+        assert_eq!(tasks(&idx)[0], ("translation".to_string(), 2));
+        let mut w = idx.writer(32, 1).unwrap();
+        w.delete("b/y");
+        w.commit().unwrap();
+        idx.reload().unwrap();
+        assert_eq!(
+            tasks(&idx),
+            [
+                ("summarization".to_string(), 1),
+                ("translation".to_string(), 1)
+            ]
+        );
     }
 
     /// Shared IDF by hand: N = 1000; a word in 500 cards' text but 10
