@@ -23,7 +23,7 @@ pub enum Error {
     #[error("the page size (per_page, limit) must be between 1 and {max}")]
     InvalidLimit { max: usize },
     /// A page past the deepest result the engine ranks.
-    #[error("offset + page size must be at most {max}: refine the query")]
+    #[error("a query's results end at result {max}: refine the query")]
     PageTooDeep { max: usize },
     /// A filter value that cannot match anything sensible.
     #[error("{field} must be a number >= 0")]

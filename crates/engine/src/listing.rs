@@ -128,7 +128,7 @@ impl Engine {
             };
             let order = self.rank(&policy, &cands, Group::Model, 0);
             let page = page_of(&order, offset, limit);
-            let hits = self.hits(&searcher, &found, page, offset + 1)?;
+            let hits = self.hits(&searcher, &found, page, offset.saturating_add(1))?;
             let served = Served {
                 query: "",
                 mode: "listing",
@@ -136,7 +136,17 @@ impl Engine {
                 seed: 0,
                 order: &order,
             };
-            page_id = Some(self.record(&found, &cands, page, offset + 1, &hits, &served)?);
+            // A page wholly past the fair-ranked candidates ranked nobody.
+            if !page.is_empty() {
+                page_id = Some(self.record(
+                    &found,
+                    &cands,
+                    page,
+                    offset.saturating_add(1),
+                    &hits,
+                    &served,
+                )?);
+            }
             let mut hits = hits;
             // Past the ranked candidates the listing goes on by downloads:
             // no wall at the candidate depth.
@@ -161,7 +171,10 @@ impl Engine {
                     },
                 })
                 .collect();
-            (self.hits(&searcher, &found, &order, offset + 1)?, total)
+            (
+                self.hits(&searcher, &found, &order, offset.saturating_add(1))?,
+                total,
+            )
         };
         Ok(SearchResponse {
             query: String::new(),
@@ -272,7 +285,7 @@ impl Engine {
                 },
             })
             .collect();
-        self.hits(searcher, &found, &order, from + 1)
+        self.hits(searcher, &found, &order, from.saturating_add(1))
     }
 
     pub(crate) fn listed(

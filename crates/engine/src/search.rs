@@ -67,8 +67,10 @@ impl Engine {
         if limit == 0 || limit > max {
             return Err(Error::InvalidLimit { max });
         }
+        // The last page may end past the depth (it is cut there); a page
+        // that starts past it is refused.
         if let Some(depth) = depth {
-            if offset.checked_add(limit).is_none_or(|end| end > depth) {
+            if offset >= depth {
                 return Err(Error::PageTooDeep { max: depth });
             }
         }
@@ -123,12 +125,14 @@ impl Engine {
             req.seed.unwrap_or(0),
         );
         let page = page_of(&order, req.offset, req.limit);
-        let mut hits = self.hits(&searcher, &retrieved.found, page, req.offset + 1)?;
+        let first_rank = req.offset.saturating_add(1);
+        let mut hits = self.hits(&searcher, &retrieved.found, page, first_rank)?;
         let browsing = req.query.trim().is_empty();
         let ranked_hits = hits.len();
         let unknown_words = self.text_index().unknown_words(&searcher, &req.query)?;
         let mut page_id = None;
-        if req.record && !req.is_abandoned() {
+        // A browsing page wholly past the ranked candidates ranked nobody.
+        if req.record && !req.is_abandoned() && !page.is_empty() {
             let seen = req.exposed.unwrap_or(page.len()).min(page.len());
             let served = Served {
                 query: &req.query,
@@ -141,7 +145,7 @@ impl Engine {
                 &retrieved.found,
                 &cands,
                 &page[..seen],
-                req.offset + 1,
+                first_rank,
                 &hits[..seen],
                 &served,
             )?);

@@ -151,7 +151,14 @@ impl SegmentCollector for FlatFacetSegment {
     type Fruit = SegmentCounts;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
+        // A document's ordinals are sorted but may repeat (a card listing a
+        // language twice): it counts once per value.
+        let mut last = None;
         for ord in self.ords.values_for_doc(doc) {
+            if last == Some(ord) {
+                continue;
+            }
+            last = Some(ord);
             if let Some(c) = self.counts.get_mut(ord as usize) {
                 *c += 1;
             }

@@ -207,7 +207,8 @@ impl Fields {
         d.add_u64(self.downloads, card.downloads);
         d.add_u64(self.likes, card.likes);
         d.add_u64(self.paid_calls, card.paid_calls);
-        d.add_f64(self.price, card.price_usd.unwrap_or(0.0));
+        // `+ 0.0` stores -0 as 0 (it would sort below free models).
+        d.add_f64(self.price, card.price_usd.unwrap_or(0.0) + 0.0);
         let t = |s: &Option<String>| s.as_deref().and_then(unix_seconds).unwrap_or(0);
         d.add_i64(self.last_modified, t(&card.last_modified));
         d.add_i64(self.created_at, t(&card.created_at));

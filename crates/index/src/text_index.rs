@@ -262,7 +262,14 @@ impl TextIndex {
                 *df = searcher.doc_freq(&Term::from_field_text(*field, t))?;
             }
             let known = dfs.iter().any(|d| *d > 0);
-            let shared = shared_idf_factors(searcher.num_docs(), &dfs, self.boosts.shared_idf);
+            // The document count BM25 itself uses (deleted documents are
+            // still in the frequencies until a merge).
+            let total: u64 = searcher
+                .segment_readers()
+                .iter()
+                .map(|r| u64::from(r.max_doc()))
+                .sum();
+            let shared = shared_idf_factors(total, &dfs, self.boosts.shared_idf);
             let term_q = |field, t: &str, boost| {
                 let q = TermQuery::new(
                     Term::from_field_text(field, t),
@@ -434,8 +441,9 @@ impl TextIndex {
         }
         let f = &self.fields;
         let ranges = [
+            // `+ 0.0` makes -0 a 0: its term would sort below free models.
             range(&filter.price, "price", f64::is_finite, |v| {
-                Term::from_field_f64(f.price, v)
+                Term::from_field_f64(f.price, v + 0.0)
             })?,
             range(
                 &filter.downloads,
@@ -972,8 +980,9 @@ fn shared_idf_factors(num_docs: u64, dfs: &[u64; 8], alpha: f32) -> [f32; 8] {
     }
     let shared = idf(max_df);
     for (o, df) in out.iter_mut().zip(dfs) {
-        if *df > 0 {
-            *o = (shared / idf(*df)).clamp(0.0, 1.0).powf(alpha);
+        let own = idf(*df);
+        if *df > 0 && own > 0.0 && shared > 0.0 {
+            *o = (shared / own).clamp(0.0, 1.0).powf(alpha);
         }
     }
     out
@@ -1308,6 +1317,13 @@ mod tests {
             idx.disjunctive_facets(&s, &*q, "", &f).unwrap().1["task"].clone()
         };
         assert_eq!(tasks(&idx)[0], ("translation".to_string(), 2));
+        // A card listing a value twice counts once.
+        let twice = index(&[card("d/w", None, &["en", "en"], "t")]);
+        let s = twice.searcher();
+        assert_eq!(
+            twice.facet_counts(&s, &AllQuery, 5).unwrap()["language"],
+            [("en".to_string(), 1)]
+        );
         let mut w = idx.writer(32, 1).unwrap();
         w.delete("b/y");
         w.commit().unwrap();

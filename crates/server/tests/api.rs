@@ -512,7 +512,7 @@ async fn deep_cursors_and_pages_are_bounded() {
         let (s, v) = get(&h, uri).await;
         assert_eq!(
             (s, v["error"]["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("page_too_deep")),
+            (StatusCode::BAD_REQUEST, Some("invalid_page")),
             "{uri}"
         );
     }
@@ -1128,12 +1128,34 @@ async fn browsing_pages_past_the_candidates_and_semantic_ratio() {
     dedup.sort();
     dedup.dedup();
     assert_eq!((seen.len(), dedup.len()), (7, 7), "{seen:?}");
-    // A query keeps its depth.
-    let (s, v) = get(&h, "/v1/search?q=german&per_page=2&page=2").await;
+    // A query keeps its depth: the last page is cut there and names no
+    // next page, a page past it is refused.
+    let (s, v) = get(
+        &h,
+        "/v1/search?q=bert+german+model+english&per_page=2&facets=true&page=2",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(ids(&v, "hits").len(), 1, "cut at the depth (3): {v}");
+    assert!(v["next_page"].is_null(), "{v}");
+    let (s, v) = get(&h, "/v1/search?q=german&per_page=2&page=3").await;
     assert_eq!(
         (s.as_u16(), v["error"]["code"].as_str()),
         (400, Some("page_too_deep"))
     );
+    // Browsing pages past the candidates record nothing; absurd pages are
+    // refused; -0 is a price of 0.
+    let (_, v) = get(&h, "/v1/search?per_page=2&page=4").await;
+    assert!(v["page_id"].is_null() && !ids(&v, "hits").is_empty(), "{v}");
+    let (s, v) = get(&h, "/v1/search?page=18446744073709551615").await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (400, Some("invalid_page"))
+    );
+    let (_, v) = get(&h, "/v1/search?max_price=-0&per_page=100").await;
+    let (_, zero) = get(&h, "/v1/search?max_price=0&per_page=100").await;
+    assert!(zero["total"].as_u64().unwrap() > 0, "{zero}");
+    assert_eq!(ids(&v, "hits"), ids(&zero, "hits"), "-0 is 0");
     let (s, v) = get(
         &h,
         "/v1/search?per_page=3&q=german+speech&semantic_ratio=0.7",

@@ -146,7 +146,10 @@ pub(crate) fn paging(
         return Err(ApiError::new(Code::InvalidPage, "page starts at 1"));
     }
     // The engine checks the page against its limits.
-    Ok((page, per_page, (page - 1).saturating_mul(per_page)))
+    let offset = (page - 1)
+        .checked_mul(per_page)
+        .ok_or_else(|| ApiError::new(Code::InvalidPage, "page is past any result"))?;
+    Ok((page, per_page, offset))
 }
 
 /// The next page's number, when there is one.
@@ -215,8 +218,15 @@ pub async fn search(
         exposed: None,
         abandoned: Some(abandoned.0.clone()),
     };
+    let words = !req.query.trim().is_empty();
     let resp = state.run_search(move |e| e.search(&req)).await?;
-    let next = next_page(page, offset, resp.hits.len(), resp.total);
+    // A query's results end at the ranked depth; browsing has none.
+    let end = if words {
+        resp.total.min(state.engine.config().search.candidates)
+    } else {
+        resp.total
+    };
+    let next = next_page(page, offset, resp.hits.len(), end);
     Ok(Json(SearchPage {
         query: resp.query,
         mode: resp.mode.as_str().to_string(),
