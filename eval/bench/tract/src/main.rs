@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tract_onnx::prelude::*;
 
-fn model(path: &str, batch: usize, len: usize) -> TractResult<TypedRunnableModel<TypedModel>> {
+fn model(path: &str, batch: usize, len: usize) -> TractResult<std::sync::Arc<TypedRunnableModel>> {
     let fact = || InferenceFact::dt_shape(i64::datum_type(), tvec!(batch, len));
     tract_onnx::onnx()
         .model_for_path(path)?
@@ -43,16 +43,23 @@ fn inputs(ids: &[Vec<u32>], batch: usize, len: usize) -> TVec<TValue> {
 }
 
 fn main() -> TractResult<()> {
-    let graph = std::env::args().nth(1).expect("path of the plain ONNX graph");
+    let graph = std::env::args()
+        .nth(1)
+        .expect("path of the plain ONNX graph");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
     let tok = tokenizers::Tokenizer::from_file(root.join("models/all-MiniLM-L6-v2/tokenizer.json"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let encode = |s: &str| tok.encode(s, true).map(|e| e.get_ids().to_vec()).unwrap_or_default();
+    let encode = |s: &str| {
+        tok.encode(s, true)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_default()
+    };
     // Queries.
-    let queries: Vec<String> = std::fs::read_to_string(root.join("../shared/eval/dev/queries.tsv"))?
-        .lines()
-        .filter_map(|l| l.split_once('\t').map(|(_, q)| q.to_string()))
-        .collect();
+    let queries: Vec<String> =
+        std::fs::read_to_string(root.join("../shared/eval/dev/queries.tsv"))?
+            .lines()
+            .filter_map(|l| l.split_once('\t').map(|(_, q)| q.to_string()))
+            .collect();
     let q = model(&graph, 1, 16)?;
     let mut lat = Vec::new();
     for rep in 0..5 {
@@ -66,7 +73,11 @@ fn main() -> TractResult<()> {
     }
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
-    println!("tract query embedding (16 tokens, 1 thread): p50 {:.2} ms, p99 {:.2} ms", pct(0.5), pct(0.99));
+    println!(
+        "tract query embedding (16 tokens, 1 thread): p50 {:.2} ms, p99 {:.2} ms",
+        pct(0.5),
+        pct(0.99)
+    );
     // Cards.
     let file = std::fs::File::open(root.join("../shared/data/hf_models_2022.jsonl.gz"))?;
     let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
@@ -76,7 +87,10 @@ fn main() -> TractResult<()> {
             continue;
         }
         let c: serde_json::Value = serde_json::from_str(&line?)?;
-        let mut t = c["id"].as_str().unwrap_or("").replace(['/', '-', '_', '.'], " ");
+        let mut t = c["id"]
+            .as_str()
+            .unwrap_or("")
+            .replace(['/', '-', '_', '.'], " ");
         if let Some(task) = c["task"].as_str() {
             t += &format!(". {}", task.replace('-', " "));
         }
