@@ -11,7 +11,7 @@ use crate::retrieve::Found;
 use crate::search::{page_of, SearchResponse, Served};
 
 /// How a listing is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ListingSort {
     /// Most downloaded (and called) first.
@@ -160,17 +160,7 @@ impl Engine {
                     .top_by_field(&searcher, filter, field, desc, offset, limit)?
             };
             let found = self.listed(&searcher, &addrs, false)?;
-            let order: Vec<Ranked> = (0..found.len())
-                .map(|index| Ranked {
-                    index,
-                    parts: ScoreParts {
-                        relevance: 1.0,
-                        boost: 1.0,
-                        final_score: 1.0,
-                        ..Default::default()
-                    },
-                })
-                .collect();
+            let order = in_listed_order(found.len());
             (
                 self.hits(&searcher, &found, &order, offset.saturating_add(1))?,
                 total,
@@ -274,17 +264,7 @@ impl Engine {
             end - from,
         )?;
         let found = self.listed(searcher, &addrs, false)?;
-        let order: Vec<Ranked> = (0..found.len())
-            .map(|index| Ranked {
-                index,
-                parts: ScoreParts {
-                    relevance: 1.0,
-                    boost: 1.0,
-                    final_score: 1.0,
-                    ..Default::default()
-                },
-            })
-            .collect();
+        let order = in_listed_order(found.len());
         self.hits(searcher, &found, &order, from.saturating_add(1))
     }
 
@@ -305,4 +285,20 @@ impl Engine {
             .map(|(a, f)| Found::listed(*a, f))
             .collect())
     }
+}
+
+/// `n` listed cards in the order they were listed, each with relevance 1
+/// and no boost.
+fn in_listed_order(n: usize) -> Vec<Ranked> {
+    (0..n)
+        .map(|index| Ranked {
+            index,
+            parts: ScoreParts {
+                relevance: 1.0,
+                boost: 1.0,
+                final_score: 1.0,
+                ..Default::default()
+            },
+        })
+        .collect()
 }

@@ -152,6 +152,13 @@ pub(crate) fn paging(
     Ok((page, per_page, offset))
 }
 
+/// A page's hits as the API shows them.
+fn hit_dtos(hits: Vec<hubsearch_core::Hit>, explain: bool) -> Vec<HitDto> {
+    hits.into_iter()
+        .map(|h| HitDto::from_hit(h, explain))
+        .collect()
+}
+
 /// The next page's number, when there is one.
 fn next_page(page: usize, offset: usize, got: usize, total: usize) -> Option<usize> {
     (got > 0 && offset.saturating_add(got) < total).then_some(page + 1)
@@ -240,11 +247,7 @@ pub async fn search(
         page_id: resp.page_id,
         unknown_words: resp.unknown_words,
         took_ms: resp.took_ms,
-        hits: resp
-            .hits
-            .into_iter()
-            .map(|h| HitDto::from_hit(h, explain))
-            .collect(),
+        hits: hit_dtos(resp.hits, explain),
         facets: resp
             .facets
             .into_iter()
@@ -294,11 +297,7 @@ pub async fn similar(
     Ok(Json(SimilarPage {
         model: resp.query,
         took_ms: resp.took_ms,
-        hits: resp
-            .hits
-            .into_iter()
-            .map(|h| HitDto::from_hit(h, explain))
-            .collect(),
+        hits: hit_dtos(resp.hits, explain),
     }))
 }
 
@@ -309,7 +308,7 @@ pub async fn similar(
 pub struct ListingParams {
     /// trending (default; most downloaded), calls, newest, price, likes,
     /// updated or fair.
-    #[param(inline, value_type = Option<ListingSortName>)]
+    #[param(inline, value_type = Option<ListingSort>)]
     pub sort: Option<String>,
     /// 1-based page number.
     #[param(minimum = 1)]
@@ -319,21 +318,6 @@ pub struct ListingParams {
     pub per_page: Option<usize>,
     /// Add every score part to each hit.
     pub explain: Option<bool>,
-}
-
-/// Listing orders.
-#[derive(ToSchema)]
-#[schema(as = ListingSort)]
-#[allow(dead_code)]
-#[serde(rename_all = "lowercase")]
-pub enum ListingSortName {
-    Trending,
-    Calls,
-    Newest,
-    Price,
-    Likes,
-    Updated,
-    Fair,
 }
 
 /// Ranked browsing without a query: `ETag` and `Cache-Control` (a fair
@@ -369,11 +353,7 @@ pub async fn listings(
         per_page,
         next_page: next,
         total: resp.total,
-        hits: resp
-            .hits
-            .into_iter()
-            .map(|h| HitDto::from_hit(h, explain))
-            .collect(),
+        hits: hit_dtos(resp.hits, explain),
     };
     let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let mut out = (
