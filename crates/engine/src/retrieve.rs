@@ -139,10 +139,7 @@ impl Engine {
                 .collect();
             out.total = total;
             if req.facets {
-                let query = text.query("", &req.filter)?;
-                out.facets = text
-                    .disjunctive_facets(searcher, &*query, "", &req.filter)?
-                    .1;
+                out.facets = text.disjunctive_facets(searcher, "", &req.filter)?.1;
             }
             return Ok(());
         }

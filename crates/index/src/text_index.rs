@@ -209,14 +209,30 @@ impl TextIndex {
     /// The query for `text` and `filter`. An empty `text` matches every card
     /// that passes the filter (a listing).
     pub fn query(&self, text: &str, filter: &Filter) -> Result<Box<dyn Query>> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        if !text.trim().is_empty() {
-            let text_q = self.text_query(&self.searcher(), text)?;
-            match text_q {
-                Some(q) => clauses.push((Occur::Must, q)),
-                None => return Ok(Box::new(EmptyQuery)),
-            }
+        let text_q = self.text_part(text)?;
+        self.with_filter(text_q, filter)
+    }
+
+    /// The scored part of [`TextIndex::query`]: `None` for a blank text
+    /// (a listing), a query matching nothing when the text has no words.
+    fn text_part(&self, text: &str) -> Result<Option<Box<dyn Query>>> {
+        if text.trim().is_empty() {
+            return Ok(None);
         }
+        Ok(Some(
+            self.text_query(&self.searcher(), text)?
+                .unwrap_or_else(|| Box::new(EmptyQuery)),
+        ))
+    }
+
+    /// `text_q` (required) within `filter` (zero-scored clauses).
+    fn with_filter(
+        &self,
+        text_q: Option<Box<dyn Query>>,
+        filter: &Filter,
+    ) -> Result<Box<dyn Query>> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        clauses.extend(text_q.map(|q| (Occur::Must, q)));
         for (occur, q) in self.filter_queries(filter)? {
             clauses.push((occur, Box::new(ConstScoreQuery::new(q, 0.0))));
         }
@@ -498,8 +514,8 @@ impl TextIndex {
         limit: usize,
         with_facets: bool,
     ) -> Result<TextResults> {
-        let query = self.query(text, filter)?;
         if !with_facets {
+            let query = self.query(text, filter)?;
             // Top-k only: lets tantivy skip blocks that cannot make the top k.
             let top = TopDocs::with_limit(limit.max(1)).order_by_score();
             let hits: Vec<TextHit> = searcher
@@ -517,7 +533,7 @@ impl TextIndex {
         // block skipping: every match is counted anyway), one more per
         // selected facet.
         let top = TopDocs::with_limit(limit.max(1));
-        let (hits, total, facets) = self.counted(searcher, &*query, text, filter, Some(top))?;
+        let (hits, total, facets) = self.counted(searcher, text, filter, Some(top))?;
         let hits = hits
             .into_iter()
             .map(|(score, addr)| TextHit { addr, score })
@@ -538,11 +554,10 @@ impl TextIndex {
     pub fn disjunctive_facets(
         &self,
         searcher: &Searcher,
-        query: &dyn Query,
         text: &str,
         filter: &Filter,
     ) -> Result<(usize, FacetCounts)> {
-        let (_, total, facets) = self.counted(searcher, query, text, filter, None)?;
+        let (_, total, facets) = self.counted(searcher, text, filter, None)?;
         Ok((total, facets))
     }
 
@@ -551,11 +566,15 @@ impl TextIndex {
     fn counted(
         &self,
         searcher: &Searcher,
-        query: &dyn Query,
         text: &str,
         filter: &Filter,
         top: Option<TopDocs>,
     ) -> Result<Counted> {
+        // The text's query is built once (its words' document frequencies
+        // are read once) and shared by every pass.
+        let text_q = self.text_part(text)?;
+        let within = |f: &Filter| self.with_filter(text_q.as_ref().map(|q| q.box_clone()), f);
+        let query = within(filter)?;
         let collector = |name: &str| -> Result<FlatFacetCounts> {
             let field = format!("f_{name}");
             let values = self.facet_values(searcher, &field)?;
@@ -573,7 +592,7 @@ impl TextIndex {
                 selected.push(name);
             }
         }
-        let mut fruits = searcher.search(query, &multi)?;
+        let mut fruits = searcher.search(&*query, &multi)?;
         let total = count_handle.extract(&mut fruits);
         let hits = top_handle
             .map(|h| h.extract(&mut fruits))
@@ -604,8 +623,7 @@ impl TextIndex {
                     }
                 }
             } else {
-                let q = self.query(text, &rest)?;
-                searcher.search(&q, &collector(name.as_str())?)?
+                searcher.search(&*within(&rest)?, &collector(name.as_str())?)?
             };
             facets.insert(name.as_str().to_string(), counts);
         }
@@ -1313,8 +1331,7 @@ mod tests {
         };
         let tasks = |idx: &TextIndex| {
             let s = idx.searcher();
-            let q = idx.query("", &f).unwrap();
-            idx.disjunctive_facets(&s, &*q, "", &f).unwrap().1["task"].clone()
+            idx.disjunctive_facets(&s, "", &f).unwrap().1["task"].clone()
         };
         assert_eq!(tasks(&idx)[0], ("translation".to_string(), 2));
         // A card listing a value twice counts once.
