@@ -37,6 +37,11 @@ for set in dev natural-dev navigational; do
     "$BIN" --index "$INDEX" eval --queries "${Q[$set]}/queries.tsv" --qrels "${Q[$set]}/qrels.txt" \
       --mode "$mode" --json "$OUT/$set-hubsearch-$mode.json" > /dev/null
   done
+  for mode in text hybrid; do
+    echo "hubsearch $mode with dismax scoring on $set..." >&2
+    "$BIN" --index "$INDEX" --config eval/relevance/dismax.toml eval --queries "${Q[$set]}/queries.tsv" \
+      --qrels "${Q[$set]}/qrels.txt" --mode "$mode" --json "$OUT/$set-dismax-$mode.json" > /dev/null
+  done
   for peer in tantivy-py bm25s; do
     "$BIN" --index "$INDEX" eval --queries "${Q[$set]}/queries.tsv" --qrels "${Q[$set]}/qrels.txt" \
       --score-run "$WORK/peers/$peer.$set.run" --json "$OUT/$set-$peer.json" > /dev/null

@@ -110,6 +110,18 @@ choice! {
 }
 
 choice! {
+    /// How a query word is scored over the card's text fields
+    /// (docs/retrieval.md, BM25F).
+    pub enum WordScoring ("scoring") {
+        /// One BM25F score per word: weighted term frequencies pooled
+        /// across fields, one IDF.
+        Bm25f => "bm25f",
+        /// Per-field BM25, the best field plus a share of the others.
+        DisMax => "dismax",
+    }
+}
+
+choice! {
     /// A ranking policy (docs/ranking.md, Policies).
     pub enum PolicyKind ("policy") {
         Relevance => "relevance",

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::choice::{
     AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Impact, Mode, PolicyKind,
-    Rounds,
+    Rounds, WordScoring,
 };
 use crate::error::{Error, Result};
 
@@ -241,8 +241,12 @@ pub struct SearchConfig {
     pub rrf_k: f64,
     /// Weight of the vector side in weighted fusion (text gets 1 - this).
     pub vector_weight: f64,
+    /// How a query word is scored over the text fields: bm25f or dismax
+    /// (docs/retrieval.md, BM25F).
+    pub scoring: WordScoring,
     /// BM25 field boosts (see config/hubsearch.toml).
     pub boost_id: f32,
+    pub boost_id_stem: f32,
     pub boost_task: f32,
     pub boost_languages: f32,
     pub boost_tags: f32,
@@ -250,6 +254,9 @@ pub struct SearchConfig {
     pub boost_architectures: f32,
     pub boost_description: f32,
     pub boost_card_text: f32,
+    /// Boost of the exact phrase of the query's words in the id (names
+    /// first, docs/retrieval.md).
+    pub boost_phrase: f32,
     /// Exponent of the shared-IDF factors on the field boosts
     /// (docs/retrieval.md, Shared IDF): 0 = each field's own IDF, 1 = the
     /// word's IDF where it is most common.
@@ -268,14 +275,17 @@ impl Default for SearchConfig {
             fusion: Fusion::Cosine,
             rrf_k: 60.0,
             vector_weight: 0.35,
+            scoring: WordScoring::Bm25f,
             boost_id: 1.0,
-            boost_task: 4.3,
-            boost_languages: 1.3,
+            boost_id_stem: 1.1,
+            boost_task: 13.0,
+            boost_languages: 8.0,
             boost_tags: 1.2,
             boost_datasets: 1.0,
             boost_architectures: 0.25,
-            boost_description: 1.0,
-            boost_card_text: 1.7,
+            boost_description: 0.75,
+            boost_card_text: 0.85,
+            boost_phrase: 0.25,
             shared_idf: 0.75,
         }
     }
@@ -404,6 +414,7 @@ impl Config {
         let s = &self.search;
         for (k, v) in [
             ("boost_id", s.boost_id),
+            ("boost_id_stem", s.boost_id_stem),
             ("boost_task", s.boost_task),
             ("boost_languages", s.boost_languages),
             ("boost_tags", s.boost_tags),
@@ -411,6 +422,7 @@ impl Config {
             ("boost_architectures", s.boost_architectures),
             ("boost_description", s.boost_description),
             ("boost_card_text", s.boost_card_text),
+            ("boost_phrase", s.boost_phrase),
             ("shared_idf", s.shared_idf),
         ] {
             if !(v.is_finite() && v >= 0.0) {

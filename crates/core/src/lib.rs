@@ -24,7 +24,7 @@ pub mod record;
 pub use card::ModelCard;
 pub use choice::{
     AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Impact, Mode, PolicyKind,
-    Rounds,
+    Rounds, WordScoring,
 };
 pub use config::Config;
 pub use error::{Error, Result};

@@ -282,6 +282,7 @@ fn boosts(c: &Config) -> Boosts {
     let s = &c.search;
     Boosts {
         id: s.boost_id,
+        id_stem: s.boost_id_stem,
         task: s.boost_task,
         languages: s.boost_languages,
         tags: s.boost_tags,
@@ -289,7 +290,9 @@ fn boosts(c: &Config) -> Boosts {
         architectures: s.boost_architectures,
         description: s.boost_description,
         card_text: s.boost_card_text,
+        phrase: s.boost_phrase,
         shared_idf: s.shared_idf,
+        scoring: s.scoring,
     }
 }
 

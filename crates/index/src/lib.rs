@@ -10,6 +10,7 @@
 //! per candidate (popularity, price, dates) without touching the doc store.
 
 pub mod analyzer;
+pub mod bm25f;
 pub mod embedder;
 pub mod error;
 pub mod facets;

@@ -7,6 +7,7 @@
 use hubsearch_core::card::{key_of, unix_seconds};
 use hubsearch_core::lang;
 use hubsearch_core::ModelCard;
+use hubsearch_core::WordScoring;
 use tantivy::schema::{
     Facet, FacetOptions, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST,
     INDEXED, STORED, STRING,
@@ -20,6 +21,9 @@ use crate::analyzer::{HUB_ID, HUB_TEXT};
 pub struct Fields {
     pub id: Field,
     pub id_text: Field,
+    /// The id's words stemmed like prose (`invoice-extraction` is found by
+    /// `invoices` and `extract`; docs/retrieval.md, Stemmed id words).
+    pub id_stem: Field,
     pub task: Field,
     pub tags: Field,
     pub languages: Field,
@@ -53,6 +57,7 @@ pub const FACETS: [&str; 5] = ["task", "library", "language", "license", "builde
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Boosts {
     pub id: f32,
+    pub id_stem: f32,
     pub task: f32,
     pub languages: f32,
     pub tags: f32,
@@ -60,9 +65,13 @@ pub struct Boosts {
     pub architectures: f32,
     pub description: f32,
     pub card_text: f32,
+    /// Boost of the exact phrase of the query's words in the id.
+    pub phrase: f32,
     /// Exponent of the shared-IDF factors (docs/retrieval.md, Shared IDF;
-    /// 0 = each field's own IDF).
+    /// 0 = each field's own IDF). `DisMax` scoring only.
     pub shared_idf: f32,
+    /// How a word is scored over the fields (docs/retrieval.md, BM25F).
+    pub scoring: WordScoring,
 }
 
 impl Default for Boosts {
@@ -70,23 +79,30 @@ impl Default for Boosts {
     fn default() -> Self {
         Boosts {
             id: 1.0,
-            task: 4.3,
-            languages: 1.3,
+            id_stem: 1.1,
+            task: 13.0,
+            languages: 8.0,
             tags: 1.2,
             datasets: 1.0,
             architectures: 0.25,
-            description: 1.0,
-            card_text: 1.7,
+            description: 0.75,
+            card_text: 0.85,
+            phrase: 0.25,
             shared_idf: 0.75,
+            scoring: WordScoring::Bm25f,
         }
     }
 }
 
+/// How many text fields a query word is searched in.
+pub const TEXT_FIELDS: usize = 9;
+
 /// Searchable text fields with their boosts and whether the id analyzer
 /// (unstemmed) applies.
-pub fn boosts(f: &Fields, b: &Boosts) -> [(Field, f32, bool); 8] {
+pub fn boosts(f: &Fields, b: &Boosts) -> [(Field, f32, bool); TEXT_FIELDS] {
     [
         (f.id_text, b.id, true),
+        (f.id_stem, b.id_stem, false),
         (f.task, b.task, false),
         (f.languages, b.languages, false),
         (f.tags, b.tags, false),
@@ -115,6 +131,7 @@ pub fn schema() -> (Schema, Fields) {
     let fields = Fields {
         id: b.add_text_field("id", STRING | STORED | FAST),
         id_text: b.add_text_field("id_text", text(HUB_ID, true)),
+        id_stem: b.add_text_field("id_stem", text(HUB_TEXT, false)),
         task: b.add_text_field("task", text(HUB_TEXT, false)),
         tags: b.add_text_field("tags", text(HUB_TEXT, false)),
         languages: b.add_text_field("languages", text(HUB_TEXT, false)),
@@ -160,8 +177,10 @@ impl Fields {
         let mut d = TantivyDocument::default();
         d.add_text(self.id, &card.id);
         d.add_text(self.id_text, &card.id);
+        d.add_text(self.id_stem, &card.id);
         if !card.id.ends_with(&card.name) {
             d.add_text(self.id_text, &card.name);
+            d.add_text(self.id_stem, &card.name);
         }
         if let Some(task) = &card.task {
             d.add_text(self.task, task);

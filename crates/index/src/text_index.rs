@@ -9,7 +9,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hubsearch_core::{lang, FacetFilter, FacetName, Filter, ModelCard, Range};
+use hubsearch_core::{lang, FacetFilter, FacetName, Filter, ModelCard, Range, WordScoring};
 use tantivy::collector::{Count, DocSetCollector, MultiCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
@@ -24,14 +24,13 @@ use tantivy::{
 };
 
 use crate::analyzer::{self, tokens};
+use crate::bm25f::Bm25fQuery;
 use crate::error::{Error, Result};
 use crate::facets::{ord_values, FlatFacetCounts, OrdValues};
-use crate::schema::{boosts, schema, Boosts, Fields, FACETS};
+use crate::schema::{boosts, schema, Boosts, Fields, FACETS, TEXT_FIELDS};
 
 /// Weight of a word's matches in fields other than its best one.
 const TIE_BREAKER: f32 = 0.3;
-/// Boost of an exact phrase of the query's words in the id.
-const PHRASE_BOOST: f32 = 2.0;
 /// Score of a word matched only as a prefix or within one edit
 /// (docs/retrieval.md, Prefixes and typos): about a fairly rare word's BM25
 /// in one field. Only words no card contains are matched so, so a
@@ -248,8 +247,9 @@ impl TextIndex {
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
-    /// BM25 over the boosted fields. Each query word scores by its best
-    /// field (a disjunction-max with a small tie-breaker), and the words' scores
+    /// BM25 over the weighted fields (docs/retrieval.md, Scoring). Each
+    /// query word scores once over all fields: by BM25F (`bm25f.rs`), or by
+    /// its best field with a small tie-breaker (dismax). The words' scores
     /// add up: a card that matches every word of the query beats one that
     /// matches two words in many fields. An exact phrase of the id's words
     /// scores extra.
@@ -272,7 +272,7 @@ impl TextIndex {
                 .next()
                 .unwrap_or_else(|| word.clone());
             let fields = boosts(&self.fields, &self.boosts);
-            let mut dfs = [0u64; 8];
+            let mut dfs = [0u64; TEXT_FIELDS];
             for (df, (field, _, is_id)) in dfs.iter_mut().zip(&fields) {
                 let t = if *is_id { word.as_str() } else { stem.as_str() };
                 *df = searcher.doc_freq(&Term::from_field_text(*field, t))?;
@@ -293,17 +293,39 @@ impl TextIndex {
                 );
                 Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>
             };
-            let mut disjuncts: Vec<Box<dyn Query>> = fields
-                .into_iter()
-                .zip(shared)
-                .map(|((field, boost, is_id), f)| {
-                    term_q(field, if is_id { word } else { &stem }, boost * f)
-                })
-                .collect();
             // A language name also matches its code in ids (`french` -> `opus-mt-en-fr`).
-            if let Some(code) = lang::language_code(word) {
-                disjuncts.push(term_q(self.fields.id_text, code, self.boosts.id));
-            }
+            let code = lang::language_code(word);
+            let mut disjuncts: Vec<Box<dyn Query>> = match self.boosts.scoring {
+                WordScoring::Bm25f => {
+                    let mut terms: Vec<(Term, f32)> = fields
+                        .iter()
+                        .map(|(field, boost, is_id)| {
+                            let t = if *is_id { word.as_str() } else { stem.as_str() };
+                            (Term::from_field_text(*field, t), *boost)
+                        })
+                        .collect();
+                    if let Some(code) = code {
+                        terms.push((
+                            Term::from_field_text(self.fields.id_text, code),
+                            self.boosts.id,
+                        ));
+                    }
+                    vec![Box::new(Bm25fQuery::new(terms))]
+                }
+                WordScoring::DisMax => {
+                    let mut d: Vec<Box<dyn Query>> = fields
+                        .into_iter()
+                        .zip(shared)
+                        .map(|((field, boost, is_id), f)| {
+                            term_q(field, if is_id { word } else { &stem }, boost * f)
+                        })
+                        .collect();
+                    if let Some(code) = code {
+                        d.push(term_q(self.fields.id_text, code, self.boosts.id));
+                    }
+                    d
+                }
+            };
             // A word no card contains: the last one may be a prefix being
             // typed, one of 5+ letters may be misspelt. Both score a small
             // constant, below any exact match of a word.
@@ -332,13 +354,15 @@ impl TextIndex {
                     }
                 }
             }
-            should.push((
-                Occur::Should,
+            let word_query: Box<dyn Query> = if disjuncts.len() == 1 {
+                disjuncts.pop().expect("one")
+            } else {
                 Box::new(DisjunctionMaxQuery::with_tie_breaker(
                     disjuncts,
                     TIE_BREAKER,
-                )),
-            ));
+                ))
+            };
+            should.push((Occur::Should, word_query));
         }
         if raw.len() >= 2 {
             let terms: Vec<Term> = raw
@@ -361,7 +385,7 @@ impl TextIndex {
             };
             should.push((
                 Occur::Should,
-                Box::new(BoostQuery::new(phrase, PHRASE_BOOST)),
+                Box::new(BoostQuery::new(phrase, self.boosts.phrase)),
             ));
         }
         Ok(Some(Box::new(BooleanQuery::new(should))))
@@ -985,8 +1009,8 @@ type Counted = (Vec<(tantivy::Score, DocAddress)>, usize, FacetCounts);
 /// bound of how common it is in the whole card), over the field's own.
 /// A word rare in a boosted field but common across cards then weighs what
 /// it tells; `alpha = 0` is per-field IDF (factors 1).
-fn shared_idf_factors(num_docs: u64, dfs: &[u64; 8], alpha: f32) -> [f32; 8] {
-    let mut out = [1.0f32; 8];
+fn shared_idf_factors(num_docs: u64, dfs: &[u64; TEXT_FIELDS], alpha: f32) -> [f32; TEXT_FIELDS] {
+    let mut out = [1.0f32; TEXT_FIELDS];
     if alpha == 0.0 {
         return out;
     }
@@ -1118,6 +1142,49 @@ mod tests {
             .iter()
             .map(|h| idx.card(&s, h.addr).unwrap().id)
             .collect()
+    }
+
+    /// The failure pattern BM25F and stemmed id words address: the word
+    /// that carries the intent (`invoices`) is only in one card's id, in
+    /// another form (`invoice`), while the common words match the heavily
+    /// weighted task field of many cards (`extract` is an alias of
+    /// question answering, `extractive`) and their descriptions.
+    #[test]
+    fn a_rare_word_in_the_id_beats_common_words_in_boosted_fields() {
+        let mut cards: Vec<ModelCard> = (0..30)
+            .map(|i| {
+                card(
+                    &format!("lab{i}/squad-model-{i}"),
+                    Some("question-answering"),
+                    &["en"],
+                    "extract answers from a context, dates and amounts too",
+                )
+            })
+            .collect();
+        cards.extend((0..30).map(|i| {
+            card(
+                &format!("lab{i}/tagger-{i}"),
+                Some("token-classification"),
+                &["en"],
+                "tags people and places",
+            )
+        }));
+        cards.push(card(
+            "someone/invoice-extraction",
+            Some("token-classification"),
+            &[],
+            "",
+        ));
+        let idx = index(&cards);
+        let top = ids(
+            &idx,
+            "extract dates and amounts from invoices",
+            &Filter::default(),
+        );
+        assert_eq!(top[0], "someone/invoice-extraction", "{top:?}");
+        // `extraction` is found by `extract` too, the stems agree.
+        let top = ids(&idx, "invoice extract", &Filter::default());
+        assert_eq!(top[0], "someone/invoice-extraction", "{top:?}");
     }
 
     #[test]
@@ -1359,19 +1426,19 @@ mod tests {
     #[test]
     fn shared_idf_by_hand() {
         let idf = |df: f32| (1.0f32 + (1000.0 - df + 0.5) / (df + 0.5)).ln();
-        let mut dfs = [0u64; 8];
-        dfs[1] = 10; // task
-        dfs[7] = 500; // card text
+        let mut dfs = [0u64; TEXT_FIELDS];
+        dfs[2] = 10; // task
+        dfs[8] = 500; // card text
         let f = shared_idf_factors(1000, &dfs, 1.0);
-        assert!((f[1] - idf(500.0) / idf(10.0)).abs() < 1e-6, "{f:?}");
-        assert_eq!(f[7], 1.0);
+        assert!((f[2] - idf(500.0) / idf(10.0)).abs() < 1e-6, "{f:?}");
+        assert_eq!(f[8], 1.0);
         assert_eq!(f[0], 1.0, "a field without the word keeps its boost");
         let half = shared_idf_factors(1000, &dfs, 0.5);
-        assert!((half[1] - f[1].sqrt()).abs() < 1e-6);
-        assert_eq!(shared_idf_factors(1000, &dfs, 0.0), [1.0; 8]);
+        assert!((half[2] - f[2].sqrt()).abs() < 1e-6);
+        assert_eq!(shared_idf_factors(1000, &dfs, 0.0), [1.0; TEXT_FIELDS]);
         // The rare word in the card text now beats a common one in the task
         // field at equal term frequency: the point of sharing.
-        assert!(idf(500.0) * 4.3 * f[1] < idf(500.0) * 4.3);
+        assert!(idf(500.0) * 4.3 * f[2] < idf(500.0) * 4.3);
     }
 
     /// Facet counts add up across segments (values merged by name) and

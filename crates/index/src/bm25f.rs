@@ -1,0 +1,382 @@
+//! BM25F: one query word scored over several weighted fields at once
+//! (docs/retrieval.md, BM25F; Robertson & Zaragoza 2009, "The Probabilistic
+//! Relevance Framework: BM25 and Beyond", §3.4).
+//!
+//! Per-field BM25 saturates each field's term frequency apart and adds (or
+//! takes the best of) the field scores, so a field boost multiplies the
+//! score: a common word in a heavily boosted short field (the task) can
+//! outweigh the one rare word that carries the intent. BM25F pools first:
+//!
+//! ```text
+//! tf~(w, d) = sum_f  weight_f * tf_f(w, d) / (1 - b + b * len_f(d) / avglen_f)
+//! score     = idf(w) * (k1 + 1) * tf~ / (k1 + tf~)
+//! ```
+//!
+//! so a word's score is bounded by `idf(w) * (k1 + 1)` whatever fields it is
+//! in: field weights decide how fast evidence saturates, the word's rarity
+//! how much it can count. One IDF per word: its document frequency over the
+//! whole card is estimated by the largest per-field frequency (the best lower
+//! bound the per-field statistics give; Lucene's `CombinedFieldQuery` does
+//! the same). Several terms may share a field (a language name matches its
+//! code in the id): their frequencies add up there.
+
+use std::sync::Arc;
+
+use tantivy::fieldnorm::FieldNormReader;
+use tantivy::postings::{Postings, SegmentPostings};
+use tantivy::query::{
+    Bm25StatisticsProvider, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight,
+};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, Term, TERMINATED};
+
+/// BM25's term-frequency saturation (tantivy's and Lucene's default).
+pub const K1: Score = 1.2;
+/// BM25's length normalisation, the same for every field (tantivy's default).
+pub const B: Score = 0.75;
+
+/// One word, searched as `(term, field weight)` pairs (each term names its
+/// field), scored by BM25F.
+#[derive(Clone, Debug)]
+pub struct Bm25fQuery {
+    terms: Vec<(Term, Score)>,
+}
+
+impl Bm25fQuery {
+    /// A word as terms with their field weights. Terms of weight 0 are
+    /// dropped; a query without terms matches nothing.
+    pub fn new(terms: Vec<(Term, Score)>) -> Bm25fQuery {
+        Bm25fQuery {
+            terms: terms.into_iter().filter(|(_, w)| *w > 0.0).collect(),
+        }
+    }
+}
+
+/// The statistics of one term of the word.
+#[derive(Clone, Debug)]
+struct TermStats {
+    term: Term,
+    weight: Score,
+    /// `1 - b + b * len / avglen` per fieldnorm id, times `1 / weight`
+    /// folded in at scoring.
+    norms: Arc<[Score; 256]>,
+}
+
+struct Bm25fWeight {
+    terms: Vec<TermStats>,
+    /// `idf * (k1 + 1)`.
+    scale: Score,
+    idf: Score,
+    doc_freq: u64,
+    num_docs: u64,
+}
+
+/// The IDF BM25 uses: `ln(1 + (N - n + 0.5) / (n + 0.5))`.
+pub fn idf(doc_freq: u64, num_docs: u64) -> Score {
+    let n = num_docs.max(doc_freq) as Score;
+    let df = doc_freq as Score;
+    ((n - df + 0.5) / (df + 0.5)).ln_1p()
+}
+
+fn norm_table(average: Score) -> Arc<[Score; 256]> {
+    let mut t = [1.0; 256];
+    if average > 0.0 {
+        for (id, n) in t.iter_mut().enumerate() {
+            let len = FieldNormReader::id_to_fieldnorm(id as u8) as Score;
+            *n = 1.0 - B + B * len / average;
+        }
+    }
+    Arc::new(t)
+}
+
+impl Query for Bm25fQuery {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let stats: Option<&dyn Bm25StatisticsProvider> = match scoring {
+            EnableScoring::Enabled {
+                statistics_provider,
+                ..
+            } => Some(statistics_provider),
+            EnableScoring::Disabled { .. } => None,
+        };
+        let mut terms = Vec::with_capacity(self.terms.len());
+        let (mut doc_freq, mut num_docs) = (0u64, 0u64);
+        if let Some(stats) = stats {
+            num_docs = stats.total_num_docs()?;
+        }
+        for (term, weight) in &self.terms {
+            let norms = match stats {
+                Some(stats) => {
+                    doc_freq = doc_freq.max(stats.doc_freq(term)?);
+                    let tokens = stats.total_num_tokens(term.field())?;
+                    norm_table(tokens as Score / num_docs.max(1) as Score)
+                }
+                None => norm_table(0.0),
+            };
+            terms.push(TermStats {
+                term: term.clone(),
+                weight: *weight,
+                norms,
+            });
+        }
+        let idf = idf(doc_freq, num_docs);
+        Ok(Box::new(Bm25fWeight {
+            terms,
+            scale: idf * (K1 + 1.0),
+            idf,
+            doc_freq,
+            num_docs,
+        }))
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
+        for (term, _) in &self.terms {
+            visitor(term, false);
+        }
+    }
+}
+
+/// One term's postings in a segment, with its field's norms.
+struct Source {
+    postings: SegmentPostings,
+    fieldnorms: FieldNormReader,
+    weight: Score,
+    norms: Arc<[Score; 256]>,
+}
+
+/// The union of a word's postings across fields, scored by BM25F.
+pub struct Bm25fScorer {
+    sources: Vec<Source>,
+    doc: DocId,
+    scale: Score,
+}
+
+impl Bm25fScorer {
+    fn settle(&mut self) -> DocId {
+        self.doc = self
+            .sources
+            .iter()
+            .map(|s| s.postings.doc())
+            .min()
+            .unwrap_or(TERMINATED);
+        self.doc
+    }
+
+    /// The pooled, length-normalised term frequency of the current document.
+    fn pooled_tf(&self) -> Score {
+        let doc = self.doc;
+        self.sources
+            .iter()
+            .filter(|s| s.postings.doc() == doc)
+            .map(|s| {
+                let tf = s.postings.term_freq() as Score;
+                s.weight * tf / s.norms[s.fieldnorms.fieldnorm_id(doc) as usize]
+            })
+            .sum()
+    }
+}
+
+impl DocSet for Bm25fScorer {
+    fn advance(&mut self) -> DocId {
+        let doc = self.doc;
+        if doc == TERMINATED {
+            return doc;
+        }
+        for s in &mut self.sources {
+            if s.postings.doc() == doc {
+                s.postings.advance();
+            }
+        }
+        self.settle()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        if self.doc >= target {
+            return self.doc;
+        }
+        for s in &mut self.sources {
+            if s.postings.doc() < target {
+                s.postings.seek(target);
+            }
+        }
+        self.settle()
+    }
+
+    fn doc(&self) -> DocId {
+        self.doc
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.sources
+            .iter()
+            .map(|s| s.postings.size_hint())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl Scorer for Bm25fScorer {
+    fn score(&mut self) -> Score {
+        let tf = self.pooled_tf();
+        self.scale * tf / (K1 + tf)
+    }
+}
+
+impl Bm25fWeight {
+    fn bm25f_scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Bm25fScorer> {
+        let mut sources = Vec::with_capacity(self.terms.len());
+        for t in &self.terms {
+            let field = t.term.field();
+            let inverted = reader.inverted_index(field)?;
+            if let Some(postings) = inverted.read_postings(&t.term, IndexRecordOption::WithFreqs)? {
+                sources.push(Source {
+                    postings,
+                    fieldnorms: reader.get_fieldnorms_reader(field)?,
+                    weight: t.weight,
+                    norms: t.norms.clone(),
+                });
+            }
+        }
+        let mut scorer = Bm25fScorer {
+            sources,
+            doc: TERMINATED,
+            scale: self.scale * boost,
+        };
+        scorer.settle();
+        Ok(scorer)
+    }
+}
+
+impl Weight for Bm25fWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let scorer = self.bm25f_scorer(reader, boost)?;
+        if scorer.doc() == TERMINATED {
+            return Ok(Box::new(EmptyScorer));
+        }
+        Ok(Box::new(scorer))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut scorer = self.bm25f_scorer(reader, 1.0)?;
+        if scorer.doc() > doc || scorer.seek(doc) != doc {
+            return Err(TantivyError::InvalidArgument(format!(
+                "Document #({doc}) does not match"
+            )));
+        }
+        let tf = scorer.pooled_tf();
+        let mut e = Explanation::new("BM25F: idf * (k1 + 1) * tf~ / (k1 + tf~)", scorer.score());
+        let mut idf_e = Explanation::new("idf, ln(1 + (N - n + 0.5) / (n + 0.5))", self.idf);
+        idf_e.add_const(
+            "n, largest per-field document frequency",
+            self.doc_freq as Score,
+        );
+        idf_e.add_const("N, total number of docs", self.num_docs as Score);
+        e.add_detail(idf_e);
+        let mut tf_e = Explanation::new("tf~, sum of weight * tf / (1 - b + b * len / avglen)", tf);
+        for s in scorer.sources.iter().filter(|s| s.postings.doc() == doc) {
+            let norm = s.norms[s.fieldnorms.fieldnorm_id(doc) as usize];
+            let mut f =
+                Explanation::new("field", s.weight * s.postings.term_freq() as Score / norm);
+            f.add_const("weight", s.weight);
+            f.add_const("tf", s.postings.term_freq() as Score);
+            f.add_const("1 - b + b * len / avglen", norm);
+            tf_e.add_detail(f);
+        }
+        e.add_detail(tf_e);
+        e.add_const("k1", K1);
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tantivy::collector::TopDocs;
+    use tantivy::doc;
+    use tantivy::schema::{Schema, TEXT};
+    use tantivy::Index;
+
+    /// Scores computed by the test from the formula, on counts it knows:
+    /// N = 4 documents, fields `a` (weight 2) and `b` (weight 1).
+    #[test]
+    fn pools_fields_before_saturating() {
+        let mut sb = Schema::builder();
+        let a = sb.add_text_field("a", TEXT);
+        let b = sb.add_text_field("b", TEXT);
+        let index = Index::create_in_ram(sb.build());
+        let mut w = index
+            .writer::<tantivy::TantivyDocument>(15_000_000)
+            .unwrap();
+        w.add_document(doc!(a => "cat", b => "dog dog")).unwrap(); // 0
+        w.add_document(doc!(a => "dog", b => "cat cat cat"))
+            .unwrap(); // 1
+        w.add_document(doc!(a => "fish", b => "cat")).unwrap(); // 2
+        w.add_document(doc!(a => "bird", b => "bird")).unwrap(); // 3
+        w.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let q = Bm25fQuery::new(vec![
+            (Term::from_field_text(a, "cat"), 2.0),
+            (Term::from_field_text(b, "cat"), 1.0),
+        ]);
+        let top = searcher
+            .search(&q, &TopDocs::with_limit(10).order_by_score())
+            .unwrap();
+        // avg lengths: a = 4/4 = 1, b = 7/4 = 1.75. df(cat) = max(1, 2) = 2.
+        let idf = (1.0f32 + (4.0 - 2.0 + 0.5) / (2.0 + 0.5)).ln();
+        let norm = |len: f32, avg: f32| 1.0 - B + B * len / avg;
+        let sat = |tf: f32| idf * (K1 + 1.0) * tf / (K1 + tf);
+        let want = [
+            (0u32, sat(2.0 * 1.0 / norm(1.0, 1.0))),
+            (1, sat(1.0 * 3.0 / norm(3.0, 1.75))),
+            (2, sat(1.0 * 1.0 / norm(1.0, 1.75))),
+        ];
+        assert_eq!(top.len(), 3, "the union of both fields' postings");
+        for (doc, score) in want {
+            let got = top
+                .iter()
+                .find(|(_, a)| a.doc_id == doc)
+                .expect("matched")
+                .0;
+            assert!((got - score).abs() < 1e-5, "doc {doc}: {got} vs {score}");
+        }
+        // The bound: however many fields and occurrences, below idf * (k1 + 1).
+        assert!(top.iter().all(|(s, _)| *s < idf * (K1 + 1.0)));
+        let e = q.explain(&searcher, top[0].1).unwrap();
+        assert!((e.value() - top[0].0).abs() < 1e-6);
+        assert!(q
+            .explain(&searcher, tantivy::DocAddress::new(0, 3))
+            .is_err());
+    }
+
+    /// Seeking and counting agree with advancing one by one.
+    #[test]
+    fn seek_and_count() {
+        let mut sb = Schema::builder();
+        let a = sb.add_text_field("a", TEXT);
+        let b = sb.add_text_field("b", TEXT);
+        let index = Index::create_in_ram(sb.build());
+        let mut w = index
+            .writer::<tantivy::TantivyDocument>(15_000_000)
+            .unwrap();
+        for i in 0..300u32 {
+            let ta = if i % 3 == 0 { "x" } else { "y" };
+            let tb = if i % 5 == 0 { "x" } else { "z" };
+            w.add_document(doc!(a => ta, b => tb)).unwrap();
+        }
+        w.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let q = Bm25fQuery::new(vec![
+            (Term::from_field_text(a, "x"), 1.0),
+            (Term::from_field_text(b, "x"), 1.0),
+        ]);
+        let want = (0..300).filter(|i| i % 3 == 0 || i % 5 == 0).count();
+        assert_eq!(q.count(&searcher).unwrap(), want);
+        let weight = q
+            .weight(EnableScoring::enabled_from_searcher(&searcher))
+            .unwrap();
+        let mut s = weight.scorer(searcher.segment_reader(0), 1.0).unwrap();
+        assert_eq!(s.seek(7), 9);
+        assert_eq!(s.seek(9), 9);
+        assert_eq!(s.advance(), 10);
+        assert_eq!(s.seek(298), TERMINATED);
+    }
+}
