@@ -55,6 +55,10 @@ pub fn score(
             metrics::recall(ranked, judged, 100),
         ),
         ("judged@10".to_string(), metrics::judged(ranked, judged, 10)),
+        (
+            "ndcg_condensed@10".to_string(),
+            metrics::condensed_ndcg(ranked, judged, 10),
+        ),
     ])
 }
 

@@ -36,6 +36,20 @@ pub fn mrr(ranked: &[String], judged: &HashMap<String, u32>, k: usize) -> f64 {
         .map_or(0.0, |i| 1.0 / (i as f64 + 1.0))
 }
 
+/// nDCG@k on the condensed list (Sakai 2007, "Alternatives to Bpref";
+/// docs/metrics.md): the ranking with every unjudged document removed, so
+/// a system is neither punished nor rewarded for what the judges never saw.
+/// It overestimates a system that ranks unjudged non-relevant cards high;
+/// report it beside nDCG@k and judged@k, not instead.
+pub fn condensed_ndcg(ranked: &[String], judged: &HashMap<String, u32>, k: usize) -> f64 {
+    let kept: Vec<String> = ranked
+        .iter()
+        .filter(|d| judged.contains_key(*d))
+        .cloned()
+        .collect();
+    ndcg(&kept, judged, k)
+}
+
 /// Share of the relevant documents found in the top k.
 pub fn recall(ranked: &[String], judged: &HashMap<String, u32>, k: usize) -> f64 {
     let relevant = judged.values().filter(|g| **g >= 1).count();
@@ -101,5 +115,13 @@ mod tests {
         assert!((super::judged(&r, &judged_of(), 10) - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(super::judged(&r, &judged_of(), 1), 1.0);
         assert_eq!(super::judged(&[], &judged_of(), 10), 0.0);
+        // Condensed: x (unjudged) is dropped, b, a at ranks 1, 2:
+        // DCG = 1 + 2/log2(3).
+        let c = condensed_ndcg(&r, &judged, 10);
+        assert!((c - (1.0 + 2.0 / 3f64.log2()) / ideal).abs() < 1e-12, "{c}");
+        // A judged zero stays in the list and takes its rank.
+        let mut with_zero = judged.clone();
+        with_zero.insert("x".into(), 0);
+        assert!((condensed_ndcg(&r, &with_zero, 10) - ndcg(&r, &judged, 10)).abs() < 1e-12);
     }
 }

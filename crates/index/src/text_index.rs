@@ -278,14 +278,6 @@ impl TextIndex {
                 *df = searcher.doc_freq(&Term::from_field_text(*field, t))?;
             }
             let known = dfs.iter().any(|d| *d > 0);
-            // The document count BM25 itself uses (deleted documents are
-            // still in the frequencies until a merge).
-            let total: u64 = searcher
-                .segment_readers()
-                .iter()
-                .map(|r| u64::from(r.max_doc()))
-                .sum();
-            let shared = shared_idf_factors(total, &dfs, self.boosts.shared_idf);
             let term_q = |field, t: &str, boost| {
                 let q = TermQuery::new(
                     Term::from_field_text(field, t),
@@ -313,6 +305,14 @@ impl TextIndex {
                     vec![Box::new(Bm25fQuery::new(terms))]
                 }
                 WordScoring::DisMax => {
+                    // The document count BM25 itself uses (deleted documents
+                    // are still in the frequencies until a merge).
+                    let total: u64 = searcher
+                        .segment_readers()
+                        .iter()
+                        .map(|r| u64::from(r.max_doc()))
+                        .sum();
+                    let shared = shared_idf_factors(total, &dfs, self.boosts.shared_idf);
                     let mut d: Vec<Box<dyn Query>> = fields
                         .into_iter()
                         .zip(shared)

@@ -565,7 +565,7 @@ def markdown(report):
         if q:
             lines += [
                 "",
-                f"hubsearch hybrid embedding the query itself (MiniLM in candle, uncached): "
+                f"hubsearch hybrid embedding the query itself (MiniLM in the configured runtime, ONNX Runtime by default; uncached): "
                 f"p50 {q['p50_ms']:.2f} ms, p99 {q['p99_ms']:.2f} ms.",
             ]
     return "\n".join(lines) + "\n"
