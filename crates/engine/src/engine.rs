@@ -299,3 +299,16 @@ fn boosts(c: &Config) -> Boosts {
 fn tantivy_all() -> hubsearch_index::AllQuery {
     hubsearch_index::AllQuery
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index's own defaults (used where no configuration is at hand)
+    /// are the configuration's defaults, which a test in hubsearch-core ties
+    /// to config/hubsearch.toml.
+    #[test]
+    fn index_boost_defaults_are_the_config_defaults() {
+        assert_eq!(boosts(&Config::default()), Boosts::default());
+    }
+}

@@ -17,8 +17,10 @@
 //! how much it can count. One IDF per word: its document frequency over the
 //! whole card is estimated by the largest per-field frequency (the best lower
 //! bound the per-field statistics give; Lucene's `CombinedFieldQuery` does
-//! the same). Several terms may share a field (a language name matches its
-//! code in the id): their frequencies add up there.
+//! the same). Several terms may share a field: a language name also matches
+//! its code in the id (`french` -> `fr`), an added variant whose frequency
+//! joins the pool but not the IDF (the code is another word; its own
+//! frequency says nothing about how rare the name is).
 
 use std::sync::Arc;
 
@@ -39,7 +41,9 @@ pub const B: Score = 0.75;
 /// field), scored by BM25F.
 #[derive(Clone, Debug)]
 pub struct Bm25fQuery {
-    terms: Vec<(Term, Score)>,
+    /// Term, field weight, and whether its document frequency counts
+    /// towards the word's IDF.
+    terms: Vec<(Term, Score, bool)>,
 }
 
 impl Bm25fQuery {
@@ -47,8 +51,21 @@ impl Bm25fQuery {
     /// dropped; a query without terms matches nothing.
     pub fn new(terms: Vec<(Term, Score)>) -> Bm25fQuery {
         Bm25fQuery {
-            terms: terms.into_iter().filter(|(_, w)| *w > 0.0).collect(),
+            terms: terms
+                .into_iter()
+                .filter(|(_, w)| *w > 0.0)
+                .map(|(t, w)| (t, w, true))
+                .collect(),
         }
+    }
+
+    /// Add a variant of the word (another token standing for it): its
+    /// frequency joins the pool, its document frequency not the IDF.
+    pub fn with_variant(mut self, term: Term, weight: Score) -> Bm25fQuery {
+        if weight > 0.0 {
+            self.terms.push((term, weight, false));
+        }
+        self
     }
 }
 
@@ -57,8 +74,7 @@ impl Bm25fQuery {
 struct TermStats {
     term: Term,
     weight: Score,
-    /// `1 - b + b * len / avglen` per fieldnorm id, times `1 / weight`
-    /// folded in at scoring.
+    /// `1 - b + b * len / avglen` per fieldnorm id.
     norms: Arc<[Score; 256]>,
 }
 
@@ -103,10 +119,12 @@ impl Query for Bm25fQuery {
         if let Some(stats) = stats {
             num_docs = stats.total_num_docs()?;
         }
-        for (term, weight) in &self.terms {
+        for (term, weight, counts) in &self.terms {
             let norms = match stats {
                 Some(stats) => {
-                    doc_freq = doc_freq.max(stats.doc_freq(term)?);
+                    if *counts {
+                        doc_freq = doc_freq.max(stats.doc_freq(term)?);
+                    }
                     let tokens = stats.total_num_tokens(term.field())?;
                     norm_table(tokens as Score / num_docs.max(1) as Score)
                 }
@@ -129,7 +147,7 @@ impl Query for Bm25fQuery {
     }
 
     fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
-        for (term, _) in &self.terms {
+        for (term, _, _) in &self.terms {
             visitor(term, false);
         }
     }
@@ -212,6 +230,12 @@ impl DocSet for Bm25fScorer {
             .max()
             .unwrap_or(0)
     }
+
+    /// Every source is walked: the union costs the sum (as tantivy's
+    /// union scorers).
+    fn cost(&self) -> u64 {
+        self.sources.iter().map(|s| s.postings.cost()).sum()
+    }
 }
 
 impl Scorer for Bm25fScorer {
@@ -228,9 +252,15 @@ impl Bm25fWeight {
             let field = t.term.field();
             let inverted = reader.inverted_index(field)?;
             if let Some(postings) = inverted.read_postings(&t.term, IndexRecordOption::WithFreqs)? {
+                // A field indexed without norms counts every document as
+                // of length 1 (as tantivy's term scorer).
+                let fieldnorms = reader
+                    .fieldnorms_readers()
+                    .get_field(field)?
+                    .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1));
                 sources.push(Source {
                     postings,
-                    fieldnorms: reader.get_fieldnorms_reader(field)?,
+                    fieldnorms,
                     weight: t.weight,
                     norms: t.norms.clone(),
                 });
@@ -345,6 +375,71 @@ mod tests {
         assert!(q
             .explain(&searcher, tantivy::DocAddress::new(0, 3))
             .is_err());
+    }
+
+    /// One field at weight 1 is plain BM25: the scores equal tantivy's own
+    /// `TermQuery` (an implementation this module does not share), over two
+    /// segments (statistics are the searcher's, not a segment's) and with
+    /// lengths past 40 tokens (stored approximately as field norms). A
+    /// weight-0 term changes nothing; a variant adds to the pool but not
+    /// to the IDF.
+    #[test]
+    fn one_field_is_tantivys_bm25() {
+        use tantivy::query::TermQuery;
+        let mut sb = Schema::builder();
+        let a = sb.add_text_field("a", TEXT);
+        let b = sb.add_text_field("b", TEXT);
+        let index = Index::create_in_ram(sb.build());
+        let mut w = index
+            .writer::<tantivy::TantivyDocument>(15_000_000)
+            .unwrap();
+        for seg in 0..2 {
+            for i in 0..40usize {
+                let n = 1 + (i * 7 + seg * 3) % 90;
+                let text = format!("{} {}", "cat ".repeat(i % 4), "filler ".repeat(n));
+                w.add_document(doc!(a => text, b => if i % 5 != 0 { "cat" } else { "dog" }))
+                    .unwrap();
+            }
+            w.commit().unwrap();
+        }
+        let searcher = index.reader().unwrap().searcher();
+        assert_eq!(searcher.segment_readers().len(), 2);
+        let cat = Term::from_field_text(a, "cat");
+        let top = |q: &dyn Query| {
+            let mut v = searcher
+                .search(q, &TopDocs::with_limit(100).order_by_score())
+                .unwrap();
+            v.sort_by_key(|(_, d)| (d.segment_ord, d.doc_id));
+            v
+        };
+        let theirs = top(&TermQuery::new(cat.clone(), IndexRecordOption::WithFreqs));
+        let ours = top(&Bm25fQuery::new(vec![
+            (cat.clone(), 1.0),
+            (Term::from_field_text(b, "cat"), 0.0),
+        ]));
+        assert!(theirs.len() > 20);
+        assert_eq!(theirs.len(), ours.len(), "the weight-0 field adds no match");
+        for ((s1, d1), (s2, d2)) in theirs.iter().zip(&ours) {
+            assert_eq!(d1, d2);
+            assert!((s1 - s2).abs() < 1e-4 * s1.max(1.0), "{d1:?}: {s1} vs {s2}");
+        }
+        // A variant in field b: more documents match, the IDF stays a's.
+        let with = top(&Bm25fQuery::new(vec![(cat.clone(), 1.0)])
+            .with_variant(Term::from_field_text(b, "cat"), 1.0));
+        assert!(with.len() > ours.len());
+        let only_b = with
+            .iter()
+            .find(|(_, d)| !ours.iter().any(|(_, o)| o == d))
+            .expect("a document matching only the variant");
+        // Field b holds one token in every document: its normalised tf is 1,
+        // so the score is idf * (k1 + 1) * 1 / (k1 + 1) = the IDF, a's
+        // (60 documents), not b's (64).
+        let n = searcher.num_docs();
+        let df_a = searcher.doc_freq(&cat).unwrap();
+        let df_b = searcher.doc_freq(&Term::from_field_text(b, "cat")).unwrap();
+        assert!(df_b > df_a, "{df_a} {df_b}");
+        let want = (1.0f32 + (n as f32 - df_a as f32 + 0.5) / (df_a as f32 + 0.5)).ln();
+        assert!((only_b.0 - want).abs() < 1e-5, "{} vs {want}", only_b.0);
     }
 
     /// Seeking and counting agree with advancing one by one.

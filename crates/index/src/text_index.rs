@@ -32,9 +32,11 @@ use crate::schema::{boosts, schema, Boosts, Fields, FACETS, TEXT_FIELDS};
 /// Weight of a word's matches in fields other than its best one.
 const TIE_BREAKER: f32 = 0.3;
 /// Score of a word matched only as a prefix or within one edit
-/// (docs/retrieval.md, Prefixes and typos): about a fairly rare word's BM25
-/// in one field. Only words no card contains are matched so, so a
-/// tolerant match never competes with an exact match of the same word.
+/// (docs/retrieval.md, Prefixes and typos): about the BM25F score of a word
+/// found in 1,000 of 29,000 cards, once, in a field of weight 1 (the IDF,
+/// 3.4), well below a rare word's (up to `idf * (k1 + 1)`, ~20). Only words
+/// no card contains are matched so, so a tolerant match never competes with
+/// an exact match of the same word.
 const TOLERANT_SCORE: f32 = 3.0;
 /// Words a typed prefix may expand to in the id phrase.
 const PREFIX_EXPANSIONS: u32 = 500;
@@ -272,10 +274,14 @@ impl TextIndex {
                 .next()
                 .unwrap_or_else(|| word.clone());
             let fields = boosts(&self.fields, &self.boosts);
+            // Fields of weight 0 are not searched at all (not even to match
+            // with score 0), nor counted in `known` or shared IDF.
             let mut dfs = [0u64; TEXT_FIELDS];
-            for (df, (field, _, is_id)) in dfs.iter_mut().zip(&fields) {
-                let t = if *is_id { word.as_str() } else { stem.as_str() };
-                *df = searcher.doc_freq(&Term::from_field_text(*field, t))?;
+            for (df, (field, boost, is_id)) in dfs.iter_mut().zip(&fields) {
+                if *boost > 0.0 {
+                    let t = if *is_id { word.as_str() } else { stem.as_str() };
+                    *df = searcher.doc_freq(&Term::from_field_text(*field, t))?;
+                }
             }
             let known = dfs.iter().any(|d| *d > 0);
             let term_q = |field, t: &str, boost| {
@@ -289,20 +295,21 @@ impl TextIndex {
             let code = lang::language_code(word);
             let mut disjuncts: Vec<Box<dyn Query>> = match self.boosts.scoring {
                 WordScoring::Bm25f => {
-                    let mut terms: Vec<(Term, f32)> = fields
+                    let terms: Vec<(Term, f32)> = fields
                         .iter()
                         .map(|(field, boost, is_id)| {
                             let t = if *is_id { word.as_str() } else { stem.as_str() };
                             (Term::from_field_text(*field, t), *boost)
                         })
                         .collect();
+                    let mut q = Bm25fQuery::new(terms);
                     if let Some(code) = code {
-                        terms.push((
+                        q = q.with_variant(
                             Term::from_field_text(self.fields.id_text, code),
                             self.boosts.id,
-                        ));
+                        );
                     }
-                    vec![Box::new(Bm25fQuery::new(terms))]
+                    vec![Box::new(q)]
                 }
                 WordScoring::DisMax => {
                     // The document count BM25 itself uses (deleted documents
@@ -316,11 +323,12 @@ impl TextIndex {
                     let mut d: Vec<Box<dyn Query>> = fields
                         .into_iter()
                         .zip(shared)
+                        .filter(|((_, boost, _), _)| *boost > 0.0)
                         .map(|((field, boost, is_id), f)| {
                             term_q(field, if is_id { word } else { &stem }, boost * f)
                         })
                         .collect();
-                    if let Some(code) = code {
+                    if let Some(code) = code.filter(|_| self.boosts.id > 0.0) {
                         d.push(term_q(self.fields.id_text, code, self.boosts.id));
                     }
                     d
@@ -396,8 +404,9 @@ impl TextIndex {
         if searcher.doc_freq(&Term::from_field_text(self.fields.id_text, word))? > 0 {
             return Ok(true);
         }
-        for (field, _, is_id) in boosts(&self.fields, &self.boosts) {
-            if !is_id && searcher.doc_freq(&Term::from_field_text(field, stem))? > 0 {
+        for (field, boost, is_id) in boosts(&self.fields, &self.boosts) {
+            if !is_id && boost > 0.0 && searcher.doc_freq(&Term::from_field_text(field, stem))? > 0
+            {
                 return Ok(true);
             }
         }
