@@ -22,8 +22,6 @@
 //! joins the pool but not the IDF (the code is another word; its own
 //! frequency says nothing about how rare the name is).
 
-use std::sync::Arc;
-
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::postings::{Postings, SegmentPostings};
 use tantivy::query::{
@@ -74,8 +72,36 @@ impl Bm25fQuery {
 struct TermStats {
     term: Term,
     weight: Score,
-    /// `1 - b + b * len / avglen` per fieldnorm id.
-    norms: Arc<[Score; 256]>,
+    /// The field's length normalisation.
+    norm: LengthNorm,
+}
+
+/// `1 - b + b * len / avglen` as `base + per_token * len`.
+#[derive(Clone, Copy, Debug)]
+struct LengthNorm {
+    base: Score,
+    per_token: Score,
+}
+
+impl LengthNorm {
+    fn new(average: Score) -> LengthNorm {
+        if average > 0.0 {
+            LengthNorm {
+                base: 1.0 - B,
+                per_token: B / average,
+            }
+        } else {
+            LengthNorm {
+                base: 1.0,
+                per_token: 0.0,
+            }
+        }
+    }
+
+    #[inline]
+    fn of(self, fieldnorm_id: u8) -> Score {
+        self.base + self.per_token * FieldNormReader::id_to_fieldnorm(fieldnorm_id) as Score
+    }
 }
 
 struct Bm25fWeight {
@@ -94,17 +120,6 @@ pub fn idf(doc_freq: u64, num_docs: u64) -> Score {
     ((n - df + 0.5) / (df + 0.5)).ln_1p()
 }
 
-fn norm_table(average: Score) -> Arc<[Score; 256]> {
-    let mut t = [1.0; 256];
-    if average > 0.0 {
-        for (id, n) in t.iter_mut().enumerate() {
-            let len = FieldNormReader::id_to_fieldnorm(id as u8) as Score;
-            *n = 1.0 - B + B * len / average;
-        }
-    }
-    Arc::new(t)
-}
-
 impl Query for Bm25fQuery {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
         let stats: Option<&dyn Bm25StatisticsProvider> = match scoring {
@@ -120,20 +135,20 @@ impl Query for Bm25fQuery {
             num_docs = stats.total_num_docs()?;
         }
         for (term, weight, counts) in &self.terms {
-            let norms = match stats {
+            let norm = match stats {
                 Some(stats) => {
                     if *counts {
                         doc_freq = doc_freq.max(stats.doc_freq(term)?);
                     }
                     let tokens = stats.total_num_tokens(term.field())?;
-                    norm_table(tokens as Score / num_docs.max(1) as Score)
+                    LengthNorm::new(tokens as Score / num_docs.max(1) as Score)
                 }
-                None => norm_table(0.0),
+                None => LengthNorm::new(0.0),
             };
             terms.push(TermStats {
                 term: term.clone(),
                 weight: *weight,
-                norms,
+                norm,
             });
         }
         let idf = idf(doc_freq, num_docs);
@@ -158,7 +173,7 @@ struct Source {
     postings: SegmentPostings,
     fieldnorms: FieldNormReader,
     weight: Score,
-    norms: Arc<[Score; 256]>,
+    norm: LengthNorm,
 }
 
 /// The union of a word's postings across fields, scored by BM25F.
@@ -187,36 +202,52 @@ impl Bm25fScorer {
             .filter(|s| s.postings.doc() == doc)
             .map(|s| {
                 let tf = s.postings.term_freq() as Score;
-                s.weight * tf / s.norms[s.fieldnorms.fieldnorm_id(doc) as usize]
+                s.weight * tf / s.norm.of(s.fieldnorms.fieldnorm_id(doc))
             })
             .sum()
     }
 }
 
 impl DocSet for Bm25fScorer {
+    /// One pass over the sources: step those on the current document, take
+    /// the smallest next one; exhausted sources are dropped.
     fn advance(&mut self) -> DocId {
         let doc = self.doc;
         if doc == TERMINATED {
             return doc;
         }
+        let mut next = TERMINATED;
+        let mut exhausted = false;
         for s in &mut self.sources {
-            if s.postings.doc() == doc {
-                s.postings.advance();
+            let mut d = s.postings.doc();
+            if d == doc {
+                d = s.postings.advance();
+                exhausted |= d == TERMINATED;
             }
+            next = next.min(d);
         }
-        self.settle()
+        if exhausted {
+            self.sources.retain(|s| s.postings.doc() != TERMINATED);
+        }
+        self.doc = next;
+        next
     }
 
     fn seek(&mut self, target: DocId) -> DocId {
         if self.doc >= target {
             return self.doc;
         }
+        let mut next = TERMINATED;
         for s in &mut self.sources {
-            if s.postings.doc() < target {
-                s.postings.seek(target);
+            let mut d = s.postings.doc();
+            if d < target {
+                d = s.postings.seek(target);
             }
+            next = next.min(d);
         }
-        self.settle()
+        self.sources.retain(|s| s.postings.doc() != TERMINATED);
+        self.doc = next;
+        next
     }
 
     fn doc(&self) -> DocId {
@@ -262,7 +293,7 @@ impl Bm25fWeight {
                     postings,
                     fieldnorms,
                     weight: t.weight,
-                    norms: t.norms.clone(),
+                    norm: t.norm,
                 });
             }
         }
@@ -303,7 +334,7 @@ impl Weight for Bm25fWeight {
         e.add_detail(idf_e);
         let mut tf_e = Explanation::new("tf~, sum of weight * tf / (1 - b + b * len / avglen)", tf);
         for s in scorer.sources.iter().filter(|s| s.postings.doc() == doc) {
-            let norm = s.norms[s.fieldnorms.fieldnorm_id(doc) as usize];
+            let norm = s.norm.of(s.fieldnorms.fieldnorm_id(doc));
             let mut f =
                 Explanation::new("field", s.weight * s.postings.term_freq() as Score / norm);
             f.add_const("weight", s.weight);
