@@ -353,20 +353,27 @@ mod tests {
     use super::*;
     use tantivy::collector::TopDocs;
     use tantivy::doc;
-    use tantivy::schema::{Schema, TEXT};
+    use tantivy::schema::{Field, Schema, TEXT};
     use tantivy::Index;
+
+    /// An in-memory index with two text fields, `a` and `b`.
+    fn two_fields() -> (Index, Field, Field) {
+        let mut sb = Schema::builder();
+        let a = sb.add_text_field("a", TEXT);
+        let b = sb.add_text_field("b", TEXT);
+        (Index::create_in_ram(sb.build()), a, b)
+    }
+
+    fn writer(index: &Index) -> tantivy::IndexWriter {
+        index.writer(15_000_000).unwrap()
+    }
 
     /// Scores computed by the test from the formula, on counts it knows:
     /// N = 4 documents, fields `a` (weight 2) and `b` (weight 1).
     #[test]
     fn pools_fields_before_saturating() {
-        let mut sb = Schema::builder();
-        let a = sb.add_text_field("a", TEXT);
-        let b = sb.add_text_field("b", TEXT);
-        let index = Index::create_in_ram(sb.build());
-        let mut w = index
-            .writer::<tantivy::TantivyDocument>(15_000_000)
-            .unwrap();
+        let (index, a, b) = two_fields();
+        let mut w = writer(&index);
         w.add_document(doc!(a => "cat", b => "dog dog")).unwrap(); // 0
         w.add_document(doc!(a => "dog", b => "cat cat cat"))
             .unwrap(); // 1
@@ -417,13 +424,8 @@ mod tests {
     #[test]
     fn one_field_is_tantivys_bm25() {
         use tantivy::query::TermQuery;
-        let mut sb = Schema::builder();
-        let a = sb.add_text_field("a", TEXT);
-        let b = sb.add_text_field("b", TEXT);
-        let index = Index::create_in_ram(sb.build());
-        let mut w = index
-            .writer::<tantivy::TantivyDocument>(15_000_000)
-            .unwrap();
+        let (index, a, b) = two_fields();
+        let mut w = writer(&index);
         for seg in 0..2 {
             for i in 0..40usize {
                 let n = 1 + (i * 7 + seg * 3) % 90;
@@ -476,13 +478,8 @@ mod tests {
     /// Seeking and counting agree with advancing one by one.
     #[test]
     fn seek_and_count() {
-        let mut sb = Schema::builder();
-        let a = sb.add_text_field("a", TEXT);
-        let b = sb.add_text_field("b", TEXT);
-        let index = Index::create_in_ram(sb.build());
-        let mut w = index
-            .writer::<tantivy::TantivyDocument>(15_000_000)
-            .unwrap();
+        let (index, a, b) = two_fields();
+        let mut w = writer(&index);
         for i in 0..300u32 {
             let ta = if i % 3 == 0 { "x" } else { "y" };
             let tb = if i % 5 == 0 { "x" } else { "z" };
