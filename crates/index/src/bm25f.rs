@@ -42,6 +42,9 @@ pub struct Bm25fQuery {
     /// Term, field weight, and whether its document frequency counts
     /// towards the word's IDF.
     terms: Vec<(Term, Score, bool)>,
+    /// The word's document frequency when the caller already read it from
+    /// the same searcher (saves a dictionary lookup per field).
+    doc_freq: Option<u64>,
 }
 
 impl Bm25fQuery {
@@ -54,7 +57,15 @@ impl Bm25fQuery {
                 .filter(|(_, w)| *w > 0.0)
                 .map(|(t, w)| (t, w, true))
                 .collect(),
+            doc_freq: None,
         }
+    }
+
+    /// The word's document frequency, known to the caller: the largest of
+    /// its terms' frequencies in the searcher the query will run on.
+    pub fn with_doc_freq(mut self, doc_freq: u64) -> Bm25fQuery {
+        self.doc_freq = Some(doc_freq);
+        self
     }
 
     /// Add a variant of the word (another token standing for it): its
@@ -137,7 +148,7 @@ impl Query for Bm25fQuery {
         for (term, weight, counts) in &self.terms {
             let norm = match stats {
                 Some(stats) => {
-                    if *counts {
+                    if *counts && self.doc_freq.is_none() {
                         doc_freq = doc_freq.max(stats.doc_freq(term)?);
                     }
                     let tokens = stats.total_num_tokens(term.field())?;
@@ -151,6 +162,7 @@ impl Query for Bm25fQuery {
                 norm,
             });
         }
+        let doc_freq = self.doc_freq.unwrap_or(doc_freq);
         let idf = idf(doc_freq, num_docs);
         Ok(Box::new(Bm25fWeight {
             terms,

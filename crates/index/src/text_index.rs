@@ -207,21 +207,27 @@ impl TextIndex {
         self.searcher().num_docs()
     }
 
-    /// The query for `text` and `filter`. An empty `text` matches every card
+    /// The query for `text` and `filter`, to run on `searcher` (its words'
+    /// statistics are read from it). An empty `text` matches every card
     /// that passes the filter (a listing).
-    pub fn query(&self, text: &str, filter: &Filter) -> Result<Box<dyn Query>> {
-        let text_q = self.text_part(text)?;
+    pub fn query(
+        &self,
+        searcher: &Searcher,
+        text: &str,
+        filter: &Filter,
+    ) -> Result<Box<dyn Query>> {
+        let text_q = self.text_part(searcher, text)?;
         self.with_filter(text_q, filter)
     }
 
     /// The scored part of [`TextIndex::query`]: `None` for a blank text
     /// (a listing), a query matching nothing when the text has no words.
-    fn text_part(&self, text: &str) -> Result<Option<Box<dyn Query>>> {
+    fn text_part(&self, searcher: &Searcher, text: &str) -> Result<Option<Box<dyn Query>>> {
         if text.trim().is_empty() {
             return Ok(None);
         }
         Ok(Some(
-            self.text_query(&self.searcher(), text)?
+            self.text_query(searcher, text)?
                 .unwrap_or_else(|| Box::new(EmptyQuery)),
         ))
     }
@@ -302,7 +308,9 @@ impl TextIndex {
                             (Term::from_field_text(*field, t), *boost)
                         })
                         .collect();
-                    let mut q = Bm25fQuery::new(terms);
+                    // The frequencies were just read from this searcher.
+                    let df = dfs.iter().copied().max().unwrap_or(0);
+                    let mut q = Bm25fQuery::new(terms).with_doc_freq(df);
                     if let Some(code) = code {
                         q = q.with_variant(
                             Term::from_field_text(self.fields.id_text, code),
@@ -548,7 +556,7 @@ impl TextIndex {
         with_facets: bool,
     ) -> Result<TextResults> {
         if !with_facets {
-            let query = self.query(text, filter)?;
+            let query = self.query(searcher, text, filter)?;
             // Top-k only: lets tantivy skip blocks that cannot make the top k.
             let top = TopDocs::with_limit(limit.max(1)).order_by_score();
             let hits: Vec<TextHit> = searcher
@@ -605,7 +613,7 @@ impl TextIndex {
     ) -> Result<Counted> {
         // The text's query is built once (its words' document frequencies
         // are read once) and shared by every pass.
-        let text_q = self.text_part(text)?;
+        let text_q = self.text_part(searcher, text)?;
         let within = |f: &Filter| self.with_filter(text_q.as_ref().map(|q| q.box_clone()), f);
         let query = within(filter)?;
         let collector = |name: &str| -> Result<FlatFacetCounts> {
@@ -735,7 +743,7 @@ impl TextIndex {
         limit: usize,
     ) -> Result<(Vec<DocAddress>, usize)> {
         use tantivy::Order;
-        let query = self.query("", filter)?;
+        let query = self.query(searcher, "", filter)?;
         let order = if descending { Order::Desc } else { Order::Asc };
         // The collector allocates offset + limit slots: never more than the
         // index holds, whatever a client asks for.
@@ -769,7 +777,7 @@ impl TextIndex {
         searcher: &Searcher,
         filter: &Filter,
     ) -> Result<std::collections::HashSet<u64>> {
-        let query = self.query("", filter)?;
+        let query = self.query(searcher, "", filter)?;
         let docs = searcher.search(&query, &DocSetCollector)?;
         let addrs: Vec<DocAddress> = docs.into_iter().collect();
         Ok(self
@@ -1566,7 +1574,7 @@ mod tests {
                 .collect();
             want.sort();
             let s = idx.searcher();
-            let q = idx.query("", &f).unwrap();
+            let q = idx.query(&s, "", &f).unwrap();
             let docs = s.search(&q, &DocSetCollector).unwrap();
             let addrs: Vec<DocAddress> = docs.into_iter().collect();
             let mut got = idx.ids_of(&s, &addrs).unwrap();
