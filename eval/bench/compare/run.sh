@@ -9,7 +9,8 @@
 # index/hf2022; built here if missing, ~9 min of embedding on 2 cores).
 # Installs what it needs: PostgreSQL from Debian (server started and stopped
 # by compare.py in a temporary directory on a free local port), the Python
-# packages of requirements.txt in eval/bench/compare/.venv, the model.
+# packages of the systems asked for (pinned in requirements.txt) in
+# eval/bench/compare/.venv, the model.
 # Writes compare.json and compare.md into OUT_DIR (default eval/bench).
 # Environment: CORPUS, QUERIES, QRELS (default: ../shared), CLIENTS (default
 # 2 x cores), SECONDS_EACH (default 5), REPEAT (default 10), SYSTEMS (comma
@@ -35,8 +36,22 @@ VENV=eval/bench/compare/.venv
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-echo "installing the Python side (pip, pinned)..." >&2
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -r eval/bench/compare/requirements.txt
+# Only the packages of the systems asked for (pins from requirements.txt):
+# the CI smoke needs neither LanceDB nor PyArrow (~350 MB installed).
+systems=${SYSTEMS:-hubsearch,postgres,lancedb,bm25s,hnswlib}
+want="numpy"
+[[ $systems == *postgres* ]] && want+=" psycopg"
+[[ $systems == *lancedb* ]] && want+=" lancedb pyarrow"
+[[ $systems == *bm25s* ]] && want+=" bm25s PyStemmer"
+[[ $systems == *hnswlib* ]] && want+=" hnswlib"
+pins=()
+for name in $want; do
+  pin=$(grep -E "^${name}(\[[a-z]+\])?==" eval/bench/compare/requirements.txt) \
+    || { echo "error: $name is not pinned in eval/bench/compare/requirements.txt" >&2; exit 2; }
+  pins+=("$pin")
+done
+echo "installing the Python side (pip, pinned): ${pins[*]}" >&2
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "${pins[@]}"
 
 scripts/setup-model
 cargo build --release --quiet
