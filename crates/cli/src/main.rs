@@ -2,8 +2,9 @@
 //!
 //! A thin clap front over the engine: every command parses its flags, loads
 //! the layered config, calls one engine function and prints the result (for
-//! people, or as JSON with `--json`). Errors are one line on stderr and a
-//! non-zero exit code.
+//! people, or as JSON with `--json`). Errors are one line on stderr and exit
+//! code 1, or 3 when the index was built by another version of hubsearch
+//! (scripts/run rebuilds it then).
 
 mod bench;
 mod cli;
@@ -39,7 +40,25 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(exit_code(e.as_ref()))
         }
+    }
+}
+
+/// 3 for an index built by another version of hubsearch, 1 for any other
+/// error.
+fn exit_code(e: &(dyn std::error::Error + 'static)) -> u8 {
+    use hubsearch_engine::{Error, IndexError};
+    let old = matches!(
+        e.downcast_ref::<Error>(),
+        Some(Error::Index(IndexError::OldSchema { .. }))
+    ) || matches!(
+        e.downcast_ref::<IndexError>(),
+        Some(IndexError::OldSchema { .. })
+    );
+    if old {
+        3
+    } else {
+        1
     }
 }

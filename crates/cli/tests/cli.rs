@@ -209,6 +209,42 @@ fn errors_are_one_line_and_nonzero() {
     assert!(!out.status.success());
 }
 
+/// An index whose text fields differ from this version's (here: one built
+/// before the stemmed-id field, made by removing that field from its
+/// schema) is refused with its own exit code, 3, which scripts/run reads to
+/// rebuild it; other errors exit with 1.
+#[test]
+fn an_index_of_another_version_exits_with_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("idx");
+    let cards = fixtures().join("cards.jsonl");
+    let out = run(&index, &["import", "--quiet", cards.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&index, &["stats"]);
+    let meta_path = index.join("text/meta.json");
+    let mut meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    let fields = meta["schema"]
+        .as_array_mut()
+        .expect("a schema in meta.json");
+    let before = fields.len();
+    fields.retain(|f| f["name"] != "id_stem");
+    assert_eq!(fields.len(), before - 1, "the schema has an id_stem field");
+    std::fs::write(&meta_path, serde_json::to_string(&meta).unwrap()).unwrap();
+    for args in [&["stats"][..], &["search", "bert"][..]] {
+        let out = run(&index, args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("built by another version"), "{err}");
+    }
+    let out = run(&dir.path().join("nothing-here"), &["stats"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
 /// An import killed mid-way (SIGKILL, no clean shutdown) leaves a readable
 /// index holding exactly what its last commit held.
 #[test]

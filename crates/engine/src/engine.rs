@@ -90,7 +90,7 @@ impl Engine {
                 other => other,
             })?
         };
-        text.set_boosts(boosts(&config));
+        text.set_boosts(Boosts::from(&config.search));
         let ledger = match ledger {
             LedgerMode::Persistent => Ledger::open(&dir.join("ledger.redb"))?,
             LedgerMode::Ephemeral => Ledger::in_memory()?,
@@ -278,37 +278,6 @@ impl Engine {
     }
 }
 
-fn boosts(c: &Config) -> Boosts {
-    let s = &c.search;
-    Boosts {
-        id: s.boost_id,
-        id_stem: s.boost_id_stem,
-        task: s.boost_task,
-        languages: s.boost_languages,
-        tags: s.boost_tags,
-        datasets: s.boost_datasets,
-        architectures: s.boost_architectures,
-        description: s.boost_description,
-        card_text: s.boost_card_text,
-        phrase: s.boost_phrase,
-        shared_idf: s.shared_idf,
-        scoring: s.scoring,
-    }
-}
-
 fn tantivy_all() -> hubsearch_index::AllQuery {
     hubsearch_index::AllQuery
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The index's own defaults (used where no configuration is at hand)
-    /// are the configuration's defaults, which a test in hubsearch-core ties
-    /// to config/hubsearch.toml.
-    #[test]
-    fn index_boost_defaults_are_the_config_defaults() {
-        assert_eq!(boosts(&Config::default()), Boosts::default());
-    }
 }

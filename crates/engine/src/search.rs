@@ -60,8 +60,8 @@ impl Engine {
     }
 
     /// Check a page request: `limit` within `search.max_limit` and, when the
-    /// result list has a fixed depth, `offset + limit` within it. The one
-    /// place paging is validated.
+    /// result list has a fixed depth, `offset` before it (the last page is cut
+    /// at the depth). The one place paging is validated.
     pub fn check_page(&self, offset: usize, limit: usize, depth: Option<usize>) -> Result<()> {
         let max = self.config().search.max_limit;
         if limit == 0 || limit > max {
@@ -77,6 +77,13 @@ impl Engine {
         Ok(())
     }
 
+    /// How deep a search's results go: a query's end at the ranked
+    /// candidates (`search.candidates`); a search without words is filtered
+    /// browsing, whose pages go on past them (docs/api.md, Paging).
+    pub fn depth(&self, req: &SearchRequest) -> Option<usize> {
+        (!req.query.trim().is_empty()).then_some(self.config().search.candidates)
+    }
+
     /// Check a search request against the configured limits.
     pub fn validate(&self, req: &SearchRequest) -> Result<()> {
         let s = &self.config().search;
@@ -85,10 +92,7 @@ impl Engine {
                 max: s.max_query_chars,
             });
         }
-        // A search without words is filtered browsing: its pages go on past
-        // the ranked candidates (docs/api.md, Paging).
-        let depth = (!req.query.trim().is_empty()).then_some(s.candidates);
-        self.check_page(req.offset, req.limit, depth)?;
+        self.check_page(req.offset, req.limit, self.depth(req))?;
         if let Some(ratio) = req.semantic_ratio {
             let reason = if !(0.0..=1.0).contains(&ratio) {
                 Some("must be between 0 and 1")

@@ -5,6 +5,7 @@
 //! split by field so BM25 can weigh a match in the id above one in the body.
 
 use hubsearch_core::card::{key_of, unix_seconds};
+use hubsearch_core::config::SearchConfig;
 use hubsearch_core::lang;
 use hubsearch_core::ModelCard;
 use hubsearch_core::WordScoring;
@@ -74,23 +75,29 @@ pub struct Boosts {
     pub scoring: WordScoring,
 }
 
-impl Default for Boosts {
-    /// The defaults of `config/hubsearch.toml`.
-    fn default() -> Self {
+impl From<&SearchConfig> for Boosts {
+    fn from(s: &SearchConfig) -> Self {
         Boosts {
-            id: 1.0,
-            id_stem: 1.0,
-            task: 13.0,
-            languages: 13.0,
-            tags: 1.0,
-            datasets: 1.0,
-            architectures: 0.7,
-            description: 0.7,
-            card_text: 0.7,
-            phrase: 0.25,
-            shared_idf: 0.75,
-            scoring: WordScoring::Bm25f,
+            id: s.boost_id,
+            id_stem: s.boost_id_stem,
+            task: s.boost_task,
+            languages: s.boost_languages,
+            tags: s.boost_tags,
+            datasets: s.boost_datasets,
+            architectures: s.boost_architectures,
+            description: s.boost_description,
+            card_text: s.boost_card_text,
+            phrase: s.boost_phrase,
+            shared_idf: s.shared_idf,
+            scoring: s.scoring,
         }
+    }
+}
+
+impl Default for Boosts {
+    /// The configuration's defaults (config/hubsearch.toml).
+    fn default() -> Self {
+        Boosts::from(&SearchConfig::default())
     }
 }
 

@@ -13,9 +13,9 @@ use hubsearch_core::{lang, FacetFilter, FacetName, Filter, ModelCard, Range, Wor
 use tantivy::collector::{Count, DocSetCollector, MultiCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery,
-    FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery,
-    TermSetQuery,
+    AllQuery, Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery,
+    DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query,
+    RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Facet, Field, IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
@@ -274,70 +274,59 @@ impl TextIndex {
             .filter(|_| text.ends_with(|c: char| c.is_ascii_alphanumeric()));
         let mut text_analyzer = self.text_analyzer.clone();
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // The document count BM25 itself uses (deleted documents are still in
+        // the frequencies until a merge).
+        let num_docs = searcher.total_num_docs()?;
         for word in &words {
             let stem = tokens(&mut text_analyzer, word)
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| word.clone());
-            let fields = boosts(&self.fields, &self.boosts);
+            // The word's term in each field (the word itself in the id
+            // field, its stem elsewhere) and the field's weight.
+            let terms: Vec<(Term, f32)> = boosts(&self.fields, &self.boosts)
+                .into_iter()
+                .map(|(field, boost, is_id)| {
+                    let t = if is_id { word.as_str() } else { stem.as_str() };
+                    (Term::from_field_text(field, t), boost)
+                })
+                .collect();
             // Fields of weight 0 are not searched at all (not even to match
             // with score 0), nor counted in `known` or shared IDF.
             let mut dfs = [0u64; TEXT_FIELDS];
-            for (df, (field, boost, is_id)) in dfs.iter_mut().zip(&fields) {
+            for (df, (term, boost)) in dfs.iter_mut().zip(&terms) {
                 if *boost > 0.0 {
-                    let t = if *is_id { word.as_str() } else { stem.as_str() };
-                    *df = searcher.doc_freq(&Term::from_field_text(*field, t))?;
+                    *df = searcher.doc_freq(term)?;
                 }
             }
             let known = dfs.iter().any(|d| *d > 0);
-            let term_q = |field, t: &str, boost| {
-                let q = TermQuery::new(
-                    Term::from_field_text(field, t),
-                    IndexRecordOption::WithFreqs,
-                );
-                Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>
-            };
             // A language name also matches its code in ids (`french` -> `opus-mt-en-fr`).
-            let code = lang::language_code(word);
+            let code = lang::language_code(word)
+                .map(|code| Term::from_field_text(self.fields.id_text, code));
             let mut disjuncts: Vec<Box<dyn Query>> = match self.boosts.scoring {
                 WordScoring::Bm25f => {
-                    let terms: Vec<(Term, f32)> = fields
-                        .iter()
-                        .map(|(field, boost, is_id)| {
-                            let t = if *is_id { word.as_str() } else { stem.as_str() };
-                            (Term::from_field_text(*field, t), *boost)
-                        })
-                        .collect();
                     // The frequencies were just read from this searcher.
                     let df = dfs.iter().copied().max().unwrap_or(0);
                     let mut q = Bm25fQuery::new(terms).with_doc_freq(df);
                     if let Some(code) = code {
-                        q = q.with_variant(
-                            Term::from_field_text(self.fields.id_text, code),
-                            self.boosts.id,
-                        );
+                        q = q.with_variant(code, self.boosts.id);
                     }
                     vec![Box::new(q)]
                 }
                 WordScoring::DisMax => {
-                    // The document count BM25 itself uses (deleted documents
-                    // are still in the frequencies until a merge).
-                    let total: u64 = searcher
-                        .segment_readers()
-                        .iter()
-                        .map(|r| u64::from(r.max_doc()))
-                        .sum();
-                    let shared = shared_idf_factors(total, &dfs, self.boosts.shared_idf);
-                    let mut d: Vec<Box<dyn Query>> = fields
+                    let term_q = |term: Term, boost| {
+                        let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
+                        Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>
+                    };
+                    let shared = shared_idf_factors(num_docs, &dfs, self.boosts.shared_idf);
+                    let mut d: Vec<Box<dyn Query>> = terms
                         .into_iter()
                         .zip(shared)
-                        .filter(|((_, boost, _), _)| *boost > 0.0)
-                        .map(|((field, boost, is_id), f)| {
-                            term_q(field, if is_id { word } else { &stem }, boost * f)
-                        })
+                        .filter(|((_, boost), _)| *boost > 0.0)
+                        .map(|((term, boost), f)| term_q(term, boost * f))
                         .collect();
                     if let Some(code) = code.filter(|_| self.boosts.id > 0.0) {
-                        d.push(term_q(self.fields.id_text, code, self.boosts.id));
+                        d.push(term_q(code, self.boosts.id));
                     }
                     d
                 }
@@ -1031,18 +1020,15 @@ fn shared_idf_factors(num_docs: u64, dfs: &[u64; TEXT_FIELDS], alpha: f32) -> [f
     if alpha == 0.0 {
         return out;
     }
-    let n = num_docs as f32;
-    let idf = |df: u64| ((n - df as f32 + 0.5) / (df as f32 + 0.5)).ln_1p();
+    let idf = |df: u64| crate::bm25f::idf(df, num_docs);
     let max_df = dfs.iter().copied().max().unwrap_or(0);
     if max_df == 0 {
         return out;
     }
     let shared = idf(max_df);
-    for (o, df) in out.iter_mut().zip(dfs) {
-        let own = idf(*df);
-        if *df > 0 && own > 0.0 && shared > 0.0 {
-            *o = (shared / own).clamp(0.0, 1.0).powf(alpha);
-        }
+    // Both IDFs are positive (`idf` is ln_1p of a positive ratio).
+    for (o, df) in out.iter_mut().zip(dfs).filter(|(_, df)| **df > 0) {
+        *o = (shared / idf(*df)).clamp(0.0, 1.0).powf(alpha);
     }
     out
 }

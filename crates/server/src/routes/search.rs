@@ -225,14 +225,9 @@ pub async fn search(
         exposed: None,
         abandoned: Some(abandoned.0.clone()),
     };
-    let words = !req.query.trim().is_empty();
+    let depth = state.engine.depth(&req);
     let resp = state.run_search(move |e| e.search(&req)).await?;
-    // A query's results end at the ranked depth; browsing has none.
-    let end = if words {
-        resp.total.min(state.engine.config().search.candidates)
-    } else {
-        resp.total
-    };
+    let end = depth.map_or(resp.total, |d| resp.total.min(d));
     let next = next_page(page, offset, resp.hits.len(), end);
     Ok(Json(SearchPage {
         query: resp.query,
