@@ -7,7 +7,7 @@ padding mask, GELU (erf) feed-forward, post-LayerNorms), then mean pooling over
 attention_mask and L2 normalisation, as sentence-transformers computes them.
 Outputs: last_hidden_state [B,S,H] and sentence_embedding [B,H].
 The vectors are checked against sentence-transformers' in the Rust tests
-(crates/index/tests/minilm.rs, cosine >= 0.999).
+(crates/vectors/tests/minilm.rs, cosine >= 0.999).
 usage: python build_minilm_onnx.py MODEL_DIR OUT.onnx [--plain]
 (--plain: standard ONNX ops only, for runtimes other than ONNX Runtime)"""
 import json, struct, sys, numpy as np, onnx

@@ -2,7 +2,7 @@
 
 use hubsearch_core::{Filter, PolicyKind, SearchRequest};
 use hubsearch_engine::progress::silent;
-use hubsearch_eval::HubGenerator;
+use hubsearch_sim::HubGenerator;
 use hubsearch_tests::engine_with;
 
 #[test]
@@ -69,56 +69,6 @@ fn generated_hub_is_searchable_by_its_metadata() {
     let stats = engine.stats().unwrap();
     assert_eq!(stats.models, 3000);
     assert!(stats.downloads.top_1pct_share > 0.3);
-}
-
-#[test]
-fn simulator_is_deterministic_and_shows_the_feedback_loop() {
-    use hubsearch_eval::simulate::{simulate, SimOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let hub = dir.path().join("hub.jsonl");
-    let text: String = HubGenerator::new(3000, 11)
-        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
-        .collect();
-    std::fs::write(&hub, text).unwrap();
-    let engine = engine_with(dir.path(), "none");
-    engine.import(&[hub], &silent).unwrap();
-    let o = SimOptions {
-        visits: 3000,
-        rounds: 3,
-        generated_queries: 60,
-        policies: vec![
-            PolicyKind::Relevance,
-            PolicyKind::Popularity,
-            PolicyKind::Fair,
-        ],
-        lambdas: vec![0.0, 1.0],
-        ..Default::default()
-    };
-    let a = simulate(&engine, &[], &Default::default(), &o, &|_| {}).unwrap();
-    let b = simulate(&engine, &[], &Default::default(), &o, &|_| {}).unwrap();
-    let (ja, jb) = (
-        serde_json::to_string(&a).unwrap(),
-        serde_json::to_string(&b).unwrap(),
-    );
-    assert!(ja == jb, "same seed, different runs");
-    let by = |p: PolicyKind| a.runs.iter().find(|r| r.policy == p).unwrap().clone();
-    let (rel, pop, fair) = (
-        by(PolicyKind::Relevance),
-        by(PolicyKind::Popularity),
-        by(PolicyKind::Fair),
-    );
-    assert_eq!(rel.rounds.len(), 3);
-    // Ranking by popularity sends more of the calls to the already popular.
-    assert!(
-        pop.top1pct_call_share > rel.top1pct_call_share,
-        "{} vs {}",
-        pop.top1pct_call_share,
-        rel.top1pct_call_share
-    );
-    // fair spreads exposure at least as evenly as relevance.
-    assert!(fair.exposure_gini_models <= rel.exposure_gini_models + 1e-9);
-    // lambda 0 of the sweep is relevance on fewer visits: nDCG in range.
-    assert!((0.0..=1.0).contains(&a.sweep[0].ndcg10) && a.sweep[0].ndcg10 > 0.0);
 }
 
 /// `eval`'s replay gives the same figures, bit for bit, when run twice on the

@@ -11,7 +11,7 @@ OUT="${OUT:-eval/bench/cluster.json}"
 export HUBSEARCH_EMBEDDING__MODEL="${HUBSEARCH_EMBEDDING__MODEL:-hash}"
 work=$(mktemp -d)
 bin=target/release/hubsearch
-cargo build --release --quiet
+cargo build --release --quiet -p hubsearch --features cluster ${HUBSEARCH_CARGO_FLAGS:-}
 "$bin" generate --models "$CARDS" --seed 7 --out "$work/hub.jsonl" >/dev/null 2>&1
 "$bin" --index "$work/seed" import --quiet "$work/hub.jsonl" >/dev/null
 key=$("$bin" --index "$work/seed" keys create --admin 2>/dev/null)

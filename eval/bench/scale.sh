@@ -22,7 +22,7 @@ if [ ! -x /usr/bin/time ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq time >/dev/null
 fi
-cargo build --release --quiet
+cargo build --release --quiet -p hubsearch ${HUBSEARCH_CARGO_FLAGS:-}
 BIN=$PWD/target/release/hubsearch
 WORK=${WORK:-$(mktemp -d)}
 KEEP=${KEEP:-0}

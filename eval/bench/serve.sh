@@ -10,7 +10,7 @@ serve_index() {
   # HUBSEARCH_BIN: another binary to serve with (e.g. a build of an older
   # commit, for before/after figures); default: this checkout's, built.
   local bin=${HUBSEARCH_BIN:-target/release/hubsearch}
-  [ -n "${HUBSEARCH_BIN:-}" ] || cargo build --release --quiet -p hubsearch
+  [ -n "${HUBSEARCH_BIN:-}" ] || cargo build --release --quiet -p hubsearch ${HUBSEARCH_CARGO_FLAGS:-}
   port=$((20000 + RANDOM % 20000))
   tmp=$(mktemp -d)
   env ${SERVE_ENV:-} "$bin" --index "$index" serve --addr "127.0.0.1:$port" 2>"$tmp/server.log" &

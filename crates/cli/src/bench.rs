@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::Args;
 use hubsearch_core::SearchRequest;
 use hubsearch_engine::Engine;
-use hubsearch_eval::HubGenerator;
+use hubsearch_sim::HubGenerator;
 use serde::Serialize;
 
 use crate::cli::{load_config, AnyError, Global};

@@ -7,9 +7,13 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use hubsearch_core::{Config, FacetFilter, Filter, Mode, SearchRequest};
 use hubsearch_engine::{Engine, ImportReport, LedgerMode};
-use hubsearch_eval::HubGenerator;
+use hubsearch_sim::HubGenerator;
 
 use crate::progress::Bars;
+
+/// The error of a cluster-mode command in a build without the cluster client.
+#[cfg(not(feature = "cluster"))]
+pub(crate) const NO_CLUSTER: &str = "cluster.enabled is set, but this hubsearch was built without the cluster client: build it with `cargo build --release -p hubsearch --features cluster` (scripts/cluster does)";
 
 /// Any error, shown as one line.
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -73,8 +77,6 @@ pub enum Command {
     },
     /// Measure indexing throughput and query latency (build with --release)
     Bench(crate::bench::BenchArgs),
-    /// Simulate a pay-per-call marketplace under each ranking policy
-    Simulate(crate::simulate::SimulateArgs),
     /// Serve the HTTP API and the search page
     Serve(crate::serve::ServeArgs),
     /// The exposure ledger: export its page log and paid calls
@@ -183,6 +185,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
             if let Some(n) = args.commit_every {
                 config.index.commit_every = n.max(1);
             }
+            #[cfg(not(feature = "cluster"))]
+            if config.cluster.enabled {
+                return Err(NO_CLUSTER.into());
+            }
+            #[cfg(feature = "cluster")]
             if config.cluster.enabled {
                 // Cluster mode: the cards go to the log; every replica
                 // applies them (docs/cluster.md).
@@ -229,7 +236,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Eval(args) => crate::eval::run(&g, args),
         Command::Export(args) => crate::export::run(&g, args),
         Command::Serve(args) => crate::serve::serve(&g, args),
-        Command::Simulate(args) => crate::simulate::run(&g, args),
         Command::Fairco(args) => crate::fairco::run(args),
         Command::Study(args) => crate::study::run(&g, args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),

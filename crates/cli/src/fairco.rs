@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hubsearch_core::Rounds;
-use hubsearch_eval::fairco::{news_experiment, Checkpoint, Curve, NewsOptions};
-use hubsearch_eval::svg::{line_chart, Series};
 use hubsearch_rank::Policy;
+use hubsearch_sim::fairco::{news_experiment, Checkpoint, Curve, NewsOptions};
+use hubsearch_sim::svg::{line_chart, Series};
 
 use crate::cli::AnyError;
 
@@ -137,7 +137,7 @@ pub fn run(a: FaircoArgs) -> Result<ExitCode, AnyError> {
 
     std::fs::create_dir_all(&a.out)?;
     let log_series =
-        |curves: &[Curve], pick: fn(&hubsearch_eval::fairco::Checkpoint) -> f64, log_y: bool| {
+        |curves: &[Curve], pick: fn(&hubsearch_sim::fairco::Checkpoint) -> f64, log_y: bool| {
             curves
                 .iter()
                 .map(|c| Series {

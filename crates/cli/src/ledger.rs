@@ -22,8 +22,15 @@ pub enum LedgerCommand {
         /// Output directory
         #[arg(long, default_value = "ledger-export")]
         out: PathBuf,
-        /// Formats, comma-separated
-        #[arg(long, value_delimiter = ',', default_value = "csv,parquet")]
+        /// Formats, comma-separated (Parquet needs a build with `--features parquet`)
+        #[cfg_attr(
+            feature = "parquet",
+            arg(long, value_delimiter = ',', default_value = "csv,parquet")
+        )]
+        #[cfg_attr(
+            not(feature = "parquet"),
+            arg(long, value_delimiter = ',', default_value = "csv")
+        )]
         format: Vec<Format>,
     },
 }
@@ -37,6 +44,10 @@ pub enum Format {
 
 pub fn run(g: &Global, cmd: LedgerCommand) -> Result<ExitCode, AnyError> {
     let LedgerCommand::Export { out, format } = cmd;
+    #[cfg(not(feature = "parquet"))]
+    if format.contains(&Format::Parquet) {
+        return Err("this hubsearch was built without Parquet export: build it with `cargo build --release -p hubsearch --features parquet`, or export --format csv".into());
+    }
     let config = load_config(g)?;
     let path = config.index.dir.join("ledger.redb");
     if !path.exists() {
@@ -245,6 +256,16 @@ fn batch(names: &[&str], columns: Vec<ArrayRef>) -> Result<RecordBatch, AnyError
     )?)
 }
 
+#[cfg(not(feature = "parquet"))]
+fn write_parquet(path: &Path, _: &RecordBatch) -> Result<(), AnyError> {
+    Err(format!(
+        "{}: this hubsearch was built without Parquet export (--features parquet)",
+        path.display()
+    )
+    .into())
+}
+
+#[cfg(feature = "parquet")]
 fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), AnyError> {
     let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let props = parquet::file::properties::WriterProperties::builder()
@@ -342,7 +363,12 @@ mod tests {
             })
             .unwrap();
         let out = dir.path().join("export");
-        let n = export(&ledger, &out, &[Format::Csv, Format::Parquet]).unwrap();
+        let formats = if cfg!(feature = "parquet") {
+            vec![Format::Csv, Format::Parquet]
+        } else {
+            vec![Format::Csv]
+        };
+        let n = export(&ledger, &out, &formats).unwrap();
         assert_eq!(
             n,
             Counts {
@@ -369,14 +395,17 @@ mod tests {
         assert_eq!(&call[0][4], "0.002");
         assert_eq!((&call[0][5], &call[0][6]), ("1", "1"));
         // Parquet: the same rows and a null propensity.
-        let f = std::fs::File::open(out.join("impressions.parquet")).unwrap();
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(f, 1024).unwrap();
-        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-        let b = &batches[0];
-        assert_eq!(b.num_rows(), 2);
-        let prop = b.column_by_name("propensity").unwrap();
-        assert!(!prop.is_null(0) && prop.is_null(1));
+        #[cfg(feature = "parquet")]
+        {
+            let f = std::fs::File::open(out.join("impressions.parquet")).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(f, 1024).unwrap();
+            let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+            let b = &batches[0];
+            assert_eq!(b.num_rows(), 2);
+            let prop = b.column_by_name("propensity").unwrap();
+            assert!(!prop.is_null(0) && prop.is_null(1));
+        }
         // The page log keeps the logits.
         let jsonl = std::fs::read_to_string(out.join("pages.jsonl")).unwrap();
         let first: PageLog = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();

@@ -14,7 +14,6 @@ mod fairco;
 mod ledger;
 mod progress;
 mod serve;
-mod simulate;
 mod study;
 
 use std::process::ExitCode;

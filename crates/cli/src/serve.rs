@@ -71,6 +71,7 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
         .enable_all()
         .build()?;
     // Cluster mode: join the log and catch up before taking traffic.
+    #[cfg(feature = "cluster")]
     let cluster = if engine.config().cluster.enabled {
         Some(hubsearch_cluster::Cluster::join(
             engine.clone(),
@@ -80,6 +81,10 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
     } else {
         None
     };
+    #[cfg(not(feature = "cluster"))]
+    if engine.config().cluster.enabled {
+        return Err(crate::cli::NO_CLUSTER.into());
+    }
     let result = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr()?;
@@ -91,6 +96,7 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
         eprintln!("shut down cleanly; ledger flushed");
         Ok::<_, AnyError>(())
     });
+    #[cfg(feature = "cluster")]
     if let Some(c) = cluster {
         c.stop();
     }

@@ -3,9 +3,10 @@
 //!
 //! Each is an enum whose names are written once, in [`choice!`]: the same
 //! table gives `FromStr` (with an error listing every value), `Display`,
-//! serde (for the config file and JSON) and clap's `ValueEnum` (so `--help`
-//! lists the values). Nothing else in the project compares these names as
-//! strings.
+//! serde (for the config file and JSON), clap's `ValueEnum` (so `--help`
+//! lists the values) and the OpenAPI schema (a string with these values, so
+//! the published document cannot drift from what the server parses).
+//! Nothing else in the project compares these names as strings.
 
 /// Defines a choice enum from `Variant => "name"` pairs.
 macro_rules! choice {
@@ -72,6 +73,17 @@ macro_rules! choice {
             }
         }
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($label),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl clap::ValueEnum for $name {
             fn value_variants<'a>() -> &'a [Self] {
                 Self::ALL
@@ -81,6 +93,30 @@ macro_rules! choice {
             }
         }
     };
+}
+
+choice! {
+    /// How a listing (`GET /v1/listings`) is ordered.
+    #[derive(Default)]
+    pub enum ListingSort ("sort") {
+        /// Most downloaded (and called) first.
+        #[default]
+        Trending => "trending",
+        /// Most paid calls first.
+        Calls => "calls",
+        /// Most recently published first.
+        Newest => "newest",
+        /// Cheapest first.
+        Price => "price",
+        /// Most liked first.
+        Likes => "likes",
+        /// Most recently modified first.
+        Updated => "updated",
+        /// The bounded FairCo controller (`fair_bounded`, docs/ranking.md)
+        /// over the most popular candidates: every candidate has merit 1, so
+        /// exposure rotates across page views toward the least exposed.
+        Fair => "fair",
+    }
 }
 
 choice! {

@@ -23,9 +23,25 @@ pub mod record;
 
 pub use card::ModelCard;
 pub use choice::{
-    AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Impact, Mode, PolicyKind,
-    Rounds, WordScoring,
+    AttentionKind, EmbeddingModel, EmbeddingRuntime, Fusion, Group, Impact, ListingSort, Mode,
+    PolicyKind, Rounds, WordScoring,
 };
 pub use config::Config;
 pub use error::{Error, Result};
 pub use query::{FacetFilter, FacetName, Filter, Hit, Range, ScoreParts, SearchRequest};
+
+/// Bytes of all files under `dir` (0 if it cannot be read): disk use of an
+/// index's parts.
+pub fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

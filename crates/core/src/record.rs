@@ -213,7 +213,7 @@ pub fn parse_markdown(text: &str, fallback_id: Option<&str>) -> Result<ModelCard
         None => Map::new(),
         Some(yaml) if yaml.trim().is_empty() => Map::new(),
         Some(yaml) => {
-            let v: Value = serde_yaml::from_str(yaml).map_err(|e| Error::Syntax {
+            let v: Value = serde_norway::from_str(yaml).map_err(|e| Error::Syntax {
                 format: "YAML front matter",
                 message: e.to_string(),
             })?;

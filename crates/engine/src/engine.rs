@@ -253,7 +253,7 @@ impl Engine {
         Ok(HubStats {
             models: searcher.num_docs(),
             builders: n_builders,
-            index_bytes: hubsearch_index::dir_size(&self.dir),
+            index_bytes: hubsearch_core::dir_size(&self.dir),
             facets,
             downloads: Concentration::of(&downloads),
             downloads_by_builder: Concentration::of(&per_builder.into_values().collect::<Vec<_>>()),

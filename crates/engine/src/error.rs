@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hubsearch_index::embedder::EmbedError;
-use hubsearch_index::vector_index::VectorError;
+use hubsearch_vectors::embedder::EmbedError;
+use hubsearch_vectors::vector_index::VectorError;
 
 use crate::ledger::LedgerError;
 
@@ -28,9 +28,11 @@ pub enum Error {
     /// A filter value that cannot match anything sensible.
     #[error("{field} must be a number >= 0")]
     InvalidFilter { field: &'static str },
-    /// Vector or hybrid search on an engine without embeddings.
+    /// A `semantic_ratio` out of [0, 1], without hybrid mode, or on a hub
+    /// that fuses by reciprocal rank.
     #[error("semantic_ratio {ratio}: {reason}")]
     InvalidSemanticRatio { ratio: f64, reason: &'static str },
+    /// Vector or hybrid search on an engine without embeddings.
     #[error("vector search needs embeddings (embedding.model = minilm or hash)")]
     VectorSearchDisabled,
     /// The embedding model could not be loaded.

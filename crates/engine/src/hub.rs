@@ -124,8 +124,8 @@ impl HubPopularity {
     }
 
     /// Popularity quantile of a download count, in [0, 1] (mid-rank: ties
-    /// share the middle of their run, so 31% zero-download models all get
-    /// 0.155, not 0).
+    /// share the middle of their run, so if a share s of the models have no
+    /// downloads, they all get s / 2, not 0).
     pub fn quantile(&self, downloads: u64) -> f64 {
         let n = self.sorted.len();
         if n == 0 {

@@ -34,7 +34,8 @@ pub mod source;
 
 pub use engine::{Engine, HubStats, LedgerMode};
 pub use error::{Error, Result};
-pub use hubsearch_index::{dir_size, CandidateFacts, Error as IndexError};
+pub use hubsearch_core::dir_size;
+pub use hubsearch_index::{CandidateFacts, Error as IndexError};
 pub use import::{ImportReport, Rejection};
 pub use ledger::{CallOutcome, CallRecord, Earnings, Ledger, Tally};
 pub use progress::{Progress, ProgressFn};

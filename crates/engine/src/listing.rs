@@ -3,88 +3,33 @@
 use hubsearch_core::{Filter, Group, Mode, ScoreParts};
 use hubsearch_index::{CandidateFacts, DocAddress, Searcher};
 use hubsearch_rank::{Policy, Ranked};
-use serde::{Deserialize, Serialize};
+
 
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::retrieve::Found;
 use crate::search::{page_of, SearchResponse, Served};
 
-/// How a listing is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ListingSort {
-    /// Most downloaded (and called) first.
-    Trending,
-    /// Most paid calls first.
-    Calls,
-    /// Most recently published first.
-    Newest,
-    /// Cheapest first.
-    Price,
-    /// Most liked first.
-    Likes,
-    /// Most recently modified first.
-    Updated,
-    /// The `fair` policy over the most popular candidates: exposure spread by
-    /// merit across every page view.
-    Fair,
-}
+pub use hubsearch_core::ListingSort;
 
-impl ListingSort {
-    /// The fast field a listing is ordered by, and whether descending.
-    fn field(self) -> (&'static str, bool) {
-        match self {
-            ListingSort::Trending | ListingSort::Fair => ("downloads", true),
-            ListingSort::Calls => ("paid_calls", true),
-            ListingSort::Newest => ("created_at", true),
-            ListingSort::Price => ("price", false),
-            ListingSort::Likes => ("likes", true),
-            ListingSort::Updated => ("last_modified", true),
-        }
-    }
-
-    /// The sort's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ListingSort::Trending => "trending",
-            ListingSort::Calls => "calls",
-            ListingSort::Newest => "newest",
-            ListingSort::Price => "price",
-            ListingSort::Likes => "likes",
-            ListingSort::Updated => "updated",
-            ListingSort::Fair => "fair",
-        }
-    }
-}
-
-impl std::str::FromStr for ListingSort {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        [
-            ListingSort::Trending,
-            ListingSort::Calls,
-            ListingSort::Newest,
-            ListingSort::Price,
-            ListingSort::Likes,
-            ListingSort::Updated,
-            ListingSort::Fair,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-        .ok_or_else(|| {
-            format!(
-                "unknown sort {s:?} (expected trending, calls, newest, price, likes, updated or fair)"
-            )
-        })
+/// The fast field a listing is ordered by, and whether descending.
+fn sort_field(sort: ListingSort) -> (&'static str, bool) {
+    match sort {
+        ListingSort::Trending | ListingSort::Fair => ("downloads", true),
+        ListingSort::Calls => ("paid_calls", true),
+        ListingSort::Newest => ("created_at", true),
+        ListingSort::Price => ("price", false),
+        ListingSort::Likes => ("likes", true),
+        ListingSort::Updated => ("last_modified", true),
     }
 }
 
 impl Engine {
     /// One page of a listing. `fair` ranks the most popular candidates with
-    /// the `fair` policy over models (every candidate has merit 1, so the
-    /// least exposed come first and exposure rotates across page views) and
-    /// records the page; the others read the page straight off a fast field.
+    /// the bounded FairCo controller (`fair_bounded`) over models (every
+    /// candidate has merit 1, so the least exposed come first and exposure
+    /// rotates across page views) and records the page; the others read the
+    /// page straight off a fast field.
     pub fn listing(
         &self,
         filter: &Filter,
@@ -113,7 +58,7 @@ impl Engine {
         // Past the last card there is nothing to list: no collector ever
         // sees an offset beyond the hub's size.
         let offset = offset.min(searcher.num_docs() as usize);
-        let (field, desc) = sort.field();
+        let (field, desc) = sort_field(sort);
         let desc = desc != (reverse && !matches!(sort, ListingSort::Calls | ListingSort::Fair));
         let mut page_id = None;
         let (hits, total) = if sort == ListingSort::Fair {
@@ -236,8 +181,6 @@ impl Engine {
         Ok((page, total))
     }
 
-    /// Listed cards as candidates of relevance 1 (with their facts when
-    /// they are to be ranked).
     /// The part of the page `offset..offset + limit` that lies past the
     /// `depth` ranked cards of a listing (or a search without words): the
     /// cards there in download order, ranked from `depth + 1` on

@@ -148,7 +148,7 @@ impl Engine {
         let facts = text.candidate_facts(searcher, &addrs)?;
         for (i, (h, f)) in results.hits.iter().zip(facts).enumerate() {
             let mut found = Found::new(h.addr, f);
-            found.text = (!listing).then_some(Scored {
+            found.text = Some(Scored {
                 score: h.score,
                 rank: i + 1,
             });

@@ -10,9 +10,9 @@ use std::time::Instant;
 use hubsearch_core::card::key_of;
 use hubsearch_core::config::EmbeddingConfig;
 use hubsearch_core::ModelCard;
-use hubsearch_core::{EmbeddingModel, EmbeddingRuntime};
-use hubsearch_index::embedder::{self, EmbedError, Embedder, HashEmbedder, MiniLm, OnnxMiniLm};
-use hubsearch_index::{HnswParams, TextIndex, VectorIndex};
+use hubsearch_index::TextIndex;
+use hubsearch_vectors::embedder::{self, EmbedError, Embedder};
+use hubsearch_vectors::{HnswParams, VectorIndex};
 use lru::LruCache;
 use serde::Serialize;
 
@@ -55,13 +55,10 @@ impl Semantic {
     /// Open the vectors in `dir` for the configured model; `None` when the
     /// model is `none`.
     pub fn open(dir: &Path, config: &EmbeddingConfig) -> Result<Option<Semantic>> {
-        let (name, dim) = match (config.model, config.runtime) {
-            (EmbeddingModel::MiniLm, EmbeddingRuntime::OnnxInt8) => (embedder::MINILM_INT8, 384),
-            // candle and the fp32 graph give the same vectors: one store.
-            (EmbeddingModel::MiniLm, _) => (embedder::MINILM, 384),
-            (EmbeddingModel::Hash, _) => (embedder::HASH, 384),
-            (EmbeddingModel::None, _) => return Ok(None),
+        let Some(name) = embedder::vectors_name(config.model, config.runtime) else {
+            return Ok(None);
         };
+        let dim = 384;
         let params = HnswParams {
             m: config.hnsw_m,
             ef_construction: config.hnsw_ef_construction,
@@ -85,18 +82,8 @@ impl Semantic {
         self.embedder
             .get_or_init(|| {
                 let c = &self.config;
-                let onnx = |int8| OnnxMiniLm::load(&c.model_dir, &c.onnxruntime_lib, int8);
-                match (c.model, c.runtime) {
-                    (EmbeddingModel::Hash, _) => {
-                        Ok(Arc::new(HashEmbedder::new(384)) as Arc<dyn Embedder>)
-                    }
-                    (_, EmbeddingRuntime::Candle) => {
-                        MiniLm::load(&c.model_dir).map(|m| Arc::new(m) as _)
-                    }
-                    (_, EmbeddingRuntime::Onnx) => onnx(false).map(|m| Arc::new(m) as _),
-                    (_, EmbeddingRuntime::OnnxInt8) => onnx(true).map(|m| Arc::new(m) as _),
-                }
-                .map_err(Arc::new)
+                embedder::load(c.model, c.runtime, &c.model_dir, &c.onnxruntime_lib)
+                    .map_err(Arc::new)
             })
             .clone()
             .map_err(Error::EmbeddingUnavailable)

@@ -1,10 +1,8 @@
 //! The IPS estimate of a target policy's calls, from pages the `stochastic`
-//! policy served, against the ground truth of the simulator's user model
-//! (position-based looks by the attention model, calls by relevance grade:
-//! docs/simulator.md).
+//! policy served, against the ground truth of this test's user model
+//! (position-based looks by the attention model, calls by relevance grade).
 
 use hubsearch_eval::ope::{deterministic, ips_calls, logged_calls, logging_marginals, LoggedPage};
-use hubsearch_eval::simulate::SimOptions;
 use hubsearch_rank::plackett_luce::marginals;
 use hubsearch_rank::{rank, Attention, Candidate, ExposureBook, Policy};
 use rand::{Rng, SeedableRng};
@@ -13,7 +11,9 @@ const PAGE: usize = 5;
 
 #[test]
 fn ips_recovers_the_target_policys_calls() {
-    let call_p = SimOptions::default().call_probability;
+    // The chance a user who looks at a card calls it, by relevance grade
+    // 0, 1, 2: a user model of this test's own.
+    let call_p = [0.05, 0.5, 0.9];
     let attention = Attention::Log;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
     // 30 queries of 20 candidates: relevance, and the grade a judge gave.
@@ -47,7 +47,7 @@ fn ips_recovers_the_target_policys_calls() {
             })
             .collect()
     };
-    // Expected calls of a page under the simulator's user model.
+    // Expected calls of a page under this test's user model.
     let expected = |q: &[(f64, usize)], shown: &[usize]| -> f64 {
         let rel: Vec<f64> = shown.iter().map(|&i| q[i].1 as f64 / 2.0).collect();
         attention

@@ -11,18 +11,13 @@
 
 pub mod analyzer;
 pub mod bm25f;
-pub mod embedder;
 pub mod error;
 pub mod facets;
 pub mod schema;
 pub mod text_index;
-pub mod vector_index;
 
 pub use error::{Error, Result};
 pub use schema::Boosts;
 pub use tantivy::query::AllQuery;
 pub use tantivy::{DocAddress, Searcher};
-pub use text_index::{
-    dir_size, CandidateFacts, CardWriter, FacetCounts, TextHit, TextIndex, TextResults,
-};
-pub use vector_index::{HnswParams, VectorHit, VectorIndex};
+pub use text_index::{CandidateFacts, CardWriter, FacetCounts, TextHit, TextIndex, TextResults};

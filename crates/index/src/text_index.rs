@@ -33,10 +33,10 @@ use crate::schema::{boosts, schema, Boosts, Fields, FACETS, TEXT_FIELDS};
 const TIE_BREAKER: f32 = 0.3;
 /// Score of a word matched only as a prefix or within one edit
 /// (docs/retrieval.md, Prefixes and typos): about the BM25F score of a word
-/// found in 1,000 of 29,000 cards, once, in a field of weight 1 (the IDF,
-/// 3.4), well below a rare word's (up to `idf * (k1 + 1)`, ~20). Only words
-/// no card contains are matched so, so a tolerant match never competes with
-/// an exact match of the same word.
+/// found once, in a field of weight 1, in one card of thirty, well below a
+/// rare word's (up to `idf * (k1 + 1)`). Only words no card contains are
+/// matched so, so a tolerant match never competes with an exact match of
+/// the same word.
 const TOLERANT_SCORE: f32 = 3.0;
 /// Words a typed prefix may expand to in the id phrase.
 const PREFIX_EXPANSIONS: u32 = 500;
@@ -1002,7 +1002,7 @@ impl TextIndex {
 
     /// Bytes on disk.
     pub fn size_bytes(&self) -> u64 {
-        dir_size(&self.dir)
+        hubsearch_core::dir_size(&self.dir)
     }
 }
 
@@ -1047,21 +1047,6 @@ fn with_floor(r: Range<i64>) -> Range<i64> {
 
 /// Values shown per facet in a search response.
 const FACET_VALUES: usize = 20;
-
-/// Total size of the files under `dir`.
-pub fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
 
 fn dedup(mut v: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();

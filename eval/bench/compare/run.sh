@@ -54,7 +54,7 @@ echo "installing the Python side (pip, pinned): ${pins[*]}" >&2
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "${pins[@]}"
 
 scripts/setup-model
-cargo build --release --quiet
+cargo build --release --quiet -p hubsearch ${HUBSEARCH_CARGO_FLAGS:-}
 BIN=target/release/hubsearch
 if [ ! -d "$INDEX/text" ]; then
   echo "building $INDEX from $CORPUS (MiniLM embedding: minutes)..." >&2

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cargo build --release --quiet -p hubsearch
+cargo build --release --quiet -p hubsearch ${HUBSEARCH_CARGO_FLAGS:-}
 target/release/hubsearch generate --models 3000 --seed 7 -o "$work/hub.jsonl"
 printf 'q1\tgerman speech recognition\nq2\tspanish text classification\nq3\tfrench translation\n' > "$work/queries.tsv"
 # Judgements from the generator's metadata: task and language both right = 2.

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hubsearch_core::{FacetFilter, Filter, ModelCard};
-use hubsearch_engine::listing::ListingSort;
+use hubsearch_core::ListingSort;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};

@@ -4,8 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hubsearch_core::{Filter, Mode, PolicyKind, SearchRequest};
-use hubsearch_engine::listing::ListingSort;
+use hubsearch_core::{Filter, ListingSort, Mode, PolicyKind, SearchRequest};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -26,14 +25,14 @@ pub struct SearchParams {
     /// by the policy, pages past the candidates in download order).
     pub q: Option<String>,
     /// text, vector or hybrid (default: the hub's).
-    #[param(inline, value_type = Option<ModeName>)]
+    #[param(inline, value_type = Option<Mode>)]
     pub mode: Option<String>,
     /// Weight of the vector side in hybrid fusion, 0..=1 (implies
     /// mode=hybrid; 0 = text alone, no query embedding).
     #[param(minimum = 0.0, maximum = 1.0)]
     pub semantic_ratio: Option<f64>,
     /// Ranking policy (default: the hub's).
-    #[param(inline, value_type = Option<PolicyName>)]
+    #[param(inline, value_type = Option<PolicyKind>)]
     pub policy: Option<String>,
     /// Seed of the stochastic policy.
     pub seed: Option<u64>,
@@ -47,32 +46,6 @@ pub struct SearchParams {
     pub explain: Option<bool>,
     /// Count every match exactly and every facet's values (disjunctive).
     pub facets: Option<bool>,
-}
-
-/// Retrieval modes.
-#[derive(ToSchema)]
-#[schema(as = Mode)]
-#[allow(dead_code)]
-#[serde(rename_all = "lowercase")]
-pub enum ModeName {
-    Text,
-    Vector,
-    Hybrid,
-}
-
-/// Ranking policies (docs/ranking.md).
-#[derive(ToSchema)]
-#[schema(as = Policy)]
-#[allow(dead_code)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyName {
-    Relevance,
-    Popularity,
-    TailBoost,
-    Fair,
-    FairImpact,
-    FairBounded,
-    Stochastic,
 }
 
 /// One value of a facet and how many matching cards have it.

@@ -596,7 +596,7 @@ impl VectorIndex {
 
     /// Bytes of vectors and graph on disk.
     pub fn size_bytes(&self) -> u64 {
-        crate::text_index::dir_size(&self.dir)
+        hubsearch_core::dir_size(&self.dir)
     }
 }
 

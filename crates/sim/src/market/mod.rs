@@ -7,8 +7,9 @@
 //! whole design: policies tuned to equal relevance, 20+ replications per
 //! cell with separate world and behaviour seeds and common random numbers
 //! across policies, bootstrap confidence intervals, and the traffic x
-//! demand-concentration grid.
+//! demand-concentration grid; [`report`] writes REPORT.md and its plots.
 
+pub mod report;
 pub mod sim;
 pub mod stats;
 pub mod study;

@@ -1,11 +1,11 @@
 //! Card-embedding throughput of MiniLM on this machine:
-//! `cargo run --release -p hubsearch-index --example embed_speed -- [N] [BATCH]`
+//! `cargo run --release -p hubsearch-vectors --features candle --example embed_speed -- [N] [BATCH]`
 //! (reads card short texts from ../shared/data/hf_models_2022.jsonl.gz).
 
 use std::io::BufRead;
 use std::time::Instant;
 
-use hubsearch_index::embedder::{Embedder, MiniLm};
+use hubsearch_vectors::embedder::{Embedder, MiniLm};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -1,6 +1,6 @@
 //! Diagnostic: HNSW recall@10 against exact search under different build
 //! choices, on exported vectors (`hubsearch export --out DIR --queries Q`).
-//!   cargo run --release -p hubsearch-index --example hnsw_recall -- DIR
+//!   cargo run --release -p hubsearch-vectors --example hnsw_recall -- DIR
 use std::time::Instant;
 
 use hnsw_rs::prelude::{Distance, Hnsw};

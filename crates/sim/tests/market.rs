@@ -3,12 +3,12 @@
 //! study's policies against the engine's.
 
 use hubsearch_core::Rounds;
-use hubsearch_eval::market::sim::{
+use hubsearch_rank::{rank, Account, Candidate, ExposureBook, Policy};
+use hubsearch_sim::market::sim::{
     fair_scores, run, static_score, top, Regime, RunSpec, StudyPolicy,
 };
-use hubsearch_eval::market::world::{Base, Builder, Cand, Kind, Model, QueryType, World};
-use hubsearch_eval::market::StudyOptions;
-use hubsearch_rank::{rank, Account, Candidate, ExposureBook, Policy};
+use hubsearch_sim::market::world::{Base, Builder, Cand, Kind, Model, QueryType, World};
+use hubsearch_sim::market::StudyOptions;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

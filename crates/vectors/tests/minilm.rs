@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hubsearch_index::embedder::{dot, Embedder, MiniLm, OnnxMiniLm};
+use hubsearch_vectors::embedder::{dot, Embedder, MiniLm, OnnxMiniLm};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
