@@ -5,7 +5,7 @@
 use hubsearch_core::Rounds;
 use hubsearch_rank::{rank, Account, Candidate, ExposureBook, Policy};
 use hubsearch_sim::market::sim::{
-    fair_scores, run, static_score, top, Regime, RunSpec, StudyPolicy,
+    fair_scores, run, static_score, top, Regime, RunSpec, Scored, StudyPolicy,
 };
 use hubsearch_sim::market::world::{Base, Builder, Cand, Kind, Model, QueryType, World};
 use hubsearch_sim::market::StudyOptions;
@@ -392,10 +392,11 @@ fn the_study_ranks_as_the_engine_does() {
                 .take(k)
                 .map(|r| keys[r.index])
                 .collect();
-            let mut ours: Vec<(f64, u64, u32)> = (0..n)
-                .map(|i| {
-                    let s = static_score(&p, rel[i], pop[i], quant[i]);
-                    (s, keys[i], i as u32)
+            let mut ours: Vec<Scored> = (0..n)
+                .map(|i| Scored {
+                    score: static_score(&p, rel[i], pop[i], quant[i]),
+                    key: keys[i],
+                    item: i as u32,
                 })
                 .collect();
             match p {
@@ -408,7 +409,7 @@ fn the_study_ranks_as_the_engine_does() {
                 _ => {}
             }
             top(&mut ours, k);
-            let ours: Vec<u64> = ours.iter().take(k).map(|c| c.1).collect();
+            let ours: Vec<u64> = ours.iter().take(k).map(|c| c.key).collect();
             assert_eq!(ours, engine, "trial {trial}, {}", p.label());
         }
     }

@@ -3,7 +3,8 @@
 //! at what cost to the people searching?
 //!
 //! [`world`] builds the hub and its query types from the real index,
-//! [`sim`] runs one simulated year under one policy, and [`study`] runs the
+//! [`sim`] runs one simulated year under one policy (its day's phases in
+//! `year`), and [`study`] runs the
 //! whole design: policies tuned to equal relevance, 20+ replications per
 //! cell with separate world and behaviour seeds and common random numbers
 //! across policies, bootstrap confidence intervals, and the traffic x
@@ -14,6 +15,7 @@ pub mod sim;
 pub mod stats;
 pub mod study;
 pub mod world;
+mod year;
 
 use serde::Serialize;
 

@@ -55,17 +55,33 @@ fn answer(r: &StudyResult) -> String {
     ) else {
         return "No figures.".into();
     };
-    let pop_d = default_cell(r, Regime::Dedicated).map(|c| c.figures.tail_viable_share);
-    let best_d = r
-        .cells
+    answer_dedicated(&mut s, r, &rel_s, &rel_d);
+    answer_serverless(&mut s, r);
+    answer_traffic(&mut s, r);
+    s.push_str("These figures hold for this world's priors (docs/study.md lists them and what each is based on); other costs, prices or adoption volumes move the thresholds.");
+    s
+}
+
+/// The cell of `regime` at equal relevance that keeps the most tail
+/// builders viable.
+fn best_at_equal_relevance(r: &StudyResult, regime: Regime) -> Option<&Cell> {
+    r.cells
         .iter()
-        .filter(|c| c.regime == Regime::Dedicated && c.equal_relevance)
+        .filter(|c| c.regime == regime && c.equal_relevance)
         .max_by(|a, b| {
             a.figures
                 .tail_viable_share
                 .mean
                 .total_cmp(&b.figures.tail_viable_share.mean)
-        });
+        })
+}
+
+/// The viable tail under relevance (`rel_s`, `rel_d`: serverless,
+/// dedicated), the hub's default and the best policy under dedicated
+/// hosting, and income concentration.
+fn answer_dedicated(s: &mut String, r: &StudyResult, rel_s: &Estimate, rel_d: &Estimate) {
+    let pop_d = default_cell(r, Regime::Dedicated).map(|c| c.figures.tail_viable_share);
+    let best_d = best_at_equal_relevance(r, Regime::Dedicated);
     let gini = cell(r, Regime::Dedicated, "relevance").map(|c| c.figures.income_gini_all);
     let _ = write!(
         s,
@@ -104,16 +120,12 @@ fn answer(r: &StudyResult) -> String {
             ci(&g, 3)
         );
     }
+}
+
+/// The best policy under serverless hosting against relevance.
+fn answer_serverless(s: &mut String, r: &StudyResult) {
     if let (Some(best_s), Some(rel)) = (
-        r.cells
-            .iter()
-            .filter(|c| c.regime == Regime::Serverless && c.equal_relevance)
-            .max_by(|a, b| {
-                a.figures
-                    .tail_viable_share
-                    .mean
-                    .total_cmp(&b.figures.tail_viable_share.mean)
-            }),
+        best_at_equal_relevance(r, Regime::Serverless),
         cell(r, Regime::Serverless, "relevance"),
     ) {
         let _ = write!(
@@ -126,7 +138,10 @@ fn answer(r: &StudyResult) -> String {
             ci(&rel.figures.ndcg10, 3)
         );
     }
-    // Which moves viability more: the policy, or traffic (the grid)?
+}
+
+/// Which moves viability more: the policy, or traffic (the grid)?
+fn answer_traffic(s: &mut String, r: &StudyResult) {
     let spread = |xs: Vec<f64>| -> f64 {
         let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
@@ -152,18 +167,9 @@ fn answer(r: &StudyResult) -> String {
             .map(|p| p.tail_viable_share.mean)
             .collect(),
     );
-    let (lo_t, hi_t) = (
-        r.options
-            .grid_traffic
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min),
-        r.options
-            .grid_traffic
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max),
-    );
+    let traffic = &r.options.grid_traffic;
+    let lo_t = traffic.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi_t = traffic.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let _ = write!(
         s,
         "Under dedicated hosting, traffic from {lo_t} to {hi_t} visits a day moves the viable tail share under relevance by {:.1} points and the choice of policy at equal relevance by {:.1} points: {}. ",
@@ -175,12 +181,12 @@ fn answer(r: &StudyResult) -> String {
             "the ranking policy matters more than traffic in this range"
         }
     );
-    s.push_str("These figures hold for this world's priors (docs/study.md lists them and what each is based on); other costs, prices or adoption volumes move the thresholds.");
-    s
 }
 
+/// REPORT.md: the answer, the world, tuning, the headline tables, the grid,
+/// the plots and every parameter. `rev`, `index` and `command` say how it
+/// was made.
 pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String {
-    let o = &r.options;
     let mut s = String::new();
     let _ = writeln!(s, "# The pay-per-call study\n");
     let _ = writeln!(
@@ -193,6 +199,22 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
         r.threads
     );
     let _ = writeln!(s, "## The answer\n\n{}\n", answer(r));
+    world_section(&mut s, r);
+    tuning_section(&mut s, r);
+    headline_section(&mut s, r);
+    grid_section(&mut s, r);
+    plots_section(&mut s);
+    let _ = writeln!(
+        s,
+        "\n## Parameters\n\n```json\n{}\n```",
+        serde_json::to_string_pretty(&r.options).unwrap_or_default()
+    );
+    s
+}
+
+/// The world: hub, coverage, entrants, design.
+fn world_section(s: &mut String, r: &StudyResult) {
+    let o = &r.options;
     let c = &r.coverage;
     let _ = writeln!(s, "## The world\n");
     let _ = writeln!(
@@ -226,6 +248,11 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
         "- Design: {} days, {} simulated visits a day standing for {} real ones; {} replications per cell (world seed and behaviour seed apart, the same seeds for every policy); 95% percentile-bootstrap intervals over replications.\n",
         o.days, o.visits_per_day, o.traffic, o.seeds
     );
+}
+
+/// The knob sweeps and what was kept, per regime.
+fn tuning_section(s: &mut String, r: &StudyResult) {
+    let o = &r.options;
     let _ = writeln!(s, "## Tuning to equal relevance\n");
     let _ = writeln!(
         s,
@@ -266,6 +293,10 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
             );
         }
     }
+}
+
+/// The headline cells, a table per regime.
+fn headline_section(s: &mut String, r: &StudyResult) {
     for regime in [Regime::Serverless, Regime::Dedicated] {
         let _ = writeln!(s, "\n## Headline: {} hosting\n", regime.name());
         s.push_str("| policy | equal relevance | nDCG@10 | adoptions per visit | tail builders viable at the end | median tail profit per month (USD) | income Gini (active) | income Gini (all) | top-1% share of income | median HHI per task | entrant 90-day survival | median days to first paid call |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -289,6 +320,11 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
             );
         }
     }
+}
+
+/// Viability over the traffic x concentration grid.
+fn grid_section(s: &mut String, r: &StudyResult) {
+    let o = &r.options;
     let _ = writeln!(
         s,
         "\n## Viability over traffic and demand concentration ({} hosting)\n",
@@ -311,6 +347,10 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
             pct(&p.viable_active_share)
         );
     }
+}
+
+/// The list of plots.
+fn plots_section(s: &mut String) {
     s.push_str("\n## Plots\n\n");
     for (f, what) in [
         (
@@ -337,39 +377,15 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
     ] {
         let _ = writeln!(s, "- {what}: ![{what}]({f})");
     }
-    let _ = writeln!(
-        s,
-        "\n## Parameters\n\n```json\n{}\n```",
-        serde_json::to_string_pretty(o).unwrap_or_default()
-    );
-    s
 }
 
+/// The SVG plots of REPORT.md, into `out`.
 pub fn write_plots(r: &StudyResult, out: &Path) -> std::io::Result<()> {
+    let write = |file: &str, svg: String| std::fs::write(out.join(file), svg);
     for regime in [Regime::Serverless, Regime::Dedicated] {
-        let series: Vec<Series> = r
-            .cells
-            .iter()
-            .filter(|c| c.regime == regime)
-            .map(|c| Series {
-                name: c.policy.label(),
-                points: c
-                    .viable_tail_by_day
-                    .iter()
-                    .enumerate()
-                    .map(|(d, v)| ((d + 1) as f64, *v))
-                    .collect(),
-            })
-            .collect();
-        std::fs::write(
-            out.join(format!("viable-tail-{}.svg", regime.name())),
-            line_chart(
-                &format!("Tail builders viable ({} hosting)", regime.name()),
-                "day",
-                "share of tail builders",
-                &series,
-                false,
-            ),
+        write(
+            &format!("viable-tail-{}.svg", regime.name()),
+            viable_tail_plot(r, regime),
         )?;
     }
     let dedicated: Vec<&Cell> = r
@@ -377,7 +393,46 @@ pub fn write_plots(r: &StudyResult, out: &Path) -> std::io::Result<()> {
         .iter()
         .filter(|c| c.regime == Regime::Dedicated)
         .collect();
-    let survival: Vec<Series> = dedicated
+    write("entrant-survival.svg", survival_plot(&dedicated))?;
+    for regime in [Regime::Serverless, Regime::Dedicated] {
+        write(
+            &format!("frontier-{}.svg", regime.name()),
+            frontier_plot(r, regime),
+        )?;
+    }
+    write("lorenz-income.svg", lorenz_plot(&dedicated))?;
+    write("grid.svg", grid_plot(r))?;
+    Ok(())
+}
+
+/// The viable tail share by day, per cell of `regime`.
+fn viable_tail_plot(r: &StudyResult, regime: Regime) -> String {
+    let series: Vec<Series> = r
+        .cells
+        .iter()
+        .filter(|c| c.regime == regime)
+        .map(|c| Series {
+            name: c.policy.label(),
+            points: c
+                .viable_tail_by_day
+                .iter()
+                .enumerate()
+                .map(|(d, v)| ((d + 1) as f64, *v))
+                .collect(),
+        })
+        .collect();
+    line_chart(
+        &format!("Tail builders viable ({} hosting)", regime.name()),
+        "day",
+        "share of tail builders",
+        &series,
+        false,
+    )
+}
+
+/// Entrants' survival by age, per cell.
+fn survival_plot(cells: &[&Cell]) -> String {
+    let survival: Vec<Series> = cells
         .iter()
         .map(|c| Series {
             name: c.policy.label(),
@@ -390,64 +445,65 @@ pub fn write_plots(r: &StudyResult, out: &Path) -> std::io::Result<()> {
                 .collect(),
         })
         .collect();
-    std::fs::write(
-        out.join("entrant-survival.svg"),
-        line_chart(
-            "Entrants still listed (dedicated hosting)",
-            "age (days)",
-            "share surviving",
-            &survival,
-            false,
-        ),
-    )?;
-    for regime in [Regime::Serverless, Regime::Dedicated] {
-        let mut fams: Vec<&str> = r
-            .sweep
-            .iter()
-            .filter(|p| p.regime == regime)
-            .map(|p| p.policy.name())
-            .collect();
-        fams.dedup();
-        let frontier: Vec<Series> = fams
-            .iter()
-            .map(|f| Series {
-                name: f.to_string(),
-                points: r
-                    .sweep
-                    .iter()
-                    .filter(|p| p.regime == regime && p.policy.name() == *f)
-                    .map(|p| (p.tail_viable_share, p.ndcg10))
-                    .collect(),
-            })
-            .collect();
-        std::fs::write(
-            out.join(format!("frontier-{}.svg", regime.name())),
-            line_chart(
-                &format!("Utility against tail viability ({} hosting)", regime.name()),
-                "tail builders viable at the end",
-                "nDCG@10",
-                &frontier,
-                true,
-            ),
-        )?;
-    }
-    let lorenz: Vec<Series> = dedicated
+    line_chart(
+        "Entrants still listed (dedicated hosting)",
+        "age (days)",
+        "share surviving",
+        &survival,
+        false,
+    )
+}
+
+/// nDCG@10 against the viable tail, every knob value of each family.
+fn frontier_plot(r: &StudyResult, regime: Regime) -> String {
+    let mut fams: Vec<&str> = r
+        .sweep
+        .iter()
+        .filter(|p| p.regime == regime)
+        .map(|p| p.policy.name())
+        .collect();
+    fams.dedup();
+    let frontier: Vec<Series> = fams
+        .iter()
+        .map(|f| Series {
+            name: f.to_string(),
+            points: r
+                .sweep
+                .iter()
+                .filter(|p| p.regime == regime && p.policy.name() == *f)
+                .map(|p| (p.tail_viable_share, p.ndcg10))
+                .collect(),
+        })
+        .collect();
+    line_chart(
+        &format!("Utility against tail viability ({} hosting)", regime.name()),
+        "tail builders viable at the end",
+        "nDCG@10",
+        &frontier,
+        true,
+    )
+}
+
+/// Lorenz curves of builders' income, per cell.
+fn lorenz_plot(cells: &[&Cell]) -> String {
+    let lorenz: Vec<Series> = cells
         .iter()
         .map(|c| Series {
             name: c.policy.label(),
             points: c.lorenz_income.clone(),
         })
         .collect();
-    std::fs::write(
-        out.join("lorenz-income.svg"),
-        line_chart(
-            "Builders' income, Lorenz (dedicated hosting)",
-            "share of builders",
-            "share of income",
-            &lorenz,
-            false,
-        ),
-    )?;
+    line_chart(
+        "Builders' income, Lorenz (dedicated hosting)",
+        "share of builders",
+        "share of income",
+        &lorenz,
+        false,
+    )
+}
+
+/// The viable tail over traffic, per policy and concentration.
+fn grid_plot(r: &StudyResult) -> String {
     let mut keys: Vec<(String, f64)> = Vec::new();
     for p in &r.grid {
         let k = (p.policy.label(), p.concentration);
@@ -467,15 +523,11 @@ pub fn write_plots(r: &StudyResult, out: &Path) -> std::io::Result<()> {
                 .collect(),
         })
         .collect();
-    std::fs::write(
-        out.join("grid.svg"),
-        line_chart(
-            &format!("Tail viability over traffic ({})", r.grid_regime.name()),
-            "log10 visits per day",
-            "share of tail builders viable",
-            &grid,
-            true,
-        ),
-    )?;
-    Ok(())
+    line_chart(
+        &format!("Tail viability over traffic ({})", r.grid_regime.name()),
+        "log10 visits per day",
+        "share of tail builders viable",
+        &grid,
+        true,
+    )
 }

@@ -151,100 +151,179 @@ pub fn run_study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)
     }
 }
 
-fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> StudyResult {
-    let started = Instant::now();
-    let visits = AtomicU64::new(0);
-    let threads = rayon::current_num_threads();
-    let spec = |policy, regime, r: usize, vpd: usize, traffic: f64| RunSpec {
-        policy,
-        regime,
-        behaviour_seed: o.seed + 1000 + r as u64,
-        visits_per_day: vpd,
-        traffic,
-        feedback: true,
-        days: o.days,
-    };
-    // Runs every (policy, regime) for each replication, on that replication's world.
-    let replicate = |opts: &StudyOptions,
-                     jobs: &[(StudyPolicy, Regime)],
-                     seeds: usize,
-                     vpd: usize,
-                     traffic: f64,
-                     what: &str|
-     -> Vec<Vec<Outcome>> {
+/// The hosting regimes of the sweeps and the headline cells.
+const REGIMES: [Regime; 2] = [Regime::Serverless, Regime::Dedicated];
+
+/// A run to replicate: a policy under a hosting regime.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Job {
+    policy: StudyPolicy,
+    regime: Regime,
+}
+
+/// A batch of jobs, each replicated `seeds` times.
+struct Batch<'b> {
+    /// The options its worlds are sampled with.
+    opts: &'b StudyOptions,
+    jobs: &'b [Job],
+    seeds: usize,
+    visits_per_day: usize,
+    traffic: f64,
+    /// Its name in the progress lines.
+    what: &'b str,
+}
+
+/// Runs batches on the current pool, counting visits and telling progress.
+struct Runner<'a> {
+    base: &'a Base,
+    o: &'a StudyOptions,
+    progress: &'a (dyn Fn(&str) + Sync),
+    started: Instant,
+    visits: AtomicU64,
+}
+
+impl Runner<'_> {
+    /// The run of job `job` in replication `r`.
+    fn spec(&self, job: Job, r: usize, batch: &Batch) -> RunSpec {
+        RunSpec {
+            policy: job.policy,
+            regime: job.regime,
+            behaviour_seed: self.o.seed + 1000 + r as u64,
+            visits_per_day: batch.visits_per_day,
+            traffic: batch.traffic,
+            feedback: true,
+            days: self.o.days,
+        }
+    }
+
+    /// Runs every job for each replication, on that replication's world;
+    /// per job, its outcomes over replications.
+    fn replicate(&self, batch: &Batch) -> Vec<Vec<Outcome>> {
         // Every (replication, job) pair is a task of its own (the pool
         // stays busy to the end); each samples its replication's world,
         // which is the same for every job of that replication (seeded).
         let done = AtomicU64::new(0);
-        let n = jobs.len();
+        let (n, seeds, opts) = (batch.jobs.len(), batch.seeds, batch.opts);
         let mut flat: Vec<(usize, Outcome)> = (0..seeds * n)
             .into_par_iter()
             .map(|k| {
                 let (r, j) = (k / n, k % n);
-                let world = World::sample(base, opts, opts.seed + r as u64);
-                let (p, g) = jobs[j];
-                let out = run(&world, opts, &spec(p, g, r, vpd, traffic));
-                visits.fetch_add(out.visits, Ordering::Relaxed);
+                let world = World::sample(self.base, opts, opts.seed + r as u64);
+                let out = run(&world, opts, &self.spec(batch.jobs[j], r, batch));
+                self.visits.fetch_add(out.visits, Ordering::Relaxed);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if (d as usize).is_multiple_of(n) || d as usize == seeds * n {
-                    progress(&format!(
-                        "{what}: {d} of {} runs ({:.0} s so far)",
+                if d as usize % n == 0 || d as usize == seeds * n {
+                    (self.progress)(&format!(
+                        "{}: {d} of {} runs ({:.0} s so far)",
+                        batch.what,
                         seeds * n,
-                        started.elapsed().as_secs_f64()
+                        self.started.elapsed().as_secs_f64()
                     ));
                 }
                 (k, out)
             })
             .collect();
         flat.sort_by_key(|(k, _)| *k);
-        // Per job, its outcomes over replications.
         let mut per_job: Vec<Vec<Outcome>> = (0..n).map(|_| Vec::with_capacity(seeds)).collect();
         for (k, out) in flat {
             per_job[k % n].push(out);
         }
         per_job
-    };
+    }
+}
 
-    // 1. The sweeps (and relevance), in each hosting regime (exits differ,
-    //    so the candidate pools and the knob that keeps 98% differ too).
-    let regimes = [Regime::Serverless, Regime::Dedicated];
-    let mut sweep_jobs = Vec::new();
-    for g in regimes {
-        sweep_jobs.push((StudyPolicy::Relevance, g));
+fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> StudyResult {
+    let runner = Runner {
+        base,
+        o,
+        progress,
+        started: Instant::now(),
+        visits: AtomicU64::new(0),
+    };
+    let threads = rayon::current_num_threads();
+    let sweep = sweep(&runner);
+    let tuned = tune(o, &sweep);
+    progress(&format!(
+        "tuned: {}",
+        tuned
+            .iter()
+            .map(|t| format!(
+                "{} {} ({:.3})",
+                t.regime.name(),
+                t.policy.label(),
+                t.ndcg_ratio
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let cells = headline(&runner, &tuned);
+    let grid_regime = Regime::Dedicated;
+    let grid = grid(&runner, &tuned, grid_regime);
+    let world0 = World::sample(base, o, o.seed);
+    let seconds = runner.started.elapsed().as_secs_f64();
+    let visits = runner.visits.load(Ordering::Relaxed);
+    StudyResult {
+        options: o.clone(),
+        coverage: base.coverage(),
+        initial_tail_builders: world0.builders[..world0.initial_builders]
+            .iter()
+            .filter(|b| b.tail)
+            .count(),
+        entrants_per_world: (world0.models.len() - world0.initial_models) as f64,
+        sweep,
+        tuned,
+        cells,
+        grid_regime,
+        grid,
+        visits,
+        seconds,
+        visits_per_second: visits as f64 / seconds.max(1e-9),
+        threads,
+    }
+}
+
+/// 1. The sweeps (and relevance), in each hosting regime (exits differ,
+///    so the candidate pools and the knob that keeps 98% differ too).
+fn sweep(runner: &Runner) -> Vec<SweepPoint> {
+    let o = runner.o;
+    let mut jobs = Vec::new();
+    for regime in REGIMES {
+        jobs.push(Job {
+            policy: StudyPolicy::Relevance,
+            regime,
+        });
         for f in families(o) {
-            sweep_jobs.extend(f.into_iter().map(|p| (p, g)));
+            jobs.extend(f.into_iter().map(|policy| Job { policy, regime }));
         }
     }
-    let sweep_out = replicate(
-        o,
-        &sweep_jobs,
-        o.sweep_seeds.max(1),
-        o.visits_per_day,
-        o.traffic,
-        "knob sweep",
-    );
-    let mean = |xs: &[Outcome], g: fn(&Outcome) -> f64| -> f64 {
-        let v: Vec<f64> = xs.iter().map(g).filter(|x| x.is_finite()).collect();
-        v.iter().sum::<f64>() / v.len().max(1) as f64
-    };
-    let sweep: Vec<SweepPoint> = sweep_jobs
-        .iter()
-        .zip(&sweep_out)
-        .map(|((p, g), outs)| SweepPoint {
-            policy: *p,
-            regime: *g,
-            ndcg10: mean(outs, |o| o.ndcg10),
-            adoptions_per_visit: mean(outs, |o| o.adoptions_per_visit),
-            tail_viable_share: mean(outs, |o| o.tail_viable_share),
-            tail_exposure_share: mean(outs, |o| o.tail_exposure_share),
+    let outs = runner.replicate(&Batch {
+        opts: o,
+        jobs: &jobs,
+        seeds: o.sweep_seeds.max(1),
+        visits_per_day: o.visits_per_day,
+        traffic: o.traffic,
+        what: "knob sweep",
+    });
+    jobs.iter()
+        .zip(&outs)
+        .map(|(job, outs)| SweepPoint {
+            policy: job.policy,
+            regime: job.regime,
+            ndcg10: finite_mean(outs, |o| o.ndcg10),
+            adoptions_per_visit: finite_mean(outs, |o| o.adoptions_per_visit),
+            tail_viable_share: finite_mean(outs, |o| o.tail_viable_share),
+            tail_exposure_share: finite_mean(outs, |o| o.tail_exposure_share),
         })
-        .collect();
-    // 2. Tune each family per regime: the strongest knob value whose
-    //    nDCG@10 is within the target of relevance's (either side); none:
-    //    the mildest.
+        .collect()
+}
+
+/// 2. Tune each family per regime: the strongest knob value whose
+///    nDCG@10 is within the target of relevance's (either side); none:
+///    the mildest.
+fn tune(o: &StudyOptions, sweep: &[SweepPoint]) -> Vec<Tuned> {
     let tolerance = 1.0 - o.target_ratio;
     let mut tuned: Vec<Tuned> = Vec::new();
-    for g in regimes {
+    for g in REGIMES {
         let reference = sweep
             .iter()
             .find(|s| s.regime == g && s.policy == StudyPolicy::Relevance)
@@ -271,84 +350,93 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             });
         }
     }
-    progress(&format!(
-        "tuned: {}",
-        tuned
-            .iter()
-            .map(|t| format!(
-                "{} {} ({:.3})",
-                t.regime.name(),
-                t.policy.label(),
-                t.ndcg_ratio
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    // 3. The headline cells: per regime, relevance, the hub's default and
-    //    the tuned policies.
-    let mut policies: Vec<(StudyPolicy, Regime, bool)> = Vec::new();
-    for g in regimes {
-        policies.push((StudyPolicy::Relevance, g, true));
+    tuned
+}
+
+/// 3. The headline cells: per regime, relevance, the hub's default and
+///    the tuned policies.
+fn headline(runner: &Runner, tuned: &[Tuned]) -> Vec<Cell> {
+    let o = runner.o;
+    // Each job with whether it is at equal relevance.
+    let mut policies: Vec<(Job, bool)> = Vec::new();
+    for regime in REGIMES {
+        let job = |policy| Job { policy, regime };
+        policies.push((job(StudyPolicy::Relevance), true));
         if !tuned
             .iter()
-            .any(|t| t.regime == g && t.policy == HUB_DEFAULT)
+            .any(|t| t.regime == regime && t.policy == HUB_DEFAULT)
         {
-            policies.push((HUB_DEFAULT, g, false));
+            policies.push((job(HUB_DEFAULT), false));
         }
         policies.extend(
             tuned
                 .iter()
-                .filter(|t| t.regime == g)
-                .map(|t| (t.policy, g, t.within)),
+                .filter(|t| t.regime == regime)
+                .map(|t| (job(t.policy), t.within)),
         );
     }
-    let jobs: Vec<(StudyPolicy, Regime)> = policies.iter().map(|(p, g, _)| (*p, *g)).collect();
-    let outs = replicate(
-        o,
-        &jobs,
-        o.seeds.max(1),
-        o.visits_per_day,
-        o.traffic,
-        "headline",
-    );
-    let cells: Vec<Cell> = jobs
-        .iter()
+    let jobs: Vec<Job> = policies.iter().map(|(job, _)| *job).collect();
+    let outs = runner.replicate(&Batch {
+        opts: o,
+        jobs: &jobs,
+        seeds: o.seeds.max(1),
+        visits_per_day: o.visits_per_day,
+        traffic: o.traffic,
+        what: "headline",
+    });
+    jobs.iter()
         .zip(&outs)
-        .map(|(&(p, g), runs)| {
-            let refs: Vec<&Outcome> = runs.iter().collect();
-            let by_day = (0..o.days)
-                .map(|d| mean_of(runs.iter().map(|r| r.days[d].viable_tail_share)))
-                .collect();
-            let survival = (0..o.days)
-                .map(|a| mean_of(runs.iter().map(|r| r.entrant_survival[a])))
-                .collect();
-            let lorenz = (0..runs[0].lorenz_income.len())
-                .map(|i| {
-                    (
-                        runs[0].lorenz_income[i].0,
-                        mean_of(runs.iter().map(|r| r.lorenz_income[i].1)),
-                    )
-                })
-                .collect();
-            Cell {
-                policy: p,
-                regime: g,
-                equal_relevance: policies.iter().any(|(q, r, ok)| *q == p && *r == g && *ok),
-                figures: Figures::of(&refs),
-                viable_tail_by_day: by_day,
-                entrant_survival: survival,
-                lorenz_income: lorenz,
-            }
+        .map(|(&job, runs)| {
+            let equal_relevance = policies.iter().any(|(j, ok)| *j == job && *ok);
+            cell_of(o, job, equal_relevance, runs)
+        })
+        .collect()
+}
+
+/// The cell of `job`: its figures and curves over its replications `runs`.
+fn cell_of(o: &StudyOptions, job: Job, equal_relevance: bool, runs: &[Outcome]) -> Cell {
+    let refs: Vec<&Outcome> = runs.iter().collect();
+    let by_day = (0..o.days)
+        .map(|d| mean_of(runs.iter().map(|r| r.days[d].viable_tail_share)))
+        .collect();
+    let survival = (0..o.days)
+        .map(|a| mean_of(runs.iter().map(|r| r.entrant_survival[a])))
+        .collect();
+    let lorenz = (0..runs[0].lorenz_income.len())
+        .map(|i| {
+            (
+                runs[0].lorenz_income[i].0,
+                mean_of(runs.iter().map(|r| r.lorenz_income[i].1)),
+            )
         })
         .collect();
-    // 4. The grid: traffic x demand concentration.
-    let grid_regime = Regime::Dedicated;
+    Cell {
+        policy: job.policy,
+        regime: job.regime,
+        equal_relevance,
+        figures: Figures::of(&refs),
+        viable_tail_by_day: by_day,
+        entrant_survival: survival,
+        lorenz_income: lorenz,
+    }
+}
+
+/// 4. The grid: traffic x demand concentration, under `grid_regime`.
+fn grid(runner: &Runner, tuned: &[Tuned], grid_regime: Regime) -> Vec<GridPoint> {
+    let o = runner.o;
     let fair = tuned
         .iter()
         .find(|t| t.regime == grid_regime && matches!(t.policy, StudyPolicy::Fair { .. }))
         .map(|t| t.policy);
     let mut grid_policies = vec![StudyPolicy::Relevance, HUB_DEFAULT];
     grid_policies.extend(fair);
+    let jobs: Vec<Job> = grid_policies
+        .iter()
+        .map(|&policy| Job {
+            policy,
+            regime: grid_regime,
+        })
+        .collect();
     let mut grid = Vec::new();
     for &c in &o.grid_concentration {
         for &t in &o.grid_traffic {
@@ -356,20 +444,17 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
                 concentration: c,
                 ..o.clone()
             };
-            let jobs: Vec<(StudyPolicy, Regime)> =
-                grid_policies.iter().map(|p| (*p, grid_regime)).collect();
-            let vpd = o.grid_visits_per_day.min(t.max(1.0) as usize).max(1);
-            let outs = replicate(
-                &opts,
-                &jobs,
-                o.grid_seeds.max(1),
-                vpd,
-                t,
-                &format!("grid traffic {t} concentration {c}"),
-            );
-            for ((p, _), runs) in jobs.iter().zip(&outs) {
+            let outs = runner.replicate(&Batch {
+                opts: &opts,
+                jobs: &jobs,
+                seeds: o.grid_seeds.max(1),
+                visits_per_day: o.grid_visits_per_day.min(t.max(1.0) as usize).max(1),
+                traffic: t,
+                what: &format!("grid traffic {t} concentration {c}"),
+            });
+            for (job, runs) in jobs.iter().zip(&outs) {
                 grid.push(GridPoint {
-                    policy: *p,
+                    policy: job.policy,
                     traffic: t,
                     concentration: c,
                     tail_viable_share: estimate(
@@ -385,27 +470,13 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             }
         }
     }
-    let world0 = World::sample(base, o, o.seed);
-    let seconds = started.elapsed().as_secs_f64();
-    let visits = visits.load(Ordering::Relaxed);
-    StudyResult {
-        options: o.clone(),
-        coverage: base.coverage(),
-        initial_tail_builders: world0.builders[..world0.initial_builders]
-            .iter()
-            .filter(|b| b.tail)
-            .count(),
-        entrants_per_world: (world0.models.len() - world0.initial_models) as f64,
-        sweep,
-        tuned,
-        cells,
-        grid_regime,
-        grid,
-        visits,
-        seconds,
-        visits_per_second: visits as f64 / seconds.max(1e-9),
-        threads,
-    }
+    grid
+}
+
+/// Mean of `g` over `xs`, its non-finite values left out (0 when none).
+fn finite_mean(xs: &[Outcome], g: fn(&Outcome) -> f64) -> f64 {
+    let v: Vec<f64> = xs.iter().map(g).filter(|x| x.is_finite()).collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 fn knob(p: &SweepPoint) -> f64 {

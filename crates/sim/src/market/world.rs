@@ -216,17 +216,17 @@ pub fn params_of(card: &ModelCard) -> Option<f64> {
 
 /// The demand-key of a card: task, its first named language (other than
 /// English), its first dataset.
-fn primary_key(c: &ModelCard) -> (String, Option<String>, Option<String>) {
+fn primary_key(c: &ModelCard) -> NeedKey {
     let language = c
         .languages
         .iter()
         .find(|l| *l != "en" && lang::language_names(l).is_some())
         .cloned();
-    (
-        c.task.clone().unwrap_or_default(),
+    NeedKey {
+        task: c.task.clone().unwrap_or_default(),
         language,
-        c.datasets.first().cloned(),
-    )
+        dataset: c.datasets.first().cloned(),
+    }
 }
 
 /// A query type before retrieval.
@@ -299,6 +299,203 @@ fn key_text(task: &str, language: Option<&str>, dataset: Option<&str>) -> String
     words.join(" ")
 }
 
+/// The demand key of a need.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct NeedKey {
+    task: String,
+    language: Option<String>,
+    /// A dataset, or `model_type:<type>`.
+    dataset: Option<String>,
+}
+
+/// The hub's models with a task, in id order, with their builders and tasks.
+struct Catalog<'c> {
+    models: Vec<Model>,
+    builders: Vec<Builder>,
+    tasks: Vec<String>,
+    task_idx: HashMap<String, u32>,
+    /// Model id -> index into `models`.
+    idx_of: HashMap<String, u32>,
+    /// The cards of `models`, in the same order.
+    with_task: Vec<&'c ModelCard>,
+}
+
+impl<'c> Catalog<'c> {
+    /// The catalog of `cards`; builders in `head` are not in the tail.
+    fn of(cards: &'c [ModelCard], head: &HashSet<u64>, o: &StudyOptions) -> Catalog<'c> {
+        let mut cat = Catalog {
+            models: Vec::new(),
+            builders: Vec::new(),
+            tasks: Vec::new(),
+            task_idx: HashMap::new(),
+            idx_of: HashMap::new(),
+            with_task: Vec::new(),
+        };
+        let mut builder_idx: HashMap<String, u32> = HashMap::new();
+        let mut sorted: Vec<&ModelCard> = cards.iter().collect();
+        // Index order differs between index builds: the world must not.
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        for c in sorted {
+            let Some(task) = c.task.clone() else { continue };
+            let tasks = &mut cat.tasks;
+            let t = *cat.task_idx.entry(task.clone()).or_insert_with(|| {
+                tasks.push(task.clone());
+                (tasks.len() - 1) as u32
+            });
+            let builders = &mut cat.builders;
+            let b = *builder_idx.entry(c.builder.clone()).or_insert_with(|| {
+                let key = hubsearch_core::card::key_of(&c.builder);
+                builders.push(Builder {
+                    tail: !head.contains(&key),
+                    entrant: false,
+                });
+                (builders.len() - 1) as u32
+            });
+            let params = params_of(c);
+            cat.idx_of.insert(c.id.clone(), cat.models.len() as u32);
+            cat.models.push(Model {
+                builder: b,
+                task: t,
+                key: hubsearch_core::card::key_of(&c.id),
+                downloads: c.downloads as f64,
+                params_m: params.unwrap_or(o.prior_params_m),
+                params_known: params.is_some(),
+                price: 0.0,
+                entry_day: 0,
+            });
+            cat.with_task.push(c);
+        }
+        cat
+    }
+}
+
+/// The need query types: each card's own key, the task alone, and task +
+/// model type, each with the downloads of the models it is the key of.
+fn need_queries(with_task: &[&ModelCard]) -> Vec<Query> {
+    let mut keys: Vec<NeedKey> = Vec::new();
+    let mut key_downloads: HashMap<NeedKey, f64> = HashMap::new();
+    let mut add = |k: NeedKey, d: f64| {
+        if !key_downloads.contains_key(&k) {
+            keys.push(k.clone());
+        }
+        *key_downloads.entry(k).or_default() += d;
+    };
+    for c in with_task {
+        let d = c.downloads as f64;
+        let own = primary_key(c);
+        let task = own.task.clone();
+        if own.language.is_some() || own.dataset.is_some() {
+            add(own, d);
+        }
+        let key = |dataset| NeedKey {
+            task: task.clone(),
+            language: None,
+            dataset,
+        };
+        add(key(None), d);
+        if let Some(mt) = c.model_type.as_deref().filter(|m| !m.is_empty()) {
+            add(key(Some(format!("model_type:{mt}"))), d);
+        }
+    }
+    keys.iter()
+        .map(|k| {
+            let NeedKey {
+                task,
+                language,
+                dataset,
+            } = k;
+            let model_type = dataset
+                .as_deref()
+                .and_then(|d| d.strip_prefix("model_type:"))
+                .map(String::from);
+            let text = match &model_type {
+                Some(mt) => format!("{mt} {}", task.replace('-', " ")),
+                None => key_text(task, language.as_deref(), dataset.as_deref()),
+            };
+            Query {
+                text,
+                task: task.clone(),
+                language: language.clone(),
+                dataset: dataset.clone().filter(|_| model_type.is_none()),
+                model_type,
+                named: None,
+                downloads: key_downloads[k],
+            }
+        })
+        .collect()
+}
+
+/// The query type that names card `c`'s model.
+fn name_query(c: &ModelCard) -> Query {
+    Query {
+        text: c.id.replace(['/', '-', '_'], " "),
+        task: c.task.clone().unwrap_or_default(),
+        language: None,
+        dataset: None,
+        model_type: None,
+        named: Some(c.id.clone()),
+        downloads: c.downloads as f64,
+    }
+}
+
+/// Each query's candidates, retrieved in parallel on `o.threads`: needs
+/// with the task as a filter (`o.depth` best), names without
+/// (`o.name_depth`); text mode.
+fn retrieve_all(
+    engine: &Engine,
+    queries: &[Query],
+    idx_of: &HashMap<String, u32>,
+    o: &StudyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Vec<Result<Vec<Cand>, hubsearch_engine::Error>> {
+    let searcher = engine.text_index().searcher();
+    let threads = if o.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        o.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total = queries.len();
+    let one = |q: &Query| -> Result<Vec<Cand>, hubsearch_engine::Error> {
+        let depth = if q.named.is_some() {
+            o.name_depth
+        } else {
+            o.depth
+        };
+        let mut req = SearchRequest::new(q.text.clone(), depth);
+        req.mode = Mode::Text;
+        if q.named.is_none() {
+            req.filter.task = hubsearch_core::FacetFilter::is(q.task.clone());
+        }
+        let r = engine.retrieve(&searcher, &req, depth)?;
+        let mut cands = Vec::with_capacity(r.found.len());
+        for f in &r.found {
+            let card = engine.text_index().card(&searcher, f.addr)?;
+            let Some(&m) = idx_of.get(&card.id) else {
+                continue;
+            };
+            cands.push(Cand {
+                model: m,
+                relevance: f.relevance,
+                grade: q.grade(&card),
+            });
+        }
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n % 5000 == 0 {
+            progress(&format!("retrieved {n} of {total} query types"));
+        }
+        Ok(cands)
+    };
+    let work = || -> Vec<Result<Vec<Cand>, hubsearch_engine::Error>> {
+        queries.par_iter().map(&one).collect()
+    };
+    match pool {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    }
+}
+
 impl Base {
     /// Read the hub from `engine` and retrieve each query type's candidates
     /// (`o.depth` best, text mode, the type's task as a filter).
@@ -309,148 +506,11 @@ impl Base {
     ) -> Result<Base, hubsearch_engine::Error> {
         let cards = engine.all_cards()?;
         let hub = engine.hub();
-        let mut idx_of: HashMap<String, u32> = HashMap::new();
-        let mut builder_idx: HashMap<String, u32> = HashMap::new();
-        let mut builders = Vec::new();
-        let mut tasks: Vec<String> = Vec::new();
-        let mut task_idx: HashMap<String, u32> = HashMap::new();
-        let mut models = Vec::new();
-        let mut with_task: Vec<&ModelCard> = Vec::new();
-        let mut sorted: Vec<&ModelCard> = cards.iter().collect();
-        // Index order differs between index builds: the world must not.
-        sorted.sort_by(|a, b| a.id.cmp(&b.id));
-        for c in &sorted {
-            let Some(task) = c.task.clone() else { continue };
-            let t = *task_idx.entry(task.clone()).or_insert_with(|| {
-                tasks.push(task.clone());
-                (tasks.len() - 1) as u32
-            });
-            let b = *builder_idx.entry(c.builder.clone()).or_insert_with(|| {
-                let key = hubsearch_core::card::key_of(&c.builder);
-                builders.push(Builder {
-                    tail: !hub.builder_heads.head.contains(&key),
-                    entrant: false,
-                });
-                (builders.len() - 1) as u32
-            });
-            let params = params_of(c);
-            idx_of.insert(c.id.clone(), models.len() as u32);
-            models.push(Model {
-                builder: b,
-                task: t,
-                key: hubsearch_core::card::key_of(&c.id),
-                downloads: c.downloads as f64,
-                params_m: params.unwrap_or(o.prior_params_m),
-                params_known: params.is_some(),
-                price: 0.0,
-                entry_day: 0,
-            });
-            with_task.push(c);
-        }
-        // Query types: each card's own key, the task alone, and task + model type.
-        let mut keys: Vec<(String, Option<String>, Option<String>)> = Vec::new();
-        let mut key_downloads: HashMap<(String, Option<String>, Option<String>), f64> =
-            HashMap::new();
-        let mut add = |k: (String, Option<String>, Option<String>), d: f64| {
-            if !key_downloads.contains_key(&k) {
-                keys.push(k.clone());
-            }
-            *key_downloads.entry(k).or_default() += d;
-        };
-        for c in &with_task {
-            let d = c.downloads as f64;
-            let (task, language, dataset) = primary_key(c);
-            if language.is_some() || dataset.is_some() {
-                add((task.clone(), language, dataset), d);
-            }
-            add((task.clone(), None, None), d);
-            if let Some(mt) = c.model_type.as_deref().filter(|m| !m.is_empty()) {
-                add((task, None, Some(format!("model_type:{mt}"))), d);
-            }
-        }
-        // Retrieval, in parallel: needs with the task as a filter, names without.
-        let searcher = engine.text_index().searcher();
-        let mut queries: Vec<Query> = keys
-            .iter()
-            .map(|(task, language, dataset)| {
-                let model_type = dataset
-                    .as_deref()
-                    .and_then(|d| d.strip_prefix("model_type:"))
-                    .map(String::from);
-                let text = match &model_type {
-                    Some(mt) => format!("{mt} {}", task.replace('-', " ")),
-                    None => key_text(task, language.as_deref(), dataset.as_deref()),
-                };
-                Query {
-                    text,
-                    task: task.clone(),
-                    language: language.clone(),
-                    dataset: dataset.clone().filter(|_| model_type.is_none()),
-                    model_type,
-                    named: None,
-                    downloads: key_downloads[&(task.clone(), language.clone(), dataset.clone())],
-                }
-            })
-            .collect();
+        let cat = Catalog::of(&cards, &hub.builder_heads.head, o);
+        let mut queries = need_queries(&cat.with_task);
         let needs = queries.len();
-        for c in &with_task {
-            queries.push(Query {
-                text: c.id.replace(['/', '-', '_'], " "),
-                task: c.task.clone().unwrap_or_default(),
-                language: None,
-                dataset: None,
-                model_type: None,
-                named: Some(c.id.clone()),
-                downloads: c.downloads as f64,
-            });
-        }
-        let threads = if o.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            o.threads
-        };
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let total = queries.len();
-        let work = || -> Vec<Result<Vec<Cand>, hubsearch_engine::Error>> {
-            queries
-                .par_iter()
-                .map(|q| {
-                    let depth = if q.named.is_some() {
-                        o.name_depth
-                    } else {
-                        o.depth
-                    };
-                    let mut req = SearchRequest::new(q.text.clone(), depth);
-                    req.mode = Mode::Text;
-                    if q.named.is_none() {
-                        req.filter.task = hubsearch_core::FacetFilter::is(q.task.clone());
-                    }
-                    let r = engine.retrieve(&searcher, &req, depth)?;
-                    let mut cands = Vec::with_capacity(r.found.len());
-                    for f in &r.found {
-                        let card = engine.text_index().card(&searcher, f.addr)?;
-                        let Some(&m) = idx_of.get(&card.id) else {
-                            continue;
-                        };
-                        cands.push(Cand {
-                            model: m,
-                            relevance: f.relevance,
-                            grade: q.grade(&card),
-                        });
-                    }
-                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if n.is_multiple_of(5000) {
-                        progress(&format!("retrieved {n} of {total} query types"));
-                    }
-                    Ok(cands)
-                })
-                .collect()
-        };
-        let found = match pool {
-            Ok(pool) => pool.install(work),
-            Err(_) => work(),
-        };
+        queries.extend(cat.with_task.iter().map(|c| name_query(c)));
+        let found = retrieve_all(engine, &queries, &cat.idx_of, o, progress);
         let mut types = Vec::with_capacity(queries.len());
         for (i, (q, cands)) in queries.into_iter().zip(found).enumerate() {
             let cands = cands?;
@@ -460,17 +520,17 @@ impl Base {
             types.push(QueryType {
                 text: q.text,
                 kind: if i < needs { Kind::Need } else { Kind::Name },
-                task: task_idx[&q.task],
+                task: cat.task_idx[&q.task],
                 downloads: q.downloads,
                 cands,
             });
         }
         Ok(Base {
-            models,
-            builders,
-            tasks,
+            models: cat.models,
+            builders: cat.builders,
+            tasks: cat.tasks,
             types,
-            models_without_task: cards.len() - with_task.len(),
+            models_without_task: cards.len() - cat.with_task.len(),
         })
     }
 }

@@ -24,6 +24,11 @@
 //! times it (the engine instead adds up each round's merit, because a hub's
 //! relevance is per query);
 //! the true expected relevance is a Monte-Carlo mean over 20,000 users.
+//!
+//! [`report`] runs the `hubsearch fairco` command's curves and sweeps and
+//! writes them as fairco.md with SVG plots.
+
+pub mod report;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
