@@ -90,7 +90,7 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
         let local = listener.local_addr()?;
         eprintln!(
             "hubsearch serving {} models on http://{local} (search page at /, API under /v1, Hugging Face compatible under /api)",
-            engine.text_index().num_docs()
+            engine.num_models()
         );
         hubsearch_server::run(listener, AppState::new(engine), hubsearch_server::shutdown_signal()).await?;
         eprintln!("shut down cleanly; ledger flushed");

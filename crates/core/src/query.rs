@@ -270,6 +270,22 @@ impl SearchRequest {
         }
     }
 
+    /// Whether this is filtered browsing rather than a query: no words (the
+    /// one place the rule is written; docs/api.md, Paging).
+    pub fn is_browsing(&self) -> bool {
+        self.query.trim().is_empty()
+    }
+
+    /// The retrieval mode this request runs in: browsing is always text
+    /// (there is nothing to embed), a query runs in its mode.
+    pub fn effective_mode(&self) -> Mode {
+        if self.is_browsing() {
+            Mode::Text
+        } else {
+            self.mode
+        }
+    }
+
     /// Whether nobody waits for this search's answer any more.
     pub fn is_abandoned(&self) -> bool {
         self.abandoned

@@ -1,6 +1,9 @@
-//! Publishing: add, replace and delete single cards on a live engine. Each
-//! change is committed and visible to the next search at once (the reader
-//! is reloaded after the commit), and the card's vector follows.
+//! The catalog service: publish (create only), replace, delete single cards
+//! on a live engine, with the publishing rules (a valid id, no second card
+//! under one id, the hub's counts and dates kept on a builder's replace).
+//! Each change is committed and visible to the next search at once (the
+//! reader is reloaded after the commit), and the card's vector follows.
+//! Bulk imports are `import.rs`.
 
 use hubsearch_core::card::key_of;
 use hubsearch_core::ModelCard;
@@ -12,7 +15,79 @@ use crate::error::{Error, Result};
 /// Memory budget of the long-lived writer a serving engine keeps.
 const WRITER_MB: usize = 64;
 
+/// Whether `id` is a publishable model id: `name` or `namespace/name`,
+/// each part 1 to 96 of `A-Z a-z 0-9 . _ -`, starting and ending with a
+/// letter or digit, no `--` or `..` (the Hub's rule): no look-alike,
+/// invisible or path characters.
+pub fn is_valid_id(id: &str) -> bool {
+    let part_ok = |p: &str| {
+        let b = p.as_bytes();
+        (1..=96).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && !p.contains("--")
+            && !p.contains("..")
+    };
+    let parts: Vec<&str> = id.split('/').collect();
+    parts.len() <= 2 && parts.iter().all(|p| part_ok(p))
+}
+
+/// Now as RFC 3339 UTC, to the second: a card's `created_at`/`updated_at`.
+fn now() -> String {
+    hubsearch_core::card::rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    )
+}
+
+/// Who changes a card: a builder (the hub's counts stay the hub's) or the
+/// hub's admin (may set them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publisher {
+    Builder,
+    Admin,
+}
+
 impl Engine {
+    /// Publish a new card: an error if its id is not valid or a card with
+    /// it exists. Stamps `created_at` (unless given) and `updated_at`.
+    pub fn create_model(&self, mut card: ModelCard) -> Result<ModelCard> {
+        if !is_valid_id(&card.id) {
+            return Err(Error::InvalidId { id: card.id });
+        }
+        if self.text_index().get(&card.id)?.is_some() {
+            return Err(Error::ModelExists { id: card.id });
+        }
+        let stamp = now();
+        card.created_at.get_or_insert_with(|| stamp.clone());
+        card.updated_at = Some(stamp);
+        self.publish(card.clone())?;
+        Ok(card)
+    }
+
+    /// Replace a card (or create it): its `created_at` stays, and for a
+    /// builder so do the hub's counts (downloads, likes, paid calls);
+    /// `updated_at` is now. Returns the card as stored and whether it is new.
+    pub fn replace_model(&self, mut card: ModelCard, by: Publisher) -> Result<(ModelCard, bool)> {
+        if !is_valid_id(&card.id) {
+            return Err(Error::InvalidId { id: card.id });
+        }
+        if let Some((_, old)) = self.text_index().get(&card.id)? {
+            card.created_at = old.created_at.clone();
+            if by == Publisher::Builder {
+                card.downloads = old.downloads;
+                card.likes = old.likes;
+                card.paid_calls = old.paid_calls;
+            }
+        }
+        card.updated_at = Some(now());
+        let created = self.publish(card.clone())?;
+        Ok((card, created))
+    }
+
     fn with_writer<R>(&self, f: impl FnOnce(&mut CardWriter) -> Result<R>) -> Result<R> {
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
@@ -74,8 +149,8 @@ impl Engine {
         self.delete_local(id)
     }
 
-    /// Record a verified paid call: in the ledger, or through the cluster
-    /// log in cluster mode.
+    /// Record a verified paid call as given: in the ledger, or through the
+    /// cluster log in cluster mode (`calls.rs` checks and prices it first).
     pub fn record_call(
         &self,
         call: crate::ledger::CallRecord,

@@ -38,6 +38,14 @@ pub struct HubStats {
     pub priced_models: usize,
 }
 
+/// A card and the ledger's books of it.
+#[derive(Debug, Clone)]
+pub struct ModelRecord {
+    pub card: ModelCard,
+    pub exposure: crate::ledger::Tally,
+    pub calls: crate::ledger::Earnings,
+}
+
 /// A hub's search engine.
 pub struct Engine {
     config: Config,
@@ -225,6 +233,28 @@ impl Engine {
             Some((_, card)) => Ok(card),
             None => Err(Error::ModelNotFound { id: id.to_string() }),
         }
+    }
+
+    /// Whether a card with this id is indexed (a read error counts as no).
+    pub fn has_model(&self, id: &str) -> bool {
+        self.text.get(id).ok().flatten().is_some()
+    }
+
+    /// Cards in the index.
+    pub fn num_models(&self) -> u64 {
+        self.text.num_docs()
+    }
+
+    /// A card with what the ledger holds for it: its exposure and its paid
+    /// calls.
+    pub fn model_record(&self, id: &str) -> Result<ModelRecord> {
+        let card = self.get(id)?;
+        let key = hubsearch_core::card::key_of(&card.id);
+        Ok(ModelRecord {
+            exposure: self.ledger.tally_of(key, hubsearch_core::Group::Model),
+            calls: self.ledger.earnings_of(key, hubsearch_core::Group::Model),
+            card,
+        })
     }
 
     /// Whole-hub figures.

@@ -38,6 +38,23 @@ pub enum Error {
     /// The embedding model could not be loaded.
     #[error("{0}")]
     EmbeddingUnavailable(Arc<EmbedError>),
+    /// An idempotency key that is empty or too long.
+    #[error("an idempotency key has 1 to {max} characters")]
+    InvalidIdempotencyKey { max: usize },
+    /// A paid call's amount out of range.
+    #[error("amount_usd must be between 0 and {max}")]
+    InvalidAmount { max: f64 },
+    /// A paid call's origin that is not a recorded page and a rank from 1.
+    #[error(
+        "page_id and rank go together: page_id a recorded page (a search's page_id), rank >= 1"
+    )]
+    InvalidCallOrigin,
+    /// A published id that breaks the id rule (`catalog::is_valid_id`).
+    #[error("{id:?} is not a model id: `name` or `namespace/name`, each 1 to 96 of letters, digits, `.`, `_`, `-`, starting and ending with a letter or digit")]
+    InvalidId { id: String },
+    /// Publishing an id that exists.
+    #[error("{id} exists; use PUT /v1/models/{id} to replace it")]
+    ModelExists { id: String },
     /// No such model.
     #[error("no model with id {id:?}")]
     ModelNotFound { id: String },

@@ -15,6 +15,8 @@
 //! server calls it from blocking threads, the CLI and the evaluation harness
 //! call it directly, so there is one code path for search everywhere.
 
+pub mod calls;
+pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod exposure_stats;
@@ -24,7 +26,6 @@ pub mod ledger;
 pub mod listing;
 pub mod names;
 pub mod progress;
-pub mod publish;
 pub mod replica;
 pub mod retrieve;
 pub mod search;
@@ -32,7 +33,9 @@ pub mod semantic;
 pub mod similar;
 pub mod source;
 
-pub use engine::{Engine, HubStats, LedgerMode};
+pub use calls::{CallReceipt, PaidCall};
+pub use catalog::Publisher;
+pub use engine::{Engine, HubStats, LedgerMode, ModelRecord};
 pub use error::{Error, Result};
 pub use hubsearch_core::dir_size;
 pub use hubsearch_index::{CandidateFacts, Error as IndexError};

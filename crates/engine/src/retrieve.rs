@@ -85,8 +85,8 @@ impl Engine {
         req: &SearchRequest,
         depth: usize,
     ) -> Result<Retrieved> {
-        let listing = req.query.trim().is_empty();
-        let mode = if listing { Mode::Text } else { req.mode };
+        let listing = req.is_browsing();
+        let mode = req.effective_mode();
         let mut out = Retrieved::default();
         if mode != Mode::Vector {
             self.retrieve_text(searcher, req, depth, listing, &mut out)?;

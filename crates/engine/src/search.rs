@@ -81,7 +81,7 @@ impl Engine {
     /// candidates (`search.candidates`); a search without words is filtered
     /// browsing, whose pages go on past them (docs/api.md, Paging).
     pub fn depth(&self, req: &SearchRequest) -> Option<usize> {
-        (!req.query.trim().is_empty()).then_some(self.config().search.candidates)
+        (!req.is_browsing()).then_some(self.config().search.candidates)
     }
 
     /// Check a search request against the configured limits.
@@ -131,7 +131,7 @@ impl Engine {
         let page = page_of(&order, req.offset, req.limit);
         let first_rank = req.offset.saturating_add(1);
         let mut hits = self.hits(&searcher, &retrieved.found, page, first_rank)?;
-        let browsing = req.query.trim().is_empty();
+        let browsing = req.is_browsing();
         let unknown_words = self.text_index().unknown_words(&searcher, &req.query)?;
         let mut page_id = None;
         // A browsing page wholly past the ranked candidates ranked nobody.
@@ -158,11 +158,7 @@ impl Engine {
         }
         Ok(SearchResponse {
             query: req.query.clone(),
-            mode: if req.query.trim().is_empty() {
-                Mode::Text
-            } else {
-                req.mode
-            },
+            mode: req.effective_mode(),
             policy: policy.name().to_string(),
             total: retrieved.total,
             total_exact: browsing || (req.facets && req.mode == Mode::Text),

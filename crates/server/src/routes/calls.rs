@@ -6,15 +6,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use hubsearch_core::card::key_of;
-use hubsearch_core::Group;
-use hubsearch_engine::ledger::CallOrigin;
-use hubsearch_engine::CallRecord;
+use hubsearch_engine::PaidCall;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::models::authenticate;
-use crate::error::{ApiError, Code, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::{AppState, Work};
 
@@ -75,59 +72,24 @@ pub async fn record(
             "recording paid calls needs an admin key (the hub's payment backend)",
         ));
     }
-    let idem = body.idempotency_key.clone().or_else(|| {
-        headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
-    if idem.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
-        return Err(ApiError::new(
-            Code::InvalidIdempotencyKey,
-            "an idempotency key has 1 to 200 characters",
-        ));
-    }
-    if let Some(a) = body.amount_usd {
-        if !(a.is_finite() && (0.0..=1000.0).contains(&a)) {
-            return Err(ApiError::new(
-                Code::InvalidAmount,
-                "amount_usd must be between 0 and 1000",
-            ));
-        }
-    }
-    let origin = match (body.page_id, body.rank) {
-        (None, None) => None,
-        // In cluster mode page ids are the serving replica's (docs/cluster.md).
-        (Some(page), Some(rank))
-            if rank >= 1
-                && (state.engine.replicator().is_some()
-                    || page < state.engine.ledger().pages()) =>
-        {
-            Some(CallOrigin { page, rank })
-        }
-        _ => return Err(ApiError::new(
-            Code::InvalidParameter,
-            "page_id and rank go together: page_id a recorded page (a search's page_id), rank >= 1",
-        )),
+    let call = PaidCall {
+        idempotency_key: body.idempotency_key.or_else(|| {
+            headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        }),
+        model: body.model,
+        amount_usd: body.amount_usd,
+        page_id: body.page_id,
+        rank: body.rank,
     };
+    // The call's own values are checked before it queues for a writer.
+    state.engine.check_paid_call(&call)?;
     state
         .run_blocking(Work::Write, move |e| {
-            let card = e.get(&body.model)?;
-            let amount = body.amount_usd.unwrap_or(card.price_usd.unwrap_or(0.0));
-            let out = e.record_call(CallRecord {
-                model: key_of(&card.id),
-                builder: key_of(&card.builder),
-                model_id: card.id.clone(),
-                builder_name: card.builder.clone(),
-                amount_usd: amount,
-                amount_stated: body.amount_usd.is_some(),
-                idempotency_key: idem,
-                origin,
-            })?;
-            let income = e
-                .ledger()
-                .earnings_of(key_of(&card.builder), Group::Builder);
-            let status = if out.recorded {
+            let r = e.record_paid_call(call)?;
+            let status = if r.recorded {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
@@ -135,13 +97,13 @@ pub async fn record(
             Ok((
                 status,
                 Json(CallAnswer {
-                    seq: out.seq,
-                    recorded: out.recorded,
-                    model: card.id,
-                    builder: card.builder,
-                    amount_usd: amount,
-                    builder_calls: income.calls,
-                    builder_income_usd: income.income_usd,
+                    seq: r.seq,
+                    recorded: r.recorded,
+                    model: r.model,
+                    builder: r.builder,
+                    amount_usd: r.amount_usd,
+                    builder_calls: r.builder_calls,
+                    builder_income_usd: r.builder_income_usd,
                 }),
             ))
         })

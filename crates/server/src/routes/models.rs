@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use hubsearch_core::card::key_of;
-use hubsearch_core::{record, Group, ModelCard};
+use hubsearch_core::{record, ModelCard};
+use hubsearch_engine::catalog::is_valid_id;
+use hubsearch_engine::Publisher;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -64,40 +65,14 @@ fn may_write(p: &Principal, id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A published id: `name` or `namespace/name`, each part 1 to 96 of
-/// `A-Z a-z 0-9 . _ -`, starting and ending with a letter or digit, no `--`
-/// or `..` (the Hub's rule): no look-alike, invisible or path characters.
+/// The id rule (`hubsearch_engine::catalog::is_valid_id`), checked before
+/// a write queues.
 fn check_id(id: &str) -> Result<(), ApiError> {
-    let part_ok = |p: &str| {
-        let b = p.as_bytes();
-        (1..=96).contains(&b.len())
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && !p.contains("--")
-            && !p.contains("..")
-    };
-    let parts: Vec<&str> = id.split('/').collect();
-    if parts.len() <= 2 && parts.iter().all(|p| part_ok(p)) {
+    if is_valid_id(id) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            Code::InvalidId,
-            format!(
-                "{id:?} is not a model id: `name` or `namespace/name`, each 1 to 96 of \
-                 letters, digits, `.`, `_`, `-`, starting and ending with a letter or digit"
-            ),
-        ))
+        Err(hubsearch_engine::Error::InvalidId { id: id.to_string() }.into())
     }
-}
-
-fn now() -> String {
-    hubsearch_core::card::rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    )
 }
 
 /// Parse and check a published card: known fields only, a valid id in the
@@ -230,7 +205,7 @@ pub async fn get_model(
 ) -> Result<axum::response::Response, ApiError> {
     // `{id}/similar` is the similar-models page, unless a model has that id.
     if let Some(base) = id.strip_suffix("/similar") {
-        if state.engine.text_index().get(&id).ok().flatten().is_none() {
+        if !state.engine.has_model(&id) {
             let crate::extract::Filtered(p, f) = crate::extract::split_filtered::<
                 super::search::SimilarParams,
             >(uri.query().unwrap_or(""))?;
@@ -241,13 +216,11 @@ pub async fn get_model(
     }
     state
         .run_blocking(Work::Read, move |e| {
-            let card = e.get(&id)?;
-            let tally = e.ledger().tally_of(key_of(&card.id), Group::Model);
-            let earnings = e.ledger().earnings_of(key_of(&card.id), Group::Model);
+            let m = e.model_record(&id)?;
             Ok(Json(ModelPage {
-                model: card,
-                exposure: tally,
-                calls: earnings,
+                model: m.card,
+                exposure: m.exposure,
+                calls: m.calls,
             })
             .into_response())
         })
@@ -273,26 +246,10 @@ pub async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let who = authenticate(&state, &headers)?;
-    let mut card = card_from_body(&who, &body, None)?;
-    let stamp = now();
-    card.created_at.get_or_insert_with(|| stamp.clone());
-    card.updated_at = Some(stamp);
+    let card = card_from_body(&who, &body, None)?;
     state
         .run_blocking(Work::Write, move |e| {
-            if e.text_index()
-                .get(&card.id)
-                .map_err(|x| ApiError::from(hubsearch_engine::Error::from(x)))?
-                .is_some()
-            {
-                return Err(ApiError::new(
-                    Code::ModelExists,
-                    format!(
-                        "{} exists; use PUT /v1/models/{} to replace it",
-                        card.id, card.id
-                    ),
-                ));
-            }
-            e.publish(card.clone())?;
+            let card = e.create_model(card)?;
             Ok((StatusCode::CREATED, Json(Published { model: card })))
         })
         .await
@@ -318,24 +275,15 @@ pub async fn replace(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let who = authenticate(&state, &headers)?;
-    let mut card = card_from_body(&who, &body, Some(&id))?;
+    let card = card_from_body(&who, &body, Some(&id))?;
+    let by = if who.admin {
+        Publisher::Admin
+    } else {
+        Publisher::Builder
+    };
     state
         .run_blocking(Work::Write, move |e| {
-            let old = e
-                .text_index()
-                .get(&card.id)
-                .map_err(|x| ApiError::from(hubsearch_engine::Error::from(x)))?;
-            if let Some((_, old)) = &old {
-                card.created_at = old.created_at.clone();
-                if !who.admin {
-                    // What the hub counted stays.
-                    card.downloads = old.downloads;
-                    card.likes = old.likes;
-                    card.paid_calls = old.paid_calls;
-                }
-            }
-            card.updated_at = Some(now());
-            let created = e.publish(card.clone())?;
+            let (card, created) = e.replace_model(card, by)?;
             let status = if created {
                 StatusCode::CREATED
             } else {

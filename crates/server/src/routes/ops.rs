@@ -57,7 +57,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
                     "the exposure ledger cannot write (a commit failed); restart the server",
                 ));
             }
-            let models = e.text_index().num_docs();
+            let models = e.num_models();
             let vectors = e.semantic().map(|s| s.vectors().live());
             let cluster = e.replicator().map(|r| r.status());
             if let Some(f) = cluster.as_ref().and_then(|c| c.failing.clone()) {
@@ -83,7 +83,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             (
                 "hubsearch_index_models",
                 "Cards in the index.",
-                e.text_index().num_docs() as f64,
+                e.num_models() as f64,
             ),
             (
                 "hubsearch_index_bytes",
@@ -230,7 +230,7 @@ pub async fn cluster(
                 cluster: e.replicator().map(|r| r.status()),
                 index_position,
                 ledger_position,
-                models: e.text_index().num_docs(),
+                models: e.num_models(),
                 pages: e.ledger().pages(),
                 ledger: rows,
             }))

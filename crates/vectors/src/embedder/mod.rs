@@ -43,6 +43,7 @@ pub enum EmbedError {
     },
 }
 
+#[cfg(any(feature = "onnx", feature = "candle"))]
 pub(crate) fn model_err(e: impl std::fmt::Display) -> EmbedError {
     EmbedError::Model(e.to_string())
 }
@@ -67,6 +68,7 @@ pub trait Embedder: Send + Sync {
 }
 
 /// `dir/file`, or an error naming what is missing and the set-up command.
+#[cfg(any(feature = "onnx", feature = "candle"))]
 pub(crate) fn need(dir: &Path, file: &'static str) -> Result<PathBuf, EmbedError> {
     let p = dir.join(file);
     if p.exists() {

@@ -1,0 +1,199 @@
+//! The calls service: a verified paid call, as the hub's payment backend
+//! states it, checked, priced and recorded (in the ledger, or through the
+//! cluster log). The rules live here, not in HTTP code: an idempotency key
+//! has 1 to 200 characters, an amount lies in 0..=1000 USD and defaults to
+//! the model's price, a call's origin names a recorded page and a rank
+//! from 1 (docs/ledger.md, Paid calls).
+
+use hubsearch_core::card::key_of;
+use hubsearch_core::Group;
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::ledger::{CallOrigin, CallRecord};
+
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+/// Largest amount one call may state, in USD.
+pub const MAX_CALL_USD: f64 = 1000.0;
+
+/// A paid call as reported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PaidCall {
+    /// The model called (its id).
+    pub model: String,
+    /// USD paid; `None`: the model's price (0 when it has none).
+    pub amount_usd: Option<f64>,
+    /// A retry with the same key counts once.
+    pub idempotency_key: Option<String>,
+    /// The recorded page the call came from and the hit's rank on it: both
+    /// or neither.
+    pub page_id: Option<u64>,
+    pub rank: Option<u64>,
+}
+
+/// What recording a paid call did, with the builder's totals after it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallReceipt {
+    /// The ledger's sequence number of the call.
+    pub seq: u64,
+    /// False when the idempotency key was seen before (counted once).
+    pub recorded: bool,
+    pub model: String,
+    pub builder: String,
+    pub amount_usd: f64,
+    /// The builder's paid calls and income so far.
+    pub builder_calls: u64,
+    pub builder_income_usd: f64,
+}
+
+impl Engine {
+    /// Check a paid call's own values (no lookups but the ledger's page
+    /// count): the idempotency key, the amount, the origin.
+    pub fn check_paid_call(&self, call: &PaidCall) -> Result<Option<CallOrigin>> {
+        if call
+            .idempotency_key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY)
+        {
+            return Err(Error::InvalidIdempotencyKey {
+                max: MAX_IDEMPOTENCY_KEY,
+            });
+        }
+        if let Some(a) = call.amount_usd {
+            if !(a.is_finite() && (0.0..=MAX_CALL_USD).contains(&a)) {
+                return Err(Error::InvalidAmount { max: MAX_CALL_USD });
+            }
+        }
+        match (call.page_id, call.rank) {
+            (None, None) => Ok(None),
+            // In cluster mode page ids are the serving replica's
+            // (docs/cluster.md): another replica cannot check them.
+            (Some(page), Some(rank))
+                if rank >= 1 && (self.replicator().is_some() || page < self.ledger().pages()) =>
+            {
+                Ok(Some(CallOrigin { page, rank }))
+            }
+            _ => Err(Error::InvalidCallOrigin),
+        }
+    }
+
+    /// Check, price and record a paid call; the receipt carries the
+    /// builder's totals after it.
+    pub fn record_paid_call(&self, call: PaidCall) -> Result<CallReceipt> {
+        let origin = self.check_paid_call(&call)?;
+        let card = self.get(&call.model)?;
+        let amount = call.amount_usd.unwrap_or(card.price_usd.unwrap_or(0.0));
+        let builder_key = key_of(&card.builder);
+        let out = self.record_call(CallRecord {
+            model: key_of(&card.id),
+            builder: builder_key,
+            model_id: card.id.clone(),
+            builder_name: card.builder.clone(),
+            amount_usd: amount,
+            amount_stated: call.amount_usd.is_some(),
+            idempotency_key: call.idempotency_key,
+            origin,
+        })?;
+        let income = self.ledger().earnings_of(builder_key, Group::Builder);
+        Ok(CallReceipt {
+            seq: out.seq,
+            recorded: out.recorded,
+            model: card.id,
+            builder: card.builder,
+            amount_usd: amount,
+            builder_calls: income.calls,
+            builder_income_usd: income.income_usd,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubsearch_core::{Config, ModelCard};
+
+    /// An engine over one priced card, with its persistent ledger.
+    fn engine(dir: &std::path::Path) -> Engine {
+        let mut config = Config::default();
+        config.index.dir = dir.to_path_buf();
+        config.embedding.model = hubsearch_core::EmbeddingModel::None;
+        let e = Engine::open_or_create(config.clone()).unwrap();
+        let card = ModelCard {
+            id: "acme/m".into(),
+            builder: "acme".into(),
+            price_usd: Some(0.25),
+            ..Default::default()
+        };
+        let path = dir.join("cards.jsonl");
+        std::fs::write(&path, serde_json::to_string(&card).unwrap() + "\n").unwrap();
+        e.import(&[path], &crate::progress::silent).unwrap();
+        drop(e);
+        Engine::open(config).unwrap()
+    }
+
+    #[test]
+    fn a_call_is_priced_recorded_once_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path());
+        let call = PaidCall {
+            model: "acme/m".into(),
+            idempotency_key: Some("k1".into()),
+            ..Default::default()
+        };
+        let first = e.record_paid_call(call.clone()).unwrap();
+        assert!(first.recorded);
+        assert_eq!(first.amount_usd, 0.25, "the model's price by default");
+        assert_eq!((first.builder_calls, first.builder.as_str()), (1, "acme"));
+        let again = e.record_paid_call(call).unwrap();
+        assert!(!again.recorded, "the same key counts once");
+        assert_eq!(again.builder_calls, 1);
+        let bad = |c: PaidCall| e.record_paid_call(c).unwrap_err();
+        let base = PaidCall {
+            model: "acme/m".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad(PaidCall {
+                idempotency_key: Some(String::new()),
+                ..base.clone()
+            }),
+            Error::InvalidIdempotencyKey { .. }
+        ));
+        assert!(matches!(
+            bad(PaidCall {
+                idempotency_key: Some("x".repeat(201)),
+                ..base.clone()
+            }),
+            Error::InvalidIdempotencyKey { .. }
+        ));
+        for a in [-0.01, 1000.01, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                bad(PaidCall {
+                    amount_usd: Some(a),
+                    ..base.clone()
+                }),
+                Error::InvalidAmount { .. }
+            ));
+        }
+        // A page that was never recorded, a rank of 0, half an origin.
+        for (page_id, rank) in [(Some(5), Some(1)), (Some(0), Some(0)), (Some(0), None)] {
+            assert!(matches!(
+                bad(PaidCall {
+                    page_id,
+                    rank,
+                    ..base.clone()
+                }),
+                Error::InvalidCallOrigin
+            ));
+        }
+        assert!(matches!(
+            bad(PaidCall {
+                model: "acme/none".into(),
+                ..base
+            }),
+            Error::ModelNotFound { .. }
+        ));
+    }
+}
