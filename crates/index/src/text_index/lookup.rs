@@ -1,0 +1,294 @@
+//! Lookups by address, id or key: stored cards, the fast-field facts
+//! ranking reads per candidate, ids (from a per-segment cache), cards
+//! ordered by a fast field, and hub-wide columns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hubsearch_core::{Filter, ModelCard};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+
+use super::{CandidateFacts, TextIndex};
+use crate::error::{Error, Result};
+
+impl TextIndex {
+    /// The stored card at `addr`.
+    pub fn card(&self, searcher: &Searcher, addr: DocAddress) -> Result<ModelCard> {
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let src = doc
+            .get_first(self.fields.source)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::Corrupt(format!("document {addr:?} has no source")))?;
+        serde_json::from_str(src).map_err(|e| Error::Corrupt(e.to_string()))
+    }
+
+    /// What ranking reads of each candidate, from fast fields only (no
+    /// doc-store reads): cheap enough for hundreds of candidates per query.
+    pub fn candidate_facts(
+        &self,
+        searcher: &Searcher,
+        addrs: &[DocAddress],
+    ) -> Result<Vec<CandidateFacts>> {
+        let mut cols: HashMap<u32, [tantivy::columnar::Column<u64>; 4]> = HashMap::new();
+        let mut out = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            let c = match cols.entry(a.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let ff = searcher.segment_reader(a.segment_ord).fast_fields();
+                    e.insert([
+                        ff.u64("id_key")?,
+                        ff.u64("builder_key")?,
+                        ff.u64("downloads")?,
+                        ff.u64("paid_calls")?,
+                    ])
+                }
+            };
+            out.push(CandidateFacts {
+                id_key: c[0].first(a.doc_id).unwrap_or(0),
+                builder_key: c[1].first(a.doc_id).unwrap_or(0),
+                downloads: c[2].first(a.doc_id).unwrap_or(0),
+                paid_calls: c[3].first(a.doc_id).unwrap_or(0),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Cards passing `filter`, ordered by a fast field (`downloads`,
+    /// `paid_calls`, `created_at`, `last_modified`, `price`), `offset`..`offset+limit`.
+    pub fn top_by_field(
+        &self,
+        searcher: &Searcher,
+        filter: &Filter,
+        field: &str,
+        descending: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<DocAddress>, usize)> {
+        use tantivy::Order;
+        let query = self.query(searcher, "", filter)?;
+        let order = if descending { Order::Desc } else { Order::Asc };
+        // The collector allocates offset + limit slots: never more than the
+        // index holds, whatever a client asks for.
+        let max = searcher.num_docs() as usize;
+        let top = TopDocs::with_limit(limit.clamp(1, max.max(1))).and_offset(offset.min(max));
+        let addrs: Vec<DocAddress> = match field {
+            "downloads" | "paid_calls" | "likes" => searcher
+                .search(&query, &top.order_by_fast_field::<u64>(field, order))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
+            "created_at" | "last_modified" => searcher
+                .search(&query, &top.order_by_fast_field::<i64>(field, order))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
+            "price" => searcher
+                .search(&query, &top.order_by_fast_field::<f64>(field, order))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
+            other => return Err(Error::InvalidQuery(format!("cannot sort by {other}"))),
+        };
+        let total = searcher.search(&query, &Count)?;
+        Ok((addrs, total))
+    }
+
+    /// Where the cards with these keys are (those that exist and pass `filter`).
+    pub fn addresses_of(
+        &self,
+        searcher: &Searcher,
+        keys: &[u64],
+        filter: &Filter,
+    ) -> Result<HashMap<u64, DocAddress>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        if filter.is_empty() {
+            // One term-dictionary lookup per key and segment: far cheaper than
+            // a TermSetQuery, which builds an automaton and walks the
+            // dictionary with it.
+            for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+                let inverted = seg.inverted_index(self.fields.id_key)?;
+                for &k in keys {
+                    let term = Term::from_field_u64(self.fields.id_key, k);
+                    let Some(mut postings) = inverted
+                        .read_postings(&term, IndexRecordOption::Basic)
+                        .map_err(tantivy::TantivyError::from)?
+                    else {
+                        continue;
+                    };
+                    use tantivy::DocSet;
+                    let mut doc = postings.doc();
+                    while doc != tantivy::TERMINATED {
+                        if !seg.is_deleted(doc) {
+                            out.insert(k, DocAddress::new(ord as u32, doc));
+                        }
+                        doc = postings.advance();
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        let set = TermSetQuery::new(
+            keys.iter()
+                .map(|k| Term::from_field_u64(self.fields.id_key, *k)),
+        );
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(set))];
+        clauses.extend(self.filter_queries(filter)?);
+        let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
+        let addrs: Vec<DocAddress> = docs.into_iter().collect();
+        let facts = self.candidate_facts(searcher, &addrs)?;
+        out.extend(facts.into_iter().zip(addrs).map(|(f, a)| (f.id_key, a)));
+        Ok(out)
+    }
+
+    /// Fast-field facts of every live card (hub-wide popularity, stats).
+    pub fn all_facts(&self) -> Result<Vec<CandidateFacts>> {
+        let searcher = self.searcher();
+        let mut addrs = Vec::with_capacity(searcher.num_docs() as usize);
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+            addrs.extend(seg.doc_ids_alive().map(|d| DocAddress::new(ord as u32, d)));
+        }
+        self.candidate_facts(&searcher, &addrs)
+    }
+
+    /// The ids of cards at `addrs`, from a per-segment cache of every id
+    /// (segments are immutable: a segment's ids are read once, in one
+    /// sorted pass over its id dictionary, and dropped when the segment
+    /// leaves the index).
+    pub fn ids_of(&self, searcher: &Searcher, addrs: &[DocAddress]) -> Result<Vec<String>> {
+        let mut out = Vec::with_capacity(addrs.len());
+        self.each_id(searcher, addrs, |_, id| out.push(id.to_string()))?;
+        Ok(out)
+    }
+
+    /// Call `f(i, id)` for each card at `addrs[i]`, in order, without
+    /// copying the ids (see [`TextIndex::ids_of`]).
+    pub fn each_id(
+        &self,
+        searcher: &Searcher,
+        addrs: &[DocAddress],
+        mut f: impl FnMut(usize, &str),
+    ) -> Result<()> {
+        let mut segs: HashMap<u32, Arc<Vec<String>>> = HashMap::new();
+        for (i, a) in addrs.iter().enumerate() {
+            if let std::collections::hash_map::Entry::Vacant(e) = segs.entry(a.segment_ord) {
+                e.insert(self.segment_ids(searcher, a.segment_ord)?);
+            }
+            let ids = &segs[&a.segment_ord];
+            f(i, ids.get(a.doc_id as usize).map_or("", String::as_str));
+        }
+        Ok(())
+    }
+
+    /// Every id of one segment, by doc id (cached).
+    pub(super) fn segment_ids(&self, searcher: &Searcher, seg: u32) -> Result<Arc<Vec<String>>> {
+        let reader = searcher.segment_reader(seg);
+        let id = reader.segment_id();
+        let mut cache = self.id_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = cache.get(&id) {
+            return Ok(v.clone());
+        }
+        let mut ids = vec![String::new(); reader.max_doc() as usize];
+        if let Some(col) = reader.fast_fields().str("id")? {
+            let mut by_ord: Vec<(u64, u32)> = (0..reader.max_doc())
+                .filter_map(|d| col.term_ords(d).next().map(|o| (o, d)))
+                .collect();
+            by_ord.sort_unstable();
+            let mut ords: Vec<u64> = by_ord.iter().map(|(o, _)| *o).collect();
+            ords.dedup();
+            let mut names = Vec::with_capacity(ords.len());
+            col.dictionary()
+                .sorted_ords_to_term_cb(&ords, |b| {
+                    names.push(String::from_utf8_lossy(b).into_owned())
+                })
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let mut k = 0;
+            for (ord, d) in by_ord {
+                while ords[k] != ord {
+                    k += 1;
+                }
+                ids[d as usize] = names.get(k).cloned().unwrap_or_default();
+            }
+        }
+        // Forget segments that are no longer searched.
+        let live: std::collections::HashSet<_> = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        cache.retain(|k, _| live.contains(k));
+        let ids = Arc::new(ids);
+        cache.insert(id, ids.clone());
+        Ok(ids)
+    }
+
+    /// The addresses of live cards whose id is exactly one of `ids`.
+    pub fn find_ids(&self, searcher: &Searcher, ids: &[String]) -> Result<Vec<DocAddress>> {
+        let mut out = Vec::new();
+        for id in ids {
+            let q = TermQuery::new(
+                Term::from_field_text(self.fields.id, id),
+                IndexRecordOption::Basic,
+            );
+            if let Some(&(_, addr)) = searcher
+                .search(&q, &TopDocs::with_limit(1).order_by_score())?
+                .first()
+            {
+                out.push(addr);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The card with this id, if indexed.
+    pub fn get(&self, id: &str) -> Result<Option<(DocAddress, ModelCard)>> {
+        let searcher = self.searcher();
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
+        match top.first() {
+            None => Ok(None),
+            Some(&(_, addr)) => Ok(Some((addr, self.card(&searcher, addr)?))),
+        }
+    }
+
+    /// Id -> content hash of every live card (to skip unchanged re-imports).
+    pub fn content_hashes(&self) -> Result<HashMap<String, u64>> {
+        let searcher = self.searcher();
+        let mut out = HashMap::with_capacity(searcher.num_docs() as usize);
+        for seg in searcher.segment_readers() {
+            let ff = seg.fast_fields();
+            let Some(ids) = ff.str("id")? else { continue };
+            let hashes = ff.u64("content_hash")?;
+            let mut buf = String::new();
+            for doc in seg.doc_ids_alive() {
+                if let Some(ord) = ids.term_ords(doc).next() {
+                    buf.clear();
+                    ids.ord_to_str(ord, &mut buf)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?;
+                    out.insert(buf.clone(), hashes.first(doc).unwrap_or(0));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A u64 fast field (`downloads`, `likes`, `paid_calls`) of every live card.
+    pub fn all_u64(&self, field: &str) -> Result<Vec<u64>> {
+        let searcher = self.searcher();
+        let mut out = Vec::with_capacity(searcher.num_docs() as usize);
+        for seg in searcher.segment_readers() {
+            let col = seg.fast_fields().u64(field)?;
+            out.extend(seg.doc_ids_alive().map(|d| col.first(d).unwrap_or(0)));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,506 @@
+//! The scored text query (docs/retrieval.md, Scoring): per query word,
+//! BM25F or dismax over the weighted fields, with tolerant matches
+//! (prefix, one edit) for words no card contains, plus a bonus for the
+//! exact phrase of the id's words.
+
+use hubsearch_core::{lang, Filter, WordScoring};
+use tantivy::query::{
+    Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery,
+    EmptyQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, TermQuery,
+};
+use tantivy::schema::IndexRecordOption;
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{Searcher, Term};
+
+use super::TextIndex;
+use crate::analyzer::tokens;
+use crate::bm25f::Bm25fQuery;
+use crate::error::Result;
+use crate::schema::{boosts, TEXT_FIELDS};
+
+/// Weight of a word's matches in fields other than its best one.
+const TIE_BREAKER: f32 = 0.3;
+/// Score of a word matched only as a prefix or within one edit
+/// (docs/retrieval.md, Prefixes and typos): about the BM25F score of a word
+/// found once, in a field of weight 1, in one card of thirty, well below a
+/// rare word's (up to `idf * (k1 + 1)`). Only words no card contains are
+/// matched so, so a tolerant match never competes with an exact match of
+/// the same word.
+const TOLERANT_SCORE: f32 = 3.0;
+/// Words a typed prefix may expand to in the id phrase.
+const PREFIX_EXPANSIONS: u32 = 500;
+/// Shortest word that tolerates one edit.
+const FUZZY_MIN_CHARS: usize = 5;
+
+impl TextIndex {
+    /// The query for `text` and `filter`, to run on `searcher` (its words'
+    /// statistics are read from it). An empty `text` matches every card
+    /// that passes the filter (a listing).
+    pub fn query(
+        &self,
+        searcher: &Searcher,
+        text: &str,
+        filter: &Filter,
+    ) -> Result<Box<dyn Query>> {
+        let text_q = self.text_part(searcher, text)?;
+        self.with_filter(text_q, filter)
+    }
+
+    /// The scored part of [`TextIndex::query`]: `None` for a blank text
+    /// (a listing), a query matching nothing when the text has no words.
+    pub(super) fn text_part(
+        &self,
+        searcher: &Searcher,
+        text: &str,
+    ) -> Result<Option<Box<dyn Query>>> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.text_query(searcher, text)?
+                .unwrap_or_else(|| Box::new(EmptyQuery)),
+        ))
+    }
+
+    /// BM25 over the weighted fields (docs/retrieval.md, Scoring). Each
+    /// query word scores once over all fields: by BM25F (`bm25f.rs`), or by
+    /// its best field with a small tie-breaker (dismax). The words' scores
+    /// add up: a card that matches every word of the query beats one that
+    /// matches two words in many fields. An exact phrase of the id's words
+    /// scores extra.
+    fn text_query(&self, searcher: &Searcher, text: &str) -> Result<Option<Box<dyn Query>>> {
+        let words = dedup(tokens(&mut self.id_analyzer.clone(), text));
+        if words.is_empty() {
+            return Ok(None);
+        }
+        let raw: Vec<String> = tokens(&mut self.id_analyzer.clone(), text);
+        // The last word is still being typed unless the text ends in a
+        // separator (search as you type).
+        let typing = raw
+            .last()
+            .filter(|_| text.ends_with(|c: char| c.is_ascii_alphanumeric()));
+        let mut text_analyzer = self.text_analyzer.clone();
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // The document count BM25 itself uses (deleted documents are still in
+        // the frequencies until a merge).
+        let num_docs = searcher.total_num_docs()?;
+        for word in &words {
+            let stem = stem_of(&mut text_analyzer, word);
+            let typed = typing == Some(word);
+            let word_query = self.word_query(searcher, num_docs, word, &stem, typed)?;
+            should.push((Occur::Should, word_query));
+        }
+        if let Some(phrase) = self.phrase_query(searcher, &raw, typing)? {
+            should.push((Occur::Should, phrase));
+        }
+        Ok(Some(Box::new(BooleanQuery::new(should))))
+    }
+
+    /// One query word (`stem` its stem; `typed` when it is the last word,
+    /// still being typed) scored once over all fields: its exact matches,
+    /// and tolerant ones when no card contains it, in one disjunction.
+    fn word_query(
+        &self,
+        searcher: &Searcher,
+        num_docs: u64,
+        word: &str,
+        stem: &str,
+        typed: bool,
+    ) -> Result<Box<dyn Query>> {
+        // The word's term in each field (the word itself in the id
+        // field, its stem elsewhere) and the field's weight.
+        let terms: Vec<(Term, f32)> = boosts(&self.fields, &self.boosts)
+            .into_iter()
+            .map(|(field, boost, is_id)| {
+                let t = if is_id { word } else { stem };
+                (Term::from_field_text(field, t), boost)
+            })
+            .collect();
+        // Fields of weight 0 are not searched at all (not even to match
+        // with score 0), nor counted in `known` or shared IDF.
+        let mut dfs = [0u64; TEXT_FIELDS];
+        for (df, (term, boost)) in dfs.iter_mut().zip(&terms) {
+            if *boost > 0.0 {
+                *df = searcher.doc_freq(term)?;
+            }
+        }
+        let known = dfs.iter().any(|d| *d > 0);
+        let mut disjuncts = self.exact_disjuncts(word, terms, &dfs, num_docs);
+        // A word no card contains: the last one may be a prefix being
+        // typed, one of 5+ letters may be misspelt. Both score a small
+        // constant, below any exact match of a word.
+        if !known {
+            disjuncts.extend(self.tolerant_disjuncts(word, stem, typed));
+        }
+        Ok(if disjuncts.len() == 1 {
+            disjuncts.pop().expect("one")
+        } else {
+            Box::new(DisjunctionMaxQuery::with_tie_breaker(
+                disjuncts,
+                TIE_BREAKER,
+            ))
+        })
+    }
+
+    /// The exact matches of `word`, given its `terms` (term and weight per
+    /// field) and their document frequencies `dfs` read from a searcher of
+    /// `num_docs` documents: one BM25F query, or one term query per
+    /// searched field (dismax).
+    fn exact_disjuncts(
+        &self,
+        word: &str,
+        terms: Vec<(Term, f32)>,
+        dfs: &[u64; TEXT_FIELDS],
+        num_docs: u64,
+    ) -> Vec<Box<dyn Query>> {
+        // A language name also matches its code in ids (`french` -> `opus-mt-en-fr`).
+        let code =
+            lang::language_code(word).map(|code| Term::from_field_text(self.fields.id_text, code));
+        match self.boosts.scoring {
+            WordScoring::Bm25f => {
+                // The frequencies were just read from this searcher.
+                let df = dfs.iter().copied().max().unwrap_or(0);
+                let mut q = Bm25fQuery::new(terms).with_doc_freq(df);
+                if let Some(code) = code {
+                    q = q.with_variant(code, self.boosts.id);
+                }
+                vec![Box::new(q)]
+            }
+            WordScoring::DisMax => {
+                let term_q = |term: Term, boost| {
+                    let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
+                    Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>
+                };
+                let shared = shared_idf_factors(num_docs, dfs, self.boosts.shared_idf);
+                let mut d: Vec<Box<dyn Query>> = terms
+                    .into_iter()
+                    .zip(shared)
+                    .filter(|((_, boost), _)| *boost > 0.0)
+                    .map(|((term, boost), f)| term_q(term, boost * f))
+                    .collect();
+                if let Some(code) = code.filter(|_| self.boosts.id > 0.0) {
+                    d.push(term_q(code, self.boosts.id));
+                }
+                d
+            }
+        }
+    }
+
+    /// The tolerant matches of a word no card contains, each scoring
+    /// [`TOLERANT_SCORE`]: as a prefix in ids and tags while it is being
+    /// `typed` (2+ characters), within one edit in id, task and tag words
+    /// ([`FUZZY_MIN_CHARS`]+ characters).
+    fn tolerant_disjuncts(&self, word: &str, stem: &str, typed: bool) -> Vec<Box<dyn Query>> {
+        let mut disjuncts: Vec<Box<dyn Query>> = Vec::new();
+        if typed && word.len() >= 2 {
+            for field in [self.fields.id_text, self.fields.tags] {
+                let prefix = PhrasePrefixQuery::new(vec![Term::from_field_text(field, word)]);
+                disjuncts.push(Box::new(ConstScoreQuery::new(
+                    Box::new(prefix),
+                    TOLERANT_SCORE,
+                )));
+            }
+        }
+        if word.chars().count() >= FUZZY_MIN_CHARS {
+            for (field, t) in [
+                (self.fields.id_text, word),
+                (self.fields.task, stem),
+                (self.fields.tags, stem),
+            ] {
+                let fuzzy = FuzzyTermQuery::new(Term::from_field_text(field, t), 1, true);
+                disjuncts.push(Box::new(ConstScoreQuery::new(
+                    Box::new(fuzzy),
+                    TOLERANT_SCORE,
+                )));
+            }
+        }
+        disjuncts
+    }
+
+    /// The exact phrase of the id's words (`raw`, in order, repeats kept),
+    /// boosted; `None` for fewer than two words. `typing` is the last word
+    /// when it is still being typed.
+    fn phrase_query(
+        &self,
+        searcher: &Searcher,
+        raw: &[String],
+        typing: Option<&String>,
+    ) -> Result<Option<Box<dyn Query>>> {
+        if raw.len() < 2 {
+            return Ok(None);
+        }
+        let terms: Vec<Term> = raw
+            .iter()
+            .map(|t| Term::from_field_text(self.fields.id_text, t))
+            .collect();
+        // While the last word is being typed (`opus-mt-e`) and is no
+        // whole word yet (unknown, or of one or two characters), the
+        // phrase takes it as a prefix (which includes the word itself).
+        let partial = match typing {
+            Some(w) => w.len() <= 2 || !self.known(searcher, w, w)?,
+            None => false,
+        };
+        let phrase: Box<dyn Query> = if partial {
+            let mut q = PhrasePrefixQuery::new(terms);
+            q.set_max_expansions(PREFIX_EXPANSIONS);
+            Box::new(q)
+        } else {
+            Box::new(PhraseQuery::new(terms))
+        };
+        Ok(Some(Box::new(BoostQuery::new(phrase, self.boosts.phrase))))
+    }
+
+    /// Whether any card contains `word` in its id or `stem` in a text field.
+    fn known(&self, searcher: &Searcher, word: &str, stem: &str) -> Result<bool> {
+        if searcher.doc_freq(&Term::from_field_text(self.fields.id_text, word))? > 0 {
+            return Ok(true);
+        }
+        for (field, boost, is_id) in boosts(&self.fields, &self.boosts) {
+            if !is_id && boost > 0.0 && searcher.doc_freq(&Term::from_field_text(field, stem))? > 0
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The query's words that no card contains (they match only by
+    /// tolerance: as a prefix or within one edit, or not at all).
+    pub fn unknown_words(&self, searcher: &Searcher, text: &str) -> Result<Vec<String>> {
+        let mut text_analyzer = self.text_analyzer.clone();
+        let mut out = Vec::new();
+        for word in dedup(tokens(&mut self.id_analyzer.clone(), text)) {
+            let stem = stem_of(&mut text_analyzer, &word);
+            if !self.known(searcher, &word, &stem)? {
+                out.push(word);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Per field, the factor that turns the field's own BM25 IDF into the
+/// word's shared IDF raised to `alpha` (docs/retrieval.md, Shared IDF): the
+/// IDF of the field where the word is most common (the fewest-documents
+/// bound of how common it is in the whole card), over the field's own.
+/// A word rare in a boosted field but common across cards then weighs what
+/// it tells; `alpha = 0` is per-field IDF (factors 1).
+fn shared_idf_factors(num_docs: u64, dfs: &[u64; TEXT_FIELDS], alpha: f32) -> [f32; TEXT_FIELDS] {
+    let mut out = [1.0f32; TEXT_FIELDS];
+    if alpha == 0.0 {
+        return out;
+    }
+    let idf = |df: u64| crate::bm25f::idf(df, num_docs);
+    let max_df = dfs.iter().copied().max().unwrap_or(0);
+    if max_df == 0 {
+        return out;
+    }
+    let shared = idf(max_df);
+    // Both IDFs are positive (`idf` is ln_1p of a positive ratio).
+    for (o, df) in out.iter_mut().zip(dfs).filter(|(_, df)| **df > 0) {
+        *o = (shared / idf(*df)).clamp(0.0, 1.0).powf(alpha);
+    }
+    out
+}
+
+/// The stem of a query word: its first token by `text_analyzer` (the word
+/// itself when it has none).
+fn stem_of(text_analyzer: &mut TextAnalyzer, word: &str) -> String {
+    tokens(text_analyzer, word)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| word.to_string())
+}
+
+/// `v` without repeats, each value kept where it first occurs.
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|t| seen.insert(t.clone()));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use hubsearch_core::ModelCard;
+
+    use super::*;
+    use crate::text_index::testing::{card, ids, index};
+
+    /// The failure pattern BM25F and stemmed id words address: the word
+    /// that carries the intent (`invoices`) is only in one card's id, in
+    /// another form (`invoice`), while the common words match the heavily
+    /// weighted task field of many cards (`extract` is an alias of
+    /// question answering, `extractive`) and their descriptions.
+    #[test]
+    fn a_rare_word_in_the_id_beats_common_words_in_boosted_fields() {
+        let mut cards: Vec<ModelCard> = (0..30)
+            .map(|i| {
+                card(
+                    &format!("lab{i}/squad-model-{i}"),
+                    Some("question-answering"),
+                    &["en"],
+                    "extract answers from a context, dates and amounts too",
+                )
+            })
+            .collect();
+        cards.extend((0..30).map(|i| {
+            card(
+                &format!("lab{i}/tagger-{i}"),
+                Some("token-classification"),
+                &["en"],
+                "tags people and places",
+            )
+        }));
+        cards.push(card(
+            "someone/invoice-extraction",
+            Some("token-classification"),
+            &[],
+            "",
+        ));
+        let idx = index(&cards);
+        let top = ids(
+            &idx,
+            "extract dates and amounts from invoices",
+            &Filter::default(),
+        );
+        assert_eq!(top[0], "someone/invoice-extraction", "{top:?}");
+        // `extraction` is found by `extract` too, the stems agree.
+        let top = ids(&idx, "invoice extract", &Filter::default());
+        assert_eq!(top[0], "someone/invoice-extraction", "{top:?}");
+    }
+
+    #[test]
+    fn id_words_find_the_model() {
+        let idx = index(&[
+            card(
+                "Helsinki-NLP/opus-mt-en-de",
+                Some("translation"),
+                &["en", "de"],
+                "English to German",
+            ),
+            card(
+                "Helsinki-NLP/opus-mt-de-en",
+                Some("translation"),
+                &["de", "en"],
+                "German to English",
+            ),
+            card(
+                "someone/opus-mt-en-de-finetuned-on-legal-text",
+                Some("translation"),
+                &[],
+                "",
+            ),
+            card(
+                "other/mt5-small",
+                Some("text2text-generation"),
+                &[],
+                "multilingual t5",
+            ),
+        ]);
+        let f = Filter::default();
+        assert_eq!(
+            ids(&idx, "opus mt en de", &f)[0],
+            "Helsinki-NLP/opus-mt-en-de"
+        );
+        assert_eq!(
+            ids(&idx, "opus-mt-en-de", &f)[0],
+            "Helsinki-NLP/opus-mt-en-de"
+        );
+        assert_eq!(ids(&idx, "opus-mt", &f).len(), 3);
+        assert!(ids(&idx, "zzzz", &f).is_empty());
+        assert!(ids(&idx, "  --- ", &f).is_empty());
+    }
+
+    #[test]
+    fn prefixes_and_typos() {
+        let idx = index(&[
+            card(
+                "facebook/wav2vec2-base-960h",
+                Some("automatic-speech-recognition"),
+                &["en"],
+                "speech",
+            ),
+            card(
+                "org/sentiment-roberta",
+                Some("text-classification"),
+                &[],
+                "sentiment analysis of tweets",
+            ),
+            card(
+                "Helsinki-NLP/opus-mt-en-de",
+                Some("translation"),
+                &["en", "de"],
+                "",
+            ),
+            card(
+                "Helsinki-NLP/opus-mt-fi-mt",
+                Some("translation"),
+                &["fi", "mt"],
+                "",
+            ),
+        ]);
+        let f = Filter::default();
+        // The last word as a prefix while typing; not after a separator.
+        assert_eq!(ids(&idx, "wav2v", &f), ["facebook/wav2vec2-base-960h"]);
+        assert!(ids(&idx, "wav2v ", &f).is_empty());
+        // An id being typed: the phrase with a prefix.
+        assert_eq!(ids(&idx, "opus-mt-e", &f)[0], "Helsinki-NLP/opus-mt-en-de");
+        // One edit (a transposition counts one) on words of 5+ letters.
+        assert_eq!(ids(&idx, "sentimnet", &f), ["org/sentiment-roberta"]);
+        assert_eq!(ids(&idx, "wav2vce2", &f), ["facebook/wav2vec2-base-960h"]);
+        assert!(ids(&idx, "sentimxxnt", &f).is_empty());
+        // Not below 5 letters, and only on id, task and tag words.
+        assert!(ids(&idx, "robrta ", &f) == ["org/sentiment-roberta"]);
+        assert!(ids(&idx, "robta ", &f).is_empty());
+        assert!(ids(&idx, "tweat ", &f).is_empty());
+        let s = idx.searcher();
+        assert_eq!(
+            idx.unknown_words(&s, "sentimnet tweets").unwrap(),
+            ["sentimnet"]
+        );
+        assert!(idx.unknown_words(&s, "speech en").unwrap().is_empty());
+    }
+
+    #[test]
+    fn language_names_and_task_aliases_match() {
+        let idx = index(&[
+            card(
+                "a/wav2vec2-de",
+                Some("automatic-speech-recognition"),
+                &["de"],
+                "Speech model",
+            ),
+            card("b/bert-de", Some("fill-mask"), &["de"], "German BERT"),
+            card(
+                "c/wav2vec2-fr",
+                Some("automatic-speech-recognition"),
+                &["fr"],
+                "Speech model",
+            ),
+        ]);
+        let got = ids(&idx, "german speech recognition", &Filter::default());
+        assert_eq!(got[0], "a/wav2vec2-de");
+        let got = ids(&idx, "asr", &Filter::default());
+        assert_eq!(got.len(), 2);
+    }
+
+    /// Shared IDF by hand: N = 1000; a word in 500 cards' text but 10
+    /// cards' task field keeps the task boost times idf(500)/idf(10).
+    #[test]
+    fn shared_idf_by_hand() {
+        let idf = |df: f32| (1.0f32 + (1000.0 - df + 0.5) / (df + 0.5)).ln();
+        let mut dfs = [0u64; TEXT_FIELDS];
+        dfs[2] = 10; // task
+        dfs[8] = 500; // card text
+        let f = shared_idf_factors(1000, &dfs, 1.0);
+        assert!((f[2] - idf(500.0) / idf(10.0)).abs() < 1e-6, "{f:?}");
+        assert_eq!(f[8], 1.0);
+        assert_eq!(f[0], 1.0, "a field without the word keeps its boost");
+        let half = shared_idf_factors(1000, &dfs, 0.5);
+        assert!((half[2] - f[2].sqrt()).abs() < 1e-6);
+        assert_eq!(shared_idf_factors(1000, &dfs, 0.0), [1.0; TEXT_FIELDS]);
+        // The rare word in the card text now beats a common one in the task
+        // field at equal term frequency: the point of sharing.
+        assert!(idf(500.0) * 4.3 * f[2] < idf(500.0) * 4.3);
+    }
+}
