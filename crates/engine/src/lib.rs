@@ -28,6 +28,7 @@ pub mod names;
 pub mod progress;
 pub mod replica;
 pub mod retrieve;
+pub mod row;
 pub mod search;
 pub mod semantic;
 pub mod similar;

@@ -1,14 +1,13 @@
 //! Listings: ranked browsing without a query, for frontends.
 
-use hubsearch_core::{Filter, Group, Mode, ScoreParts};
+use hubsearch_core::{Filter, Group, Mode};
 use hubsearch_index::{CandidateFacts, DocAddress, Searcher};
-use hubsearch_rank::{Policy, Ranked};
-
+use hubsearch_rank::Policy;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::retrieve::Found;
-use crate::search::{page_of, SearchResponse, Served};
+use crate::row::{in_given_order, page_of, Row};
+use crate::search::{SearchResponse, Served};
 
 pub use hubsearch_core::ListingSort;
 
@@ -66,31 +65,25 @@ impl Engine {
             let (addrs, total) = self
                 .text_index()
                 .top_by_field(&searcher, filter, field, desc, 0, depth)?;
-            let found = self.listed(&searcher, &addrs, true)?;
-            let cands = self.candidates(&found, Group::Model);
+            let mut rows = self.listed(&searcher, &addrs, true)?;
+            self.candidates(&mut rows, Group::Model);
             let policy = Policy::FairBounded {
                 lambda: self.config().ranking.bounded_lambda.max(1e-3),
             };
-            let order = self.rank(&policy, &cands, Group::Model, 0);
+            let order = self.rank(&policy, &rows, Group::Model, 0);
             let page = page_of(&order, offset, limit);
-            let hits = self.hits(&searcher, &found, page, offset.saturating_add(1))?;
+            let hits = self.hits(&searcher, page, offset.saturating_add(1))?;
             let served = Served {
                 query: "",
-                mode: "listing",
+                mode: None,
                 policy: &policy,
                 seed: 0,
                 order: &order,
             };
             // A page wholly past the fair-ranked candidates ranked nobody.
             if !page.is_empty() {
-                page_id = Some(self.record(
-                    &found,
-                    &cands,
-                    page,
-                    offset.saturating_add(1),
-                    &hits,
-                    &served,
-                )?);
+                page_id =
+                    Some(self.record(&rows, page, offset.saturating_add(1), &hits, &served)?);
             }
             let mut hits = hits;
             // Past the ranked candidates the listing goes on by downloads:
@@ -104,12 +97,9 @@ impl Engine {
                 self.text_index()
                     .top_by_field(&searcher, filter, field, desc, offset, limit)?
             };
-            let found = self.listed(&searcher, &addrs, false)?;
-            let order = in_listed_order(found.len());
-            (
-                self.hits(&searcher, &found, &order, offset.saturating_add(1))?,
-                total,
-            )
+            let rows = self.listed(&searcher, &addrs, false)?;
+            let hits = self.hits(&searcher, &in_given_order(&rows), offset.saturating_add(1))?;
+            (hits, total)
         };
         Ok(SearchResponse {
             query: String::new(),
@@ -206,9 +196,8 @@ impl Engine {
             from,
             end - from,
         )?;
-        let found = self.listed(searcher, &addrs, false)?;
-        let order = in_listed_order(found.len());
-        self.hits(searcher, &found, &order, from.saturating_add(1))
+        let rows = self.listed(searcher, &addrs, false)?;
+        self.hits(searcher, &in_given_order(&rows), from.saturating_add(1))
     }
 
     pub(crate) fn listed(
@@ -216,7 +205,7 @@ impl Engine {
         searcher: &Searcher,
         addrs: &[DocAddress],
         facts: bool,
-    ) -> Result<Vec<Found>> {
+    ) -> Result<Vec<Row>> {
         let facts = if facts {
             self.text_index().candidate_facts(searcher, addrs)?
         } else {
@@ -225,23 +214,7 @@ impl Engine {
         Ok(addrs
             .iter()
             .zip(facts)
-            .map(|(a, f)| Found::listed(*a, f))
+            .map(|(a, f)| Row::listed(*a, f))
             .collect())
     }
-}
-
-/// `n` listed cards in the order they were listed, each with relevance 1
-/// and no boost.
-fn in_listed_order(n: usize) -> Vec<Ranked> {
-    (0..n)
-        .map(|index| Ranked {
-            index,
-            parts: ScoreParts {
-                relevance: 1.0,
-                boost: 1.0,
-                final_score: 1.0,
-                ..Default::default()
-            },
-        })
-        .collect()
 }

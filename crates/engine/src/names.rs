@@ -7,7 +7,8 @@ use hubsearch_index::Searcher;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::retrieve::{Found, Retrieved};
+use crate::retrieve::Retrieved;
+use crate::row::Row;
 
 /// Queries of more words than this are not names.
 const MAX_NAME_WORDS: usize = 12;
@@ -85,23 +86,29 @@ impl Engine {
         let direct = [q.replace(' ', "-"), query.trim().to_string()];
         let direct = if unfiltered { &direct[..] } else { &[] };
         for addr in text.find_ids(searcher, direct)? {
-            if !out.found.iter().any(|f| f.addr == addr) {
+            if !out.rows.iter().any(|f| f.addr == addr) {
                 let facts = text.candidate_facts(searcher, &[addr])?;
                 if let Some(facts) = facts.into_iter().next() {
-                    out.found.push(Found::new(addr, facts));
+                    out.rows.push(Row::new(addr, facts));
                 }
             }
         }
-        let addrs: Vec<_> = out.found.iter().map(|f| f.addr).collect();
-        let mut named: Vec<(u8, bool, u64, u64, usize)> = Vec::new();
+        let addrs: Vec<_> = out.rows.iter().map(|f| f.addr).collect();
+        let mut named: Vec<Named> = Vec::new();
         text.each_id(searcher, &addrs, |i, id| {
             let m = match_words(&words, id);
-            let f = &out.found[i];
+            let f = &out.rows[i];
             // A name without its author names a copy nobody uses only
             // weakly: such a card keeps its place.
             let used = f.facts.downloads > 0;
             if m == 2 || (m == 1 && used) {
-                named.push((m, id.contains('/'), f.facts.downloads, f.facts.id_key, i));
+                named.push(Named {
+                    words: m,
+                    namespaced: id.contains('/'),
+                    downloads: f.facts.downloads,
+                    key: f.facts.id_key,
+                    index: i,
+                });
             }
         })?;
         if named.is_empty() {
@@ -109,20 +116,32 @@ impl Engine {
         }
         // Whole id first, then un-namespaced, then most downloaded, then key.
         named.sort_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then(a.1.cmp(&b.1))
-                .then(b.2.cmp(&a.2))
-                .then(a.3.cmp(&b.3))
+            b.words
+                .cmp(&a.words)
+                .then(a.namespaced.cmp(&b.namespaced))
+                .then(b.downloads.cmp(&a.downloads))
+                .then(a.key.cmp(&b.key))
         });
-        for f in &mut out.found {
+        for f in &mut out.rows {
             f.relevance *= OTHERS_BELOW;
         }
-        for (rank, (.., i)) in named.iter().enumerate() {
-            out.found[*i].relevance = (1.0 - STEP * rank as f64).max(OTHERS_BELOW);
-            out.found[*i].named = true;
+        for (rank, n) in named.iter().enumerate() {
+            out.rows[n.index].relevance = (1.0 - STEP * rank as f64).max(OTHERS_BELOW);
+            out.rows[n.index].named = true;
         }
         Ok(())
     }
+}
+
+/// A candidate whose id the query names.
+struct Named {
+    /// 2: the whole id; 1: the id without its namespace.
+    words: u8,
+    namespaced: bool,
+    downloads: u64,
+    key: u64,
+    /// Its place among the candidates.
+    index: usize,
 }
 
 #[cfg(test)]

@@ -5,71 +5,17 @@
 use std::collections::HashMap;
 
 use hubsearch_core::{Mode, SearchRequest};
-use hubsearch_index::{CandidateFacts, DocAddress, FacetCounts, Searcher};
+use hubsearch_index::{DocAddress, FacetCounts, Searcher};
 use hubsearch_rank::fusion::{self, Evidence, FusionParams};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-
-/// A score and the 1-based rank it gave in one retriever's list.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scored {
-    pub score: f32,
-    pub rank: usize,
-}
-
-/// One retrieved card.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub addr: DocAddress,
-    pub facts: CandidateFacts,
-    /// BM25, when the text retriever found it.
-    pub text: Option<Scored>,
-    /// Similarity, when the vector retriever found it.
-    pub vector: Option<Scored>,
-    /// Cosine similarity to the query, for every candidate with a vector
-    /// (text candidates the vector retriever did not reach have one too).
-    pub cosine: Option<f32>,
-    /// Fused relevance in [0, 1].
-    pub relevance: f64,
-    /// The query names this model (docs/retrieval.md, Names first).
-    pub named: bool,
-}
-
-impl Found {
-    pub(crate) fn new(addr: DocAddress, facts: CandidateFacts) -> Found {
-        Found {
-            addr,
-            facts,
-            text: None,
-            vector: None,
-            cosine: None,
-            relevance: 0.0,
-            named: false,
-        }
-    }
-
-    /// A card listed without a query: relevance 1.
-    pub(crate) fn listed(addr: DocAddress, facts: CandidateFacts) -> Found {
-        Found {
-            relevance: 1.0,
-            ..Found::new(addr, facts)
-        }
-    }
-
-    fn evidence(&self) -> Evidence {
-        Evidence {
-            text: self.text.map(|t| (t.score as f64, t.rank)),
-            vector_rank: self.vector.map(|v| v.rank),
-            cosine: self.cosine.map(f64::from),
-        }
-    }
-}
+use crate::row::{Row, Scored};
 
 /// The candidates of one query, in retrieval order (best first).
 #[derive(Debug, Default)]
 pub struct Retrieved {
-    pub found: Vec<Found>,
+    pub rows: Vec<Row>,
     /// Cards matching the query and filters (a lower bound unless facets
     /// were counted).
     pub total: usize,
@@ -95,7 +41,7 @@ impl Engine {
             self.retrieve_vector(searcher, req, depth, mode, &mut out)?;
         }
         if listing {
-            out.found.iter_mut().for_each(|f| f.relevance = 1.0);
+            out.rows.iter_mut().for_each(|f| f.relevance = 1.0);
         } else {
             let s = &self.config().search;
             let params = FusionParams {
@@ -103,9 +49,9 @@ impl Engine {
                 vector_weight: req.semantic_ratio.unwrap_or(s.vector_weight),
                 rrf_k: s.rrf_k,
             };
-            let evidence: Vec<Evidence> = out.found.iter().map(Found::evidence).collect();
+            let evidence: Vec<Evidence> = out.rows.iter().map(Row::evidence).collect();
             for (f, r) in out
-                .found
+                .rows
                 .iter_mut()
                 .zip(fusion::relevance(mode, &evidence, &params))
             {
@@ -132,10 +78,10 @@ impl Engine {
             let (addrs, total) =
                 text.top_by_field(searcher, &req.filter, "downloads", true, 0, depth)?;
             let facts = text.candidate_facts(searcher, &addrs)?;
-            out.found = addrs
+            out.rows = addrs
                 .iter()
                 .zip(facts)
-                .map(|(a, f)| Found::new(*a, f))
+                .map(|(a, f)| Row::new(*a, f))
                 .collect();
             out.total = total;
             if req.facets {
@@ -147,12 +93,12 @@ impl Engine {
         let addrs: Vec<DocAddress> = results.hits.iter().map(|h| h.addr).collect();
         let facts = text.candidate_facts(searcher, &addrs)?;
         for (i, (h, f)) in results.hits.iter().zip(facts).enumerate() {
-            let mut found = Found::new(h.addr, f);
-            found.text = Some(Scored {
+            let mut row = Row::new(h.addr, f);
+            row.text = Some(Scored {
                 score: h.score,
                 rank: i + 1,
             });
-            out.found.push(found);
+            out.rows.push(row);
         }
         out.total = results.total;
         out.facets = results.facets;
@@ -173,9 +119,9 @@ impl Engine {
         let semantic = self.semantic().ok_or(Error::VectorSearchDisabled)?;
         let text = self.text_index();
         let q = semantic.query_vector(&req.query)?;
-        let text_keys: Vec<u64> = out.found.iter().map(|f| f.facts.id_key).collect();
+        let text_keys: Vec<u64> = out.rows.iter().map(|f| f.facts.id_key).collect();
         for (f, sim) in out
-            .found
+            .rows
             .iter_mut()
             .zip(semantic.vectors().similarities(&q, &text_keys))
         {
@@ -205,11 +151,11 @@ impl Engine {
             .iter()
             .filter_map(|k| addrs.get(k).copied())
             .collect();
-        let mut fresh: HashMap<u64, Found> = text
+        let mut fresh: HashMap<u64, Row> = text
             .candidate_facts(searcher, &new_addrs)?
             .into_iter()
             .zip(new_addrs)
-            .map(|(f, a)| (f.id_key, Found::new(a, f)))
+            .map(|(f, a)| (f.id_key, Row::new(a, f)))
             .collect();
         let mut rank = 0;
         for h in &hits {
@@ -221,21 +167,21 @@ impl Engine {
                         continue;
                     };
                     found.cosine = Some(h.similarity);
-                    by_key.insert(h.id_key, out.found.len());
-                    out.found.push(found);
-                    out.found.len() - 1
+                    by_key.insert(h.id_key, out.rows.len());
+                    out.rows.push(found);
+                    out.rows.len() - 1
                 }
             };
             rank += 1;
-            out.found[slot].vector = Some(Scored {
+            out.rows[slot].vector = Some(Scored {
                 score: h.similarity,
                 rank,
             });
         }
         out.total = if mode == Mode::Vector {
-            out.found.len()
+            out.rows.len()
         } else {
-            out.total.max(out.found.len())
+            out.total.max(out.rows.len())
         };
         Ok(())
     }

@@ -1,28 +1,29 @@
-//! A search, as stages: `retrieve -> candidates -> rank -> page -> record`.
-//! Listings that rank (fair browsing) go through the same stages after
-//! their own retrieval.
+//! A search, as stages over one row per candidate (`row.rs`):
+//! `retrieve -> candidates -> rank -> page -> record`. Listings that rank
+//! (fair browsing) go through the same stages after their own retrieval.
 
 use std::time::Instant;
 
 use hubsearch_core::{Group, Hit, Mode, PolicyKind, SearchRequest};
 use hubsearch_index::{FacetCounts, Searcher};
 use hubsearch_rank::plackett_luce::sequential_probabilities;
-use hubsearch_rank::{blended_merit, rank, Candidate, Policy, Ranked};
+use hubsearch_rank::{blended_merit, rank, Candidate, Policy};
 use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ledger::{PageLog, ServedCandidate, ServedPage, ShownLog};
-use crate::retrieve::Found;
+use crate::row::{page_of, ranked_rows, RankedRow, Row};
 
 /// What a served page's log needs beyond its hits.
 pub(crate) struct Served<'a> {
     pub query: &'a str,
-    pub mode: &'a str,
+    /// The retrieval mode; `None` for a listing.
+    pub mode: Option<Mode>,
     pub policy: &'a Policy,
     pub seed: u64,
     /// The whole ranking the page was cut from.
-    pub order: &'a [Ranked],
+    pub order: &'a [RankedRow<'a>],
 }
 
 /// The answer to a search.
@@ -120,17 +121,14 @@ impl Engine {
         // Retrieve the full candidate depth (not just the page) so ranking sees
         // the same candidates whatever page is asked for.
         let depth = self.config().search.candidates;
-        let retrieved = self.retrieve(&searcher, req, depth)?;
-        let cands = self.candidates(&retrieved.found, self.config().ranking.group);
-        let order = self.rank(
-            &policy,
-            &cands,
-            self.config().ranking.group,
-            req.seed.unwrap_or(0),
-        );
+        let group = self.config().ranking.group;
+        let mut retrieved = self.retrieve(&searcher, req, depth)?;
+        self.candidates(&mut retrieved.rows, group);
+        let rows = &retrieved.rows;
+        let order = self.rank(&policy, rows, group, req.seed.unwrap_or(0));
         let page = page_of(&order, req.offset, req.limit);
         let first_rank = req.offset.saturating_add(1);
-        let mut hits = self.hits(&searcher, &retrieved.found, page, first_rank)?;
+        let mut hits = self.hits(&searcher, page, first_rank)?;
         let browsing = req.is_browsing();
         let unknown_words = self.text_index().unknown_words(&searcher, &req.query)?;
         let mut page_id = None;
@@ -139,19 +137,12 @@ impl Engine {
             let seen = req.exposed.unwrap_or(page.len()).min(page.len());
             let served = Served {
                 query: &req.query,
-                mode: req.mode.as_str(),
+                mode: Some(req.mode),
                 policy: &policy,
                 seed: req.seed.unwrap_or(0),
                 order: &order,
             };
-            page_id = Some(self.record(
-                &retrieved.found,
-                &cands,
-                &page[..seen],
-                first_rank,
-                &hits[..seen],
-                &served,
-            )?);
+            page_id = Some(self.record(rows, &page[..seen], first_rank, &hits[..seen], &served)?);
         }
         if browsing {
             hits.extend(self.beyond(&searcher, &req.filter, depth, req.offset, req.limit)?);
@@ -171,35 +162,38 @@ impl Engine {
         })
     }
 
-    /// What ranking knows of each retrieved card (with the paid calls the
-    /// ledger recorded), grouped by model or builder.
-    pub fn candidates(&self, found: &[Found], group: Group) -> Vec<Candidate> {
+    /// Set what ranking knows of each row (with the paid calls the ledger
+    /// recorded), grouped by model or builder.
+    pub fn candidates(&self, rows: &mut [Row], group: Group) {
         let hub = self.hub();
-        let keys: Vec<u64> = found.iter().map(|f| f.facts.id_key).collect();
+        let keys: Vec<u64> = rows.iter().map(|r| r.facts.id_key).collect();
         let (evidence, hub_rate) = self.ledger().evidence_of(&keys);
         let k = self.config().ranking.ips_impressions;
-        found
-            .iter()
-            .zip(evidence)
-            .map(|(f, e)| {
-                let mut c = hub.candidate(&f.facts, f.relevance, e.calls, group);
-                c.merit =
-                    blended_merit(f.relevance, e.calls, e.impressions, e.exposure, hub_rate, k);
-                c
-            })
-            .collect()
+        for (row, e) in rows.iter_mut().zip(evidence) {
+            let mut c = hub.candidate(&row.facts, row.relevance, e.calls, group);
+            c.merit = blended_merit(
+                row.relevance,
+                e.calls,
+                e.impressions,
+                e.exposure,
+                hub_rate,
+                k,
+            );
+            row.candidate = c;
+        }
     }
 
     /// Order candidates (grouped by `group`) under `policy`. `fair` reads a
     /// copy of the ledger's book for the candidates' groups, so no lock is
     /// held while ranking.
-    pub fn rank(
+    pub fn rank<'r>(
         &self,
         policy: &Policy,
-        cands: &[Candidate],
+        rows: &'r [Row],
         group: Group,
         seed: u64,
-    ) -> Vec<Ranked> {
+    ) -> Vec<RankedRow<'r>> {
+        let cands: Vec<Candidate> = rows.iter().map(|r| r.candidate).collect();
         let book = if policy.reads_book() {
             let impact = self.config().ranking.impact;
             self.ledger()
@@ -207,20 +201,19 @@ impl Engine {
         } else {
             Default::default()
         };
-        rank(policy, cands, &book, seed)
+        ranked_rows(rows, rank(policy, &cands, &book, seed))
     }
 
     /// The page's hits, with their cards and every score part.
     pub(crate) fn hits(
         &self,
         searcher: &Searcher,
-        found: &[Found],
-        page: &[Ranked],
+        page: &[RankedRow<'_>],
         first_rank: usize,
     ) -> Result<Vec<Hit>> {
         let mut hits = Vec::with_capacity(page.len());
         for (i, ranked) in page.iter().enumerate() {
-            let f = &found[ranked.index];
+            let f = ranked.row;
             let mut card = self.text_index().card(searcher, f.addr)?;
             card.card_text.clear();
             let mut parts = ranked.parts.clone();
@@ -243,25 +236,23 @@ impl Engine {
     /// with its log for off-policy evaluation.
     pub(crate) fn record(
         &self,
-        found: &[Found],
-        cands: &[Candidate],
-        shown: &[Ranked],
+        rows: &[Row],
+        shown: &[RankedRow<'_>],
         first_rank: usize,
         hits: &[Hit],
         served: &Served<'_>,
     ) -> Result<u64> {
-        let candidates: Vec<ServedCandidate> = found
+        let candidates: Vec<ServedCandidate> = rows
             .iter()
-            .zip(cands)
-            .map(|(f, c)| ServedCandidate {
-                model: f.facts.id_key,
-                builder: f.facts.builder_key,
-                relevance: f.relevance,
-                merit: c.merit,
+            .map(|r| ServedCandidate {
+                model: r.facts.id_key,
+                builder: r.facts.builder_key,
+                relevance: r.relevance,
+                merit: r.candidate.merit,
             })
             .collect();
-        let log = self.page_log(found, shown, first_rank, hits, served);
-        let shown: Vec<usize> = shown.iter().map(|r| r.index).collect();
+        let log = self.page_log(rows.len(), shown, first_rank, hits, served);
+        let shown: Vec<usize> = shown.iter().map(|r| r.slot).collect();
         let names: Vec<(&str, &str)> = hits
             .iter()
             .map(|h| (h.card.id.as_str(), h.card.builder.as_str()))
@@ -288,8 +279,8 @@ impl Engine {
     /// The log of a served page (docs/ledger.md, Page log).
     fn page_log(
         &self,
-        found: &[Found],
-        shown: &[Ranked],
+        candidates: usize,
+        shown: &[RankedRow<'_>],
         first_rank: usize,
         hits: &[Hit],
         served: &Served<'_>,
@@ -297,11 +288,7 @@ impl Engine {
         let (propensity, logits) = match *served.policy {
             Policy::Stochastic { temperature } => {
                 let t = temperature.max(1e-6);
-                let logits: Vec<f64> = served
-                    .order
-                    .iter()
-                    .map(|r| found[r.index].relevance / t)
-                    .collect();
+                let logits: Vec<f64> = served.order.iter().map(|r| r.row.relevance / t).collect();
                 let seq = sequential_probabilities(&logits);
                 let props: Vec<Option<f64>> = (0..shown.len())
                     .map(|i| seq.get(first_rank - 1 + i).copied())
@@ -312,7 +299,8 @@ impl Engine {
         };
         PageLog {
             query: served.query.to_string(),
-            mode: served.mode.to_string(),
+            // A listing's page is logged with the mode "listing".
+            mode: served.mode.map_or("listing", Mode::as_str).to_string(),
             policy: served.policy.name().to_string(),
             params: served
                 .policy
@@ -322,7 +310,7 @@ impl Engine {
                 .collect(),
             group: self.config().ranking.group.to_string(),
             seed: served.seed,
-            candidates: found.len(),
+            candidates,
             shown: shown
                 .iter()
                 .zip(hits)
@@ -332,7 +320,7 @@ impl Engine {
                     builder: h.card.builder.clone(),
                     rank: h.rank,
                     exposure: 0.0,
-                    relevance: found[r.index].relevance,
+                    relevance: r.row.relevance,
                     score: r.parts.final_score,
                     propensity,
                 })
@@ -341,12 +329,6 @@ impl Engine {
             ..Default::default()
         }
     }
-}
-
-/// `order[offset .. offset + limit]`, clipped to its length.
-pub(crate) fn page_of(order: &[Ranked], offset: usize, limit: usize) -> &[Ranked] {
-    let from = offset.min(order.len());
-    &order[from..from.saturating_add(limit).min(order.len())]
 }
 
 /// Check the values of a filter the index cannot judge: prices must be

@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 
 use hubsearch_core::card::key_of;
-use hubsearch_core::{Filter, Mode, ScoreParts};
-use hubsearch_rank::Ranked;
+use hubsearch_core::{Filter, Mode};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::retrieve::Found;
+use crate::row::{in_given_order, Row};
 use crate::search::SearchResponse;
 
 impl Engine {
@@ -26,7 +25,7 @@ impl Engine {
         let semantic = self.semantic().ok_or(Error::VectorSearchDisabled)?;
         let searcher = self.text_index().searcher();
         let me = key_of(&card.id);
-        let mut found: Vec<Found> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         if let Some(v) = semantic.vectors().vector_of(me) {
             let allowed = if filter.is_empty() {
                 None
@@ -44,27 +43,14 @@ impl Engine {
                 .into_iter()
                 .zip(ordered)
             {
-                let mut f = Found::new(addr, facts);
+                let mut f = Row::new(addr, facts);
                 f.cosine = sims.get(&facts.id_key).copied();
                 f.relevance = f.cosine.map_or(0.0, |c| f64::from(c).clamp(0.0, 1.0));
-                found.push(f);
+                rows.push(f);
             }
-            found.truncate(limit);
+            rows.truncate(limit);
         }
-        let order: Vec<Ranked> = found
-            .iter()
-            .enumerate()
-            .map(|(index, f)| Ranked {
-                index,
-                parts: ScoreParts {
-                    relevance: f.relevance,
-                    boost: 1.0,
-                    final_score: f.relevance,
-                    ..Default::default()
-                },
-            })
-            .collect();
-        let hits = self.hits(&searcher, &found, &order, 1)?;
+        let hits = self.hits(&searcher, &in_given_order(&rows), 1)?;
         Ok(SearchResponse {
             query: card.id.clone(),
             mode: Mode::Vector,

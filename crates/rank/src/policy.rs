@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::book::ExposureBook;
 
 /// What a policy knows about one candidate.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Candidate {
     /// Relevance to the query, in [0, 1].
     pub relevance: f64,

@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use hubsearch_core::PolicyKind;
+
 use super::stats::Estimate;
 use super::study::{Cell, HUB_DEFAULT};
 use super::{Regime, StudyResult};
@@ -28,14 +30,14 @@ fn pct(e: &Estimate) -> String {
     )
 }
 
-fn cell<'a>(r: &'a StudyResult, regime: Regime, name: &str) -> Option<&'a Cell> {
+fn cell<'a>(r: &'a StudyResult, regime: Regime, kind: PolicyKind) -> Option<&'a Cell> {
     r.cells
         .iter()
-        .find(|c| c.regime == regime && c.policy.name() == name && c.policy != HUB_DEFAULT)
+        .find(|c| c.regime == regime && c.policy.kind() == kind && c.policy != HUB_DEFAULT)
         .or_else(|| {
             r.cells
                 .iter()
-                .find(|c| c.regime == regime && c.policy.name() == name)
+                .find(|c| c.regime == regime && c.policy.kind() == kind)
         })
 }
 
@@ -48,10 +50,10 @@ fn default_cell(r: &StudyResult, regime: Regime) -> Option<&Cell> {
 /// The answer, from the figures (docs/study.md, Reading the answer).
 fn answer(r: &StudyResult) -> String {
     let mut s = String::new();
-    let v = |regime, name: &str| cell(r, regime, name).map(|c| c.figures.tail_viable_share);
+    let v = |regime, kind| cell(r, regime, kind).map(|c| c.figures.tail_viable_share);
     let (Some(rel_s), Some(rel_d)) = (
-        v(Regime::Serverless, "relevance"),
-        v(Regime::Dedicated, "relevance"),
+        v(Regime::Serverless, PolicyKind::Relevance),
+        v(Regime::Dedicated, PolicyKind::Relevance),
     ) else {
         return "No figures.".into();
     };
@@ -82,7 +84,7 @@ fn best_at_equal_relevance(r: &StudyResult, regime: Regime) -> Option<&Cell> {
 fn answer_dedicated(s: &mut String, r: &StudyResult, rel_s: &Estimate, rel_d: &Estimate) {
     let pop_d = default_cell(r, Regime::Dedicated).map(|c| c.figures.tail_viable_share);
     let best_d = best_at_equal_relevance(r, Regime::Dedicated);
-    let gini = cell(r, Regime::Dedicated, "relevance").map(|c| c.figures.income_gini_all);
+    let gini = cell(r, Regime::Dedicated, PolicyKind::Relevance).map(|c| c.figures.income_gini_all);
     let _ = write!(
         s,
         "At {} visits a day, after {} days, per-call income keeps **{:.1}%** of the tail builders viable (a listed model and positive profit over the last 30 days) under serverless hosting and **{:.1}%** under dedicated hosting when the hub ranks by relevance",
@@ -106,7 +108,7 @@ fn answer_dedicated(s: &mut String, r: &StudyResult, rel_s: &Estimate, rel_d: &E
             "The best policy at equal relevance under dedicated hosting, {}, reaches {}{}. ",
             b.policy.label(),
             pct(&b.figures.tail_viable_share),
-            if overlap && b.policy.name() != "relevance" {
+            if overlap && b.policy.kind() != PolicyKind::Relevance {
                 ", an interval that overlaps relevance's: no policy changes the answer at this traffic"
             } else {
                 ""
@@ -126,7 +128,7 @@ fn answer_dedicated(s: &mut String, r: &StudyResult, rel_s: &Estimate, rel_d: &E
 fn answer_serverless(s: &mut String, r: &StudyResult) {
     if let (Some(best_s), Some(rel)) = (
         best_at_equal_relevance(r, Regime::Serverless),
-        cell(r, Regime::Serverless, "relevance"),
+        cell(r, Regime::Serverless, PolicyKind::Relevance),
     ) {
         let _ = write!(
             s,
@@ -162,7 +164,8 @@ fn answer_traffic(s: &mut String, r: &StudyResult) {
         r.grid
             .iter()
             .filter(|p| {
-                p.policy.name() == "relevance" && p.concentration == r.options.concentration
+                p.policy.kind() == PolicyKind::Relevance
+                    && p.concentration == r.options.concentration
             })
             .map(|p| p.tail_viable_share.mean)
             .collect(),
@@ -266,7 +269,7 @@ fn tuning_section(s: &mut String, r: &StudyResult) {
         let points: Vec<_> = r.sweep.iter().filter(|p| p.regime == regime).collect();
         let reference = points
             .iter()
-            .find(|p| p.policy.name() == "relevance")
+            .find(|p| p.policy.kind() == PolicyKind::Relevance)
             .map_or(1.0, |p| p.ndcg10.max(f64::MIN_POSITIVE));
         for p in &points {
             let kept = r
@@ -456,11 +459,11 @@ fn survival_plot(cells: &[&Cell]) -> String {
 
 /// nDCG@10 against the viable tail, every knob value of each family.
 fn frontier_plot(r: &StudyResult, regime: Regime) -> String {
-    let mut fams: Vec<&str> = r
+    let mut fams: Vec<PolicyKind> = r
         .sweep
         .iter()
         .filter(|p| p.regime == regime)
-        .map(|p| p.policy.name())
+        .map(|p| p.policy.kind())
         .collect();
     fams.dedup();
     let frontier: Vec<Series> = fams
@@ -470,7 +473,7 @@ fn frontier_plot(r: &StudyResult, regime: Regime) -> String {
             points: r
                 .sweep
                 .iter()
-                .filter(|p| p.regime == regime && p.policy.name() == *f)
+                .filter(|p| p.regime == regime && p.policy.kind() == *f)
                 .map(|p| (p.tail_viable_share, p.ndcg10))
                 .collect(),
         })

@@ -4,6 +4,7 @@
 //! adoption is a stream of paid calls over the following days; builders
 //! retire models that lose money; popularity moves every day.
 
+use hubsearch_core::PolicyKind;
 use serde::{Deserialize, Serialize};
 
 use super::world::World;
@@ -37,16 +38,21 @@ pub enum StudyPolicy {
 }
 
 impl StudyPolicy {
+    /// The family, as the engine names it.
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            StudyPolicy::Relevance => PolicyKind::Relevance,
+            StudyPolicy::Popularity { .. } => PolicyKind::Popularity,
+            StudyPolicy::TailBoost { .. } => PolicyKind::TailBoost,
+            StudyPolicy::Fair { .. } => PolicyKind::Fair,
+            StudyPolicy::FairImpact { .. } => PolicyKind::FairImpact,
+            StudyPolicy::Stochastic { .. } => PolicyKind::Stochastic,
+        }
+    }
+
     /// The family's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            StudyPolicy::Relevance => "relevance",
-            StudyPolicy::Popularity { .. } => "popularity",
-            StudyPolicy::TailBoost { .. } => "tail_boost",
-            StudyPolicy::Fair { .. } => "fair",
-            StudyPolicy::FairImpact { .. } => "fair_impact",
-            StudyPolicy::Stochastic { .. } => "stochastic",
-        }
+        self.kind().as_str()
     }
 
     /// The knob's name and value (none for `relevance`).

@@ -469,8 +469,8 @@ fn retrieve_all(
             req.filter.task = hubsearch_core::FacetFilter::is(q.task.clone());
         }
         let r = engine.retrieve(&searcher, &req, depth)?;
-        let mut cands = Vec::with_capacity(r.found.len());
-        for f in &r.found {
+        let mut cands = Vec::with_capacity(r.rows.len());
+        for f in &r.rows {
             let card = engine.text_index().card(&searcher, f.addr)?;
             let Some(&m) = idx_of.get(&card.id) else {
                 continue;
