@@ -33,30 +33,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Filtered<T> {
     }
 }
 
-/// The work of [`Filtered`]: split the pairs, parse each part.
+/// The work of [`Filtered`]: split the raw `key=value` segments by their
+/// (decoded) key into the route's own and the filters', then parse each
+/// part once.
 pub fn split_filtered<T: DeserializeOwned>(query: &str) -> Result<Filtered<T>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_html_form::from_str(query)
-        .map_err(|e| ApiError::new(Code::InvalidParameter, e.to_string()))?;
-    let (filters, own): (Vec<_>, Vec<_>) = pairs
-        .into_iter()
-        .partition(|(k, _)| crate::filters::FILTER_KEYS.contains(&k.as_str()));
-    // On a bad value, name the parameter (serde's message does not).
-    fn named<X: DeserializeOwned>(pairs: &[(String, String)], code: Code) -> Result<X, ApiError> {
-        let encode = |p: &[(String, String)]| serde_html_form::to_string(p).unwrap_or_default();
-        serde_html_form::from_str(&encode(pairs)).map_err(|e| {
-            let culprit = pairs.iter().find(|p| {
-                serde_html_form::from_str::<X>(&encode(std::slice::from_ref(*p)))
-                    .is_err_and(|e| !e.to_string().starts_with("missing field"))
-            });
-            match culprit {
-                Some((k, v)) => ApiError::new(code, format!("{k}={v:?}: {e}")),
-                None => ApiError::new(code, e.to_string()),
-            }
-        })
+    let (mut own, mut filters) = (Vec::new(), Vec::new());
+    for seg in query.split('&').filter(|s| !s.is_empty()) {
+        let key = form_urlencoded::parse(seg.as_bytes())
+            .next()
+            .map(|(k, _)| k)
+            .unwrap_or_default();
+        if crate::filters::FILTER_KEYS.contains(&key.as_ref()) {
+            filters.push(seg);
+        } else {
+            own.push(seg);
+        }
     }
-    let own: T = named(&own, Code::InvalidParameter)?;
-    let filters: crate::filters::FilterParams = named(&filters, Code::InvalidFilter)?;
+    let own: T = parse_named(&own, Code::InvalidParameter)?;
+    let filters: crate::filters::FilterParams = parse_named(&filters, Code::InvalidFilter)?;
     Ok(Filtered(own, filters.into_filter()?))
+}
+
+/// Parse raw query-string segments as `X`; on a bad value, name the
+/// parameter (serde's message does not): the first segment that fails on
+/// its own for a reason other than a missing field.
+fn parse_named<X: DeserializeOwned>(segments: &[&str], code: Code) -> Result<X, ApiError> {
+    serde_html_form::from_str(&segments.join("&")).map_err(|e| {
+        let culprit = segments.iter().find(|seg| {
+            serde_html_form::from_str::<X>(seg)
+                .is_err_and(|e| !e.to_string().starts_with("missing field"))
+        });
+        match culprit.and_then(|seg| form_urlencoded::parse(seg.as_bytes()).next()) {
+            Some((k, v)) => ApiError::new(code, format!("{k}={v:?}: {e}")),
+            None => ApiError::new(code, e.to_string()),
+        }
+    })
 }
 
 /// `Path<T>` whose rejection (e.g. a segment that is not UTF-8 once
