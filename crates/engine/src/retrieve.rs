@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use hubsearch_core::{Mode, SearchRequest};
-use hubsearch_index::{DocAddress, FacetCounts, Searcher};
+use hubsearch_index::{DocAddress, FacetCounts, QueryWords, Searcher};
 use hubsearch_rank::fusion::{self, Evidence, FusionParams};
 
 use crate::engine::Engine;
@@ -20,6 +20,8 @@ pub struct Retrieved {
     /// were counted).
     pub total: usize,
     pub facets: FacetCounts,
+    /// Query words no card contains (docs/retrieval.md, Prefixes and typos).
+    pub unknown_words: Vec<String>,
 }
 
 impl Engine {
@@ -34,8 +36,13 @@ impl Engine {
         let listing = req.is_browsing();
         let mode = req.effective_mode();
         let mut out = Retrieved::default();
+        // The query is tokenized here, once, for every part that reads it.
+        let words = self.text_index().words(&req.query);
+        if !listing {
+            out.unknown_words = self.text_index().unknown_words(searcher, &words)?;
+        }
         if mode != Mode::Vector {
-            self.retrieve_text(searcher, req, depth, listing, &mut out)?;
+            self.retrieve_text(searcher, req, &words, depth, listing, &mut out)?;
         }
         if mode != Mode::Text {
             self.retrieve_vector(searcher, req, depth, mode, &mut out)?;
@@ -67,6 +74,7 @@ impl Engine {
         &self,
         searcher: &Searcher,
         req: &SearchRequest,
+        words: &QueryWords,
         depth: usize,
         listing: bool,
         out: &mut Retrieved,
@@ -85,11 +93,11 @@ impl Engine {
                 .collect();
             out.total = total;
             if req.facets {
-                out.facets = text.disjunctive_facets(searcher, "", &req.filter)?.1;
+                out.facets = text.disjunctive_facets(searcher, words, &req.filter)?.1;
             }
             return Ok(());
         }
-        let results = text.search(searcher, &req.query, &req.filter, depth, req.facets)?;
+        let results = text.search(searcher, words, &req.filter, depth, req.facets)?;
         let addrs: Vec<DocAddress> = results.hits.iter().map(|h| h.addr).collect();
         let facts = text.candidate_facts(searcher, &addrs)?;
         for (i, (h, f)) in results.hits.iter().zip(facts).enumerate() {

@@ -130,7 +130,6 @@ impl Engine {
         let first_rank = req.offset.saturating_add(1);
         let mut hits = self.hits(&searcher, page, first_rank)?;
         let browsing = req.is_browsing();
-        let unknown_words = self.text_index().unknown_words(&searcher, &req.query)?;
         let mut page_id = None;
         // A browsing page wholly past the ranked candidates ranked nobody.
         if req.record && !req.is_abandoned() && !page.is_empty() {
@@ -155,8 +154,8 @@ impl Engine {
             total_exact: browsing || (req.facets && req.mode == Mode::Text),
             hits,
             facets: retrieved.facets,
-            matched_all_words: unknown_words.is_empty(),
-            unknown_words,
+            matched_all_words: retrieved.unknown_words.is_empty(),
+            unknown_words: retrieved.unknown_words,
             page_id,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })

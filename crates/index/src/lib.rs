@@ -20,4 +20,6 @@ pub use error::{Error, Result};
 pub use schema::Boosts;
 pub use tantivy::query::AllQuery;
 pub use tantivy::{DocAddress, Searcher};
-pub use text_index::{CandidateFacts, CardWriter, FacetCounts, TextHit, TextIndex, TextResults};
+pub use text_index::{
+    CandidateFacts, CardWriter, FacetCounts, QueryWords, TextHit, TextIndex, TextResults,
+};

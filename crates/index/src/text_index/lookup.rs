@@ -69,7 +69,7 @@ impl TextIndex {
         limit: usize,
     ) -> Result<(Vec<DocAddress>, usize)> {
         use tantivy::Order;
-        let query = self.query(searcher, "", filter)?;
+        let query = self.query(searcher, &self.words(""), filter)?;
         let order = if descending { Order::Desc } else { Order::Asc };
         // The collector allocates offset + limit slots: never more than the
         // index holds, whatever a client asks for.

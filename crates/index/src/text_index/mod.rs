@@ -32,6 +32,7 @@ mod search;
 mod testing;
 mod writer;
 
+pub use query::QueryWords;
 pub use writer::CardWriter;
 
 /// Facet name -> (value, count), most frequent first.

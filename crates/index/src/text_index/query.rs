@@ -32,14 +32,63 @@ const PREFIX_EXPANSIONS: u32 = 500;
 /// Shortest word that tolerates one edit.
 const FUZZY_MIN_CHARS: usize = 5;
 
+/// A query's text, tokenized once: its words as the id analyzer splits
+/// them (in order, and without repeats) and each word's stem. Every part of
+/// a search reads these (the scored query, the facets' passes, the unknown
+/// words) instead of tokenizing the text again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryWords {
+    /// No words at all: a listing.
+    blank: bool,
+    /// The text ends in a word character: the last word is still being
+    /// typed (search as you type).
+    ends_in_word: bool,
+    /// Every word, in order, repeats kept (the id phrase).
+    raw: Vec<String>,
+    /// The words without repeats, each where it first occurs.
+    words: Vec<String>,
+    /// `words`' stems (the text analyzer's), in the same order.
+    stems: Vec<String>,
+}
+
+impl QueryWords {
+    /// The words without repeats.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
+    /// Whether the text is blank (a listing).
+    pub fn is_blank(&self) -> bool {
+        self.blank
+    }
+}
+
 impl TextIndex {
+    /// Tokenize a query's text once (see [`QueryWords`]).
+    pub fn words(&self, text: &str) -> QueryWords {
+        let raw = tokens(&mut self.id_analyzer.clone(), text);
+        let words = dedup(raw.clone());
+        let mut text_analyzer = self.text_analyzer.clone();
+        let stems = words
+            .iter()
+            .map(|w| stem_of(&mut text_analyzer, w))
+            .collect();
+        QueryWords {
+            blank: text.trim().is_empty(),
+            ends_in_word: text.ends_with(|c: char| c.is_ascii_alphanumeric()),
+            raw,
+            words,
+            stems,
+        }
+    }
+
     /// The query for `text` and `filter`, to run on `searcher` (its words'
     /// statistics are read from it). An empty `text` matches every card
     /// that passes the filter (a listing).
     pub fn query(
         &self,
         searcher: &Searcher,
-        text: &str,
+        text: &QueryWords,
         filter: &Filter,
     ) -> Result<Box<dyn Query>> {
         let text_q = self.text_part(searcher, text)?;
@@ -51,9 +100,9 @@ impl TextIndex {
     pub(super) fn text_part(
         &self,
         searcher: &Searcher,
-        text: &str,
+        text: &QueryWords,
     ) -> Result<Option<Box<dyn Query>>> {
-        if text.trim().is_empty() {
+        if text.blank {
             return Ok(None);
         }
         Ok(Some(
@@ -68,29 +117,23 @@ impl TextIndex {
     /// add up: a card that matches every word of the query beats one that
     /// matches two words in many fields. An exact phrase of the id's words
     /// scores extra.
-    fn text_query(&self, searcher: &Searcher, text: &str) -> Result<Option<Box<dyn Query>>> {
-        let words = dedup(tokens(&mut self.id_analyzer.clone(), text));
-        if words.is_empty() {
+    fn text_query(&self, searcher: &Searcher, text: &QueryWords) -> Result<Option<Box<dyn Query>>> {
+        if text.words.is_empty() {
             return Ok(None);
         }
-        let raw: Vec<String> = tokens(&mut self.id_analyzer.clone(), text);
         // The last word is still being typed unless the text ends in a
         // separator (search as you type).
-        let typing = raw
-            .last()
-            .filter(|_| text.ends_with(|c: char| c.is_ascii_alphanumeric()));
-        let mut text_analyzer = self.text_analyzer.clone();
+        let typing = text.raw.last().filter(|_| text.ends_in_word);
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         // The document count BM25 itself uses (deleted documents are still in
         // the frequencies until a merge).
         let num_docs = searcher.total_num_docs()?;
-        for word in &words {
-            let stem = stem_of(&mut text_analyzer, word);
+        for (word, stem) in text.words.iter().zip(&text.stems) {
             let typed = typing == Some(word);
-            let word_query = self.word_query(searcher, num_docs, word, &stem, typed)?;
+            let word_query = self.word_query(searcher, num_docs, word, stem, typed)?;
             should.push((Occur::Should, word_query));
         }
-        if let Some(phrase) = self.phrase_query(searcher, &raw, typing)? {
+        if let Some(phrase) = self.phrase_query(searcher, &text.raw, typing)? {
             should.push((Occur::Should, phrase));
         }
         Ok(Some(Box::new(BooleanQuery::new(should))))
@@ -266,13 +309,11 @@ impl TextIndex {
 
     /// The query's words that no card contains (they match only by
     /// tolerance: as a prefix or within one edit, or not at all).
-    pub fn unknown_words(&self, searcher: &Searcher, text: &str) -> Result<Vec<String>> {
-        let mut text_analyzer = self.text_analyzer.clone();
+    pub fn unknown_words(&self, searcher: &Searcher, text: &QueryWords) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for word in dedup(tokens(&mut self.id_analyzer.clone(), text)) {
-            let stem = stem_of(&mut text_analyzer, &word);
-            if !self.known(searcher, &word, &stem)? {
-                out.push(word);
+        for (word, stem) in text.words.iter().zip(&text.stems) {
+            if !self.known(searcher, word, stem)? {
+                out.push(word.clone());
             }
         }
         Ok(out)
@@ -455,10 +496,14 @@ mod tests {
         assert!(ids(&idx, "tweat ", &f).is_empty());
         let s = idx.searcher();
         assert_eq!(
-            idx.unknown_words(&s, "sentimnet tweets").unwrap(),
+            idx.unknown_words(&s, &idx.words("sentimnet tweets"))
+                .unwrap(),
             ["sentimnet"]
         );
-        assert!(idx.unknown_words(&s, "speech en").unwrap().is_empty());
+        assert!(idx
+            .unknown_words(&s, &idx.words("speech en"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use tantivy::collector::{Count, MultiCollector, TopDocs};
 use tantivy::query::{AllQuery, Query};
 use tantivy::{DocAddress, Searcher};
 
-use super::{FacetCounts, TextHit, TextIndex, TextResults};
+use super::{FacetCounts, QueryWords, TextHit, TextIndex, TextResults};
 use crate::error::Result;
 use crate::facets::{ord_values, FlatFacetCounts, OrdValues};
 use crate::schema::FACETS;
@@ -23,7 +23,7 @@ impl TextIndex {
     pub fn search(
         &self,
         searcher: &Searcher,
-        text: &str,
+        text: &QueryWords,
         filter: &Filter,
         limit: usize,
         with_facets: bool,
@@ -68,7 +68,7 @@ impl TextIndex {
     pub fn disjunctive_facets(
         &self,
         searcher: &Searcher,
-        text: &str,
+        text: &QueryWords,
         filter: &Filter,
     ) -> Result<(usize, FacetCounts)> {
         let (_, total, facets) = self.counted(searcher, text, filter, None)?;
@@ -80,7 +80,7 @@ impl TextIndex {
     fn counted(
         &self,
         searcher: &Searcher,
-        text: &str,
+        text: &QueryWords,
         filter: &Filter,
         top: Option<TopDocs>,
     ) -> Result<Counted> {
@@ -117,7 +117,7 @@ impl TextIndex {
         }
         for name in selected {
             let rest = filter.without(name);
-            let counts = if text.trim().is_empty() && rest.is_empty() {
+            let counts = if text.is_blank() && rest.is_empty() {
                 // A facet over the whole hub: the same until the index
                 // changes, so counted once per set of segments.
                 // Deletes keep a segment's id: its deleted count (which
@@ -211,7 +211,7 @@ mod tests {
         let idx = index(&[cheap, dear, free]);
         let s = idx.searcher();
         let all = idx
-            .search(&s, "translate", &Filter::default(), 10, true)
+            .search(&s, &idx.words("translate"), &Filter::default(), 10, true)
             .unwrap();
         assert_eq!(all.total, 3);
         let task = &all.facets["task"];
@@ -255,7 +255,9 @@ mod tests {
             task: FacetFilter::is("summarization"),
             ..Default::default()
         };
-        let r = idx.search(&s, "translate", &f, 10, true).unwrap();
+        let r = idx
+            .search(&s, &idx.words("translate"), &f, 10, true)
+            .unwrap();
         assert_eq!(r.total, 1);
         assert_eq!(r.facets["task"][0], ("translation".to_string(), 2));
         assert_eq!(r.facets["language"], [("en".to_string(), 1)]);
@@ -264,9 +266,11 @@ mod tests {
             license: FacetFilter::is("mit"),
             ..Default::default()
         };
-        let r = idx.search(&s, "translate", &f, 10, false).unwrap();
+        let r = idx
+            .search(&s, &idx.words("translate"), &f, 10, false)
+            .unwrap();
         let r0 = idx
-            .search(&s, "translate", &Filter::default(), 10, false)
+            .search(&s, &idx.words("translate"), &Filter::default(), 10, false)
             .unwrap();
         assert_eq!(
             r.hits.iter().map(|h| h.score).collect::<Vec<_>>(),
@@ -279,7 +283,9 @@ mod tests {
             },
             ..Default::default()
         };
-        assert!(idx.search(&s, "translate", &bad, 10, false).is_err());
+        assert!(idx
+            .search(&s, &idx.words("translate"), &bad, 10, false)
+            .is_err());
     }
 
     /// Whole-hub counts of a selected facet are cached, and a delete (which
@@ -297,7 +303,7 @@ mod tests {
         };
         let tasks = |idx: &TextIndex| {
             let s = idx.searcher();
-            idx.disjunctive_facets(&s, "", &f).unwrap().1["task"].clone()
+            idx.disjunctive_facets(&s, &idx.words(""), &f).unwrap().1["task"].clone()
         };
         assert_eq!(tasks(&idx)[0], ("translation".to_string(), 2));
         // A card listing a value twice counts once.

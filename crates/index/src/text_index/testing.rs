@@ -36,7 +36,7 @@ pub(super) fn index(cards: &[ModelCard]) -> TextIndex {
 /// The ids of the top 10 cards by BM25 for `q` within `filter`.
 pub(super) fn ids(idx: &TextIndex, q: &str, filter: &Filter) -> Vec<String> {
     let s = idx.searcher();
-    let r = idx.search(&s, q, filter, 10, false).unwrap();
+    let r = idx.search(&s, &idx.words(q), filter, 10, false).unwrap();
     r.hits
         .iter()
         .map(|h| idx.card(&s, h.addr).unwrap().id)
