@@ -227,3 +227,48 @@ fn a_named_model_comes_first() {
         .iter()
         .any(|id| id.ends_with("/bert-base-uncased") || id == "bert-base-uncased"));
 }
+
+/// A `stochastic` page asked for without a seed is a draw of its own: five
+/// such pages are not all alike, each is logged with the seed it was drawn
+/// with, and asking again with a logged seed gives that page back.
+#[test]
+fn seedless_stochastic_pages_are_fresh_draws_replayed_by_their_logged_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub.jsonl");
+    let text: String = HubGenerator::new(2000, 17)
+        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
+        .collect();
+    std::fs::write(&hub, text).unwrap();
+    let engine = engine_with(dir.path(), "none");
+    engine.import(&[hub], &silent).unwrap();
+    let ask = |seed: Option<u64>| {
+        let mut req = SearchRequest::new("translation", 10);
+        req.policy = Some(PolicyKind::Stochastic);
+        req.seed = seed;
+        let resp = engine.search(&req).unwrap();
+        resp.hits.into_iter().map(|h| h.id).collect::<Vec<_>>()
+    };
+    let pages: Vec<Vec<String>> = (0..5).map(|_| ask(None)).collect();
+    assert!(
+        pages.iter().any(|p| p != &pages[0]),
+        "five seedless draws gave one order: {:?}",
+        pages[0]
+    );
+    let mut logs = Vec::new();
+    engine
+        .ledger()
+        .each_logged(|p| logs.push(p), |_| {})
+        .unwrap();
+    assert_eq!(logs.len(), 5);
+    let seeds: std::collections::HashSet<u64> = logs.iter().map(|l| l.seed).collect();
+    assert_eq!(seeds.len(), 5, "each seedless page has a seed of its own");
+    for (log, page) in logs.iter().zip(&pages) {
+        let shown: Vec<String> = log.shown.iter().map(|s| s.model.clone()).collect();
+        assert_eq!(&shown, page, "the log shows the page served");
+        assert_eq!(
+            &ask(Some(log.seed)),
+            page,
+            "the logged seed replays the page"
+        );
+    }
+}

@@ -125,7 +125,8 @@ impl Engine {
         let mut retrieved = self.retrieve(&searcher, req, depth)?;
         self.candidates(&mut retrieved.rows, group);
         let rows = &retrieved.rows;
-        let order = self.rank(&policy, rows, group, req.seed.unwrap_or(0));
+        let seed = page_seed(req.seed, &policy);
+        let order = self.rank(&policy, rows, group, seed);
         let page = page_of(&order, req.offset, req.limit);
         let first_rank = req.offset.saturating_add(1);
         let mut hits = self.hits(&searcher, page, first_rank)?;
@@ -138,7 +139,7 @@ impl Engine {
                 query: &req.query,
                 mode: Some(req.mode),
                 policy: &policy,
-                seed: req.seed.unwrap_or(0),
+                seed,
                 order: &order,
             };
             page_id = Some(self.record(rows, &page[..seen], first_rank, &hits[..seen], &served)?);
@@ -327,6 +328,19 @@ impl Engine {
             logits,
             ..Default::default()
         }
+    }
+}
+
+/// The seed a page is drawn with: the request's, else, for a policy that
+/// draws (`stochastic`), a fresh one from the operating system's random
+/// source, so that every seedless page is its own draw (its seed is logged
+/// with the page, which replays it: docs/ranking.md, Plackett-Luce). Other
+/// policies ignore the seed: 0.
+fn page_seed(asked: Option<u64>, policy: &Policy) -> u64 {
+    match (asked, policy) {
+        (Some(seed), _) => seed,
+        (None, Policy::Stochastic { .. }) => rand::random(),
+        (None, _) => 0,
     }
 }
 
