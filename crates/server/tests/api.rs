@@ -690,6 +690,24 @@ async fn an_abandoned_search_is_not_exposure() {
     assert_eq!(engine.ledger().pages(), 1);
 }
 
+/// A HEAD request runs the search handler (axum answers HEAD with GET's)
+/// but shows nobody a page: the ledger records nothing; a GET records one.
+#[tokio::test]
+async fn a_head_request_is_not_exposure() {
+    let h = hub();
+    let head = Request::builder()
+        .method("HEAD")
+        .uri("/v1/search?q=bert")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app(h.state.clone()).oneshot(head).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(h.state.engine.ledger().pages(), 0);
+    let (status, _) = get(&h, "/v1/search?q=bert").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.state.engine.ledger().pages(), 1);
+}
+
 /// Real connections on a port: a flood of clients that never finish their
 /// headers is cut off by the header timeout and the per-IP limit, and
 /// `/healthz` keeps answering.

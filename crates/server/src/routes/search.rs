@@ -158,6 +158,7 @@ impl Drop for Abandoned {
     ))]
 pub async fn search(
     State(state): State<AppState>,
+    method: axum::http::Method,
     Filtered(p, filter): Filtered<SearchParams>,
 ) -> Result<Json<SearchPage>, ApiError> {
     let (page, per_page, offset) = paging(&state, p.page, p.per_page)?;
@@ -194,7 +195,9 @@ pub async fn search(
         offset,
         limit: per_page,
         facets: p.facets.unwrap_or(false),
-        record: true,
+        // A HEAD request (axum answers it with this handler) shows nobody
+        // a page: never exposure.
+        record: method != axum::http::Method::HEAD,
         exposed: None,
         abandoned: Some(abandoned.0.clone()),
     };
