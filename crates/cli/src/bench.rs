@@ -3,15 +3,18 @@
 
 use hubsearch_engine::progress::silent;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
+use hubsearch_core::Mode;
 use hubsearch_core::SearchRequest;
-use hubsearch_engine::Engine;
+use hubsearch_engine::semantic::Semantic;
+use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_sim::HubGenerator;
 use serde::Serialize;
+use serde_json::json;
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -187,9 +190,6 @@ fn pcts(mut v: Vec<f64>) -> (f64, f64) {
 /// search latency per mode with warm (cached) and cold query vectors,
 /// throughput from concurrent clients, and the process's peak memory.
 fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
-    use hubsearch_core::Mode;
-    use hubsearch_engine::LedgerMode;
-    use serde_json::json;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = load_config(g)?;
     let index_dir = config.index.dir.clone();
@@ -202,12 +202,42 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         return Err("no queries to run".into());
     }
     let cards = engine.text_index().num_docs();
+    let mut out = start_up_figures(a, &index_dir, cores, cards, open_ms, queries.len());
+    if let Some(sem) = engine.semantic() {
+        vector_figures(a, sem, &queries, &mut out)?;
+    }
+    let clients = a.clients.unwrap_or(cores).max(1);
+    for mode in [Mode::Text, Mode::Vector, Mode::Hybrid] {
+        if mode != Mode::Text && engine.semantic().is_none() {
+            continue;
+        }
+        let name = format!("{mode:?}").to_lowercase();
+        out[format!("{name}_search")] = mode_figures(a, &engine, &queries, mode, &name, clients)?;
+    }
+    out["facets"] = facet_figures(a, &engine, &queries)?;
+    memory_figures(rss_open, cards, &mut out);
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The machine, start-up time and text index size: printed, and the JSON
+/// figures they start.
+fn start_up_figures(
+    a: &BenchArgs,
+    index_dir: &Path,
+    cores: usize,
+    cards: u64,
+    open_ms: f64,
+    queries: usize,
+) -> serde_json::Value {
     let text_bytes = hubsearch_engine::dir_size(&index_dir.join("text"));
-    let mut out = json!({
+    let out = json!({
         "cores": cores,
         "memory_bytes": total_memory_bytes(),
         "cards": cards,
-        "queries": queries.len(),
+        "queries": queries,
         "repeat": a.repeat,
         "start_up_ms": open_ms,
         "record_pages": a.record,
@@ -222,149 +252,190 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         text_bytes as f64 / (1 << 20) as f64,
         text_bytes as f64 / cards.max(1) as f64
     );
-    if let Some(sem) = engine.semantic() {
-        let v = sem.vectors();
-        println!(
-            "vectors          {} live, {:.1} MiB on disk = {:.0} bytes per card ({} floats = {} bytes of it)",
-            v.live(),
-            v.size_bytes() as f64 / (1 << 20) as f64,
-            v.size_bytes() as f64 / v.live().max(1) as f64,
-            v.dim(),
-            v.dim() * 4
-        );
-        out["vector_bytes"] = json!(v.size_bytes());
-        out["vectors"] = json!(v.live());
-        out["dim"] = json!(v.dim());
-        let embedder = sem.embedder()?;
-        let mut lat = Vec::new();
-        for rep in 0..a.repeat.min(10) {
-            for q in &queries {
-                let text = format!("{q} {rep}");
-                let t = Instant::now();
-                embedder.embed(&[&text])?;
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
-            }
+    out
+}
+
+/// The vector store's size, query embedding latency and HNSW latency and
+/// recall, printed and added to `out`.
+fn vector_figures(
+    a: &BenchArgs,
+    sem: &Semantic,
+    queries: &[String],
+    out: &mut serde_json::Value,
+) -> Result<(), AnyError> {
+    let v = sem.vectors();
+    println!(
+        "vectors          {} live, {:.1} MiB on disk = {:.0} bytes per card ({} floats = {} bytes of it)",
+        v.live(),
+        v.size_bytes() as f64 / (1 << 20) as f64,
+        v.size_bytes() as f64 / v.live().max(1) as f64,
+        v.dim(),
+        v.dim() * 4
+    );
+    out["vector_bytes"] = json!(v.size_bytes());
+    out["vectors"] = json!(v.live());
+    out["dim"] = json!(v.dim());
+    let embedder = sem.embedder()?;
+    let mut lat = Vec::new();
+    for rep in 0..a.repeat.min(10) {
+        for q in queries {
+            let text = format!("{q} {rep}");
+            let t = Instant::now();
+            embedder.embed(&[&text])?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        let (p50, p99) = pcts(lat);
-        println!(
-            "query embedding  p50 {p50:.2} ms, p99 {p99:.2} ms ({})",
-            embedder.name()
-        );
-        out["embedder"] = json!(embedder.name());
-        out["query_embedding"] = json!({"p50_ms": p50, "p99_ms": p99});
-        let mut lat = Vec::new();
-        for q in &queries {
-            let qv = sem.query_vector(q)?;
-            for _ in 0..a.repeat {
-                let t = Instant::now();
-                std::hint::black_box(v.search(&qv, 10, None));
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        let (p50, p99) = pcts(lat);
-        let (mut found, mut wanted) = (0usize, 0usize);
-        for q in &queries {
-            let qv = sem.query_vector(q)?;
-            let exact: std::collections::HashSet<u64> =
-                v.exact(&qv, 10, None).iter().map(|h| h.id_key).collect();
-            wanted += exact.len();
-            found += v
-                .search(&qv, 10, None)
-                .iter()
-                .filter(|h| exact.contains(&h.id_key))
-                .count();
-        }
-        let recall = found as f64 / wanted.max(1) as f64;
-        println!(
-            "HNSW top-10      p50 {p50:.3} ms, p99 {p99:.3} ms, recall@10 {recall:.4} vs exact"
-        );
-        out["hnsw_top10"] = json!({"p50_ms": p50, "p99_ms": p99, "recall_at_10": recall});
     }
-    let clients = a.clients.unwrap_or(cores).max(1);
-    for mode in [Mode::Text, Mode::Vector, Mode::Hybrid] {
-        if mode != Mode::Text && engine.semantic().is_none() {
-            continue;
+    let (p50, p99) = pcts(lat);
+    println!(
+        "query embedding  p50 {p50:.2} ms, p99 {p99:.2} ms ({})",
+        embedder.name()
+    );
+    out["embedder"] = json!(embedder.name());
+    out["query_embedding"] = json!({"p50_ms": p50, "p99_ms": p99});
+    out["hnsw_top10"] = hnsw_figures(a, sem, queries)?;
+    Ok(())
+}
+
+/// HNSW top-10 latency, and its recall against the exact top 10.
+fn hnsw_figures(
+    a: &BenchArgs,
+    sem: &Semantic,
+    queries: &[String],
+) -> Result<serde_json::Value, AnyError> {
+    let v = sem.vectors();
+    let mut lat = Vec::new();
+    for q in queries {
+        let qv = sem.query_vector(q)?;
+        for _ in 0..a.repeat {
+            let t = Instant::now();
+            std::hint::black_box(v.search(&qv, 10, None));
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        let name = format!("{mode:?}").to_lowercase();
-        let request = |q: &str| {
-            let mut req = SearchRequest::new(q.to_string(), a.limit);
-            req.mode = mode;
-            req.record = a.record;
-            req
-        };
-        let mut warm = Vec::new();
-        for rep in 0..a.repeat {
-            for q in &queries {
+    }
+    let (p50, p99) = pcts(lat);
+    let (mut found, mut wanted) = (0usize, 0usize);
+    for q in queries {
+        let qv = sem.query_vector(q)?;
+        let exact: std::collections::HashSet<u64> =
+            v.exact(&qv, 10, None).iter().map(|h| h.id_key).collect();
+        wanted += exact.len();
+        found += v
+            .search(&qv, 10, None)
+            .iter()
+            .filter(|h| exact.contains(&h.id_key))
+            .count();
+    }
+    let recall = found as f64 / wanted.max(1) as f64;
+    println!("HNSW top-10      p50 {p50:.3} ms, p99 {p99:.3} ms, recall@10 {recall:.4} vs exact");
+    Ok(json!({"p50_ms": p50, "p99_ms": p99, "recall_at_10": recall}))
+}
+
+/// One search mode's latency (warm, and cold for the vector modes) and
+/// throughput from `clients` concurrent clients.
+fn mode_figures(
+    a: &BenchArgs,
+    engine: &Engine,
+    queries: &[String],
+    mode: Mode,
+    name: &str,
+    clients: usize,
+) -> Result<serde_json::Value, AnyError> {
+    let request = |q: &str| {
+        let mut req = SearchRequest::new(q.to_string(), a.limit);
+        req.mode = mode;
+        req.record = a.record;
+        req
+    };
+    let mut warm = Vec::new();
+    for rep in 0..a.repeat {
+        for q in queries {
+            let t = Instant::now();
+            engine.search(&request(q))?;
+            if rep > 0 {
+                warm.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let (p50, p99) = pcts(warm);
+    let mut fig = json!({"p50_ms": p50, "p99_ms": p99});
+    let mut line = format!(
+        "{:<16} p50 {p50:.3} ms, p99 {p99:.3} ms (query vector cached)",
+        format!("{name} search")
+    );
+    if mode != Mode::Text {
+        let mut cold = Vec::new();
+        for rep in 0..a.repeat.min(5) {
+            for q in queries {
+                // A text no earlier loop embedded, so the query vector is computed.
                 let t = Instant::now();
-                engine.search(&request(q))?;
-                if rep > 0 {
-                    warm.push(t.elapsed().as_secs_f64() * 1e3);
-                }
+                engine.search(&request(&format!("{q} {name}{rep}")))?;
+                cold.push(t.elapsed().as_secs_f64() * 1e3);
             }
         }
-        let (p50, p99) = pcts(warm);
-        let mut fig = json!({"p50_ms": p50, "p99_ms": p99});
-        let mut line = format!(
-            "{:<16} p50 {p50:.3} ms, p99 {p99:.3} ms (query vector cached)",
-            format!("{name} search")
-        );
-        if mode != Mode::Text {
-            let mut cold = Vec::new();
-            for rep in 0..a.repeat.min(5) {
-                for q in &queries {
-                    // A text no earlier loop embedded, so the query vector is computed.
-                    let t = Instant::now();
-                    engine.search(&request(&format!("{q} {name}{rep}")))?;
-                    cold.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            let (c50, c99) = pcts(cold);
-            line.push_str(&format!(
-                "; p50 {c50:.2} ms, p99 {c99:.2} ms embedding the query"
-            ));
-            fig["embedding_query"] = json!({"p50_ms": c50, "p99_ms": c99});
-        }
-        println!("{line}");
-        // Throughput: `clients` threads searching the queries round-robin for
-        // `seconds` (query vectors cached, as in a warm server).
-        let deadline = Instant::now() + std::time::Duration::from_secs_f64(a.seconds);
-        let done: Vec<Result<usize, AnyError>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = (0..clients)
-                .map(|c| {
-                    let (engine, queries, request) = (&engine, &queries, &request);
-                    sc.spawn(move || -> Result<usize, AnyError> {
-                        let mut n = 0;
-                        let mut i = c;
-                        while Instant::now() < deadline {
-                            engine.search(&request(&queries[i % queries.len()]))?;
-                            i += clients;
-                            n += 1;
-                        }
-                        Ok(n)
-                    })
+        let (c50, c99) = pcts(cold);
+        line.push_str(&format!(
+            "; p50 {c50:.2} ms, p99 {c99:.2} ms embedding the query"
+        ));
+        fig["embedding_query"] = json!({"p50_ms": c50, "p99_ms": c99});
+    }
+    println!("{line}");
+    let total = throughput(engine, queries, &request, clients, a.seconds)?;
+    let qps = total as f64 / a.seconds;
+    println!(
+        "{:<16} {qps:.0} searches/s from {clients} concurrent clients",
+        ""
+    );
+    fig["throughput_qps"] = json!(qps);
+    fig["clients"] = json!(clients);
+    Ok(fig)
+}
+
+/// Throughput: `clients` threads searching the queries round-robin for
+/// `seconds` (query vectors cached, as in a warm server). Returns the
+/// searches done.
+fn throughput(
+    engine: &Engine,
+    queries: &[String],
+    request: &(impl Fn(&str) -> SearchRequest + Sync),
+    clients: usize,
+    seconds: f64,
+) -> Result<usize, AnyError> {
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let done: Vec<Result<usize, AnyError>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                sc.spawn(move || -> Result<usize, AnyError> {
+                    let mut n = 0;
+                    let mut i = c;
+                    while Instant::now() < deadline {
+                        engine.search(&request(&queries[i % queries.len()]))?;
+                        i += clients;
+                        n += 1;
+                    }
+                    Ok(n)
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a client panicked".into())))
-                .collect()
-        });
-        let mut total = 0;
-        for d in done {
-            total += d?;
-        }
-        let qps = total as f64 / a.seconds;
-        println!(
-            "{:<16} {qps:.0} searches/s from {clients} concurrent clients",
-            ""
-        );
-        fig["throughput_qps"] = json!(qps);
-        fig["clients"] = json!(clients);
-        out[format!("{name}_search")] = fig;
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a client panicked".into())))
+            .collect()
+    });
+    let mut total = 0;
+    for d in done {
+        total += d?;
     }
-    // Facet counts (docs/api.md, Disjunctive facets): the text search of
-    // every query with and without exact counts and facets, and broad
-    // requests (a one-word query, browsing) with a facet value selected.
+    Ok(total)
+}
+
+/// Facet counts (docs/api.md, Disjunctive facets): the text search of
+/// every query with and without exact counts and facets, and broad
+/// requests (a one-word query, browsing) with a facet value selected.
+fn facet_figures(
+    a: &BenchArgs,
+    engine: &Engine,
+    queries: &[String],
+) -> Result<serde_json::Value, AnyError> {
     let time_of = |req: &SearchRequest| -> Result<(f64, f64), AnyError> {
         let mut lat = Vec::new();
         for rep in 0..a.repeat.max(2) {
@@ -385,7 +456,7 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         req
     };
     let (mut plain, mut faceted) = (Vec::new(), Vec::new());
-    for q in &queries {
+    for q in queries {
         plain.push(time_of(&text_req(q, false))?.0);
         faceted.push(time_of(&text_req(q, true))?.0);
     }
@@ -412,7 +483,12 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         );
         facet_json.push(json!({"requests": name, "plain_p50_ms": bare, "facets_p50_ms": with}));
     }
-    out["facets"] = json!(facet_json);
+    Ok(json!(facet_json))
+}
+
+/// Peak memory after opening and after searching, and the resident set
+/// now: printed and added to `out`.
+fn memory_figures(rss_open: Option<u64>, cards: u64, out: &mut serde_json::Value) {
     let rss = peak_rss_bytes();
     if let (Some(open), Some(peak)) = (rss_open, rss) {
         println!(
@@ -432,10 +508,6 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         );
         out["rss_bytes"] = json!(now);
     }
-    if let Some(p) = &a.json {
-        std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The process's peak resident set (VmHWM), where /proc tells it.

@@ -52,25 +52,92 @@ pub fn from_value(value: &Value) -> Result<ModelCard> {
         got: type_name(value),
     })?;
     let empty = Map::new();
-    let card_data = match obj.get("cardData") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(m)) => m,
-        Some(v) => {
-            return Err(Error::WrongType {
-                field: "cardData",
-                expected: "object",
-                got: type_name(v),
-            })
-        }
-    };
+    let card_data = card_data(obj)?.unwrap_or(&empty);
+    let id = record_id(obj)?;
+    let Facets {
+        tags,
+        languages,
+        datasets,
+        license,
+    } = facets(obj, card_data)?;
 
+    let name = opt_str(obj, "name")?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default_name(&id));
+    let builder = opt_str(obj, "builder")?
+        .or(opt_str(obj, "author")?)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default_builder(&id));
+    let (card_text, description) = texts(obj)?;
+    let architectures = architectures(obj)?;
+    let price_usd = price(obj)?;
+
+    let last_modified = time_field(obj, "last_modified")?.or(time_field(obj, "lastModified")?);
+    let created_at = time_field(obj, "created_at")?.or(time_field(obj, "createdAt")?);
+    let updated_at = time_field(obj, "updated_at")?;
+
+    Ok(ModelCard {
+        id,
+        name,
+        builder,
+        task: opt_str(obj, "task")?
+            .or(opt_str(obj, "pipeline_tag")?)
+            .or(opt_str_lenient(card_data, "pipeline_tag")),
+        library: opt_str(obj, "library")?
+            .or(opt_str(obj, "library_name")?)
+            .or(opt_str_lenient(card_data, "library_name")),
+        tags,
+        languages,
+        datasets,
+        license,
+        architectures,
+        model_type: opt_str(obj, "model_type")?,
+        description,
+        card_text,
+        last_modified,
+        downloads: count(obj, "downloads")?,
+        likes: count(obj, "likes")?,
+        price_usd,
+        paid_calls: count(obj, "paid_calls")?,
+        created_at,
+        updated_at,
+    })
+}
+
+/// The Hub API's `cardData` object, if the record has one.
+fn card_data(obj: &Map<String, Value>) -> Result<Option<&Map<String, Value>>> {
+    match obj.get("cardData") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(v) => Err(Error::WrongType {
+            field: "cardData",
+            expected: "object",
+            got: type_name(v),
+        }),
+    }
+}
+
+/// The record's id (`id` or `modelId`), trimmed and checked.
+fn record_id(obj: &Map<String, Value>) -> Result<String> {
     let id = opt_str(obj, "id")?
         .or(opt_str(obj, "modelId")?)
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .ok_or(Error::MissingField { field: "id" })?;
     validate_id(&id)?;
+    Ok(id)
+}
 
+/// A record's tags, languages, datasets and license, from its own fields,
+/// its `cardData` and its Hub API tag prefixes.
+struct Facets {
+    tags: Vec<String>,
+    languages: Vec<String>,
+    datasets: Vec<String>,
+    license: Option<String>,
+}
+
+fn facets(obj: &Map<String, Value>, card_data: &Map<String, Value>) -> Result<Facets> {
     let mut tags = str_list(obj, "tags")?;
     for t in str_list(obj, "frameworks")? {
         if !tags.contains(&t) {
@@ -111,15 +178,17 @@ pub fn from_value(value: &Value) -> Result<ModelCard> {
     let license = opt_str(obj, "license")?
         .or(opt_str_lenient(card_data, "license"))
         .or(tag_license);
+    Ok(Facets {
+        tags,
+        languages,
+        datasets,
+        license,
+    })
+}
 
-    let name = opt_str(obj, "name")?
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| default_name(&id));
-    let builder = opt_str(obj, "builder")?
-        .or(opt_str(obj, "author")?)
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| default_builder(&id));
-
+/// The card's text (`card_text` or `cardText`, size-checked) and its
+/// description (given, or the text's first paragraph).
+fn texts(obj: &Map<String, Value>) -> Result<(String, String)> {
     let card_text = opt_str(obj, "card_text")?
         .or(opt_str(obj, "cardText")?)
         .unwrap_or_default();
@@ -133,15 +202,23 @@ pub fn from_value(value: &Value) -> Result<ModelCard> {
     let description = opt_str(obj, "description")?
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| first_paragraph(&card_text));
+    Ok((card_text, description))
+}
 
+/// `architectures`, or the Hub API's `config.architectures`.
+fn architectures(obj: &Map<String, Value>) -> Result<Vec<String>> {
     let mut architectures = str_list(obj, "architectures")?;
     if architectures.is_empty() {
         if let Some(Value::Object(config)) = obj.get("config") {
             architectures = str_list(config, "architectures")?;
         }
     }
+    Ok(architectures)
+}
 
-    let price_usd = match obj.get("price_usd") {
+/// `price_usd`: USD per call, within 0..=[`MAX_PRICE_USD`], or none.
+fn price(obj: &Map<String, Value>) -> Result<Option<f64>> {
+    Ok(match obj.get("price_usd") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => {
             let p = n.as_f64().unwrap_or(f64::NAN);
@@ -160,37 +237,6 @@ pub fn from_value(value: &Value) -> Result<ModelCard> {
                 got: type_name(v),
             })
         }
-    };
-
-    let last_modified = time_field(obj, "last_modified")?.or(time_field(obj, "lastModified")?);
-    let created_at = time_field(obj, "created_at")?.or(time_field(obj, "createdAt")?);
-    let updated_at = time_field(obj, "updated_at")?;
-
-    Ok(ModelCard {
-        id,
-        name,
-        builder,
-        task: opt_str(obj, "task")?
-            .or(opt_str(obj, "pipeline_tag")?)
-            .or(opt_str_lenient(card_data, "pipeline_tag")),
-        library: opt_str(obj, "library")?
-            .or(opt_str(obj, "library_name")?)
-            .or(opt_str_lenient(card_data, "library_name")),
-        tags,
-        languages,
-        datasets,
-        license,
-        architectures,
-        model_type: opt_str(obj, "model_type")?,
-        description,
-        card_text,
-        last_modified,
-        downloads: count(obj, "downloads")?,
-        likes: count(obj, "likes")?,
-        price_usd,
-        paid_calls: count(obj, "paid_calls")?,
-        created_at,
-        updated_at,
     })
 }
 

@@ -88,6 +88,67 @@ pub fn replay(
     opts: &ReplayOptions,
 ) -> Result<PolicyReport, hubsearch_engine::Error> {
     let engine = Engine::open_with(config.clone(), LedgerMode::Ephemeral, false)?;
+    let Served {
+        sums,
+        n,
+        mut per_query,
+        pages,
+        run,
+        exposure,
+    } = serve(&engine, policy, queries, qrels, opts)?;
+    let mut means: BTreeMap<String, f64> = sums
+        .into_iter()
+        .map(|(k, v)| (k, v / n.max(1) as f64))
+        .collect();
+    expected_exposure(queries, qrels, &pages, opts, &mut per_query, &mut means);
+    let hub = engine.hub();
+    means.insert(
+        "awrf_popularity_tiers".into(),
+        awrf_tiers(&hub, queries, qrels, &pages, opts.page),
+    );
+    let exposure: HashMap<String, f64> = exposure.into_iter().collect();
+    for (k, v) in concentration(&engine, &exposure) {
+        means.insert(k, v);
+    }
+    let params = engine
+        .policy(Some(policy))
+        .params()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    Ok(PolicyReport {
+        policy,
+        params,
+        means,
+        per_query,
+        judged_queries: n / opts.repeat.max(1),
+        run,
+    })
+}
+
+/// What serving the query set `repeat` times gave.
+struct Served<'q> {
+    /// Sums of the relevance metrics over the `n` queries counted.
+    sums: BTreeMap<String, f64>,
+    n: usize,
+    /// Relevance metrics of the first repetition, per query.
+    per_query: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Each query's shown pages, one per repetition.
+    pages: BTreeMap<&'q str, Vec<Vec<String>>>,
+    run: Vec<RunEntry>,
+    /// Exposure per model id over the whole replay.
+    exposure: BTreeMap<String, f64>,
+}
+
+/// Serve every query `opts.repeat` times under `policy`, the ledger
+/// carrying over, scoring each ranked list.
+fn serve<'q>(
+    engine: &Engine,
+    policy: PolicyKind,
+    queries: &'q [Query],
+    qrels: &Qrels,
+    opts: &ReplayOptions,
+) -> Result<Served<'q>, hubsearch_engine::Error> {
     let attention = engine.attention();
     let empty = HashMap::new();
     let judged_at_all = |qid: &str| qrels.get(qid).is_some_and(|j| !j.is_empty());
@@ -134,13 +195,28 @@ pub fn replay(
             pages.entry(q.qid.as_str()).or_default().push(shown);
         }
     }
-    let mut means: BTreeMap<String, f64> = sums
-        .into_iter()
-        .map(|(k, v)| (k, v / n.max(1) as f64))
-        .collect();
+    Ok(Served {
+        sums,
+        n,
+        per_query,
+        pages,
+        run,
+        exposure,
+    })
+}
 
-    // Expected exposure per query over its shown pages, as expeval computes
-    // it (queries it skips, those without a relevant model, do not count).
+/// Expected exposure per query over its shown pages, as expeval computes
+/// it (queries it skips, those without a relevant model, do not count):
+/// the means into `means`, each query's `ee_l` into `per_query`.
+fn expected_exposure(
+    queries: &[Query],
+    qrels: &Qrels,
+    pages: &BTreeMap<&str, Vec<Vec<String>>>,
+    opts: &ReplayOptions,
+    per_query: &mut BTreeMap<String, BTreeMap<String, f64>>,
+    means: &mut BTreeMap<String, f64>,
+) {
+    let empty = HashMap::new();
     let mut ee = [0.0f64; 6];
     let mut ee_n = 0usize;
     for q in queries {
@@ -177,10 +253,19 @@ pub fn replay(
     {
         means.insert(name.to_string(), v / ee_n.max(1) as f64);
     }
+}
 
-    // AWRF (TREC Fair 2021) over popularity tiers: the target is the tiers'
-    // share among the query's relevant models.
-    let hub = engine.hub();
+/// Mean AWRF (TREC Fair 2021) over popularity tiers of every shown page of
+/// the queries with a relevant model: the target is the tiers' share among
+/// the query's relevant models.
+fn awrf_tiers(
+    hub: &HubPopularity,
+    queries: &[Query],
+    qrels: &Qrels,
+    pages: &BTreeMap<&str, Vec<Vec<String>>>,
+    page: usize,
+) -> f64 {
+    let empty = HashMap::new();
     let (mut awrf_sum, mut awrf_n) = (0.0, 0usize);
     for q in queries {
         let judged = qrels.get(&q.qid).unwrap_or(&empty);
@@ -191,7 +276,7 @@ pub fn replay(
         let mut relevant = 0;
         for (d, g) in judged {
             if *g >= 1 {
-                *target.entry(tier(&hub, d).to_string()).or_default() += 1.0;
+                *target.entry(tier(hub, d).to_string()).or_default() += 1.0;
                 relevant += 1;
             }
         }
@@ -201,34 +286,13 @@ pub fn replay(
         for r in &pages[q.qid.as_str()] {
             let groups: HashMap<String, Vec<String>> = r
                 .iter()
-                .map(|d| (d.clone(), vec![tier(&hub, d).to_string()]))
+                .map(|d| (d.clone(), vec![tier(hub, d).to_string()]))
                 .collect();
-            awrf_sum += awrf(r, &groups, &target, opts.page);
+            awrf_sum += awrf(r, &groups, &target, page);
             awrf_n += 1;
         }
     }
-    means.insert(
-        "awrf_popularity_tiers".into(),
-        awrf_sum / awrf_n.max(1) as f64,
-    );
-    let exposure: HashMap<String, f64> = exposure.into_iter().collect();
-    for (k, v) in concentration(&engine, &exposure) {
-        means.insert(k, v);
-    }
-    let params = engine
-        .policy(Some(policy))
-        .params()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    Ok(PolicyReport {
-        policy,
-        params,
-        means,
-        per_query,
-        judged_queries: n / opts.repeat.max(1),
-        run,
-    })
+    awrf_sum / awrf_n.max(1) as f64
 }
 
 /// Gini over all models and builders (zeros included), and the shares of

@@ -2,8 +2,10 @@
 //! and the paid calls they earned, in a redb database beside the index
 //! (docs/ledger.md).
 //!
-//! Three parts: this module is the API (what a served page adds, paid calls,
-//! the figures statistics and ranking read); [`state`] is the accounting in
+//! The parts: this module is the API's types and the ledger's opening,
+//! queue and shutdown; [`pages`] records served pages; [`calls`] records
+//! paid calls (idempotency keys, durability); [`figures`] has what
+//! statistics, ranking and export read; [`state`] is the accounting in
 //! memory (one `apply_page` / `apply_call` for live updates, batch commits
 //! and start-up replay); [`store`] holds the redb tables and the writer
 //! thread.
@@ -21,6 +23,9 @@
 //! [`Ledger::record_call`] returns, which waits for its batch's commit. After
 //! a crash, everything acknowledged is on disk.
 
+mod calls;
+mod figures;
+mod pages;
 pub mod state;
 mod store;
 
@@ -28,14 +33,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hubsearch_core::{Group, Impact};
-use hubsearch_rank::{page_delta, Account, Attention, Candidate, ExposureBook};
+use hubsearch_rank::Attention;
 use serde::Serialize;
 
+use calls::Pending;
 use state::{CallEntry, State};
 pub use state::{Earnings, Impression, Keyed, PageLog, PageRecord, ShownLog, Tally};
 use store::Event;
@@ -148,58 +153,6 @@ pub struct ServedPage<'a> {
     pub log: Option<PageLog>,
 }
 
-/// A call being written, for duplicates of its idempotency key to wait on.
-#[derive(Default)]
-struct Pending {
-    done: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Pending {
-    fn wait(&self) {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        while !*done {
-            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    fn finish(&self) {
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_all();
-    }
-}
-
-/// When dropped: forgets a call's pending key and wakes its duplicates.
-struct Release<'a> {
-    ledger: &'a Ledger,
-    key: Option<&'a str>,
-    pending: &'a Pending,
-}
-
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        if let Some(k) = self.key {
-            self.ledger.pending().remove(k);
-        }
-        self.pending.finish();
-    }
-}
-
-/// The answer to a retried call: the original, if it named the same model
-/// and amount.
-fn duplicate(key: &str, keyed: &Keyed, call: &CallRecord) -> Result<CallOutcome, LedgerError> {
-    let other_amount = call.amount_stated && keyed.amount_usd != call.amount_usd;
-    if keyed.model != call.model || other_amount {
-        return Err(LedgerError::KeyReused {
-            key: key.to_string(),
-        });
-    }
-    Ok(CallOutcome {
-        seq: keyed.seq,
-        recorded: false,
-    })
-}
-
 /// The ledger. Cheap to share (`Arc` inside).
 #[derive(Clone)]
 pub struct Ledger {
@@ -287,321 +240,6 @@ impl Ledger {
         tx.send(e).map_err(|_| LedgerError::Stopped)
     }
 
-    /// A copy of the accounts of `groups` (models' or builders' keys), with
-    /// their calls or income as impact: what the `fair` policies read, so
-    /// ranking runs without the ledger's lock.
-    pub fn book_of(
-        &self,
-        group: Group,
-        impact: Impact,
-        groups: impl IntoIterator<Item = u64>,
-    ) -> ExposureBook {
-        let s = self.state();
-        let accounts = s.accounts(group);
-        let mut out = ExposureBook::new();
-        for g in groups {
-            let mut a = accounts.book.get(g);
-            if let Some(e) = accounts.earnings.get(&g) {
-                a.impact = match impact {
-                    Impact::Calls => e.calls as f64,
-                    Impact::Income => e.income_usd,
-                };
-            }
-            if a != Account::default() {
-                out.set(g, a);
-            }
-        }
-        out.set_pages(s.pages);
-        out
-    }
-
-    /// Record a page served to a person: every candidate's model and builder
-    /// earn its relevance as merit, every shown item's model and builder the
-    /// exposure of its position. Memory now, disk in the next batch.
-    /// Returns the page's sequence number.
-    pub fn record_served(&self, page: &ServedPage<'_>) -> Result<u64, LedgerError> {
-        self.record_page(self.page_record(page))
-    }
-
-    /// What a served page adds (its deltas, impressions, names and log),
-    /// without recording it: cluster mode sends this through the log.
-    pub fn page_record(&self, page: &ServedPage<'_>) -> PageRecord {
-        let as_group = |group: fn(&ServedCandidate) -> u64| -> Vec<Candidate> {
-            page.candidates
-                .iter()
-                .map(|c| Candidate {
-                    relevance: c.relevance,
-                    merit: c.merit,
-                    calls: 0.0,
-                    quantile: 0.0,
-                    group: group(c),
-                    key: c.model,
-                })
-                .collect()
-        };
-        let model_delta = page_delta(
-            &as_group(|c| c.model),
-            page.shown,
-            page.first_rank,
-            page.attention,
-        );
-        let builder_delta = page_delta(
-            &as_group(|c| c.builder),
-            page.shown,
-            page.first_rank,
-            page.attention,
-        );
-        let impressions = page
-            .shown
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| {
-                let c = &page.candidates[c];
-                Impression {
-                    model: c.model,
-                    builder: c.builder,
-                    rank: page.first_rank + i,
-                    exposure: model_delta.get(&c.model).map_or(0.0, |d| d.exposure),
-                }
-            })
-            .collect();
-        let log = page.log.clone().map(|mut log| {
-            for (s, imp) in log.shown.iter_mut().zip(&impressions) {
-                let imp: &Impression = imp;
-                s.exposure = imp.exposure;
-            }
-            Box::new(log)
-        });
-        let mut names = Vec::with_capacity(page.names.len() * 2);
-        for (&c, (model, builder)) in page.shown.iter().zip(page.names) {
-            let c = &page.candidates[c];
-            names.push((c.model, model.to_string()));
-            names.push((c.builder, builder.to_string()));
-        }
-        PageRecord {
-            impressions,
-            model_delta,
-            builder_delta,
-            names,
-            log,
-        }
-    }
-
-    /// Record a served page whose deltas are already computed.
-    /// Returns the page's sequence number (0-based).
-    pub fn record_page(&self, mut page: PageRecord) -> Result<u64, LedgerError> {
-        let now = now_secs();
-        let hour = now / 3600;
-        let seq = {
-            let mut s = self.state();
-            let seq = s.pages;
-            if let Some(log) = &mut page.log {
-                log.page = seq;
-                log.time = now;
-            }
-            s.apply_page(&page, hour);
-            seq
-        };
-        self.send(Event::Page {
-            page,
-            hour,
-            position: 0,
-        })?;
-        Ok(seq)
-    }
-
-    /// Cluster mode: the last log position applied (docs/cluster.md).
-    pub fn position(&self) -> u64 {
-        self.state().position
-    }
-
-    /// Cluster mode: apply a served page taken from the log at `position`,
-    /// as the replica that served it gave it (its page id, hour and time).
-    /// Nothing when `position` was applied before. Memory now, disk in the
-    /// next batch, with the position (a restart resumes after what is on
-    /// disk, so every page counts once).
-    pub fn apply_logged_page(
-        &self,
-        mut page: PageRecord,
-        page_id: u64,
-        hour: u64,
-        time: u64,
-        position: u64,
-    ) -> Result<bool, LedgerError> {
-        let mut s = self.state();
-        if position <= s.position {
-            return Ok(false);
-        }
-        s.position = position;
-        if let Some(log) = &mut page.log {
-            log.page = page_id;
-            log.time = time;
-        }
-        s.apply_page(&page, hour);
-        drop(s);
-        self.send(Event::Page {
-            page,
-            hour,
-            position,
-        })?;
-        Ok(true)
-    }
-
-    /// Cluster mode: apply a paid call taken from the log at `position`.
-    /// A call whose idempotency key was applied before (from any replica)
-    /// counts nothing; so does a position applied before. Returns whether
-    /// it was recorded.
-    pub fn apply_logged_call(
-        &self,
-        call: &CallRecord,
-        time: u64,
-        position: u64,
-    ) -> Result<bool, LedgerError> {
-        let mut s = self.state();
-        if position <= s.position {
-            return Ok(false);
-        }
-        s.position = position;
-        if let Some(k) = &call.idempotency_key {
-            if s.idempotency.contains_key(k) {
-                return Ok(false);
-            }
-        }
-        let entry = call.entry(s.next_call);
-        s.next_call += 1;
-        s.apply_call(&entry);
-        s.name(call.model, &call.model_id);
-        s.name(call.builder, &call.builder_name);
-        if let Some(k) = &call.idempotency_key {
-            s.logged_keys.insert(k.clone(), position);
-        }
-        drop(s);
-        let (ack, _) = mpsc::channel();
-        self.send(Event::Call {
-            call: entry,
-            names: call.names(),
-            time,
-            ack,
-            position,
-        })?;
-        Ok(true)
-    }
-
-    /// Cluster mode: what became of a call sent with idempotency key `key`
-    /// that the log took at `position`: `Some(outcome)` once applied here
-    /// (recorded if that very event counted, else the original's sequence),
-    /// an error if the key was first used for another model or amount.
-    pub fn logged_outcome(
-        &self,
-        key: &str,
-        call: &CallRecord,
-        position: u64,
-    ) -> Result<Option<CallOutcome>, LedgerError> {
-        let s = self.state();
-        if s.position < position {
-            return Ok(None);
-        }
-        let Some(keyed) = s.idempotency.get(key) else {
-            return Ok(None);
-        };
-        if s.logged_keys.get(key) == Some(&position) {
-            return Ok(Some(CallOutcome {
-                seq: keyed.seq,
-                recorded: true,
-            }));
-        }
-        duplicate(key, keyed, call).map(Some)
-    }
-
-    /// Whether `key` was used before, and for what: the duplicate's answer
-    /// (or the reused-key error) when it was, `None` when it is new here.
-    pub fn known_call(
-        &self,
-        key: &str,
-        call: &CallRecord,
-    ) -> Result<Option<CallOutcome>, LedgerError> {
-        let s = self.state();
-        match s.idempotency.get(key) {
-            Some(keyed) => duplicate(key, keyed, call).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Every logged page (in page order) and every paid call (in sequence
-    /// order) on disk, with the names of keys: what `hubsearch ledger
-    /// export` writes.
-    pub fn each_logged(
-        &self,
-        page: impl FnMut(PageLog),
-        call: impl FnMut(LoggedCall),
-    ) -> Result<(), LedgerError> {
-        self.flush()?;
-        let names = self.state().names.clone();
-        store::each_logged(&self.inner.db, &names, page, call)
-    }
-
-    /// Record a paid call and wait until it is durable. A call whose
-    /// idempotency key was recorded before records nothing and returns the
-    /// original sequence number, once that original is durable (a duplicate
-    /// that arrives while the original is being written waits for it). A key
-    /// reused for another model or amount is an error.
-    pub fn record_call(&self, call: CallRecord) -> Result<CallOutcome, LedgerError> {
-        loop {
-            let mut s = self.state();
-            if let Some(k) = &call.idempotency_key {
-                if let Some(keyed) = s.idempotency.get(k) {
-                    return duplicate(k, keyed, &call);
-                }
-                let original = self.pending().get(k).cloned();
-                if let Some(original) = original {
-                    drop(s);
-                    original.wait();
-                    // The original is durable (or failed): look again.
-                    continue;
-                }
-            }
-            let entry = call.entry(s.next_call);
-            s.next_call += 1;
-            let pending = Arc::new(Pending::default());
-            if let Some(k) = &entry.idempotency_key {
-                self.pending().insert(k.clone(), pending.clone());
-            }
-            // Whatever happens next (even a panic), duplicates are released.
-            let _release = Release {
-                ledger: self,
-                key: entry.idempotency_key.as_deref(),
-                pending: &pending,
-            };
-            let (ack, rx) = mpsc::channel();
-            let sent = self.send(Event::Call {
-                call: entry.clone(),
-                names: call.names(),
-                time: now_secs(),
-                ack,
-                position: 0,
-            });
-            drop(s);
-            let durable = sent.and_then(|()| rx.recv().map_err(|_| LedgerError::Stopped));
-            // Book the call in memory only once it is on disk.
-            let mut s = self.state();
-            if durable.is_ok() {
-                s.apply_call(&entry);
-                s.name(call.model, &call.model_id);
-                s.name(call.builder, &call.builder_name);
-            }
-            drop(s);
-            durable?;
-            return Ok(CallOutcome {
-                seq: entry.seq,
-                recorded: true,
-            });
-        }
-    }
-
-    fn pending(&self) -> MutexGuard<'_, HashMap<String, Arc<Pending>>> {
-        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Wait until everything recorded so far is committed to disk.
     pub fn flush(&self) -> Result<(), LedgerError> {
         let (ack, rx) = mpsc::channel();
@@ -618,100 +256,6 @@ impl Ledger {
     /// Events queued but not yet on disk.
     pub fn lag(&self) -> u64 {
         self.inner.lag.load(Ordering::Relaxed)
-    }
-
-    /// Pages served so far.
-    pub fn pages(&self) -> u64 {
-        self.state().pages
-    }
-
-    /// Exposure per model or per builder (all time).
-    pub fn exposure(&self, group: Group) -> HashMap<u64, f64> {
-        self.state()
-            .accounts(group)
-            .book
-            .iter()
-            .map(|(k, a)| (*k, a.exposure))
-            .collect()
-    }
-
-    /// Exposure per model within the last `hours` hours.
-    pub fn model_exposure_recent(&self, hours: u64) -> HashMap<u64, f64> {
-        let from = (now_secs() / 3600).saturating_sub(hours.saturating_sub(1));
-        let mut out: HashMap<u64, f64> = HashMap::new();
-        for ((h, m), e) in self.state().hourly.iter() {
-            if *h >= from {
-                *out.entry(*m).or_default() += e;
-            }
-        }
-        out
-    }
-
-    /// Exposure, merit and impressions of one model's or builder's key.
-    pub fn tally_of(&self, key: u64, group: Group) -> Tally {
-        self.state().accounts(group).tally(key)
-    }
-
-    /// Every model's or builder's totals, in key order: (key, tally, calls,
-    /// income). What replicas compare (`GET /v1/cluster?ledger=true`).
-    pub fn rows(&self, group: Group) -> Vec<(u64, Tally, Earnings)> {
-        let s = self.state();
-        let a = s.accounts(group);
-        let mut keys: Vec<u64> = a.tallies().map(|(k, _)| k).collect();
-        keys.extend(a.earnings.keys().copied());
-        keys.sort_unstable();
-        keys.dedup();
-        keys.into_iter()
-            .map(|k| {
-                (
-                    k,
-                    a.tally(k),
-                    a.earnings.get(&k).copied().unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    /// Calls and income per model or per builder key.
-    pub fn earnings(&self, group: Group) -> HashMap<u64, Earnings> {
-        self.state().accounts(group).earnings.clone()
-    }
-
-    /// Calls and income of one model's or builder's key.
-    pub fn earnings_of(&self, key: u64, group: Group) -> Earnings {
-        self.state()
-            .accounts(group)
-            .earnings
-            .get(&key)
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// Each model's calls, impressions and exposure, and the hub's calls
-    /// per unit of exposure over all models (0 before any exposure).
-    pub fn evidence_of(&self, models: &[u64]) -> (Vec<CallEvidence>, f64) {
-        let s = self.state();
-        let evidence = models
-            .iter()
-            .map(|k| {
-                let t = s.models.tally(*k);
-                CallEvidence {
-                    calls: s.models.earnings.get(k).map_or(0, |e| e.calls),
-                    impressions: t.impressions,
-                    exposure: t.exposure,
-                }
-            })
-            .collect();
-        (evidence, s.call_rate())
-    }
-
-    /// Paid calls recorded here for each model key (0 if none).
-    pub fn calls_of(&self, models: &[u64]) -> Vec<u64> {
-        let s = self.state();
-        models
-            .iter()
-            .map(|k| s.models.earnings.get(k).map_or(0, |e| e.calls))
-            .collect()
     }
 
     /// Stop the writer after committing everything queued.
@@ -743,7 +287,8 @@ impl Drop for Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hubsearch_rank::PageDelta;
+    use hubsearch_core::Group;
+    use hubsearch_rank::{Account, PageDelta};
 
     fn page(model: u64, builder: u64) -> PageRecord {
         PageRecord {

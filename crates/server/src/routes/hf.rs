@@ -13,8 +13,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hubsearch_core::{FacetFilter, Filter, ModelCard};
 use hubsearch_core::ListingSort;
+use hubsearch_core::{FacetFilter, Filter, ModelCard};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -195,7 +195,39 @@ pub async fn list_models(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = parse_query(raw.as_deref().unwrap_or(""));
-    for (k, _) in &params {
+    check_params(&params)?;
+    let max = state.engine.config().search.max_limit;
+    let Some(q) = list_query(&params, max)? else {
+        return Ok(Json(Vec::<HfModel>::new()).into_response());
+    };
+    let HfListQuery {
+        filter,
+        sort: listing_sort,
+        reverse,
+        offset,
+        limit,
+        full,
+        card_data,
+    } = q;
+    let r = state
+        .run_search(move |e| e.listing_in(&filter, listing_sort, reverse, offset, limit))
+        .await?;
+    let (cards, total): (Vec<ModelCard>, usize) =
+        (r.hits.into_iter().map(|h| h.card).collect(), r.total);
+    let items: Vec<HfModel> = cards.iter().map(|c| item(c, full, card_data)).collect();
+    let next = offset.saturating_add(items.len());
+    let mut resp = Json(items.clone()).into_response();
+    if !items.is_empty() && next < total {
+        resp.headers_mut()
+            .insert(header::LINK, next_link(&headers, &params, next)?);
+    }
+    Ok(resp)
+}
+
+/// Refuse a parameter the Hub has and hubsearch cannot honour, or one
+/// neither knows.
+fn check_params(params: &[(String, String)]) -> Result<(), ApiError> {
+    for (k, _) in params {
         if let Some((_, why)) = UNSUPPORTED.iter().find(|(u, _)| u == k) {
             return Err(ApiError::new(
                 Code::InvalidParameter,
@@ -212,10 +244,32 @@ pub async fn list_models(
             ));
         }
     }
-    let get = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone());
+    Ok(())
+}
+
+/// A checked `GET /api/models` query: what to list and how to show it.
+struct HfListQuery {
+    filter: Filter,
+    sort: ListingSort,
+    /// Ascending (`direction=1`).
+    reverse: bool,
+    offset: usize,
+    limit: usize,
+    full: bool,
+    card_data: bool,
+}
+
+/// The first value of parameter `k`.
+fn param(params: &[(String, String)], k: &str) -> Option<String> {
+    params.iter().find(|(p, _)| p == k).map(|(_, v)| v.clone())
+}
+
+/// The listing a query asks for (at most `max` a page), `None` when it
+/// lists nothing (`gated=true`), or the first bad value's error.
+fn list_query(params: &[(String, String)], max: usize) -> Result<Option<HfListQuery>, ApiError> {
+    let get = |k: &str| param(params, k);
     let flag =
         |k: &str| get(k).is_some_and(|v| v.is_empty() || v == "true" || v == "1" || v == "True");
-    let max = state.engine.config().search.max_limit;
     let limit = match get("limit") {
         None => max,
         Some(l) => l
@@ -229,17 +283,10 @@ pub async fn list_models(
             .parse::<usize>()
             .map_err(|_| ApiError::new(Code::InvalidCursor, "bad cursor"))?,
     };
-    let mut filter = Filter::default();
-    if let Some(a) = get("author").filter(|a| !a.is_empty()) {
-        filter.builder = FacetFilter::is(a);
-    }
-    if let Some(t) = get("pipeline_tag").filter(|t| !t.is_empty()) {
-        filter.task = FacetFilter::is(t);
-    }
     // No model here is gated: gated=true lists nothing, gated=false all.
     match get("gated").as_deref() {
         None | Some("false" | "False" | "0") => {}
-        Some("true" | "True" | "1") => return Ok(Json(Vec::<HfModel>::new()).into_response()),
+        Some("true" | "True" | "1") => return Ok(None),
         Some(other) => {
             return Err(ApiError::new(
                 Code::InvalidParameter,
@@ -257,11 +304,34 @@ pub async fn list_models(
             ))
         }
     };
+    let sort = listing_sort(&get("sort").unwrap_or_default())?;
+    Ok(Some(HfListQuery {
+        filter: list_filter(params),
+        sort,
+        reverse,
+        offset,
+        limit,
+        full: flag("full"),
+        card_data: flag("cardData"),
+    }))
+}
+
+/// The models a query selects: `author`, `pipeline_tag`, `filter` tags and
+/// `search`.
+fn list_filter(params: &[(String, String)]) -> Filter {
+    let get = |k: &str| param(params, k);
+    let mut filter = Filter::default();
+    if let Some(a) = get("author").filter(|a| !a.is_empty()) {
+        filter.builder = FacetFilter::is(a);
+    }
+    if let Some(t) = get("pipeline_tag").filter(|t| !t.is_empty()) {
+        filter.task = FacetFilter::is(t);
+    }
     // As on the Hub, every `filter` value is a tag the model must carry
     // (repeated or comma-separated: all of them), tags as the Hub writes
     // them (`ModelCard::hub_tags`: `dataset:squad`, `license:mit`, `en`,
     // `pytorch`, `text-classification`).
-    for (k, v) in &params {
+    for (k, v) in params {
         if k == "filter" {
             filter.tags.all.extend(
                 v.split(',')
@@ -274,11 +344,13 @@ pub async fn list_models(
     // As on the Hub, `search` selects every model whose id contains it (all
     // pages), ordered by `sort`; hubsearch's ranked relevance is /v1/search.
     filter.id_contains = get("search").filter(|s| !s.trim().is_empty());
-    let sort = get("sort").unwrap_or_default();
-    let full = flag("full");
-    let card_data = flag("cardData");
+    filter
+}
+
+/// The listing order a Hub `sort` names.
+fn listing_sort(sort: &str) -> Result<ListingSort, ApiError> {
     // hubsearch has no trending score of its own: trending is downloads.
-    let listing_sort = match sort.as_str() {
+    Ok(match sort {
         "" | "downloads" | "trending" | "trendingScore" | "trending_score" => ListingSort::Trending,
         "likes" => ListingSort::Likes,
         "lastModified" | "last_modified" => ListingSort::Updated,
@@ -291,51 +363,46 @@ pub async fn list_models(
                 ),
             ))
         }
+    })
+}
+
+/// The `Link: <...>; rel="next"` value for the page from offset `next`:
+/// the same query with `cursor=next`.
+fn next_link(
+    headers: &HeaderMap,
+    params: &[(String, String)],
+    next: usize,
+) -> Result<HeaderValue, ApiError> {
+    // The Host header is echoed only when it is a plain host[:port].
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("127.0.0.1");
+    let mut q: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k != "cursor")
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    q.push(format!("cursor={next}"));
+    // Behind a TLS proxy the link keeps the scheme the client used.
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
     };
-    let r = state
-        .run_search(move |e| e.listing_in(&filter, listing_sort, reverse, offset, limit))
-        .await?;
-    let (cards, total): (Vec<ModelCard>, usize) =
-        (r.hits.into_iter().map(|h| h.card).collect(), r.total);
-    let items: Vec<HfModel> = cards.iter().map(|c| item(c, full, card_data)).collect();
-    let next = offset.saturating_add(items.len());
-    let mut resp = Json(items.clone()).into_response();
-    if !items.is_empty() && next < total {
-        // The Host header is echoed only when it is a plain host[:port].
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 255
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .unwrap_or("127.0.0.1");
-        let mut q: Vec<String> = params
-            .iter()
-            .filter(|(k, _)| k != "cursor")
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        q.push(format!("cursor={next}"));
-        // Behind a TLS proxy the link keeps the scheme the client used.
-        let scheme = match headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some("https") => "https",
-            _ => "http",
-        };
-        let link = format!(
-            "<{scheme}://{host}/api/models?{}>; rel=\"next\"",
-            q.join("&")
-        );
-        resp.headers_mut().insert(
-            header::LINK,
-            HeaderValue::from_str(&link).map_err(ApiError::internal)?,
-        );
-    }
-    Ok(resp)
+    let link = format!(
+        "<{scheme}://{host}/api/models?{}>; rel=\"next\"",
+        q.join("&")
+    );
+    HeaderValue::from_str(&link).map_err(ApiError::internal)
 }
 
 fn encode(s: &str) -> String {

@@ -1,0 +1,141 @@
+//! Recording served pages: what a page adds to the accounts, live and from
+//! the cluster log.
+
+use hubsearch_rank::{page_delta, Candidate};
+
+use super::store::Event;
+use super::{now_secs, Impression, Ledger, LedgerError, PageRecord, ServedCandidate, ServedPage};
+
+impl Ledger {
+    /// Record a page served to a person: every candidate's model and builder
+    /// earn its relevance as merit, every shown item's model and builder the
+    /// exposure of its position. Memory now, disk in the next batch.
+    /// Returns the page's sequence number.
+    pub fn record_served(&self, page: &ServedPage<'_>) -> Result<u64, LedgerError> {
+        self.record_page(self.page_record(page))
+    }
+
+    /// What a served page adds (its deltas, impressions, names and log),
+    /// without recording it: cluster mode sends this through the log.
+    pub fn page_record(&self, page: &ServedPage<'_>) -> PageRecord {
+        let as_group = |group: fn(&ServedCandidate) -> u64| -> Vec<Candidate> {
+            page.candidates
+                .iter()
+                .map(|c| Candidate {
+                    relevance: c.relevance,
+                    merit: c.merit,
+                    calls: 0.0,
+                    quantile: 0.0,
+                    group: group(c),
+                    key: c.model,
+                })
+                .collect()
+        };
+        let model_delta = page_delta(
+            &as_group(|c| c.model),
+            page.shown,
+            page.first_rank,
+            page.attention,
+        );
+        let builder_delta = page_delta(
+            &as_group(|c| c.builder),
+            page.shown,
+            page.first_rank,
+            page.attention,
+        );
+        let impressions = page
+            .shown
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let c = &page.candidates[c];
+                Impression {
+                    model: c.model,
+                    builder: c.builder,
+                    rank: page.first_rank + i,
+                    exposure: model_delta.get(&c.model).map_or(0.0, |d| d.exposure),
+                }
+            })
+            .collect();
+        let log = page.log.clone().map(|mut log| {
+            for (s, imp) in log.shown.iter_mut().zip(&impressions) {
+                let imp: &Impression = imp;
+                s.exposure = imp.exposure;
+            }
+            Box::new(log)
+        });
+        let mut names = Vec::with_capacity(page.names.len() * 2);
+        for (&c, (model, builder)) in page.shown.iter().zip(page.names) {
+            let c = &page.candidates[c];
+            names.push((c.model, model.to_string()));
+            names.push((c.builder, builder.to_string()));
+        }
+        PageRecord {
+            impressions,
+            model_delta,
+            builder_delta,
+            names,
+            log,
+        }
+    }
+
+    /// Record a served page whose deltas are already computed.
+    /// Returns the page's sequence number (0-based).
+    pub fn record_page(&self, mut page: PageRecord) -> Result<u64, LedgerError> {
+        let now = now_secs();
+        let hour = now / 3600;
+        let seq = {
+            let mut s = self.state();
+            let seq = s.pages;
+            if let Some(log) = &mut page.log {
+                log.page = seq;
+                log.time = now;
+            }
+            s.apply_page(&page, hour);
+            seq
+        };
+        self.send(Event::Page {
+            page,
+            hour,
+            position: 0,
+        })?;
+        Ok(seq)
+    }
+
+    /// Cluster mode: the last log position applied (docs/cluster.md).
+    pub fn position(&self) -> u64 {
+        self.state().position
+    }
+
+    /// Cluster mode: apply a served page taken from the log at `position`,
+    /// as the replica that served it gave it (its page id, hour and time).
+    /// Nothing when `position` was applied before. Memory now, disk in the
+    /// next batch, with the position (a restart resumes after what is on
+    /// disk, so every page counts once).
+    pub fn apply_logged_page(
+        &self,
+        mut page: PageRecord,
+        page_id: u64,
+        hour: u64,
+        time: u64,
+        position: u64,
+    ) -> Result<bool, LedgerError> {
+        let mut s = self.state();
+        if position <= s.position {
+            return Ok(false);
+        }
+        s.position = position;
+        if let Some(log) = &mut page.log {
+            log.page = page_id;
+            log.time = time;
+        }
+        s.apply_page(&page, hour);
+        drop(s);
+        self.send(Event::Page {
+            page,
+            hour,
+            position,
+        })?;
+        Ok(true)
+    }
+}
