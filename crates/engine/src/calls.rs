@@ -7,7 +7,7 @@
 
 use hubsearch_core::card::key_of;
 use hubsearch_core::Group;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -18,14 +18,19 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 /// Largest amount one call may state, in USD.
 pub const MAX_CALL_USD: f64 = 1000.0;
 
-/// A paid call as reported.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A verified paid call, as the hub's payment backend reports it (the body
+/// of `POST /v1/calls`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CallBody)]
 pub struct PaidCall {
-    /// The model called (its id).
+    /// The model called.
     pub model: String,
-    /// USD paid; `None`: the model's price (0 when it has none).
+    /// USD paid, 0..=1000; defaults to the model's price (0 when it has
+    /// none).
     pub amount_usd: Option<f64>,
-    /// A retry with the same key counts once.
+    /// 1 to 200 characters; a retry with the same key counts once (or the
+    /// `Idempotency-Key` header).
     pub idempotency_key: Option<String>,
     /// The recorded page the call came from and the hit's rank on it: both
     /// or neither.
@@ -33,8 +38,10 @@ pub struct PaidCall {
     pub rank: Option<u64>,
 }
 
-/// What recording a paid call did, with the builder's totals after it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A recorded (or already recorded) paid call, with the builder's totals
+/// after it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = CallAnswer)]
 pub struct CallReceipt {
     /// The ledger's sequence number of the call.
     pub seq: u64,

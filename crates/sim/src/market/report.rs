@@ -30,7 +30,7 @@ fn pct(e: &Estimate) -> String {
     )
 }
 
-fn cell<'a>(r: &'a StudyResult, regime: Regime, kind: PolicyKind) -> Option<&'a Cell> {
+fn cell(r: &StudyResult, regime: Regime, kind: PolicyKind) -> Option<&Cell> {
     r.cells
         .iter()
         .find(|c| c.regime == regime && c.policy.kind() == kind && c.policy != HUB_DEFAULT)
