@@ -248,16 +248,7 @@ mod tests {
     }
 
     fn call(key: &str) -> CallRecord {
-        CallRecord {
-            model: 5,
-            builder: 9,
-            model_id: "a/m".into(),
-            builder_name: "a".into(),
-            amount_usd: 0.5,
-            amount_stated: true,
-            idempotency_key: Some(key.into()),
-            origin: None,
-        }
+        crate::ledger::test_call(key, 5, 9)
     }
 
     #[test]

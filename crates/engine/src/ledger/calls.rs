@@ -71,11 +71,9 @@ impl Ledger {
         time: u64,
         position: u64,
     ) -> Result<bool, LedgerError> {
-        let mut s = self.state();
-        if position <= s.position {
+        let Some(mut s) = self.state_past(position) else {
             return Ok(false);
-        }
-        s.position = position;
+        };
         if let Some(k) = &call.idempotency_key {
             if s.idempotency.contains_key(k) {
                 return Ok(false);

@@ -233,6 +233,17 @@ impl Ledger {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state, moved to log `position` when that is past what it has
+    /// applied (cluster mode: an event applied before counts nothing).
+    fn state_past(&self, position: u64) -> Option<MutexGuard<'_, State>> {
+        let mut s = self.state();
+        if position <= s.position {
+            return None;
+        }
+        s.position = position;
+        Some(s)
+    }
+
     fn send(&self, e: Event) -> Result<(), LedgerError> {
         let tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
         let tx = tx.as_ref().ok_or(LedgerError::Stopped)?;
@@ -284,6 +295,22 @@ impl Drop for Inner {
     }
 }
 
+/// A paid call of 0.5 USD to `model` of `builder` under idempotency key
+/// `key` (for tests here and in `replica.rs`).
+#[cfg(test)]
+pub(crate) fn test_call(key: &str, model: u64, builder: u64) -> CallRecord {
+    CallRecord {
+        model,
+        builder,
+        model_id: "a/x".into(),
+        builder_name: "a".into(),
+        amount_usd: 0.5,
+        amount_stated: true,
+        idempotency_key: Some(key.into()),
+        origin: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,16 +342,7 @@ mod tests {
     }
 
     fn call(key: &str) -> CallRecord {
-        CallRecord {
-            model: 1,
-            builder: 100,
-            model_id: "a/x".into(),
-            builder_name: "a".into(),
-            amount_usd: 0.5,
-            amount_stated: true,
-            idempotency_key: Some(key.into()),
-            origin: None,
-        }
+        test_call(key, 1, 100)
     }
 
     #[test]
@@ -349,24 +367,17 @@ mod tests {
             l.close().unwrap();
         }
         let l = Ledger::open(&path).unwrap();
-        assert_eq!(
-            l.tally_of(1, Group::Model),
-            Tally {
-                exposure: 10.0,
-                merit: 5.0,
-                rounds: 10,
-                impressions: 10
-            }
-        );
-        assert_eq!(
-            l.tally_of(100, Group::Builder),
-            Tally {
-                exposure: 10.0,
-                merit: 5.0,
-                rounds: 10,
-                impressions: 10
-            }
-        );
+        for (key, group) in [(1, Group::Model), (100, Group::Builder)] {
+            assert_eq!(
+                l.tally_of(key, group),
+                Tally {
+                    exposure: 10.0,
+                    merit: 5.0,
+                    rounds: 10,
+                    impressions: 10
+                }
+            );
+        }
         assert_eq!(
             l.earnings_of(100, Group::Builder),
             Earnings {

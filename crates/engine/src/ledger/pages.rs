@@ -120,11 +120,9 @@ impl Ledger {
         time: u64,
         position: u64,
     ) -> Result<bool, LedgerError> {
-        let mut s = self.state();
-        if position <= s.position {
+        let Some(mut s) = self.state_past(position) else {
             return Ok(false);
-        }
-        s.position = position;
+        };
         if let Some(log) = &mut page.log {
             log.page = page_id;
             log.time = time;
