@@ -305,9 +305,20 @@ fn search(g: &Global, a: SearchArgs) -> Result<ExitCode, AnyError> {
         exposed: None,
         abandoned: None,
     };
+    let depth = engine.depth(&req);
     let resp = engine.search(&req)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&resp)?);
+        // The HTTP API's page (`GET /v1/search`), with every score part.
+        let end = depth.map_or(resp.total, |d| resp.total.min(d));
+        let page = hubsearch_server::SearchPage::new(
+            resp,
+            a.offset / limit + 1,
+            limit,
+            a.offset,
+            end,
+            true,
+        );
+        println!("{}", serde_json::to_string_pretty(&page)?);
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = std::io::stdout().lock();

@@ -18,6 +18,8 @@ pub mod openapi;
 pub mod ratelimit;
 mod routes;
 
+pub use routes::search::SearchPage;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

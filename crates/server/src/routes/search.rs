@@ -204,33 +204,52 @@ pub async fn search(
     let depth = state.engine.depth(&req);
     let resp = state.run_search(move |e| e.search(&req)).await?;
     let end = depth.map_or(resp.total, |d| resp.total.min(d));
-    let next = next_page(page, offset, resp.hits.len(), end);
-    Ok(Json(SearchPage {
-        query: resp.query,
-        mode: resp.mode.as_str().to_string(),
-        policy: resp.policy,
-        page,
-        per_page,
-        next_page: next,
-        total: resp.total,
-        total_exact: resp.total_exact,
-        matched_all_words: resp.matched_all_words,
-        page_id: resp.page_id,
-        unknown_words: resp.unknown_words,
-        took_ms: resp.took_ms,
-        hits: hit_dtos(resp.hits, explain),
-        facets: resp
-            .facets
-            .into_iter()
-            .map(|(k, v)| {
-                let values = v
-                    .into_iter()
-                    .map(|(value, count)| FacetValue { value, count })
-                    .collect();
-                (k, values)
-            })
-            .collect(),
-    }))
+    Ok(Json(SearchPage::new(
+        resp, page, per_page, offset, end, explain,
+    )))
+}
+
+impl SearchPage {
+    /// The API's page of an engine answer: page `page` of `per_page` hits
+    /// starting at `offset`, the results ending at `end` (for `next_page`),
+    /// every score part when `explain`. `hubsearch search --json` prints the
+    /// same page.
+    pub fn new(
+        resp: hubsearch_engine::SearchResponse,
+        page: usize,
+        per_page: usize,
+        offset: usize,
+        end: usize,
+        explain: bool,
+    ) -> SearchPage {
+        let next = next_page(page, offset, resp.hits.len(), end);
+        SearchPage {
+            query: resp.query,
+            mode: resp.mode.as_str().to_string(),
+            policy: resp.policy,
+            page,
+            per_page,
+            next_page: next,
+            total: resp.total,
+            total_exact: resp.total_exact,
+            matched_all_words: resp.matched_all_words,
+            page_id: resp.page_id,
+            unknown_words: resp.unknown_words,
+            took_ms: resp.took_ms,
+            hits: hit_dtos(resp.hits, explain),
+            facets: resp
+                .facets
+                .into_iter()
+                .map(|(k, v)| {
+                    let values = v
+                        .into_iter()
+                        .map(|(value, count)| FacetValue { value, count })
+                        .collect();
+                    (k, values)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `GET /v1/models/{id}/similar`: the page size (and the filters).
