@@ -12,9 +12,6 @@ use hubsearch_index::CardWriter;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 
-/// Memory budget of the long-lived writer a serving engine keeps.
-const WRITER_MB: usize = 64;
-
 /// Whether `id` is a publishable model id: `name` or `namespace/name`,
 /// each part 1 to 96 of `A-Z a-z 0-9 . _ -`, starting and ending with a
 /// letter or digit, no `--` or `..` (the Hub's rule): no look-alike,
@@ -86,19 +83,6 @@ impl Engine {
         card.updated_at = Some(now());
         let created = self.publish(card.clone())?;
         Ok((card, created))
-    }
-
-    fn with_writer<R>(&self, f: impl FnOnce(&mut CardWriter) -> Result<R>) -> Result<R> {
-        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.text_index().writer(WRITER_MB, 1)?);
-        }
-        let w = guard.as_mut().expect("writer");
-        let out = f(w);
-        if out.is_err() {
-            let _ = w.rollback();
-        }
-        out
     }
 
     /// Apply one change with the writer, commit it, and make it visible to

@@ -46,6 +46,9 @@ pub struct ModelRecord {
     pub calls: crate::ledger::Earnings,
 }
 
+/// Memory budget of the long-lived writer a serving engine keeps.
+const WRITER_MB: usize = 64;
+
 /// A hub's search engine.
 pub struct Engine {
     config: Config,
@@ -54,12 +57,13 @@ pub struct Engine {
     ledger: Ledger,
     hub: RwLock<Arc<HubPopularity>>,
     semantic: Option<Semantic>,
-    /// The long-lived writer of a serving engine (created on first publish).
-    pub(crate) writer: std::sync::Mutex<Option<hubsearch_index::CardWriter>>,
+    /// The long-lived writer of a serving engine (created on first publish;
+    /// used through `with_writer` only).
+    writer: std::sync::Mutex<Option<hubsearch_index::CardWriter>>,
     /// Cluster mode: where writes go (docs/cluster.md).
-    pub(crate) replicator: std::sync::OnceLock<Arc<dyn crate::replica::Replicator>>,
+    replicator: std::sync::OnceLock<Arc<dyn crate::replica::Replicator>>,
     /// Cluster mode: the log position the index has applied.
-    pub(crate) index_position: crate::replica::IndexPosition,
+    index_position: crate::replica::IndexPosition,
 }
 
 /// Where the exposure ledger lives.
@@ -233,6 +237,39 @@ impl Engine {
             Some((_, card)) => Ok(card),
             None => Err(Error::ModelNotFound { id: id.to_string() }),
         }
+    }
+
+    /// Send writes through `r` from now on (cluster mode). Once only.
+    pub fn set_replicator(&self, r: Arc<dyn crate::replica::Replicator>) -> bool {
+        self.replicator.set(r).is_ok()
+    }
+
+    /// The replicator, in cluster mode.
+    pub fn replicator(&self) -> Option<&Arc<dyn crate::replica::Replicator>> {
+        self.replicator.get()
+    }
+
+    /// Cluster mode: the log position the index has applied.
+    pub(crate) fn index_position(&self) -> &crate::replica::IndexPosition {
+        &self.index_position
+    }
+
+    /// Run `f` with the engine's long-lived card writer (made on first
+    /// use), rolling back what it wrote if it fails.
+    pub(crate) fn with_writer<R>(
+        &self,
+        f: impl FnOnce(&mut hubsearch_index::CardWriter) -> Result<R>,
+    ) -> Result<R> {
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let w = match &mut *guard {
+            Some(w) => w,
+            slot @ None => slot.insert(self.text_index().writer(WRITER_MB, 1)?),
+        };
+        let out = f(w);
+        if out.is_err() {
+            let _ = w.rollback();
+        }
+        out
     }
 
     /// Whether a card with this id is indexed (a read error counts as no).

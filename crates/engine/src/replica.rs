@@ -10,7 +10,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use hubsearch_core::ModelCard;
 use serde::{Deserialize, Serialize};
@@ -132,25 +131,15 @@ impl IndexPosition {
 }
 
 impl Engine {
-    /// Send writes through `r` from now on (cluster mode). Once only.
-    pub fn set_replicator(&self, r: Arc<dyn Replicator>) -> bool {
-        self.replicator.set(r).is_ok()
-    }
-
-    /// The replicator, in cluster mode.
-    pub fn replicator(&self) -> Option<&Arc<dyn Replicator>> {
-        self.replicator.get()
-    }
-
     /// The log position this replica has applied in full (index and
     /// ledger): a restart resumes after it.
     pub fn applied_position(&self) -> u64 {
-        self.index_position.get().min(self.ledger().position())
+        self.index_position().get().min(self.ledger().position())
     }
 
     /// The index's and the ledger's applied positions.
     pub fn positions(&self) -> (u64, u64) {
-        (self.index_position.get(), self.ledger().position())
+        (self.index_position().get(), self.ledger().position())
     }
 
     /// Apply a run of card events (`card` or `delete`, with their
@@ -158,7 +147,7 @@ impl Engine {
     /// an import through the log without a commit per card. Events at or
     /// below the index's position are skipped. Other events are an error.
     pub fn apply_logged_cards(&self, events: Vec<(u64, LogEvent)>) -> Result<()> {
-        let done = self.index_position.get();
+        let done = self.index_position().get();
         let mut last = done;
         let mut changes: Vec<LogEvent> = Vec::new();
         for (p, e) in events {
@@ -179,7 +168,7 @@ impl Engine {
             return Ok(());
         }
         self.commit_changes(&changes)?;
-        self.index_position.set(last)
+        self.index_position().set(last)
     }
 
     /// Apply one log event taken at `position` (1-based, increasing). An
@@ -187,18 +176,18 @@ impl Engine {
     pub fn apply_logged(&self, event: LogEvent, position: u64) -> Result<()> {
         match event {
             LogEvent::Card { card } => {
-                if position > self.index_position.get() {
+                if position > self.index_position().get() {
                     self.publish_local(*card)?;
-                    self.index_position.set(position)?;
+                    self.index_position().set(position)?;
                 }
             }
             LogEvent::Delete { id } => {
-                if position > self.index_position.get() {
+                if position > self.index_position().get() {
                     match self.delete_local(&id) {
                         Ok(()) | Err(Error::ModelNotFound { .. }) => {}
                         Err(e) => return Err(e),
                     }
-                    self.index_position.set(position)?;
+                    self.index_position().set(position)?;
                 }
             }
             LogEvent::Page {
