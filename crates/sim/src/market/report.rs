@@ -366,8 +366,12 @@ fn plots_section(s: &mut String) {
         ),
         ("entrant-survival.svg", "entrant survival by age, dedicated"),
         (
-            "frontier.svg",
-            "utility (nDCG@10) against tail viability, every knob value",
+            "frontier-serverless.svg",
+            "utility (nDCG@10) against tail viability, every knob value, serverless",
+        ),
+        (
+            "frontier-dedicated.svg",
+            "utility (nDCG@10) against tail viability, every knob value, dedicated",
         ),
         (
             "lorenz-income.svg",

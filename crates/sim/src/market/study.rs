@@ -402,11 +402,15 @@ fn cell_of(o: &StudyOptions, job: Job, equal_relevance: bool, runs: &[Outcome]) 
     let survival = (0..o.days)
         .map(|a| mean_of(runs.iter().map(|r| r.entrant_survival[a])))
         .collect();
-    let lorenz = (0..runs[0].lorenz_income.len())
+    // Replications differ in how many builders they end with, so their
+    // curves have different points: each is read on one grid of population
+    // shares before averaging.
+    let lorenz = (0..=LORENZ_GRID)
         .map(|i| {
+            let x = i as f64 / LORENZ_GRID as f64;
             (
-                runs[0].lorenz_income[i].0,
-                mean_of(runs.iter().map(|r| r.lorenz_income[i].1)),
+                x,
+                mean_of(runs.iter().map(|r| lorenz_at(&r.lorenz_income, x))),
             )
         })
         .collect();
@@ -483,11 +487,54 @@ fn knob(p: &SweepPoint) -> f64 {
     p.policy.knob().map_or(0.0, |(_, v)| v)
 }
 
+/// Points of the averaged Lorenz curve, past its origin.
+const LORENZ_GRID: usize = 50;
+
+/// A Lorenz curve's income share at population share `x`, linear between
+/// its points (a curve runs from (0, 0) to (1, 1)).
+fn lorenz_at(curve: &[(f64, f64)], x: f64) -> f64 {
+    let Some(j) = curve.iter().position(|p| p.0 >= x) else {
+        return curve.last().map_or(f64::NAN, |p| p.1);
+    };
+    if j == 0 {
+        return curve[0].1;
+    }
+    let ((x0, y0), (x1, y1)) = (curve[j - 1], curve[j]);
+    if x1 <= x0 {
+        y1
+    } else {
+        y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    }
+}
+
 fn mean_of(xs: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = xs.filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         f64::NAN
     } else {
         v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Curves of different lengths are read on one grid: at their own
+    /// points they give their own shares, between them the straight line.
+    #[test]
+    fn lorenz_curves_of_any_length_read_on_one_grid() {
+        let a = hubsearch_rank::lorenz(&[1.0, 1.0, 2.0, 4.0], 50);
+        let b = hubsearch_rank::lorenz(&[0.0, 3.0, 5.0], 50);
+        assert_ne!(a.len(), b.len());
+        for c in [&a, &b] {
+            for &(x, y) in c {
+                assert!((lorenz_at(c, x) - y).abs() < 1e-12);
+            }
+            assert_eq!(lorenz_at(c, 0.0), 0.0);
+            assert!((lorenz_at(c, 1.0) - 1.0).abs() < 1e-12);
+        }
+        // Halfway between (0.25, 0.125) and (0.5, 0.25) of `a`.
+        assert!((lorenz_at(&a, 0.375) - 0.1875).abs() < 1e-12);
     }
 }
