@@ -33,6 +33,24 @@ pub enum KeysCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// List the keys: prefix, holder, created, revoked (never a key itself)
+    List {
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key, named by its prefix (as `keys list` shows it) or whole;
+    /// a running server refuses it from the next request on
+    Revoke {
+        /// The key's first characters (at least 4), or the whole key
+        prefix: String,
+    },
+    /// Replace a key by a new one for the same holder (the old one is
+    /// revoked in the same write); the new key is printed once
+    Rotate {
+        /// The key's first characters (at least 4), or the whole key
+        prefix: String,
+    },
 }
 
 pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
@@ -122,6 +140,55 @@ pub fn keys(g: &Global, cmd: KeysCommand) -> Result<ExitCode, AnyError> {
                 "created a key for {who} (stored hashed in {}); it is shown only now:",
                 config.index.dir.join("keys.json").display()
             );
+            println!("{key}");
+        }
+        KeysCommand::List { json } => {
+            let keys = KeyStore::new(&config.index.dir).list();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in &keys {
+                    let holder = match (&k.builder, k.admin) {
+                        (_, true) => "admin".to_string(),
+                        (Some(b), false) => format!("builder {b}"),
+                        (None, false) => "-".to_string(),
+                    };
+                    let prefix = if k.prefix.is_empty() {
+                        "(unnamed)"
+                    } else {
+                        &k.prefix
+                    };
+                    let state = match k.revoked_unix {
+                        Some(t) => format!("revoked {}", hubsearch_core::card::rfc3339(t as i64)),
+                        None => "active".to_string(),
+                    };
+                    println!(
+                        "{prefix:<12} {holder:<24} created {}  {state}",
+                        hubsearch_core::card::rfc3339(k.created_unix as i64)
+                    );
+                }
+                eprintln!("{} keys", keys.len());
+            }
+        }
+        KeysCommand::Revoke { prefix } => {
+            let k = KeyStore::new(&config.index.dir).revoke(&prefix)?;
+            eprintln!(
+                "revoked {} ({}); a running server refuses it from the next request on",
+                if k.prefix.is_empty() {
+                    "the key"
+                } else {
+                    &k.prefix
+                },
+                if k.admin {
+                    "admin".to_string()
+                } else {
+                    format!("builder {}", k.builder.unwrap_or_default())
+                }
+            );
+        }
+        KeysCommand::Rotate { prefix } => {
+            let key = KeyStore::new(&config.index.dir).rotate(&prefix)?;
+            eprintln!("revoked the old key; the new one is shown only now:");
             println!("{key}");
         }
     }

@@ -63,6 +63,7 @@ codes! {
     InvalidInput => "invalid_input", BAD_REQUEST, "an input file cannot be read";
     VectorSearchDisabled => "vector_search_disabled", BAD_REQUEST, "vector or hybrid search on a hub without embeddings";
     Unauthorized => "unauthorized", UNAUTHORIZED, "no valid API key";
+    KeyRevoked => "key_revoked", UNAUTHORIZED, "the API key was revoked (hubsearch keys revoke or rotate)";
     Forbidden => "forbidden", FORBIDDEN, "the key may not do this";
     NotFound => "not_found", NOT_FOUND, "no such route";
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED, "the route exists but not with this method";

@@ -1,7 +1,11 @@
 //! API keys: stored hashed (BLAKE3) in `<index dir>/keys.json`; a builder's
 //! key may change only that builder's models, an admin key anything.
 //! Create one with `hubsearch keys create --builder NAME` (or `--admin`);
-//! the key is printed once and only its hash is kept.
+//! the key is printed once and only its hash (and its first characters, to
+//! name it in `keys list`) is kept. `keys revoke PREFIX` revokes a key and
+//! `keys rotate PREFIX` replaces it with a new one for the same holder; a
+//! running server reads the file again when it changes, so a revocation
+//! holds from the next request on (401 `key_revoked`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,12 +22,71 @@ pub struct Principal {
     pub admin: bool,
 }
 
+/// Characters of a key kept in the clear to name it (`hs_` and 8 of its
+/// 48 random hex digits: 32 bits, as GitHub keeps of its tokens' heads).
+const PREFIX_CHARS: usize = 11;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredKey {
     hash: String,
     #[serde(flatten)]
     principal: Principal,
     created_unix: u64,
+    /// The key's first characters (keys made before names were kept have
+    /// none: they are revoked by the whole key).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_unix: Option<u64>,
+}
+
+/// What a key is worth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Valid(Principal),
+    /// A key that was revoked.
+    Revoked,
+    /// No key of this hub.
+    Unknown,
+}
+
+/// A key as `keys list` shows it (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// Its first characters, or "" for a key made before they were kept.
+    pub prefix: String,
+    pub builder: Option<String>,
+    pub admin: bool,
+    pub created_unix: u64,
+    pub revoked_unix: Option<u64>,
+}
+
+/// Why a key could not be revoked or rotated.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no key starts with {0:?} (hubsearch keys list shows them)")]
+    NoSuchKey(String),
+    #[error("{count} keys start with {prefix:?}: give more of the key")]
+    Ambiguous { prefix: String, count: usize },
+    #[error("the key {0:?} is revoked already")]
+    AlreadyRevoked(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn new_key() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "hs_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 /// The key file, reloaded when it changes on disk.
@@ -61,18 +124,68 @@ impl KeyStore {
 
     /// Create a key; returns the key itself (shown once).
     pub fn create(&self, principal: Principal) -> std::io::Result<String> {
-        let mut bytes = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let key = format!(
-            "hs_{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let key = new_key();
+        self.modify(|keys| {
+            keys.push(StoredKey::new(&key, principal));
+            Ok(())
+        })?;
+        Ok(key)
+    }
+
+    /// Revoke the one key that starts with `prefix` (or is `prefix`).
+    pub fn revoke(&self, prefix: &str) -> Result<KeyInfo, KeyError> {
+        let mut info = None;
+        self.modify_keys(|keys| {
+            let k = find_one(keys, prefix)?;
+            k.revoked_unix = Some(now_unix());
+            info = Some(k.info());
+            Ok(())
+        })?;
+        info.ok_or_else(|| KeyError::NoSuchKey(prefix.to_string()))
+    }
+
+    /// Replace the one key that starts with `prefix` by a new key for the
+    /// same holder: the old one is revoked in the same write. Returns the
+    /// new key (shown once).
+    pub fn rotate(&self, prefix: &str) -> Result<String, KeyError> {
+        let key = new_key();
+        self.modify_keys(|keys| {
+            let old = find_one(keys, prefix)?;
+            old.revoked_unix = Some(now_unix());
+            let principal = old.principal.clone();
+            keys.push(StoredKey::new(&key, principal));
+            Ok(())
+        })?;
+        Ok(key)
+    }
+
+    /// Every key, oldest first.
+    pub fn list(&self) -> Vec<KeyInfo> {
+        self.load().iter().map(StoredKey::info).collect()
+    }
+
+    fn modify(
+        &self,
+        f: impl FnOnce(&mut Vec<StoredKey>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        self.modify_keys(|keys| f(keys).map_err(KeyError::Io))
+            .map_err(|e| match e {
+                KeyError::Io(e) => e,
+                other => std::io::Error::other(other.to_string()),
+            })
+    }
+
+    /// Change the stored keys with `f`, one writer at a time across
+    /// processes (`keys create` while a server runs): an exclusive lock on
+    /// a file beside the store, the store read fresh under it, written to a
+    /// private temp file and renamed over, so no concurrent change is lost.
+    fn modify_keys(
+        &self,
+        f: impl FnOnce(&mut Vec<StoredKey>) -> Result<(), KeyError>,
+    ) -> Result<(), KeyError> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        // One writer at a time, across processes (`keys create` while a
-        // server runs): an exclusive lock on a file beside the store, and
-        // the store read fresh under it, so no concurrent key is lost.
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -82,15 +195,9 @@ impl KeyStore {
         let mut keys: Vec<StoredKey> = match std::fs::read_to_string(&self.path) {
             Ok(t) => serde_json::from_str(&t).map_err(std::io::Error::other)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
-        keys.push(StoredKey {
-            hash: hash(&key),
-            principal,
-            created_unix: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        });
+        f(&mut keys)?;
         // A temp file of this process only, readable by its owner only.
         let tmp = self
             .path
@@ -100,21 +207,85 @@ impl KeyStore {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&tmp)?;
-        std::io::Write::write_all(&mut f, serde_json::to_string_pretty(&keys)?.as_bytes())?;
+        let text = serde_json::to_string_pretty(&keys).map_err(std::io::Error::other)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).0 = None;
         drop(lock);
-        Ok(key)
+        Ok(())
     }
 
-    /// Who holds `key`, if anyone.
-    pub fn verify(&self, key: &str) -> Option<Principal> {
+    /// What `key` is worth: its holder, revoked, or unknown.
+    pub fn check(&self, key: &str) -> Verdict {
         let h = hash(key);
-        self.load()
-            .into_iter()
-            .find(|k| k.hash == h)
-            .map(|k| k.principal)
+        match self.load().into_iter().find(|k| k.hash == h) {
+            Some(k) if k.revoked_unix.is_some() => Verdict::Revoked,
+            Some(k) => Verdict::Valid(k.principal),
+            None => Verdict::Unknown,
+        }
+    }
+
+    /// Who holds `key`, if it is a valid (unrevoked) key.
+    pub fn verify(&self, key: &str) -> Option<Principal> {
+        match self.check(key) {
+            Verdict::Valid(p) => Some(p),
+            Verdict::Revoked | Verdict::Unknown => None,
+        }
+    }
+}
+
+impl StoredKey {
+    fn new(key: &str, principal: Principal) -> StoredKey {
+        StoredKey {
+            hash: hash(key),
+            principal,
+            created_unix: now_unix(),
+            prefix: key.chars().take(PREFIX_CHARS).collect(),
+            revoked_unix: None,
+        }
+    }
+
+    fn info(&self) -> KeyInfo {
+        KeyInfo {
+            prefix: self.prefix.clone(),
+            builder: self.principal.builder.clone(),
+            admin: self.principal.admin,
+            created_unix: self.created_unix,
+            revoked_unix: self.revoked_unix,
+        }
+    }
+}
+
+/// The one key `prefix` names: a key whose kept prefix starts with it, or
+/// whose hash is the hash of `prefix` (a whole key, also one made before
+/// prefixes were kept). Revoked keys are not candidates.
+fn find_one<'k>(keys: &'k mut [StoredKey], prefix: &str) -> Result<&'k mut StoredKey, KeyError> {
+    let whole = hash(prefix);
+    let matches: Vec<usize> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| {
+            k.hash == whole
+                || (!k.prefix.is_empty()
+                    && (4..=PREFIX_CHARS).contains(&prefix.len())
+                    && k.prefix.starts_with(prefix))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let live: Vec<usize> = matches
+        .iter()
+        .copied()
+        .filter(|&i| keys[i].revoked_unix.is_none())
+        .collect();
+    match (live.as_slice(), matches.as_slice()) {
+        ([i], _) => Ok(&mut keys[*i]),
+        ([], []) => Err(KeyError::NoSuchKey(prefix.to_string())),
+        ([], _) => Err(KeyError::AlreadyRevoked(prefix.to_string())),
+        (many, _) => Err(KeyError::Ambiguous {
+            prefix: prefix.to_string(),
+            count: many.len(),
+        }),
     }
 }
 
@@ -138,6 +309,67 @@ mod tests {
         assert!(store.verify("hs_wrong").is_none());
         // A second store (another process) sees it too.
         assert!(KeyStore::new(dir.path()).verify(&k).is_some());
+    }
+
+    #[test]
+    fn keys_are_revoked_and_rotated_by_prefix_and_listed_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path());
+        let acme = Principal {
+            builder: Some("acme".into()),
+            admin: false,
+        };
+        let a = store.create(acme.clone()).unwrap();
+        let b = store
+            .create(Principal {
+                builder: None,
+                admin: true,
+            })
+            .unwrap();
+        let list = store.list();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].prefix, a[..PREFIX_CHARS]);
+        let text = std::fs::read_to_string(dir.path().join("keys.json")).unwrap();
+        assert!(!text.contains(&a) && !text.contains(&b));
+        // Fewer than 4 characters name no key.
+        assert!(matches!(store.revoke("hs_"), Err(KeyError::NoSuchKey(_))));
+        let both = &a[..3];
+        assert!(store.revoke(both).is_err());
+        // Revoked: the next check says so; the other key still works.
+        let info = store.revoke(&a[..8]).unwrap();
+        assert_eq!(info.builder.as_deref(), Some("acme"));
+        assert_eq!(store.check(&a), Verdict::Revoked);
+        assert!(store.verify(&a).is_none());
+        assert!(store.verify(&b).is_some());
+        assert!(matches!(store.revoke(&a), Err(KeyError::AlreadyRevoked(_))));
+        // Another process (store) sees the revocation.
+        assert_eq!(KeyStore::new(dir.path()).check(&a), Verdict::Revoked);
+        // Rotation: the old key revoked, a new one for the same holder.
+        let b2 = store.rotate(&b).unwrap();
+        assert_eq!(store.check(&b), Verdict::Revoked);
+        assert!(store.verify(&b2).unwrap().admin);
+        assert_eq!(store.check("hs_nothing"), Verdict::Unknown);
+        assert_eq!(store.list().len(), 3);
+    }
+
+    #[test]
+    fn a_key_made_before_prefixes_were_kept_is_revoked_by_the_whole_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = "hs_0123456789abcdef";
+        std::fs::write(
+            dir.path().join("keys.json"),
+            format!(
+                r#"[{{"hash":"{}","builder":"acme","admin":false,"created_unix":1}}]"#,
+                hash(old)
+            ),
+        )
+        .unwrap();
+        let store = KeyStore::new(dir.path());
+        assert!(store.verify(old).is_some());
+        assert_eq!(store.list()[0].prefix, "");
+        assert!(store.revoke(&old[..8]).is_err(), "no prefix kept to match");
+        store.revoke(old).unwrap();
+        assert_eq!(store.check(old), Verdict::Revoked);
     }
 
     #[test]

@@ -690,6 +690,33 @@ async fn an_abandoned_search_is_not_exposure() {
     assert_eq!(engine.ledger().pages(), 1);
 }
 
+/// A revoked key is refused from the next request on, with its own code;
+/// a rotated key's successor works at once, without a restart.
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_and_its_successor_works() {
+    let h = hub();
+    let card = |n: &str| json!({"id": format!("acme/{n}"), "task": "translation"});
+    assert_eq!(
+        post_code(&h, "/v1/models", &h.acme, card("one")).await,
+        (StatusCode::CREATED, None)
+    );
+    // The CLI's store, as another process would open it.
+    let store = hubsearch_server::keys::KeyStore::new(h.state.engine.dir());
+    let new = store.rotate(&h.acme).unwrap();
+    assert_eq!(
+        post_code(&h, "/v1/models", &h.acme, card("two")).await,
+        (StatusCode::UNAUTHORIZED, Some("key_revoked".into()))
+    );
+    assert_eq!(
+        post_code(&h, "/v1/models", &new, card("two")).await,
+        (StatusCode::CREATED, None)
+    );
+    assert_eq!(
+        post_code(&h, "/v1/models", "hs_never_issued", card("three")).await,
+        (StatusCode::UNAUTHORIZED, Some("unauthorized".into()))
+    );
+}
+
 /// A HEAD request runs the search handler (axum answers HEAD with GET's)
 /// but shows nobody a page: the ledger records nothing; a GET records one.
 #[tokio::test]

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::keys::Principal;
+use crate::keys::{Principal, Verdict};
 use crate::{AppState, Work};
 
 /// The key's holder, or 401.
@@ -26,7 +26,14 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(ApiError::unauthorized)?;
-    state.keys.verify(key).ok_or_else(ApiError::unauthorized)
+    match state.keys.check(key) {
+        Verdict::Valid(p) => Ok(p),
+        Verdict::Revoked => Err(ApiError::new(
+            Code::KeyRevoked,
+            "this API key was revoked; ask the hub's operator for a new one",
+        )),
+        Verdict::Unknown => Err(ApiError::unauthorized()),
+    }
 }
 
 /// The fields a publisher may set (with [`SERVER_FIELDS`], what the card
