@@ -113,11 +113,18 @@ impl Engine {
     }
 
     /// Add or replace a card in this replica's own index.
+    /// All or nothing: the card's vector is made before anything is
+    /// written, so a card that cannot be embedded (the model missing, say)
+    /// is not stored and a retry can succeed.
     pub(crate) fn publish_local(&self, card: ModelCard) -> Result<bool> {
         let existed = self.text_index().get(&card.id)?.is_some();
+        let vector = match self.semantic() {
+            Some(sem) => Some(sem.embed_card(&card)?),
+            None => None,
+        };
         self.commit_change(|w| w.upsert(&card))?;
-        if let Some(sem) = self.semantic() {
-            sem.upsert_card(&card)?;
+        if let (Some(sem), Some(v)) = (self.semantic(), vector) {
+            sem.insert_card(v)?;
         }
         Ok(!existed)
     }
@@ -209,6 +216,46 @@ impl Engine {
         match self.semantic() {
             Some(sem) => Ok(Some(sem.sync(self.text_index(), progress)?)),
             None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubsearch_core::{Config, EmbeddingModel};
+
+    /// With the embedding model missing, a publish fails and stores
+    /// nothing: the card is not served, and a retry fails the same way
+    /// (not `ModelExists`).
+    #[test]
+    fn a_publish_that_cannot_embed_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.index.dir = dir.path().join("index");
+        config.embedding.model = EmbeddingModel::MiniLm;
+        config.embedding.model_dir = dir.path().join("no-model-here");
+        let e = Engine::open_or_create(config).unwrap();
+        let card = ModelCard {
+            id: "acme/m".into(),
+            builder: "acme".into(),
+            ..Default::default()
+        };
+        for _ in 0..2 {
+            let err = e.create_model(card.clone()).unwrap_err();
+            assert!(matches!(err, Error::EmbeddingUnavailable(_)), "{err}");
+            assert!(!e.has_model("acme/m"));
+        }
+        assert_eq!(e.num_models(), 0);
+    }
+
+    #[test]
+    fn ids_follow_the_hub_rule() {
+        for ok in ["bert-base-uncased", "acme/m", "a.b_c-d/x1"] {
+            assert!(is_valid_id(ok), "{ok}");
+        }
+        for bad in ["", "a/b/c", "-a", "a-", "a--b", "a..b", "a b", "ä/x", "/x"] {
+            assert!(!is_valid_id(bad), "{bad}");
         }
     }
 }

@@ -42,6 +42,14 @@ pub struct VectorReport {
     pub graph_seconds: f64,
 }
 
+/// A card's vector with the keys it is stored under.
+#[derive(Debug, Clone)]
+pub struct CardVector {
+    id_key: u64,
+    text_key: u64,
+    vector: Vec<f32>,
+}
+
 /// Embedder, vectors, cache.
 pub struct Semantic {
     config: EmbeddingConfig,
@@ -118,10 +126,26 @@ impl Semantic {
     /// Embed one card (a publish) and store its vector; saved with the
     /// next `save_if_dirty`.
     pub fn upsert_card(&self, card: &ModelCard) -> Result<()> {
+        let v = self.embed_card(card)?;
+        self.insert_card(v)
+    }
+
+    /// A card's vector, not yet stored: a publish embeds first, so that a
+    /// card whose vector cannot be made is not written at all.
+    pub fn embed_card(&self, card: &ModelCard) -> Result<CardVector> {
         let short = card.short_text();
-        let v = self.embed_one(&short)?;
+        let vector = self.embed_one(&short)?;
+        Ok(CardVector {
+            id_key: key_of(&card.id),
+            text_key: key_of(&short),
+            vector,
+        })
+    }
+
+    /// Store a vector [`Semantic::embed_card`] made.
+    pub fn insert_card(&self, v: CardVector) -> Result<()> {
         self.vectors
-            .upsert(vec![(key_of(&card.id), key_of(&short), v)])?;
+            .upsert(vec![(v.id_key, v.text_key, v.vector)])?;
         self.mark_dirty();
         Ok(())
     }

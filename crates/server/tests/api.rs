@@ -717,6 +717,29 @@ async fn a_revoked_key_is_refused_at_once_and_its_successor_works() {
     );
 }
 
+/// The auth scheme's name is case-insensitive (RFC 9110, 11.1); another
+/// scheme is no key.
+#[tokio::test]
+async fn the_bearer_scheme_is_read_in_any_case() {
+    let h = hub();
+    let body = json!({"id": "acme/cased", "task": "translation"});
+    for (scheme, want) in [
+        ("bearer", StatusCode::CREATED),
+        ("BEARER", StatusCode::OK),
+        ("Basic", StatusCode::UNAUTHORIZED),
+    ] {
+        let req = Request::builder()
+            .method("PUT")
+            .uri("/v1/models/acme/cased")
+            .header(header::AUTHORIZATION, format!("{scheme} {}", h.acme))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), want, "{scheme}");
+    }
+}
+
 /// A HEAD request runs the search handler (axum answers HEAD with GET's)
 /// but shows nobody a page: the ledger records nothing; a GET records one.
 #[tokio::test]

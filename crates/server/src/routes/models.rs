@@ -23,8 +23,10 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
     let key = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        // The scheme name is case-insensitive (RFC 9110, 11.1).
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
         .ok_or_else(ApiError::unauthorized)?;
     match state.keys.check(key) {
         Verdict::Valid(p) => Ok(p),
