@@ -457,9 +457,17 @@ impl VectorIndex {
             graph
                 .file_dump(&tmp, "graph")
                 .map_err(|e| io_err(&tmp, e))?;
+            // Never delete first: the old graph is moved aside, the new one
+            // renamed in, then the old one removed; a crash in between
+            // leaves `hnsw.old`, which `load_graph` falls back to.
             let fin = self.dir.join("hnsw");
-            let _ = std::fs::remove_dir_all(&fin);
+            let old = self.dir.join("hnsw.old");
+            let _ = std::fs::remove_dir_all(&old);
+            if fin.exists() {
+                std::fs::rename(&fin, &old).map_err(|e| io_err(&fin, e))?;
+            }
             std::fs::rename(&tmp, &fin).map_err(|e| io_err(&fin, e))?;
+            let _ = std::fs::remove_dir_all(&old);
         }
         let path = self.dir.join("vectors.bin");
         let tmp = self.dir.join("vectors.bin.tmp");
@@ -571,10 +579,11 @@ impl VectorIndex {
 
     /// Reload the saved graph if it holds exactly `rows` rows.
     fn load_graph(&self, rows: usize) -> Option<Graph> {
-        let dir = self.dir.join("hnsw");
-        if !dir.join("graph.hnsw.graph").exists() {
-            return None;
-        }
+        // `hnsw.old`: a save stopped between its two renames.
+        let dir = ["hnsw", "hnsw.old"]
+            .iter()
+            .map(|d| self.dir.join(d))
+            .find(|d| d.join("graph.hnsw.graph").exists())?;
         // hnsw_rs ties the graph's lifetime to its loader; the loader is
         // small and lives as long as the index, so it is leaked on purpose.
         let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir, "graph")));
@@ -650,6 +659,26 @@ mod tests {
         )
         .unwrap();
         (idx, vs)
+    }
+
+    /// A save stopped between moving the old graph aside and renaming the
+    /// new one in leaves a graph that loads (it used to delete the old graph
+    /// first: a crash there left none, and start-up rebuilt it).
+    #[test]
+    fn a_save_stopped_between_its_renames_leaves_a_graph() {
+        let dir = tempfile::tempdir().unwrap();
+        let (idx, _) = filled(dir.path(), 500, 16, 3, 0);
+        idx.save().unwrap();
+        // Saved twice: the second save replaces a graph that exists.
+        idx.save().unwrap();
+        assert!(!dir.path().join("hnsw.old").exists());
+        let n = idx.saved_graph_rows().unwrap();
+        assert_eq!(n, 500);
+        std::fs::rename(dir.path().join("hnsw"), dir.path().join("hnsw.old")).unwrap();
+        assert!(
+            idx.load_graph(n).is_some(),
+            "no graph after the first rename"
+        );
     }
 
     #[test]
