@@ -30,6 +30,13 @@ pub use config::Config;
 pub use error::{Error, Result};
 pub use query::{FacetFilter, FacetName, Filter, Hit, Range, ScoreParts, SearchRequest};
 
+/// Seconds since the Unix epoch now (0 on a clock before it).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Bytes of all files under `dir` (0 if it cannot be read): disk use of an
 /// index's parts.
 pub fn dir_size(dir: &std::path::Path) -> u64 {

@@ -33,11 +33,7 @@ pub fn is_valid_id(id: &str) -> bool {
 
 /// Now as RFC 3339 UTC, to the second: a card's `created_at`/`updated_at`.
 fn now() -> String {
-    hubsearch_core::card::rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    )
+    hubsearch_core::card::rfc3339(hubsearch_core::now_unix() as i64)
 }
 
 /// Who changes a card: a builder (the hub's counts stay the hub's) or the

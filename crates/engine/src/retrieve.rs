@@ -42,7 +42,7 @@ impl Engine {
             out.unknown_words = self.text_index().unknown_words(searcher, &words)?;
         }
         if mode != Mode::Vector {
-            self.retrieve_text(searcher, req, &words, depth, listing, &mut out)?;
+            self.retrieve_text(searcher, req, &words, depth, &mut out)?;
         }
         if mode != Mode::Text {
             self.retrieve_vector(searcher, req, depth, mode, &mut out)?;
@@ -76,11 +76,10 @@ impl Engine {
         req: &SearchRequest,
         words: &QueryWords,
         depth: usize,
-        listing: bool,
         out: &mut Retrieved,
     ) -> Result<()> {
         let text = self.text_index();
-        if listing {
+        if words.is_blank() {
             // Browsing without words: the most downloaded cards are the
             // candidates (exact count; facets as for a search).
             let (addrs, total) =
@@ -171,12 +170,12 @@ impl Engine {
                 Some(&i) => i,
                 None => {
                     // A vector whose card is gone (or filtered out) is skipped.
-                    let Some(mut found) = fresh.remove(&h.id_key) else {
+                    let Some(mut row) = fresh.remove(&h.id_key) else {
                         continue;
                     };
-                    found.cosine = Some(h.similarity);
+                    row.cosine = Some(h.similarity);
                     by_key.insert(h.id_key, out.rows.len());
-                    out.rows.push(found);
+                    out.rows.push(row);
                     out.rows.len() - 1
                 }
             };

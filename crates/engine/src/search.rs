@@ -213,14 +213,14 @@ impl Engine {
     ) -> Result<Vec<Hit>> {
         let mut hits = Vec::with_capacity(page.len());
         for (i, ranked) in page.iter().enumerate() {
-            let f = ranked.row;
-            let mut card = self.text_index().card(searcher, f.addr)?;
+            let row = ranked.row;
+            let mut card = self.text_index().card(searcher, row.addr)?;
             card.card_text.clear();
             let mut parts = ranked.parts.clone();
-            parts.bm25 = f.text.map(|t| t.score);
-            parts.bm25_rank = f.text.map(|t| t.rank);
-            parts.vector_sim = f.cosine;
-            parts.vector_rank = f.vector.map(|v| v.rank);
+            parts.bm25 = row.text.map(|t| t.score);
+            parts.bm25_rank = row.text.map(|t| t.rank);
+            parts.vector_sim = row.cosine;
+            parts.vector_rank = row.vector.map(|v| v.rank);
             hits.push(Hit {
                 rank: first_rank + i,
                 id: card.id.clone(),
@@ -267,9 +267,7 @@ impl Engine {
         };
         match self.replicator() {
             Some(r) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
+                let now = hubsearch_core::now_unix();
                 r.page(self.ledger().page_record(&page), now / 3600, now)
             }
             None => Ok(self.ledger().record_served(&page)?),

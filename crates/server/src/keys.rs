@@ -74,11 +74,7 @@ pub enum KeyError {
     Io(#[from] std::io::Error),
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use hubsearch_core::now_unix;
 
 fn new_key() -> String {
     let mut bytes = [0u8; 24];
@@ -123,9 +119,9 @@ impl KeyStore {
     }
 
     /// Create a key; returns the key itself (shown once).
-    pub fn create(&self, principal: Principal) -> std::io::Result<String> {
+    pub fn create(&self, principal: Principal) -> Result<String, KeyError> {
         let key = new_key();
-        self.modify(|keys| {
+        self.modify_keys(|keys| {
             keys.push(StoredKey::new(&key, principal));
             Ok(())
         })?;
@@ -162,17 +158,6 @@ impl KeyStore {
     /// Every key, oldest first.
     pub fn list(&self) -> Vec<KeyInfo> {
         self.load().iter().map(StoredKey::info).collect()
-    }
-
-    fn modify(
-        &self,
-        f: impl FnOnce(&mut Vec<StoredKey>) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        self.modify_keys(|keys| f(keys).map_err(KeyError::Io))
-            .map_err(|e| match e {
-                KeyError::Io(e) => e,
-                other => std::io::Error::other(other.to_string()),
-            })
     }
 
     /// Change the stored keys with `f`, one writer at a time across

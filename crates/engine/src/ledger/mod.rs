@@ -35,7 +35,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hubsearch_rank::Attention;
 use serde::Serialize;
@@ -173,11 +172,7 @@ struct Inner {
     failing: std::sync::atomic::AtomicBool,
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use hubsearch_core::now_unix as now_secs;
 
 impl Ledger {
     /// Open (or create) the ledger at `path`, loading its totals.

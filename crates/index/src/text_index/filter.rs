@@ -13,7 +13,7 @@ use tantivy::query::{
 use tantivy::schema::{Facet, Field, IndexRecordOption};
 use tantivy::{DocAddress, Searcher, Term};
 
-use super::TextIndex;
+use super::{QueryWords, TextIndex};
 use crate::error::{Error, Result};
 
 impl TextIndex {
@@ -149,7 +149,7 @@ impl TextIndex {
 
     /// Keys of every card that passes `filter` (the vector side's allowed set).
     pub fn filter_keys(&self, searcher: &Searcher, filter: &Filter) -> Result<HashSet<u64>> {
-        let query = self.query(searcher, &self.words(""), filter)?;
+        let query = self.query(searcher, &QueryWords::blank(), filter)?;
         let docs = searcher.search(&query, &DocSetCollector)?;
         let addrs: Vec<DocAddress> = docs.into_iter().collect();
         Ok(self
@@ -260,7 +260,7 @@ mod tests {
                 .collect();
             want.sort();
             let s = idx.searcher();
-            let q = idx.query(&s, &idx.words(""), &f).unwrap();
+            let q = idx.query(&s, &QueryWords::blank(), &f).unwrap();
             let docs = s.search(&q, &DocSetCollector).unwrap();
             let addrs: Vec<DocAddress> = docs.into_iter().collect();
             let mut got = idx.ids_of(&s, &addrs).unwrap();

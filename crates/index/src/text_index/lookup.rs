@@ -11,7 +11,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
-use super::{CandidateFacts, TextIndex};
+use super::{CandidateFacts, QueryWords, TextIndex};
 use crate::error::{Error, Result};
 
 impl TextIndex {
@@ -69,7 +69,7 @@ impl TextIndex {
         limit: usize,
     ) -> Result<(Vec<DocAddress>, usize)> {
         use tantivy::Order;
-        let query = self.query(searcher, &self.words(""), filter)?;
+        let query = self.query(searcher, &QueryWords::blank(), filter)?;
         let order = if descending { Order::Desc } else { Order::Asc };
         // The collector allocates offset + limit slots: never more than the
         // index holds, whatever a client asks for.

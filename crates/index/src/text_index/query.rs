@@ -52,6 +52,15 @@ pub struct QueryWords {
 }
 
 impl QueryWords {
+    /// No words: what a listing or a filter alone searches with (nothing
+    /// to tokenize).
+    pub fn blank() -> QueryWords {
+        QueryWords {
+            blank: true,
+            ..Default::default()
+        }
+    }
+
     /// The words without repeats.
     pub fn words(&self) -> &[String] {
         &self.words

@@ -303,7 +303,10 @@ mod tests {
         };
         let tasks = |idx: &TextIndex| {
             let s = idx.searcher();
-            idx.disjunctive_facets(&s, &idx.words(""), &f).unwrap().1["task"].clone()
+            idx.disjunctive_facets(&s, &QueryWords::blank(), &f)
+                .unwrap()
+                .1["task"]
+                .clone()
         };
         assert_eq!(tasks(&idx)[0], ("translation".to_string(), 2));
         // A card listing a value twice counts once.
