@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use hubsearch_core::Group;
-use hubsearch_engine::ledger::{CallRecord, Impression, PageRecord};
 use hubsearch_engine::Ledger;
+use hubsearch_ledger::{CallRecord, Impression, PageRecord};
 use hubsearch_rank::{Account, PageDelta};
 
 const CHILD_ENV: &str = "HUBSEARCH_LEDGER_CHILD";

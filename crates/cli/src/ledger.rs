@@ -9,8 +9,8 @@ use arrow_array::builder::{Float64Builder, StringBuilder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use clap::Subcommand;
-use hubsearch_engine::ledger::{LoggedCall, PageLog};
 use hubsearch_engine::Ledger;
+use hubsearch_ledger::{LoggedCall, PageLog};
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -307,7 +307,7 @@ fn write_csv(path: &Path, batch: &RecordBatch) -> Result<(), AnyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hubsearch_engine::ledger::{CallOrigin, CallRecord, Impression, PageRecord, ShownLog};
+    use hubsearch_ledger::{CallOrigin, CallRecord, Impression, PageRecord, ShownLog};
 
     fn logged_page(ledger: &Ledger, query: &str, propensity: Option<f64>) {
         let log = PageLog {

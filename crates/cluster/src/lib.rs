@@ -28,9 +28,9 @@ use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
 use futures_util::{FutureExt, StreamExt};
 use hubsearch_core::config::ClusterConfig;
 use hubsearch_core::ModelCard;
-use hubsearch_engine::ledger::{CallOutcome, CallRecord, PageRecord};
 use hubsearch_engine::replica::ReplicaStatus;
 use hubsearch_engine::{Engine, Ledger, LogEvent, Replicator};
+use hubsearch_ledger::{CallOutcome, CallRecord, PageRecord};
 
 /// Errors of cluster mode.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hubsearch_engine::ledger::LedgerError;
 use hubsearch_engine::{Error as EngineError, IndexError};
+use hubsearch_ledger::LedgerError;
 
 macro_rules! codes {
     ($( $variant:ident => $code:literal, $status:ident, $meaning:literal; )+) => {

@@ -189,8 +189,8 @@ pub struct CardInput {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelPage {
     pub model: ModelCard,
-    pub exposure: hubsearch_engine::ledger::Tally,
-    pub calls: hubsearch_engine::ledger::Earnings,
+    pub exposure: hubsearch_ledger::Tally,
+    pub calls: hubsearch_ledger::Earnings,
 }
 
 /// A published card, as stored.

@@ -1,6 +1,7 @@
 //! The exposure ledger: what every served page gave each model and builder,
 //! and the paid calls they earned, in a redb database beside the index
-//! (docs/ledger.md).
+//! (docs/ledger.md). Its own crate: it depends on the domain types and
+//! ranking's exposure book only; the engine composes it.
 //!
 //! The parts: this module is the API's types and the ledger's opening,
 //! queue and shutdown; [`pages`] records served pages; [`calls`] records
@@ -291,9 +292,9 @@ impl Drop for Inner {
 }
 
 /// A paid call of 0.5 USD to `model` of `builder` under idempotency key
-/// `key` (for tests here and in `replica.rs`).
-#[cfg(test)]
-pub(crate) fn test_call(key: &str, model: u64, builder: u64) -> CallRecord {
+/// `key` (for tests here and in the engine's replica tests).
+#[doc(hidden)]
+pub fn test_call(key: &str, model: u64, builder: u64) -> CallRecord {
     CallRecord {
         model,
         builder,
