@@ -78,6 +78,9 @@ pub struct TextIndex {
     boosts: Boosts,
     /// Segment -> every id by doc id (see [`TextIndex::ids_of`]).
     id_cache: std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<Vec<String>>>>,
+    /// Segment -> its (id key, doc id) pairs sorted by key (see
+    /// [`TextIndex::addresses_of`]).
+    key_cache: std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<Vec<(u64, u32)>>>>,
     /// (segment, facet field) -> the values of its facet ordinals.
     facet_cache: std::sync::Mutex<HashMap<(tantivy::index::SegmentId, String), OrdValues>>,
     /// Facet -> its counts over the whole hub, and the segments (with their
@@ -140,6 +143,7 @@ impl TextIndex {
             text_analyzer: analyzer::text_analyzer(),
             boosts: Boosts::default(),
             id_cache: Default::default(),
+            key_cache: Default::default(),
             facet_cache: Default::default(),
             hub_facets: Default::default(),
         })
