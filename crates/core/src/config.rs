@@ -92,6 +92,11 @@ pub struct ServerConfig {
     pub search_timeout_ms: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Time a client has to send a whole request body, in milliseconds
+    /// (from when the route starts reading it; else 408 body_timeout and
+    /// the connection is closed). Bodies are read only after the key is
+    /// checked.
+    pub body_read_timeout_ms: u64,
     /// Results per page when the request does not say.
     pub default_per_page: usize,
     /// Seconds frontends may cache a listing page.
@@ -131,6 +136,7 @@ impl Default for ServerConfig {
             queue_timeout_ms: 100,
             search_timeout_ms: 2000,
             max_body_bytes: 1 << 20,
+            body_read_timeout_ms: 10_000,
             default_per_page: 10,
             listing_max_age: 10,
             max_concurrent_writes: 2,

@@ -77,6 +77,7 @@ codes! {
     HeadersTooLarge => "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, "the request headers are over server.max_header_bytes";
     RateLimited => "rate_limited", TOO_MANY_REQUESTS, "over server.rate_limit_per_minute for this client (Retry-After says when to retry)";
     Overloaded => "overloaded", SERVICE_UNAVAILABLE, "no search slot within server.queue_timeout_ms (Retry-After)";
+    BodyTimeout => "body_timeout", REQUEST_TIMEOUT, "the request body did not arrive within server.body_read_timeout_ms (the connection is closed)";
     SearchTimeout => "search_timeout", SERVICE_UNAVAILABLE, "the search ran past server.search_timeout_ms (Retry-After)";
     LedgerFailing => "ledger_failing", SERVICE_UNAVAILABLE, "/readyz: the exposure ledger cannot write since a commit failed (restart)";
     ClusterUnavailable => "cluster_unavailable", SERVICE_UNAVAILABLE, "cluster mode: the log (NATS JetStream) did not take the write, or this replica stopped applying it (Retry-After)";

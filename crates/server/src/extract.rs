@@ -87,10 +87,32 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 /// `Json<T>` whose rejection is `400 invalid_json` (or `413 body_too_large`).
 pub struct ApiJson<T>(pub T);
 
+/// How long a route may wait for a request body (`server.body_read_timeout_ms`),
+/// set on every request by the router.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyDeadline(pub std::time::Duration);
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        // One deadline for the whole body: a client trickling a byte at a
+        // time cannot hold the connection and its buffer (a per-read
+        // timeout would be reset by every byte).
+        let wait = req
+            .extensions()
+            .get::<BodyDeadline>()
+            .map_or(std::time::Duration::from_secs(10), |d| d.0);
+        let read = axum::Json::<T>::from_request(req, state);
+        let Ok(read) = tokio::time::timeout(wait, read).await else {
+            return Err(ApiError::new(
+                Code::BodyTimeout,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    wait.as_millis()
+                ),
+            ));
+        };
+        match read {
             Ok(j) => Ok(ApiJson(j.0)),
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>

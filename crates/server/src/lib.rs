@@ -202,6 +202,9 @@ pub fn app(state: AppState) -> Router {
             ratelimit::limit,
         ))
         .layer(cors(&state.config.cors_origins))
+        .layer(axum::Extension(extract::BodyDeadline(Duration::from_millis(
+            state.config.body_read_timeout_ms.max(1),
+        ))))
         .layer(
             // A shed 503 is the server working as designed: not an ERROR line
             // per request under overload. Real failures are logged where

@@ -829,6 +829,79 @@ async fn slow_clients_cannot_hold_the_server() {
     server.await.unwrap().unwrap();
 }
 
+/// Real connections: a write without a key is answered 401 before its body
+/// is read (the client has sent only headers announcing 1 MB), and a keyed
+/// body trickled a byte at a time is cut off by the one body deadline with
+/// a JSON 408 `body_timeout`, although every byte came well within any
+/// per-read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_or_keyless_bodies_are_not_buffered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = hub();
+    let mut state = h.state.clone();
+    state.config.body_read_timeout_ms = 600;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hubsearch_server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let answer = |mut c: tokio::net::TcpStream| async move {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), c.read_to_end(&mut out))
+            .await
+            .expect("no answer and no close");
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    // No key, a 1 MB body announced and none sent: 401 at once.
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        b"POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let t = std::time::Instant::now();
+    let out = answer(c).await;
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(out.contains("\"unauthorized\""), "{out}");
+    assert!(t.elapsed() < std::time::Duration::from_millis(500), "{:?}", t.elapsed());
+    // A keyed paid call whose body trickles: 408 body_timeout near the deadline.
+    let body = br#"{"model": "facebook/bart-large-cnn", "idempotency_key": "slow-1"}"#;
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        h.admin,
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let t = std::time::Instant::now();
+    let (mut rd, mut wr) = c.into_split();
+    let trickle = tokio::spawn(async move {
+        for b in body.iter() {
+            if wr.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rd.read_to_end(&mut out))
+        .await
+        .expect("a trickled body held the connection");
+    let out = String::from_utf8_lossy(&out);
+    let took = t.elapsed();
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(out.contains("\"body_timeout\""), "{out}");
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+    trickle.abort();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    // The cut-off call was not recorded: its key is new to the ledger.
+    let body = json!({"model": "facebook/bart-large-cnn", "idempotency_key": "slow-1"});
+    let (s, v) = post(&h, "/v1/calls", &h.admin, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
 #[tokio::test]
 async fn sort_by_calls_reads_the_ledger() {
     let h = hub();

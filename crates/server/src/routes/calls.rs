@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hubsearch_engine::{CallReceipt, PaidCall};
 
-use super::models::authenticate;
+use super::models::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::{AppState, Work};
@@ -22,6 +22,7 @@ use crate::{AppState, Work};
         (status = 201, description = "Recorded", body = CallReceipt),
         (status = 200, description = "Seen before under this key: counted once", body = CallReceipt),
         (status = 400, description = "A bad call (invalid_amount, invalid_idempotency_key, invalid_parameter, invalid_json)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 404, description = "No such model", body = ErrorBody),
@@ -30,9 +31,9 @@ use crate::{AppState, Work};
 pub async fn record(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Caller(who): Caller,
     ApiJson(mut call): ApiJson<PaidCall>,
 ) -> Result<(StatusCode, Json<CallReceipt>), ApiError> {
-    let who = authenticate(&state, &headers)?;
     if !who.admin {
         return Err(ApiError::forbidden(
             "recording paid calls needs an admin key (the hub's payment backend)",

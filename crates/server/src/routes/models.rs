@@ -18,6 +18,20 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::keys::{Principal, Verdict};
 use crate::{AppState, Work};
 
+/// The caller's key, checked from the headers before any body is read: a
+/// client without a valid key never gets a request body buffered.
+pub struct Caller(pub Principal);
+
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        authenticate(state, &parts.headers).map(Caller)
+    }
+}
+
 /// The key's holder, or 401.
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let key = headers
@@ -244,6 +258,7 @@ pub async fn get_model(
     responses(
         (status = 201, description = "Published", body = Published),
         (status = 400, description = "A bad card (invalid_card, invalid_id, read_only_field, invalid_json)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
         (status = 401, description = "No valid key (unauthorized)", body = ErrorBody),
         (status = 403, description = "Not this key's namespace (forbidden)", body = ErrorBody),
         (status = 409, description = "The id exists (model_exists)", body = ErrorBody),
@@ -251,10 +266,9 @@ pub async fn get_model(
     ))]
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    let who = authenticate(&state, &headers)?;
     let card = card_from_body(&who, &body, None)?;
     state
         .run_blocking(Work::Write, move |e| {
@@ -274,16 +288,16 @@ pub async fn create(
         (status = 200, description = "Replaced", body = Published),
         (status = 201, description = "Created", body = Published),
         (status = 400, description = "A bad card (invalid_card, id_mismatch, ...)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not this key's namespace", body = ErrorBody),
     ))]
 pub async fn replace(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    let who = authenticate(&state, &headers)?;
     let card = card_from_body(&who, &body, Some(&id))?;
     let by = if who.admin {
         Publisher::Admin
@@ -315,10 +329,9 @@ pub async fn replace(
     ))]
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let who = authenticate(&state, &headers)?;
     state
         .run_blocking(Work::Write, move |e| {
             may_write(&who, &id)?;
