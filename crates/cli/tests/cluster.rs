@@ -263,7 +263,7 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
             std::fs::write(
                 &config,
                 format!(
-                    "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"r{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n{snapshots}",
+                    "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n[cluster]\nenabled = true\nreplica = \"r{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n{snapshots}",
                     nats.urls()
                 ),
             )
@@ -466,7 +466,7 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
     std::fs::write(
         &config,
         format!(
-            "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"r3\"\nnats_urls = [{}]\nstream_replicas = 3\n",
+            "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n[cluster]\nenabled = true\nreplica = \"r3\"\nnats_urls = [{}]\nstream_replicas = 3\n",
             nats.urls()
         ),
     )

@@ -123,6 +123,13 @@ pub struct ServerConfig {
     /// Requests a minute one client (an API key, else an IP address) may
     /// make; 0 = no limit.
     pub rate_limit_per_minute: u32,
+    /// Pages one client (an API key, else an IP address) may have recorded
+    /// as exposure a minute; past it pages are served but not recorded
+    /// (docs/ledger.md, Gaming resistance). 0 = no budget.
+    pub recorded_pages_per_minute: u32,
+    /// The same page to the same client within this many seconds is
+    /// recorded once. 0 = every page.
+    pub repeat_window_seconds: u64,
     /// Record the Hugging Face compatible API's search pages as exposure.
     /// Off: its callers are tools and scripts, not people looking at a page.
     pub record_hf_api: bool,
@@ -148,6 +155,8 @@ impl Default for ServerConfig {
             stats_cache_ms: 1000,
             cors_origins: vec!["*".into()],
             rate_limit_per_minute: 0,
+            recorded_pages_per_minute: 30,
+            repeat_window_seconds: 600,
             record_hf_api: false,
         }
     }

@@ -35,8 +35,9 @@ impl Engine {
         sort: ListingSort,
         offset: usize,
         limit: usize,
+        record: bool,
     ) -> Result<SearchResponse> {
-        self.listing_in(filter, sort, false, offset, limit)
+        self.listing_in(filter, sort, false, offset, limit, record)
     }
 
     /// A listing in its sort's order, or reversed (`reverse`, for the sorts
@@ -49,6 +50,7 @@ impl Engine {
         reverse: bool,
         offset: usize,
         limit: usize,
+        record: bool,
     ) -> Result<SearchResponse> {
         let start = std::time::Instant::now();
         self.check_page(offset, limit, None)?;
@@ -81,7 +83,7 @@ impl Engine {
                 order: &order,
             };
             // A page wholly past the fair-ranked candidates ranked nobody.
-            if !page.is_empty() {
+            if record && !page.is_empty() {
                 page_id =
                     Some(self.record(&rows, page, offset.saturating_add(1), &hits, &served)?);
             }

@@ -15,6 +15,7 @@ pub mod filters;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod gate;
 pub mod ratelimit;
 mod routes;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub stats_cache: StatsCache,
     /// Rate-limit buckets per client (`server.rate_limit_per_minute`).
     pub limiter: Arc<ratelimit::Limiter>,
+    /// Which served pages are recorded as exposure (docs/ledger.md).
+    pub gate: Arc<gate::ExposureGate>,
 }
 
 /// Exposure statistics by window (hours), with when they were computed.
@@ -86,7 +89,36 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             stats_cache: Default::default(),
             limiter: Default::default(),
+            gate: Default::default(),
         }
+    }
+
+    /// Whether the page a GET would serve (`page`: what was asked for,
+    /// stably written) is recorded as exposure for this client, and the
+    /// recording budget's state for the response headers (the gate,
+    /// docs/ledger.md). HEAD and other methods never record.
+    pub fn admit_page(
+        &self,
+        method: &axum::http::Method,
+        headers: &axum::http::HeaderMap,
+        ip: Option<std::net::IpAddr>,
+        page: &str,
+    ) -> (bool, Option<ratelimit::Decision>) {
+        if method != axum::http::Method::GET {
+            if method == axum::http::Method::HEAD {
+                self.gate.head();
+            }
+            return (false, None);
+        }
+        let client = gate::client_of(headers, ip);
+        let (verdict, budget) = self.gate.admit(
+            &client,
+            page,
+            self.config.recorded_pages_per_minute,
+            Duration::from_secs(self.config.repeat_window_seconds),
+            Instant::now(),
+        );
+        (verdict == gate::Verdict::Record, budget)
     }
 
     /// Run CPU-bound engine work on a blocking thread, behind the search
@@ -167,6 +199,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::calls::record))
         .routes(routes!(routes::stats::exposure))
         .routes(routes!(routes::stats::builder))
+        .routes(routes!(routes::stats::recording))
         .routes(routes!(routes::hf::list_models))
         .routes(routes!(routes::ops::healthz))
         .routes(routes!(routes::ops::readyz))

@@ -90,18 +90,8 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     }
     // A key's holder is one client wherever it calls from; others by IP.
-    let client = match req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        Some(key) => format!("key:{}", blake3::hash(key.as_bytes()).to_hex()),
-        None => match req.extensions().get::<ClientIp>() {
-            Some(ClientIp(ip)) => format!("ip:{ip}"),
-            None => "ip:local".to_string(),
-        },
-    };
+    let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
+    let client = crate::gate::client_of(req.headers(), ip);
     let d = state.limiter.check(&client, per_minute, Instant::now());
     let mut resp = if d.allowed {
         next.run(req).await

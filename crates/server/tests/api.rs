@@ -395,7 +395,9 @@ async fn paid_calls_are_counted_once() {
 
 #[tokio::test]
 async fn exposure_stats_follow_what_was_served() {
-    let h = hub();
+    // Five views of one page by one client count five times only without
+    // the repeat window (the gate; see one_client_cannot_write_...).
+    let h = common::hub_with(|c| c.server.repeat_window_seconds = 0);
     let (_, before) = get(&h, "/v1/stats/exposure").await;
     assert_eq!(before["pages_served"], 0);
     for _ in 0..5 {
@@ -900,6 +902,61 @@ async fn slow_or_keyless_bodies_are_not_buffered() {
     let body = json!({"model": "facebook/bart-large-cnn", "idempotency_key": "slow-1"});
     let (s, v) = post(&h, "/v1/calls", &h.admin, body).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+/// A GET from the address `ip` (as the accept loop marks each request).
+async fn get_from(h: &Hub, uri: &str, ip: [u8; 4]) -> (StatusCode, axum::http::HeaderMap) {
+    let mut req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(hubsearch_server::ratelimit::ClientIp(std::net::IpAddr::from(ip)));
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    (resp.status(), resp.headers().clone())
+}
+
+/// The attack of issue 26: one anonymous client searching a rival's model
+/// 300 times (the same page, then 300 pages that differ only by seed) adds
+/// one page of exposure, then at most its budget's worth; every answer is
+/// still served. Fifty distinct people viewing the same page all count.
+#[tokio::test]
+async fn one_client_cannot_write_a_rivals_exposure() {
+    let h = hub();
+    let budget = h.state.config.recorded_pages_per_minute as u64;
+    assert!(budget > 0 && h.state.config.repeat_window_seconds > 0);
+    let target = "/v1/search?q=opus-mt-en-de&per_page=1";
+    let attacker = [203, 0, 113, 7];
+    for _ in 0..300 {
+        assert_eq!(get_from(&h, target, attacker).await.0, StatusCode::OK);
+    }
+    h.state.engine.ledger().flush().unwrap();
+    assert_eq!(h.state.engine.ledger().pages(), 1);
+    let mut last = axum::http::HeaderMap::new();
+    for i in 0..300 {
+        let (s, headers) = get_from(&h, &format!("{target}&seed={i}"), attacker).await;
+        assert_eq!(s, StatusCode::OK);
+        last = headers;
+    }
+    h.state.engine.ledger().flush().unwrap();
+    let pages = h.state.engine.ledger().pages();
+    // The budget refills a token every 2 s: a slow test run may earn one more.
+    assert!(pages <= budget + 2, "{pages} pages recorded from one client");
+    let (_, b) = get(&h, "/v1/builders/Helsinki-NLP").await;
+    let exposure = b["exposure"].as_f64().unwrap();
+    assert!(exposure <= (budget + 2) as f64, "{b}");
+    // Past the budget: served, not recorded, and the headers say why.
+    let limit: Vec<_> = last.get_all("ratelimit").iter().collect();
+    assert!(
+        limit.iter().any(|v| v.to_str().unwrap().starts_with("\"exposure\";r=0")),
+        "{last:?}"
+    );
+    let (_, f) = get(&h, "/v1/stats/recording").await;
+    assert_eq!(f["repeats_discarded"], 299, "{f}");
+    assert!(f["over_budget_discarded"].as_u64().unwrap() >= 300 - budget - 2, "{f}");
+    // Fifty people, one view each of the same page: fifty pages.
+    for i in 0..50u8 {
+        assert_eq!(get_from(&h, target, [198, 51, 100, i]).await.0, StatusCode::OK);
+    }
+    h.state.engine.ledger().flush().unwrap();
+    assert_eq!(h.state.engine.ledger().pages(), pages + 50);
 }
 
 #[tokio::test]

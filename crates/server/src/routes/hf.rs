@@ -209,8 +209,10 @@ pub async fn list_models(
         full,
         card_data,
     } = q;
+    // Tools' listings are exposure only when server.record_hf_api says so.
+    let record = state.config.record_hf_api;
     let r = state
-        .run_search(move |e| e.listing_in(&filter, listing_sort, reverse, offset, limit))
+        .run_search(move |e| e.listing_in(&filter, listing_sort, reverse, offset, limit, record))
         .await?;
     let (cards, total): (Vec<ModelCard>, usize) =
         (r.hits.into_iter().map(|h| h.card).collect(), r.total);

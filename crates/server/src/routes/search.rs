@@ -14,6 +14,7 @@ use super::HitDto;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::Filtered;
 use crate::filters::FilterParams;
+use crate::ratelimit::ClientIp;
 use crate::AppState;
 
 /// `GET /v1/search`'s own parameters (the filters are [`FilterParams`]).
@@ -159,8 +160,10 @@ impl Drop for Abandoned {
 pub async fn search(
     State(state): State<AppState>,
     method: axum::http::Method,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
     Filtered(p, filter): Filtered<SearchParams>,
-) -> Result<Json<SearchPage>, ApiError> {
+) -> Result<(HeaderMap, Json<SearchPage>), ApiError> {
     let (page, per_page, offset) = paging(&state, p.page, p.per_page)?;
     let mut mode: Mode = match p.mode.as_deref() {
         Some(m) => m
@@ -185,8 +188,15 @@ pub async fn search(
     // passes) before the search records its page, nobody saw it.
     let abandoned = Abandoned::default();
     let explain = p.explain.unwrap_or(false);
+    let query = p.q.unwrap_or_default();
+    // What this client asked to see: the gate records one page once.
+    let asked = format!(
+        "search\n{query}\n{mode:?}\n{policy:?}\n{:?}\n{semantic_ratio:?}\n{filter:?}\n{offset}\n{per_page}",
+        p.seed
+    );
+    let (record, budget) = state.admit_page(&method, &headers, ip.map(|i| i.0 .0), &asked);
     let req = SearchRequest {
-        query: p.q.unwrap_or_default(),
+        query,
         filter,
         mode,
         policy,
@@ -196,17 +206,25 @@ pub async fn search(
         limit: per_page,
         facets: p.facets.unwrap_or(false),
         // A HEAD request (axum answers it with this handler) shows nobody
-        // a page: never exposure.
-        record: method != axum::http::Method::HEAD,
+        // a page: never exposure; repeats and pages past the client's
+        // budget neither (the gate).
+        record,
         exposed: None,
         abandoned: Some(abandoned.0.clone()),
     };
     let depth = state.engine.depth(&req);
     let resp = state.run_search(move |e| e.search(&req)).await?;
     let end = depth.map_or(resp.total, |d| resp.total.min(d));
-    Ok(Json(SearchPage::new(
-        resp, page, per_page, offset, end, explain,
-    )))
+    let mut out = HeaderMap::new();
+    if let Some(b) = budget {
+        crate::gate::budget_headers(&mut out, state.config.recorded_pages_per_minute, &b);
+    }
+    Ok((
+        out,
+        Json(SearchPage::new(
+            resp, page, per_page, offset, end, explain,
+        )),
+    ))
 }
 
 impl SearchPage {
@@ -321,7 +339,9 @@ pub struct ListingParams {
     ))]
 pub async fn listings(
     State(state): State<AppState>,
+    method: axum::http::Method,
     headers: HeaderMap,
+    ip: Option<axum::Extension<ClientIp>>,
     Filtered(p, f): Filtered<ListingParams>,
 ) -> Result<Response, ApiError> {
     let sort: ListingSort = p
@@ -333,8 +353,15 @@ pub async fn listings(
     let (page, per_page, offset) = paging(&state, p.page, p.per_page)?;
     let limit = per_page;
     let explain = p.explain.unwrap_or(false);
+    // Only a fair listing records its page (through the gate, like search).
+    let (record, budget) = if sort == ListingSort::Fair {
+        let asked = format!("listing\n{f:?}\n{offset}\n{limit}");
+        state.admit_page(&method, &headers, ip.map(|i| i.0 .0), &asked)
+    } else {
+        (false, None)
+    };
     let resp = state
-        .run_search(move |e| e.listing(&f, sort, offset, limit))
+        .run_search(move |e| e.listing(&f, sort, offset, limit, record))
         .await?;
     let next = next_page(page, offset, resp.hits.len(), resp.total);
     let body = ListingPage {
@@ -356,6 +383,10 @@ pub async fn listings(
         // Every fair page view changes the next one: not cacheable.
         out.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(b) = budget {
+            let per_minute = state.config.recorded_pages_per_minute;
+            crate::gate::budget_headers(out.headers_mut(), per_minute, &b);
+        }
         return Ok(out);
     }
     let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..16]);

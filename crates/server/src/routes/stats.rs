@@ -88,3 +88,20 @@ pub async fn builder(
         })
         .await
 }
+
+/// What the exposure gate did since this server started: pages recorded,
+/// and pages served but not recorded (repeats, over a client's budget,
+/// HEAD requests), with the rules in force (docs/ledger.md, Gaming
+/// resistance).
+#[utoipa::path(get, path = "/v1/stats/recording", tag = "stats",
+    responses(
+        (status = 200, description = "The gate's counts", body = crate::gate::RecordingFigures),
+    ))]
+pub async fn recording(State(state): State<AppState>) -> Json<crate::gate::RecordingFigures> {
+    let c = &state.config;
+    Json(
+        state
+            .gate
+            .figures(c.recorded_pages_per_minute, c.repeat_window_seconds),
+    )
+}
