@@ -272,3 +272,58 @@ fn seedless_stochastic_pages_are_fresh_draws_replayed_by_their_logged_seed() {
         );
     }
 }
+
+/// One book per purpose (docs/ranking.md): 1,000 fair-listing views leave
+/// search's `fair` ordering and scores exactly as they were (listings keep
+/// a book of their own), while the listing itself still rotates; the
+/// listing book survives a restart.
+#[test]
+fn fair_listing_views_leave_search_fair_unchanged() {
+    use hubsearch_core::ListingSort;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub.jsonl");
+    let text: String = HubGenerator::new(2000, 23)
+        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
+        .collect();
+    std::fs::write(&hub, text).unwrap();
+    let probe = |engine: &hubsearch_engine::Engine, q: &str| {
+        let mut req = SearchRequest::new(q, 10);
+        req.policy = Some(PolicyKind::Fair);
+        req.record = false;
+        let resp = engine.search(&req).unwrap();
+        resp.hits
+            .into_iter()
+            .map(|h| (h.id, h.score))
+            .collect::<Vec<_>>()
+    };
+    let listed = |engine: &hubsearch_engine::Engine| {
+        let r = engine
+            .listing(&Filter::default(), ListingSort::Fair, 0, 10, true)
+            .unwrap();
+        r.hits.into_iter().map(|h| h.id).collect::<Vec<_>>()
+    };
+    let queries = ["translation", "speech recognition", "bert", "image classification"];
+    let (first_listing, last_listing, listing_book) = {
+        let engine = engine_with(dir.path(), "none");
+        engine.import(&[hub], &silent).unwrap();
+        // Search has a history of its own for `fair` to read.
+        for q in queries.iter().cycle().take(40) {
+            let mut req = SearchRequest::new(*q, 10);
+            req.policy = Some(PolicyKind::Fair);
+            engine.search(&req).unwrap();
+        }
+        let before: Vec<_> = queries.iter().map(|q| probe(&engine, q)).collect();
+        let first_listing = listed(&engine);
+        let mut last_listing = first_listing.clone();
+        for _ in 1..1000 {
+            last_listing = listed(&engine);
+        }
+        let after: Vec<_> = queries.iter().map(|q| probe(&engine, q)).collect();
+        assert_eq!(before, after, "fair listing views moved search's fair ranking");
+        engine.ledger().flush().unwrap();
+        let book = engine.ledger().listing_book_of(std::iter::empty());
+        (first_listing, last_listing, book.pages())
+    };
+    assert_ne!(first_listing, last_listing, "the fair listing did not rotate");
+    assert_eq!(listing_book, 1000);
+}

@@ -5,6 +5,7 @@ use hubsearch_index::{CandidateFacts, DocAddress, Searcher};
 use hubsearch_rank::Policy;
 
 use crate::engine::Engine;
+use crate::ledger::Book;
 use crate::error::Result;
 use crate::row::{in_given_order, page_of, Row};
 use crate::search::{SearchResponse, Served};
@@ -72,7 +73,7 @@ impl Engine {
             let policy = Policy::FairBounded {
                 lambda: self.config().ranking.bounded_lambda.max(1e-3),
             };
-            let order = self.rank(&policy, &rows, Group::Model, 0);
+            let order = self.rank(&policy, &rows, Group::Model, 0, Book::Listing);
             let page = page_of(&order, offset, limit);
             let hits = self.hits(&searcher, page, offset.saturating_add(1))?;
             let served = Served {

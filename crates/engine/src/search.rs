@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::ledger::{PageLog, ServedCandidate, ServedPage, ShownLog};
+use crate::ledger::{Book, PageLog, ServedCandidate, ServedPage, ShownLog};
 use crate::row::{page_of, ranked_rows, RankedRow, Row};
 
 /// What a served page's log needs beyond its hits.
@@ -126,7 +126,7 @@ impl Engine {
         self.candidates(&mut retrieved.rows, group);
         let rows = &retrieved.rows;
         let seed = page_seed(req.seed, &policy);
-        let order = self.rank(&policy, rows, group, seed);
+        let order = self.rank(&policy, rows, group, seed, Book::Search);
         let page = page_of(&order, req.offset, req.limit);
         let first_rank = req.offset.saturating_add(1);
         let mut hits = self.hits(&searcher, page, first_rank)?;
@@ -184,22 +184,25 @@ impl Engine {
     }
 
     /// Order candidates (grouped by `group`) under `policy`. `fair` reads a
-    /// copy of the ledger's book for the candidates' groups, so no lock is
-    /// held while ranking.
+    /// copy of the ledger's `book` (search's, or fair listings' own) for the
+    /// candidates' groups, so no lock is held while ranking.
     pub fn rank<'r>(
         &self,
         policy: &Policy,
         rows: &'r [Row],
         group: Group,
         seed: u64,
+        book: Book,
     ) -> Vec<RankedRow<'r>> {
         let cands: Vec<Candidate> = rows.iter().map(|r| r.candidate).collect();
-        let book = if policy.reads_book() {
-            let impact = self.config().ranking.impact;
-            self.ledger()
-                .book_of(group, impact, cands.iter().map(|c| c.group))
-        } else {
-            Default::default()
+        let groups = cands.iter().map(|c| c.group);
+        let book = match (policy.reads_book(), book) {
+            (false, _) => Default::default(),
+            (true, Book::Search) => {
+                let impact = self.config().ranking.impact;
+                self.ledger().book_of(group, impact, groups)
+            }
+            (true, Book::Listing) => self.ledger().listing_book_of(groups),
         };
         ranked_rows(rows, rank(policy, &cands, &book, seed))
     }
@@ -264,6 +267,12 @@ impl Engine {
             names: &names,
             attention: &self.attention(),
             log: Some(log),
+            // A listing's page (no retrieval mode) goes to listings' book.
+            book: if served.mode.is_none() {
+                Book::Listing
+            } else {
+                Book::Search
+            },
         };
         match self.replicator() {
             Some(r) => {

@@ -22,8 +22,8 @@ impl Ledger {
         groups: impl IntoIterator<Item = u64>,
     ) -> ExposureBook {
         let s = self.state();
-        let accounts = s.accounts(group);
         let mut out = ExposureBook::new();
+        let accounts = s.accounts(group);
         for g in groups {
             let mut a = accounts.book.get(g);
             if let Some(e) = accounts.earnings.get(&g) {
@@ -36,7 +36,23 @@ impl Ledger {
                 out.set(g, a);
             }
         }
-        out.set_pages(s.pages);
+        // Search's rounds: pages served less fair listings' own.
+        out.set_pages(s.pages.saturating_sub(s.listing.pages()));
+        out
+    }
+
+    /// A copy of fair listings' own book for these models (docs/ranking.md,
+    /// One book per purpose): what a fair listing's controller reads.
+    pub fn listing_book_of(&self, models: impl IntoIterator<Item = u64>) -> ExposureBook {
+        let s = self.state();
+        let mut out = ExposureBook::new();
+        for m in models {
+            let a = s.listing.get(m);
+            if a != Account::default() {
+                out.set(m, a);
+            }
+        }
+        out.set_pages(s.listing.pages());
         out
     }
 

@@ -42,7 +42,7 @@ use serde::Serialize;
 
 use calls::Pending;
 use state::{CallEntry, State};
-pub use state::{Earnings, Impression, Keyed, PageLog, PageRecord, ShownLog, Tally};
+pub use state::{Book, Earnings, Impression, Keyed, PageLog, PageRecord, ShownLog, Tally};
 use store::Event;
 pub use store::LoggedCall;
 
@@ -155,6 +155,8 @@ pub struct ServedPage<'a> {
 
 /// The ledger. Cheap to share (`Arc` inside).
 #[derive(Clone)]
+    /// The exposure book it is entered in (search, or fair listings').
+    pub book: Book,
 pub struct Ledger {
     inner: Arc<Inner>,
 }
@@ -348,6 +350,7 @@ mod tests {
         {
             let l = Ledger::open(&path).unwrap();
             for _ in 0..10 {
+            book: Book::Search,
                 l.record_page(page(1, 100)).unwrap();
             }
             let call = call("k1");

@@ -76,6 +76,7 @@ impl Ledger {
             builder_delta,
             names,
             log,
+            book: page.book,
         }
     }
 

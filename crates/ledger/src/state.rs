@@ -68,6 +68,18 @@ pub struct PageLog {
     pub logits: Vec<f64>,
 }
 
+/// Which exposure book a page is entered in (docs/ranking.md, One book per
+/// purpose). Search pages feed the book search's `fair` policies read;
+/// fair listings (every card merit 1, ranked by popularity) keep a book of
+/// their own, so browsing never moves search's ordering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Book {
+    #[default]
+    Search,
+    Listing,
+}
+
 /// A served page: what was shown, and what every candidate earned in merit.
 /// Serializable: in cluster mode pages travel through the log
 /// (docs/cluster.md).
@@ -80,6 +92,9 @@ pub struct PageRecord {
     pub names: Vec<(u64, String)>,
     /// The page's log, when it has one (pages served to people do).
     pub log: Option<Box<PageLog>>,
+    /// The book its deltas go to (older logs without it: search).
+    #[serde(default)]
+    pub book: Book,
 }
 
 /// A paid call as the ledger books it.
@@ -176,6 +191,9 @@ impl Accounts {
 pub struct State {
     pub models: Accounts,
     pub builders: Accounts,
+    /// Fair listings' own book of models (exposure, merit, rounds; its page
+    /// count is the listing pages served).
+    pub listing: ExposureBook,
     /// (hour since the epoch, model key) -> exposure in that hour.
     pub hourly: HashMap<(u64, u64), f64>,
     /// key -> model id or builder name.
@@ -217,8 +235,13 @@ impl State {
 
     /// Book a served page (served in `hour`).
     pub fn apply_page(&mut self, page: &PageRecord, hour: u64) {
-        self.models.book.apply(&page.model_delta);
-        self.builders.book.apply(&page.builder_delta);
+        match page.book {
+            Book::Search => {
+                self.models.book.apply(&page.model_delta);
+                self.builders.book.apply(&page.builder_delta);
+            }
+            Book::Listing => self.listing.apply(&page.model_delta),
+        }
         for imp in &page.impressions {
             self.total_exposure += imp.exposure;
             *self.models.impressions.entry(imp.model).or_default() += 1;
@@ -233,8 +256,13 @@ impl State {
 
     /// Take back a page booked by [`State::apply_page`] (its commit failed).
     pub fn unapply_page(&mut self, page: &PageRecord, hour: u64) {
-        self.models.book.unapply(&page.model_delta);
-        self.builders.book.unapply(&page.builder_delta);
+        match page.book {
+            Book::Search => {
+                self.models.book.unapply(&page.model_delta);
+                self.builders.book.unapply(&page.builder_delta);
+            }
+            Book::Listing => self.listing.unapply(&page.model_delta),
+        }
         for imp in &page.impressions {
             self.total_exposure -= imp.exposure;
             for (map, key) in [

@@ -39,6 +39,8 @@ const PAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("page_log");
 /// counter name -> value
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
+/// Fair listings' book: model key -> (exposure, merit, rounds).
+const LISTING_BOOK: TableDefinition<u64, (f64, f64, u64)> = TableDefinition::new("listing_book");
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 16_384;
 /// Longest a served page waits for its batch to fill. Pages are aggregated
@@ -109,6 +111,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         w.open_table(COUNTERS).map_err(db_err)?;
         w.open_table(PAGE_LOG).map_err(db_err)?;
         w.open_table(CALL_ORIGIN).map_err(db_err)?;
+        w.open_table(LISTING_BOOK).map_err(db_err)?;
     }
     w.commit().map_err(db_err)?;
 
@@ -164,8 +167,18 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
     each_row(&r, COUNTERS, |name, n| match name {
         "pages" => s.pages = n,
         "position" => s.position = n,
+    each_row(&r, LISTING_BOOK, |key, (exposure, merit, rounds)| {
+        let a = hubsearch_rank::Account {
+            exposure,
+            merit,
+            rounds,
+            impact: 0.0,
+        };
+        s.listing.set(key, a);
+    })?;
         _ => {}
     })?;
+        "listing_pages" => s.listing.set_pages(n),
     Ok(s)
 }
 
@@ -406,3 +419,14 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
     }
     w.commit().map_err(db_err)
 }
+        if delta.listing.pages() > 0 {
+            add_to(&mut counters, "listing_pages", |old| {
+                old + delta.listing.pages()
+            })?;
+            let mut t = w.open_table(LISTING_BOOK).map_err(db_err)?;
+            for (k, a) in delta.listing.iter() {
+                add_to(&mut t, *k, |(e, m, r)| {
+                    (e + a.exposure, m + a.merit, r + a.rounds)
+                })?;
+            }
+        }
