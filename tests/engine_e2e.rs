@@ -302,7 +302,12 @@ fn fair_listing_views_leave_search_fair_unchanged() {
             .unwrap();
         r.hits.into_iter().map(|h| h.id).collect::<Vec<_>>()
     };
-    let queries = ["translation", "speech recognition", "bert", "image classification"];
+    let queries = [
+        "translation",
+        "speech recognition",
+        "bert",
+        "image classification",
+    ];
     let (first_listing, last_listing, listing_book) = {
         let engine = engine_with(dir.path(), "none");
         engine.import(&[hub], &silent).unwrap();
@@ -319,11 +324,68 @@ fn fair_listing_views_leave_search_fair_unchanged() {
             last_listing = listed(&engine);
         }
         let after: Vec<_> = queries.iter().map(|q| probe(&engine, q)).collect();
-        assert_eq!(before, after, "fair listing views moved search's fair ranking");
+        assert_eq!(
+            before, after,
+            "fair listing views moved search's fair ranking"
+        );
         engine.ledger().flush().unwrap();
         let book = engine.ledger().listing_book_of(std::iter::empty());
         (first_listing, last_listing, book.pages())
     };
-    assert_ne!(first_listing, last_listing, "the fair listing did not rotate");
+    assert_ne!(
+        first_listing, last_listing,
+        "the fair listing did not rotate"
+    );
     assert_eq!(listing_book, 1000);
+}
+
+/// Vectors of published cards survive a crash (no clean shutdown, no save):
+/// they are journalled before the publish returns and replayed on open, so
+/// start-up finds them without the embedding model; a deleted card's vector
+/// stays deleted.
+#[test]
+fn published_vectors_survive_a_crash_without_a_save() {
+    use hubsearch_core::card::key_of;
+    use hubsearch_core::ModelCard;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub.jsonl");
+    let text: String = HubGenerator::new(300, 29)
+        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
+        .collect();
+    std::fs::write(&hub, text).unwrap();
+    let card = |id: &str, desc: &str| ModelCard {
+        id: id.into(),
+        name: id.split('/').nth(1).unwrap().into(),
+        builder: id.split('/').next().unwrap().into(),
+        description: desc.into(),
+        ..Default::default()
+    };
+    let (kept, gone) = ("acme/wombat-detector", "acme/quokka-counter");
+    let before = {
+        let engine = engine_with(dir.path(), "hash");
+        engine.import(&[hub], &silent).unwrap();
+        engine
+            .create_model(card(kept, "finds wombats in camera-trap photos"))
+            .unwrap();
+        engine
+            .create_model(card(gone, "counts quokkas on a beach"))
+            .unwrap();
+        engine.delete_model(gone).unwrap();
+        let v = engine
+            .semantic()
+            .unwrap()
+            .vectors()
+            .vector_of(key_of(kept))
+            .unwrap();
+        // A crash: no Drop, no flush, no save.
+        std::mem::forget(engine);
+        v
+    };
+    let engine = engine_with(dir.path(), "hash");
+    let vectors = engine.semantic().unwrap().vectors();
+    assert_eq!(vectors.vector_of(key_of(kept)), Some(before));
+    assert_eq!(vectors.vector_of(key_of(gone)), None);
+    // Nothing left to embed at start-up.
+    let report = engine.sync_vectors(&silent).unwrap().unwrap();
+    assert_eq!(report.embedded, 0, "{report:?}");
 }

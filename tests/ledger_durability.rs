@@ -48,6 +48,7 @@ fn page(i: u64) -> PageRecord {
         builder_delta: PageDelta::from([(1000 + i % 5, ONE)]),
         names: vec![],
         log: None,
+        book: Default::default(),
     }
 }
 

@@ -158,8 +158,7 @@ impl Engine {
             Ok(())
         })?;
         if let Some(sem) = self.semantic() {
-            sem.vectors().delete(key_of(id));
-            sem.mark_dirty();
+            sem.delete_card(key_of(id))?;
         }
         Ok(())
     }
@@ -182,10 +181,7 @@ impl Engine {
             for c in changes {
                 match c {
                     LogEvent::Card { card } => sem.upsert_card(card)?,
-                    LogEvent::Delete { id } => {
-                        sem.vectors().delete(key_of(id));
-                        sem.mark_dirty();
-                    }
+                    LogEvent::Delete { id } => sem.delete_card(key_of(id))?,
                     _ => {}
                 }
             }

@@ -245,6 +245,7 @@ mod tests {
         let e = LogEvent::Page {
             page_id: 7,
             hour: 1,
+            book: Default::default(),
             time: 2,
             sent_ms: 3,
             page: page(5),

@@ -12,6 +12,7 @@ use hubsearch_core::config::EmbeddingConfig;
 use hubsearch_core::ModelCard;
 use hubsearch_index::TextIndex;
 use hubsearch_vectors::embedder::{self, EmbedError, Embedder};
+use hubsearch_vectors::journal::Change;
 use hubsearch_vectors::{HnswParams, VectorIndex};
 use lru::LruCache;
 use serde::Serialize;
@@ -123,8 +124,8 @@ impl Semantic {
             .ok_or_else(|| EmbedError::Model("the embedder returned no vector".into()).into())
     }
 
-    /// Embed one card (a publish) and store its vector; saved with the
-    /// next `save_if_dirty`.
+    /// Embed one card (a publish) and store its vector (journalled; in
+    /// the saved index from the next `save_if_dirty`).
     pub fn upsert_card(&self, card: &ModelCard) -> Result<()> {
         let v = self.embed_card(card)?;
         self.insert_card(v)
@@ -143,9 +144,21 @@ impl Semantic {
     }
 
     /// Store a vector [`Semantic::embed_card`] made.
+    /// Journalled (synced to disk) before it returns: the vector survives a
+    /// crash before the next save (hubsearch_vectors::journal).
     pub fn insert_card(&self, v: CardVector) -> Result<()> {
-        self.vectors
-            .upsert(vec![(v.id_key, v.text_key, v.vector)])?;
+        self.vectors.apply_logged(vec![Change::Upsert {
+            id_key: v.id_key,
+            text_hash: v.text_key,
+            vector: v.vector,
+        }])?;
+        self.mark_dirty();
+        Ok(())
+    }
+
+    /// Drop a card's vector, journalled like [`Semantic::insert_card`].
+    pub fn delete_card(&self, id_key: u64) -> Result<()> {
+        self.vectors.apply_logged(vec![Change::Delete { id_key }])?;
         self.mark_dirty();
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! to build, never a silent fallback.
 
 pub mod embedder;
+pub mod journal;
 pub mod vector_index;
 
 pub use embedder::{EmbedError, Embedder, HashEmbedder};

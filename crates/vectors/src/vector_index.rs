@@ -171,13 +171,16 @@ fn insert_pool() -> &'static rayon::ThreadPool {
 
 /// Card vectors with an HNSW graph.
 pub struct VectorIndex {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     dim: usize,
     embedder: String,
     params: HnswParams,
     rows: RwLock<Rows>,
     /// The graph and how many rows it holds (rows are inserted in order).
     graph: RwLock<Option<(Graph, usize)>>,
+    /// Published vectors since the last save (crate::journal); held while
+    /// saving so no change slips between a save and the journal's reset.
+    pub(crate) journal: std::sync::Mutex<Option<crate::journal::Journal>>,
 }
 
 /// One vector hit.
@@ -204,6 +207,7 @@ impl VectorIndex {
             params,
             rows: RwLock::new(Rows::default()),
             graph: RwLock::new(None),
+            journal: std::sync::Mutex::new(None),
         };
         // The saved graph first: when it loads, the vectors it holds are not
         // read from vectors.bin at all (one copy in memory, even at the peak).
@@ -225,6 +229,7 @@ impl VectorIndex {
         }
         idx.build_graph();
         idx.adopt_graph_vectors();
+        idx.replay_journal()?;
         Ok(idx)
     }
 
@@ -446,6 +451,7 @@ impl VectorIndex {
 
     /// Write vectors and graph to disk (atomically: temp files, then renames).
     pub fn save(&self) -> Result<(), VectorError> {
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
         let r = self.rows.read().expect("rows");
         let g = self.graph.read().expect("graph");
         let graph_rows = g.as_ref().map_or(0, |(_, n)| *n);
@@ -491,6 +497,9 @@ impl VectorIndex {
         file.sync_all().map_err(|e| io_err(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
         drop((r, g));
+        if let Some(j) = journal.as_mut() {
+            j.clear().map_err(|e| io_err(j.path(), e))?;
+        }
         self.adopt_graph_vectors();
         Ok(())
     }
