@@ -513,3 +513,122 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Issue 27's card-write defects, on two replicas of a three-server log:
+/// `PUT X {A}`, `PUT X {B}`, `PUT X {A}` within a second all end at A on
+/// every replica (a content-derived message id let the log drop the third
+/// as a duplicate of the first); `POST Y`, `DELETE Y`, `POST Y` leave Y
+/// published; and the same new id created on both replicas at once is told
+/// 201 on exactly one of them (409 model_exists on the other), ten times.
+#[test]
+fn card_writes_are_never_dropped_and_creates_are_conditional() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Nats {
+        bin: nats_server(),
+        dir: dir.path().join("nats"),
+        client: [free_port(), free_port(), free_port()],
+        route: [free_port(), free_port(), free_port()],
+        procs: [None, None, None],
+    };
+    for i in 0..3 {
+        nats.start(i);
+    }
+    let seed = dir.path().join("seed");
+    let hub = |index: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
+        c.env_remove("HUBSEARCH_CONFIG")
+            .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
+            .arg("--index")
+            .arg(index);
+        c
+    };
+    assert!(hub(&seed)
+        .args(["import", "--quiet"])
+        .arg(root().join("tests/fixtures/cards.jsonl"))
+        .status()
+        .unwrap()
+        .success());
+    let key = hub(&seed)
+        .args(["keys", "create", "--admin"])
+        .output()
+        .unwrap();
+    let auth = format!("Bearer {}", String::from_utf8(key.stdout).unwrap().trim());
+    let mut replicas: Vec<Replica> = (0..2)
+        .map(|i| {
+            let index = dir.path().join(format!("w{i}"));
+            copy_dir(&seed, &index);
+            let config = dir.path().join(format!("w{i}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"w{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n",
+                    nats.urls()
+                ),
+            )
+            .unwrap();
+            Replica {
+                index,
+                config,
+                addr: format!("127.0.0.1:{}", free_port()),
+                proc: None,
+            }
+        })
+        .collect();
+    for r in &mut replicas {
+        r.start();
+    }
+    let (a0, a1) = (replicas[0].addr.clone(), replicas[1].addr.clone());
+    let body = |id: &str, desc: &str| format!(r#"{{"id": "{id}", "description": "{desc}"}}"#);
+    // The description every replica serves for `id`, once they agree.
+    let settled = |id: &str| -> Vec<Option<String>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen: Vec<Option<String>> = [&a0, &a1]
+                .iter()
+                .map(|a| {
+                    let (s, b) = send(a, "GET", &format!("/v1/models/{id}"), &auth, "").unwrap();
+                    (s == 200).then(|| json(&b)["model"]["description"].as_str().unwrap_or("").to_string())
+                })
+                .collect();
+            if seen[0] == seen[1] || Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // A, B, A on one replica.
+    for desc in ["version a", "version b", "version a"] {
+        let (s, b) = send(&a0, "PUT", "/v1/models/acme/flip", &auth, &body("acme/flip", desc)).unwrap();
+        assert!(s == 200 || s == 201, "{s} {b}");
+    }
+    let seen = settled("acme/flip");
+    assert_eq!(seen, vec![Some("version a".to_string()); 2]);
+    // Create, delete, create the same card.
+    let (s, _) = send(&a0, "POST", "/v1/models", &auth, &body("acme/again", "same")).unwrap();
+    assert_eq!(s, 201);
+    let (s, _) = send(&a0, "DELETE", "/v1/models/acme/again", &auth, "").unwrap();
+    assert_eq!(s, 204);
+    let (s, b) = send(&a0, "POST", "/v1/models", &auth, &body("acme/again", "same")).unwrap();
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(settled("acme/again"), vec![Some("same".to_string()); 2]);
+    // Concurrent creates of one new id on both replicas.
+    for i in 0..10 {
+        let id = format!("acme/race-{i}");
+        let answers: Vec<u16> = std::thread::scope(|sc| {
+            let hs: Vec<_> = [&a0, &a1]
+                .into_iter()
+                .map(|a| {
+                    let (id, auth) = (id.clone(), auth.clone());
+                    let b = body(&id, &format!("from {a}"));
+                    sc.spawn(move || send(a, "POST", "/v1/models", &auth, &b).unwrap().0)
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = answers.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![201, 409], "race {i}: {answers:?}");
+        let seen = settled(&id);
+        assert!(seen[0].is_some() && seen[0] == seen[1], "{seen:?}");
+    }
+}

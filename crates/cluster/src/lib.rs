@@ -477,23 +477,49 @@ impl Cluster {
         id: String,
         event: &LogEvent,
     ) -> Result<(u64, bool), ClusterError> {
-        let payload = serde_json::to_vec(event).map_err(|e| ClusterError::Log(e.to_string()))?;
         let subject = format!("{}.{kind}", self.subjects);
+        self.append_at(subject, id, event, None)
+            .map_err(|e| e.unwrap_or_else(|| ClusterError::Log("wrong last sequence".into())))
+    }
+
+    /// Append `event` to `subject` with message id `id`, if `expected` is
+    /// given only when the subject's last message is at that position (0:
+    /// none). `Err(None)`: another write came first.
+    fn append_at(
+        &self,
+        subject: String,
+        id: String,
+        event: &LogEvent,
+        expected: Option<u64>,
+    ) -> Result<(u64, bool), Option<ClusterError>> {
+        let payload = serde_json::to_vec(event).map_err(|e| ClusterError::Log(e.to_string()))?;
+        let mut msg = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(id);
+        if let Some(seq) = expected {
+            msg = msg.expected_last_subject_sequence(seq);
+        }
         self.rt.block_on(async {
             let ack = self
                 .js
-                .send_publish(
-                    subject,
-                    PublishMessage::build()
-                        .payload(payload.into())
-                        .message_id(id),
-                )
+                .send_publish(subject, msg)
                 .await
                 .map_err(nats)?
-                .await
-                .map_err(nats)?;
-            Ok((ack.sequence, ack.duplicate))
+                .await;
+            match ack {
+                Ok(ack) => Ok((ack.sequence, ack.duplicate)),
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    Err(None)
+                }
+                Err(e) => Err(Some(nats(e))),
+            }
         })
+    }
+
+    /// A card's subject: its changes (publishes, deletes) are one history,
+    /// so a create can be made conditional on it (issue 27).
+    fn card_subject(&self, id: &str) -> String {
+        card_subject(&self.subjects, id)
     }
 
     fn wait_applied(&self, p: u64) -> bool {
@@ -522,28 +548,71 @@ fn engine_err(e: ClusterError) -> hubsearch_engine::Error {
     hubsearch_engine::Error::Cluster(e.to_string())
 }
 
+/// The subject of card `id`'s changes under `prefix` (the stream's
+/// subjects, lower case): one per card, keyed by its id's key.
+fn card_subject(prefix: &str, id: &str) -> String {
+    format!("{prefix}.cards.{:016x}", hubsearch_core::card::key_of(id))
+}
+
 impl Replicator for Cluster {
-    fn card(&self, card: &ModelCard) -> hubsearch_engine::Result<()> {
-        let json = serde_json::to_vec(card).unwrap_or_default();
-        let id = format!("card:{}:{}", card.id, blake3::hash(&json).to_hex());
-        let (p, _) = self
-            .append(
-                "cards",
-                id,
-                &LogEvent::Card {
-                    card: Box::new(card.clone()),
-                },
-            )
-            .map_err(engine_err)?;
+    fn card_version(&self, id: &str) -> hubsearch_engine::Result<u64> {
+        let subject = self.card_subject(id);
+        let stream = self.cfg.stream.clone();
+        let last = self.rt.block_on(async {
+            let stream = self.js.get_stream_no_info(stream).await.map_err(nats)?;
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => Ok(m.sequence),
+                Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+                Err(e) => Err(nats(e)),
+            }
+        });
+        let last = last.map_err(engine_err)?;
+        if !self.wait_applied(last) {
+            return Err(hubsearch_engine::Error::Cluster(format!(
+                "this replica has not applied the card's last change (log position {last}) within {} ms",
+                self.cfg.apply_wait_ms
+            )));
+        }
+        Ok(last)
+    }
+
+    fn card(&self, card: &ModelCard, expected: Option<u64>) -> hubsearch_engine::Result<()> {
+        // A fresh message id for every write: every acknowledged write is a
+        // message of its own. (An id made from the card's content let
+        // JetStream drop a third write A, B, A within its duplicate window
+        // as a duplicate of the first, acknowledged and lost; issue 27.)
+        let id = format!("card:{}:{:x}", card.id, rand::random::<u64>());
+        let event = LogEvent::Card {
+            card: Box::new(card.clone()),
+        };
+        let (p, duplicate) = match self.append_at(self.card_subject(&card.id), id, &event, expected)
+        {
+            Ok(r) => r,
+            // Another replica's write to this card came first.
+            Err(None) => {
+                return Err(hubsearch_engine::Error::ModelExists {
+                    id: card.id.clone(),
+                })
+            }
+            Err(Some(e)) => return Err(engine_err(e)),
+        };
+        if duplicate {
+            return Err(hubsearch_engine::Error::Cluster(
+                "the log took a fresh message id for a duplicate".into(),
+            ));
+        }
         self.wait_applied(p);
         Ok(())
     }
 
     fn delete(&self, id: &str) -> hubsearch_engine::Result<()> {
         let msg = format!("delete:{id}:{:x}", rand::random::<u64>());
+        let event = LogEvent::Delete { id: id.to_string() };
         let (p, _) = self
-            .append("cards", msg, &LogEvent::Delete { id: id.to_string() })
-            .map_err(engine_err)?;
+            .append_at(self.card_subject(id), msg, &event, None)
+            .map_err(|e| {
+                engine_err(e.unwrap_or_else(|| ClusterError::Log("wrong last sequence".into())))
+            })?;
         self.wait_applied(p);
         Ok(())
     }
@@ -697,7 +766,7 @@ pub fn import_to_log(
         .build()
         .map_err(|e| ClusterError::Log(e.to_string()))?;
     let (_client, js) = rt.block_on(connect(cfg, Duration::from_secs(30)))?;
-    let subject = format!("{}.cards", cfg.stream.to_ascii_lowercase());
+    let prefix = cfg.stream.to_ascii_lowercase();
     let mut out = LogImport::default();
     let mut batch: Vec<ModelCard> = Vec::new();
     let mut failed: Option<ClusterError> = None;
@@ -707,14 +776,17 @@ pub fn import_to_log(
             for card in batch.drain(..) {
                 let json = serde_json::to_vec(&card).unwrap_or_default();
                 let id = format!("card:{}:{}", card.id, blake3::hash(&json).to_hex());
+                // Content ids here: re-running an import within the window
+                // appends nothing twice.
                 let event = LogEvent::Card {
+                let card_id = card.id.clone();
                     card: Box::new(card),
                 };
                 let payload =
                     serde_json::to_vec(&event).map_err(|e| ClusterError::Log(e.to_string()))?;
                 acks.push(
                     js.send_publish(
-                        subject.clone(),
+                        card_subject(&prefix, &card_id),
                         PublishMessage::build()
                             .payload(payload.into())
                             .message_id(id),

@@ -57,7 +57,22 @@ impl Engine {
         let stamp = now();
         card.created_at.get_or_insert_with(|| stamp.clone());
         card.updated_at = Some(stamp);
-        self.publish(card.clone())?;
+        match self.replicator() {
+            // Cluster mode: "it does not exist" is checked against the
+            // card's whole history in the log, and the append is
+            // conditional on it, so of two replicas creating one id at once
+            // only one is told 201 (issue 27).
+            Some(r) => {
+                let version = r.card_version(&card.id)?;
+                if self.text_index().get(&card.id)?.is_some() {
+                    return Err(Error::ModelExists { id: card.id });
+                }
+                r.card(&card, Some(version))?;
+            }
+            None => {
+                self.publish_local(card.clone())?;
+            }
+        }
         Ok(card)
     }
 
@@ -102,7 +117,7 @@ impl Engine {
     pub fn publish(&self, card: ModelCard) -> Result<bool> {
         if let Some(r) = self.replicator() {
             let existed = self.text_index().get(&card.id)?.is_some();
-            r.card(&card)?;
+            r.card(&card, None)?;
             return Ok(!existed);
         }
         self.publish_local(card)

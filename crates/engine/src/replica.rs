@@ -49,12 +49,17 @@ pub enum LogEvent {
 /// be made on an async runtime's worker threads.
 pub trait Replicator: Send + Sync {
     /// Append a card; returns once the log has acknowledged it (and, within
-    /// a bounded wait, this replica has applied it).
-    fn card(&self, card: &ModelCard) -> Result<()>;
+    /// a bounded wait, this replica has applied it). With `expected`, only
+    /// if the card's last change is still at that position, else
+    /// `Error::ModelExists` (a concurrent create elsewhere came first).
+    fn card(&self, card: &ModelCard, expected: Option<u64>) -> Result<()>;
     /// Append a delete, likewise.
     fn delete(&self, id: &str) -> Result<()>;
     /// Append a paid call; returns once the log has it and this replica has
     /// applied it, with whether it counted.
+    /// The log position of card `id`'s last change (0: none), once this
+    /// replica has applied it: what a create is conditional on.
+    fn card_version(&self, id: &str) -> Result<u64>;
     fn call(&self, call: &CallRecord) -> Result<CallOutcome>;
     /// Append a served page without waiting for the network; returns the
     /// page id given to the client.
