@@ -632,3 +632,122 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
         assert!(seen[0].is_some() && seen[0] == seen[1], "{seen:?}");
     }
 }
+
+/// Retention (docs/cluster.md): with `cluster.log_max_age_s` the log drops
+/// old events; a replica whose state the log has trimmed past refuses to
+/// start and says to start from a snapshot, and one started from a recent
+/// snapshot serves every card.
+#[test]
+fn a_trimmed_log_asks_for_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Nats {
+        bin: nats_server(),
+        dir: dir.path().join("nats"),
+        client: [free_port(), free_port(), free_port()],
+        route: [free_port(), free_port(), free_port()],
+        procs: [None, None, None],
+    };
+    for i in 0..3 {
+        nats.start(i);
+    }
+    let seed = dir.path().join("seed");
+    let hub = |index: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
+        c.env_remove("HUBSEARCH_CONFIG")
+            .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
+            .arg("--index")
+            .arg(index);
+        c
+    };
+    assert!(hub(&seed)
+        .args(["import", "--quiet"])
+        .arg(root().join("tests/fixtures/cards.jsonl"))
+        .status()
+        .unwrap()
+        .success());
+    let key = hub(&seed)
+        .args(["keys", "create", "--admin"])
+        .output()
+        .unwrap();
+    let auth = format!("Bearer {}", String::from_utf8(key.stdout).unwrap().trim());
+    let snapshots = dir.path().join("snapshots");
+    let config = |name: &str, extra: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{}]\nstream_replicas = 3\nlog_max_age_s = 2\nduplicate_window_s = 1\n{extra}",
+                nats.urls()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let index = dir.path().join("t0");
+    copy_dir(&seed, &index);
+    let mut first = Replica {
+        index,
+        config: config(
+            "t0",
+            &format!(
+                "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\n",
+                snapshots.display()
+            ),
+        ),
+        addr: format!("127.0.0.1:{}", free_port()),
+        proc: None,
+    };
+    first.start();
+    for i in 0..5 {
+        let body = format!(r#"{{"id": "acme/kept-{i}", "description": "card {i}"}}"#);
+        let (s, b) = send(&first.addr, "POST", "/v1/models", &auth, &body).unwrap();
+        assert_eq!(s, 201, "{b}");
+    }
+    // The events expire; snapshots go on.
+    std::thread::sleep(Duration::from_secs(5));
+    // A replica from the seed (position 0) cannot catch up from the log.
+    let late = dir.path().join("t1");
+    copy_dir(&seed, &late);
+    let out = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
+        .env_remove("HUBSEARCH_CONFIG")
+        .arg("--config")
+        .arg(config("t1", ""))
+        .arg("--index")
+        .arg(&late)
+        .args(["serve", "--addr", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("start it from a snapshot"), "{err}");
+    // One from the latest snapshot serves every card.
+    let mut snaps: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    snaps.sort();
+    let index = dir.path().join("t2");
+    copy_dir(snaps.last().expect("a snapshot"), &index);
+    let mut second = Replica {
+        index,
+        config: config("t2", ""),
+        addr: format!("127.0.0.1:{}", free_port()),
+        proc: None,
+    };
+    second.start();
+    for i in 0..5 {
+        let (s, _) = send(
+            &second.addr,
+            "GET",
+            &format!("/v1/models/acme/kept-{i}"),
+            &auth,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            s, 200,
+            "acme/kept-{i} missing on the replica from the snapshot"
+        );
+    }
+}

@@ -137,11 +137,20 @@ async fn connect(
         num_replicas: cfg.stream_replicas,
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(cfg.duplicate_window_s),
+        // Retention (docs/cluster.md): without it the log grew without
+        // bound (~29 MB per 1,000 searches per copy; issue 27).
+        max_age: Duration::from_secs(cfg.log_max_age_s),
+        max_bytes: if cfg.log_max_bytes == 0 {
+            -1
+        } else {
+            i64::try_from(cfg.log_max_bytes).unwrap_or(i64::MAX)
+        },
         ..Default::default()
     };
     let deadline = Instant::now() + patience;
     loop {
-        match js.get_or_create_stream(config.clone()).await {
+        // Made, or brought to this configuration's limits if it exists.
+        match js.create_or_update_stream(config.clone()).await {
             Ok(_) => return Ok((client, js)),
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!("the cluster log is not ready yet ({e}); retrying");
@@ -165,6 +174,16 @@ impl Cluster {
         let cfg = engine.config().cluster.clone();
         let (client, js) = rt.block_on(connect(&cfg, Duration::from_secs(120)))?;
         let start = engine.applied_position();
+        let first = rt.block_on(async {
+            let mut s = js.get_stream(&cfg.stream).await.map_err(nats)?;
+            Ok::<u64, ClusterError>(s.info().await.map_err(nats)?.state.first_sequence)
+        })?;
+        if first > start + 1 {
+            return Err(ClusterError::Log(format!(
+                "the log now starts at position {first} (older events passed cluster.log_max_age_s / log_max_bytes) but this replica's state ends at {start}: start it from a snapshot at position {} or later (cluster.snapshot_dir on a running replica; docs/cluster.md, Retention)",
+                first - 1
+            )));
+        }
         let replica_bits = u64::from(blake3::hash(cfg.replica.as_bytes()).as_bytes()[0]);
         let boot = (SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -273,6 +292,12 @@ impl Cluster {
         let _paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());
         engine
             .flush()
+            .map_err(|e| ClusterError::Log(format!("snapshot: {e}")))?;
+        // Everything up to the applier's position is applied and flushed:
+        // the copy resumes after it (the index's and ledger's own positions
+        // move only with their own events).
+        engine
+            .mark_applied(self.applied.get())
             .map_err(|e| ClusterError::Log(format!("snapshot: {e}")))?;
         let position = engine.applied_position();
         std::fs::create_dir_all(&root).map_err(log)?;
@@ -388,6 +413,15 @@ impl Cluster {
                 };
                 if position <= self.applied.get() {
                     continue;
+                }
+                if position > self.applied.get() + 1 {
+                    // The log's positions are contiguous: a gap means it
+                    // was trimmed past what this replica applied.
+                    self.fail(format!(
+                        "the log was trimmed past this replica (next event at position {position}, applied {}): restart it from a snapshot",
+                        self.applied.get()
+                    ));
+                    return;
                 }
                 let sent = match &event {
                     LogEvent::Page { sent_ms, .. } => Some(*sent_ms),
@@ -775,12 +809,12 @@ pub fn import_to_log(
             let mut acks = Vec::with_capacity(batch.len());
             for card in batch.drain(..) {
                 let json = serde_json::to_vec(&card).unwrap_or_default();
-                let id = format!("card:{}:{}", card.id, blake3::hash(&json).to_hex());
                 // Content ids here: re-running an import within the window
                 // appends nothing twice.
-                let event = LogEvent::Card {
+                let id = format!("card:{}:{}", card.id, blake3::hash(&json).to_hex());
                 let card_id = card.id.clone();
                     card: Box::new(card),
+                let event = LogEvent::Card {
                 };
                 let payload =
                     serde_json::to_vec(&event).map_err(|e| ClusterError::Log(e.to_string()))?;

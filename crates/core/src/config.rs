@@ -58,6 +58,13 @@ pub struct ClusterConfig {
     pub snapshot_every_s: u64,
     /// Snapshots kept (the oldest are removed).
     pub snapshots_kept: usize,
+    /// The log keeps events this many seconds (JetStream `max_age`; 0 =
+    /// forever). A replica whose position the log has trimmed past must
+    /// start from a snapshot (docs/cluster.md, Retention).
+    pub log_max_age_s: u64,
+    /// The log keeps at most this many bytes per copy, dropping the oldest
+    /// events (JetStream `max_bytes`; 0 = no limit).
+    pub log_max_bytes: u64,
 }
 
 impl Default for ClusterConfig {
@@ -73,6 +80,8 @@ impl Default for ClusterConfig {
             snapshot_dir: String::new(),
             snapshot_every_s: 3600,
             snapshots_kept: 2,
+            log_max_age_s: 7 * 24 * 3600,
+            log_max_bytes: 0,
         }
     }
 }
@@ -431,6 +440,14 @@ impl Config {
             ("boost_id", s.boost_id),
             ("boost_id_stem", s.boost_id_stem),
             ("boost_task", s.boost_task),
+        let c = &self.cluster;
+        if c.log_max_age_s > 0 && c.duplicate_window_s > c.log_max_age_s {
+            // JetStream refuses such a stream.
+            return bad(
+                "cluster.duplicate_window_s",
+                "must not exceed cluster.log_max_age_s",
+            );
+        }
             ("boost_languages", s.boost_languages),
             ("boost_tags", s.boost_tags),
             ("boost_datasets", s.boost_datasets),

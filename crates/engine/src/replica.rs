@@ -149,6 +149,18 @@ impl Engine {
 
     /// Apply a run of card events (`card` or `delete`, with their
     /// positions, in log order) as one index commit: how a replica applies
+    /// Cluster mode: every log event up to `position` is applied here
+    /// (applying paused, as for a snapshot): record it in the index's and
+    /// the ledger's positions, which otherwise move only with their own
+    /// events (cards; pages and calls).
+    pub fn mark_applied(&self, position: u64) -> Result<()> {
+        if position > self.index_position().get() {
+            self.index_position().set(position)?;
+        }
+        self.ledger().mark_position(position)?;
+        Ok(())
+    }
+
     /// an import through the log without a commit per card. Events at or
     /// below the index's position are skipped. Other events are an error.
     pub fn apply_logged_cards(&self, events: Vec<(u64, LogEvent)>) -> Result<()> {

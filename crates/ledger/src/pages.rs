@@ -108,6 +108,18 @@ impl Ledger {
         self.state().position
     }
 
+    /// Cluster mode: every log event up to `position` has been applied and
+    /// flushed (a snapshot pauses applying first), pages and calls or not:
+    /// store it, so a replica started from a copy resumes after it instead
+    /// of at its last page or call (which the log may have dropped since).
+    pub fn mark_position(&self, position: u64) -> Result<(), LedgerError> {
+        self.flush()?;
+        super::store::store_position(&self.inner.db, position)?;
+        let mut s = self.state();
+        s.position = s.position.max(position);
+        Ok(())
+    }
+
     /// Cluster mode: apply a served page taken from the log at `position`,
     /// as the replica that served it gave it (its page id, hour and time).
     /// Nothing when `position` was applied before. Memory now, disk in the

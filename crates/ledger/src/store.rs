@@ -185,6 +185,17 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
 /// A paid call as the export writes it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LoggedCall {
+/// Raise the stored log position to `position` (nothing applied is
+/// pending: a snapshot paused applying and flushed).
+pub(super) fn store_position(db: &Database, position: u64) -> Result<(), LedgerError> {
+    let w = db.begin_write().map_err(db_err)?;
+    {
+        let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
+        add_to(&mut counters, "position", |old| old.max(position))?;
+    }
+    w.commit().map_err(db_err)
+}
+
     pub seq: u64,
     /// Unix seconds.
     pub time: u64,
