@@ -51,6 +51,32 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The version of the log's events this build writes and understands
+/// (docs/cluster.md, Upgrades). Every message carries it in the header
+/// below; a message without it is version 1 (logs written before it).
+pub const EVENT_VERSION: u32 = 1;
+/// The header carrying an event's version.
+pub const EVENT_VERSION_HEADER: &str = "Hubsearch-Event-Version";
+
+/// Read one log message: its event, or why this replica cannot apply it. A
+/// newer version than [`EVENT_VERSION`] is never skipped: skipping would
+/// make this replica's state silently differ from the others'.
+fn decode_event(version: Option<&str>, payload: &[u8]) -> Result<LogEvent, String> {
+    let v = match version {
+        None => 1,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("event version {v:?} does not parse"))?,
+    };
+    if v > EVENT_VERSION {
+        return Err(format!(
+            "the event is of version {v}, newer than this replica understands ({EVENT_VERSION}): upgrade this replica (docs/cluster.md, Upgrades)"
+        ));
+    }
+    serde_json::from_slice(payload).map_err(|e| format!("the event does not parse: {e}"))
+}
+
 /// The position this replica has applied, for writers to wait on.
 #[derive(Default)]
 struct Applied {
@@ -199,7 +225,9 @@ impl Cluster {
             ledger: engine.ledger().clone(),
             applied: Applied::default(),
             log_last: AtomicU64::new(0),
-            page_prefix: (replica_bits << 56) | ((boot & 0xFF_FFFF) << 32),
+            // 6 + 15 + 32 = 53 bits: ids stay exact in JavaScript numbers
+            // (issue 27; they were 64-bit).
+            page_prefix: ((replica_bits & 0x3F) << 47) | ((boot & 0x7FFF) << 32),
             pages: AtomicU64::new(0),
             pages_sent: Arc::new(AtomicU64::new(0)),
             pages_failed: Arc::new(AtomicU64::new(0)),
@@ -488,10 +516,15 @@ impl Cluster {
                 return None;
             }
         };
-        match serde_json::from_slice(&msg.payload) {
+        let version = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(EVENT_VERSION_HEADER))
+            .map(|v| v.as_str());
+        match decode_event(version, &msg.payload) {
             Ok(e) => Some((position, e)),
             Err(e) => {
-                self.fail(format!("log position {position} does not parse: {e}"));
+                self.fail(format!("log position {position}: {e}"));
                 None
             }
         }
@@ -528,6 +561,7 @@ impl Cluster {
     ) -> Result<(u64, bool), Option<ClusterError>> {
         let payload = serde_json::to_vec(event).map_err(|e| ClusterError::Log(e.to_string()))?;
         let mut msg = PublishMessage::build()
+            .header(EVENT_VERSION_HEADER, EVENT_VERSION.to_string().as_str())
             .payload(payload.into())
             .message_id(id);
         if let Some(seq) = expected {
@@ -721,6 +755,7 @@ impl Replicator for Cluster {
                 js.send_publish(
                     subject,
                     PublishMessage::build()
+                        .header(EVENT_VERSION_HEADER, EVENT_VERSION.to_string().as_str())
                         .payload(payload.into())
                         .message_id(format!("page:{page_id:x}")),
                 )
@@ -813,8 +848,8 @@ pub fn import_to_log(
                 // appends nothing twice.
                 let id = format!("card:{}:{}", card.id, blake3::hash(&json).to_hex());
                 let card_id = card.id.clone();
-                    card: Box::new(card),
                 let event = LogEvent::Card {
+                    card: Box::new(card),
                 };
                 let payload =
                     serde_json::to_vec(&event).map_err(|e| ClusterError::Log(e.to_string()))?;
@@ -822,6 +857,7 @@ pub fn import_to_log(
                     js.send_publish(
                         card_subject(&prefix, &card_id),
                         PublishMessage::build()
+                            .header(EVENT_VERSION_HEADER, EVENT_VERSION.to_string().as_str())
                             .payload(payload.into())
                             .message_id(id),
                     )
@@ -865,4 +901,26 @@ pub fn import_to_log(
     flush(&mut batch, &mut out)?;
     progress(out.records);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_events_stop_the_replica_older_ones_apply() {
+        let delete = br#"{"delete": {"id": "a/x"}}"#;
+        // Version 1, with or without the header (logs from before it).
+        for v in [None, Some("1")] {
+            let e = decode_event(v, delete).unwrap();
+            assert!(matches!(e, LogEvent::Delete { id } if id == "a/x"));
+        }
+        // A newer version is refused even when its payload would parse.
+        let err = decode_event(Some("2"), delete).unwrap_err();
+        assert!(err.contains("newer than this replica understands"), "{err}");
+        assert!(decode_event(Some("x"), delete).is_err());
+        // A payload this version cannot read is an error, not a skip.
+        let err = decode_event(Some("1"), br#"{"rename": {}}"#).unwrap_err();
+        assert!(err.contains("does not parse"), "{err}");
+    }
 }
