@@ -95,6 +95,9 @@ pub enum Command {
     Study(crate::study::StudyArgs),
     /// Write the indexed cards, their vectors and embedded queries as plain files
     Export(crate::export::ExportArgs),
+    /// Check a hub's call log: signed head, receipts' inclusion, consistency
+    /// with saved heads, a builder's income audit; --monitor keeps watching
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -240,6 +243,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Study(args) => crate::study::run(&g, args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),
         Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
+        Command::Verify(args) => crate::verify::run(args),
     }
 }
 

@@ -15,6 +15,7 @@ mod ledger;
 mod progress;
 mod serve;
 mod study;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -205,6 +205,38 @@ fn send(addr: &str, method: &str, path: &str, auth: &str, body: &str) -> Option<
     None
 }
 
+/// A replica's signed call log head.
+fn call_log_head(r: &Replica, auth: &str) -> serde_json::Value {
+    json(
+        &send(&r.addr, "GET", "/v1/transparency/sth", auth, "")
+            .unwrap()
+            .1,
+    )
+}
+
+/// Every replica enters the paid calls in log order with the log's times,
+/// so all compute the same root at the same tree size, one entry per
+/// counted call (`calls`): their heads, once their sizes agree.
+fn same_call_log(replicas: &[Replica], auth: &str, calls: u64) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let heads = loop {
+        let h: Vec<serde_json::Value> = replicas.iter().map(|r| call_log_head(r, auth)).collect();
+        if h.iter().all(|x| x["tree_size"] == h[0]["tree_size"]) {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "tree sizes differ: {h:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(heads[0]["tree_size"].as_u64(), Some(calls));
+    for h in &heads[1..] {
+        assert_eq!(
+            h["root_hash"], heads[0]["root_hash"],
+            "roots differ: {heads:?}"
+        );
+    }
+    heads
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
@@ -452,6 +484,8 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
         }
         assert_eq!(states[0]["pages"], s["pages"]);
     }
+    // The call log: the same root at the same size on every replica.
+    let heads = same_call_log(&replicas, &auth, ledger_calls(&states[0]));
     // A new replica from the latest snapshot catches up and agrees.
     let mut snaps: Vec<PathBuf> = std::fs::read_dir(dir.path().join("snapshots"))
         .expect("the first replica wrote snapshots")
@@ -484,6 +518,12 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
         "the new replica caught up before serving"
     );
     assert_eq!(ledger_calls(&s4), ledger_calls(&states[0]));
+    let h4 = call_log_head(&fourth, &auth);
+    assert_eq!(
+        (&h4["tree_size"], &h4["root_hash"]),
+        (&heads[0]["tree_size"], &heads[0]["root_hash"]),
+        "the new replica's call log"
+    );
     assert_eq!(rows(&s4).len(), first.len());
     for (x, y) in first.iter().zip(&rows(&s4)) {
         assert_eq!(x["key"], y["key"]);
@@ -587,7 +627,12 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
                 .iter()
                 .map(|a| {
                     let (s, b) = send(a, "GET", &format!("/v1/models/{id}"), &auth, "").unwrap();
-                    (s == 200).then(|| json(&b)["model"]["description"].as_str().unwrap_or("").to_string())
+                    (s == 200).then(|| {
+                        json(&b)["model"]["description"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string()
+                    })
                 })
                 .collect();
             if seen[0] == seen[1] || Instant::now() > deadline {
@@ -598,17 +643,38 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
     };
     // A, B, A on one replica.
     for desc in ["version a", "version b", "version a"] {
-        let (s, b) = send(&a0, "PUT", "/v1/models/acme/flip", &auth, &body("acme/flip", desc)).unwrap();
+        let (s, b) = send(
+            &a0,
+            "PUT",
+            "/v1/models/acme/flip",
+            &auth,
+            &body("acme/flip", desc),
+        )
+        .unwrap();
         assert!(s == 200 || s == 201, "{s} {b}");
     }
     let seen = settled("acme/flip");
     assert_eq!(seen, vec![Some("version a".to_string()); 2]);
     // Create, delete, create the same card.
-    let (s, _) = send(&a0, "POST", "/v1/models", &auth, &body("acme/again", "same")).unwrap();
+    let (s, _) = send(
+        &a0,
+        "POST",
+        "/v1/models",
+        &auth,
+        &body("acme/again", "same"),
+    )
+    .unwrap();
     assert_eq!(s, 201);
     let (s, _) = send(&a0, "DELETE", "/v1/models/acme/again", &auth, "").unwrap();
     assert_eq!(s, 204);
-    let (s, b) = send(&a0, "POST", "/v1/models", &auth, &body("acme/again", "same")).unwrap();
+    let (s, b) = send(
+        &a0,
+        "POST",
+        "/v1/models",
+        &auth,
+        &body("acme/again", "same"),
+    )
+    .unwrap();
     assert_eq!(s, 201, "{b}");
     assert_eq!(settled("acme/again"), vec![Some("same".to_string()); 2]);
     // Concurrent creates of one new id on both replicas.

@@ -701,14 +701,15 @@ impl Replicator for Cluster {
         if let Some(known) = self.ledger.known_call(&key, &call)? {
             return Ok(known);
         }
-        let time = now_ms() / 1000;
+        let time_ms = now_ms();
         let (p, duplicate) = self
             .append(
                 "calls",
                 format!("call:{key}"),
                 &LogEvent::Call {
                     call: call.clone(),
-                    time,
+                    time: time_ms / 1000,
+                    time_ms: Some(time_ms),
                 },
             )
             .map_err(engine_err)?;

@@ -227,6 +227,10 @@ pub struct IndexConfig {
     pub writer_memory_mb: usize,
     /// Indexing threads; 0 = one per core.
     pub threads: usize,
+    /// The call log's Ed25519 key file (docs/transparency.md); empty = its
+    /// own `transparency.key` beside the ledger, created on first start. A
+    /// cluster gives every replica the same file (which must exist).
+    pub transparency_key: String,
 }
 
 impl Default for IndexConfig {
@@ -236,6 +240,7 @@ impl Default for IndexConfig {
             commit_every: 50_000,
             writer_memory_mb: 256,
             threads: 0,
+            transparency_key: String::new(),
         }
     }
 }
@@ -435,11 +440,6 @@ impl Config {
         if self.search.candidates < self.search.max_limit {
             return bad("search.candidates", "must be at least search.max_limit");
         }
-        let s = &self.search;
-        for (k, v) in [
-            ("boost_id", s.boost_id),
-            ("boost_id_stem", s.boost_id_stem),
-            ("boost_task", s.boost_task),
         let c = &self.cluster;
         if c.log_max_age_s > 0 && c.duplicate_window_s > c.log_max_age_s {
             // JetStream refuses such a stream.
@@ -448,6 +448,11 @@ impl Config {
                 "must not exceed cluster.log_max_age_s",
             );
         }
+        let s = &self.search;
+        for (k, v) in [
+            ("boost_id", s.boost_id),
+            ("boost_id_stem", s.boost_id_stem),
+            ("boost_task", s.boost_task),
             ("boost_languages", s.boost_languages),
             ("boost_tags", s.boost_tags),
             ("boost_datasets", s.boost_datasets),

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::ledger::{CallOrigin, CallRecord};
+use crate::ledger::transparency::Receipt;
+use crate::ledger::{CallOrigin, CallRecord, LedgerError};
 
 /// Longest idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
@@ -53,6 +54,9 @@ pub struct CallReceipt {
     /// The builder's paid calls and income so far.
     pub builder_calls: u64,
     pub builder_income_usd: f64,
+    /// The call's entry in the call log (the original's for a retry):
+    /// check it with `GET /v1/transparency/proof` (docs/transparency.md).
+    pub receipt: Receipt,
 }
 
 impl Engine {
@@ -93,7 +97,7 @@ impl Engine {
         let card = self.get(&call.model)?;
         let amount = call.amount_usd.unwrap_or(card.price_usd.unwrap_or(0.0));
         let builder_key = key_of(&card.builder);
-        let out = self.record_call(CallRecord {
+        let (out, receipt) = self.record_call_receipt(CallRecord {
             model: key_of(&card.id),
             builder: builder_key,
             model_id: card.id.clone(),
@@ -103,6 +107,10 @@ impl Engine {
             idempotency_key: call.idempotency_key,
             origin,
         })?;
+        let receipt = match receipt {
+            Some(r) => r,
+            None => self.call_receipt(out.seq)?,
+        };
         let income = self.ledger().earnings_of(builder_key, Group::Builder);
         Ok(CallReceipt {
             seq: out.seq,
@@ -112,6 +120,22 @@ impl Engine {
             amount_usd: amount,
             builder_calls: income.calls,
             builder_income_usd: income.income_usd,
+            receipt,
+        })
+    }
+
+    /// The call log entry of call `seq`. Recorded here, it is committed
+    /// when recording returns; in cluster mode the call is applied but its
+    /// batch may not be committed yet: then flush first.
+    fn call_receipt(&self, seq: u64) -> Result<Receipt> {
+        if let Some(r) = self.ledger().receipt(seq)? {
+            return Ok(r);
+        }
+        self.ledger().flush()?;
+        self.ledger().receipt(seq)?.ok_or_else(|| {
+            Error::Ledger(LedgerError::Db(format!(
+                "paid call {seq} has no call log entry"
+            )))
         })
     }
 }
@@ -151,10 +175,15 @@ mod tests {
         };
         let first = e.record_paid_call(call.clone()).unwrap();
         assert!(first.recorded);
+        assert_eq!(first.receipt.leaf_index, 0);
         assert_eq!(first.amount_usd, 0.25, "the model's price by default");
         assert_eq!((first.builder_calls, first.builder.as_str()), (1, "acme"));
         let again = e.record_paid_call(call).unwrap();
         assert!(!again.recorded, "the same key counts once");
+        assert_eq!(
+            again.receipt, first.receipt,
+            "a retry gets the original's entry"
+        );
         assert_eq!(again.builder_calls, 1);
         let bad = |c: PaidCall| e.record_paid_call(c).unwrap_err();
         let base = PaidCall {

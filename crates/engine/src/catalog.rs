@@ -157,9 +157,21 @@ impl Engine {
         &self,
         call: crate::ledger::CallRecord,
     ) -> Result<crate::ledger::CallOutcome> {
+        self.record_call_receipt(call).map(|(out, _)| out)
+    }
+
+    /// [`Engine::record_call`], with the call log receipt when the ledger
+    /// gave it at once (a new call recorded here).
+    pub fn record_call_receipt(
+        &self,
+        call: crate::ledger::CallRecord,
+    ) -> Result<(
+        crate::ledger::CallOutcome,
+        Option<crate::ledger::transparency::Receipt>,
+    )> {
         match self.replicator() {
-            Some(r) => r.call(&call),
-            None => Ok(self.ledger().record_call(call)?),
+            Some(r) => Ok((r.call(&call)?, None)),
+            None => Ok(self.ledger().record_call_receipt(call)?),
         }
     }
 

@@ -104,7 +104,11 @@ impl Engine {
         };
         text.set_boosts(Boosts::from(&config.search));
         let ledger = match ledger {
-            LedgerMode::Persistent => Ledger::open(&dir.join("ledger.redb"))?,
+            LedgerMode::Persistent => {
+                let key = &config.index.transparency_key;
+                let key = (!key.is_empty()).then(|| Path::new(key.as_str()));
+                Ledger::open_with_key(&dir.join("ledger.redb"), key)?
+            }
             LedgerMode::Ephemeral => Ledger::in_memory()?,
         };
         let semantic = Semantic::open(&dir.join("vectors"), &config.embedding)?;

@@ -33,6 +33,7 @@ pub mod search;
 pub mod semantic;
 pub mod similar;
 pub mod source;
+pub mod transparency;
 
 pub use calls::{CallReceipt, PaidCall};
 pub use catalog::Publisher;

@@ -40,14 +40,24 @@ pub enum LogEvent {
         sent_ms: u64,
         page: PageRecord,
     },
-    /// A verified paid call, resolved by the replica that took it.
-    Call { call: CallRecord, time: u64 },
+    /// A verified paid call, resolved by the replica that took it, at unix
+    /// second `time` and millisecond `time_ms` (what every replica writes in
+    /// its call log entry; absent in logs written before it: `time` * 1000).
+    Call {
+        call: CallRecord,
+        time: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_ms: Option<u64>,
+    },
 }
 
 /// Where writes go in cluster mode (implemented by `hubsearch-cluster`).
 /// Calls block the calling thread (the engine is synchronous); they must not
 /// be made on an async runtime's worker threads.
 pub trait Replicator: Send + Sync {
+    /// The log position of card `id`'s last change (0: none), once this
+    /// replica has applied it: what a create is conditional on.
+    fn card_version(&self, id: &str) -> Result<u64>;
     /// Append a card; returns once the log has acknowledged it (and, within
     /// a bounded wait, this replica has applied it). With `expected`, only
     /// if the card's last change is still at that position, else
@@ -57,9 +67,6 @@ pub trait Replicator: Send + Sync {
     fn delete(&self, id: &str) -> Result<()>;
     /// Append a paid call; returns once the log has it and this replica has
     /// applied it, with whether it counted.
-    /// The log position of card `id`'s last change (0: none), once this
-    /// replica has applied it: what a create is conditional on.
-    fn card_version(&self, id: &str) -> Result<u64>;
     fn call(&self, call: &CallRecord) -> Result<CallOutcome>;
     /// Append a served page without waiting for the network; returns the
     /// page id given to the client.
@@ -142,13 +149,6 @@ impl Engine {
         self.index_position().get().min(self.ledger().position())
     }
 
-    /// The index's and the ledger's applied positions.
-    pub fn positions(&self) -> (u64, u64) {
-        (self.index_position().get(), self.ledger().position())
-    }
-
-    /// Apply a run of card events (`card` or `delete`, with their
-    /// positions, in log order) as one index commit: how a replica applies
     /// Cluster mode: every log event up to `position` is applied here
     /// (applying paused, as for a snapshot): record it in the index's and
     /// the ledger's positions, which otherwise move only with their own
@@ -161,6 +161,13 @@ impl Engine {
         Ok(())
     }
 
+    /// The index's and the ledger's applied positions.
+    pub fn positions(&self) -> (u64, u64) {
+        (self.index_position().get(), self.ledger().position())
+    }
+
+    /// Apply a run of card events (`card` or `delete`, with their
+    /// positions, in log order) as one index commit: how a replica applies
     /// an import through the log without a commit per card. Events at or
     /// below the index's position are skipped. Other events are an error.
     pub fn apply_logged_cards(&self, events: Vec<(u64, LogEvent)>) -> Result<()> {
@@ -217,8 +224,13 @@ impl Engine {
                 self.ledger()
                     .apply_logged_page(page, page_id, hour, time, position)?;
             }
-            LogEvent::Call { call, time } => {
-                self.ledger().apply_logged_call(&call, time, position)?;
+            LogEvent::Call {
+                call,
+                time,
+                time_ms,
+            } => {
+                let time_ms = time_ms.unwrap_or(time.saturating_mul(1000));
+                self.ledger().apply_logged_call(&call, time_ms, position)?;
             }
         }
         Ok(())
@@ -250,6 +262,7 @@ mod tests {
             builder_delta: PageDelta::from([(9, a)]),
             names: vec![(m, "a/m".into()), (9, "a".into())],
             log: None,
+            book: Default::default(),
         }
     }
 
@@ -262,7 +275,6 @@ mod tests {
         let e = LogEvent::Page {
             page_id: 7,
             hour: 1,
-            book: Default::default(),
             time: 2,
             sent_ms: 3,
             page: page(5),
@@ -277,11 +289,23 @@ mod tests {
         let e = LogEvent::Call {
             call: call("k"),
             time: 4,
+            time_ms: Some(4005),
         };
         let back: LogEvent = serde_json::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
         assert!(
-            matches!(back, LogEvent::Call { call, time: 4 } if call.idempotency_key.as_deref() == Some("k"))
+            matches!(back, LogEvent::Call { call, time: 4, time_ms: Some(4005) } if call.idempotency_key.as_deref() == Some("k"))
         );
+        // A call logged before time_ms existed still reads.
+        let old = r#"{"call": {"call": {"model": 5, "builder": 9, "model_id": "a/m", "builder_name": "a", "amount_usd": 0.5, "amount_stated": true, "idempotency_key": null, "origin": null}, "time": 4}}"#;
+        let back: LogEvent = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            back,
+            LogEvent::Call {
+                time: 4,
+                time_ms: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::store::Event;
-use super::{now_secs, CallOutcome, CallRecord, Keyed, Ledger, LedgerError};
+use super::transparency::Receipt;
+use super::{CallOutcome, CallRecord, Keyed, Ledger, LedgerError};
 
 /// A call being written, for duplicates of its idempotency key to wait on.
 #[derive(Default)]
@@ -61,14 +62,16 @@ fn duplicate(key: &str, keyed: &Keyed, call: &CallRecord) -> Result<CallOutcome,
 }
 
 impl Ledger {
-    /// Cluster mode: apply a paid call taken from the log at `position`.
+    /// Cluster mode: apply a paid call taken from the log at `position`,
+    /// made at `time_ms` (as the log carries it: every replica writes the
+    /// same call log entry).
     /// A call whose idempotency key was applied before (from any replica)
     /// counts nothing; so does a position applied before. Returns whether
     /// it was recorded.
     pub fn apply_logged_call(
         &self,
         call: &CallRecord,
-        time: u64,
+        time_ms: u64,
         position: u64,
     ) -> Result<bool, LedgerError> {
         let Some(mut s) = self.state_past(position) else {
@@ -92,7 +95,7 @@ impl Ledger {
         self.send(Event::Call {
             call: entry,
             names: call.names(),
-            time,
+            time_ms,
             ack,
             position,
         })?;
@@ -145,11 +148,21 @@ impl Ledger {
     /// that arrives while the original is being written waits for it). A key
     /// reused for another model or amount is an error.
     pub fn record_call(&self, call: CallRecord) -> Result<CallOutcome, LedgerError> {
+        self.record_call_receipt(call).map(|(out, _)| out)
+    }
+
+    /// [`Ledger::record_call`], with the receipt of the call's log entry
+    /// when this call recorded it (`None` for a duplicate: ask
+    /// [`Ledger::receipt`] for the original's).
+    pub fn record_call_receipt(
+        &self,
+        call: CallRecord,
+    ) -> Result<(CallOutcome, Option<Receipt>), LedgerError> {
         loop {
             let mut s = self.state();
             if let Some(k) = &call.idempotency_key {
                 if let Some(keyed) = s.idempotency.get(k) {
-                    return duplicate(k, keyed, &call);
+                    return duplicate(k, keyed, &call).map(|out| (out, None));
                 }
                 let original = self.pending().get(k).cloned();
                 if let Some(original) = original {
@@ -175,7 +188,7 @@ impl Ledger {
             let sent = self.send(Event::Call {
                 call: entry.clone(),
                 names: call.names(),
-                time: now_secs(),
+                time_ms: now_ms(),
                 ack,
                 position: 0,
             });
@@ -189,15 +202,23 @@ impl Ledger {
                 s.name(call.builder, &call.builder_name);
             }
             drop(s);
-            durable?;
-            return Ok(CallOutcome {
+            let receipt = durable?;
+            let out = CallOutcome {
                 seq: entry.seq,
                 recorded: true,
-            });
+            };
+            return Ok((out, Some(receipt)));
         }
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<String, Arc<Pending>>> {
         self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Milliseconds since the epoch now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

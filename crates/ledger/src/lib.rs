@@ -29,6 +29,7 @@ mod figures;
 mod pages;
 pub mod state;
 mod store;
+pub mod transparency;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,6 +57,9 @@ pub enum LedgerError {
     /// An idempotency key sent again with another model or amount.
     #[error("idempotency key {key:?} was used for a different call (another model or amount)")]
     KeyReused { key: String },
+    /// A proof, head or range of the call log that cannot be given.
+    #[error(transparent)]
+    Proof(#[from] transparency::ProofError),
 }
 
 /// A paid call to record.
@@ -151,12 +155,12 @@ pub struct ServedPage<'a> {
     /// The page's log for off-policy evaluation (its `page`, `shown`
     /// exposures are filled in here).
     pub log: Option<PageLog>,
+    /// The exposure book it is entered in (search, or fair listings').
+    pub book: Book,
 }
 
 /// The ledger. Cheap to share (`Arc` inside).
 #[derive(Clone)]
-    /// The exposure book it is entered in (search, or fair listings').
-    pub book: Book,
 pub struct Ledger {
     inner: Arc<Inner>,
 }
@@ -173,23 +177,41 @@ struct Inner {
     lag: AtomicU64,
     /// Set when a commit failed: the store refuses writes until a restart.
     failing: std::sync::atomic::AtomicBool,
+    /// The call log's tree of committed entries and its signing key.
+    log: Arc<transparency::CallLog>,
 }
 
 use hubsearch_core::now_unix as now_secs;
 
 impl Ledger {
-    /// Open (or create) the ledger at `path`, loading its totals.
+    /// Open (or create) the ledger at `path`, loading its totals; its call
+    /// log's key is `transparency.key` beside it (created on first start).
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        Self::start(store::open_file(path)?)
+        Self::open_with_key(path, None)
     }
 
-    /// A ledger in memory (replays, simulations, tests).
+    /// Open the ledger at `path` with the call log key at `key` (which must
+    /// exist: a cluster's shared key), or, for `None`, the one beside it.
+    pub fn open_with_key(path: &Path, key: Option<&Path>) -> Result<Ledger, LedgerError> {
+        let key = match key {
+            Some(k) => transparency::key::load_or_create(k, false)?,
+            None => {
+                let beside = path.with_file_name("transparency.key");
+                transparency::key::load_or_create(&beside, true)?
+            }
+        };
+        Self::start(store::open_file(path)?, key)
+    }
+
+    /// A ledger in memory (replays, simulations, tests), with a fresh key.
     pub fn in_memory() -> Result<Ledger, LedgerError> {
-        Self::start(store::open_memory()?)
+        Self::start(store::open_memory()?, transparency::key::generate())
     }
 
-    fn start(db: redb::Database) -> Result<Ledger, LedgerError> {
+    fn start(db: redb::Database, key: ed25519_dalek::SigningKey) -> Result<Ledger, LedgerError> {
         let state = store::load(&db)?;
+        let committed = store::open_log(&db, &state.names)?;
+        let log = Arc::new(transparency::CallLog::new(key, committed));
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
@@ -200,6 +222,7 @@ impl Ledger {
             lag: AtomicU64::new(0),
             db: db.clone(),
             failing: std::sync::atomic::AtomicBool::new(false),
+            log: log.clone(),
         });
         let weak = Arc::downgrade(&inner);
         let weak2 = weak.clone();
@@ -220,7 +243,7 @@ impl Ledger {
                         }
                     }
                 };
-                store::writer_loop(db, rx, committed, failed)
+                store::writer_loop(db, &log, rx, committed, failed)
             })
             .map_err(store::db_err)?;
         *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
@@ -327,6 +350,7 @@ mod tests {
             builder_delta: PageDelta::from([(builder, account(1.0, 0.5))]),
             names: vec![(model, "a/x".into()), (builder, "a".into())],
             log: None,
+            book: Book::Search,
         }
     }
 
@@ -350,7 +374,6 @@ mod tests {
         {
             let l = Ledger::open(&path).unwrap();
             for _ in 0..10 {
-            book: Book::Search,
                 l.record_page(page(1, 100)).unwrap();
             }
             let call = call("k1");
@@ -458,7 +481,7 @@ mod tests {
                 fail: fail.clone(),
             })
             .unwrap();
-        let l = Ledger::start(db).unwrap();
+        let l = Ledger::start(db, transparency::key::generate()).unwrap();
         assert!(l.healthy());
         assert!(l.record_call(call("ok")).unwrap().recorded);
         l.record_page(page(1, 100)).unwrap();

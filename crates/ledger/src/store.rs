@@ -14,6 +14,7 @@ use redb::{
 use std::collections::HashMap;
 
 use super::state::{CallEntry, Keyed, PageLog, PageRecord, State, Tally};
+use super::transparency::{self, CallLog, Entered, Receipt};
 use super::LedgerError;
 
 /// model key -> (exposure, merit, impressions)
@@ -38,9 +39,9 @@ const CALL_ORIGIN: TableDefinition<u64, (u64, u64)> = TableDefinition::new("call
 const PAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("page_log");
 /// counter name -> value
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
-
 /// Fair listings' book: model key -> (exposure, merit, rounds).
 const LISTING_BOOK: TableDefinition<u64, (f64, f64, u64)> = TableDefinition::new("listing_book");
+
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 16_384;
 /// Longest a served page waits for its batch to fill. Pages are aggregated
@@ -62,12 +63,13 @@ pub(super) enum Event {
         hour: u64,
         position: u64,
     },
-    /// A paid call made at `time` (unix seconds); `ack` fires once durable.
+    /// A paid call made at `time_ms` (milliseconds since the epoch); `ack`
+    /// gets its log entry's receipt once both are durable.
     Call {
         call: CallEntry,
         names: [(u64, String); 2],
-        time: u64,
-        ack: Sender<()>,
+        time_ms: u64,
+        ack: Sender<Receipt>,
         position: u64,
     },
     /// Fires `ack` once everything queued before it is durable.
@@ -109,9 +111,10 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         w.open_table(CALLS).map_err(db_err)?;
         w.open_table(IDEMPOTENCY).map_err(db_err)?;
         w.open_table(COUNTERS).map_err(db_err)?;
+        w.open_table(LISTING_BOOK).map_err(db_err)?;
         w.open_table(PAGE_LOG).map_err(db_err)?;
         w.open_table(CALL_ORIGIN).map_err(db_err)?;
-        w.open_table(LISTING_BOOK).map_err(db_err)?;
+        w.open_table(transparency::ENTRIES).map_err(db_err)?;
     }
     w.commit().map_err(db_err)?;
 
@@ -164,9 +167,6 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         };
         s.idempotency.insert(k.to_string(), keyed);
     })?;
-    each_row(&r, COUNTERS, |name, n| match name {
-        "pages" => s.pages = n,
-        "position" => s.position = n,
     each_row(&r, LISTING_BOOK, |key, (exposure, merit, rounds)| {
         let a = hubsearch_rank::Account {
             exposure,
@@ -176,15 +176,15 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         };
         s.listing.set(key, a);
     })?;
+    each_row(&r, COUNTERS, |name, n| match name {
+        "pages" => s.pages = n,
+        "listing_pages" => s.listing.set_pages(n),
+        "position" => s.position = n,
         _ => {}
     })?;
-        "listing_pages" => s.listing.set_pages(n),
     Ok(s)
 }
 
-/// A paid call as the export writes it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LoggedCall {
 /// Raise the stored log position to `position` (nothing applied is
 /// pending: a snapshot paused applying and flushed).
 pub(super) fn store_position(db: &Database, position: u64) -> Result<(), LedgerError> {
@@ -196,6 +196,9 @@ pub(super) fn store_position(db: &Database, position: u64) -> Result<(), LedgerE
     w.commit().map_err(db_err)
 }
 
+/// A paid call as the export writes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoggedCall {
     pub seq: u64,
     /// Unix seconds.
     pub time: u64,
@@ -290,6 +293,7 @@ where
 /// memory booked them at once; it must take them back).
 pub(super) fn writer_loop(
     db: std::sync::Arc<Database>,
+    log: &CallLog,
     rx: Receiver<Event>,
     committed: impl Fn(u64),
     failed: impl Fn(&[(&PageRecord, u64)]),
@@ -314,26 +318,42 @@ pub(super) fn writer_loop(
             }
         }
         let n = batch.len() as u64;
-        if let Err(e) = commit_batch(&db, &batch) {
-            tracing::error!("ledger commit failed: {e}");
-            // Acks are dropped below: waiting callers see `Stopped` (calls
-            // are booked in memory only once acknowledged). The batch's
-            // pages were booked at once: memory takes them back, so it never
-            // runs ahead of the store (redb refuses every later write after
-            // an I/O error, so later batches are taken back the same way).
-            let pages: Vec<(&PageRecord, u64)> = batch
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Page { page, hour, .. } => Some((page, *hour)),
-                    _ => None,
-                })
-                .collect();
-            failed(&pages);
-            batch.clear();
+        let mut entered = Vec::new();
+        match commit_batch(&db, &batch, log.size()) {
+            // The entries are durable: the tree (and the heads signed from
+            // it) may cover them now, before anybody is acknowledged.
+            Ok(e) => {
+                log.append(&e);
+                entered = e;
+            }
+            Err(e) => {
+                tracing::error!("ledger commit failed: {e}");
+                // Acks are dropped below: waiting callers see `Stopped` (calls
+                // are booked in memory only once acknowledged). The batch's
+                // pages were booked at once: memory takes them back, so it never
+                // runs ahead of the store (redb refuses every later write after
+                // an I/O error, so later batches are taken back the same way).
+                let pages: Vec<(&PageRecord, u64)> = batch
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::Page { page, hour, .. } => Some((page, *hour)),
+                        _ => None,
+                    })
+                    .collect();
+                failed(&pages);
+                batch.clear();
+            }
         }
+        // Calls and entries are in the same order.
+        let mut entered = entered.iter();
         for e in batch {
             match e {
-                Event::Call { ack, .. } | Event::Flush { ack } => {
+                Event::Call { ack, .. } => {
+                    if let Some(e) = entered.next() {
+                        let _ = ack.send(e.receipt());
+                    }
+                }
+                Event::Flush { ack } => {
                     let _ = ack.send(());
                 }
                 Event::Page { .. } => {}
@@ -343,8 +363,13 @@ pub(super) fn writer_loop(
     }
 }
 
-/// Add one batch to the stored totals in one write transaction.
-fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
+/// Add one batch to the stored totals in one write transaction, its calls'
+/// log entries from leaf `first_leaf` included; the entries written.
+fn commit_batch(
+    db: &Database,
+    batch: &[Event],
+    first_leaf: u64,
+) -> Result<Vec<Entered>, LedgerError> {
     // Book the batch into an empty state: one read-modify-write per key.
     let mut delta = State::default();
     for e in batch {
@@ -389,9 +414,10 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
         let mut calls = w.open_table(CALLS).map_err(db_err)?;
         let mut origins = w.open_table(CALL_ORIGIN).map_err(db_err)?;
         for e in batch {
-            if let Event::Call { call, time, .. } = e {
+            if let Event::Call { call, time_ms, .. } = e {
+                let secs = time_ms / 1000;
                 calls
-                    .insert(call.seq, (call.model, call.builder, call.amount_usd, *time))
+                    .insert(call.seq, (call.model, call.builder, call.amount_usd, secs))
                     .map_err(db_err)?;
                 if let Some(o) = call.origin {
                     origins.insert(call.seq, (o.page, o.rank)).map_err(db_err)?;
@@ -415,6 +441,17 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
         }
         let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
         add_to(&mut counters, "pages", |old| old + delta.pages)?;
+        if delta.listing.pages() > 0 {
+            add_to(&mut counters, "listing_pages", |old| {
+                old + delta.listing.pages()
+            })?;
+            let mut t = w.open_table(LISTING_BOOK).map_err(db_err)?;
+            for (k, a) in delta.listing.iter() {
+                add_to(&mut t, *k, |(e, m, r)| {
+                    (e + a.exposure, m + a.merit, r + a.rounds)
+                })?;
+            }
+        }
         // Cluster mode: the log position, committed with its effects.
         let position = batch
             .iter()
@@ -428,16 +465,86 @@ fn commit_batch(db: &Database, batch: &[Event]) -> Result<(), LedgerError> {
             add_to(&mut counters, "position", |old| old.max(position))?;
         }
     }
-    w.commit().map_err(db_err)
+    // The call log's entries, in ledger order, in the same transaction.
+    let calls = batch.iter().filter_map(|e| match e {
+        Event::Call {
+            call,
+            names,
+            time_ms,
+            ..
+        } => Some((call, names, *time_ms)),
+        _ => None,
+    });
+    let entered = transparency::write_entries(&w, first_leaf, calls)?;
+    w.commit().map_err(db_err)?;
+    Ok(entered)
 }
-        if delta.listing.pages() > 0 {
-            add_to(&mut counters, "listing_pages", |old| {
-                old + delta.listing.pages()
-            })?;
-            let mut t = w.open_table(LISTING_BOOK).map_err(db_err)?;
-            for (k, a) in delta.listing.iter() {
-                add_to(&mut t, *k, |(e, m, r)| {
-                    (e + a.exposure, m + a.merit, r + a.rounds)
-                })?;
-            }
+
+/// The call log's tree, after entering once, in ledger order, the calls
+/// stored before the log existed (an older ledger), in one transaction.
+pub(super) fn open_log(
+    db: &Database,
+    names: &HashMap<u64, String>,
+) -> Result<transparency::Committed, LedgerError> {
+    let (calls, entries) = {
+        use redb::ReadableTableMetadata;
+        let r = db.begin_read().map_err(db_err)?;
+        let calls = r.open_table(CALLS).map_err(db_err)?.len().map_err(db_err)?;
+        let entries = r.open_table(transparency::ENTRIES).map_err(db_err)?;
+        (calls, entries.len().map_err(db_err)?)
+    };
+    if entries == 0 && calls > 0 {
+        enter_old_calls(db, names)?;
+    }
+    let r = db.begin_read().map_err(db_err)?;
+    let mut seqs = Vec::new();
+    each_row(&r, CALLS, |seq, _| seqs.push(seq))?;
+    transparency::load_tree(&r, &seqs)
+}
+
+/// Enter every stored call into the empty call log, in sequence order, in
+/// one transaction (written in chunks: memory stays small).
+fn enter_old_calls(db: &Database, names: &HashMap<u64, String>) -> Result<(), LedgerError> {
+    const CHUNK: usize = 8192;
+    let r = db.begin_read().map_err(db_err)?;
+    let mut keys: HashMap<u64, String> = HashMap::new();
+    each_row(&r, IDEMPOTENCY, |k, seq| {
+        keys.insert(seq, k.to_string());
+    })?;
+    let name = |k: u64| {
+        names
+            .get(&k)
+            .cloned()
+            .unwrap_or_else(|| format!("{k:016x}"))
+    };
+    let w = db.begin_write().map_err(db_err)?;
+    let mut entered = 0u64;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let calls = r.open_table(CALLS).map_err(db_err)?;
+    let mut rows = calls.iter().map_err(db_err)?.peekable();
+    while let Some(row) = rows.next() {
+        let (seq, v) = row.map_err(db_err)?;
+        let (seq, (model, builder, amount_usd, secs)) = (seq.value(), v.value());
+        let call = CallEntry {
+            seq,
+            model,
+            builder,
+            amount_usd,
+            idempotency_key: keys.remove(&seq),
+            origin: None,
+        };
+        chunk.push((
+            call,
+            [(model, name(model)), (builder, name(builder))],
+            secs * 1000,
+        ));
+        if chunk.len() == CHUNK || rows.peek().is_none() {
+            let calls = chunk.iter().map(|(c, n, t)| (c, n, *t));
+            entered += transparency::write_entries(&w, entered, calls)?.len() as u64;
+            chunk.clear();
         }
+    }
+    w.commit().map_err(db_err)?;
+    tracing::info!("entered {entered} earlier paid calls in the call log");
+    Ok(())
+}

@@ -8,6 +8,7 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hubsearch_engine::{Error as EngineError, IndexError};
+use hubsearch_ledger::transparency::ProofError;
 use hubsearch_ledger::LedgerError;
 
 macro_rules! codes {
@@ -62,6 +63,9 @@ codes! {
     InvalidIdempotencyKey => "invalid_idempotency_key", BAD_REQUEST, "an idempotency key that is empty or too long";
     InvalidInput => "invalid_input", BAD_REQUEST, "an input file cannot be read";
     VectorSearchDisabled => "vector_search_disabled", BAD_REQUEST, "vector or hybrid search on a hub without embeddings";
+    LeafBeyondTree => "leaf_beyond_tree", BAD_REQUEST, "call log: leaf_index is not below tree_size";
+    TreeSizeBeyondHead => "tree_size_beyond_head", BAD_REQUEST, "call log: a tree size larger than the log's current signed head";
+    InvalidRange => "invalid_range", BAD_REQUEST, "call log: entries start..end empty, past the tree or over 1,000 entries; a consistency first not in 1..=second";
     Unauthorized => "unauthorized", UNAUTHORIZED, "no valid API key";
     KeyRevoked => "key_revoked", UNAUTHORIZED, "the API key was revoked (hubsearch keys revoke or rotate)";
     Forbidden => "forbidden", FORBIDDEN, "the key may not do this";
@@ -73,13 +77,15 @@ codes! {
     ModelExists => "model_exists", CONFLICT, "publishing an id that exists (use PUT to replace)";
     IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "an idempotency key sent again with another model or amount";
     BodyTooLarge => "body_too_large", PAYLOAD_TOO_LARGE, "the body is over server.max_body_bytes";
+    BodyTimeout => "body_timeout", REQUEST_TIMEOUT, "the request body did not arrive within server.body_read_timeout_ms (the connection is closed)";
     UriTooLong => "uri_too_long", URI_TOO_LONG, "the request URI is over server.max_uri_bytes";
     HeadersTooLarge => "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, "the request headers are over server.max_header_bytes";
     RateLimited => "rate_limited", TOO_MANY_REQUESTS, "over server.rate_limit_per_minute for this client (Retry-After says when to retry)";
     Overloaded => "overloaded", SERVICE_UNAVAILABLE, "no search slot within server.queue_timeout_ms (Retry-After)";
-    BodyTimeout => "body_timeout", REQUEST_TIMEOUT, "the request body did not arrive within server.body_read_timeout_ms (the connection is closed)";
     SearchTimeout => "search_timeout", SERVICE_UNAVAILABLE, "the search ran past server.search_timeout_ms (Retry-After)";
     LedgerFailing => "ledger_failing", SERVICE_UNAVAILABLE, "/readyz: the exposure ledger cannot write since a commit failed (restart)";
+    WriteFailing => "write_failing", SERVICE_UNAVAILABLE, "/readyz: the last write failed (its error in the message); ready again once a write succeeds";
+    InsufficientStorage => "insufficient_storage", INSUFFICIENT_STORAGE, "a write failed for lack of disk space (free some, then retry)";
     ClusterUnavailable => "cluster_unavailable", SERVICE_UNAVAILABLE, "cluster mode: the log (NATS JetStream) did not take the write, or this replica stopped applying it (Retry-After)";
     EmbeddingUnavailable => "embedding_unavailable", BAD_REQUEST, "the embedding model cannot be loaded (see the message)";
     Internal => "internal", INTERNAL_SERVER_ERROR, "something broke inside; the server log says what";
@@ -121,8 +127,39 @@ impl ApiError {
     }
 }
 
+/// Whether an error comes from a full disk (ENOSPC, or EDQUOT: a quota),
+/// anywhere in its chain of sources or, for errors that keep only the text
+/// of an I/O error (tantivy's, redb's), in its message.
+pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull
+                || matches!(io.raw_os_error(), Some(28) | Some(122))
+            {
+                return true;
+            }
+        }
+        let text = err.to_string();
+        if text.contains("No space left on device")
+            || text.contains("os error 28")
+            || text.contains("Disk quota exceeded")
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
+        if is_storage_full(&e) {
+            return ApiError::new(
+                Code::InsufficientStorage,
+                format!("the write failed for lack of disk space: {e}"),
+            );
+        }
         let code = match &e {
             EngineError::QueryTooLong { .. } => Code::QueryTooLong,
             EngineError::InvalidLimit { .. } => Code::InvalidPerPage,
@@ -140,6 +177,11 @@ impl From<EngineError> for ApiError {
             EngineError::Input { .. } => Code::InvalidInput,
             EngineError::Index(IndexError::InvalidQuery(_)) => Code::InvalidQuery,
             EngineError::Ledger(LedgerError::KeyReused { .. }) => Code::IdempotencyKeyReused,
+            EngineError::Ledger(LedgerError::Proof(p)) => match p {
+                ProofError::LeafBeyondTree { .. } => Code::LeafBeyondTree,
+                ProofError::SizeBeyondHead { .. } => Code::TreeSizeBeyondHead,
+                ProofError::InvalidRange(_) => Code::InvalidRange,
+            },
             EngineError::Cluster(_) => Code::ClusterUnavailable,
             EngineError::Index(_)
             | EngineError::Io { .. }
@@ -222,6 +264,32 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A real ENOSPC (writing to /dev/full) inside an engine error answers
+    /// 507 insufficient_storage; another I/O error stays a 500.
+    #[test]
+    fn a_full_disk_is_507() {
+        use std::io::Write;
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .and_then(|mut f| f.write_all(b"x").and_then(|_| f.flush()))
+            .expect_err("/dev/full takes no bytes");
+        assert_eq!(full.raw_os_error(), Some(28));
+        let e = EngineError::Io {
+            path: "/dev/full".into(),
+            source: full,
+        };
+        let api = ApiError::from(e);
+        assert_eq!(api.code.as_str(), "insufficient_storage");
+        assert_eq!(api.status().as_u16(), 507);
+        let missing = std::fs::File::open("/nonexistent/x").unwrap_err();
+        let api = ApiError::from(EngineError::Io {
+            path: "/nonexistent/x".into(),
+            source: missing,
+        });
+        assert_eq!(api.status().as_u16(), 500);
+    }
 
     /// README's table of error codes, row for row, from [`Code::ALL`].
     fn table() -> String {

@@ -58,6 +58,9 @@ pub struct AppState {
     pub limiter: Arc<ratelimit::Limiter>,
     /// Which served pages are recorded as exposure (docs/ledger.md).
     pub gate: Arc<gate::ExposureGate>,
+    /// The last write's failure (its code and message), until a write
+    /// succeeds: `/readyz` reports it.
+    pub write_failure: Arc<std::sync::Mutex<Option<(error::Code, String)>>>,
 }
 
 /// Exposure statistics by window (hours), with when they were computed.
@@ -90,6 +93,7 @@ impl AppState {
             stats_cache: Default::default(),
             limiter: Default::default(),
             gate: Default::default(),
+            write_failure: Default::default(),
         }
     }
 
@@ -178,12 +182,29 @@ impl AppState {
         let wait = Duration::from_millis(self.config.queue_timeout_ms);
         let permit = self.admit(work, wait).await?;
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
+        let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f(&engine)
         })
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+        if work == Work::Write {
+            self.note_write(&out);
+        }
+        out
+    }
+
+    /// Remember a write's failure for `/readyz` (a server-side one: disk
+    /// full, internal, the cluster log), or clear it when a write succeeds.
+    pub fn note_write<R>(&self, out: &Result<R, ApiError>) {
+        let mut w = self.write_failure.lock().unwrap_or_else(|e| e.into_inner());
+        match out {
+            Ok(_) => *w = None,
+            Err(e) if e.status().is_server_error() => {
+                *w = Some((e.code, e.message.clone()));
+            }
+            Err(_) => {}
+        }
     }
 }
 
@@ -200,6 +221,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::stats::exposure))
         .routes(routes!(routes::stats::builder))
         .routes(routes!(routes::stats::recording))
+        .routes(routes!(routes::transparency::key))
+        .routes(routes!(routes::transparency::head))
+        .routes(routes!(routes::transparency::proof))
+        .routes(routes!(routes::transparency::consistency))
+        .routes(routes!(routes::transparency::entries))
         .routes(routes!(routes::hf::list_models))
         .routes(routes!(routes::ops::healthz))
         .routes(routes!(routes::ops::readyz))
@@ -230,14 +256,14 @@ pub fn app(state: AppState) -> Router {
             request_limits,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(extract::BodyDeadline(Duration::from_millis(
+            state.config.body_read_timeout_ms.max(1),
+        ))))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::limit,
         ))
         .layer(cors(&state.config.cors_origins))
-        .layer(axum::Extension(extract::BodyDeadline(Duration::from_millis(
-            state.config.body_read_timeout_ms.max(1),
-        ))))
         .layer(
             // A shed 503 is the server working as designed: not an ERROR line
             // per request under overload. Real failures are logged where

@@ -46,6 +46,7 @@ pub const WILDCARD_ROUTES: &[(&str, &[&str])] = &[
         (name = "models", description = "Reading and publishing cards"),
         (name = "calls", description = "Paid calls"),
         (name = "stats", description = "Exposure, calls and income"),
+        (name = "transparency", description = "The call log: signed tree heads, inclusion and consistency proofs, entries (docs/transparency.md)"),
         (name = "hugging-face", description = "The Hugging Face Hub API's model listing"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )

@@ -959,6 +959,37 @@ async fn one_client_cannot_write_a_rivals_exposure() {
     assert_eq!(h.state.engine.ledger().pages(), pages + 50);
 }
 
+/// `/readyz` reports a failed write (here a disk-full answer from a write)
+/// until a write succeeds again.
+#[tokio::test]
+async fn readyz_reports_a_failed_write_until_one_succeeds() {
+    use hubsearch_server::error::{ApiError, Code};
+    use hubsearch_server::Work;
+    let h = hub();
+    let (s, _) = get(&h, "/readyz").await;
+    assert_eq!(s, StatusCode::OK);
+    let failed: Result<(), ApiError> = h
+        .state
+        .run_blocking(Work::Write, |_| {
+            Err(ApiError::new(Code::InsufficientStorage, "no space left on device"))
+        })
+        .await;
+    assert!(failed.is_err());
+    let (s, v) = get(&h, "/readyz").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "write_failing", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("insufficient_storage"));
+    // A client's own mistake is not a server failure.
+    let body = json!({"id": "acme/ok-card", "description": "fine"});
+    let (s, _) = post(&h, "/v1/models", &h.acme, json!({"id": "bad id!"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(get(&h, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    // A write that succeeds clears it.
+    let (s, v) = post(&h, "/v1/models", &h.acme, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(get(&h, "/readyz").await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn sort_by_calls_reads_the_ledger() {
     let h = hub();

@@ -178,6 +178,14 @@ async fn the_document_is_valid_complete_and_true() {
     );
     sample("Ready", call(&h, Method::GET, "/readyz").await.1);
     sample(
+        "PublicKey",
+        call(&h, Method::GET, "/v1/transparency/key").await.1,
+    );
+    sample(
+        "SignedHead",
+        call(&h, Method::GET, "/v1/transparency/sth").await.1,
+    );
+    sample(
         "ClusterAnswer",
         call(&h, Method::GET, "/v1/cluster?ledger=true").await.1,
     );

@@ -23,6 +23,7 @@ use crate::{AppState, Work};
         (status = 200, description = "Seen before under this key: counted once", body = CallReceipt),
         (status = 400, description = "A bad call (invalid_amount, invalid_idempotency_key, invalid_parameter, invalid_json)", body = ErrorBody),
         (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
+        (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 404, description = "No such model", body = ErrorBody),

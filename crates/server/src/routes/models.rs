@@ -259,6 +259,7 @@ pub async fn get_model(
         (status = 201, description = "Published", body = Published),
         (status = 400, description = "A bad card (invalid_card, invalid_id, read_only_field, invalid_json)", body = ErrorBody),
         (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
+        (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
         (status = 401, description = "No valid key (unauthorized)", body = ErrorBody),
         (status = 403, description = "Not this key's namespace (forbidden)", body = ErrorBody),
         (status = 409, description = "The id exists (model_exists)", body = ErrorBody),
@@ -289,6 +290,7 @@ pub async fn create(
         (status = 201, description = "Created", body = Published),
         (status = 400, description = "A bad card (invalid_card, id_mismatch, ...)", body = ErrorBody),
         (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
+        (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not this key's namespace", body = ErrorBody),
     ))]

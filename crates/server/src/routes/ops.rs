@@ -46,9 +46,20 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Ready),
-        (status = 503, description = "Not ready (ledger_failing, cluster_unavailable, overloaded)", body = ErrorBody),
+        (status = 503, description = "Not ready (ledger_failing, write_failing, cluster_unavailable, overloaded)", body = ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    let failed = state
+        .write_failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some((code, message)) = failed {
+        return Err(ApiError::new(
+            Code::WriteFailing,
+            format!("the last write failed ({}): {message}", code.as_str()),
+        ));
+    }
     state
         .run_blocking(Work::Read, |e| {
             if !e.ledger().healthy() {

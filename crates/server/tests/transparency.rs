@@ -1,0 +1,119 @@
+//! The call log's routes in process: every paid call's answer carries a
+//! receipt whose entry is in the signed tree head; proofs, entries and the
+//! 400 codes of bad ranges (docs/transparency.md). The real binary and
+//! `hubsearch verify` are tested in crates/cli/tests/verify.rs.
+
+#[allow(dead_code)]
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hubsearch_ledger::transparency::{
+    hash_from_hex, leaf_hash, verify_consistency, verify_inclusion, Entry, PublicKey, SignedHead,
+};
+use hubsearch_server::app;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use common::{hub, Hub};
+
+async fn call(h: &Hub, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    req = req.header(header::AUTHORIZATION, format!("Bearer {}", h.admin));
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn get(h: &Hub, uri: &str) -> Value {
+    let (s, v) = call(h, Method::GET, uri, None).await;
+    assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    v
+}
+
+fn hashes(v: &Value) -> Vec<[u8; 32]> {
+    let list = v.as_array().unwrap().iter();
+    list.map(|h| hash_from_hex(h.as_str().unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn receipts_are_in_the_signed_head_and_bad_ranges_are_400() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let h = hub();
+    let mut entries = Vec::new();
+    for i in 0..5 {
+        let body = json!({"model": "facebook/bart-large-cnn", "idempotency_key": format!("t{i}")});
+        let (s, v) = call(&h, Method::POST, "/v1/calls", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["receipt"]["leaf_index"], i);
+        let bytes = b64
+            .decode(v["receipt"]["entry_b64"].as_str().unwrap())
+            .unwrap();
+        let e = Entry::parse(&bytes).unwrap();
+        assert_eq!(
+            (e.model.as_str(), e.amount_usd),
+            ("facebook/bart-large-cnn", 0.004)
+        );
+        entries.push(bytes);
+    }
+    let key: PublicKey = serde_json::from_value(get(&h, "/v1/transparency/key").await).unwrap();
+    let head: SignedHead = serde_json::from_value(get(&h, "/v1/transparency/sth").await).unwrap();
+    let root = head.verify(&key.key().unwrap()).unwrap();
+    assert_eq!(head.tree_size, 5);
+    for (i, e) in entries.iter().enumerate() {
+        let p = get(
+            &h,
+            &format!("/v1/transparency/proof?leaf_index={i}&tree_size=5"),
+        )
+        .await;
+        let path = hashes(&p["audit_path"]);
+        assert!(verify_inclusion(i as u64, 5, &leaf_hash(e), &path, &root));
+    }
+    let first = get(&h, "/v1/transparency/proof?leaf_index=0&tree_size=2").await;
+    let c = get(&h, "/v1/transparency/consistency?first=2&second=5").await;
+    let two = hubsearch_ledger::transparency::merkle::node_hash(
+        &leaf_hash(&entries[0]),
+        &leaf_hash(&entries[1]),
+    );
+    assert_eq!(hashes(&first["audit_path"]), vec![leaf_hash(&entries[1])]);
+    assert!(verify_consistency(2, 5, &two, &root, &hashes(&c["proof"])));
+    let got = get(&h, "/v1/transparency/entries?start=1&end=3").await;
+    let want: Vec<String> = entries[1..3].iter().map(|e| b64.encode(e)).collect();
+    assert_eq!(got["entries"], json!(want));
+    for (uri, code) in [
+        (
+            "/v1/transparency/proof?leaf_index=5&tree_size=5",
+            "leaf_beyond_tree",
+        ),
+        (
+            "/v1/transparency/proof?leaf_index=0&tree_size=6",
+            "tree_size_beyond_head",
+        ),
+        (
+            "/v1/transparency/consistency?first=3&second=2",
+            "invalid_range",
+        ),
+        ("/v1/transparency/entries?start=0&end=6", "invalid_range"),
+        ("/v1/transparency/entries?start=0", "invalid_parameter"),
+    ] {
+        let (s, v) = call(&h, Method::GET, uri, None).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code))
+        );
+    }
+}
