@@ -83,8 +83,19 @@ assert asr == {"acme/dutch-asr", "jonatasgrosman/wav2vec2-large-xlsr-53-german"}
 assert not list(api.list_models(gated=True))
 assert len(list(api.list_models(gated=False, limit=100))) == 8
 
+# expand: the properties the Hub's client asks for, and only those.
+wanted = ["downloads", "likes", "pipeline_tag", "createdAt", "lastModified", "tags", "library_name"]
+by_expand = list(api.list_models(sort="downloads", limit=3, expand=wanted))
+assert [m.id for m in by_expand] == ids[:3], [m.id for m in by_expand]
+top = everything[0]
+assert by_expand[0].downloads == top.downloads and by_expand[0].likes == top.likes, by_expand[0]
+assert by_expand[0].pipeline_tag == top.pipeline_tag and by_expand[0].tags == top.tags, by_expand[0]
+assert by_expand[0].library_name == top.library_name, by_expand[0]
+only = list(api.list_models(limit=1, expand=["likes"]))[0]
+assert only.likes is not None and only.downloads is None and only.tags is None, only
+
 # What hubsearch cannot honour is refused with a 400, not ignored.
-for kwargs in [{"expand": ["downloads"]}, {"num_parameters": "min:1B"}, {"inference": "warm"}]:
+for kwargs in [{"expand": ["safetensors"]}, {"num_parameters": "min:1B"}, {"inference": "warm"}]:
     try:
         list(api.list_models(**kwargs))
         raise AssertionError(f"{kwargs} should be refused")

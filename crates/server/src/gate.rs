@@ -89,7 +89,10 @@ impl ExposureGate {
         let key = blake3::hash(format!("{client}\n{page}").as_bytes());
         if !window.is_zero() {
             let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.get(&key).is_some_and(|at| now.duration_since(*at) < window) {
+            if seen
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < window)
+            {
                 self.repeats.fetch_add(1, Ordering::Relaxed);
                 return (Verdict::Repeat, None);
             }
@@ -182,11 +185,17 @@ mod tests {
         let later = t0 + Duration::from_secs(601);
         assert_eq!(g.admit("a", "q1", 3, w, later).0, Verdict::Record);
         let f = g.figures(3, 600);
-        assert_eq!((f.recorded, f.repeats_discarded, f.over_budget_discarded), (5, 1, 1));
+        assert_eq!(
+            (f.recorded, f.repeats_discarded, f.over_budget_discarded),
+            (5, 1, 1)
+        );
         // No window, no budget: everything is recorded.
         let open = ExposureGate::default();
         for _ in 0..10 {
-            assert_eq!(open.admit("a", "q", 0, Duration::ZERO, t0).0, Verdict::Record);
+            assert_eq!(
+                open.admit("a", "q", 0, Duration::ZERO, t0).0,
+                Verdict::Record
+            );
         }
     }
 }

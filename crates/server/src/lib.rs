@@ -12,10 +12,10 @@
 pub mod error;
 pub mod extract;
 pub mod filters;
+pub mod gate;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
-pub mod gate;
 pub mod ratelimit;
 mod routes;
 
@@ -256,9 +256,9 @@ pub fn app(state: AppState) -> Router {
             request_limits,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::Extension(extract::BodyDeadline(Duration::from_millis(
-            state.config.body_read_timeout_ms.max(1),
-        ))))
+        .layer(axum::Extension(extract::BodyDeadline(
+            Duration::from_millis(state.config.body_read_timeout_ms.max(1)),
+        )))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::limit,

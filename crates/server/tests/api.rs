@@ -866,7 +866,11 @@ async fn slow_or_keyless_bodies_are_not_buffered() {
     let out = answer(c).await;
     assert!(out.starts_with("HTTP/1.1 401"), "{out}");
     assert!(out.contains("\"unauthorized\""), "{out}");
-    assert!(t.elapsed() < std::time::Duration::from_millis(500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
     // A keyed paid call whose body trickles: 408 body_timeout near the deadline.
     let body = br#"{"model": "facebook/bart-large-cnn", "idempotency_key": "slow-1"}"#;
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -908,7 +912,9 @@ async fn slow_or_keyless_bodies_are_not_buffered() {
 async fn get_from(h: &Hub, uri: &str, ip: [u8; 4]) -> (StatusCode, axum::http::HeaderMap) {
     let mut req = Request::builder().uri(uri).body(Body::empty()).unwrap();
     req.extensions_mut()
-        .insert(hubsearch_server::ratelimit::ClientIp(std::net::IpAddr::from(ip)));
+        .insert(hubsearch_server::ratelimit::ClientIp(
+            std::net::IpAddr::from(ip),
+        ));
     let resp = app(h.state.clone()).oneshot(req).await.unwrap();
     (resp.status(), resp.headers().clone())
 }
@@ -938,22 +944,33 @@ async fn one_client_cannot_write_a_rivals_exposure() {
     h.state.engine.ledger().flush().unwrap();
     let pages = h.state.engine.ledger().pages();
     // The budget refills a token every 2 s: a slow test run may earn one more.
-    assert!(pages <= budget + 2, "{pages} pages recorded from one client");
+    assert!(
+        pages <= budget + 2,
+        "{pages} pages recorded from one client"
+    );
     let (_, b) = get(&h, "/v1/builders/Helsinki-NLP").await;
     let exposure = b["exposure"].as_f64().unwrap();
     assert!(exposure <= (budget + 2) as f64, "{b}");
     // Past the budget: served, not recorded, and the headers say why.
     let limit: Vec<_> = last.get_all("ratelimit").iter().collect();
     assert!(
-        limit.iter().any(|v| v.to_str().unwrap().starts_with("\"exposure\";r=0")),
+        limit
+            .iter()
+            .any(|v| v.to_str().unwrap().starts_with("\"exposure\";r=0")),
         "{last:?}"
     );
     let (_, f) = get(&h, "/v1/stats/recording").await;
     assert_eq!(f["repeats_discarded"], 299, "{f}");
-    assert!(f["over_budget_discarded"].as_u64().unwrap() >= 300 - budget - 2, "{f}");
+    assert!(
+        f["over_budget_discarded"].as_u64().unwrap() >= 300 - budget - 2,
+        "{f}"
+    );
     // Fifty people, one view each of the same page: fifty pages.
     for i in 0..50u8 {
-        assert_eq!(get_from(&h, target, [198, 51, 100, i]).await.0, StatusCode::OK);
+        assert_eq!(
+            get_from(&h, target, [198, 51, 100, i]).await.0,
+            StatusCode::OK
+        );
     }
     h.state.engine.ledger().flush().unwrap();
     assert_eq!(h.state.engine.ledger().pages(), pages + 50);
@@ -971,14 +988,20 @@ async fn readyz_reports_a_failed_write_until_one_succeeds() {
     let failed: Result<(), ApiError> = h
         .state
         .run_blocking(Work::Write, |_| {
-            Err(ApiError::new(Code::InsufficientStorage, "no space left on device"))
+            Err(ApiError::new(
+                Code::InsufficientStorage,
+                "no space left on device",
+            ))
         })
         .await;
     assert!(failed.is_err());
     let (s, v) = get(&h, "/readyz").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["error"]["code"], "write_failing", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("insufficient_storage"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("insufficient_storage"));
     // A client's own mistake is not a server failure.
     let body = json!({"id": "acme/ok-card", "description": "fine"});
     let (s, _) = post(&h, "/v1/models", &h.acme, json!({"id": "bad id!"})).await;

@@ -175,6 +175,12 @@ pub struct HfListParams {
     #[serde(rename = "cardData")]
     #[param(rename = "cardData")]
     card_data: Option<bool>,
+    /// Only these properties (besides `_id` and `id`), as on the Hub:
+    /// author, cardData, createdAt, downloads, lastModified, library_name,
+    /// likes, pipeline_tag, private, siblings, tags (repeat, or separate by
+    /// commas; not with `full` or `cardData`). Others are a 400.
+    #[param(style = Form, explode)]
+    expand: Option<Vec<String>>,
     /// Accepted and ignored as on the Hub (config is not listed).
     config: Option<bool>,
     /// The next page (from the `Link` header).
@@ -196,6 +202,7 @@ pub async fn list_models(
 ) -> Result<Response, ApiError> {
     let params = parse_query(raw.as_deref().unwrap_or(""));
     check_params(&params)?;
+    let expand = expand_of(&params)?;
     let max = state.engine.config().search.max_limit;
     let Some(q) = list_query(&params, max)? else {
         return Ok(Json(Vec::<HfModel>::new()).into_response());
@@ -216,10 +223,21 @@ pub async fn list_models(
         .await?;
     let (cards, total): (Vec<ModelCard>, usize) =
         (r.hits.into_iter().map(|h| h.card).collect(), r.total);
-    let items: Vec<HfModel> = cards.iter().map(|c| item(c, full, card_data)).collect();
-    let next = offset.saturating_add(items.len());
-    let mut resp = Json(items.clone()).into_response();
-    if !items.is_empty() && next < total {
+    let next = offset.saturating_add(cards.len());
+    let mut resp = match &expand {
+        Some(keys) => {
+            let items = cards
+                .iter()
+                .map(|c| expanded(c, keys))
+                .collect::<Result<Vec<Value>, ApiError>>()?;
+            Json(items).into_response()
+        }
+        None => {
+            let items: Vec<HfModel> = cards.iter().map(|c| item(c, full, card_data)).collect();
+            Json(items).into_response()
+        }
+    };
+    if !cards.is_empty() && next < total {
         resp.headers_mut()
             .insert(header::LINK, next_link(&headers, &params, next)?);
     }
@@ -247,6 +265,74 @@ fn check_params(params: &[(String, String)]) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// The `expand` properties hubsearch keeps (the Hub's names), and where
+/// each is in a full item's JSON.
+const EXPANDABLE: [(&str, &str); 11] = [
+    ("author", "author"),
+    ("cardData", "cardData"),
+    ("createdAt", "createdAt"),
+    ("downloads", "downloads"),
+    ("lastModified", "lastModified"),
+    ("library_name", "library_name"),
+    ("likes", "likes"),
+    ("pipeline_tag", "pipeline_tag"),
+    ("private", "private"),
+    ("siblings", "siblings"),
+    ("tags", "tags"),
+];
+
+/// The properties `expand` asks for (repeated, or comma-separated), checked:
+/// one hubsearch does not keep is a 400 naming it; `expand` with `full` or
+/// `cardData` is a 400 as on the Hub.
+fn expand_of(params: &[(String, String)]) -> Result<Option<Vec<&'static str>>, ApiError> {
+    let asked: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "expand")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if asked.is_empty() {
+        return Ok(None);
+    }
+    if params.iter().any(|(k, _)| k == "full" || k == "cardData") {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            "`expand` cannot be used with `full` or `cardData` (as on the Hub)",
+        ));
+    }
+    let mut out = Vec::new();
+    for a in asked {
+        match EXPANDABLE.iter().find(|(name, _)| *name == a) {
+            Some((_, key)) => out.push(*key),
+            None => {
+                let kept: Vec<&str> = EXPANDABLE.iter().map(|(n, _)| *n).collect();
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    format!(
+                        "expand={a:?} is not kept by hubsearch (it keeps: {})",
+                        kept.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A model with `_id`, `id` and only the `expand`ed properties (the Hub's
+/// answer to `expand`).
+fn expanded(c: &ModelCard, keys: &[&str]) -> Result<Value, ApiError> {
+    let full = serde_json::to_value(item(c, true, true)).map_err(ApiError::internal)?;
+    let mut out = serde_json::Map::new();
+    for k in ["_id", "id"].iter().chain(keys) {
+        if let Some(v) = full.get(*k) {
+            out.insert((*k).to_string(), v.clone());
+        }
+    }
+    Ok(Value::Object(out))
 }
 
 /// A checked `GET /api/models` query: what to list and how to show it.
@@ -464,7 +550,8 @@ pub async fn model_info(
 pub fn model_info_revision() {}
 
 /// Parameters `list_models` may send that hubsearch honours.
-const SUPPORTED: [&str; 12] = [
+const SUPPORTED: [&str; 13] = [
+    "expand",
     "search",
     "author",
     "filter",
@@ -481,11 +568,7 @@ const SUPPORTED: [&str; 12] = [
 
 /// Parameters `list_models` may send that hubsearch cannot honour: a clear
 /// 400, never a silently ignored filter.
-const UNSUPPORTED: [(&str, &str); 5] = [
-    (
-        "expand",
-        "the listing returns its fixed fields (ask full=true for more)",
-    ),
+const UNSUPPORTED: [(&str, &str); 4] = [
     ("apps", "no app metadata is kept"),
     ("inference", "no inference status is kept"),
     ("inference_provider", "no inference providers are kept"),
@@ -495,6 +578,30 @@ const UNSUPPORTED: [(&str, &str); 5] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expand_keeps_what_is_asked_and_names_what_is_not_kept() {
+        let q = |s: &str| parse_query(s);
+        assert_eq!(expand_of(&q("search=x")).unwrap(), None);
+        assert_eq!(
+            expand_of(&q("expand=downloads&expand=likes,createdAt")).unwrap(),
+            Some(vec!["downloads", "likes", "createdAt"])
+        );
+        let e = expand_of(&q("expand=safetensors")).unwrap_err();
+        assert!(e.message.contains("safetensors"), "{}", e.message);
+        assert!(expand_of(&q("expand=downloads&full=true")).is_err());
+        let c = ModelCard {
+            id: "a/b".into(),
+            builder: "a".into(),
+            downloads: 7,
+            likes: 2,
+            ..Default::default()
+        };
+        let v = expanded(&c, &["downloads"]).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["_id", "downloads", "id"]);
+        assert_eq!(v["downloads"], 7);
+    }
 
     #[test]
     fn query_strings() {

@@ -221,9 +221,7 @@ pub async fn search(
     }
     Ok((
         out,
-        Json(SearchPage::new(
-            resp, page, per_page, offset, end, explain,
-        )),
+        Json(SearchPage::new(resp, page, per_page, offset, end, explain)),
     ))
 }
 
