@@ -518,7 +518,16 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
         "the new replica caught up before serving"
     );
     assert_eq!(ledger_calls(&s4), ledger_calls(&states[0]));
-    let h4 = call_log_head(&fourth, &auth);
+    // Applied is in memory; the signed head covers committed entries only
+    // (the ledger's next group commit): wait for it to reach the others'.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let h4 = loop {
+        let h = call_log_head(&fourth, &auth);
+        if h["tree_size"] == heads[0]["tree_size"] || Instant::now() > deadline {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(
         (&h4["tree_size"], &h4["root_hash"]),
         (&heads[0]["tree_size"], &heads[0]["root_hash"]),
@@ -554,18 +563,13 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
     );
 }
 
-/// Issue 27's card-write defects, on two replicas of a three-server log:
-/// `PUT X {A}`, `PUT X {B}`, `PUT X {A}` within a second all end at A on
-/// every replica (a content-derived message id let the log drop the third
-/// as a duplicate of the first); `POST Y`, `DELETE Y`, `POST Y` leave Y
-/// published; and the same new id created on both replicas at once is told
-/// 201 on exactly one of them (409 model_exists on the other), ten times.
-#[test]
-fn card_writes_are_never_dropped_and_creates_are_conditional() {
-    let dir = tempfile::tempdir().unwrap();
+/// Three NATS servers (JetStream) and a seed index (the fixtures, an admin
+/// key) under `dir`: the servers (stopped when dropped), their URLs for a
+/// config, the seed's path and the admin key's `Authorization` value.
+fn small_cluster(dir: &Path) -> (Nats, String, PathBuf, String) {
     let mut nats = Nats {
         bin: nats_server(),
-        dir: dir.path().join("nats"),
+        dir: dir.join("nats"),
         client: [free_port(), free_port(), free_port()],
         route: [free_port(), free_port(), free_port()],
         procs: [None, None, None],
@@ -573,7 +577,7 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
     for i in 0..3 {
         nats.start(i);
     }
-    let seed = dir.path().join("seed");
+    let seed = dir.join("seed");
     let hub = |index: &Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
         c.env_remove("HUBSEARCH_CONFIG")
@@ -592,7 +596,22 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
         .args(["keys", "create", "--admin"])
         .output()
         .unwrap();
+    assert!(key.status.success());
     let auth = format!("Bearer {}", String::from_utf8(key.stdout).unwrap().trim());
+    let urls = nats.urls();
+    (nats, urls, seed, auth)
+}
+
+/// Issue 27's card-write defects, on two replicas of a three-server log:
+/// `PUT X {A}`, `PUT X {B}`, `PUT X {A}` within a second all end at A on
+/// every replica (a content-derived message id let the log drop the third
+/// as a duplicate of the first); `POST Y`, `DELETE Y`, `POST Y` leave Y
+/// published; and the same new id created on both replicas at once is told
+/// 201 on exactly one of them (409 model_exists on the other), ten times.
+#[test]
+fn card_writes_are_never_dropped_and_creates_are_conditional() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, nats_urls, seed, auth) = small_cluster(dir.path());
     let mut replicas: Vec<Replica> = (0..2)
         .map(|i| {
             let index = dir.path().join(format!("w{i}"));
@@ -602,7 +621,7 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
                 &config,
                 format!(
                     "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"w{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n",
-                    nats.urls()
+                    nats_urls
                 ),
             )
             .unwrap();
@@ -706,36 +725,7 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
 #[test]
 fn a_trimmed_log_asks_for_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nats = Nats {
-        bin: nats_server(),
-        dir: dir.path().join("nats"),
-        client: [free_port(), free_port(), free_port()],
-        route: [free_port(), free_port(), free_port()],
-        procs: [None, None, None],
-    };
-    for i in 0..3 {
-        nats.start(i);
-    }
-    let seed = dir.path().join("seed");
-    let hub = |index: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
-        c.env_remove("HUBSEARCH_CONFIG")
-            .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
-            .arg("--index")
-            .arg(index);
-        c
-    };
-    assert!(hub(&seed)
-        .args(["import", "--quiet"])
-        .arg(root().join("tests/fixtures/cards.jsonl"))
-        .status()
-        .unwrap()
-        .success());
-    let key = hub(&seed)
-        .args(["keys", "create", "--admin"])
-        .output()
-        .unwrap();
-    let auth = format!("Bearer {}", String::from_utf8(key.stdout).unwrap().trim());
+    let (_nats, nats_urls, seed, auth) = small_cluster(dir.path());
     let snapshots = dir.path().join("snapshots");
     let config = |name: &str, extra: &str| {
         let path = dir.path().join(format!("{name}.toml"));
@@ -743,7 +733,7 @@ fn a_trimmed_log_asks_for_a_snapshot() {
             &path,
             format!(
                 "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{}]\nstream_replicas = 3\nlog_max_age_s = 2\nduplicate_window_s = 1\n{extra}",
-                nats.urls()
+                nats_urls
             ),
         )
         .unwrap();

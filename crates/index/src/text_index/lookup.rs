@@ -208,13 +208,7 @@ impl TextIndex {
                 ids[d as usize] = names.get(k).cloned().unwrap_or_default();
             }
         }
-        // Forget segments that are no longer searched.
-        let live: std::collections::HashSet<_> = searcher
-            .segment_readers()
-            .iter()
-            .map(|r| r.segment_id())
-            .collect();
-        cache.retain(|k, _| live.contains(k));
+        keep_live(&mut cache, searcher);
         let ids = Arc::new(ids);
         cache.insert(id, ids.clone());
         Ok(ids)
@@ -234,12 +228,7 @@ impl TextIndex {
             .filter_map(|d| col.first(d).map(|k| (k, d)))
             .collect();
         keys.sort_unstable();
-        let live: std::collections::HashSet<_> = searcher
-            .segment_readers()
-            .iter()
-            .map(|r| r.segment_id())
-            .collect();
-        cache.retain(|k, _| live.contains(k));
+        keep_live(&mut cache, searcher);
         let keys = Arc::new(keys);
         cache.insert(id, keys.clone());
         Ok(keys)
@@ -308,6 +297,16 @@ impl TextIndex {
         }
         Ok(out)
     }
+}
+
+/// Forget the cached entries of segments that are no longer searched.
+fn keep_live<V>(cache: &mut HashMap<tantivy::index::SegmentId, V>, searcher: &Searcher) {
+    let live: std::collections::HashSet<_> = searcher
+        .segment_readers()
+        .iter()
+        .map(|r| r.segment_id())
+        .collect();
+    cache.retain(|k, _| live.contains(k));
 }
 
 #[cfg(test)]
