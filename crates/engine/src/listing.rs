@@ -5,8 +5,8 @@ use hubsearch_index::{CandidateFacts, DocAddress, Searcher};
 use hubsearch_rank::Policy;
 
 use crate::engine::Engine;
-use crate::ledger::Book;
 use crate::error::Result;
+use crate::ledger::Book;
 use crate::row::{in_given_order, page_of, Row};
 use crate::search::{SearchResponse, Served};
 

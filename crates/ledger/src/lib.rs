@@ -42,8 +42,8 @@ use hubsearch_rank::Attention;
 use serde::Serialize;
 
 use calls::Pending;
-use state::{CallEntry, State};
 pub use state::{Book, Earnings, Impression, Keyed, PageLog, PageRecord, ShownLog, Tally};
+use state::{CallEntry, State};
 use store::Event;
 pub use store::LoggedCall;
 
