@@ -22,6 +22,7 @@ pub mod error;
 pub mod exposure_stats;
 pub mod hub;
 pub mod import;
+pub mod keys;
 pub use hubsearch_ledger as ledger;
 pub mod listing;
 pub mod names;

@@ -13,7 +13,9 @@ pub mod error;
 pub mod extract;
 pub mod filters;
 pub mod gate;
-pub mod keys;
+/// API keys live with the engine (replicated through the cluster log);
+/// re-exported here where the server has always had them.
+pub use hubsearch_engine::keys;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;

@@ -51,7 +51,7 @@ pub enum Verdict {
 }
 
 /// A key as `keys list` shows it (never the key itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     /// Its first characters, or "" for a key made before they were kept.
     pub prefix: String,
@@ -83,6 +83,25 @@ fn new_key() -> String {
         "hs_{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     )
+}
+
+/// A change to the keys: what `keys` commands and the admin routes make,
+/// and what every replica applies from the cluster log (docs/cluster.md),
+/// so a key made or revoked on one replica holds on all. Carries hashes,
+/// never keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChange {
+    /// A key made.
+    Add {
+        hash: String,
+        builder: Option<String>,
+        admin: bool,
+        created_unix: u64,
+        prefix: String,
+    },
+    /// A key revoked.
+    Revoke { hash: String, revoked_unix: u64 },
 }
 
 /// The key file, reloaded when it changes on disk.
@@ -126,6 +145,70 @@ impl KeyStore {
             Ok(())
         })?;
         Ok(key)
+    }
+
+    /// A new key for `principal`, not yet stored: the key (shown once) and
+    /// the change that stores it.
+    pub fn make(principal: Principal) -> (String, KeyChange) {
+        let key = new_key();
+        let k = StoredKey::new(&key, principal);
+        let change = KeyChange::Add {
+            hash: k.hash,
+            builder: k.principal.builder,
+            admin: k.principal.admin,
+            created_unix: k.created_unix,
+            prefix: k.prefix,
+        };
+        (key, change)
+    }
+
+    /// The change that revokes the one live key `prefix` names, with the
+    /// key as listed (its holder, for a rotation).
+    pub fn revocation(&self, prefix: &str) -> Result<(KeyInfo, KeyChange), KeyError> {
+        let mut keys = self.load();
+        let k = find_one(&mut keys, prefix)?;
+        let change = KeyChange::Revoke {
+            hash: k.hash.clone(),
+            revoked_unix: now_unix(),
+        };
+        Ok((k.info(), change))
+    }
+
+    /// Apply changes in order (each once: adding a key that is there, or
+    /// revoking one that is revoked, changes nothing).
+    pub fn apply(&self, changes: &[KeyChange]) -> Result<(), KeyError> {
+        self.modify_keys(|keys| {
+            for c in changes {
+                match c {
+                    KeyChange::Add {
+                        hash,
+                        builder,
+                        admin,
+                        created_unix,
+                        prefix,
+                    } => {
+                        if !keys.iter().any(|k| &k.hash == hash) {
+                            keys.push(StoredKey {
+                                hash: hash.clone(),
+                                principal: Principal {
+                                    builder: builder.clone(),
+                                    admin: *admin,
+                                },
+                                created_unix: *created_unix,
+                                prefix: prefix.clone(),
+                                revoked_unix: None,
+                            });
+                        }
+                    }
+                    KeyChange::Revoke { hash, revoked_unix } => {
+                        if let Some(k) = keys.iter_mut().find(|k| &k.hash == hash) {
+                            k.revoked_unix.get_or_insert(*revoked_unix);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Revoke the one key that starts with `prefix` (or is `prefix`).
@@ -277,6 +360,32 @@ fn find_one<'k>(keys: &'k mut [StoredKey], prefix: &str) -> Result<&'k mut Store
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Changes made on one store and applied on another (a replica) give
+    /// the same verdicts; applying them twice changes nothing.
+    #[test]
+    fn key_changes_replay_on_another_store() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (one, two) = (KeyStore::new(a.path()), KeyStore::new(b.path()));
+        let (key, add) = KeyStore::make(Principal {
+            builder: Some("acme".into()),
+            admin: false,
+        });
+        one.apply(std::slice::from_ref(&add)).unwrap();
+        two.apply(&[add.clone(), add.clone()]).unwrap();
+        assert_eq!(two.list().len(), 1);
+        assert!(matches!(two.check(&key), Verdict::Valid(_)));
+        let (info, revoke) = one.revocation(&key[..PREFIX_CHARS]).unwrap();
+        assert_eq!(info.builder.as_deref(), Some("acme"));
+        one.apply(std::slice::from_ref(&revoke)).unwrap();
+        two.apply(&[revoke.clone(), revoke]).unwrap();
+        for s in [&one, &two] {
+            assert_eq!(s.check(&key), Verdict::Revoked);
+        }
+        assert_eq!(one.list(), two.list());
+        let text = std::fs::read_to_string(b.path().join("keys.json")).unwrap();
+        assert!(!text.contains(&key), "a replica stores no key");
+    }
 
     #[test]
     fn keys_are_stored_hashed_and_verified() {
