@@ -15,11 +15,12 @@ pub mod error;
 pub mod facets;
 pub mod schema;
 pub mod text_index;
+pub mod typos;
 
 pub use error::{Error, Result};
 pub use schema::Boosts;
 pub use tantivy::query::AllQuery;
 pub use tantivy::{DocAddress, Searcher};
 pub use text_index::{
-    CandidateFacts, CardWriter, FacetCounts, QueryWords, TextHit, TextIndex, TextResults,
+    name_key, CandidateFacts, CardWriter, FacetCounts, QueryWords, TextHit, TextIndex, TextResults,
 };

@@ -218,6 +218,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::ui::index))
         .routes(routes!(routes::search::search))
         .routes(routes!(routes::search::listings))
+        .routes(routes!(routes::suggest::suggest))
         .routes(routes!(routes::models::create))
         .routes(routes!(routes::calls::record))
         .routes(routes!(routes::stats::exposure))

@@ -300,7 +300,7 @@ impl TextIndex {
 }
 
 /// Forget the cached entries of segments that are no longer searched.
-fn keep_live<V>(cache: &mut HashMap<tantivy::index::SegmentId, V>, searcher: &Searcher) {
+pub(super) fn keep_live<V>(cache: &mut HashMap<tantivy::index::SegmentId, V>, searcher: &Searcher) {
     let live: std::collections::HashSet<_> = searcher
         .segment_readers()
         .iter()

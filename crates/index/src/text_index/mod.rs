@@ -26,12 +26,14 @@ use crate::schema::{schema, Boosts, Fields};
 
 mod filter;
 mod lookup;
+mod names;
 mod query;
 mod search;
 #[cfg(test)]
 mod testing;
 mod writer;
 
+pub use names::name_key;
 pub use query::QueryWords;
 pub use writer::CardWriter;
 
@@ -67,6 +69,9 @@ pub struct TextResults {
     pub facets: FacetCounts,
 }
 
+/// Something read once per segment, kept while the segment is searched.
+type SegmentCache<T> = std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<T>>>;
+
 /// The full-text index.
 pub struct TextIndex {
     index: Index,
@@ -77,10 +82,12 @@ pub struct TextIndex {
     text_analyzer: TextAnalyzer,
     boosts: Boosts,
     /// Segment -> every id by doc id (see [`TextIndex::ids_of`]).
-    id_cache: std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<Vec<String>>>>,
+    id_cache: SegmentCache<Vec<String>>,
     /// Segment -> its (id key, doc id) pairs sorted by key (see
     /// [`TextIndex::addresses_of`]).
-    key_cache: std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<Vec<(u64, u32)>>>>,
+    key_cache: SegmentCache<Vec<(u64, u32)>>,
+    /// Segment -> its name keys, sorted (see [`TextIndex::completions`]).
+    name_cache: SegmentCache<names::NameTable>,
     /// (segment, facet field) -> the values of its facet ordinals.
     facet_cache: std::sync::Mutex<HashMap<(tantivy::index::SegmentId, String), OrdValues>>,
     /// Facet -> its counts over the whole hub, and the segments (with their
@@ -144,6 +151,7 @@ impl TextIndex {
             boosts: Boosts::default(),
             id_cache: Default::default(),
             key_cache: Default::default(),
+            name_cache: Default::default(),
             facet_cache: Default::default(),
             hub_facets: Default::default(),
         })

@@ -3,6 +3,8 @@
 //! (prefix, one edit) for words no card contains, plus a bonus for the
 //! exact phrase of the id's words.
 
+use std::collections::HashMap;
+
 use hubsearch_core::{lang, Filter, WordScoring};
 use tantivy::query::{
     Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery,
@@ -17,6 +19,7 @@ use crate::analyzer::tokens;
 use crate::bm25f::Bm25fQuery;
 use crate::error::Result;
 use crate::schema::{boosts, TEXT_FIELDS};
+use crate::typos::{edit_distance, edits_allowed};
 
 /// Weight of a word's matches in fields other than its best one.
 const TIE_BREAKER: f32 = 0.3;
@@ -29,8 +32,11 @@ const TIE_BREAKER: f32 = 0.3;
 const TOLERANT_SCORE: f32 = 3.0;
 /// Words a typed prefix may expand to in the id phrase.
 const PREFIX_EXPANSIONS: u32 = 500;
-/// Shortest word that tolerates one edit.
-const FUZZY_MIN_CHARS: usize = 5;
+/// How much a corrected word counts, relative to the same word typed
+/// right (docs/retrieval.md, Prefixes and typos).
+const CORRECTED_WEIGHT: f32 = 0.5;
+/// Most corrections of one word searched (the most common ones).
+const MAX_CORRECTIONS: usize = 8;
 
 /// A query's text, tokenized once: its words as the id analyzer splits
 /// them (in order, and without repeats) and each word's stem. Every part of
@@ -49,6 +55,10 @@ pub struct QueryWords {
     words: Vec<String>,
     /// `words`' stems (the text analyzer's), in the same order.
     stems: Vec<String>,
+    /// Per word of `words`: whether it is written joined to another word
+    /// somewhere in the text (`sentence-tr`, `opus-mt-en-de`: part of a
+    /// name, not a word of its own).
+    joined: Vec<bool>,
 }
 
 impl QueryWords {
@@ -75,8 +85,12 @@ impl QueryWords {
 impl TextIndex {
     /// Tokenize a query's text once (see [`QueryWords`]).
     pub fn words(&self, text: &str) -> QueryWords {
-        let raw = tokens(&mut self.id_analyzer.clone(), text);
+        let (raw, raw_joined) = joined_tokens(&mut self.id_analyzer.clone(), text);
         let words = dedup(raw.clone());
+        let joined = words
+            .iter()
+            .map(|w| raw.iter().zip(&raw_joined).any(|(r, j)| r == w && *j))
+            .collect();
         let mut text_analyzer = self.text_analyzer.clone();
         let stems = words
             .iter()
@@ -88,6 +102,7 @@ impl TextIndex {
             raw,
             words,
             stems,
+            joined,
         }
     }
 
@@ -137,9 +152,11 @@ impl TextIndex {
         // The document count BM25 itself uses (deleted documents are still in
         // the frequencies until a merge).
         let num_docs = searcher.total_num_docs()?;
-        for (word, stem) in text.words.iter().zip(&text.stems) {
+        for ((word, stem), joined) in text.words.iter().zip(&text.stems).zip(&text.joined) {
             let typed = typing == Some(word);
-            let word_query = self.word_query(searcher, num_docs, word, stem, typed)?;
+            let as_language = !(*joined || typed && self.starts_a_name(searcher, text)?);
+            let word_query =
+                self.word_query(searcher, num_docs, (word, stem), typed, as_language)?;
             should.push((Occur::Should, word_query));
         }
         if let Some(phrase) = self.phrase_query(searcher, &text.raw, typing)? {
@@ -148,16 +165,18 @@ impl TextIndex {
         Ok(Some(Box::new(BooleanQuery::new(should))))
     }
 
-    /// One query word (`stem` its stem; `typed` when it is the last word,
+    /// One query word (with its stem; `typed` when it is the last word,
     /// still being typed) scored once over all fields: its exact matches,
     /// and tolerant ones when no card contains it, in one disjunction.
+    /// Unless `as_language`, the languages field is not searched (a
+    /// language code written as part of a name is no language).
     fn word_query(
         &self,
         searcher: &Searcher,
         num_docs: u64,
-        word: &str,
-        stem: &str,
+        (word, stem): (&str, &str),
         typed: bool,
+        as_language: bool,
     ) -> Result<Box<dyn Query>> {
         // The word's term in each field (the word itself in the id
         // field, its stem elsewhere) and the field's weight.
@@ -165,6 +184,11 @@ impl TextIndex {
             .into_iter()
             .map(|(field, boost, is_id)| {
                 let t = if is_id { word } else { stem };
+                let boost = if field == self.fields.languages && !as_language {
+                    0.0
+                } else {
+                    boost
+                };
                 (Term::from_field_text(field, t), boost)
             })
             .collect();
@@ -182,7 +206,7 @@ impl TextIndex {
         // typed, one of 5+ letters may be misspelt. Both score a small
         // constant, below any exact match of a word.
         if !known {
-            disjuncts.extend(self.tolerant_disjuncts(word, stem, typed));
+            disjuncts.extend(self.tolerant_disjuncts(searcher, word, typed)?);
         }
         Ok(if disjuncts.len() == 1 {
             disjuncts.pop().expect("one")
@@ -238,11 +262,16 @@ impl TextIndex {
         }
     }
 
-    /// The tolerant matches of a word no card contains, each scoring
-    /// [`TOLERANT_SCORE`]: as a prefix in ids and tags while it is being
-    /// `typed` (2+ characters), within one edit in id, task and tag words
-    /// ([`FUZZY_MIN_CHARS`]+ characters).
-    fn tolerant_disjuncts(&self, word: &str, stem: &str, typed: bool) -> Vec<Box<dyn Query>> {
+    /// The tolerant matches of a word no card contains: as a prefix in ids
+    /// and tags while it is being `typed` (2+ characters), scoring
+    /// [`TOLERANT_SCORE`]; and its corrections ([`TextIndex::corrections`])
+    /// scored as one word by BM25F, weighed by [`CORRECTED_WEIGHT`].
+    fn tolerant_disjuncts(
+        &self,
+        searcher: &Searcher,
+        word: &str,
+        typed: bool,
+    ) -> Result<Vec<Box<dyn Query>>> {
         let mut disjuncts: Vec<Box<dyn Query>> = Vec::new();
         if typed && word.len() >= 2 {
             for field in [self.fields.id_text, self.fields.tags] {
@@ -253,20 +282,68 @@ impl TextIndex {
                 )));
             }
         }
-        if word.chars().count() >= FUZZY_MIN_CHARS {
-            for (field, t) in [
-                (self.fields.id_text, word),
-                (self.fields.task, stem),
-                (self.fields.tags, stem),
-            ] {
-                let fuzzy = FuzzyTermQuery::new(Term::from_field_text(field, t), 1, true);
-                disjuncts.push(Box::new(ConstScoreQuery::new(
-                    Box::new(fuzzy),
-                    TOLERANT_SCORE,
-                )));
+        let corrections = self.corrections(searcher, word)?;
+        if !corrections.is_empty() {
+            let mut text_analyzer = self.text_analyzer.clone();
+            let mut terms: Vec<(Term, f32)> = Vec::new();
+            for (c, _) in &corrections {
+                let stem = stem_of(&mut text_analyzer, c);
+                for (field, boost, is_id) in boosts(&self.fields, &self.boosts) {
+                    let t = Term::from_field_text(field, if is_id { c } else { &stem });
+                    if !terms.iter().any(|(x, _)| *x == t) {
+                        terms.push((t, boost));
+                    }
+                }
+            }
+            let q = Bm25fQuery::new(terms);
+            disjuncts.push(Box::new(BoostQuery::new(Box::new(q), CORRECTED_WEIGHT)));
+        }
+        Ok(disjuncts)
+    }
+
+    /// The words of ids a misspelt `word` may stand for, with how many
+    /// cards' ids have each, the most common first (at most
+    /// [`MAX_CORRECTIONS`]): those within the fewest edits that find any,
+    /// up to what the word's length tolerates (`typos::edits_allowed`: one
+    /// from 5 characters, two from 9; a transposition counts one), its
+    /// digits unchanged. Ids are where names and the words people type
+    /// for models are; one walk of the id dictionary with a Levenshtein
+    /// automaton per segment and distance.
+    pub fn corrections(&self, searcher: &Searcher, word: &str) -> Result<Vec<(String, u64)>> {
+        let max = edits_allowed(word);
+        for distance in 1..=max {
+            let query = FuzzyTermQuery::new(
+                Term::from_field_text(self.fields.id_text, word),
+                distance as u8,
+                true,
+            );
+            let automaton = query.automaton()?;
+            let mut found: HashMap<String, u64> = HashMap::new();
+            for reader in searcher.segment_readers() {
+                let inverted = reader.inverted_index(self.fields.id_text)?;
+                let mut stream = inverted
+                    .terms()
+                    .search(&automaton)
+                    .into_stream()
+                    .map_err(tantivy::TantivyError::from)?;
+                while stream.advance() {
+                    let Ok(term) = std::str::from_utf8(stream.key()) else {
+                        continue;
+                    };
+                    if term != word && edit_distance(word, term, distance).is_some() {
+                        *found.entry(term.to_string()).or_default() +=
+                            u64::from(stream.value().doc_freq);
+                    }
+                }
+            }
+            if !found.is_empty() {
+                let mut found: Vec<(String, u64)> = found.into_iter().collect();
+                found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                found.truncate(MAX_CORRECTIONS);
+                return Ok(found);
             }
         }
-        disjuncts
+        Ok(Vec::new())
     }
 
     /// The exact phrase of the id's words (`raw`, in order, repeats kept),
@@ -300,6 +377,28 @@ impl TextIndex {
             Box::new(PhraseQuery::new(terms))
         };
         Ok(Some(Box::new(BoostQuery::new(phrase, self.boosts.phrase))))
+    }
+
+    /// Whether the text, its last word still being typed, is the start of
+    /// some card's id or name (`herbert ba` of `allegro/herbert-base-cased`):
+    /// a name being typed, whose last word is then no language code.
+    fn starts_a_name(&self, searcher: &Searcher, text: &QueryWords) -> Result<bool> {
+        if !text.ends_in_word || text.raw.len() < 2 {
+            return Ok(false);
+        }
+        let last = text.raw.last().map_or("", String::as_str);
+        if hubsearch_core::lang::language_names(last).is_none() {
+            return Ok(false);
+        }
+        Ok(!self
+            .completions(searcher, &text.raw.join(" "), 1)?
+            .is_empty())
+    }
+
+    /// Whether some card's id or name has `word` (lowercase) as a word.
+    pub fn in_ids(&self, searcher: &Searcher, word: &str) -> Result<bool> {
+        let term = Term::from_field_text(self.fields.id_text, word);
+        Ok(searcher.doc_freq(&term)? > 0)
     }
 
     /// Whether any card contains `word` in its id or `stem` in a text field.
@@ -360,6 +459,23 @@ fn stem_of(text_analyzer: &mut TextAnalyzer, word: &str) -> String {
         .into_iter()
         .next()
         .unwrap_or_else(|| word.to_string())
+}
+
+/// The tokens of `text` under `analyzer` (the id analyzer), each with
+/// whether it is written joined to another word: a character other than
+/// whitespace right before or after it (`sentence-tr`, `XLMRoberta`).
+fn joined_tokens(analyzer: &mut TextAnalyzer, text: &str) -> (Vec<String>, Vec<bool>) {
+    use tantivy::tokenizer::TokenStream;
+    let mut stream = analyzer.token_stream(text);
+    let (mut words, mut joined) = (Vec::new(), Vec::new());
+    let touches = |c: Option<char>| c.is_some_and(|c| !c.is_whitespace());
+    while let Some(t) = stream.next() {
+        let before = text[..t.offset_from].chars().next_back();
+        let after = text[t.offset_to..].chars().next();
+        words.push(t.text.clone());
+        joined.push(touches(before) || touches(after));
+    }
+    (words, joined)
 }
 
 /// `v` without repeats, each value kept where it first occurs.
@@ -495,11 +611,15 @@ mod tests {
         assert!(ids(&idx, "wav2v ", &f).is_empty());
         // An id being typed: the phrase with a prefix.
         assert_eq!(ids(&idx, "opus-mt-e", &f)[0], "Helsinki-NLP/opus-mt-en-de");
-        // One edit (a transposition counts one) on words of 5+ letters.
+        // One edit (a transposition counts one) on words of 5+ letters,
+        // two from 9; digits never change.
         assert_eq!(ids(&idx, "sentimnet", &f), ["org/sentiment-roberta"]);
         assert_eq!(ids(&idx, "wav2vce2", &f), ["facebook/wav2vec2-base-960h"]);
-        assert!(ids(&idx, "sentimxxnt", &f).is_empty());
-        // Not below 5 letters, and only on id, task and tag words.
+        assert!(ids(&idx, "wav2vec3 ", &f).is_empty());
+        assert_eq!(ids(&idx, "sentimxnt", &f), ["org/sentiment-roberta"]);
+        assert_eq!(ids(&idx, "sentimxxnt", &f), ["org/sentiment-roberta"]);
+        assert!(ids(&idx, "sentimxxxnt", &f).is_empty());
+        // Not below 5 letters, and only words of ids.
         assert!(ids(&idx, "robrta ", &f) == ["org/sentiment-roberta"]);
         assert!(ids(&idx, "robta ", &f).is_empty());
         assert!(ids(&idx, "tweat ", &f).is_empty());
@@ -513,6 +633,101 @@ mod tests {
             .unknown_words(&s, &idx.words("speech en"))
             .unwrap()
             .is_empty());
+    }
+
+    /// A word's corrections are the id words within the fewest edits its
+    /// length tolerates, digits unchanged, most common first: checked
+    /// against the plain distance of `typos::reference` over every id word
+    /// the test wrote.
+    #[test]
+    fn corrections_are_the_nearest_id_words() {
+        let ids_written = [
+            "a/small-model",
+            "b/small-model",
+            "c/smell-detector",
+            "d/smalls",
+            "e/mall-guide",
+            "f/spall-2",
+            "g/multilingual-bert",
+            "h/multilingal-typo-free",
+            "i/roberta2-large",
+            "j/roberta3-large",
+            "k/discriminator",
+            "l/discriminators",
+        ];
+        let cards: Vec<ModelCard> = ids_written
+            .iter()
+            .map(|id| card(id, None, &[], ""))
+            .collect();
+        let idx = index(&cards);
+        let s = idx.searcher();
+        let mut vocabulary: std::collections::BTreeMap<String, u64> = Default::default();
+        for id in ids_written {
+            let mut seen = std::collections::HashSet::new();
+            for w in id.split(['/', '-']) {
+                if seen.insert(w) {
+                    *vocabulary.entry(w.to_string()).or_default() += 1;
+                }
+            }
+        }
+        for word in [
+            "smlal",
+            "smal",
+            "samll",
+            "multilinguall",
+            "mutlilingal",
+            "roberta4",
+            "robreta2",
+            "discrminator",
+            "dscrminatr",
+            "xyzzy",
+        ] {
+            let max = crate::typos::edits_allowed(word);
+            let digits = |w: &str| w.chars().filter(char::is_ascii_digit).collect::<String>();
+            let mut want: Vec<(String, u64)> = Vec::new();
+            for d in 1..=max {
+                want = vocabulary
+                    .iter()
+                    .filter(|(w, _)| *w != word && digits(w) == digits(word))
+                    .filter(|(w, _)| crate::typos::reference(word, w) <= d)
+                    .map(|(w, n)| (w.clone(), *n))
+                    .collect();
+                if !want.is_empty() {
+                    break;
+                }
+            }
+            want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            assert_eq!(idx.corrections(&s, word).unwrap(), want, "{word}");
+        }
+        assert_eq!(
+            idx.corrections(&s, "smlal").unwrap()[0],
+            ("small".to_string(), 2)
+        );
+        assert!(idx.corrections(&s, "smal").unwrap().is_empty(), "4 letters");
+    }
+
+    /// A language code joined to another word is part of a name
+    /// (`sentence-tr`), not a language; on its own it is one.
+    #[test]
+    fn a_code_in_a_name_is_no_language() {
+        let idx = index(&[
+            card(
+                "acme/sentence-encoder",
+                Some("sentence-similarity"),
+                &[],
+                "",
+            ),
+            card(
+                "b/bert-model",
+                Some("fill-mask"),
+                &["tr"],
+                "a sentence model for sentence tasks",
+            ),
+        ]);
+        let f = Filter::default();
+        assert_eq!(ids(&idx, "sentence-tr", &f)[0], "acme/sentence-encoder");
+        assert_eq!(ids(&idx, "sentence tr", &f)[0], "b/bert-model");
+        assert_eq!(ids(&idx, "tr sentence", &f)[0], "b/bert-model");
     }
 
     #[test]

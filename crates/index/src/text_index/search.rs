@@ -164,7 +164,7 @@ impl TextIndex {
 
     /// Per segment of `searcher`, the values of `field`'s facet ordinals,
     /// read once per segment and kept while the segment is searched.
-    fn facet_values(&self, searcher: &Searcher, field: &str) -> Result<Vec<OrdValues>> {
+    pub(super) fn facet_values(&self, searcher: &Searcher, field: &str) -> Result<Vec<OrdValues>> {
         let mut cache = self.facet_cache.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(searcher.segment_readers().len());
         for reader in searcher.segment_readers() {

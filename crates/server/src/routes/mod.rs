@@ -6,6 +6,7 @@ pub mod models;
 pub mod ops;
 pub mod search;
 pub mod stats;
+pub mod suggest;
 pub mod transparency;
 pub mod ui;
 

@@ -1,0 +1,161 @@
+//! Typo tolerance (docs/retrieval.md, Prefixes and typos): how many
+//! edits a word tolerates, and the edit distance that counts them. The
+//! text query corrects words no card contains by these rules, and names
+//! first (in the engine) compares query words with ids by them.
+
+/// How many edits a query word of this many characters tolerates
+/// (docs/retrieval.md, Prefixes and typos): none below 5, one from 5,
+/// two from 9 (as Meilisearch and Typesense: shorter words have too many
+/// neighbours). Digits are never corrected (see [`edit_distance`]).
+pub fn edits_allowed(word: &str) -> usize {
+    match word.chars().count() {
+        0..=4 => 0,
+        5..=8 => 1,
+        _ => 2,
+    }
+}
+
+/// The edit distance between `a` and `b` (ASCII case ignored) when it is
+/// at most `max`: insertions, deletions, substitutions and transpositions
+/// of two adjacent characters each count one (optimal string alignment).
+/// `None` beyond `max`, or when the two words' digits differ: numbers and
+/// versions (`v2`, `l6`, `450k`, `wav2vec2`'s 2s) are never corrected into
+/// other numbers, only the letters around them.
+pub fn edit_distance(a: &str, b: &str, max: usize) -> Option<usize> {
+    if !same_digits(a, b) {
+        return None;
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let n = b.len();
+    // Three rows of the dynamic programme: two back, one back, current.
+    let mut rows = [
+        (0..=n).collect::<Vec<usize>>(),
+        vec![0; n + 1],
+        vec![0; n + 1],
+    ];
+    for i in 1..=a.len() {
+        let (cur, prev, prev2) = (i % 3, (i + 2) % 3, (i + 1) % 3);
+        rows[cur][0] = i;
+        let mut row_min = i;
+        for j in 1..=n {
+            let ca = a[i - 1].to_ascii_lowercase();
+            let cb = b[j - 1].to_ascii_lowercase();
+            let cost = usize::from(ca != cb);
+            let mut d = (rows[prev][j] + 1)
+                .min(rows[cur][j - 1] + 1)
+                .min(rows[prev][j - 1] + cost);
+            if i > 1
+                && j > 1
+                && ca == b[j - 2].to_ascii_lowercase()
+                && a[i - 2].to_ascii_lowercase() == cb
+            {
+                d = d.min(rows[prev2][j - 2] + 1);
+            }
+            rows[cur][j] = d;
+            row_min = row_min.min(d);
+        }
+        if row_min > max {
+            return None;
+        }
+    }
+    let d = rows[a.len() % 3][n];
+    (d <= max).then_some(d)
+}
+
+/// Whether `a` and `b` hold the same digits in the same order.
+pub fn same_digits(a: &str, b: &str) -> bool {
+    let digits = |s: &str| s.bytes().filter(u8::is_ascii_digit).collect::<Vec<u8>>();
+    digits(a) == digits(b)
+}
+
+#[cfg(test)]
+/// The reference: the full-matrix optimal string alignment distance,
+/// as in the textbooks (no bound, no early exit, lowercase first).
+pub(crate) fn reference(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pair of many short random words over a small alphabet (so
+    /// that near misses are common) agrees with the reference at every
+    /// bound, wherever the digits agree.
+    #[test]
+    fn bounded_distance_agrees_with_the_reference() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let alphabet = b"abcA";
+        let words: Vec<String> = (0..300)
+            .map(|_| {
+                let len = next(8) as usize;
+                (0..len)
+                    .map(|_| alphabet[next(alphabet.len() as u64) as usize] as char)
+                    .collect()
+            })
+            .collect();
+        let mut seen = [0usize; 4];
+        for a in &words {
+            for b in words.iter().take(120) {
+                let want = reference(a, b);
+                seen[want.min(3)] += 1;
+                for max in 0..4 {
+                    let got = edit_distance(a, b, max);
+                    assert_eq!(got, (want <= max).then_some(want), "{a:?} {b:?} {max}");
+                }
+            }
+        }
+        assert!(
+            seen.iter().all(|n| *n > 50),
+            "every distance occurs: {seen:?}"
+        );
+    }
+
+    #[test]
+    fn slips_and_numbers() {
+        assert_eq!(edit_distance("paraphrsae", "paraphrase", 2), Some(1));
+        assert_eq!(edit_distance("smlal", "small", 1), Some(1));
+        assert_eq!(edit_distance("ucased", "uncased", 1), Some(1));
+        assert_eq!(edit_distance("wav2vce2", "wav2vec2", 1), Some(1));
+        assert_eq!(edit_distance("Uncased", "uncased", 0), Some(0));
+        // Digits never change, whatever the bound.
+        assert_eq!(edit_distance("v2", "v3", 2), None);
+        assert_eq!(edit_distance("l6", "l12", 2), None);
+        assert_eq!(edit_distance("base", "base1", 2), None);
+        assert_eq!(edit_distance("wav2vec2", "wav2vec3", 2), None);
+        assert_eq!(edits_allowed("base"), 0);
+        assert_eq!(edits_allowed("large"), 1);
+        assert_eq!(edits_allowed("multilingual"), 2);
+        assert_eq!(edits_allowed("discrimin"), 2);
+        assert_eq!(edits_allowed("discrimi"), 1);
+    }
+}
