@@ -600,7 +600,7 @@ mod tests {
         for typed in ["bert base un", "electra sm", "v1"] {
             let pred = completes(typed);
             let mut want: Vec<&ModelCard> = cards.iter().filter(|c| pred(&c.id)).collect();
-            want.sort_by(|a, b| b.downloads.cmp(&a.downloads));
+            want.sort_by_key(|b| std::cmp::Reverse(b.downloads));
             let want: Vec<String> = want.iter().take(4).map(|c| c.id.clone()).collect();
             let got = e.suggest(typed, 4).unwrap();
             let models: Vec<String> = got

@@ -266,7 +266,7 @@ mod tests {
                 })
                 .map(|(id, d)| (*d, *id))
                 .collect();
-            v.sort_by(|a, b| b.0.cmp(&a.0));
+            v.sort_by_key(|b| std::cmp::Reverse(b.0));
             v.into_iter()
                 .take(k)
                 .map(|(_, id)| id.to_string())
