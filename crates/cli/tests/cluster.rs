@@ -716,6 +716,51 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
         let seen = settled(&id);
         assert!(seen[0].is_some() && seen[0] == seen[1], "{seen:?}");
     }
+    // Keys go through the log: made on one replica, they publish on the
+    // other; revoked on the other, the first refuses them.
+    let (s, b) = send(&a0, "POST", "/v1/keys", &auth, r#"{"builder": "zeta"}"#).unwrap();
+    assert_eq!(s, 201, "{b}");
+    let made = json(&b);
+    let key = made["key"].as_str().unwrap().to_string();
+    let zeta = format!("Bearer {key}");
+    let until = |addr: &str, path: &str, want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (s, b) = send(
+                addr,
+                "POST",
+                path,
+                &zeta,
+                &body(&format!("zeta/m{}", rand_id()), "z"),
+            )
+            .unwrap();
+            if s == want || Instant::now() > deadline {
+                return (s, b);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (s, b) = until(&a1, "/v1/models", 201);
+    assert_eq!(
+        s, 201,
+        "a key made on one replica publishes on the other: {b}"
+    );
+    let prefix = made["info"]["prefix"].as_str().unwrap();
+    let (s, b) = send(&a1, "POST", &format!("/v1/keys/{prefix}/revoke"), &auth, "").unwrap();
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = until(&a0, "/v1/models", 401);
+    assert_eq!(
+        s, 401,
+        "a key revoked on one replica is refused on the other: {b}"
+    );
+    assert!(b.contains("key_revoked"), "{b}");
+}
+
+/// A fresh number for ids.
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Retention (docs/cluster.md): with `cluster.log_max_age_s` the log drops

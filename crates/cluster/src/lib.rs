@@ -673,6 +673,21 @@ impl Replicator for Cluster {
         Ok(())
     }
 
+    fn keys(&self, changes: &[hubsearch_engine::keys::KeyChange]) -> hubsearch_engine::Result<()> {
+        let msg = format!("keys:{:x}", rand::random::<u64>());
+        let event = LogEvent::Keys {
+            changes: changes.to_vec(),
+        };
+        let (p, _) = self.append("keys", msg, &event).map_err(engine_err)?;
+        if !self.wait_applied(p) {
+            return Err(hubsearch_engine::Error::Cluster(format!(
+                "the key change is in the log (position {p}) but this replica has not applied it within {} ms",
+                self.cfg.apply_wait_ms
+            )));
+        }
+        Ok(())
+    }
+
     fn delete(&self, id: &str) -> hubsearch_engine::Result<()> {
         let msg = format!("delete:{id}:{:x}", rand::random::<u64>());
         let event = LogEvent::Delete { id: id.to_string() };

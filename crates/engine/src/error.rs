@@ -81,6 +81,10 @@ pub enum Error {
     Vectors(#[from] VectorError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// An API key change that cannot be made (no such key, ambiguous,
+    /// revoked already, the store unwritable).
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
     #[error(transparent)]
     Index(#[from] hubsearch_index::Error),
     #[error(transparent)]

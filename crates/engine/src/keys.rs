@@ -238,6 +238,15 @@ impl KeyStore {
         Ok(key)
     }
 
+    /// How `key` is listed, if it is stored.
+    pub fn info_of(&self, key: &str) -> Option<KeyInfo> {
+        let h = hash(key);
+        self.load()
+            .iter()
+            .find(|k| k.hash == h)
+            .map(StoredKey::info)
+    }
+
     /// Every key, oldest first.
     pub fn list(&self) -> Vec<KeyInfo> {
         self.load().iter().map(StoredKey::info).collect()
@@ -354,6 +363,23 @@ fn find_one<'k>(keys: &'k mut [StoredKey], prefix: &str) -> Result<&'k mut Store
             prefix: prefix.to_string(),
             count: many.len(),
         }),
+    }
+}
+
+impl crate::Engine {
+    /// The key store beside the index.
+    pub fn keys(&self) -> KeyStore {
+        KeyStore::new(self.dir())
+    }
+
+    /// Make key changes: through the cluster log in cluster mode (every
+    /// replica applies them, so a key made or revoked on one holds on all),
+    /// else on this hub's store.
+    pub fn change_keys(&self, changes: Vec<KeyChange>) -> crate::Result<()> {
+        match self.replicator() {
+            Some(r) => r.keys(&changes),
+            None => Ok(self.keys().apply(&changes)?),
+        }
     }
 }
 

@@ -29,6 +29,11 @@ pub enum LogEvent {
     Card { card: Box<ModelCard> },
     /// A card deleted.
     Delete { id: String },
+    /// API key changes (made or revoked keys, by hash), applied to every
+    /// replica's key store.
+    Keys {
+        changes: Vec<crate::keys::KeyChange>,
+    },
     /// A page served to a person by some replica.
     Page {
         /// The page id the replica gave its client.
@@ -65,6 +70,9 @@ pub trait Replicator: Send + Sync {
     fn card(&self, card: &ModelCard, expected: Option<u64>) -> Result<()>;
     /// Append a delete, likewise.
     fn delete(&self, id: &str) -> Result<()>;
+    /// Append API key changes; returns once the log has them and (within
+    /// the bounded wait) this replica has applied them.
+    fn keys(&self, changes: &[crate::keys::KeyChange]) -> Result<()>;
     /// Append a paid call; returns once the log has it and this replica has
     /// applied it, with whether it counted.
     fn call(&self, call: &CallRecord) -> Result<CallOutcome>;
@@ -232,6 +240,8 @@ impl Engine {
                 let time_ms = time_ms.unwrap_or(time.saturating_mul(1000));
                 self.ledger().apply_logged_call(&call, time_ms, position)?;
             }
+            // Idempotent: applied again after a restart, nothing changes.
+            LogEvent::Keys { changes } => self.keys().apply(&changes)?,
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hubsearch_engine::keys::KeyError;
 use hubsearch_engine::{Error as EngineError, IndexError};
 use hubsearch_ledger::transparency::ProofError;
 use hubsearch_ledger::LedgerError;
@@ -65,6 +66,7 @@ codes! {
     VectorSearchDisabled => "vector_search_disabled", BAD_REQUEST, "vector or hybrid search on a hub without embeddings";
     LeafBeyondTree => "leaf_beyond_tree", BAD_REQUEST, "call log: leaf_index is not below tree_size";
     TreeSizeBeyondHead => "tree_size_beyond_head", BAD_REQUEST, "call log: a tree size larger than the log's current signed head";
+    KeyAmbiguous => "key_ambiguous", BAD_REQUEST, "more than one API key starts with these characters: give more of the key";
     InvalidRange => "invalid_range", BAD_REQUEST, "call log: entries start..end empty, past the tree or over 1,000 entries; a consistency first not in 1..=second";
     Unauthorized => "unauthorized", UNAUTHORIZED, "no valid API key";
     KeyRevoked => "key_revoked", UNAUTHORIZED, "the API key was revoked (hubsearch keys revoke or rotate)";
@@ -74,7 +76,9 @@ codes! {
     ModelNotFound => "model_not_found", NOT_FOUND, "no model with this id (Hugging Face API: header X-Error-Code: RepoNotFound)";
     RevisionNotFound => "revision_not_found", NOT_FOUND, "Hugging Face API: a revision other than main (one revision per model; header X-Error-Code: RevisionNotFound)";
     BuilderNotFound => "builder_not_found", NOT_FOUND, "no builder with this name";
+    KeyNotFound => "key_not_found", NOT_FOUND, "no API key starts with these characters (GET /v1/keys lists them)";
     ModelExists => "model_exists", CONFLICT, "publishing an id that exists (use PUT to replace)";
+    KeyRevokedAlready => "key_revoked_already", CONFLICT, "revoking or rotating a key that is revoked";
     IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "an idempotency key sent again with another model or amount";
     BodyTooLarge => "body_too_large", PAYLOAD_TOO_LARGE, "the body is over server.max_body_bytes";
     BodyTimeout => "body_timeout", REQUEST_TIMEOUT, "the request body did not arrive within server.body_read_timeout_ms (the connection is closed)";
@@ -152,6 +156,12 @@ pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> ApiError {
+        ApiError::from(EngineError::Keys(e))
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         if is_storage_full(&e) {
@@ -183,6 +193,12 @@ impl From<EngineError> for ApiError {
                 ProofError::InvalidRange(_) => Code::InvalidRange,
             },
             EngineError::Cluster(_) => Code::ClusterUnavailable,
+            EngineError::Keys(k) => match k {
+                KeyError::NoSuchKey(_) => Code::KeyNotFound,
+                KeyError::Ambiguous { .. } => Code::KeyAmbiguous,
+                KeyError::AlreadyRevoked(_) => Code::KeyRevokedAlready,
+                KeyError::Io(_) => return ApiError::internal(e),
+            },
             EngineError::Index(_)
             | EngineError::Io { .. }
             | EngineError::WorkerPanicked

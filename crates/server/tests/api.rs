@@ -1013,6 +1013,82 @@ async fn readyz_reports_a_failed_write_until_one_succeeds() {
     assert_eq!(get(&h, "/readyz").await.0, StatusCode::OK);
 }
 
+/// The admin key routes: only an admin key manages keys; a key made over
+/// HTTP works at once and is listed without its secret; rotating revokes
+/// the old key (401 key_revoked) and hands out a working one; revoking
+/// twice is 409, an unknown prefix 404.
+#[tokio::test]
+async fn admin_key_routes_make_list_revoke_and_rotate_keys() {
+    let h = hub();
+    let (s, _, _) = call(&h, Method::GET, "/v1/keys", Some(&h.acme), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = post(&h, "/v1/keys", &h.admin, json!({"builder": "zeta"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let key = v["key"].as_str().unwrap().to_string();
+    let prefix = v["info"]["prefix"].as_str().unwrap().to_string();
+    assert!(
+        key.starts_with(&prefix) && v["info"]["builder"] == "zeta",
+        "{v}"
+    );
+    let card = |id: &str| json!({"id": id, "description": "a zeta model"});
+    let (s, v) = post(&h, "/v1/models", &key, card("zeta/one")).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _, listed) = call(&h, Method::GET, "/v1/keys", Some(&h.admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!listed.to_string().contains(&key), "a listing shows no key");
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["prefix"] == prefix.as_str()));
+    let (s, v) = post(
+        &h,
+        &format!("/v1/keys/{prefix}/rotate"),
+        &h.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fresh = v["key"].as_str().unwrap().to_string();
+    let (s, v) = post(&h, "/v1/models", &key, card("zeta/two")).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("key_revoked"))
+    );
+    let (s, v) = post(&h, "/v1/models", &fresh, card("zeta/two")).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let fresh_prefix = &fresh[..11];
+    let (s, _) = post(
+        &h,
+        &format!("/v1/keys/{fresh_prefix}/revoke"),
+        &h.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = post(&h, "/v1/models", &fresh, card("zeta/three")).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("key_revoked"))
+    );
+    let (s, v) = post(
+        &h,
+        &format!("/v1/keys/{fresh_prefix}/revoke"),
+        &h.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("key_revoked_already"))
+    );
+    let (s, v) = post(&h, "/v1/keys/hs_ffffffff/revoke", &h.admin, json!({})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("key_not_found"))
+    );
+}
+
 #[tokio::test]
 async fn sort_by_calls_reads_the_ledger() {
     let h = hub();

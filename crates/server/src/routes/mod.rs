@@ -2,6 +2,7 @@
 
 pub mod calls;
 pub mod hf;
+pub mod keys;
 pub mod models;
 pub mod ops;
 pub mod search;

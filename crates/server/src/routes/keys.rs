@@ -1,0 +1,171 @@
+//! `/v1/keys`: API keys for an admin (docs/api.md, Keys). Listing, making,
+//! revoking and rotating keys over HTTP, as `hubsearch keys` does on the
+//! machine; in cluster mode the changes go through the log, so a key made
+//! or revoked on one replica holds on every replica (docs/cluster.md).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use hubsearch_engine::keys::{KeyInfo, KeyStore, Principal};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::models::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath};
+use crate::{AppState, Work};
+
+/// A key to make: for a builder, or an admin key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// The builder (an id's namespace) the key may publish for.
+    #[serde(default)]
+    pub builder: Option<String>,
+    /// An admin key (any model, paid calls, keys).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// A key just made: the key itself, shown this once, and how it is listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MadeKey {
+    pub key: String,
+    pub info: KeyInfo,
+}
+
+/// Only an admin key manages keys.
+fn admin_only(who: &Principal) -> Result<(), ApiError> {
+    if who.admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("managing API keys needs an admin key"))
+    }
+}
+
+/// Every key (never the keys themselves: their first characters, holder,
+/// dates).
+#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Every key, oldest first", body = Vec<KeyInfo>),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    ))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<Vec<KeyInfo>>, ApiError> {
+    admin_only(&who)?;
+    Ok(Json(state.keys.list()))
+}
+
+/// Make a key for a builder (or an admin key).
+#[utoipa::path(post, path = "/v1/keys", tag = "keys",
+    request_body = NewKey,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Made: the key is shown this once", body = MadeKey),
+        (status = 400, description = "A bad body (invalid_json, invalid_parameter)", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    ))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiJson(body): ApiJson<NewKey>,
+) -> Result<(StatusCode, Json<MadeKey>), ApiError> {
+    admin_only(&who)?;
+    let builder = body.builder.filter(|b| !b.trim().is_empty());
+    if builder.is_none() && !body.admin {
+        return Err(ApiError::new(
+            crate::error::Code::InvalidParameter,
+            "a key is for a builder (\"builder\": NAME) or an admin key (\"admin\": true)",
+        ));
+    }
+    let principal = Principal {
+        builder,
+        admin: body.admin,
+    };
+    let (key, change) = KeyStore::make(principal);
+    state
+        .run_blocking(Work::Write, move |e| {
+            e.change_keys(vec![change])?;
+            let info = e
+                .keys()
+                .info_of(&key)
+                .ok_or_else(|| ApiError::internal("a key just made is not in the store"))?;
+            Ok((StatusCode::CREATED, Json(MadeKey { key, info })))
+        })
+        .await
+}
+
+/// Revoke the key these first characters (or the whole key) name: refused
+/// from the next request on, on every replica.
+#[utoipa::path(post, path = "/v1/keys/{prefix}/revoke", tag = "keys",
+    params(("prefix" = String, Path, description = "The key's first characters as listed (or the whole key)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = KeyInfo),
+        (status = 400, description = "More than one key starts so (key_ambiguous)", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such key (key_not_found)", body = ErrorBody),
+        (status = 409, description = "Revoked already (key_revoked_already)", body = ErrorBody),
+    ))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(prefix): ApiPath<String>,
+) -> Result<Json<KeyInfo>, ApiError> {
+    admin_only(&who)?;
+    state
+        .run_blocking(Work::Write, move |e| {
+            let (mut info, change) = e.keys().revocation(&prefix)?;
+            e.change_keys(vec![change])?;
+            info.revoked_unix = e
+                .keys()
+                .list()
+                .into_iter()
+                .find(|k| k.prefix == info.prefix && k.created_unix == info.created_unix)
+                .and_then(|k| k.revoked_unix);
+            Ok(Json(info))
+        })
+        .await
+}
+
+/// Replace the key these first characters name by a new one for the same
+/// holder (the old one revoked in the same change).
+#[utoipa::path(post, path = "/v1/keys/{prefix}/rotate", tag = "keys",
+    params(("prefix" = String, Path, description = "The key's first characters as listed (or the whole key)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "The new key, shown this once", body = MadeKey),
+        (status = 400, description = "More than one key starts so (key_ambiguous)", body = ErrorBody),
+        (status = 401, description = "No valid key", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such key (key_not_found)", body = ErrorBody),
+        (status = 409, description = "Revoked already (key_revoked_already)", body = ErrorBody),
+    ))]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(prefix): ApiPath<String>,
+) -> Result<(StatusCode, Json<MadeKey>), ApiError> {
+    admin_only(&who)?;
+    state
+        .run_blocking(Work::Write, move |e| {
+            let (old, revoke) = e.keys().revocation(&prefix)?;
+            let (key, add) = KeyStore::make(Principal {
+                builder: old.builder,
+                admin: old.admin,
+            });
+            e.change_keys(vec![revoke, add])?;
+            let info = e
+                .keys()
+                .info_of(&key)
+                .ok_or_else(|| ApiError::internal("a key just made is not in the store"))?;
+            Ok((StatusCode::CREATED, Json(MadeKey { key, info })))
+        })
+        .await
+}
