@@ -26,16 +26,21 @@ pub const MAX_CALL_USD: f64 = 1000.0;
 #[schema(as = CallBody)]
 pub struct PaidCall {
     /// The model called.
+    #[schema(min_length = 1)]
     pub model: String,
     /// USD paid, 0..=1000; defaults to the model's price (0 when it has
     /// none).
+    #[schema(minimum = 0, maximum = 1000)]
     pub amount_usd: Option<f64>,
     /// 1 to 200 characters; a retry with the same key counts once (or the
     /// `Idempotency-Key` header).
+    #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: Option<String>,
     /// The recorded page the call came from and the hit's rank on it: both
     /// or neither.
     pub page_id: Option<u64>,
+    /// The hit's rank on that page, from 1.
+    #[schema(minimum = 1)]
     pub rank: Option<u64>,
 }
 

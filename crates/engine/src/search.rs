@@ -43,7 +43,8 @@ pub struct SearchResponse {
     pub facets: FacetCounts,
     /// Whether every query word is a word some card contains; when not,
     /// `unknown_words` lists the others, which matched only as a prefix or
-    /// within one edit, or not at all (docs/retrieval.md, Prefixes and typos).
+    /// as a typo (one edit from 5 characters, two from 9), or not at all
+    /// (docs/retrieval.md, Prefixes and typos).
     pub matched_all_words: bool,
     pub unknown_words: Vec<String>,
     /// The ledger's sequence number of this page when it was recorded: a

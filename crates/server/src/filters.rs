@@ -109,8 +109,13 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
 impl FilterParams {
     /// The engine's filter.
     pub fn into_filter(self) -> Result<Filter, ApiError> {
+        // An empty value is no bound (what an HTML form sends for a field
+        // left blank; the document allows it).
         let time = |field: &str, v: &Option<String>| {
-            v.as_deref().map(|s| parse_time(field, s)).transpose()
+            v.as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse_time(field, s))
+                .transpose()
         };
         let before = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
             Ok(time(field, v)?.map(|t| t.saturating_sub(1)))

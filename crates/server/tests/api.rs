@@ -1089,6 +1089,34 @@ async fn admin_key_routes_make_list_revoke_and_rotate_keys() {
     );
 }
 
+/// What the document allows is accepted and what it forbids refused (two
+/// of the OpenAPI fuzzer's findings): a blank date filter is no bound, and
+/// window_hours past its documented maximum is a 400, not clamped.
+#[tokio::test]
+async fn blank_filters_are_no_bound_and_documented_limits_hold() {
+    let h = hub();
+    let (s, all) = get(&h, "/v1/search?q=translation").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, blank) = get(
+        &h,
+        "/v1/search?q=translation&created_after=&updated_before=",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{blank}");
+    assert_eq!(ids(&blank, "hits"), ids(&all, "hits"));
+    assert_eq!(
+        get(&h, "/v1/stats/exposure?window_hours=8760").await.0,
+        StatusCode::OK
+    );
+    let (s, v) = get(&h, "/v1/stats/exposure?window_hours=8761").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_parameter"))
+    );
+    let (s, _) = get(&h, "/v1/stats/exposure?window_hours=0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn sort_by_calls_reads_the_ledger() {
     let h = hub();

@@ -23,7 +23,7 @@ use crate::typos::{edit_distance, edits_allowed};
 
 /// Weight of a word's matches in fields other than its best one.
 const TIE_BREAKER: f32 = 0.3;
-/// Score of a word matched only as a prefix or within one edit
+/// Score of a word matched only as a prefix of an id's or tag's word
 /// (docs/retrieval.md, Prefixes and typos): about the BM25F score of a word
 /// found once, in a field of weight 1, in one card of thirty, well below a
 /// rare word's (up to `idf * (k1 + 1)`). Only words no card contains are
@@ -416,7 +416,7 @@ impl TextIndex {
     }
 
     /// The query's words that no card contains (they match only by
-    /// tolerance: as a prefix or within one edit, or not at all).
+    /// tolerance: as a prefix or as a typo, or not at all).
     pub fn unknown_words(&self, searcher: &Searcher, text: &QueryWords) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for (word, stem) in text.words.iter().zip(&text.stems) {

@@ -76,8 +76,8 @@ pub struct SearchPage {
     pub matched_all_words: bool,
     /// The exposure ledger's id of this page (a paid call may name it).
     pub page_id: Option<u64>,
-    /// Query words no card contains (matched as a prefix, within one edit,
-    /// or not at all).
+    /// Query words no card contains (matched as a prefix, as a typo of a
+    /// word ids contain, or not at all; docs/retrieval.md).
     pub unknown_words: Vec<String>,
     pub took_ms: f64,
     pub hits: Vec<HitDto>,

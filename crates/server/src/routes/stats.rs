@@ -18,6 +18,7 @@ use crate::{AppState, StatsCache, Work};
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// The recent window, hours (1..=8760, default 24).
+    #[param(minimum = 1, maximum = 8760)]
     pub window_hours: Option<u64>,
 }
 
@@ -33,7 +34,13 @@ pub async fn exposure(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<StatsParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let hours = p.window_hours.unwrap_or(24).clamp(1, 24 * 365);
+    let hours = p.window_hours.unwrap_or(24);
+    if !(1..=24 * 365).contains(&hours) {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!("window_hours must be 1 to 8760, not {hours}"),
+        ));
+    }
     let fresh = Duration::from_millis(state.config.stats_cache_ms);
     let cache = state.stats_cache.clone();
     // Cached figures need no slot: pollers do not queue behind searches.
