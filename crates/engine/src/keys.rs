@@ -5,7 +5,9 @@
 //! name it in `keys list`) is kept. `keys revoke PREFIX` revokes a key and
 //! `keys rotate PREFIX` replaces it with a new one for the same holder; a
 //! running server reads the file again when it changes, so a revocation
-//! holds from the next request on (401 `key_revoked`).
+//! holds from the next request on (401 `key_revoked`). The admin routes
+//! (`/v1/keys`) make the same changes as [`KeyChange`]s, which in cluster
+//! mode go through the log to every replica's store.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -139,11 +141,8 @@ impl KeyStore {
 
     /// Create a key; returns the key itself (shown once).
     pub fn create(&self, principal: Principal) -> Result<String, KeyError> {
-        let key = new_key();
-        self.modify_keys(|keys| {
-            keys.push(StoredKey::new(&key, principal));
-            Ok(())
-        })?;
+        let (key, add) = KeyStore::make(principal);
+        self.apply(&[add])?;
         Ok(key)
     }
 
@@ -213,28 +212,24 @@ impl KeyStore {
 
     /// Revoke the one key that starts with `prefix` (or is `prefix`).
     pub fn revoke(&self, prefix: &str) -> Result<KeyInfo, KeyError> {
-        let mut info = None;
-        self.modify_keys(|keys| {
-            let k = find_one(keys, prefix)?;
-            k.revoked_unix = Some(now_unix());
-            info = Some(k.info());
-            Ok(())
-        })?;
-        info.ok_or_else(|| KeyError::NoSuchKey(prefix.to_string()))
+        let (mut info, revoke) = self.revocation(prefix)?;
+        if let KeyChange::Revoke { revoked_unix, .. } = &revoke {
+            info.revoked_unix = Some(*revoked_unix);
+        }
+        self.apply(&[revoke])?;
+        Ok(info)
     }
 
     /// Replace the one key that starts with `prefix` by a new key for the
     /// same holder: the old one is revoked in the same write. Returns the
     /// new key (shown once).
     pub fn rotate(&self, prefix: &str) -> Result<String, KeyError> {
-        let key = new_key();
-        self.modify_keys(|keys| {
-            let old = find_one(keys, prefix)?;
-            old.revoked_unix = Some(now_unix());
-            let principal = old.principal.clone();
-            keys.push(StoredKey::new(&key, principal));
-            Ok(())
-        })?;
+        let (old, revoke) = self.revocation(prefix)?;
+        let (key, add) = KeyStore::make(Principal {
+            builder: old.builder,
+            admin: old.admin,
+        });
+        self.apply(&[revoke, add])?;
         Ok(key)
     }
 

@@ -4,7 +4,8 @@
 //! Hub), `author`, `filter` (repeatable, comma-separated: tags the model
 //! must all carry, as the Hub writes them), `pipeline_tag`, `gated`, `sort`
 //! (downloads, trendingScore = downloads, likes, lastModified, createdAt),
-//! `direction`, `limit`, `full`, `cardData`, and pagination by `Link: <...>;
+//! `direction`, `limit`, `full`, `cardData`, `expand` (the properties kept),
+//! and pagination by `Link: <...>;
 //! rel="next"` (scheme from `X-Forwarded-Proto`); any other parameter is a
 //! 400. `model_info` answers `/api/models/{id}` and `/revision/main`; a
 //! missing model or revision carries `X-Error-Code` as the Hub does.

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use hubsearch_engine::keys::{KeyInfo, KeyStore, Principal};
+use hubsearch_engine::keys::{KeyChange, KeyInfo, KeyStore, Principal};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -32,6 +32,21 @@ pub struct NewKey {
 pub struct MadeKey {
     pub key: String,
     pub info: KeyInfo,
+}
+
+/// Apply `changes` (through the log in cluster mode), the last of which
+/// adds `key`, and answer the new key with how it is listed.
+fn made(
+    e: &hubsearch_engine::Engine,
+    changes: Vec<KeyChange>,
+    key: String,
+) -> Result<(StatusCode, Json<MadeKey>), ApiError> {
+    e.change_keys(changes)?;
+    let info = e
+        .keys()
+        .info_of(&key)
+        .ok_or_else(|| ApiError::internal("a key just made is not in the store"))?;
+    Ok((StatusCode::CREATED, Json(MadeKey { key, info })))
 }
 
 /// Only an admin key manages keys.
@@ -89,14 +104,7 @@ pub async fn create_key(
     };
     let (key, change) = KeyStore::make(principal);
     state
-        .run_blocking(Work::Write, move |e| {
-            e.change_keys(vec![change])?;
-            let info = e
-                .keys()
-                .info_of(&key)
-                .ok_or_else(|| ApiError::internal("a key just made is not in the store"))?;
-            Ok((StatusCode::CREATED, Json(MadeKey { key, info })))
-        })
+        .run_blocking(Work::Write, move |e| made(e, vec![change], key))
         .await
 }
 
@@ -122,13 +130,10 @@ pub async fn revoke_key(
     state
         .run_blocking(Work::Write, move |e| {
             let (mut info, change) = e.keys().revocation(&prefix)?;
+            if let KeyChange::Revoke { revoked_unix, .. } = &change {
+                info.revoked_unix = Some(*revoked_unix);
+            }
             e.change_keys(vec![change])?;
-            info.revoked_unix = e
-                .keys()
-                .list()
-                .into_iter()
-                .find(|k| k.prefix == info.prefix && k.created_unix == info.created_unix)
-                .and_then(|k| k.revoked_unix);
             Ok(Json(info))
         })
         .await
@@ -160,12 +165,7 @@ pub async fn rotate_key(
                 builder: old.builder,
                 admin: old.admin,
             });
-            e.change_keys(vec![revoke, add])?;
-            let info = e
-                .keys()
-                .info_of(&key)
-                .ok_or_else(|| ApiError::internal("a key just made is not in the store"))?;
-            Ok((StatusCode::CREATED, Json(MadeKey { key, info })))
+            made(e, vec![revoke, add], key)
         })
         .await
 }
