@@ -485,10 +485,21 @@ fn str_or_list(obj: &Map<String, Value>, field: &'static str) -> Result<Vec<Stri
 fn count(obj: &Map<String, Value>, field: &'static str) -> Result<u64> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| Error::InvalidValue {
-            field,
-            reason: format!("{n} is not a non-negative integer"),
-        }),
+        // At most an int64's largest, as the API's document states; a
+        // whole number written with a fraction (`42.0`) is that integer, as
+        // JSON Schema reads it.
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..9.2e18).contains(f))
+                    .map(|f| f as u64)
+            })
+            .filter(|&c| c <= i64::MAX as u64)
+            .ok_or_else(|| Error::InvalidValue {
+                field,
+                reason: format!("{n} is not an integer in 0..=2^63-1"),
+            }),
         Some(v) => Err(Error::WrongType {
             field,
             expected: "non-negative integer",
@@ -555,6 +566,12 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_with_a_fraction_are_counts() {
+        let c = parse_json(r#"{"id": "a/b", "likes": 42.0, "downloads": 1e3}"#).unwrap();
+        assert_eq!((c.likes, c.downloads), (42, 1000));
+    }
+
+    #[test]
     fn bad_records_name_the_problem() {
         let cases = [
             ("{", "invalid JSON"),
@@ -566,6 +583,11 @@ mod tests {
                 "field `downloads`: expected non-negative integer, got string",
             ),
             (r#"{"id": "a/b", "downloads": -3}"#, "field `downloads`"),
+            (r#"{"id": "a/b", "downloads": 2.5}"#, "field `downloads`"),
+            (
+                r#"{"id": "a/b", "likes": 9223372036854775808}"#,
+                "field `likes`",
+            ),
             (
                 r#"{"id": "a/b", "tags": "nlp"}"#,
                 "field `tags`: expected array of strings",

@@ -86,9 +86,10 @@ impl Engine {
             (None, None) => Ok(None),
             // In cluster mode page ids are the serving replica's
             // (docs/cluster.md): another replica cannot check them.
-            (Some(page), Some(rank))
-                if rank >= 1 && (self.replicator().is_some() || page < self.ledger().pages()) =>
-            {
+            (Some(page), Some(rank)) if rank >= 1 => {
+                if self.replicator().is_none() && page >= self.ledger().pages() {
+                    return Err(Error::PageNotFound { page });
+                }
                 Ok(Some(CallOrigin { page, rank }))
             }
             _ => Err(Error::InvalidCallOrigin),
@@ -218,8 +219,17 @@ mod tests {
                 Error::InvalidAmount { .. }
             ));
         }
-        // A page that was never recorded, a rank of 0, half an origin.
-        for (page_id, rank) in [(Some(5), Some(1)), (Some(0), Some(0)), (Some(0), None)] {
+        // A page that was never recorded.
+        assert!(matches!(
+            bad(PaidCall {
+                page_id: Some(5),
+                rank: Some(1),
+                ..base.clone()
+            }),
+            Error::PageNotFound { page: 5 }
+        ));
+        // A rank of 0, half an origin.
+        for (page_id, rank) in [(Some(0), Some(0)), (Some(0), None), (None, Some(1))] {
             assert!(matches!(
                 bad(PaidCall {
                     page_id,

@@ -49,6 +49,9 @@ pub enum Error {
         "page_id and rank go together: page_id a recorded page (a search's page_id), rank >= 1"
     )]
     InvalidCallOrigin,
+    /// A paid call naming a page this hub never recorded.
+    #[error("no recorded page {page} (page_id is a search's page_id)")]
+    PageNotFound { page: u64 },
     /// A published id that breaks the id rule (`catalog::is_valid_id`).
     #[error("{id:?} is not a model id: `name` or `namespace/name`, each 1 to 96 of letters, digits, `.`, `_`, `-`, starting and ending with a letter or digit")]
     InvalidId { id: String },

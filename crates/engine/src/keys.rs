@@ -106,6 +106,13 @@ pub enum KeyChange {
     Revoke { hash: String, revoked_unix: u64 },
 }
 
+impl KeyChange {
+    /// Whether this change revokes `key` (a whole key).
+    pub fn revokes(&self, key: &str) -> bool {
+        matches!(self, KeyChange::Revoke { hash: h, .. } if *h == hash(key))
+    }
+}
+
 /// The key file, reloaded when it changes on disk.
 pub struct KeyStore {
     path: PathBuf,

@@ -272,7 +272,13 @@ fn receipts_verify_and_a_reopened_ledger_keeps_root_and_key() {
             got,
             entries.iter().map(|e| B64.encode(e)).collect::<Vec<_>>()
         );
-        assert!(l.log_entries(0, 31).is_err() && l.log_entries(5, 5).is_err());
+        // Past the tree: cut to it (RFC 9162 6.1's partial answer); an empty
+        // range has no entries; a start outside the tree is refused.
+        assert_eq!(l.log_entries(0, 31).unwrap().entries, got);
+        assert_eq!(l.log_entries(28, u64::MAX).unwrap().entries, got[28..]);
+        assert!(l.log_entries(5, 5).unwrap().entries.is_empty());
+        assert!(l.log_entries(30, 31).is_err());
+        assert!(l.call_log().consistency(5, 4).is_err());
         assert!(l.call_log().inclusion(30, 30).is_err());
         assert!(l.call_log().inclusion(0, 31).is_err());
         assert!(l.call_log().consistency(0, 30).is_err());

@@ -64,10 +64,7 @@ codes! {
     InvalidIdempotencyKey => "invalid_idempotency_key", BAD_REQUEST, "an idempotency key that is empty or too long";
     InvalidInput => "invalid_input", BAD_REQUEST, "an input file cannot be read";
     VectorSearchDisabled => "vector_search_disabled", BAD_REQUEST, "vector or hybrid search on a hub without embeddings";
-    LeafBeyondTree => "leaf_beyond_tree", BAD_REQUEST, "call log: leaf_index is not below tree_size";
-    TreeSizeBeyondHead => "tree_size_beyond_head", BAD_REQUEST, "call log: a tree size larger than the log's current signed head";
-    KeyAmbiguous => "key_ambiguous", BAD_REQUEST, "more than one API key starts with these characters: give more of the key";
-    InvalidRange => "invalid_range", BAD_REQUEST, "call log: entries start..end empty, past the tree or over 1,000 entries; a consistency first not in 1..=second";
+    InvalidRange => "invalid_range", BAD_REQUEST, "call log: a consistency proof from a tree of 0 entries";
     Unauthorized => "unauthorized", UNAUTHORIZED, "no valid API key";
     KeyRevoked => "key_revoked", UNAUTHORIZED, "the API key was revoked (hubsearch keys revoke or rotate)";
     Forbidden => "forbidden", FORBIDDEN, "the key may not do this";
@@ -76,8 +73,14 @@ codes! {
     ModelNotFound => "model_not_found", NOT_FOUND, "no model with this id (Hugging Face API: header X-Error-Code: RepoNotFound)";
     RevisionNotFound => "revision_not_found", NOT_FOUND, "Hugging Face API: a revision other than main (one revision per model; header X-Error-Code: RevisionNotFound)";
     BuilderNotFound => "builder_not_found", NOT_FOUND, "no builder with this name";
+    LeafBeyondTree => "leaf_beyond_tree", NOT_FOUND, "call log: no entry at leaf_index (or start) in a tree of tree_size entries";
+    TreeSizeBeyondHead => "tree_size_beyond_head", NOT_FOUND, "call log: no tree of this size yet (larger than the log's current signed head)";
+    NoProof => "no_proof", NOT_FOUND, "call log: no consistency proof from a larger tree to a smaller one (first > second)";
+    PageNotFound => "page_not_found", NOT_FOUND, "a paid call's page_id names no page this hub recorded";
     KeyNotFound => "key_not_found", NOT_FOUND, "no API key starts with these characters (GET /v1/keys lists them)";
     ModelExists => "model_exists", CONFLICT, "publishing an id that exists (use PUT to replace)";
+    KeyAmbiguous => "key_ambiguous", CONFLICT, "more than one API key starts with these characters: give more of the key";
+    KeyInUse => "key_in_use", CONFLICT, "revoking or rotating the key the request is made with (make another admin key and use it)";
     KeyRevokedAlready => "key_revoked_already", CONFLICT, "revoking or rotating a key that is revoked";
     IdempotencyKeyReused => "idempotency_key_reused", CONFLICT, "an idempotency key sent again with another model or amount";
     BodyTooLarge => "body_too_large", PAYLOAD_TOO_LARGE, "the body is over server.max_body_bytes";
@@ -182,6 +185,7 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidIdempotencyKey { .. } => Code::InvalidIdempotencyKey,
             EngineError::InvalidAmount { .. } => Code::InvalidAmount,
             EngineError::InvalidCallOrigin => Code::InvalidParameter,
+            EngineError::PageNotFound { .. } => Code::PageNotFound,
             EngineError::InvalidId { .. } => Code::InvalidId,
             EngineError::ModelExists { .. } => Code::ModelExists,
             EngineError::Input { .. } => Code::InvalidInput,
@@ -191,6 +195,7 @@ impl From<EngineError> for ApiError {
                 ProofError::LeafBeyondTree { .. } => Code::LeafBeyondTree,
                 ProofError::SizeBeyondHead { .. } => Code::TreeSizeBeyondHead,
                 ProofError::InvalidRange(_) => Code::InvalidRange,
+                ProofError::NoProof { .. } => Code::NoProof,
             },
             EngineError::Cluster(_) => Code::ClusterUnavailable,
             EngineError::Keys(k) => match k {

@@ -35,20 +35,56 @@ pub struct FilterParams {
     #[serde(default)]
     pub tag: Vec<String>,
     /// Lowest price per call in USD (free models count as 0).
+    #[param(minimum = 0.0)]
     pub min_price: Option<f64>,
+    /// Highest price per call in USD.
+    #[param(minimum = 0.0)]
     pub max_price: Option<f64>,
+    /// Fewest downloads (an int64: at most 2^63 - 1).
     pub min_downloads: Option<u64>,
+    /// Most downloads.
     pub max_downloads: Option<u64>,
+    /// Fewest likes.
     pub min_likes: Option<u64>,
+    /// Most likes.
     pub max_likes: Option<u64>,
     /// Created at or after this time (RFC 3339, or a day `YYYY-MM-DD`).
+    #[param(schema_with = time_param)]
     pub created_after: Option<String>,
     /// Created before this time (exclusive).
+    #[param(schema_with = time_param)]
     pub created_before: Option<String>,
     /// Last modified at or after this time.
+    #[param(schema_with = time_param)]
     pub updated_after: Option<String>,
     /// Last modified before this time (exclusive).
+    #[param(schema_with = time_param)]
     pub updated_before: Option<String>,
+}
+
+/// A time bound's schema: an RFC 3339 time, a day, or blank (no bound).
+fn time_param() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, SchemaFormat, Type};
+    use utoipa::openapi::ObjectBuilder;
+    let string = |format: KnownFormat| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+            .build()
+    };
+    let blank = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(0))
+        .build();
+    AnyOfBuilder::new()
+        .item(string(KnownFormat::DateTime))
+        .item(string(KnownFormat::Date))
+        .item(blank)
+        .description(Some(
+            "An RFC 3339 time, a day YYYY-MM-DD, or blank for no bound",
+        ))
+        .build()
+        .into()
 }
 
 /// The names of [`FilterParams`]' fields: the query keys that are filters.
@@ -106,6 +142,18 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
         })
 }
 
+/// A count bound as the document states it: an int64 (`format: int64`),
+/// so at most 2^63 - 1.
+fn count(field: &str, v: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match v {
+        Some(n) if n > i64::MAX as u64 => Err(ApiError::new(
+            Code::InvalidFilter,
+            format!("{field} must be at most {} (an int64), not {n}", i64::MAX),
+        )),
+        v => Ok(v),
+    }
+}
+
 impl FilterParams {
     /// The engine's filter.
     pub fn into_filter(self) -> Result<Filter, ApiError> {
@@ -140,12 +188,12 @@ impl FilterParams {
                 max: self.max_price,
             },
             downloads: Range {
-                min: self.min_downloads,
-                max: self.max_downloads,
+                min: count("min_downloads", self.min_downloads)?,
+                max: count("max_downloads", self.max_downloads)?,
             },
             likes: Range {
-                min: self.min_likes,
-                max: self.max_likes,
+                min: count("min_likes", self.min_likes)?,
+                max: count("max_likes", self.max_likes)?,
             },
             id_contains: None,
         })
@@ -172,5 +220,8 @@ mod tests {
         let bad: FilterParams = serde_html_form::from_str("updated_after=yesterday").unwrap();
         assert!(bad.into_filter().is_err());
         assert!(serde_html_form::from_str::<FilterParams>("min_downloads=-1").is_err());
+        let huge: FilterParams =
+            serde_html_form::from_str("max_likes=9223372036854775808").unwrap();
+        assert!(huge.into_filter().is_err());
     }
 }

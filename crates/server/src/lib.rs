@@ -251,7 +251,8 @@ pub fn app(state: AppState) -> Router {
             "/v1/models/{*id}",
             get(routes::models::get_model)
                 .put(routes::models::replace)
-                .delete(routes::models::delete),
+                .delete(routes::models::delete)
+                .options(routes::models::options),
         )
         .route("/api/models/{*id}", get(routes::hf::model_info))
         .fallback(routes::ops::not_found)

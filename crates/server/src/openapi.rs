@@ -72,9 +72,145 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     DOC.get_or_init(|| crate::api_router().split_for_parts().1)
 }
 
-/// The document as JSON.
+/// The document as JSON, with the constraints utoipa cannot derive
+/// ([`constrain`]).
 pub fn document_json() -> String {
     static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| document().to_pretty_json().unwrap_or_default())
-        .clone()
+    JSON.get_or_init(|| {
+        let mut doc = serde_json::to_value(document()).unwrap_or_default();
+        constrain(&mut doc);
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    })
+    .clone()
+}
+
+/// A model id as the server takes it (`hubsearch_engine::catalog::is_valid_id`):
+/// `name` or `namespace/name`, each part 1 to 96 of `A-Z a-z 0-9 . _ -`,
+/// starting and ending with a letter or digit, no `--` or `..`; a
+/// namespaced name is not `similar` (that path is the similar-models page).
+pub const ID_PATTERN: &str = r"^(?!.*(--|\.\.))(?!.*/similar$)[A-Za-z0-9]([A-Za-z0-9._-]{0,94}[A-Za-z0-9])?(/[A-Za-z0-9]([A-Za-z0-9._-]{0,94}[A-Za-z0-9])?)?$";
+
+/// A builder (an id's namespace): one part of [`ID_PATTERN`].
+pub const BUILDER_PATTERN: &str = r"^(?!.*(--|\.\.))[A-Za-z0-9]([A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$";
+
+/// What the server enforces that the derived document cannot say: the card
+/// a publisher writes (every name the reader takes, no others, each field's
+/// type and bounds, the id rule; on PUT the id is the path's), a paid
+/// call's page and rank together, a key for a builder or an admin, the id
+/// rule on PUT's path. Kept in one place so the document and the checks
+/// are read side by side; the fuzzer run in CI (schemathesis) holds the
+/// server to it.
+fn constrain(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["CardInput"] = card_input(true);
+    schemas["CardReplacement"] = card_input(false);
+    // page_id and rank: both (integers) or neither (absent or null).
+    schemas["CallBody"]["anyOf"] = json!([
+        {"properties": {"page_id": {"type": "null"}, "rank": {"type": "null"}}},
+        {"required": ["page_id", "rank"],
+         "properties": {"page_id": {"type": "integer"}, "rank": {"type": "integer"}}}
+    ]);
+    schemas["CallBody"]["additionalProperties"] = json!(false);
+    // With `expand`, a Hub model has `_id`, `id` and what was asked for.
+    schemas["HfModel"]["required"] = json!(["_id", "id"]);
+    schemas["NewKey"]["properties"]["builder"]["pattern"] = json!(BUILDER_PATTERN);
+    schemas["NewKey"]["anyOf"] = json!([
+        {"required": ["builder"], "properties": {"builder": {"type": "string"}}},
+        {"required": ["admin"], "properties": {"admin": {"const": true}}}
+    ]);
+    let put = &mut doc["paths"]["/v1/models/{id}"]["put"];
+    put["requestBody"]["content"]["application/json"]["schema"] =
+        json!({"$ref": "#/components/schemas/CardReplacement"});
+    if let Some(params) = put["parameters"].as_array_mut() {
+        for p in params.iter_mut().filter(|p| p["name"] == "id") {
+            p["schema"]["pattern"] = json!(ID_PATTERN);
+        }
+    }
+}
+
+/// The card a publisher writes: with an id (`POST`), or without (`PUT`,
+/// where the path names it).
+fn card_input(with_id: bool) -> serde_json::Value {
+    use hubsearch_core::record::{MAX_LIST_LEN, MAX_PRICE_USD};
+    use serde_json::json;
+    let text = json!({"type": ["string", "null"]});
+    // Items may be strings, or booleans and numbers, which are read as
+    // their text (YAML front matter writes Norwegian `no` as false).
+    let list = json!({"type": ["array", "null"], "maxItems": MAX_LIST_LEN,
+        "items": {"type": ["string", "boolean", "number"]}});
+    let one_or_list = json!({"anyOf": [{"type": "string"}, list.clone()]});
+    let body = json!({"type": ["string", "null"],
+        "maxLength": crate::routes::models::MAX_PUBLISHED_TEXT_CHARS});
+    let count = json!({"type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX,
+        "description": "Admin only"});
+    let time = json!({"anyOf": [{"type": "string", "format": "date-time"}, {"const": ""}, {"type": "null"}],
+        "description": "Admin only; RFC 3339, blank or null for none"});
+    let mut props = serde_json::Map::new();
+    for f in [
+        "name",
+        "task",
+        "pipeline_tag",
+        "library",
+        "library_name",
+        "model_type",
+        "license",
+        "description",
+    ] {
+        props.insert(f.into(), text.clone());
+    }
+    for f in ["builder", "author"] {
+        props.insert(
+            f.into(),
+            json!({"type": ["string", "null"],
+            "description": "The namespace (a builder's key: its own)"}),
+        );
+    }
+    for f in [
+        "frameworks",
+        "languages",
+        "tags",
+        "datasets",
+        "architectures",
+    ] {
+        props.insert(f.into(), list.clone());
+    }
+    for f in ["card_text", "cardText"] {
+        props.insert(f.into(), body.clone());
+    }
+    props.insert(
+        "cardData".into(),
+        json!({"type": ["object", "null"], "description": "Hugging Face cardData: tags, language and datasets are read (license, pipeline_tag, library_name when strings); other keys are ignored",
+            "properties": {"tags": list, "language": one_or_list, "datasets": one_or_list}}),
+    );
+    props.insert(
+        "price_usd".into(),
+        json!({"type": ["number", "null"], "minimum": 0, "maximum": MAX_PRICE_USD,
+            "description": "Price per paid call in USD; absent = free"}),
+    );
+    for f in ["downloads", "likes", "paid_calls"] {
+        props.insert(f.into(), count.clone());
+    }
+    for f in [
+        "created_at",
+        "createdAt",
+        "updated_at",
+        "last_modified",
+        "lastModified",
+    ] {
+        props.insert(f.into(), time.clone());
+    }
+    let mut schema = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "A card as a publisher writes it; the Hugging Face names are read too. Fields the hub sets (downloads, likes, paid_calls, dates) need an admin key."
+    });
+    if with_id {
+        for f in ["id", "modelId"] {
+            props.insert(f.into(), json!({"type": "string", "pattern": ID_PATTERN}));
+        }
+        schema["oneOf"] = json!([{"required": ["id"]}, {"required": ["modelId"]}]);
+    }
+    schema["properties"] = serde_json::Value::Object(props);
+    schema
 }

@@ -1202,7 +1202,6 @@ async fn calls_can_name_the_page_they_came_from() {
         json!({"model": first, "page_id": page}),
         json!({"model": first, "rank": 1}),
         json!({"model": first, "page_id": page, "rank": 0}),
-        json!({"model": first, "page_id": page + 1000, "rank": 1}),
     ] {
         assert_eq!(
             post_code(&h, "/v1/calls", &h.admin, bad.clone()).await,
@@ -1213,6 +1212,12 @@ async fn calls_can_name_the_page_they_came_from() {
             "{bad}"
         );
     }
+    // A page never recorded: not found (the same call can name it once it is).
+    let unrecorded = json!({"model": first, "page_id": page + 1000, "rank": 1});
+    assert_eq!(
+        post_code(&h, "/v1/calls", &h.admin, unrecorded).await,
+        (StatusCode::NOT_FOUND, Some("page_not_found".to_string()))
+    );
 }
 
 /// Browser apps on other origins may call the API (server.cors_origins,

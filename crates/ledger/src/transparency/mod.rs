@@ -245,6 +245,10 @@ pub enum ProofError {
     SizeBeyondHead { size: u64, head: u64 },
     #[error("{0}")]
     InvalidRange(String),
+    /// A consistency proof asked from a larger tree to a smaller one: no
+    /// such proof exists.
+    #[error("no consistency proof from {first} entries to fewer ({second})")]
+    NoProof { first: u64, second: u64 },
 }
 
 /// Which leaf each call got: runs of consecutive sequence numbers on
@@ -410,10 +414,13 @@ impl CallLog {
     pub fn consistency(&self, first: u64, second: u64) -> Result<ConsistencyProof, ProofError> {
         let t = self.tree();
         check_size(second, t.size())?;
-        if first == 0 || first > second {
-            return Err(ProofError::InvalidRange(format!(
-                "first must be between 1 and second ({second}), not {first}"
-            )));
+        if first == 0 {
+            return Err(ProofError::InvalidRange(
+                "first must be at least 1 (a tree of 0 entries has no proof)".into(),
+            ));
+        }
+        if first > second {
+            return Err(ProofError::NoProof { first, second });
         }
         Ok(ConsistencyProof {
             first,
@@ -510,14 +517,22 @@ impl Ledger {
         }))
     }
 
-    /// Entries `start..end` (at most [`MAX_ENTRIES`], within the tree).
+    /// Entries `start..end`, cut to the tree and to [`MAX_ENTRIES`] (a
+    /// partial answer, as RFC 9162 6.1 allows: ask again from where it
+    /// ends); none when `end <= start`; `LeafBeyondTree` when `start` is not
+    /// in the tree.
     pub fn log_entries(&self, start: u64, end: u64) -> Result<Entries, LedgerError> {
-        let size = self.inner.log.size();
-        if start >= end || end > size || end - start > MAX_ENTRIES {
-            return Err(LedgerError::Proof(ProofError::InvalidRange(format!(
-                "entries start={start}&end={end}: need start < end <= {size} (the tree size) and at most {MAX_ENTRIES} a request"
-            ))));
+        if end <= start {
+            return Ok(Entries { entries: vec![] });
         }
+        let size = self.inner.log.size();
+        if start >= size {
+            return Err(LedgerError::Proof(ProofError::LeafBeyondTree {
+                leaf: start,
+                size,
+            }));
+        }
+        let end = end.min(size).min(start.saturating_add(MAX_ENTRIES));
         let r = self.inner.db.begin_read().map_err(db_err)?;
         let t = r.open_table(ENTRIES).map_err(db_err)?;
         let mut entries = Vec::with_capacity((end - start) as usize);

@@ -17,16 +17,17 @@ use crate::{AppState, Work};
 #[utoipa::path(post, path = "/v1/calls", tag = "calls",
     request_body = PaidCall,
     security(("api_key" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Instead of the body's idempotency_key")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, description = "Instead of the body's idempotency_key: 1 to 200 characters")),
     responses(
         (status = 201, description = "Recorded", body = CallReceipt),
         (status = 200, description = "Seen before under this key: counted once", body = CallReceipt),
         (status = 400, description = "A bad call (invalid_amount, invalid_idempotency_key, invalid_parameter, invalid_json)", body = ErrorBody),
         (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
+        (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
         (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
-        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 404, description = "No such model (model_not_found) or no such recorded page (page_not_found)", body = ErrorBody),
         (status = 409, description = "The key was used for another call (idempotency_key_reused)", body = ErrorBody),
     ))]
 pub async fn record(

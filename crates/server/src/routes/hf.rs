@@ -164,28 +164,66 @@ pub struct HfListParams {
     pipeline_tag: Option<String>,
     /// No model here is gated: true lists nothing.
     gated: Option<bool>,
-    /// downloads (default), trendingScore (= downloads), likes, lastModified, createdAt.
+    /// The order: `downloads` (default; `trendingScore` is the same here),
+    /// `likes`, `lastModified`, `createdAt` (snake_case forms too).
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
     /// -1 descending (default), 1 ascending.
+    #[param(schema_with = direction_schema)]
     direction: Option<i32>,
-    /// Models per page (at most search.max_limit).
+    /// Models per page (at most search.max_limit; 0 is read as 1).
     limit: Option<usize>,
-    /// Add lastModified, siblings and cardData.
+    /// Add lastModified, siblings and cardData (ignored with `expand`).
     full: Option<bool>,
-    /// Add cardData.
+    /// Add cardData (ignored with `expand`).
     #[serde(rename = "cardData")]
     #[param(rename = "cardData")]
     card_data: Option<bool>,
-    /// Only these properties (besides `_id` and `id`), as on the Hub:
-    /// author, cardData, createdAt, downloads, lastModified, library_name,
-    /// likes, pipeline_tag, private, siblings, tags (repeat, or separate by
-    /// commas; not with `full` or `cardData`). Others are a 400.
-    #[param(style = Form, explode)]
+    /// Only these properties (besides `_id` and `id`), as on the Hub
+    /// (repeat, or separate by commas); with `expand`, `full` and
+    /// `cardData` are ignored.
+    #[param(style = Form, explode, schema_with = expand_schema)]
     expand: Option<Vec<String>>,
     /// Accepted and ignored as on the Hub (config is not listed).
     config: Option<bool>,
-    /// The next page (from the `Link` header).
+    /// The next page (from the `Link` header): an offset; blank is the
+    /// first page.
+    #[param(pattern = "^[0-9]{0,15}$")]
     cursor: Option<String>,
+}
+
+/// The values `sort` takes (see [`listing_sort`]).
+const SORTS: [&str; 9] = [
+    "downloads",
+    "trending",
+    "trendingScore",
+    "trending_score",
+    "likes",
+    "lastModified",
+    "last_modified",
+    "createdAt",
+    "created_at",
+];
+
+fn sort_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(SORTS))
+        .build()
+}
+
+fn direction_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some([-1, 1]))
+        .build()
+}
+
+fn expand_schema() -> utoipa::openapi::Array {
+    let item = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(EXPANDABLE.iter().map(|(name, _)| *name)));
+    utoipa::openapi::ArrayBuilder::new().items(item).build()
 }
 
 /// The Hugging Face Hub's model listing (`HfApi.list_models`): pages by
@@ -285,24 +323,17 @@ const EXPANDABLE: [(&str, &str); 11] = [
 ];
 
 /// The properties `expand` asks for (repeated, or comma-separated), checked:
-/// one hubsearch does not keep is a 400 naming it; `expand` with `full` or
-/// `cardData` is a 400 as on the Hub.
+/// one hubsearch does not keep is a 400 naming it. With `expand`, `full` and
+/// `cardData` are ignored (the Hub's client never sends both).
 fn expand_of(params: &[(String, String)]) -> Result<Option<Vec<&'static str>>, ApiError> {
     let asked: Vec<&str> = params
         .iter()
         .filter(|(k, _)| k == "expand")
         .flat_map(|(_, v)| v.split(','))
         .map(str::trim)
-        .filter(|v| !v.is_empty())
         .collect();
     if asked.is_empty() {
         return Ok(None);
-    }
-    if params.iter().any(|(k, _)| k == "full" || k == "cardData") {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            "`expand` cannot be used with `full` or `cardData` (as on the Hub)",
-        ));
     }
     let mut out = Vec::new();
     for a in asked {
@@ -357,32 +388,38 @@ fn param(params: &[(String, String)], k: &str) -> Option<String> {
 /// lists nothing (`gated=true`), or the first bad value's error.
 fn list_query(params: &[(String, String)], max: usize) -> Result<Option<HfListQuery>, ApiError> {
     let get = |k: &str| param(params, k);
-    let flag =
-        |k: &str| get(k).is_some_and(|v| v.is_empty() || v == "true" || v == "1" || v == "True");
+    let flag = |k: &str| -> Result<bool, ApiError> {
+        match get(k) {
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ApiError::new(
+                Code::InvalidParameter,
+                format!("{k} must be true or false, not {v:?}"),
+            )),
+        }
+    };
+    flag("config")?;
+    // A limit past search.max_limit (however large) is read as it.
     let limit = match get("limit") {
         None => max,
-        Some(l) => l
-            .parse::<usize>()
-            .map_err(|_| ApiError::new(Code::InvalidParameter, "limit must be a number"))?
-            .clamp(1, max),
+        Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => {
+            l.parse::<usize>().unwrap_or(max).clamp(1, max)
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "limit must be a number",
+            ))
+        }
     };
-    let offset = match get("cursor") {
+    let offset = match get("cursor").filter(|c| !c.is_empty()) {
         None => 0,
         Some(c) => c
             .parse::<usize>()
             .map_err(|_| ApiError::new(Code::InvalidCursor, "bad cursor"))?,
     };
-    // No model here is gated: gated=true lists nothing, gated=false all.
-    match get("gated").as_deref() {
-        None | Some("false" | "False" | "0") => {}
-        Some("true" | "True" | "1") => return Ok(None),
-        Some(other) => {
-            return Err(ApiError::new(
-                Code::InvalidParameter,
-                format!("gated must be true or false, not {other:?}"),
-            ))
-        }
-    }
+    let gated = flag("gated")?;
     let reverse = match get("direction").as_deref() {
         None | Some("-1") => false,
         Some("1") => true,
@@ -393,15 +430,20 @@ fn list_query(params: &[(String, String)], max: usize) -> Result<Option<HfListQu
             ))
         }
     };
-    let sort = listing_sort(&get("sort").unwrap_or_default())?;
+    let sort = get("sort").map_or(Ok(ListingSort::Trending), |s| listing_sort(&s))?;
+    // No model here is gated: gated=true lists nothing (once the rest of
+    // the query is checked).
+    if gated {
+        return Ok(None);
+    }
     Ok(Some(HfListQuery {
         filter: list_filter(params),
         sort,
         reverse,
         offset,
         limit,
-        full: flag("full"),
-        card_data: flag("cardData"),
+        full: flag("full")?,
+        card_data: flag("cardData")?,
     }))
 }
 
@@ -440,7 +482,7 @@ fn list_filter(params: &[(String, String)]) -> Filter {
 fn listing_sort(sort: &str) -> Result<ListingSort, ApiError> {
     // hubsearch has no trending score of its own: trending is downloads.
     Ok(match sort {
-        "" | "downloads" | "trending" | "trendingScore" | "trending_score" => ListingSort::Trending,
+        "downloads" | "trending" | "trendingScore" | "trending_score" => ListingSort::Trending,
         "likes" => ListingSort::Likes,
         "lastModified" | "last_modified" => ListingSort::Updated,
         "createdAt" | "created_at" => ListingSort::Newest,
@@ -590,7 +632,12 @@ mod tests {
         );
         let e = expand_of(&q("expand=safetensors")).unwrap_err();
         assert!(e.message.contains("safetensors"), "{}", e.message);
-        assert!(expand_of(&q("expand=downloads&full=true")).is_err());
+        // With expand, full is ignored (not a refusal the document cannot state).
+        assert_eq!(
+            expand_of(&q("expand=downloads&full=true")).unwrap(),
+            Some(vec!["downloads"])
+        );
+        assert!(expand_of(&q("expand=")).is_err());
         let c = ModelCard {
             id: "a/b".into(),
             builder: "a".into(),

@@ -4,14 +4,14 @@
 //! or revoked on one replica holds on every replica (docs/cluster.md).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hubsearch_engine::keys::{KeyChange, KeyInfo, KeyStore, Principal};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::models::Caller;
-use crate::error::{ApiError, ErrorBody};
+use super::models::{bearer, Caller};
+use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::{AppState, Work};
 
@@ -49,6 +49,19 @@ fn made(
     Ok((StatusCode::CREATED, Json(MadeKey { key, info })))
 }
 
+/// A request may not revoke or rotate the key it is made with: an admin
+/// would lock themselves out (make another admin key and revoke this one
+/// with it, or use `hubsearch keys` on the machine).
+fn not_own_key(headers: &HeaderMap, change: &KeyChange) -> Result<(), ApiError> {
+    match bearer(headers) {
+        Some(own) if change.revokes(own) => Err(ApiError::new(
+            Code::KeyInUse,
+            "this request is made with the key it would revoke: make another admin key and revoke this one with it",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Only an admin key manages keys.
 fn admin_only(who: &Principal) -> Result<(), ApiError> {
     if who.admin {
@@ -82,6 +95,7 @@ pub async fn list_keys(
     responses(
         (status = 201, description = "Made: the key is shown this once", body = MadeKey),
         (status = 400, description = "A bad body (invalid_json, invalid_parameter)", body = ErrorBody),
+        (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
     ))]
@@ -91,10 +105,18 @@ pub async fn create_key(
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<MadeKey>), ApiError> {
     admin_only(&who)?;
-    let builder = body.builder.filter(|b| !b.trim().is_empty());
+    if let Some(b) = &body.builder {
+        if b.contains('/') || !hubsearch_engine::catalog::is_valid_id(b) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                format!("builder {b:?} is not a namespace (1 to 96 of A-Z a-z 0-9 . _ -, starting and ending with a letter or digit, no -- or ..)"),
+            ));
+        }
+    }
+    let builder = body.builder;
     if builder.is_none() && !body.admin {
         return Err(ApiError::new(
-            crate::error::Code::InvalidParameter,
+            Code::InvalidParameter,
             "a key is for a builder (\"builder\": NAME) or an admin key (\"admin\": true)",
         ));
     }
@@ -115,21 +137,23 @@ pub async fn create_key(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Revoked", body = KeyInfo),
-        (status = 400, description = "More than one key starts so (key_ambiguous)", body = ErrorBody),
+        (status = 400, description = "A bad path (invalid_path)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 404, description = "No such key (key_not_found)", body = ErrorBody),
-        (status = 409, description = "Revoked already (key_revoked_already)", body = ErrorBody),
+        (status = 409, description = "More than one key starts so (key_ambiguous), revoked already (key_revoked_already), or the key this request is made with (key_in_use)", body = ErrorBody),
     ))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     Caller(who): Caller,
+    headers: HeaderMap,
     ApiPath(prefix): ApiPath<String>,
 ) -> Result<Json<KeyInfo>, ApiError> {
     admin_only(&who)?;
     state
         .run_blocking(Work::Write, move |e| {
             let (mut info, change) = e.keys().revocation(&prefix)?;
+            not_own_key(&headers, &change)?;
             if let KeyChange::Revoke { revoked_unix, .. } = &change {
                 info.revoked_unix = Some(*revoked_unix);
             }
@@ -146,21 +170,23 @@ pub async fn revoke_key(
     security(("api_key" = [])),
     responses(
         (status = 201, description = "The new key, shown this once", body = MadeKey),
-        (status = 400, description = "More than one key starts so (key_ambiguous)", body = ErrorBody),
+        (status = 400, description = "A bad path (invalid_path)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 404, description = "No such key (key_not_found)", body = ErrorBody),
-        (status = 409, description = "Revoked already (key_revoked_already)", body = ErrorBody),
+        (status = 409, description = "More than one key starts so (key_ambiguous), revoked already (key_revoked_already), or the key this request is made with (key_in_use)", body = ErrorBody),
     ))]
 pub async fn rotate_key(
     State(state): State<AppState>,
     Caller(who): Caller,
+    headers: HeaderMap,
     ApiPath(prefix): ApiPath<String>,
 ) -> Result<(StatusCode, Json<MadeKey>), ApiError> {
     admin_only(&who)?;
     state
         .run_blocking(Work::Write, move |e| {
             let (old, revoke) = e.keys().revocation(&prefix)?;
+            not_own_key(&headers, &revoke)?;
             let (key, add) = KeyStore::make(Principal {
                 builder: old.builder,
                 admin: old.admin,

@@ -32,16 +32,20 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The key's holder, or 401.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let key = headers
+/// The key an `Authorization: Bearer <key>` header carries.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         // The scheme name is case-insensitive (RFC 9110, 11.1).
         .and_then(|v| v.trim_start().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, key)| key.trim())
-        .ok_or_else(ApiError::unauthorized)?;
+}
+
+/// The key's holder, or 401.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     match state.keys.check(key) {
         Verdict::Valid(p) => Ok(p),
         Verdict::Revoked => Err(ApiError::new(
@@ -69,6 +73,10 @@ const SERVER_FIELDS: &[&str] = &[
     "last_modified", "lastModified",
 ];
 
+/// The longest card text a publisher sends, in characters (the reader's
+/// limit is in bytes, and a character is at most 4).
+pub const MAX_PUBLISHED_TEXT_CHARS: usize = hubsearch_core::record::MAX_CARD_BYTES / 4;
+
 /// The owner of an id: its namespace (`acme/x` -> `acme`); `None` for an
 /// un-namespaced id, which only an admin key may publish.
 fn namespace(id: &str) -> Option<&str> {
@@ -88,10 +96,53 @@ fn may_write(p: &Principal, id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The id rule (`hubsearch_engine::catalog::is_valid_id`), checked before
-/// a write queues.
+/// `{id}/similar` is the similar-models page (GET only): no card is
+/// published under a name `similar` in a namespace, and other methods on
+/// such a path are a 405 naming GET.
+fn similar_page(id: &str) -> bool {
+    id.ends_with("/similar")
+}
+
+/// `OPTIONS /v1/models/{id}`: the methods the path answers (GET only for a
+/// similar-models page).
+pub async fn options(ApiPath(id): ApiPath<String>) -> axum::response::Response {
+    let allow = if similar_page(&id) {
+        "GET,HEAD"
+    } else {
+        "GET,HEAD,PUT,DELETE"
+    };
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static(allow),
+        )],
+    )
+        .into_response()
+}
+
+/// The 405 for a method other than GET on a similar-models page.
+fn get_only(id: &str, method: &str) -> axum::response::Response {
+    let mut r = ApiError::new(
+        Code::MethodNotAllowed,
+        format!(
+            "/v1/models/{id} is the similar-models page of {}: GET only, not {method}",
+            id.trim_end_matches("/similar")
+        ),
+    )
+    .into_response();
+    r.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("GET,HEAD"),
+    );
+    r
+}
+
+/// The id rule (`hubsearch_engine::catalog::is_valid_id`, and no name
+/// `similar` in a namespace: that path is the similar-models page),
+/// checked before a write queues.
 fn check_id(id: &str) -> Result<(), ApiError> {
-    if is_valid_id(id) {
+    if is_valid_id(id) && !similar_page(id) {
         Ok(())
     } else {
         Err(hubsearch_engine::Error::InvalidId { id: id.to_string() }.into())
@@ -118,17 +169,46 @@ fn card_from_body(
             format!("unknown field {unknown:?} (a card has: {fields})"),
         ));
     }
+    if id_from_path.is_none() && obj.contains_key("id") && obj.contains_key("modelId") {
+        return Err(ApiError::new(
+            Code::InvalidCard,
+            "give the id as `id` or as `modelId`, not both",
+        ));
+    }
     if let Some(id) = id_from_path {
-        match obj.get("id").and_then(Value::as_str) {
-            Some(other) if other != id => {
-                return Err(ApiError::new(
-                    Code::IdMismatch,
-                    format!("the body's id {other:?} differs from the path's {id:?}"),
-                ))
+        // On PUT the path names the card; a body id (either name) may only
+        // repeat it.
+        for key in ["id", "modelId"] {
+            match obj.get(key) {
+                None => {}
+                Some(Value::String(other)) if other == id => {}
+                Some(Value::String(other)) => {
+                    return Err(ApiError::new(
+                        Code::IdMismatch,
+                        format!("the body's {key} {other:?} differs from the path's {id:?}"),
+                    ))
+                }
+                Some(_) => {
+                    return Err(ApiError::new(
+                        Code::InvalidCard,
+                        format!("{key} must be a string (the path's id)"),
+                    ))
+                }
             }
-            _ => {
-                obj.insert("id".into(), Value::String(id.to_string()));
-            }
+        }
+        obj.remove("modelId");
+        obj.insert("id".into(), Value::String(id.to_string()));
+    }
+    for key in ["card_text", "cardText"] {
+        let chars = obj
+            .get(key)
+            .and_then(Value::as_str)
+            .map(|t| t.chars().count());
+        if chars.is_some_and(|n| n > MAX_PUBLISHED_TEXT_CHARS) {
+            return Err(ApiError::new(
+                Code::InvalidCard,
+                format!("{key} is longer than {MAX_PUBLISHED_TEXT_CHARS} characters"),
+            ));
         }
     }
     let text = serde_json::to_string(&v).map_err(ApiError::internal)?;
@@ -259,6 +339,7 @@ pub async fn get_model(
         (status = 201, description = "Published", body = Published),
         (status = 400, description = "A bad card (invalid_card, invalid_id, read_only_field, invalid_json)", body = ErrorBody),
         (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
+        (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
         (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
         (status = 401, description = "No valid key (unauthorized)", body = ErrorBody),
         (status = 403, description = "Not this key's namespace (forbidden)", body = ErrorBody),
@@ -290,6 +371,7 @@ pub async fn create(
         (status = 201, description = "Created", body = Published),
         (status = 400, description = "A bad card (invalid_card, id_mismatch, ...)", body = ErrorBody),
         (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
+        (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
         (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not this key's namespace", body = ErrorBody),
@@ -298,8 +380,12 @@ pub async fn replace(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<Published>), ApiError> {
+    body: Result<ApiJson<Value>, ApiError>,
+) -> Result<axum::response::Response, ApiError> {
+    if similar_page(&id) {
+        return Ok(get_only(&id, "PUT"));
+    }
+    let ApiJson(body) = body?;
     let card = card_from_body(&who, &body, Some(&id))?;
     let by = if who.admin {
         Publisher::Admin
@@ -314,7 +400,7 @@ pub async fn replace(
             } else {
                 StatusCode::OK
             };
-            Ok((status, Json(Published { model: card })))
+            Ok((status, Json(Published { model: card })).into_response())
         })
         .await
 }
@@ -333,13 +419,16 @@ pub async fn delete(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     state
         .run_blocking(Work::Write, move |e| {
+            if similar_page(&id) && e.get(&id).is_err() {
+                return Ok(get_only(&id, "DELETE"));
+            }
             may_write(&who, &id)?;
             e.get(&id)?;
             e.delete_model(&id)?;
-            Ok(StatusCode::NO_CONTENT)
+            Ok(StatusCode::NO_CONTENT.into_response())
         })
         .await
 }

@@ -50,7 +50,8 @@ pub struct ProofParams {
     params(ProofParams),
     responses(
         (status = 200, description = "The inclusion proof", body = InclusionProof),
-        (status = 400, description = "leaf_beyond_tree, tree_size_beyond_head, invalid_parameter", body = ErrorBody),
+        (status = 400, description = "invalid_parameter", body = ErrorBody),
+        (status = 404, description = "leaf_beyond_tree (no such entry in that tree), tree_size_beyond_head (no tree of that size yet)", body = ErrorBody),
     ))]
 pub async fn proof(
     State(state): State<AppState>,
@@ -68,7 +69,9 @@ pub async fn proof(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyParams {
-    /// The earlier tree size (1..=second).
+    /// The earlier tree size (1..=second; larger than second is a 404
+    /// no_proof).
+    #[param(minimum = 1)]
     pub first: u64,
     /// The later tree size (at most the current head's).
     pub second: u64,
@@ -79,7 +82,8 @@ pub struct ConsistencyParams {
     params(ConsistencyParams),
     responses(
         (status = 200, description = "The consistency proof", body = ConsistencyProof),
-        (status = 400, description = "invalid_range, tree_size_beyond_head, invalid_parameter", body = ErrorBody),
+        (status = 400, description = "invalid_range (first 0), invalid_parameter", body = ErrorBody),
+        (status = 404, description = "tree_size_beyond_head (no tree of that size yet), no_proof (first > second)", body = ErrorBody),
     ))]
 pub async fn consistency(
     State(state): State<AppState>,
@@ -99,7 +103,8 @@ pub async fn consistency(
 pub struct EntriesParams {
     /// The first entry (0-based).
     pub start: u64,
-    /// One past the last (at most start + 1000, at most the tree size).
+    /// One past the last. The answer is cut to the tree and to 1,000
+    /// entries (ask again from where it ends); `end <= start` gives none.
     pub end: u64,
 }
 
@@ -108,7 +113,8 @@ pub struct EntriesParams {
     params(EntriesParams),
     responses(
         (status = 200, description = "The entries", body = Entries),
-        (status = 400, description = "invalid_range, invalid_parameter", body = ErrorBody),
+        (status = 400, description = "invalid_parameter", body = ErrorBody),
+        (status = 404, description = "leaf_beyond_tree: start is not in the tree", body = ErrorBody),
     ))]
 pub async fn entries(
     State(state): State<AppState>,
