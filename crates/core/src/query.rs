@@ -327,6 +327,12 @@ pub struct Hit {
     pub score: f64,
     pub parts: ScoreParts,
     pub card: ModelCard,
+    /// The card's text (body or description, Markdown reduced to text)
+    /// cropped around the words the query matched, as HTML: the text
+    /// escaped, matched words in `<mark>`, `…` where cropped; the only
+    /// markup in it (docs/retrieval.md, Snippets).
+    #[serde(default)]
+    pub formatted: String,
 }
 
 #[cfg(test)]

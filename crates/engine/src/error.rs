@@ -22,9 +22,6 @@ pub enum Error {
     /// A page size outside 1..=`search.max_limit`.
     #[error("the page size (per_page, limit) must be between 1 and {max}")]
     InvalidLimit { max: usize },
-    /// A page past the deepest result the engine ranks.
-    #[error("a query's results end at result {max}: refine the query")]
-    PageTooDeep { max: usize },
     /// A filter value that cannot match anything sensible.
     #[error("{field} must be a number >= 0")]
     InvalidFilter { field: &'static str },

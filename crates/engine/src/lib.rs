@@ -33,6 +33,7 @@ pub mod row;
 pub mod search;
 pub mod semantic;
 pub mod similar;
+pub mod snippet;
 pub mod source;
 pub mod transparency;
 

@@ -54,7 +54,7 @@ impl Engine {
         record: bool,
     ) -> Result<SearchResponse> {
         let start = std::time::Instant::now();
-        self.check_page(offset, limit, None)?;
+        self.check_limit(limit)?;
         crate::search::check_filter(filter)?;
         let searcher = self.text_index().searcher();
         // Past the last card there is nothing to list: no collector ever

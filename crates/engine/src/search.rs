@@ -14,6 +14,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ledger::{Book, PageLog, ServedCandidate, ServedPage, ShownLog};
 use crate::row::{page_of, ranked_rows, RankedRow, Row};
+use crate::snippet::Marker;
 
 /// What a served page's log needs beyond its hits.
 pub(crate) struct Served<'a> {
@@ -61,20 +62,14 @@ impl Engine {
         Policy::new(kind.unwrap_or(r.policy), r)
     }
 
-    /// Check a page request: `limit` within `search.max_limit` and, when the
-    /// result list has a fixed depth, `offset` before it (the last page is cut
-    /// at the depth). The one place paging is validated.
-    pub fn check_page(&self, offset: usize, limit: usize, depth: Option<usize>) -> Result<()> {
+    /// Check a page request: `limit` within `search.max_limit`. The one
+    /// place paging is validated. A result list with a fixed depth is cut
+    /// there: the last page ends at it and a page past it is empty (the
+    /// same request is answered, not refused).
+    pub fn check_limit(&self, limit: usize) -> Result<()> {
         let max = self.config().search.max_limit;
         if limit == 0 || limit > max {
             return Err(Error::InvalidLimit { max });
-        }
-        // The last page may end past the depth (it is cut there); a page
-        // that starts past it is refused.
-        if let Some(depth) = depth {
-            if offset >= depth {
-                return Err(Error::PageTooDeep { max: depth });
-            }
         }
         Ok(())
     }
@@ -94,12 +89,13 @@ impl Engine {
                 max: s.max_query_chars,
             });
         }
-        self.check_page(req.offset, req.limit, self.depth(req))?;
+        self.check_limit(req.limit)?;
         if let Some(ratio) = req.semantic_ratio {
+            // Read in hybrid mode only (the server drops it otherwise).
             let reason = if !(0.0..=1.0).contains(&ratio) {
                 Some("must be between 0 and 1")
             } else if req.mode != Mode::Hybrid {
-                Some("weighs hybrid search: it needs mode=hybrid")
+                None
             } else if s.fusion == hubsearch_core::Fusion::Rrf {
                 Some("this hub fuses by reciprocal rank (search.fusion = rrf), which has no weight")
             } else {
@@ -130,7 +126,12 @@ impl Engine {
         let order = self.rank(&policy, rows, group, seed, Book::Search);
         let page = page_of(&order, req.offset, req.limit);
         let first_rank = req.offset.saturating_add(1);
-        let mut hits = self.hits(&searcher, page, first_rank)?;
+        let mut marker = if page.is_empty() {
+            Marker::none()
+        } else {
+            self.marker(&searcher, req, &retrieved.unknown_words)?
+        };
+        let mut hits = self.marked_hits(&searcher, page, first_rank, &mut marker)?;
         let browsing = req.is_browsing();
         let mut page_id = None;
         // A browsing page wholly past the ranked candidates ranked nobody.
@@ -161,6 +162,24 @@ impl Engine {
             page_id,
             took_ms: start.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    /// Do once what the first search would otherwise pay for, before a
+    /// server takes traffic: load the embedder (ONNX Runtime's sessions),
+    /// open the index readers' structures a search touches (postings,
+    /// fast fields, facets, the doc store), build the name keys, walk the
+    /// id dictionary for corrections, and search the vectors. One search
+    /// of [`WARM_UP_QUERY`] in the default mode with facets, not recorded,
+    /// and one suggestion. Returns how long it took.
+    pub fn warm_up(&self) -> Result<std::time::Duration> {
+        let start = Instant::now();
+        let mut req = SearchRequest::new(WARM_UP_QUERY, 10);
+        req.mode = self.default_mode();
+        req.record = false;
+        req.facets = true;
+        self.search(&req)?;
+        self.suggest(WARM_UP_QUERY, 1)?;
+        Ok(start.elapsed())
     }
 
     /// Set what ranking knows of each row (with the paid calls the ledger
@@ -208,17 +227,55 @@ impl Engine {
         ranked_rows(rows, rank(policy, &cands, &book, seed))
     }
 
-    /// The page's hits, with their cards and every score part.
+    /// The page's hits, with their cards and every score part; snippets
+    /// without marks (listings, similar models).
     pub(crate) fn hits(
         &self,
         searcher: &Searcher,
         page: &[RankedRow<'_>],
         first_rank: usize,
     ) -> Result<Vec<Hit>> {
+        self.marked_hits(searcher, page, first_rank, &mut Marker::none())
+    }
+
+    /// What a query matched, to mark in snippets: its words, the
+    /// corrections of those no card has (as the text query reads them),
+    /// and the last word while it is being typed.
+    fn marker(
+        &self,
+        searcher: &Searcher,
+        req: &SearchRequest,
+        unknown: &[String],
+    ) -> Result<Marker> {
+        if req.is_browsing() {
+            return Ok(Marker::none());
+        }
+        let text = self.text_index();
+        let words = text.words(&req.query);
+        let mut corrections = Vec::new();
+        for w in unknown {
+            corrections.extend(text.corrections(searcher, w)?.into_iter().map(|(c, _)| c));
+        }
+        let q = req.query.trim_end_matches(|c: char| !c.is_alphanumeric());
+        let typing = (q.len() == req.query.len())
+            .then(|| q.rsplit(|c: char| !c.is_alphanumeric()).next())
+            .flatten();
+        Ok(Marker::new(words.words(), &corrections, typing))
+    }
+
+    /// The page's hits, each with a snippet marked by `marker`.
+    fn marked_hits(
+        &self,
+        searcher: &Searcher,
+        page: &[RankedRow<'_>],
+        first_rank: usize,
+        marker: &mut Marker,
+    ) -> Result<Vec<Hit>> {
         let mut hits = Vec::with_capacity(page.len());
         for (i, ranked) in page.iter().enumerate() {
             let row = ranked.row;
             let mut card = self.text_index().card(searcher, row.addr)?;
+            let formatted = marker.formatted(&card);
             card.card_text.clear();
             let mut parts = ranked.parts.clone();
             parts.bm25 = row.text.map(|t| t.score);
@@ -231,6 +288,7 @@ impl Engine {
                 score: parts.final_score,
                 parts,
                 card,
+                formatted,
             });
         }
         Ok(hits)
@@ -338,6 +396,10 @@ impl Engine {
         }
     }
 }
+
+/// The query [`Engine::warm_up`] searches: a typo (`serch`: corrections)
+/// and a last word being typed (`mod`: completions).
+pub const WARM_UP_QUERY: &str = "warm up serch mod";
 
 /// The seed a page is drawn with: the request's, else, for a policy that
 /// draws (`stochastic`), a fresh one from the operating system's random

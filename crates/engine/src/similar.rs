@@ -19,7 +19,7 @@ impl Engine {
     /// recorded as exposure.
     pub fn similar(&self, id: &str, filter: &Filter, limit: usize) -> Result<SearchResponse> {
         let start = std::time::Instant::now();
-        self.check_page(0, limit, None)?;
+        self.check_limit(limit)?;
         crate::search::check_filter(filter)?;
         let card = self.get(id)?;
         let semantic = self.semantic().ok_or(Error::VectorSearchDisabled)?;

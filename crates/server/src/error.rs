@@ -48,7 +48,6 @@ codes! {
     InvalidPath => "invalid_path", BAD_REQUEST, "a path segment that cannot be read (e.g. not UTF-8 once decoded)";
     InvalidPerPage => "invalid_per_page", BAD_REQUEST, "per_page (or limit) outside 1..=search.max_limit";
     InvalidPage => "invalid_page", BAD_REQUEST, "page is 0 (pages start at 1)";
-    PageTooDeep => "page_too_deep", BAD_REQUEST, "the page lies past the ranked depth (search.candidates)";
     InvalidMode => "invalid_mode", BAD_REQUEST, "mode is not text, vector or hybrid";
     UnknownPolicy => "unknown_policy", BAD_REQUEST, "policy is not one of the ranking policies";
     InvalidFilter => "invalid_filter", BAD_REQUEST, "a filter value that cannot be used (e.g. a negative price)";
@@ -176,7 +175,6 @@ impl From<EngineError> for ApiError {
         let code = match &e {
             EngineError::QueryTooLong { .. } => Code::QueryTooLong,
             EngineError::InvalidLimit { .. } => Code::InvalidPerPage,
-            EngineError::PageTooDeep { .. } => Code::PageTooDeep,
             EngineError::InvalidFilter { .. } => Code::InvalidFilter,
             EngineError::InvalidSemanticRatio { .. } => Code::InvalidParameter,
             EngineError::VectorSearchDisabled => Code::VectorSearchDisabled,

@@ -384,6 +384,15 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let engine = state.engine.clone();
+    // Warm the embedder and the index readers before the first request
+    // is accepted (so before /readyz can answer): the first search is
+    // then as fast as the others (docs/retrieval.md, Warm-up).
+    let warm = engine.clone();
+    match tokio::task::spawn_blocking(move || warm.warm_up()).await {
+        Ok(Ok(took)) => tracing::info!("warmed up in {:.0} ms", took.as_secs_f64() * 1e3),
+        Ok(Err(e)) => tracing::warn!("warm-up search failed: {e}"),
+        Err(e) => tracing::warn!("warm-up failed: {e}"),
+    }
     let config = state.config.clone();
     let router = app(state);
     let open = Arc::new(Semaphore::new(config.max_connections.max(1)));

@@ -73,15 +73,23 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
 }
 
 /// The document as JSON, with the constraints utoipa cannot derive
-/// ([`constrain`]).
-pub fn document_json() -> String {
-    static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| {
-        let mut doc = serde_json::to_value(document()).unwrap_or_default();
-        constrain(&mut doc);
-        serde_json::to_string_pretty(&doc).unwrap_or_default()
-    })
-    .clone()
+/// ([`constrain`]) and this server's configured limits: the longest query
+/// (`search.max_query_chars`).
+pub fn document_json(max_query_chars: usize) -> String {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    let mut doc = DOC
+        .get_or_init(|| {
+            let mut doc = serde_json::to_value(document()).unwrap_or_default();
+            constrain(&mut doc);
+            doc
+        })
+        .clone();
+    if let Some(params) = doc["paths"]["/v1/search"]["get"]["parameters"].as_array_mut() {
+        for p in params.iter_mut().filter(|p| p["name"] == "q") {
+            p["schema"]["maxLength"] = serde_json::json!(max_query_chars);
+        }
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
 /// A model id as the server takes it (`hubsearch_engine::catalog::is_valid_id`):

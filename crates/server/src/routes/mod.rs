@@ -32,6 +32,16 @@ pub struct HitDto {
     pub price: String,
     pub description: String,
     pub score: f64,
+    /// The card's text (its body or description, Markdown reduced to
+    /// text) cropped to about 240 characters around the words the query
+    /// matched, as HTML: every character of the card's text escaped, the
+    /// matched words inside `<mark>`...`</mark>` (the only markup), `…`
+    /// where the text was cropped. Safe to insert as HTML. Without a query
+    /// (browsing, listings, similar models): the text's start, unmarked.
+    #[schema(
+        example = "Fine-tuned XLSR-53 for <mark>speech</mark> recognition in <mark>German</mark>."
+    )]
+    pub formatted: String,
     /// With `explain=true`: every part of the score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<hubsearch_core::ScoreParts>,
@@ -56,6 +66,7 @@ impl HitDto {
             price,
             description: c.description,
             score: h.score,
+            formatted: h.formatted,
             explain: explain.then_some(h.parts),
         }
     }

@@ -263,9 +263,10 @@ pub async fn not_found(uri: Uri) -> ApiError {
 /// This document: OpenAPI 3.1, generated from the handlers' types.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
-pub async fn openapi() -> impl IntoResponse {
+pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    let max_query_chars = state.engine.config().search.max_query_chars;
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document_json(),
+        crate::openapi::document_json(max_query_chars),
     )
 }

@@ -28,8 +28,9 @@ pub struct SearchParams {
     /// text, vector or hybrid (default: the hub's).
     #[param(inline, value_type = Option<Mode>)]
     pub mode: Option<String>,
-    /// Weight of the vector side in hybrid fusion, 0..=1 (implies
-    /// mode=hybrid; 0 = text alone, no query embedding).
+    /// Weight of the vector side in hybrid fusion, 0..=1 (without `mode`
+    /// it implies mode=hybrid; with another mode it is not read; 0 = text
+    /// alone, no query embedding).
     #[param(minimum = 0.0, maximum = 1.0)]
     pub semantic_ratio: Option<f64>,
     /// Ranking policy (default: the hub's).
@@ -40,7 +41,8 @@ pub struct SearchParams {
     /// 1-based page number.
     #[param(minimum = 1)]
     pub page: Option<usize>,
-    /// Hits per page (1..=search.max_limit; default server.default_per_page).
+    /// Hits per page (default server.default_per_page; past
+    /// search.max_limit it is read as search.max_limit).
     #[param(minimum = 1)]
     pub per_page: Option<usize>,
     /// Add every score part to each hit.
@@ -114,7 +116,11 @@ pub(crate) fn paging(
     page: Option<usize>,
     per_page: Option<usize>,
 ) -> Result<(usize, usize, usize), ApiError> {
-    let per_page = per_page.unwrap_or(state.config.default_per_page);
+    // A page size past search.max_limit is read as it (0 is refused).
+    let max = state.engine.config().search.max_limit;
+    let per_page = per_page
+        .unwrap_or(state.config.default_per_page)
+        .min(max.max(1));
     let page = page.unwrap_or(1);
     if page == 0 {
         return Err(ApiError::new(Code::InvalidPage, "page starts at 1"));
@@ -172,7 +178,8 @@ pub async fn search(
         None if p.semantic_ratio.is_some() => Mode::Hybrid,
         None => state.engine.default_mode(),
     };
-    let mut semantic_ratio = p.semantic_ratio;
+    // The weight of the vector side: read in hybrid mode only.
+    let mut semantic_ratio = p.semantic_ratio.filter(|_| mode == Mode::Hybrid);
     if semantic_ratio == Some(0.0) && mode == Mode::Hybrid {
         // Text alone: no query vector to compute.
         mode = Mode::Text;
@@ -273,7 +280,7 @@ impl SearchPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SimilarParams {
-    /// How many models (1..=search.max_limit).
+    /// How many models (past search.max_limit it is read as it).
     #[param(minimum = 1)]
     pub per_page: Option<usize>,
     /// Add every score part to each hit.
@@ -297,7 +304,10 @@ pub async fn similar(
     p: SimilarParams,
     f: Filter,
 ) -> Result<Json<SimilarPage>, ApiError> {
-    let limit = p.per_page.unwrap_or(state.config.default_per_page);
+    let limit = p
+        .per_page
+        .unwrap_or(state.config.default_per_page)
+        .min(state.engine.config().search.max_limit.max(1));
     let explain = p.explain.unwrap_or(false);
     let resp = state.run_search(move |e| e.similar(&id, &f, limit)).await?;
     Ok(Json(SimilarPage {
@@ -319,7 +329,7 @@ pub struct ListingParams {
     /// 1-based page number.
     #[param(minimum = 1)]
     pub page: Option<usize>,
-    /// Hits per page.
+    /// Hits per page (past search.max_limit it is read as it).
     #[param(minimum = 1)]
     pub per_page: Option<usize>,
     /// Add every score part to each hit.
