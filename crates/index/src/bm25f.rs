@@ -76,6 +76,35 @@ impl Bm25fQuery {
         }
         self
     }
+
+    /// The word's IDF and the document frequency and document count it
+    /// comes from, read from `stats` (the weight reads the same).
+    fn idf_of(&self, stats: &dyn Bm25StatisticsProvider) -> tantivy::Result<(Score, u64, u64)> {
+        let num_docs = stats.total_num_docs()?;
+        let doc_freq = match self.doc_freq {
+            Some(df) => df,
+            None => {
+                let mut df = 0u64;
+                for (term, _, counts) in &self.terms {
+                    if *counts {
+                        df = df.max(stats.doc_freq(term)?);
+                    }
+                }
+                df
+            }
+        };
+        Ok((idf(doc_freq, num_docs), doc_freq, num_docs))
+    }
+
+    /// The most a document can score (at boost 1): `idf * (k1 + 1)`,
+    /// the value every score of the word's scorer is that factor of
+    /// (docs/retrieval.md, Dynamic pruning). 0 for a query without terms.
+    pub fn max_score(&self, stats: &dyn Bm25StatisticsProvider) -> tantivy::Result<Score> {
+        if self.terms.is_empty() {
+            return Ok(0.0);
+        }
+        Ok(self.idf_of(stats)?.0 * (K1 + 1.0))
+    }
 }
 
 /// The statistics of one term of the word.
@@ -141,16 +170,13 @@ impl Query for Bm25fQuery {
             EnableScoring::Disabled { .. } => None,
         };
         let mut terms = Vec::with_capacity(self.terms.len());
-        let (mut doc_freq, mut num_docs) = (0u64, 0u64);
+        let (mut idf, mut doc_freq, mut num_docs) = (0.0, 0u64, 0u64);
         if let Some(stats) = stats {
-            num_docs = stats.total_num_docs()?;
+            (idf, doc_freq, num_docs) = self.idf_of(stats)?;
         }
-        for (term, weight, counts) in &self.terms {
+        for (term, weight, _) in &self.terms {
             let norm = match stats {
                 Some(stats) => {
-                    if *counts && self.doc_freq.is_none() {
-                        doc_freq = doc_freq.max(stats.doc_freq(term)?);
-                    }
                     let tokens = stats.total_num_tokens(term.field())?;
                     LengthNorm::new(tokens as Score / num_docs.max(1) as Score)
                 }
@@ -162,8 +188,6 @@ impl Query for Bm25fQuery {
                 norm,
             });
         }
-        let doc_freq = self.doc_freq.unwrap_or(doc_freq);
-        let idf = idf(doc_freq, num_docs);
         Ok(Box::new(Bm25fWeight {
             terms,
             scale: idf * (K1 + 1.0),

@@ -13,6 +13,7 @@ pub mod analyzer;
 pub mod bm25f;
 pub mod error;
 pub mod facets;
+pub mod maxscore;
 pub mod schema;
 pub mod text_index;
 pub mod typos;

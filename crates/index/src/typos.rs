@@ -1,7 +1,19 @@
 //! Typo tolerance (docs/retrieval.md, Prefixes and typos): how many
 //! edits a word tolerates, and the edit distance that counts them. The
-//! text query corrects words no card contains by these rules, and names
-//! first (in the engine) compares query words with ids by them.
+//! text query corrects words no card contains by these rules (the id
+//! words a misspelt word may stand for, [`TextIndex::corrections`]), and
+//! names first (in the engine) compares query words with ids by them.
+
+use std::collections::HashMap;
+
+use tantivy::query::FuzzyTermQuery;
+use tantivy::{Searcher, Term};
+
+use crate::error::Result;
+use crate::text_index::TextIndex;
+
+/// Most corrections of one word searched (the most common ones).
+const MAX_CORRECTIONS: usize = 8;
 
 /// How many edits a query word of this many characters tolerates
 /// (docs/retrieval.md, Prefixes and typos): none below 5, one from 5,
@@ -69,6 +81,51 @@ pub fn edit_distance(a: &str, b: &str, max: usize) -> Option<usize> {
 pub fn same_digits(a: &str, b: &str) -> bool {
     let digits = |s: &str| s.bytes().filter(u8::is_ascii_digit).collect::<Vec<u8>>();
     digits(a) == digits(b)
+}
+
+impl TextIndex {
+    /// The words of ids a misspelt `word` may stand for, with how many
+    /// cards' ids have each, the most common first (at most
+    /// [`MAX_CORRECTIONS`]): those within the fewest edits that find any,
+    /// up to what the word's length tolerates (`typos::edits_allowed`: one
+    /// from 5 characters, two from 9; a transposition counts one), its
+    /// digits unchanged. Ids are where names and the words people type
+    /// for models are; one walk of the id dictionary with a Levenshtein
+    /// automaton per segment and distance.
+    pub fn corrections(&self, searcher: &Searcher, word: &str) -> Result<Vec<(String, u64)>> {
+        let max = edits_allowed(word);
+        let id_text = self.fields().id_text;
+        for distance in 1..=max {
+            let query =
+                FuzzyTermQuery::new(Term::from_field_text(id_text, word), distance as u8, true);
+            let automaton = query.automaton()?;
+            let mut found: HashMap<String, u64> = HashMap::new();
+            for reader in searcher.segment_readers() {
+                let inverted = reader.inverted_index(id_text)?;
+                let mut stream = inverted
+                    .terms()
+                    .search(&automaton)
+                    .into_stream()
+                    .map_err(tantivy::TantivyError::from)?;
+                while stream.advance() {
+                    let Ok(term) = std::str::from_utf8(stream.key()) else {
+                        continue;
+                    };
+                    if term != word && edit_distance(word, term, distance).is_some() {
+                        *found.entry(term.to_string()).or_default() +=
+                            u64::from(stream.value().doc_freq);
+                    }
+                }
+            }
+            if !found.is_empty() {
+                let mut found: Vec<(String, u64)> = found.into_iter().collect();
+                found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                found.truncate(MAX_CORRECTIONS);
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
 }
 
 #[cfg(test)]

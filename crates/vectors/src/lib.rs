@@ -12,6 +12,7 @@
 
 pub mod embedder;
 pub mod journal;
+pub mod simd;
 pub mod vector_index;
 
 pub use embedder::{EmbedError, Embedder, HashEmbedder};

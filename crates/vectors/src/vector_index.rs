@@ -27,6 +27,7 @@ use std::sync::{Arc, RwLock};
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo, Point};
 
 use crate::embedder::dot;
+use crate::simd::fast_dot;
 
 const MAGIC: &[u8; 4] = b"HSV1";
 
@@ -149,8 +150,10 @@ impl Rows {
 pub struct UnitDot;
 
 impl Distance<f32> for UnitDot {
+    /// By the SIMD dot product (`simd.rs`): building and walking the graph
+    /// is mostly this.
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - dot(a, b)).max(0.0)
+        (1.0 - fast_dot(a, b)).max(0.0)
     }
 }
 
@@ -384,14 +387,19 @@ impl VectorIndex {
         } else {
             graph.search_filter(query, k, ef, Some(&ok))
         };
-        found
+        // The graph's distances are SIMD dot products; a hit carries the
+        // exact cosine (as `similarities` and exact scans give it), and
+        // the hits are in its order.
+        let mut hits: Vec<VectorHit> = found
             .into_iter()
             .filter(|n| ok(&n.d_id))
             .map(|n| VectorHit {
                 id_key: r.id_keys[n.d_id],
-                similarity: 1.0 - n.distance,
+                similarity: dot(query, r.vector(n.d_id, self.dim)),
             })
-            .collect()
+            .collect();
+        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        hits
     }
 
     /// The cosine similarity of `query` to each of these cards' vectors
@@ -619,178 +627,4 @@ impl VectorIndex {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::embedder::normalise;
-    use std::collections::HashSet;
-
-    fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                let mut v: Vec<f32> = (0..dim)
-                    .map(|_| {
-                        x = x
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-                    })
-                    .collect();
-                normalise(&mut v);
-                v
-            })
-            .collect()
-    }
-
-    fn params() -> HnswParams {
-        HnswParams {
-            exact_below: 100,
-            ..Default::default()
-        }
-    }
-
-    /// An index in `dir` holding `n` random `dim`-d vectors, card key = row,
-    /// every text hash `hash`.
-    fn filled(
-        dir: &Path,
-        n: usize,
-        dim: usize,
-        seed: u64,
-        hash: u64,
-    ) -> (VectorIndex, Vec<Vec<f32>>) {
-        let vs = random_vectors(n, dim, seed);
-        let idx = VectorIndex::open(dir, "test", dim, params()).unwrap();
-        idx.upsert(
-            vs.iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, hash, v.clone()))
-                .collect(),
-        )
-        .unwrap();
-        (idx, vs)
-    }
-
-    /// A save stopped between moving the old graph aside and renaming the
-    /// new one in leaves a graph that loads (it used to delete the old graph
-    /// first: a crash there left none, and start-up rebuilt it).
-    #[test]
-    fn a_save_stopped_between_its_renames_leaves_a_graph() {
-        let dir = tempfile::tempdir().unwrap();
-        let (idx, _) = filled(dir.path(), 500, 16, 3, 0);
-        idx.save().unwrap();
-        // Saved twice: the second save replaces a graph that exists.
-        idx.save().unwrap();
-        assert!(!dir.path().join("hnsw.old").exists());
-        let n = idx.saved_graph_rows().unwrap();
-        assert_eq!(n, 500);
-        std::fs::rename(dir.path().join("hnsw"), dir.path().join("hnsw.old")).unwrap();
-        assert!(
-            idx.load_graph(n).is_some(),
-            "no graph after the first rename"
-        );
-    }
-
-    #[test]
-    fn hnsw_matches_exact_and_reloads_without_rebuilding() {
-        let dir = tempfile::tempdir().unwrap();
-        let (idx, vs) = filled(dir.path(), 3000, 32, 1, 0);
-        let queries = random_vectors(50, 32, 2);
-        let recall = |idx: &VectorIndex| -> f64 {
-            let mut found = 0;
-            for q in &queries {
-                let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key).collect();
-                found += idx
-                    .search(q, 10, None)
-                    .iter()
-                    .filter(|h| exact.contains(&h.id_key))
-                    .count();
-            }
-            found as f64 / (queries.len() * 10) as f64
-        };
-        let r = recall(&idx);
-        assert!(r >= 0.95, "recall@10 {r}");
-        idx.save().unwrap();
-        let before = idx.search(&queries[0], 10, None);
-        drop(idx);
-        let again = VectorIndex::open(dir.path(), "test", 32, params()).unwrap();
-        assert_eq!(again.live(), 3000);
-        assert_eq!(again.search(&queries[0], 10, None), before);
-        // Vectors now come from the reloaded graph's points: the same ones.
-        for i in [0usize, 1234, 2999] {
-            assert_eq!(again.vector_of(i as u64).as_deref(), Some(&vs[i][..]));
-            assert_eq!(again.exact(&vs[i], 1, None)[0].id_key, i as u64);
-        }
-        // Rows added after the reload (not in the saved graph) survive the
-        // next save and reload too.
-        let extra = random_vectors(10, 32, 9);
-        again
-            .upsert(
-                extra
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (5000 + i as u64, 0, v.clone()))
-                    .collect(),
-            )
-            .unwrap();
-        again.save().unwrap();
-        drop(again);
-        let third = VectorIndex::open(dir.path(), "test", 32, params()).unwrap();
-        assert_eq!(third.live(), 3010);
-        assert_eq!(third.vector_of(5003).as_deref(), Some(&extra[3][..]));
-        assert_eq!(third.vector_of(7).as_deref(), Some(&vs[7][..]));
-        assert_eq!(third.search(&extra[3], 1, None)[0].id_key, 5003);
-        assert!(VectorIndex::open(dir.path(), "other", 32, params()).is_err());
-    }
-
-    #[test]
-    fn deletes_filters_and_replacements() {
-        let dir = tempfile::tempdir().unwrap();
-        let (idx, vs) = filled(dir.path(), 500, 16, 3, 7);
-        // The nearest neighbour of a stored vector is itself...
-        assert_eq!(idx.search(&vs[42], 1, None)[0].id_key, 42);
-        // ...until it is deleted.
-        idx.delete(42);
-        assert!(idx.search(&vs[42], 50, None).iter().all(|h| h.id_key != 42));
-        // A filter is never violated.
-        let allowed: HashSet<u64> = (0..500).filter(|i| i % 3 == 0).collect();
-        let hits = idx.search(&vs[1], 20, Some(&allowed));
-        assert_eq!(hits.len(), 20);
-        assert!(hits.iter().all(|h| allowed.contains(&h.id_key)));
-        // Replacing a vector: the old one is gone, the hash is tracked.
-        assert!(idx.is_current(5, 7));
-        idx.upsert(vec![(5, 8, vs[6].clone())]).unwrap();
-        assert!(idx.is_current(5, 8) && !idx.is_current(5, 7));
-        let top: Vec<u64> = idx
-            .search(&vs[6], 2, None)
-            .iter()
-            .map(|h| h.id_key)
-            .collect();
-        assert!(top.contains(&5) && top.contains(&6));
-        assert!(
-            idx.search(&vs[5], 500, None)
-                .iter()
-                .filter(|h| h.id_key == 5)
-                .count()
-                == 1
-        );
-    }
-
-    #[test]
-    fn similarities_are_the_exact_cosines_of_live_cards() {
-        let dir = tempfile::tempdir().unwrap();
-        let (idx, vs) = filled(dir.path(), 300, 16, 4, 0);
-        idx.delete(7);
-        let q = &vs[3];
-        let sims = idx.similarities(q, &[3, 7, 12, 999]);
-        assert!((sims[0].unwrap() - 1.0).abs() < 1e-5, "{sims:?}");
-        assert_eq!(sims[1], None, "a deleted card has no similarity");
-        let by_scan = idx
-            .exact(q, 300, None)
-            .into_iter()
-            .find(|h| h.id_key == 12)
-            .unwrap()
-            .similarity;
-        assert_eq!(sims[2], Some(by_scan));
-        assert_eq!(sims[3], None, "an unknown card has no similarity");
-    }
-}
+mod tests;

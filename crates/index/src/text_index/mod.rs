@@ -81,6 +81,9 @@ pub struct TextIndex {
     id_analyzer: TextAnalyzer,
     text_analyzer: TextAnalyzer,
     boosts: Boosts,
+    /// Whether top-k text searches skip cards that cannot enter the top k
+    /// (exact; `maxscore.rs`).
+    pruning: bool,
     /// Segment -> every id by doc id (see [`TextIndex::ids_of`]).
     id_cache: SegmentCache<Vec<String>>,
     /// Segment -> its (id key, doc id) pairs sorted by key (see
@@ -149,6 +152,7 @@ impl TextIndex {
             id_analyzer: analyzer::id_analyzer(),
             text_analyzer: analyzer::text_analyzer(),
             boosts: Boosts::default(),
+            pruning: true,
             id_cache: Default::default(),
             key_cache: Default::default(),
             name_cache: Default::default(),
@@ -160,6 +164,12 @@ impl TextIndex {
     /// Set the field boosts used by later queries.
     pub fn set_boosts(&mut self, boosts: Boosts) {
         self.boosts = boosts;
+    }
+
+    /// Turn dynamic pruning of top-k text searches on (the default) or off
+    /// (every match is scored; the same hits and scores, slower).
+    pub fn set_pruning(&mut self, on: bool) {
+        self.pruning = on;
     }
 
     /// Where the index lives.

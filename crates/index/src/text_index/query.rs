@@ -3,12 +3,10 @@
 //! (prefix, one edit) for words no card contains, plus a bonus for the
 //! exact phrase of the id's words.
 
-use std::collections::HashMap;
-
 use hubsearch_core::{lang, Filter, WordScoring};
 use tantivy::query::{
     Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery,
-    EmptyQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, TermQuery,
+    EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, TermQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
@@ -18,8 +16,8 @@ use super::TextIndex;
 use crate::analyzer::tokens;
 use crate::bm25f::Bm25fQuery;
 use crate::error::Result;
+use crate::maxscore::{Bound, MaxScoreQuery};
 use crate::schema::{boosts, TEXT_FIELDS};
-use crate::typos::{edit_distance, edits_allowed};
 
 /// Weight of a word's matches in fields other than its best one.
 const TIE_BREAKER: f32 = 0.3;
@@ -35,8 +33,10 @@ const PREFIX_EXPANSIONS: u32 = 500;
 /// How much a corrected word counts, relative to the same word typed
 /// right (docs/retrieval.md, Prefixes and typos).
 const CORRECTED_WEIGHT: f32 = 0.5;
-/// Most corrections of one word searched (the most common ones).
-const MAX_CORRECTIONS: usize = 8;
+
+/// One summed clause of the text query (a word, the id phrase) and the
+/// bound of its score.
+pub(super) type Clause = (Box<dyn Query>, Bound);
 
 /// A query's text, tokenized once: its words as the id analyzer splits
 /// them (in order, and without repeats) and each word's stem. Every part of
@@ -116,23 +116,64 @@ impl TextIndex {
         filter: &Filter,
     ) -> Result<Box<dyn Query>> {
         let text_q = self.text_part(searcher, text)?;
-        self.with_filter(text_q, filter)
+        self.scored_query(text_q.as_deref(), filter)
     }
 
-    /// The scored part of [`TextIndex::query`]: `None` for a blank text
-    /// (a listing), a query matching nothing when the text has no words.
+    /// The scored part of [`TextIndex::query`] as its summed clauses:
+    /// `None` for a blank text (a listing), no clauses (a query matching
+    /// nothing) when the text has no words.
     pub(super) fn text_part(
         &self,
         searcher: &Searcher,
         text: &QueryWords,
-    ) -> Result<Option<Box<dyn Query>>> {
+    ) -> Result<Option<Vec<Clause>>> {
         if text.blank {
             return Ok(None);
         }
-        Ok(Some(
-            self.text_query(searcher, text)?
-                .unwrap_or_else(|| Box::new(EmptyQuery)),
-        ))
+        Ok(Some(self.text_query(searcher, text)?))
+    }
+
+    /// The text's `clauses` (`None`: a listing) within `filter`: the sum of
+    /// the clauses a card matches, required with the filter's zero-scored
+    /// clauses. With pruning on (BM25F words), wrapped so that a top-k
+    /// search skips cards that cannot enter the top k (`maxscore.rs`);
+    /// every other use runs the same query exhaustively.
+    pub(super) fn scored_query(
+        &self,
+        clauses: Option<&[Clause]>,
+        filter: &Filter,
+    ) -> Result<Box<dyn Query>> {
+        let Some(clauses) = clauses else {
+            return self.with_filter(None, filter);
+        };
+        let text_q: Box<dyn Query> = if clauses.is_empty() {
+            Box::new(EmptyQuery)
+        } else {
+            let should = clauses.iter().map(|(q, _)| (Occur::Should, q.box_clone()));
+            Box::new(BooleanQuery::new(should.collect()))
+        };
+        let exhaustive = self.with_filter(Some(text_q), filter)?;
+        if !self.prunes(Some(clauses)) {
+            return Ok(exhaustive);
+        }
+        let required = if self.filter_queries(filter)?.is_empty() {
+            None
+        } else {
+            Some(self.with_filter(None, filter)?)
+        };
+        let clauses = clauses
+            .iter()
+            .map(|(q, b)| (q.box_clone(), b.clone()))
+            .collect();
+        Ok(Box::new(MaxScoreQuery::new(exhaustive, clauses, required)))
+    }
+
+    /// Whether a top-k search of `clauses` is pruned: pruning is on, there
+    /// are words, and they are scored by BM25F (whose bounds are known).
+    pub(super) fn prunes(&self, clauses: Option<&[Clause]>) -> bool {
+        self.pruning
+            && clauses.is_some_and(|c| !c.is_empty())
+            && self.boosts.scoring == WordScoring::Bm25f
     }
 
     /// BM25 over the weighted fields (docs/retrieval.md, Scoring). Each
@@ -140,29 +181,25 @@ impl TextIndex {
     /// its best field with a small tie-breaker (dismax). The words' scores
     /// add up: a card that matches every word of the query beats one that
     /// matches two words in many fields. An exact phrase of the id's words
-    /// scores extra.
-    fn text_query(&self, searcher: &Searcher, text: &QueryWords) -> Result<Option<Box<dyn Query>>> {
+    /// scores extra. The clauses, in the order their scores add up.
+    fn text_query(&self, searcher: &Searcher, text: &QueryWords) -> Result<Vec<Clause>> {
         if text.words.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         // The last word is still being typed unless the text ends in a
         // separator (search as you type).
         let typing = text.raw.last().filter(|_| text.ends_in_word);
-        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut should: Vec<Clause> = Vec::new();
         // The document count BM25 itself uses (deleted documents are still in
         // the frequencies until a merge).
         let num_docs = searcher.total_num_docs()?;
         for ((word, stem), joined) in text.words.iter().zip(&text.stems).zip(&text.joined) {
             let typed = typing == Some(word);
             let as_language = !(*joined || typed && self.starts_a_name(searcher, text)?);
-            let word_query =
-                self.word_query(searcher, num_docs, (word, stem), typed, as_language)?;
-            should.push((Occur::Should, word_query));
+            should.push(self.word_query(searcher, num_docs, (word, stem), typed, as_language)?);
         }
-        if let Some(phrase) = self.phrase_query(searcher, &text.raw, typing)? {
-            should.push((Occur::Should, phrase));
-        }
-        Ok(Some(Box::new(BooleanQuery::new(should))))
+        should.extend(self.phrase_query(searcher, &text.raw, typing)?);
+        Ok(should)
     }
 
     /// One query word (with its stem; `typed` when it is the last word,
@@ -177,7 +214,7 @@ impl TextIndex {
         (word, stem): (&str, &str),
         typed: bool,
         as_language: bool,
-    ) -> Result<Box<dyn Query>> {
+    ) -> Result<Clause> {
         // The word's term in each field (the word itself in the id
         // field, its stem elsewhere) and the field's weight.
         let terms: Vec<(Term, f32)> = boosts(&self.fields, &self.boosts)
@@ -211,10 +248,9 @@ impl TextIndex {
         Ok(if disjuncts.len() == 1 {
             disjuncts.pop().expect("one")
         } else {
-            Box::new(DisjunctionMaxQuery::with_tie_breaker(
-                disjuncts,
-                TIE_BREAKER,
-            ))
+            let (queries, bounds) = disjuncts.into_iter().unzip();
+            let q = DisjunctionMaxQuery::with_tie_breaker(queries, TIE_BREAKER);
+            (Box::new(q), Bound::DisMax(bounds, TIE_BREAKER))
         })
     }
 
@@ -228,7 +264,7 @@ impl TextIndex {
         terms: Vec<(Term, f32)>,
         dfs: &[u64; TEXT_FIELDS],
         num_docs: u64,
-    ) -> Vec<Box<dyn Query>> {
+    ) -> Vec<Clause> {
         // A language name also matches its code in ids (`french` -> `opus-mt-en-fr`).
         let code =
             lang::language_code(word).map(|code| Term::from_field_text(self.fields.id_text, code));
@@ -240,15 +276,18 @@ impl TextIndex {
                 if let Some(code) = code {
                     q = q.with_variant(code, self.boosts.id);
                 }
-                vec![Box::new(q)]
+                vec![(Box::new(q.clone()), Bound::Word(q, 1.0))]
             }
             WordScoring::DisMax => {
+                // Not pruned by MaxScore (tantivy's block-max WAND may
+                // prune its term queries).
                 let term_q = |term: Term, boost| {
                     let q = TermQuery::new(term, IndexRecordOption::WithFreqs);
-                    Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>
+                    let q = Box::new(BoostQuery::new(Box::new(q), boost)) as Box<dyn Query>;
+                    (q, Bound::Unbounded)
                 };
                 let shared = shared_idf_factors(num_docs, dfs, self.boosts.shared_idf);
-                let mut d: Vec<Box<dyn Query>> = terms
+                let mut d: Vec<Clause> = terms
                     .into_iter()
                     .zip(shared)
                     .filter(|((_, boost), _)| *boost > 0.0)
@@ -271,15 +310,13 @@ impl TextIndex {
         searcher: &Searcher,
         word: &str,
         typed: bool,
-    ) -> Result<Vec<Box<dyn Query>>> {
-        let mut disjuncts: Vec<Box<dyn Query>> = Vec::new();
+    ) -> Result<Vec<Clause>> {
+        let mut disjuncts: Vec<Clause> = Vec::new();
         if typed && word.len() >= 2 {
             for field in [self.fields.id_text, self.fields.tags] {
                 let prefix = PhrasePrefixQuery::new(vec![Term::from_field_text(field, word)]);
-                disjuncts.push(Box::new(ConstScoreQuery::new(
-                    Box::new(prefix),
-                    TOLERANT_SCORE,
-                )));
+                let q = ConstScoreQuery::new(Box::new(prefix), TOLERANT_SCORE);
+                disjuncts.push((Box::new(q), Bound::Const(TOLERANT_SCORE)));
             }
         }
         let corrections = self.corrections(searcher, word)?;
@@ -296,54 +333,10 @@ impl TextIndex {
                 }
             }
             let q = Bm25fQuery::new(terms);
-            disjuncts.push(Box::new(BoostQuery::new(Box::new(q), CORRECTED_WEIGHT)));
+            let boosted = BoostQuery::new(Box::new(q.clone()), CORRECTED_WEIGHT);
+            disjuncts.push((Box::new(boosted), Bound::Word(q, CORRECTED_WEIGHT)));
         }
         Ok(disjuncts)
-    }
-
-    /// The words of ids a misspelt `word` may stand for, with how many
-    /// cards' ids have each, the most common first (at most
-    /// [`MAX_CORRECTIONS`]): those within the fewest edits that find any,
-    /// up to what the word's length tolerates (`typos::edits_allowed`: one
-    /// from 5 characters, two from 9; a transposition counts one), its
-    /// digits unchanged. Ids are where names and the words people type
-    /// for models are; one walk of the id dictionary with a Levenshtein
-    /// automaton per segment and distance.
-    pub fn corrections(&self, searcher: &Searcher, word: &str) -> Result<Vec<(String, u64)>> {
-        let max = edits_allowed(word);
-        for distance in 1..=max {
-            let query = FuzzyTermQuery::new(
-                Term::from_field_text(self.fields.id_text, word),
-                distance as u8,
-                true,
-            );
-            let automaton = query.automaton()?;
-            let mut found: HashMap<String, u64> = HashMap::new();
-            for reader in searcher.segment_readers() {
-                let inverted = reader.inverted_index(self.fields.id_text)?;
-                let mut stream = inverted
-                    .terms()
-                    .search(&automaton)
-                    .into_stream()
-                    .map_err(tantivy::TantivyError::from)?;
-                while stream.advance() {
-                    let Ok(term) = std::str::from_utf8(stream.key()) else {
-                        continue;
-                    };
-                    if term != word && edit_distance(word, term, distance).is_some() {
-                        *found.entry(term.to_string()).or_default() +=
-                            u64::from(stream.value().doc_freq);
-                    }
-                }
-            }
-            if !found.is_empty() {
-                let mut found: Vec<(String, u64)> = found.into_iter().collect();
-                found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                found.truncate(MAX_CORRECTIONS);
-                return Ok(found);
-            }
-        }
-        Ok(Vec::new())
     }
 
     /// The exact phrase of the id's words (`raw`, in order, repeats kept),
@@ -354,7 +347,7 @@ impl TextIndex {
         searcher: &Searcher,
         raw: &[String],
         typing: Option<&String>,
-    ) -> Result<Option<Box<dyn Query>>> {
+    ) -> Result<Option<Clause>> {
         if raw.len() < 2 {
             return Ok(None);
         }
@@ -369,6 +362,7 @@ impl TextIndex {
             Some(w) => w.len() <= 2 || !self.known(searcher, w, w)?,
             None => false,
         };
+        let bound = Bound::Phrase(terms.clone(), self.boosts.phrase);
         let phrase: Box<dyn Query> = if partial {
             let mut q = PhrasePrefixQuery::new(terms);
             q.set_max_expansions(PREFIX_EXPANSIONS);
@@ -376,7 +370,8 @@ impl TextIndex {
         } else {
             Box::new(PhraseQuery::new(terms))
         };
-        Ok(Some(Box::new(BoostQuery::new(phrase, self.boosts.phrase))))
+        let q = BoostQuery::new(phrase, self.boosts.phrase);
+        Ok(Some((Box::new(q), bound)))
     }
 
     /// Whether the text, its last word still being typed, is the start of

@@ -30,7 +30,8 @@ impl TextIndex {
     ) -> Result<TextResults> {
         if !with_facets {
             let query = self.query(searcher, text, filter)?;
-            // Top-k only: lets tantivy skip blocks that cannot make the top k.
+            // Top-k only: cards that cannot make the top k are skipped
+            // (`maxscore.rs`).
             let top = TopDocs::with_limit(limit.max(1)).order_by_score();
             let hits: Vec<TextHit> = searcher
                 .search(&query, &top)?
@@ -43,9 +44,8 @@ impl TextIndex {
                 facets: FacetCounts::new(),
             });
         }
-        // One pass for the page, the count and the unselected facets (no
-        // block skipping: every match is counted anyway), one more per
-        // selected facet.
+        // One pass for the page (its own when pruned), the count and the
+        // unselected facets, one more per selected facet.
         let top = TopDocs::with_limit(limit.max(1));
         let (hits, total, facets) = self.counted(searcher, text, filter, Some(top))?;
         let hits = hits
@@ -87,8 +87,18 @@ impl TextIndex {
         // The text's query is built once (its words' document frequencies
         // are read once) and shared by every pass.
         let text_q = self.text_part(searcher, text)?;
-        let within = |f: &Filter| self.with_filter(text_q.as_ref().map(|q| q.box_clone()), f);
+        let within = |f: &Filter| self.scored_query(text_q.as_deref(), f);
         let query = within(filter)?;
+        // A pruned query finds its top k in a pass of its own (skipping
+        // cards that cannot enter it); the counts then need no scores.
+        let (top, pruned) = match top {
+            Some(t) if self.prunes(text_q.as_deref()) => (None, Some(t)),
+            t => (t, None),
+        };
+        let pruned_hits = match pruned {
+            Some(t) => Some(searcher.search(&*query, &t.order_by_score())?),
+            None => None,
+        };
         let collector = |name: &str| -> Result<FlatFacetCounts> {
             let field = format!("f_{name}");
             let values = self.facet_values(searcher, &field)?;
@@ -108,9 +118,10 @@ impl TextIndex {
         }
         let mut fruits = searcher.search(&*query, &multi)?;
         let total = count_handle.extract(&mut fruits);
-        let hits = top_handle
-            .map(|h| h.extract(&mut fruits))
-            .unwrap_or_default();
+        let hits = match (top_handle, pruned_hits) {
+            (Some(h), _) => h.extract(&mut fruits),
+            (None, hits) => hits.unwrap_or_default(),
+        };
         let mut facets = FacetCounts::new();
         for (name, handle) in handles {
             facets.insert(name.as_str().to_string(), handle.extract(&mut fruits));
