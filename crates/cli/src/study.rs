@@ -16,25 +16,37 @@ pub struct StudyArgs {
     /// Output directory (REPORT.md, study.json, *.svg)
     #[arg(long, default_value = "eval/studies/pay-per-call")]
     pub out: PathBuf,
-    /// The CI preset: 60 days, 1,000 visits a day, 3 replications
+    /// The CI preset: 3 periods of 60 days, 1,000 visits a day, 3 replications
     #[arg(long)]
     pub quick: bool,
     /// Replications per headline cell [default: 20; quick: 3]
     #[arg(long)]
     pub seeds: Option<usize>,
-    /// Replications per knob value of the sweeps [default: 3; quick: 1]
+    /// Tuning replications per knob value of the sweeps, on seeds disjoint
+    /// from the reported ones [default: 3; quick: 1]
     #[arg(long)]
     pub sweep_seeds: Option<usize>,
-    /// Simulated days [default: 365; quick: 60]
+    /// Days of one reported period [default: 365; quick: 60]
     #[arg(long)]
     pub days: Option<usize>,
+    /// Periods simulated, figures at the end of each [default: 3]
+    #[arg(long)]
+    pub years: Option<usize>,
+    /// Morris trajectories of the sensitivity screening of the priors
+    /// (0: none; each is 10 runs) [default: 0]
+    #[arg(long)]
+    pub sensitivity: Option<usize>,
+    /// Days of the warm-start pilot (0: a cold start) [default: 90; quick: 20]
+    #[arg(long)]
+    pub pilot_days: Option<usize>,
     /// Simulated visits per day [default: 10000; quick: 1000]
     #[arg(long)]
     pub visits_per_day: Option<usize>,
     /// Real visits per day the simulated ones stand for [default: 10000]
     #[arg(long)]
     pub traffic: Option<f64>,
-    /// First seed (replication r: world seed + r, behaviour seed + 1000 + r)
+    /// First seed (replication r: world seed + r, behaviour seed + 1000 + r;
+    /// tuning replications from seed + 500)
     #[arg(long)]
     pub seed: Option<u64>,
 }
@@ -57,6 +69,18 @@ pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
             return Err("--days must be at least 31 (profits are judged over 30 days)".into());
         }
         o.days = d;
+    }
+    if let Some(y) = a.years {
+        o.years = y.max(1);
+    }
+    if let Some(t) = a.sensitivity {
+        o.sensitivity_trajectories = t;
+    }
+    if let Some(p) = a.pilot_days {
+        o.pilot_days = p;
+    }
+    if o.seeds as u64 > o.tune_seed_offset {
+        return Err("--seeds must be at most 500 (tuning replications start at seed + 500)".into());
     }
     if let Some(v) = a.visits_per_day {
         o.visits_per_day = v.max(1);

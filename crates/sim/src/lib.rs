@@ -7,7 +7,7 @@
 //!   Hugging Face snapshot (`hubsearch generate`, the default index, the
 //!   tests and the scale benchmarks).
 //! - [`market`]: the pay-per-call study (`hubsearch study`, docs/study.md):
-//!   a simulated year of a priced hub under each ranking policy.
+//!   simulated years of a priced hub under each ranking policy and hosting regime.
 //! - [`fairco`]: FairCo's synthetic news experiment (`hubsearch fairco`,
 //!   docs/ranking.md, Convergence).
 //! - [`svg`]: the plain SVG line charts their reports draw.

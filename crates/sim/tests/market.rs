@@ -88,6 +88,7 @@ fn hand_options() -> StudyOptions {
         calls_per_day_sigma: 0.0,
         churn_per_day: 0.0,
         exit_probability: 1.0,
+        reentry_per_day: 0.0,
         platform_fee: 0.2,
         cost_per_call_usd: 0.0005,
         cost_per_call_per_m_params_usd: 0.0,
@@ -109,6 +110,7 @@ fn hand_spec(regime: Regime) -> RunSpec {
         traffic: 2.0,
         feedback: true,
         days: 40,
+        pilot_days: 0,
     }
 }
 
@@ -145,10 +147,19 @@ fn a_small_world_computed_by_hand() {
     // Exposure: rank 1 only, 1 / log2(2) = 1 per visit.
     assert_eq!(s.model_exposure, vec![40.0, 40.0, 0.0]);
 
-    // Dedicated: $30 a month = $1 a day per model, $0.0005 a call.
-    // A: 0.075 (d + 1) - 1: over days 0..29, 0.075 x 465 - 30 = 4.875 > 0,
-    // stays. B: 0.003 (d + 1) - 1 < 0 and C: -1 a day: both retired on
-    // day 29, the first day they are 30 days old.
+    // Welfare: the one model shown is always looked at, so a visit's
+    // surplus is ln(e^u0 + e^u) - u0 = u - u0 (e^u0 vanishes at u0 = -1000):
+    // u = 1.5 x 2 - 0.5 ln(price / 0.001), A at $0.01 and B at $0.001.
+    let (u_a, u_b) = (3.0 - 0.5 * 10f64.ln(), 3.0);
+    let welfare = ((u_a + 1000.0) + (u_b + 1000.0)) / 2.0;
+    assert!((s.welfare - welfare).abs() < 1e-9, "{}", s.welfare);
+
+    // Dedicated: $30 a month = $1 a day per model, $0.0005 a call. Exits
+    // follow the expected profit over 90 days (churn 0: today's calls for 90
+    // days plus the inflow, 10 calls a day more each day: 90 x 91 / 2 x 10).
+    // On day 29, the first day a model is 30 days old: A expects
+    // 0.0075 x (300 x 90 + 10 x 4095) - 90 > 0 and stays; B expects
+    // 0.0003 x 67,950 - 90 < 0 and C -90: both retired.
     let d = run(&w, &o, &hand_spec(Regime::Dedicated));
     assert!((d.builder_profit_days[0][29] - (0.075 * 465.0 - 30.0)).abs() < 1e-9);
     assert!((d.builder_profit_days[1][28] - (0.003 * 435.0 - 29.0)).abs() < 1e-9);
@@ -162,6 +173,71 @@ fn a_small_world_computed_by_hand() {
     // B's calls never cover its fixed cost: not viable on any day.
     assert!(d.days.iter().all(|x| x.viable_tail_share == 0.0));
     assert_eq!(s.days[0].viable_tail_share, 0.5);
+    // From day 30 type 1 has nothing listed: its visits still count, with
+    // no surplus (lost supply) and nDCG 0 against the whole catalogue.
+    let welfare_d = (40.0 * (u_a + 1000.0) + 30.0 * (u_b + 1000.0)) / 80.0;
+    assert!((d.welfare - welfare_d).abs() < 1e-9, "{}", d.welfare);
+    assert!((d.ndcg10 - 70.0 / 80.0).abs() < 1e-12, "{}", d.ndcg10);
+    assert_eq!(d.ndcg10_listed, 1.0);
+
+    // Retired models come back (at once here): B is listed again from day
+    // 31 and, in its new grace period, stays to the end.
+    let back = StudyOptions {
+        reentry_per_day: 1.0,
+        ..o.clone()
+    };
+    let r = run(&w, &back, &hand_spec(Regime::Dedicated));
+    assert_eq!(r.model_exposure[1], 30.0 + 9.0);
+    assert_eq!(r.model_exit_day[1], Some(29));
+
+    // One simulated visit standing for 4 real ones: a block of 4 adopters
+    // (sigma 0: 10 calls a day each), so A earns 4 x 0.08 (d + 1) a day.
+    let mut four = hand_spec(Regime::Serverless);
+    four.traffic = 8.0;
+    let f = run(&w, &o, &four);
+    assert!((f.model_income[0] - 4.0 * 0.08 * 820.0).abs() < 1e-9);
+}
+
+/// With the warm start the adopters begin at their long-run level: calls a
+/// day are flat from the first period to the last; a cold start climbs.
+#[test]
+fn the_warm_start_begins_at_the_long_run_level() {
+    let w = World {
+        types: vec![qtype(vec![
+            cand(0, 0.9, 2),
+            cand(1, 0.5, 2),
+            cand(2, 0.1, 1),
+        ])],
+        demand: vec![1.0],
+        ..hand_world()
+    };
+    let o = StudyOptions {
+        days: 60,
+        years: 3,
+        exit_probability: 0.0,
+        reentry_per_day: 0.0,
+        ..StudyOptions::default()
+    };
+    let spec = |pilot_days| RunSpec {
+        policy: StudyPolicy::Relevance,
+        regime: Regime::Serverless,
+        behaviour_seed: 3,
+        visits_per_day: 200,
+        traffic: 200.0,
+        feedback: true,
+        days: 180,
+        pilot_days,
+    };
+    let mean = |o: &hubsearch_sim::market::Outcome, a: usize, b: usize| {
+        o.days[a..b].iter().map(|d| d.calls).sum::<f64>() / (b - a) as f64
+    };
+    let warm = run(&w, &o, &spec(60));
+    let cold = run(&w, &o, &spec(0));
+    let (w1, w3) = (mean(&warm, 0, 30), mean(&warm, 150, 180));
+    assert!((w1 / w3 - 1.0).abs() < 0.15, "warm: {w1} then {w3}");
+    let (c1, c3) = (mean(&cold, 0, 30), mean(&cold, 150, 180));
+    assert!(c1 / c3 < 0.5, "cold: {c1} then {c3}");
+    assert_eq!(warm.periods.len(), 3);
 }
 
 /// A random base: `n` models of `b` builders over `t` query types.
@@ -237,6 +313,7 @@ fn spec(policy: StudyPolicy, regime: Regime, seed: u64) -> RunSpec {
         traffic: 3000.0,
         feedback: true,
         days: 60,
+        pilot_days: 10,
     }
 }
 

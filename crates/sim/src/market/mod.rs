@@ -3,14 +3,22 @@
 //! at what cost to the people searching?
 //!
 //! [`world`] builds the hub and its query types from the real index,
-//! [`sim`] runs one simulated year under one policy (its day's phases in
-//! `year`), and [`study`] runs the
-//! whole design: policies tuned to equal relevance, 20+ replications per
-//! cell with separate world and behaviour seeds and common random numbers
-//! across policies, bootstrap confidence intervals, and the traffic x
-//! demand-concentration grid; [`report`] writes REPORT.md and its plots.
+//! [`sim`] runs one policy under one hosting regime (a warm-start pilot,
+//! then periods of days; the day's phases in `year`, builders' expected
+//! profit and hosting choice in [`money`]), and [`study`] runs the whole
+//! design: policies tuned on separate seeds to lose at most 2% of users'
+//! welfare, 20 replications per cell with separate world and behaviour
+//! seeds and common random numbers across policies, paired bootstrap
+//! differences from relevance, the traffic x demand-concentration grid and
+//! (on request) the Morris screening in [`sensitivity`]; [`report`] writes
+//! REPORT.md, its answer generated from the figures, and its plots.
 
+mod answer;
+mod figures;
+pub mod money;
+mod plots;
 pub mod report;
+pub mod sensitivity;
 pub mod sim;
 pub mod stats;
 pub mod study;
@@ -42,6 +50,9 @@ pub struct StudyOptions {
     pub entry_rate: f64,
     /// Share of new models from a new builder (else an existing one).
     pub new_builder_share: f64,
+    /// Entrants copy a template in proportion to its opportunity (demand
+    /// per candidate of its need types) to this power (0: uniformly).
+    pub entry_seeking: f64,
     /// Price = serverless cost per call x markup, markup log-normal.
     pub markup_median: f64,
     pub markup_sigma: f64,
@@ -68,12 +79,33 @@ pub struct StudyOptions {
     /// Probability per day that an adopter stops calling.
     pub churn_per_day: f64,
     // --- builders and popularity
-    /// Daily probability that a model losing money over 30 days is retired.
+    /// Daily probability that a model whose expected profit over the
+    /// horizon is negative is retired (a builder's inertia).
     pub exit_probability: f64,
+    /// The horizon of the expected profit that decides exits and hosting,
+    /// days (90: an adopter's mean life at churn 1/90).
+    pub exit_horizon_days: f64,
+    /// Half-life of a model's estimate of its adoption inflow, days.
+    pub inflow_half_life_days: f64,
+    /// Daily probability that a retired model is listed again (cold).
+    pub reentry_per_day: f64,
+    /// A model under `either` hosting switches only when the other regime
+    /// gains more than this share of a dedicated instance's cost over the
+    /// horizon (hysteresis: no daily flapping).
+    pub switch_hysteresis: f64,
+    /// Days of the warm-start pilot (no exits, no entrants, nothing
+    /// counted) that measures each model's adoption inflow; its adopters
+    /// are then topped up to the long-run level (0: a cold start).
+    pub pilot_days: usize,
     /// Half-life of popularity (downloads and calls), days.
     pub popularity_half_life_days: f64,
     // --- design
+    /// Days of one reported period ("year"); figures at the end of each.
     pub days: usize,
+    /// Periods simulated (figures at the end of each show whether they settle).
+    pub years: usize,
+    /// Builders' monthly profit thresholds of the viability table, USD.
+    pub thresholds_usd: Vec<f64>,
     pub visits_per_day: usize,
     /// Real visits per day (each simulated visit stands for traffic / visits_per_day).
     pub traffic: f64,
@@ -81,8 +113,12 @@ pub struct StudyOptions {
     pub seeds: usize,
     /// Replications per point of the knob sweeps (tuning and frontier).
     pub sweep_seeds: usize,
-    /// Policies are tuned so nDCG@10 >= this x relevance's.
-    pub target_ratio: f64,
+    /// Policies are tuned to lose at most this share of relevance's
+    /// user welfare (one-sided), interpolated along each family's sweep.
+    pub target_loss: f64,
+    /// The sweeps run on world seeds `seed + tune_seed_offset + r`
+    /// (behaviour `+ 1000`), disjoint from the reported replications.
+    pub tune_seed_offset: u64,
     pub alphas: Vec<f64>,
     pub betas: Vec<f64>,
     pub fair_lambdas: Vec<f64>,
@@ -96,6 +132,8 @@ pub struct StudyOptions {
     /// First seed; replication r uses world seed `seed + r` and behaviour
     /// seed `seed + 1000 + r`.
     pub seed: u64,
+    /// Morris trajectories of the sensitivity screening (0: none).
+    pub sensitivity_trajectories: usize,
     /// Worker threads (0 = one per core).
     pub threads: usize,
     /// Keep each builder's trailing profit per day (tests).
@@ -113,6 +151,7 @@ impl Default for StudyOptions {
             concentration: 1.0,
             entry_rate: 0.002,
             new_builder_share: 0.5,
+            entry_seeking: 0.0,
             markup_median: 3.0,
             markup_sigma: 0.75,
             cost_per_call_usd: 0.000_02,
@@ -128,13 +167,21 @@ impl Default for StudyOptions {
             calls_per_day_sigma: 1.5,
             churn_per_day: 1.0 / 90.0,
             exit_probability: 0.1,
+            exit_horizon_days: 90.0,
+            inflow_half_life_days: 30.0,
+            reentry_per_day: 1.0 / 365.0,
+            switch_hysteresis: 0.1,
+            pilot_days: 90,
             popularity_half_life_days: 30.0,
             days: 365,
+            years: 3,
+            thresholds_usd: vec![0.0, 10.0, 100.0, 1000.0],
             visits_per_day: 10_000,
             traffic: 10_000.0,
             seeds: 20,
             sweep_seeds: 3,
-            target_ratio: 0.98,
+            target_loss: 0.02,
+            tune_seed_offset: 500,
             alphas: vec![0.01, 0.03, 0.1, 0.3, 1.0],
             betas: vec![0.1, 0.3, 1.0, 3.0],
             fair_lambdas: vec![1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2],
@@ -142,9 +189,10 @@ impl Default for StudyOptions {
             temperatures: vec![0.01, 0.03, 0.1, 0.3],
             grid_traffic: vec![1e3, 1e4, 1e5, 1e6],
             grid_concentration: vec![0.5, 1.0, 1.5],
-            grid_seeds: 2,
+            grid_seeds: 5,
             grid_visits_per_day: 2_500,
             seed: 1,
+            sensitivity_trajectories: 0,
             threads: 0,
             keep_builder_days: false,
         }
@@ -152,11 +200,17 @@ impl Default for StudyOptions {
 }
 
 impl StudyOptions {
-    /// The CI preset: 60 days, 1,000 visits a day, 3 replications, one
-    /// sweep seed, a 2 x 2 grid.
+    /// Days simulated after the pilot: `days x years`.
+    pub fn horizon_days(&self) -> usize {
+        self.days * self.years.max(1)
+    }
+
+    /// The CI preset: three periods of 45 days after a 20-day pilot, 1,000 visits a day, 3
+    /// replications, one sweep seed, a 2 x 2 grid of 2 replications.
     pub fn quick() -> StudyOptions {
         StudyOptions {
-            days: 60,
+            days: 45,
+            pilot_days: 20,
             visits_per_day: 1_000,
             traffic: 10_000.0,
             seeds: 3,
@@ -168,7 +222,7 @@ impl StudyOptions {
             temperatures: vec![0.03, 0.3],
             grid_traffic: vec![1e3, 1e5],
             grid_concentration: vec![0.5, 1.0],
-            grid_seeds: 1,
+            grid_seeds: 2,
             grid_visits_per_day: 500,
             ..StudyOptions::default()
         }

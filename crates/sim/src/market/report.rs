@@ -1,24 +1,23 @@
 //! The study's report: REPORT.md (the answer, tables with 95% intervals,
-//! the design) and its SVG plots, written from a [`StudyResult`].
+//! the design) written from a [`StudyResult`]; the answer itself is in
+//! `answer`, the plots in [`super::plots`].
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use hubsearch_core::PolicyKind;
-
+pub use super::plots::write_plots;
 use super::stats::Estimate;
-use super::study::{Cell, HUB_DEFAULT};
-use super::{Regime, StudyResult};
-use crate::svg::{line_chart, Series};
+use super::study::{Cell, HUB_DEFAULT, REGIMES};
+use super::{Regime, StudyOptions, StudyResult};
 
-fn ci(e: &Estimate, digits: usize) -> String {
+pub(super) fn ci(e: &Estimate, digits: usize) -> String {
     if !e.mean.is_finite() {
         return "n/a".into();
     }
     format!("{:.d$} [{:.d$}, {:.d$}]", e.mean, e.lo, e.hi, d = digits)
 }
 
-fn pct(e: &Estimate) -> String {
+pub(super) fn pct(e: &Estimate) -> String {
     if !e.mean.is_finite() {
         return "n/a".into();
     }
@@ -30,165 +29,92 @@ fn pct(e: &Estimate) -> String {
     )
 }
 
-fn cell(r: &StudyResult, regime: Regime, kind: PolicyKind) -> Option<&Cell> {
-    r.cells
-        .iter()
-        .find(|c| c.regime == regime && c.policy.kind() == kind && c.policy != HUB_DEFAULT)
-        .or_else(|| {
-            r.cells
-                .iter()
-                .find(|c| c.regime == regime && c.policy.kind() == kind)
-        })
-}
-
-fn default_cell(r: &StudyResult, regime: Regime) -> Option<&Cell> {
-    r.cells
-        .iter()
-        .find(|c| c.regime == regime && c.policy == HUB_DEFAULT)
-}
-
-/// The answer, from the figures (docs/study.md, Reading the answer).
-fn answer(r: &StudyResult) -> String {
-    let mut s = String::new();
-    let v = |regime, kind| cell(r, regime, kind).map(|c| c.figures.tail_viable_share);
-    let (Some(rel_s), Some(rel_d)) = (
-        v(Regime::Serverless, PolicyKind::Relevance),
-        v(Regime::Dedicated, PolicyKind::Relevance),
-    ) else {
-        return "No figures.".into();
-    };
-    answer_dedicated(&mut s, r, &rel_s, &rel_d);
-    answer_serverless(&mut s, r);
-    answer_traffic(&mut s, r);
-    s.push_str("These figures hold for this world's priors (docs/study.md lists them and what each is based on); other costs, prices or adoption volumes move the thresholds.");
-    s
-}
-
-/// The cell of `regime` at equal relevance that keeps the most tail
-/// builders viable.
-fn best_at_equal_relevance(r: &StudyResult, regime: Regime) -> Option<&Cell> {
-    r.cells
-        .iter()
-        .filter(|c| c.regime == regime && c.equal_relevance)
-        .max_by(|a, b| {
-            a.figures
-                .tail_viable_share
-                .mean
-                .total_cmp(&b.figures.tail_viable_share.mean)
-        })
-}
-
-/// The viable tail under relevance (`rel_s`, `rel_d`: serverless,
-/// dedicated), the hub's default and the best policy under dedicated
-/// hosting, and income concentration.
-fn answer_dedicated(s: &mut String, r: &StudyResult, rel_s: &Estimate, rel_d: &Estimate) {
-    let pop_d = default_cell(r, Regime::Dedicated).map(|c| c.figures.tail_viable_share);
-    let best_d = best_at_equal_relevance(r, Regime::Dedicated);
-    let gini = cell(r, Regime::Dedicated, PolicyKind::Relevance).map(|c| c.figures.income_gini_all);
-    let _ = write!(
-        s,
-        "At {} visits a day, after {} days, per-call income keeps **{:.1}%** of the tail builders viable (a listed model and positive profit over the last 30 days) under serverless hosting and **{:.1}%** under dedicated hosting when the hub ranks by relevance",
-        r.options.traffic,
-        r.options.days,
-        100.0 * rel_s.mean,
-        100.0 * rel_d.mean
-    );
-    if let Some(p) = pop_d {
-        let _ = write!(
-            s,
-            " ({:.1}% under the hub's default popularity ranking, dedicated)",
-            100.0 * p.mean
-        );
+/// A difference of shares in points, signed.
+pub(super) fn points(e: &Estimate) -> String {
+    if !e.mean.is_finite() {
+        return "n/a".into();
     }
-    s.push_str(". ");
-    if let Some(b) = best_d {
-        let overlap = b.figures.tail_viable_share.lo <= rel_d.hi;
-        let _ = write!(
-            s,
-            "The best policy at equal relevance under dedicated hosting, {}, reaches {}{}. ",
-            b.policy.label(),
-            pct(&b.figures.tail_viable_share),
-            if overlap && b.policy.kind() != PolicyKind::Relevance {
-                ", an interval that overlaps relevance's: no policy changes the answer at this traffic"
-            } else {
-                ""
-            }
-        );
+    format!(
+        "{:+.1} [{:+.1}, {:+.1}]",
+        100.0 * e.mean,
+        100.0 * e.lo,
+        100.0 * e.hi
+    )
+}
+
+/// Dollars, rounded to the cent.
+pub(super) fn usd(e: &Estimate) -> String {
+    if !e.mean.is_finite() {
+        return "n/a".into();
     }
-    if let Some(g) = gini {
-        let _ = write!(
-            s,
-            "Income stays concentrated whatever the policy (builders' income Gini under relevance {}). ",
-            ci(&g, 3)
-        );
+    format!("${:.2} [{:.2}, {:.2}]", e.mean, e.lo, e.hi)
+}
+
+/// A threshold in dollars a month.
+pub(super) fn threshold(t: f64) -> String {
+    if t == 0.0 {
+        "> $0".into()
+    } else {
+        format!("> ${t:.0}")
     }
 }
 
-/// The best policy under serverless hosting against relevance.
-fn answer_serverless(s: &mut String, r: &StudyResult) {
-    if let (Some(best_s), Some(rel)) = (
-        best_at_equal_relevance(r, Regime::Serverless),
-        cell(r, Regime::Serverless, PolicyKind::Relevance),
-    ) {
-        let _ = write!(
-            s,
-            "Under serverless hosting the best policy at equal relevance, {}, keeps {} viable against {} under relevance, at nDCG@10 {} against {}. ",
-            best_s.policy.label(),
-            pct(&best_s.figures.tail_viable_share),
-            pct(&rel.figures.tail_viable_share),
-            ci(&best_s.figures.ndcg10, 3),
-            ci(&rel.figures.ndcg10, 3)
-        );
+/// The cells of `regime`, in the order run.
+pub(super) fn cells_of(r: &StudyResult, regime: Regime) -> impl Iterator<Item = &Cell> {
+    r.cells.iter().filter(move |c| c.regime == regime)
+}
+
+/// Relevance's cell of `regime`.
+pub(super) fn relevance(r: &StudyResult, regime: Regime) -> Option<&Cell> {
+    cells_of(r, regime).find(|c| c.policy == super::StudyPolicy::Relevance)
+}
+
+/// A cell's label: tuned ones say so, the hub's default too.
+fn label(c: &Cell) -> String {
+    if c.tuned && c.policy == HUB_DEFAULT {
+        format!("{} (tuned; the hub's default)", c.policy.label())
+    } else if c.tuned {
+        format!("{} (tuned)", c.policy.label())
+    } else if c.policy == HUB_DEFAULT {
+        format!("{} (hub default)", c.policy.label())
+    } else {
+        c.policy.label()
     }
 }
 
-/// Which moves viability more: the policy, or traffic (the grid)?
-fn answer_traffic(s: &mut String, r: &StudyResult) {
-    let spread = |xs: Vec<f64>| -> f64 {
-        let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
-        if xs.is_empty() {
-            0.0
+/// The share of prices below cost, and below cost net of the fee: the
+/// markup is log-normal, so P(m < x) = Phi(ln(x / median) / sigma).
+pub fn below_cost_shares(o: &StudyOptions) -> (f64, f64) {
+    let p = |x: f64| {
+        if o.markup_sigma <= 0.0 {
+            f64::from(u8::from(o.markup_median < x))
         } else {
-            max - min
+            normal_cdf((x / o.markup_median).ln() / o.markup_sigma)
         }
     };
-    let by_policy = spread(
-        r.cells
-            .iter()
-            .filter(|c| c.regime == Regime::Dedicated && c.equal_relevance)
-            .map(|c| c.figures.tail_viable_share.mean)
-            .collect(),
-    );
-    let by_traffic = spread(
-        r.grid
-            .iter()
-            .filter(|p| {
-                p.policy.kind() == PolicyKind::Relevance
-                    && p.concentration == r.options.concentration
-            })
-            .map(|p| p.tail_viable_share.mean)
-            .collect(),
-    );
-    let traffic = &r.options.grid_traffic;
-    let lo_t = traffic.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi_t = traffic.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let _ = write!(
-        s,
-        "Under dedicated hosting, traffic from {lo_t} to {hi_t} visits a day moves the viable tail share under relevance by {:.1} points and the choice of policy at equal relevance by {:.1} points: {}. ",
-        100.0 * by_traffic,
-        100.0 * by_policy,
-        if by_traffic > by_policy {
-            "whether the tail covers a fixed hosting cost is set first by traffic per model, then by the policy"
-        } else {
-            "the ranking policy matters more than traffic in this range"
-        }
-    );
+    (p(1.0), p(1.0 / (1.0 - o.platform_fee).max(1e-12)))
 }
 
-/// REPORT.md: the answer, the world, tuning, the headline tables, the grid,
-/// the plots and every parameter. `rev`, `index` and `command` say how it
-/// was made.
+/// The standard normal CDF (Abramowitz & Stegun 7.1.26 for erf, |error| <
+/// 1.5e-7).
+pub fn normal_cdf(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-x * x).exp();
+    if z >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
+/// REPORT.md: the answer, the world, settling, income, users, tuning, the
+/// paired differences, the grid, other figures, the plots and every
+/// parameter. `rev`, `index` and `command` say how it was made.
 pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# The pay-per-call study\n");
@@ -201,12 +127,19 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
         r.visits_per_second,
         r.threads
     );
-    let _ = writeln!(s, "## The answer\n\n{}\n", answer(r));
+    let _ = writeln!(s, "## The answer\n\n{}\n", super::answer::answer(r));
     world_section(&mut s, r);
+    settling_section(&mut s, r);
+    income_section(&mut s, r);
+    users_section(&mut s, r);
     tuning_section(&mut s, r);
-    headline_section(&mut s, r);
     grid_section(&mut s, r);
-    plots_section(&mut s);
+    other_section(&mut s, r);
+    sensitivity_section(&mut s, r);
+    s.push_str("\n## Plots\n\n");
+    for (f, what) in super::plots::plots(r) {
+        let _ = writeln!(s, "- {what}: ![{what}]({f})");
+    }
     let _ = writeln!(
         s,
         "\n## Parameters\n\n```json\n{}\n```",
@@ -215,7 +148,7 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
     s
 }
 
-/// The world: hub, coverage, entrants, design.
+/// The world: hub, coverage, entrants, prices, design.
 fn world_section(s: &mut String, r: &StudyResult) {
     let o = &r.options;
     let c = &r.coverage;
@@ -241,300 +174,301 @@ fn world_section(s: &mut String, r: &StudyResult) {
     );
     let _ = writeln!(
         s,
-        "- Entrants: {:.0} new models over the year in world 0 ({}% a day of the initial models, {}% from new builders).",
+        "- Entrants: {:.0} new models over {} days in world 0 ({}% a day of the initial models: the hub grows by {:.0}% of its initial models a year, linearly), {:.0} of them from existing builders (they count for all builders' figures, never for the initial tail builders').",
         r.entrants_per_world,
+        o.horizon_days(),
         100.0 * o.entry_rate,
-        100.0 * o.new_builder_share
+        100.0 * o.entry_rate * 365.0,
+        r.entrants_to_existing
+    );
+    let (below, below_net) = below_cost_shares(o);
+    let _ = writeln!(
+        s,
+        "- Prices: serverless cost x a log-normal markup (median {}, sigma {}): {:.1}% of models price below cost, {:.1}% below cost once the platform's {:.0}% fee is taken.",
+        o.markup_median,
+        o.markup_sigma,
+        100.0 * below,
+        100.0 * below_net,
+        100.0 * o.platform_fee
     );
     let _ = writeln!(
         s,
-        "- Design: {} days, {} simulated visits a day standing for {} real ones; {} replications per cell (world seed and behaviour seed apart, the same seeds for every policy); 95% percentile-bootstrap intervals over replications.\n",
-        o.days, o.visits_per_day, o.traffic, o.seeds
+        "- Design: a {}-day pilot (no exits, no entrants, nothing counted) measures each model's adoption inflow and tops its adopters up to the long-run level; then {} periods of {} days, figures at the end of each. {} simulated visits a day standing for {} real ones; {} reported replications (world seeds {}..{}); tuning replications, none of them reported: {} (world seeds from {}); every policy's difference from relevance is paired by replication; 95% percentile-bootstrap intervals over replications.\n",
+        o.pilot_days,
+        o.years,
+        o.days,
+        o.visits_per_day,
+        o.traffic,
+        o.seeds,
+        o.seed,
+        o.seed + o.seeds as u64 - 1,
+        o.sweep_seeds,
+        o.seed + o.tune_seed_offset
     );
+}
+
+/// Whether the figures settle: the tail share making a profit and welfare
+/// at the end of each period.
+fn settling_section(s: &mut String, r: &StudyResult) {
+    let _ = writeln!(s, "## Do the figures settle?\n");
+    s.push_str("Tail builders making a profit over the last 30 days (initial tail builders, their initial models), at the end of each period; the last column is the change over the last period, paired by replication.\n\n");
+    let n = r.cells.first().map_or(0, |c| c.periods.len());
+    let days: Vec<String> = r
+        .cells
+        .first()
+        .map(|c| c.periods.iter().map(|p| format!("day {}", p.day)).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "| hosting | policy | {} | change over the last period (points) |\n|---|---|{}---|",
+        days.join(" | "),
+        "---|".repeat(n)
+    );
+    for c in &r.cells {
+        let row: Vec<String> = c.periods.iter().map(|p| pct(&p.tail_viable[0])).collect();
+        let change = c
+            .last_change
+            .as_ref()
+            .map_or_else(|| "n/a".to_string(), points);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            c.regime.name(),
+            label(c),
+            row.join(" | "),
+            change
+        );
+    }
+    s.push('\n');
+}
+
+/// Income in dollars at the end of the last period.
+fn income_section(s: &mut String, r: &StudyResult) {
+    let o = &r.options;
+    let _ = writeln!(s, "## Income in dollars (end of the last period)\n");
+    s.push_str("Initial tail builders by their initial models' profit over the last 30 days (USD a month; a builder with nothing listed makes $0); \"covers an instance\": their revenue net of the fee and per-call costs pays a month of a dedicated instance for their largest listed model. Quantiles are over every initial tail builder. Top shares and Gini: the last period's income over every builder, entrants included.\n\n");
+    let heads: Vec<String> = o.thresholds_usd.iter().map(|&t| threshold(t)).collect();
+    let _ = writeln!(
+        s,
+        "| hosting | policy | {} | covers an instance | p50 | p90 | p99 | top-1% share | top-10% share | Gini |\n|---|---|{}---|---|---|---|---|---|---|",
+        heads.join(" | "),
+        "---|".repeat(heads.len())
+    );
+    for c in &r.cells {
+        let Some(p) = c.periods.last() else { continue };
+        let v: Vec<String> = p.tail_viable.iter().map(pct).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.regime.name(),
+            label(c),
+            v.join(" | "),
+            pct(&p.tail_covers_dedicated),
+            usd(&p.tail_profit_p50),
+            usd(&p.tail_profit_p90),
+            usd(&p.tail_profit_p99),
+            pct(&p.top1pct_income_share),
+            pct(&p.top10pct_income_share),
+            ci(&p.income_gini_all, 3)
+        );
+    }
+    s.push('\n');
+}
+
+/// Users' side, and every policy's paired difference from relevance.
+fn users_section(s: &mut String, r: &StudyResult) {
+    let o = &r.options;
+    let _ = writeln!(s, "## Users, and every policy against relevance\n");
+    s.push_str("Welfare: users' expected surplus per visit over adopting nothing, `ln(e^u0 + sum over looked-at models e^u) - u0` (the logit's log-sum-exp), over every visit, including visits whose query type has nothing listed (surplus 0). nDCG@10: ideal ranking over every candidate that has entered (a retired model is lost supply), a visit with nothing listed scores 0; \"listed\" is the old measure (ideal over the listed only, such visits left out). Differences (policy minus relevance, same regime) are paired by replication.\n\n");
+    let t100 = o.thresholds_usd.iter().position(|&t| t >= 100.0);
+    let _ = writeln!(
+        s,
+        "| hosting | policy | welfare | welfare vs relevance | nDCG@10 | nDCG@10 vs relevance | nDCG@10 (listed) | adoptions per visit | tail making a profit vs relevance (points) | tail making {} vs relevance (points) |\n|---|---|---|---|---|---|---|---|---|---|",
+        t100.map_or("n/a".into(), |i| threshold(o.thresholds_usd[i]))
+    );
+    for c in &r.cells {
+        let f = &c.figures;
+        let d = &c.vs_relevance;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.regime.name(),
+            label(c),
+            ci(&f.welfare, 4),
+            pct(&d.welfare_ratio),
+            ci(&f.ndcg10, 4),
+            ci(&d.ndcg10, 4),
+            ci(&f.ndcg10_listed, 4),
+            ci(&f.adoptions_per_visit, 3),
+            d.tail_viable.first().map_or("n/a".into(), points),
+            t100.and_then(|i| d.tail_viable.get(i))
+                .map_or("n/a".into(), points)
+        );
+    }
+    s.push('\n');
 }
 
 /// The knob sweeps and what was kept, per regime.
 fn tuning_section(s: &mut String, r: &StudyResult) {
     let o = &r.options;
-    let _ = writeln!(s, "## Tuning to equal relevance\n");
+    let _ = writeln!(s, "## Tuning\n");
     let _ = writeln!(
         s,
-        "Each family's knob swept in both hosting regimes ({} replications per value, the full year); in each regime the value kept is the strongest whose nDCG@10 is within {:.0}% of relevance's, either side (plots: `frontier-serverless.svg`, `frontier-dedicated.svg`).",
+        "Each family's knob swept in every hosting regime on tuning replications, none of them reported (number: {}; world seeds from {}); the knob kept is where the family's welfare loss against relevance's first reaches {:.0}% (one-sided), interpolated between the swept values around it (linearly from knob 0, which is relevance; log-linearly between swept values). A family that never loses that much in the sweep keeps its largest value.",
         o.sweep_seeds,
-        100.0 * (1.0 - o.target_ratio)
+        o.seed + o.tune_seed_offset,
+        100.0 * o.target_loss
     );
-    for regime in [Regime::Serverless, Regime::Dedicated] {
+    for regime in REGIMES {
         let _ = writeln!(s, "\n### {} hosting\n", regime.name());
-        s.push_str("| policy | nDCG@10 | / relevance | adoptions per visit | tail viable at the end | tail share of exposure | kept |\n|---|---|---|---|---|---|---|\n");
+        s.push_str("| policy | welfare | welfare / relevance | nDCG@10 | tail making a profit | tail share of exposure |\n|---|---|---|---|---|---|\n");
         let points: Vec<_> = r.sweep.iter().filter(|p| p.regime == regime).collect();
         let reference = points
             .iter()
-            .find(|p| p.policy.kind() == PolicyKind::Relevance)
-            .map_or(1.0, |p| p.ndcg10.max(f64::MIN_POSITIVE));
+            .find(|p| p.policy == super::StudyPolicy::Relevance)
+            .map_or(1.0, |p| p.welfare.max(f64::MIN_POSITIVE));
         for p in &points {
-            let kept = r
-                .tuned
-                .iter()
-                .any(|t| t.regime == regime && t.policy == p.policy);
             let _ = writeln!(
                 s,
-                "| {} | {:.4} | {:.3} | {:.3} | {:.1}% | {:.1}% | {} |",
+                "| {} | {:.4} | {:.3} | {:.4} | {:.1}% | {:.1}% |",
                 p.policy.label(),
+                p.welfare,
+                p.welfare / reference,
                 p.ndcg10,
-                p.ndcg10 / reference,
-                p.adoptions_per_visit,
                 100.0 * p.tail_viable_share,
-                100.0 * p.tail_exposure_share,
-                if kept { "yes" } else { "" }
+                100.0 * p.tail_exposure_share
             );
         }
-        for t in r.tuned.iter().filter(|t| t.regime == regime && !t.within) {
-            let _ = writeln!(
-                s,
-                "\n{}: no knob value stays within the target; the mildest is kept and its rows are not at equal relevance.",
-                t.policy.name()
-            );
-        }
+        s.push_str("\nKept: ");
+        let kept: Vec<String> = r
+            .tuned
+            .iter()
+            .filter(|t| t.regime == regime)
+            .map(|t| {
+                if t.binding {
+                    format!(
+                        "{} (between {} and {})",
+                        t.policy.label(),
+                        super::sim::fmt_knob(t.between.0),
+                        super::sim::fmt_knob(t.between.1)
+                    )
+                } else {
+                    format!(
+                        "{} (never loses {:.0}% in the sweep)",
+                        t.policy.label(),
+                        100.0 * o.target_loss
+                    )
+                }
+            })
+            .collect();
+        let _ = writeln!(s, "{}.", kept.join("; "));
     }
+    s.push('\n');
 }
 
-/// The headline cells, a table per regime.
-fn headline_section(s: &mut String, r: &StudyResult) {
-    for regime in [Regime::Serverless, Regime::Dedicated] {
-        let _ = writeln!(s, "\n## Headline: {} hosting\n", regime.name());
-        s.push_str("| policy | equal relevance | nDCG@10 | adoptions per visit | tail builders viable at the end | median tail profit per month (USD) | income Gini (active) | income Gini (all) | top-1% share of income | median HHI per task | entrant 90-day survival | median days to first paid call |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-        for c in r.cells.iter().filter(|c| c.regime == regime) {
-            let f = &c.figures;
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                c.policy.label(),
-                if c.equal_relevance { "yes" } else { "no" },
-                ci(&f.ndcg10, 4),
-                ci(&f.adoptions_per_visit, 3),
-                pct(&f.tail_viable_share),
-                ci(&f.median_tail_profit_month, 2),
-                ci(&f.income_gini_active, 3),
-                ci(&f.income_gini_all, 3),
-                pct(&f.top1pct_income_share),
-                ci(&f.median_task_hhi, 3),
-                pct(&f.entrant_survival_90),
-                ci(&f.median_days_to_first_call, 1),
-            );
-        }
-    }
-}
-
-/// Viability over the traffic x concentration grid.
+/// The traffic x concentration grid.
 fn grid_section(s: &mut String, r: &StudyResult) {
     let o = &r.options;
     let _ = writeln!(
         s,
-        "\n## Viability over traffic and demand concentration ({} hosting)\n",
+        "## Traffic and demand concentration ({} hosting)\n",
         r.grid_regime.name()
     );
     let _ = writeln!(
         s,
-        "Tail builders viable at the end ({} replications each; {} simulated visits a day at most, each standing for traffic / that many). Concentration: demand per query type ~ (1 + downloads)^c (0 = uniform, 1 = calibrated to 2022 downloads).\n",
+        "At the end of the last period ({} replications each, the reported seeds; at most {} simulated visits a day, each above one real visit standing for a block of adopters whose calls are summed and churn fluidly). Concentration: demand per query type ~ (1 + downloads)^c. The last column: the policy's paired difference from relevance at the same point, in points of tail builders making a profit.\n",
         o.grid_seeds, o.grid_visits_per_day
     );
-    s.push_str("| policy | concentration | traffic (visits/day) | tail viable | active builders viable |\n|---|---|---|---|---|\n");
+    let heads: Vec<String> = o.thresholds_usd.iter().map(|&t| threshold(t)).collect();
+    let _ = writeln!(
+        s,
+        "| policy | concentration | traffic (visits/day) | {} | covers an instance | active builders making a profit | vs relevance |\n|---|---|---|{}---|---|---|",
+        heads.join(" | "),
+        "---|".repeat(heads.len())
+    );
     for p in &r.grid {
+        let v: Vec<String> = p.tail_viable.iter().map(pct).collect();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             p.policy.label(),
             p.concentration,
             p.traffic,
-            pct(&p.tail_viable_share),
-            pct(&p.viable_active_share)
+            v.join(" | "),
+            pct(&p.tail_covers_dedicated),
+            pct(&p.viable_active_share),
+            if p.policy == super::StudyPolicy::Relevance {
+                "".into()
+            } else {
+                points(&p.vs_relevance)
+            }
         );
     }
 }
 
-/// The list of plots.
-fn plots_section(s: &mut String) {
-    s.push_str("\n## Plots\n\n");
-    for (f, what) in [
-        (
-            "viable-tail-dedicated.svg",
-            "viable tail share over time, dedicated",
-        ),
-        (
-            "viable-tail-serverless.svg",
-            "viable tail share over time, serverless",
-        ),
-        ("entrant-survival.svg", "entrant survival by age, dedicated"),
-        (
-            "frontier-serverless.svg",
-            "utility (nDCG@10) against tail viability, every knob value, serverless",
-        ),
-        (
-            "frontier-dedicated.svg",
-            "utility (nDCG@10) against tail viability, every knob value, dedicated",
-        ),
-        (
-            "lorenz-income.svg",
-            "Lorenz curves of builders' income, dedicated",
-        ),
-        (
-            "grid.svg",
-            "tail viability over traffic, per demand concentration",
-        ),
-    ] {
-        let _ = writeln!(s, "- {what}: ![{what}]({f})");
+/// The Morris screening, when run.
+fn sensitivity_section(s: &mut String, r: &StudyResult) {
+    let Some(sens) = &r.sensitivity else { return };
+    let _ = writeln!(s, "\n## Which priors move the answer (Morris screening)\n");
+    let _ = writeln!(
+        s,
+        "{} one-at-a-time trajectories through a 4-level grid of the factors' ranges (one replication per point, seeds apart from the reported and tuning ones; relevance, either hosting). An elementary effect is the change of the output for a move across the factor's whole range; mu* is their mean absolute value (the ranking), mu their mean (the sign), sigma their spread (interactions or non-linearity). Plot: `tornado.svg`.\n",
+        sens.trajectories
+    );
+    s.push_str("| factor | range | mu* (tail making a profit) | mu | sigma | mu* (tail making $100) |\n|---|---|---|---|---|---|\n");
+    let mut rows: Vec<_> = sens.profit.iter().zip(&sens.hundred).collect();
+    rows.sort_by(|a, b| b.0.mu_star.total_cmp(&a.0.mu_star));
+    for (e, h) in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} .. {:.4} | {:.3} | {:+.3} | {:.3} | {:.3} |",
+            e.name, e.lo, e.hi, e.mu_star, e.mu, e.sigma, h.mu_star
+        );
     }
 }
 
-/// The SVG plots of REPORT.md, into `out`.
-pub fn write_plots(r: &StudyResult, out: &Path) -> std::io::Result<()> {
-    let write = |file: &str, svg: String| std::fs::write(out.join(file), svg);
-    for regime in [Regime::Serverless, Regime::Dedicated] {
-        write(
-            &format!("viable-tail-{}.svg", regime.name()),
-            viable_tail_plot(r, regime),
-        )?;
+/// Concentration per task, entrants, listing and hosting.
+fn other_section(s: &mut String, r: &StudyResult) {
+    let _ = writeln!(s, "\n## Other figures\n");
+    s.push_str("| hosting | policy | median HHI per task | entrant 90-day survival | entrants ever called | median days to first paid call | models listed (of entered) | listed on a dedicated instance |\n|---|---|---|---|---|---|---|---|\n");
+    for c in &r.cells {
+        let f = &c.figures;
+        let Some(p) = c.periods.last() else { continue };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.regime.name(),
+            label(c),
+            ci(&f.median_task_hhi, 3),
+            pct(&f.entrant_survival_90),
+            pct(&f.entrants_called_share),
+            ci(&f.median_days_to_first_call, 1),
+            pct(&p.listed_share),
+            pct(&p.dedicated_share)
+        );
     }
-    let dedicated: Vec<&Cell> = r
-        .cells
-        .iter()
-        .filter(|c| c.regime == Regime::Dedicated)
-        .collect();
-    write("entrant-survival.svg", survival_plot(&dedicated))?;
-    for regime in [Regime::Serverless, Regime::Dedicated] {
-        write(
-            &format!("frontier-{}.svg", regime.name()),
-            frontier_plot(r, regime),
-        )?;
-    }
-    write("lorenz-income.svg", lorenz_plot(&dedicated))?;
-    write("grid.svg", grid_plot(r))?;
-    Ok(())
 }
 
-/// The viable tail share by day, per cell of `regime`.
-fn viable_tail_plot(r: &StudyResult, regime: Regime) -> String {
-    let series: Vec<Series> = r
-        .cells
-        .iter()
-        .filter(|c| c.regime == regime)
-        .map(|c| Series {
-            name: c.policy.label(),
-            points: c
-                .viable_tail_by_day
-                .iter()
-                .enumerate()
-                .map(|(d, v)| ((d + 1) as f64, *v))
-                .collect(),
-        })
-        .collect();
-    line_chart(
-        &format!("Tail builders viable ({} hosting)", regime.name()),
-        "day",
-        "share of tail builders",
-        &series,
-        false,
-    )
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Entrants' survival by age, per cell.
-fn survival_plot(cells: &[&Cell]) -> String {
-    let survival: Vec<Series> = cells
-        .iter()
-        .map(|c| Series {
-            name: c.policy.label(),
-            points: c
-                .entrant_survival
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_finite())
-                .map(|(a, v)| (a as f64, *v))
-                .collect(),
-        })
-        .collect();
-    line_chart(
-        "Entrants still listed (dedicated hosting)",
-        "age (days)",
-        "share surviving",
-        &survival,
-        false,
-    )
-}
-
-/// nDCG@10 against the viable tail, every knob value of each family.
-fn frontier_plot(r: &StudyResult, regime: Regime) -> String {
-    let mut fams: Vec<PolicyKind> = r
-        .sweep
-        .iter()
-        .filter(|p| p.regime == regime)
-        .map(|p| p.policy.kind())
-        .collect();
-    fams.dedup();
-    let frontier: Vec<Series> = fams
-        .iter()
-        .map(|f| Series {
-            name: f.to_string(),
-            points: r
-                .sweep
-                .iter()
-                .filter(|p| p.regime == regime && p.policy.kind() == *f)
-                .map(|p| (p.tail_viable_share, p.ndcg10))
-                .collect(),
-        })
-        .collect();
-    line_chart(
-        &format!("Utility against tail viability ({} hosting)", regime.name()),
-        "tail builders viable at the end",
-        "nDCG@10",
-        &frontier,
-        true,
-    )
-}
-
-/// Lorenz curves of builders' income, per cell.
-fn lorenz_plot(cells: &[&Cell]) -> String {
-    let lorenz: Vec<Series> = cells
-        .iter()
-        .map(|c| Series {
-            name: c.policy.label(),
-            points: c.lorenz_income.clone(),
-        })
-        .collect();
-    line_chart(
-        "Builders' income, Lorenz (dedicated hosting)",
-        "share of builders",
-        "share of income",
-        &lorenz,
-        false,
-    )
-}
-
-/// The viable tail over traffic, per policy and concentration.
-fn grid_plot(r: &StudyResult) -> String {
-    let mut keys: Vec<(String, f64)> = Vec::new();
-    for p in &r.grid {
-        let k = (p.policy.label(), p.concentration);
-        if !keys.contains(&k) {
-            keys.push(k);
+    /// The normal CDF against known values; the below-cost shares against
+    /// the study's priors worked by hand (Phi(ln(1/3)/0.75) = Phi(-1.4648)).
+    #[test]
+    fn normal_cdf_and_below_cost_shares() {
+        for (z, p) in [
+            (0.0, 0.5),
+            (1.96, 0.975_002),
+            (-1.0, 0.158_655),
+            (-1.4648, 0.071_49),
+        ] {
+            assert!((normal_cdf(z) - p).abs() < 2e-5, "{z}");
         }
+        let (below, net) = below_cost_shares(&StudyOptions::default());
+        assert!((below - 0.0715).abs() < 5e-4, "{below}");
+        // Net of a 20% fee: markup below 1.25, Phi(ln(1.25/3)/0.75).
+        assert!((net - normal_cdf((1.25f64 / 3.0).ln() / 0.75)).abs() < 1e-12);
+        assert!(net > below);
     }
-    let grid: Vec<Series> = keys
-        .iter()
-        .map(|(label, c)| Series {
-            name: format!("{label}, c={c}"),
-            points: r
-                .grid
-                .iter()
-                .filter(|p| &p.policy.label() == label && p.concentration == *c)
-                .map(|p| (p.traffic.log10(), p.tail_viable_share.mean))
-                .collect(),
-        })
-        .collect();
-    line_chart(
-        &format!("Tail viability over traffic ({})", r.grid_regime.name()),
-        "log10 visits per day",
-        "share of tail builders viable",
-        &grid,
-        true,
-    )
 }

@@ -7,6 +7,7 @@
 use hubsearch_core::PolicyKind;
 use serde::{Deserialize, Serialize};
 
+pub use super::figures::PeriodFigures;
 use super::world::World;
 use super::year::Year;
 use super::StudyOptions;
@@ -136,6 +137,9 @@ pub enum Regime {
     Serverless,
     /// A dedicated instance: a monthly fixed cost by size.
     Dedicated,
+    /// Each model on whichever of the two its expected calls make cheaper
+    /// (docs/study.md, Builders), switching as its volume moves.
+    Either,
 }
 
 impl Regime {
@@ -143,6 +147,7 @@ impl Regime {
         match self {
             Regime::Serverless => "serverless",
             Regime::Dedicated => "dedicated",
+            Regime::Either => "either",
         }
     }
 }
@@ -160,7 +165,10 @@ pub struct RunSpec {
     pub traffic: f64,
     /// Popularity learns from calls (off: 2022 downloads, decayed, only).
     pub feedback: bool,
+    /// Days counted (after the pilot).
     pub days: usize,
+    /// Days of the warm-start pilot before them (0: a cold start).
+    pub pilot_days: usize,
 }
 
 /// One day's figures.
@@ -173,12 +181,20 @@ pub struct Day {
     pub viable_active_share: f64,
     pub active_models: usize,
     pub adoptions: u64,
+    /// Paid calls that day (real ones).
+    pub calls: f64,
 }
 
 /// What one run measured (docs/study.md, Figures).
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// nDCG@10 against every candidate that has entered (lost supply
+    /// counts), over every visit whose type has a graded candidate.
     pub ndcg10: f64,
+    /// nDCG@10 against the listed candidates, over visits with one.
+    pub ndcg10_listed: f64,
+    /// Users' expected surplus per visit over the outside option (utils).
+    pub welfare: f64,
     pub adoptions_per_visit: f64,
     pub tail_viable_share: f64,
     pub median_tail_profit_month: f64,
@@ -192,6 +208,8 @@ pub struct Outcome {
     pub tail_exposure_share: f64,
     pub income_usd: f64,
     pub calls: f64,
+    /// The figures at the end of each period.
+    pub periods: Vec<PeriodFigures>,
     pub days: Vec<Day>,
     /// Share of entrants still listed at each age (days).
     pub entrant_survival: Vec<f64>,
@@ -261,11 +279,11 @@ pub struct Scored {
     pub item: u32,
 }
 
-/// Simulate one year of `world` under `spec`.
+/// Simulate `world` under `spec`: the pilot, then `spec.days` days.
 pub fn run(world: &World, o: &StudyOptions, spec: &RunSpec) -> Outcome {
     let mut year = Year::new(world, o, spec);
-    for day in 0..spec.days {
-        year.day(day);
+    for g in 0..year.total_days() {
+        year.day(g);
     }
     year.outcome()
 }
@@ -338,64 +356,25 @@ pub(super) fn quantiles(pop: &[f64], active: &[bool], out: &mut [f64]) {
 /// No day: a model not exited, or never called.
 pub(super) const NEVER: u32 = u32::MAX;
 
-/// Builders' income at the end of the year.
-pub(super) struct IncomeFigures {
-    /// Per builder.
-    pub(super) b_income: Vec<f64>,
-    /// Of the builders with a listed model.
-    pub(super) active_income: Vec<f64>,
-    /// Trailing profit of the initial tail builders still listed.
-    pub(super) tail_profits: Vec<f64>,
-    /// Per task with income, the builders' HHI.
-    pub(super) hhis: Vec<f64>,
-}
-
-impl IncomeFigures {
-    pub(super) fn of(
-        world: &World,
-        income: &[f64],
-        builder_active: &[bool],
-        builder_trailing: &[f64],
-        initial_tail: &[usize],
-    ) -> IncomeFigures {
-        let nb = world.builders.len();
-        let mut b_income = vec![0.0f64; nb];
-        for (md, x) in world.models.iter().zip(income) {
-            b_income[md.builder as usize] += x;
-        }
-        let active_income = (0..nb)
-            .filter(|&i| builder_active[i])
-            .map(|i| b_income[i])
-            .collect();
-        let tail_profits = initial_tail
-            .iter()
-            .filter(|&&i| builder_active[i])
-            .map(|&i| builder_trailing[i])
-            .collect();
-        let mut task_income: Vec<std::collections::BTreeMap<u32, f64>> =
-            vec![Default::default(); world.tasks.len()];
-        for (md, &x) in world.models.iter().zip(income) {
-            if x > 0.0 {
-                *task_income[md.task as usize].entry(md.builder).or_default() += x;
-            }
-        }
-        let hhis = task_income
-            .iter()
-            .filter(|t| !t.is_empty())
-            .map(|t| {
-                let total: f64 = t.values().sum();
-                let mut shares: Vec<f64> = t.values().map(|v| v / total).collect();
-                shares.sort_by(f64::total_cmp);
-                shares.iter().map(|s| s * s).sum()
-            })
-            .collect();
-        IncomeFigures {
-            b_income,
-            active_income,
-            tail_profits,
-            hhis,
+/// Per task with income, the Herfindahl index of builders' shares of it.
+pub(super) fn task_hhis(world: &World, income: &[f64]) -> Vec<f64> {
+    let mut task_income: Vec<std::collections::BTreeMap<u32, f64>> =
+        vec![Default::default(); world.tasks.len()];
+    for (md, &x) in world.models.iter().zip(income) {
+        if x > 0.0 {
+            *task_income[md.task as usize].entry(md.builder).or_default() += x;
         }
     }
+    task_income
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let total: f64 = t.values().sum();
+            let mut shares: Vec<f64> = t.values().map(|v| v / total).collect();
+            shares.sort_by(f64::total_cmp);
+            shares.iter().map(|s| s * s).sum()
+        })
+        .collect()
 }
 
 /// How the year's entrants fared.

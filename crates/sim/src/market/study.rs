@@ -9,7 +9,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::sim::{run, Outcome, Regime, RunSpec, StudyPolicy};
+use super::sim::{run, Outcome, PeriodFigures, Regime, RunSpec, StudyPolicy};
 use super::stats::{estimate, Estimate};
 use super::world::{Base, Coverage, World};
 use super::StudyOptions;
@@ -19,6 +19,8 @@ use super::StudyOptions;
 #[derive(Debug, Clone, Serialize)]
 pub struct Figures {
     pub ndcg10: Estimate,
+    pub ndcg10_listed: Estimate,
+    pub welfare: Estimate,
     pub adoptions_per_visit: Estimate,
     pub tail_viable_share: Estimate,
     pub median_tail_profit_month: Estimate,
@@ -38,6 +40,8 @@ impl Figures {
             |g: fn(&Outcome) -> f64| estimate(&outcomes.iter().map(|o| g(o)).collect::<Vec<_>>());
         Figures {
             ndcg10: f(|o| o.ndcg10),
+            ndcg10_listed: f(|o| o.ndcg10_listed),
+            welfare: f(|o| o.welfare),
             adoptions_per_visit: f(|o| o.adoptions_per_visit),
             tail_viable_share: f(|o| o.tail_viable_share),
             median_tail_profit_month: f(|o| o.median_tail_profit_month),
@@ -53,15 +57,109 @@ impl Figures {
     }
 }
 
+/// One period's end, over replications (docs/study.md, Figures).
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodEstimates {
+    pub day: usize,
+    /// Per threshold of `thresholds_usd`.
+    pub tail_viable: Vec<Estimate>,
+    pub tail_covers_dedicated: Estimate,
+    pub tail_profit_p50: Estimate,
+    pub tail_profit_p90: Estimate,
+    pub tail_profit_p99: Estimate,
+    pub welfare: Estimate,
+    pub ndcg10: Estimate,
+    pub income_gini_all: Estimate,
+    pub top1pct_income_share: Estimate,
+    pub top10pct_income_share: Estimate,
+    pub listed_share: Estimate,
+    pub dedicated_share: Estimate,
+}
+
+impl PeriodEstimates {
+    fn of(runs: &[Outcome], k: usize) -> PeriodEstimates {
+        let f = |g: &dyn Fn(&PeriodFigures) -> f64| {
+            estimate(&runs.iter().map(|r| g(&r.periods[k])).collect::<Vec<_>>())
+        };
+        let thresholds = runs.first().map_or(0, |r| r.periods[k].tail_viable.len());
+        PeriodEstimates {
+            day: runs.first().map_or(0, |r| r.periods[k].day),
+            tail_viable: (0..thresholds).map(|t| f(&|p| p.tail_viable[t])).collect(),
+            tail_covers_dedicated: f(&|p| p.tail_covers_dedicated),
+            tail_profit_p50: f(&|p| p.tail_profit_p50),
+            tail_profit_p90: f(&|p| p.tail_profit_p90),
+            tail_profit_p99: f(&|p| p.tail_profit_p99),
+            welfare: f(&|p| p.welfare),
+            ndcg10: f(&|p| p.ndcg10),
+            income_gini_all: f(&|p| p.income_gini_all),
+            top1pct_income_share: f(&|p| p.top1pct_income_share),
+            top10pct_income_share: f(&|p| p.top10pct_income_share),
+            listed_share: f(&|p| p.listed_share),
+            dedicated_share: f(&|p| p.dedicated_share),
+        }
+    }
+}
+
+/// A policy's difference from relevance, paired by replication (the same
+/// world and dice), with a bootstrap interval over replications.
+#[derive(Debug, Clone, Serialize)]
+pub struct Paired {
+    /// Tail viable at the end, per threshold of `thresholds_usd`.
+    pub tail_viable: Vec<Estimate>,
+    pub welfare: Estimate,
+    pub ndcg10: Estimate,
+    /// Welfare relative to relevance's, per replication (-0.02: 2% less).
+    pub welfare_ratio: Estimate,
+}
+
+impl Paired {
+    fn of(runs: &[Outcome], reference: &[Outcome]) -> Paired {
+        let d = |g: &dyn Fn(&Outcome) -> f64| {
+            estimate(
+                &runs
+                    .iter()
+                    .zip(reference)
+                    .map(|(a, b)| g(a) - g(b))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let last = |r: &Outcome, t: usize| r.periods.last().map_or(f64::NAN, |p| p.tail_viable[t]);
+        let thresholds = runs
+            .first()
+            .and_then(|r| r.periods.last())
+            .map_or(0, |p| p.tail_viable.len());
+        Paired {
+            tail_viable: (0..thresholds).map(|t| d(&|r| last(r, t))).collect(),
+            welfare: d(&|r| r.welfare),
+            ndcg10: d(&|r| r.ndcg10),
+            welfare_ratio: estimate(
+                &runs
+                    .iter()
+                    .zip(reference)
+                    .map(|(a, b)| a.welfare / b.welfare - 1.0)
+                    .collect::<Vec<_>>(),
+            ),
+        }
+    }
+}
+
 /// One headline cell: a policy under a hosting regime.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
     pub policy: StudyPolicy,
     pub regime: Regime,
-    /// Tuned to nDCG@10 within the target of relevance's (false: the hub's
-    /// default, shown for reference; or no knob value reached the target).
-    pub equal_relevance: bool,
+    /// Tuned to the welfare target on the tuning seeds (false: the hub's
+    /// default or relevance, shown as they are).
+    pub tuned: bool,
+    /// Over the whole run (welfare, nDCG) and at its end (the rest).
     pub figures: Figures,
+    /// At the end of each period.
+    pub periods: Vec<PeriodEstimates>,
+    /// Its difference from relevance in the same regime, paired.
+    pub vs_relevance: Paired,
+    /// The tail share making a profit: its change over the last period,
+    /// paired by replication (none with one period).
+    pub last_change: Option<Estimate>,
     /// Mean over replications, per day.
     pub viable_tail_by_day: Vec<f64>,
     /// Mean over replications, per age in days.
@@ -70,12 +168,13 @@ pub struct Cell {
     pub lorenz_income: Vec<(f64, f64)>,
 }
 
-/// One point of a knob sweep (mean over the sweep's replications).
+/// One point of a knob sweep (mean over the tuning replications).
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepPoint {
     pub policy: StudyPolicy,
     pub regime: Regime,
     pub ndcg10: f64,
+    pub welfare: f64,
     pub adoptions_per_visit: f64,
     pub tail_viable_share: f64,
     pub tail_exposure_share: f64,
@@ -86,10 +185,12 @@ pub struct SweepPoint {
 pub struct Tuned {
     pub policy: StudyPolicy,
     pub regime: Regime,
-    /// Its sweep nDCG@10 over relevance's.
-    pub ndcg_ratio: f64,
-    /// Whether it met the target.
-    pub within: bool,
+    /// The sweep's knob values it lies between (the lower may be 0, where
+    /// every family is relevance).
+    pub between: (f64, f64),
+    /// Whether the target binds in the sweep (false: no swept value loses
+    /// as much welfare; the largest is kept).
+    pub binding: bool,
 }
 
 /// One point of the traffic x concentration grid.
@@ -98,8 +199,12 @@ pub struct GridPoint {
     pub policy: StudyPolicy,
     pub traffic: f64,
     pub concentration: f64,
-    pub tail_viable_share: Estimate,
+    /// Per threshold of `thresholds_usd`.
+    pub tail_viable: Vec<Estimate>,
+    pub tail_covers_dedicated: Estimate,
     pub viable_active_share: Estimate,
+    /// Tail viable ($0) minus relevance's at the same point, paired.
+    pub vs_relevance: Estimate,
 }
 
 /// Everything the report shows.
@@ -109,11 +214,15 @@ pub struct StudyResult {
     pub coverage: Coverage,
     pub initial_tail_builders: usize,
     pub entrants_per_world: f64,
+    /// Entrants that went to an existing builder, in world 0.
+    pub entrants_to_existing: f64,
     pub sweep: Vec<SweepPoint>,
     pub tuned: Vec<Tuned>,
     pub cells: Vec<Cell>,
     pub grid_regime: Regime,
     pub grid: Vec<GridPoint>,
+    /// The Morris screening of the priors (when asked for).
+    pub sensitivity: Option<super::sensitivity::Sensitivity>,
     pub visits: u64,
     pub seconds: f64,
     pub visits_per_second: f64,
@@ -152,7 +261,7 @@ pub fn run_study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)
 }
 
 /// The hosting regimes of the sweeps and the headline cells.
-const REGIMES: [Regime; 2] = [Regime::Serverless, Regime::Dedicated];
+pub const REGIMES: [Regime; 3] = [Regime::Serverless, Regime::Dedicated, Regime::Either];
 
 /// A run to replicate: a policy under a hosting regime.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,6 +276,9 @@ struct Batch<'b> {
     opts: &'b StudyOptions,
     jobs: &'b [Job],
     seeds: usize,
+    /// Replication r: world seed `first_seed + r`, behaviour seed
+    /// `first_seed + 1000 + r`.
+    first_seed: u64,
     visits_per_day: usize,
     traffic: f64,
     /// Its name in the progress lines.
@@ -188,16 +300,17 @@ impl Runner<'_> {
         RunSpec {
             policy: job.policy,
             regime: job.regime,
-            behaviour_seed: self.o.seed + 1000 + r as u64,
+            behaviour_seed: batch.first_seed + 1000 + r as u64,
             visits_per_day: batch.visits_per_day,
             traffic: batch.traffic,
             feedback: true,
-            days: self.o.days,
+            days: self.o.horizon_days(),
+            pilot_days: self.o.pilot_days,
         }
     }
 
     /// Runs every job for each replication, on that replication's world;
-    /// per job, its outcomes over replications.
+    /// per job, its outcomes over replications (in replication order).
     fn replicate(&self, batch: &Batch) -> Vec<Vec<Outcome>> {
         // Every (replication, job) pair is a task of its own (the pool
         // stays busy to the end); each samples its replication's world,
@@ -208,7 +321,7 @@ impl Runner<'_> {
             .into_par_iter()
             .map(|k| {
                 let (r, j) = (k / n, k % n);
-                let world = World::sample(self.base, opts, opts.seed + r as u64);
+                let world = World::sample(self.base, opts, batch.first_seed + r as u64);
                 let out = run(&world, opts, &self.spec(batch.jobs[j], r, batch));
                 self.visits.fetch_add(out.visits, Ordering::Relaxed);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -247,21 +360,24 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
         "tuned: {}",
         tuned
             .iter()
-            .map(|t| format!(
-                "{} {} ({:.3})",
-                t.regime.name(),
-                t.policy.label(),
-                t.ndcg_ratio
-            ))
+            .map(|t| format!("{} {}", t.regime.name(), t.policy.label()))
             .collect::<Vec<_>>()
             .join(", ")
     ));
     let cells = headline(&runner, &tuned);
-    let grid_regime = Regime::Dedicated;
+    let grid_regime = Regime::Either;
     let grid = grid(&runner, &tuned, grid_regime);
+    let sensitivity = (o.sensitivity_trajectories > 0).then(|| {
+        progress(&format!(
+            "sensitivity: {} Morris trajectories",
+            o.sensitivity_trajectories
+        ));
+        super::sensitivity::screen(base, o, o.sensitivity_trajectories)
+    });
     let world0 = World::sample(base, o, o.seed);
     let seconds = runner.started.elapsed().as_secs_f64();
     let visits = runner.visits.load(Ordering::Relaxed);
+    let entrants = &world0.models[world0.initial_models..];
     StudyResult {
         options: o.clone(),
         coverage: base.coverage(),
@@ -269,12 +385,17 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             .iter()
             .filter(|b| b.tail)
             .count(),
-        entrants_per_world: (world0.models.len() - world0.initial_models) as f64,
+        entrants_per_world: entrants.len() as f64,
+        entrants_to_existing: entrants
+            .iter()
+            .filter(|m| (m.builder as usize) < world0.initial_builders)
+            .count() as f64,
         sweep,
         tuned,
         cells,
         grid_regime,
         grid,
+        sensitivity,
         visits,
         seconds,
         visits_per_second: visits as f64 / seconds.max(1e-9),
@@ -282,8 +403,8 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
     }
 }
 
-/// 1. The sweeps (and relevance), in each hosting regime (exits differ,
-///    so the candidate pools and the knob that keeps 98% differ too).
+/// 1. The sweeps (and relevance), in each hosting regime, on the tuning
+///    seeds (disjoint from the reported replications).
 fn sweep(runner: &Runner) -> Vec<SweepPoint> {
     let o = runner.o;
     let mut jobs = Vec::new();
@@ -300,9 +421,10 @@ fn sweep(runner: &Runner) -> Vec<SweepPoint> {
         opts: o,
         jobs: &jobs,
         seeds: o.sweep_seeds.max(1),
+        first_seed: o.seed + o.tune_seed_offset,
         visits_per_day: o.visits_per_day,
         traffic: o.traffic,
-        what: "knob sweep",
+        what: "knob sweep (tuning seeds)",
     });
     jobs.iter()
         .zip(&outs)
@@ -310,6 +432,7 @@ fn sweep(runner: &Runner) -> Vec<SweepPoint> {
             policy: job.policy,
             regime: job.regime,
             ndcg10: finite_mean(outs, |o| o.ndcg10),
+            welfare: finite_mean(outs, |o| o.welfare),
             adoptions_per_visit: finite_mean(outs, |o| o.adoptions_per_visit),
             tail_viable_share: finite_mean(outs, |o| o.tail_viable_share),
             tail_exposure_share: finite_mean(outs, |o| o.tail_exposure_share),
@@ -317,51 +440,63 @@ fn sweep(runner: &Runner) -> Vec<SweepPoint> {
         .collect()
 }
 
-/// 2. Tune each family per regime: the strongest knob value whose
-///    nDCG@10 is within the target of relevance's (either side); none:
-///    the mildest.
+/// 2. Tune each family per regime to one one-sided target: the knob where
+///    its welfare loss against relevance's first reaches `target_loss`,
+///    interpolated along the family's sweep (knob 0 is relevance, loss 0).
 fn tune(o: &StudyOptions, sweep: &[SweepPoint]) -> Vec<Tuned> {
-    let tolerance = 1.0 - o.target_ratio;
     let mut tuned: Vec<Tuned> = Vec::new();
     for g in REGIMES {
         let reference = sweep
             .iter()
             .find(|s| s.regime == g && s.policy == StudyPolicy::Relevance)
-            .map_or(f64::MIN_POSITIVE, |s| s.ndcg10.max(f64::MIN_POSITIVE));
+            .map_or(f64::MIN_POSITIVE, |s| s.welfare.max(f64::MIN_POSITIVE));
         for f in families(o) {
-            let mut points: Vec<&SweepPoint> = sweep
+            let mut points: Vec<(f64, f64)> = sweep
                 .iter()
                 .filter(|s| s.regime == g && f.contains(&s.policy))
+                .map(|s| (knob(s), 1.0 - s.welfare / reference))
                 .collect();
-            points.sort_by(|a, b| knob(a).total_cmp(&knob(b)));
-            let ok = |p: &SweepPoint| (p.ndcg10 / reference - 1.0).abs() <= tolerance + 1e-12;
-            let (p, within) = match points.iter().rev().find(|p| ok(p)) {
-                Some(p) => (*p, true),
-                None => (
-                    *points.first().expect("every family has a knob value"),
-                    false,
-                ),
-            };
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (k, between, binding) = interpolate_knob(&points, o.target_loss);
             tuned.push(Tuned {
-                policy: p.policy,
+                policy: f[0].with_knob(k),
                 regime: g,
-                ndcg_ratio: p.ndcg10 / reference,
-                within,
+                between,
+                binding,
             });
         }
     }
     tuned
 }
 
-/// 3. The headline cells: per regime, relevance, the hub's default and
-///    the tuned policies.
+/// Along `points` (knob, loss), sorted by knob, from (0, 0): the knob where
+/// the loss first reaches `target`, linear in the knob from 0 and in its
+/// logarithm between swept values; none reaching it, the largest knob.
+pub fn interpolate_knob(points: &[(f64, f64)], target: f64) -> (f64, (f64, f64), bool) {
+    let mut prev = (0.0, 0.0);
+    for &(k, loss) in points {
+        if loss > target {
+            let frac = ((target - prev.1) / (loss - prev.1)).clamp(0.0, 1.0);
+            let at = if prev.0 <= 0.0 {
+                k * frac
+            } else {
+                prev.0 * (k / prev.0).powf(frac)
+            };
+            return (at, (prev.0, k), true);
+        }
+        prev = (k, loss);
+    }
+    (prev.0, (prev.0, prev.0), false)
+}
+
+/// 3. The headline cells on the reported replications: per regime,
+///    relevance, the hub's default and the tuned policies.
 fn headline(runner: &Runner, tuned: &[Tuned]) -> Vec<Cell> {
     let o = runner.o;
-    // Each job with whether it is at equal relevance.
     let mut policies: Vec<(Job, bool)> = Vec::new();
     for regime in REGIMES {
         let job = |policy| Job { policy, regime };
-        policies.push((job(StudyPolicy::Relevance), true));
+        policies.push((job(StudyPolicy::Relevance), false));
         if !tuned
             .iter()
             .any(|t| t.regime == regime && t.policy == HUB_DEFAULT)
@@ -372,7 +507,7 @@ fn headline(runner: &Runner, tuned: &[Tuned]) -> Vec<Cell> {
             tuned
                 .iter()
                 .filter(|t| t.regime == regime)
-                .map(|t| (job(t.policy), t.within)),
+                .map(|t| (job(t.policy), true)),
         );
     }
     let jobs: Vec<Job> = policies.iter().map(|(job, _)| *job).collect();
@@ -380,26 +515,38 @@ fn headline(runner: &Runner, tuned: &[Tuned]) -> Vec<Cell> {
         opts: o,
         jobs: &jobs,
         seeds: o.seeds.max(1),
+        first_seed: o.seed,
         visits_per_day: o.visits_per_day,
         traffic: o.traffic,
         what: "headline",
     });
-    jobs.iter()
+    policies
+        .iter()
         .zip(&outs)
-        .map(|(&job, runs)| {
-            let equal_relevance = policies.iter().any(|(j, ok)| *j == job && *ok);
-            cell_of(o, job, equal_relevance, runs)
+        .map(|(&(job, tuned), runs)| {
+            let reference = jobs
+                .iter()
+                .position(|j| j.regime == job.regime && j.policy == StudyPolicy::Relevance)
+                .map_or(runs, |i| &outs[i]);
+            cell_of(o, job, tuned, runs, reference)
         })
         .collect()
 }
 
 /// The cell of `job`: its figures and curves over its replications `runs`.
-fn cell_of(o: &StudyOptions, job: Job, equal_relevance: bool, runs: &[Outcome]) -> Cell {
+fn cell_of(
+    o: &StudyOptions,
+    job: Job,
+    tuned: bool,
+    runs: &[Outcome],
+    reference: &[Outcome],
+) -> Cell {
     let refs: Vec<&Outcome> = runs.iter().collect();
-    let by_day = (0..o.days)
+    let days = o.horizon_days();
+    let by_day = (0..days)
         .map(|d| mean_of(runs.iter().map(|r| r.days[d].viable_tail_share)))
         .collect();
-    let survival = (0..o.days)
+    let survival = (0..days)
         .map(|a| mean_of(runs.iter().map(|r| r.entrant_survival[a])))
         .collect();
     // Replications differ in how many builders they end with, so their
@@ -414,11 +561,31 @@ fn cell_of(o: &StudyOptions, job: Job, equal_relevance: bool, runs: &[Outcome]) 
             )
         })
         .collect();
+    let n_periods = runs.iter().map(|r| r.periods.len()).min().unwrap_or(0);
     Cell {
         policy: job.policy,
         regime: job.regime,
-        equal_relevance,
+        tuned,
         figures: Figures::of(&refs),
+        periods: (0..n_periods)
+            .map(|k| PeriodEstimates::of(runs, k))
+            .collect(),
+        vs_relevance: Paired::of(runs, reference),
+        last_change: (n_periods >= 2).then(|| {
+            let v = |r: &Outcome, k: usize| {
+                r.periods[k]
+                    .tail_viable
+                    .first()
+                    .copied()
+                    .unwrap_or(f64::NAN)
+            };
+            estimate(
+                &runs
+                    .iter()
+                    .map(|r| v(r, n_periods - 1) - v(r, n_periods - 2))
+                    .collect::<Vec<_>>(),
+            )
+        }),
         viable_tail_by_day: by_day,
         entrant_survival: survival,
         lorenz_income: lorenz,
@@ -452,22 +619,30 @@ fn grid(runner: &Runner, tuned: &[Tuned], grid_regime: Regime) -> Vec<GridPoint>
                 opts: &opts,
                 jobs: &jobs,
                 seeds: o.grid_seeds.max(1),
+                first_seed: o.seed,
                 visits_per_day: o.grid_visits_per_day.min(t.max(1.0) as usize).max(1),
                 traffic: t,
                 what: &format!("grid traffic {t} concentration {c}"),
             });
             for (job, runs) in jobs.iter().zip(&outs) {
+                let last = |r: &Outcome| r.periods.last().cloned().unwrap_or_default();
+                let est =
+                    |g: &dyn Fn(&Outcome) -> f64| estimate(&runs.iter().map(g).collect::<Vec<_>>());
+                let thresholds = o.thresholds_usd.len();
                 grid.push(GridPoint {
                     policy: job.policy,
                     traffic: t,
                     concentration: c,
-                    tail_viable_share: estimate(
-                        &runs.iter().map(|r| r.tail_viable_share).collect::<Vec<_>>(),
-                    ),
-                    viable_active_share: estimate(
+                    tail_viable: (0..thresholds)
+                        .map(|k| est(&|r| last(r).tail_viable.get(k).copied().unwrap_or(f64::NAN)))
+                        .collect(),
+                    tail_covers_dedicated: est(&|r| last(r).tail_covers_dedicated),
+                    viable_active_share: est(&|r| last(r).viable_active_share),
+                    vs_relevance: estimate(
                         &runs
                             .iter()
-                            .map(|r| r.days.last().map_or(0.0, |d| d.viable_active_share))
+                            .zip(&outs[0])
+                            .map(|(a, b)| a.tail_viable_share - b.tail_viable_share)
                             .collect::<Vec<_>>(),
                     ),
                 });
@@ -519,6 +694,23 @@ fn mean_of(xs: impl Iterator<Item = f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tuned knob: where the loss first crosses the target, by the
+    /// straight line from knob 0 or the log-linear one between swept values;
+    /// a later dip below the target does not count (one-sided, first crossing).
+    #[test]
+    fn the_knob_is_interpolated_at_the_first_crossing() {
+        // From 0: loss 0.04 at knob 0.1, target 0.02: half-way, 0.05.
+        let (k, between, binding) = interpolate_knob(&[(0.1, 0.04), (1.0, 0.01)], 0.02);
+        assert!((k - 0.05).abs() < 1e-12 && binding && between == (0.0, 0.1));
+        // Between 0.01 (loss 0.01) and 1 (loss 0.03): log-midpoint 0.1.
+        let (k, between, _) = interpolate_knob(&[(0.01, 0.01), (1.0, 0.03), (10.0, 0.0)], 0.02);
+        assert!((k - 0.1).abs() < 1e-12, "{k}");
+        assert_eq!(between, (0.01, 1.0));
+        // Never crossing: the largest knob, not binding.
+        let (k, _, binding) = interpolate_knob(&[(0.1, -0.05), (1.0, 0.01)], 0.02);
+        assert_eq!((k, binding), (1.0, false));
+    }
 
     /// Curves of different lengths are read on one grid: at their own
     /// points they give their own shares, between them the straight line.

@@ -536,7 +536,8 @@ impl Base {
 }
 
 impl World {
-    /// The world of `seed`: prices for every model, the year's entrants (each
+    /// The world of `seed`: prices for every model, the entrants of the
+    /// whole horizon (`o.horizon_days()`; each
     /// a copy of a random existing model's place in the query types, with no
     /// downloads), and the demand per type at concentration `o.concentration`.
     pub fn sample(base: &Base, o: &StudyOptions, seed: u64) -> World {
@@ -559,9 +560,20 @@ impl World {
         let initial_builders = builders.len();
         // Existing builders are picked in proportion to their models.
         let owners: Vec<u32> = base.models.iter().map(|m| m.builder).collect();
+        // Profit-seeking entrants (exponent `entry_seeking` > 0) copy a
+        // template in proportion to its opportunity^s; 0: uniformly.
+        let seeking = (o.entry_seeking > 0.0 && initial_models > 0)
+            .then(|| {
+                let w: Vec<f64> = opportunity(base, o)
+                    .iter()
+                    .map(|x| x.max(1e-300).powf(o.entry_seeking))
+                    .collect();
+                rand::distributions::WeightedIndex::new(&w).ok()
+            })
+            .flatten();
         let per_day = o.entry_rate * initial_models as f64;
         let mut entrant_builders = 0usize;
-        for day in 1..o.days as u32 {
+        for day in 1..o.horizon_days() as u32 {
             let n = if per_day > 0.0 {
                 Poisson::new(per_day).expect("rate > 0").sample(&mut rng) as usize
             } else {
@@ -571,7 +583,10 @@ impl World {
                 if initial_models == 0 {
                     break;
                 }
-                let template = rng.gen_range(0..initial_models);
+                let template = match &seeking {
+                    Some(w) => w.sample(&mut rng),
+                    None => rng.gen_range(0..initial_models),
+                };
                 let builder = if rng.gen::<f64>() < o.new_builder_share || owners.is_empty() {
                     builders.push(Builder {
                         tail: true,
@@ -595,7 +610,17 @@ impl World {
                     entry_day: day,
                 });
                 for (ty, c) in &places[template] {
-                    types[*ty as usize].cands.push(Cand { model: id, ..*c });
+                    // A copy does what its template does, except answer to
+                    // the template's name: there it is another model.
+                    let grade = match types[*ty as usize].kind {
+                        Kind::Name => 0,
+                        Kind::Need => c.grade,
+                    };
+                    types[*ty as usize].cands.push(Cand {
+                        model: id,
+                        grade,
+                        ..*c
+                    });
                 }
             }
         }
@@ -632,6 +657,27 @@ impl World {
     }
 }
 
+/// Each initial model's opportunity: over the need types it is a candidate
+/// of, their share of demand per candidate (what a newcomer copying it could
+/// hope to win); weights as the demand's, at the base's concentration.
+pub fn opportunity(base: &Base, o: &StudyOptions) -> Vec<f64> {
+    let weight = |t: &QueryType| (1.0 + t.downloads).powf(o.concentration);
+    let total: f64 = base
+        .types
+        .iter()
+        .filter(|t| t.kind == Kind::Need)
+        .map(weight)
+        .sum();
+    let mut x = vec![0.0; base.models.len()];
+    for t in base.types.iter().filter(|t| t.kind == Kind::Need) {
+        let per = weight(t) / total.max(f64::MIN_POSITIVE) / t.cands.len().max(1) as f64;
+        for c in &t.cands {
+            x[c.model as usize] += per;
+        }
+    }
+    x
+}
+
 /// Serverless cost per call of a model of `params_m` million parameters
 /// (docs/study.md, Money).
 pub fn serverless_cost(o: &StudyOptions, params_m: f64) -> f64 {
@@ -664,6 +710,48 @@ mod tests {
             model_type: model_type.map(String::from),
             ..Default::default()
         }
+    }
+
+    /// Opportunity: a type's demand share split among its candidates;
+    /// names do not count.
+    #[test]
+    fn opportunity_splits_demand_among_candidates() {
+        let m = |b| Model {
+            builder: b,
+            task: 0,
+            key: 0,
+            downloads: 0.0,
+            params_m: 1.0,
+            params_known: true,
+            price: 0.0,
+            entry_day: 0,
+        };
+        let c = |model| Cand {
+            model,
+            relevance: 1.0,
+            grade: 2,
+        };
+        let t = |kind, cands| QueryType {
+            text: String::new(),
+            kind,
+            task: 0,
+            downloads: 0.0,
+            cands,
+        };
+        let base = Base {
+            models: vec![m(0), m(0), m(1)],
+            builders: vec![],
+            tasks: vec![],
+            types: vec![
+                t(Kind::Need, vec![c(0), c(1)]),
+                t(Kind::Need, vec![c(0)]),
+                t(Kind::Name, vec![c(2)]),
+            ],
+            models_without_task: 0,
+        };
+        let x = opportunity(&base, &StudyOptions::default());
+        // Two need types of equal demand, 1/2 each: model 0 gets 1/4 + 1/2.
+        assert_eq!(x, vec![0.75, 0.25, 0.0]);
     }
 
     #[test]

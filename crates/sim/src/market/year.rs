@@ -1,33 +1,34 @@
-//! One simulated year's state and its day, phase by phase (docs/study.md,
-//! One day): the day's visits each search, get a page, look and adopt at
-//! most one model; then adoptions that ended stop calling, calls pay,
-//! popularity moves, models that lose money exit, and tomorrow's entrants
-//! are listed. [`super::sim::run`] drives it.
+//! One simulated run's state and its day, phase by phase (docs/study.md,
+//! One day): a pilot without exits or entrants measures each model's
+//! adoption inflow and tops its adopters up to the long-run level; then each
+//! day's visits search, get a page, look and adopt at most one model
+//! (`visit`); adoptions that ended stop calling, calls pay, popularity
+//! moves, builders choose their hosting and retire models whose expected
+//! profit is negative, retired models may come back, and tomorrow's
+//! entrants are listed. [`super::sim::run`] drives it.
 
+mod visit;
+
+use super::figures::{period, PeriodFigures, Snapshot, Visits};
+use super::money::{self, Ewma, Horizon};
 use super::sim::{
-    fair_scores, look, median, quantiles, static_score, top, Day, Dice, EntrantFigures,
-    IncomeFigures, Outcome, Regime, RunSpec, Scored, StudyPolicy, NEVER,
+    look, median, quantiles, task_hhis, Day, EntrantFigures, Outcome, Regime, RunSpec, Scored,
+    StudyPolicy, NEVER,
 };
-use super::world::{dedicated_month, serverless_cost, QueryType, World};
+use super::world::{dedicated_month, serverless_cost, World};
 use super::StudyOptions;
 
-/// Days of the trailing profit that decides viability and exits.
+/// Days of the trailing profit that decides viability; a model's grace
+/// period before it may exit.
 const WINDOW: usize = 30;
-/// Most models one visitor looks at.
-const MAX_LOOKED: usize = 16;
 
-/// An adoption's stream of paid calls: its model and calls per day.
+/// An adoption's stream of paid calls: its model, calls per day, and the
+/// model's listing it belongs to (a retired model's streams end with it).
 #[derive(Debug, Clone, Copy, Default)]
 struct Stream {
     model: u32,
     rate: f64,
-}
-
-/// A model a visitor looked at, with its logit weight.
-#[derive(Debug, Clone, Copy, Default)]
-struct Looked {
-    model: u32,
-    weight: f64,
+    epoch: u32,
 }
 
 /// Per-type state of one day.
@@ -38,19 +39,28 @@ struct TypeDay {
     active: Vec<u32>,
     /// Static policies: today's page.
     page: Vec<u32>,
+    /// Ideal DCG over the listed candidates, and over every candidate that
+    /// has entered (listed or retired: lost supply counts).
     idcg: f64,
+    idcg_full: f64,
 }
 
-/// What stays fixed over the year: money and utility per model, the
-/// demand's CDF over query types, the page's looks.
+/// What stays fixed over the run.
 #[derive(Debug)]
 struct Terms {
     /// Real visits each simulated visit stands for.
     scale: f64,
     /// Popularity's decay per day.
     decay: f64,
-    cost_call: Vec<f64>,
-    fixed_day: Vec<f64>,
+    /// The inflow estimate's decay per day.
+    inflow_k: f64,
+    /// An adopter stays another day with probability `q`.
+    q: f64,
+    hz: Horizon,
+    money: Vec<money::Terms>,
+    dedicated_month: Vec<f64>,
+    /// Hosting fixed by the regime (`None`: each model chooses).
+    fixed_hosting: Option<bool>,
     /// Utility of each model's price.
     price_util: Vec<f64>,
     cdf: Vec<f64>,
@@ -59,18 +69,23 @@ struct Terms {
     looks: Vec<f64>,
     /// Builders in the tail at the start.
     initial_tail: Vec<usize>,
+    pilot: usize,
+    /// Fluid calls below half a median adopter's are dropped.
+    fluid_floor: f64,
 }
 
 impl Terms {
     fn new(world: &World, o: &StudyOptions, spec: &RunSpec) -> Terms {
-        let (cost_call, fixed_day): (Vec<f64>, Vec<f64>) = world
+        let money = world
             .models
             .iter()
-            .map(|m| match spec.regime {
-                Regime::Serverless => (serverless_cost(o, m.params_m), 0.0),
-                Regime::Dedicated => (o.cost_per_call_usd, dedicated_month(o, m.params_m) / 30.0),
+            .map(|m| money::Terms {
+                net_price: m.price * (1.0 - o.platform_fee),
+                serverless_cost: serverless_cost(o, m.params_m),
+                dedicated_cost: o.cost_per_call_usd,
+                dedicated_day: dedicated_month(o, m.params_m) / 30.0,
             })
-            .unzip();
+            .collect();
         let price_util = world
             .models
             .iter()
@@ -83,11 +98,24 @@ impl Terms {
             cdf.push(acc);
         }
         let page_len = o.page.max(1);
+        let half = |h: f64| 0.5f64.powf(1.0 / h.max(1e-9));
         Terms {
             scale: spec.traffic / spec.visits_per_day.max(1) as f64,
-            decay: 0.5f64.powf(1.0 / o.popularity_half_life_days.max(1e-9)),
-            cost_call,
-            fixed_day,
+            decay: half(o.popularity_half_life_days),
+            inflow_k: half(o.inflow_half_life_days),
+            q: 1.0 - o.churn_per_day.clamp(0.0, 1.0),
+            hz: Horizon::new(o.churn_per_day, o.exit_horizon_days),
+            money,
+            dedicated_month: world
+                .models
+                .iter()
+                .map(|m| dedicated_month(o, m.params_m))
+                .collect(),
+            fixed_hosting: match spec.regime {
+                Regime::Serverless => Some(false),
+                Regime::Dedicated => Some(true),
+                Regime::Either => None,
+            },
             price_util,
             cdf,
             page_len,
@@ -95,6 +123,18 @@ impl Terms {
             initial_tail: (0..world.initial_builders)
                 .filter(|&b| world.builders[b].tail)
                 .collect(),
+            pilot: spec.pilot_days,
+            fluid_floor: 0.5 * o.calls_per_day_median,
+        }
+    }
+
+    /// A model's cost per call and fixed cost per day on its hosting.
+    fn costs(&self, m: usize, dedicated: bool) -> (f64, f64) {
+        let t = &self.money[m];
+        if dedicated {
+            (t.dedicated_cost, t.dedicated_day)
+        } else {
+            (t.serverless_cost, 0.0)
         }
     }
 }
@@ -103,20 +143,36 @@ impl Terms {
 #[derive(Debug)]
 struct Models {
     active: Vec<bool>,
+    /// Study day of the first exit, of the first paid call.
     exit_day: Vec<u32>,
     first_call: Vec<u32>,
+    /// Listings ended so far (a stream of an earlier listing no longer counts).
+    epoch: Vec<u32>,
+    /// Simulated day the current listing began.
+    listed: Vec<u32>,
+    dedicated: Vec<bool>,
     /// Popularity: 2022 downloads, decayed, plus calls (with feedback).
     pop: Vec<f64>,
     /// Popularity quantile among the listed (tail boost).
     quantile: Vec<f64>,
-    /// Paid calls per day.
+    /// Paid calls per day of single adopters' streams, and of fluid blocks
+    /// of adopters (which decay by `q` a day).
     rate: Vec<f64>,
-    /// The last `WINDOW` days' profit, per model.
-    ring: Vec<f64>,
-    /// Profit over the last `WINDOW` days.
-    trailing: Vec<f64>,
+    fluid: Vec<f64>,
+    /// New calls per day adopted today; its estimate; its pilot total.
+    new_today: Vec<f64>,
+    inflow: Vec<Ewma>,
+    pilot_inflow: Vec<f64>,
+    /// Adoptions in the pilot.
+    pilot_adoptions: Vec<u32>,
+    /// The last `WINDOW` days' profit, revenue and calls, per model.
+    ring: Vec<[f64; 3]>,
+    trailing: Vec<[f64; 3]>,
     income: Vec<f64>,
+    income_period: Vec<f64>,
     exposure: Vec<f64>,
+    /// Exposure at the end of the pilot (the figures leave it out).
+    exposure_pilot: Vec<f64>,
     /// FairCo's book: merit, calls (impact), and whether ever a candidate.
     merit: Vec<f64>,
     impact: Vec<f64>,
@@ -124,48 +180,66 @@ struct Models {
 }
 
 impl Models {
-    fn new(world: &World) -> Models {
+    fn new(world: &World, fixed_hosting: Option<bool>) -> Models {
         let n = world.models.len();
+        let z = || vec![0.0; n];
         Models {
             active: world.models.iter().map(|m| m.entry_day == 0).collect(),
             exit_day: vec![NEVER; n],
             first_call: vec![NEVER; n],
+            epoch: vec![0; n],
+            listed: vec![0; n],
+            dedicated: vec![fixed_hosting.unwrap_or(false); n],
             pop: world.models.iter().map(|m| m.downloads).collect(),
-            quantile: vec![0.0; n],
-            rate: vec![0.0; n],
-            ring: vec![0.0; n * WINDOW],
-            trailing: vec![0.0; n],
-            income: vec![0.0; n],
-            exposure: vec![0.0; n],
-            merit: vec![0.0; n],
-            impact: vec![0.0; n],
+            quantile: z(),
+            rate: z(),
+            fluid: z(),
+            new_today: z(),
+            inflow: vec![Ewma::default(); n],
+            pilot_inflow: z(),
+            pilot_adoptions: vec![0; n],
+            ring: vec![[0.0; 3]; n * WINDOW],
+            trailing: vec![[0.0; 3]; n],
+            income: z(),
+            income_period: z(),
+            exposure: z(),
+            exposure_pilot: z(),
+            merit: z(),
+            impact: z(),
             seen: vec![false; n],
         }
+    }
+
+    /// Model `m`'s money books emptied (a new listing starts afresh).
+    fn clear_books(&mut self, m: usize) {
+        self.ring[m * WINDOW..(m + 1) * WINDOW].fill([0.0; 3]);
+        self.trailing[m] = [0.0; 3];
     }
 }
 
 /// Per-builder state, as of the end of the latest day.
 #[derive(Debug)]
 struct Builders {
-    /// Trailing profit summed over the builder's listed models.
-    trailing: Vec<f64>,
-    /// Has a listed model.
-    active: Vec<bool>,
-    /// `trailing` per day (when the options keep it).
+    /// Trailing profit over the builder's listed initial models, and over
+    /// all its listed models.
+    initial: Vec<(bool, f64)>,
+    all: Vec<(bool, f64)>,
+    /// `all`'s profit per day (when the options keep it).
     profit_days: Vec<Vec<f64>>,
 }
 
-/// Running totals of the year.
+/// Running totals.
 #[derive(Debug, Default)]
 struct Tally {
     /// Pages served (FairCo's rounds).
     pages: u64,
     calls: f64,
-    ndcg_sum: f64,
-    ndcg_n: u64,
-    adoptions: u64,
-    visits: u64,
+    /// Today's calls.
+    day_calls: f64,
+    total: Visits,
+    period: Visits,
     days: Vec<Day>,
+    periods: Vec<PeriodFigures>,
 }
 
 /// Buffers reused from visit to visit.
@@ -178,7 +252,7 @@ struct Scratch {
     page: Vec<u32>,
 }
 
-/// One year of `world` under `spec`, in progress.
+/// One run of `world` under `spec`, in progress.
 pub(super) struct Year<'a> {
     world: &'a World,
     o: &'a StudyOptions,
@@ -187,7 +261,7 @@ pub(super) struct Year<'a> {
     models: Models,
     builders: Builders,
     types: Vec<TypeDay>,
-    /// Per day, the streams that end that day.
+    /// Per simulated day, the streams that end that day.
     removals: Vec<Vec<Stream>>,
     tally: Tally,
     scratch: Scratch,
@@ -196,20 +270,21 @@ pub(super) struct Year<'a> {
 impl<'a> Year<'a> {
     pub(super) fn new(world: &'a World, o: &'a StudyOptions, spec: &'a RunSpec) -> Year<'a> {
         let nb = world.builders.len();
-        let days = spec.days;
         let terms = Terms::new(world, o, spec);
+        let total_days = spec.days + terms.pilot;
         let page_len = terms.page_len;
+        let models = Models::new(world, terms.fixed_hosting);
         Year {
             world,
             o,
             spec,
             terms,
-            models: Models::new(world),
+            models,
             builders: Builders {
-                trailing: vec![0.0; nb],
-                active: vec![false; nb],
+                initial: vec![(false, 0.0); nb],
+                all: vec![(false, 0.0); nb],
                 profit_days: if o.keep_builder_days {
-                    vec![Vec::with_capacity(days); nb]
+                    vec![Vec::with_capacity(spec.days); nb]
                 } else {
                     Vec::new()
                 },
@@ -221,9 +296,9 @@ impl<'a> Year<'a> {
                 };
                 world.types.len()
             ],
-            removals: vec![Vec::new(); days + 1],
+            removals: vec![Vec::new(); total_days + 1],
             tally: Tally {
-                days: Vec::with_capacity(days),
+                days: Vec::with_capacity(spec.days),
                 ..Default::default()
             },
             scratch: Scratch {
@@ -234,9 +309,15 @@ impl<'a> Year<'a> {
         }
     }
 
-    /// Day `day`, every phase.
-    pub(super) fn day(&mut self, day: usize) {
-        self.sample_visits(day);
+    /// Simulated days in all: the pilot's and the study's.
+    pub(super) fn total_days(&self) -> usize {
+        self.terms.pilot + self.spec.days
+    }
+
+    /// Simulated day `g` (the pilot's days first), every phase.
+    pub(super) fn day(&mut self, g: usize) {
+        let counting = g >= self.terms.pilot;
+        self.sample_visits(g);
         if matches!(self.spec.policy, StudyPolicy::TailBoost { .. }) {
             let m = &mut self.models;
             quantiles(&m.pop, &m.active, &mut m.quantile);
@@ -244,338 +325,213 @@ impl<'a> Year<'a> {
         let order = std::mem::take(&mut self.scratch.order);
         let mut adoptions = 0u64;
         for (vi, &qt) in order.iter().enumerate() {
-            if self.visit(day, vi, qt) {
+            if self.visit(g, vi, qt) {
                 adoptions += 1;
             }
         }
         self.scratch.order = order;
-        self.tally.adoptions += adoptions;
-        self.end_streams(day);
-        self.settle_money(day);
-        self.feed_popularity();
-        let active_models = self.retire_losers(day);
+        self.end_streams(g);
+        self.settle_money(g, counting);
+        self.learn_inflow(counting);
+        if !counting {
+            if g + 1 == self.terms.pilot {
+                self.warm_start();
+            }
+            return;
+        }
+        let d = g - self.terms.pilot;
+        let active_models = self.exits_and_hosting(g, d);
         if self.o.keep_builder_days {
             let b = &mut self.builders;
-            for (v, t) in b.profit_days.iter_mut().zip(&b.trailing) {
-                v.push(*t);
+            for (v, t) in b.profit_days.iter_mut().zip(&b.all) {
+                v.push(t.1);
             }
         }
-        self.admit_entrants(day);
         self.record_day(adoptions, active_models);
-    }
-
-    // --- Visits and search
-
-    /// The day's visits: systematic sampling of the demand (every type gets
-    /// floor or ceil of its share), in shuffled order.
-    fn sample_visits(&mut self, day: usize) {
-        let mut dd = Dice::new(&[self.spec.behaviour_seed, day as u64, 1]);
-        let v = self.spec.visits_per_day;
-        let cdf = &self.terms.cdf;
-        let order = &mut self.scratch.order;
-        order.clear();
-        let u0 = dd.f64();
-        let mut t = 0usize;
-        for k in 0..v {
-            let x = (u0 + k as f64) / v as f64;
-            while t + 1 < cdf.len() && cdf[t] <= x {
-                t += 1;
-            }
-            order.push(t);
+        if (d + 1) % self.o.days.max(1) == 0 || d + 1 == self.spec.days {
+            self.close_period(d + 1);
         }
-        for i in (1..order.len()).rev() {
-            let j = (dd.next_u64() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
-    }
-
-    /// One visit of query type `qt`: a page, its exposure, a look and at most
-    /// one adoption (true if it adopted).
-    fn visit(&mut self, day: usize, vi: usize, qt: usize) -> bool {
-        if self.types[qt].day != day as u32 {
-            self.refresh_type(qt, day as u32);
-        }
-        if self.types[qt].active.is_empty() {
-            return false;
-        }
-        self.tally.visits += 1;
-        let mut vd = Dice::new(&[self.spec.behaviour_seed, day as u64, vi as u64, 2]);
-        self.fill_page(qt, day, vi);
-        self.expose(qt);
-        match self.choose(qt, &mut vd) {
-            Some(m) => {
-                self.adopt(m, day, &mut vd);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Type `qt`'s state for day `d32`: its listed candidates, their ideal
-    /// DCG and, for a static policy, the day's page.
-    fn refresh_type(&mut self, qt: usize, d32: u32) {
-        let ty = &self.world.types[qt];
-        let td = &mut self.types[qt];
-        let active = &self.models.active;
-        let page_len = self.terms.page_len;
-        td.day = d32;
-        td.active.clear();
-        td.active.extend(
-            ty.cands
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| active[c.model as usize])
-                .map(|(i, _)| i as u32),
-        );
-        td.idcg = ideal_dcg(ty, &td.active, page_len);
-        if self.spec.policy.is_static() {
-            let scored = &mut self.scratch.scored;
-            scored.clear();
-            for &i in &td.active {
-                let c = &ty.cands[i as usize];
-                let m = c.model as usize;
-                let s = static_score(
-                    &self.spec.policy,
-                    c.relevance,
-                    self.models.pop[m],
-                    self.models.quantile[m],
-                );
-                scored.push(Scored {
-                    score: s,
-                    key: self.world.models[m].key,
-                    item: i,
-                });
-            }
-            top(scored, page_len);
-            td.page.clear();
-            td.page.extend(scored.iter().take(page_len).map(|x| x.item));
-        }
-    }
-
-    /// The visit's page into `scratch.page`: FairCo's and the stochastic
-    /// policy's are drawn per visit, the static ones' are the day's.
-    fn fill_page(&mut self, qt: usize, day: usize, vi: usize) {
-        let ty = &self.world.types[qt];
-        let td = &self.types[qt];
-        let page_len = self.terms.page_len;
-        let Scratch { scored, page, .. } = &mut self.scratch;
-        page.clear();
-        match self.spec.policy {
-            StudyPolicy::Fair { lambda } | StudyPolicy::FairImpact { lambda } => {
-                let x = if matches!(self.spec.policy, StudyPolicy::Fair { .. }) {
-                    &self.models.exposure
-                } else {
-                    &self.models.impact
-                };
-                scored.clear();
-                for &i in &td.active {
-                    let c = &ty.cands[i as usize];
-                    scored.push(Scored {
-                        score: c.relevance,
-                        key: self.world.models[c.model as usize].key,
-                        item: c.model,
-                    });
-                }
-                let m = &self.models;
-                fair_scores(scored, x, &m.merit, &m.seen, self.tally.pages, lambda);
-                // Back from model to candidate index.
-                for (s, &i) in scored.iter_mut().zip(&td.active) {
-                    s.item = i;
-                }
-                top(scored, page_len);
-                page.extend(scored.iter().take(page_len).map(|x| x.item));
-            }
-            StudyPolicy::Stochastic { temperature } => {
-                let t = temperature.max(1e-6);
-                let mut gd = Dice::new(&[self.spec.behaviour_seed, day as u64, vi as u64, 3]);
-                scored.clear();
-                for &i in &td.active {
-                    let c = &ty.cands[i as usize];
-                    let g = -(-gd.open().ln()).ln();
-                    scored.push(Scored {
-                        score: c.relevance / t + g,
-                        key: self.world.models[c.model as usize].key,
-                        item: i,
-                    });
-                }
-                top(scored, page_len);
-                page.extend(scored.iter().take(page_len).map(|x| x.item));
-            }
-            _ => page.extend_from_slice(&td.page),
-        }
-    }
-
-    /// The page's exposure and nDCG@10 (and, for FairCo's book, merit and
-    /// rounds).
-    fn expose(&mut self, qt: usize) {
-        let ty = &self.world.types[qt];
-        let td = &self.types[qt];
-        let m = &mut self.models;
-        self.tally.pages += 1;
-        if matches!(
-            self.spec.policy,
-            StudyPolicy::Fair { .. } | StudyPolicy::FairImpact { .. }
-        ) {
-            for &i in &td.active {
-                let c = &ty.cands[i as usize];
-                m.merit[c.model as usize] += c.relevance.max(0.0);
-                m.seen[c.model as usize] = true;
-            }
-        }
-        let mut dcg = 0.0;
-        for (j, &i) in self.scratch.page.iter().enumerate() {
-            let c = &ty.cands[i as usize];
-            m.exposure[c.model as usize] += self.terms.looks[j];
-            dcg += c.grade as f64 / ((j + 2) as f64).log2();
-        }
-        if td.idcg > 0.0 {
-            self.tally.ndcg_sum += dcg / td.idcg;
-            self.tally.ndcg_n += 1;
-        }
-    }
-
-    // --- Adoption
-
-    /// Look down the page, then choose at most one model (multinomial
-    /// logit with an outside option).
-    fn choose(&self, qt: usize, vd: &mut Dice) -> Option<u32> {
-        let ty = &self.world.types[qt];
-        let o = self.o;
-        let mut total = o.outside_utility.exp();
-        let mut looked = [Looked::default(); MAX_LOOKED];
-        let mut n_looked = 0;
-        for (j, &i) in self.scratch.page.iter().enumerate() {
-            if vd.f64() < self.terms.looks[j] && n_looked < looked.len() {
-                let c = &ty.cands[i as usize];
-                let util = self.terms.price_util[c.model as usize];
-                let weight = (o.grade_weight * c.grade as f64 + util).exp();
-                total += weight;
-                looked[n_looked] = Looked {
-                    model: c.model,
-                    weight,
-                };
-                n_looked += 1;
-            }
-        }
-        let mut u = vd.f64() * total - o.outside_utility.exp();
-        for l in &looked[..n_looked] {
-            if u >= 0.0 && u < l.weight {
-                return Some(l.model);
-            }
-            u -= l.weight;
-        }
-        None
-    }
-
-    /// Model `m` adopted on `day`: a stream of calls at a log-normal rate
-    /// until the adopter churns.
-    fn adopt(&mut self, m: u32, day: usize, vd: &mut Dice) {
-        let o = self.o;
-        let r = (o.calls_per_day_median.ln() + o.calls_per_day_sigma * vd.normal()).exp()
-            * self.terms.scale;
-        let life = if o.churn_per_day > 0.0 {
-            1 + (vd.open().ln() / (1.0 - o.churn_per_day).ln()).floor() as usize
-        } else {
-            usize::MAX
-        };
-        self.models.rate[m as usize] += r;
-        if let Some(end) = day.checked_add(life).filter(|e| *e < self.spec.days) {
-            self.removals[end].push(Stream { model: m, rate: r });
-        }
-        if self.models.first_call[m as usize] == NEVER {
-            self.models.first_call[m as usize] = day as u32;
-        }
+        self.admit_entrants(g, d);
     }
 
     // --- Calls and money
 
     /// Streams ending today stop calling.
-    fn end_streams(&mut self, day: usize) {
+    fn end_streams(&mut self, g: usize) {
         let m = &mut self.models;
-        for s in &self.removals[day] {
+        for s in &self.removals[g] {
             let i = s.model as usize;
-            if m.active[i] {
+            if m.active[i] && m.epoch[i] == s.epoch {
                 m.rate[i] = (m.rate[i] - s.rate).max(0.0);
             }
         }
-        self.removals[day] = Vec::new();
+        self.removals[g] = Vec::new();
     }
 
-    /// Today's calls of every listed model: income, profit and its trailing
-    /// sum, calls for FairCo's impact.
-    fn settle_money(&mut self, day: usize) {
-        let fee = self.o.platform_fee;
+    /// Today's calls of every listed model: income, profit and the trailing
+    /// books, calls for FairCo's impact; popularity decays and (with
+    /// feedback) learns today's calls; fluid blocks then lose today's
+    /// churners.
+    fn settle_money(&mut self, g: usize, counting: bool) {
         let t = &self.terms;
+        let feedback = self.spec.feedback;
         let md = &mut self.models;
-        for (m, model) in self.world.models.iter().enumerate() {
+        for m in 0..self.world.models.len() {
             if !md.active[m] {
                 continue;
             }
-            let calls = md.rate[m];
-            let revenue = calls * model.price * (1.0 - fee);
-            let profit = revenue - calls * t.cost_call[m] - t.fixed_day[m];
-            let slot = m * WINDOW + day % WINDOW;
-            md.trailing[m] += profit - md.ring[slot];
-            md.ring[slot] = profit;
-            md.income[m] += revenue;
-            self.tally.calls += calls;
+            let calls = md.rate[m] + md.fluid[m];
+            let revenue = calls * t.money[m].net_price;
+            let (per_call, fixed) = t.costs(m, md.dedicated[m]);
+            let today = [revenue - calls * per_call - fixed, revenue, calls];
+            let slot = &mut md.ring[m * WINDOW + g % WINDOW];
+            for k in 0..3 {
+                md.trailing[m][k] += today[k] - slot[k];
+            }
+            *slot = today;
+            if counting {
+                md.income[m] += revenue;
+                md.income_period[m] += revenue;
+                self.tally.calls += calls;
+                self.tally.day_calls += calls;
+            }
             md.impact[m] += calls;
+            md.pop[m] = md.pop[m] * t.decay + if feedback { calls } else { 0.0 };
+            md.fluid[m] *= t.q;
+            // A block's last fraction of an adopter is no adopter at all.
+            if md.fluid[m] < t.fluid_floor {
+                md.fluid[m] = 0.0;
+            }
         }
     }
 
-    // --- Popularity feedback
-
-    /// Popularity decays, and (with feedback) learns today's calls.
-    fn feed_popularity(&mut self) {
-        let decay = self.terms.decay;
+    /// Each listed model's estimate of its adoption inflow learns today's.
+    fn learn_inflow(&mut self, counting: bool) {
+        let k = self.terms.inflow_k;
         let md = &mut self.models;
-        for ((pop, &active), &calls) in md.pop.iter_mut().zip(&md.active).zip(&md.rate) {
-            if !active {
+        for m in 0..md.inflow.len() {
+            let x = std::mem::take(&mut md.new_today[m]);
+            if !md.active[m] {
                 continue;
             }
-            *pop *= decay;
-            if self.spec.feedback {
-                *pop += calls;
+            if counting {
+                md.inflow[m].push(x, k);
+            } else {
+                md.pilot_inflow[m] += x;
             }
         }
     }
 
-    // --- Exits and entrants
+    /// The pilot's end: each model's inflow is its pilot mean, its adopters
+    /// are topped up to the long-run level (`a / churn` adopters for `a`
+    /// adoptions a day; the pilot built `a (1 - q^P) / churn` of them), and
+    /// the books start empty. Single adopters (scale <= 1) are drawn:
+    /// Poisson many, each with its own calls and remaining (geometric) life;
+    /// blocks (scale > 1) are topped up fluidly.
+    fn warm_start(&mut self) {
+        let g = self.terms.pilot;
+        let p = g as f64;
+        let q = self.terms.q;
+        let o = self.o;
+        let scale = self.terms.scale;
+        for m in 0..self.models.active.len() {
+            if !self.models.active[m] {
+                continue;
+            }
+            let a = self.models.pilot_inflow[m] / p.max(1.0);
+            self.models.inflow[m] = Ewma::settled(a);
+            self.models.clear_books(m);
+            if q >= 1.0 {
+                continue;
+            }
+            if scale > 1.0 {
+                self.models.fluid[m] += a * q.powf(p) / (1.0 - q);
+                continue;
+            }
+            let mut sd = super::sim::Dice::new(&[self.spec.behaviour_seed, m as u64, 5]);
+            let count = self.models.pilot_adoptions[m] as f64 / p.max(1.0);
+            for _ in 0..poisson(count * q.powf(p) / (1.0 - q), &mut sd) {
+                let r = (o.calls_per_day_median.ln() + o.calls_per_day_sigma * sd.normal()).exp()
+                    * scale;
+                let life = 1 + (sd.open().ln() / q.ln()).floor() as usize;
+                self.models.rate[m] += r;
+                if let Some(end) = g.checked_add(life).filter(|e| *e < self.removals.len()) {
+                    self.removals[end].push(Stream {
+                        model: m as u32,
+                        rate: r,
+                        epoch: self.models.epoch[m],
+                    });
+                }
+            }
+        }
+        let md = &mut self.models;
+        md.exposure_pilot.clone_from(&md.exposure);
+    }
 
-    /// Models losing money over the window exit with the day's probability;
-    /// the builders' trailing profit of the rest. Returns the models listed.
-    fn retire_losers(&mut self, day: usize) -> usize {
-        let mut xd = Dice::new(&[self.spec.behaviour_seed, day as u64, 4]);
+    // --- Builders' decisions
+
+    /// Per listed model: its hosting (under `either`), then its exit if its
+    /// expected profit over the horizon is negative (after the grace
+    /// period, with the day's probability); retired models may come back.
+    /// The builders' books of the rest. Returns the models listed.
+    fn exits_and_hosting(&mut self, g: usize, d: usize) -> usize {
+        let mut xd = super::sim::Dice::new(&[self.spec.behaviour_seed, g as u64, 4]);
+        let (o, t) = (self.o, &self.terms);
         let md = &mut self.models;
         let b = &mut self.builders;
-        b.trailing.fill(0.0);
-        b.active.fill(false);
+        b.initial.fill((false, 0.0));
+        b.all.fill((false, 0.0));
         let mut active_models = 0usize;
         for (m, model) in self.world.models.iter().enumerate() {
-            let u_exit = xd.f64();
+            let (u_exit, u_back) = (xd.f64(), xd.f64());
             if !md.active[m] {
+                if md.epoch[m] > 0 && u_back < o.reentry_per_day {
+                    md.active[m] = true;
+                    md.listed[m] = g as u32 + 1;
+                    md.dedicated[m] = t.fixed_hosting.unwrap_or(false);
+                    md.inflow[m] = Ewma::default();
+                    md.pop[m] = 0.0;
+                }
                 continue;
             }
-            let age = day + 1 - model.entry_day as usize;
-            if age >= WINDOW && md.trailing[m] < 0.0 && u_exit < self.o.exit_probability {
+            let calls = t.hz.calls(md.rate[m] + md.fluid[m], md.inflow[m].get());
+            if t.fixed_hosting.is_none() {
+                md.dedicated[m] =
+                    t.money[m].choose_dedicated(calls, md.dedicated[m], &t.hz, o.switch_hysteresis);
+            }
+            let age = g + 1 - md.listed[m] as usize;
+            let expected = t.money[m].profit(calls, md.dedicated[m], &t.hz);
+            if age >= WINDOW && expected < 0.0 && u_exit < o.exit_probability {
                 md.active[m] = false;
-                md.exit_day[m] = day as u32;
+                if md.exit_day[m] == NEVER {
+                    md.exit_day[m] = d as u32;
+                }
+                md.epoch[m] += 1;
                 md.rate[m] = 0.0;
+                md.fluid[m] = 0.0;
+                md.clear_books(m);
                 continue;
             }
             active_models += 1;
             let owner = model.builder as usize;
-            b.trailing[owner] += md.trailing[m];
-            b.active[owner] = true;
+            let profit = md.trailing[m][0];
+            b.all[owner] = (true, b.all[owner].1 + profit);
+            if m < self.world.initial_models {
+                b.initial[owner] = (true, b.initial[owner].1 + profit);
+            }
         }
         active_models
     }
 
-    /// Tomorrow's entrants are listed.
-    fn admit_entrants(&mut self, day: usize) {
+    /// Tomorrow's entrants are listed (serverless under `either`: they
+    /// have no volume yet).
+    fn admit_entrants(&mut self, g: usize, d: usize) {
+        let md = &mut self.models;
         for (m, model) in self.world.models.iter().enumerate() {
-            if model.entry_day as usize == day + 1 {
-                self.models.active[m] = true;
+            if model.entry_day as usize == d + 1 {
+                md.active[m] = true;
+                md.listed[m] = g as u32 + 1;
+                md.dedicated[m] = self.terms.fixed_hosting.unwrap_or(false);
             }
         }
     }
@@ -583,63 +539,89 @@ impl<'a> Year<'a> {
     /// The day's figures.
     fn record_day(&mut self, adoptions: u64, active_models: usize) {
         let b = &self.builders;
-        let viable = |i: usize| b.active[i] && b.trailing[i] > 0.0;
         let tail = &self.terms.initial_tail;
-        let tail_viable = tail.iter().filter(|&&i| viable(i)).count();
-        let n_active = b.active.iter().filter(|a| **a).count();
-        let all_viable = (0..b.active.len()).filter(|&i| viable(i)).count();
+        let tail_viable = tail
+            .iter()
+            .filter(|&&i| b.initial[i].0 && b.initial[i].1 > 0.0)
+            .count();
+        let n_active = b.all.iter().filter(|a| a.0).count();
+        let all_viable = b.all.iter().filter(|a| a.0 && a.1 > 0.0).count();
         self.tally.days.push(Day {
             viable_tail_share: tail_viable as f64 / tail.len().max(1) as f64,
             viable_active_share: all_viable as f64 / n_active.max(1) as f64,
             active_models,
             adoptions,
+            calls: std::mem::take(&mut self.tally.day_calls),
         });
     }
 
-    // --- The year's figures
+    /// The end of a period of `day` days: its figures; its tallies restart.
+    fn close_period(&mut self, day: usize) {
+        let md = &self.models;
+        let t = &self.terms;
+        let figures = period(&Snapshot {
+            world: self.world,
+            day,
+            active: &md.active,
+            dedicated: &md.dedicated,
+            trailing: &md.trailing,
+            income: &md.income_period,
+            dedicated_month: &t.dedicated_month,
+            overhead: self.o.cost_per_call_usd,
+            initial_tail: &t.initial_tail,
+            thresholds: &self.o.thresholds_usd,
+            visits: self.tally.period,
+        });
+        self.tally.periods.push(figures);
+        self.tally.period = Visits::default();
+        self.models.income_period.fill(0.0);
+    }
 
-    /// The figures of the year.
+    // --- The run's figures
+
+    /// The figures of the run: those of the last period, and every period's.
     pub(super) fn outcome(self) -> Outcome {
         let world = self.world;
         let md = self.models;
         let b = self.builders;
         let t = self.tally;
-        let IncomeFigures {
-            b_income,
-            active_income,
-            mut tail_profits,
-            mut hhis,
-        } = IncomeFigures::of(
-            world,
-            &md.income,
-            &b.active,
-            &b.trailing,
-            &self.terms.initial_tail,
-        );
+        let mut hhis = task_hhis(world, &md.income);
         let EntrantFigures {
             survival,
             survival_90,
             mut waits,
             called_share,
         } = EntrantFigures::of(world, &md.exit_day, &md.first_call, self.spec.days);
-        let total_exposure: f64 = md.exposure.iter().sum();
+        let exposure: Vec<f64> = md
+            .exposure
+            .iter()
+            .zip(&md.exposure_pilot)
+            .map(|(a, b)| a - b)
+            .collect();
+        let total_exposure: f64 = exposure.iter().sum();
         let tail_exposure: f64 = world
             .models
             .iter()
-            .zip(&md.exposure)
+            .zip(&exposure)
             .filter(|(m, _)| world.builders[m.builder as usize].tail)
             .map(|(_, x)| *x)
             .sum();
+        let last = t.periods.last().cloned().unwrap_or_default();
+        let v = t.total;
+        let mut b_income = vec![0.0; world.builders.len()];
+        for (m, x) in world.models.iter().zip(&md.income) {
+            b_income[m.builder as usize] += x;
+        }
         Outcome {
-            ndcg10: t.ndcg_sum / t.ndcg_n.max(1) as f64,
-            adoptions_per_visit: t.adoptions as f64 / t.visits.max(1) as f64,
-            tail_viable_share: t.days.last().map_or(0.0, |d| d.viable_tail_share),
-            median_tail_profit_month: median(&mut tail_profits),
-            income_gini_active: hubsearch_rank::gini(&active_income),
-            income_gini_all: hubsearch_rank::gini(&b_income),
-            top1pct_income_share: hubsearch_rank::concentration::top_fraction_share(
-                &b_income, 0.01,
-            ),
+            ndcg10: v.ndcg_sum / v.ndcg_n.max(1) as f64,
+            ndcg10_listed: v.listed_sum / v.listed_n.max(1) as f64,
+            welfare: v.welfare_sum / v.visits.max(1) as f64,
+            adoptions_per_visit: v.adoptions as f64 / v.visits.max(1) as f64,
+            tail_viable_share: last.tail_viable.first().copied().unwrap_or(0.0),
+            median_tail_profit_month: last.tail_profit_p50,
+            income_gini_active: last.income_gini_active,
+            income_gini_all: last.income_gini_all,
+            top1pct_income_share: last.top1pct_income_share,
             median_task_hhi: median(&mut hhis),
             entrant_survival_90: survival_90,
             median_days_to_first_call: median(&mut waits),
@@ -651,11 +633,12 @@ impl<'a> Year<'a> {
             },
             income_usd: md.income.iter().sum(),
             calls: t.calls,
+            periods: t.periods,
             days: t.days,
             entrant_survival: survival,
             lorenz_income: hubsearch_rank::lorenz(&b_income, 50),
-            visits: t.visits,
-            model_exposure: md.exposure,
+            visits: v.visits,
+            model_exposure: exposure,
             model_income: md.income,
             model_exit_day: md
                 .exit_day
@@ -667,14 +650,49 @@ impl<'a> Year<'a> {
     }
 }
 
-/// The ideal DCG of a type's listed candidates on a page of `page_len`.
-fn ideal_dcg(ty: &QueryType, active: &[u32], page_len: usize) -> f64 {
-    let mut grades: Vec<u8> = active.iter().map(|&i| ty.cands[i as usize].grade).collect();
-    grades.sort_unstable_by(|a, b| b.cmp(a));
-    grades
-        .iter()
-        .take(page_len)
-        .enumerate()
-        .map(|(j, g)| *g as f64 / ((j + 2) as f64).log2())
-        .sum()
+/// A Poisson draw of mean `lambda`: by counting uniforms' product (Knuth)
+/// below 30, by the rounded normal approximation above.
+pub(super) fn poisson(lambda: f64, d: &mut super::sim::Dice) -> u64 {
+    if lambda <= 0.0 || !lambda.is_finite() {
+        return 0;
+    }
+    if lambda >= 30.0 {
+        return (lambda + lambda.sqrt() * d.normal()).round().max(0.0) as u64;
+    }
+    let limit = (-lambda).exp();
+    let mut k = 0u64;
+    let mut prod = d.f64();
+    while prod > limit {
+        k += 1;
+        prod *= d.f64();
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sim::Dice;
+    use super::poisson;
+
+    /// Mean and variance of the draws match lambda, on both branches.
+    #[test]
+    fn poisson_draws_have_the_right_mean_and_variance() {
+        for lambda in [0.3, 4.0, 29.0, 120.0] {
+            let mut d = Dice::new(&[7, lambda as u64]);
+            let n = 40_000;
+            let xs: Vec<f64> = (0..n).map(|_| poisson(lambda, &mut d) as f64).collect();
+            let mean = xs.iter().sum::<f64>() / n as f64;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            let se = (lambda / n as f64).sqrt();
+            assert!(
+                (mean - lambda).abs() < 5.0 * se,
+                "lambda {lambda}: mean {mean}"
+            );
+            assert!(
+                (var / lambda - 1.0).abs() < 0.05,
+                "lambda {lambda}: var {var}"
+            );
+        }
+        assert_eq!(poisson(0.0, &mut Dice::new(&[1])), 0);
+    }
 }
