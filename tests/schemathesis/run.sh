@@ -18,7 +18,10 @@ if [ ! -x "$venv/bin/st" ]; then
 fi
 tmp=$(mktemp -d)
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$tmp" || true
+}
 trap cleanup EXIT
 printf '[embedding]\nmodel = "hash"\n' > "$tmp/config.toml"
 "$bin" generate --models 2000 --seed 5 -o "$tmp/hub.jsonl" 2>/dev/null
@@ -27,10 +30,23 @@ key=$("$bin" --config "$tmp/config.toml" --index "$tmp/idx" keys create --admin 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$bin" --config "$tmp/config.toml" --index "$tmp/idx" serve --addr "127.0.0.1:$port" > "$tmp/serve.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" > /dev/null && break; sleep 0.2; done
+ready=
+for _ in $(seq 300); do
+  if curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; then ready=1; break; fi
+  sleep 0.2
+done
+if [ -z "$ready" ]; then
+  echo "the server did not become ready; its log:" >&2
+  cat "$tmp/serve.log" >&2
+  exit 1
+fi
 # filter_too_much is a generator health check (ids with a pattern), not an
 # API failure.
-"$venv/bin/st" --config-file tests/schemathesis/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
+config=$PWD/tests/schemathesis/schemathesis.toml
+venv=$(cd "$venv" && pwd)
+# Run from the temp dir: schemathesis keeps its example database there.
+cd "$tmp"
+"$venv/bin/st" --config-file "$config" run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $key" --checks all -n 100 --seed "${SCHEMATHESIS_SEED:-1}" \
   --phases examples,coverage,fuzzing,stateful -w 2 --no-color \
   --suppress-health-check=filter_too_much "${@:2}"

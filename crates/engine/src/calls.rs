@@ -38,9 +38,11 @@ pub struct PaidCall {
     pub idempotency_key: Option<String>,
     /// The recorded page the call came from and the hit's rank on it: both
     /// or neither.
+    #[serde(default, deserialize_with = "whole")]
     pub page_id: Option<u64>,
     /// The hit's rank on that page, from 1.
     #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "whole")]
     pub rank: Option<u64>,
 }
 
@@ -62,6 +64,24 @@ pub struct CallReceipt {
     /// The call's entry in the call log (the original's for a retry):
     /// check it with `GET /v1/transparency/proof` (docs/transparency.md).
     pub receipt: Receipt,
+}
+
+/// A whole number >= 0, also written with a fraction (`3.0`), as JSON
+/// Schema's `integer` reads it; null is none.
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number >= 0"))),
+    }
 }
 
 impl Engine {

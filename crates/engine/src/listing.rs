@@ -186,6 +186,9 @@ impl Engine {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<hubsearch_core::Hit>> {
+        // Past the hub's size every page is empty (and tantivy's top-k
+        // sizes its heap by the offset).
+        let offset = offset.min(searcher.num_docs() as usize);
         let end = offset.saturating_add(limit);
         if end <= depth {
             return Ok(Vec::new());

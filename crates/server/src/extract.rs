@@ -1,23 +1,35 @@
 //! Extractors that answer malformed input in our error format.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, Code};
 
-/// `Query<T>` whose rejection is `400 invalid_parameter`.
+/// `Query<T>` whose rejection is `400 invalid_parameter`. A parameter
+/// left blank (`?limit=`, as an HTML form sends an empty field) is the same
+/// as one left out (docs/api.md).
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| ApiError::new(Code::InvalidParameter, e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let segments = given(parts.uri.query().unwrap_or(""));
+        parse_named(&segments, Code::InvalidParameter).map(ApiQuery)
     }
+}
+
+/// The query string's `key=value` segments, blank values left out.
+fn given(query: &str) -> Vec<&str> {
+    query
+        .split('&')
+        .filter(|seg| {
+            form_urlencoded::parse(seg.as_bytes())
+                .next()
+                .is_some_and(|(_, v)| !v.is_empty())
+        })
+        .collect()
 }
 
 /// A /v1 read's own parameters `T` and the shared filters
@@ -35,10 +47,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Filtered<T> {
 
 /// The work of [`Filtered`]: split the raw `key=value` segments by their
 /// (decoded) key into the route's own and the filters', then parse each
-/// part once.
+/// part once. A blank parameter is as if left out.
 pub fn split_filtered<T: DeserializeOwned>(query: &str) -> Result<Filtered<T>, ApiError> {
     let (mut own, mut filters) = (Vec::new(), Vec::new());
-    for seg in query.split('&').filter(|s| !s.is_empty()) {
+    for seg in given(query) {
         let key = form_urlencoded::parse(seg.as_bytes())
             .next()
             .map(|(k, _)| k)

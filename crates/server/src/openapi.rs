@@ -127,6 +127,25 @@ fn constrain(doc: &mut serde_json::Value) {
         {"required": ["builder"], "properties": {"builder": {"type": "string"}}},
         {"required": ["admin"], "properties": {"admin": {"const": true}}}
     ]);
+    schemas["CallBody"]["properties"]["page_id"] =
+        json!({"type": ["integer", "null"], "minimum": 0, "maximum": u64::MAX});
+    schemas["CallBody"]["properties"]["rank"] =
+        json!({"type": ["integer", "null"], "minimum": 1, "maximum": u64::MAX});
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (_, item) in paths.iter_mut().filter(|(p, _)| p.starts_with("/v1/")) {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for op in item.values_mut() {
+                let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+                    continue;
+                };
+                for p in params.iter_mut() {
+                    v1_param(p);
+                }
+            }
+        }
+    }
     let put = &mut doc["paths"]["/v1/models/{id}"]["put"];
     put["requestBody"]["content"]["application/json"]["schema"] =
         json!({"$ref": "#/components/schemas/CardReplacement"});
@@ -134,6 +153,31 @@ fn constrain(doc: &mut serde_json::Value) {
         for p in params.iter_mut().filter(|p| p["name"] == "id") {
             p["schema"]["pattern"] = json!(ID_PATTERN);
         }
+    }
+}
+
+/// A /v1 parameter as the server reads it: a whole number is a u64 (up to
+/// 2^64 - 1, not the int64 utoipa writes for it), and a query parameter
+/// left blank (`?page=`, as an HTML form sends it) is the same as one left
+/// out.
+fn v1_param(p: &mut serde_json::Value) {
+    use serde_json::json;
+    let in_query = p["in"] == "query";
+    let required = p["required"] == true;
+    let schema = &mut p["schema"];
+    if schema["type"] == "integer" && schema.get("maximum").is_none() {
+        if let Some(o) = schema.as_object_mut() {
+            o.remove("format");
+        }
+        schema["maximum"] = json!(u64::MAX);
+    }
+    // Every optional query parameter but a list (whose items may be blank
+    // already): numbers, booleans, enums (`sort=`, `policy=`).
+    let list = schema["type"] == "array";
+    let free = schema["type"] == "string" && schema.as_object().is_some_and(|o| o.len() == 1);
+    if in_query && !list && !free && !required {
+        let orig = schema.take();
+        *schema = json!({"anyOf": [orig, {"type": "string", "maxLength": 0}]});
     }
 }
 

@@ -41,11 +41,22 @@ pub async fn record(
             "recording paid calls needs an admin key (the hub's payment backend)",
         ));
     }
+    // The header, when sent, is checked like the body's key (1 to 200
+    // characters) whichever of the two is used.
+    let header = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if (1..=200).contains(&k.chars().count()) => Some(k.to_string()),
+            _ => {
+                return Err(ApiError::new(
+                    crate::error::Code::InvalidIdempotencyKey,
+                    "the Idempotency-Key header has 1 to 200 visible ASCII characters",
+                ))
+            }
+        },
+    };
     if call.idempotency_key.is_none() {
-        call.idempotency_key = headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        call.idempotency_key = header;
     }
     // The call's own values are checked before it queues for a writer.
     state.engine.check_paid_call(&call)?;

@@ -125,10 +125,9 @@ pub(crate) fn paging(
     if page == 0 {
         return Err(ApiError::new(Code::InvalidPage, "page starts at 1"));
     }
-    // The engine checks the page against its limits.
-    let offset = (page - 1)
-        .checked_mul(per_page)
-        .ok_or_else(|| ApiError::new(Code::InvalidPage, "page is past any result"))?;
+    // A page past every result is empty (an offset too large to hold is
+    // past every result too).
+    let offset = (page - 1).saturating_mul(per_page);
     Ok((page, per_page, offset))
 }
 
@@ -159,7 +158,7 @@ impl Drop for Abandoned {
     params(SearchParams, FilterParams),
     responses(
         (status = 200, description = "A page of hits", body = SearchPage),
-        (status = 400, description = "A bad parameter (invalid_parameter, invalid_filter, invalid_mode, unknown_policy, invalid_page, invalid_per_page, page_too_deep, query_too_long, embedding_unavailable)", body = ErrorBody),
+        (status = 400, description = "A bad parameter (invalid_parameter, invalid_filter, invalid_mode, unknown_policy, invalid_page, invalid_per_page, query_too_long, embedding_unavailable)", body = ErrorBody),
         (status = 429, description = "Over the rate limit (rate_limited)", body = ErrorBody),
         (status = 503, description = "Overloaded or past the deadline (overloaded, search_timeout)", body = ErrorBody),
     ))]
