@@ -221,6 +221,7 @@ fn existing(g: &Global, a: &BenchArgs) -> Result<ExitCode, AnyError> {
         out[format!("{name}_search")] = mode_figures(a, &engine, &queries, mode, &name, clients)?;
     }
     out["facets"] = facet_figures(a, &engine, &queries)?;
+    out["suggest"] = suggest_figures(a, &engine, &queries)?;
     memory_figures(rss_open, cards, &mut out);
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&out)?)?;
@@ -454,6 +455,31 @@ fn throughput(
 /// Facet counts (docs/api.md, Disjunctive facets): the text search of
 /// every query with and without exact counts and facets, and broad
 /// requests (a one-word query, browsing) with a facet value selected.
+/// `GET /v1/suggest` as a person types: every query's prefixes (a
+/// character at a time, up to 16), 8 suggestions each, timed in the engine.
+fn suggest_figures(
+    a: &BenchArgs,
+    engine: &Engine,
+    queries: &[String],
+) -> Result<serde_json::Value, AnyError> {
+    let mut lat = Vec::new();
+    for q in queries {
+        let chars: Vec<char> = q.chars().collect();
+        for n in 1..=chars.len().min(16) {
+            let typed: String = chars[..n].iter().collect();
+            for _ in 0..(a.repeat / 10).max(2) {
+                let t = Instant::now();
+                engine.suggest(&typed, 8)?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let calls = lat.len();
+    let (p50, p99) = pcts(lat);
+    println!("suggest (typing) p50 {p50:.3} ms, p99 {p99:.3} ms over {calls} calls (every prefix of every query)");
+    Ok(json!({"p50_ms": p50, "p99_ms": p99, "calls": calls}))
+}
+
 fn facet_figures(
     a: &BenchArgs,
     engine: &Engine,

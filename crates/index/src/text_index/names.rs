@@ -22,12 +22,21 @@ use crate::error::Result;
 const INFIX_EXPANSIONS: u32 = 200;
 
 /// One segment's name keys, sorted: `keys` holds every key's text one
-/// after the other, `entries` (key start, key end, doc id) in key order.
+/// after the other, `entries` (key start, key end, doc id) in key order,
+/// `downloads` each entry's card's downloads (a segment's cards never
+/// change) and `block_max` the most of each [`BLOCK`] entries, so the most
+/// downloaded names under a short prefix (`b`, a million names) are found
+/// without reading them all.
 #[derive(Debug, Default)]
 pub(super) struct NameTable {
     keys: String,
     entries: Vec<(u32, u32, u32)>,
+    downloads: Vec<u64>,
+    block_max: Vec<u64>,
 }
+
+/// Entries per block of [`NameTable::block_max`].
+const BLOCK: usize = 64;
 
 /// A text's name words: its lowercase ASCII letters and digits, split on
 /// anything else and joined by single spaces
@@ -47,8 +56,9 @@ pub fn name_key(s: &str) -> String {
 }
 
 impl NameTable {
-    /// The table of one segment's ids (by doc id).
-    fn build(ids: &[String]) -> NameTable {
+    /// The table of one segment's ids (by doc id) and their cards'
+    /// downloads.
+    fn build(ids: &[String], downloads_of: impl Fn(u32) -> u64) -> NameTable {
         let mut keys = String::new();
         let mut entries = Vec::with_capacity(ids.len() * 2);
         for (doc, id) in ids.iter().enumerate() {
@@ -70,21 +80,77 @@ impl NameTable {
         }
         let key = |e: &(u32, u32, u32)| &keys[e.0 as usize..e.1 as usize];
         entries.sort_unstable_by(|a, b| key(a).cmp(key(b)).then(a.2.cmp(&b.2)));
-        NameTable { keys, entries }
+        let downloads: Vec<u64> = entries.iter().map(|e| downloads_of(e.2)).collect();
+        let block_max = downloads
+            .chunks(BLOCK)
+            .map(|c| c.iter().copied().max().unwrap_or(0))
+            .collect();
+        NameTable {
+            keys,
+            entries,
+            downloads,
+            block_max,
+        }
+    }
+
+    /// The range of entries whose key starts with `prefix`.
+    fn range_of(&self, prefix: &str) -> std::ops::Range<usize> {
+        let from = self.entries.partition_point(|e| self.key(e) < prefix);
+        let to = from + self.entries[from..].partition_point(|e| self.key(e).starts_with(prefix));
+        from..to
+    }
+
+    /// The `limit` most downloaded live docs whose key starts with
+    /// `prefix`, as (downloads, entry index, doc), most downloaded first,
+    /// ties in key order, each doc once: the entries of the range read
+    /// block by block, best block first, until no unread block can beat
+    /// the `limit`-th found.
+    fn top(
+        &self,
+        prefix: &str,
+        limit: usize,
+        deleted: impl Fn(u32) -> bool,
+    ) -> Vec<(u64, usize, u32)> {
+        let range = self.range_of(prefix);
+        if range.is_empty() || limit == 0 {
+            return Vec::new();
+        }
+        // Whole blocks inside the range, best first; the ends read as they are.
+        let (first_full, last_full) = (range.start.div_ceil(BLOCK), range.end / BLOCK);
+        let mut blocks: Vec<usize> = (first_full..last_full.max(first_full)).collect();
+        blocks.sort_by(|a, b| self.block_max[*b].cmp(&self.block_max[*a]).then(a.cmp(b)));
+        let mut found: Vec<(u64, usize, u32)> = Vec::new();
+        let read = |from: usize, to: usize, found: &mut Vec<(u64, usize, u32)>| {
+            for i in from..to {
+                let doc = self.entries[i].2;
+                if !deleted(doc) {
+                    found.push((self.downloads[i], i, doc));
+                }
+            }
+        };
+        let head_end = range.end.min(first_full * BLOCK);
+        read(range.start, head_end, &mut found);
+        read((last_full * BLOCK).max(head_end), range.end, &mut found);
+        let settle = |found: &mut Vec<(u64, usize, u32)>| {
+            found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut seen = std::collections::HashSet::new();
+            found.retain(|f| seen.insert(f.2));
+            found.truncate(limit);
+        };
+        for b in blocks {
+            settle(&mut found);
+            // A block whose best is below the limit-th found cannot enter.
+            if found.len() == limit && found.last().is_some_and(|f| f.0 > self.block_max[b]) {
+                break;
+            }
+            read(b * BLOCK, (b + 1) * BLOCK, &mut found);
+        }
+        settle(&mut found);
+        found
     }
 
     fn key(&self, e: &(u32, u32, u32)) -> &str {
         &self.keys[e.0 as usize..e.1 as usize]
-    }
-
-    /// The entries whose key starts with `prefix`, in key order.
-    fn starting_with(&self, prefix: &str) -> &[(u32, u32, u32)] {
-        let from = self.entries.partition_point(|e| self.key(e) < prefix);
-        let len = self.entries[from..]
-            .iter()
-            .take_while(|e| self.key(e).starts_with(prefix))
-            .count();
-        &self.entries[from..from + len]
     }
 }
 
@@ -104,28 +170,22 @@ impl TextIndex {
             return Ok(Vec::new());
         }
         // (downloads, address), the best `limit` so far, best first.
-        let mut best: Vec<(u64, DocAddress)> = Vec::with_capacity(limit + 1);
+        // (downloads, segment, entry), address: the best of every segment.
+        let mut best: Vec<((u64, usize, usize), DocAddress)> = Vec::new();
         for (ord, reader) in searcher.segment_readers().iter().enumerate() {
             let table = self.name_table(searcher, ord as u32)?;
-            let downloads = reader.fast_fields().u64("downloads")?;
-            for &(_, _, doc) in table.starting_with(&prefix) {
-                if reader.is_deleted(doc) {
-                    continue;
-                }
-                let addr = DocAddress::new(ord as u32, doc);
-                let d = downloads.first(doc).unwrap_or(0);
-                if best.len() == limit && best.last().is_some_and(|b| b.0 >= d) {
-                    continue;
-                }
-                if best.iter().any(|b| b.1 == addr) {
-                    continue;
-                }
-                let at = best.partition_point(|b| b.0 >= d);
-                best.insert(at, (d, addr));
-                best.truncate(limit);
+            for (d, i, doc) in table.top(&prefix, limit, |doc| reader.is_deleted(doc)) {
+                best.push(((d, ord, i), DocAddress::new(ord as u32, doc)));
             }
         }
-        Ok(best.into_iter().map(|(_, a)| a).collect())
+        // Most downloaded first; ties: earlier segment, then key order.
+        best.sort_by(|a, b| {
+            b.0 .0
+                .cmp(&a.0 .0)
+                .then(a.0 .1.cmp(&b.0 .1))
+                .then(a.0 .2.cmp(&b.0 .2))
+        });
+        Ok(best.into_iter().take(limit).map(|(_, a)| a).collect())
     }
 
     /// The `limit` most downloaded live cards whose id has the words of
@@ -194,7 +254,12 @@ impl TextIndex {
         {
             return Ok(t.clone());
         }
-        let table = Arc::new(NameTable::build(&self.segment_ids(searcher, seg)?));
+        let reader = searcher.segment_reader(seg);
+        let downloads = reader.fast_fields().u64("downloads")?;
+        let ids = self.segment_ids(searcher, seg)?;
+        let table = Arc::new(NameTable::build(&ids, |doc| {
+            downloads.first(doc).unwrap_or(0)
+        }));
         let mut cache = self.name_cache.lock().unwrap_or_else(|e| e.into_inner());
         super::lookup::keep_live(&mut cache, searcher);
         cache.insert(id, table.clone());
@@ -206,6 +271,47 @@ impl TextIndex {
 mod tests {
     use super::*;
     use crate::text_index::testing::{card, index};
+
+    /// The block-by-block top agrees with reading every entry of the
+    /// range, on random names, downloads (many ties) and deletions.
+    #[test]
+    fn top_by_blocks_is_the_top_of_every_entry() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let words = ["bert", "base", "be", "b", "gpt2", "t5", "small", "x"];
+        let ids: Vec<String> = (0..3000)
+            .map(|_| {
+                let n = 1 + next(3) as usize;
+                let name: Vec<&str> = (0..n).map(|_| words[next(8) as usize]).collect();
+                format!("u{}/{}", next(50), name.join("-"))
+            })
+            .collect();
+        let dl: Vec<u64> = (0..ids.len()).map(|_| next(40)).collect();
+        let deleted: Vec<bool> = (0..ids.len()).map(|_| next(10) == 0).collect();
+        let t = NameTable::build(&ids, |d| dl[d as usize]);
+        for prefix in [
+            "b", "be", "bert", "bert b", "u1", "u1 ", "x", "t5 s", "gpt2 x", "zz", "",
+        ] {
+            for limit in [1, 3, 8, 70, 500] {
+                let mut all: Vec<(u64, usize, u32)> = (0..t.entries.len())
+                    .filter(|&i| t.key(&t.entries[i]).starts_with(prefix))
+                    .map(|i| (dl[t.entries[i].2 as usize], i, t.entries[i].2))
+                    .filter(|e| !deleted[e.2 as usize])
+                    .collect();
+                all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+                let mut seen = std::collections::HashSet::new();
+                all.retain(|e| seen.insert(e.2));
+                all.truncate(limit);
+                let got = t.top(prefix, limit, |d| deleted[d as usize]);
+                assert_eq!(got, all, "{prefix:?} {limit}");
+            }
+        }
+    }
 
     #[test]
     fn name_keys() {
