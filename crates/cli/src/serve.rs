@@ -162,8 +162,11 @@ pub fn keys(g: &Global, cmd: KeysCommand) -> Result<ExitCode, AnyError> {
                         Some(t) => format!("revoked {}", hubsearch_core::card::rfc3339(t as i64)),
                         None => "active".to_string(),
                     };
+                    let used = k.last_used_unix.map_or("never".to_string(), |t| {
+                        hubsearch_core::card::rfc3339(t as i64)
+                    });
                     println!(
-                        "{prefix:<12} {holder:<24} created {}  {state}",
+                        "{prefix:<12} {holder:<24} created {}  last used {used}  {state}",
                         hubsearch_core::card::rfc3339(k.created_unix as i64)
                     );
                 }

@@ -40,7 +40,15 @@ struct StoredKey {
     prefix: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_unix: Option<u64>,
+    /// When this hub last took the key, to the hour ([`USE_GRAIN_S`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_unix: Option<u64>,
 }
+
+/// How stale a key's `last_used_unix` may get: its use is written at most
+/// once an hour, so a busy key costs one small write an hour, not one a
+/// request.
+const USE_GRAIN_S: u64 = 3600;
 
 /// What a key is worth.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +69,9 @@ pub struct KeyInfo {
     pub admin: bool,
     pub created_unix: u64,
     pub revoked_unix: Option<u64>,
+    /// When a request with it was last taken on this machine (to the hour;
+    /// none if never since uses were kept).
+    pub last_used_unix: Option<u64>,
 }
 
 /// Why a key could not be revoked or rotated.
@@ -203,6 +214,7 @@ impl KeyStore {
                                 created_unix: *created_unix,
                                 prefix: prefix.clone(),
                                 revoked_unix: None,
+                                last_used_unix: None,
                             });
                         }
                     }
@@ -300,7 +312,22 @@ impl KeyStore {
         let h = hash(key);
         match self.load().into_iter().find(|k| k.hash == h) {
             Some(k) if k.revoked_unix.is_some() => Verdict::Revoked,
-            Some(k) => Verdict::Valid(k.principal),
+            Some(k) => {
+                let now = now_unix();
+                if k.last_used_unix
+                    .is_none_or(|t| now.saturating_sub(t) >= USE_GRAIN_S)
+                {
+                    // Best effort: a key's use not written (a full disk)
+                    // never refuses the request.
+                    let _ = self.modify_keys(|keys| {
+                        if let Some(k) = keys.iter_mut().find(|k| k.hash == h) {
+                            k.last_used_unix = Some(now);
+                        }
+                        Ok(())
+                    });
+                }
+                Verdict::Valid(k.principal)
+            }
             None => Verdict::Unknown,
         }
     }
@@ -322,6 +349,7 @@ impl StoredKey {
             created_unix: now_unix(),
             prefix: key.chars().take(PREFIX_CHARS).collect(),
             revoked_unix: None,
+            last_used_unix: None,
         }
     }
 
@@ -332,6 +360,7 @@ impl StoredKey {
             admin: self.principal.admin,
             created_unix: self.created_unix,
             revoked_unix: self.revoked_unix,
+            last_used_unix: self.last_used_unix,
         }
     }
 }
@@ -389,6 +418,29 @@ impl crate::Engine {
 mod tests {
     use super::*;
 
+    /// A key's use is kept, at most once an hour, and read back by a
+    /// fresh store (another process: `keys list`).
+    #[test]
+    fn a_keys_last_use_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path());
+        let (key, add) = KeyStore::make(Principal {
+            builder: None,
+            admin: true,
+        });
+        store.apply(&[add]).unwrap();
+        assert_eq!(store.list()[0].last_used_unix, None);
+        let before = now_unix();
+        assert!(matches!(store.check(&key), Verdict::Valid(_)));
+        let used = KeyStore::new(dir.path()).list()[0].last_used_unix.unwrap();
+        assert!(used >= before && used <= now_unix());
+        let text = std::fs::read_to_string(dir.path().join("keys.json")).unwrap();
+        store.check(&key);
+        let again = std::fs::read_to_string(dir.path().join("keys.json")).unwrap();
+        assert_eq!(text, again, "a second use within the hour writes nothing");
+        assert_eq!(store.check("hs_not_a_key"), Verdict::Unknown);
+    }
+
     /// Changes made on one store and applied on another (a replica) give
     /// the same verdicts; applying them twice changes nothing.
     #[test]
@@ -410,7 +462,13 @@ mod tests {
         for s in [&one, &two] {
             assert_eq!(s.check(&key), Verdict::Revoked);
         }
-        assert_eq!(one.list(), two.list());
+        // The same keys (a key's last use is each machine's own).
+        let unused = |s: &KeyStore| -> Vec<KeyInfo> {
+            let mut l = s.list();
+            l.iter_mut().for_each(|k| k.last_used_unix = None);
+            l
+        };
+        assert_eq!(unused(&one), unused(&two));
         let text = std::fs::read_to_string(b.path().join("keys.json")).unwrap();
         assert!(!text.contains(&key), "a replica stores no key");
     }
