@@ -41,12 +41,16 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 # filter_too_much is a generator health check (ids with a pattern), not an
-# API failure.
+# API failure. One worker and deterministic generation: the same cases on
+# every run (with two workers the cases vary, and schemathesis 4.32.5 can
+# count as accepted negative data a query parameter whose schema-violating
+# value serializes to nothing, a false positive of the kind its issues
+# #4600/#4690 describe).
 config=$PWD/tests/schemathesis/schemathesis.toml
 venv=$(cd "$venv" && pwd)
 # Run from the temp dir: schemathesis keeps its example database there.
 cd "$tmp"
 "$venv/bin/st" --config-file "$config" run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $key" --checks all -n 100 --seed "${SCHEMATHESIS_SEED:-1}" \
-  --phases examples,coverage,fuzzing,stateful -w 2 --no-color \
+  --phases examples,coverage,fuzzing,stateful -w 1 --generation-deterministic --no-color \
   --suppress-health-check=filter_too_much "${@:2}"
