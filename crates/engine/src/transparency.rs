@@ -40,7 +40,7 @@ impl Engine {
             .map_err(crate::ledger::LedgerError::from)?)
     }
 
-    /// Entries `start..end` (end exclusive, at most 1,000).
+    /// Entries `start..end` (end exclusive), cut to the tree and to 1,000.
     pub fn log_entries(&self, start: u64, end: u64) -> Result<Entries> {
         Ok(self.ledger().log_entries(start, end)?)
     }
