@@ -482,19 +482,22 @@ fn str_or_list(obj: &Map<String, Value>, field: &'static str) -> Result<Vec<Stri
     }
 }
 
+/// A JSON number as a whole number >= 0, also written with a fraction
+/// (`42.0` is 42, as JSON Schema's `integer` reads it); `None` for a
+/// negative, fractional or out-of-range one.
+pub fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
 fn count(obj: &Map<String, Value>, field: &'static str) -> Result<u64> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(0),
-        // At most an int64's largest, as the API's document states; a
-        // whole number written with a fraction (`42.0`) is that integer, as
-        // JSON Schema reads it.
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && (0.0..9.2e18).contains(f))
-                    .map(|f| f as u64)
-            })
+        // At most an int64's largest, as the API's document states.
+        Some(Value::Number(n)) => whole_number(n)
             .filter(|&c| c <= i64::MAX as u64)
             .ok_or_else(|| Error::InvalidValue {
                 field,

@@ -72,13 +72,7 @@ fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u
     use serde::de::Error as _;
     match Option::<serde_json::Number>::deserialize(d)? {
         None => Ok(None),
-        Some(n) => n
-            .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
-                    .map(|f| f as u64)
-            })
+        Some(n) => hubsearch_core::record::whole_number(&n)
             .map(Some)
             .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number >= 0"))),
     }

@@ -109,6 +109,13 @@ pub struct SimilarPage {
     pub hits: Vec<HitDto>,
 }
 
+/// The page size asked for (default `server.default_per_page`); past
+/// `search.max_limit` it is read as it (0 is left for the engine to refuse).
+fn page_size(state: &AppState, per_page: Option<usize>) -> usize {
+    let max = state.engine.config().search.max_limit.max(1);
+    per_page.unwrap_or(state.config.default_per_page).min(max)
+}
+
 /// The page a request asks for: `page` (from 1) and `per_page`, the one
 /// paging scheme of /v1 (docs/api.md, Paging).
 pub(crate) fn paging(
@@ -116,11 +123,7 @@ pub(crate) fn paging(
     page: Option<usize>,
     per_page: Option<usize>,
 ) -> Result<(usize, usize, usize), ApiError> {
-    // A page size past search.max_limit is read as it (0 is refused).
-    let max = state.engine.config().search.max_limit;
-    let per_page = per_page
-        .unwrap_or(state.config.default_per_page)
-        .min(max.max(1));
+    let per_page = page_size(state, per_page);
     let page = page.unwrap_or(1);
     if page == 0 {
         return Err(ApiError::new(Code::InvalidPage, "page starts at 1"));
@@ -303,10 +306,7 @@ pub async fn similar(
     p: SimilarParams,
     f: Filter,
 ) -> Result<Json<SimilarPage>, ApiError> {
-    let limit = p
-        .per_page
-        .unwrap_or(state.config.default_per_page)
-        .min(state.engine.config().search.max_limit.max(1));
+    let limit = page_size(&state, p.per_page);
     let explain = p.explain.unwrap_or(false);
     let resp = state.run_search(move |e| e.similar(&id, &f, limit)).await?;
     Ok(Json(SimilarPage {
