@@ -37,17 +37,27 @@ const STOPWORDS: &[&str] = &[
 ];
 
 /// What a query matched, to mark in a card's text.
+///
+/// Marking reads every word of a hit's text, so the per-word path does no
+/// allocation and no hashing for a word that cannot match: a word matches
+/// only if its first letter begins one of the query's stems (stemming
+/// changes a word's end, never its first letter) or it starts with the
+/// word being typed; only those words are lowercased into a buffer and
+/// looked up, once per distinct word (`memo`).
 pub struct Marker {
     /// Lowercase words matched as written (the query's words, corrections).
     exact: HashSet<String>,
     /// Their stems under the text analyzer.
     stems: HashSet<String>,
-    /// The first letters of the stems.
-    firsts: HashSet<char>,
+    /// The first letters of the stems and of the exact words.
+    firsts: Vec<char>,
     /// The last word while it is being typed: words starting with it match.
     prefix: Option<String>,
-    /// The stem of each lowercase text word seen, and the analyzer.
-    memo: HashMap<String, String>,
+    /// The terms a word may match (stems, and `prefix*`); a span holds an
+    /// index into it.
+    terms: Vec<String>,
+    /// The term each lowercase text word matched (or none), once computed.
+    memo: HashMap<String, Option<u32>>,
     stem: Box<dyn FnMut(&str) -> String + Send>,
 }
 
@@ -66,10 +76,11 @@ impl Marker {
         let mut m = Marker {
             exact: HashSet::new(),
             stems: HashSet::new(),
-            firsts: HashSet::new(),
+            firsts: Vec::new(),
             prefix: typing
                 .filter(|w| w.chars().count() >= 2)
                 .map(str::to_lowercase),
+            terms: Vec::new(),
             memo: HashMap::new(),
             stem,
         };
@@ -80,9 +91,12 @@ impl Marker {
             }
             let s = (m.stem)(&w);
             m.firsts.extend(s.chars().next());
+            m.firsts.extend(w.chars().next());
             m.stems.insert(s);
             m.exact.insert(w);
         }
+        m.firsts.sort_unstable();
+        m.firsts.dedup();
         m
     }
 
@@ -91,55 +105,106 @@ impl Marker {
         Marker::new(&[], &[], None)
     }
 
+    /// Whether a lowercase word could match at all (see the type's doc):
+    /// no hashing, no allocation.
+    fn may_match(&self, first: char, word: &str) -> bool {
+        self.firsts.contains(&first)
+            || self
+                .prefix
+                .as_deref()
+                .is_some_and(|p| word.starts_with(p))
+    }
+
     /// The term a lowercase text word matches, if any (its stem, or the
-    /// prefix typed).
-    fn matches(&mut self, word: &str) -> Option<String> {
+    /// prefix typed), as an index into `terms`.
+    fn matches(&mut self, word: &str) -> Option<u32> {
+        let first = word.chars().next()?;
+        if !self.may_match(first, word) {
+            return None;
+        }
+        if let Some(t) = self.memo.get(word) {
+            return *t;
+        }
+        let t = self.match_uncached(first, word);
+        self.memo.insert(word.to_string(), t);
+        t
+    }
+
+    fn match_uncached(&mut self, first: char, word: &str) -> Option<u32> {
         if STOPWORDS.contains(&word) {
             return None;
         }
         if self.exact.contains(word) {
-            return Some(self.stem_of(word));
+            let s = (self.stem)(word);
+            return Some(self.term(s));
         }
-        // Stemming changes a word's end, never its first letter: a word
-        // whose first letter starts no query stem is not stemmed at all.
-        let first = word.chars().next()?;
-        if !self.firsts.contains(&first) {
-            return self.prefixed(word);
+        if self.firsts.contains(&first) {
+            let s = (self.stem)(word);
+            if self.stems.contains(&s) {
+                return Some(self.term(s));
+            }
         }
-        let s = self.stem_of(word);
-        if self.stems.contains(&s) {
-            return Some(s);
-        }
-        self.prefixed(word)
-    }
-
-    /// The typed prefix's term when `word` starts with it.
-    fn prefixed(&self, word: &str) -> Option<String> {
         match &self.prefix {
-            Some(p) if word.starts_with(p.as_str()) => Some(format!("{p}*")),
+            Some(p) if word.starts_with(p.as_str()) => {
+                let t = format!("{p}*");
+                Some(self.term(t))
+            }
             _ => None,
         }
     }
 
-    fn stem_of(&mut self, word: &str) -> String {
-        if let Some(s) = self.memo.get(word) {
-            return s.clone();
+    /// The index of `term` in `terms`, added if new.
+    fn term(&mut self, term: String) -> u32 {
+        match self.terms.iter().position(|t| *t == term) {
+            Some(i) => i as u32,
+            None => {
+                self.terms.push(term);
+                (self.terms.len() - 1) as u32
+            }
         }
-        let s = (self.stem)(word);
-        self.memo.insert(word.to_string(), s.clone());
-        s
+    }
+
+    /// The term a text run matches (`run` as written, `lower` a buffer):
+    /// `None` when its lowercase form differs in length (as the index
+    /// would not match it either) or nothing matched.
+    fn run_matches(&mut self, run: &str, lower: &mut String) -> Option<u32> {
+        let first = run.chars().next()?;
+        let first_lower = if first.is_ascii() {
+            first.to_ascii_lowercase()
+        } else {
+            first.to_lowercase().next()?
+        };
+        // Cheap rejection before lowercasing the whole run.
+        let could = self.firsts.contains(&first_lower)
+            || self.prefix.as_deref().is_some_and(|p| {
+                p.chars().next() == Some(first_lower) && run.len() >= p.len()
+            });
+        if !could {
+            return None;
+        }
+        lower.clear();
+        if run.is_ascii() {
+            lower.push_str(run);
+            lower.make_ascii_lowercase();
+        } else {
+            lower.push_str(&run.to_lowercase());
+            if lower.len() != run.len() {
+                return None;
+            }
+        }
+        let word = std::mem::take(lower);
+        let t = self.matches(&word);
+        *lower = word;
+        t
     }
 
     /// The words of `text` (byte ranges), each with the term it matched.
     fn spans(&mut self, text: &str) -> Vec<Span> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(text.len() / 5);
+        let mut lower = String::new();
         for (start, end) in words_of(text) {
             let run = &text[start..end];
-            let lower = run.to_lowercase();
-            if let Some(term) = (lower.len() == run.len())
-                .then(|| self.matches(&lower))
-                .flatten()
-            {
+            if let Some(term) = self.run_matches(run, &mut lower) {
                 out.push(Span {
                     start,
                     end,
@@ -147,14 +212,23 @@ impl Marker {
                 });
                 continue;
             }
-            // `XLMRobertaModel`: its parts may match on their own.
-            for (s, e) in case_parts(run) {
-                let part = run[s..e].to_lowercase();
-                let term = if part.len() == e - s {
-                    self.matches(&part)
-                } else {
-                    None
-                };
+            // `XLMRobertaModel`: its parts may match on their own. A run
+            // without an upper-case letter is one part, already looked at.
+            let parts = if run.chars().any(char::is_uppercase) {
+                case_parts(run)
+            } else {
+                Vec::new()
+            };
+            if parts.len() <= 1 {
+                out.push(Span {
+                    start,
+                    end,
+                    term: None,
+                });
+                continue;
+            }
+            for (s, e) in parts {
+                let term = self.run_matches(&run[s..e], &mut lower);
                 out.push(Span {
                     start: start + s,
                     end: start + e,
@@ -197,7 +271,8 @@ impl Marker {
 struct Span {
     start: usize,
     end: usize,
-    term: Option<String>,
+    /// The matched term (an index into the marker's terms).
+    term: Option<u32>,
 }
 
 /// The best window: the index of its first matched span (0 when nothing
@@ -224,7 +299,7 @@ fn best_window(spans: &[Span]) -> Window {
             if spans[j].end - spans[i].start > WINDOW {
                 break;
             }
-            terms.insert(spans[j].term.as_deref());
+            terms.insert(spans[j].term);
             n += 1;
         }
         let score = (terms.len(), n);
