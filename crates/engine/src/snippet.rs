@@ -214,7 +214,12 @@ impl Marker {
             }
             // `XLMRobertaModel`: its parts may match on their own. A run
             // without an upper-case letter is one part, already looked at.
-            let parts = if run.chars().any(char::is_uppercase) {
+            let upper = if run.is_ascii() {
+                run.bytes().skip(1).any(|c| c.is_ascii_uppercase())
+            } else {
+                run.chars().skip(1).any(char::is_uppercase)
+            };
+            let parts = if upper {
                 case_parts(run)
             } else {
                 Vec::new()
@@ -409,8 +414,24 @@ fn cut(s: &str, max: usize) -> &str {
 
 /// The runs of alphanumeric characters of `text`, as byte ranges.
 fn words_of(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(text.len() / 5);
     let mut start = None;
+    if text.is_ascii() {
+        for (i, c) in text.bytes().enumerate() {
+            match (c.is_ascii_alphanumeric(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    out.push((s, i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            out.push((s, text.len()));
+        }
+        return out;
+    }
     for (i, c) in text.char_indices() {
         match (c.is_alphanumeric(), start) {
             (true, None) => start = Some(i),
@@ -522,27 +543,41 @@ fn remove_between(text: &str, open: &str, close: &str) -> String {
 /// `text` without the elements `<name ...>...</name>` (ASCII case
 /// ignored), content and all; an unclosed one runs to the end.
 fn remove_elements(text: &str, name: &str) -> String {
-    let lower = text.to_ascii_lowercase();
     let open = format!("<{name}");
     let close = format!("</{name}");
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    while let Some(i) = lower[at..].find(&open).map(|i| i + at) {
+    while let Some(i) = find_ignore_case(text, at, &open) {
         // `<scriptx` is another tag; in a code span it is text.
-        let after = lower[i + open.len()..].chars().next();
-        if after.is_some_and(|c| c.is_ascii_alphanumeric()) || in_code_span(text, i) {
+        let after = text.as_bytes().get(i + open.len());
+        if after.is_some_and(u8::is_ascii_alphanumeric) || in_code_span(text, i) {
             out.push_str(&text[at..i + open.len()]);
             at = i + open.len();
             continue;
         }
         out.push_str(&text[at..i]);
-        let Some(j) = lower[i..].find(&close).map(|j| j + i) else {
+        let Some(j) = find_ignore_case(text, i, &close) else {
             return out;
         };
-        at = lower[j..].find('>').map_or(text.len(), |k| j + k + 1);
+        at = text[j..].find('>').map_or(text.len(), |k| j + k + 1);
     }
     out.push_str(&text[at..]);
     out
+}
+
+/// The first byte position at or after `from` where `pat` (ASCII, starting
+/// with `<`) occurs in `text`, ASCII case ignored.
+fn find_ignore_case(text: &str, from: usize, pat: &str) -> Option<usize> {
+    let (b, p) = (text.as_bytes(), pat.as_bytes());
+    let mut at = from;
+    while let Some(k) = text[at..].find(char::from(p[0])) {
+        let i = at + k;
+        if b.len() >= i + p.len() && b[i..i + p.len()].eq_ignore_ascii_case(p) {
+            return Some(i);
+        }
+        at = i + 1;
+    }
+    None
 }
 
 /// Whether `text[i]` is inside a code span: an odd number of backticks
@@ -651,7 +686,18 @@ fn inline(s: &str) -> String {
                     continue;
                 }
             }
-            _ => {}
+            _ => {
+                // A run of ordinary characters, copied at once.
+                let run = b[i..]
+                    .iter()
+                    .position(|c| matches!(c, b'`' | b'!' | b'[' | b'<' | b'*' | b'~' | b'_'))
+                    .map_or(b.len(), |k| i + k);
+                if run > i {
+                    out.push_str(&s[i..run]);
+                    i = run;
+                    continue;
+                }
+            }
         }
         let ch = s[i..].chars().next().unwrap_or(' ');
         out.push(ch);
@@ -768,7 +814,26 @@ fn entity(name: &str) -> Option<char> {
 
 /// Whitespace runs as single spaces, trimmed.
 fn collapse(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        // `char::is_whitespace`, with ASCII answered without a table.
+        let white = if c.is_ascii() {
+            matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r')
+        } else {
+            c.is_whitespace()
+        };
+        if white {
+            space = !out.is_empty();
+        } else {
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
