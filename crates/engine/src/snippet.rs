@@ -19,6 +19,7 @@
 //!   words inside `<mark>`...`</mark>`, `…` where the text was cropped. It
 //!   is the only markup in it, so a page may insert it as HTML.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use hubsearch_core::ModelCard;
@@ -135,11 +136,11 @@ impl Marker {
             return None;
         }
         if self.exact.contains(word) {
-            let s = (self.stem)(word);
+            let s = cached_stem(word, &mut self.stem);
             return Some(self.term(s));
         }
         if self.firsts.contains(&first) {
-            let s = (self.stem)(word);
+            let s = cached_stem(word, &mut self.stem);
             if self.stems.contains(&s) {
                 return Some(self.term(s));
             }
@@ -270,6 +271,29 @@ impl Marker {
         }
     }
 }
+
+/// The stem of a lowercase word under the text analyzer, remembered
+/// across searches (stemming is a pure function of the word, and running
+/// the analyzer was a large part of marking): at most [`STEM_CACHE`]
+/// words, forgotten all at once when full.
+fn cached_stem(word: &str, stem: &mut impl FnMut(&str) -> String) -> String {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(word) {
+        return s.clone();
+    }
+    let s = stem(word);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() >= STEM_CACHE {
+        c.clear();
+    }
+    c.insert(word.to_string(), s.clone());
+    s
+}
+
+/// Words whose stems [`cached_stem`] keeps.
+const STEM_CACHE: usize = 100_000;
 
 /// A word of the text and the term it matched.
 #[derive(Debug, Clone)]
@@ -472,9 +496,20 @@ fn case_parts(run: &str) -> Vec<(usize, usize)> {
 /// A card's Markdown reduced to plain text (see the module doc).
 pub fn plain_text(markdown: &str) -> String {
     let text = strip_front_matter(markdown);
-    let text = remove_between(text, "<!--", "-->");
-    let text = remove_elements(&text, "script");
-    let text = remove_elements(&text, "style");
+    // Each step copies the text only when it has something to remove.
+    let text: Cow<'_, str> = if text.contains("<!--") {
+        Cow::Owned(remove_between(text, "<!--", "-->"))
+    } else {
+        Cow::Borrowed(text)
+    };
+    let text = match find_ignore_case(&text, 0, "<script") {
+        Some(_) => Cow::Owned(remove_elements(&text, "script")),
+        None => text,
+    };
+    let text = match find_ignore_case(&text, 0, "<style") {
+        Some(_) => Cow::Owned(remove_elements(&text, "style")),
+        None => text,
+    };
     let mut out = String::with_capacity(text.len());
     let mut fence: Option<&str> = None;
     for line in text.lines() {
@@ -489,17 +524,24 @@ pub fn plain_text(markdown: &str) -> String {
             continue;
         }
         // Code keeps its characters (they are text, escaped on output).
-        let reduced = if fence.is_some() {
-            t.to_string()
-        } else {
-            block_line(t)
-        };
+        if fence.is_some() {
+            if !t.is_empty() {
+                out.push_str(t);
+                out.push(' ');
+            }
+            continue;
+        }
+        let reduced = block_line(t);
         if !reduced.is_empty() {
             out.push_str(&reduced);
             out.push(' ');
         }
     }
-    collapse(&decode_entities(&out))
+    if out.contains('&') {
+        collapse(&decode_entities(&out))
+    } else {
+        collapse(&out)
+    }
 }
 
 /// Text without its leading YAML front matter (`---` lines around it).
@@ -623,7 +665,11 @@ fn block_line(line: &str) -> String {
     }
     let t = inline(t);
     // Table cells: their text, apart.
-    t.replace('|', " ")
+    if t.contains('|') {
+        t.replace('|', " ")
+    } else {
+        t
+    }
 }
 
 /// Inline Markdown as text: code spans literal, images dropped, links
