@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_sim::market::report::{report, write_plots};
-use hubsearch_sim::market::{run_study, Base, StudyOptions};
+use hubsearch_sim::market::{estimate_run_time, run_study, Base, StudyOptions};
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -16,7 +16,7 @@ pub struct StudyArgs {
     /// Output directory (REPORT.md, study.json, *.svg)
     #[arg(long, default_value = "eval/studies/pay-per-call")]
     pub out: PathBuf,
-    /// The CI preset: 3 periods of 60 days, 1,000 visits a day, 3 replications
+    /// The CI preset: 3 periods of 45 days, 1,000 visits a day, 3 replications
     #[arg(long)]
     pub quick: bool,
     /// Replications per headline cell [default: 20; quick: 3]
@@ -26,7 +26,7 @@ pub struct StudyArgs {
     /// from the reported ones [default: 3; quick: 1]
     #[arg(long)]
     pub sweep_seeds: Option<usize>,
-    /// Days of one reported period [default: 365; quick: 60]
+    /// Days of one reported period [default: 365; quick: 45]
     #[arg(long)]
     pub days: Option<usize>,
     /// Periods simulated, figures at the end of each [default: 3]
@@ -45,6 +45,22 @@ pub struct StudyArgs {
     /// Real visits per day the simulated ones stand for [default: 10000]
     #[arg(long)]
     pub traffic: Option<f64>,
+    /// Replications of the strategic-supply comparison (repricing builders,
+    /// profit-seeking entrants; 0: none) [default: 10; quick: 2]
+    #[arg(long)]
+    pub strategic_seeds: Option<usize>,
+    /// Replications per cell of the traffic x concentration x margin grid
+    /// [default: 10; quick: 2]
+    #[arg(long)]
+    pub grid_seeds: Option<usize>,
+    /// Simulated visits of the day the upper bound's LP shares out (0: no
+    /// bound) [default: 10000; quick: 300]
+    #[arg(long)]
+    pub upper_visits: Option<usize>,
+    /// Time one run of each kind (one thread each) and print the whole
+    /// study's estimated run time under these options; runs nothing else
+    #[arg(long)]
+    pub estimate: bool,
     /// First seed (replication r: world seed + r, behaviour seed + 1000 + r;
     /// tuning replications from seed + 500)
     #[arg(long)]
@@ -75,6 +91,15 @@ pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
     }
     if let Some(t) = a.sensitivity {
         o.sensitivity_trajectories = t;
+    }
+    if let Some(n) = a.strategic_seeds {
+        o.strategic_seeds = n;
+    }
+    if let Some(n) = a.grid_seeds {
+        o.grid_seeds = n.max(1);
+    }
+    if let Some(n) = a.upper_visits {
+        o.upper_visits = n;
     }
     if let Some(p) = a.pilot_days {
         o.pilot_days = p;
@@ -110,6 +135,19 @@ pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
     ));
     if base.types.is_empty() {
         return Err("the index has no model with a task: nothing to search for".into());
+    }
+    if a.estimate {
+        let e = estimate_run_time(&base, &o, &log);
+        for (stage, runs, per, total) in &e.stages {
+            println!("{stage}: {runs} runs x {per:.1} s = {total:.0} s");
+        }
+        println!(
+            "estimated run time on {} threads: {:.0} s ({:.1} h)",
+            e.threads,
+            e.seconds,
+            e.seconds / 3600.0
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     let result = run_study(&base, &o, &log);
     std::fs::create_dir_all(&a.out)?;

@@ -499,3 +499,49 @@ fn the_study_ranks_as_the_engine_does() {
         }
     ));
 }
+
+/// Repricing by hand (docs/study.md, Strategic builders): in the hand world
+/// every visitor adopts the one model shown whatever its price, so a model
+/// that sells earns more each spell and keeps raising its price by x1.25
+/// until the cap (10 x its cost of $0.0005: $0.005); one priced above the
+/// cap is brought down to it; a model never shown moves up once (its first
+/// spell has nothing to compare with), then, with no sales after no sales,
+/// down by /1.25 a spell to its floor, break-even net of the fee ($0.0005 /
+/// 0.8). Twelve spells of 5 days.
+#[test]
+fn builders_reprice_toward_profit_within_floor_and_cap() {
+    let w = hand_world();
+    let mut o = hand_options();
+    o.days = 60;
+    o.reprice_days = 5;
+    o.reprice_step = 1.25;
+    o.reprice_cap_markup = 10.0;
+    let spec = RunSpec {
+        days: 60,
+        ..hand_spec(Regime::Serverless)
+    };
+    let out = run(&w, &o, &spec);
+    let cap = 0.005;
+    let floor = 0.0005 / 0.8;
+    // Model 1 from $0.001: 1.25^7 = 4.77 < 5 < 1.25^8, so capped by spell 8.
+    assert!(
+        (out.model_price[1] - cap).abs() < 1e-12,
+        "{:?}",
+        out.model_price
+    );
+    // Model 0 from $0.01, above the cap: at the cap from the first spell.
+    assert!((out.model_price[0] - cap).abs() < 1e-12);
+    // Model 2: up to the cap, then 11 spells down; 0.005 / 1.25^10 < floor.
+    assert!((out.model_price[2] - floor).abs() < 1e-12);
+    assert!(0.005 / 1.25f64.powi(9) > floor && 0.005 / 1.25f64.powi(10) < floor);
+    // Two of three listed models at the cap at the end; the median markup
+    // (price over cost) is the cap's 10.
+    let end = out.periods.last().unwrap();
+    assert!((end.at_cap_share - 2.0 / 3.0).abs() < 1e-12);
+    assert!((end.median_markup - 10.0).abs() < 1e-9);
+    // Without repricing the prices stay the world's.
+    o.reprice_days = 0;
+    let fixed = run(&w, &o, &spec);
+    let world_prices: Vec<f64> = w.models.iter().map(|m| m.price).collect();
+    assert_eq!(fixed.model_price, world_prices);
+}

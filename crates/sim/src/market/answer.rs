@@ -72,6 +72,8 @@ pub fn answer(r: &StudyResult) -> String {
     policies(&mut s, r);
     settled(&mut s, r);
     conditions(&mut s, r);
+    strategic(&mut s, r);
+    bound(&mut s, r);
     s.push_str("Every figure holds for this world's priors (costs, prices, adoption volumes and churn; docs/study.md lists each with its source); the traffic grid shows how far the thresholds move.");
     s
 }
@@ -171,6 +173,47 @@ fn settled(s: &mut String, r: &StudyResult) {
     }
 }
 
+/// What strategic supply changes, under relevance (paired).
+fn strategic(s: &mut String, r: &StudyResult) {
+    let find = |rep: bool, seek: bool| {
+        r.supply.iter().find(|c| {
+            c.policy == StudyPolicy::Relevance && c.repricing == rep && c.seeking_entrants == seek
+        })
+    };
+    let (Some(rp), Some(sk)) = (find(true, false), find(false, true)) else {
+        return;
+    };
+    let _ = write!(
+        s,
+        "Strategic supply (relevance, either hosting): builders who reprice toward profit change the tail share making a profit by {} points (median markup {:.1}, {} of models at the cap), profit-seeking entrants by {} points, against fixed prices and copying entrants. ",
+        points(&rp.vs_fixed.tail_viable[0]),
+        rp.end.median_markup.mean,
+        pct(&rp.end.at_cap_share),
+        points(&sk.vs_fixed.tail_viable[0])
+    );
+}
+
+/// How far the policies are from what any ranking could do.
+fn bound(s: &mut String, r: &StudyResult) {
+    let Some(u) = &r.upper else { return };
+    let at = |x: f64| {
+        u.points
+            .iter()
+            .find(|p| (p.welfare_ratio - x).abs() < 1e-9)
+            .map(|p| p.viable_share)
+    };
+    if let Some(v) = at(1.0 - r.options.target_loss).or_else(|| at(1.0)) {
+        let _ = write!(
+            s,
+            "What any ranking could do (the LP upper bound on the initial supply, serverless): giving up at most {:.0}% of welfare in the bound's terms, at most {:.1}% of the tail could make ${:.0} a month, against {:.1}% for relevance's page in the same model. ",
+            100.0 * r.options.target_loss,
+            100.0 * v,
+            u.threshold_usd,
+            100.0 * u.relevance_share
+        );
+    }
+}
+
 /// Where traffic moves the answer, and whether policy and traffic interact.
 fn conditions(s: &mut String, r: &StudyResult) {
     let o = &r.options;
@@ -178,7 +221,9 @@ fn conditions(s: &mut String, r: &StudyResult) {
         let mut v: Vec<&GridPoint> = r
             .grid
             .iter()
-            .filter(|p| pol(&p.policy) && p.concentration == o.concentration)
+            .filter(|p| {
+                pol(&p.policy) && p.concentration == o.concentration && p.markup == o.markup_median
+            })
             .collect();
         v.sort_by(|a, b| a.traffic.total_cmp(&b.traffic));
         v
@@ -222,7 +267,11 @@ fn conditions(s: &mut String, r: &StudyResult) {
         let _ = write!(
             s,
             "{}'s paired gain over relevance is {} points at {} visits a day and {} at {}: {}. ",
-            f_lo.policy.label(),
+            if f_lo.tuned_here {
+                "fair (re-tuned in each cell)".to_string()
+            } else {
+                f_lo.policy.label()
+            },
             points(&f_lo.vs_relevance),
             f_lo.traffic,
             points(&f_hi.vs_relevance),

@@ -56,6 +56,10 @@ pub struct PeriodFigures {
     pub dedicated_share: f64,
     /// Builders with a listed model whose 30-day profit is positive.
     pub viable_active_share: f64,
+    /// Listed models' median price over serverless cost (it moves only
+    /// when builders reprice), and the share priced at the cap.
+    pub median_markup: f64,
+    pub at_cap_share: f64,
 }
 
 /// The state a period's figures are read from.
@@ -147,6 +151,8 @@ pub(super) fn period(s: &Snapshot) -> PeriodFigures {
         listed_share: n_listed as f64 / entered.max(1) as f64,
         dedicated_share: n_dedicated as f64 / n_listed.max(1) as f64,
         viable_active_share: viable_active as f64 / n_active.max(1) as f64,
+        median_markup: f64::NAN,
+        at_cap_share: f64::NAN,
     }
 }
 

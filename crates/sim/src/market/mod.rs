@@ -9,9 +9,12 @@
 //! design: policies tuned on separate seeds to lose at most 2% of users'
 //! welfare, 20 replications per cell with separate world and behaviour
 //! seeds and common random numbers across policies, paired bootstrap
-//! differences from relevance, the traffic x demand-concentration grid and
-//! (on request) the Morris screening in [`sensitivity`]; [`report`] writes
-//! REPORT.md, its answer generated from the figures, and its plots.
+//! differences from relevance, strategic against non-strategic supply
+//! (repricing builders, profit-seeking entrants), the LP upper bound in
+//! [`upper`], the traffic x demand-concentration x margin grid re-tuned per
+//! cell, the validation target and (on request) the Morris screening in
+//! [`sensitivity`]; [`report`] writes REPORT.md, its answer generated from
+//! the figures, and its plots.
 
 mod answer;
 mod figures;
@@ -22,13 +25,14 @@ pub mod sensitivity;
 pub mod sim;
 pub mod stats;
 pub mod study;
+pub mod upper;
 pub mod world;
 mod year;
 
 use serde::Serialize;
 
 pub use sim::{Outcome, Regime, RunSpec, StudyPolicy};
-pub use study::{run_study, Cell, GridPoint, StudyResult, SweepPoint};
+pub use study::{estimate_run_time, run_study, Cell, GridPoint, StudyResult, SweepPoint};
 pub use world::{Base, World};
 
 /// Every parameter of the study (docs/study.md lists them with their sources).
@@ -136,6 +140,42 @@ pub struct StudyOptions {
     pub sensitivity_trajectories: usize,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    // --- strategic supply
+    /// Builders reprice every this many days (0: prices fixed): each listed
+    /// model moves its price by `reprice_step` (multiplicatively) in the
+    /// direction that raised its realised profit over the last such spell,
+    /// between break-even net of the fee and `reprice_cap_markup` x its
+    /// serverless cost (docs/study.md, Strategic builders).
+    pub reprice_days: usize,
+    pub reprice_step: f64,
+    /// The price cap, as a markup on the serverless cost (the 95th
+    /// percentile of the markup prior, rounded: no builder charges more
+    /// than the dearest twentieth do under the prior).
+    pub reprice_cap_markup: f64,
+    /// Replications of the strategic-supply comparison (0: none); the
+    /// reported seeds' first ones.
+    pub strategic_seeds: usize,
+    /// Its repricing period and its profit-seeking entrants' exponent.
+    pub strategic_reprice_days: usize,
+    pub strategic_entry_seeking: f64,
+    // --- the upper bound
+    /// Simulated visits of the day the upper bound's LP shares out (0: no bound).
+    pub upper_visits: usize,
+    /// Its welfare floors, as shares of relevance's.
+    pub upper_welfare_ratios: Vec<f64>,
+    /// Its viability threshold, USD a month.
+    pub upper_threshold_usd: f64,
+    // --- the grid's margin axis and re-tuning
+    /// Markup medians of the grid (its margin axis).
+    pub grid_markups: Vec<f64>,
+    /// Re-tune fair in every grid cell on the tuning seeds (else the
+    /// headline's tuned knob everywhere).
+    pub grid_retune: bool,
+    // --- validation
+    /// The validation target passes when the simulated top-1% share of
+    /// calls is within this many points (as a share) of the 2022 snapshot's
+    /// top-1% share of downloads.
+    pub validation_tolerance: f64,
     /// Keep each builder's trailing profit per day (tests).
     #[serde(skip)]
     pub keep_builder_days: bool,
@@ -189,10 +229,24 @@ impl Default for StudyOptions {
             temperatures: vec![0.01, 0.03, 0.1, 0.3],
             grid_traffic: vec![1e3, 1e4, 1e5, 1e6],
             grid_concentration: vec![0.5, 1.0, 1.5],
-            grid_seeds: 5,
+            grid_seeds: 10,
             grid_visits_per_day: 2_500,
             seed: 1,
             sensitivity_trajectories: 0,
+            reprice_days: 0,
+            reprice_step: 1.25,
+            reprice_cap_markup: 10.0,
+            strategic_seeds: 10,
+            strategic_reprice_days: 30,
+            strategic_entry_seeking: 1.0,
+            upper_visits: 10_000,
+            upper_welfare_ratios: vec![
+                1.5, 1.3, 1.2, 1.1, 1.05, 1.0, 0.98, 0.95, 0.9, 0.8, 0.5, 0.0,
+            ],
+            upper_threshold_usd: 100.0,
+            grid_markups: vec![2.0, 3.0, 4.5],
+            grid_retune: true,
+            validation_tolerance: 0.1,
             threads: 0,
             keep_builder_days: false,
         }
@@ -224,6 +278,10 @@ impl StudyOptions {
             grid_concentration: vec![0.5, 1.0],
             grid_seeds: 2,
             grid_visits_per_day: 500,
+            grid_markups: vec![3.0],
+            strategic_seeds: 2,
+            upper_visits: 300,
+            upper_welfare_ratios: vec![1.2, 1.0, 0.95, 0.0],
             ..StudyOptions::default()
         }
     }

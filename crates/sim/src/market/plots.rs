@@ -40,8 +40,20 @@ pub fn plots(r: &StudyResult) -> Vec<(String, String)> {
     ));
     v.push((
         "grid.svg".into(),
-        "tail viability over traffic, per demand concentration".into(),
+        "tail viability over traffic, per demand concentration and margin".into(),
     ));
+    if r.upper.is_some() {
+        v.push((
+            "frontier.svg".into(),
+            "the upper bound: the most tail builders any ranking could make viable at each welfare floor (LP), beside the policies (serverless)".into(),
+        ));
+    }
+    if !r.grid.is_empty() {
+        v.push((
+            "phase.svg".into(),
+            "phase diagram: where the majority of the tail makes $100 a month (traffic x concentration, per margin)".into(),
+        ));
+    }
     if r.sensitivity.is_some() {
         v.push((
             "tornado.svg".into(),
@@ -72,6 +84,12 @@ pub fn write_plots(r: &StudyResult, out: &Path) -> std::io::Result<()> {
     write("entrant-survival.svg", survival_plot(&either))?;
     write("lorenz-income.svg", lorenz_plot(&either))?;
     write("grid.svg", grid_plot(r))?;
+    if let Some(u) = &r.upper {
+        write("frontier.svg", upper_plot(r, u))?;
+    }
+    if !r.grid.is_empty() {
+        write("phase.svg", phase_plot(r))?;
+    }
     if let Some(sens) = &r.sensitivity {
         write("tornado.svg", tornado(sens))?;
     }
@@ -175,23 +193,24 @@ fn lorenz_plot(cells: &[&Cell]) -> String {
     )
 }
 
-/// The viable tail over traffic, per policy and concentration.
+/// The viable tail over traffic, per policy, concentration and margin.
 fn grid_plot(r: &StudyResult) -> String {
-    let mut keys: Vec<(String, f64)> = Vec::new();
+    let mut keys: Vec<(String, f64, f64)> = Vec::new();
     for p in &r.grid {
-        let k = (p.policy.label(), p.concentration);
+        // The family, not the label: fair's knob is re-tuned per cell.
+        let k = (p.policy.name().to_string(), p.concentration, p.markup);
         if !keys.contains(&k) {
             keys.push(k);
         }
     }
     let grid: Vec<Series> = keys
         .iter()
-        .map(|(label, c)| Series {
-            name: format!("{label}, c={c}"),
+        .map(|(label, c, mk)| Series {
+            name: format!("{label}, c={c}, markup {mk}"),
             points: r
                 .grid
                 .iter()
-                .filter(|p| &p.policy.label() == label && p.concentration == *c)
+                .filter(|p| p.policy.name() == label && p.concentration == *c && p.markup == *mk)
                 .map(|p| (p.traffic.log10(), p.tail_viable[0].mean))
                 .collect(),
         })
@@ -203,6 +222,157 @@ fn grid_plot(r: &StudyResult) -> String {
         &grid,
         true,
     )
+}
+
+/// The LP's frontier (welfare floor against the most tail builders viable
+/// at its threshold) with relevance's page under the same bound, and the
+/// simulated serverless policies (their welfare relative to relevance's,
+/// their tail share at the threshold).
+fn upper_plot(r: &StudyResult, u: &super::upper::Frontier) -> String {
+    let k = r
+        .options
+        .thresholds_usd
+        .iter()
+        .position(|&t| t >= u.threshold_usd);
+    let mut series = vec![Series {
+        name: "LP upper bound".into(),
+        points: u
+            .points
+            .iter()
+            .filter(|p| p.viable_share.is_finite())
+            .map(|p| (p.welfare_ratio, p.viable_share))
+            .collect(),
+    }];
+    series.push(Series {
+        name: "relevance (bound's model)".into(),
+        points: vec![(1.0, u.relevance_share)],
+    });
+    if let Some(k) = k {
+        for c in r.cells.iter().filter(|c| c.regime == Regime::Serverless) {
+            if let Some(p) = c.periods.last() {
+                series.push(Series {
+                    name: c.policy.label(),
+                    points: vec![(
+                        1.0 + c.vs_relevance.welfare_ratio.mean,
+                        p.tail_viable[k].mean,
+                    )],
+                });
+            }
+        }
+    }
+    line_chart(
+        &format!(
+            "Upper bound: tail making ${:.0}/month (serverless)",
+            u.threshold_usd
+        ),
+        "welfare / relevance's",
+        "share of tail builders",
+        &series,
+        true,
+    )
+}
+
+/// The phase diagram: one panel per margin (markup median), a cell per
+/// (concentration, traffic) coloured by relevance's tail share making $100
+/// a month, outlined where the majority of the tail makes it (interval's
+/// lower end >= 50%); the tuned fair's share beside it.
+fn phase_plot(r: &StudyResult) -> String {
+    use std::fmt::Write as _;
+    let k = r
+        .options
+        .thresholds_usd
+        .iter()
+        .position(|&t| t >= 100.0)
+        .unwrap_or(0);
+    let mut markups: Vec<f64> = r.grid.iter().map(|p| p.markup).collect();
+    markups.sort_by(f64::total_cmp);
+    markups.dedup();
+    let mut traffic: Vec<f64> = r.grid.iter().map(|p| p.traffic).collect();
+    traffic.sort_by(f64::total_cmp);
+    traffic.dedup();
+    let mut conc: Vec<f64> = r.grid.iter().map(|p| p.concentration).collect();
+    conc.sort_by(f64::total_cmp);
+    conc.dedup();
+    let (cw, ch, left, top) = (90.0, 44.0, 110.0, 60.0);
+    let panel_h = top + ch * conc.len() as f64 + 40.0;
+    let width = left + cw * traffic.len() as f64 + 30.0;
+    let height = panel_h * markups.len() as f64 + 20.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    for (pi, &mk) in markups.iter().enumerate() {
+        let y0 = panel_h * pi as f64;
+        let _ = writeln!(
+            s,
+            "<text x=\"10\" y=\"{:.0}\" font-size=\"13\" font-weight=\"bold\">Tail making $100/month under relevance (in brackets: fair), markup median {mk}, {} hosting; red outline: a majority</text>",
+            y0 + 22.0,
+            r.grid_regime.name()
+        );
+        for (ti, &t) in traffic.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{t:.0} visits/day</text>",
+                left + cw * (ti as f64 + 0.5),
+                y0 + top - 8.0
+            );
+        }
+        for (ci, &c) in conc.iter().enumerate() {
+            let y = y0 + top + ch * ci as f64;
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">concentration {c}</text>",
+                left - 8.0,
+                y + ch / 2.0 + 4.0
+            );
+            for (ti, &t) in traffic.iter().enumerate() {
+                let at = |fair: bool| {
+                    r.grid.iter().find(|p| {
+                        p.markup == mk
+                            && p.traffic == t
+                            && p.concentration == c
+                            && (matches!(p.policy, super::StudyPolicy::Fair { .. }) == fair)
+                            && (fair || p.policy == super::StudyPolicy::Relevance)
+                    })
+                };
+                let Some(rel) = at(false) else { continue };
+                let e = rel.tail_viable[k];
+                let v = if e.mean.is_finite() {
+                    e.mean.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                // White (0) to dark blue (1).
+                let shade = |a: f64, b: f64| (a + (b - a) * v).round() as u8;
+                let colour = format!(
+                    "#{:02x}{:02x}{:02x}",
+                    shade(255.0, 29.0),
+                    shade(255.0, 53.0),
+                    shade(255.0, 87.0)
+                );
+                let sustainable = e.lo >= 0.5;
+                let x = left + cw * ti as f64;
+                let _ = writeln!(
+                    s,
+                    "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{cw}\" height=\"{ch}\" fill=\"{colour}\" stroke=\"{}\" stroke-width=\"{}\"/>",
+                    if sustainable { "#e63946" } else { "#999" },
+                    if sustainable { 3 } else { 1 }
+                );
+                let fair = at(true).map_or(String::new(), |f| {
+                    format!(" ({:.0}%)", 100.0 * f.tail_viable[k].mean)
+                });
+                let _ = writeln!(
+                    s,
+                    "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\" fill=\"{}\">{:.0}%{fair}</text>",
+                    x + cw / 2.0,
+                    y + ch / 2.0 + 4.0,
+                    if v > 0.5 { "white" } else { "black" },
+                    100.0 * e.mean
+                );
+            }
+        }
+    }
+    s.push_str("</svg>\n");
+    s
 }
 
 /// Horizontal bars of each factor's mu* (largest on top), with sigma as a
@@ -304,6 +474,8 @@ mod tests {
             grid_visits_per_day: 10,
             grid_traffic: vec![20.0],
             grid_concentration: vec![1.0],
+            upper_visits: 20,
+            upper_threshold_usd: 0.01,
             threads: 1,
             sensitivity_trajectories: 2,
             ..StudyOptions::quick()
@@ -323,7 +495,34 @@ mod tests {
         for f in &listed {
             assert!(report.contains(&format!("]({f})")), "{f} not linked");
         }
-        assert!(!report.contains("frontier.svg"));
-        assert!(listed.contains(&"tornado.svg".to_string()));
+        for f in ["tornado.svg", "frontier.svg", "phase.svg"] {
+            assert!(listed.contains(&f.to_string()), "{f} not written");
+        }
+        // The strategic stage's fixed-price, copying supply runs the
+        // headline's worlds and dice (the same seeds): its figures are the
+        // headline's either cell's, and its paired difference is zero.
+        for c in r
+            .supply
+            .iter()
+            .filter(|c| !c.repricing && !c.seeking_entrants)
+        {
+            let h = r
+                .cells
+                .iter()
+                .find(|h| h.regime == Regime::Either && h.policy == c.policy)
+                .expect("a headline cell");
+            let end = h.periods.last().unwrap();
+            assert_eq!(c.end.tail_viable[0].mean, end.tail_viable[0].mean);
+            assert_eq!(c.welfare.mean, h.figures.welfare.mean);
+            assert_eq!(c.vs_fixed.tail_viable[0].mean, 0.0);
+        }
+        assert_eq!(r.supply.len(), 4 * 3);
+        // The validation's target: the top 1% of 6 models is 1 model (the
+        // share rounds up), the one with 50 of the 150 downloads.
+        let v = r.validation.as_ref().expect("validation");
+        assert!((v.target - 50.0 / 150.0).abs() < 1e-12);
+        assert!(
+            report.contains("**Validation: PASS.**") || report.contains("**Validation: FAIL.**")
+        );
     }
 }

@@ -127,15 +127,24 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
         r.visits_per_second,
         r.threads
     );
+    validation_section(&mut s, r);
     let _ = writeln!(s, "## The answer\n\n{}\n", super::answer::answer(r));
     world_section(&mut s, r);
     settling_section(&mut s, r);
     income_section(&mut s, r);
     users_section(&mut s, r);
     tuning_section(&mut s, r);
+    supply_section(&mut s, r);
+    upper_section(&mut s, r);
     grid_section(&mut s, r);
     other_section(&mut s, r);
     sensitivity_section(&mut s, r);
+    if !r.stage_seconds.is_empty() {
+        let _ = writeln!(s, "\n## Run time by stage\n");
+        for (name, secs) in &r.stage_seconds {
+            let _ = writeln!(s, "- {name}: {secs:.0} s");
+        }
+    }
     s.push_str("\n## Plots\n\n");
     for (f, what) in super::plots::plots(r) {
         let _ = writeln!(s, "- {what}: ![{what}]({f})");
@@ -146,6 +155,123 @@ pub fn report(r: &StudyResult, rev: &str, index: &Path, command: &str) -> String
         serde_json::to_string_pretty(&r.options).unwrap_or_default()
     );
     s
+}
+
+/// The validation target, read before anything else.
+fn validation_section(s: &mut String, r: &StudyResult) {
+    let Some(v) = &r.validation else {
+        let _ = writeln!(
+            s,
+            "**Validation: not run** (no popularity cell under either hosting).\n"
+        );
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "**Validation: {}.** The 2022 snapshot's top 1% of models (those with a task) hold {:.1}% of its downloads; under the popularity-era ranking ({}, {} hosting) the simulated top 1% of models take {} of paid calls (tolerance +-{:.0} points). {}\n",
+        if v.pass { "PASS" } else { "FAIL" },
+        100.0 * v.target,
+        v.policy.label(),
+        v.regime.name(),
+        pct(&v.simulated),
+        100.0 * v.tolerance,
+        if v.pass {
+            "The model reproduces the hub's concentration; its conclusions may be read under its priors."
+        } else {
+            "The model does not reproduce the hub's concentration: read its conclusions as those of a world unlike the hub's."
+        }
+    );
+}
+
+/// Strategic against non-strategic supply.
+fn supply_section(s: &mut String, r: &StudyResult) {
+    if r.supply.is_empty() {
+        return;
+    }
+    let o = &r.options;
+    let _ = writeln!(
+        s,
+        "## Strategic against non-strategic supply (either hosting)\n"
+    );
+    let _ = writeln!(
+        s,
+        "Repricing: every {} days each listed model moves its price by x{} in the direction that raised its realised profit over the last spell (floor: break-even net of the fee; cap: {} x its serverless cost). Profit-seeking entrants copy a template in proportion to its opportunity^{} (demand per candidate of its needs) instead of at random. {} replications (the reported seeds' first); the last columns are paired differences from the same policy with fixed prices and copying entrants.\n",
+        o.strategic_reprice_days,
+        o.reprice_step,
+        o.reprice_cap_markup,
+        o.strategic_entry_seeking,
+        o.strategic_seeds.min(o.seeds)
+    );
+    let k100 = o
+        .thresholds_usd
+        .iter()
+        .position(|&t| t >= 100.0)
+        .unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "| policy | prices | entrants | tail > $0 | tail {} | p50 | top-1% share | welfare | median markup | at the cap | tail > $0 vs fixed (points) | tail {} vs fixed (points) | welfare vs fixed |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        threshold(o.thresholds_usd[k100]),
+        threshold(o.thresholds_usd[k100])
+    );
+    for c in &r.supply {
+        let e = &c.end;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            c.policy.label(),
+            if c.repricing { "repricing" } else { "fixed" },
+            if c.seeking_entrants {
+                "profit-seeking"
+            } else {
+                "copying"
+            },
+            pct(&e.tail_viable[0]),
+            pct(&e.tail_viable[k100]),
+            usd(&e.tail_profit_p50),
+            pct(&e.top1pct_income_share),
+            ci(&c.welfare, 4),
+            ci(&e.median_markup, 2),
+            pct(&e.at_cap_share),
+            points(&c.vs_fixed.tail_viable[0]),
+            points(&c.vs_fixed.tail_viable[k100]),
+            pct(&c.vs_fixed.welfare_ratio)
+        );
+    }
+    s.push('\n');
+}
+
+/// The LP upper bound.
+fn upper_section(s: &mut String, r: &StudyResult) {
+    let Some(u) = &r.upper else { return };
+    let _ = writeln!(
+        s,
+        "## What any ranking could do: the upper bound (serverless)\n"
+    );
+    let _ = writeln!(
+        s,
+        "A viability-constrained matching (Mladenov et al. 2020) solved as a linear programme on one day of {} visits ({} query types, {} columns; {:.1} s): exposure shared out within each page's total, adoption and welfare bounded above by linear functions of exposure, a tail builder viable when its initial models' steady-state profit reaches ${:.0} a month (docs/study.md, Upper bound). Every relaxation loosens it: no ranking of the initial supply does better on that day. Relevance's own page under the same bound makes {:.1}% of the tail viable (the bound's model is generous; compare the policies with the bound's relevance, not with the simulation's); relevance's page is not the most welfare an allocation can give (the most is {:.2} x relevance's in the bound), so floors above 100% are shown too. Plot: `frontier.svg`.\n",
+        u.visits,
+        u.types,
+        u.columns,
+        u.seconds,
+        u.threshold_usd,
+        100.0 * u.relevance_share,
+        u.max_welfare_ratio
+    );
+    s.push_str("| welfare floor (share of relevance's, in the bound) | most tail builders viable (LP) |\n|---|---|\n");
+    for p in &u.points {
+        let _ = writeln!(
+            s,
+            "| {:.0}% | {} |",
+            100.0 * p.welfare_ratio,
+            if p.viable_share.is_finite() {
+                format!("{:.1}% ({:.0} builders)", 100.0 * p.viable_share, p.viable)
+            } else {
+                "infeasible or not solved".into()
+            }
+        );
+    }
+    s.push('\n');
 }
 
 /// The world: hub, coverage, entrants, prices, design.
@@ -366,41 +492,56 @@ fn tuning_section(s: &mut String, r: &StudyResult) {
     s.push('\n');
 }
 
-/// The traffic x concentration grid.
+/// The traffic x concentration x margin grid.
 fn grid_section(s: &mut String, r: &StudyResult) {
     let o = &r.options;
     let _ = writeln!(
         s,
-        "## Traffic and demand concentration ({} hosting)\n",
+        "## Traffic, demand concentration and margin ({} hosting)\n",
         r.grid_regime.name()
     );
     let _ = writeln!(
         s,
-        "At the end of the last period ({} replications each, the reported seeds; at most {} simulated visits a day, each above one real visit standing for a block of adopters whose calls are summed and churn fluidly). Concentration: demand per query type ~ (1 + downloads)^c. The last column: the policy's paired difference from relevance at the same point, in points of tail builders making a profit.\n",
-        o.grid_seeds, o.grid_visits_per_day
+        "At the end of the last period ({} replications each, the reported seeds; at most {} simulated visits a day, each above one real visit standing for a block of adopters whose calls are summed and churn fluidly). Concentration: demand per query type ~ (1 + downloads)^c. Margin: the markup prior's median. {} The last columns: the policy's paired difference from relevance at the same point (points of tail builders making a profit; welfare). Phase diagram: `phase.svg`.\n",
+        o.grid_seeds,
+        o.grid_visits_per_day,
+        if o.grid_retune {
+            format!("Fair is re-tuned in every cell on {} tuning replications to lose at most {:.0}% of relevance's welfare there.", o.sweep_seeds, 100.0 * o.target_loss)
+        } else {
+            "Fair keeps the headline's tuned knob in every cell.".to_string()
+        }
     );
     let heads: Vec<String> = o.thresholds_usd.iter().map(|&t| threshold(t)).collect();
     let _ = writeln!(
         s,
-        "| policy | concentration | traffic (visits/day) | {} | covers an instance | active builders making a profit | vs relevance |\n|---|---|---|{}---|---|---|",
+        "| policy | markup | concentration | traffic (visits/day) | {} | covers an instance | welfare | nDCG@10 | vs relevance (points) | welfare vs relevance |\n|---|---|---|---|{}---|---|---|---|---|",
         heads.join(" | "),
         "---|".repeat(heads.len())
     );
     for p in &r.grid {
         let v: Vec<String> = p.tail_viable.iter().map(pct).collect();
+        let rel = p.policy == super::StudyPolicy::Relevance;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             p.policy.label(),
+            if p.tuned_here { " (tuned here)" } else { "" },
+            p.markup,
             p.concentration,
             p.traffic,
             v.join(" | "),
             pct(&p.tail_covers_dedicated),
-            pct(&p.viable_active_share),
-            if p.policy == super::StudyPolicy::Relevance {
-                "".into()
+            ci(&p.welfare, 4),
+            ci(&p.ndcg10, 4),
+            if rel {
+                String::new()
             } else {
                 points(&p.vs_relevance)
+            },
+            if rel {
+                String::new()
+            } else {
+                pct(&p.welfare_ratio)
             }
         );
     }

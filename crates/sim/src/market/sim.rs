@@ -221,6 +221,12 @@ pub struct Outcome {
     pub model_exposure: Vec<f64>,
     #[serde(skip)]
     pub model_income: Vec<f64>,
+    /// Each model's price at the end (it moves only when builders reprice).
+    #[serde(skip)]
+    pub model_price: Vec<f64>,
+    /// The top 1% of models' share of paid calls over the run (models
+    /// entered by its end): the validation target's simulated side.
+    pub top1pct_model_call_share: f64,
     #[serde(skip)]
     pub model_exit_day: Vec<Option<u32>>,
     #[serde(skip)]
@@ -313,14 +319,33 @@ pub fn fair_scores(
     pages: u64,
     lambda: f64,
 ) {
-    let ratio = |m: usize| (seen[m] && merit[m] > 0.0).then(|| x[m] / merit[m]);
-    let max = cands
-        .iter()
-        .filter_map(|c| ratio(c.item as usize))
-        .fold(f64::NEG_INFINITY, f64::max);
+    fair_scores_with(cands, x, merit, seen, pages, lambda, &mut Vec::new());
+}
+
+/// [`fair_scores`] with a buffer for the ratios, so each candidate's book is
+/// read once (the study's path, on every visit).
+pub fn fair_scores_with(
+    cands: &mut [Scored],
+    x: &[f64],
+    merit: &[f64],
+    seen: &[bool],
+    pages: u64,
+    lambda: f64,
+    ratios: &mut Vec<Option<f64>>,
+) {
+    ratios.clear();
+    let mut max = f64::NEG_INFINITY;
+    for c in cands.iter() {
+        let m = c.item as usize;
+        let r = (seen[m] && merit[m] > 0.0).then(|| x[m] / merit[m]);
+        if let Some(r) = r {
+            max = f64::max(max, r);
+        }
+        ratios.push(r);
+    }
     let tau = pages as f64;
-    for c in cands.iter_mut() {
-        let err = ratio(c.item as usize).map_or(0.0, |r| tau * (max - r).max(0.0));
+    for (c, r) in cands.iter_mut().zip(ratios.iter()) {
+        let err = r.map_or(0.0, |r| tau * (max - r).max(0.0));
         c.score += lambda * err;
     }
 }

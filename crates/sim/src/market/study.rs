@@ -32,6 +32,8 @@ pub struct Figures {
     pub median_days_to_first_call: Estimate,
     pub entrants_called_share: Estimate,
     pub tail_exposure_share: Estimate,
+    /// The top 1% of models' share of paid calls (the validation target).
+    pub top1pct_model_call_share: Estimate,
 }
 
 impl Figures {
@@ -53,6 +55,7 @@ impl Figures {
             median_days_to_first_call: f(|o| o.median_days_to_first_call),
             entrants_called_share: f(|o| o.entrants_called_share),
             tail_exposure_share: f(|o| o.tail_exposure_share),
+            top1pct_model_call_share: f(|o| o.top1pct_model_call_share),
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct PeriodEstimates {
     pub top10pct_income_share: Estimate,
     pub listed_share: Estimate,
     pub dedicated_share: Estimate,
+    pub median_markup: Estimate,
+    pub at_cap_share: Estimate,
 }
 
 impl PeriodEstimates {
@@ -96,6 +101,8 @@ impl PeriodEstimates {
             top10pct_income_share: f(&|p| p.top10pct_income_share),
             listed_share: f(&|p| p.listed_share),
             dedicated_share: f(&|p| p.dedicated_share),
+            median_markup: f(&|p| p.median_markup),
+            at_cap_share: f(&|p| p.at_cap_share),
         }
     }
 }
@@ -113,7 +120,7 @@ pub struct Paired {
 }
 
 impl Paired {
-    fn of(runs: &[Outcome], reference: &[Outcome]) -> Paired {
+    pub(super) fn of(runs: &[Outcome], reference: &[Outcome]) -> Paired {
         let d = |g: &dyn Fn(&Outcome) -> f64| {
             estimate(
                 &runs
@@ -193,18 +200,59 @@ pub struct Tuned {
     pub binding: bool,
 }
 
-/// One point of the traffic x concentration grid.
+/// One point of the traffic x concentration x margin grid.
 #[derive(Debug, Clone, Serialize)]
 pub struct GridPoint {
     pub policy: StudyPolicy,
     pub traffic: f64,
     pub concentration: f64,
+    /// The markup prior's median (the margin axis).
+    pub markup: f64,
+    /// Whether the policy was tuned in this cell (on the tuning seeds).
+    pub tuned_here: bool,
+    pub welfare: Estimate,
+    pub ndcg10: Estimate,
+    /// Welfare relative to relevance's at the same point, paired.
+    pub welfare_ratio: Estimate,
     /// Per threshold of `thresholds_usd`.
     pub tail_viable: Vec<Estimate>,
     pub tail_covers_dedicated: Estimate,
     pub viable_active_share: Estimate,
     /// Tail viable ($0) minus relevance's at the same point, paired.
     pub vs_relevance: Estimate,
+}
+
+/// One policy under one kind of supply (docs/study.md, Strategic builders).
+#[derive(Debug, Clone, Serialize)]
+pub struct SupplyCell {
+    pub policy: StudyPolicy,
+    pub regime: Regime,
+    /// Builders reprice toward profit (else prices stay fixed).
+    pub repricing: bool,
+    /// Entrants choose niches by opportunity (else they copy at random).
+    pub seeking_entrants: bool,
+    /// At the end of the last period.
+    pub end: PeriodEstimates,
+    pub welfare: Estimate,
+    pub ndcg10: Estimate,
+    /// Against the same policy with fixed prices and copying entrants,
+    /// paired by replication.
+    pub vs_fixed: Paired,
+}
+
+/// The validation target (docs/study.md, Calibration): the simulated
+/// concentration of calls under the popularity-era ranking against the
+/// 2022 snapshot's concentration of downloads.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    /// The top 1% of models' share of 2022 downloads (models with a task).
+    pub target: f64,
+    /// The top 1% of models' share of simulated calls.
+    pub simulated: Estimate,
+    pub policy: StudyPolicy,
+    pub regime: Regime,
+    pub tolerance: f64,
+    pub pass: bool,
 }
 
 /// Everything the report shows.
@@ -221,6 +269,13 @@ pub struct StudyResult {
     pub cells: Vec<Cell>,
     pub grid_regime: Regime,
     pub grid: Vec<GridPoint>,
+    /// Strategic against non-strategic supply.
+    pub supply: Vec<SupplyCell>,
+    /// The LP upper bound (serverless), when asked for.
+    pub upper: Option<super::upper::Frontier>,
+    pub validation: Option<Validation>,
+    /// Seconds per stage, for the run-time estimate.
+    pub stage_seconds: Vec<(String, f64)>,
     /// The Morris screening of the priors (when asked for).
     pub sensitivity: Option<super::sensitivity::Sensitivity>,
     pub visits: u64,
@@ -354,7 +409,14 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
         visits: AtomicU64::new(0),
     };
     let threads = rayon::current_num_threads();
+    let mut stage_seconds: Vec<(String, f64)> = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str| {
+        stage_seconds.push((name.to_string(), clock.elapsed().as_secs_f64()));
+        clock = Instant::now();
+    };
     let sweep = sweep(&runner);
+    lap("sweep");
     let tuned = tune(o, &sweep);
     progress(&format!(
         "tuned: {}",
@@ -365,8 +427,22 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             .join(", ")
     ));
     let cells = headline(&runner, &tuned);
+    lap("headline");
+    let validation = validate(base, o, &cells);
+    let supply = supply(&runner, &tuned);
+    lap("strategic supply");
+    let world0 = World::sample(base, o, o.seed);
+    let upper = (o.upper_visits > 0).then(|| {
+        progress(&format!(
+            "upper bound: LP on a day of {} visits",
+            o.upper_visits
+        ));
+        super::upper::frontier(&world0, o, o.traffic, o.upper_threshold_usd)
+    });
+    lap("upper bound");
     let grid_regime = Regime::Either;
     let grid = grid(&runner, &tuned, grid_regime);
+    lap("grid");
     let sensitivity = (o.sensitivity_trajectories > 0).then(|| {
         progress(&format!(
             "sensitivity: {} Morris trajectories",
@@ -374,7 +450,7 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
         ));
         super::sensitivity::screen(base, o, o.sensitivity_trajectories)
     });
-    let world0 = World::sample(base, o, o.seed);
+    lap("sensitivity");
     let seconds = runner.started.elapsed().as_secs_f64();
     let visits = runner.visits.load(Ordering::Relaxed);
     let entrants = &world0.models[world0.initial_models..];
@@ -395,6 +471,10 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
         cells,
         grid_regime,
         grid,
+        supply,
+        upper,
+        validation,
+        stage_seconds,
         sensitivity,
         visits,
         seconds,
@@ -592,64 +672,354 @@ fn cell_of(
     }
 }
 
-/// 4. The grid: traffic x demand concentration, under `grid_regime`.
+/// The validation target: the top 1% of models' share of 2022 downloads
+/// (the index's models with a task) against their share of simulated calls
+/// under the hub's default popularity ranking, `either` hosting.
+fn validate(base: &Base, o: &StudyOptions, cells: &[Cell]) -> Option<Validation> {
+    let downloads: Vec<f64> = base.models.iter().map(|m| m.downloads).collect();
+    let target = hubsearch_rank::concentration::top_fraction_share(&downloads, 0.01);
+    let cell = cells
+        .iter()
+        .find(|c| c.regime == Regime::Either && c.policy == HUB_DEFAULT)?;
+    let simulated = cell.figures.top1pct_model_call_share;
+    Some(Validation {
+        target,
+        simulated,
+        policy: cell.policy,
+        regime: cell.regime,
+        tolerance: o.validation_tolerance,
+        pass: simulated.mean.is_finite()
+            && (simulated.mean - target).abs() <= o.validation_tolerance,
+    })
+}
+
+/// The policies of the strategic comparison and the grid: relevance, the
+/// hub's default and the tuned fair of `regime`.
+fn compared(tuned: &[Tuned], regime: Regime) -> Vec<StudyPolicy> {
+    let mut v = vec![StudyPolicy::Relevance, HUB_DEFAULT];
+    v.extend(
+        tuned
+            .iter()
+            .find(|t| t.regime == regime && matches!(t.policy, StudyPolicy::Fair { .. }))
+            .map(|t| t.policy),
+    );
+    v
+}
+
+/// 4. Strategic against non-strategic supply (`either` hosting, the first
+///    `strategic_seeds` reported seeds): fixed prices or repricing builders,
+///    copying or profit-seeking entrants, each policy paired with itself
+///    under fixed prices and copying entrants.
+fn supply(runner: &Runner, tuned: &[Tuned]) -> Vec<SupplyCell> {
+    let o = runner.o;
+    if o.strategic_seeds == 0 {
+        return Vec::new();
+    }
+    let regime = Regime::Either;
+    let jobs: Vec<Job> = compared(tuned, regime)
+        .into_iter()
+        .map(|policy| Job { policy, regime })
+        .collect();
+    let variants = [(false, false), (true, false), (false, true), (true, true)];
+    let mut runs: Vec<Vec<Vec<Outcome>>> = Vec::new();
+    for &(repricing, seeking) in &variants {
+        let opts = StudyOptions {
+            reprice_days: if repricing {
+                o.strategic_reprice_days
+            } else {
+                0
+            },
+            entry_seeking: if seeking {
+                o.strategic_entry_seeking
+            } else {
+                o.entry_seeking
+            },
+            ..o.clone()
+        };
+        runs.push(runner.replicate(&Batch {
+            opts: &opts,
+            jobs: &jobs,
+            seeds: o.strategic_seeds.min(o.seeds.max(1)),
+            first_seed: o.seed,
+            visits_per_day: o.visits_per_day,
+            traffic: o.traffic,
+            what: &format!("strategic supply (repricing {repricing}, seeking entrants {seeking})"),
+        }));
+    }
+    let mut cells = Vec::new();
+    for (v, &(repricing, seeking)) in variants.iter().enumerate() {
+        for (j, job) in jobs.iter().enumerate() {
+            let r = &runs[v][j];
+            let n_periods = r.iter().map(|x| x.periods.len()).min().unwrap_or(0);
+            if n_periods == 0 {
+                continue;
+            }
+            cells.push(SupplyCell {
+                policy: job.policy,
+                regime,
+                repricing,
+                seeking_entrants: seeking,
+                end: PeriodEstimates::of(r, n_periods - 1),
+                welfare: estimate(&r.iter().map(|x| x.welfare).collect::<Vec<_>>()),
+                ndcg10: estimate(&r.iter().map(|x| x.ndcg10).collect::<Vec<_>>()),
+                vs_fixed: Paired::of(r, &runs[0][j]),
+            });
+        }
+    }
+    cells
+}
+
+/// 5. The grid: traffic x demand concentration x margin (the markup
+///    prior's median), under `grid_regime`; fair re-tuned in every cell on
+///    the tuning seeds (unless `grid_retune` is off).
 fn grid(runner: &Runner, tuned: &[Tuned], grid_regime: Regime) -> Vec<GridPoint> {
     let o = runner.o;
-    let fair = tuned
-        .iter()
-        .find(|t| t.regime == grid_regime && matches!(t.policy, StudyPolicy::Fair { .. }))
-        .map(|t| t.policy);
-    let mut grid_policies = vec![StudyPolicy::Relevance, HUB_DEFAULT];
-    grid_policies.extend(fair);
-    let jobs: Vec<Job> = grid_policies
-        .iter()
-        .map(|&policy| Job {
-            policy,
-            regime: grid_regime,
-        })
-        .collect();
+    let headline_policies = compared(tuned, grid_regime);
     let mut grid = Vec::new();
-    for &c in &o.grid_concentration {
-        for &t in &o.grid_traffic {
-            let opts = StudyOptions {
-                concentration: c,
-                ..o.clone()
-            };
-            let outs = runner.replicate(&Batch {
-                opts: &opts,
-                jobs: &jobs,
-                seeds: o.grid_seeds.max(1),
-                first_seed: o.seed,
-                visits_per_day: o.grid_visits_per_day.min(t.max(1.0) as usize).max(1),
-                traffic: t,
-                what: &format!("grid traffic {t} concentration {c}"),
-            });
-            for (job, runs) in jobs.iter().zip(&outs) {
-                let last = |r: &Outcome| r.periods.last().cloned().unwrap_or_default();
-                let est =
-                    |g: &dyn Fn(&Outcome) -> f64| estimate(&runs.iter().map(g).collect::<Vec<_>>());
-                let thresholds = o.thresholds_usd.len();
-                grid.push(GridPoint {
-                    policy: job.policy,
-                    traffic: t,
+    let markups = if o.grid_markups.is_empty() {
+        vec![o.markup_median]
+    } else {
+        o.grid_markups.clone()
+    };
+    for &mk in &markups {
+        for &c in &o.grid_concentration {
+            for &t in &o.grid_traffic {
+                let opts = StudyOptions {
                     concentration: c,
-                    tail_viable: (0..thresholds)
-                        .map(|k| est(&|r| last(r).tail_viable.get(k).copied().unwrap_or(f64::NAN)))
-                        .collect(),
-                    tail_covers_dedicated: est(&|r| last(r).tail_covers_dedicated),
-                    viable_active_share: est(&|r| last(r).viable_active_share),
-                    vs_relevance: estimate(
-                        &runs
-                            .iter()
-                            .zip(&outs[0])
-                            .map(|(a, b)| a.tail_viable_share - b.tail_viable_share)
-                            .collect::<Vec<_>>(),
-                    ),
+                    markup_median: mk,
+                    ..o.clone()
+                };
+                let visits_per_day = o.grid_visits_per_day.min(t.max(1.0) as usize).max(1);
+                let mut policies = headline_policies.clone();
+                let mut tuned_here = false;
+                if o.grid_retune && !o.fair_lambdas.is_empty() {
+                    let mut jobs = vec![Job {
+                        policy: StudyPolicy::Relevance,
+                        regime: grid_regime,
+                    }];
+                    jobs.extend(o.fair_lambdas.iter().map(|&lambda| Job {
+                        policy: StudyPolicy::Fair { lambda },
+                        regime: grid_regime,
+                    }));
+                    let outs = runner.replicate(&Batch {
+                        opts: &opts,
+                        jobs: &jobs,
+                        seeds: o.sweep_seeds.max(1),
+                        first_seed: o.seed + o.tune_seed_offset,
+                        visits_per_day,
+                        traffic: t,
+                        what: &format!("grid tuning: traffic {t} concentration {c} markup {mk}"),
+                    });
+                    let reference = finite_mean(&outs[0], |x| x.welfare).max(f64::MIN_POSITIVE);
+                    let points: Vec<(f64, f64)> = o
+                        .fair_lambdas
+                        .iter()
+                        .zip(&outs[1..])
+                        .map(|(&l, r)| (l, 1.0 - finite_mean(r, |x| x.welfare) / reference))
+                        .collect();
+                    let mut points = points;
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let (k, _, _) = interpolate_knob(&points, o.target_loss);
+                    policies.retain(|p| !matches!(p, StudyPolicy::Fair { .. }));
+                    policies.push(StudyPolicy::Fair { lambda: k });
+                    tuned_here = true;
+                }
+                let jobs: Vec<Job> = policies
+                    .iter()
+                    .map(|&policy| Job {
+                        policy,
+                        regime: grid_regime,
+                    })
+                    .collect();
+                let outs = runner.replicate(&Batch {
+                    opts: &opts,
+                    jobs: &jobs,
+                    seeds: o.grid_seeds.max(1),
+                    first_seed: o.seed,
+                    visits_per_day,
+                    traffic: t,
+                    what: &format!("grid traffic {t} concentration {c} markup {mk}"),
                 });
+                for (job, runs) in jobs.iter().zip(&outs) {
+                    let last = |r: &Outcome| r.periods.last().cloned().unwrap_or_default();
+                    let est = |g: &dyn Fn(&Outcome) -> f64| {
+                        estimate(&runs.iter().map(g).collect::<Vec<_>>())
+                    };
+                    let paired = |g: &dyn Fn(&Outcome) -> f64| {
+                        estimate(
+                            &runs
+                                .iter()
+                                .zip(&outs[0])
+                                .map(|(a, b)| g(a) - g(b))
+                                .collect::<Vec<_>>(),
+                        )
+                    };
+                    let thresholds = o.thresholds_usd.len();
+                    grid.push(GridPoint {
+                        policy: job.policy,
+                        traffic: t,
+                        concentration: c,
+                        markup: mk,
+                        tuned_here: tuned_here && matches!(job.policy, StudyPolicy::Fair { .. }),
+                        welfare: est(&|r| r.welfare),
+                        ndcg10: est(&|r| r.ndcg10),
+                        welfare_ratio: estimate(
+                            &runs
+                                .iter()
+                                .zip(&outs[0])
+                                .map(|(a, b)| a.welfare / b.welfare - 1.0)
+                                .collect::<Vec<_>>(),
+                        ),
+                        tail_viable: (0..thresholds)
+                            .map(|k| {
+                                est(&|r| last(r).tail_viable.get(k).copied().unwrap_or(f64::NAN))
+                            })
+                            .collect(),
+                        tail_covers_dedicated: est(&|r| last(r).tail_covers_dedicated),
+                        viable_active_share: est(&|r| last(r).viable_active_share),
+                        vs_relevance: paired(&|r| r.tail_viable_share),
+                    });
+                }
             }
         }
     }
     grid
+}
+
+/// The full study's run time, extrapolated from one timed run of each kind
+/// (docs/study.md, Run time).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunTimeEstimate {
+    /// Per stage: its runs of each kind, seconds per run, seconds in all
+    /// on one thread.
+    pub stages: Vec<(String, usize, f64, f64)>,
+    /// Threads the runs would share.
+    pub threads: usize,
+    /// Wall-clock seconds on them (runs spread evenly over the threads).
+    pub seconds: f64,
+}
+
+/// Time one run of each kind the study is made of under `o` (a static
+/// policy and FairCo at the headline's size, both again at the grid's, one
+/// LP day), on one thread, and extrapolate to the design's run counts.
+pub fn estimate_run_time(
+    base: &Base,
+    o: &StudyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> RunTimeEstimate {
+    let world = World::sample(base, o, o.seed);
+    let timed = |policy: StudyPolicy, visits_per_day: usize, traffic: f64| -> f64 {
+        let spec = RunSpec {
+            policy,
+            regime: Regime::Either,
+            behaviour_seed: o.seed + 1000,
+            visits_per_day,
+            traffic,
+            feedback: true,
+            days: o.horizon_days(),
+            pilot_days: o.pilot_days,
+        };
+        let t = Instant::now();
+        let _ = run(&world, o, &spec);
+        let secs = t.elapsed().as_secs_f64();
+        progress(&format!(
+            "timed one run: {} at {visits_per_day} visits a day: {secs:.1} s",
+            policy.label()
+        ));
+        secs
+    };
+    let fair = StudyPolicy::Fair { lambda: 1e-3 };
+    let stat = timed(StudyPolicy::Relevance, o.visits_per_day, o.traffic);
+    let dynm = timed(fair, o.visits_per_day, o.traffic);
+    let gvis = o.grid_visits_per_day.max(1);
+    let g_traffic = o.grid_traffic.iter().copied().fold(o.traffic, f64::max);
+    let g_stat = timed(StudyPolicy::Relevance, gvis, g_traffic);
+    let g_dyn = timed(fair, gvis, g_traffic);
+    let lp = {
+        let t = Instant::now();
+        if o.upper_visits > 0 {
+            let f = super::upper::frontier(&world, o, o.traffic, o.upper_threshold_usd);
+            progress(&format!(
+                "timed the LP: {} columns, {} floors: {:.1} s",
+                f.columns,
+                f.points.len(),
+                f.seconds
+            ));
+        }
+        t.elapsed().as_secs_f64()
+    };
+    let regimes = REGIMES.len();
+    let static_sweep = 1 + o.alphas.len() + o.betas.len();
+    let dynamic_sweep = o.fair_lambdas.len() + o.impact_lambdas.len() + o.temperatures.len();
+    let sweep_s = regimes * o.sweep_seeds.max(1);
+    let seeds = o.seeds.max(1);
+    let strategic = o.strategic_seeds.min(seeds);
+    let cells = o.grid_markups.len().max(1) * o.grid_concentration.len() * o.grid_traffic.len();
+    let retune = if o.grid_retune { 1 } else { 0 };
+    let mut stages: Vec<(String, usize, f64, f64)> = vec![
+        (
+            "sweep, static policies".into(),
+            static_sweep * sweep_s,
+            stat,
+            0.0,
+        ),
+        (
+            "sweep, per-visit policies".into(),
+            dynamic_sweep * sweep_s,
+            dynm,
+            0.0,
+        ),
+        // Relevance, the hub's default, tuned popularity and tail boost
+        // (static); tuned fair, fair-impact and stochastic (per visit).
+        ("headline, static".into(), regimes * 4 * seeds, stat, 0.0),
+        ("headline, per-visit".into(), regimes * 3 * seeds, dynm, 0.0),
+        (
+            "strategic supply, static".into(),
+            4 * 2 * strategic,
+            stat,
+            0.0,
+        ),
+        (
+            "strategic supply, per-visit".into(),
+            4 * strategic,
+            dynm,
+            0.0,
+        ),
+        ("upper bound LP".into(), 1, lp, 0.0),
+        (
+            "grid, static (and tuning's relevance)".into(),
+            cells * (2 * o.grid_seeds.max(1) + retune * o.sweep_seeds.max(1)),
+            g_stat,
+            0.0,
+        ),
+        (
+            "grid, per-visit (and fair's re-tuning)".into(),
+            cells * (o.grid_seeds.max(1) + retune * o.fair_lambdas.len() * o.sweep_seeds.max(1)),
+            g_dyn,
+            0.0,
+        ),
+        (
+            "sensitivity".into(),
+            o.sensitivity_trajectories * (super::sensitivity::factors().len() + 1),
+            stat,
+            0.0,
+        ),
+    ];
+    for st in &mut stages {
+        st.3 = st.1 as f64 * st.2;
+    }
+    let threads = if o.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        o.threads
+    };
+    let lp_total = lp;
+    let parallel: f64 = stages.iter().map(|s| s.3).sum::<f64>() - lp_total;
+    RunTimeEstimate {
+        seconds: parallel / threads as f64 + lp_total,
+        stages,
+        threads,
+    }
 }
 
 /// Mean of `g` over `xs`, its non-finite values left out (0 when none).

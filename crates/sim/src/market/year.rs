@@ -72,6 +72,9 @@ struct Terms {
     pilot: usize,
     /// Fluid calls below half a median adopter's are dropped.
     fluid_floor: f64,
+    /// Repricing: each model's price floor (break-even net of the fee on
+    /// serverless) and cap (`reprice_cap_markup` x its serverless cost).
+    price_bounds: Vec<(f64, f64)>,
 }
 
 impl Terms {
@@ -125,7 +128,22 @@ impl Terms {
                 .collect(),
             pilot: spec.pilot_days,
             fluid_floor: 0.5 * o.calls_per_day_median,
+            price_bounds: world
+                .models
+                .iter()
+                .map(|m| {
+                    let c = serverless_cost(o, m.params_m);
+                    let floor = c / (1.0 - o.platform_fee).max(1e-9);
+                    (floor, (c * o.reprice_cap_markup).max(floor))
+                })
+                .collect(),
         }
+    }
+
+    /// Model `m` now charges `price`: its net price and its utility follow.
+    fn set_price(&mut self, m: usize, price: f64, o: &StudyOptions) {
+        self.money[m].net_price = price * (1.0 - o.platform_fee);
+        self.price_util[m] = -o.price_weight * (price / o.reference_price_usd).ln();
     }
 
     /// A model's cost per call and fixed cost per day on its hosting.
@@ -177,6 +195,14 @@ struct Models {
     merit: Vec<f64>,
     impact: Vec<f64>,
     seen: Vec<bool>,
+    /// Paid calls over the counted days (the validation's concentration).
+    calls_total: Vec<f64>,
+    /// Repricing: the price now, the direction of the next move (+1 up,
+    /// -1 down), the profit of the current spell and of the last one.
+    price: Vec<f64>,
+    direction: Vec<f64>,
+    spell_profit: Vec<f64>,
+    last_spell: Vec<f64>,
 }
 
 impl Models {
@@ -207,6 +233,11 @@ impl Models {
             merit: z(),
             impact: z(),
             seen: vec![false; n],
+            calls_total: z(),
+            price: world.models.iter().map(|m| m.price).collect(),
+            direction: vec![1.0; n],
+            spell_profit: z(),
+            last_spell: vec![f64::NAN; n],
         }
     }
 
@@ -214,6 +245,8 @@ impl Models {
     fn clear_books(&mut self, m: usize) {
         self.ring[m * WINDOW..(m + 1) * WINDOW].fill([0.0; 3]);
         self.trailing[m] = [0.0; 3];
+        self.spell_profit[m] = 0.0;
+        self.last_spell[m] = f64::NAN;
     }
 }
 
@@ -250,6 +283,8 @@ struct Scratch {
     scored: Vec<Scored>,
     /// The visit's page: indices into its type's candidates.
     page: Vec<u32>,
+    /// FairCo's exposure-to-merit ratio per candidate of the visit.
+    ratios: Vec<Option<f64>>,
 }
 
 /// One run of `world` under `spec`, in progress.
@@ -305,6 +340,7 @@ impl<'a> Year<'a> {
                 order: Vec::with_capacity(spec.visits_per_day),
                 scored: Vec::new(),
                 page: Vec::with_capacity(page_len),
+                ratios: Vec::new(),
             },
         }
     }
@@ -346,6 +382,10 @@ impl<'a> Year<'a> {
             for (v, t) in b.profit_days.iter_mut().zip(&b.all) {
                 v.push(t.1);
             }
+        }
+        let r = self.o.reprice_days;
+        if r > 0 && (d + 1) % r == 0 {
+            self.reprice(g);
         }
         self.record_day(adoptions, active_models);
         if (d + 1) % self.o.days.max(1) == 0 || d + 1 == self.spec.days {
@@ -389,7 +429,9 @@ impl<'a> Year<'a> {
                 md.trailing[m][k] += today[k] - slot[k];
             }
             *slot = today;
+            md.spell_profit[m] += today[0];
             if counting {
+                md.calls_total[m] += calls;
                 md.income[m] += revenue;
                 md.income_period[m] += revenue;
                 self.tally.calls += calls;
@@ -523,6 +565,44 @@ impl<'a> Year<'a> {
         active_models
     }
 
+    /// Builders reprice (docs/study.md, Strategic builders): every listed
+    /// model at least one spell old compares the profit of the spell just
+    /// ended with the one before (at the previous price); a fall reverses
+    /// its direction, a spell without calls after one without calls points
+    /// it down (no sales: cut the price); then it moves its price by the
+    /// step in that direction, within its floor and cap. A finite-difference
+    /// sign-gradient step on realised profit.
+    fn reprice(&mut self, g: usize) {
+        let o = self.o;
+        let step = o.reprice_step.max(1.0);
+        let span = o.reprice_days as u32;
+        for m in 0..self.models.active.len() {
+            let md = &mut self.models;
+            if !md.active[m] {
+                md.spell_profit[m] = 0.0;
+                md.last_spell[m] = f64::NAN;
+                continue;
+            }
+            let now = std::mem::take(&mut md.spell_profit[m]);
+            if (g as u32 + 1).saturating_sub(md.listed[m]) < span {
+                continue;
+            }
+            let before = md.last_spell[m];
+            if before.is_finite() {
+                if now < before {
+                    md.direction[m] = -md.direction[m];
+                } else if now == 0.0 && before == 0.0 {
+                    md.direction[m] = -1.0;
+                }
+            }
+            md.last_spell[m] = now;
+            let (lo, hi) = self.terms.price_bounds[m];
+            let p = (md.price[m] * step.powf(md.direction[m])).clamp(lo, hi);
+            md.price[m] = p;
+            self.terms.set_price(m, p, o);
+        }
+    }
+
     /// Tomorrow's entrants are listed (serverless under `either`: they
     /// have no volume yet).
     fn admit_entrants(&mut self, g: usize, d: usize) {
@@ -572,6 +652,19 @@ impl<'a> Year<'a> {
             thresholds: &self.o.thresholds_usd,
             visits: self.tally.period,
         });
+        let mut figures = figures;
+        let (mut markups, mut at_cap) = (Vec::new(), 0usize);
+        for m in 0..md.active.len() {
+            if md.active[m] {
+                let (lo, hi) = t.price_bounds[m];
+                let cost = lo * (1.0 - self.o.platform_fee);
+                markups.push(md.price[m] / cost.max(f64::MIN_POSITIVE));
+                at_cap += usize::from(md.price[m] >= hi * (1.0 - 1e-9));
+            }
+        }
+        markups.sort_by(f64::total_cmp);
+        figures.median_markup = super::figures::quantile(&markups, 0.5);
+        figures.at_cap_share = at_cap as f64 / markups.len().max(1) as f64;
         self.tally.periods.push(figures);
         self.tally.period = Visits::default();
         self.models.income_period.fill(0.0);
@@ -639,7 +732,18 @@ impl<'a> Year<'a> {
             lorenz_income: hubsearch_rank::lorenz(&b_income, 50),
             visits: v.visits,
             model_exposure: exposure,
+            model_price: md.price.clone(),
             model_income: md.income,
+            top1pct_model_call_share: {
+                let entered: Vec<f64> = world
+                    .models
+                    .iter()
+                    .zip(&md.calls_total)
+                    .filter(|(m, _)| (m.entry_day as usize) < self.spec.days)
+                    .map(|(_, c)| *c)
+                    .collect();
+                hubsearch_rank::concentration::top_fraction_share(&entered, 0.01)
+            },
             model_exit_day: md
                 .exit_day
                 .iter()

@@ -3,7 +3,7 @@
 //! adoption by a multinomial logit with an outside option, with the
 //! visitor's expected surplus (welfare).
 
-use super::super::sim::{fair_scores, static_score, top, Dice, Scored, StudyPolicy, NEVER};
+use super::super::sim::{fair_scores_with, static_score, top, Dice, Scored, StudyPolicy, NEVER};
 use super::super::world::QueryType;
 use super::{Scratch, Stream, Year};
 
@@ -149,7 +149,12 @@ impl Year<'_> {
         let ty = &self.world.types[qt];
         let td = &self.types[qt];
         let page_len = self.terms.page_len;
-        let Scratch { scored, page, .. } = &mut self.scratch;
+        let Scratch {
+            scored,
+            page,
+            ratios,
+            ..
+        } = &mut self.scratch;
         page.clear();
         match self.spec.policy {
             StudyPolicy::Fair { lambda } | StudyPolicy::FairImpact { lambda } => {
@@ -168,7 +173,15 @@ impl Year<'_> {
                     });
                 }
                 let m = &self.models;
-                fair_scores(scored, x, &m.merit, &m.seen, self.tally.pages, lambda);
+                fair_scores_with(
+                    scored,
+                    x,
+                    &m.merit,
+                    &m.seen,
+                    self.tally.pages,
+                    lambda,
+                    ratios,
+                );
                 // Back from model to candidate index.
                 for (s, &i) in scored.iter_mut().zip(&td.active) {
                     s.item = i;
