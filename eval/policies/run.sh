@@ -24,7 +24,9 @@ for set in dev natural-dev; do
       --mode hybrid --policy "$POLICIES" --repeat 20 \
       --json "$OUT/$set-$group.json" >/dev/null
   done
-  for l in 0.0002 0.0005 0.001 0.002 0.004; do
+  # fair's lambda weighs the average per-round disparity (rounds =
+  # "average", the default; docs/ranking.md, fair).
+  for l in 0.1 0.2 0.3 0.5 0.8; do
     HUBSEARCH_RANKING__LAMBDA=$l "$BIN" --index "$INDEX" eval \
       --queries "../shared/eval/$set/queries.tsv" --qrels "../shared/eval/$set/qrels.txt" \
       --mode hybrid --policy fair --repeat 20 --json "$OUT/$set-fair-$l.json" >/dev/null

@@ -187,6 +187,9 @@ choice! {
         Group => "group",
         /// All served pages.
         Global => "global",
+        /// None: the error is FairCo's average per-round disparity itself,
+        /// so one `lambda` means the same at any traffic (docs/ranking.md).
+        Average => "average",
     }
 }
 

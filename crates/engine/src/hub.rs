@@ -5,9 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hubsearch_core::Group;
+use hubsearch_core::config::{MeritCalibration, RankingConfig};
+use hubsearch_core::{Group, Mode};
 use hubsearch_index::CandidateFacts;
-use hubsearch_rank::Candidate;
+use hubsearch_rank::{calibrated_probability, Candidate, MeritFeatures};
+
+use crate::row::Row;
 
 /// Popularity of every model in the hub at one point in time.
 #[derive(Debug, Clone, Default)]
@@ -86,7 +89,7 @@ impl HubPopularity {
     }
 
     /// What ranking knows of a card: its relevance (also its merit, until
-    /// the caller blends in logged evidence), its calls (downloads,
+    /// the caller sets the calibrated merit and blends in logged evidence), its calls (downloads,
     /// the paid calls its card reports and `ledger_calls` the ledger
     /// recorded), its popularity quantile, and its fairness group. The one
     /// place candidates are made: search, listings, the simulator and the
@@ -134,6 +137,130 @@ impl HubPopularity {
         let lo = self.sorted.partition_point(|&d| d < downloads);
         let hi = self.sorted.partition_point(|&d| d <= downloads);
         ((lo + hi) as f64 / 2.0) / n as f64
+    }
+}
+
+/// The retrieval mode a query's rows came from, read off their evidence:
+/// text and cosine evidence is hybrid, text alone is text, vector alone is
+/// vector; `None` when no row has any (a listing, which ranks without a query).
+pub fn rows_mode(rows: &[Row]) -> Option<Mode> {
+    let text = rows.iter().any(|r| r.text.is_some());
+    let vector = rows
+        .iter()
+        .any(|r| r.cosine.is_some() || r.vector.is_some());
+    match (text, vector) {
+        (true, true) => Some(Mode::Hybrid),
+        (true, false) => Some(Mode::Text),
+        (false, true) => Some(Mode::Vector),
+        (false, false) => None,
+    }
+}
+
+/// What the merit model reads of each row (docs/ranking.md, Merit): BM25
+/// over the query's best BM25, the cosine, the best rank in a retriever's
+/// own list (by score: tied hits share the last of their ranks), whether
+/// the query names it (a named card reads as text 1 and cosine 1 where the
+/// mode has them, and rank 1: it is shown first, and a shallow retrieval
+/// may have found it only by its name), and the query's breadth (the mean
+/// BM25 over the best of its first `merit_depth` text hits). None depends
+/// on how deep retrieval went, as long as it reaches `merit_depth`.
+pub fn merit_features(rows: &[Row], merit_depth: usize) -> Vec<MeritFeatures> {
+    let best = rows
+        .iter()
+        .filter_map(|r| r.text.map(|t| f64::from(t.score)))
+        .fold(0.0, f64::max);
+    let mut top: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.text.map(|t| f64::from(t.score)))
+        .collect();
+    top.sort_by(|a, b| b.total_cmp(a));
+    top.truncate(merit_depth);
+    // Each retriever's scores, best first: tied hits share the last rank of
+    // their group (however the index orders them, and wherever a shallower
+    // retrieval cuts the group).
+    let sorted = |scores: Vec<f32>| {
+        let mut v = scores;
+        v.sort_by(|a, b| b.total_cmp(a));
+        v
+    };
+    let text_scores = sorted(
+        rows.iter()
+            .filter_map(|r| r.text.map(|t| t.score))
+            .collect(),
+    );
+    let vector_scores = sorted(
+        rows.iter()
+            .filter_map(|r| r.vector.map(|v| v.score))
+            .collect(),
+    );
+    let mode = rows_mode(rows);
+    let breadth = if best > 0.0 && !top.is_empty() {
+        top.iter().map(|s| (s / best).clamp(0.0, 1.0)).sum::<f64>() / top.len() as f64
+    } else {
+        0.0
+    };
+    rows.iter()
+        .map(|r| {
+            if r.named {
+                // Named cards come first whatever the retrievers said (and a
+                // shallow retrieval may not have reached them at all).
+                return MeritFeatures {
+                    text: f64::from(u8::from(mode != Some(Mode::Vector))),
+                    cosine: f64::from(u8::from(mode != Some(Mode::Text))),
+                    rank: 1,
+                    named: true,
+                    breadth,
+                };
+            }
+            let text = match r.text {
+                Some(t) if best > 0.0 => (f64::from(t.score) / best).clamp(0.0, 1.0),
+                _ => 0.0,
+            };
+            let ranks = [
+                r.text.map(|t| tie_rank(&text_scores, t.score)),
+                r.vector.map(|v| tie_rank(&vector_scores, v.score)),
+            ];
+            let rank = ranks.into_iter().flatten().min();
+            MeritFeatures {
+                text,
+                cosine: r.cosine.map_or(0.0, |c| f64::from(c).max(0.0)),
+                rank: rank.unwrap_or(0),
+                named: false,
+                breadth,
+            }
+        })
+        .collect()
+}
+
+/// The number of `sorted` (descending) scores at least `score`: the last
+/// rank of its tie group. A tie group that a shallower retrieval cuts ranks
+/// at least as deep as the cut, so past `merit_depth` at either depth.
+fn tie_rank(sorted: &[f32], score: f32) -> usize {
+    sorted.partition_point(|s| *s >= score).max(1)
+}
+
+/// The calibration of a retrieval mode's merit model.
+pub fn merit_calibration(r: &RankingConfig, mode: Mode) -> &MeritCalibration {
+    match mode {
+        Mode::Text => &r.merit_text,
+        Mode::Vector => &r.merit_vector,
+        Mode::Hybrid => &r.merit_hybrid,
+    }
+}
+
+/// Each row's base merit: the calibrated probability that it satisfies the
+/// query (`ranking.merit_*`, 0 past `ranking.merit_depth`); for a listing
+/// (no retriever evidence) its relevance, 1.
+pub fn base_merits(rows: &[Row], r: &RankingConfig) -> Vec<f64> {
+    match rows_mode(rows) {
+        None => rows.iter().map(|row| row.relevance).collect(),
+        Some(mode) => {
+            let b = merit_calibration(r, mode);
+            merit_features(rows, r.merit_depth)
+                .iter()
+                .map(|f| calibrated_probability(f, b, r.merit_depth))
+                .collect()
+        }
     }
 }
 

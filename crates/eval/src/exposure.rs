@@ -250,6 +250,58 @@ pub fn expeval(
     })
 }
 
+/// Group-level expected exposure of one query, as expeval with `-G`
+/// (`group.py`): each group's exposure is the sum of its kept documents'
+/// (grade > 0, or every judged one with `complete`), in the run and in the
+/// target alike, a document of several groups counting fully in each; then
+/// EE-D `= sum_G eps_G^2`, EE-R `= sum_G eps_G * eps*_G`, EE-L `= sum over
+/// the groups of either of (eps*_G - eps_G)^2`. Documents the run ranks
+/// that are not kept (unjudged, or grade 0) add to no group, as in
+/// expeval. Raw figures only: expeval's group bounds are loose (its
+/// relevance upper bound is always 0, `GroupRelevance`), so its normalised
+/// group figures are not reproduced. `None` when no judgment is kept or no
+/// kept document has a group (expeval skips the query).
+pub fn expeval_groups(
+    rankings: &[Vec<String>],
+    judged: &HashMap<String, u32>,
+    groups: &HashMap<String, Vec<i64>>,
+    o: &ExpevalOptions,
+) -> Option<ExpectedExposure> {
+    let kept = o.judged(judged);
+    if kept.is_empty() {
+        return None;
+    }
+    let aggregate = |per_doc: &BTreeMap<String, f64>| -> BTreeMap<i64, f64> {
+        let mut out: BTreeMap<i64, f64> = BTreeMap::new();
+        for d in kept.keys() {
+            for g in groups.get(d).map_or(&[][..], Vec::as_slice) {
+                *out.entry(*g).or_default() += per_doc.get(d).copied().unwrap_or(0.0);
+            }
+        }
+        out
+    };
+    let target = aggregate(&target_exposure(&kept, o));
+    if target.is_empty() {
+        return None;
+    }
+    let run = aggregate(&run_exposure(rankings, &kept, o));
+    let mut m = ExpectedExposure::default();
+    for (g, e) in &run {
+        let t = target.get(g).copied().unwrap_or(0.0);
+        m.disparity += e * e;
+        m.relevance += e * t;
+    }
+    for g in target
+        .keys()
+        .chain(run.keys().filter(|g| !target.contains_key(*g)))
+    {
+        let t = target.get(g).copied().unwrap_or(0.0);
+        let e = run.get(g).copied().unwrap_or(0.0);
+        m.difference += (t - e) * (t - e);
+    }
+    Some(m)
+}
+
 /// The TREC Fair Ranking 2021 discount of 1-based rank `j`:
 /// `1 / log2(max(j, 2))`.
 pub fn trec_discount(j: usize) -> f64 {
@@ -311,6 +363,49 @@ pub fn awrf(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_expected_exposure_by_hand() {
+        // rbp, p = 0.5. Judged: a 2, b 1, c 1 (x unjudged). Groups: a in
+        // 0, b in 1, c in 0 and 1. Two sampled rankings: [a, b, x, c] and
+        // [x, c, a, b].
+        let o = ExpevalOptions {
+            model: UserModel::Rbp { patience: 0.5 },
+            ..Default::default()
+        };
+        let j: HashMap<String, u32> = [("a", 2), ("b", 1), ("c", 1)]
+            .iter()
+            .map(|(d, g)| (d.to_string(), *g))
+            .collect();
+        let groups: HashMap<String, Vec<i64>> = [
+            ("a", vec![0]),
+            ("b", vec![1]),
+            ("c", vec![0, 1]),
+            ("x", vec![1]),
+        ]
+        .iter()
+        .map(|(d, g)| (d.to_string(), g.clone()))
+        .collect();
+        let r = vec![
+            vec!["a".into(), "b".into(), "x".into(), "c".into()],
+            vec!["x".into(), "c".into(), "a".into(), "b".into()],
+        ];
+        // Document exposures, mean over the samples of 0.5^rank0:
+        let (ea, eb, ec) = ((1.0 + 0.25) / 2.0, (0.5 + 0.125) / 2.0, (0.125 + 0.5) / 2.0);
+        // Targets (expeval, rbp): grade 2 gets rank 0's 1; grade 1's two
+        // documents share ranks 1 and 2: (0.5 + 0.25) / 2.
+        let (ta, tb, tc) = (1.0, 0.375, 0.375);
+        // x is unjudged: it adds to no group.
+        let (e0, e1) = (ea + ec, eb + ec);
+        let (t0, t1) = (ta + tc, tb + tc);
+        let m = expeval_groups(&r, &j, &groups, &o).unwrap();
+        assert!((m.disparity - (e0 * e0 + e1 * e1)).abs() < 1e-12, "{m:?}");
+        assert!((m.relevance - (e0 * t0 + e1 * t1)).abs() < 1e-12);
+        let l = (t0 - e0) * (t0 - e0) + (t1 - e1) * (t1 - e1);
+        assert!((m.difference - l).abs() < 1e-12);
+        // No group for any kept document: skipped.
+        assert!(expeval_groups(&r, &j, &HashMap::new(), &o).is_none());
+    }
 
     fn judged(v: &[(&str, u32)]) -> HashMap<String, u32> {
         v.iter().map(|(d, g)| (d.to_string(), *g)).collect()

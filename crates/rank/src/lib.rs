@@ -11,7 +11,8 @@
 //!   stochastic (Plackett-Luce), each returning every hit's score parts.
 //! - [`book`]: cumulative exposure, merit, impact and rounds per group, and
 //!   what a served page adds to it.
-//! - [`merit`]: relevance blended with a model's logged call rate.
+//! - [`merit`]: the calibrated probability that a candidate satisfies the
+//!   query, blended with the model's logged call rate.
 //! - [`concentration`]: Gini, top-k shares, Lorenz curves.
 //!
 //! Key design decision: a policy sees only the candidates and a read-only
@@ -33,7 +34,7 @@ pub use concentration::{
     gini, lorenz, share_of, tail_share_of, top_fraction_share, top_k_share, Concentration,
 };
 pub use fusion::{Evidence, FusionParams};
-pub use merit::blended_merit;
+pub use merit::{blended_merit, calibrated_probability, MeritFeatures};
 pub use policy::{rank, Candidate, Policy, Ranked, Target};
 
 #[cfg(test)]

@@ -17,9 +17,10 @@ use crate::book::ExposureBook;
 pub struct Candidate {
     /// Relevance to the query, in [0, 1].
     pub relevance: f64,
-    /// What the candidate earns as merit in the exposure book: its relevance,
-    /// blended with an inverse-propensity estimate from logged calls once
-    /// the model has enough impressions (docs/ranking.md, Merit).
+    /// What the candidate earns as merit in the exposure book: the
+    /// calibrated probability that it satisfies the query, blended with an
+    /// inverse-propensity estimate from logged calls once the model has
+    /// enough impressions (docs/ranking.md, Merit).
     pub merit: f64,
     /// Calls so far (downloads + paid calls): the popularity signal.
     pub calls: f64,
@@ -42,7 +43,8 @@ pub enum Policy {
     /// `r * (1 + beta * (1 - q))`: a static long-tail prior.
     TailBoost { beta: f64 },
     /// FairCo with exposure (Fair-E): `r + lambda * err_tau`, where
-    /// `err_tau` grows with the rounds a group has fallen behind.
+    /// `err_tau` is the average per-round disparity (`Rounds::Average`), or,
+    /// in the paper's form, that disparity times the rounds so far.
     Fair { lambda: f64, rounds: Rounds },
     /// FairCo with impact (Fair-I): the same controller on calls (or
     /// income) per unit of merit instead of exposure.
@@ -112,7 +114,12 @@ impl Policy {
             Policy::TailBoost { beta } => vec![("beta", beta)],
             Policy::Fair { lambda, rounds } | Policy::FairImpact { lambda, rounds } => {
                 let global = f64::from(u8::from(rounds == Rounds::Global));
-                vec![("lambda", lambda), ("global_rounds", global)]
+                let average = f64::from(u8::from(rounds == Rounds::Average));
+                vec![
+                    ("lambda", lambda),
+                    ("global_rounds", global),
+                    ("average_rounds", average),
+                ]
             }
             Policy::FairBounded { lambda } => vec![("lambda", lambda)],
             Policy::Stochastic { temperature } => vec![("temperature", temperature)],
@@ -235,9 +242,12 @@ pub enum Target {
 /// err_i    = n(G_i) * max(0, max_{G among the candidates' groups} ratio(G) - ratio(G_i))
 /// ```
 ///
-/// `n(G_i)` is the number of past rounds in which `G_i` was a candidate:
-/// FairCo's `tau - 1` counted per group. A group never seen, or with no merit
-/// yet, gets 0 and does not take part in the max.
+/// `n(G_i)` is FairCo's `tau - 1`: the pages served so far (`Global`, the
+/// paper's form), or the past rounds in which `G_i` was a candidate
+/// (`Group`), or 1 (`Average`: the error is the average per-round disparity
+/// itself, so `lambda` weighs a quantity that does not grow with traffic).
+/// A group never seen, or with no merit yet, gets 0 and does not take part
+/// in the max.
 pub fn fairco_errors(
     cands: &[Candidate],
     book: &ExposureBook,
@@ -263,10 +273,11 @@ pub fn fairco_errors(
         .zip(&ratios)
         .map(|(c, r)| {
             let n = match rounds {
-                Rounds::Group => book.get(c.group).rounds,
-                Rounds::Global => book.pages(),
+                Rounds::Group => book.get(c.group).rounds as f64,
+                Rounds::Global => book.pages() as f64,
+                Rounds::Average => 1.0,
             };
-            r.map_or(0.0, |r| n as f64 * (max - r).max(0.0))
+            r.map_or(0.0, |r| n * (max - r).max(0.0))
         })
         .collect()
 }
@@ -291,4 +302,82 @@ pub fn exposure_deficits(cands: &[Candidate], book: &ExposureBook) -> Vec<f64> {
         .iter()
         .map(|r| r.map_or(0.0, |r| (max - r).max(0.0)))
         .collect()
+}
+
+#[cfg(test)]
+mod traffic_tests {
+    use super::*;
+    use crate::attention::Attention;
+    use crate::book::page_delta;
+    use hubsearch_core::AttentionKind;
+
+    /// The mean largest fairness push (`lambda * err`) over the 100 pages
+    /// before each checkpoint, serving the same query (20 candidates, a page
+    /// of 10, log attention) from an empty book.
+    fn pushes(policy: Policy, checkpoints: &[u64]) -> Vec<f64> {
+        // Merit concentrated on the best candidates, as calibrated
+        // probabilities are: proportional exposure is out of reach for the
+        // best (it would need more than the first rank's attention), so a
+        // disparity remains however the pages are ordered.
+        let cands: Vec<Candidate> = (0..20u64)
+            .map(|i| {
+                let r = 1.0 - 0.03 * i as f64;
+                Candidate {
+                    relevance: r,
+                    merit: 0.9 / (1.0 + i as f64).powi(2),
+                    group: i,
+                    key: i,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let att = Attention::new(AttentionKind::Log, 0.5);
+        let mut book = ExposureBook::new();
+        let mut out = Vec::new();
+        let mut window = 0.0;
+        let last = *checkpoints.last().unwrap();
+        for page in 1..=last {
+            let ranked = rank(&policy, &cands, &book, 0);
+            let push = ranked.iter().map(|r| r.parts.fairness).fold(0.0, f64::max);
+            let shown: Vec<usize> = ranked.iter().take(10).map(|r| r.index).collect();
+            book.apply(&page_delta(&cands, &shown, 1, &att));
+            let cp = checkpoints
+                .iter()
+                .find(|&&c| page > c.saturating_sub(100) && page <= c);
+            if cp.is_some() {
+                window += push;
+            }
+            if checkpoints.contains(&page) {
+                out.push(window / 100.0);
+                window = 0.0;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_average_lambda_means_the_same_at_any_traffic() {
+        let checkpoints = [1_000, 1_000_000];
+        let avg = pushes(
+            Policy::Fair {
+                lambda: 0.1,
+                rounds: Rounds::Average,
+            },
+            &checkpoints,
+        );
+        let ratio = avg[1] / avg[0];
+        assert!(avg[0] > 0.0, "{avg:?}");
+        assert!((0.5..=2.0).contains(&ratio), "average rounds: {avg:?}");
+        // The paper's form (global rounds): the same lambda pushes about
+        // 1000 times harder after 1000 times the pages.
+        let global = pushes(
+            Policy::Fair {
+                lambda: 0.1,
+                rounds: Rounds::Global,
+            },
+            &checkpoints,
+        );
+        eprintln!("mean largest push at 1e3 and 1e6 pages: average {avg:?}, global {global:?}");
+        assert!(global[1] / global[0] > 100.0, "global rounds: {global:?}");
+    }
 }

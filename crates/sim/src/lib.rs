@@ -17,6 +17,7 @@
 //! a page the hub would serve.
 
 pub mod fairco;
+pub mod longrun;
 pub mod market;
 pub mod svg;
 pub mod synth;
