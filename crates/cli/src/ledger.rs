@@ -66,11 +66,12 @@ pub fn run(g: &Global, cmd: LedgerCommand) -> Result<ExitCode, AnyError> {
     let n = export(&ledger, &out, &format)?;
     ledger.close()?;
     eprintln!(
-        "wrote {} impressions of {} pages and {} calls to {}",
+        "wrote {} impressions of {} pages and {} calls to {}; page log rows {:.0} bytes on average (binary encoding)",
         n.impressions,
         n.pages,
         n.calls,
-        out.display()
+        out.display(),
+        n.row_bytes
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -81,6 +82,8 @@ pub struct Counts {
     pub pages: usize,
     pub impressions: usize,
     pub calls: usize,
+    /// Mean bytes of a page's row in the ledger (its binary encoding).
+    pub row_bytes: f64,
 }
 
 /// Column names of the impressions table, in order.
@@ -143,10 +146,13 @@ pub fn export(ledger: &Ledger, out: &Path, formats: &[Format]) -> Result<Counts,
             }
         }
     }
+    let row_bytes =
+        pages.iter().map(|p| p.encode().len()).sum::<usize>() as f64 / pages.len().max(1) as f64;
     Ok(Counts {
         pages: pages.len(),
         impressions: impressions.num_rows(),
         calls: calls.len(),
+        row_bytes,
     })
 }
 
@@ -369,14 +375,8 @@ mod tests {
             vec![Format::Csv]
         };
         let n = export(&ledger, &out, &formats).unwrap();
-        assert_eq!(
-            n,
-            Counts {
-                pages: 2,
-                impressions: 2,
-                calls: 1
-            }
-        );
+        assert_eq!((n.pages, n.impressions, n.calls), (2, 2, 1),);
+        assert!(n.row_bytes > 0.0);
         // CSV: header, quoting of commas and quotes, empty cell for no propensity.
         let mut r = csv::Reader::from_path(out.join("impressions.csv")).unwrap();
         assert_eq!(

@@ -65,6 +65,11 @@ pub struct ClusterConfig {
     /// The log keeps at most this many bytes per copy, dropping the oldest
     /// events (JetStream `max_bytes`; 0 = no limit).
     pub log_max_bytes: u64,
+    /// The newest event version this replica writes (docs/cluster.md,
+    /// Upgrades): 2 sends served pages as compact binary logs; 1 sends
+    /// them as version 1 replicas read them (JSON), for the time of a
+    /// rolling upgrade from version 1.
+    pub event_version: u32,
 }
 
 impl Default for ClusterConfig {
@@ -82,6 +87,7 @@ impl Default for ClusterConfig {
             snapshots_kept: 2,
             log_max_age_s: 7 * 24 * 3600,
             log_max_bytes: 0,
+            event_version: 2,
         }
     }
 }
@@ -338,8 +344,10 @@ pub struct RankingConfig {
     pub impact_lambda: f64,
     /// `fair_bounded` (fixed-gain controller): weight of the deficit.
     pub bounded_lambda: f64,
-    /// `fair`, `fair_impact`: what FairCo's `tau - 1` counts, the rounds the
-    /// group was a candidate (`group`) or all served pages (`global`).
+    /// `fair`, `fair_impact`: what multiplies FairCo's disparity: nothing
+    /// (`average`, so lambda means the same at any traffic), all served
+    /// pages (`global`, the paper's form) or the rounds the group was a
+    /// candidate (`group`).
     pub rounds: Rounds,
     /// `fair_impact`: what counts as impact, calls or income.
     pub impact: Impact,
@@ -353,6 +361,94 @@ pub struct RankingConfig {
     pub gamma: f64,
     /// `fair` groups: model or builder.
     pub group: Group,
+    /// Merit: candidates whose best retriever rank is deeper than this earn
+    /// no merit (their estimated probability of satisfying the query is 0);
+    /// merit is invariant to `search.candidates` while it is at least this.
+    pub merit_depth: usize,
+    /// Merit: the calibrated probability that a card satisfies the query,
+    /// per retrieval mode (docs/ranking.md, Merit; fitted by `hubsearch
+    /// calibrate` on the judged dev sets).
+    pub merit_text: MeritCalibration,
+    pub merit_vector: MeritCalibration,
+    pub merit_hybrid: MeritCalibration,
+}
+
+/// A logistic (Platt) model of the probability that a candidate satisfies
+/// the query: `sigmoid(intercept + text * t + cosine * c + log_rank *
+/// ln(rank) + named * [named])`, where `t` is the candidate's BM25 over the
+/// query's best, `c` its cosine to the query (0 when absent), `rank` its best
+/// 1-based rank in a retriever's own list and `named` whether the query names
+/// it (docs/ranking.md, Merit).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeritCalibration {
+    pub intercept: f64,
+    pub text: f64,
+    pub cosine: f64,
+    pub log_rank: f64,
+    pub named: f64,
+    pub breadth: f64,
+}
+
+impl Default for MeritCalibration {
+    fn default() -> Self {
+        MeritCalibration::HYBRID
+    }
+}
+
+impl MeritCalibration {
+    /// Fitted by `hubsearch calibrate` on dev + natural-dev, hybrid mode,
+    /// the real corpus with MiniLM vectors (docs/ranking.md, Merit).
+    pub const HYBRID: MeritCalibration = MeritCalibration {
+        intercept: -2.9635,
+        text: 2.8109,
+        cosine: 3.0356,
+        log_rank: -0.4361,
+        named: -0.0555,
+        breadth: 1.3193,
+    };
+    /// The same, text mode.
+    pub const TEXT: MeritCalibration = MeritCalibration {
+        intercept: -1.8957,
+        text: 3.8591,
+        cosine: 0.0,
+        log_rank: -0.5144,
+        named: 0.0354,
+        breadth: 0.9789,
+    };
+    /// The same, vector mode.
+    pub const VECTOR: MeritCalibration = MeritCalibration {
+        intercept: -2.0449,
+        text: 0.0,
+        cosine: 4.5419,
+        log_rank: -0.3667,
+        named: -0.6330,
+        breadth: 0.0,
+    };
+
+    /// The coefficients, in the order of [`MeritCalibration::from_slice`].
+    pub fn to_vec(&self) -> Vec<f64> {
+        vec![
+            self.intercept,
+            self.text,
+            self.cosine,
+            self.log_rank,
+            self.named,
+            self.breadth,
+        ]
+    }
+
+    /// From `[intercept, text, cosine, log_rank, named, breadth]`.
+    pub fn from_slice(b: &[f64; 6]) -> MeritCalibration {
+        MeritCalibration {
+            intercept: b[0],
+            text: b[1],
+            cosine: b[2],
+            log_rank: b[3],
+            named: b[4],
+            breadth: b[5],
+        }
+    }
 }
 
 impl Default for RankingConfig {
@@ -362,15 +458,19 @@ impl Default for RankingConfig {
             attention: AttentionKind::Log,
             alpha: 1.0,
             beta: 0.5,
-            lambda: 0.001,
+            lambda: 0.3,
             impact_lambda: 1.0,
             bounded_lambda: 0.4,
-            rounds: Rounds::Global,
+            rounds: Rounds::Average,
             impact: Impact::Calls,
             ips_impressions: 200,
             temperature: 0.1,
             gamma: 0.5,
             group: Group::Model,
+            merit_depth: 100,
+            merit_text: MeritCalibration::TEXT,
+            merit_vector: MeritCalibration::VECTOR,
+            merit_hybrid: MeritCalibration::HYBRID,
         }
     }
 }
@@ -448,6 +548,12 @@ impl Config {
                 "must not exceed cluster.log_max_age_s",
             );
         }
+        if !(1..=2).contains(&c.event_version) {
+            return bad(
+                "cluster.event_version",
+                "must be 1 or 2 (the versions this build writes)",
+            );
+        }
         let s = &self.search;
         for (k, v) in [
             ("boost_id", s.boost_id),
@@ -483,6 +589,21 @@ impl Config {
         }
         if !(r.gamma > 0.0 && r.gamma < 1.0) {
             return bad("ranking.gamma", "must be in (0, 1)");
+        }
+        if r.merit_depth == 0 {
+            return bad("ranking.merit_depth", "must be at least 1");
+        }
+        for (k, m) in [
+            ("merit_text", &r.merit_text),
+            ("merit_vector", &r.merit_vector),
+            ("merit_hybrid", &r.merit_hybrid),
+        ] {
+            if m.to_vec().iter().any(|v| !v.is_finite()) {
+                return bad(
+                    &format!("ranking.{k}"),
+                    "coefficients must be finite numbers",
+                );
+            }
         }
         let c = &self.cluster;
         if c.enabled {

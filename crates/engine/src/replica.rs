@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::ledger::{CallOutcome, CallRecord, PageRecord};
+use crate::ledger::{CallOutcome, CallRecord, PageLog, PageRecord};
 
 /// One entry of the cluster log, as JSON: `{"card": {...}}`, `{"page":
 /// {...}}`... (externally tagged: pages carry maps keyed by numbers, which
@@ -45,6 +45,19 @@ pub enum LogEvent {
         sent_ms: u64,
         page: PageRecord,
     },
+    /// A page served to a person by some replica, as its log (what it adds
+    /// is computed from it by every replica alike: `PageRecord::of_log`).
+    /// Travels in the cluster log in binary ([`LogEvent::to_payload`]).
+    Logged {
+        /// The page id the replica gave its client.
+        page_id: u64,
+        /// Hour (since the epoch) and unix second it was served.
+        hour: u64,
+        time: u64,
+        /// Milliseconds since the epoch when it was sent (staleness).
+        sent_ms: u64,
+        log: Box<PageLog>,
+    },
     /// A verified paid call, resolved by the replica that took it, at unix
     /// second `time` and millisecond `time_ms` (what every replica writes in
     /// its call log entry; absent in logs written before it: `time` * 1000).
@@ -54,6 +67,63 @@ pub enum LogEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         time_ms: Option<u64>,
     },
+}
+
+/// The first byte of a binary page event's payload (every other event is
+/// JSON, whose first byte is `{`).
+pub const PAGE_PAYLOAD: u8 = 0xB1;
+
+impl LogEvent {
+    /// The event as a cluster log message's payload: a page's log in
+    /// binary (`PAGE_PAYLOAD`, page id, hour, time and sent milliseconds as
+    /// little-endian u64, then the encoded log: docs/ledger.md, Page log),
+    /// every other event as JSON.
+    pub fn to_payload(&self) -> Result<Vec<u8>> {
+        match self {
+            LogEvent::Logged {
+                page_id,
+                hour,
+                time,
+                sent_ms,
+                log,
+            } => {
+                let encoded = log.encode();
+                let mut out = Vec::with_capacity(33 + encoded.len());
+                out.push(PAGE_PAYLOAD);
+                for x in [page_id, hour, time, sent_ms] {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+                out.extend_from_slice(&encoded);
+                Ok(out)
+            }
+            _ => serde_json::to_vec(self).map_err(|e| Error::Cluster(e.to_string())),
+        }
+    }
+
+    /// Read a cluster log message's payload ([`LogEvent::to_payload`]).
+    pub fn from_payload(payload: &[u8]) -> std::result::Result<LogEvent, String> {
+        if payload.first() != Some(&PAGE_PAYLOAD) {
+            return serde_json::from_slice(payload)
+                .map_err(|e| format!("the event does not parse: {e}"));
+        }
+        let word = |i: usize| -> std::result::Result<u64, String> {
+            let b = payload
+                .get(1 + 8 * i..9 + 8 * i)
+                .ok_or("a page event ends early")?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            Ok(u64::from_le_bytes(a))
+        };
+        let (page_id, hour, time, sent_ms) = (word(0)?, word(1)?, word(2)?, word(3)?);
+        let log = PageLog::decode(&payload[33..]).map_err(|e| format!("a page event: {e}"))?;
+        Ok(LogEvent::Logged {
+            page_id,
+            hour,
+            time,
+            sent_ms,
+            log: Box::new(log),
+        })
+    }
 }
 
 /// Where writes go in cluster mode (implemented by `hubsearch-cluster`).
@@ -68,17 +138,18 @@ pub trait Replicator: Send + Sync {
     /// if the card's last change is still at that position, else
     /// `Error::ModelExists` (a concurrent create elsewhere came first).
     fn card(&self, card: &ModelCard, expected: Option<u64>) -> Result<()>;
-    /// Append a delete, likewise.
-    fn delete(&self, id: &str) -> Result<()>;
+    /// Append a delete, likewise; with `expected`, only if the card's last
+    /// change is still at that position, else `Error::PreconditionFailed`.
+    fn delete(&self, id: &str, expected: Option<u64>) -> Result<()>;
     /// Append API key changes; returns once the log has them and (within
     /// the bounded wait) this replica has applied them.
     fn keys(&self, changes: &[crate::keys::KeyChange]) -> Result<()>;
     /// Append a paid call; returns once the log has it and this replica has
     /// applied it, with whether it counted.
     fn call(&self, call: &CallRecord) -> Result<CallOutcome>;
-    /// Append a served page without waiting for the network; returns the
-    /// page id given to the client.
-    fn page(&self, page: PageRecord, hour: u64, time: u64) -> Result<u64>;
+    /// Append a served page's log without waiting for the network; returns
+    /// the page id given to the client.
+    fn page(&self, log: PageLog, hour: u64, time: u64) -> Result<u64>;
     /// Where this replica stands (for `/readyz`, `/metrics`, `/v1/cluster`).
     fn status(&self) -> ReplicaStatus;
 }
@@ -232,6 +303,16 @@ impl Engine {
                 self.ledger()
                     .apply_logged_page(page, page_id, hour, time, position)?;
             }
+            LogEvent::Logged {
+                page_id,
+                hour,
+                time,
+                log,
+                ..
+            } => {
+                self.ledger()
+                    .apply_logged_log(*log, page_id, hour, time, position)?;
+            }
             LogEvent::Call {
                 call,
                 time,
@@ -316,6 +397,125 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A logged page of `n` candidates, 10 shown from rank 11.
+    fn logged(n: usize) -> PageLog {
+        let ranked: Vec<crate::ledger::LoggedCandidate> = (0..n as u64)
+            .map(|i| crate::ledger::LoggedCandidate {
+                model: i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                builder: (i % 37).wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
+                relevance: f64::from((i as f32 * 0.37).sin().abs()),
+                merit: f64::from((i as f32 * 0.37).sin().abs()),
+                calls: (i * i * 1000) as f64,
+                quantile: f64::from(i as f32 / n as f32),
+            })
+            .collect();
+        let shown = (0..10)
+            .map(|i| crate::ledger::ShownLog {
+                model: format!("builder-{}/model-number-{}", (10 + i) % 37, 10 + i),
+                builder: format!("builder-{}", (10 + i) % 37),
+                rank: 11 + i,
+                relevance: ranked[10 + i].relevance,
+                score: 1.5,
+                ..Default::default()
+            })
+            .collect();
+        PageLog {
+            query: "german sentiment".into(),
+            mode: "hybrid".into(),
+            policy: "relevance".into(),
+            group: "model".into(),
+            candidates: n,
+            shown,
+            first_rank: 11,
+            attention: Some(hubsearch_rank::Attention::Log),
+            ranked,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn page_events_are_binary_and_far_smaller_than_json_records() {
+        let log = logged(200);
+        let e = LogEvent::Logged {
+            page_id: 7,
+            hour: 1,
+            time: 2,
+            sent_ms: 3,
+            log: Box::new(log.clone()),
+        };
+        let payload = e.to_payload().unwrap();
+        assert_eq!(payload[0], PAGE_PAYLOAD);
+        let LogEvent::Logged {
+            page_id,
+            sent_ms,
+            log: back,
+            ..
+        } = LogEvent::from_payload(&payload).unwrap()
+        else {
+            panic!("not a page")
+        };
+        assert_eq!((page_id, sent_ms), (7, 3));
+        assert_eq!(*back, log);
+        // The event as JSON of the record it replaces.
+        let record = PageRecord::of_log(log).unwrap();
+        let old = serde_json::to_vec(&LogEvent::Page {
+            page_id: 7,
+            hour: 1,
+            time: 2,
+            sent_ms: 3,
+            page: record,
+        })
+        .unwrap();
+        eprintln!(
+            "page event at 200 candidates: {} bytes binary, {} bytes as the JSON record",
+            payload.len(),
+            old.len()
+        );
+        assert!(payload.len() * 4 < old.len());
+        // Cut anywhere, it is an error, not a panic.
+        for cut in 0..payload.len() {
+            assert!(LogEvent::from_payload(&payload[..cut]).is_err());
+        }
+        // JSON events still read.
+        assert!(matches!(
+            LogEvent::from_payload(br#"{"delete": {"id": "a/b"}}"#),
+            Ok(LogEvent::Delete { .. })
+        ));
+    }
+
+    #[test]
+    fn replicas_applying_a_page_event_book_what_the_serving_ledger_books() {
+        let served = Ledger::in_memory().unwrap();
+        served.record_log(logged(200)).unwrap();
+        let replica = Ledger::in_memory().unwrap();
+        let e = LogEvent::Logged {
+            page_id: 0,
+            hour: 0,
+            time: 0,
+            sent_ms: 0,
+            log: Box::new(logged(200)),
+        };
+        let LogEvent::Logged { log, .. } =
+            LogEvent::from_payload(&e.to_payload().unwrap()).unwrap()
+        else {
+            panic!("not a page")
+        };
+        replica.apply_logged_log(*log, 0, 0, 0, 1).unwrap();
+        for k in [0u64, 10, 15, 199] {
+            let key = k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let (a, b) = (
+                served.tally_of(key, Group::Model),
+                replica.tally_of(key, Group::Model),
+            );
+            assert_eq!(a.exposure.to_bits(), b.exposure.to_bits());
+            assert_eq!(a.merit.to_bits(), b.merit.to_bits());
+        }
+        // Shown items (ranks 11..20) were exposed, the rest not.
+        let shown = 15u64.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        assert!(replica.tally_of(shown, Group::Model).exposure > 0.0);
+        assert_eq!(replica.tally_of(0, Group::Model).exposure, 0.0);
     }
 
     #[test]

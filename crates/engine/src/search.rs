@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::ledger::{Book, PageLog, ServedCandidate, ServedPage, ShownLog};
+use crate::ledger::codec::derived_logits;
+use crate::ledger::{Book, LoggedCandidate, PageLog, ShownLog};
 use crate::row::{page_of, ranked_rows, RankedRow, Row};
 use crate::snippet::Marker;
 
@@ -183,22 +184,19 @@ impl Engine {
     }
 
     /// Set what ranking knows of each row (with the paid calls the ledger
-    /// recorded), grouped by model or builder.
+    /// recorded), grouped by model or builder. Merit is the calibrated
+    /// probability that the card satisfies the query, corrected by its
+    /// logged calls (docs/ranking.md, Merit).
     pub fn candidates(&self, rows: &mut [Row], group: Group) {
         let hub = self.hub();
         let keys: Vec<u64> = rows.iter().map(|r| r.facts.id_key).collect();
         let (evidence, hub_rate) = self.ledger().evidence_of(&keys);
-        let k = self.config().ranking.ips_impressions;
-        for (row, e) in rows.iter_mut().zip(evidence) {
+        let ranking = &self.config().ranking;
+        let k = ranking.ips_impressions;
+        let base = crate::hub::base_merits(rows, ranking);
+        for ((row, e), p) in rows.iter_mut().zip(evidence).zip(base) {
             let mut c = hub.candidate(&row.facts, row.relevance, e.calls, group);
-            c.merit = blended_merit(
-                row.relevance,
-                e.calls,
-                e.impressions,
-                e.exposure,
-                hub_rate,
-                k,
-            );
+            c.merit = blended_merit(p, e.calls, e.impressions, e.exposure, hub_rate, k);
             row.candidate = c;
         }
     }
@@ -295,7 +293,9 @@ impl Engine {
     }
 
     /// Record the shown part of a page (a person saw it) in the ledger,
-    /// with its log for off-policy evaluation.
+    /// with its log for off-policy evaluation. What the page adds to the
+    /// books is computed from the log alone (`PageRecord::of_log`), here and
+    /// on every cluster replica that applies it.
     pub(crate) fn record(
         &self,
         rows: &[Row],
@@ -304,45 +304,21 @@ impl Engine {
         hits: &[Hit],
         served: &Served<'_>,
     ) -> Result<u64> {
-        let candidates: Vec<ServedCandidate> = rows
-            .iter()
-            .map(|r| ServedCandidate {
-                model: r.facts.id_key,
-                builder: r.facts.builder_key,
-                relevance: r.relevance,
-                merit: r.candidate.merit,
-            })
-            .collect();
         let log = self.page_log(rows.len(), shown, first_rank, hits, served);
-        let shown: Vec<usize> = shown.iter().map(|r| r.slot).collect();
-        let names: Vec<(&str, &str)> = hits
-            .iter()
-            .map(|h| (h.card.id.as_str(), h.card.builder.as_str()))
-            .collect();
-        let page = ServedPage {
-            candidates: &candidates,
-            shown: &shown,
-            first_rank,
-            names: &names,
-            attention: &self.attention(),
-            log: Some(log),
-            // A listing's page (no retrieval mode) goes to listings' book.
-            book: if served.mode.is_none() {
-                Book::Listing
-            } else {
-                Book::Search
-            },
-        };
         match self.replicator() {
             Some(r) => {
                 let now = hubsearch_core::now_unix();
-                r.page(self.ledger().page_record(&page), now / 3600, now)
+                r.page(log, now / 3600, now)
             }
-            None => Ok(self.ledger().record_served(&page)?),
+            None => Ok(self.ledger().record_log(log)?),
         }
     }
 
-    /// The log of a served page (docs/ledger.md, Page log).
+    /// The log of a served page (docs/ledger.md, Page log): every candidate
+    /// of the whole ranking in ranked order (the shown items are
+    /// `ranked[first_rank - 1..][..shown]`), rounded as its encoding keeps
+    /// it; for `stochastic`, the logits and propensities of that rounded
+    /// list.
     fn page_log(
         &self,
         candidates: usize,
@@ -351,19 +327,29 @@ impl Engine {
         hits: &[Hit],
         served: &Served<'_>,
     ) -> PageLog {
-        let (propensity, logits) = match *served.policy {
-            Policy::Stochastic { temperature } => {
-                let t = temperature.max(1e-6);
-                let logits: Vec<f64> = served.order.iter().map(|r| r.row.relevance / t).collect();
-                let seq = sequential_probabilities(&logits);
-                let props: Vec<Option<f64>> = (0..shown.len())
-                    .map(|i| seq.get(first_rank - 1 + i).copied())
-                    .collect();
-                (props, logits)
-            }
-            _ => (vec![None; shown.len()], Vec::new()),
+        debug_assert!(shown
+            .iter()
+            .zip(&served.order[first_rank.saturating_sub(1).min(served.order.len())..])
+            .all(|(a, b)| a.slot == b.slot));
+        let ranked: Vec<LoggedCandidate> = served
+            .order
+            .iter()
+            .map(|r| LoggedCandidate {
+                model: r.row.facts.id_key,
+                builder: r.row.facts.builder_key,
+                relevance: r.row.candidate.relevance,
+                merit: r.row.candidate.merit,
+                calls: r.row.candidate.calls,
+                quantile: r.row.candidate.quantile,
+            })
+            .collect();
+        let book = if served.mode.is_none() {
+            // A listing's page (no retrieval mode) goes to listings' book.
+            Book::Listing
+        } else {
+            Book::Search
         };
-        PageLog {
+        let mut log = PageLog {
             query: served.query.to_string(),
             // A listing's page is logged with the mode "listing".
             mode: served.mode.map_or("listing", Mode::as_str).to_string(),
@@ -380,20 +366,31 @@ impl Engine {
             shown: shown
                 .iter()
                 .zip(hits)
-                .zip(propensity)
-                .map(|((r, h), propensity)| ShownLog {
+                .map(|(r, h)| ShownLog {
                     model: h.card.id.clone(),
                     builder: h.card.builder.clone(),
                     rank: h.rank,
                     exposure: 0.0,
-                    relevance: r.row.relevance,
+                    relevance: r.row.candidate.relevance,
                     score: r.parts.final_score,
-                    propensity,
+                    propensity: None,
                 })
                 .collect(),
-            logits,
+            first_rank,
+            book,
+            attention: Some(self.attention()),
+            ranked,
             ..Default::default()
+        };
+        log.quantize();
+        log.logits = derived_logits(&log.ranked, &log.params, &log.policy);
+        if !log.logits.is_empty() {
+            let seq = sequential_probabilities(&log.logits);
+            for (i, s) in log.shown.iter_mut().enumerate() {
+                s.propensity = seq.get(first_rank - 1 + i).copied();
+            }
         }
+        log
     }
 }
 

@@ -9,10 +9,13 @@
 //! Key design decision: the harness calls the same `Engine::search` the
 //! server and the CLI call, so what is measured is what is served.
 
+pub mod calibrate;
 pub mod exposure;
 pub mod harness;
 pub mod metrics;
+pub mod offpolicy;
 pub mod ope;
+pub mod ope_sim;
 pub mod replay;
 pub mod trec;
 

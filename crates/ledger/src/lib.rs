@@ -25,6 +25,7 @@
 //! a crash, everything acknowledged is on disk.
 
 mod calls;
+pub mod codec;
 mod figures;
 mod pages;
 pub mod state;
@@ -42,7 +43,10 @@ use hubsearch_rank::Attention;
 use serde::Serialize;
 
 use calls::Pending;
-pub use state::{Book, Earnings, Impression, Keyed, PageLog, PageRecord, ShownLog, Tally};
+pub use codec::CodecError;
+pub use state::{
+    Book, Earnings, Impression, Keyed, LoggedCandidate, PageLog, PageRecord, ShownLog, Tally,
+};
 use state::{CallEntry, State};
 use store::Event;
 pub use store::LoggedCall;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use hubsearch_core::Group;
-use hubsearch_rank::{Account, ExposureBook, PageDelta};
+use hubsearch_rank::{Account, Attention, ExposureBook, PageDelta};
 use serde::Serialize;
 
 /// One shown model on a served page.
@@ -66,6 +66,42 @@ pub struct PageLog {
     /// shown item at rank j has `logits[j - 1]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logits: Vec<f64>,
+    /// 1-based rank of the first shown item (0: a page logged before first
+    /// ranks were, read as 1 by nobody: off-policy estimates skip it).
+    #[serde(default)]
+    pub first_rank: usize,
+    /// The book the page was entered in.
+    #[serde(default)]
+    pub book: Book,
+    /// The attention model the page's exposure was computed with (what a
+    /// replica recomputes the page's deltas with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Attention>,
+    /// Every candidate the policy ordered, in the order of the whole
+    /// ranking (rank 1 first): the shown items are
+    /// `ranked[first_rank - 1 ..][.. shown.len()]`. Empty in pages logged
+    /// before candidate lists were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranked: Vec<LoggedCandidate>,
+}
+
+/// One candidate of a logged page: what its model and builder earn and
+/// what every target policy that does not read the book ranks on
+/// (docs/ledger.md, Page log).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct LoggedCandidate {
+    /// The model's key (the index's `id_key`).
+    pub model: u64,
+    /// Its builder's key.
+    pub builder: u64,
+    /// Relevance to the query in [0, 1] (the stochastic logit is `r / T`).
+    pub relevance: f64,
+    /// The merit it earned.
+    pub merit: f64,
+    /// Calls so far (downloads + paid calls): what `popularity` reads.
+    pub calls: f64,
+    /// Popularity quantile in the hub: what `tail_boost` reads.
+    pub quantile: f64,
 }
 
 /// Which exposure book a page is entered in (docs/ranking.md, One book per

@@ -35,7 +35,8 @@ const CALLS: TableDefinition<u64, (u64, u64, f64, u64)> = TableDefinition::new("
 const IDEMPOTENCY: TableDefinition<&str, u64> = TableDefinition::new("call_idempotency");
 /// call sequence number -> (page sequence number, rank) it came from
 const CALL_ORIGIN: TableDefinition<u64, (u64, u64)> = TableDefinition::new("call_origin");
-/// page sequence number -> the page's log (JSON, docs/ledger.md)
+/// page sequence number -> the page's log (binary, `codec`; JSON in rows
+/// written before it; docs/ledger.md)
 const PAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("page_log");
 /// counter name -> value
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
@@ -219,12 +220,12 @@ pub(super) fn each_logged(
 ) -> Result<(), LedgerError> {
     let r = db.begin_read().map_err(db_err)?;
     let mut bad = None;
-    each_row(&r, PAGE_LOG, |_, json| match serde_json::from_slice(json) {
+    each_row(&r, PAGE_LOG, |seq, bytes| match PageLog::decode(bytes) {
         Ok(log) => page(log),
-        Err(e) => bad = Some(e.to_string()),
+        Err(e) => bad = bad.take().or(Some(format!("page {seq}: {e}"))),
     })?;
     if let Some(e) = bad {
-        return Err(LedgerError::Db(format!("a page log does not parse: {e}")));
+        return Err(LedgerError::Db(format!("a page log does not read: {e}")));
     }
     let name = |k: u64| {
         names
@@ -435,8 +436,8 @@ fn commit_batch(
                 ..
             } = e
             {
-                let json = serde_json::to_vec(log.as_ref()).map_err(db_err)?;
-                logs.insert(log.page, json.as_slice()).map_err(db_err)?;
+                let bytes = log.encode();
+                logs.insert(log.page, bytes.as_slice()).map_err(db_err)?;
             }
         }
         let mut counters = w.open_table(COUNTERS).map_err(db_err)?;

@@ -1,0 +1,512 @@
+//! The page log's binary encoding (docs/ledger.md, Page log): what the
+//! `page_log` table stores and a cluster page event carries. Versioned by
+//! its first byte: [`VERSION`] for this encoding; a row that starts with
+//! `{` is a JSON row written before it (still read).
+//!
+//! Layout (integers are LEB128 varints unless said otherwise, floats
+//! little-endian, strings a varint length and UTF-8):
+//!
+//! ```text
+//! u8 version (2)
+//! page, time, first_rank, candidates; seed (u64, 8 bytes)
+//! mode, policy, group: u8 code (255: a string follows); book: u8
+//! attention: u8 kind (0 none, 1 log, 2 trec, 3 rbp + f64 gamma, 4 cascade + f64 click)
+//! params: count, then (name, f64) each
+//! query
+//! n (ranked candidates); builder dictionary: count, u64 each
+//! n x u64 model key; n x varint index into the builder dictionary
+//! n x f32 relevance
+//! merit: bitmap of n bits (1: differs from relevance), then f32 for each 1
+//! calls: bitmap (1: not an integer in [0, 2^53)), then per candidate varint or f64
+//! n x f32 quantile
+//! logits: u8 (0 none, 1 `relevance / T` of the ranked list, 2 explicit: count, f64 each)
+//! shown: count, then per item model, builder, rank, f64 exposure,
+//!        f64 relevance (only when n = 0: else the ranked item's), f64 score,
+//!        u8 has propensity (+ f64)
+//! ```
+//!
+//! The ranked list's relevance, merit and quantile are stored as f32
+//! (relative error <= 2^-24); everything else is exact.
+//! [`PageLog::quantize`] rounds a log the way its encoding does, so a
+//! quantized log round-trips exactly.
+
+use super::state::{Book, LoggedCandidate, PageLog, ShownLog};
+use hubsearch_rank::Attention;
+
+/// The first byte of a binary page log.
+pub const VERSION: u8 = 2;
+
+/// Why bytes are not a page log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("the page log ends early (at byte {0})")]
+    Truncated(usize),
+    #[error("page log version {0} is not one this hubsearch reads (it reads {VERSION} and JSON)")]
+    Version(u8),
+    #[error("the page log is malformed: {0}")]
+    Malformed(String),
+    #[error("the page log's JSON does not parse: {0}")]
+    Json(String),
+}
+
+const MODES: [&str; 4] = ["text", "vector", "hybrid", "listing"];
+const POLICIES: [&str; 7] = [
+    "relevance",
+    "popularity",
+    "tail_boost",
+    "fair",
+    "fair_impact",
+    "fair_bounded",
+    "stochastic",
+];
+const GROUPS: [&str; 2] = ["model", "builder"];
+
+impl PageLog {
+    /// The page in the binary encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64 + self.ranked.len() * 24));
+        w.u8(VERSION);
+        w.var(self.page);
+        w.var(self.time);
+        w.var(self.first_rank as u64);
+        w.var(self.candidates as u64);
+        w.0.extend_from_slice(&self.seed.to_le_bytes());
+        w.code(&MODES, &self.mode);
+        w.code(&POLICIES, &self.policy);
+        w.code(&GROUPS, &self.group);
+        w.u8(match self.book {
+            Book::Search => 0,
+            Book::Listing => 1,
+        });
+        match self.attention {
+            None => w.u8(0),
+            Some(Attention::Log) => w.u8(1),
+            Some(Attention::Trec) => w.u8(2),
+            Some(Attention::Rbp { gamma }) => {
+                w.u8(3);
+                w.f64(gamma);
+            }
+            Some(Attention::Cascade { click }) => {
+                w.u8(4);
+                w.f64(click);
+            }
+        }
+        w.var(self.params.len() as u64);
+        for (k, v) in &self.params {
+            w.str(k);
+            w.f64(*v);
+        }
+        w.str(&self.query);
+        let n = self.ranked.len();
+        w.var(n as u64);
+        let mut dict: Vec<u64> = self.ranked.iter().map(|c| c.builder).collect();
+        dict.sort_unstable();
+        dict.dedup();
+        w.var(dict.len() as u64);
+        for b in &dict {
+            w.0.extend_from_slice(&b.to_le_bytes());
+        }
+        for c in &self.ranked {
+            w.0.extend_from_slice(&c.model.to_le_bytes());
+        }
+        for c in &self.ranked {
+            // Present: the dictionary was built from these builders.
+            let i = dict.binary_search(&c.builder).unwrap_or_default();
+            w.var(i as u64);
+        }
+        for c in &self.ranked {
+            w.f32(c.relevance);
+        }
+        let merit_differs: Vec<bool> = self
+            .ranked
+            .iter()
+            .map(|c| (c.merit as f32).to_bits() != (c.relevance as f32).to_bits())
+            .collect();
+        w.bits(&merit_differs);
+        for (c, d) in self.ranked.iter().zip(&merit_differs) {
+            if *d {
+                w.f32(c.merit);
+            }
+        }
+        let odd_calls: Vec<bool> = self.ranked.iter().map(|c| !small_int(c.calls)).collect();
+        w.bits(&odd_calls);
+        for (c, odd) in self.ranked.iter().zip(&odd_calls) {
+            if *odd {
+                w.f64(c.calls);
+            } else {
+                w.var(c.calls as u64);
+            }
+        }
+        for c in &self.ranked {
+            w.f32(c.quantile);
+        }
+        // What the decoder derives: logits of the f32-rounded relevance.
+        let rounded: Vec<LoggedCandidate> = self
+            .ranked
+            .iter()
+            .map(|c| LoggedCandidate {
+                relevance: f64::from(c.relevance as f32),
+                ..*c
+            })
+            .collect();
+        if self.logits.is_empty() {
+            w.u8(0);
+        } else if n > 0 && self.logits == derived_logits(&rounded, &self.params, &self.policy) {
+            w.u8(1);
+        } else {
+            w.u8(2);
+            w.var(self.logits.len() as u64);
+            for l in &self.logits {
+                w.f64(*l);
+            }
+        }
+        w.var(self.shown.len() as u64);
+        for s in &self.shown {
+            w.str(&s.model);
+            w.str(&s.builder);
+            w.var(s.rank as u64);
+            w.f64(s.exposure);
+            if n == 0 {
+                w.f64(s.relevance);
+            }
+            w.f64(s.score);
+            match s.propensity {
+                None => w.u8(0),
+                Some(p) => {
+                    w.u8(1);
+                    w.f64(p);
+                }
+            }
+        }
+        w.0
+    }
+
+    /// Read a page log: the binary encoding, or JSON (rows written before
+    /// it). Never panics, whatever the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<PageLog, CodecError> {
+        match bytes.first() {
+            None => Err(CodecError::Truncated(0)),
+            Some(&VERSION) => decode_binary(bytes),
+            Some(b'{') | Some(b' ') | Some(b'\n') => {
+                serde_json::from_slice(bytes).map_err(|e| CodecError::Json(e.to_string()))
+            }
+            Some(&v) => Err(CodecError::Version(v)),
+        }
+    }
+
+    /// Round the ranked list's relevance, merit and quantile to f32 (what
+    /// the encoding keeps) and set each shown item's relevance to its ranked
+    /// candidate's: the log a replica decodes. Idempotent.
+    pub fn quantize(&mut self) {
+        for c in &mut self.ranked {
+            c.relevance = f64::from(c.relevance as f32);
+            c.merit = f64::from(c.merit as f32);
+            c.quantile = f64::from(c.quantile as f32);
+        }
+        if !self.ranked.is_empty() {
+            let first = self.first_rank.saturating_sub(1);
+            for (i, s) in self.shown.iter_mut().enumerate() {
+                if let Some(c) = self.ranked.get(first + i) {
+                    s.relevance = c.relevance;
+                }
+            }
+        }
+    }
+}
+
+/// The `stochastic` policy's logits of a ranked list, `r / max(T, 1e-6)`
+/// (empty when the policy is not `stochastic` or has no temperature).
+pub fn derived_logits(
+    ranked: &[LoggedCandidate],
+    params: &std::collections::BTreeMap<String, f64>,
+    policy: &str,
+) -> Vec<f64> {
+    match (policy, params.get("temperature")) {
+        ("stochastic", Some(t)) => {
+            let t = t.max(1e-6);
+            ranked.iter().map(|c| c.relevance / t).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn small_int(x: f64) -> bool {
+    (0.0..9_007_199_254_740_992.0).contains(&x)
+        && x.fract() == 0.0
+        && x.to_bits() != (-0.0f64).to_bits()
+}
+
+fn decode_binary(bytes: &[u8]) -> Result<PageLog, CodecError> {
+    let mut r = Reader { b: bytes, at: 1 };
+    let page = r.var()?;
+    let time = r.var()?;
+    let first_rank = r.usize()?;
+    let candidates = r.usize()?;
+    let seed = u64::from_le_bytes(r.array::<8>()?);
+    let mode = r.code(&MODES)?;
+    let policy = r.code(&POLICIES)?;
+    let group = r.code(&GROUPS)?;
+    let book = match r.u8()? {
+        0 => Book::Search,
+        1 => Book::Listing,
+        b => return Err(CodecError::Malformed(format!("book code {b}"))),
+    };
+    let attention = match r.u8()? {
+        0 => None,
+        1 => Some(Attention::Log),
+        2 => Some(Attention::Trec),
+        3 => Some(Attention::Rbp { gamma: r.f64()? }),
+        4 => Some(Attention::Cascade { click: r.f64()? }),
+        k => return Err(CodecError::Malformed(format!("attention code {k}"))),
+    };
+    let np = r.count(9)?;
+    let mut params = std::collections::BTreeMap::new();
+    for _ in 0..np {
+        let k = r.str()?;
+        let v = r.f64()?;
+        params.insert(k, v);
+    }
+    let query = r.str()?;
+    // Each ranked candidate takes at least 8 + 1 + 4 + 4 bytes.
+    let n = r.count(17)?;
+    let nb = r.count(8)?;
+    let mut dict = Vec::with_capacity(nb);
+    for _ in 0..nb {
+        dict.push(u64::from_le_bytes(r.array::<8>()?));
+    }
+    let mut ranked = vec![LoggedCandidate::default(); n];
+    for c in &mut ranked {
+        c.model = u64::from_le_bytes(r.array::<8>()?);
+    }
+    for c in &mut ranked {
+        let i = r.usize()?;
+        c.builder = *dict
+            .get(i)
+            .ok_or_else(|| CodecError::Malformed(format!("builder index {i} of {nb}")))?;
+    }
+    for c in &mut ranked {
+        c.relevance = r.f32()?;
+    }
+    let merit_differs = r.bits(n)?;
+    for (c, d) in ranked.iter_mut().zip(&merit_differs) {
+        c.merit = if *d { r.f32()? } else { c.relevance };
+    }
+    let odd_calls = r.bits(n)?;
+    for (c, odd) in ranked.iter_mut().zip(&odd_calls) {
+        c.calls = if *odd { r.f64()? } else { r.var()? as f64 };
+    }
+    for c in &mut ranked {
+        c.quantile = r.f32()?;
+    }
+    let logits = match r.u8()? {
+        0 => Vec::new(),
+        1 => derived_logits(&ranked, &params, &policy),
+        2 => {
+            let k = r.count(8)?;
+            let mut l = Vec::with_capacity(k);
+            for _ in 0..k {
+                l.push(r.f64()?);
+            }
+            l
+        }
+        k => return Err(CodecError::Malformed(format!("logits code {k}"))),
+    };
+    let ns = r.count(19)?;
+    let mut shown = Vec::with_capacity(ns);
+    for i in 0..ns {
+        let model = r.str()?;
+        let builder = r.str()?;
+        let rank = r.usize()?;
+        let exposure = r.f64()?;
+        let relevance = if n == 0 {
+            r.f64()?
+        } else {
+            let at = first_rank.saturating_sub(1).saturating_add(i);
+            ranked.get(at).map(|c| c.relevance).ok_or_else(|| {
+                CodecError::Malformed(format!("shown item {i} is past the {n} ranked candidates"))
+            })?
+        };
+        let score = r.f64()?;
+        let propensity = match r.u8()? {
+            0 => None,
+            1 => Some(r.f64()?),
+            k => return Err(CodecError::Malformed(format!("propensity flag {k}"))),
+        };
+        shown.push(ShownLog {
+            model,
+            builder,
+            rank,
+            exposure,
+            relevance,
+            score,
+            propensity,
+        });
+    }
+    if r.at != bytes.len() {
+        return Err(CodecError::Malformed(format!(
+            "{} bytes after the page log",
+            bytes.len() - r.at
+        )));
+    }
+    Ok(PageLog {
+        page,
+        time,
+        query,
+        mode,
+        policy,
+        params,
+        group,
+        seed,
+        candidates,
+        shown,
+        logits,
+        first_rank,
+        book,
+        attention,
+        ranked,
+    })
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, b: u8) {
+        self.0.push(b);
+    }
+
+    fn var(&mut self, mut x: u64) {
+        loop {
+            let b = (x & 0x7F) as u8;
+            x >>= 7;
+            if x == 0 {
+                self.0.push(b);
+                return;
+            }
+            self.0.push(b | 0x80);
+        }
+    }
+
+    fn f64(&mut self, x: f64) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+
+    fn f32(&mut self, x: f64) {
+        self.0.extend_from_slice(&(x as f32).to_le_bytes());
+    }
+
+    fn str(&mut self, s: &str) {
+        self.var(s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn code(&mut self, table: &[&str], s: &str) {
+        match table.iter().position(|t| *t == s) {
+            Some(i) => self.u8(i as u8),
+            None => {
+                self.u8(255);
+                self.str(s);
+            }
+        }
+    }
+
+    fn bits(&mut self, bits: &[bool]) {
+        for chunk in bits.chunks(8) {
+            let mut b = 0u8;
+            for (i, bit) in chunk.iter().enumerate() {
+                b |= u8::from(*bit) << i;
+            }
+            self.0.push(b);
+        }
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.b.len())
+            .ok_or(CodecError::Truncated(self.b.len()))?;
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn var(&mut self) -> Result<u64, CodecError> {
+        let mut x = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let part = u64::from(b & 0x7F);
+            if shift == 63 && part > 1 {
+                return Err(CodecError::Malformed("a varint overflows 64 bits".into()));
+            }
+            x |= part << shift;
+            if b & 0x80 == 0 {
+                return Ok(x);
+            }
+        }
+        Err(CodecError::Malformed(
+            "a varint is longer than 10 bytes".into(),
+        ))
+    }
+
+    fn usize(&mut self) -> Result<usize, CodecError> {
+        usize::try_from(self.var()?).map_err(|_| CodecError::Malformed("a count overflows".into()))
+    }
+
+    /// A count of items of at least `min_bytes` each: never more than the
+    /// bytes left could hold (garbage cannot make us allocate much).
+    fn count(&mut self, min_bytes: usize) -> Result<usize, CodecError> {
+        let n = self.usize()?;
+        let left = self.b.len() - self.at;
+        if n.saturating_mul(min_bytes.max(1)) > left {
+            return Err(CodecError::Truncated(self.b.len()));
+        }
+        Ok(n)
+    }
+
+    fn f64(&mut self) -> Result<f64, CodecError> {
+        Ok(f64::from_le_bytes(self.array::<8>()?))
+    }
+
+    fn f32(&mut self) -> Result<f64, CodecError> {
+        Ok(f64::from(f32::from_le_bytes(self.array::<4>()?)))
+    }
+
+    fn str(&mut self) -> Result<String, CodecError> {
+        let n = self.count(1)?;
+        let s = self.take(n)?;
+        String::from_utf8(s.to_vec())
+            .map_err(|_| CodecError::Malformed("a string is not UTF-8".into()))
+    }
+
+    fn code(&mut self, table: &[&str]) -> Result<String, CodecError> {
+        match self.u8()? {
+            255 => self.str(),
+            i => table
+                .get(usize::from(i))
+                .map(|s| s.to_string())
+                .ok_or_else(|| CodecError::Malformed(format!("code {i}"))),
+        }
+    }
+
+    fn bits(&mut self, n: usize) -> Result<Vec<bool>, CodecError> {
+        let bytes = self.take(n.div_ceil(8))?;
+        Ok((0..n).map(|i| bytes[i / 8] >> (i % 8) & 1 == 1).collect())
+    }
+}
