@@ -31,6 +31,63 @@ pub fn is_valid_id(id: &str) -> bool {
     parts.len() <= 2 && parts.iter().all(|p| part_ok(p))
 }
 
+/// A card's entity tag (RFC 9110 §8.8.3, strong, quoted): the first 16 hex
+/// digits of the BLAKE3 hash of the card's JSON as stored, so it changes
+/// whenever the card does (docs/api.md, Conditional writes).
+pub fn etag(card: &ModelCard) -> String {
+    let json = serde_json::to_vec(card).unwrap_or_default();
+    format!("\"{}\"", &blake3::hash(&json).to_hex()[..16])
+}
+
+/// A write's `If-Match` (RFC 9110 §13.1.1): any current card, or one of
+/// these entity tags (compared strongly: a weak tag `W/"..."` never
+/// matches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    Any,
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    /// Parse an `If-Match` value: `*`, or a comma-separated list of entity
+    /// tags (`"..."` or `W/"..."`).
+    pub fn parse(value: &str) -> Result<IfMatch> {
+        let v = value.trim();
+        if v == "*" {
+            return Ok(IfMatch::Any);
+        }
+        let mut tags = Vec::new();
+        for t in v.split(',').map(str::trim) {
+            let (weak, quoted) = match t.strip_prefix("W/") {
+                Some(q) => (true, q),
+                None => (false, t),
+            };
+            let ok = quoted.len() >= 2
+                && quoted.starts_with('"')
+                && quoted.ends_with('"')
+                && !quoted[1..quoted.len() - 1].contains('"');
+            if !ok {
+                return Err(Error::InvalidPrecondition(format!(
+                    "{t:?} is not an entity tag: send `*` or tags as GET gives them in ETag (quoted)"
+                )));
+            }
+            if !weak {
+                tags.push(quoted.to_string());
+            }
+        }
+        Ok(IfMatch::Tags(tags))
+    }
+
+    /// Whether a card whose tag is `current` (`None`: no card) meets it.
+    fn holds(&self, current: Option<&str>) -> bool {
+        match (self, current) {
+            (_, None) => false,
+            (IfMatch::Any, Some(_)) => true,
+            (IfMatch::Tags(tags), Some(c)) => tags.iter().any(|t| t == c),
+        }
+    }
+}
+
 /// Now as RFC 3339 UTC, to the second: a card's `created_at`/`updated_at`.
 fn now() -> String {
     hubsearch_core::card::rfc3339(hubsearch_core::now_unix() as i64)
@@ -79,7 +136,20 @@ impl Engine {
     /// Replace a card (or create it): its `created_at` stays, and for a
     /// builder so do the hub's counts (downloads, likes, paid calls);
     /// `updated_at` is now. Returns the card as stored and whether it is new.
-    pub fn replace_model(&self, mut card: ModelCard, by: Publisher) -> Result<(ModelCard, bool)> {
+    pub fn replace_model(&self, card: ModelCard, by: Publisher) -> Result<(ModelCard, bool)> {
+        self.replace_model_if(card, by, None)
+    }
+
+    /// [`Engine::replace_model`], only if the card is the version `pre`
+    /// names (else [`Error::PreconditionFailed`]), decided atomically with
+    /// the write: under the index writer's lock on one node, by a write
+    /// conditional on the card's last log position in cluster mode.
+    pub fn replace_model_if(
+        &self,
+        mut card: ModelCard,
+        by: Publisher,
+        pre: Option<&IfMatch>,
+    ) -> Result<(ModelCard, bool)> {
         if !is_valid_id(&card.id) {
             return Err(Error::InvalidId { id: card.id });
         }
@@ -92,8 +162,21 @@ impl Engine {
             }
         }
         card.updated_at = Some(now());
-        let created = self.publish(card.clone())?;
+        let created = self.publish_if(card.clone(), pre)?;
         Ok((card, created))
+    }
+
+    /// An error unless the card `id` meets `pre` (nothing to check without).
+    fn check_precondition(&self, id: &str, pre: Option<&IfMatch>) -> Result<()> {
+        let Some(pre) = pre else {
+            return Ok(());
+        };
+        let current = self.text_index().get(id)?.map(|(_, c)| etag(&c));
+        if pre.holds(current.as_deref()) {
+            Ok(())
+        } else {
+            Err(Error::PreconditionFailed { id: id.to_string() })
+        }
     }
 
     /// Apply one change with the writer, commit it, and make it visible to
@@ -102,12 +185,24 @@ impl Engine {
         &self,
         change: impl FnOnce(&mut CardWriter) -> hubsearch_index::Result<()>,
     ) -> Result<()> {
+        self.commit_change_if(|| Ok(()), change)
+    }
+
+    /// [`Engine::commit_change`] after `check` passes, both under the
+    /// writer's lock, the reader reloaded before the lock is let go: a
+    /// conditional write never reads a card an earlier write has replaced.
+    fn commit_change_if(
+        &self,
+        check: impl FnOnce() -> Result<()>,
+        change: impl FnOnce(&mut CardWriter) -> hubsearch_index::Result<()>,
+    ) -> Result<()> {
         self.with_writer(|w| {
+            check()?;
             change(w)?;
             w.commit()?;
+            self.text_index().reload()?;
             Ok(())
         })?;
-        self.text_index().reload()?;
         self.refresh_hub()
     }
 
@@ -115,12 +210,30 @@ impl Engine {
     /// return (in cluster mode: on this replica, within the replicator's
     /// bounded wait; on the others once they apply the log).
     pub fn publish(&self, card: ModelCard) -> Result<bool> {
+        self.publish_if(card, None)
+    }
+
+    /// [`Engine::publish`] only if the card meets `pre` (see
+    /// [`Engine::replace_model_if`]).
+    fn publish_if(&self, card: ModelCard, pre: Option<&IfMatch>) -> Result<bool> {
         if let Some(r) = self.replicator() {
             let existed = self.text_index().get(&card.id)?.is_some();
-            r.card(&card, None)?;
+            match pre {
+                None => r.card(&card, None)?,
+                Some(_) => {
+                    let version = r.card_version(&card.id)?;
+                    self.check_precondition(&card.id, pre)?;
+                    // Another write to the card came first: no longer the
+                    // version the client named.
+                    r.card(&card, Some(version)).map_err(|e| match e {
+                        Error::ModelExists { id } => Error::PreconditionFailed { id },
+                        e => e,
+                    })?;
+                }
+            }
             return Ok(!existed);
         }
-        self.publish_local(card)
+        self.publish_local_if(card, pre)
     }
 
     /// Add or replace a card in this replica's own index.
@@ -128,12 +241,19 @@ impl Engine {
     /// written, so a card that cannot be embedded (the model missing, say)
     /// is not stored and a retry can succeed.
     pub(crate) fn publish_local(&self, card: ModelCard) -> Result<bool> {
+        self.publish_local_if(card, None)
+    }
+
+    fn publish_local_if(&self, card: ModelCard, pre: Option<&IfMatch>) -> Result<bool> {
         let existed = self.text_index().get(&card.id)?.is_some();
         let vector = match self.semantic() {
             Some(sem) => Some(sem.embed_card(&card)?),
             None => None,
         };
-        self.commit_change(|w| w.upsert(&card))?;
+        self.commit_change_if(
+            || self.check_precondition(&card.id, pre),
+            |w| w.upsert(&card),
+        )?;
         if let (Some(sem), Some(v)) = (self.semantic(), vector) {
             sem.insert_card(v)?;
         }
@@ -142,13 +262,24 @@ impl Engine {
 
     /// Delete a card (and tombstone its vector).
     pub fn delete_model(&self, id: &str) -> Result<()> {
+        self.delete_model_if(id, None)
+    }
+
+    /// [`Engine::delete_model`] only if the card meets `pre` (see
+    /// [`Engine::replace_model_if`]).
+    pub fn delete_model_if(&self, id: &str, pre: Option<&IfMatch>) -> Result<()> {
         if let Some(r) = self.replicator() {
             if self.text_index().get(id)?.is_none() {
                 return Err(Error::ModelNotFound { id: id.to_string() });
             }
-            return r.delete(id);
+            if pre.is_none() {
+                return r.delete(id, None);
+            }
+            let version = r.card_version(id)?;
+            self.check_precondition(id, pre)?;
+            return r.delete(id, Some(version));
         }
-        self.delete_local(id)
+        self.delete_local_if(id, pre)
     }
 
     /// Record a verified paid call as given: in the ledger, or through the
@@ -177,13 +308,20 @@ impl Engine {
 
     /// Delete a card from this replica's own index.
     pub(crate) fn delete_local(&self, id: &str) -> Result<()> {
+        self.delete_local_if(id, None)
+    }
+
+    fn delete_local_if(&self, id: &str, pre: Option<&IfMatch>) -> Result<()> {
         if self.text_index().get(id)?.is_none() {
             return Err(Error::ModelNotFound { id: id.to_string() });
         }
-        self.commit_change(|w| {
-            w.delete(id);
-            Ok(())
-        })?;
+        self.commit_change_if(
+            || self.check_precondition(id, pre),
+            |w| {
+                w.delete(id);
+                Ok(())
+            },
+        )?;
         if let Some(sem) = self.semantic() {
             sem.delete_card(key_of(id))?;
         }

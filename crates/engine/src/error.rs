@@ -58,6 +58,13 @@ pub enum Error {
     /// No such model.
     #[error("no model with id {id:?}")]
     ModelNotFound { id: String },
+    /// A conditional write (`If-Match`) whose card is not (or no longer)
+    /// the version the client named.
+    #[error("{id}: the card is not the version If-Match names (read it again: GET /v1/models/{id} gives its ETag)")]
+    PreconditionFailed { id: String },
+    /// An `If-Match` header that is neither `*` nor entity tags.
+    #[error("If-Match: {0}")]
+    InvalidPrecondition(String),
     /// An input file could not be read at all (bad records are not errors:
     /// they are reported in the import report).
     #[error("{path}: {message}")]
@@ -69,9 +76,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Cluster mode: the log could not take or give back a write.
+    /// Cluster mode: the log could not take or give back a write (it did
+    /// not land).
     #[error("cluster: {0}")]
     Cluster(String),
+    /// Cluster mode: a write may have landed, or landed and is not yet
+    /// applied here: the client learns its outcome by retrying with the
+    /// same idempotency key, or by reading it back.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// An embedding worker thread panicked.
     #[error("an embedding worker panicked")]
     WorkerPanicked,

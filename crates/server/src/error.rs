@@ -78,6 +78,7 @@ codes! {
     PageNotFound => "page_not_found", NOT_FOUND, "a paid call's page_id names no page this hub recorded";
     KeyNotFound => "key_not_found", NOT_FOUND, "no API key starts with these characters (GET /v1/keys lists them)";
     ModelExists => "model_exists", CONFLICT, "publishing an id that exists (use PUT to replace)";
+    PreconditionFailed => "precondition_failed", PRECONDITION_FAILED, "a PUT or DELETE with If-Match whose card is not (or no longer) the version named: GET it again for its ETag";
     KeyAmbiguous => "key_ambiguous", CONFLICT, "more than one API key starts with these characters: give more of the key";
     KeyInUse => "key_in_use", CONFLICT, "revoking or rotating the key the request is made with (make another admin key and use it)";
     KeyRevokedAlready => "key_revoked_already", CONFLICT, "revoking or rotating a key that is revoked";
@@ -93,6 +94,7 @@ codes! {
     WriteFailing => "write_failing", SERVICE_UNAVAILABLE, "/readyz: the last write failed (its error in the message); ready again once a write succeeds";
     InsufficientStorage => "insufficient_storage", INSUFFICIENT_STORAGE, "a write failed for lack of disk space (free some, then retry)";
     ClusterUnavailable => "cluster_unavailable", SERVICE_UNAVAILABLE, "cluster mode: the log (NATS JetStream) did not take the write, or this replica stopped applying it (Retry-After)";
+    OutcomeUnknown => "outcome_unknown", SERVICE_UNAVAILABLE, "cluster mode: the write may be in the log (its acknowledgement timed out) or is in it and not yet applied here: retry with the same idempotency key, or read it back (Retry-After)";
     EmbeddingUnavailable => "embedding_unavailable", BAD_REQUEST, "the embedding model cannot be loaded (see the message)";
     Internal => "internal", INTERNAL_SERVER_ERROR, "something broke inside; the server log says what";
 }
@@ -186,6 +188,8 @@ impl From<EngineError> for ApiError {
             EngineError::PageNotFound { .. } => Code::PageNotFound,
             EngineError::InvalidId { .. } => Code::InvalidId,
             EngineError::ModelExists { .. } => Code::ModelExists,
+            EngineError::PreconditionFailed { .. } => Code::PreconditionFailed,
+            EngineError::InvalidPrecondition(_) => Code::InvalidParameter,
             EngineError::Input { .. } => Code::InvalidInput,
             EngineError::Index(IndexError::InvalidQuery(_)) => Code::InvalidQuery,
             EngineError::Ledger(LedgerError::KeyReused { .. }) => Code::IdempotencyKeyReused,
@@ -196,6 +200,7 @@ impl From<EngineError> for ApiError {
                 ProofError::NoProof { .. } => Code::NoProof,
             },
             EngineError::Cluster(_) => Code::ClusterUnavailable,
+            EngineError::OutcomeUnknown(_) => Code::OutcomeUnknown,
             EngineError::Keys(k) => match k {
                 KeyError::NoSuchKey(_) => Code::KeyNotFound,
                 KeyError::Ambiguous { .. } => Code::KeyAmbiguous,

@@ -321,6 +321,7 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static("idempotency-key"),
+            header::IF_MATCH,
         ])
         .expose_headers([
             header::LINK,

@@ -1582,3 +1582,125 @@ async fn blank_parameters_are_absent_and_a_key_cannot_revoke_itself() {
     let (s, _, _) = call(&h, Method::GET, "/v1/keys", Some(&h.admin), None).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// A request with an `If-Match` header: the status, headers and body.
+async fn call_if(
+    h: &Hub,
+    method: Method,
+    uri: &str,
+    if_match: &str,
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.admin))
+        .header(header::IF_MATCH, if_match);
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Conditional writes (docs/api.md): GET's ETag names the card's version
+/// and changes when the card does; PUT and DELETE with If-Match write only
+/// while the card is that version (412 precondition_failed otherwise, the
+/// card unchanged); `*` needs the card to exist; a malformed value is 400.
+/// Two writers holding the same tag race twenty times: each time exactly
+/// one wins (the lost-update case If-Match exists for).
+#[tokio::test]
+async fn if_match_guards_replace_and_delete() {
+    let h = hub();
+    let uri = "/v1/models/acme/dutch-asr";
+    let tag = |hs: &axum::http::HeaderMap| hs[header::ETAG].to_str().unwrap().to_string();
+    let (s, hs, _) = get_h(&h, uri).await;
+    assert_eq!(s, StatusCode::OK);
+    let t0 = tag(&hs);
+    assert!(
+        t0.starts_with('"') && t0.ends_with('"') && t0.len() == 18,
+        "{t0}"
+    );
+    // The same card, the same tag.
+    assert_eq!(tag(&get_h(&h, uri).await.1), t0);
+    let card = |d: &str| json!({"id": "acme/dutch-asr", "description": d});
+    // A stale or foreign tag: 412, the card unchanged.
+    let (s, _, v) = call_if(
+        &h,
+        Method::PUT,
+        uri,
+        "\"0000000000000000\"",
+        Some(card("x")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED, "{v}");
+    assert_eq!(v["error"]["code"], "precondition_failed");
+    assert_eq!(tag(&get_h(&h, uri).await.1), t0);
+    // A weak tag never matches (strong comparison), even the current one.
+    let (s, _, _) = call_if(&h, Method::PUT, uri, &format!("W/{t0}"), Some(card("x"))).await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED);
+    // Malformed: 400.
+    let (s, _, v) = call_if(&h, Method::PUT, uri, "no-quotes", Some(card("x"))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // The current tag (in a list): written; the answer's tag is GET's.
+    let (s, hs, _) = call_if(
+        &h,
+        Method::PUT,
+        uri,
+        &format!("\"a\", {t0}"),
+        Some(card("v1")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let t1 = tag(&hs);
+    assert_ne!(t1, t0, "a changed card has another tag");
+    assert_eq!(tag(&get_h(&h, uri).await.1), t1);
+    // The old tag no longer works.
+    let (s, _, _) = call_if(&h, Method::PUT, uri, &t0, Some(card("v2"))).await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED);
+    // `*`: only an existing card.
+    let (s, _, _) = call_if(
+        &h,
+        Method::PUT,
+        "/v1/models/acme/not-there",
+        "*",
+        Some(json!({"id": "acme/not-there", "description": "new"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        get(&h, "/v1/models/acme/not-there").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Racing writers with the same tag: exactly one wins each time.
+    for round in 0..20 {
+        let t = tag(&get_h(&h, uri).await.1);
+        let a = call_if(&h, Method::PUT, uri, &t, Some(card(&format!("a{round}"))));
+        let b = call_if(&h, Method::PUT, uri, &t, Some(card(&format!("b{round}"))));
+        let (ra, rb) = tokio::join!(a, b);
+        let mut got = [ra.0.as_u16(), rb.0.as_u16()];
+        got.sort_unstable();
+        assert_eq!(got, [200, 412], "round {round}");
+        let winner = if ra.0 == StatusCode::OK { "a" } else { "b" };
+        let (_, v) = get(&h, uri).await;
+        assert_eq!(v["model"]["description"], format!("{winner}{round}"));
+    }
+    // DELETE: a stale tag is refused, the current one deletes.
+    let (s, _, _) = call_if(&h, Method::DELETE, uri, &t1, None).await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED);
+    let t = tag(&get_h(&h, uri).await.1);
+    let (s, _, _) = call_if(&h, Method::DELETE, uri, &t, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(get(&h, uri).await.0, StatusCode::NOT_FOUND);
+}

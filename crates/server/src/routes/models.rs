@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use hubsearch_core::{record, ModelCard};
-use hubsearch_engine::catalog::is_valid_id;
+use hubsearch_engine::catalog::{etag, is_valid_id, IfMatch};
 use hubsearch_engine::Publisher;
 use serde::Serialize;
 use serde_json::Value;
@@ -33,6 +33,20 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
 }
 
 /// The key an `Authorization: Bearer <key>` header carries.
+/// A write's `If-Match` header, parsed (docs/api.md, Conditional writes).
+fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
+    let Some(v) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| {
+        ApiError::new(
+            Code::InvalidParameter,
+            "If-Match: not visible ASCII; send `*` or quoted entity tags",
+        )
+    })?;
+    Ok(Some(IfMatch::parse(v)?))
+}
+
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)
@@ -298,7 +312,8 @@ pub struct Published {
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "models",
     params(("id" = String, Path, description = "The model's id, `namespace/name`")),
     responses(
-        (status = 200, description = "The model", body = ModelPage),
+        (status = 200, description = "The model", body = ModelPage,
+            headers(("ETag" = String, description = "The card's entity tag, for If-Match on PUT and DELETE"))),
         (status = 404, description = "No such model (model_not_found)", body = ErrorBody),
     ))]
 pub async fn get_model(
@@ -320,12 +335,16 @@ pub async fn get_model(
     state
         .run_blocking(Work::Read, move |e| {
             let m = e.model_record(&id)?;
-            Ok(Json(ModelPage {
-                model: m.card,
-                exposure: m.exposure,
-                calls: m.calls,
-            })
-            .into_response())
+            let tag = etag(&m.card);
+            Ok((
+                [(axum::http::header::ETAG, tag)],
+                Json(ModelPage {
+                    model: m.card,
+                    exposure: m.exposure,
+                    calls: m.calls,
+                }),
+            )
+                .into_response())
         })
         .await
 }
@@ -363,12 +382,16 @@ pub async fn create(
 /// Replace (or create) a model card; the hub's counts stay for a
 /// builder's key.
 #[utoipa::path(put, path = "/v1/models/{id}", tag = "models",
-    params(("id" = String, Path, description = "The model's id, `namespace/name`")),
+    params(("id" = String, Path, description = "The model's id, `namespace/name`"),
+        ("If-Match" = Option<String>, Header, description = "Replace only if the card is this version: an ETag from GET (or `*`: only if it exists); else 412 precondition_failed")),
     request_body = CardInput,
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "Replaced", body = Published),
-        (status = 201, description = "Created", body = Published),
+        (status = 200, description = "Replaced", body = Published,
+            headers(("ETag" = String, description = "The stored card's entity tag"))),
+        (status = 201, description = "Created", body = Published,
+            headers(("ETag" = String, description = "The stored card's entity tag"))),
+        (status = 412, description = "If-Match names another version (precondition_failed)", body = ErrorBody),
         (status = 400, description = "A bad card (invalid_card, id_mismatch, ...)", body = ErrorBody),
         (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
         (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
@@ -380,11 +403,13 @@ pub async fn replace(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
     body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<axum::response::Response, ApiError> {
     if similar_page(&id) {
         return Ok(get_only(&id, "PUT"));
     }
+    let pre = if_match(&headers)?;
     let ApiJson(body) = body?;
     let card = card_from_body(&who, &body, Some(&id))?;
     let by = if who.admin {
@@ -394,23 +419,33 @@ pub async fn replace(
     };
     state
         .run_blocking(Work::Write, move |e| {
-            let (card, created) = e.replace_model(card, by)?;
+            let (card, created) = e.replace_model_if(card, by, pre.as_ref())?;
             let status = if created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
-            Ok((status, Json(Published { model: card })).into_response())
+            // The tag of the card as stored (read back: the index keeps it
+            // as the next GET gives it).
+            let tag = e.get(&card.id).map(|c| etag(&c)).unwrap_or_default();
+            Ok((
+                status,
+                [(axum::http::header::ETAG, tag)],
+                Json(Published { model: card }),
+            )
+                .into_response())
         })
         .await
 }
 
 /// Delete a model.
 #[utoipa::path(delete, path = "/v1/models/{id}", tag = "models",
-    params(("id" = String, Path, description = "The model's id, `namespace/name`")),
+    params(("id" = String, Path, description = "The model's id, `namespace/name`"),
+        ("If-Match" = Option<String>, Header, description = "Delete only if the card is this version: an ETag from GET (or `*`); else 412 precondition_failed")),
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 412, description = "If-Match names another version (precondition_failed)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not this key's namespace", body = ErrorBody),
         (status = 404, description = "No such model", body = ErrorBody),
@@ -419,7 +454,9 @@ pub async fn delete(
     State(state): State<AppState>,
     Caller(who): Caller,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
+    let pre = if_match(&headers)?;
     state
         .run_blocking(Work::Write, move |e| {
             if similar_page(&id) && e.get(&id).is_err() {
@@ -427,7 +464,7 @@ pub async fn delete(
             }
             may_write(&who, &id)?;
             e.get(&id)?;
-            e.delete_model(&id)?;
+            e.delete_model_if(&id, pre.as_ref())?;
             Ok(StatusCode::NO_CONTENT.into_response())
         })
         .await
