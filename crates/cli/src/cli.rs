@@ -79,14 +79,26 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Serve the HTTP API and the search page
     Serve(crate::serve::ServeArgs),
+    /// Cluster mode: a consistent point-in-time backup of the cluster's
+    /// state (a snapshot at the log's end), to seed a new cluster from
+    Backup(crate::backup::BackupArgs),
     /// The exposure ledger: export its page log and paid calls
     #[command(subcommand)]
     Ledger(crate::ledger::LedgerCommand),
+    /// Off-policy estimates (IPS, SNIPS, doubly robust) of a target policy's
+    /// calls per page from a ledger export, or their coverage on simulated logs
+    Ope(crate::ope::OpeArgs),
     /// Manage API keys
     #[command(subcommand)]
     Keys(crate::serve::KeysCommand),
     /// Score judged queries (nDCG@10, nDCG@100, MRR@10, Recall@100), or an external run
     Eval(crate::eval::EvalArgs),
+    /// Fit merit's calibrated model (the probability a card satisfies the
+    /// query) on judged sets, cross-fitted, and print the config constants
+    Calibrate(crate::calibrate::CalibrateArgs),
+    /// The long run: a million pages or more of mixed real-corpus traffic
+    /// under each policy, nDCG@10, EE-L and tail share over time
+    Longrun(crate::longrun::LongRunArgs),
     /// Reproduce FairCo's synthetic news experiment: unfairness and utility
     /// over rounds for FairCo and the bounded controller, with a lambda sweep
     Fairco(crate::fairco::FaircoArgs),
@@ -239,10 +251,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Eval(args) => crate::eval::run(&g, args),
         Command::Export(args) => crate::export::run(&g, args),
         Command::Serve(args) => crate::serve::serve(&g, args),
+        Command::Backup(args) => crate::backup::run(&g, args),
+        Command::Calibrate(args) => crate::calibrate::run(&g, args),
+        Command::Longrun(args) => crate::longrun::run(&g, args),
         Command::Fairco(args) => crate::fairco::run(args),
         Command::Study(args) => crate::study::run(&g, args),
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),
         Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
+        Command::Ope(args) => crate::ope::run(args),
         Command::Verify(args) => crate::verify::run(args),
     }
 }

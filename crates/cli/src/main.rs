@@ -6,12 +6,16 @@
 //! code 1, or 3 when the index was built by another version of hubsearch
 //! (scripts/run rebuilds it then).
 
+mod backup;
 mod bench;
+mod calibrate;
 mod cli;
 mod eval;
 mod export;
 mod fairco;
 mod ledger;
+mod longrun;
+mod ope;
 mod progress;
 mod serve;
 mod study;

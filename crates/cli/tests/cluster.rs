@@ -122,9 +122,14 @@ struct Replica {
 
 impl Replica {
     // The child is kept in `proc` and killed and waited for by `kill`.
-    #[allow(clippy::zombie_processes)]
     fn start(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
+        self.start_with(Path::new(env!("CARGO_BIN_EXE_hubsearch")));
+    }
+
+    /// Start it with another build of hubsearch (a mixed-version cluster).
+    #[allow(clippy::zombie_processes)]
+    fn start_with(&mut self, bin: &Path) {
+        let mut child = Command::new(bin)
             .env_remove("HUBSEARCH_CONFIG")
             .arg("--config")
             .arg(&self.config)
@@ -235,6 +240,33 @@ fn same_call_log(replicas: &[Replica], auth: &str, calls: u64) -> Vec<serde_json
         );
     }
     heads
+}
+
+/// Two replicas' `GET /v1/cluster?ledger=true` agree model by model: calls,
+/// rounds and impressions exactly, sums of exposure, merit and income to
+/// 1e-9 (a restarted replica summed some of them in batches); the same
+/// number of pages.
+fn assert_same_ledger(x: &serde_json::Value, y: &serde_json::Value) {
+    let (xs, ys) = (
+        x["ledger"].as_array().unwrap(),
+        y["ledger"].as_array().unwrap(),
+    );
+    assert_eq!(xs.len(), ys.len());
+    for (x, y) in xs.iter().zip(ys) {
+        assert_eq!(x["key"], y["key"]);
+        for f in ["calls", "rounds", "impressions"] {
+            assert_eq!(x[f], y[f], "{f} of {}", x["key"]);
+        }
+        for f in ["exposure", "merit", "income_usd"] {
+            let (a, b) = (x[f].as_f64().unwrap(), y[f].as_f64().unwrap());
+            assert!(
+                (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+                "{f} of {}: {a} vs {b}",
+                x["key"]
+            );
+        }
+    }
+    assert_eq!(x["pages"], y["pages"]);
 }
 
 fn json(body: &str) -> serde_json::Value {
@@ -460,29 +492,10 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
             "{n} calls in a ledger for {acknowledged} acknowledged ({unanswered} unanswered)"
         );
     }
-    // The three ledgers agree: calls exactly, sums of exposure, merit and
-    // income to 1e-9 (a restarted replica summed some of them in batches).
-    let rows = |v: &serde_json::Value| v["ledger"].as_array().unwrap().clone();
-    let first = rows(&states[0]);
-    assert!(!first.is_empty());
+    // The three ledgers agree.
+    assert!(!states[0]["ledger"].as_array().unwrap().is_empty());
     for s in &states[1..] {
-        let other = rows(s);
-        assert_eq!(first.len(), other.len());
-        for (x, y) in first.iter().zip(&other) {
-            assert_eq!(x["key"], y["key"]);
-            for f in ["calls", "rounds", "impressions"] {
-                assert_eq!(x[f], y[f], "{f} of {}", x["key"]);
-            }
-            for f in ["exposure", "merit", "income_usd"] {
-                let (a, b) = (x[f].as_f64().unwrap(), y[f].as_f64().unwrap());
-                assert!(
-                    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
-                    "{f} of {}: {a} vs {b}",
-                    x["key"]
-                );
-            }
-        }
-        assert_eq!(states[0]["pages"], s["pages"]);
+        assert_same_ledger(&states[0], s);
     }
     // The call log: the same root at the same size on every replica.
     let heads = same_call_log(&replicas, &auth, ledger_calls(&states[0]));
@@ -533,6 +546,8 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
         (&heads[0]["tree_size"], &heads[0]["root_hash"]),
         "the new replica's call log"
     );
+    let rows = |v: &serde_json::Value| v["ledger"].as_array().unwrap().clone();
+    let first = rows(&states[0]);
     assert_eq!(rows(&s4).len(), first.len());
     for (x, y) in first.iter().zip(&rows(&s4)) {
         assert_eq!(x["key"], y["key"]);
@@ -716,6 +731,48 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
         let seen = settled(&id);
         assert!(seen[0].is_some() && seen[0] == seen[1], "{seen:?}");
     }
+    // If-Match across replicas: both read the same version of a card and
+    // replace it at once, each through its own replica: the log takes one
+    // (conditional on the card's last position), the other is told 412.
+    for i in 0..5 {
+        let id = "acme/flip";
+        let (s, b) = send(&a0, "GET", &format!("/v1/models/{id}"), &auth, "").unwrap();
+        assert_eq!(s, 200, "{b}");
+        let etag = etag_of(&a0, id, &auth);
+        assert_eq!(
+            etag_of(&a1, id, &auth),
+            etag,
+            "both replicas give one version's tag"
+        );
+        let answers: Vec<u16> = std::thread::scope(|sc| {
+            let hs: Vec<_> = [&a0, &a1]
+                .into_iter()
+                .map(|a| {
+                    let (auth, etag) = (auth.clone(), etag.clone());
+                    let b = body(id, &format!("{i} from {a}"));
+                    sc.spawn(move || {
+                        let headers = [
+                            ("Authorization", auth.as_str()),
+                            ("Content-Type", "application/json"),
+                            ("If-Match", etag.as_str()),
+                        ];
+                        let (s, b) =
+                            try_http(a, "PUT", &format!("/v1/models/{id}"), &headers, &b).unwrap();
+                        if s != 200 && s != 412 {
+                            eprintln!("If-Match race: {s} {b}");
+                        }
+                        s
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = answers.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![200, 412], "If-Match race {i}: {answers:?}");
+        let seen = settled(id);
+        assert!(seen[0].is_some() && seen[0] == seen[1], "{seen:?}");
+    }
     // Keys go through the log: made on one replica, they publish on the
     // other; revoked on the other, the first refuses them.
     let (s, b) = send(&a0, "POST", "/v1/keys", &auth, r#"{"builder": "zeta"}"#).unwrap();
@@ -754,6 +811,26 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
         "a key revoked on one replica is refused on the other: {b}"
     );
     assert!(b.contains("key_revoked"), "{b}");
+}
+
+/// The `ETag` a replica gives for card `id`, once it has the card.
+fn etag_of(addr: &str, id: &str, auth: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET /v1/models/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw.lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("etag"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no ETag: {raw}"))
 }
 
 /// A fresh number for ids.
@@ -851,4 +928,374 @@ fn a_trimmed_log_asks_for_a_snapshot() {
             "acme/kept-{i} missing on the replica from the snapshot"
         );
     }
+}
+
+/// Issue 27's backup and restore: `hubsearch backup` takes a consistent
+/// point-in-time copy of a running cluster (a replica of its own catches up
+/// with the log and writes a snapshot); a new cluster (new NATS servers, a
+/// new log) started from it holds the same cards, the same ledger model by
+/// model and the same call log (root and size) as the old one held at the
+/// backup, none of the writes made after it, and takes writes of its own
+/// (its log numbered on from the backup's position).
+#[test]
+fn a_backup_restores_a_new_cluster_with_equal_ledgers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nats, nats_urls, seed, auth) = small_cluster(dir.path());
+    let config = |name: &str, urls: &str| -> PathBuf {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
+                 [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let replica = |name: &str, from: &Path, urls: &str| -> Replica {
+        let index = dir.path().join(name);
+        copy_dir(from, &index);
+        let mut r = Replica {
+            index,
+            config: config(name, urls),
+            addr: format!("127.0.0.1:{}", free_port()),
+            proc: None,
+        };
+        r.start();
+        r
+    };
+    let old: Vec<Replica> = (0..2)
+        .map(|i| replica(&format!("old{i}"), &seed, &nats_urls))
+        .collect();
+    // Writes of every kind: cards, paid calls, served pages.
+    for i in 0..6 {
+        let r = &old[i % 2];
+        let id = format!("acme/backed-{i}");
+        let card = format!(
+            r#"{{"id": "{id}", "price_usd": 0.02, "description": "Summarises wombat report {i}."}}"#
+        );
+        let (s, b) = send(&r.addr, "POST", "/v1/models", &auth, &card).unwrap();
+        assert_eq!(s, 201, "{b}");
+        let _ = send(
+            &r.addr,
+            "GET",
+            "/v1/search?q=wombat+report&policy=fair",
+            &auth,
+            "",
+        );
+        let body =
+            format!(r#"{{"model": "{id}", "amount_usd": 0.02, "idempotency_key": "bk-{i}"}}"#);
+        // On the replica that published it (the other may not have applied
+        // the card yet: read-your-writes holds on the answering replica).
+        let (s, b) = send(&r.addr, "POST", "/v1/calls", &auth, &body).unwrap();
+        assert!(s == 201 || s == 200, "{s} {b}");
+    }
+    let status = |r: &Replica| -> serde_json::Value {
+        json(
+            &send(&r.addr, "GET", "/v1/cluster?ledger=true", &auth, "")
+                .unwrap()
+                .1,
+        )
+    };
+    // Both old replicas caught up: the state the backup must hold.
+    let caught_up = |rs: &[Replica]| -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s: Vec<serde_json::Value> = rs.iter().map(status).collect();
+            let last = s
+                .iter()
+                .map(|v| v["cluster"]["log_last"].as_u64().unwrap())
+                .max()
+                .unwrap();
+            if s.iter()
+                .all(|v| v["cluster"]["applied"].as_u64() == Some(last))
+            {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "replicas did not catch up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let before = caught_up(&old);
+    let head_before = call_log_head(&old[0], &auth);
+    let out = dir.path().join("backups");
+    let run = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
+        .env_remove("HUBSEARCH_CONFIG")
+        .arg("--config")
+        .arg(config("old0", &nats_urls))
+        .args(["backup", "--from"])
+        .arg(&seed)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let snapshot = PathBuf::from(String::from_utf8(run.stdout).unwrap().trim());
+    assert!(
+        snapshot.starts_with(&out) && snapshot.is_dir(),
+        "{snapshot:?}"
+    );
+    // A write after the backup: the restored cluster must not have it.
+    let after = r#"{"id": "acme/after-backup", "description": "later"}"#;
+    let (s, _) = send(&old[0].addr, "POST", "/v1/models", &auth, after).unwrap();
+    assert_eq!(s, 201);
+    drop(old);
+    drop(nats);
+
+    // A new cluster: new NATS servers (an empty log), replicas from the backup.
+    let mut fresh = Nats {
+        bin: nats_server(),
+        dir: dir.path().join("nats-new"),
+        client: [free_port(), free_port(), free_port()],
+        route: [free_port(), free_port(), free_port()],
+        procs: [None, None, None],
+    };
+    for i in 0..3 {
+        fresh.start(i);
+    }
+    let urls = fresh.urls();
+    let new: Vec<Replica> = (0..2)
+        .map(|i| replica(&format!("new{i}"), &snapshot, &urls))
+        .collect();
+    let restored = caught_up(&new);
+    for s in &restored {
+        assert_same_ledger(&before[0], s);
+    }
+    let head = call_log_head(&new[1], &auth);
+    assert_eq!(head["tree_size"], head_before["tree_size"]);
+    assert_eq!(head["root_hash"], head_before["root_hash"]);
+    for r in &new {
+        for i in 0..6 {
+            let (s, _) = send(
+                &r.addr,
+                "GET",
+                &format!("/v1/models/acme/backed-{i}"),
+                &auth,
+                "",
+            )
+            .unwrap();
+            assert_eq!(s, 200);
+        }
+        let (s, _) = send(&r.addr, "GET", "/v1/models/acme/after-backup", &auth, "").unwrap();
+        assert_eq!(s, 404, "a write after the backup is not in it");
+    }
+    // The new cluster takes writes, its log numbered on from the backup.
+    let backed_at = restored[0]["cluster"]["applied"].as_u64().unwrap();
+    let (s, b) = send(
+        &new[0].addr,
+        "POST",
+        "/v1/models",
+        &auth,
+        r#"{"id": "acme/new-cluster", "description": "restored"}"#,
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{b}");
+    let now = caught_up(&new);
+    assert!(now[1]["cluster"]["applied"].as_u64().unwrap() > backed_at);
+    let (s, _) = send(
+        &new[1].addr,
+        "GET",
+        "/v1/models/acme/new-cluster",
+        &auth,
+        "",
+    )
+    .unwrap();
+    assert_eq!(s, 200);
+}
+
+/// Issue 27's rolling upgrade, across real builds: a version 1 build (the
+/// one in `HUBSEARCH_OLD_BINARY`; `.ci/run` builds it from the last commit
+/// before event version 2) and this build share one log. Step 1: the old
+/// replica and an upgraded one with `cluster.event_version = 1` take
+/// publishes, searches and paid calls side by side; step 2: the old one is
+/// replaced by this build (still writing version 1); step 3: both switch
+/// to version 2 (binary pages), one at a time. After every step both have
+/// applied the whole log and their ledgers agree model by model. Last, a
+/// version 1 replica started now meets version 2 pages and stops applying,
+/// saying so on /readyz, instead of diverging.
+#[test]
+fn a_mixed_version_cluster_upgrades_without_losing_anything() {
+    let Some(old_bin) = std::env::var_os("HUBSEARCH_OLD_BINARY").map(PathBuf::from) else {
+        eprintln!(
+            "SKIPPED: HUBSEARCH_OLD_BINARY is not set (a version 1 build of hubsearch with the \
+             cluster feature; .ci/run builds one from the last commit before event version 2)"
+        );
+        return;
+    };
+    assert!(
+        old_bin.is_file(),
+        "HUBSEARCH_OLD_BINARY={old_bin:?} is no file"
+    );
+    let new_bin = PathBuf::from(env!("CARGO_BIN_EXE_hubsearch"));
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, urls, seed, auth) = small_cluster(dir.path());
+    let config = |name: &str, version: Option<u32>| -> PathBuf {
+        let path = dir.path().join(format!("{name}-{version:?}.toml"));
+        let v = version.map_or(String::new(), |v| format!("event_version = {v}\n"));
+        std::fs::write(
+            &path,
+            format!(
+                "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
+                 [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{v}"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let replica = |name: &str, version: Option<u32>, bin: &Path| -> Replica {
+        let index = dir.path().join(name);
+        if !index.exists() {
+            copy_dir(&seed, &index);
+        }
+        let mut r = Replica {
+            index,
+            config: config(name, version),
+            addr: format!("127.0.0.1:{}", free_port()),
+            proc: None,
+        };
+        r.start_with(bin);
+        r
+    };
+    let status = |r: &Replica| -> serde_json::Value {
+        json(
+            &send(&r.addr, "GET", "/v1/cluster?ledger=true", &auth, "")
+                .unwrap()
+                .1,
+        )
+    };
+    let agree = |rs: &[&Replica], step: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let s = loop {
+            let s: Vec<serde_json::Value> = rs.iter().map(|r| status(r)).collect();
+            let last = s
+                .iter()
+                .map(|v| v["cluster"]["log_last"].as_u64().unwrap())
+                .max()
+                .unwrap();
+            if s.iter()
+                .all(|v| v["cluster"]["applied"].as_u64() == Some(last))
+            {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{step}: replicas did not catch up: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_same_ledger(&s[0], &s[1]);
+        assert!(s[0]["pages"].as_u64().unwrap() > 0, "{step}: no pages");
+        s[0]["pages"].as_u64().unwrap()
+    };
+    let traffic = |rs: &[&Replica], step: &str| {
+        for i in 0..6 {
+            let r = rs[i % rs.len()];
+            let id = format!("acme/{step}-{i}");
+            let card = format!(
+                r#"{{"id": "{id}", "price_usd": 0.01, "description": "Summarises wombat report {i}."}}"#
+            );
+            let (s, b) = send(&r.addr, "POST", "/v1/models", &auth, &card).unwrap();
+            assert_eq!(s, 201, "{step}: {b}");
+            for q in ["wombat+report", "opus+mt"] {
+                let (s, b) = send(
+                    &r.addr,
+                    "GET",
+                    &format!("/v1/search?q={q}&policy=fair"),
+                    &auth,
+                    "",
+                )
+                .unwrap();
+                assert_eq!(s, 200, "{step}: {b}");
+            }
+            let body = format!(
+                r#"{{"model": "{id}", "amount_usd": 0.01, "idempotency_key": "{step}-{i}"}}"#
+            );
+            let (s, b) = send(&r.addr, "POST", "/v1/calls", &auth, &body).unwrap();
+            assert!(s == 201 || s == 200, "{step}: {s} {b}");
+        }
+    };
+    // Step 1: an old replica and an upgraded one writing version 1.
+    let mut a = replica("a", None, &old_bin);
+    let mut b = replica("b", Some(1), &new_bin);
+    traffic(&[&a, &b], "mixed");
+    let p1 = agree(&[&a, &b], "old and new side by side");
+    // Step 2: the old replica replaced by this build, still writing 1.
+    a.kill();
+    let mut a = replica("a", Some(1), &new_bin);
+    traffic(&[&a, &b], "upgraded");
+    let p2 = agree(&[&a, &b], "both upgraded, writing version 1");
+    assert!(p2 > p1);
+    // Step 3: both switch to version 2, one at a time.
+    b.kill();
+    let b = replica("b", None, &new_bin);
+    traffic(&[&a, &b], "switching");
+    agree(&[&a, &b], "one replica writing version 2");
+    a.kill();
+    let a = replica("a", None, &new_bin);
+    traffic(&[&a, &b], "switched");
+    let p3 = agree(&[&a, &b], "both writing version 2");
+    assert!(p3 > p2);
+    drop(b);
+    // A version 1 replica now meets version 2 pages: it stops applying and
+    // says why, rather than skip them.
+    let mut late = Replica {
+        index: dir.path().join("late"),
+        config: config("late", None),
+        addr: format!("127.0.0.1:{}", free_port()),
+        proc: None,
+    };
+    copy_dir(&seed, &late.index);
+    let mut child = Command::new(&old_bin)
+        .env_remove("HUBSEARCH_CONFIG")
+        .arg("--config")
+        .arg(&late.config)
+        .arg("--index")
+        .arg(&late.index)
+        .args(["serve", "--addr", &late.addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It either refuses to start (catching up fails) or serves and reports
+    // on /readyz that it stopped applying.
+    let mut said = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut serving = false;
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("hubsearch serving") {
+            serving = true;
+            break;
+        }
+    }
+    if serving {
+        late.proc = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (s, b) = send(&late.addr, "GET", "/readyz", &auth, "").unwrap();
+            if s == 503 && b.contains("newer than this replica") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the old replica did not stop: {s} {b}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    } else {
+        let _ = child.wait();
+        assert!(
+            said.contains("newer than this replica"),
+            "the old replica neither served nor said why it stopped: {said}"
+        );
+    }
+    drop(a);
 }

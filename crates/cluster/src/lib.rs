@@ -24,13 +24,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
 use futures_util::{FutureExt, StreamExt};
 use hubsearch_core::config::ClusterConfig;
 use hubsearch_core::ModelCard;
 use hubsearch_engine::replica::ReplicaStatus;
 use hubsearch_engine::{Engine, Ledger, LogEvent, Replicator};
-use hubsearch_ledger::{CallOutcome, CallRecord, PageRecord};
+use hubsearch_ledger::{CallOutcome, CallRecord, PageLog};
 
 /// Errors of cluster mode.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,12 @@ pub enum ClusterError {
     Nats(String),
     #[error("cluster log: {0}")]
     Log(String),
+    /// The write may have landed: its acknowledgement did not come back in
+    /// time (docs/cluster.md, Outcomes).
+    #[error(
+        "the log's acknowledgement did not come back ({0}); the write may or may not be in the log"
+    )]
+    Unknown(String),
 }
 
 fn nats(e: impl std::fmt::Display) -> ClusterError {
@@ -51,10 +58,13 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The version of the log's events this build writes and understands
-/// (docs/cluster.md, Upgrades). Every message carries it in the header
-/// below; a message without it is version 1 (logs written before it).
-pub const EVENT_VERSION: u32 = 1;
+/// The newest version of the log's events this build understands
+/// (docs/cluster.md, Upgrades). Every message carries its version in the
+/// header below; a message without it is version 1 (logs written before
+/// it). Version 2 added served pages as compact binary logs
+/// (`LogEvent::Logged`); every other event is as in version 1, and is sent
+/// as version 1.
+pub const EVENT_VERSION: u32 = 2;
 /// The header carrying an event's version.
 pub const EVENT_VERSION_HEADER: &str = "Hubsearch-Event-Version";
 
@@ -74,7 +84,7 @@ fn decode_event(version: Option<&str>, payload: &[u8]) -> Result<LogEvent, Strin
             "the event is of version {v}, newer than this replica understands ({EVENT_VERSION}): upgrade this replica (docs/cluster.md, Upgrades)"
         ));
     }
-    serde_json::from_slice(payload).map_err(|e| format!("the event does not parse: {e}"))
+    LogEvent::from_payload(payload)
 }
 
 /// The position this replica has applied, for writers to wait on.
@@ -142,11 +152,13 @@ pub struct Cluster {
 }
 
 /// Connect to the NATS servers and make sure the stream exists (created
-/// with `cfg.stream_replicas` copies on first use). Retries until a server
-/// answers or `patience` passes.
+/// with `cfg.stream_replicas` copies on first use, its first position
+/// `first`: a cluster restored from a backup at position P numbers its new
+/// log from P + 1). Retries until a server answers or `patience` passes.
 async fn connect(
     cfg: &ClusterConfig,
     patience: Duration,
+    first: u64,
 ) -> Result<(async_nats::Client, jetstream::Context), ClusterError> {
     let client = async_nats::ConnectOptions::new()
         .name(format!("hubsearch-{}", cfg.replica))
@@ -176,8 +188,18 @@ async fn connect(
     let deadline = Instant::now() + patience;
     loop {
         // Made, or brought to this configuration's limits if it exists.
-        match js.create_or_update_stream(config.clone()).await {
-            Ok(_) => return Ok((client, js)),
+        let made = if first > 1 && js.get_stream(&config.name).await.is_err() {
+            let mut numbered = config.clone();
+            numbered.first_sequence = Some(first);
+            js.create_stream(numbered).await.map(|_| ()).map_err(nats)
+        } else {
+            js.create_or_update_stream(config.clone())
+                .await
+                .map(|_| ())
+                .map_err(nats)
+        };
+        match made {
+            Ok(()) => return Ok((client, js)),
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!("the cluster log is not ready yet ({e}); retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -198,12 +220,20 @@ impl Cluster {
         progress: &dyn Fn(&str),
     ) -> Result<Arc<Cluster>, ClusterError> {
         let cfg = engine.config().cluster.clone();
-        let (client, js) = rt.block_on(connect(&cfg, Duration::from_secs(120)))?;
         let start = engine.applied_position();
-        let first = rt.block_on(async {
+        let (client, js) = rt.block_on(connect(&cfg, Duration::from_secs(120), start + 1))?;
+        let (first, log_end) = rt.block_on(async {
             let mut s = js.get_stream(&cfg.stream).await.map_err(nats)?;
-            Ok::<u64, ClusterError>(s.info().await.map_err(nats)?.state.first_sequence)
+            let state = &s.info().await.map_err(nats)?.state;
+            Ok::<(u64, u64), ClusterError>((state.first_sequence, state.last_sequence))
         })?;
+        if log_end < start {
+            // Applying would skip the log's next events as applied already.
+            return Err(ClusterError::Log(format!(
+                "this replica's state is at log position {start} but the log ends at {log_end}: it belongs to another log (a backup restores into a new stream numbered from {}; docs/cluster.md, Backup and restore)",
+                start + 1
+            )));
+        }
         if first > start + 1 {
             return Err(ClusterError::Log(format!(
                 "the log now starts at position {first} (older events passed cluster.log_max_age_s / log_max_bytes) but this replica's state ends at {start}: start it from a snapshot at position {} or later (cluster.snapshot_dir on a running replica; docs/cluster.md, Retention)",
@@ -316,28 +346,8 @@ impl Cluster {
     /// Serving goes on meanwhile (in cluster mode only the applier writes).
     pub fn snapshot(&self, engine: &Engine) -> Result<std::path::PathBuf, ClusterError> {
         let root = std::path::PathBuf::from(&self.cfg.snapshot_dir);
+        let (target, _) = self.snapshot_to(engine, &root)?;
         let log = |e: std::io::Error| ClusterError::Log(format!("snapshot: {e}"));
-        let _paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());
-        engine
-            .flush()
-            .map_err(|e| ClusterError::Log(format!("snapshot: {e}")))?;
-        // Everything up to the applier's position is applied and flushed:
-        // the copy resumes after it (the index's and ledger's own positions
-        // move only with their own events).
-        engine
-            .mark_applied(self.applied.get())
-            .map_err(|e| ClusterError::Log(format!("snapshot: {e}")))?;
-        let position = engine.applied_position();
-        std::fs::create_dir_all(&root).map_err(log)?;
-        let name = format!("snapshot-{position:012}");
-        let tmp = root.join(format!("{name}.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        copy_dir(engine.dir(), &tmp).map_err(log)?;
-        let target = root.join(&name);
-        let _ = std::fs::remove_dir_all(&target);
-        std::fs::rename(&tmp, &target).map_err(log)?;
-        drop(_paused);
-        self.last_snapshot.store(position, Ordering::Relaxed);
         let mut all: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
             .map_err(log)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -355,6 +365,58 @@ impl Cluster {
             }
         }
         Ok(target)
+    }
+
+    /// Write a snapshot of this replica into `root/snapshot-<position>`
+    /// (see [`Cluster::snapshot`]), keeping every other snapshot there:
+    /// its directory and position.
+    pub fn snapshot_to(
+        &self,
+        engine: &Engine,
+        root: &std::path::Path,
+    ) -> Result<(std::path::PathBuf, u64), ClusterError> {
+        let log = |e: std::io::Error| ClusterError::Log(format!("snapshot: {e}"));
+        let _paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        engine
+            .flush()
+            .map_err(|e| ClusterError::Log(format!("snapshot: {e}")))?;
+        // Everything up to the applier's position is applied and flushed:
+        // the copy resumes after it (the index's and ledger's own positions
+        // move only with their own events).
+        engine
+            .mark_applied(self.applied.get())
+            .map_err(|e| ClusterError::Log(format!("snapshot: {e}")))?;
+        let position = engine.applied_position();
+        std::fs::create_dir_all(root).map_err(log)?;
+        let name = format!("snapshot-{position:012}");
+        let tmp = root.join(format!("{name}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        copy_dir(engine.dir(), &tmp).map_err(log)?;
+        let target = root.join(&name);
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&tmp, &target).map_err(log)?;
+        drop(_paused);
+        self.last_snapshot.store(position, Ordering::Relaxed);
+        Ok((target, position))
+    }
+
+    /// A consistent point-in-time backup of the cluster's state (docs/
+    /// cluster.md, Backup and restore): `engine` (opened on a copy of a
+    /// seed or snapshot, as a replica of its own) joins the log, catches
+    /// up with its end, and writes a snapshot into `out`. Returns the
+    /// snapshot's directory and log position.
+    pub fn backup(
+        engine: Arc<Engine>,
+        rt: tokio::runtime::Handle,
+        out: &std::path::Path,
+        progress: &dyn Fn(&str),
+    ) -> Result<(std::path::PathBuf, u64), ClusterError> {
+        let cluster = Cluster::join(engine.clone(), rt, progress)?;
+        // Caught up with the log's end as it was when joining; the snapshot
+        // pauses applying and records wherever the applier then is.
+        let snapshot = cluster.snapshot_to(&engine, out);
+        cluster.stop();
+        snapshot
     }
 
     /// Stop applying (the thread ends at its next message).
@@ -452,7 +514,9 @@ impl Cluster {
                     return;
                 }
                 let sent = match &event {
-                    LogEvent::Page { sent_ms, .. } => Some(*sent_ms),
+                    LogEvent::Page { sent_ms, .. } | LogEvent::Logged { sent_ms, .. } => {
+                        Some(*sent_ms)
+                    }
                     _ => None,
                 };
                 let paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());
@@ -560,26 +624,51 @@ impl Cluster {
         expected: Option<u64>,
     ) -> Result<(u64, bool), Option<ClusterError>> {
         let payload = serde_json::to_vec(event).map_err(|e| ClusterError::Log(e.to_string()))?;
+        // Cards, deletes, keys and calls are as version 1 wrote them.
         let mut msg = PublishMessage::build()
-            .header(EVENT_VERSION_HEADER, EVENT_VERSION.to_string().as_str())
+            .header(EVENT_VERSION_HEADER, "1")
             .payload(payload.into())
             .message_id(id);
         if let Some(seq) = expected {
             msg = msg.expected_last_subject_sequence(seq);
         }
+        // A message id another replica is still appending ("duplicate
+        // message id is in process") is waited for: once its append ends,
+        // the same id is answered as a duplicate with the original's
+        // position, so the caller gets the original outcome.
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.apply_wait_ms.max(1000));
         self.rt.block_on(async {
-            let ack = self
-                .js
-                .send_publish(subject, msg)
-                .await
-                .map_err(nats)?
-                .await;
-            match ack {
-                Ok(ack) => Ok((ack.sequence, ack.duplicate)),
-                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
-                    Err(None)
-                }
-                Err(e) => Err(Some(nats(e))),
+            loop {
+                let ack = self
+                    .js
+                    .send_publish(subject.clone(), msg.clone())
+                    .await
+                    .map_err(nats)?
+                    .await;
+                return match ack {
+                    Ok(ack) => Ok((ack.sequence, ack.duplicate)),
+                    // JetStream answers a failed expected-sequence check
+                    // with error code 10071 or, in newer servers for some
+                    // cases, 10164 ("wrong last sequence"), which the
+                    // client reports as another kind.
+                    Err(e)
+                        if e.kind() == PublishErrorKind::WrongLastSequence
+                            || error_text(&e).contains("wrong last sequence") =>
+                    {
+                        Err(None)
+                    }
+                    Err(e) if e.kind() == PublishErrorKind::TimedOut => {
+                        Err(Some(ClusterError::Unknown(e.to_string())))
+                    }
+                    Err(e) if in_process(&e) && Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    Err(e) if in_process(&e) => Err(Some(ClusterError::Unknown(format!(
+                        "another replica is still appending this idempotency key: {e}"
+                    )))),
+                    Err(e) => Err(Some(nats(e))),
+                };
             }
         })
     }
@@ -612,8 +701,39 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()>
     Ok(())
 }
 
+/// Whether a publish was refused because another publish with its message
+/// id is still being stored (JetStream's "duplicate message id is in
+/// process").
+fn in_process(e: &jetstream::context::PublishError) -> bool {
+    error_text(e).contains("in process")
+}
+
+/// A publish error's message with its sources'.
+fn error_text(e: &jetstream::context::PublishError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn engine_err(e: ClusterError) -> hubsearch_engine::Error {
-    hubsearch_engine::Error::Cluster(e.to_string())
+    match e {
+        ClusterError::Unknown(_) => hubsearch_engine::Error::OutcomeUnknown(e.to_string()),
+        _ => hubsearch_engine::Error::Cluster(e.to_string()),
+    }
+}
+
+/// A write that is in the log at `p` but not applied here within the wait:
+/// its outcome is not known to this replica yet (read-your-writes).
+fn not_applied(what: &str, p: u64, wait_ms: u64) -> hubsearch_engine::Error {
+    hubsearch_engine::Error::OutcomeUnknown(format!(
+        "the {what} is in the log (position {p}) but this replica has not applied it within {wait_ms} ms; \
+         read it back, or retry with the same idempotency key"
+    ))
 }
 
 /// The subject of card `id`'s changes under `prefix` (the stream's
@@ -669,7 +789,9 @@ impl Replicator for Cluster {
                 "the log took a fresh message id for a duplicate".into(),
             ));
         }
-        self.wait_applied(p);
+        if !self.wait_applied(p) {
+            return Err(not_applied("card", p, self.cfg.apply_wait_ms));
+        }
         Ok(())
     }
 
@@ -680,23 +802,25 @@ impl Replicator for Cluster {
         };
         let (p, _) = self.append("keys", msg, &event).map_err(engine_err)?;
         if !self.wait_applied(p) {
-            return Err(hubsearch_engine::Error::Cluster(format!(
-                "the key change is in the log (position {p}) but this replica has not applied it within {} ms",
-                self.cfg.apply_wait_ms
-            )));
+            return Err(not_applied("key change", p, self.cfg.apply_wait_ms));
         }
         Ok(())
     }
 
-    fn delete(&self, id: &str) -> hubsearch_engine::Result<()> {
+    fn delete(&self, id: &str, expected: Option<u64>) -> hubsearch_engine::Result<()> {
         let msg = format!("delete:{id}:{:x}", rand::random::<u64>());
         let event = LogEvent::Delete { id: id.to_string() };
-        let (p, _) = self
-            .append_at(self.card_subject(id), msg, &event, None)
-            .map_err(|e| {
-                engine_err(e.unwrap_or_else(|| ClusterError::Log("wrong last sequence".into())))
-            })?;
-        self.wait_applied(p);
+        let (p, _) = match self.append_at(self.card_subject(id), msg, &event, expected) {
+            Ok(r) => r,
+            // Another write to the card came first (If-Match).
+            Err(None) => {
+                return Err(hubsearch_engine::Error::PreconditionFailed { id: id.to_string() })
+            }
+            Err(Some(e)) => return Err(engine_err(e)),
+        };
+        if !self.wait_applied(p) {
+            return Err(not_applied("delete", p, self.cfg.apply_wait_ms));
+        }
         Ok(())
     }
 
@@ -729,10 +853,7 @@ impl Replicator for Cluster {
             )
             .map_err(engine_err)?;
         if !self.wait_applied(p) {
-            return Err(hubsearch_engine::Error::Cluster(format!(
-                "the call is in the log (position {p}) but this replica has not applied it within {} ms; retry with the same idempotency key to learn its outcome",
-                self.cfg.apply_wait_ms
-            )));
+            return Err(not_applied("call", p, self.cfg.apply_wait_ms));
         }
         if duplicate {
             // The log had this key's call already (another replica, or a
@@ -749,18 +870,35 @@ impl Replicator for Cluster {
         }
     }
 
-    fn page(&self, page: PageRecord, hour: u64, time: u64) -> hubsearch_engine::Result<u64> {
+    fn page(&self, log: PageLog, hour: u64, time: u64) -> hubsearch_engine::Result<u64> {
         let n = self.pages.fetch_add(1, Ordering::Relaxed) & 0xFFFF_FFFF;
         let page_id = self.page_prefix | n;
-        let event = LogEvent::Page {
-            page_id,
-            hour,
-            time,
-            sent_ms: now_ms(),
-            page,
+        let (event, version) = if self.cfg.event_version >= 2 {
+            // Binary: the page's encoded log (docs/ledger.md, Page log);
+            // every replica computes what it adds from it.
+            let event = LogEvent::Logged {
+                page_id,
+                hour,
+                time,
+                sent_ms: now_ms(),
+                log: Box::new(log),
+            };
+            (event, 2u32)
+        } else {
+            // During a rolling upgrade from version 1: what it adds, as
+            // version 1 replicas read it (computed by the same function).
+            let page = hubsearch_ledger::PageRecord::of_log(log)
+                .map_err(|e| hubsearch_engine::Error::Cluster(e.to_string()))?;
+            let event = LogEvent::Page {
+                page_id,
+                hour,
+                time,
+                sent_ms: now_ms(),
+                page,
+            };
+            (event, 1u32)
         };
-        let payload = serde_json::to_vec(&event)
-            .map_err(|e| hubsearch_engine::Error::Cluster(e.to_string()))?;
+        let payload = event.to_payload()?;
         let js = self.js.clone();
         let subject = format!("{}.pages", self.subjects);
         let (sent, failed) = (self.pages_sent.clone(), self.pages_failed.clone());
@@ -771,7 +909,7 @@ impl Replicator for Cluster {
                 js.send_publish(
                     subject,
                     PublishMessage::build()
-                        .header(EVENT_VERSION_HEADER, EVENT_VERSION.to_string().as_str())
+                        .header(EVENT_VERSION_HEADER, version.to_string().as_str())
                         .payload(payload.into())
                         .message_id(format!("page:{page_id:x}")),
                 )
@@ -850,7 +988,7 @@ pub fn import_to_log(
         .enable_all()
         .build()
         .map_err(|e| ClusterError::Log(e.to_string()))?;
-    let (_client, js) = rt.block_on(connect(cfg, Duration::from_secs(30)))?;
+    let (_client, js) = rt.block_on(connect(cfg, Duration::from_secs(30), 1))?;
     let prefix = cfg.stream.to_ascii_lowercase();
     let mut out = LogImport::default();
     let mut batch: Vec<ModelCard> = Vec::new();
@@ -873,7 +1011,7 @@ pub fn import_to_log(
                     js.send_publish(
                         card_subject(&prefix, &card_id),
                         PublishMessage::build()
-                            .header(EVENT_VERSION_HEADER, EVENT_VERSION.to_string().as_str())
+                            .header(EVENT_VERSION_HEADER, "1")
                             .payload(payload.into())
                             .message_id(id),
                     )

@@ -109,11 +109,7 @@ impl Marker {
     /// Whether a lowercase word could match at all (see the type's doc):
     /// no hashing, no allocation.
     fn may_match(&self, first: char, word: &str) -> bool {
-        self.firsts.contains(&first)
-            || self
-                .prefix
-                .as_deref()
-                .is_some_and(|p| word.starts_with(p))
+        self.firsts.contains(&first) || self.prefix.as_deref().is_some_and(|p| word.starts_with(p))
     }
 
     /// The term a lowercase text word matches, if any (its stem, or the
@@ -177,9 +173,10 @@ impl Marker {
         };
         // Cheap rejection before lowercasing the whole run.
         let could = self.firsts.contains(&first_lower)
-            || self.prefix.as_deref().is_some_and(|p| {
-                p.chars().next() == Some(first_lower) && run.len() >= p.len()
-            });
+            || self
+                .prefix
+                .as_deref()
+                .is_some_and(|p| p.starts_with(first_lower) && run.len() >= p.len());
         if !could {
             return None;
         }
@@ -220,11 +217,7 @@ impl Marker {
             } else {
                 run.chars().skip(1).any(char::is_uppercase)
             };
-            let parts = if upper {
-                case_parts(run)
-            } else {
-                Vec::new()
-            };
+            let parts = if upper { case_parts(run) } else { Vec::new() };
             if parts.len() <= 1 {
                 out.push(Span {
                     start,
