@@ -40,12 +40,26 @@ pub struct OpeArgs {
     /// each estimator's interval coverage, mean width, bias and RMSE
     #[arg(long, value_name = "SEEDS")]
     coverage: Option<u64>,
+    /// Instead of estimates: the bytes a page of the log costs, before and
+    /// after the binary encoding (ledger row and cluster page event)
+    #[arg(long, requires = "log")]
+    sizes: bool,
     /// Print JSON
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: OpeArgs) -> Result<ExitCode, AnyError> {
+    if args.sizes {
+        let log = args.log.as_deref().ok_or("--sizes needs --log")?;
+        let dir = if log.is_dir() {
+            log.to_path_buf()
+        } else {
+            log.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        println!("{}", sizes::bytes_per_page(&dir)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let target = parse_target(&args.target)?;
     let estimators: Vec<Estimator> = match args.estimator.as_str() {
         "all" => Estimator::ALL.to_vec(),
@@ -219,21 +233,19 @@ mod tests {
 }
 
 /// Bytes per page before and after the binary encoding, on a real export
-/// (`HUBSEARCH_OPE_EXPORT=DIR`, a `hubsearch ledger export` directory):
-/// the ledger row (JSON without the candidate list before, binary with it
-/// now) and the cluster page event (the JSON `PageRecord` with its deltas
-/// before, the binary log now).
-#[cfg(test)]
+/// (`hubsearch ope --log DIR --sizes`, DIR a `hubsearch ledger export`
+/// directory): the ledger row (JSON without the candidate list before,
+/// binary with it now) and the cluster page event (the JSON `PageRecord`
+/// with its deltas before, the binary log now).
 mod sizes {
     use hubsearch_engine::replica::LogEvent;
     use hubsearch_ledger::codec::derived_logits;
     use hubsearch_ledger::PageRecord;
 
-    #[test]
-    #[ignore = "needs HUBSEARCH_OPE_EXPORT=DIR (a ledger export); prints bytes per page"]
-    fn bytes_per_page_before_and_after() {
-        let dir = std::env::var("HUBSEARCH_OPE_EXPORT").expect("HUBSEARCH_OPE_EXPORT");
-        let pages = super::read_pages(&std::path::Path::new(&dir).join("pages.jsonl")).unwrap();
+    use crate::cli::AnyError;
+
+    pub fn bytes_per_page(dir: &std::path::Path) -> Result<String, AnyError> {
+        let pages = super::read_pages(&dir.join("pages.jsonl"))?;
         let (mut old_row, mut new_row, mut old_event, mut new_event, mut n, mut cands) =
             (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
         for p in pages.iter().filter(|p| !p.ranked.is_empty()) {
@@ -249,11 +261,11 @@ mod sizes {
             old.ranked.clear();
             old.attention = None;
             old.first_rank = 0;
-            old_row += serde_json::to_vec(&old).unwrap().len();
+            old_row += serde_json::to_vec(&old)?.len();
             new_row += p.encode().len();
             // The event carried the record with the log of its day (no
             // candidate list).
-            let mut record = PageRecord::of_log(p.clone()).unwrap();
+            let mut record = PageRecord::of_log(p.clone())?;
             record.log = Some(Box::new(old));
             let event = |page| LogEvent::Page {
                 page_id: p.page,
@@ -262,7 +274,7 @@ mod sizes {
                 sent_ms: p.time * 1000,
                 page,
             };
-            old_event += serde_json::to_vec(&event(record)).unwrap().len();
+            old_event += serde_json::to_vec(&event(record))?.len();
             new_event += LogEvent::Logged {
                 page_id: p.page,
                 hour: p.time / 3600,
@@ -270,20 +282,21 @@ mod sizes {
                 sent_ms: p.time * 1000,
                 log: Box::new(p.clone()),
             }
-            .to_payload()
-            .unwrap()
+            .to_payload()?
             .len();
             cands += p.ranked.len();
             n += 1;
         }
-        let n = n.max(1);
-        println!(
+        if n == 0 {
+            return Err("no page of the export has a candidate list".into());
+        }
+        Ok(format!(
             "{n} pages, {:.0} candidates each: ledger row {} -> {} bytes, cluster event {} -> {} bytes",
             cands as f64 / n as f64,
             old_row / n,
             new_row / n,
             old_event / n,
             new_event / n
-        );
+        ))
     }
 }
