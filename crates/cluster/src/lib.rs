@@ -390,8 +390,21 @@ impl Cluster {
         std::fs::create_dir_all(root).map_err(log)?;
         let name = format!("snapshot-{position:012}");
         let tmp = root.join(format!("{name}.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        copy_dir(engine.dir(), &tmp).map_err(log)?;
+        // The text index merges segments in the background (applying is
+        // paused, merging is not): a file a merge removes while it is being
+        // copied is not found, and the copy is taken again from the start.
+        let mut attempt = 0;
+        loop {
+            let _ = std::fs::remove_dir_all(&tmp);
+            match copy_dir(engine.dir(), &tmp) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 20 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(log(e)),
+            }
+        }
         let target = root.join(&name);
         let _ = std::fs::remove_dir_all(&target);
         std::fs::rename(&tmp, &target).map_err(log)?;
