@@ -154,7 +154,21 @@ fn constrain(doc: &mut serde_json::Value) {
             p["schema"]["pattern"] = json!(ID_PATTERN);
         }
     }
+    // If-Match as the server reads it: `*` or entity tags (visible ASCII
+    // without quotes or commas inside), comma-separated.
+    for method in ["put", "delete"] {
+        let op = &mut doc["paths"]["/v1/models/{id}"][method];
+        if let Some(params) = op["parameters"].as_array_mut() {
+            for p in params.iter_mut().filter(|p| p["name"] == "If-Match") {
+                p["schema"] = json!({"type": "string", "pattern": IF_MATCH_PATTERN});
+            }
+        }
+    }
 }
+
+/// `If-Match`: `*`, or entity tags (`"..."`, `W/"..."`) separated by commas.
+const IF_MATCH_PATTERN: &str =
+    r#"^[ \t]*(\*|(W/)?"[!#-+\--~]*"([ \t]*,[ \t]*(W/)?"[!#-+\--~]*")*)[ \t]*$"#;
 
 /// A /v1 parameter as the server reads it: a whole number is a u64 (up to
 /// 2^64 - 1, not the int64 utoipa writes for it), and a query parameter

@@ -431,6 +431,7 @@ fn list_query(params: &[(String, String)], max: usize) -> Result<Option<HfListQu
         }
     };
     let sort = get("sort").map_or(Ok(ListingSort::Trending), |s| listing_sort(&s))?;
+    let (full, card_data) = (flag("full")?, flag("cardData")?);
     // No model here is gated: gated=true lists nothing (once the rest of
     // the query is checked).
     if gated {
@@ -442,8 +443,8 @@ fn list_query(params: &[(String, String)], max: usize) -> Result<Option<HfListQu
         reverse,
         offset,
         limit,
-        full: flag("full")?,
-        card_data: flag("cardData")?,
+        full,
+        card_data,
     }))
 }
 

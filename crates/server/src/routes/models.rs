@@ -33,9 +33,13 @@ impl axum::extract::FromRequestParts<AppState> for Caller {
 }
 
 /// The key an `Authorization: Bearer <key>` header carries.
-/// A write's `If-Match` header, parsed (docs/api.md, Conditional writes).
+/// A write's `If-Match` header, parsed (docs/api.md, Conditional writes);
+/// one left blank is one left out, as blank query parameters are.
 fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
-    let Some(v) = headers.get(axum::http::header::IF_MATCH) else {
+    let Some(v) = headers
+        .get(axum::http::header::IF_MATCH)
+        .filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
+    else {
         return Ok(None);
     };
     let v = v.to_str().map_err(|_| {
@@ -445,6 +449,7 @@ pub async fn replace(
     security(("api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "A malformed If-Match (invalid_parameter)", body = ErrorBody),
         (status = 412, description = "If-Match names another version (precondition_failed)", body = ErrorBody),
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not this key's namespace", body = ErrorBody),
