@@ -9,7 +9,7 @@
 //! [`Engine::retrieve`] (`retrieve.rs`: text and vector candidates, fused
 //! relevance) -> [`Engine::candidates`] (what ranking knows of each) ->
 //! [`Engine::rank`] (the policy, on a copy of the ledger's book) -> the
-//! page's hits -> [`Ledger::record_served`] (what the page adds).
+//! page's hits -> [`Ledger::record_log`] (what the page adds, from its log).
 //!
 //! Key design decision: the engine is synchronous and `Send + Sync`; the
 //! server calls it from blocking threads, the CLI and the evaluation harness

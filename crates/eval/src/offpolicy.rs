@@ -340,18 +340,7 @@ fn target_placements(
     ranks: &[usize],
     opts: &Options,
 ) -> (Vec<f64>, Vec<Vec<(u64, f64)>>) {
-    let cands: Vec<Candidate> = p
-        .ranked
-        .iter()
-        .map(|c| Candidate {
-            relevance: c.relevance,
-            merit: c.merit,
-            calls: c.calls,
-            quantile: c.quantile,
-            group: c.model,
-            key: c.model,
-        })
-        .collect();
+    let cands: Vec<Candidate> = p.ranked.iter().map(|c| c.candidate(c.model)).collect();
     match *target {
         Policy::Stochastic { temperature } => {
             let t = temperature.max(1e-6);

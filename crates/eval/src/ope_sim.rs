@@ -80,16 +80,7 @@ pub fn simulate(
         })
         .collect();
     let cands = |ctx: &[LoggedCandidate]| -> Vec<Candidate> {
-        ctx.iter()
-            .map(|c| Candidate {
-                relevance: c.relevance,
-                merit: c.merit,
-                calls: c.calls,
-                quantile: c.quantile,
-                group: c.model,
-                key: c.model,
-            })
-            .collect()
+        ctx.iter().map(|c| c.candidate(c.model)).collect()
     };
     let book = ExposureBook::new();
     let logger = Policy::Stochastic {

@@ -39,7 +39,6 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use hubsearch_rank::Attention;
 use serde::Serialize;
 
 use calls::Pending;
@@ -123,17 +122,6 @@ pub struct CallOutcome {
     pub recorded: bool,
 }
 
-/// One candidate of a served page, as the ledger accounts for it.
-#[derive(Debug, Clone, Copy)]
-pub struct ServedCandidate {
-    pub model: u64,
-    pub builder: u64,
-    /// Relevance in [0, 1] (what `cascade` attention reads).
-    pub relevance: f64,
-    /// The merit its model and builder earn.
-    pub merit: f64,
-}
-
 /// What the ledger has logged of one model, for its merit estimate.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CallEvidence {
@@ -141,26 +129,6 @@ pub struct CallEvidence {
     pub impressions: u64,
     /// Cumulative exposure: the sum of its impressions' position weights.
     pub exposure: f64,
-}
-
-/// A page served to a person.
-#[derive(Debug, Clone)]
-pub struct ServedPage<'a> {
-    /// Every candidate the policy ordered (they all earn merit).
-    pub candidates: &'a [ServedCandidate],
-    /// The shown ones, as indices into `candidates`, in page order.
-    pub shown: &'a [usize],
-    /// 1-based rank of the first shown item.
-    pub first_rank: usize,
-    /// (model id, builder) of each shown item.
-    pub names: &'a [(&'a str, &'a str)],
-    /// How exposure falls with rank.
-    pub attention: &'a Attention,
-    /// The page's log for off-policy evaluation (its `page`, `shown`
-    /// exposures are filled in here).
-    pub log: Option<PageLog>,
-    /// The exposure book it is entered in (search, or fair listings').
-    pub book: Book,
 }
 
 /// The ledger. Cheap to share (`Arc` inside).

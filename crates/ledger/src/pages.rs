@@ -4,10 +4,7 @@
 use hubsearch_rank::{page_delta, Candidate};
 
 use super::store::Event;
-use super::{
-    now_secs, Impression, Ledger, LedgerError, LoggedCandidate, PageLog, PageRecord,
-    ServedCandidate, ServedPage,
-};
+use super::{now_secs, Impression, Ledger, LedgerError, LoggedCandidate, PageLog, PageRecord};
 
 impl PageRecord {
     /// What a logged page adds to the books, computed from its log alone
@@ -32,17 +29,7 @@ impl PageRecord {
         }
         let shown: Vec<usize> = (first..end).collect();
         let as_group = |group: fn(&LoggedCandidate) -> u64| -> Vec<Candidate> {
-            log.ranked
-                .iter()
-                .map(|c| Candidate {
-                    relevance: c.relevance,
-                    merit: c.merit,
-                    calls: 0.0,
-                    quantile: 0.0,
-                    group: group(c),
-                    key: c.model,
-                })
-                .collect()
+            log.ranked.iter().map(|c| c.candidate(group(c))).collect()
         };
         let model_delta = page_delta(&as_group(|c| c.model), &shown, log.first_rank, &attention);
         let builder_delta =
@@ -75,79 +62,6 @@ impl PageRecord {
 }
 
 impl Ledger {
-    /// Record a page served to a person: every candidate's model and builder
-    /// earn its relevance as merit, every shown item's model and builder the
-    /// exposure of its position. Memory now, disk in the next batch.
-    /// Returns the page's sequence number.
-    pub fn record_served(&self, page: &ServedPage<'_>) -> Result<u64, LedgerError> {
-        self.record_page(self.page_record(page))
-    }
-
-    /// What a served page adds (its deltas, impressions, names and log),
-    /// without recording it: cluster mode sends this through the log.
-    pub fn page_record(&self, page: &ServedPage<'_>) -> PageRecord {
-        let as_group = |group: fn(&ServedCandidate) -> u64| -> Vec<Candidate> {
-            page.candidates
-                .iter()
-                .map(|c| Candidate {
-                    relevance: c.relevance,
-                    merit: c.merit,
-                    calls: 0.0,
-                    quantile: 0.0,
-                    group: group(c),
-                    key: c.model,
-                })
-                .collect()
-        };
-        let model_delta = page_delta(
-            &as_group(|c| c.model),
-            page.shown,
-            page.first_rank,
-            page.attention,
-        );
-        let builder_delta = page_delta(
-            &as_group(|c| c.builder),
-            page.shown,
-            page.first_rank,
-            page.attention,
-        );
-        let impressions = page
-            .shown
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| {
-                let c = &page.candidates[c];
-                Impression {
-                    model: c.model,
-                    builder: c.builder,
-                    rank: page.first_rank + i,
-                    exposure: model_delta.get(&c.model).map_or(0.0, |d| d.exposure),
-                }
-            })
-            .collect();
-        let log = page.log.clone().map(|mut log| {
-            for (s, imp) in log.shown.iter_mut().zip(&impressions) {
-                let imp: &Impression = imp;
-                s.exposure = imp.exposure;
-            }
-            Box::new(log)
-        });
-        let mut names = Vec::with_capacity(page.names.len() * 2);
-        for (&c, (model, builder)) in page.shown.iter().zip(page.names) {
-            let c = &page.candidates[c];
-            names.push((c.model, model.to_string()));
-            names.push((c.builder, builder.to_string()));
-        }
-        PageRecord {
-            impressions,
-            model_delta,
-            builder_delta,
-            names,
-            log,
-            book: page.book,
-        }
-    }
-
     /// Record a served page from its log alone ([`PageRecord::of_log`]).
     /// Returns the page's sequence number.
     pub fn record_log(&self, log: PageLog) -> Result<u64, LedgerError> {

@@ -104,6 +104,21 @@ pub struct LoggedCandidate {
     pub quantile: f64,
 }
 
+impl LoggedCandidate {
+    /// The candidate a policy ranks (or a page's delta books), in fairness
+    /// group `group` (its model's or its builder's key).
+    pub fn candidate(&self, group: u64) -> hubsearch_rank::Candidate {
+        hubsearch_rank::Candidate {
+            relevance: self.relevance,
+            merit: self.merit,
+            calls: self.calls,
+            quantile: self.quantile,
+            group,
+            key: self.model,
+        }
+    }
+}
+
 /// Which exposure book a page is entered in (docs/ranking.md, One book per
 /// purpose). Search pages feed the book search's `fair` policies read;
 /// fair listings (every card merit 1, ranked by popularity) keep a book of
