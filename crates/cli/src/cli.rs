@@ -88,6 +88,11 @@ pub enum Command {
     /// Off-policy estimates (IPS, SNIPS, doubly robust) of a target policy's
     /// calls per page from a ledger export, or their coverage on simulated logs
     Ope(crate::ope::OpeArgs),
+    /// Group reports from a ledger export: exposure and paid calls against
+    /// merit per builder, popularity tier or model age, amortized over time
+    /// and per query, FairCo's disparities, group expected exposure; writes
+    /// report.md, groups.json and SVG plots
+    Groups(crate::groups::GroupsArgs),
     /// Manage API keys
     #[command(subcommand)]
     Keys(crate::serve::KeysCommand),
@@ -259,6 +264,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AnyError> {
         Command::Keys(cmd) => crate::serve::keys(&g, cmd),
         Command::Ledger(cmd) => crate::ledger::run(&g, cmd),
         Command::Ope(args) => crate::ope::run(args),
+        Command::Groups(args) => crate::groups::run(&g, args),
         Command::Verify(args) => crate::verify::run(args),
     }
 }

@@ -86,8 +86,11 @@ pub struct Counts {
     pub row_bytes: f64,
 }
 
-/// Column names of the impressions table, in order.
-pub const IMPRESSION_COLUMNS: [&str; 16] = [
+/// Column names of the impressions table, in order. `merit` and `quantile`
+/// (the shown item's entry in the page's candidate list) came last, after
+/// the first sixteen, so readers by position keep working; they are empty
+/// for pages logged before candidate lists were.
+pub const IMPRESSION_COLUMNS: [&str; 18] = [
     "page",
     "time",
     "query",
@@ -104,10 +107,12 @@ pub const IMPRESSION_COLUMNS: [&str; 16] = [
     "relevance",
     "score",
     "propensity",
+    "merit",
+    "quantile",
 ];
 
 /// Columns that may hold nulls.
-const NULLABLE: [&str; 3] = ["propensity", "page", "rank"];
+const NULLABLE: [&str; 5] = ["propensity", "page", "rank", "merit", "quantile"];
 
 /// Column names of the calls table, in order.
 pub const CALL_COLUMNS: [&str; 7] = [
@@ -173,9 +178,16 @@ fn impression_batch(pages: &[PageLog]) -> Result<RecordBatch, AnyError> {
     let mut relevance = Float64Builder::new();
     let mut score = Float64Builder::new();
     let mut propensity = Float64Builder::new();
+    let mut merit = Float64Builder::new();
+    let mut quantile = Float64Builder::new();
     for p in pages {
         let params_json = serde_json::to_string(&p.params)?;
-        for item in &p.shown {
+        // The shown items are `ranked[first_rank - 1 ..][.. shown.len()]`.
+        let from = p.first_rank.max(1) - 1;
+        for (k, item) in p.shown.iter().enumerate() {
+            let candidate = p.ranked.get(from + k);
+            merit.append_option(candidate.map(|c| c.merit));
+            quantile.append_option(candidate.map(|c| c.quantile));
             page.append_value(p.page);
             time.append_value(p.time);
             query.append_value(&p.query);
@@ -211,6 +223,8 @@ fn impression_batch(pages: &[PageLog]) -> Result<RecordBatch, AnyError> {
         Arc::new(relevance.finish()),
         Arc::new(score.finish()),
         Arc::new(propensity.finish()),
+        Arc::new(merit.finish()),
+        Arc::new(quantile.finish()),
     ];
     batch(&IMPRESSION_COLUMNS, columns)
 }
@@ -243,7 +257,7 @@ fn call_batch(calls: &[LoggedCall]) -> Result<RecordBatch, AnyError> {
 
 /// A record batch whose schema takes each column's type from its array
 /// (nullable only where nulls can occur: the propensity, a call's page and
-/// rank).
+/// rank, the merit and quantile of a page without a candidate list).
 fn batch(names: &[&str], columns: Vec<ArrayRef>) -> Result<RecordBatch, AnyError> {
     let fields: Vec<Field> = names
         .iter()
@@ -411,5 +425,69 @@ mod tests {
         let first: PageLog = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
         assert_eq!(first.logits, vec![5.0, 1.0, 0.5]);
         assert_eq!(first.page, 0);
+    }
+
+    #[test]
+    fn impressions_carry_each_shown_candidates_merit_and_quantile() {
+        use hubsearch_ledger::LoggedCandidate;
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.redb")).unwrap();
+        // A page logged before candidate lists were: empty cells.
+        logged_page(&ledger, "old", None);
+        let cand = |model: u64, merit: f64, quantile: f64| LoggedCandidate {
+            model,
+            builder: 9,
+            relevance: 0.5,
+            merit,
+            calls: 0.0,
+            quantile,
+        };
+        let shown = |model: &str, rank: usize| ShownLog {
+            model: model.into(),
+            builder: "o".into(),
+            rank,
+            exposure: 0.5,
+            relevance: 0.5,
+            score: 0.5,
+            propensity: None,
+        };
+        // A second page: ranks 2 and 3 of three candidates.
+        let log = PageLog {
+            query: "q".into(),
+            mode: "text".into(),
+            policy: "relevance".into(),
+            group: "model".into(),
+            candidates: 3,
+            first_rank: 2,
+            shown: vec![shown("o/b", 2), shown("o/c", 3)],
+            ranked: vec![
+                cand(1, 0.25, 0.5),
+                cand(2, 0.75, 0.125),
+                cand(3, 0.5, 0.875),
+            ],
+            ..Default::default()
+        };
+        ledger
+            .record_page(PageRecord {
+                log: Some(Box::new(log)),
+                ..Default::default()
+            })
+            .unwrap();
+        let out = dir.path().join("export");
+        export(&ledger, &out, &[Format::Csv]).unwrap();
+        let mut r = csv::Reader::from_path(out.join("impressions.csv")).unwrap();
+        let h = r.headers().unwrap().clone();
+        assert_eq!((&h[16], &h[17]), ("merit", "quantile"));
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!((&rows[0][16], &rows[0][17]), ("", ""));
+        assert_eq!(
+            (&rows[1][10], &rows[1][16], &rows[1][17]),
+            ("o/b", "0.75", "0.125")
+        );
+        assert_eq!(
+            (&rows[2][10], &rows[2][16], &rows[2][17]),
+            ("o/c", "0.5", "0.875")
+        );
     }
 }

@@ -13,6 +13,7 @@ mod cli;
 mod eval;
 mod export;
 mod fairco;
+mod groups;
 mod ledger;
 mod longrun;
 mod ope;
