@@ -22,6 +22,9 @@ pub struct Retrieved {
     pub facets: FacetCounts,
     /// Query words no card contains (docs/retrieval.md, Prefixes and typos).
     pub unknown_words: Vec<String>,
+    /// The query's words as retrieval read them (with the corrections it
+    /// found, for the snippets' marks).
+    pub words: QueryWords,
 }
 
 impl Engine {
@@ -44,6 +47,7 @@ impl Engine {
         if mode != Mode::Vector {
             self.retrieve_text(searcher, req, &words, depth, &mut out)?;
         }
+        out.words = words.clone();
         if mode != Mode::Text {
             self.retrieve_vector(searcher, req, depth, mode, &mut out)?;
         }

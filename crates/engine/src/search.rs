@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use hubsearch_core::{Group, Hit, Mode, PolicyKind, SearchRequest};
-use hubsearch_index::{FacetCounts, Searcher};
+use hubsearch_core::{Group, Hit, Mode, ModelCard, PolicyKind, SearchRequest};
+use hubsearch_index::{FacetCounts, QueryWords, Searcher};
 use hubsearch_rank::plackett_luce::sequential_probabilities;
 use hubsearch_rank::{blended_merit, rank, Candidate, Policy};
 use serde::Serialize;
@@ -130,7 +130,7 @@ impl Engine {
         let mut marker = if page.is_empty() {
             Marker::none()
         } else {
-            self.marker(&searcher, req, &retrieved.unknown_words)?
+            self.marker(&searcher, req, &retrieved.words, &retrieved.unknown_words)?
         };
         let mut hits = self.marked_hits(&searcher, page, first_rank, &mut marker)?;
         let browsing = req.is_browsing();
@@ -243,16 +243,20 @@ impl Engine {
         &self,
         searcher: &Searcher,
         req: &SearchRequest,
+        words: &QueryWords,
         unknown: &[String],
     ) -> Result<Marker> {
         if req.is_browsing() {
             return Ok(Marker::none());
         }
         let text = self.text_index();
-        let words = text.words(&req.query);
         let mut corrections = Vec::new();
         for w in unknown {
-            corrections.extend(text.corrections(searcher, w)?.into_iter().map(|(c, _)| c));
+            corrections.extend(
+                text.corrections_of(searcher, words, w)?
+                    .into_iter()
+                    .map(|(c, _)| c),
+            );
         }
         let q = req.query.trim_end_matches(|c: char| !c.is_alphanumeric());
         let typing = (q.len() == req.query.len())
@@ -261,7 +265,8 @@ impl Engine {
         Ok(Marker::new(words.words(), &corrections, typing))
     }
 
-    /// The page's hits, each with a snippet marked by `marker`.
+    /// The page's hits, each with a snippet marked by `marker`, cut from
+    /// the snippet texts the index stored with the card.
     fn marked_hits(
         &self,
         searcher: &Searcher,
@@ -269,12 +274,24 @@ impl Engine {
         first_rank: usize,
         marker: &mut Marker,
     ) -> Result<Vec<Hit>> {
-        let mut hits = Vec::with_capacity(page.len());
-        for (i, ranked) in page.iter().enumerate() {
-            let row = ranked.row;
-            let mut card = self.text_index().card(searcher, row.addr)?;
-            let formatted = marker.formatted(&card);
+        let text = self.text_index();
+        let card = |m: &mut Marker, ranked: &RankedRow<'_>| -> Result<(ModelCard, String)> {
+            let stored = text.stored(searcher, ranked.row.addr)?;
+            let mut card = stored.card()?;
+            let formatted = match stored.texts() {
+                Some((desc, body)) => m.formatted_texts(desc, body),
+                // An index built before snippet texts were stored.
+                None => m.formatted(&card),
+            };
             card.card_text.clear();
+            Ok((card, formatted))
+        };
+        let cards: Vec<Result<(ModelCard, String)>> =
+            page.iter().map(|r| card(marker, r)).collect();
+        let mut hits = Vec::with_capacity(page.len());
+        for (i, (ranked, c)) in page.iter().zip(cards).enumerate() {
+            let (card, formatted) = c?;
+            let row = ranked.row;
             let mut parts = ranked.parts.clone();
             parts.bm25 = row.text.map(|t| t.score);
             parts.bm25_rank = row.text.map(|t| t.rank);

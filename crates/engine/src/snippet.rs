@@ -19,17 +19,14 @@
 //!   words inside `<mark>`...`</mark>`, `…` where the text was cropped. It
 //!   is the only markup in it, so a page may insert it as HTML.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use hubsearch_core::ModelCard;
-use hubsearch_index::analyzer::{text_analyzer, tokens};
+use hubsearch_index::analyzer::text_tokens;
+pub use hubsearch_index::plain::{cut, plain_text, snippet_texts, MAX_TEXT};
 
 /// About how many bytes of text a snippet shows.
 pub const WINDOW: usize = 240;
-/// How much of a card's text is read for a snippet (a longer body is cut
-/// here, at a character boundary).
-pub const MAX_TEXT: usize = 64 * 1024;
 
 /// Function words never marked (they match nearly every card).
 const STOPWORDS: &[&str] = &[
@@ -45,6 +42,7 @@ const STOPWORDS: &[&str] = &[
 /// changes a word's end, never its first letter) or it starts with the
 /// word being typed; only those words are lowercased into a buffer and
 /// looked up, once per distinct word (`memo`).
+#[derive(Clone)]
 pub struct Marker {
     /// Lowercase words matched as written (the query's words, corrections).
     exact: HashSet<String>,
@@ -52,6 +50,9 @@ pub struct Marker {
     stems: HashSet<String>,
     /// The first letters of the stems and of the exact words.
     firsts: Vec<char>,
+    /// ASCII words worth looking up (`Heads`): the first two letters of the
+    /// stems, exact words and the typed prefix.
+    heads: Heads,
     /// The last word while it is being typed: words starting with it match.
     prefix: Option<String>,
     /// The terms a word may match (stems, and `prefix*`); a span holds an
@@ -59,7 +60,6 @@ pub struct Marker {
     terms: Vec<String>,
     /// The term each lowercase text word matched (or none), once computed.
     memo: HashMap<String, Option<u32>>,
-    stem: Box<dyn FnMut(&str) -> String + Send>,
 }
 
 impl Marker {
@@ -67,30 +67,23 @@ impl Marker {
     /// them), the `corrections` of its unknown words, and the `typing`
     /// last word (being typed: words that start with it match).
     pub fn new(words: &[String], corrections: &[String], typing: Option<&str>) -> Marker {
-        let mut analyzer = text_analyzer();
-        let stem = Box::new(move |w: &str| {
-            tokens(&mut analyzer, w)
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| w.to_string())
-        });
         let mut m = Marker {
             exact: HashSet::new(),
             stems: HashSet::new(),
             firsts: Vec::new(),
+            heads: Heads::default(),
             prefix: typing
                 .filter(|w| w.chars().count() >= 2)
                 .map(str::to_lowercase),
             terms: Vec::new(),
             memo: HashMap::new(),
-            stem,
         };
         for w in words.iter().chain(corrections) {
             let w = w.to_lowercase();
             if STOPWORDS.contains(&w.as_str()) {
                 continue;
             }
-            let s = (m.stem)(&w);
+            let s = stem(&w);
             m.firsts.extend(s.chars().next());
             m.firsts.extend(w.chars().next());
             m.stems.insert(s);
@@ -98,6 +91,9 @@ impl Marker {
         }
         m.firsts.sort_unstable();
         m.firsts.dedup();
+        for t in m.stems.iter().chain(&m.exact).chain(&m.prefix) {
+            m.heads.add(t);
+        }
         m
     }
 
@@ -132,11 +128,11 @@ impl Marker {
             return None;
         }
         if self.exact.contains(word) {
-            let s = cached_stem(word, &mut self.stem);
+            let s = cached_stem(word);
             return Some(self.term(s));
         }
         if self.firsts.contains(&first) {
-            let s = cached_stem(word, &mut self.stem);
+            let s = cached_stem(word);
             if self.stems.contains(&s) {
                 return Some(self.term(s));
             }
@@ -202,32 +198,54 @@ impl Marker {
         let mut lower = String::new();
         for (start, end) in words_of(text) {
             let run = &text[start..end];
-            if let Some(term) = self.run_matches(run, &mut lower) {
-                out.push(Span {
-                    start,
-                    end,
-                    term: Some(term),
-                });
-                continue;
-            }
-            // `XLMRobertaModel`: its parts may match on their own. A run
-            // without an upper-case letter is one part, already looked at.
             let upper = if run.is_ascii() {
                 run.bytes().skip(1).any(|c| c.is_ascii_uppercase())
             } else {
                 run.chars().skip(1).any(char::is_uppercase)
             };
-            let parts = if upper { case_parts(run) } else { Vec::new() };
-            if parts.len() <= 1 {
+            self.run_spans(run, start, upper, &mut lower, &mut out, false);
+        }
+        out
+    }
+
+    /// The spans of one run of `text` (at `start`; `upper`: an upper-case
+    /// letter after its first) into `out`: the run when it matches as a
+    /// whole or has one part, else its parts. `only_matched`: the matched
+    /// ones only.
+    fn run_spans(
+        &mut self,
+        run: &str,
+        start: usize,
+        upper: bool,
+        lower: &mut String,
+        out: &mut Vec<Span>,
+        only_matched: bool,
+    ) {
+        let end = start + run.len();
+        if let Some(term) = self.run_matches(run, lower) {
+            out.push(Span {
+                start,
+                end,
+                term: Some(term),
+            });
+            return;
+        }
+        // `XLMRobertaModel`: its parts may match on their own. A run
+        // without an upper-case letter is one part, already looked at.
+        let parts = if upper { case_parts(run) } else { Vec::new() };
+        if parts.len() <= 1 {
+            if !only_matched {
                 out.push(Span {
                     start,
                     end,
                     term: None,
                 });
-                continue;
             }
-            for (s, e) in parts {
-                let term = self.run_matches(&run[s..e], &mut lower);
+            return;
+        }
+        for (s, e) in parts {
+            let term = self.run_matches(&run[s..e], lower);
+            if term.is_some() || !only_matched {
                 out.push(Span {
                     start: start + s,
                     end: start + e,
@@ -235,7 +253,6 @@ impl Marker {
                 });
             }
         }
-        out
     }
 
     /// The card's snippet as safe HTML (see the module doc): from the card
@@ -243,14 +260,19 @@ impl Marker {
     /// description on a tie), the description's start when neither has a
     /// match.
     pub fn formatted(&mut self, card: &ModelCard) -> String {
-        let desc = plain_text(cut(&card.description, MAX_TEXT));
+        let [desc, body] = snippet_texts(card);
+        self.formatted_texts(&desc, &body)
+    }
+
+    /// [`Marker::formatted`] from a card's snippet texts (description,
+    /// body), as [`snippet_texts`] makes them.
+    pub fn formatted_texts(&mut self, desc: &str, body: &str) -> String {
         if self.exact.is_empty() && self.prefix.is_none() && !desc.is_empty() {
             // Nothing to mark (browsing): the description's start.
-            return render(&desc, &self.spans(&desc), 0);
+            return self.render(desc, &[], 0);
         }
-        let body = plain_text(cut(&card.card_text, MAX_TEXT));
-        let bs = self.spans(&body);
-        let ds = self.spans(&desc);
+        let bs = self.matched(body);
+        let ds = self.matched(desc);
         let (bw, dw) = (best_window(&bs), best_window(&ds));
         let use_body = if bw.score == (0, 0) && dw.score == (0, 0) {
             desc.trim().is_empty()
@@ -258,18 +280,232 @@ impl Marker {
             bw.score > dw.score
         };
         if use_body {
-            render(&body, &bs, bw.first)
+            self.render(body, &bs, bw.first)
         } else {
-            render(&desc, &ds, dw.first)
+            self.render(desc, &ds, dw.first)
         }
     }
+
+    /// The matched words of `text`, in order: exactly the spans of
+    /// [`Marker::spans`] that have a term, found without a span per word.
+    /// In ASCII text a word is looked at only when its first letter, or an
+    /// upper-case letter inside it (where a part of `XLMRobertaModel`
+    /// starts), is the first letter of something that can match.
+    fn matched(&mut self, text: &str) -> Vec<Span> {
+        let mut table = [false; 128];
+        for c in self
+            .firsts
+            .iter()
+            .copied()
+            .chain(self.prefix.iter().flat_map(|p| p.chars().next()))
+        {
+            if c.is_ascii() {
+                table[c as usize] = true;
+            }
+        }
+        // The non-ASCII character at `i` (a boundary) and its length.
+        let wide = |i: usize| -> (char, usize) {
+            let c = text[i..].chars().next().unwrap_or(' ');
+            (c, c.len_utf8())
+        };
+        let b = text.as_bytes();
+        let mut out = Vec::new();
+        let mut lower = String::new();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c.is_ascii() {
+                if !c.is_ascii_alphanumeric() {
+                    i += 1;
+                    continue;
+                }
+            } else {
+                let (c, n) = wide(i);
+                if !c.is_alphanumeric() {
+                    i += n;
+                    continue;
+                }
+            }
+            let start = i;
+            let (mut upper, mut inner, mut ascii) = (false, false, c.is_ascii());
+            let first = ascii
+                && self
+                    .heads
+                    .may_begin(c, b.get(i + 1).copied().unwrap_or(b' '));
+            i += if ascii { 1 } else { wide(i).1 };
+            while i < b.len() {
+                let c = b[i];
+                if c.is_ascii() {
+                    if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                        i += 1;
+                        continue;
+                    }
+                    if !c.is_ascii_uppercase() {
+                        break;
+                    }
+                    upper = true;
+                    inner |= table[c.to_ascii_lowercase() as usize];
+                    i += 1;
+                } else {
+                    let (c, n) = wide(i);
+                    if !c.is_alphanumeric() {
+                        break;
+                    }
+                    ascii = false;
+                    upper |= c.is_uppercase();
+                    i += n;
+                }
+            }
+            // A run with a letter beyond ASCII is looked at in full.
+            if first || inner || !ascii {
+                self.run_spans(&text[start..i], start, upper, &mut lower, &mut out, true);
+            }
+        }
+        out
+    }
+
+    /// The window of `text` around its matched word `matched[first]` (the
+    /// matches in it centred; the text's start when nothing matched), as
+    /// escaped HTML with the matches marked. Only the words near the window
+    /// are split and looked up (`region`), with the same result as over the
+    /// whole text.
+    fn render(&mut self, text: &str, matched: &[Span], first: usize) -> String {
+        let (a, last) = match matched.get(first) {
+            Some(f) => {
+                // The last match that fits in the window with the first.
+                let last = matched[first..]
+                    .iter()
+                    .filter(|s| s.end - f.start <= WINDOW)
+                    .map(|s| s.end)
+                    .max()
+                    .unwrap_or(f.end);
+                (f.start, last)
+            }
+            None => (0, 0),
+        };
+        let pad = WINDOW.saturating_sub(last - a) / 2;
+        let want = if matched.is_empty() {
+            0
+        } else {
+            a.saturating_sub(pad)
+        };
+        // Every word that can be in the window, and the first after it: the
+        // window starts at or after `want` and ends before `a + WINDOW`.
+        let r0 = run_start(text, want);
+        let r1 = run_end_beyond(text, a.max(want) + WINDOW);
+        let spans = self.region(text, r0, r1);
+        if spans.is_empty() {
+            // No word in the whole text (a region ends past the first
+            // word's end).
+            return escape(cut(text.trim(), WINDOW));
+        }
+        // Start at a word: the first whose start is at or after `want`.
+        let from = spans.iter().position(|s| s.start >= want).unwrap_or(0);
+        let first_word = from == 0 && !has_word(&text[..r0]);
+        let begin = if first_word { 0 } else { spans[from].start };
+        let limit = begin + WINDOW;
+        let to = spans[from..]
+            .iter()
+            .take_while(|s| s.end <= limit)
+            .count()
+            .max(1)
+            + from;
+        if spans[from].end > limit {
+            // One word longer than the window: its start.
+            return format!("{}…", escape(cut(&text[begin..], WINDOW)));
+        }
+        // More words after the window: the region ends with a word that
+        // ends past `limit`, or at the text's end.
+        let more = to < spans.len();
+        let end = if more { spans[to - 1].end } else { text.len() };
+        let mut out = String::new();
+        if begin > 0 {
+            out.push('…');
+        }
+        let mut at = begin;
+        for s in &spans[from..to] {
+            out.push_str(&escape(&text[at..s.start]));
+            if s.term.is_some() {
+                out.push_str("<mark>");
+                out.push_str(&escape(&text[s.start..s.end]));
+                out.push_str("</mark>");
+            } else {
+                out.push_str(&escape(&text[s.start..s.end]));
+            }
+            at = s.end;
+        }
+        out.push_str(&escape(&text[at..end]));
+        if more {
+            out.push('…');
+        }
+        out.trim().to_string()
+    }
+
+    /// [`Marker::spans`] of `text[r0..r1]`, in `text`'s offsets; `r0` and
+    /// `r1` are word boundaries, so the words are the whole text's.
+    fn region(&mut self, text: &str, r0: usize, r1: usize) -> Vec<Span> {
+        let mut spans = self.spans(&text[r0..r1]);
+        for s in &mut spans {
+            s.start += r0;
+            s.end += r0;
+        }
+        spans
+    }
+}
+
+/// Whether `text` has a word (an alphanumeric character).
+fn has_word(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_alphanumeric())
+    } else {
+        text.chars().any(char::is_alphanumeric)
+    }
+}
+
+/// The start of the word `text[i..]` begins in (`i` when it is not in a
+/// word): a word boundary at or before `i`.
+fn run_start(text: &str, i: usize) -> usize {
+    let mut i = floor_char(text, i.min(text.len()));
+    while let Some(c) = text[..i].chars().next_back() {
+        if !c.is_alphanumeric() {
+            break;
+        }
+        i -= c.len_utf8();
+    }
+    i
+}
+
+/// The end of the first word that ends after `x` (the text's end when there
+/// is none): a word boundary.
+fn run_end_beyond(text: &str, x: usize) -> usize {
+    if x >= text.len() {
+        return text.len();
+    }
+    let x = floor_char(text, x);
+    let mut in_word = false;
+    for (k, c) in text[x..].char_indices() {
+        if c.is_alphanumeric() {
+            in_word = true;
+        } else if in_word {
+            return x + k;
+        }
+    }
+    text.len()
+}
+
+/// The largest character boundary at or before `i`.
+fn floor_char(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// The stem of a lowercase word under the text analyzer, remembered
 /// across searches (stemming is a pure function of the word, and running
 /// the analyzer was a large part of marking): at most [`STEM_CACHE`]
 /// words, forgotten all at once when full.
-fn cached_stem(word: &str, stem: &mut impl FnMut(&str) -> String) -> String {
+fn cached_stem(word: &str) -> String {
     static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<String, String>>> =
         std::sync::OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -285,8 +521,71 @@ fn cached_stem(word: &str, stem: &mut impl FnMut(&str) -> String) -> String {
     s
 }
 
+/// The stem of a lowercase word under the text analyzer (one analyzer
+/// per thread).
+fn stem(word: &str) -> String {
+    text_tokens(word)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| word.to_string())
+}
+
 /// Words whose stems [`cached_stem`] keeps.
 const STEM_CACHE: usize = 100_000;
+
+/// The ASCII words that may match, by their first two letters: a word
+/// matches a term only if it begins with the term's first two letters
+/// (an exact word, a typed prefix), or its stem does, and English Snowball
+/// stems keep a word's first two letters except in `dying`, `lying`,
+/// `tying` (-> `die`, `lie`, `tie`), so `dy`, `ly`, `ty` are added for
+/// stems beginning `di`, `li`, `ti`. A one-letter term lets every word
+/// beginning with its letter through; a term beyond ASCII adds nothing
+/// (an ASCII word's stem is ASCII).
+#[derive(Clone, Default)]
+struct Heads {
+    /// Bit `a * 128 + b`: the heads `ab`.
+    pairs: Vec<u64>,
+    /// Bit `a`: the one-letter term `a`.
+    singles: u128,
+}
+
+impl Heads {
+    fn add(&mut self, term: &str) {
+        if self.pairs.is_empty() {
+            self.pairs = vec![0; 128 * 128 / 64];
+        }
+        let b = term.as_bytes();
+        match b {
+            [a] if a.is_ascii() => self.singles |= 1 << *a,
+            [a, c, ..] if a.is_ascii() && c.is_ascii() => {
+                self.set(*a, *c);
+                if *c == b'i' && matches!(a, b'd' | b'l' | b't') {
+                    self.set(*a, b'y');
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set(&mut self, a: u8, b: u8) {
+        let k = a as usize * 128 + b as usize;
+        self.pairs[k / 64] |= 1 << (k % 64);
+    }
+
+    /// Whether an ASCII word beginning `a` then `b` (any case; `b` not a
+    /// letter or digit for a one-letter word) may match.
+    fn may_begin(&self, a: u8, b: u8) -> bool {
+        let a = a.to_ascii_lowercase();
+        if self.singles & (1 << a) != 0 {
+            return true;
+        }
+        if !b.is_ascii_alphanumeric() || self.pairs.is_empty() {
+            return false;
+        }
+        let k = a as usize * 128 + b.to_ascii_lowercase() as usize;
+        self.pairs[k / 64] & (1 << (k % 64)) != 0
+    }
+}
 
 /// A word of the text and the term it matched.
 #[derive(Debug, Clone)]
@@ -332,74 +631,6 @@ fn best_window(spans: &[Span]) -> Window {
     best
 }
 
-/// The window of `text` around its matched span `first` (the matches in it
-/// centred; the text's start when nothing matched), as escaped HTML with
-/// the matches marked.
-fn render(text: &str, spans: &[Span], first: usize) -> String {
-    if spans.is_empty() {
-        return escape(cut(text.trim(), WINDOW));
-    }
-    let matched = spans[first].term.is_some();
-    // The last match that fits in the window with the first.
-    let a = spans[first].start;
-    let last = if matched {
-        spans[first..]
-            .iter()
-            .filter(|s| s.term.is_some() && s.end - a <= WINDOW)
-            .map(|s| s.end)
-            .max()
-            .unwrap_or(spans[first].end)
-    } else {
-        a
-    };
-    let pad = WINDOW.saturating_sub(last - a) / 2;
-    let want = if matched { a.saturating_sub(pad) } else { 0 };
-    // Start at a word: the first whose start is at or after `want`.
-    let from = spans
-        .iter()
-        .position(|s| s.start >= want)
-        .unwrap_or(first)
-        .min(first);
-    let begin = if from == 0 { 0 } else { spans[from].start };
-    let limit = begin + WINDOW;
-    let to = spans[from..]
-        .iter()
-        .take_while(|s| s.end <= limit)
-        .count()
-        .max(1)
-        + from;
-    if spans[from].end > limit {
-        // One word longer than the window: its start.
-        return format!("{}…", escape(cut(&text[begin..], WINDOW)));
-    }
-    let end = if to == spans.len() {
-        text.len()
-    } else {
-        spans[to - 1].end
-    };
-    let mut out = String::new();
-    if begin > 0 {
-        out.push('…');
-    }
-    let mut at = begin;
-    for s in &spans[from..to] {
-        out.push_str(&escape(&text[at..s.start]));
-        if s.term.is_some() {
-            out.push_str("<mark>");
-            out.push_str(&escape(&text[s.start..s.end]));
-            out.push_str("</mark>");
-        } else {
-            out.push_str(&escape(&text[s.start..s.end]));
-        }
-        at = s.end;
-    }
-    out.push_str(&escape(&text[at..end]));
-    if to < spans.len() {
-        out.push('…');
-    }
-    out.trim().to_string()
-}
-
 /// HTML-escape every character that could start markup or end an
 /// attribute.
 pub fn escape(s: &str) -> String {
@@ -415,18 +646,6 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut i = max;
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    &s[..i]
 }
 
 /// The runs of alphanumeric characters of `text`, as byte ranges.
@@ -483,395 +702,6 @@ fn case_parts(run: &str) -> Vec<(usize, usize)> {
         }
     }
     out.push((start, run.len()));
-    out
-}
-
-/// A card's Markdown reduced to plain text (see the module doc).
-pub fn plain_text(markdown: &str) -> String {
-    let text = strip_front_matter(markdown);
-    // Each step copies the text only when it has something to remove.
-    let text: Cow<'_, str> = if text.contains("<!--") {
-        Cow::Owned(remove_between(text, "<!--", "-->"))
-    } else {
-        Cow::Borrowed(text)
-    };
-    let text = match find_ignore_case(&text, 0, "<script") {
-        Some(_) => Cow::Owned(remove_elements(&text, "script")),
-        None => text,
-    };
-    let text = match find_ignore_case(&text, 0, "<style") {
-        Some(_) => Cow::Owned(remove_elements(&text, "style")),
-        None => text,
-    };
-    let mut out = String::with_capacity(text.len());
-    let mut fence: Option<&str> = None;
-    for line in text.lines() {
-        let t = line.trim();
-        let marker = ["```", "~~~"].into_iter().find(|m| t.starts_with(m));
-        if let Some(m) = marker {
-            match fence {
-                None => fence = Some(m),
-                Some(open) if open == m => fence = None,
-                Some(_) => {}
-            }
-            continue;
-        }
-        // Code keeps its characters (they are text, escaped on output).
-        if fence.is_some() {
-            if !t.is_empty() {
-                out.push_str(t);
-                out.push(' ');
-            }
-            continue;
-        }
-        let reduced = block_line(t);
-        if !reduced.is_empty() {
-            out.push_str(&reduced);
-            out.push(' ');
-        }
-    }
-    if out.contains('&') {
-        collapse(&decode_entities(&out))
-    } else {
-        collapse(&out)
-    }
-}
-
-/// Text without its leading YAML front matter (`---` lines around it).
-fn strip_front_matter(text: &str) -> &str {
-    let t = text.trim_start_matches('\u{feff}');
-    let Some(rest) = t.strip_prefix("---") else {
-        return text;
-    };
-    let Some(rest) = rest
-        .strip_prefix("\r\n")
-        .or_else(|| rest.strip_prefix('\n'))
-    else {
-        return text;
-    };
-    let mut at = 0;
-    for line in rest.split_inclusive('\n') {
-        at += line.len();
-        let l = line.trim_end();
-        if l == "---" || l == "..." {
-            return &rest[at..];
-        }
-    }
-    text
-}
-
-/// `text` without every `open ... close` (unclosed: to the end).
-fn remove_between(text: &str, open: &str, close: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find(open) {
-        out.push_str(&rest[..i]);
-        match rest[i + open.len()..].find(close) {
-            Some(j) => rest = &rest[i + open.len() + j + close.len()..],
-            None => return out,
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `text` without the elements `<name ...>...</name>` (ASCII case
-/// ignored), content and all; an unclosed one runs to the end.
-fn remove_elements(text: &str, name: &str) -> String {
-    let open = format!("<{name}");
-    let close = format!("</{name}");
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    while let Some(i) = find_ignore_case(text, at, &open) {
-        // `<scriptx` is another tag; in a code span it is text.
-        let after = text.as_bytes().get(i + open.len());
-        if after.is_some_and(u8::is_ascii_alphanumeric) || in_code_span(text, i) {
-            out.push_str(&text[at..i + open.len()]);
-            at = i + open.len();
-            continue;
-        }
-        out.push_str(&text[at..i]);
-        let Some(j) = find_ignore_case(text, i, &close) else {
-            return out;
-        };
-        at = text[j..].find('>').map_or(text.len(), |k| j + k + 1);
-    }
-    out.push_str(&text[at..]);
-    out
-}
-
-/// The first byte position at or after `from` where `pat` (ASCII, starting
-/// with `<`) occurs in `text`, ASCII case ignored.
-fn find_ignore_case(text: &str, from: usize, pat: &str) -> Option<usize> {
-    let (b, p) = (text.as_bytes(), pat.as_bytes());
-    let mut at = from;
-    while let Some(k) = text[at..].find(char::from(p[0])) {
-        let i = at + k;
-        if b.len() >= i + p.len() && b[i..i + p.len()].eq_ignore_ascii_case(p) {
-            return Some(i);
-        }
-        at = i + 1;
-    }
-    None
-}
-
-/// Whether `text[i]` is inside a code span: an odd number of backticks
-/// before it on its line.
-fn in_code_span(text: &str, i: usize) -> bool {
-    let line = text[..i].rfind('\n').map_or(0, |n| n + 1);
-    text[line..i].matches('`').count() % 2 == 1
-}
-
-/// One line of Markdown outside code blocks, as text.
-fn block_line(line: &str) -> String {
-    let mut t = line;
-    // Horizontal rules and table rules.
-    if t.len() >= 3 && t.chars().all(|c| matches!(c, '-' | '*' | '_' | ' ')) {
-        return String::new();
-    }
-    if t.starts_with('|') && t.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ')) {
-        return String::new();
-    }
-    // Link reference definitions: `[x]: http://...`.
-    if t.starts_with('[') && t.contains("]:") && !t.contains("](") {
-        return String::new();
-    }
-    loop {
-        let before = t;
-        t = t.trim_start_matches('>').trim_start();
-        let hashes = t.len() - t.trim_start_matches('#').len();
-        if (1..=6).contains(&hashes) && t[hashes..].starts_with([' ', '\t']) {
-            t = t[hashes..].trim().trim_end_matches('#').trim_end();
-        }
-        for m in ["- ", "* ", "+ "] {
-            if let Some(r) = t.strip_prefix(m) {
-                t = r.trim_start();
-            }
-        }
-        let digits = t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits > 0 && (t[digits..].starts_with(". ") || t[digits..].starts_with(") ")) {
-            t = t[digits + 2..].trim_start();
-        }
-        if t == before {
-            break;
-        }
-    }
-    let t = inline(t);
-    // Table cells: their text, apart.
-    if t.contains('|') {
-        t.replace('|', " ")
-    } else {
-        t
-    }
-}
-
-/// Inline Markdown as text: code spans literal, images dropped, links
-/// their text, autolinks their address, tags and emphasis marks dropped.
-fn inline(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        let c = b[i];
-        match c {
-            b'`' => {
-                let ticks = s[i..].len() - s[i..].trim_start_matches('`').len();
-                let fence = &s[i..i + ticks];
-                match s[i + ticks..].find(fence) {
-                    Some(j) => {
-                        out.push_str(s[i + ticks..i + ticks + j].trim());
-                        i += ticks + j + ticks;
-                    }
-                    None => i += ticks,
-                }
-                continue;
-            }
-            b'!' if b.get(i + 1) == Some(&b'[') => {
-                if let Some((_, next)) = link_at(s, i + 1) {
-                    i = next;
-                    continue;
-                }
-            }
-            b'[' => {
-                if let Some((label, next)) = link_at(s, i) {
-                    out.push_str(&inline(label));
-                    i = next;
-                    continue;
-                }
-            }
-            b'<' => {
-                if let Some(next) = tag_end(s, i) {
-                    if let Some(url) = autolink(&s[i + 1..next - 1]) {
-                        out.push_str(url);
-                    } else {
-                        out.push(' ');
-                    }
-                    i = next;
-                    continue;
-                }
-            }
-            b'*' | b'~' => {
-                i += 1;
-                continue;
-            }
-            b'_' => {
-                let prev = s[..i]
-                    .chars()
-                    .next_back()
-                    .is_some_and(char::is_alphanumeric);
-                let next = s[i + 1..].chars().next().is_some_and(char::is_alphanumeric);
-                if !(prev && next) {
-                    i += 1;
-                    continue;
-                }
-            }
-            _ => {
-                // A run of ordinary characters, copied at once.
-                let run = b[i..]
-                    .iter()
-                    .position(|c| matches!(c, b'`' | b'!' | b'[' | b'<' | b'*' | b'~' | b'_'))
-                    .map_or(b.len(), |k| i + k);
-                if run > i {
-                    out.push_str(&s[i..run]);
-                    i = run;
-                    continue;
-                }
-            }
-        }
-        let ch = s[i..].chars().next().unwrap_or(' ');
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
-}
-
-/// A link or image at `s[i] == '['`: its label and where it ends
-/// (`[label](url)`, `[label][ref]`; a bare `[x]` is no link).
-fn link_at(s: &str, i: usize) -> Option<(&str, usize)> {
-    let close = matching(s, i, '[', ']')?;
-    let label = &s[i + 1..close];
-    let rest = &s[close + 1..];
-    if rest.starts_with('(') {
-        let end = matching(s, close + 1, '(', ')')?;
-        return Some((label, end + 1));
-    }
-    if rest.starts_with('[') {
-        let end = s[close + 1..].find(']')? + close + 1;
-        return Some((label, end + 1));
-    }
-    None
-}
-
-/// The index of the bracket closing the one at `s[i]`, nesting counted.
-fn matching(s: &str, i: usize, open: char, close: char) -> Option<usize> {
-    let mut depth = 0usize;
-    for (k, c) in s[i..].char_indices() {
-        if c == open {
-            depth += 1;
-        } else if c == close {
-            depth -= 1;
-            if depth == 0 {
-                return Some(i + k);
-            }
-        }
-    }
-    None
-}
-
-/// Where an HTML tag (or autolink) starting at `s[i] == '<'` ends (one past
-/// its `>`): `<` then a letter, `/` or `!`, and a `>` before the next `<`.
-fn tag_end(s: &str, i: usize) -> Option<usize> {
-    let next = s[i + 1..].chars().next()?;
-    if !(next.is_ascii_alphabetic() || next == '/' || next == '!') {
-        return None;
-    }
-    let rest = &s[i + 1..];
-    let gt = rest.find('>')?;
-    if rest[..gt].contains('<') {
-        return None;
-    }
-    Some(i + 1 + gt + 1)
-}
-
-/// The address of an autolink's inside (`https://x`, `mailto:a@b`).
-fn autolink(inside: &str) -> Option<&str> {
-    let scheme = inside.split(':').next()?;
-    let ok = !inside.contains(' ')
-        && inside.contains(':')
-        && (scheme.eq_ignore_ascii_case("http")
-            || scheme.eq_ignore_ascii_case("https")
-            || scheme.eq_ignore_ascii_case("mailto"));
-    ok.then_some(inside)
-}
-
-/// The common named and numeric HTML entities decoded (the output is
-/// escaped again).
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i..];
-        let semi = after.find(';').filter(|&j| j <= 10);
-        let decoded = semi.and_then(|j| entity(&after[1..j]).map(|c| (c, j)));
-        match decoded {
-            Some((c, j)) => {
-                out.push(c);
-                rest = &after[j + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &after[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn entity(name: &str) -> Option<char> {
-    Some(match name {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        "nbsp" => ' ',
-        _ => {
-            let n = name.strip_prefix('#')?;
-            let code = match n.strip_prefix(['x', 'X']) {
-                Some(h) => u32::from_str_radix(h, 16).ok()?,
-                None => n.parse().ok()?,
-            };
-            char::from_u32(code).filter(|c| !c.is_control() || c.is_whitespace())?
-        }
-    })
-}
-
-/// Whitespace runs as single spaces, trimmed.
-fn collapse(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut space = false;
-    for c in s.chars() {
-        // `char::is_whitespace`, with ASCII answered without a table.
-        let white = if c.is_ascii() {
-            matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r')
-        } else {
-            c.is_whitespace()
-        };
-        if white {
-            space = !out.is_empty();
-        } else {
-            if space {
-                out.push(' ');
-                space = false;
-            }
-            out.push(c);
-        }
-    }
     out
 }
 

@@ -157,3 +157,182 @@ fn unicode_text_is_cut_at_character_boundaries() {
     let out = m.formatted(&card(&"ü".repeat(300), ""));
     assert_eq!(out, format!("{}…", "ü".repeat(WINDOW / 2)));
 }
+
+/// The snippet as first written, over every word of the text (a span per
+/// word, the window chosen and cut from them all): the reference the
+/// cheaper path (matched words only, a region split near the window) must
+/// equal byte for byte.
+fn reference_formatted(m: &mut Marker, card: &ModelCard) -> String {
+    fn window(spans: &[Span]) -> (usize, (usize, usize)) {
+        let matched: Vec<usize> = (0..spans.len())
+            .filter(|&i| spans[i].term.is_some())
+            .collect();
+        let mut best = (0, (0, 0));
+        for (k, &i) in matched.iter().enumerate() {
+            let mut terms = HashSet::new();
+            let mut n = 0;
+            for &j in &matched[k..] {
+                if spans[j].end - spans[i].start > WINDOW {
+                    break;
+                }
+                terms.insert(spans[j].term);
+                n += 1;
+            }
+            if (terms.len(), n) > best.1 {
+                best = (i, (terms.len(), n));
+            }
+        }
+        best
+    }
+    fn render(text: &str, spans: &[Span], first: usize) -> String {
+        if spans.is_empty() {
+            return escape(cut(text.trim(), WINDOW));
+        }
+        let matched = spans[first].term.is_some();
+        let a = spans[first].start;
+        let last = if matched {
+            spans[first..]
+                .iter()
+                .filter(|s| s.term.is_some() && s.end - a <= WINDOW)
+                .map(|s| s.end)
+                .max()
+                .unwrap_or(spans[first].end)
+        } else {
+            a
+        };
+        let pad = WINDOW.saturating_sub(last - a) / 2;
+        let want = if matched { a.saturating_sub(pad) } else { 0 };
+        let from = spans
+            .iter()
+            .position(|s| s.start >= want)
+            .unwrap_or(first)
+            .min(first);
+        let begin = if from == 0 { 0 } else { spans[from].start };
+        let limit = begin + WINDOW;
+        let to = spans[from..]
+            .iter()
+            .take_while(|s| s.end <= limit)
+            .count()
+            .max(1)
+            + from;
+        if spans[from].end > limit {
+            return format!("{}…", escape(cut(&text[begin..], WINDOW)));
+        }
+        let end = if to == spans.len() {
+            text.len()
+        } else {
+            spans[to - 1].end
+        };
+        let mut out = String::new();
+        if begin > 0 {
+            out.push('…');
+        }
+        let mut at = begin;
+        for s in &spans[from..to] {
+            out.push_str(&escape(&text[at..s.start]));
+            if s.term.is_some() {
+                out.push_str("<mark>");
+                out.push_str(&escape(&text[s.start..s.end]));
+                out.push_str("</mark>");
+            } else {
+                out.push_str(&escape(&text[s.start..s.end]));
+            }
+            at = s.end;
+        }
+        out.push_str(&escape(&text[at..end]));
+        if to < spans.len() {
+            out.push('…');
+        }
+        out.trim().to_string()
+    }
+    let desc = plain_text(cut(&card.description, MAX_TEXT));
+    if m.exact.is_empty() && m.prefix.is_none() && !desc.is_empty() {
+        let s = m.spans(&desc);
+        return render(&desc, &s, 0);
+    }
+    let body = plain_text(cut(&card.card_text, MAX_TEXT));
+    let bs = m.spans(&body);
+    let ds = m.spans(&desc);
+    let (bw, dw) = (window(&bs), window(&ds));
+    let use_body = if bw.1 == (0, 0) && dw.1 == (0, 0) {
+        desc.trim().is_empty()
+    } else {
+        bw.1 > dw.1
+    };
+    if use_body {
+        render(&body, &bs, bw.0)
+    } else {
+        render(&desc, &ds, dw.0)
+    }
+}
+
+/// Text made of the words a query is made of, names in camel case, other
+/// words, punctuation, Markdown and non-ASCII letters, long enough to be
+/// cropped.
+fn arbitrary_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let word = prop_oneof![
+        Just("bert".to_string()),
+        Just("BERT".to_string()),
+        Just("translation".to_string()),
+        Just("Translate".to_string()),
+        Just("XLMRobertaModel".to_string()),
+        Just("robertaBase".to_string()),
+        Just("wav2vec2".to_string()),
+        Just("the".to_string()),
+        Just("Überset".to_string()),
+        Just("naïve".to_string()),
+        Just("ﬁne".to_string()),
+        Just("dying".to_string()),
+        Just("Lying".to_string()),
+        Just("aed".to_string()),
+        Just("a100".to_string()),
+        "[a-z]{1,12}",
+        "[A-Za-z0-9]{1,30}",
+    ];
+    let sep = prop_oneof![
+        Just(" ".to_string()),
+        Just(", ".to_string()),
+        Just("-".to_string()),
+        Just("\n\n".to_string()),
+        Just(" **".to_string()),
+        Just(" `".to_string()),
+        Just(" <b> ".to_string()),
+        Just(" & ".to_string()),
+        Just(" — ".to_string()),
+        "[ .:;!?()/]{1,4}",
+    ];
+    proptest::collection::vec((word, sep), 0..160).prop_map(|parts| {
+        parts.into_iter().fold(String::new(), |mut s, (w, p)| {
+            s.push_str(&w);
+            s.push_str(&p);
+            s
+        })
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    #[test]
+    fn the_cheap_path_equals_marking_every_word(
+        desc in arbitrary_text(),
+        body in arbitrary_text(),
+        q in 0usize..7,
+    ) {
+        let (words, corrections, typing): (&[&str], &[&str], Option<&str>) = match q {
+            0 => (&["bert", "translation"], &[], None),
+            1 => (&["roberta", "model"], &[], Some("mod")),
+            2 => (&["xlm"], &["wav2vec2"], None),
+            3 => (&["the", "fine"], &[], Some("tr")),
+            4 => (&[], &[], None),
+            5 => (&["die", "lie", "aed"], &["tie"], None),
+            _ => (&["übersetzung", "naïve"], &[], Some("be")),
+        };
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        let corrections: Vec<String> = corrections.iter().map(|w| w.to_string()).collect();
+        let c = card(&desc, &body);
+        let mut fast = Marker::new(&words, &corrections, typing);
+        let mut slow = Marker::new(&words, &corrections, typing);
+        proptest::prop_assert_eq!(fast.formatted(&c), reference_formatted(&mut slow, &c));
+    }
+}

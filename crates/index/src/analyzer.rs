@@ -50,6 +50,15 @@ pub fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     out
 }
 
+/// Tokens of `text` under [`text_analyzer`], with one analyzer per thread
+/// (made on the thread's first call).
+pub fn text_tokens(text: &str) -> Vec<String> {
+    thread_local! {
+        static ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(text_analyzer());
+    }
+    ANALYZER.with(|a| tokens(&mut a.borrow_mut(), text))
+}
+
 /// Splits on non-alphanumeric characters and on case changes inside a word.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdentifierTokenizer;

@@ -14,6 +14,7 @@ pub mod bm25f;
 pub mod error;
 pub mod facets;
 pub mod maxscore;
+pub mod plain;
 pub mod schema;
 pub mod text_index;
 pub mod typos;

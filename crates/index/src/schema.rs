@@ -48,6 +48,8 @@ pub struct Fields {
     pub content_hash: Field,
     pub id_key: Field,
     pub builder_key: Field,
+    /// The card as JSON; then its snippet texts (`plain::snippet_texts`:
+    /// description, body), in indexes built since snippets were stored.
     pub source: Field,
 }
 
@@ -245,6 +247,11 @@ impl Fields {
             self.source,
             serde_json::to_string(card).expect("a card always serialises"),
         );
+        // More values of `source` (not a new field: indexes built before
+        // keep opening, and versions before read the first value only).
+        for text in crate::plain::snippet_texts(card) {
+            d.add_text(self.source, text);
+        }
         d
     }
 }

@@ -25,6 +25,16 @@ impl TextIndex {
         serde_json::from_str(src).map_err(|e| Error::Corrupt(e.to_string()))
     }
 
+    /// The stored document at `addr`: its card and, when the index stored
+    /// them, its snippet texts.
+    pub fn stored(&self, searcher: &Searcher, addr: DocAddress) -> Result<StoredCard> {
+        Ok(StoredCard {
+            doc: searcher.doc(addr)?,
+            source: self.fields.source,
+            addr,
+        })
+    }
+
     /// What ranking reads of each candidate, from fast fields only (no
     /// doc-store reads): cheap enough for hundreds of candidates per query.
     pub fn candidate_facts(
@@ -309,11 +319,62 @@ pub(super) fn keep_live<V>(cache: &mut HashMap<tantivy::index::SegmentId, V>, se
     cache.retain(|k, _| live.contains(k));
 }
 
+/// A stored document ([`TextIndex::stored`]).
+pub struct StoredCard {
+    doc: TantivyDocument,
+    source: tantivy::schema::Field,
+    addr: DocAddress,
+}
+
+impl StoredCard {
+    /// The card.
+    pub fn card(&self) -> Result<ModelCard> {
+        let src = self
+            .doc
+            .get_first(self.source)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::Corrupt(format!("document {:?} has no source", self.addr)))?;
+        serde_json::from_str(src).map_err(|e| Error::Corrupt(e.to_string()))
+    }
+
+    /// Its snippet texts (`plain::snippet_texts`: description, body), when
+    /// the index stored them (built since they were).
+    pub fn texts(&self) -> Option<(&str, &str)> {
+        let mut values = self
+            .doc
+            .get_all(self.source)
+            .skip(1)
+            .filter_map(|v| v.as_str());
+        Some((values.next()?, values.next()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{card, index};
     use hubsearch_core::card::key_of;
     use hubsearch_core::{FacetFilter, Filter};
+
+    /// A stored card comes back whole, with its snippet texts beside it:
+    /// the description's and the body's Markdown as a reader sees them
+    /// (written by hand here).
+    #[test]
+    fn stored_cards_keep_their_snippet_texts() {
+        let mut c = card("a/x", None, &[], "A **fast** `tok<en>izer`");
+        c.card_text =
+            "---\nlicense: mit\n---\n# Usage\n\nSee [the docs](https://x.y) &amp; <b>go</b> now.\n"
+                .into();
+        let idx = index(&[c.clone()]);
+        let s = idx.searcher();
+        let addr = idx.find_ids(&s, &["a/x".to_string()]).unwrap()[0];
+        let stored = idx.stored(&s, addr).unwrap();
+        assert_eq!(stored.card().unwrap(), c);
+        assert_eq!(
+            stored.texts(),
+            Some(("A fast tok<en>izer", "Usage See the docs & go now."))
+        );
+        assert_eq!(idx.card(&s, addr).unwrap(), c);
+    }
 
     /// The sorted-key lookup agrees with tantivy's own `TermSetQuery` path
     /// (taken under a filter every card passes) across segments, an updated

@@ -33,6 +33,7 @@ mod search;
 mod testing;
 mod writer;
 
+pub use lookup::StoredCard;
 pub use names::name_key;
 pub use query::QueryWords;
 pub use writer::CardWriter;
