@@ -184,71 +184,13 @@ pub fn estimate(
         ));
     }
     let mut report = Report::default();
-    let mut slates = Vec::new();
-    let mut mu_cache: HashMap<(u64, u64, usize), f64> = HashMap::new();
-    for p in pages {
-        if p.book == Book::Listing || p.mode == "listing" {
-            report.skipped_listing += 1;
-            continue;
-        }
-        if p.ranked.is_empty() || p.first_rank == 0 {
-            report.skipped_old += 1;
-            continue;
-        }
-        let logits = if p.logits.len() == p.ranked.len() {
-            p.logits.clone()
-        } else {
-            derived_logits(&p.ranked, &p.params, &p.policy)
-        };
-        if p.policy != "stochastic" || logits.is_empty() {
-            report.skipped_deterministic += 1;
-            continue;
-        }
-        let first = p.first_rank - 1;
-        let ranks: Vec<usize> = (first..first + p.shown.len())
-            .filter(|&k| k < p.ranked.len())
-            .collect();
-        // Logging: the logged item at rank k is ranked[k]. Its placement
-        // probability depends on the set of logits and its own: pages of
-        // the same candidate set share them, in whatever order drawn.
-        let mut sorted = logits.clone();
-        sorted.sort_by(|a, b| a.total_cmp(b));
-        let set = hash_f64s(&sorted);
-        let key = |k: usize| (set, logits[k].to_bits(), k);
-        let need: Vec<(usize, usize)> = ranks
-            .iter()
-            .filter(|&&k| !mu_cache.contains_key(&key(k)))
-            .map(|&k| (k, k))
-            .collect();
-        if !need.is_empty() {
-            let s = Sampling {
-                seed: opts.sampling.seed ^ set,
-                ..opts.sampling
-            };
-            for (pl, &(_, k)) in placement_probabilities(&logits, &need, &s)
-                .iter()
-                .zip(&need)
-            {
-                mu_cache.insert(key(k), pl.p);
-            }
-        }
-        let mu: Vec<f64> = ranks.iter().map(|&k| mu_cache[&key(k)]).collect();
-        let (pi, target_items) = target_placements(p, target, &ranks, opts);
-        let keys: Vec<u64> = ranks.iter().map(|&k| p.ranked[k].model).collect();
-        let calls: Vec<f64> = ranks
-            .iter()
-            .map(|&k| calls.get(&(p.page, k as u64 + 1)).copied().unwrap_or(0.0))
-            .collect();
-        slates.push(Slate {
-            ranks,
-            keys,
-            calls,
-            mu,
-            pi,
-            target_gamma: Vec::new(),
-            target_items,
-        });
+    let mut slates = SlateReader {
+        calls,
+        target,
+        opts,
+        mu_cache: HashMap::new(),
     }
+    .read(pages, &mut report);
     report.pages = slates.len();
     if slates.is_empty() {
         return Err(format!(
@@ -261,61 +203,13 @@ pub fn estimate(
         .map(|s| s.calls.iter().sum::<f64>())
         .sum::<f64>()
         / slates.len() as f64;
-    let clip = opts.clip.unwrap_or(f64::INFINITY);
-    let weights: Vec<Vec<f64>> = slates
-        .iter()
-        .map(|s| {
-            s.pi.iter()
-                .zip(&s.mu)
-                .map(|(pi, mu)| if *pi == 0.0 { 0.0 } else { (pi / mu).min(clip) })
-                .collect()
-        })
-        .collect();
-    let all: Vec<f64> = weights.iter().flatten().copied().collect();
-    let (sw, sw2) = (
-        all.iter().sum::<f64>(),
-        all.iter().map(|w| w * w).sum::<f64>(),
-    );
-    let ess = if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 };
-    let model = if estimators.contains(&Estimator::Dr) {
-        let m = RewardModel::fit(&slates);
-        for s in &mut slates {
-            s.target_gamma = s
-                .target_items
-                .iter()
-                .map(|items| items.iter().map(|(d, p)| p * m.gamma(*d)).sum())
-                .collect();
-        }
-        Some(m)
-    } else {
-        None
-    };
+    let weights = weights(&slates, opts.clip.unwrap_or(f64::INFINITY));
+    let ess = kish_ess(&weights);
+    let model = estimators
+        .contains(&Estimator::Dr)
+        .then(|| RewardModel::fit_direct(&mut slates));
     for e in estimators {
-        let xs: Vec<f64> = match e {
-            Estimator::Ips => slates
-                .iter()
-                .zip(&weights)
-                .map(|(s, w)| s.calls.iter().zip(w).map(|(c, w)| c * w).sum())
-                .collect(),
-            Estimator::Snips => snips_influence(&slates, &weights),
-            Estimator::Dr => {
-                let m = model.as_ref().ok_or("no reward model")?;
-                slates
-                    .iter()
-                    .zip(&weights)
-                    .map(|(s, w)| {
-                        (0..s.ranks.len())
-                            .map(|j| {
-                                let theta = m.theta(s.ranks[j]);
-                                let direct = theta * s.target_gamma[j];
-                                let predicted = theta * m.gamma(s.keys[j]);
-                                direct + w[j] * (s.calls[j] - predicted)
-                            })
-                            .sum()
-                    })
-                    .collect()
-            }
-        };
+        let xs = influence(*e, &slates, &weights, model.as_ref())?;
         let (value, stderr) = mean_se(&xs);
         report.estimates.push((
             e.as_str().to_string(),
@@ -330,6 +224,162 @@ pub fn estimate(
         ));
     }
     Ok(report)
+}
+
+/// Reads logged pages into slates, caching the logging placement
+/// probabilities pages of the same candidate set share.
+struct SlateReader<'a> {
+    calls: &'a HashMap<(u64, u64), f64>,
+    target: &'a Policy,
+    opts: &'a Options,
+    /// (logit set, logit bits, rank) -> the logger's probability.
+    mu_cache: HashMap<(u64, u64, usize), f64>,
+}
+
+impl SlateReader<'_> {
+    /// The usable pages' slates; what is left out counted in `report`.
+    fn read(&mut self, pages: &[PageLog], report: &mut Report) -> Vec<Slate> {
+        let mut slates = Vec::new();
+        for p in pages {
+            if p.book == Book::Listing || p.mode == "listing" {
+                report.skipped_listing += 1;
+                continue;
+            }
+            if p.ranked.is_empty() || p.first_rank == 0 {
+                report.skipped_old += 1;
+                continue;
+            }
+            let logits = if p.logits.len() == p.ranked.len() {
+                p.logits.clone()
+            } else {
+                derived_logits(&p.ranked, &p.params, &p.policy)
+            };
+            if p.policy != "stochastic" || logits.is_empty() {
+                report.skipped_deterministic += 1;
+                continue;
+            }
+            slates.push(self.slate(p, &logits));
+        }
+        slates
+    }
+
+    /// A `stochastic` page with its logging `logits`.
+    fn slate(&mut self, p: &PageLog, logits: &[f64]) -> Slate {
+        let first = p.first_rank - 1;
+        let ranks: Vec<usize> = (first..first + p.shown.len())
+            .filter(|&k| k < p.ranked.len())
+            .collect();
+        let mu = self.logging_placements(logits, &ranks);
+        let (pi, target_items) = target_placements(p, self.target, &ranks, self.opts);
+        let keys: Vec<u64> = ranks.iter().map(|&k| p.ranked[k].model).collect();
+        let calls: Vec<f64> = ranks
+            .iter()
+            .map(|&k| {
+                self.calls
+                    .get(&(p.page, k as u64 + 1))
+                    .copied()
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        Slate {
+            ranks,
+            keys,
+            calls,
+            mu,
+            pi,
+            target_gamma: Vec::new(),
+            target_items,
+        }
+    }
+
+    /// The logger's probability of the logged item at each of `ranks`:
+    /// the logged item at rank k is ranked[k]. Its placement probability
+    /// depends on the set of logits and its own: pages of the same
+    /// candidate set share them, in whatever order drawn.
+    fn logging_placements(&mut self, logits: &[f64], ranks: &[usize]) -> Vec<f64> {
+        let mut sorted = logits.to_vec();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let set = hash_f64s(&sorted);
+        let key = |k: usize| (set, logits[k].to_bits(), k);
+        let need: Vec<(usize, usize)> = ranks
+            .iter()
+            .filter(|&&k| !self.mu_cache.contains_key(&key(k)))
+            .map(|&k| (k, k))
+            .collect();
+        if !need.is_empty() {
+            let s = Sampling {
+                seed: self.opts.sampling.seed ^ set,
+                ..self.opts.sampling
+            };
+            for (pl, &(_, k)) in placement_probabilities(logits, &need, &s).iter().zip(&need) {
+                self.mu_cache.insert(key(k), pl.p);
+            }
+        }
+        ranks.iter().map(|&k| self.mu_cache[&key(k)]).collect()
+    }
+}
+
+/// Each slate's importance weights `pi / mu`, clipped at `clip` (0 where
+/// the target never places the item there).
+fn weights(slates: &[Slate], clip: f64) -> Vec<Vec<f64>> {
+    slates
+        .iter()
+        .map(|s| {
+            s.pi.iter()
+                .zip(&s.mu)
+                .map(|(pi, mu)| if *pi == 0.0 { 0.0 } else { (pi / mu).min(clip) })
+                .collect()
+        })
+        .collect()
+}
+
+/// Kish's effective sample size of every (page, rank) weight.
+fn kish_ess(weights: &[Vec<f64>]) -> f64 {
+    let all: Vec<f64> = weights.iter().flatten().copied().collect();
+    let (sw, sw2) = (
+        all.iter().sum::<f64>(),
+        all.iter().map(|w| w * w).sum::<f64>(),
+    );
+    if sw2 > 0.0 {
+        sw * sw / sw2
+    } else {
+        0.0
+    }
+}
+
+/// Per page, the estimator's term: the estimate is their mean, their spread
+/// its standard error. `model`: the reward model, for `dr`.
+fn influence(
+    e: Estimator,
+    slates: &[Slate],
+    weights: &[Vec<f64>],
+    model: Option<&RewardModel>,
+) -> Result<Vec<f64>, String> {
+    Ok(match e {
+        Estimator::Ips => slates
+            .iter()
+            .zip(weights)
+            .map(|(s, w)| s.calls.iter().zip(w).map(|(c, w)| c * w).sum())
+            .collect(),
+        Estimator::Snips => snips_influence(slates, weights),
+        Estimator::Dr => {
+            let m = model.ok_or("no reward model")?;
+            slates
+                .iter()
+                .zip(weights)
+                .map(|(s, w)| {
+                    (0..s.ranks.len())
+                        .map(|j| {
+                            let theta = m.theta(s.ranks[j]);
+                            let direct = theta * s.target_gamma[j];
+                            let predicted = theta * m.gamma(s.keys[j]);
+                            direct + w[j] * (s.calls[j] - predicted)
+                        })
+                        .sum()
+                })
+                .collect()
+        }
+    })
 }
 
 /// The target's probability of each logged item at its rank, and its
@@ -447,6 +497,19 @@ pub struct RewardModel {
 }
 
 impl RewardModel {
+    /// Fit on `slates` and set each slate's direct-method terms from it.
+    fn fit_direct(slates: &mut [Slate]) -> RewardModel {
+        let m = RewardModel::fit(slates);
+        for s in slates {
+            s.target_gamma = s
+                .target_items
+                .iter()
+                .map(|items| items.iter().map(|(d, p)| p * m.gamma(*d)).sum())
+                .collect();
+        }
+        m
+    }
+
     fn fit(slates: &[Slate]) -> RewardModel {
         let mut theta: HashMap<usize, f64> = HashMap::new();
         let mut gamma: HashMap<u64, f64> = HashMap::new();

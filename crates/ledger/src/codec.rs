@@ -66,118 +66,10 @@ impl PageLog {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64 + self.ranked.len() * 24));
         w.u8(VERSION);
-        w.var(self.page);
-        w.var(self.time);
-        w.var(self.first_rank as u64);
-        w.var(self.candidates as u64);
-        w.0.extend_from_slice(&self.seed.to_le_bytes());
-        w.code(&MODES, &self.mode);
-        w.code(&POLICIES, &self.policy);
-        w.code(&GROUPS, &self.group);
-        w.u8(match self.book {
-            Book::Search => 0,
-            Book::Listing => 1,
-        });
-        match self.attention {
-            None => w.u8(0),
-            Some(Attention::Log) => w.u8(1),
-            Some(Attention::Trec) => w.u8(2),
-            Some(Attention::Rbp { gamma }) => {
-                w.u8(3);
-                w.f64(gamma);
-            }
-            Some(Attention::Cascade { click }) => {
-                w.u8(4);
-                w.f64(click);
-            }
-        }
-        w.var(self.params.len() as u64);
-        for (k, v) in &self.params {
-            w.str(k);
-            w.f64(*v);
-        }
-        w.str(&self.query);
-        let n = self.ranked.len();
-        w.var(n as u64);
-        let mut dict: Vec<u64> = self.ranked.iter().map(|c| c.builder).collect();
-        dict.sort_unstable();
-        dict.dedup();
-        w.var(dict.len() as u64);
-        for b in &dict {
-            w.0.extend_from_slice(&b.to_le_bytes());
-        }
-        for c in &self.ranked {
-            w.0.extend_from_slice(&c.model.to_le_bytes());
-        }
-        for c in &self.ranked {
-            // Present: the dictionary was built from these builders.
-            let i = dict.binary_search(&c.builder).unwrap_or_default();
-            w.var(i as u64);
-        }
-        for c in &self.ranked {
-            w.f32(c.relevance);
-        }
-        let merit_differs: Vec<bool> = self
-            .ranked
-            .iter()
-            .map(|c| (c.merit as f32).to_bits() != (c.relevance as f32).to_bits())
-            .collect();
-        w.bits(&merit_differs);
-        for (c, d) in self.ranked.iter().zip(&merit_differs) {
-            if *d {
-                w.f32(c.merit);
-            }
-        }
-        let odd_calls: Vec<bool> = self.ranked.iter().map(|c| !small_int(c.calls)).collect();
-        w.bits(&odd_calls);
-        for (c, odd) in self.ranked.iter().zip(&odd_calls) {
-            if *odd {
-                w.f64(c.calls);
-            } else {
-                w.var(c.calls as u64);
-            }
-        }
-        for c in &self.ranked {
-            w.f32(c.quantile);
-        }
-        // What the decoder derives: logits of the f32-rounded relevance.
-        let rounded: Vec<LoggedCandidate> = self
-            .ranked
-            .iter()
-            .map(|c| LoggedCandidate {
-                relevance: f64::from(c.relevance as f32),
-                ..*c
-            })
-            .collect();
-        if self.logits.is_empty() {
-            w.u8(0);
-        } else if n > 0 && self.logits == derived_logits(&rounded, &self.params, &self.policy) {
-            w.u8(1);
-        } else {
-            w.u8(2);
-            w.var(self.logits.len() as u64);
-            for l in &self.logits {
-                w.f64(*l);
-            }
-        }
-        w.var(self.shown.len() as u64);
-        for s in &self.shown {
-            w.str(&s.model);
-            w.str(&s.builder);
-            w.var(s.rank as u64);
-            w.f64(s.exposure);
-            if n == 0 {
-                w.f64(s.relevance);
-            }
-            w.f64(s.score);
-            match s.propensity {
-                None => w.u8(0),
-                Some(p) => {
-                    w.u8(1);
-                    w.f64(p);
-                }
-            }
-        }
+        w.head(self);
+        w.ranked(&self.ranked);
+        w.logits(self);
+        w.shown(self);
         w.0
     }
 
@@ -238,133 +130,17 @@ fn small_int(x: f64) -> bool {
 
 fn decode_binary(bytes: &[u8]) -> Result<PageLog, CodecError> {
     let mut r = Reader { b: bytes, at: 1 };
-    let page = r.var()?;
-    let time = r.var()?;
-    let first_rank = r.usize()?;
-    let candidates = r.usize()?;
-    let seed = u64::from_le_bytes(r.array::<8>()?);
-    let mode = r.code(&MODES)?;
-    let policy = r.code(&POLICIES)?;
-    let group = r.code(&GROUPS)?;
-    let book = match r.u8()? {
-        0 => Book::Search,
-        1 => Book::Listing,
-        b => return Err(CodecError::Malformed(format!("book code {b}"))),
-    };
-    let attention = match r.u8()? {
-        0 => None,
-        1 => Some(Attention::Log),
-        2 => Some(Attention::Trec),
-        3 => Some(Attention::Rbp { gamma: r.f64()? }),
-        4 => Some(Attention::Cascade { click: r.f64()? }),
-        k => return Err(CodecError::Malformed(format!("attention code {k}"))),
-    };
-    let np = r.count(9)?;
-    let mut params = std::collections::BTreeMap::new();
-    for _ in 0..np {
-        let k = r.str()?;
-        let v = r.f64()?;
-        params.insert(k, v);
-    }
-    let query = r.str()?;
-    // Each ranked candidate takes at least 8 + 1 + 4 + 4 bytes.
-    let n = r.count(17)?;
-    let nb = r.count(8)?;
-    let mut dict = Vec::with_capacity(nb);
-    for _ in 0..nb {
-        dict.push(u64::from_le_bytes(r.array::<8>()?));
-    }
-    let mut ranked = vec![LoggedCandidate::default(); n];
-    for c in &mut ranked {
-        c.model = u64::from_le_bytes(r.array::<8>()?);
-    }
-    for c in &mut ranked {
-        let i = r.usize()?;
-        c.builder = *dict
-            .get(i)
-            .ok_or_else(|| CodecError::Malformed(format!("builder index {i} of {nb}")))?;
-    }
-    for c in &mut ranked {
-        c.relevance = r.f32()?;
-    }
-    let merit_differs = r.bits(n)?;
-    for (c, d) in ranked.iter_mut().zip(&merit_differs) {
-        c.merit = if *d { r.f32()? } else { c.relevance };
-    }
-    let odd_calls = r.bits(n)?;
-    for (c, odd) in ranked.iter_mut().zip(&odd_calls) {
-        c.calls = if *odd { r.f64()? } else { r.var()? as f64 };
-    }
-    for c in &mut ranked {
-        c.quantile = r.f32()?;
-    }
-    let logits = match r.u8()? {
-        0 => Vec::new(),
-        1 => derived_logits(&ranked, &params, &policy),
-        2 => {
-            let k = r.count(8)?;
-            let mut l = Vec::with_capacity(k);
-            for _ in 0..k {
-                l.push(r.f64()?);
-            }
-            l
-        }
-        k => return Err(CodecError::Malformed(format!("logits code {k}"))),
-    };
-    let ns = r.count(19)?;
-    let mut shown = Vec::with_capacity(ns);
-    for i in 0..ns {
-        let model = r.str()?;
-        let builder = r.str()?;
-        let rank = r.usize()?;
-        let exposure = r.f64()?;
-        let relevance = if n == 0 {
-            r.f64()?
-        } else {
-            let at = first_rank.saturating_sub(1).saturating_add(i);
-            ranked.get(at).map(|c| c.relevance).ok_or_else(|| {
-                CodecError::Malformed(format!("shown item {i} is past the {n} ranked candidates"))
-            })?
-        };
-        let score = r.f64()?;
-        let propensity = match r.u8()? {
-            0 => None,
-            1 => Some(r.f64()?),
-            k => return Err(CodecError::Malformed(format!("propensity flag {k}"))),
-        };
-        shown.push(ShownLog {
-            model,
-            builder,
-            rank,
-            exposure,
-            relevance,
-            score,
-            propensity,
-        });
-    }
+    let mut log = r.head()?;
+    log.ranked = r.ranked()?;
+    log.logits = r.logits(&log)?;
+    log.shown = r.shown(&log)?;
     if r.at != bytes.len() {
         return Err(CodecError::Malformed(format!(
             "{} bytes after the page log",
             bytes.len() - r.at
         )));
     }
-    Ok(PageLog {
-        page,
-        time,
-        query,
-        mode,
-        policy,
-        params,
-        group,
-        seed,
-        candidates,
-        shown,
-        logits,
-        first_rank,
-        book,
-        attention,
-        ranked,
-    })
+    Ok(log)
 }
 
 struct Writer(Vec<u8>);
@@ -508,5 +284,287 @@ impl Reader<'_> {
     fn bits(&mut self, n: usize) -> Result<Vec<bool>, CodecError> {
         let bytes = self.take(n.div_ceil(8))?;
         Ok((0..n).map(|i| bytes[i / 8] >> (i % 8) & 1 == 1).collect())
+    }
+}
+
+/// The page's parts in the order the layout gives them; [`Reader`] reads
+/// them back in the same order.
+impl Writer {
+    /// Everything before the ranked list: numbers, codes, attention,
+    /// params, query.
+    fn head(&mut self, p: &PageLog) {
+        self.var(p.page);
+        self.var(p.time);
+        self.var(p.first_rank as u64);
+        self.var(p.candidates as u64);
+        self.0.extend_from_slice(&p.seed.to_le_bytes());
+        self.code(&MODES, &p.mode);
+        self.code(&POLICIES, &p.policy);
+        self.code(&GROUPS, &p.group);
+        self.u8(match p.book {
+            Book::Search => 0,
+            Book::Listing => 1,
+        });
+        match p.attention {
+            None => self.u8(0),
+            Some(Attention::Log) => self.u8(1),
+            Some(Attention::Trec) => self.u8(2),
+            Some(Attention::Rbp { gamma }) => {
+                self.u8(3);
+                self.f64(gamma);
+            }
+            Some(Attention::Cascade { click }) => {
+                self.u8(4);
+                self.f64(click);
+            }
+        }
+        self.var(p.params.len() as u64);
+        for (k, v) in &p.params {
+            self.str(k);
+            self.f64(*v);
+        }
+        self.str(&p.query);
+    }
+
+    /// The ranked candidates, column by column.
+    fn ranked(&mut self, ranked: &[LoggedCandidate]) {
+        self.var(ranked.len() as u64);
+        let mut dict: Vec<u64> = ranked.iter().map(|c| c.builder).collect();
+        dict.sort_unstable();
+        dict.dedup();
+        self.var(dict.len() as u64);
+        for b in &dict {
+            self.0.extend_from_slice(&b.to_le_bytes());
+        }
+        for c in ranked {
+            self.0.extend_from_slice(&c.model.to_le_bytes());
+        }
+        for c in ranked {
+            // Present: the dictionary was built from these builders.
+            let i = dict.binary_search(&c.builder).unwrap_or_default();
+            self.var(i as u64);
+        }
+        for c in ranked {
+            self.f32(c.relevance);
+        }
+        let merit_differs: Vec<bool> = ranked
+            .iter()
+            .map(|c| (c.merit as f32).to_bits() != (c.relevance as f32).to_bits())
+            .collect();
+        self.bits(&merit_differs);
+        for (c, d) in ranked.iter().zip(&merit_differs) {
+            if *d {
+                self.f32(c.merit);
+            }
+        }
+        let odd_calls: Vec<bool> = ranked.iter().map(|c| !small_int(c.calls)).collect();
+        self.bits(&odd_calls);
+        for (c, odd) in ranked.iter().zip(&odd_calls) {
+            if *odd {
+                self.f64(c.calls);
+            } else {
+                self.var(c.calls as u64);
+            }
+        }
+        for c in ranked {
+            self.f32(c.quantile);
+        }
+    }
+
+    /// The logits: none, derived from the ranked list, or explicit.
+    fn logits(&mut self, p: &PageLog) {
+        // What the decoder derives: logits of the f32-rounded relevance.
+        let rounded: Vec<LoggedCandidate> = p
+            .ranked
+            .iter()
+            .map(|c| LoggedCandidate {
+                relevance: f64::from(c.relevance as f32),
+                ..*c
+            })
+            .collect();
+        if p.logits.is_empty() {
+            self.u8(0);
+        } else if !p.ranked.is_empty() && p.logits == derived_logits(&rounded, &p.params, &p.policy)
+        {
+            self.u8(1);
+        } else {
+            self.u8(2);
+            self.var(p.logits.len() as u64);
+            for l in &p.logits {
+                self.f64(*l);
+            }
+        }
+    }
+
+    /// The shown items (their relevance only when there is no ranked list
+    /// to take it from).
+    fn shown(&mut self, p: &PageLog) {
+        self.var(p.shown.len() as u64);
+        for s in &p.shown {
+            self.str(&s.model);
+            self.str(&s.builder);
+            self.var(s.rank as u64);
+            self.f64(s.exposure);
+            if p.ranked.is_empty() {
+                self.f64(s.relevance);
+            }
+            self.f64(s.score);
+            match s.propensity {
+                None => self.u8(0),
+                Some(p) => {
+                    self.u8(1);
+                    self.f64(p);
+                }
+            }
+        }
+    }
+}
+
+/// The page's parts, as [`Writer`] writes them.
+impl Reader<'_> {
+    /// A page log with everything before the ranked list; its ranked
+    /// list, logits and shown items empty.
+    fn head(&mut self) -> Result<PageLog, CodecError> {
+        let page = self.var()?;
+        let time = self.var()?;
+        let first_rank = self.usize()?;
+        let candidates = self.usize()?;
+        let seed = u64::from_le_bytes(self.array::<8>()?);
+        let mode = self.code(&MODES)?;
+        let policy = self.code(&POLICIES)?;
+        let group = self.code(&GROUPS)?;
+        let book = match self.u8()? {
+            0 => Book::Search,
+            1 => Book::Listing,
+            b => return Err(CodecError::Malformed(format!("book code {b}"))),
+        };
+        let attention = match self.u8()? {
+            0 => None,
+            1 => Some(Attention::Log),
+            2 => Some(Attention::Trec),
+            3 => Some(Attention::Rbp { gamma: self.f64()? }),
+            4 => Some(Attention::Cascade { click: self.f64()? }),
+            k => return Err(CodecError::Malformed(format!("attention code {k}"))),
+        };
+        let np = self.count(9)?;
+        let mut params = std::collections::BTreeMap::new();
+        for _ in 0..np {
+            let k = self.str()?;
+            let v = self.f64()?;
+            params.insert(k, v);
+        }
+        let query = self.str()?;
+        Ok(PageLog {
+            page,
+            time,
+            query,
+            mode,
+            policy,
+            params,
+            group,
+            seed,
+            candidates,
+            shown: Vec::new(),
+            logits: Vec::new(),
+            first_rank,
+            book,
+            attention,
+            ranked: Vec::new(),
+        })
+    }
+
+    fn ranked(&mut self) -> Result<Vec<LoggedCandidate>, CodecError> {
+        // Each ranked candidate takes at least 8 + 1 + 4 + 4 bytes.
+        let n = self.count(17)?;
+        let nb = self.count(8)?;
+        let mut dict = Vec::with_capacity(nb);
+        for _ in 0..nb {
+            dict.push(u64::from_le_bytes(self.array::<8>()?));
+        }
+        let mut ranked = vec![LoggedCandidate::default(); n];
+        for c in &mut ranked {
+            c.model = u64::from_le_bytes(self.array::<8>()?);
+        }
+        for c in &mut ranked {
+            let i = self.usize()?;
+            c.builder = *dict
+                .get(i)
+                .ok_or_else(|| CodecError::Malformed(format!("builder index {i} of {nb}")))?;
+        }
+        for c in &mut ranked {
+            c.relevance = self.f32()?;
+        }
+        let merit_differs = self.bits(n)?;
+        for (c, d) in ranked.iter_mut().zip(&merit_differs) {
+            c.merit = if *d { self.f32()? } else { c.relevance };
+        }
+        let odd_calls = self.bits(n)?;
+        for (c, odd) in ranked.iter_mut().zip(&odd_calls) {
+            c.calls = if *odd {
+                self.f64()?
+            } else {
+                self.var()? as f64
+            };
+        }
+        for c in &mut ranked {
+            c.quantile = self.f32()?;
+        }
+        Ok(ranked)
+    }
+
+    /// The logits of a page whose head and ranked list are read.
+    fn logits(&mut self, p: &PageLog) -> Result<Vec<f64>, CodecError> {
+        Ok(match self.u8()? {
+            0 => Vec::new(),
+            1 => derived_logits(&p.ranked, &p.params, &p.policy),
+            2 => {
+                let k = self.count(8)?;
+                let mut l = Vec::with_capacity(k);
+                for _ in 0..k {
+                    l.push(self.f64()?);
+                }
+                l
+            }
+            k => return Err(CodecError::Malformed(format!("logits code {k}"))),
+        })
+    }
+
+    /// The shown items of a page whose head and ranked list are read.
+    fn shown(&mut self, p: &PageLog) -> Result<Vec<ShownLog>, CodecError> {
+        let n = p.ranked.len();
+        let ns = self.count(19)?;
+        let mut shown = Vec::with_capacity(ns);
+        for i in 0..ns {
+            let model = self.str()?;
+            let builder = self.str()?;
+            let rank = self.usize()?;
+            let exposure = self.f64()?;
+            let relevance = if n == 0 {
+                self.f64()?
+            } else {
+                let at = p.first_rank.saturating_sub(1).saturating_add(i);
+                p.ranked.get(at).map(|c| c.relevance).ok_or_else(|| {
+                    CodecError::Malformed(format!(
+                        "shown item {i} is past the {n} ranked candidates"
+                    ))
+                })?
+            };
+            let score = self.f64()?;
+            let propensity = match self.u8()? {
+                0 => None,
+                1 => Some(self.f64()?),
+                k => return Err(CodecError::Malformed(format!("propensity flag {k}"))),
+            };
+            shown.push(ShownLog {
+                model,
+                builder,
+                rank,
+                exposure,
+                relevance,
+                score,
+                propensity,
+            });
+        }
+        Ok(shown)
     }
 }

@@ -30,6 +30,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::svg::{line_chart, Series};
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LongRunOptions {
@@ -498,7 +500,13 @@ fn group_shares(exp: &[[f64; 3]; 3], merit: &[[f64; 3]; 3]) -> Vec<GroupShare> {
 
 /// REPORT.md's text and the SVG plots (name, content) of a run.
 pub fn report(r: &LongRun, command: &str, seconds: f64) -> (String, Vec<(String, String)>) {
-    use crate::svg::{line_chart, Series};
+    let mut plots = metric_plots(r);
+    plots.extend(group_plots(r));
+    (markdown(r, command, seconds), plots)
+}
+
+/// nDCG@10, EE-L and the tail share per window, a line per policy.
+fn metric_plots(r: &LongRun) -> Vec<(String, String)> {
     let series = |f: fn(&Window) -> f64| -> Vec<Series> {
         r.runs
             .iter()
@@ -508,7 +516,7 @@ pub fn report(r: &LongRun, command: &str, seconds: f64) -> (String, Vec<(String,
             })
             .collect()
     };
-    let plots = vec![
+    vec![
         (
             "longrun-ndcg.svg".to_string(),
             line_chart(
@@ -539,8 +547,13 @@ pub fn report(r: &LongRun, command: &str, seconds: f64) -> (String, Vec<(String,
                 true,
             ),
         ),
-    ];
-    let mut plots = plots;
+    ]
+}
+
+/// Each grouping's head and tail group: exposure share over merit share
+/// per window, a line per policy.
+fn group_plots(r: &LongRun) -> Vec<(String, String)> {
+    let mut plots = Vec::new();
     for (gi, (grouping, labels)) in GROUPINGS.iter().enumerate() {
         for (t, label) in labels.iter().enumerate() {
             if t == 1 {
@@ -580,6 +593,11 @@ pub fn report(r: &LongRun, command: &str, seconds: f64) -> (String, Vec<(String,
             ));
         }
     }
+    plots
+}
+
+/// REPORT.md: the method, the policies' figures, the groups' shares.
+fn markdown(r: &LongRun, command: &str, seconds: f64) -> String {
     let mut md = String::new();
     md.push_str("# Long run: served traffic under each policy\n\n");
     md.push_str(&format!(
@@ -636,7 +654,7 @@ pub fn report(r: &LongRun, command: &str, seconds: f64) -> (String, Vec<(String,
     }
     md.push_str("\n![model head](longrun-group-model-head.svg)\n\n![model tail](longrun-group-model-tail.svg)\n\n![builder head](longrun-group-builder-head.svg)\n\n![builder tail](longrun-group-builder-tail.svg)\n\n![newest models](longrun-group-model-age-head.svg)\n\n![oldest models](longrun-group-model-age-tail.svg)\n");
     md.push_str("\n![nDCG@10](longrun-ndcg.svg)\n\n![EE-L](longrun-eel.svg)\n\n![tail share](longrun-tail.svg)\n\nPer-window figures: `longrun.json`.\n");
-    (md, plots)
+    md
 }
 
 /// A policy's group shares over the whole run: the windows' shares

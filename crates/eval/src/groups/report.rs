@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::svg::{line_chart, Series};
-use super::{Disparity, GroupRow, QueryDisparity, Report, Shares, Window};
+use super::{Disparity, GroupRow, InputCounts, QueryDisparity, Report, Shares, Window};
 use crate::exposure::UserModel;
 use hubsearch_core::card::rfc3339;
 
@@ -85,7 +85,6 @@ pub const PLOTS: [&str; 6] = [
 /// report.md: `command` is how it was made, `source` the export read.
 pub fn markdown(r: &Report, command: &str, source: &str) -> String {
     let mut o = String::new();
-    let i = &r.input;
     let _ = writeln!(o, "# Group report: by {}\n", r.grouping);
     let _ = writeln!(
         o,
@@ -94,7 +93,19 @@ pub fn markdown(r: &Report, command: &str, source: &str) -> String {
     let _ = writeln!(o, "Groups: {}.\n", r.definition);
     let _ = writeln!(o, "## Input\n");
     let _ = writeln!(o, "| | |\n|---|---|");
-    let rows: [(&str, String); 19] = [
+    for (k, v) in input_rows(&r.input) {
+        let _ = writeln!(o, "| {k} | {v} |");
+    }
+    groups_section(&mut o, r);
+    disparity_section(&mut o, r);
+    policy_section(&mut o, r);
+    ee_section(&mut o, r);
+    o
+}
+
+/// The input table's rows: what was read, used and left out.
+fn input_rows(i: &InputCounts) -> [(&'static str, String); 19] {
+    [
         ("pages read", i.pages_read.to_string()),
         ("pages used", i.pages_used.to_string()),
         ("skipped: fair listings", i.skipped_listing.to_string()),
@@ -151,11 +162,11 @@ pub fn markdown(r: &Report, command: &str, source: &str) -> String {
                 i.unplaced.dated_after_page
             ),
         ),
-    ];
-    for (k, v) in rows {
-        let _ = writeln!(o, "| {k} | {v} |");
-    }
+    ]
+}
 
+/// The groups' shares and ratios over all pages.
+fn groups_section(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Groups over all pages (amortized)\n");
     let _ = writeln!(
         o,
@@ -167,12 +178,12 @@ pub fn markdown(r: &Report, command: &str, source: &str) -> String {
         "| group | models | candidate slots | impressions | exposure share | merit share | impact share | E/M share | I/M share | E/M | I/M |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for g in &r.groups {
-        group_line(&mut o, g, false);
+        group_line(o, g, false);
     }
     if let Some(x) = &r.others {
-        group_line(&mut o, x, false);
+        group_line(o, x, false);
     }
-    group_line(&mut o, &r.totals, true);
+    group_line(o, &r.totals, true);
     let _ = writeln!(
         o,
         "\n(total exposure {}, merit {}, paid calls {}, income ${})",
@@ -192,7 +203,11 @@ pub fn markdown(r: &Report, command: &str, source: &str) -> String {
         pct(w.impact_share)
     );
     }
+}
 
+/// The disparities at each window's end, who sets the final gaps, and the
+/// plots.
+fn disparity_section(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Disparity over time\n");
     let _ = writeln!(
         o,
@@ -252,7 +267,10 @@ pub fn markdown(r: &Report, command: &str, source: &str) -> String {
         "![exposure vs merit]({})\n![impact vs merit]({})",
         PLOTS[4], PLOTS[5]
     );
+}
 
+/// Each policy's pages alone.
+fn policy_section(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## By policy (all pages of the policy, final)\n");
     let _ = writeln!(
         o,
@@ -271,7 +289,10 @@ pub fn markdown(r: &Report, command: &str, source: &str) -> String {
             p.calls
         );
     }
+}
 
+/// Group expected exposure, when judgments were given.
+fn ee_section(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Group expected exposure (expeval -G)\n");
     match &r.expected_exposure {
         None => {
@@ -323,7 +344,6 @@ pub fn markdown(r: &Report, command: &str, source: &str) -> String {
             }
         }
     }
-    o
 }
 
 /// The plots, in [`PLOTS`]' order: (file name, SVG).
