@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_sim::market::report::{report, write_plots};
-use hubsearch_sim::market::{estimate_run_time, run_study, Base, StudyOptions};
+use hubsearch_sim::market::{estimate_run_time, run_study_cached, Base, RunCache, StudyOptions};
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -65,6 +65,15 @@ pub struct StudyArgs {
     /// tuning replications from seed + 500)
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The run cache: every finished run's outcome, keyed by the code, the
+    /// index's worlds, the options and the run; the same command run again
+    /// reads the runs it finished (a stopped study resumes; docs/study.md,
+    /// The run cache). Git-ignored wherever it is
+    #[arg(long, default_value = "target/study-cache")]
+    pub cache: PathBuf,
+    /// Neither read nor write the run cache
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
@@ -149,7 +158,33 @@ pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let result = run_study(&base, &o, &log);
+    let cache = if a.no_cache {
+        None
+    } else {
+        let c = RunCache::open(&a.cache, &base)
+            .map_err(|e| format!("the run cache {}: {e}", a.cache.display()))?;
+        log(&format!(
+            "run cache: {} (code {}, worlds {})",
+            a.cache.display(),
+            &hubsearch_sim::market::cache::SOURCE[..12],
+            &c.base()[..12]
+        ));
+        Some(c)
+    };
+    let result = run_study_cached(&base, &o, cache.as_ref(), &log);
+    if let Some(c) = &cache {
+        let n = c.counts();
+        log(&format!(
+            "run cache: {} runs read, {} simulated and written{}",
+            n.read,
+            n.written,
+            if n.failed > 0 {
+                format!(", {} writes failed", n.failed)
+            } else {
+                String::new()
+            }
+        ));
+    }
     std::fs::create_dir_all(&a.out)?;
     let rev = crate::cli::git_revision();
     let doc = serde_json::json!({

@@ -4,8 +4,9 @@
 
 use hubsearch_core::Rounds;
 use hubsearch_rank::{rank, Account, Candidate, ExposureBook, Policy};
+use hubsearch_sim::market::cache::encode_outcome;
 use hubsearch_sim::market::sim::{
-    fair_scores, run, static_score, top, Regime, RunSpec, Scored, StudyPolicy,
+    fair_scores, run, static_score, top, Regime, RunSpec, Scored, StudyPolicy, TopK,
 };
 use hubsearch_sim::market::world::{Base, Builder, Cand, Kind, Model, QueryType, World};
 use hubsearch_sim::market::StudyOptions;
@@ -544,4 +545,90 @@ fn builders_reprice_toward_profit_within_floor_and_cap() {
     let fixed = run(&w, &o, &spec);
     let world_prices: Vec<f64> = w.models.iter().map(|m| m.price).collect();
     assert_eq!(fixed.model_price, world_prices);
+}
+
+/// Pages by the fast path (precomputed candidates, FairCo's merit booked as
+/// it is read, the page kept as the scores come) are the general path's bit
+/// for bit: every figure and every per-model vector, for each per-visit
+/// policy and the static ones (their day's page), in a world with a type
+/// that lists a model twice (that type always takes the general path,
+/// sharing the book with the rest).
+#[test]
+fn per_visit_pages_are_the_same_by_the_fast_path() {
+    let mut base = random_base(400, 60, 30, 2);
+    let twice = base.types[0].cands[0];
+    base.types[0].cands.push(twice);
+    let fast = small_options();
+    let slow = StudyOptions {
+        slow_pages: true,
+        ..small_options()
+    };
+    let w = World::sample(&base, &fast, 5);
+    let bits = |xs: &[f64]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for p in [
+        StudyPolicy::Fair { lambda: 1e-3 },
+        StudyPolicy::Fair { lambda: 10.0 },
+        StudyPolicy::FairImpact { lambda: 1e-8 },
+        StudyPolicy::FairImpact { lambda: 1e-2 },
+        StudyPolicy::Stochastic { temperature: 0.1 },
+        StudyPolicy::Relevance,
+        StudyPolicy::Popularity { alpha: 1.0 },
+        StudyPolicy::TailBoost { beta: 1.0 },
+    ] {
+        for regime in [Regime::Either, Regime::Serverless] {
+            let a = run(&w, &fast, &spec(p, regime, 3));
+            let b = run(&w, &slow, &spec(p, regime, 3));
+            let label = format!("{} {}", p.label(), regime.name());
+            assert_eq!(encode_outcome(&a), encode_outcome(&b), "{label}");
+            assert_eq!(bits(&a.model_exposure), bits(&b.model_exposure), "{label}");
+            assert_eq!(bits(&a.model_income), bits(&b.model_income), "{label}");
+            assert_eq!(bits(&a.model_price), bits(&b.model_price), "{label}");
+            assert_eq!(a.model_exit_day, b.model_exit_day, "{label}");
+            assert!(a.model_exposure.iter().sum::<f64>() > 0.0, "{label}");
+        }
+    }
+}
+
+/// `TopK` keeps what `top` keeps, in its order, whatever order the
+/// candidates come in: ties of score (signed zeros too) broken by distinct
+/// keys, pages longer and shorter than the candidates.
+#[test]
+fn top_k_as_they_come_is_top() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut t = TopK::default();
+    let mut got = Vec::new();
+    for round in 0..600 {
+        let n = rng.gen_range(0..300usize);
+        let k = rng.gen_range(1..16usize);
+        let mut keys: Vec<u64> = (0..n as u64).map(|i| i * 31 + 7).collect();
+        for i in (1..n).rev() {
+            keys.swap(i, rng.gen_range(0..=i));
+        }
+        let mut xs: Vec<Scored> = (0..n)
+            .map(|j| Scored {
+                score: match rng.gen_range(0..4) {
+                    0 => rng.gen_range(0..5) as f64,
+                    1 => -0.0,
+                    2 => 0.0,
+                    _ => rng.gen::<f64>() * 1e3 - 10.0,
+                },
+                key: keys[j],
+                item: j as u32,
+            })
+            .collect();
+        match round % 3 {
+            0 => xs.sort_by(|a, b| a.score.total_cmp(&b.score)),
+            1 => xs.sort_by(|a, b| b.score.total_cmp(&a.score)),
+            _ => {}
+        }
+        let mut expect = xs.clone();
+        top(&mut expect, k);
+        expect.truncate(k);
+        t.start(k);
+        for (j, x) in xs.iter().enumerate() {
+            t.offer(x.score, j as u32);
+        }
+        t.finish(&mut got, |j| xs[j as usize]);
+        assert_eq!(got, expect, "round {round}: n {n}, k {k}");
+    }
 }

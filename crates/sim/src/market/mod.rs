@@ -14,9 +14,11 @@
 //! [`upper`], the traffic x demand-concentration x margin grid re-tuned per
 //! cell, the validation target and (on request) the Morris screening in
 //! [`sensitivity`]; [`report`] writes REPORT.md, its answer generated from
-//! the figures, and its plots.
+//! the figures, and its plots. [`cache`] keeps every finished run's outcome
+//! on disk, keyed by all that decides it, so a stopped study resumes.
 
 mod answer;
+pub mod cache;
 mod figures;
 pub mod money;
 mod plots;
@@ -31,8 +33,11 @@ mod year;
 
 use serde::Serialize;
 
+pub use cache::RunCache;
 pub use sim::{Outcome, Regime, RunSpec, StudyPolicy};
-pub use study::{estimate_run_time, run_study, Cell, GridPoint, StudyResult, SweepPoint};
+pub use study::{
+    estimate_run_time, run_study, run_study_cached, Cell, GridPoint, StudyResult, SweepPoint,
+};
 pub use world::{Base, World};
 
 /// Every parameter of the study (docs/study.md lists them with their sources).
@@ -179,6 +184,11 @@ pub struct StudyOptions {
     /// Keep each builder's trailing profit per day (tests).
     #[serde(skip)]
     pub keep_builder_days: bool,
+    /// Rank every page the general way (`sim::fair_scores_with` or every
+    /// candidate's score, then `sim::top`) instead of by the fast path; the
+    /// pages are the same bit for bit (tests check it).
+    #[serde(skip)]
+    pub slow_pages: bool,
 }
 
 impl Default for StudyOptions {
@@ -249,6 +259,7 @@ impl Default for StudyOptions {
             validation_tolerance: 0.1,
             threads: 0,
             keep_builder_days: false,
+            slow_pages: false,
         }
     }
 }

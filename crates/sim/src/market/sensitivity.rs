@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::sim::{run, Regime, RunSpec, StudyPolicy};
+use super::sim::{run, Outcome, Regime, RunSpec, StudyPolicy};
 use super::world::{Base, World};
 use super::StudyOptions;
 
@@ -193,6 +193,20 @@ pub struct Sensitivity {
 /// `either` hosting, the options' days and traffic; world and behaviour
 /// seeds `seed + 700 + t`, apart from the reported and tuning ones).
 pub fn screen(base: &Base, o: &StudyOptions, r: usize) -> Sensitivity {
+    screen_with(o, r, &|opts: &StudyOptions,
+                        world_seed: u64,
+                        spec: &RunSpec| {
+        run(&World::sample(base, opts, world_seed), opts, spec)
+    })
+}
+
+/// [`screen`], each run (its options, its world's seed, its spec) by
+/// `run_one` (the study's: through the run cache).
+pub fn screen_with(
+    o: &StudyOptions,
+    r: usize,
+    run_one: &(dyn Fn(&StudyOptions, u64, &RunSpec) -> Outcome + Sync),
+) -> Sensitivity {
     let fs = factors();
     let k = fs.len();
     let traj = trajectories(k, r, o.seed + 700);
@@ -205,7 +219,6 @@ pub fn screen(base: &Base, o: &StudyOptions, r: usize) -> Sensitivity {
                 (f.set)(&mut opts, f.at(u));
             }
             let seed = o.seed + 700 + t as u64;
-            let world = World::sample(base, &opts, seed);
             let spec = RunSpec {
                 policy: StudyPolicy::Relevance,
                 regime: Regime::Either,
@@ -216,7 +229,7 @@ pub fn screen(base: &Base, o: &StudyOptions, r: usize) -> Sensitivity {
                 days: opts.horizon_days(),
                 pilot_days: opts.pilot_days,
             };
-            let out = run(&world, &opts, &spec);
+            let out = run_one(&opts, seed, &spec);
             let last = out.periods.last().cloned().unwrap_or_default();
             let hundred = opts
                 .thresholds_usd

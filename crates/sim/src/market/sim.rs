@@ -361,6 +361,80 @@ pub fn top(xs: &mut [Scored], k: usize) {
     }
 }
 
+/// The best `k` candidates offered one by one (score desc, then key asc,
+/// as [`top`] orders them), most turned away by one comparison: an offer at
+/// or above the threshold is held, and when enough are held the threshold
+/// rises to the `k`-th best score held (a score below it has `k` better
+/// ones and can never be among the best `k`). Under keys that are distinct
+/// [`TopK::finish`] gives exactly what [`top`] keeps of the same
+/// candidates, in the same order, whatever order they come in.
+#[derive(Debug, Default)]
+pub struct TopK {
+    k: usize,
+    /// Scores below this (in `f64::total_cmp`'s order) are turned away.
+    threshold: i64,
+    /// Held offers: the score's order and the candidate.
+    held: Vec<(i64, u32)>,
+    /// Held offers that make the threshold rise.
+    limit: usize,
+}
+
+impl TopK {
+    /// Start a selection of the best `k`.
+    pub fn start(&mut self, k: usize) {
+        self.k = k;
+        self.threshold = i64::MIN;
+        self.held.clear();
+        self.limit = 4 * k.max(1);
+        self.held.reserve(self.limit + 1);
+    }
+
+    /// Offer candidate `j` of score `score`.
+    #[inline]
+    pub fn offer(&mut self, score: f64, j: u32) {
+        let o = total_order(score);
+        if o >= self.threshold {
+            self.held.push((o, j));
+            if self.held.len() >= self.limit {
+                self.raise();
+            }
+        }
+    }
+
+    /// The threshold up to the `k`-th best held score; the rest let go.
+    fn raise(&mut self) {
+        let (n, k) = (self.held.len(), self.k);
+        if k == 0 {
+            self.held.clear();
+            self.threshold = i64::MAX;
+            return;
+        }
+        if n > k {
+            let (_, &mut (t, _), _) = self.held.select_nth_unstable_by_key(n - k, |e| e.0);
+            self.threshold = t;
+            self.held.retain(|e| e.0 >= t);
+        }
+        // Many ties at the threshold: hold more before the next rise.
+        self.limit = self.limit.max(2 * self.held.len());
+    }
+
+    /// The best `k` offered into `best`, in order; `make(j)` is candidate
+    /// `j` (its `score` the one offered).
+    pub fn finish(&mut self, best: &mut Vec<Scored>, make: impl FnMut(u32) -> Scored) {
+        self.raise();
+        best.clear();
+        best.extend(self.held.iter().map(|e| e.1).map(make));
+        best.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
+        best.truncate(self.k);
+    }
+}
+
+/// `f64::total_cmp`'s order as an integer's.
+fn total_order(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    b ^ ((((b >> 63) as u64) >> 1) as i64)
+}
+
 /// Popularity quantiles (mid-rank) of the listed models.
 pub(super) fn quantiles(pop: &[f64], active: &[bool], out: &mut [f64]) {
     let mut sorted: Vec<f64> = pop

@@ -9,6 +9,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::cache::{cached_frontier, cached_run, RunCache};
 use super::sim::{run, Outcome, PeriodFigures, Regime, RunSpec, StudyPolicy};
 use super::stats::{estimate, Estimate};
 use super::world::{Base, Coverage, World};
@@ -280,8 +281,13 @@ pub struct StudyResult {
     pub sensitivity: Option<super::sensitivity::Sensitivity>,
     pub visits: u64,
     pub seconds: f64,
+    /// Visits simulated by this invocation (cached runs' not counted) per
+    /// second.
     pub visits_per_second: f64,
     pub threads: usize,
+    /// Runs in all, and those read from the run cache instead of simulated.
+    pub runs: u64,
+    pub cached_runs: u64,
 }
 
 /// The sweep's families, each with its grid of knob values.
@@ -304,14 +310,27 @@ pub const HUB_DEFAULT: StudyPolicy = StudyPolicy::Popularity { alpha: 1.0 };
 
 /// Run the study.
 pub fn run_study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> StudyResult {
+    run_study_cached(base, o, None, progress)
+}
+
+/// Run the study, each run (and the upper bound) read from `cache` when it
+/// has it and written to it when simulated (docs/study.md, The run cache).
+/// The result is the same with or without the cache, but for the run-time
+/// figures (`seconds`, `visits_per_second`, `stage_seconds`, `cached_runs`).
+pub fn run_study_cached(
+    base: &Base,
+    o: &StudyOptions,
+    cache: Option<&RunCache>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> StudyResult {
     let threads = if o.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         o.threads
     };
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-        Ok(pool) => pool.install(|| study(base, o, progress)),
-        Err(_) => study(base, o, progress),
+        Ok(pool) => pool.install(|| study(base, o, cache, progress)),
+        Err(_) => study(base, o, cache, progress),
     }
 }
 
@@ -340,13 +359,19 @@ struct Batch<'b> {
     what: &'b str,
 }
 
-/// Runs batches on the current pool, counting visits and telling progress.
+/// Runs batches on the current pool (each run through the cache, when
+/// there is one), counting runs and visits and telling progress.
 struct Runner<'a> {
     base: &'a Base,
     o: &'a StudyOptions,
+    cache: Option<&'a RunCache>,
     progress: &'a (dyn Fn(&str) + Sync),
     started: Instant,
+    /// Visits of every run, and of the runs simulated (not cached).
     visits: AtomicU64,
+    simulated_visits: AtomicU64,
+    runs: AtomicU64,
+    cached_runs: AtomicU64,
 }
 
 impl Runner<'_> {
@@ -364,25 +389,47 @@ impl Runner<'_> {
         }
     }
 
+    /// The run of `spec` on the world of `world_seed` under `opts`: from
+    /// the cache or simulated (and cached); counted. True if cached.
+    fn run(&self, opts: &StudyOptions, world_seed: u64, spec: &RunSpec) -> (Outcome, bool) {
+        let (out, cached) = cached_run(self.cache, self.base, opts, world_seed, spec);
+        self.visits.fetch_add(out.visits, Ordering::Relaxed);
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        if cached {
+            self.cached_runs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.simulated_visits
+                .fetch_add(out.visits, Ordering::Relaxed);
+        }
+        (out, cached)
+    }
+
     /// Runs every job for each replication, on that replication's world;
     /// per job, its outcomes over replications (in replication order).
     fn replicate(&self, batch: &Batch) -> Vec<Vec<Outcome>> {
         // Every (replication, job) pair is a task of its own (the pool
         // stays busy to the end); each samples its replication's world,
-        // which is the same for every job of that replication (seeded).
-        let done = AtomicU64::new(0);
+        // which is the same for every job of that replication (seeded),
+        // unless its outcome is in the cache.
+        let (done, from_cache) = (AtomicU64::new(0), AtomicU64::new(0));
         let (n, seeds, opts) = (batch.jobs.len(), batch.seeds, batch.opts);
         let mut flat: Vec<(usize, Outcome)> = (0..seeds * n)
             .into_par_iter()
             .map(|k| {
                 let (r, j) = (k / n, k % n);
-                let world = World::sample(self.base, opts, batch.first_seed + r as u64);
-                let out = run(&world, opts, &self.spec(batch.jobs[j], r, batch));
-                self.visits.fetch_add(out.visits, Ordering::Relaxed);
+                let spec = self.spec(batch.jobs[j], r, batch);
+                let (out, cached) = self.run(opts, batch.first_seed + r as u64, &spec);
+                let c =
+                    from_cache.fetch_add(u64::from(cached), Ordering::Relaxed) + u64::from(cached);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if d as usize % n == 0 || d as usize == seeds * n {
+                    let cache_note = if self.cache.is_some() {
+                        format!(", {c} from the cache")
+                    } else {
+                        String::new()
+                    };
                     (self.progress)(&format!(
-                        "{}: {d} of {} runs ({:.0} s so far)",
+                        "{}: {d} of {} runs{cache_note} ({:.0} s so far)",
                         batch.what,
                         seeds * n,
                         self.started.elapsed().as_secs_f64()
@@ -400,13 +447,22 @@ impl Runner<'_> {
     }
 }
 
-fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> StudyResult {
+fn study(
+    base: &Base,
+    o: &StudyOptions,
+    cache: Option<&RunCache>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> StudyResult {
     let runner = Runner {
         base,
         o,
+        cache,
         progress,
         started: Instant::now(),
         visits: AtomicU64::new(0),
+        simulated_visits: AtomicU64::new(0),
+        runs: AtomicU64::new(0),
+        cached_runs: AtomicU64::new(0),
     };
     let threads = rayon::current_num_threads();
     let mut stage_seconds: Vec<(String, f64)> = Vec::new();
@@ -437,7 +493,7 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             "upper bound: LP on a day of {} visits",
             o.upper_visits
         ));
-        super::upper::frontier(&world0, o, o.traffic, o.upper_threshold_usd)
+        cached_frontier(cache, &world0, o, o.traffic, o.upper_threshold_usd)
     });
     lap("upper bound");
     let grid_regime = Regime::Either;
@@ -448,11 +504,23 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
             "sensitivity: {} Morris trajectories",
             o.sensitivity_trajectories
         ));
-        super::sensitivity::screen(base, o, o.sensitivity_trajectories)
+        let screened = super::sensitivity::screen_with(
+            o,
+            o.sensitivity_trajectories,
+            &|opts: &StudyOptions, world_seed: u64, spec: &RunSpec| {
+                runner.run(opts, world_seed, spec).0
+            },
+        );
+        progress(&format!(
+            "sensitivity: done ({:.0} s so far)",
+            runner.started.elapsed().as_secs_f64()
+        ));
+        screened
     });
     lap("sensitivity");
     let seconds = runner.started.elapsed().as_secs_f64();
     let visits = runner.visits.load(Ordering::Relaxed);
+    let simulated_visits = runner.simulated_visits.load(Ordering::Relaxed);
     let entrants = &world0.models[world0.initial_models..];
     StudyResult {
         options: o.clone(),
@@ -478,8 +546,10 @@ fn study(base: &Base, o: &StudyOptions, progress: &(dyn Fn(&str) + Sync)) -> Stu
         sensitivity,
         visits,
         seconds,
-        visits_per_second: visits as f64 / seconds.max(1e-9),
+        visits_per_second: simulated_visits as f64 / seconds.max(1e-9),
         threads,
+        runs: runner.runs.load(Ordering::Relaxed),
+        cached_runs: runner.cached_runs.load(Ordering::Relaxed),
     }
 }
 

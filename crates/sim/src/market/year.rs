@@ -13,7 +13,7 @@ use super::figures::{period, PeriodFigures, Snapshot, Visits};
 use super::money::{self, Ewma, Horizon};
 use super::sim::{
     look, median, quantiles, task_hhis, Day, EntrantFigures, Outcome, Regime, RunSpec, Scored,
-    StudyPolicy, NEVER,
+    StudyPolicy, TopK, NEVER,
 };
 use super::world::{dedicated_month, serverless_cost, World};
 use super::StudyOptions;
@@ -35,8 +35,17 @@ struct Stream {
 #[derive(Debug, Clone, Default)]
 struct TypeDay {
     day: u32,
+    /// No two of the type's candidates share a tie key (so no model is a
+    /// candidate twice): a page is the same by any exact top-k, and
+    /// FairCo's merit can be booked in the pass that reads it (the fast
+    /// path of `fill_page`). Set on the type's first day.
+    distinct: bool,
     /// Indices into the type's candidates of the models listed today.
     active: Vec<u32>,
+    /// Beside `active`: each listed candidate's model, relevance and tie
+    /// key, read on every visit of a per-visit policy without a look into
+    /// the world's models.
+    listed: Vec<Listed>,
     /// Static policies: today's page.
     page: Vec<u32>,
     /// Ideal DCG over the listed candidates, and over every candidate that
@@ -45,9 +54,63 @@ struct TypeDay {
     idcg_full: f64,
 }
 
+/// A listed candidate of a type, as a per-visit policy reads it: its
+/// relevance, tie key and its model's place in FairCo's book.
+#[derive(Debug, Clone, Copy, Default)]
+struct Listed {
+    relevance: f64,
+    key: u64,
+    slot: u32,
+}
+
+/// FairCo's book of one model, side by side (one look-up a candidate):
+/// its merit, and what it is kept fair in, `x` (under `fair` its exposure,
+/// the same sums as `Models::exposure`; under `fair_impact` its paid calls).
+/// A model with merit has been a candidate (merit grows only when it is
+/// one), so FairCo's "seen, with merit" is "merit > 0".
+#[derive(Debug, Clone, Copy, Default)]
+struct Book {
+    merit: f64,
+    x: f64,
+}
+
+/// Each model's place in FairCo's book and the exposure: the models in the
+/// order the query types list them, the most demanded types first, so that
+/// the candidates of the types most visited sit side by side (a memory
+/// layout only).
+fn book_slots(world: &World) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..world.types.len()).collect();
+    order.sort_by(|&a, &b| {
+        let d = |t: usize| world.demand.get(t).copied().unwrap_or(0.0);
+        d(b).total_cmp(&d(a)).then(a.cmp(&b))
+    });
+    let mut slot = vec![u32::MAX; world.models.len()];
+    let mut next = 0u32;
+    let models = order
+        .iter()
+        .flat_map(|&t| world.types[t].cands.iter().map(|c| c.model as usize))
+        .chain(0..world.models.len());
+    for m in models {
+        if slot[m] == u32::MAX {
+            slot[m] = next;
+            next += 1;
+        }
+    }
+    slot
+}
+
 /// What stays fixed over the run.
 #[derive(Debug)]
 struct Terms {
+    /// What FairCo's book keeps in `x`: exposure (`fair`), paid calls
+    /// (`fair_impact`), or nothing (no FairCo policy).
+    book_exposure: bool,
+    book_calls: bool,
+    /// Each model's place in FairCo's book and in `Models::exposure`.
+    slot: Vec<u32>,
+    /// Each model's tie key and entry day (the world's, dense).
+    keys: Vec<u64>,
+    entry_day: Vec<u32>,
     /// Real visits each simulated visit stands for.
     scale: f64,
     /// Popularity's decay per day.
@@ -67,6 +130,8 @@ struct Terms {
     page_len: usize,
     /// Exposure and examination probability of each position.
     looks: Vec<f64>,
+    /// Each position's DCG discount, `log2(j + 2)` (j from 0).
+    discount: Vec<f64>,
     /// Builders in the tail at the start.
     initial_tail: Vec<usize>,
     pilot: usize,
@@ -103,6 +168,11 @@ impl Terms {
         let page_len = o.page.max(1);
         let half = |h: f64| 0.5f64.powf(1.0 / h.max(1e-9));
         Terms {
+            book_exposure: matches!(spec.policy, StudyPolicy::Fair { .. }),
+            book_calls: matches!(spec.policy, StudyPolicy::FairImpact { .. }),
+            slot: book_slots(world),
+            keys: world.models.iter().map(|m| m.key).collect(),
+            entry_day: world.models.iter().map(|m| m.entry_day).collect(),
             scale: spec.traffic / spec.visits_per_day.max(1) as f64,
             decay: half(o.popularity_half_life_days),
             inflow_k: half(o.inflow_half_life_days),
@@ -123,6 +193,7 @@ impl Terms {
             cdf,
             page_len,
             looks: (1..=page_len).map(look).collect(),
+            discount: (0..page_len).map(|j| ((j + 2) as f64).log2()).collect(),
             initial_tail: (0..world.initial_builders)
                 .filter(|&b| world.builders[b].tail)
                 .collect(),
@@ -183,18 +254,18 @@ struct Models {
     pilot_inflow: Vec<f64>,
     /// Adoptions in the pilot.
     pilot_adoptions: Vec<u32>,
-    /// The last `WINDOW` days' profit, revenue and calls, per model.
+    /// The last `WINDOW` days' profit, revenue and calls: day `g`'s of
+    /// model `m` at `(g % WINDOW) * n + m` (a day's slots side by side).
     ring: Vec<[f64; 3]>,
     trailing: Vec<[f64; 3]>,
     income: Vec<f64>,
     income_period: Vec<f64>,
+    /// Exposure, by place (`Terms::slot`).
     exposure: Vec<f64>,
     /// Exposure at the end of the pilot (the figures leave it out).
     exposure_pilot: Vec<f64>,
-    /// FairCo's book: merit, calls (impact), and whether ever a candidate.
-    merit: Vec<f64>,
-    impact: Vec<f64>,
-    seen: Vec<bool>,
+    /// FairCo's book, by place (`Terms::slot`).
+    book: Vec<Book>,
     /// Paid calls over the counted days (the validation's concentration).
     calls_total: Vec<f64>,
     /// Repricing: the price now, the direction of the next move (+1 up,
@@ -230,9 +301,7 @@ impl Models {
             income_period: z(),
             exposure: z(),
             exposure_pilot: z(),
-            merit: z(),
-            impact: z(),
-            seen: vec![false; n],
+            book: vec![Book::default(); n],
             calls_total: z(),
             price: world.models.iter().map(|m| m.price).collect(),
             direction: vec![1.0; n],
@@ -243,7 +312,10 @@ impl Models {
 
     /// Model `m`'s money books emptied (a new listing starts afresh).
     fn clear_books(&mut self, m: usize) {
-        self.ring[m * WINDOW..(m + 1) * WINDOW].fill([0.0; 3]);
+        let n = self.trailing.len();
+        for k in 0..WINDOW {
+            self.ring[k * n + m] = [0.0; 3];
+        }
         self.trailing[m] = [0.0; 3];
         self.spell_profit[m] = 0.0;
         self.last_spell[m] = f64::NAN;
@@ -285,6 +357,14 @@ struct Scratch {
     page: Vec<u32>,
     /// FairCo's exposure-to-merit ratio per candidate of the visit.
     ratios: Vec<Option<f64>>,
+    /// The same on the fast path, NaN for none, then each candidate's score.
+    ratio: Vec<f64>,
+    /// The general path's book of the visit's candidates (by position).
+    book_x: Vec<f64>,
+    book_merit: Vec<f64>,
+    book_seen: Vec<bool>,
+    /// The fast path's selection of the page.
+    topk: TopK,
 }
 
 /// One run of `world` under `spec`, in progress.
@@ -341,6 +421,11 @@ impl<'a> Year<'a> {
                 scored: Vec::new(),
                 page: Vec::with_capacity(page_len),
                 ratios: Vec::new(),
+                ratio: Vec::new(),
+                topk: TopK::default(),
+                book_x: Vec::new(),
+                book_merit: Vec::new(),
+                book_seen: Vec::new(),
             },
         }
     }
@@ -416,7 +501,9 @@ impl<'a> Year<'a> {
         let t = &self.terms;
         let feedback = self.spec.feedback;
         let md = &mut self.models;
-        for m in 0..self.world.models.len() {
+        let n = self.world.models.len();
+        let day_slots = (g % WINDOW) * n;
+        for m in 0..n {
             if !md.active[m] {
                 continue;
             }
@@ -424,7 +511,7 @@ impl<'a> Year<'a> {
             let revenue = calls * t.money[m].net_price;
             let (per_call, fixed) = t.costs(m, md.dedicated[m]);
             let today = [revenue - calls * per_call - fixed, revenue, calls];
-            let slot = &mut md.ring[m * WINDOW + g % WINDOW];
+            let slot = &mut md.ring[day_slots + m];
             for k in 0..3 {
                 md.trailing[m][k] += today[k] - slot[k];
             }
@@ -437,7 +524,9 @@ impl<'a> Year<'a> {
                 self.tally.calls += calls;
                 self.tally.day_calls += calls;
             }
-            md.impact[m] += calls;
+            if t.book_calls {
+                md.book[t.slot[m] as usize].x += calls;
+            }
             md.pop[m] = md.pop[m] * t.decay + if feedback { calls } else { 0.0 };
             md.fluid[m] *= t.q;
             // A block's last fraction of an adopter is no adopter at all.
@@ -685,11 +774,11 @@ impl<'a> Year<'a> {
             mut waits,
             called_share,
         } = EntrantFigures::of(world, &md.exit_day, &md.first_call, self.spec.days);
-        let exposure: Vec<f64> = md
-            .exposure
+        let exposure: Vec<f64> = self
+            .terms
+            .slot
             .iter()
-            .zip(&md.exposure_pilot)
-            .map(|(a, b)| a - b)
+            .map(|&k| md.exposure[k as usize] - md.exposure_pilot[k as usize])
             .collect();
         let total_exposure: f64 = exposure.iter().sum();
         let tail_exposure: f64 = world

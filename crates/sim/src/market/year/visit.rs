@@ -5,7 +5,7 @@
 
 use super::super::sim::{fair_scores_with, static_score, top, Dice, Scored, StudyPolicy, NEVER};
 use super::super::world::QueryType;
-use super::{Scratch, Stream, Year};
+use super::{Listed, Scratch, Stream, Year};
 
 /// Most models one visitor looks at.
 const MAX_LOOKED: usize = 16;
@@ -63,8 +63,8 @@ impl Year<'_> {
             return false;
         }
         let mut vd = Dice::new(&[self.spec.behaviour_seed, g as u64, vi as u64, 2]);
-        self.fill_page(qt, g, vi);
-        let dcg = self.expose(qt);
+        let booked = self.fill_page(qt, g, vi);
+        let dcg = self.expose(qt, booked);
         let (chosen, surplus) = self.choose(qt, &mut vd);
         if counting {
             let td = &self.types[qt];
@@ -100,29 +100,51 @@ impl Year<'_> {
         let ty = &self.world.types[qt];
         let td = &mut self.types[qt];
         let active = &self.models.active;
-        let page_len = self.terms.page_len;
-        let d = g.saturating_sub(self.terms.pilot);
+        let terms = &self.terms;
+        let page_len = terms.page_len;
+        let d = g.saturating_sub(terms.pilot);
+        if td.day == NEVER {
+            let mut keys: Vec<u64> = ty
+                .cands
+                .iter()
+                .map(|c| terms.keys[c.model as usize])
+                .collect();
+            keys.sort_unstable();
+            td.distinct = keys.windows(2).all(|w| w[0] != w[1]);
+        }
         td.day = g as u32;
         td.active.clear();
-        td.active.extend(
-            ty.cands
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| active[c.model as usize])
-                .map(|(i, _)| i as u32),
-        );
-        td.idcg = ideal_dcg(ty, td.active.iter().map(|&i| i as usize), page_len);
-        let models = &self.world.models;
+        td.listed.clear();
+        let per_visit = !self.spec.policy.is_static();
+        for (i, c) in ty.cands.iter().enumerate() {
+            let m = c.model as usize;
+            if active[m] {
+                td.active.push(i as u32);
+                if per_visit {
+                    td.listed.push(Listed {
+                        relevance: c.relevance,
+                        key: terms.keys[m],
+                        slot: terms.slot[m],
+                    });
+                }
+            }
+        }
+        let discount = &terms.discount;
+        td.idcg = ideal_dcg(ty, td.active.iter().map(|&i| i as usize), discount);
         td.idcg_full = ideal_dcg(
             ty,
             (0..ty.cands.len())
-                .filter(|&i| models[ty.cands[i].model as usize].entry_day as usize <= d),
-            page_len,
+                .filter(|&i| terms.entry_day[ty.cands[i].model as usize] as usize <= d),
+            discount,
         );
-        if self.spec.policy.is_static() {
-            let scored = &mut self.scratch.scored;
-            scored.clear();
-            for &i in &td.active {
+        if !per_visit {
+            let Scratch {
+                scored,
+                ratio,
+                topk,
+                ..
+            } = &mut self.scratch;
+            let score = |i: u32| {
                 let c = &ty.cands[i as usize];
                 let m = c.model as usize;
                 let s = static_score(
@@ -131,60 +153,144 @@ impl Year<'_> {
                     self.models.pop[m],
                     self.models.quantile[m],
                 );
-                scored.push(Scored {
-                    score: s,
-                    key: self.world.models[m].key,
-                    item: i,
+                (s, terms.keys[m])
+            };
+            if td.distinct && !self.o.slow_pages {
+                // As the per-visit pages: kept as the scores come.
+                ratio.clear();
+                topk.start(page_len);
+                for (j, &i) in td.active.iter().enumerate() {
+                    let (s, _) = score(i);
+                    ratio.push(s);
+                    topk.offer(s, j as u32);
+                }
+                topk.finish(scored, |j| {
+                    let i = td.active[j as usize];
+                    Scored {
+                        score: ratio[j as usize],
+                        key: terms.keys[ty.cands[i as usize].model as usize],
+                        item: i,
+                    }
                 });
+            } else {
+                scored.clear();
+                for &i in &td.active {
+                    let (s, key) = score(i);
+                    scored.push(Scored {
+                        score: s,
+                        key,
+                        item: i,
+                    });
+                }
+                top(scored, page_len);
             }
-            top(scored, page_len);
             td.page.clear();
             td.page.extend(scored.iter().take(page_len).map(|x| x.item));
         }
     }
 
     /// The visit's page into `scratch.page`: FairCo's and the stochastic
-    /// policy's are drawn per visit, the static ones' are the day's.
-    fn fill_page(&mut self, qt: usize, g: usize, vi: usize) {
+    /// policy's are drawn per visit, the static ones' are the day's. True
+    /// when FairCo's merit of the type's listed candidates is already
+    /// booked for this page (the fast path books it as it reads it).
+    ///
+    /// The fast path (a type whose candidates' tie keys are distinct, so no
+    /// model is a candidate twice; not with `o.slow_pages`) does the same
+    /// floating-point operations in the same order as the general one
+    /// (`fair_scores_with`, then `top`): each candidate's ratio
+    /// `x / merit` and the running max first, then `relevance + lambda *
+    /// (pages * max(0, max - ratio))`, a candidate without a ratio getting
+    /// `relevance + lambda * 0`; its page is the best `page_len` by the
+    /// same strict order, kept as the scores come (`TopK`). Bit for bit the
+    /// same pages (a test runs both). FairCo's "seen, with merit" is
+    /// `merit > 0` on both paths: merit grows only when a model is a
+    /// candidate (`Book`).
+    fn fill_page(&mut self, qt: usize, g: usize, vi: usize) -> bool {
         let ty = &self.world.types[qt];
         let td = &self.types[qt];
         let page_len = self.terms.page_len;
+        let fast = td.distinct && !self.o.slow_pages;
         let Scratch {
             scored,
             page,
             ratios,
+            ratio,
+            topk,
+            book_x,
+            book_merit,
+            book_seen,
             ..
         } = &mut self.scratch;
         page.clear();
         match self.spec.policy {
+            StudyPolicy::Fair { lambda } | StudyPolicy::FairImpact { lambda } if fast => {
+                let book = &mut self.models.book;
+                // The ratios and their max, booking each candidate's merit
+                // for this page once its ratio is read (no model twice).
+                ratio.resize(td.listed.len(), 0.0);
+                let mut max = f64::NEG_INFINITY;
+                for (l, r) in td.listed.iter().zip(ratio.iter_mut()) {
+                    let b = &mut book[l.slot as usize];
+                    *r = if b.merit > 0.0 {
+                        b.x / b.merit
+                    } else {
+                        f64::NAN
+                    };
+                    // f64::max ignores the NaN of "no ratio".
+                    max = f64::max(max, *r);
+                    b.merit += l.relevance.max(0.0);
+                }
+                // No ratio (NaN): max(0, max - NaN) is 0, the general
+                // path's error of 0. Each score over its ratio, offered
+                // to the page.
+                let tau = self.tally.pages as f64;
+                topk.start(page_len);
+                for (j, (l, r)) in td.listed.iter().zip(ratio.iter_mut()).enumerate() {
+                    let err = tau * (max - *r).max(0.0);
+                    *r = l.relevance + lambda * err;
+                    topk.offer(*r, j as u32);
+                }
+                topk.finish(scored, |j| Scored {
+                    score: ratio[j as usize],
+                    key: td.listed[j as usize].key,
+                    item: td.active[j as usize],
+                });
+                page.extend(scored.iter().map(|x| x.item));
+                return true;
+            }
             StudyPolicy::Fair { lambda } | StudyPolicy::FairImpact { lambda } => {
-                let x = if matches!(self.spec.policy, StudyPolicy::Fair { .. }) {
-                    &self.models.exposure
-                } else {
-                    &self.models.impact
-                };
+                // The visit's candidates' books, by position (`item`);
+                // "seen" is "has merit" (`Book`).
+                let m = &self.models;
+                book_x.clear();
+                book_merit.clear();
+                book_seen.clear();
                 scored.clear();
-                for &i in &td.active {
+                for (j, &i) in td.active.iter().enumerate() {
                     let c = &ty.cands[i as usize];
+                    let k = c.model as usize;
+                    let b = m.book[self.terms.slot[k] as usize];
+                    book_x.push(b.x);
+                    book_merit.push(b.merit);
+                    book_seen.push(b.merit > 0.0);
                     scored.push(Scored {
                         score: c.relevance,
-                        key: self.world.models[c.model as usize].key,
-                        item: c.model,
+                        key: self.terms.keys[k],
+                        item: j as u32,
                     });
                 }
-                let m = &self.models;
                 fair_scores_with(
                     scored,
-                    x,
-                    &m.merit,
-                    &m.seen,
+                    book_x,
+                    book_merit,
+                    book_seen,
                     self.tally.pages,
                     lambda,
                     ratios,
                 );
-                // Back from model to candidate index.
-                for (s, &i) in scored.iter_mut().zip(&td.active) {
-                    s.item = i;
+                // Back from position to candidate index.
+                for s in scored.iter_mut() {
+                    s.item = td.active[s.item as usize];
                 }
                 top(scored, page_len);
                 page.extend(scored.iter().take(page_len).map(|x| x.item));
@@ -193,44 +299,67 @@ impl Year<'_> {
                 let t = temperature.max(1e-6);
                 let mut gd = Dice::new(&[self.spec.behaviour_seed, g as u64, vi as u64, 3]);
                 scored.clear();
-                for &i in &td.active {
-                    let c = &ty.cands[i as usize];
-                    let g = -(-gd.open().ln()).ln();
-                    scored.push(Scored {
-                        score: c.relevance / t + g,
-                        key: self.world.models[c.model as usize].key,
-                        item: i,
+                if fast {
+                    ratio.resize(td.listed.len(), 0.0);
+                    topk.start(page_len);
+                    for (j, (l, r)) in td.listed.iter().zip(ratio.iter_mut()).enumerate() {
+                        let g = -(-gd.open().ln()).ln();
+                        *r = l.relevance / t + g;
+                        topk.offer(*r, j as u32);
+                    }
+                    topk.finish(scored, |j| Scored {
+                        score: ratio[j as usize],
+                        key: td.listed[j as usize].key,
+                        item: td.active[j as usize],
                     });
+                    page.extend(scored.iter().map(|x| x.item));
+                } else {
+                    for &i in &td.active {
+                        let c = &ty.cands[i as usize];
+                        let g = -(-gd.open().ln()).ln();
+                        scored.push(Scored {
+                            score: c.relevance / t + g,
+                            key: self.terms.keys[c.model as usize],
+                            item: i,
+                        });
+                    }
+                    top(scored, page_len);
+                    page.extend(scored.iter().take(page_len).map(|x| x.item));
                 }
-                top(scored, page_len);
-                page.extend(scored.iter().take(page_len).map(|x| x.item));
             }
             _ => page.extend_from_slice(&td.page),
         }
+        false
     }
 
-    /// The page's exposure (and, for FairCo's book, merit and rounds); its
-    /// DCG@10.
-    fn expose(&mut self, qt: usize) -> f64 {
+    /// The page's exposure (and, for FairCo's book, merit and rounds,
+    /// unless `booked` says `fill_page` booked the merit); its DCG@10.
+    fn expose(&mut self, qt: usize, booked: bool) -> f64 {
         let ty = &self.world.types[qt];
         let td = &self.types[qt];
         let m = &mut self.models;
+        let t = &self.terms;
         self.tally.pages += 1;
-        if matches!(
-            self.spec.policy,
-            StudyPolicy::Fair { .. } | StudyPolicy::FairImpact { .. }
-        ) {
+        if !booked
+            && matches!(
+                self.spec.policy,
+                StudyPolicy::Fair { .. } | StudyPolicy::FairImpact { .. }
+            )
+        {
             for &i in &td.active {
                 let c = &ty.cands[i as usize];
-                m.merit[c.model as usize] += c.relevance.max(0.0);
-                m.seen[c.model as usize] = true;
+                m.book[t.slot[c.model as usize] as usize].merit += c.relevance.max(0.0);
             }
         }
         let mut dcg = 0.0;
         for (j, &i) in self.scratch.page.iter().enumerate() {
             let c = &ty.cands[i as usize];
-            m.exposure[c.model as usize] += self.terms.looks[j];
-            dcg += c.grade as f64 / ((j + 2) as f64).log2();
+            let k = t.slot[c.model as usize] as usize;
+            m.exposure[k] += t.looks[j];
+            if t.book_exposure {
+                m.book[k].x += t.looks[j];
+            }
+            dcg += c.grade as f64 / t.discount[j];
         }
         dcg
     }
@@ -338,9 +467,11 @@ pub fn adopters_calls(median: f64, sigma: f64, k: f64, vd: &mut Dice) -> f64 {
     whole + if frac > 0.0 { frac * one(vd) } else { 0.0 }
 }
 
-/// The ideal DCG of the candidates `items` of a type on a page of `page_len`:
-/// the best grades first (grades are 0, 1, 2, so counting them is sorting).
-fn ideal_dcg(ty: &QueryType, items: impl Iterator<Item = usize>, page_len: usize) -> f64 {
+/// The ideal DCG of the candidates `items` of a type on a page whose
+/// positions' discounts are `discount` (`log2(j + 2)`, j from 0): the best
+/// grades first (grades are 0, 1, 2, so counting them is sorting).
+fn ideal_dcg(ty: &QueryType, items: impl Iterator<Item = usize>, discount: &[f64]) -> f64 {
+    let page_len = discount.len();
     let mut count = [0usize; 3];
     for i in items {
         count[(ty.cands[i].grade as usize).min(2)] += 1;
@@ -352,7 +483,7 @@ fn ideal_dcg(ty: &QueryType, items: impl Iterator<Item = usize>, page_len: usize
             if j >= page_len {
                 return dcg;
             }
-            dcg += grade as f64 / ((j + 2) as f64).log2();
+            dcg += grade as f64 / discount[j];
             j += 1;
         }
     }
