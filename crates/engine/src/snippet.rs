@@ -21,6 +21,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use hubsearch_core::ModelCard;
 use hubsearch_index::analyzer::text_tokens;
 pub use hubsearch_index::plain::{cut, plain_text, snippet_texts, MAX_TEXT};
@@ -59,7 +61,7 @@ pub struct Marker {
     /// index into it.
     terms: Vec<String>,
     /// The term each lowercase text word matched (or none), once computed.
-    memo: HashMap<String, Option<u32>>,
+    memo: FxHashMap<String, Option<u32>>,
 }
 
 impl Marker {
@@ -76,7 +78,7 @@ impl Marker {
                 .filter(|w| w.chars().count() >= 2)
                 .map(str::to_lowercase),
             terms: Vec::new(),
-            memo: HashMap::new(),
+            memo: FxHashMap::default(),
         };
         for w in words.iter().chain(corrections) {
             let w = w.to_lowercase();
@@ -424,17 +426,17 @@ impl Marker {
         }
         let mut at = begin;
         for s in &spans[from..to] {
-            out.push_str(&escape(&text[at..s.start]));
+            escape_into(&mut out, &text[at..s.start]);
             if s.term.is_some() {
                 out.push_str("<mark>");
-                out.push_str(&escape(&text[s.start..s.end]));
+                escape_into(&mut out, &text[s.start..s.end]);
                 out.push_str("</mark>");
             } else {
-                out.push_str(&escape(&text[s.start..s.end]));
+                escape_into(&mut out, &text[s.start..s.end]);
             }
             at = s.end;
         }
-        out.push_str(&escape(&text[at..end]));
+        escape_into(&mut out, &text[at..end]);
         if more {
             out.push('…');
         }
@@ -635,17 +637,28 @@ fn best_window(spans: &[Span]) -> Window {
 /// attribute.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    escape_into(&mut out, s);
     out
+}
+
+/// [`escape`] `s` onto the end of `out`: runs without such a character are
+/// copied at once.
+fn escape_into(out: &mut String, s: &str) {
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let entity = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        out.push_str(&s[from..i]);
+        out.push_str(entity);
+        from = i + 1;
+    }
+    out.push_str(&s[from..]);
 }
 
 /// The runs of alphanumeric characters of `text`, as byte ranges.
