@@ -47,10 +47,14 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode, AnyError> {
         config.cluster.replica = format!("{}-backup", config.cluster.replica);
         config.cluster.snapshot_dir = String::new();
         let result = (|| -> Result<(PathBuf, u64), AnyError> {
-            let engine = Arc::new(hubsearch_engine::Engine::open(config)?);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            // A `--from` the log cannot bring up to date (older than the
+            // log's first position) is replaced by the latest snapshot in
+            // the log's object store bucket.
+            hubsearch_cluster::restore_if_needed(&config, rt.handle(), &|m| eprintln!("{m}"))?;
+            let engine = Arc::new(hubsearch_engine::Engine::open(config)?);
             let r = hubsearch_cluster::Cluster::backup(
                 engine.clone(),
                 rt.handle().clone(),

@@ -74,6 +74,16 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
             report.rejected.len()
         );
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // Cluster mode: a state the log cannot bring up to date (none, or older
+    // than the log's first position) is replaced by the latest snapshot in
+    // the log's object store bucket (docs/cluster.md, Snapshots and truncation).
+    #[cfg(feature = "cluster")]
+    if config.cluster.enabled {
+        hubsearch_cluster::restore_if_needed(&config, rt.handle(), &|m| eprintln!("{m}"))?;
+    }
     let engine = Engine::open(config)?;
     let bars = Bars::new(false);
     if let Some(v) = engine.sync_vectors(&|p| bars.show(p))? {
@@ -85,9 +95,6 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
         }
     }
     let engine = Arc::new(engine);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     // Cluster mode: join the log and catch up before taking traffic.
     #[cfg(feature = "cluster")]
     let cluster = if engine.config().cluster.enabled {
@@ -114,9 +121,10 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
         eprintln!("shut down cleanly; ledger flushed");
         Ok::<_, AnyError>(())
     });
+    // Served pages still on their way to the log get a few seconds.
     #[cfg(feature = "cluster")]
     if let Some(c) = cluster {
-        c.stop();
+        c.shutdown(std::time::Duration::from_secs(5));
     }
     result?;
     Ok(ExitCode::SUCCESS)

@@ -69,6 +69,24 @@ impl Nats {
         }
     }
 
+    /// Stop server `i` cleanly (SIGTERM: it flushes its store first).
+    fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// The servers' URLs as a cluster config holds them.
+    fn url_list(&self) -> Vec<String> {
+        self.client
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect()
+    }
+
     fn urls(&self) -> String {
         self.client
             .iter()
@@ -86,6 +104,15 @@ impl Drop for Nats {
     }
 }
 
+/// What each replica (by address) wrote on stderr once serving.
+static LOGS: std::sync::Mutex<BTreeMap<String, Vec<String>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The lines replica `addr` has written since it started serving.
+fn logged(addr: &str) -> Vec<String> {
+    LOGS.lock().unwrap().get(addr).cloned().unwrap_or_default()
+}
+
 struct Replica {
     index: PathBuf,
     config: PathBuf,
@@ -95,15 +122,20 @@ struct Replica {
 
 impl Replica {
     // The child is kept in `proc` and killed and waited for by `kill`.
-    fn start(&mut self) {
-        self.start_with(Path::new(env!("CARGO_BIN_EXE_hubsearch")));
+    // Returns what it wrote on stderr before serving.
+    fn start(&mut self) -> Vec<String> {
+        self.start_with(Path::new(env!("CARGO_BIN_EXE_hubsearch")))
     }
 
     /// Start it with another build of hubsearch (a mixed-version cluster).
     #[allow(clippy::zombie_processes)]
-    fn start_with(&mut self, bin: &Path) {
+    fn start_with(&mut self, bin: &Path) -> Vec<String> {
+        let mut seen = Vec::new();
         let mut child = Command::new(bin)
             .env_remove("HUBSEARCH_CONFIG")
+            // The cluster's own notes (snapshots published, the log
+            // truncated, pages retried) are at level info.
+            .env("HUBSEARCH_LOG", "warn,hubsearch_cluster=info")
             .arg("--config")
             .arg(&self.config)
             .arg("--index")
@@ -126,18 +158,25 @@ impl Replica {
                 .unwrap_or_else(|| panic!("replica {} exited", self.addr))
                 .unwrap();
             eprintln!("[{}] {line}", self.addr);
+            seen.push(line.clone());
             if line.contains("hubsearch serving") {
-                // Keep draining (and showing) its log.
+                // Keep draining (and showing, and keeping) its log.
                 let addr = self.addr.clone();
                 std::thread::spawn(move || {
                     for l in lines.map_while(Result::ok) {
                         eprintln!("[{addr}] {l}");
+                        LOGS.lock()
+                            .unwrap()
+                            .entry(addr.clone())
+                            .or_default()
+                            .push(l);
                     }
                 });
                 break;
             }
         }
         self.proc = Some(child);
+        seen
     }
 
     fn kill(&mut self) {
@@ -797,13 +836,16 @@ fn rand_id() -> u64 {
 }
 
 /// Retention (docs/cluster.md): with `cluster.log_max_age_s` the log drops
-/// old events; a replica whose state the log has trimmed past refuses to
-/// start and says to start from a snapshot, and one started from a recent
-/// snapshot serves every card.
+/// old events; while no replica has published a snapshot to the log's
+/// object store, a replica whose state the log has trimmed past refuses to
+/// start and says to start from a snapshot. Once one has (its first
+/// snapshot, every second), a replica from a local snapshot serves every
+/// card, and so does the refused one, restarted: it starts from the
+/// object store's latest snapshot.
 #[test]
 fn a_trimmed_log_asks_for_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let (_nats, nats_urls, seed, auth) = small_cluster(dir.path());
+    let (nats, nats_urls, seed, auth) = small_cluster(dir.path());
     let snapshots = dir.path().join("snapshots");
     let config = |name: &str, extra: &str| {
         let path = dir.path().join(format!("{name}.toml"));
@@ -821,13 +863,7 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     copy_dir(&seed, &index);
     let mut first = Replica {
         index,
-        config: config(
-            "t0",
-            &format!(
-                "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\n",
-                snapshots.display()
-            ),
-        ),
+        config: config("t0", ""),
         addr: format!("127.0.0.1:{}", free_port()),
         proc: None,
     };
@@ -837,9 +873,10 @@ fn a_trimmed_log_asks_for_a_snapshot() {
         let (s, b) = send(&first.addr, "POST", "/v1/models", &auth, &body).unwrap();
         assert_eq!(s, 201, "{b}");
     }
-    // The events expire; snapshots go on.
+    // The events expire.
     std::thread::sleep(Duration::from_secs(5));
-    // A replica from the seed (position 0) cannot catch up from the log.
+    // A replica from the seed (position 0) cannot catch up from the log,
+    // and the object store holds no snapshot yet.
     let late = dir.path().join("t1");
     copy_dir(&seed, &late);
     let out = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
@@ -854,13 +891,31 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("start it from a snapshot"), "{err}");
-    // One from the latest snapshot serves every card.
-    let mut snaps: Vec<PathBuf> = std::fs::read_dir(&snapshots)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
-        .collect();
+    // The first replica, restarted, writes snapshots (and publishes them).
+    first.kill();
+    first.config = config(
+        "t0",
+        &format!(
+            "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\n",
+            snapshots.display()
+        ),
+    );
+    first.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut snaps: Vec<PathBuf> = Vec::new();
+    while snaps.is_empty() {
+        assert!(Instant::now() < deadline, "no snapshot written");
+        std::thread::sleep(Duration::from_millis(500));
+        snaps = std::fs::read_dir(&snapshots)
+            .map(|d| {
+                d.map(|e| e.unwrap().path())
+                    .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
     snaps.sort();
+    // One from the latest local snapshot serves every card.
     let index = dir.path().join("t2");
     copy_dir(snaps.last().expect("a snapshot"), &index);
     let mut second = Replica {
@@ -870,19 +925,48 @@ fn a_trimmed_log_asks_for_a_snapshot() {
         proc: None,
     };
     second.start();
-    for i in 0..5 {
-        let (s, _) = send(
-            &second.addr,
-            "GET",
-            &format!("/v1/models/acme/kept-{i}"),
-            &auth,
-            "",
-        )
-        .unwrap();
-        assert_eq!(
-            s, 200,
-            "acme/kept-{i} missing on the replica from the snapshot"
-        );
+    // The refused one starts from the object store's snapshot.
+    let cluster = hubsearch_core::config::ClusterConfig {
+        enabled: true,
+        nats_urls: nats.url_list(),
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hubsearch_cluster::log_figures(&cluster)
+        .unwrap()
+        .unwrap()
+        .snapshots
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no snapshot published");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let mut third = Replica {
+        index: late,
+        config: config("t1", ""),
+        addr: format!("127.0.0.1:{}", free_port()),
+        proc: None,
+    };
+    let said = third.start();
+    assert!(
+        said.iter().any(|l| l.contains("restored")),
+        "the replica says which snapshot it started from: {said:?}"
+    );
+    for r in [&second, &third] {
+        for i in 0..5 {
+            let (s, _) = send(
+                &r.addr,
+                "GET",
+                &format!("/v1/models/acme/kept-{i}"),
+                &auth,
+                "",
+            )
+            .unwrap();
+            assert_eq!(
+                s, 200,
+                "acme/kept-{i} missing on the replica from a snapshot"
+            );
+        }
     }
 }
 
@@ -1254,4 +1338,375 @@ fn a_mixed_version_cluster_upgrades_without_losing_anything() {
         );
     }
     drop(a);
+}
+
+/// Every replica's `GET /v1/cluster?ledger=true`, once all have applied
+/// the log's end (within 60 s).
+fn caught_up(rs: &[&Replica], auth: &str) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s: Vec<serde_json::Value> = rs
+            .iter()
+            .map(|r| {
+                json(
+                    &send(&r.addr, "GET", "/v1/cluster?ledger=true", auth, "")
+                        .unwrap()
+                        .1,
+                )
+            })
+            .collect();
+        let last = s
+            .iter()
+            .map(|v| v["cluster"]["log_last"].as_u64().unwrap())
+            .max()
+            .unwrap();
+        if s.iter()
+            .all(|v| v["cluster"]["applied"].as_u64() == Some(last))
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas did not catch up: {:?}",
+            s.iter().map(|v| v["cluster"].clone()).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A served page's `page_id` (searches here are all recorded).
+fn search_page(addr: &str, auth: &str, q: &str) -> u64 {
+    let (s, b) = send(
+        addr,
+        "GET",
+        &format!("/v1/search?q={q}&policy=fair"),
+        auth,
+        "",
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{b}");
+    json(&b)["page_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a search not recorded: {b}"))
+}
+
+/// Issue 27's bounded log: a replica that writes snapshots publishes them
+/// to the log's object store bucket and truncates the log up to the oldest
+/// kept there; the log shrinks (its first position moves past 1, its bytes
+/// fall to a fraction), replicas that were running go on applying it,
+/// writes to cards whose history was truncated still hold their conditions
+/// (a create of an id deleted before, an `If-Match` replace), and new
+/// replicas, one with no state at all and one from the seed (behind the
+/// log's start), start from the bucket's latest snapshot and end with the
+/// same cards, ledger and call log as the others.
+#[test]
+fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nats, urls, seed, auth) = small_cluster(dir.path());
+    let config = |name: &str, extra: &str| -> PathBuf {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
+                 [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{extra}"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let replica = |name: &str, from: Option<&Path>, extra: &str| -> Replica {
+        let index = dir.path().join(name);
+        if let Some(from) = from {
+            copy_dir(from, &index);
+        }
+        Replica {
+            index,
+            config: config(name, extra),
+            addr: format!("127.0.0.1:{}", free_port()),
+            proc: None,
+        }
+    };
+    let cluster = hubsearch_core::config::ClusterConfig {
+        enabled: true,
+        nats_urls: nats.url_list(),
+        ..Default::default()
+    };
+    let figures = || hubsearch_cluster::log_figures(&cluster).unwrap().unwrap();
+    let mut a = replica("a", Some(&seed), "");
+    let mut b = replica("b", Some(&seed), "");
+    a.start();
+    b.start();
+    // Writes of every kind: cards (one deleted again), paid calls, pages.
+    for i in 0..6 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        let card = format!(
+            r#"{{"id": "acme/early-{i}", "price_usd": 0.02, "description": "Summarises wombat report {i}."}}"#
+        );
+        let (s, body) = send(&r.addr, "POST", "/v1/models", &auth, &card).unwrap();
+        assert_eq!(s, 201, "{body}");
+        let call = format!(
+            r#"{{"model": "acme/early-{i}", "amount_usd": 0.02, "idempotency_key": "early-{i}"}}"#
+        );
+        let (s, body) = send(&r.addr, "POST", "/v1/calls", &auth, &call).unwrap();
+        assert!(s == 201 || s == 200, "{s} {body}");
+    }
+    let (s, _) = send(&a.addr, "DELETE", "/v1/models/acme/early-0", &auth, "").unwrap();
+    assert_eq!(s, 204);
+    let mut pages = BTreeSet::new();
+    for i in 0..150 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        pages.insert(search_page(&r.addr, &auth, "wombat+report"));
+    }
+    caught_up(&[&a, &b], &auth);
+    let before = figures();
+    assert_eq!(before.first, 1, "{before:?}");
+    assert!(before.messages > 150 + 6 + 6, "{before:?}");
+    assert!(before.snapshots.is_empty(), "{before:?}");
+    eprintln!(
+        "log before truncation: {} events, {} bytes ({} bytes per event, mostly the 150 served pages)",
+        before.messages,
+        before.bytes,
+        before.bytes / before.messages
+    );
+    // Replica a, restarted, writes a snapshot every second, publishes it
+    // and truncates the log.
+    let snapshots = dir.path().join("snapshots");
+    a.kill();
+    a.config = config(
+        "a",
+        &format!(
+            "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\n",
+            snapshots.display()
+        ),
+    );
+    a.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let f = figures();
+        if f.first > 1 {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log was not truncated: {f:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!(
+        "log after truncation: {} events, {} bytes, from position {}; bucket {}: {:?}, {} bytes",
+        after.messages, after.bytes, after.first, after.bucket, after.snapshots, after.bucket_bytes
+    );
+    assert_eq!(after.bucket, "hubsearch-snapshots");
+    let (covered, _) = after.snapshots.first().expect("a snapshot in the bucket");
+    assert_eq!(after.first, covered + 1, "truncated up to the snapshot");
+    assert!(after.first > before.last, "{after:?}");
+    assert!(after.messages < before.messages / 10, "{after:?}");
+    assert!(after.bytes < before.bytes / 10, "{after:?}");
+    // Writes after the truncation, some to cards whose history it removed.
+    let (s, body) = send(
+        &b.addr,
+        "POST",
+        "/v1/models",
+        &auth,
+        r#"{"id": "acme/early-0", "description": "created again after the truncation"}"#,
+    )
+    .unwrap();
+    assert_eq!(s, 201, "a create of a deleted id: {body}");
+    let (s, _) = send(
+        &b.addr,
+        "POST",
+        "/v1/models",
+        &auth,
+        r#"{"id": "acme/early-1", "description": "exists"}"#,
+    )
+    .unwrap();
+    assert_eq!(s, 409, "a create of an existing id");
+    let etag = etag_of(&b.addr, "acme/early-2", &auth);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+        ("If-Match", etag.as_str()),
+    ];
+    let put = r#"{"id": "acme/early-2", "description": "replaced after the truncation"}"#;
+    let (s, body) = try_http(&b.addr, "PUT", "/v1/models/acme/early-2", &headers, put).unwrap();
+    assert_eq!(
+        s, 200,
+        "If-Match on a card whose history was truncated: {body}"
+    );
+    let (s, _) = try_http(&b.addr, "PUT", "/v1/models/acme/early-2", &headers, put).unwrap();
+    assert_eq!(s, 412, "the same If-Match again names an old version");
+    let call = r#"{"model": "acme/early-3", "amount_usd": 0.02, "idempotency_key": "late-0"}"#;
+    let (s, body) = send(&b.addr, "POST", "/v1/calls", &auth, call).unwrap();
+    assert!(s == 201 || s == 200, "{s} {body}");
+    // A retried call from before the truncation still counts once.
+    let call = r#"{"model": "acme/early-1", "amount_usd": 0.02, "idempotency_key": "early-1"}"#;
+    let (s, body) = send(&a.addr, "POST", "/v1/calls", &auth, call).unwrap();
+    assert!(s == 200 || s == 201, "{s} {body}");
+    assert_eq!(json(&body)["recorded"], false, "{body}");
+    for i in 0..20 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        pages.insert(search_page(&r.addr, &auth, "wombat+report"));
+    }
+    // New replicas: one with no state at all, one from the seed (position
+    // 0, behind the log's start): both start from the bucket's snapshot.
+    let mut fresh = replica("c", None, "");
+    let said = fresh.start();
+    assert!(
+        said.iter()
+            .any(|l| l.contains("restored") && l.contains("snapshot-")),
+        "the replica says which snapshot it started from: {said:?}"
+    );
+    let mut from_seed = replica("d", Some(&seed), "");
+    let said = from_seed.start();
+    assert!(
+        said.iter().any(|l| l.contains("restored")),
+        "a replica behind the log's start restores: {said:?}"
+    );
+    let states = caught_up(&[&a, &b, &fresh, &from_seed], &auth);
+    for s in &states[1..] {
+        assert_same_ledger(&states[0], s);
+    }
+    assert_eq!(
+        states[0]["pages"].as_u64(),
+        Some(pages.len() as u64),
+        "every served page counted once"
+    );
+    let all = [a, b, fresh, from_seed];
+    same_call_log(&all, &auth, 7);
+    for r in &all {
+        for i in 0..6 {
+            let (s, body) = send(
+                &r.addr,
+                "GET",
+                &format!("/v1/models/acme/early-{i}"),
+                &auth,
+                "",
+            )
+            .unwrap();
+            assert_eq!(s, 200, "acme/early-{i} on {}", r.addr);
+            if i == 2 {
+                assert!(body.contains("replaced after the truncation"), "{body}");
+            }
+        }
+        let (s, b) = send(&r.addr, "GET", "/readyz", &auth, "").unwrap();
+        assert_eq!(s, 200, "{b}");
+    }
+}
+
+/// Issue 27's page retries: every NATS server is stopped while both
+/// replicas go on serving searches, for longer than an append waits for
+/// its acknowledgement, then started again. The pages served meanwhile
+/// are appended once the log is back (the same message id on
+/// every try: none is stored twice), none is given up on, and every
+/// replica's ledger counts every served page exactly once.
+#[test]
+fn served_pages_reach_the_log_after_an_outage_and_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nats, urls, seed, auth) = small_cluster(dir.path());
+    let mut replicas: Vec<Replica> = (0..2)
+        .map(|i| {
+            let index = dir.path().join(format!("p{i}"));
+            copy_dir(&seed, &index);
+            let config = dir.path().join(format!("p{i}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
+                     [cluster]\nenabled = true\nreplica = \"p{i}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n"
+                ),
+            )
+            .unwrap();
+            Replica {
+                index,
+                config,
+                addr: format!("127.0.0.1:{}", free_port()),
+                proc: None,
+            }
+        })
+        .collect();
+    for r in &mut replicas {
+        r.start();
+    }
+    let mut pages = BTreeSet::new();
+    let serve = |n: usize, pages: &mut BTreeSet<u64>| {
+        for i in 0..n {
+            let r = &replicas[i % 2];
+            assert!(pages.insert(search_page(&r.addr, &auth, "opus+mt")));
+        }
+    };
+    serve(30, &mut pages);
+    for i in 0..3 {
+        nats.stop(i);
+    }
+    // Served with no log: the searches do not wait for it.
+    let t0 = Instant::now();
+    serve(40, &mut pages);
+    let outage_searches = t0.elapsed();
+    // Longer than an append's wait for its acknowledgement (10 s): the
+    // pages' first tries fail and they are tried again.
+    std::thread::sleep(Duration::from_secs(14));
+    for i in 0..3 {
+        nats.start(i);
+    }
+    serve(30, &mut pages);
+    eprintln!("40 searches during the outage took {outage_searches:?}");
+    let status = |r: &Replica| -> serde_json::Value {
+        json(&send(&r.addr, "GET", "/v1/cluster", &auth, "").unwrap().1)["cluster"].clone()
+    };
+    // Every page is sent or given up on.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (sent, failed) = loop {
+        let s: Vec<serde_json::Value> = replicas.iter().map(status).collect();
+        let sum = |f: &str| s.iter().map(|v| v[f].as_u64().unwrap()).sum::<u64>();
+        let (sent, failed) = (sum("pages_sent"), sum("pages_failed"));
+        if sent + failed == pages.len() as u64 {
+            break (sent, failed);
+        }
+        assert!(Instant::now() < deadline, "pages still on their way: {s:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(failed, 0, "no page given up on");
+    assert_eq!(sent, pages.len() as u64);
+    assert!(
+        replicas.iter().any(|r| logged(&r.addr)
+            .iter()
+            .any(|l| l.contains("reached the cluster log after"))),
+        "pages were tried again"
+    );
+    // The log holds each page once.
+    let cluster = hubsearch_core::config::ClusterConfig {
+        enabled: true,
+        nats_urls: nats.url_list(),
+        ..Default::default()
+    };
+    let log = hubsearch_cluster::log_figures(&cluster).unwrap().unwrap();
+    assert_eq!(
+        log.messages,
+        pages.len() as u64,
+        "one message a page: {log:?}"
+    );
+    // Every replica applies every page once.
+    let refs: Vec<&Replica> = replicas.iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let states = loop {
+        let states = caught_up(&refs, &auth);
+        if states
+            .iter()
+            .all(|s| s["cluster"]["applied"].as_u64() == Some(log.last))
+        {
+            break states;
+        }
+        assert!(Instant::now() < deadline, "not applied: {states:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for s in &states {
+        assert_eq!(
+            s["pages"].as_u64(),
+            Some(pages.len() as u64),
+            "every served page counted once: {}",
+            s["cluster"]
+        );
+    }
+    assert_same_ledger(&states[0], &states[1]);
 }

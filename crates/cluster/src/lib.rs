@@ -19,8 +19,19 @@
 //! `Replicator` by blocking on its own Tokio runtime handle (never from an
 //! async worker thread: the server runs engine work on blocking threads),
 //! and applies the log on a dedicated thread.
+//!
+//! A bounded log (docs/cluster.md, Snapshots and truncation): a replica
+//! that writes snapshots publishes each to the log's object store bucket
+//! ([`store`]), keeps the newest `snapshots_kept` there, and purges the log
+//! up to the oldest kept one (never past a live replica's position); a
+//! replica the log cannot bring up to date starts from the latest snapshot
+//! in the bucket ([`restore_if_needed`]). Served pages are appended in the
+//! background and retried until the log takes them or the retry time (half
+//! the deduplication window) is spent; then they are counted as failed.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub mod store;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -51,6 +62,21 @@ pub enum ClusterError {
 fn nats(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Nats(e.to_string())
 }
+
+/// Whether JetStream has the stream `name` (an error when it cannot say).
+pub(crate) async fn stream_exists(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<bool, ClusterError> {
+    Ok(stream_state(js, name, Duration::from_secs(30))
+        .await?
+        .is_some())
+}
+
+/// Served pages waiting for the log (sent, or waiting to be sent again)
+/// at most; a page served while this many wait is counted as failed at
+/// once (about 7 KB each at 200 candidates: ~29 MB).
+pub const PAGES_PENDING_MAX: usize = 4096;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -139,8 +165,8 @@ pub struct Cluster {
     /// High bits of page ids: this replica and this start.
     page_prefix: u64,
     pages: AtomicU64,
-    pages_sent: Arc<AtomicU64>,
-    pages_failed: Arc<AtomicU64>,
+    /// Served pages on their way to the log.
+    sending: Arc<PageCounters>,
     calls: AtomicU64,
     delays: Mutex<Vec<f64>>,
     failing: Mutex<Option<String>>,
@@ -149,6 +175,84 @@ pub struct Cluster {
     pause: Mutex<()>,
     /// The position of the last snapshot written (0: none).
     last_snapshot: AtomicU64,
+    /// The position of the last snapshot this replica published to the
+    /// object store bucket (0: none).
+    published: AtomicU64,
+    /// The position of the oldest snapshot kept in the bucket, as of this
+    /// replica's last prune: the log may be purged up to it.
+    covered: AtomicU64,
+    /// The log position this replica last purged up to.
+    truncated: AtomicU64,
+    /// The applied position last recorded while the log was quiet.
+    marked: AtomicU64,
+}
+
+/// Served pages on their way to the log.
+#[derive(Default)]
+struct PageCounters {
+    /// Taken by the log.
+    sent: AtomicU64,
+    /// Given up on: not taken within the retry time, or refused at once
+    /// because [`PAGES_PENDING_MAX`] were waiting. (`pages_failed` on
+    /// `/readyz`, `/v1/cluster` and `/metrics`.)
+    failed: AtomicU64,
+    /// Appends tried again after a failure.
+    retried: AtomicU64,
+    /// Pages taken by the log after at least one failed try.
+    recovered: AtomicU64,
+    /// Sent or waiting to be sent again.
+    pending: AtomicUsize,
+}
+
+impl PageCounters {
+    fn give_up(&self, why: &str) {
+        let n = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
+        // Loud, but not once per page through a long outage.
+        if n.is_power_of_two() || n.is_multiple_of(1000) {
+            tracing::warn!(
+                "a served page did not reach the cluster log ({why}); {n} so far, counted in pages_failed"
+            );
+        }
+    }
+}
+
+/// A client of the NATS servers (connecting in the background: requests
+/// fail until a server answers).
+async fn client(cfg: &ClusterConfig) -> Result<async_nats::Client, ClusterError> {
+    async_nats::ConnectOptions::new()
+        .name(format!("hubsearch-{}", cfg.replica))
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .request_timeout(Some(Duration::from_secs(10)))
+        .connect(cfg.nats_urls.clone())
+        .await
+        .map_err(nats)
+}
+
+/// The stream `name`'s state, `None` when JetStream has no such stream;
+/// retried until the servers answer or `patience` passes.
+async fn stream_state(
+    js: &jetstream::Context,
+    name: &str,
+    patience: Duration,
+) -> Result<Option<stream::State>, ClusterError> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let e = match js.get_stream(name).await {
+            Ok(s) => return Ok(Some(s.cached_info().state.clone())),
+            Err(e) => e,
+        };
+        if let jetstream::context::GetStreamErrorKind::JetStream(j) = e.kind() {
+            if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND {
+                return Ok(None);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(nats(e));
+        }
+        tracing::warn!("the cluster log does not answer yet ({e}); retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Connect to the NATS servers and make sure the stream exists (created
@@ -160,14 +264,7 @@ async fn connect(
     patience: Duration,
     first: u64,
 ) -> Result<(async_nats::Client, jetstream::Context), ClusterError> {
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("hubsearch-{}", cfg.replica))
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(Duration::from_secs(10)))
-        .connect(cfg.nats_urls.clone())
-        .await
-        .map_err(nats)?;
+    let client = client(cfg).await?;
     let js = jetstream::new(client.clone());
     let config = stream::Config {
         name: cfg.stream.clone(),
@@ -236,7 +333,8 @@ impl Cluster {
         }
         if first > start + 1 {
             return Err(ClusterError::Log(format!(
-                "the log now starts at position {first} (older events passed cluster.log_max_age_s / log_max_bytes) but this replica's state ends at {start}: start it from a snapshot at position {} or later (cluster.snapshot_dir on a running replica; docs/cluster.md, Retention)",
+                "the log now starts at position {first} (older events were truncated after a snapshot, or passed cluster.log_max_age_s / log_max_bytes) but this replica's state ends at {start}, and the object store bucket {} holds no snapshot it could start from: start it from a snapshot at position {} or later (cluster.snapshot_dir on a running replica; docs/cluster.md, Retention)",
+                store::bucket_name(&cfg.stream),
                 first - 1
             )));
         }
@@ -259,14 +357,17 @@ impl Cluster {
             // (issue 27; they were 64-bit).
             page_prefix: ((replica_bits & 0x3F) << 47) | ((boot & 0x7FFF) << 32),
             pages: AtomicU64::new(0),
-            pages_sent: Arc::new(AtomicU64::new(0)),
-            pages_failed: Arc::new(AtomicU64::new(0)),
+            sending: Arc::new(PageCounters::default()),
             calls: AtomicU64::new(0),
             delays: Mutex::new(Vec::new()),
             failing: Mutex::new(None),
             stopped: AtomicBool::new(false),
             pause: Mutex::new(()),
             last_snapshot: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            covered: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
+            marked: AtomicU64::new(0),
         });
         cluster.applied.set(start);
         let last = cluster.refresh_log_last();
@@ -329,9 +430,8 @@ impl Cluster {
                     if c.stopped.load(Ordering::Relaxed) {
                         break;
                     }
-                    match c.snapshot(&e) {
-                        Ok(p) => tracing::info!("cluster snapshot written: {}", p.display()),
-                        Err(err) => tracing::error!("cluster snapshot failed: {err}"),
+                    if let Err(err) = c.snapshot_round(&e) {
+                        tracing::error!("cluster snapshot failed: {err}");
                     }
                 })
                 .map_err(|e| ClusterError::Log(e.to_string()))?;
@@ -344,9 +444,10 @@ impl Cluster {
     /// ledger and vectors are flushed, the index directory is copied, and
     /// the oldest snapshots beyond `cluster.snapshots_kept` are removed.
     /// Serving goes on meanwhile (in cluster mode only the applier writes).
-    pub fn snapshot(&self, engine: &Engine) -> Result<std::path::PathBuf, ClusterError> {
+    /// Returns its directory and log position.
+    pub fn snapshot(&self, engine: &Engine) -> Result<(std::path::PathBuf, u64), ClusterError> {
         let root = std::path::PathBuf::from(&self.cfg.snapshot_dir);
-        let (target, _) = self.snapshot_to(engine, &root)?;
+        let (target, position) = self.snapshot_to(engine, &root)?;
         let log = |e: std::io::Error| ClusterError::Log(format!("snapshot: {e}"));
         let mut all: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
             .map_err(log)?
@@ -364,7 +465,91 @@ impl Cluster {
                 let _ = std::fs::remove_dir_all(old);
             }
         }
-        Ok(target)
+        Ok((target, position))
+    }
+
+    /// One round of the snapshot thread: a snapshot (unless nothing was
+    /// applied since the last one, which is in the bucket), published to
+    /// the object store bucket, the bucket pruned to `snapshots_kept`, and
+    /// the log truncated up to the oldest snapshot kept there (docs/
+    /// cluster.md, Snapshots and truncation).
+    fn snapshot_round(&self, engine: &Engine) -> Result<(), ClusterError> {
+        let applied = self.applied.get();
+        let done = self.last_snapshot.load(Ordering::Relaxed);
+        if applied != done || self.published.load(Ordering::Relaxed) != done {
+            let (dir, position) = self.snapshot(engine)?;
+            tracing::info!(
+                "cluster snapshot written: {} (log position {position})",
+                dir.display()
+            );
+            self.publish(&dir, position)?;
+        }
+        self.truncate()
+    }
+
+    /// Publish the snapshot in `dir` (at `position`) to the object store
+    /// bucket and keep the newest `snapshots_kept` there.
+    fn publish(&self, dir: &std::path::Path, position: u64) -> Result<(), ClusterError> {
+        let t0 = Instant::now();
+        let bucket = store::bucket_name(&self.cfg.stream);
+        self.rt.block_on(async {
+            let b = store::open(&self.js, &self.cfg.stream, self.cfg.stream_replicas, true)
+                .await?
+                .ok_or_else(|| ClusterError::Log(format!("no object store bucket {bucket}")))?;
+            let chunk = store::chunk_size(self.client.server_info().max_payload);
+            let (name, m, bytes) =
+                store::upload(&b, dir, position, &self.cfg.replica, chunk).await?;
+            tracing::info!(
+                "cluster snapshot {name} published to the object store bucket {bucket}: {} files, {bytes} bytes, {:.1} s",
+                m.files.len(),
+                t0.elapsed().as_secs_f64()
+            );
+            let kept = store::prune(&b, self.cfg.snapshots_kept).await?;
+            if let Some(oldest) = kept.first() {
+                self.covered.fetch_max(oldest.position, Ordering::Relaxed);
+            }
+            self.published.store(position, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    /// Purge the log up to the oldest snapshot kept in the bucket, but
+    /// never past what a live replica has been delivered (the smallest
+    /// delivered position of the stream's consumers: every replica applies
+    /// the log through one; a replica gone for longer than its consumer's
+    /// inactivity threshold, 30 s, is no longer waited for and, when it
+    /// comes back behind the log, starts from the bucket's latest snapshot).
+    /// Everything purged is in every kept snapshot: cards, pages, calls and
+    /// keys alike.
+    fn truncate(&self) -> Result<(), ClusterError> {
+        let covered = self.covered.load(Ordering::Relaxed);
+        if covered == 0 {
+            return Ok(());
+        }
+        self.rt.block_on(async {
+            let mut stream = self.js.get_stream(&self.cfg.stream).await.map_err(nats)?;
+            let mut upto = covered;
+            let mut consumers = stream.consumers();
+            while let Some(c) = consumers.next().await {
+                upto = upto.min(c.map_err(nats)?.delivered.stream_sequence);
+            }
+            let first = stream.info().await.map_err(nats)?.state.first_sequence;
+            if upto < first {
+                return Ok(());
+            }
+            let purged = stream
+                .purge()
+                .sequence(upto + 1)
+                .await
+                .map_err(nats)?
+                .purged;
+            self.truncated.fetch_max(upto, Ordering::Relaxed);
+            tracing::info!(
+                "cluster log truncated: positions {first}..={upto} purged ({purged} events; the oldest snapshot kept is at {covered}); the log starts at {}",
+                upto + 1
+            );
+            Ok(())
+        })
     }
 
     /// Write a snapshot of this replica into `root/snapshot-<position>`
@@ -437,6 +622,27 @@ impl Cluster {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
+    /// Stop, after waiting up to `wait` for the served pages still on
+    /// their way to the log; those still waiting then are counted as
+    /// failed (and said so).
+    pub fn shutdown(&self, wait: Duration) {
+        self.stop();
+        let deadline = Instant::now() + wait;
+        while self.sending.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = self.sending.pending.load(Ordering::SeqCst);
+        if left > 0 {
+            self.sending
+                .failed
+                .fetch_add(left as u64, Ordering::Relaxed);
+            tracing::warn!(
+                "{left} served pages had not reached the cluster log when the replica stopped; they are lost"
+            );
+            eprintln!("cluster: {left} served pages had not reached the log at shutdown (lost)");
+        }
+    }
+
     fn failing(&self) -> Option<String> {
         self.failing
             .lock()
@@ -501,7 +707,11 @@ impl Cluster {
                             tokio::time::timeout(Duration::from_secs(1), messages.next()).await
                         });
                         match next {
-                            Err(_) => continue, // nothing new within a second
+                            Err(_) => {
+                                // Nothing new within a second.
+                                self.mark_idle(engine);
+                                continue;
+                            }
                             Ok(None) => break,
                             Ok(Some(Err(e))) => {
                                 tracing::warn!("cluster log: {e}; reconnecting the consumer");
@@ -579,6 +789,26 @@ impl Cluster {
                 drop(paused);
                 self.log_last.fetch_max(last, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// While the log is quiet: record the applied position as both the
+    /// index's and the ledger's (each otherwise moves only with its own
+    /// events), so a restart resumes after it. Without it, a replica whose
+    /// last events were card changes restarted at its last page or call,
+    /// and, when the log had been truncated after a snapshot since, had to
+    /// start from a snapshot for events it had applied.
+    fn mark_idle(&self, engine: &Engine) {
+        let applied = self.applied.get();
+        if applied <= self.marked.load(Ordering::Relaxed)
+            || engine.positions() == (applied, applied)
+        {
+            return;
+        }
+        let _paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        match engine.mark_applied(applied) {
+            Ok(()) => self.marked.store(applied, Ordering::Relaxed),
+            Err(e) => tracing::warn!("recording the applied log position {applied}: {e}"),
         }
     }
 
@@ -749,6 +979,68 @@ fn not_applied(what: &str, p: u64, wait_ms: u64) -> hubsearch_engine::Error {
     ))
 }
 
+/// How long a served page is tried: half of JetStream's deduplication
+/// window, so that a retry of a page the log did take (only its
+/// acknowledgement was lost) still falls within the window and is dropped
+/// as a duplicate rather than counted twice.
+fn retry_time(cfg: &ClusterConfig) -> Duration {
+    Duration::from_millis(cfg.duplicate_window_s.saturating_mul(500))
+}
+
+/// Append one served page; on failure try again (after 100 ms, doubling
+/// up to 5 s, with jitter) until the log takes it or `retry` has passed,
+/// then count it as failed. The same message id every time: JetStream
+/// stores it once.
+async fn send_page(
+    js: jetstream::Context,
+    subject: String,
+    msg: PublishMessage,
+    retry: Duration,
+    c: Arc<PageCounters>,
+) {
+    let deadline = Instant::now() + retry;
+    let mut wait = Duration::from_millis(100);
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let attempt = tokio::time::timeout(Duration::from_secs(15), async {
+            js.send_publish(subject.clone(), msg.clone())
+                .await
+                .map_err(async_nats::Error::from)?
+                .await
+                .map_err(async_nats::Error::from)
+        })
+        .await;
+        let err = match attempt {
+            Ok(Ok(_)) => {
+                c.sent.fetch_add(1, Ordering::Relaxed);
+                if tries > 1 {
+                    let n = c.recovered.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() || n.is_multiple_of(1000) {
+                        tracing::info!(
+                            "a served page reached the cluster log after {tries} tries ({n} pages so far after a retry)"
+                        );
+                    }
+                }
+                break;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no acknowledgement within 15 s".to_string(),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            c.give_up(&format!("{tries} tries in {} s: {err}", retry.as_secs()));
+            break;
+        }
+        tracing::debug!("a served page's append failed ({err}); trying again");
+        c.retried.fetch_add(1, Ordering::Relaxed);
+        let jitter = wait.mul_f64(rand::random::<f64>() * 0.25);
+        tokio::time::sleep((wait + jitter).min(left)).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+    c.pending.fetch_sub(1, Ordering::SeqCst);
+}
+
 /// The subject of card `id`'s changes under `prefix` (the stream's
 /// subjects, lower case): one per card, keyed by its id's key.
 fn card_subject(prefix: &str, id: &str) -> String {
@@ -912,33 +1204,26 @@ impl Replicator for Cluster {
             (event, 1u32)
         };
         let payload = event.to_payload()?;
-        let js = self.js.clone();
-        let subject = format!("{}.pages", self.subjects);
-        let (sent, failed) = (self.pages_sent.clone(), self.pages_failed.clone());
+        let c = self.sending.clone();
         // Searches do not wait on the network: the page is appended in the
-        // background (its id makes a retried append count once).
-        self.rt.spawn(async move {
-            let r = async {
-                js.send_publish(
-                    subject,
-                    PublishMessage::build()
-                        .header(EVENT_VERSION_HEADER, version.to_string().as_str())
-                        .payload(payload.into())
-                        .message_id(format!("page:{page_id:x}")),
-                )
-                .await?
-                .await
-                .map_err(async_nats::Error::from)
-            }
-            .await;
-            match r {
-                Ok(_) => sent.fetch_add(1, Ordering::Relaxed),
-                Err(e) => {
-                    tracing::warn!("a served page did not reach the cluster log: {e}");
-                    failed.fetch_add(1, Ordering::Relaxed)
-                }
-            };
-        });
+        // background, tried again on failure (its message id makes a retry
+        // count once), within a bounded number waiting.
+        if c.pending.fetch_add(1, Ordering::SeqCst) >= PAGES_PENDING_MAX {
+            c.pending.fetch_sub(1, Ordering::SeqCst);
+            c.give_up(&format!("{PAGES_PENDING_MAX} pages were already waiting"));
+            return Ok(page_id);
+        }
+        let msg = PublishMessage::build()
+            .header(EVENT_VERSION_HEADER, version.to_string().as_str())
+            .payload(payload.into())
+            .message_id(format!("page:{page_id:x}"));
+        self.rt.spawn(send_page(
+            self.js.clone(),
+            format!("{}.pages", self.subjects),
+            msg,
+            retry_time(&self.cfg),
+            c,
+        ));
         Ok(page_id)
     }
 
@@ -964,14 +1249,216 @@ impl Replicator for Cluster {
             applied,
             log_last,
             lag: log_last - applied,
-            pages_sent: self.pages_sent.load(Ordering::Relaxed),
-            pages_failed: self.pages_failed.load(Ordering::Relaxed),
+            pages_sent: self.sending.sent.load(Ordering::Relaxed),
+            pages_failed: self.sending.failed.load(Ordering::Relaxed),
             page_delay_p50_ms: q(0.5),
             page_delay_p99_ms: q(0.99),
             failing: self.failing(),
             last_snapshot: self.last_snapshot.load(Ordering::Relaxed),
         }
     }
+}
+
+/// A replica's start from the object store ([`restore_if_needed`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Restored {
+    /// The snapshot's name in the bucket (`snapshot-<position>-<replica>`).
+    pub snapshot: String,
+    pub bucket: String,
+    /// The log position the snapshot has applied up to.
+    pub position: u64,
+    /// The replica that wrote it.
+    pub replica: String,
+    /// The log's first position when restoring.
+    pub log_first: u64,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// A directory beside `dir` named after it with `suffix`.
+fn beside(dir: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let name = dir
+        .file_name()
+        .map_or("index".into(), |n| n.to_string_lossy().into_owned());
+    dir.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// The log position an index directory's state has applied (the smaller
+/// of its index's and its ledger's, as [`Engine::applied_position`]).
+/// The ledger is opened (and closed) only when the index's position alone
+/// does not settle whether `first` is past it.
+fn local_position(config: &hubsearch_core::Config, first: u64) -> Result<u64, ClusterError> {
+    let dir = &config.index.dir;
+    let index = std::fs::read_to_string(dir.join("cluster-position"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let path = dir.join("ledger.redb");
+    if index + 1 < first || !path.is_file() {
+        return Ok(if path.is_file() { index } else { 0 });
+    }
+    let key = &config.index.transparency_key;
+    let key = (!key.is_empty()).then(|| std::path::Path::new(key.as_str()));
+    let ledger = hubsearch_ledger::Ledger::open_with_key(&path, key)
+        .map_err(|e| ClusterError::Log(format!("{}: {e}", path.display())))?;
+    let position = ledger.position();
+    let _ = ledger.close();
+    Ok(index.min(position))
+}
+
+/// Cluster mode, before the engine opens `config.index.dir`: when the log
+/// cannot bring the state there up to date (there is no index there, or
+/// what it has applied is older than the log's first position: the log was
+/// truncated after a snapshot, or trimmed by its limits), replace the
+/// directory by the latest snapshot in the log's object store bucket, and
+/// say which. `None` (the directory untouched) when the log does not exist
+/// yet, can bring the state up to date, or the bucket holds no snapshot
+/// recent enough (the engine or [`Cluster::join`] then refuses to start
+/// and says why).
+pub fn restore_if_needed(
+    config: &hubsearch_core::Config,
+    rt: &tokio::runtime::Handle,
+    progress: &dyn Fn(&str),
+) -> Result<Option<Restored>, ClusterError> {
+    let cfg = &config.cluster;
+    let dir = config.index.dir.clone();
+    let bucket_name = store::bucket_name(&cfg.stream);
+    rt.block_on(async {
+        let js = jetstream::new(client(cfg).await?);
+        let Some(state) = stream_state(&js, &cfg.stream, Duration::from_secs(120)).await? else {
+            return Ok(None);
+        };
+        let first = state.first_sequence;
+        let why = if !dir.join("text").join("meta.json").is_file() {
+            format!("no index at {}", dir.display())
+        } else if first <= 1 {
+            return Ok(None);
+        } else {
+            let at = local_position(config, first)?;
+            if at + 1 >= first {
+                return Ok(None);
+            }
+            format!(
+                "the state at {} has applied the log up to position {at} but the log starts at {first}",
+                dir.display()
+            )
+        };
+        let Some(bucket) = store::open(&js, &cfg.stream, cfg.stream_replicas, false).await? else {
+            progress(&format!(
+                "cluster: {why}, and there is no object store bucket {bucket_name} to start from"
+            ));
+            return Ok(None);
+        };
+        let Some(latest) = store::list(&bucket).await?.pop() else {
+            progress(&format!(
+                "cluster: {why}, and the object store bucket {bucket_name} holds no snapshot"
+            ));
+            return Ok(None);
+        };
+        if latest.position + 1 < first {
+            progress(&format!(
+                "cluster: {why}, and the latest snapshot in the object store bucket {bucket_name} ({}) is older than the log's start",
+                latest.name
+            ));
+            return Ok(None);
+        }
+        progress(&format!(
+            "cluster: {why}; restoring it from snapshot {} (log position {}) in the object store bucket {bucket_name}",
+            latest.name, latest.position
+        ));
+        let t0 = Instant::now();
+        let tmp = beside(&dir, "restoring");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let (m, bytes) = match store::download(&bucket, &latest.name, &tmp).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        let io = |e: std::io::Error| ClusterError::Log(format!("restoring {}: {e}", dir.display()));
+        let old = beside(&dir, "replaced");
+        let _ = std::fs::remove_dir_all(&old);
+        if dir.exists() {
+            std::fs::rename(&dir, &old).map_err(io)?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(io)?;
+        let _ = std::fs::remove_dir_all(&old);
+        let restored = Restored {
+            snapshot: latest.name.clone(),
+            bucket: bucket_name.clone(),
+            position: m.position,
+            replica: m.replica.clone(),
+            log_first: first,
+            files: m.files.len(),
+            bytes,
+        };
+        progress(&format!(
+            "cluster: restored {} from snapshot {} (log position {}, written by replica {}; {} files, {bytes} bytes, {:.1} s); the log starts at {first}",
+            dir.display(),
+            restored.snapshot,
+            restored.position,
+            restored.replica,
+            restored.files,
+            t0.elapsed().as_secs_f64()
+        ));
+        Ok(Some(restored))
+    })
+}
+
+/// The log's and its snapshot bucket's figures (for operators and tests).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LogFigures {
+    /// The log's first and last positions (first = last + 1 when empty).
+    pub first: u64,
+    pub last: u64,
+    /// Events and bytes in the log (one copy).
+    pub messages: u64,
+    pub bytes: u64,
+    /// Consumers reading it (every live replica has one).
+    pub consumers: usize,
+    pub bucket: String,
+    /// Complete snapshots in the bucket: (position, name), oldest first.
+    pub snapshots: Vec<(u64, String)>,
+    /// Bytes of the bucket's stream (one copy).
+    pub bucket_bytes: u64,
+}
+
+/// Read [`LogFigures`] (`None` when the log does not exist).
+pub fn log_figures(cfg: &ClusterConfig) -> Result<Option<LogFigures>, ClusterError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClusterError::Log(e.to_string()))?;
+    rt.block_on(async {
+        let js = jetstream::new(client(cfg).await?);
+        let Some(state) = stream_state(&js, &cfg.stream, Duration::from_secs(30)).await? else {
+            return Ok(None);
+        };
+        let bucket = store::bucket_name(&cfg.stream);
+        let mut f = LogFigures {
+            first: state.first_sequence,
+            last: state.last_sequence,
+            messages: state.messages,
+            bytes: state.bytes,
+            consumers: state.consumer_count,
+            bucket: bucket.clone(),
+            ..Default::default()
+        };
+        if let Some(b) =
+            stream_state(&js, &format!("OBJ_{bucket}"), Duration::from_secs(30)).await?
+        {
+            f.bucket_bytes = b.bytes;
+        }
+        if let Some(b) = store::open(&js, &cfg.stream, cfg.stream_replicas, false).await? {
+            f.snapshots = store::list(&b)
+                .await?
+                .into_iter()
+                .map(|p| (p.position, p.name))
+                .collect();
+        }
+        Ok(Some(f))
+    })
 }
 
 /// What an import through the log did.
