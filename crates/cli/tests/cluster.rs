@@ -413,6 +413,8 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
         step(i, &[0, 1], &replicas);
     }
     nats.start(1);
+    // A fresh port: another test may have taken the old one meanwhile.
+    replicas[2].addr = format!("127.0.0.1:{}", free_port());
     replicas[2].start();
     for i in 45..60 {
         step(i, &all, &replicas);
@@ -900,6 +902,8 @@ fn a_trimmed_log_asks_for_a_snapshot() {
             snapshots.display()
         ),
     );
+    // A fresh port: another test may have taken the old one meanwhile.
+    first.addr = format!("127.0.0.1:{}", free_port());
     first.start();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut snaps: Vec<PathBuf> = Vec::new();
@@ -1480,6 +1484,8 @@ fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
             snapshots.display()
         ),
     );
+    // A fresh port: another test may have taken the old one meanwhile.
+    a.addr = format!("127.0.0.1:{}", free_port());
     a.start();
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
