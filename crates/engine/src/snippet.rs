@@ -38,12 +38,12 @@ const STOPWORDS: &[&str] = &[
 
 /// What a query matched, to mark in a card's text.
 ///
-/// Marking reads every word of a hit's text, so the per-word path does no
-/// allocation and no hashing for a word that cannot match: a word matches
-/// only if its first letter begins one of the query's stems (stemming
-/// changes a word's end, never its first letter) or it starts with the
-/// word being typed; only those words are lowercased into a buffer and
-/// looked up, once per distinct word (`memo`).
+/// Marking scans every word of a hit's text, so a word that cannot match
+/// costs no allocation and no hashing: an ASCII word is looked at only if
+/// its first two letters begin a query stem, exact word or typed prefix
+/// (`Heads`), or an upper-case letter inside it begins one (a part of a
+/// name); only those words are lowercased into a buffer and looked up,
+/// once per distinct word (`memo`).
 #[derive(Clone)]
 pub struct Marker {
     /// Lowercase words matched as written (the query's words, corrections).
