@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{nats, ClusterError};
+use crate::error::{nats, ClusterError};
 
 /// Chunks of 512 KiB (NATS' default largest message is 1 MiB): fewer
 /// round trips than the object store's default of 128 KiB; smaller when
@@ -126,7 +126,7 @@ pub async fn open(
     create: bool,
 ) -> Result<Option<object_store::ObjectStore>, ClusterError> {
     let bucket = bucket_name(stream);
-    if crate::stream_exists(js, &format!("OBJ_{bucket}")).await? {
+    if crate::connection::stream_exists(js, &format!("OBJ_{bucket}")).await? {
         return js.get_object_store(&bucket).await.map(Some).map_err(nats);
     }
     if !create {

@@ -1,0 +1,163 @@
+//! [`Cluster`], a replica's link to the log, in parts by job: joining and
+//! catching up (`join.rs`), the applier thread (`apply.rs`), appending
+//! writes and the engine's `Replicator` (`append.rs`), served pages on
+//! their way to the log (`pages.rs`), snapshots and the log's truncation
+//! (`snapshots.rs`), and what `/readyz` and `/metrics` report
+//! (`status.rs`). Here: the replica's state and its lifecycle.
+
+mod append;
+mod apply;
+mod join;
+mod pages;
+mod snapshots;
+mod status;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use hubsearch_core::config::ClusterConfig;
+use hubsearch_engine::Ledger;
+
+use pages::PageCounters;
+pub use pages::PAGES_PENDING_MAX;
+pub use snapshots::copy_dir;
+
+/// The position this replica has applied, for writers to wait on.
+#[derive(Default)]
+struct Applied {
+    pos: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Applied {
+    fn get(&self) -> u64 {
+        *self.pos.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, p: u64) {
+        let mut g = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+        if p > *g {
+            *g = p;
+        }
+        self.cv.notify_all();
+    }
+
+    /// Wait until `p` is applied or `timeout` passes; whether it was.
+    fn wait(&self, p: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.pos.lock().unwrap_or_else(|e| e.into_inner());
+        while *g < p {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// A replica's link to the cluster log.
+pub struct Cluster {
+    cfg: ClusterConfig,
+    rt: tokio::runtime::Handle,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    subjects: String,
+    ledger: Ledger,
+    applied: Applied,
+    log_last: AtomicU64,
+    /// High bits of page ids: this replica and this start.
+    page_prefix: u64,
+    pages: AtomicU64,
+    /// Served pages on their way to the log.
+    sending: Arc<PageCounters>,
+    calls: AtomicU64,
+    delays: Mutex<Vec<f64>>,
+    failing: Mutex<Option<String>>,
+    stopped: AtomicBool,
+    /// Held while an event is applied; a snapshot takes it to pause applying.
+    pause: Mutex<()>,
+    /// The position of the last snapshot written (0: none).
+    last_snapshot: AtomicU64,
+    /// The position of the last snapshot this replica published to the
+    /// object store bucket (0: none).
+    published: AtomicU64,
+    /// The position of the oldest snapshot kept in the bucket, as of this
+    /// replica's last prune: the log may be purged up to it.
+    covered: AtomicU64,
+    /// The log position this replica last purged up to.
+    truncated: AtomicU64,
+    /// The applied position last recorded while the log was quiet.
+    marked: AtomicU64,
+}
+
+impl Cluster {
+    /// Stop applying (the thread ends at its next message).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Stop, after waiting up to `wait` for the served pages still on
+    /// their way to the log; those still waiting then are counted as
+    /// failed (and said so).
+    pub fn shutdown(&self, wait: Duration) {
+        self.stop();
+        let deadline = Instant::now() + wait;
+        while self.sending.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = self.sending.pending.load(Ordering::SeqCst);
+        if left > 0 {
+            self.sending
+                .failed
+                .fetch_add(left as u64, Ordering::Relaxed);
+            tracing::warn!(
+                "{left} served pages had not reached the cluster log when the replica stopped; they are lost"
+            );
+            eprintln!("cluster: {left} served pages had not reached the log at shutdown (lost)");
+        }
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn refresh_log_last(&self) -> u64 {
+        self.rt.block_on(self.refresh_log_last_async())
+    }
+
+    async fn refresh_log_last_async(&self) -> u64 {
+        match self.js.get_stream(&self.cfg.stream).await {
+            Ok(s) => match s.get_info().await {
+                Ok(info) => {
+                    let last = info.state.last_sequence;
+                    self.log_last.fetch_max(last, Ordering::Relaxed);
+                    last
+                }
+                Err(_) => self.log_last.load(Ordering::Relaxed),
+            },
+            Err(_) => self.log_last.load(Ordering::Relaxed),
+        }
+    }
+
+    fn fail(&self, m: String) {
+        tracing::error!("{m}; this replica stops applying the log");
+        *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+        self.stop();
+    }
+
+    fn wait_applied(&self, p: u64) -> bool {
+        self.applied
+            .wait(p, Duration::from_millis(self.cfg.apply_wait_ms))
+    }
+}

@@ -1,0 +1,53 @@
+//! What a replica reports of itself (`/readyz`, `/v1/cluster`, `/metrics`).
+
+use std::sync::atomic::Ordering;
+
+use hubsearch_engine::replica::ReplicaStatus;
+
+use super::Cluster;
+use crate::event::now_ms;
+
+impl Cluster {
+    /// The replica's status (the engine's `Replicator::status`): positions
+    /// and lag, served pages sent and given up, page staleness.
+    pub(super) fn replica_status(&self) -> ReplicaStatus {
+        let applied = self.applied.get();
+        let log_last = self.log_last.load(Ordering::Relaxed).max(applied);
+        let mut d = self
+            .delays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        d.sort_by(f64::total_cmp);
+        let q = |p: f64| -> f64 {
+            if d.is_empty() {
+                0.0
+            } else {
+                d[((d.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        ReplicaStatus {
+            replica: self.cfg.replica.clone(),
+            connected: self.client.connection_state() == async_nats::connection::State::Connected,
+            applied,
+            log_last,
+            lag: log_last - applied,
+            pages_sent: self.sending.sent.load(Ordering::Relaxed),
+            pages_failed: self.sending.failed.load(Ordering::Relaxed),
+            page_delay_p50_ms: q(0.5),
+            page_delay_p99_ms: q(0.99),
+            failing: self.failing(),
+            last_snapshot: self.last_snapshot.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Record how long after it was sent a served page was applied here
+    /// (page staleness; the newest 1,000 are kept).
+    pub(super) fn record_delay(&self, sent_ms: u64) {
+        let mut d = self.delays.lock().unwrap_or_else(|e| e.into_inner());
+        if d.len() >= 1000 {
+            d.remove(0);
+        }
+        d.push(now_ms().saturating_sub(sent_ms) as f64);
+    }
+}
