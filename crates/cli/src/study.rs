@@ -1,13 +1,15 @@
 //! `hubsearch study`: the pay-per-call study (docs/study.md), written as
 //! REPORT.md with a JSON file of every figure and SVG plots.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_sim::market::report::{report, write_plots};
-use hubsearch_sim::market::{estimate_run_time, run_study_cached, Base, RunCache, StudyOptions};
+use hubsearch_sim::market::{
+    estimate_run_time, run_study_cached, Base, RunCache, StudyOptions, StudyResult,
+};
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -78,6 +80,58 @@ pub struct StudyArgs {
 
 pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
     let config = load_config(g)?;
+    let o = options(&a)?;
+    let start = std::time::Instant::now();
+    let log = |m: &str| eprintln!("[{:>7.1}s] {m}", start.elapsed().as_secs_f64());
+    let engine = Engine::open_with(config.clone(), LedgerMode::Ephemeral, false)?;
+    let base = Base::from_engine(&engine, &o, &log)?;
+    let cov = base.coverage();
+    log(&format!(
+        "world: {} models with a task ({} reachable, {} by a need), {} builders, {} query types ({} names)",
+        cov.models_with_task,
+        cov.models_covered,
+        cov.models_covered_by_needs,
+        cov.builders,
+        cov.query_types,
+        cov.name_types
+    ));
+    if base.types.is_empty() {
+        return Err("the index has no model with a task: nothing to search for".into());
+    }
+    if a.estimate {
+        print_estimate(&base, &o, &log);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cache = open_cache(&a, &base, &log)?;
+    let result = run_study_cached(&base, &o, cache.as_ref(), &log);
+    if let Some(c) = &cache {
+        let n = c.counts();
+        log(&format!(
+            "run cache: {} runs read, {} simulated and written{}",
+            n.read,
+            n.written,
+            if n.failed > 0 {
+                format!(", {} writes failed", n.failed)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    write_outputs(&a, &config.index.dir, &result)?;
+    log(&format!(
+        "{} visits in {:.0} s ({:.0} visits/s on {} threads); wrote {}/{{REPORT.md,study.json,*.svg}}",
+        result.visits,
+        result.seconds,
+        result.visits_per_second,
+        result.threads,
+        a.out.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The study's options: the preset (`--quick` or the full run) with the
+/// flags given on top, checked.
+fn options(a: &StudyArgs) -> Result<StudyOptions, AnyError> {
     let mut o = if a.quick {
         StudyOptions::quick()
     } else {
@@ -128,68 +182,52 @@ pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
     if let Some(s) = a.seed {
         o.seed = s;
     }
-    let start = std::time::Instant::now();
-    let log = |m: &str| eprintln!("[{:>7.1}s] {m}", start.elapsed().as_secs_f64());
-    let engine = Engine::open_with(config.clone(), LedgerMode::Ephemeral, false)?;
-    let base = Base::from_engine(&engine, &o, &log)?;
-    let cov = base.coverage();
+    Ok(o)
+}
+
+/// `--estimate`: time one run of each kind and print the whole study's
+/// estimated run time.
+fn print_estimate(base: &Base, o: &StudyOptions, log: &(dyn Fn(&str) + Sync)) {
+    let e = estimate_run_time(base, o, log);
+    for (stage, runs, per, total) in &e.stages {
+        println!("{stage}: {runs} runs x {per:.1} s = {total:.0} s");
+    }
+    println!(
+        "estimated run time on {} threads: {:.0} s ({:.1} h)",
+        e.threads,
+        e.seconds,
+        e.seconds / 3600.0
+    );
+}
+
+/// The run cache at `--cache` for this index's worlds (`None` with
+/// `--no-cache`).
+fn open_cache(
+    a: &StudyArgs,
+    base: &Base,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<Option<RunCache>, AnyError> {
+    if a.no_cache {
+        return Ok(None);
+    }
+    let c = RunCache::open(&a.cache, base)
+        .map_err(|e| format!("the run cache {}: {e}", a.cache.display()))?;
     log(&format!(
-        "world: {} models with a task ({} reachable, {} by a need), {} builders, {} query types ({} names)",
-        cov.models_with_task,
-        cov.models_covered,
-        cov.models_covered_by_needs,
-        cov.builders,
-        cov.query_types,
-        cov.name_types
+        "run cache: {} (code {}, worlds {})",
+        a.cache.display(),
+        &hubsearch_sim::market::cache::SOURCE[..12],
+        &c.base()[..12]
     ));
-    if base.types.is_empty() {
-        return Err("the index has no model with a task: nothing to search for".into());
-    }
-    if a.estimate {
-        let e = estimate_run_time(&base, &o, &log);
-        for (stage, runs, per, total) in &e.stages {
-            println!("{stage}: {runs} runs x {per:.1} s = {total:.0} s");
-        }
-        println!(
-            "estimated run time on {} threads: {:.0} s ({:.1} h)",
-            e.threads,
-            e.seconds,
-            e.seconds / 3600.0
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let cache = if a.no_cache {
-        None
-    } else {
-        let c = RunCache::open(&a.cache, &base)
-            .map_err(|e| format!("the run cache {}: {e}", a.cache.display()))?;
-        log(&format!(
-            "run cache: {} (code {}, worlds {})",
-            a.cache.display(),
-            &hubsearch_sim::market::cache::SOURCE[..12],
-            &c.base()[..12]
-        ));
-        Some(c)
-    };
-    let result = run_study_cached(&base, &o, cache.as_ref(), &log);
-    if let Some(c) = &cache {
-        let n = c.counts();
-        log(&format!(
-            "run cache: {} runs read, {} simulated and written{}",
-            n.read,
-            n.written,
-            if n.failed > 0 {
-                format!(", {} writes failed", n.failed)
-            } else {
-                String::new()
-            }
-        ));
-    }
+    Ok(Some(c))
+}
+
+/// Write study.json, the plots and REPORT.md into `--out`.
+fn write_outputs(a: &StudyArgs, index: &Path, result: &StudyResult) -> Result<(), AnyError> {
     std::fs::create_dir_all(&a.out)?;
     let rev = crate::cli::git_revision();
     let doc = serde_json::json!({
         "git_revision": rev,
-        "index": config.index.dir,
+        "index": index,
         "quick": a.quick,
         "study": result,
     });
@@ -197,7 +235,7 @@ pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
         a.out.join("study.json"),
         serde_json::to_string_pretty(&doc)?,
     )?;
-    write_plots(&result, &a.out)?;
+    write_plots(result, &a.out)?;
     let command = if a.quick {
         "hubsearch study --quick"
     } else {
@@ -205,15 +243,7 @@ pub fn run(g: &Global, a: StudyArgs) -> Result<ExitCode, AnyError> {
     };
     std::fs::write(
         a.out.join("REPORT.md"),
-        report(&result, &rev, &config.index.dir, command),
+        report(result, &rev, index, command),
     )?;
-    log(&format!(
-        "{} visits in {:.0} s ({:.0} visits/s on {} threads); wrote {}/{{REPORT.md,study.json,*.svg}}",
-        result.visits,
-        result.seconds,
-        result.visits_per_second,
-        result.threads,
-        a.out.display()
-    ));
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
