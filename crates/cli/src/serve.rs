@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use hubsearch_engine::Engine;
 use hubsearch_server::keys::{KeyStore, Principal};
-use hubsearch_server::AppState;
+use hubsearch_server::{AppState, RestoredFrom};
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -77,13 +77,7 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    // Cluster mode: a state the log cannot bring up to date (none, or older
-    // than the log's first position) is replaced by the latest snapshot in
-    // the log's object store bucket (docs/cluster.md, Snapshots and truncation).
-    #[cfg(feature = "cluster")]
-    if config.cluster.enabled {
-        hubsearch_cluster::restore_if_needed(&config, rt.handle(), &|m| eprintln!("{m}"))?;
-    }
+    let restored = restore(&config, &rt)?;
     let engine = Engine::open(config)?;
     let bars = Bars::new(false);
     if let Some(v) = engine.sync_vectors(&|p| bars.show(p))? {
@@ -117,7 +111,7 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
             "hubsearch serving {} models on http://{local} (search page at /, API under /v1, Hugging Face compatible under /api)",
             engine.num_models()
         );
-        hubsearch_server::run(listener, AppState::new(engine), hubsearch_server::shutdown_signal()).await?;
+        hubsearch_server::run(listener, AppState::new(engine).with_restored(restored), hubsearch_server::shutdown_signal()).await?;
         eprintln!("shut down cleanly; ledger flushed");
         Ok::<_, AnyError>(())
     });
@@ -128,6 +122,37 @@ pub fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, AnyError> {
     }
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Cluster mode: a state the log cannot bring up to date (none, or older
+/// than the log's first position) is replaced by the latest snapshot in the
+/// log's object store bucket (docs/cluster.md, Snapshots and truncation);
+/// which one, for `/readyz`.
+#[cfg(feature = "cluster")]
+fn restore(
+    config: &hubsearch_core::Config,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<RestoredFrom>, AnyError> {
+    if !config.cluster.enabled {
+        return Ok(None);
+    }
+    let r = hubsearch_cluster::restore_if_needed(config, rt.handle(), &|m| eprintln!("{m}"))?;
+    Ok(r.map(|r| RestoredFrom {
+        snapshot: r.snapshot,
+        bucket: r.bucket,
+        position: r.position,
+        replica: r.replica,
+        log_first: r.log_first,
+    }))
+}
+
+/// Without the cluster client nothing is restored (cluster mode is refused).
+#[cfg(not(feature = "cluster"))]
+fn restore(
+    _config: &hubsearch_core::Config,
+    _rt: &tokio::runtime::Runtime,
+) -> Result<Option<RestoredFrom>, AnyError> {
+    Ok(None)
 }
 
 pub fn keys(g: &Global, cmd: KeysCommand) -> Result<ExitCode, AnyError> {

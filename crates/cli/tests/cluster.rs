@@ -1578,6 +1578,19 @@ fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
             .any(|l| l.contains("restored") && l.contains("snapshot-")),
         "the replica says which snapshot it started from: {said:?}"
     );
+    // And /readyz says it too (object name and position); a replica that
+    // started from its own state says null.
+    let (s, ready) = send(&fresh.addr, "GET", "/readyz", &auth, "").unwrap();
+    assert_eq!(s, 200, "{ready}");
+    let ready = json(&ready);
+    let from = ready["restored"]["snapshot"].as_str().unwrap_or_default();
+    assert!(
+        from.starts_with("snapshot-") && said.iter().any(|l| l.contains(from)),
+        "/readyz names the snapshot the replica restored from: {ready}"
+    );
+    assert!(ready["restored"]["position"].as_u64() > Some(0), "{ready}");
+    let (_, ready) = send(&a.addr, "GET", "/readyz", &auth, "").unwrap();
+    assert!(json(&ready)["restored"].is_null(), "{ready}");
     let mut from_seed = replica("d", Some(&seed), "");
     let said = from_seed.start();
     assert!(

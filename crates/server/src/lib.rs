@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod ratelimit;
 mod routes;
 
+pub use routes::ops::RestoredFrom;
 pub use routes::search::SearchPage;
 
 use std::collections::HashMap;
@@ -63,6 +64,9 @@ pub struct AppState {
     /// The last write's failure (its code and message), until a write
     /// succeeds: `/readyz` reports it.
     pub write_failure: Arc<std::sync::Mutex<Option<(error::Code, String)>>>,
+    /// Cluster mode: the snapshot this replica started from, if it was
+    /// restored at start; `/readyz` reports it.
+    pub restored: Option<Arc<RestoredFrom>>,
 }
 
 /// Exposure statistics by window (hours), with when they were computed.
@@ -96,7 +100,15 @@ impl AppState {
             limiter: Default::default(),
             gate: Default::default(),
             write_failure: Default::default(),
+            restored: None,
         }
+    }
+
+    /// The state of a replica restored from `restored` at start (cluster
+    /// mode; `/readyz` reports it).
+    pub fn with_restored(mut self, restored: Option<RestoredFrom>) -> AppState {
+        self.restored = restored.map(Arc::new);
+        self
     }
 
     /// Whether the page a GET would serve (`page`: what was asked for,

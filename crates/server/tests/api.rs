@@ -1008,6 +1008,40 @@ async fn readyz_reports_a_failed_write_until_one_succeeds() {
     assert_eq!(get(&h, "/readyz").await.0, StatusCode::OK);
 }
 
+/// A replica restored from a snapshot at start says which on `/readyz`
+/// (object name, bucket, position, writer, the log's start); one that
+/// started from its own state says null.
+#[tokio::test]
+async fn readyz_says_which_snapshot_a_replica_restored_from() {
+    let mut h = hub();
+    let (s, v) = get(&h, "/readyz").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["restored"].is_null(), "{v}");
+    h.state = h
+        .state
+        .clone()
+        .with_restored(Some(hubsearch_server::RestoredFrom {
+            snapshot: "snapshot-000000000163-r1".into(),
+            bucket: "hubsearch-snapshots".into(),
+            position: 163,
+            replica: "r1".into(),
+            log_first: 164,
+        }));
+    let (s, v) = get(&h, "/readyz").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["restored"],
+        json!({
+            "snapshot": "snapshot-000000000163-r1",
+            "bucket": "hubsearch-snapshots",
+            "position": 163,
+            "replica": "r1",
+            "log_first": 164
+        }),
+        "{v}"
+    );
+}
+
 /// The admin key routes: only an admin key manages keys; a key made over
 /// HTTP works at once and is listed without its secret; rotating revokes
 /// the old key (401 key_revoked) and hands out a working one; revoking

@@ -177,6 +177,27 @@ async fn the_document_is_valid_complete_and_true() {
         call(&h, Method::GET, "/v1/builders/Helsinki-NLP").await.1,
     );
     sample("Ready", call(&h, Method::GET, "/readyz").await.1);
+    {
+        // A replica restored from a snapshot at start (cluster mode).
+        let restored = hubsearch_server::RestoredFrom {
+            snapshot: "snapshot-000000000163-r1".into(),
+            bucket: "hubsearch-snapshots".into(),
+            position: 163,
+            replica: "r1".into(),
+            log_first: 164,
+        };
+        let req = Request::builder()
+            .uri("/readyz")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app(h.state.clone().with_restored(Some(restored)))
+            .oneshot(req)
+            .await
+            .unwrap();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let ready: Value = serde_json::from_slice(&bytes).unwrap();
+        sample("RestoredFrom", ready["restored"].clone());
+    }
     sample(
         "PublicKey",
         call(&h, Method::GET, "/v1/transparency/key").await.1,

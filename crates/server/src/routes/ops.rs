@@ -30,6 +30,27 @@ pub struct Ready {
     pub vectors: Option<usize>,
     /// Cluster mode: this replica's standing.
     pub cluster: Option<ReplicaStatus>,
+    /// Cluster mode: the snapshot this replica was restored from when it
+    /// started (its state was missing or behind the log's start); null
+    /// when it started from its own state.
+    pub restored: Option<RestoredFrom>,
+}
+
+/// The snapshot a replica started from (docs/cluster.md, A new replica
+/// joins from the object store).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RestoredFrom {
+    /// The snapshot's object name in the bucket
+    /// (`snapshot-<position>-<replica>`).
+    pub snapshot: String,
+    /// The object store bucket it was downloaded from.
+    pub bucket: String,
+    /// The log position the snapshot had applied up to.
+    pub position: u64,
+    /// The replica that wrote it.
+    pub replica: String,
+    /// The log's first position when it was restored.
+    pub log_first: u64,
 }
 
 /// The process answers.
@@ -60,6 +81,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
             format!("the last write failed ({}): {message}", code.as_str()),
         ));
     }
+    let restored = state.restored.as_deref().cloned();
     state
         .run_blocking(Work::Read, |e| {
             if !e.ledger().healthy() {
@@ -79,6 +101,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
                 models,
                 vectors,
                 cluster,
+                restored,
             }))
         })
         .await
