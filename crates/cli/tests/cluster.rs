@@ -1701,6 +1701,10 @@ fn served_pages_reach_the_log_after_an_outage_and_count_once() {
         std::thread::sleep(Duration::from_millis(250));
     };
     assert_eq!(failed, 0, "no page given up on");
+    for r in &replicas {
+        let (_, m) = send(&r.addr, "GET", "/metrics", &auth, "").unwrap();
+        assert!(m.contains("\nhubsearch_cluster_pages_lost 0\n"), "{m}");
+    }
     assert_eq!(sent, pages.len() as u64);
     assert!(
         replicas.iter().any(|r| logged(&r.addr)

@@ -27,7 +27,7 @@
 //! replica the log cannot bring up to date starts from the latest snapshot
 //! in the bucket ([`restore_if_needed`]). Served pages are appended in the
 //! background and retried until the log takes them or the retry time (half
-//! the deduplication window) is spent; then they are counted as failed.
+//! the deduplication window) is spent; then they are counted as lost.
 //!
 //! # Layout
 //!

@@ -1042,6 +1042,75 @@ async fn readyz_says_which_snapshot_a_replica_restored_from() {
     );
 }
 
+/// A replica that stands still: its status says `lost` served pages were
+/// given up on; nothing else is called.
+struct LostPages {
+    lost: u64,
+}
+
+impl hubsearch_engine::Replicator for LostPages {
+    fn card_version(&self, _: &str) -> hubsearch_engine::Result<u64> {
+        unreachable!()
+    }
+    fn card(&self, _: &hubsearch_core::ModelCard, _: Option<u64>) -> hubsearch_engine::Result<()> {
+        unreachable!()
+    }
+    fn delete(&self, _: &str, _: Option<u64>) -> hubsearch_engine::Result<()> {
+        unreachable!()
+    }
+    fn keys(&self, _: &[hubsearch_engine::keys::KeyChange]) -> hubsearch_engine::Result<()> {
+        unreachable!()
+    }
+    fn call(
+        &self,
+        _: &hubsearch_engine::CallRecord,
+    ) -> hubsearch_engine::Result<hubsearch_engine::CallOutcome> {
+        unreachable!()
+    }
+    fn page(
+        &self,
+        _: hubsearch_engine::ledger::PageLog,
+        _: u64,
+        _: u64,
+    ) -> hubsearch_engine::Result<u64> {
+        unreachable!()
+    }
+    fn status(&self) -> hubsearch_engine::replica::ReplicaStatus {
+        hubsearch_engine::replica::ReplicaStatus {
+            replica: "r1".into(),
+            pages_sent: 40,
+            pages_failed: self.lost,
+            ..Default::default()
+        }
+    }
+}
+
+/// Served pages given up on are `hubsearch_cluster_pages_lost` on
+/// `/metrics`, with `hubsearch_cluster_pages_failed` kept as an alias of
+/// the same count; outside cluster mode neither is there.
+#[tokio::test]
+async fn metrics_count_the_served_pages_lost() {
+    let h = hub();
+    let (_, m) = get(&h, "/metrics").await;
+    assert!(!m.as_str().unwrap().contains("pages_lost"), "{m}");
+    assert!(h
+        .state
+        .engine
+        .set_replicator(Arc::new(LostPages { lost: 3 })));
+    let (s, m) = get(&h, "/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    let m = m.as_str().unwrap();
+    for name in [
+        "hubsearch_cluster_pages_lost",
+        "hubsearch_cluster_pages_failed",
+    ] {
+        assert!(
+            m.contains(&format!("# TYPE {name} gauge\n{name} 3\n")),
+            "{name}: {m}"
+        );
+    }
+}
+
 /// The admin key routes: only an admin key manages keys; a key made over
 /// HTTP works at once and is listed without its secret; rotating revokes
 /// the old key (401 key_revoked) and hands out a working one; revoking

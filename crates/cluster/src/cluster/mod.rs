@@ -106,7 +106,7 @@ impl Cluster {
 
     /// Stop, after waiting up to `wait` for the served pages still on
     /// their way to the log; those still waiting then are counted as
-    /// failed (and said so).
+    /// lost (and said so).
     pub fn shutdown(&self, wait: Duration) {
         self.stop();
         let deadline = Instant::now() + wait;
@@ -115,9 +115,7 @@ impl Cluster {
         }
         let left = self.sending.pending.load(Ordering::SeqCst);
         if left > 0 {
-            self.sending
-                .failed
-                .fetch_add(left as u64, Ordering::Relaxed);
+            self.sending.lost.fetch_add(left as u64, Ordering::Relaxed);
             tracing::warn!(
                 "{left} served pages had not reached the cluster log when the replica stopped; they are lost"
             );

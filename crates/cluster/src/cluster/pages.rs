@@ -14,7 +14,7 @@ use super::Cluster;
 use crate::event::{now_ms, EVENT_VERSION_HEADER};
 
 /// Served pages waiting for the log (sent, or waiting to be sent again)
-/// at most; a page served while this many wait is counted as failed at
+/// at most; a page served while this many wait is counted as lost at
 /// once (about 7 KB each at 200 candidates: ~29 MB).
 pub const PAGES_PENDING_MAX: usize = 4096;
 
@@ -23,10 +23,12 @@ pub const PAGES_PENDING_MAX: usize = 4096;
 pub(super) struct PageCounters {
     /// Taken by the log.
     pub(super) sent: AtomicU64,
-    /// Given up on: not taken within the retry time, or refused at once
-    /// because [`PAGES_PENDING_MAX`] were waiting. (`pages_failed` on
-    /// `/readyz`, `/v1/cluster` and `/metrics`.)
-    pub(super) failed: AtomicU64,
+    /// Given up on, lost to the global books: not taken within the retry
+    /// time, refused at once because [`PAGES_PENDING_MAX`] were waiting,
+    /// or still waiting at shutdown. (`hubsearch_cluster_pages_lost` on
+    /// `/metrics`, with `hubsearch_cluster_pages_failed` as its alias;
+    /// `pages_failed` on `/readyz` and `/v1/cluster`.)
+    pub(super) lost: AtomicU64,
     /// Appends tried again after a failure.
     pub(super) retried: AtomicU64,
     /// Pages taken by the log after at least one failed try.
@@ -37,11 +39,11 @@ pub(super) struct PageCounters {
 
 impl PageCounters {
     fn give_up(&self, why: &str) {
-        let n = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = self.lost.fetch_add(1, Ordering::Relaxed) + 1;
         // Loud, but not once per page through a long outage.
         if n.is_power_of_two() || n.is_multiple_of(1000) {
             tracing::warn!(
-                "a served page did not reach the cluster log ({why}); {n} so far, counted in pages_failed"
+                "a served page did not reach the cluster log ({why}); {n} so far, counted in pages_lost"
             );
         }
     }
@@ -57,7 +59,7 @@ fn retry_time(cfg: &ClusterConfig) -> Duration {
 
 /// Append one served page; on failure try again (after 100 ms, doubling
 /// up to 5 s, with jitter) until the log takes it or `retry` has passed,
-/// then count it as failed. The same message id every time: JetStream
+/// then count it as lost. The same message id every time: JetStream
 /// stores it once.
 async fn send_page(
     js: jetstream::Context,

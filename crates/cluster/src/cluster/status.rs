@@ -33,7 +33,8 @@ impl Cluster {
             log_last,
             lag: log_last - applied,
             pages_sent: self.sending.sent.load(Ordering::Relaxed),
-            pages_failed: self.sending.failed.load(Ordering::Relaxed),
+            // The pages lost, under the field's earlier name.
+            pages_failed: self.sending.lost.load(Ordering::Relaxed),
             page_delay_p50_ms: q(0.5),
             page_delay_p99_ms: q(0.99),
             failing: self.failing(),
