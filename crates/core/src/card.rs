@@ -1,7 +1,9 @@
 //! [`ModelCard`]: one model as a hub publishes it, with the marketplace fields a
 //! pay-per-call hub needs.
 
-use serde::{Deserialize, Serialize};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::cell::Cell;
 
 /// One model on a hub.
 ///
@@ -40,7 +42,7 @@ pub struct ModelCard {
     #[serde(default)]
     pub description: String,
     /// The card body (Markdown).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "card_text")]
     pub card_text: String,
     /// RFC 3339 time of the last change on the source hub.
     #[serde(default)]
@@ -64,7 +66,38 @@ pub struct ModelCard {
     pub updated_at: Option<String>,
 }
 
+thread_local! {
+    /// Set while [`ModelCard::from_json_without_text`] reads a card.
+    static SKIP_TEXT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `card_text` as written, or skipped unread (left empty) inside
+/// [`ModelCard::from_json_without_text`].
+fn card_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    if SKIP_TEXT.with(Cell::get) {
+        IgnoredAny::deserialize(d)?;
+        Ok(String::new())
+    } else {
+        String::deserialize(d)
+    }
+}
+
 impl ModelCard {
+    /// The card in `json` with an empty `card_text`: the body is skipped
+    /// as it is read, neither unescaped nor copied (a search hit shows a
+    /// snippet, never the body; a body is ~60% of a stored card).
+    pub fn from_json_without_text(json: &str) -> serde_json::Result<ModelCard> {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                SKIP_TEXT.with(|s| s.set(false));
+            }
+        }
+        SKIP_TEXT.with(|s| s.set(true));
+        let _reset = Reset;
+        serde_json::from_str(json)
+    }
+
     /// A content hash over every field: re-importing an unchanged card is a no-op.
     pub fn content_hash(&self) -> u64 {
         let bytes = serde_json::to_vec(self).expect("a card always serialises");
@@ -164,6 +197,42 @@ mod tests {
         assert_eq!(a.content_hash(), b.content_hash());
         b.downloads = 1;
         assert_ne!(a.content_hash(), b.content_hash());
+    }
+
+    /// Reading without the text gives the card with an empty text and
+    /// every other field as `serde_json` reads them; ordinary reads after
+    /// it, and after a failed one, keep the text.
+    #[test]
+    fn a_card_read_without_its_text() {
+        let card = ModelCard {
+            id: "a/b".into(),
+            name: "b".into(),
+            builder: "a".into(),
+            task: Some("fill-mask".into()),
+            tags: vec!["x".into(), "y \"z\"".into()],
+            description: "A model.".into(),
+            card_text: "# B\n\n\"quoted\" \\ \u{e9}\u{1F600} {\"card_text\": 1}".into(),
+            last_modified: Some("2022-01-20T12:13:34Z".into()),
+            downloads: 7,
+            price_usd: Some(0.002),
+            updated_at: Some("2022-01-21T00:00:00Z".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&card).unwrap();
+        let read = ModelCard::from_json_without_text(&json).unwrap();
+        assert_eq!(read.card_text, "");
+        let whole: ModelCard = serde_json::from_str(&json).unwrap();
+        assert_eq!(whole, card);
+        assert_eq!(
+            read,
+            ModelCard {
+                card_text: String::new(),
+                ..whole
+            }
+        );
+        assert!(ModelCard::from_json_without_text("{\"id\": 1}").is_err());
+        let again: ModelCard = serde_json::from_str(&json).unwrap();
+        assert_eq!(again.card_text, card.card_text);
     }
 
     #[test]

@@ -277,14 +277,19 @@ impl Engine {
         let text = self.text_index();
         let card = |m: &mut Marker, ranked: &RankedRow<'_>| -> Result<(ModelCard, String)> {
             let stored = text.stored(searcher, ranked.row.addr)?;
-            let mut card = stored.card()?;
-            let formatted = match stored.texts() {
-                Some((desc, body)) => m.formatted_texts(desc, body),
+            match stored.texts() {
+                Some((desc, body)) => {
+                    let formatted = m.formatted_texts(desc, body);
+                    Ok((stored.card_without_text()?, formatted))
+                }
                 // An index built before snippet texts were stored.
-                None => m.formatted(&card),
-            };
-            card.card_text.clear();
-            Ok((card, formatted))
+                None => {
+                    let mut card = stored.card()?;
+                    let formatted = m.formatted(&card);
+                    card.card_text.clear();
+                    Ok((card, formatted))
+                }
+            }
         };
         let cards: Vec<Result<(ModelCard, String)>> =
             page.iter().map(|r| card(marker, r)).collect();

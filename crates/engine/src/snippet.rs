@@ -19,9 +19,7 @@
 //!   words inside `<mark>`...`</mark>`, `…` where the text was cropped. It
 //!   is the only markup in it, so a page may insert it as HTML.
 
-use std::collections::{HashMap, HashSet};
-
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use hubsearch_core::ModelCard;
 use hubsearch_index::analyzer::text_tokens;
@@ -31,6 +29,8 @@ pub use hubsearch_index::plain::{cut, plain_text, snippet_texts, MAX_TEXT};
 pub const WINDOW: usize = 240;
 
 /// Function words never marked (they match nearly every card).
+/// The longest of [`STOPWORDS`].
+const STOPWORD_LEN: usize = 4;
 const STOPWORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "it", "of", "on",
     "or", "that", "the", "this", "to", "with",
@@ -47,9 +47,9 @@ const STOPWORDS: &[&str] = &[
 #[derive(Clone)]
 pub struct Marker {
     /// Lowercase words matched as written (the query's words, corrections).
-    exact: HashSet<String>,
+    exact: FxHashSet<String>,
     /// Their stems under the text analyzer.
-    stems: HashSet<String>,
+    stems: FxHashSet<String>,
     /// The first letters of the stems and of the exact words.
     firsts: Vec<char>,
     /// ASCII words worth looking up (`Heads`): the first two letters of the
@@ -70,8 +70,8 @@ impl Marker {
     /// last word (being typed: words that start with it match).
     pub fn new(words: &[String], corrections: &[String], typing: Option<&str>) -> Marker {
         let mut m = Marker {
-            exact: HashSet::new(),
-            stems: HashSet::new(),
+            exact: FxHashSet::default(),
+            stems: FxHashSet::default(),
             firsts: Vec::new(),
             heads: Heads::default(),
             prefix: typing
@@ -126,7 +126,7 @@ impl Marker {
     }
 
     fn match_uncached(&mut self, first: char, word: &str) -> Option<u32> {
-        if STOPWORDS.contains(&word) {
+        if word.len() <= STOPWORD_LEN && STOPWORDS.contains(&word) {
             return None;
         }
         if self.exact.contains(word) {
@@ -134,8 +134,8 @@ impl Marker {
             return Some(self.term(s));
         }
         if self.firsts.contains(&first) {
-            let s = cached_stem(word);
-            if self.stems.contains(&s) {
+            let stems = &self.stems;
+            if let Some(s) = with_stem(word, |s| stems.contains(s).then(|| s.to_string())) {
                 return Some(self.term(s));
             }
         }
@@ -294,7 +294,7 @@ impl Marker {
     /// upper-case letter inside it (where a part of `XLMRobertaModel`
     /// starts), is the first letter of something that can match.
     fn matched(&mut self, text: &str) -> Vec<Span> {
-        let mut table = [false; 128];
+        let mut inner = [false; 128];
         for c in self
             .firsts
             .iter()
@@ -302,68 +302,86 @@ impl Marker {
             .chain(self.prefix.iter().flat_map(|p| p.chars().next()))
         {
             if c.is_ascii() {
-                table[c as usize] = true;
+                inner[c as usize] = true;
             }
         }
-        // The non-ASCII character at `i` (a boundary) and its length.
-        let wide = |i: usize| -> (char, usize) {
-            let c = text[i..].chars().next().unwrap_or(' ');
-            (c, c.len_utf8())
-        };
+        let mut flags = [SEPISH; 256];
+        for c in 0..128u8 {
+            flags[c as usize] = if !c.is_ascii_alphanumeric() {
+                SEPISH
+            } else if c.is_ascii_uppercase() && inner[c.to_ascii_lowercase() as usize] {
+                ALWAYS
+                    | if self.heads.may_begin_with(c) {
+                        HEAD
+                    } else {
+                        0
+                    }
+            } else if self.heads.may_begin_with(c) {
+                HEAD
+            } else {
+                0
+            };
+        }
+        flags[0xC0..].fill(SEPISH | ALWAYS);
+        // Every word the full scan would look at has a flagged byte: its
+        // first (`HEAD` after `SEPISH`), or one inside (`ALWAYS`); the
+        // words between flagged bytes are passed over unread. A run's end
+        // is never inside a character, so the scan goes on from there.
         let b = text.as_bytes();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(32);
         let mut lower = String::new();
         let mut i = 0;
-        while i < b.len() {
-            let c = b[i];
-            if c.is_ascii() {
-                if !c.is_ascii_alphanumeric() {
-                    i += 1;
-                    continue;
-                }
-            } else {
-                let (c, n) = wide(i);
-                if !c.is_alphanumeric() {
-                    i += n;
-                    continue;
-                }
-            }
-            let start = i;
-            let (mut upper, mut inner, mut ascii) = (false, false, c.is_ascii());
-            let first = ascii
-                && self
-                    .heads
-                    .may_begin(c, b.get(i + 1).copied().unwrap_or(b' '));
-            i += if ascii { 1 } else { wide(i).1 };
-            while i < b.len() {
-                let c = b[i];
-                if c.is_ascii() {
-                    if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                        i += 1;
-                        continue;
-                    }
-                    if !c.is_ascii_uppercase() {
-                        break;
-                    }
-                    upper = true;
-                    inner |= table[c.to_ascii_lowercase() as usize];
-                    i += 1;
-                } else {
-                    let (c, n) = wide(i);
-                    if !c.is_alphanumeric() {
-                        break;
-                    }
-                    ascii = false;
-                    upper |= c.is_uppercase();
-                    i += n;
-                }
-            }
-            // A run with a letter beyond ASCII is looked at in full.
-            if first || inner || !ascii {
-                self.run_spans(&text[start..i], start, upper, &mut lower, &mut out, true);
-            }
+        while let Some(hit) = next_flagged(b, &flags, i) {
+            i = self.look_at_run(text, hit, &inner, &mut lower, &mut out);
         }
         out
+    }
+
+    /// The run (letters and digits) at byte `i` of `text`, looked at as
+    /// [`Marker::matched`] says: its matched spans into `out` when its
+    /// first two letters may begin a term, an upper-case letter inside it
+    /// may (`inner`: the first letters, lowercase), or it has a character
+    /// beyond ASCII. Returns where the run ends (past `i` when `i` is not
+    /// in one).
+    fn look_at_run(
+        &mut self,
+        text: &str,
+        i: usize,
+        inner: &[bool; 128],
+        lower: &mut String,
+        out: &mut Vec<Span>,
+    ) -> usize {
+        let c = text[i..].chars().next().unwrap_or(' ');
+        if !c.is_alphanumeric() {
+            return i + c.len_utf8();
+        }
+        let b = text.as_bytes();
+        let start = run_start(text, i);
+        let c = b[start];
+        let mut ascii = c.is_ascii();
+        let first = ascii
+            && self
+                .heads
+                .may_begin(c, b.get(start + 1).copied().unwrap_or(b' '));
+        let mut has_inner = false;
+        let mut end = start;
+        for (k, c) in text[start..].char_indices() {
+            if !c.is_alphanumeric() {
+                break;
+            }
+            if k > 0 && c.is_ascii_uppercase() {
+                has_inner |= inner[c.to_ascii_lowercase() as usize];
+            }
+            ascii &= c.is_ascii();
+            end = start + k + c.len_utf8();
+        }
+        // A run with a letter beyond ASCII is looked at in full.
+        if first || has_inner || !ascii {
+            let run = &text[start..end];
+            let upper = run.chars().skip(1).any(char::is_uppercase);
+            self.run_spans(run, start, upper, lower, out, true);
+        }
+        end
     }
 
     /// The window of `text` around its matched word `matched[first]` (the
@@ -420,7 +438,7 @@ impl Marker {
         // ends past `limit`, or at the text's end.
         let more = to < spans.len();
         let end = if more { spans[to - 1].end } else { text.len() };
-        let mut out = String::new();
+        let mut out = String::with_capacity(2 * (end - begin) + 16);
         if begin > 0 {
             out.push('…');
         }
@@ -453,6 +471,35 @@ impl Marker {
         }
         spans
     }
+}
+
+/// [`Marker::matched`]'s byte flags: an ASCII separator, or a byte beyond
+/// ASCII (what may come before a word that begins with [`HEAD`]).
+const SEPISH: u8 = 1;
+/// An ASCII letter or digit a word worth a look may begin with
+/// (`SEPISH << 1`, for [`next_flagged`]'s arithmetic).
+const HEAD: u8 = SEPISH << 1;
+/// An upper-case letter that may begin a match inside a word, or the first
+/// byte of a character beyond ASCII.
+const ALWAYS: u8 = 4;
+
+/// The first flagged byte of `b` at or after `from`: [`ALWAYS`], or
+/// [`HEAD`] after a [`SEPISH`] byte (or at the start). A loop of its own,
+/// so that it keeps its state in registers.
+fn next_flagged(b: &[u8], flags: &[u8; 256], from: usize) -> Option<usize> {
+    let mut before = match from {
+        0 => SEPISH,
+        _ => flags[*b.get(from - 1)? as usize],
+    };
+    for (k, &c) in b.get(from..)?.iter().enumerate() {
+        let f = flags[c as usize];
+        // Bit arithmetic, not `||`: one branch a byte, rarely taken.
+        if (f & ALWAYS) | (f & HEAD & (before << 1)) != 0 {
+            return Some(from + k);
+        }
+        before = f;
+    }
+    None
 }
 
 /// Whether `text` has a word (an alphanumeric character).
@@ -508,19 +555,25 @@ fn floor_char(text: &str, mut i: usize) -> usize {
 /// the analyzer was a large part of marking): at most [`STEM_CACHE`]
 /// words, forgotten all at once when full.
 fn cached_stem(word: &str) -> String {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<String, String>>> =
+    with_stem(word, str::to_string)
+}
+
+/// `f` of the stem of `word` ([`cached_stem`] without a copy of the stem).
+fn with_stem<R>(word: &str, f: impl FnOnce(&str) -> R) -> R {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<FxHashMap<String, String>>> =
         std::sync::OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(s) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(word) {
-        return s.clone();
+        return f(s);
     }
     let s = stem(word);
+    let r = f(&s);
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
     if c.len() >= STEM_CACHE {
         c.clear();
     }
-    c.insert(word.to_string(), s.clone());
-    s
+    c.insert(word.to_string(), s);
+    r
 }
 
 /// The stem of a lowercase word under the text analyzer (one analyzer
@@ -574,6 +627,19 @@ impl Heads {
         self.pairs[k / 64] |= 1 << (k % 64);
     }
 
+    /// Whether an ASCII word beginning with `a` (any case) may match: what
+    /// [`Heads::may_begin`] answers for some `b`.
+    fn may_begin_with(&self, a: u8) -> bool {
+        let a = a.to_ascii_lowercase();
+        // Row `a` of the pairs is two words.
+        let row = a as usize * 128 / 64;
+        self.singles & (1 << a) != 0
+            || self
+                .pairs
+                .get(row..row + 2)
+                .is_some_and(|w| w[0] | w[1] != 0)
+    }
+
     /// Whether an ASCII word beginning `a` then `b` (any case; `b` not a
     /// letter or digit for a one-letter word) may match.
     fn may_begin(&self, a: u8, b: u8) -> bool {
@@ -615,14 +681,19 @@ fn best_window(spans: &[Span]) -> Window {
         first: 0,
         score: (0, 0),
     };
+    // The distinct terms of a window (a query has few: a list is cheaper
+    // than a set).
+    let mut terms: Vec<Option<u32>> = Vec::new();
     for (k, &i) in matched.iter().enumerate() {
-        let mut terms = HashSet::new();
+        terms.clear();
         let mut n = 0;
         for &j in &matched[k..] {
             if spans[j].end - spans[i].start > WINDOW {
                 break;
             }
-            terms.insert(spans[j].term);
+            if !terms.contains(&spans[j].term) {
+                terms.push(spans[j].term);
+            }
             n += 1;
         }
         let score = (terms.len(), n);

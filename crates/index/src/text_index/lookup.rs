@@ -329,12 +329,21 @@ pub struct StoredCard {
 impl StoredCard {
     /// The card.
     pub fn card(&self) -> Result<ModelCard> {
-        let src = self
-            .doc
+        serde_json::from_str(self.source()?).map_err(|e| Error::Corrupt(e.to_string()))
+    }
+
+    /// The card with an empty `card_text`, its body skipped unread (what a
+    /// search hit shows).
+    pub fn card_without_text(&self) -> Result<ModelCard> {
+        ModelCard::from_json_without_text(self.source()?).map_err(|e| Error::Corrupt(e.to_string()))
+    }
+
+    /// The card's stored JSON.
+    fn source(&self) -> Result<&str> {
+        self.doc
             .get_first(self.source)
             .and_then(|v| v.as_str())
-            .ok_or_else(|| Error::Corrupt(format!("document {:?} has no source", self.addr)))?;
-        serde_json::from_str(src).map_err(|e| Error::Corrupt(e.to_string()))
+            .ok_or_else(|| Error::Corrupt(format!("document {:?} has no source", self.addr)))
     }
 
     /// Its snippet texts (`plain::snippet_texts`: description, body), when
@@ -369,6 +378,8 @@ mod tests {
         let addr = idx.find_ids(&s, &["a/x".to_string()]).unwrap()[0];
         let stored = idx.stored(&s, addr).unwrap();
         assert_eq!(stored.card().unwrap(), c);
+        let head = stored.card_without_text().unwrap();
+        assert_eq!((head.card_text.as_str(), &head.id), ("", &c.id));
         assert_eq!(
             stored.texts(),
             Some(("A fast tok<en>izer", "Usage See the docs & go now."))
