@@ -6,21 +6,25 @@
 #
 #   eval/policies/run.sh [INDEX_DIR]     (default index/hf2022-onnx)
 #
+# HUBSEARCH_BIN=path uses that binary instead of building one; SHARED=dir
+# reads the judged sets from dir/eval (default ../shared).
+#
 # The index must hold ../shared/data/hf_models_2022.jsonl.gz:
 #   hubsearch --index index/hf2022-onnx index ../shared/data/hf_models_2022.jsonl.gz
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 INDEX=${1:-index/hf2022-onnx}
-BIN=target/release/hubsearch
+BIN=${HUBSEARCH_BIN:-target/release/hubsearch}
+SHARED=${SHARED:-../shared}
 OUT=eval/reports/policies
 mkdir -p "$OUT"
-cargo build --release --quiet --bin hubsearch
+[ -n "${HUBSEARCH_BIN:-}" ] || cargo build --release --quiet --bin hubsearch
 POLICIES=relevance,popularity,tail_boost,fair,fair_impact,fair_bounded,stochastic
 for set in dev natural-dev; do
   for group in model builder; do
     echo "== $set, $group groups" >&2
     HUBSEARCH_RANKING__GROUP=$group "$BIN" --index "$INDEX" eval \
-      --queries "../shared/eval/$set/queries.tsv" --qrels "../shared/eval/$set/qrels.txt" \
+      --queries "$SHARED/eval/$set/queries.tsv" --qrels "$SHARED/eval/$set/qrels.txt" \
       --mode hybrid --policy "$POLICIES" --repeat 20 \
       --json "$OUT/$set-$group.json" >/dev/null
   done
@@ -28,12 +32,20 @@ for set in dev natural-dev; do
   # "average", the default; docs/ranking.md, fair).
   for l in 0.1 0.2 0.3 0.5 0.8; do
     HUBSEARCH_RANKING__LAMBDA=$l "$BIN" --index "$INDEX" eval \
-      --queries "../shared/eval/$set/queries.tsv" --qrels "../shared/eval/$set/qrels.txt" \
+      --queries "$SHARED/eval/$set/queries.tsv" --qrels "$SHARED/eval/$set/qrels.txt" \
       --mode hybrid --policy fair --repeat 20 --json "$OUT/$set-fair-$l.json" >/dev/null
+  done
+  # The same controller booking exposure as expeval's user browses (rbp,
+  # patience 0.5: ranking.attention = "rbp", gamma 0.5; docs/ranking.md,
+  # Tuning the default).
+  for l in 0.2 0.3 0.4; do
+    HUBSEARCH_RANKING__ATTENTION=rbp HUBSEARCH_RANKING__GAMMA=0.5 HUBSEARCH_RANKING__LAMBDA=$l "$BIN" --index "$INDEX" eval \
+      --queries "$SHARED/eval/$set/queries.tsv" --qrels "$SHARED/eval/$set/qrels.txt" \
+      --mode hybrid --policy fair --repeat 20 --json "$OUT/$set-fair-rbp-$l.json" >/dev/null
   done
   for l in 0.2 0.4 0.8 1.6; do
     HUBSEARCH_RANKING__BOUNDED_LAMBDA=$l "$BIN" --index "$INDEX" eval \
-      --queries "../shared/eval/$set/queries.tsv" --qrels "../shared/eval/$set/qrels.txt" \
+      --queries "$SHARED/eval/$set/queries.tsv" --qrels "$SHARED/eval/$set/qrels.txt" \
       --mode hybrid --policy fair_bounded --repeat 20 --json "$OUT/$set-bounded-$l.json" >/dev/null
   done
 done
