@@ -3,6 +3,7 @@
 //! from the code's output.
 
 use super::*;
+use std::collections::HashSet;
 
 fn words(q: &str) -> Vec<String> {
     q.split_whitespace().map(str::to_string).collect()
@@ -169,7 +170,7 @@ fn reference_formatted(m: &mut Marker, card: &ModelCard) -> String {
             .collect();
         let mut best = (0, (0, 0));
         for (k, &i) in matched.iter().enumerate() {
-            let mut terms = std::collections::HashSet::new();
+            let mut terms = HashSet::new();
             let mut n = 0;
             for &j in &matched[k..] {
                 if spans[j].end - spans[i].start > WINDOW {
@@ -356,4 +357,50 @@ proptest::proptest! {
 fn no_stopword_is_longer_than_the_check_allows() {
     assert!(STOPWORDS.iter().all(|w| w.len() <= STOPWORD_LEN));
     assert!(STOPWORDS.iter().any(|w| w.len() == STOPWORD_LEN));
+}
+
+/// `Heads` lets through every ASCII word of the real corpus whose stem is
+/// a term: for each distinct word, a `Heads` of its stem alone must accept
+/// its first letters (the stemmer is the analyzer's; the rule's exceptions
+/// are its own, so a word they miss fails here).
+#[test]
+#[ignore = "needs ../shared/data (run by .ci/run with --include-ignored)"]
+fn heads_let_through_every_word_of_the_real_corpus_whose_stem_is_a_term() {
+    use std::io::Read;
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/hf_models_2022.jsonl.gz");
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the real-corpus checks need ../shared)",
+            path.display()
+        )
+    });
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .unwrap();
+    let words: HashSet<String> = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    assert!(words.len() > 50_000, "{} distinct words", words.len());
+    let mut missed = Vec::new();
+    for w in &words {
+        let s = stem(w);
+        let mut heads = Heads::default();
+        heads.add(&s);
+        let b = w.as_bytes();
+        let at = |k: usize| b.get(k).copied().unwrap_or(b' ');
+        if !heads.may_begin(at(0), at(1), at(2)) || !heads.may_begin_with(at(0)) {
+            missed.push(format!("{w} -> {s}"));
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "{} of {} words missed: {:?}",
+        missed.len(),
+        words.len(),
+        &missed[..missed.len().min(20)]
+    );
 }
