@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 use hubsearch_core::{Mode, PolicyKind};
 use hubsearch_eval::exposure::{ExpevalOptions, UserModel};
-use hubsearch_eval::{harness, replay, trec, ReplayOptions};
+use hubsearch_eval::{harness, replay, trec, CallModel, ReplayOptions};
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -60,6 +60,13 @@ pub struct EvalArgs {
     /// Judgments are complete: grade-0 models get a target (expeval's -C)
     #[arg(long)]
     pub ee_complete: bool,
+    /// Simulate paid calls with this seed: after each replayed page, a user
+    /// examines rank j with the attention model's weight and calls an
+    /// examined hit with probability 0.05, 0.5, 0.9 by judged grade 0, 1, 2
+    /// (unjudged: 0); the calls are booked as POST /v1/calls books them, so
+    /// fair_impact has impact to act on (docs/metrics.md, Simulated calls)
+    #[arg(long, value_name = "SEED")]
+    pub calls: Option<u64>,
     /// Score this external TREC run file instead of searching
     #[arg(long, value_name = "FILE")]
     pub score_run: Option<PathBuf>,
@@ -132,6 +139,7 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
             binarize: false,
         },
         count_unjudged: a.count_unjudged,
+        calls: a.calls.map(CallModel::new),
     };
     let mut reports = Vec::new();
     for &policy in &policies {
@@ -177,10 +185,18 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
         }
     }
     if let Some(p) = &a.json {
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "queries": a.queries, "qrels": a.qrels, "mode": a.mode, "repeat": a.repeat, "page": a.page,
             "ranking": config.ranking, "policies": reports,
         });
+        // Only with --calls, so a replay without it writes what it wrote
+        // before the option existed.
+        if let Some(m) = &opts.calls {
+            doc["calls"] = serde_json::json!({
+                "seed": m.seed, "call_probability_by_grade": m.probability,
+                "examination": config.ranking.attention,
+            });
+        }
         std::fs::write(p, serde_json::to_string_pretty(&doc)?)?;
     }
     Ok(ExitCode::SUCCESS)

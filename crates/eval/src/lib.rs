@@ -12,6 +12,7 @@
 //! server and the CLI call, so what is measured is what is served.
 
 pub mod calibrate;
+pub mod calls;
 pub mod exposure;
 pub mod groups;
 pub mod harness;
@@ -22,5 +23,6 @@ pub mod ope_sim;
 pub mod replay;
 pub mod trec;
 
+pub use calls::CallModel;
 pub use harness::{evaluate, EvalOptions, EvalReport};
 pub use replay::{replay, PolicyReport, ReplayOptions};

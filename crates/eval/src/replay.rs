@@ -1,16 +1,20 @@
 //! Replaying a judged query set through the engine under each policy, the
 //! ledger carrying over (a hub serving the same needs again and again), and
-//! measuring relevance and exposure together.
+//! measuring relevance and exposure together. With a [`CallModel`]
+//! (`hubsearch eval --calls SEED`) each shown page also draws paid calls,
+//! booked as `POST /v1/calls` books them, so `fair_impact` has impact to act
+//! on (docs/metrics.md, Simulated calls).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use hubsearch_core::card::key_of;
-use hubsearch_core::{Config, Mode, PolicyKind, SearchRequest};
+use hubsearch_core::{Config, Group, Impact, Mode, PolicyKind, SearchRequest};
 use hubsearch_engine::hub::HubPopularity;
-use hubsearch_engine::{Engine, LedgerMode};
+use hubsearch_engine::{Engine, LedgerMode, PaidCall};
 use hubsearch_rank::{gini, share_of, tail_share_of};
 use serde::Serialize;
 
+use crate::calls::{disparities, CallModel, GroupTotals};
 use crate::exposure::{awrf, expeval, ExpevalOptions, UserModel};
 use crate::harness::score;
 use crate::trec::{Qrels, Query, RunEntry};
@@ -29,6 +33,9 @@ pub struct ReplayOptions {
     pub expeval: ExpevalOptions,
     /// Count queries without any judgment towards the means (as 0).
     pub count_unjudged: bool,
+    /// Draw paid calls on every shown page and book them (none: the replay
+    /// records no calls, and `fair_impact` ranks as `relevance`).
+    pub calls: Option<CallModel>,
 }
 
 impl Default for ReplayOptions {
@@ -43,6 +50,7 @@ impl Default for ReplayOptions {
                 ..Default::default()
             },
             count_unjudged: false,
+            calls: None,
         }
     }
 }
@@ -95,6 +103,7 @@ pub fn replay(
         pages,
         run,
         exposure,
+        calls,
     } = serve(&engine, policy, queries, qrels, opts)?;
     let mut means: BTreeMap<String, f64> = sums
         .into_iter()
@@ -109,6 +118,18 @@ pub fn replay(
     let exposure: HashMap<String, f64> = exposure.into_iter().collect();
     for (k, v) in concentration(&engine, &exposure) {
         means.insert(k, v);
+    }
+    if let Some(c) = calls {
+        let served = pages.values().map(Vec::len).sum::<usize>();
+        means.insert("sim_calls".into(), c.calls as f64);
+        means.insert(
+            "sim_calls_per_page".into(),
+            c.calls as f64 / served.max(1) as f64,
+        );
+        let totals = group_totals(&engine);
+        for (k, v) in disparities(&totals, &c.query_groups) {
+            means.insert(k, v);
+        }
     }
     let params = engine
         .policy(Some(policy))
@@ -138,6 +159,17 @@ struct Served<'q> {
     run: Vec<RunEntry>,
     /// Exposure per model id over the whole replay.
     exposure: BTreeMap<String, f64>,
+    /// With simulated calls: what they gave.
+    calls: Option<CallsDrawn>,
+}
+
+/// The simulated calls of a replay.
+#[derive(Default)]
+struct CallsDrawn {
+    /// Calls booked.
+    calls: u64,
+    /// Each query's groups (`ranking.group`) in its last ranked list.
+    query_groups: Vec<BTreeSet<u64>>,
 }
 
 /// Serve every query `opts.repeat` times under `policy`, the ledger
@@ -157,13 +189,19 @@ fn serve<'q>(
     let mut pages: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
     let mut run = Vec::new();
     let mut exposure: BTreeMap<String, f64> = BTreeMap::new();
+    let mut calls = opts.calls.map(|_| CallsDrawn {
+        calls: 0,
+        query_groups: vec![BTreeSet::new(); queries.len()],
+    });
+    let group = engine.config().ranking.group;
     let mut n = 0usize;
     for rep in 0..opts.repeat.max(1) {
         for (qi, q) in queries.iter().enumerate() {
             let mut req = SearchRequest::new(q.text.clone(), opts.depth);
             req.mode = opts.mode;
             req.policy = Some(policy);
-            req.seed = Some((rep * queries.len() + qi) as u64);
+            let page_no = (rep * queries.len() + qi) as u64;
+            req.seed = Some(page_no);
             req.exposed = Some(opts.page);
             let resp = engine.search(&req)?;
             let ids: Vec<String> = resp.hits.iter().map(|h| h.id.clone()).collect();
@@ -183,8 +221,36 @@ fn serve<'q>(
                 .take(opts.page)
                 .map(|h| h.parts.relevance)
                 .collect();
-            for (id, w) in ids.iter().zip(attention.page(1, &rel)) {
+            let weights = attention.page(1, &rel);
+            for (id, w) in ids.iter().zip(&weights) {
                 *exposure.entry(id.clone()).or_default() += w;
+            }
+            if let (Some(model), Some(drawn)) = (&opts.calls, calls.as_mut()) {
+                let judged = qrels.get(&q.qid).unwrap_or(&empty);
+                let grades: Vec<u32> = ids
+                    .iter()
+                    .take(weights.len())
+                    .map(|id| judged.get(id).copied().unwrap_or(0))
+                    .collect();
+                for j in model.draw(page_no, &weights, &grades) {
+                    // Booked as POST /v1/calls books a call from this
+                    // page's hit at rank j + 1 (the model's price).
+                    engine.record_paid_call(PaidCall {
+                        model: ids[j].clone(),
+                        page_id: resp.page_id,
+                        rank: resp.page_id.map(|_| j as u64 + 1),
+                        ..Default::default()
+                    })?;
+                    drawn.calls += 1;
+                }
+                drawn.query_groups[qi] = resp
+                    .hits
+                    .iter()
+                    .map(|h| match group {
+                        Group::Model => key_of(&h.id),
+                        Group::Builder => key_of(&h.card.builder),
+                    })
+                    .collect();
             }
             run.push((
                 q.qid.clone(),
@@ -202,7 +268,34 @@ fn serve<'q>(
         pages,
         run,
         exposure,
+        calls,
     })
+}
+
+/// Every group's exposure, merit and impact (`ranking.group`,
+/// `ranking.impact`) in the engine's ledger: what `fair` and `fair_impact`
+/// read.
+fn group_totals(engine: &Engine) -> BTreeMap<u64, GroupTotals> {
+    let r = &engine.config().ranking;
+    engine
+        .ledger()
+        .rows(r.group)
+        .into_iter()
+        .map(|(k, t, e)| {
+            let impact = match r.impact {
+                Impact::Calls => e.calls as f64,
+                Impact::Income => e.income_usd,
+            };
+            (
+                k,
+                GroupTotals {
+                    exposure: t.exposure,
+                    merit: t.merit,
+                    impact,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Expected exposure per query over its shown pages, as expeval computes
