@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The policy replay of docs/metrics.md: each judged dev set served 20 times
 # in hybrid mode under every policy, with model and with builder groups, a
-# lambda sweep of fair and fair_bounded, written to
+# lambda sweep of fair and fair_bounded, and with simulated paid calls
+# relevance, fair and an impact_lambda sweep of fair_impact, written to
 # eval/reports/dev-policies.md (and the JSON beside it).
 #
 #   eval/policies/run.sh [INDEX_DIR]     (default index/hf2022-onnx)
@@ -47,6 +48,19 @@ for set in dev natural-dev; do
     HUBSEARCH_RANKING__BOUNDED_LAMBDA=$l "$BIN" --index "$INDEX" eval \
       --queries "$SHARED/eval/$set/queries.tsv" --qrels "$SHARED/eval/$set/qrels.txt" \
       --mode hybrid --policy fair_bounded --repeat 20 --json "$OUT/$set-bounded-$l.json" >/dev/null
+  done
+  # With simulated paid calls (seed 1; docs/metrics.md, Simulated calls),
+  # fair_impact has impact to act on: relevance and fair beside it, and an
+  # impact_lambda sweep around the default, 0.1 (docs/ranking.md, fair_impact).
+  "$BIN" --index "$INDEX" eval \
+    --queries "$SHARED/eval/$set/queries.tsv" --qrels "$SHARED/eval/$set/qrels.txt" \
+    --mode hybrid --policy relevance,fair,fair_impact --repeat 20 --calls 1 \
+    --json "$OUT/$set-calls.json" >/dev/null
+  for l in 0.03 0.3 1; do
+    HUBSEARCH_RANKING__IMPACT_LAMBDA=$l "$BIN" --index "$INDEX" eval \
+      --queries "$SHARED/eval/$set/queries.tsv" --qrels "$SHARED/eval/$set/qrels.txt" \
+      --mode hybrid --policy fair_impact --repeat 20 --calls 1 \
+      --json "$OUT/$set-calls-impact-$l.json" >/dev/null
   done
 done
 python3 eval/policies/report.py "$OUT" > eval/reports/dev-policies.md
