@@ -166,8 +166,18 @@ pub struct ReplicaStatus {
     pub log_last: u64,
     /// `log_last - applied`: events this replica has not applied yet.
     pub lag: u64,
-    /// Served pages sent to the log, and those the log did not take.
+    /// Served pages the log took.
     pub pages_sent: u64,
+    /// Served pages lost to the global books: given up on after the retry
+    /// time (`cluster.page_retry_s`), refused at once with too many
+    /// waiting, or still waiting at shutdown (docs/cluster.md, Served pages
+    /// are retried). An upper bound: a try sent before giving up may still
+    /// be stored.
+    pub pages_lost: u64,
+    /// Deprecated: the earlier name of `pages_lost`, always the same
+    /// value; kept for clients written against it (a replicator sets
+    /// both).
+    #[schema(deprecated)]
     pub pages_failed: u64,
     /// Time from a page being sent (by any replica) to being applied here,
     /// milliseconds, over the last 1,000 pages: the staleness of the global

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 mod common;
-use common::{hub, Hub};
+use common::{hub, Hub, LostPages};
 
 async fn call(
     h: &Hub,
@@ -1042,49 +1042,6 @@ async fn readyz_says_which_snapshot_a_replica_restored_from() {
     );
 }
 
-/// A replica that stands still: its status says `lost` served pages were
-/// given up on; nothing else is called.
-struct LostPages {
-    lost: u64,
-}
-
-impl hubsearch_engine::Replicator for LostPages {
-    fn card_version(&self, _: &str) -> hubsearch_engine::Result<u64> {
-        unreachable!()
-    }
-    fn card(&self, _: &hubsearch_core::ModelCard, _: Option<u64>) -> hubsearch_engine::Result<()> {
-        unreachable!()
-    }
-    fn delete(&self, _: &str, _: Option<u64>) -> hubsearch_engine::Result<()> {
-        unreachable!()
-    }
-    fn keys(&self, _: &[hubsearch_engine::keys::KeyChange]) -> hubsearch_engine::Result<()> {
-        unreachable!()
-    }
-    fn call(
-        &self,
-        _: &hubsearch_engine::CallRecord,
-    ) -> hubsearch_engine::Result<hubsearch_engine::CallOutcome> {
-        unreachable!()
-    }
-    fn page(
-        &self,
-        _: hubsearch_engine::ledger::PageLog,
-        _: u64,
-        _: u64,
-    ) -> hubsearch_engine::Result<u64> {
-        unreachable!()
-    }
-    fn status(&self) -> hubsearch_engine::replica::ReplicaStatus {
-        hubsearch_engine::replica::ReplicaStatus {
-            replica: "r1".into(),
-            pages_sent: 40,
-            pages_failed: self.lost,
-            ..Default::default()
-        }
-    }
-}
-
 /// Served pages given up on are `hubsearch_cluster_pages_lost` on
 /// `/metrics`, with `hubsearch_cluster_pages_failed` kept as an alias of
 /// the same count; outside cluster mode neither is there.
@@ -1108,6 +1065,19 @@ async fn metrics_count_the_served_pages_lost() {
             m.contains(&format!("# TYPE {name} gauge\n{name} 3\n")),
             "{name}: {m}"
         );
+    }
+    // The JSON says `pages_lost`, and `pages_failed` (deprecated) with the
+    // same count, on /readyz and /v1/cluster.
+    for uri in ["/readyz", "/v1/cluster"] {
+        let (s, v) = get(&h, uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+        let c = &v["cluster"];
+        assert_eq!(
+            (c["pages_sent"].as_u64(), c["pages_lost"].as_u64()),
+            (Some(40), Some(3)),
+            "{uri}: {v}"
+        );
+        assert_eq!(c["pages_failed"], c["pages_lost"], "{uri}: {v}");
     }
 }
 

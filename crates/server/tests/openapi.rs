@@ -220,6 +220,50 @@ async fn the_document_is_valid_complete_and_true() {
     let list = call(&h, Method::GET, "/api/models?full=true&limit=2")
         .await
         .1;
+    // Cluster mode: a replica's standing on /readyz and /v1/cluster, with
+    // `pages_lost` and its deprecated alias `pages_failed`, both documented.
+    assert!(h
+        .state
+        .engine
+        .set_replicator(std::sync::Arc::new(common::LostPages { lost: 3 })));
+    let ready = call(&h, Method::GET, "/readyz").await.1;
+    assert_eq!(ready["cluster"]["pages_lost"], 3, "{ready}");
+    assert_eq!(ready["cluster"]["pages_failed"], 3, "{ready}");
+    // (`Schema:case`: another answer of the same schema.)
+    samples.insert("Ready:cluster".into(), ready.clone());
+    samples.insert("ReplicaStatus".into(), ready["cluster"].clone());
+    samples.insert(
+        "ClusterAnswer:cluster".into(),
+        call(&h, Method::GET, "/v1/cluster").await.1,
+    );
+    let status = &doc["components"]["schemas"]["ReplicaStatus"];
+    let required: Vec<&str> = status["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for field in ["pages_lost", "pages_failed"] {
+        assert!(required.contains(&field), "{field}: {status}");
+        assert_eq!(
+            status["properties"][field]["type"], "integer",
+            "{field}: {status}"
+        );
+    }
+    assert_eq!(
+        status["properties"]["pages_failed"]["deprecated"], true,
+        "{status}"
+    );
+    assert!(
+        status["properties"]["pages_lost"]["deprecated"].is_null(),
+        "{status}"
+    );
+    assert!(
+        status["properties"]["pages_failed"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("pages_lost")),
+        "{status}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, v: &Value| {
         let p = dir.path().join(name);
@@ -245,7 +289,7 @@ registry = Registry().with_resource("urn:api", Resource.from_contents(doc, defau
 def check(name, instance):
     Draft202012Validator({"$ref": "urn:api#/components/schemas/" + name}, registry=registry).validate(instance)
 for name, instance in json.load(open(sys.argv[2])).items():
-    check(name, instance)
+    check(name.split(":")[0], instance)
 for m in json.load(open(sys.argv[3])):
     check("HfModel", m)
 print("valid")

@@ -12,6 +12,7 @@ impl Cluster {
     /// and lag, served pages sent and given up, page staleness.
     pub(super) fn replica_status(&self) -> ReplicaStatus {
         let applied = self.applied.get();
+        let lost = self.sending.lost.load(Ordering::Relaxed);
         let log_last = self.log_last.load(Ordering::Relaxed).max(applied);
         let mut d = self
             .delays
@@ -33,8 +34,9 @@ impl Cluster {
             log_last,
             lag: log_last - applied,
             pages_sent: self.sending.sent.load(Ordering::Relaxed),
-            // The pages lost, under the field's earlier name.
-            pages_failed: self.sending.lost.load(Ordering::Relaxed),
+            pages_lost: lost,
+            // The same count under the field's earlier (deprecated) name.
+            pages_failed: lost,
             page_delay_p50_ms: q(0.5),
             page_delay_p99_ms: q(0.99),
             failing: self.failing(),

@@ -170,12 +170,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                 (
                     "hubsearch_cluster_pages_lost",
                     "Served pages given up on, lost to the global books: not taken by the cluster log within the retry time, refused with 4096 already waiting, or still waiting at shutdown (docs/cluster.md, Served pages are retried).",
-                    c.pages_failed as f64,
+                    c.pages_lost as f64,
                 ),
                 (
                     "hubsearch_cluster_pages_failed",
                     "The earlier name of hubsearch_cluster_pages_lost (the same count), kept as an alias.",
-                    c.pages_failed as f64,
+                    c.pages_lost as f64,
                 ),
             ]
                 }),

@@ -61,3 +61,48 @@ pub fn hub_with(change: impl FnOnce(&mut Config)) -> Hub {
         acme,
     }
 }
+
+/// A replica that stands still: its status says 40 served pages were sent
+/// and `lost` given up on; nothing else is called.
+#[allow(dead_code)]
+pub struct LostPages {
+    pub lost: u64,
+}
+
+impl hubsearch_engine::Replicator for LostPages {
+    fn card_version(&self, _: &str) -> hubsearch_engine::Result<u64> {
+        unreachable!()
+    }
+    fn card(&self, _: &hubsearch_core::ModelCard, _: Option<u64>) -> hubsearch_engine::Result<()> {
+        unreachable!()
+    }
+    fn delete(&self, _: &str, _: Option<u64>) -> hubsearch_engine::Result<()> {
+        unreachable!()
+    }
+    fn keys(&self, _: &[hubsearch_engine::keys::KeyChange]) -> hubsearch_engine::Result<()> {
+        unreachable!()
+    }
+    fn call(
+        &self,
+        _: &hubsearch_engine::CallRecord,
+    ) -> hubsearch_engine::Result<hubsearch_engine::CallOutcome> {
+        unreachable!()
+    }
+    fn page(
+        &self,
+        _: hubsearch_engine::ledger::PageLog,
+        _: u64,
+        _: u64,
+    ) -> hubsearch_engine::Result<u64> {
+        unreachable!()
+    }
+    fn status(&self) -> hubsearch_engine::replica::ReplicaStatus {
+        hubsearch_engine::replica::ReplicaStatus {
+            replica: "r1".into(),
+            pages_sent: 40,
+            pages_lost: self.lost,
+            pages_failed: self.lost,
+            ..Default::default()
+        }
+    }
+}
