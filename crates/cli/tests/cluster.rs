@@ -862,12 +862,14 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let (nats, nats_urls, seed, auth) = small_cluster(dir.path());
     let snapshots = dir.path().join("snapshots");
+    // Snapshots go to a bucket named in the config, not the stream's.
+    const BUCKET: &str = "trimmed_snaps-1";
     let config = |name: &str, extra: &str| {
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(
             &path,
             format!(
-                "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{}]\nstream_replicas = 3\nlog_max_age_s = 2\nduplicate_window_s = 1\n{extra}",
+                "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{}]\nstream_replicas = 3\nlog_max_age_s = 2\nduplicate_window_s = 1\nsnapshot_bucket = \"{BUCKET}\"\n{extra}",
                 nats_urls
             ),
         )
@@ -906,6 +908,7 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("start it from a snapshot"), "{err}");
+    assert!(err.contains(&format!("bucket {BUCKET}")), "{err}");
     // The first replica, restarted, writes snapshots (and publishes them).
     first.kill();
     first.config = config(
@@ -943,9 +946,10 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     };
     second.start();
     // The refused one starts from the object store's snapshot.
-    let cluster = hubsearch_core::config::ClusterConfig {
+    let mut cluster = hubsearch_core::config::ClusterConfig {
         enabled: true,
         nats_urls: nats.url_list(),
+        snapshot_bucket: BUCKET.into(),
         ..Default::default()
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -958,6 +962,14 @@ fn a_trimmed_log_asks_for_a_snapshot() {
         assert!(Instant::now() < deadline, "no snapshot published");
         std::thread::sleep(Duration::from_millis(250));
     }
+    // In the configured bucket only: the stream's default one is not made.
+    cluster.snapshot_bucket = String::new();
+    let default = hubsearch_cluster::log_figures(&cluster).unwrap().unwrap();
+    assert_eq!(default.bucket, "hubsearch-snapshots");
+    assert!(
+        default.snapshots.is_empty() && default.bucket_bytes == 0,
+        "{default:?}"
+    );
     let mut third = Replica {
         index: late,
         config: config("t1", ""),
@@ -968,6 +980,12 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     assert!(
         said.iter().any(|l| l.contains("restored")),
         "the replica says which snapshot it started from: {said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains("restoring it from snapshot snapshot-")
+                && l.contains(&format!("bucket {BUCKET}"))),
+        "the replica says which bucket it restored from: {said:?}"
     );
     for r in [&second, &third] {
         for i in 0..5 {
@@ -1488,18 +1506,33 @@ fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
         before.bytes,
         before.bytes / before.messages
     );
-    // Replica a, restarted, writes a snapshot every second, publishes it
-    // and truncates the log.
+    // Replica a, restarted, writes a snapshot every second and publishes
+    // it; with `truncate_log = false` the log is left whole.
     let snapshots = dir.path().join("snapshots");
-    a.kill();
-    a.config = config(
-        "a",
-        &format!(
-            "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\n",
+    let writer = |truncate: bool| {
+        format!(
+            "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\ntruncate_log = {truncate}\n",
             snapshots.display()
-        ),
-    );
+        )
+    };
+    a.kill();
+    a.config = config("a", &writer(false));
     // A fresh port: another test may have taken the old one meanwhile.
+    a.addr = format!("127.0.0.1:{}", free_port());
+    a.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while figures().snapshots.is_empty() {
+        assert!(Instant::now() < deadline, "no snapshot published");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Rounds go on (a round would truncate right after publishing).
+    std::thread::sleep(Duration::from_secs(3));
+    let whole = figures();
+    assert_eq!(whole.first, 1, "truncate_log = false truncated: {whole:?}");
+    assert!(whole.messages >= before.messages, "{whole:?}");
+    // Restarted with truncation on (the default), it truncates the log.
+    a.kill();
+    a.config = config("a", &writer(true));
     a.addr = format!("127.0.0.1:{}", free_port());
     a.start();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1690,17 +1723,19 @@ fn served_pages_reach_the_log_after_an_outage_and_count_once() {
     };
     // Every page is sent or given up on.
     let deadline = Instant::now() + Duration::from_secs(120);
-    let (sent, failed) = loop {
+    let (sent, lost) = loop {
         let s: Vec<serde_json::Value> = replicas.iter().map(status).collect();
         let sum = |f: &str| s.iter().map(|v| v[f].as_u64().unwrap()).sum::<u64>();
-        let (sent, failed) = (sum("pages_sent"), sum("pages_failed"));
-        if sent + failed == pages.len() as u64 {
-            break (sent, failed);
+        let (sent, lost) = (sum("pages_sent"), sum("pages_lost"));
+        // The deprecated alias says the same.
+        assert_eq!(sum("pages_failed"), lost, "{s:?}");
+        if sent + lost == pages.len() as u64 {
+            break (sent, lost);
         }
         assert!(Instant::now() < deadline, "pages still on their way: {s:?}");
         std::thread::sleep(Duration::from_millis(250));
     };
-    assert_eq!(failed, 0, "no page given up on");
+    assert_eq!(lost, 0, "no page given up on");
     for r in &replicas {
         let (_, m) = send(&r.addr, "GET", "/metrics", &auth, "").unwrap();
         assert!(m.contains("\nhubsearch_cluster_pages_lost 0\n"), "{m}");

@@ -38,7 +38,7 @@ pub fn log_figures(cfg: &ClusterConfig) -> Result<Option<LogFigures>, ClusterErr
         let Some(state) = stream_state(&js, &cfg.stream, Duration::from_secs(30)).await? else {
             return Ok(None);
         };
-        let bucket = store::bucket_name(&cfg.stream);
+        let bucket = store::bucket(cfg);
         let mut f = LogFigures {
             first: state.first_sequence,
             last: state.last_sequence,
@@ -53,7 +53,7 @@ pub fn log_figures(cfg: &ClusterConfig) -> Result<Option<LogFigures>, ClusterErr
         {
             f.bucket_bytes = b.bytes;
         }
-        if let Some(b) = store::open(&js, &cfg.stream, cfg.stream_replicas, false).await? {
+        if let Some(b) = store::open(&js, cfg, false).await? {
             f.snapshots = store::list(&b)
                 .await?
                 .into_iter()

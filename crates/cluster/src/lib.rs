@@ -22,12 +22,14 @@
 //!
 //! A bounded log (docs/cluster.md, Snapshots and truncation): a replica
 //! that writes snapshots publishes each to the log's object store bucket
-//! ([`store`]), keeps the newest `snapshots_kept` there, and purges the log
-//! up to the oldest kept one (never past a live replica's position); a
-//! replica the log cannot bring up to date starts from the latest snapshot
-//! in the bucket ([`restore_if_needed`]). Served pages are appended in the
-//! background and retried until the log takes them or the retry time (half
-//! the deduplication window) is spent; then they are counted as lost.
+//! ([`store`]; `cluster.snapshot_bucket`), keeps the newest
+//! `snapshots_kept` there, and (unless `cluster.truncate_log` is off)
+//! purges the log up to the oldest kept one (never past a live replica's
+//! position); a replica the log cannot bring up to date starts from the
+//! latest snapshot in the bucket ([`restore_if_needed`]). Served pages are
+//! appended in the background and retried until the log takes them or the
+//! retry time (`cluster.page_retry_s`, by default half the deduplication
+//! window) is spent; then they are counted as lost.
 //!
 //! # Layout
 //!

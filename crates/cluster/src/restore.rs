@@ -73,7 +73,7 @@ pub fn restore_if_needed(
 ) -> Result<Option<Restored>, ClusterError> {
     let cfg = &config.cluster;
     let dir = config.index.dir.clone();
-    let bucket_name = store::bucket_name(&cfg.stream);
+    let bucket_name = store::bucket(cfg);
     rt.block_on(async {
         let js = jetstream::new(client(cfg).await?);
         let Some(state) = stream_state(&js, &cfg.stream, Duration::from_secs(120)).await? else {
@@ -94,7 +94,7 @@ pub fn restore_if_needed(
                 dir.display()
             )
         };
-        let Some(bucket) = store::open(&js, &cfg.stream, cfg.stream_replicas, false).await? else {
+        let Some(bucket) = store::open(&js, cfg, false).await? else {
             progress(&format!(
                 "cluster: {why}, and there is no object store bucket {bucket_name} to start from"
             ));

@@ -1,9 +1,10 @@
 //! Snapshots in the log's object store (docs/cluster.md, Snapshots in the
 //! object store): a replica that writes snapshots publishes each one to a
-//! JetStream object store bucket beside the log (`<stream>-snapshots`,
-//! replicated like the log), where every replica can fetch it; a replica
-//! whose state the log cannot bring up to date (none, or older than the
-//! log's first position) starts from the latest one there.
+//! JetStream object store bucket beside the log (`cluster.snapshot_bucket`,
+//! by default `<stream>-snapshots`; replicated like the log), where every
+//! replica can fetch it; a replica whose state the log cannot bring up to
+//! date (none, or older than the log's first position) starts from the
+//! latest one there.
 //!
 //! Layout: one object per file of the snapshot's directory, named
 //! `snapshot-<position, 12 digits>-<replica>/<path>`, then, last, the
@@ -18,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 use async_nats::jetstream::{self, object_store};
 use futures_util::StreamExt;
+use hubsearch_core::config::ClusterConfig;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -52,6 +54,16 @@ pub fn bucket_name(stream: &str) -> String {
         })
         .collect();
     format!("{s}-snapshots")
+}
+
+/// The bucket this configuration's snapshots go to: `cluster.snapshot_bucket`,
+/// or, when that is empty, the stream's ([`bucket_name`]).
+pub fn bucket(cfg: &ClusterConfig) -> String {
+    if cfg.snapshot_bucket.is_empty() {
+        bucket_name(&cfg.stream)
+    } else {
+        cfg.snapshot_bucket.clone()
+    }
 }
 
 /// A snapshot's name in the bucket.
@@ -118,14 +130,15 @@ pub struct Published {
     pub name: String,
 }
 
-/// The bucket, if it exists; made (replicated like the log) when `create`.
+/// The configuration's bucket ([`bucket`]), if it exists; made
+/// (replicated like the log) when `create`.
 pub async fn open(
     js: &jetstream::Context,
-    stream: &str,
-    replicas: usize,
+    cfg: &ClusterConfig,
     create: bool,
 ) -> Result<Option<object_store::ObjectStore>, ClusterError> {
-    let bucket = bucket_name(stream);
+    let bucket = bucket(cfg);
+    let (stream, replicas) = (&cfg.stream, cfg.stream_replicas);
     if crate::connection::stream_exists(js, &format!("OBJ_{bucket}")).await? {
         return js.get_object_store(&bucket).await.map(Some).map_err(nats);
     }
@@ -439,5 +452,18 @@ mod tests {
             inside(Path::new("/x"), "text/a").unwrap(),
             PathBuf::from("/x/text/a")
         );
+    }
+
+    /// `cluster.snapshot_bucket` names the bucket; empty, the stream does.
+    #[test]
+    fn the_bucket_is_the_configured_one_else_the_streams() {
+        let mut cfg = ClusterConfig {
+            stream: "LOG-2".into(),
+            ..Default::default()
+        };
+        assert_eq!(bucket(&cfg), "log-2-snapshots");
+        cfg.snapshot_bucket = "Team_snaps".into();
+        assert_eq!(bucket(&cfg), "Team_snaps");
+        assert_eq!(bucket(&ClusterConfig::default()), "hubsearch-snapshots");
     }
 }

@@ -47,6 +47,14 @@ pub struct ClusterConfig {
     /// JetStream's deduplication window for message ids, seconds: a retried
     /// publish or call within it is stored once.
     pub duplicate_window_s: u64,
+    /// How long a served page the log does not take is tried again,
+    /// seconds, before it is counted as lost; 0 = half of
+    /// `duplicate_window_s`. Longer rides out a longer outage but holds
+    /// more pages in memory meanwhile (at most 4,096); it must stay below
+    /// `duplicate_window_s`, so that a retry of a page the log did store
+    /// (only its acknowledgement was lost) is still dropped as a duplicate
+    /// rather than counted twice (docs/cluster.md, Served pages are retried).
+    pub page_retry_s: u64,
     /// How long a write waits for this replica to apply it before the
     /// answer (read-your-writes), milliseconds; the write is durable in the
     /// log either way.
@@ -58,6 +66,16 @@ pub struct ClusterConfig {
     pub snapshot_every_s: u64,
     /// Snapshots kept (the oldest are removed).
     pub snapshots_kept: usize,
+    /// The JetStream object store bucket snapshots are published to and
+    /// restored from; empty = `<stream, lower-cased>-snapshots`. Every
+    /// replica of one cluster (and `hubsearch backup`) must name the same.
+    pub snapshot_bucket: String,
+    /// After each snapshot round, truncate the log up to the oldest
+    /// snapshot kept in the bucket (never past a live replica). Off: the
+    /// snapshots are still published, and the log is bounded only by
+    /// `log_max_age_s` and `log_max_bytes` (docs/cluster.md, Snapshots and
+    /// truncation).
+    pub truncate_log: bool,
     /// The log keeps events this many seconds (JetStream `max_age`; 0 =
     /// forever). A replica whose position the log has trimmed past must
     /// start from a snapshot (docs/cluster.md, Retention).
@@ -81,10 +99,13 @@ impl Default for ClusterConfig {
             stream: "HUBSEARCH".into(),
             stream_replicas: 3,
             duplicate_window_s: 600,
+            page_retry_s: 0,
             apply_wait_ms: 5000,
             snapshot_dir: String::new(),
             snapshot_every_s: 3600,
             snapshots_kept: 2,
+            snapshot_bucket: String::new(),
+            truncate_log: true,
             log_max_age_s: 7 * 24 * 3600,
             log_max_bytes: 0,
             event_version: 2,
@@ -550,6 +571,12 @@ impl Config {
                 "must not exceed cluster.log_max_age_s",
             );
         }
+        if c.page_retry_s > 0 && c.page_retry_s >= c.duplicate_window_s {
+            return bad(
+                "cluster.page_retry_s",
+                "must be less than cluster.duplicate_window_s (a retried page must reach the log within the deduplication window to be stored once); 0 = half of it",
+            );
+        }
         if !(1..=2).contains(&c.event_version) {
             return bad(
                 "cluster.event_version",
@@ -622,6 +649,16 @@ impl Config {
             }
             if !name_ok(&c.stream) {
                 return bad("cluster.stream", "must be 1-64 letters, digits or -");
+            }
+            let bucket_ok = c.snapshot_bucket.len() <= 64
+                && c.snapshot_bucket
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+            if !bucket_ok {
+                return bad(
+                    "cluster.snapshot_bucket",
+                    "must be empty (<stream, lower-cased>-snapshots) or 1-64 letters, digits, - or _",
+                );
             }
             if !(1..=5).contains(&c.stream_replicas) {
                 return bad("cluster.stream_replicas", "must be between 1 and 5");
@@ -718,5 +755,80 @@ mod tests {
         std::fs::write(&path, "[ranking]\npolicy = \"best\"\n").unwrap();
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("ranking.policy"), "{err}");
+    }
+
+    /// The cluster keys for the snapshot bucket and the page retry time:
+    /// each bad value is refused naming its key, and the values next to
+    /// it are accepted (so each check is the one that refuses).
+    #[test]
+    fn cluster_keys_are_checked_naming_the_key() {
+        let on = |change: &dyn Fn(&mut ClusterConfig)| {
+            let mut c = Config::default();
+            c.cluster.enabled = true;
+            change(&mut c.cluster);
+            c.validate().map_err(|e| e.to_string())
+        };
+        let refused = |change: &dyn Fn(&mut ClusterConfig), key: &str| {
+            let err = on(change).expect_err(key);
+            assert!(err.contains(key), "{key}: {err}");
+        };
+        // The page retry time: below the deduplication window, 0 = half.
+        for ok in [0, 1, 599] {
+            on(&|c| c.page_retry_s = ok).unwrap();
+        }
+        // 0 is "derived", never compared with the window.
+        on(&|c| {
+            c.duplicate_window_s = 0;
+            c.page_retry_s = 0;
+        })
+        .unwrap();
+        refused(&|c| c.page_retry_s = 600, "cluster.page_retry_s");
+        refused(&|c| c.page_retry_s = 10_000, "cluster.page_retry_s");
+        on(&|c| {
+            c.duplicate_window_s = 20;
+            c.page_retry_s = 19;
+        })
+        .unwrap();
+        refused(
+            &|c| {
+                c.duplicate_window_s = 20;
+                c.page_retry_s = 20;
+            },
+            "cluster.page_retry_s",
+        );
+        // The bucket: empty (derived from the stream) or a bucket name.
+        for ok in ["", "snaps", "My_snaps-2", &"b".repeat(64)] {
+            on(&|c| c.snapshot_bucket = ok.to_string()).unwrap();
+        }
+        for bad in ["a.b", "a b", "snaps/x", "snäps", "*", &"b".repeat(65)] {
+            refused(
+                &|c| c.snapshot_bucket = bad.to_string(),
+                "cluster.snapshot_bucket",
+            );
+        }
+        // Outside cluster mode the bucket is not read.
+        let mut c = Config::default();
+        c.cluster.snapshot_bucket = "a.b".into();
+        c.validate().unwrap();
+        // Truncation is a switch: anything but a boolean names the key.
+        let dir = tempfile_dir("truncate");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[cluster]\ntruncate_log = \"no\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("truncate_log"), "{err}");
+        std::fs::write(
+            &path,
+            "[cluster]\ntruncate_log = false\npage_retry_s = 30\nsnapshot_bucket = \"snaps\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap().cluster;
+        assert!(!c.truncate_log);
+        assert_eq!((c.page_retry_s, c.snapshot_bucket.as_str()), (30, "snaps"));
+    }
+
+    fn tempfile_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hubsearch-cfg-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

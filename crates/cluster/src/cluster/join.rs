@@ -198,7 +198,7 @@ fn check_position(
     if first > start + 1 {
         return Err(ClusterError::Log(format!(
             "the log now starts at position {first} (older events were truncated after a snapshot, or passed cluster.log_max_age_s / log_max_bytes) but this replica's state ends at {start}, and the object store bucket {} holds no snapshot it could start from: start it from a snapshot at position {} or later (cluster.snapshot_dir on a running replica; docs/cluster.md, Retention)",
-            store::bucket_name(&cfg.stream),
+            store::bucket(cfg),
             first - 1
         )));
     }

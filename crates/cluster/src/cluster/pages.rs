@@ -27,7 +27,8 @@ pub(super) struct PageCounters {
     /// time, refused at once because [`PAGES_PENDING_MAX`] were waiting,
     /// or still waiting at shutdown. (`hubsearch_cluster_pages_lost` on
     /// `/metrics`, with `hubsearch_cluster_pages_failed` as its alias;
-    /// `pages_failed` on `/readyz` and `/v1/cluster`.)
+    /// `pages_lost`, with the deprecated alias `pages_failed`, on `/readyz`
+    /// and `/v1/cluster`.)
     pub(super) lost: AtomicU64,
     /// Appends tried again after a failure.
     pub(super) retried: AtomicU64,
@@ -49,12 +50,18 @@ impl PageCounters {
     }
 }
 
-/// How long a served page is tried: half of JetStream's deduplication
-/// window, so that a retry of a page the log did take (only its
-/// acknowledgement was lost) still falls within the window and is dropped
-/// as a duplicate rather than counted twice.
+/// How long a served page is tried: `cluster.page_retry_s`, or, when that
+/// is 0 (the default), half of JetStream's deduplication window, so that a
+/// retry of a page the log did take (only its acknowledgement was lost)
+/// still falls within the window and is dropped as a duplicate rather than
+/// counted twice (the config refuses a retry time that is not below the
+/// window).
 fn retry_time(cfg: &ClusterConfig) -> Duration {
-    Duration::from_millis(cfg.duplicate_window_s.saturating_mul(500))
+    if cfg.page_retry_s > 0 {
+        Duration::from_secs(cfg.page_retry_s)
+    } else {
+        Duration::from_millis(cfg.duplicate_window_s.saturating_mul(500))
+    }
 }
 
 /// Append one served page; on failure try again (after 100 ms, doubling
@@ -170,5 +177,23 @@ impl Cluster {
             c,
         ));
         Ok(page_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cluster.page_retry_s` sets the retry time; 0 keeps half the
+    /// deduplication window.
+    #[test]
+    fn the_retry_time_is_the_configured_one_else_half_the_window() {
+        let mut cfg = ClusterConfig::default();
+        assert_eq!(retry_time(&cfg), Duration::from_secs(300));
+        cfg.duplicate_window_s = 1;
+        assert_eq!(retry_time(&cfg), Duration::from_millis(500));
+        cfg.duplicate_window_s = 600;
+        cfg.page_retry_s = 42;
+        assert_eq!(retry_time(&cfg), Duration::from_secs(42));
     }
 }

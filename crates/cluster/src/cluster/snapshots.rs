@@ -43,9 +43,10 @@ impl Cluster {
 
     /// One round of the snapshot thread: a snapshot (unless nothing was
     /// applied since the last one, which is in the bucket), published to
-    /// the object store bucket, the bucket pruned to `snapshots_kept`, and
-    /// the log truncated up to the oldest snapshot kept there (docs/
-    /// cluster.md, Snapshots and truncation).
+    /// the object store bucket, the bucket pruned to `snapshots_kept`, and,
+    /// with `cluster.truncate_log` (the default), the log truncated up to
+    /// the oldest snapshot kept there (docs/cluster.md, Snapshots and
+    /// truncation).
     pub(super) fn snapshot_round(&self, engine: &Engine) -> Result<(), ClusterError> {
         let applied = self.applied.get();
         let done = self.last_snapshot.load(Ordering::Relaxed);
@@ -57,16 +58,19 @@ impl Cluster {
             );
             self.publish(&dir, position)?;
         }
-        self.truncate()
+        if self.cfg.truncate_log {
+            self.truncate()?;
+        }
+        Ok(())
     }
 
     /// Publish the snapshot in `dir` (at `position`) to the object store
     /// bucket and keep the newest `snapshots_kept` there.
     fn publish(&self, dir: &std::path::Path, position: u64) -> Result<(), ClusterError> {
         let t0 = Instant::now();
-        let bucket = store::bucket_name(&self.cfg.stream);
+        let bucket = store::bucket(&self.cfg);
         self.rt.block_on(async {
-            let b = store::open(&self.js, &self.cfg.stream, self.cfg.stream_replicas, true)
+            let b = store::open(&self.js, &self.cfg, true)
                 .await?
                 .ok_or_else(|| ClusterError::Log(format!("no object store bucket {bucket}")))?;
             let chunk = store::chunk_size(self.client.server_info().max_payload);
