@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use hubsearch_core::{Mode, PolicyKind};
 use hubsearch_eval::exposure::{ExpevalOptions, UserModel};
-use hubsearch_eval::{harness, replay, trec, CallModel, ReplayOptions};
+use hubsearch_eval::{harness, replay, trec, CallModel, PolicyReport, ReplayOptions};
 
 use crate::cli::{load_config, AnyError, Global};
 
@@ -79,38 +79,7 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
     let queries = trec::read_queries(&a.queries)?;
     let qrels = trec::read_qrels(&a.qrels)?;
     if let Some(run_path) = &a.score_run {
-        // As trec_eval: ordered by score; queries without judgments (or
-        // missing from the run) count only when asked.
-        let run = trec::read_run(run_path)?;
-        let empty = Default::default();
-        let mut report = hubsearch_eval::EvalReport::default();
-        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-        for q in &queries {
-            let judged = qrels.get(&q.qid).filter(|j| !j.is_empty());
-            let ranked = run.get(&q.qid);
-            if !a.count_unjudged && (judged.is_none() || ranked.is_none()) {
-                continue;
-            }
-            let ranked = ranked.cloned().unwrap_or_default();
-            let s = harness::score(&ranked, judged.unwrap_or(&empty));
-            for (k, v) in &s {
-                *sums.entry(k.clone()).or_default() += v;
-            }
-            report.queries += 1;
-            report.per_query.insert(q.qid.clone(), s);
-        }
-        report.means = sums
-            .into_iter()
-            .map(|(k, v)| (k, v / report.queries.max(1) as f64))
-            .collect();
-        println!("queries {}", report.queries);
-        for (k, v) in &report.means {
-            println!("{k} {v:.4}");
-        }
-        if let Some(p) = &a.json {
-            std::fs::write(p, serde_json::to_string_pretty(&report)?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
+        return score_run(&a, run_path, &queries, &qrels);
     }
     // Each policy is replayed from an empty ledger that carries over between
     // repetitions.
@@ -120,27 +89,7 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
     } else {
         a.policy.clone()
     };
-    let opts = ReplayOptions {
-        mode: a.mode,
-        repeat: a.repeat,
-        page: a.page,
-        depth: 100,
-        expeval: ExpevalOptions {
-            model: match a.ee_model {
-                EeModel::Rbp => UserModel::Rbp {
-                    patience: a.ee_patience,
-                },
-                EeModel::Gerr => UserModel::Gerr {
-                    patience: a.ee_patience,
-                    utility: a.ee_utility,
-                },
-            },
-            complete: a.ee_complete,
-            binarize: false,
-        },
-        count_unjudged: a.count_unjudged,
-        calls: a.calls.map(CallModel::new),
-    };
+    let opts = replay_options(&a);
     let mut reports = Vec::new();
     for &policy in &policies {
         eprintln!(
@@ -151,24 +100,7 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
         reports.push(replay(&config, policy, &queries, &qrels, &opts)?);
     }
     if let Some(prefix) = &a.run_out {
-        for r in &reports {
-            let tag = format!("hubsearch-{}-{}", a.mode, r.policy);
-            let path =
-                |ext: &str| PathBuf::from(format!("{}.{}.{ext}", prefix.display(), r.policy));
-            let create = |p: &PathBuf| -> Result<std::io::BufWriter<std::fs::File>, AnyError> {
-                Ok(std::io::BufWriter::new(
-                    std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
-                ))
-            };
-            let mut f = create(&path("run"))?;
-            trec::write_run(&mut f, &r.run, &tag)?;
-            f.flush()?;
-            if a.repeat > 1 {
-                let mut f = create(&path("samples"))?;
-                trec::write_samples(&mut f, &r.run, &tag)?;
-                f.flush()?;
-            }
-        }
+        write_runs(&a, prefix, &reports)?;
     }
     println!(
         "queries {} (judged {})",
@@ -200,4 +132,93 @@ pub fn run(g: &Global, a: EvalArgs) -> Result<ExitCode, AnyError> {
         std::fs::write(p, serde_json::to_string_pretty(&doc)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--score-run`: score an external TREC run as trec_eval does (ordered by
+/// score; queries without judgments, or missing from the run, count only
+/// when asked).
+fn score_run(
+    a: &EvalArgs,
+    run_path: &Path,
+    queries: &[trec::Query],
+    qrels: &trec::Qrels,
+) -> Result<ExitCode, AnyError> {
+    let run = trec::read_run(run_path)?;
+    let empty = Default::default();
+    let mut report = hubsearch_eval::EvalReport::default();
+    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    for q in queries {
+        let judged = qrels.get(&q.qid).filter(|j| !j.is_empty());
+        let ranked = run.get(&q.qid);
+        if !a.count_unjudged && (judged.is_none() || ranked.is_none()) {
+            continue;
+        }
+        let ranked = ranked.cloned().unwrap_or_default();
+        let s = harness::score(&ranked, judged.unwrap_or(&empty));
+        for (k, v) in &s {
+            *sums.entry(k.clone()).or_default() += v;
+        }
+        report.queries += 1;
+        report.per_query.insert(q.qid.clone(), s);
+    }
+    report.means = sums
+        .into_iter()
+        .map(|(k, v)| (k, v / report.queries.max(1) as f64))
+        .collect();
+    println!("queries {}", report.queries);
+    for (k, v) in &report.means {
+        println!("{k} {v:.4}");
+    }
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the replay reads from the flags.
+fn replay_options(a: &EvalArgs) -> ReplayOptions {
+    ReplayOptions {
+        mode: a.mode,
+        repeat: a.repeat,
+        page: a.page,
+        depth: 100,
+        expeval: ExpevalOptions {
+            model: match a.ee_model {
+                EeModel::Rbp => UserModel::Rbp {
+                    patience: a.ee_patience,
+                },
+                EeModel::Gerr => UserModel::Gerr {
+                    patience: a.ee_patience,
+                    utility: a.ee_utility,
+                },
+            },
+            complete: a.ee_complete,
+            binarize: false,
+        },
+        count_unjudged: a.count_unjudged,
+        calls: a.calls.map(CallModel::new),
+    }
+}
+
+/// `--run-out PREFIX`: each policy's run as `PREFIX.<policy>.run`, and its
+/// per-repetition samples as `.samples` when repeated.
+fn write_runs(a: &EvalArgs, prefix: &Path, reports: &[PolicyReport]) -> Result<(), AnyError> {
+    for r in reports {
+        let tag = format!("hubsearch-{}-{}", a.mode, r.policy);
+        let path = |ext: &str| PathBuf::from(format!("{}.{}.{ext}", prefix.display(), r.policy));
+        let create = |p: &PathBuf| -> Result<std::io::BufWriter<std::fs::File>, AnyError> {
+            Ok(std::io::BufWriter::new(
+                std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            ))
+        };
+        let mut f = create(&path("run"))?;
+        trec::write_run(&mut f, &r.run, &tag)?;
+        f.flush()?;
+        if a.repeat > 1 {
+            let mut f = create(&path("samples"))?;
+            trec::write_samples(&mut f, &r.run, &tag)?;
+            f.flush()?;
+        }
+    }
+    Ok(())
 }
