@@ -26,12 +26,21 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A port for a server of this run: below the kernel's ephemeral range
+/// (32768-60999 by default), so no outgoing connection of a test running
+/// beside it can take the port between this check and the server's bind
+/// (a port from `bind(0)` could be, and CI saw "Address already in use");
+/// each handed out once per run, from a stretch of its own per process.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 12_000 + (std::process::id() % 40) as u16 * 500;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(n < 500, "no free port left in this run's stretch");
+        if TcpListener::bind(("127.0.0.1", base + n)).is_ok() {
+            return base + n;
+        }
+    }
 }
 
 struct Nats {
