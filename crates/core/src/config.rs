@@ -542,12 +542,12 @@ impl Config {
 
     /// Reject values that cannot work, naming the key.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, msg: &str| {
-            Err(Error::Config {
-                origin: key.to_string(),
-                message: msg.to_string(),
-            })
-        };
+        self.validate_index_and_search()?;
+        self.validate_ranking()?;
+        self.validate_cluster()
+    }
+
+    fn validate_index_and_search(&self) -> Result<()> {
         if self.index.commit_every == 0 {
             return bad("index.commit_every", "must be at least 1");
         }
@@ -562,26 +562,6 @@ impl Config {
         }
         if self.search.candidates < self.search.max_limit {
             return bad("search.candidates", "must be at least search.max_limit");
-        }
-        let c = &self.cluster;
-        if c.log_max_age_s > 0 && c.duplicate_window_s > c.log_max_age_s {
-            // JetStream refuses such a stream.
-            return bad(
-                "cluster.duplicate_window_s",
-                "must not exceed cluster.log_max_age_s",
-            );
-        }
-        if c.page_retry_s > 0 && c.page_retry_s >= c.duplicate_window_s {
-            return bad(
-                "cluster.page_retry_s",
-                "must be less than cluster.duplicate_window_s (a retried page must reach the log within the deduplication window to be stored once); 0 = half of it",
-            );
-        }
-        if !(1..=2).contains(&c.event_version) {
-            return bad(
-                "cluster.event_version",
-                "must be 1 or 2 (the versions this build writes)",
-            );
         }
         let s = &self.search;
         for (k, v) in [
@@ -601,6 +581,10 @@ impl Config {
                 return bad(&format!("search.{k}"), "must be a finite number >= 0");
             }
         }
+        Ok(())
+    }
+
+    fn validate_ranking(&self) -> Result<()> {
         let r = &self.ranking;
         for (k, v) in [
             ("alpha", r.alpha),
@@ -634,41 +618,65 @@ impl Config {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<()> {
         let c = &self.cluster;
-        if c.enabled {
-            if c.nats_urls.is_empty() {
-                return bad("cluster.nats_urls", "must name at least one NATS server");
-            }
-            let name_ok = |n: &str| {
-                !n.is_empty()
-                    && n.len() <= 64
-                    && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
-            };
-            if !name_ok(&c.replica) {
-                return bad("cluster.replica", "must be 1-64 letters, digits or -");
-            }
-            if !name_ok(&c.stream) {
-                return bad("cluster.stream", "must be 1-64 letters, digits or -");
-            }
-            let bucket_ok = c.snapshot_bucket.len() <= 64
-                && c.snapshot_bucket
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
-            if !bucket_ok {
-                return bad(
-                    "cluster.snapshot_bucket",
-                    "must be empty (<stream, lower-cased>-snapshots) or 1-64 letters, digits, - or _",
-                );
-            }
-            if !(1..=5).contains(&c.stream_replicas) {
-                return bad("cluster.stream_replicas", "must be between 1 and 5");
-            }
-            if !c.snapshot_dir.is_empty() && (c.snapshot_every_s == 0 || c.snapshots_kept == 0) {
-                return bad(
-                    "cluster.snapshot_every_s",
-                    "snapshots need snapshot_every_s >= 1 and snapshots_kept >= 1",
-                );
-            }
+        if c.log_max_age_s > 0 && c.duplicate_window_s > c.log_max_age_s {
+            // JetStream refuses such a stream.
+            return bad(
+                "cluster.duplicate_window_s",
+                "must not exceed cluster.log_max_age_s",
+            );
+        }
+        if c.page_retry_s > 0 && c.page_retry_s >= c.duplicate_window_s {
+            return bad(
+                "cluster.page_retry_s",
+                "must be less than cluster.duplicate_window_s (a retried page must reach the log within the deduplication window to be stored once); 0 = half of it",
+            );
+        }
+        if !(1..=2).contains(&c.event_version) {
+            return bad(
+                "cluster.event_version",
+                "must be 1 or 2 (the versions this build writes)",
+            );
+        }
+        if !c.enabled {
+            return Ok(());
+        }
+        if c.nats_urls.is_empty() {
+            return bad("cluster.nats_urls", "must name at least one NATS server");
+        }
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        };
+        if !name_ok(&c.replica) {
+            return bad("cluster.replica", "must be 1-64 letters, digits or -");
+        }
+        if !name_ok(&c.stream) {
+            return bad("cluster.stream", "must be 1-64 letters, digits or -");
+        }
+        let bucket_ok = c.snapshot_bucket.len() <= 64
+            && c.snapshot_bucket
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !bucket_ok {
+            return bad(
+                "cluster.snapshot_bucket",
+                "must be empty (<stream, lower-cased>-snapshots) or 1-64 letters, digits, - or _",
+            );
+        }
+        if !(1..=5).contains(&c.stream_replicas) {
+            return bad("cluster.stream_replicas", "must be between 1 and 5");
+        }
+        if !c.snapshot_dir.is_empty() && (c.snapshot_every_s == 0 || c.snapshots_kept == 0) {
+            return bad(
+                "cluster.snapshot_every_s",
+                "snapshots need snapshot_every_s >= 1 and snapshots_kept >= 1",
+            );
         }
         Ok(())
     }
@@ -719,116 +727,14 @@ fn set(value: &mut toml::Value, section: &str, field: &str, raw: &str, key: &str
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checked_in_file_equals_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hubsearch.toml");
-        let text = std::fs::read_to_string(path).unwrap();
-        let file: Config = toml::from_str(&text).unwrap();
-        assert_eq!(file, Config::default());
-    }
-
-    #[test]
-    fn file_then_env_override() {
-        let dir = std::env::temp_dir().join(format!("hubsearch-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.toml");
-        std::fs::write(
-            &path,
-            "[search]\ndefault_limit = 20\n[ranking]\nlambda = 0.5\n",
-        )
-        .unwrap();
-        // Env vars are process-wide; this is the only test that sets one.
-        std::env::set_var("HUBSEARCH_RANKING__LAMBDA", "0.25");
-        let c = Config::load(Some(&path)).unwrap();
-        std::env::remove_var("HUBSEARCH_RANKING__LAMBDA");
-        assert_eq!(c.search.default_limit, 20);
-        assert_eq!(c.ranking.lambda, 0.25);
-        assert_eq!(c.index, IndexConfig::default());
-
-        std::fs::write(&path, "[search]\ndefualt_limit = 20\n").unwrap();
-        let err = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("defualt_limit"), "{err}");
-        std::fs::write(&path, "[ranking]\npolicy = \"best\"\n").unwrap();
-        let err = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("ranking.policy"), "{err}");
-    }
-
-    /// The cluster keys for the snapshot bucket and the page retry time:
-    /// each bad value is refused naming its key, and the values next to
-    /// it are accepted (so each check is the one that refuses).
-    #[test]
-    fn cluster_keys_are_checked_naming_the_key() {
-        let on = |change: &dyn Fn(&mut ClusterConfig)| {
-            let mut c = Config::default();
-            c.cluster.enabled = true;
-            change(&mut c.cluster);
-            c.validate().map_err(|e| e.to_string())
-        };
-        let refused = |change: &dyn Fn(&mut ClusterConfig), key: &str| {
-            let err = on(change).expect_err(key);
-            assert!(err.contains(key), "{key}: {err}");
-        };
-        // The page retry time: below the deduplication window, 0 = half.
-        for ok in [0, 1, 599] {
-            on(&|c| c.page_retry_s = ok).unwrap();
-        }
-        // 0 is "derived", never compared with the window.
-        on(&|c| {
-            c.duplicate_window_s = 0;
-            c.page_retry_s = 0;
-        })
-        .unwrap();
-        refused(&|c| c.page_retry_s = 600, "cluster.page_retry_s");
-        refused(&|c| c.page_retry_s = 10_000, "cluster.page_retry_s");
-        on(&|c| {
-            c.duplicate_window_s = 20;
-            c.page_retry_s = 19;
-        })
-        .unwrap();
-        refused(
-            &|c| {
-                c.duplicate_window_s = 20;
-                c.page_retry_s = 20;
-            },
-            "cluster.page_retry_s",
-        );
-        // The bucket: empty (derived from the stream) or a bucket name.
-        for ok in ["", "snaps", "My_snaps-2", &"b".repeat(64)] {
-            on(&|c| c.snapshot_bucket = ok.to_string()).unwrap();
-        }
-        for bad in ["a.b", "a b", "snaps/x", "snäps", "*", &"b".repeat(65)] {
-            refused(
-                &|c| c.snapshot_bucket = bad.to_string(),
-                "cluster.snapshot_bucket",
-            );
-        }
-        // Outside cluster mode the bucket is not read.
-        let mut c = Config::default();
-        c.cluster.snapshot_bucket = "a.b".into();
-        c.validate().unwrap();
-        // Truncation is a switch: anything but a boolean names the key.
-        let dir = tempfile_dir("truncate");
-        let path = dir.join("c.toml");
-        std::fs::write(&path, "[cluster]\ntruncate_log = \"no\"\n").unwrap();
-        let err = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("truncate_log"), "{err}");
-        std::fs::write(
-            &path,
-            "[cluster]\ntruncate_log = false\npage_retry_s = 30\nsnapshot_bucket = \"snaps\"\n",
-        )
-        .unwrap();
-        let c = Config::load(Some(&path)).unwrap().cluster;
-        assert!(!c.truncate_log);
-        assert_eq!((c.page_retry_s, c.snapshot_bucket.as_str()), (30, "snaps"));
-    }
-
-    fn tempfile_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("hubsearch-cfg-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+/// A configuration error naming `key`.
+fn bad(key: &str, msg: &str) -> Result<()> {
+    Err(Error::Config {
+        origin: key.to_string(),
+        message: msg.to_string(),
+    })
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
