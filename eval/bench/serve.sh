@@ -3,7 +3,10 @@
 # SERVE_ENV, e.g. "HUBSEARCH_SERVER__QUEUE_TIMEOUT_MS=100"), waits until it
 # answers, then warms the query-vector cache with the dev queries (or
 # $QUERIES) in mode $MODE and writes a wrk script that rotates through them.
-# Sets: port, tmp, server (pid), and $tmp/q.txt, $tmp/rotate.lua.
+# Sets: port, tmp, server (pid), and $tmp/q.txt, $tmp/rotate.lua, and
+# $tmp/fresh.lua: the same rotation with a fresh made-up word appended to
+# every request (distinct across wrk's threads), so no query vector is
+# cached: every search embeds its query.
 serve_index() {
   local index=$1
   command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
@@ -26,6 +29,30 @@ local i = 0
 request = function()
   i = i % #qs + 1
   return wrk.format("GET", "/v1/search?mode=$MODE&q=" .. qs[i])
+end
+LUA
+  cat > "$tmp/fresh.lua" <<LUA
+local qs = {}
+for line in io.lines("$tmp/q.txt") do qs[#qs + 1] = line end
+local threads = 0
+setup = function(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local i, n = 0, 0
+-- A made-up word from a counter, in letters (base 26), unique per thread.
+local function word(k)
+  local s = ""
+  repeat
+    s = string.char(97 + k % 26) .. s
+    k = math.floor(k / 26)
+  until k == 0
+  return "zq" .. s
+end
+request = function()
+  i = i % #qs + 1
+  n = n + 1
+  return wrk.format("GET", "/v1/search?mode=$MODE&q=" .. qs[i] .. "+" .. word(n * 64 + (tid or 0)))
 end
 LUA
 }

@@ -171,7 +171,8 @@ impl Engine {
     /// fast fields, facets, the doc store), build the name keys, walk the
     /// id dictionary for corrections, and search the vectors. One search
     /// of [`WARM_UP_QUERY`] in the default mode with facets, not recorded,
-    /// and one suggestion. Returns how long it took.
+    /// the embedder's own warm-up (ONNX: its per-core sessions and query
+    /// batch workers), and one suggestion. Returns how long it took.
     pub fn warm_up(&self) -> Result<std::time::Duration> {
         let start = Instant::now();
         let mut req = SearchRequest::new(WARM_UP_QUERY, 10);
@@ -180,6 +181,9 @@ impl Engine {
         req.facets = true;
         self.search(&req)?;
         self.suggest(WARM_UP_QUERY, 1)?;
+        if let Some(sem) = self.semantic() {
+            sem.embedder()?.warm_up()?;
+        }
         Ok(start.elapsed())
     }
 

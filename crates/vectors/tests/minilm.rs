@@ -46,17 +46,39 @@ fn onnx_int8_stays_close_to_sentence_transformers() {
     check_against_reference(&onnx(true), 0.97);
 }
 
-/// Every reference sentence, in one padded batch and alone, within `min`
-/// cosine of sentence-transformers' vector.
-fn check_against_reference(m: &dyn Embedder, min: f32) {
+/// Single texts embedded at once from many threads share the query
+/// worker's batches: every caller still gets its own sentence's vector
+/// (within 0.999 of sentence-transformers'), over several rounds so that
+/// batches of different sizes and orders form.
+#[test]
+fn concurrent_single_texts_each_get_their_own_vector() {
+    let m = onnx(false);
+    let (sentences, want) = reference();
+    std::thread::scope(|scope| {
+        for t in 0..12 {
+            let (m, sentences, want) = (&m, &sentences, &want);
+            scope.spawn(move || {
+                for round in 0..8 {
+                    let i = (t * 7 + round * 3) % sentences.len();
+                    let got = m.embed(&[sentences[i].as_str()]).unwrap().remove(0);
+                    let cos = dot(&got, &want[i]);
+                    assert!(cos >= 0.999, "thread {t} round {round} sentence {i}: cosine {cos}");
+                }
+            });
+        }
+    });
+}
+
+/// The reference sentences and sentence-transformers' vectors of them.
+fn reference() -> (Vec<String>, Vec<Vec<f32>>) {
     let text =
         std::fs::read_to_string(root().join("tests/fixtures/minilm/reference.json")).unwrap();
     let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let sentences: Vec<&str> = reference["sentences"]
+    let sentences: Vec<String> = reference["sentences"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s.as_str().unwrap())
+        .map(|s| s.as_str().unwrap().to_string())
         .collect();
     let want: Vec<Vec<f32>> = reference["vectors"]
         .as_array()
@@ -70,6 +92,14 @@ fn check_against_reference(m: &dyn Embedder, min: f32) {
                 .collect()
         })
         .collect();
+    (sentences, want)
+}
+
+/// Every reference sentence, in one padded batch and alone, within `min`
+/// cosine of sentence-transformers' vector.
+fn check_against_reference(m: &dyn Embedder, min: f32) {
+    let (sentences, want) = reference();
+    let sentences: Vec<&str> = sentences.iter().map(String::as_str).collect();
     // As one padded batch, and one by one: padding must not change a vector.
     let batch = m.embed(&sentences).unwrap();
     for (i, s) in sentences.iter().enumerate() {

@@ -65,6 +65,11 @@ pub trait Embedder: Send + Sync {
     fn name(&self) -> &str;
     /// Embed a batch of texts.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// Do once what the first embeddings would otherwise wait for (a
+    /// server calls it before taking traffic). Nothing by default.
+    fn warm_up(&self) -> Result<(), EmbedError> {
+        Ok(())
+    }
 }
 
 /// `dir/file`, or an error naming what is missing and the set-up command.
