@@ -45,6 +45,33 @@ impl WithSimd for Dot<'_> {
     }
 }
 
+/// The dot product of two equally long int8 vectors, summed exactly in
+/// i32 (384 products of at most 127 * 127 cannot overflow it).
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    Arch::new().dispatch(DotI8 { a, b })
+}
+
+struct DotI8<'a> {
+    a: &'a [i8],
+    b: &'a [i8],
+}
+
+impl WithSimd for DotI8<'_> {
+    type Output = i32;
+
+    /// A plain loop: compiled inside `dispatch` with the CPU's features
+    /// enabled, it vectorises to widening multiply-adds.
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) -> i32 {
+        self.a
+            .iter()
+            .zip(self.b)
+            .map(|(&x, &y)| i32::from(x) * i32::from(y))
+            .sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +96,27 @@ mod tests {
                 (got - plain).abs() < 1e-5 * (1.0 + n as f64),
                 "n = {n}: {got} vs {plain}"
             );
+        }
+    }
+
+    /// Equals the sum in i64 exactly, extremes included.
+    #[test]
+    fn int8_dot_is_exact() {
+        let mut s = 7u64;
+        for n in [0, 1, 31, 32, 33, 383, 384, 1000] {
+            let mut next = || {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (s >> 56) as u8 as i8
+            };
+            let mut a: Vec<i8> = (0..n).map(|_| next()).collect();
+            let b: Vec<i8> = (0..n).map(|_| next()).collect();
+            if n > 0 {
+                a[0] = i8::MIN;
+            }
+            let plain: i64 = a.iter().zip(&b).map(|(x, y)| *x as i64 * *y as i64).sum();
+            assert_eq!(dot_i8(&a, &b) as i64, plain, "n = {n}");
         }
     }
 }

@@ -1,0 +1,232 @@
+//! Benchmark: HNSW graph build time and recall@10 on hashing stand-in
+//! vectors of a generated hub (`hubsearch generate`), the scale curve's
+//! vectors, without the text index:
+//!   cargo run --release -p hubsearch-vectors --example hnsw_build -- HUB.jsonl N [THREADS] [EF_C]
+//! Prints wall and CPU seconds of the build and recall@10 of 200 card
+//! vectors, perturbed, against an exact scan, at ef_search 64/128/256.
+use std::io::BufRead;
+use std::time::Instant;
+
+use hnsw_rs::prelude::{Distance, Hnsw};
+use hubsearch_vectors::embedder::{Embedder, HashEmbedder};
+
+#[derive(Clone, Copy, Default)]
+struct FastDot;
+impl Distance<f32> for FastDot {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - hubsearch_vectors::simd::fast_dot(a, b)).max(0.0)
+    }
+}
+
+/// `1 - a.b` on int8 vectors quantized with one scale (`SCALE`).
+#[derive(Clone, Copy, Default)]
+struct Q8Dot;
+static SCALE: std::sync::OnceLock<f32> = std::sync::OnceLock::new();
+impl Distance<i8> for Q8Dot {
+    fn eval(&self, a: &[i8], b: &[i8]) -> f32 {
+        let s = SCALE.get().copied().unwrap_or(1.0);
+        (1.0 - hubsearch_vectors::simd::dot_i8(a, b) as f32 / (s * s)).max(0.0)
+    }
+}
+
+/// CPU seconds of the whole process so far (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args.get(1).expect("HUB.jsonl");
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let ef_c: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(200);
+    if path.ends_with(".f32") {
+        // Exported vectors (`hubsearch export`): 384 floats each.
+        let raw = std::fs::read(path).expect("vectors file");
+        let all: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let vectors: Vec<Vec<f32>> = all.chunks_exact(384).take(n).map(<[f32]>::to_vec).collect();
+        let n = vectors.len();
+        return build(&vectors, n, threads, ef_c, args.get(5).map(String::as_str));
+    }
+    let f = std::fs::File::open(path).expect("hub file");
+    let texts: Vec<String> = std::io::BufReader::new(f)
+        .lines()
+        .take(n)
+        .map(|l| {
+            hubsearch_core::record::parse_json(&l.expect("line"))
+                .expect("card")
+                .short_text()
+        })
+        .collect();
+    let e = HashEmbedder::new(384);
+    let t = Instant::now();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors: Vec<Vec<f32>> = refs
+        .chunks(4096)
+        .flat_map(|c| e.embed(c).expect("embed"))
+        .collect();
+    eprintln!(
+        "{} vectors in {:.1} s",
+        vectors.len(),
+        t.elapsed().as_secs_f64()
+    );
+    build(&vectors, n, threads, ef_c, args.get(5).map(String::as_str));
+}
+
+fn build(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize, mode: Option<&str>) {
+    if mode == Some("q8") {
+        return q8(vectors, n, threads, ef_c);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let graph: Hnsw<f32, FastDot> = Hnsw::new(16, n.max(1024), 16, ef_c, FastDot);
+    let items: Vec<(&[f32], usize)> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.as_slice(), i))
+        .collect();
+    let (t, c) = (Instant::now(), cpu_seconds());
+    pool.install(|| graph.parallel_insert_slice(&items));
+    let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+    println!(
+        "build n={n} threads={threads} ef_c={ef_c}: wall {wall:.1} s, cpu {cpu:.1} s ({:.2} cores), {:.0} us/insert",
+        cpu / wall,
+        wall * 1e6 / n as f64
+    );
+    // Recall of 200 perturbed card vectors.
+    let queries: Vec<Vec<f32>> = (0..n)
+        .step_by((n / 200).max(1))
+        .map(|i| {
+            let mut x: Vec<f32> = vectors[i]
+                .iter()
+                .enumerate()
+                .map(|(j, a)| a + if j % 7 == 0 { 0.05 } else { 0.0 })
+                .collect();
+            let norm = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+            x.iter_mut().for_each(|a| *a /= norm);
+            x
+        })
+        .collect();
+    let exact: Vec<Vec<usize>> = pool.install(|| {
+        use rayon::prelude::*;
+        queries
+            .par_iter()
+            .map(|q| {
+                let mut s: Vec<(f32, usize)> = vectors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (FastDot.eval(q, v), i))
+                    .collect();
+                s.select_nth_unstable_by(10, |a, b| a.0.total_cmp(&b.0));
+                s[..10].iter().map(|x| x.1).collect()
+            })
+            .collect()
+    });
+    for ef in [64, 128, 256] {
+        let t = Instant::now();
+        let mut hit = 0;
+        for (q, ex) in queries.iter().zip(&exact) {
+            let got = graph.search(q, 10, ef);
+            hit += got.iter().filter(|g| ex.contains(&g.d_id)).count();
+        }
+        println!(
+            "  recall@10 at ef {ef}: {:.3} ({:.2} ms/query)",
+            hit as f64 / (10 * queries.len()) as f64,
+            t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64
+        );
+    }
+}
+
+fn q8(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize) {
+    let max = vectors
+        .iter()
+        .flat_map(|v| v.iter())
+        .fold(0f32, |m, x| m.max(x.abs()));
+    let s = 127.0 / max;
+    SCALE.set(s).ok();
+    let q: Vec<Vec<i8>> = vectors
+        .iter()
+        .map(|v| v.iter().map(|x| (x * s).round() as i8).collect())
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let graph: Hnsw<i8, Q8Dot> = Hnsw::new(16, n.max(1024), 16, ef_c, Q8Dot);
+    let items: Vec<(&[i8], usize)> = q
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.as_slice(), i))
+        .collect();
+    let (t, c) = (Instant::now(), cpu_seconds());
+    pool.install(|| graph.parallel_insert_slice(&items));
+    let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+    println!(
+        "q8 build n={n} threads={threads} ef_c={ef_c} max={max:.3}: wall {wall:.1} s, cpu {cpu:.1} s ({:.2} cores), {:.0} us/insert",
+        cpu / wall,
+        wall * 1e6 / n as f64
+    );
+    let queries: Vec<Vec<f32>> = (0..n)
+        .step_by((n / 200).max(1))
+        .map(|i| {
+            let mut x: Vec<f32> = vectors[i]
+                .iter()
+                .enumerate()
+                .map(|(j, a)| a + if j % 7 == 0 { 0.05 } else { 0.0 })
+                .collect();
+            let norm = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+            x.iter_mut().for_each(|a| *a /= norm);
+            x
+        })
+        .collect();
+    let exact: Vec<Vec<usize>> = pool.install(|| {
+        use rayon::prelude::*;
+        queries
+            .par_iter()
+            .map(|qv| {
+                let mut sc: Vec<(f32, usize)> = vectors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (FastDot.eval(qv, v), i))
+                    .collect();
+                sc.select_nth_unstable_by(10, |a, b| a.0.total_cmp(&b.0));
+                sc[..10].iter().map(|x| x.1).collect()
+            })
+            .collect()
+    });
+    for ef in [64, 128, 256] {
+        for k in [10, 40] {
+            let t = Instant::now();
+            let mut hit = 0;
+            for (qv, ex) in queries.iter().zip(&exact) {
+                let qq: Vec<i8> = qv
+                    .iter()
+                    .map(|x| (x * s).round().clamp(-127.0, 127.0) as i8)
+                    .collect();
+                let got = graph.search(&qq, k.max(10), ef.max(k));
+                // Rescore by the exact dot, keep 10.
+                let mut r: Vec<(f32, usize)> = got
+                    .iter()
+                    .map(|g| (FastDot.eval(qv, &vectors[g.d_id]), g.d_id))
+                    .collect();
+                r.sort_by(|a, b| a.0.total_cmp(&b.0));
+                hit += r.iter().take(10).filter(|g| ex.contains(&g.1)).count();
+            }
+            println!(
+                "  recall@10 at ef {ef}, {k} rescored: {:.3} ({:.2} ms/query)",
+                hit as f64 / (10 * queries.len()) as f64,
+                t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64
+            );
+        }
+    }
+}
