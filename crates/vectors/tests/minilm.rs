@@ -62,7 +62,10 @@ fn concurrent_single_texts_each_get_their_own_vector() {
                     let i = (t * 7 + round * 3) % sentences.len();
                     let got = m.embed(&[sentences[i].as_str()]).unwrap().remove(0);
                     let cos = dot(&got, &want[i]);
-                    assert!(cos >= 0.999, "thread {t} round {round} sentence {i}: cosine {cos}");
+                    assert!(
+                        cos >= 0.999,
+                        "thread {t} round {round} sentence {i}: cosine {cos}"
+                    );
                 }
             });
         }

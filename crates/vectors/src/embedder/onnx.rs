@@ -61,7 +61,9 @@ impl Batcher {
         std::thread::Builder::new()
             .name("query-embed".into())
             .spawn(move || w.work(&session, &tokenizer))
-            .map_err(|e| EmbedError::Model(format!("cannot start the query-embedding worker: {e}")))?;
+            .map_err(|e| {
+                EmbedError::Model(format!("cannot start the query-embedding worker: {e}"))
+            })?;
         Ok(b)
     }
 
@@ -114,7 +116,9 @@ impl Batcher {
         self.ready.notify_one();
         match answer.recv() {
             Ok(r) => r.map_err(EmbedError::Model),
-            Err(_) => Err(EmbedError::Model("the query-embedding worker stopped".into())),
+            Err(_) => Err(EmbedError::Model(
+                "the query-embedding worker stopped".into(),
+            )),
         }
     }
 
