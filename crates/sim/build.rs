@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// other simulations.
 const EXCLUDED: &[&str] = &[
     "lib.rs",
-    "market/study.rs",
+    "market/study",
     "market/sensitivity.rs",
     "market/stats.rs",
     "market/report.rs",
