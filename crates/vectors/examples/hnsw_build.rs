@@ -9,14 +9,8 @@ use std::time::Instant;
 
 use hnsw_rs::prelude::{Distance, Hnsw};
 use hubsearch_vectors::embedder::{Embedder, HashEmbedder};
-
-#[derive(Clone, Copy, Default)]
-struct FastDot;
-impl Distance<f32> for FastDot {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - hubsearch_vectors::simd::fast_dot(a, b)).max(0.0)
-    }
-}
+/// The graph's own distance (`1 - a.b` by the SIMD dot product).
+use hubsearch_vectors::vector_index::UnitDot as FastDot;
 
 /// `1 - a.b` on int8 vectors quantized with one scale (`SCALE`).
 #[derive(Clone, Copy, Default)]
@@ -104,34 +98,7 @@ fn build(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize, mode: Opti
         wall * 1e6 / n as f64
     );
     // Recall of 200 perturbed card vectors.
-    let queries: Vec<Vec<f32>> = (0..n)
-        .step_by((n / 200).max(1))
-        .map(|i| {
-            let mut x: Vec<f32> = vectors[i]
-                .iter()
-                .enumerate()
-                .map(|(j, a)| a + if j % 7 == 0 { 0.05 } else { 0.0 })
-                .collect();
-            let norm = x.iter().map(|a| a * a).sum::<f32>().sqrt();
-            x.iter_mut().for_each(|a| *a /= norm);
-            x
-        })
-        .collect();
-    let exact: Vec<Vec<usize>> = pool.install(|| {
-        use rayon::prelude::*;
-        queries
-            .par_iter()
-            .map(|q| {
-                let mut s: Vec<(f32, usize)> = vectors
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (FastDot.eval(q, v), i))
-                    .collect();
-                s.select_nth_unstable_by(10, |a, b| a.0.total_cmp(&b.0));
-                s[..10].iter().map(|x| x.1).collect()
-            })
-            .collect()
-    });
+    let (queries, exact) = queries_and_exact(&pool, vectors);
     for ef in [64, 128, 256] {
         let t = Instant::now();
         let mut hit = 0;
@@ -176,34 +143,7 @@ fn q8(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize) {
         cpu / wall,
         wall * 1e6 / n as f64
     );
-    let queries: Vec<Vec<f32>> = (0..n)
-        .step_by((n / 200).max(1))
-        .map(|i| {
-            let mut x: Vec<f32> = vectors[i]
-                .iter()
-                .enumerate()
-                .map(|(j, a)| a + if j % 7 == 0 { 0.05 } else { 0.0 })
-                .collect();
-            let norm = x.iter().map(|a| a * a).sum::<f32>().sqrt();
-            x.iter_mut().for_each(|a| *a /= norm);
-            x
-        })
-        .collect();
-    let exact: Vec<Vec<usize>> = pool.install(|| {
-        use rayon::prelude::*;
-        queries
-            .par_iter()
-            .map(|qv| {
-                let mut sc: Vec<(f32, usize)> = vectors
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (FastDot.eval(qv, v), i))
-                    .collect();
-                sc.select_nth_unstable_by(10, |a, b| a.0.total_cmp(&b.0));
-                sc[..10].iter().map(|x| x.1).collect()
-            })
-            .collect()
-    });
+    let (queries, exact) = queries_and_exact(&pool, vectors);
     for ef in [64, 128, 256] {
         for k in [10, 40] {
             let t = Instant::now();
@@ -229,4 +169,42 @@ fn q8(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize) {
             );
         }
     }
+}
+
+/// 200 card vectors, perturbed and renormalised, and the exact top 10 of
+/// each by an exhaustive scan.
+fn queries_and_exact(
+    pool: &rayon::ThreadPool,
+    vectors: &[Vec<f32>],
+) -> (Vec<Vec<f32>>, Vec<Vec<usize>>) {
+    let n = vectors.len();
+    let queries: Vec<Vec<f32>> = (0..n)
+        .step_by((n / 200).max(1))
+        .map(|i| {
+            let mut x: Vec<f32> = vectors[i]
+                .iter()
+                .enumerate()
+                .map(|(j, a)| a + if j % 7 == 0 { 0.05 } else { 0.0 })
+                .collect();
+            let norm = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+            x.iter_mut().for_each(|a| *a /= norm);
+            x
+        })
+        .collect();
+    let exact: Vec<Vec<usize>> = pool.install(|| {
+        use rayon::prelude::*;
+        queries
+            .par_iter()
+            .map(|q| {
+                let mut s: Vec<(f32, usize)> = vectors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (FastDot.eval(q, v), i))
+                    .collect();
+                s.select_nth_unstable_by(10, |a, b| a.0.total_cmp(&b.0));
+                s[..10].iter().map(|x| x.1).collect()
+            })
+            .collect()
+    });
+    (queries, exact)
 }
