@@ -15,6 +15,44 @@ use crate::text_index::TextIndex;
 /// Most corrections of one word searched (the most common ones).
 const MAX_CORRECTIONS: usize = 8;
 
+/// Most words whose corrections are kept across searches; the cache is
+/// emptied when it is full (a word's walk costs 0.1-0.6 ms, docs/retrieval.md).
+const CACHED_WORDS: usize = 4096;
+
+/// The corrections of unknown words found by earlier searches, valid for
+/// the segments they were found on: they depend only on the id
+/// dictionaries and their document frequencies, which change only when the
+/// segments do (a delete changes no document frequency until a merge,
+/// which makes a new segment). Another set of segments empties it.
+#[derive(Default)]
+pub(crate) struct CorrectionCache(std::sync::Mutex<Cached>);
+
+/// The segments the cached corrections were found on, and each word's.
+type Cached = (
+    Vec<tantivy::index::SegmentId>,
+    HashMap<String, Vec<(String, u64)>>,
+);
+
+impl CorrectionCache {
+    fn get(
+        &self,
+        segments: &[tantivy::index::SegmentId],
+        word: &str,
+    ) -> Option<Vec<(String, u64)>> {
+        let c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (c.0 == segments).then(|| c.1.get(word).cloned()).flatten()
+    }
+
+    fn put(&self, segments: Vec<tantivy::index::SegmentId>, word: &str, found: &[(String, u64)]) {
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0 != segments || c.1.len() >= CACHED_WORDS {
+            c.1.clear();
+            c.0 = segments;
+        }
+        c.1.insert(word.to_string(), found.to_vec());
+    }
+}
+
 /// How many edits a query word of this many characters tolerates
 /// (docs/retrieval.md, Prefixes and typos): none below 5, one from 5,
 /// two from 9 (as Meilisearch and Typesense: shorter words have too many
@@ -91,8 +129,24 @@ impl TextIndex {
     /// from 5 characters, two from 9; a transposition counts one), its
     /// digits unchanged. Ids are where names and the words people type
     /// for models are; one walk of the id dictionary with a Levenshtein
-    /// automaton per segment and distance.
+    /// automaton per segment and distance, once per set of segments (later
+    /// searches read the walk's result from a cache).
     pub fn corrections(&self, searcher: &Searcher, word: &str) -> Result<Vec<(String, u64)>> {
+        let segments: Vec<tantivy::index::SegmentId> = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        if let Some(found) = self.corrections.get(&segments, word) {
+            return Ok(found);
+        }
+        let found = self.walk_corrections(searcher, word)?;
+        self.corrections.put(segments, word, &found);
+        Ok(found)
+    }
+
+    /// [`TextIndex::corrections`] without the cache.
+    fn walk_corrections(&self, searcher: &Searcher, word: &str) -> Result<Vec<(String, u64)>> {
         let max = edits_allowed(word);
         let id_text = self.fields().id_text;
         for distance in 1..=max {

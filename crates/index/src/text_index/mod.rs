@@ -100,6 +100,8 @@ pub struct TextIndex {
     hub_facets: std::sync::Mutex<
         HashMap<&'static str, (Vec<(tantivy::index::SegmentId, u32)>, Vec<(String, u64)>)>,
     >,
+    /// Unknown words' corrections, across searches (`typos.rs`).
+    pub(crate) corrections: crate::typos::CorrectionCache,
 }
 
 impl TextIndex {
@@ -159,6 +161,7 @@ impl TextIndex {
             name_cache: Default::default(),
             facet_cache: Default::default(),
             hub_facets: Default::default(),
+            corrections: Default::default(),
         })
     }
 

@@ -284,3 +284,34 @@ fn shared_idf_by_hand() {
     // field at equal term frequency: the point of sharing.
     assert!(idf(500.0) * 4.3 * f[2] < idf(500.0) * 4.3);
 }
+
+/// Corrections found by one search are reused by the next, until the
+/// segments change: a card added afterwards with a word one edit away is
+/// found, as by an index that never cached (a stale cache fails this).
+#[test]
+fn cached_corrections_follow_the_segments() {
+    let first = [card("a/bert-small", None, &[], "a model")];
+    let idx = index(&first);
+    let s = idx.searcher();
+    let before = idx.corrections(&s, "bertt").unwrap();
+    assert_eq!(before, vec![("bert".to_string(), 1)]);
+    assert_eq!(
+        idx.corrections(&s, "bertt").unwrap(),
+        before,
+        "from the cache"
+    );
+    let second = card("b/bertz-large", None, &[], "another model");
+    let mut w = idx.writer(32, 1).unwrap();
+    w.upsert(&second).unwrap();
+    w.commit().unwrap();
+    idx.reload().unwrap();
+    let after = idx.corrections(&idx.searcher(), "bertt").unwrap();
+    let fresh = index(&[first[0].clone(), second]);
+    assert_eq!(
+        after,
+        fresh.corrections(&fresh.searcher(), "bertt").unwrap()
+    );
+    assert_ne!(after, before);
+    // The old searcher still sees its own segments' corrections.
+    assert_eq!(idx.corrections(&s, "bertt").unwrap(), before);
+}
