@@ -171,8 +171,8 @@ impl Engine {
     /// fast fields, facets, the doc store), build the name keys, walk the
     /// id dictionary for corrections, and search the vectors. One search
     /// of [`WARM_UP_QUERY`] in the default mode with facets, not recorded,
-    /// the embedder's own warm-up (ONNX: its per-core sessions and query
-    /// batch workers), and one suggestion. Returns how long it took.
+    /// one suggestion, and the embedder's own warm-up (ONNX: its query
+    /// worker). Returns how long it took.
     pub fn warm_up(&self) -> Result<std::time::Duration> {
         let start = Instant::now();
         let mut req = SearchRequest::new(WARM_UP_QUERY, 10);

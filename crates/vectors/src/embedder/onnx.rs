@@ -286,11 +286,10 @@ fn run(
 }
 
 impl Embedder for OnnxMiniLm {
-    /// Make the single-threaded sessions and start the batch workers now,
-    /// not under the first concurrent searches, and run each kind once.
+    /// Start the worker and run one text through it (the path every query
+    /// takes). The per-core sessions are left to the first batch: serving
+    /// never needs them unless it imports.
     fn warm_up(&self) -> Result<(), EmbedError> {
-        self.pool()?;
-        self.embed(&["warm up", "a batch"])?;
         self.batcher()?.embed("warm up").map(drop)
     }
 
