@@ -203,19 +203,31 @@ impl Drop for Replica {
 }
 
 /// Send until the replica answers with a status below 500 (the log may be
-/// electing a leader after a kill): (status, body).
+/// electing a leader after a kill): (status, body). Fails the test when the
+/// replica has not answered so within 45 s: with a quorum of servers up a
+/// replica that refuses that long is stalled (a stall once made this test
+/// crawl for 22 minutes, each try waiting for the applier), and the
+/// failure names the last answer.
 fn send(addr: &str, method: &str, path: &str, auth: &str, body: &str) -> Option<(u16, String)> {
     let headers = [
         ("Authorization", auth),
         ("Content-Type", "application/json"),
     ];
-    for _ in 0..60 {
-        match try_http(addr, method, path, &headers, body) {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let last = match try_http(addr, method, path, &headers, body) {
             Ok((s, b)) if s < 500 => return Some((s, b)),
-            _ => std::thread::sleep(Duration::from_millis(250)),
+            Ok((s, b)) => format!("{s} {b}"),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            let status = try_http(addr, "GET", "/v1/cluster", &headers, "")
+                .map(|(_, b)| b)
+                .unwrap_or_else(|e| e.to_string());
+            panic!("{method} {path} on {addr}: no answer below 500 within 45 s; last: {last}; its /v1/cluster: {status}");
         }
+        std::thread::sleep(Duration::from_millis(250));
     }
-    None
 }
 
 /// A replica's signed call log head.
@@ -1366,7 +1378,9 @@ fn a_mixed_version_cluster_upgrades_without_losing_anything() {
         late.proc = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (s, b) = send(&late.addr, "GET", "/readyz", &auth, "").unwrap();
+            // Not `send`: the answer awaited is a 503.
+            let (s, b) = try_http(&late.addr, "GET", "/readyz", &[], "")
+                .unwrap_or_else(|e| (0, e.to_string()));
             if s == 503 && b.contains("newer than this replica") {
                 break;
             }

@@ -62,7 +62,12 @@ impl Cluster {
                     .map_err(nats)?
                     .await;
                 return match ack {
-                    Ok(ack) => Ok((ack.sequence, ack.duplicate)),
+                    Ok(ack) => {
+                        // The log has reached this position at least (what
+                        // a stalled applier is measured against).
+                        self.log_last.fetch_max(ack.sequence, Ordering::Relaxed);
+                        Ok((ack.sequence, ack.duplicate))
+                    }
                     // JetStream answers a failed expected-sequence check
                     // with error code 10071 or, in newer servers for some
                     // cases, 10164 ("wrong last sequence"), which the

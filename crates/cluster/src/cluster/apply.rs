@@ -1,15 +1,15 @@
 //! The applier: the log applied in order on a thread of its own.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, consumer::pull};
 use futures_util::{FutureExt, StreamExt};
 use hubsearch_engine::{Engine, LogEvent};
 
-use super::Cluster;
+use super::{Cluster, STALL};
 use crate::error::{nats, ClusterError};
-use crate::event::{decode_event, EVENT_VERSION_HEADER};
+use crate::event::{decode_event, now_ms, EVENT_VERSION_HEADER};
 
 /// What the consumer gave the applier. (Returned and matched at once,
 /// never stored: boxing the message would cost an allocation per event.)
@@ -27,7 +27,15 @@ impl Cluster {
     /// stopped or applying fails). Reconnects: a consumer that breaks is
     /// made again from the position applied.
     pub(super) fn apply_loop(&self, engine: &Engine) {
+        // When the current consumer was made: a stalled one is made again
+        // at most once per `STALL`.
+        let mut made = Instant::now();
         while !self.stopped.load(Ordering::Relaxed) {
+            if made.elapsed() < STALL {
+                // Not at once after a restart (or a broken consumer).
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            made = Instant::now();
             let mut messages = match self.consumer(self.applied.get() + 1) {
                 Ok(m) => m,
                 Err(e) => {
@@ -47,6 +55,9 @@ impl Cluster {
                         Next::Message(m) => m,
                         Next::Quiet => {
                             self.mark_idle(engine);
+                            if self.stalled(made) {
+                                break;
+                            }
                             continue;
                         }
                         Next::Reconnect => break,
@@ -72,6 +83,36 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Whether the consumer made at `made` has stalled: the log has events
+    /// past the applied position, yet nothing was applied for [`STALL`]
+    /// (and the consumer is at least that old). Seen once in a test run: after a NATS
+    /// server was killed, one replica's ordered consumer delivered nothing
+    /// more while its writes still reached the log, so each write waited
+    /// `apply_wait_ms` and failed. A stalled consumer is made again from
+    /// the applied position (counted in `consumer_restarts`); while it is
+    /// stalled `/readyz` says this replica cannot take writes.
+    fn stalled(&self, made: Instant) -> bool {
+        let applied = self.applied.get();
+        if self.log_last.load(Ordering::Relaxed) <= applied {
+            // At the log's end: nothing to wait for.
+            self.progressed_ms.store(now_ms(), Ordering::Relaxed);
+            return false;
+        }
+        let waited = Duration::from_millis(
+            now_ms().saturating_sub(self.progressed_ms.load(Ordering::Relaxed)),
+        );
+        if waited < STALL || made.elapsed() < STALL {
+            return false;
+        }
+        let last = self.log_last.load(Ordering::Relaxed);
+        tracing::warn!(
+            "cluster log consumer stalled: applied {applied}, the log is at {last}, nothing delivered for {:.1} s; making it again",
+            waited.as_secs_f64()
+        );
+        self.consumer_restarts.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// An ordered consumer of the log from position `from` on, and its
@@ -147,6 +188,7 @@ impl Cluster {
             self.record_delay(sent);
         }
         self.applied.set(last);
+        self.progressed_ms.store(now_ms(), Ordering::Relaxed);
         drop(paused);
         self.log_last.fetch_max(last, Ordering::Relaxed);
         true

@@ -76,6 +76,10 @@ impl Cluster {
             covered: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
             marked: AtomicU64::new(0),
+            consumer_restarts: AtomicU64::new(0),
+            positions: std::sync::OnceLock::new(),
+            position_reported: AtomicBool::new(true),
+            progressed_ms: AtomicU64::new(crate::event::now_ms()),
         }
     }
 
@@ -96,8 +100,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// Read the log's last position every second (for the lag), until
-    /// stopped or dropped.
+    /// Read the log's last position every second (for the lag) and write
+    /// this replica's applied position to the positions bucket (for the
+    /// log's truncation to wait on), until stopped or dropped.
     fn watch_log_end(self: &Arc<Self>) {
         let c = Arc::downgrade(self);
         self.rt.spawn(async move {
@@ -108,6 +113,7 @@ impl Cluster {
                     break;
                 }
                 c.refresh_log_last_async().await;
+                c.report_position().await;
             }
         });
     }

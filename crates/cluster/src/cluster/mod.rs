@@ -9,6 +9,7 @@ mod append;
 mod apply;
 mod join;
 mod pages;
+mod positions;
 mod snapshots;
 mod status;
 
@@ -96,7 +97,24 @@ pub struct Cluster {
     truncated: AtomicU64,
     /// The applied position last recorded while the log was quiet.
     marked: AtomicU64,
+    /// Log consumers made again because the applier had been given
+    /// nothing for [`STALL`] while the log had events past it.
+    consumer_restarts: AtomicU64,
+    /// The positions bucket (`positions.rs`), once opened.
+    positions: std::sync::OnceLock<jetstream::kv::Store>,
+    /// Whether this replica's last position write succeeded (a failure is
+    /// said once per outage).
+    position_reported: AtomicBool,
+    /// Milliseconds (since the Unix epoch) at which the applier last
+    /// applied an event or found itself at the log's end: how long it has
+    /// been stalled, when behind.
+    progressed_ms: AtomicU64,
 }
+
+/// How long the applier may be given nothing while the log has events
+/// past its position before its consumer is made again (and `/readyz`
+/// says writes cannot be taken here: each would wait for the applier).
+pub(super) const STALL: Duration = Duration::from_secs(5);
 
 impl Cluster {
     /// Stop applying (the thread ends at its next message).

@@ -91,11 +91,13 @@ impl Cluster {
     }
 
     /// Purge the log up to the oldest snapshot kept in the bucket, but
-    /// never past what a live replica has been delivered (the smallest
-    /// delivered position of the stream's consumers: every replica applies
-    /// the log through one; a replica gone for longer than its consumer's
-    /// inactivity threshold, 30 s, is no longer waited for and, when it
-    /// comes back behind the log, starts from the bucket's latest snapshot).
+    /// never past what a live replica has applied: the smallest of the
+    /// positions replicas wrote to the positions bucket in the last 30 s
+    /// (`positions.rs`) and of the delivered positions of the stream's
+    /// consumers (every replica applies the log through one; replicas of
+    /// version 1 write no position). A replica gone for longer than 30 s is
+    /// no longer waited for and, when it comes back behind the log, starts
+    /// from the bucket's latest snapshot.
     /// Everything purged is in every kept snapshot: cards, pages, calls and
     /// keys alike.
     fn truncate(&self) -> Result<(), ClusterError> {
@@ -109,6 +111,11 @@ impl Cluster {
             let mut consumers = stream.consumers();
             while let Some(c) = consumers.next().await {
                 upto = upto.min(c.map_err(nats)?.delivered.stream_sequence);
+            }
+            // A replica whose consumer's server is gone is not in that
+            // list; its position in the bucket is (an error: no purge).
+            for (_, applied) in self.live_positions().await? {
+                upto = upto.min(applied);
             }
             let first = stream.info().await.map_err(nats)?.state.first_sequence;
             if upto < first {

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use hubsearch_engine::replica::ReplicaStatus;
 
-use super::Cluster;
+use super::{Cluster, STALL};
 use crate::event::now_ms;
 
 impl Cluster {
@@ -41,6 +41,22 @@ impl Cluster {
             page_delay_p99_ms: q(0.99),
             failing: self.failing(),
             last_snapshot: self.last_snapshot.load(Ordering::Relaxed),
+            stalled_ms: self.stalled_ms(applied, log_last),
+            consumer_restarts: self.consumer_restarts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How long the applier has applied nothing while behind the log, in
+    /// milliseconds, when that is [`STALL`] or more; else 0.
+    fn stalled_ms(&self, applied: u64, log_last: u64) -> u64 {
+        if log_last <= applied {
+            return 0;
+        }
+        let waited = now_ms().saturating_sub(self.progressed_ms.load(Ordering::Relaxed));
+        if u128::from(waited) >= STALL.as_millis() {
+            waited
+        } else {
+            0
         }
     }
 

@@ -96,6 +96,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
             if let Some(f) = cluster.as_ref().and_then(|c| c.failing.clone()) {
                 return Err(ApiError::new(Code::ClusterUnavailable, f));
             }
+            if let Some(c) = cluster.as_ref().filter(|c| c.stalled_ms > 0) {
+                return Err(ApiError::new(
+                    Code::ClusterUnavailable,
+                    format!(
+                        "this replica has applied nothing for {:.1} s while the log is ahead (applied {}, log at {}): a write here would wait for it; its log consumer is being made again",
+                        c.stalled_ms as f64 / 1000.0,
+                        c.applied,
+                        c.log_last
+                    ),
+                ));
+            }
             Ok(Json(Ready {
                 status: "ready".into(),
                 models,
@@ -176,6 +187,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                     "hubsearch_cluster_pages_failed",
                     "The earlier name of hubsearch_cluster_pages_lost (the same count), kept as an alias.",
                     c.pages_lost as f64,
+                ),
+                (
+                    "hubsearch_cluster_stalled_seconds",
+                    "How long this replica has applied nothing while the log is ahead of it (0 below 5 s; docs/cluster.md, A stalled applier).",
+                    c.stalled_ms as f64 / 1000.0,
+                ),
+                (
+                    "hubsearch_cluster_consumer_restarts",
+                    "Times this replica made its log consumer again because it had stalled.",
+                    c.consumer_restarts as f64,
                 ),
             ]
                 }),
