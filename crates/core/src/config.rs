@@ -258,6 +258,10 @@ pub struct IndexConfig {
     /// own `transparency.key` beside the ledger, created on first start. A
     /// cluster gives every replica the same file (which must exist).
     pub transparency_key: String,
+    /// Served pages' logs kept in the ledger for off-policy research, the
+    /// newest first; 0 = all (docs/ledger.md, Retention). The books keep
+    /// every page's effect whatever this is.
+    pub page_log_keep: u64,
 }
 
 impl Default for IndexConfig {
@@ -268,6 +272,7 @@ impl Default for IndexConfig {
             writer_memory_mb: 256,
             threads: 0,
             transparency_key: String::new(),
+            page_log_keep: 0,
         }
     }
 }

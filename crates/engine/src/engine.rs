@@ -111,6 +111,7 @@ impl Engine {
             }
             LedgerMode::Ephemeral => Ledger::in_memory()?,
         };
+        ledger.keep_page_logs(config.index.page_log_keep);
         let semantic = Semantic::open(&dir.join("vectors"), &config.embedding)?;
         let engine = Engine {
             config,

@@ -151,6 +151,8 @@ struct Inner {
     failing: std::sync::atomic::AtomicBool,
     /// The call log's tree of committed entries and its signing key.
     log: Arc<transparency::CallLog>,
+    /// Page logs kept (0: all; `Ledger::keep_page_logs`).
+    keep: Arc<AtomicU64>,
 }
 
 use hubsearch_core::now_unix as now_secs;
@@ -186,7 +188,10 @@ impl Ledger {
         let log = Arc::new(transparency::CallLog::new(key, committed));
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
+        let keep = Arc::new(AtomicU64::new(0));
+        let kept = keep.clone();
         let inner = Arc::new(Inner {
+            keep,
             state: Mutex::new(state),
             pending: Mutex::new(HashMap::new()),
             tx: Mutex::new(Some(tx)),
@@ -215,11 +220,25 @@ impl Ledger {
                         }
                     }
                 };
-                store::writer_loop(db, &log, rx, committed, failed)
+                store::writer_loop(db, &log, rx, &kept, committed, failed)
             })
             .map_err(store::db_err)?;
         *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(Ledger { inner })
+    }
+
+    /// Keep the newest `n` page logs (0: all), in the order they were
+    /// entered (docs/ledger.md, Retention): from the next commit on, older
+    /// ones are removed. The books (exposure, merit, calls) are totals and
+    /// keep everything; only the per-page logs for off-policy research go.
+    pub fn keep_page_logs(&self, n: u64) {
+        self.inner.keep.store(n, Ordering::Relaxed);
+    }
+
+    /// (page logs stored, page logs removed by the retention so far), as
+    /// committed.
+    pub fn page_log_counts(&self) -> Result<(u64, u64), LedgerError> {
+        store::page_log_counts(&self.inner.db)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

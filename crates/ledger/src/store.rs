@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use redb::{
+use redb::{ReadableTableMetadata, 
     Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, Value,
 };
 
@@ -38,6 +38,11 @@ const CALL_ORIGIN: TableDefinition<u64, (u64, u64)> = TableDefinition::new("call
 /// page sequence number -> the page's log (binary, `codec`; JSON in rows
 /// written before it; docs/ledger.md)
 const PAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("page_log");
+/// order of entry (0, 1, ...) -> the page sequence number whose log it is:
+/// the page log's retention removes the oldest first (page numbers are not
+/// in time order across a cluster's replicas; the order of entry is the
+/// log's, the same on every replica)
+const PAGE_ORDER: TableDefinition<u64, u64> = TableDefinition::new("page_log_order");
 /// counter name -> value
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 /// Fair listings' book: model key -> (exposure, merit, rounds).
@@ -116,6 +121,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         w.open_table(PAGE_LOG).map_err(db_err)?;
         w.open_table(CALL_ORIGIN).map_err(db_err)?;
         w.open_table(transparency::ENTRIES).map_err(db_err)?;
+        order_page_logs(&w)?;
     }
     w.commit().map_err(db_err)?;
 
@@ -184,6 +190,43 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         _ => {}
     })?;
     Ok(s)
+}
+
+/// Give the page logs stored before their order of entry was (ledgers of
+/// earlier versions) one: page number order, the order they were served in
+/// on a single node. Does nothing when every log has one.
+fn order_page_logs(w: &redb::WriteTransaction) -> Result<(), LedgerError> {
+    let mut order = w.open_table(PAGE_ORDER).map_err(db_err)?;
+    let logs = w.open_table(PAGE_LOG).map_err(db_err)?;
+    if order.len().map_err(db_err)? > 0 || logs.len().map_err(db_err)? == 0 {
+        return Ok(());
+    }
+    let mut next = 0u64;
+    for row in logs.iter().map_err(db_err)? {
+        let (page, _) = row.map_err(db_err)?;
+        order.insert(next, page.value()).map_err(db_err)?;
+        next += 1;
+    }
+    let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
+    counters.insert("page_log_next", next).map_err(db_err)?;
+    Ok(())
+}
+
+/// (page logs kept, page logs removed by the retention so far).
+pub(super) fn page_log_counts(db: &Database) -> Result<(u64, u64), LedgerError> {
+    let r = db.begin_read().map_err(db_err)?;
+    let kept = r
+        .open_table(PAGE_LOG)
+        .map_err(db_err)?
+        .len()
+        .map_err(db_err)?;
+    let removed = r
+        .open_table(COUNTERS)
+        .map_err(db_err)?
+        .get("page_logs_removed")
+        .map_err(db_err)?
+        .map_or(0, |v| v.value());
+    Ok((kept, removed))
 }
 
 /// Raise the stored log position to `position` (nothing applied is
@@ -296,6 +339,7 @@ pub(super) fn writer_loop(
     db: std::sync::Arc<Database>,
     log: &CallLog,
     rx: Receiver<Event>,
+    keep: &std::sync::atomic::AtomicU64,
     committed: impl Fn(u64),
     failed: impl Fn(&[(&PageRecord, u64)]),
 ) {
@@ -320,7 +364,8 @@ pub(super) fn writer_loop(
         }
         let n = batch.len() as u64;
         let mut entered = Vec::new();
-        match commit_batch(&db, &batch, log.size()) {
+        let keep = keep.load(std::sync::atomic::Ordering::Relaxed);
+        match commit_batch(&db, &batch, log.size(), keep) {
             // The entries are durable: the tree (and the heads signed from
             // it) may cover them now, before anybody is acknowledged.
             Ok(e) => {
@@ -370,6 +415,7 @@ fn commit_batch(
     db: &Database,
     batch: &[Event],
     first_leaf: u64,
+    keep: u64,
 ) -> Result<Vec<Entered>, LedgerError> {
     // Book the batch into an empty state: one read-modify-write per key.
     let mut delta = State::default();
@@ -430,6 +476,12 @@ fn commit_batch(
             idem.insert(k.as_str(), keyed.seq).map_err(db_err)?;
         }
         let mut logs = w.open_table(PAGE_LOG).map_err(db_err)?;
+        let mut order = w.open_table(PAGE_ORDER).map_err(db_err)?;
+        let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
+        let mut next = counters
+            .get("page_log_next")
+            .map_err(db_err)?
+            .map_or(0, |v| v.value());
         for e in batch {
             if let Event::Page {
                 page: PageRecord { log: Some(log), .. },
@@ -437,10 +489,32 @@ fn commit_batch(
             } = e
             {
                 let bytes = log.encode();
-                logs.insert(log.page, bytes.as_slice()).map_err(db_err)?;
+                let new = logs
+                    .insert(log.page, bytes.as_slice())
+                    .map_err(db_err)?
+                    .is_none();
+                if new {
+                    order.insert(next, log.page).map_err(db_err)?;
+                    next += 1;
+                }
             }
         }
-        let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
+        counters.insert("page_log_next", next).map_err(db_err)?;
+        // The retention (`index.page_log_keep`): the oldest logs beyond it go.
+        if keep > 0 {
+            let stored = order.len().map_err(db_err)?;
+            let mut removed = 0u64;
+            for _ in keep..stored {
+                let Some(page) = order.pop_first().map_err(db_err)?.map(|(_, p)| p.value()) else {
+                    break;
+                };
+                logs.remove(page).map_err(db_err)?;
+                removed += 1;
+            }
+            if removed > 0 {
+                add_to(&mut counters, "page_logs_removed", |old| old + removed)?;
+            }
+        }
         add_to(&mut counters, "pages", |old| old + delta.pages)?;
         if delta.listing.pages() > 0 {
             add_to(&mut counters, "listing_pages", |old| {

@@ -1,0 +1,154 @@
+//! The page log's retention (docs/ledger.md, Retention): a ledger keeping
+//! the newest K page logs holds exactly the last K pages served, in the
+//! order they were entered, across a restart; its books equal those of a
+//! ledger that kept every log; and a ledger written before logs had an
+//! order of entry (its order table removed here with redb directly) gets
+//! one in page order on opening.
+
+use std::collections::BTreeMap;
+
+use hubsearch_core::{Group, Impact};
+use hubsearch_ledger::{Book, Ledger, LoggedCandidate, PageLog, ShownLog};
+use hubsearch_rank::Attention;
+
+/// Page `i`: 5 candidates from a pool of 20 models (12 builders), the
+/// first 2 shown.
+fn page(i: u64) -> PageLog {
+    let ranked: Vec<LoggedCandidate> = (0..5u64)
+        .map(|j| {
+            let model = 1 + (i * 7 + j * 3) % 20;
+            LoggedCandidate {
+                model,
+                builder: 1000 + model % 12,
+                relevance: 1.0 / (1.0 + j as f64),
+                merit: 0.5 / (1.0 + j as f64),
+                calls: 0.0,
+                quantile: 0.25,
+            }
+        })
+        .collect();
+    let shown = (0..2usize)
+        .map(|r| ShownLog {
+            model: format!("m/{}", ranked[r].model),
+            builder: format!("b{}", ranked[r].builder),
+            rank: r + 1,
+            exposure: 1.0 / (2.0 + r as f64).log2(),
+            relevance: ranked[r].relevance,
+            score: ranked[r].relevance,
+            propensity: None,
+        })
+        .collect();
+    PageLog {
+        page: 0,
+        time: 1_700_000_000 + i,
+        query: format!("query {i}"),
+        mode: "text".into(),
+        policy: "relevance".into(),
+        params: BTreeMap::new(),
+        group: "model".into(),
+        seed: i,
+        candidates: ranked.len(),
+        shown,
+        logits: Vec::new(),
+        first_rank: 1,
+        book: Book::Search,
+        attention: Some(Attention::Log),
+        ranked,
+    }
+}
+
+/// The queries of the page logs stored, in page order.
+fn logged(l: &Ledger) -> Vec<String> {
+    let mut q = Vec::new();
+    l.each_logged(|p| q.push(p.query), |_| {}).unwrap();
+    q
+}
+
+fn books(l: &Ledger) -> Vec<(u64, u64)> {
+    let keys: Vec<u64> = (1..=20).collect();
+    let b = l.book_of(Group::Model, Impact::Calls, keys.clone());
+    keys.iter()
+        .map(|k| {
+            let a = b.get(*k);
+            (a.exposure.to_bits(), a.merit.to_bits())
+        })
+        .collect()
+}
+
+fn queries(range: std::ops::Range<u64>) -> Vec<String> {
+    range.map(|i| format!("query {i}")).collect()
+}
+
+#[test]
+fn the_newest_logs_are_kept_and_the_books_keep_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = Ledger::open(&dir.path().join("all.redb")).unwrap();
+    let path = dir.path().join("kept.redb");
+    let kept = Ledger::open(&path).unwrap();
+    kept.keep_page_logs(25);
+    // In several commits, so the retention runs more than once.
+    for i in 0..100u64 {
+        all.record_log(page(i)).unwrap();
+        kept.record_log(page(i)).unwrap();
+        if i % 17 == 0 {
+            kept.flush().unwrap();
+        }
+    }
+    all.flush().unwrap();
+    kept.flush().unwrap();
+    assert_eq!(logged(&all), queries(0..100));
+    assert_eq!(logged(&kept), queries(75..100));
+    assert_eq!(kept.page_log_counts().unwrap(), (25, 75));
+    assert_eq!(all.page_log_counts().unwrap(), (100, 0));
+    assert_eq!(books(&kept), books(&all));
+    assert_eq!(kept.pages(), 100);
+    drop(kept);
+    // After a restart: the same logs, and the retention goes on from there.
+    let again = Ledger::open(&path).unwrap();
+    assert_eq!(logged(&again), queries(75..100));
+    again.keep_page_logs(10);
+    for i in 100..105u64 {
+        again.record_log(page(i)).unwrap();
+    }
+    again.flush().unwrap();
+    assert_eq!(logged(&again), queries(95..105));
+    assert_eq!(again.page_log_counts().unwrap(), (10, 95));
+    // 0 keeps everything from then on.
+    again.keep_page_logs(0);
+    for i in 105..120u64 {
+        again.record_log(page(i)).unwrap();
+    }
+    again.flush().unwrap();
+    assert_eq!(logged(&again), queries(95..120));
+}
+
+#[test]
+fn logs_written_before_their_order_was_get_page_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    {
+        let l = Ledger::open(&path).unwrap();
+        for i in 0..30u64 {
+            l.record_log(page(i)).unwrap();
+        }
+        l.flush().unwrap();
+    }
+    // As a ledger of an earlier version: no order of entry.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        let order: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("page_log_order");
+        assert!(w.delete_table(order).unwrap(), "the order table exists");
+        let counters: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("counters");
+        w.open_table(counters).unwrap().remove("page_log_next").unwrap();
+        w.commit().unwrap();
+    }
+    let l = Ledger::open(&path).unwrap();
+    l.keep_page_logs(12);
+    for i in 30..33u64 {
+        l.record_log(page(i)).unwrap();
+    }
+    l.flush().unwrap();
+    assert_eq!(logged(&l), queries(21..33));
+    assert_eq!(l.page_log_counts().unwrap(), (12, 21));
+}
