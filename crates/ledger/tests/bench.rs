@@ -16,6 +16,11 @@
 //!   signed head (cached, and freshly signed after a new call), an
 //!   inclusion proof, a consistency proof and a page of 1,000 entries.
 //!   `BENCH_KEEP=DIR` leaves that ledger in DIR (to serve it over HTTP).
+//! - `page_log_retention_bounds_the_file`: `BENCH_PAGES` (default 100,000)
+//!   pages of 200 candidates (10 shown) recorded into a ledger on disk
+//!   keeping every page log and into one keeping the newest 10,000
+//!   (`index.page_log_keep`); the size of `ledger.redb` printed every tenth
+//!   of the way (docs/ledger.md, Retention).
 
 use std::time::{Duration, Instant};
 
@@ -213,4 +218,91 @@ fn proofs_and_heads_at_a_million() {
         assert!(*p99 < 2000.0, "{name}: p99 {p99} us");
     }
     assert!(fresh.1 < 2000.0, "a new head: p99 {} us", fresh.1);
+}
+
+/// A served page of 200 candidates from a hub of 30,000 models, 10 shown.
+fn big_page(i: u64) -> hubsearch_ledger::PageLog {
+    use hubsearch_ledger::{Book, LoggedCandidate, PageLog, ShownLog};
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let ranked: Vec<LoggedCandidate> = (0..200u64)
+        .map(|j| {
+            let m = next(&mut x) % 30_000;
+            LoggedCandidate {
+                model: hubsearch_core::card::key_of(&format!("b{}/m{m}", m % 3000)),
+                builder: hubsearch_core::card::key_of(&format!("b{}", m % 3000)),
+                relevance: f64::from(1.0f32 / (1.0 + j as f32)),
+                merit: f64::from(0.5f32 / (1.0 + j as f32)),
+                calls: (next(&mut x) % 1000) as f64,
+                quantile: f64::from((next(&mut x) % 1000) as f32 / 1000.0),
+            }
+        })
+        .collect();
+    let shown = (0..10usize)
+        .map(|r| ShownLog {
+            model: format!("b/m{r}"),
+            builder: "b".into(),
+            rank: r + 1,
+            exposure: 1.0 / (2.0 + r as f64).log2(),
+            relevance: ranked[r].relevance,
+            score: ranked[r].relevance,
+            propensity: None,
+        })
+        .collect();
+    PageLog {
+        page: 0,
+        time: 1_700_000_000 + i,
+        query: format!("query number {}", i % 5000),
+        mode: "hybrid".into(),
+        policy: "fair".into(),
+        params: [("lambda".to_string(), 0.3)].into_iter().collect(),
+        group: "model".into(),
+        seed: i,
+        candidates: ranked.len(),
+        shown,
+        logits: Vec::new(),
+        first_rank: 1,
+        book: Book::Search,
+        attention: Some(hubsearch_rank::Attention::Log),
+        ranked,
+    }
+}
+
+#[test]
+#[ignore]
+fn page_log_retention_bounds_the_file() {
+    let pages: u64 = std::env::var("BENCH_PAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    println!("{pages} pages of 200 candidates, {} cores", cores());
+    println!("| pages | ledger.redb, every log kept | newest 10,000 kept |");
+    println!("|---:|---:|---:|");
+    let paths = [dir.path().join("all.redb"), dir.path().join("kept.redb")];
+    let ledgers: Vec<Ledger> = paths.iter().map(|p| Ledger::open(p).unwrap()).collect();
+    ledgers[1].keep_page_logs(10_000);
+    let t0 = Instant::now();
+    for i in 0..pages {
+        let page = big_page(i);
+        ledgers[0].record_log(page.clone()).unwrap();
+        ledgers[1].record_log(page).unwrap();
+        if (i + 1) % (pages / 10).max(1) == 0 {
+            for l in &ledgers {
+                l.flush().unwrap();
+            }
+            let mb = |p: &std::path::Path| std::fs::metadata(p).unwrap().len() as f64 / 1e6;
+            println!(
+                "| {} | {:.1} MB | {:.1} MB |",
+                i + 1,
+                mb(&paths[0]),
+                mb(&paths[1])
+            );
+        }
+    }
+    let (kept, removed) = ledgers[1].page_log_counts().unwrap();
+    println!(
+        "kept {kept}, removed {removed}; {:.1} s for both ledgers",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(kept, 10_000.min(pages));
 }
