@@ -1777,3 +1777,24 @@ async fn if_match_guards_replace_and_delete() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(get(&h, uri).await.0, StatusCode::NOT_FOUND);
 }
+
+/// `index.page_log_keep` reaches the ledger (docs/ledger.md, Retention):
+/// of 6 searches served, the logs of the newest 4 stay, all 6 are booked.
+#[tokio::test]
+async fn the_page_log_keeps_what_the_config_says() {
+    let h = common::hub_with(|c| c.index.page_log_keep = 4);
+    let engine = h.state.engine.clone();
+    for q in ["bert", "opus", "german", "sentiment", "summarization", "translation"] {
+        engine
+            .search(&hubsearch_core::SearchRequest::new(q, 10))
+            .unwrap();
+    }
+    let mut queries = Vec::new();
+    engine
+        .ledger()
+        .each_logged(|p| queries.push(p.query), |_| {})
+        .unwrap();
+    assert_eq!(queries, ["german", "sentiment", "summarization", "translation"]);
+    assert_eq!(engine.ledger().pages(), 6);
+    assert_eq!(engine.ledger().page_log_counts().unwrap(), (4, 2));
+}
