@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use redb::{ReadableTableMetadata, 
-    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, Value,
+use redb::{
+    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, Value,
 };
 
 use std::collections::HashMap;

@@ -140,7 +140,10 @@ fn logs_written_before_their_order_was_get_page_order() {
         let order: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("page_log_order");
         assert!(w.delete_table(order).unwrap(), "the order table exists");
         let counters: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("counters");
-        w.open_table(counters).unwrap().remove("page_log_next").unwrap();
+        w.open_table(counters)
+            .unwrap()
+            .remove("page_log_next")
+            .unwrap();
         w.commit().unwrap();
     }
     let l = Ledger::open(&path).unwrap();

@@ -1784,7 +1784,14 @@ async fn if_match_guards_replace_and_delete() {
 async fn the_page_log_keeps_what_the_config_says() {
     let h = common::hub_with(|c| c.index.page_log_keep = 4);
     let engine = h.state.engine.clone();
-    for q in ["bert", "opus", "german", "sentiment", "summarization", "translation"] {
+    for q in [
+        "bert",
+        "opus",
+        "german",
+        "sentiment",
+        "summarization",
+        "translation",
+    ] {
         engine
             .search(&hubsearch_core::SearchRequest::new(q, 10))
             .unwrap();
@@ -1794,7 +1801,10 @@ async fn the_page_log_keeps_what_the_config_says() {
         .ledger()
         .each_logged(|p| queries.push(p.query), |_| {})
         .unwrap();
-    assert_eq!(queries, ["german", "sentiment", "summarization", "translation"]);
+    assert_eq!(
+        queries,
+        ["german", "sentiment", "summarization", "translation"]
+    );
     assert_eq!(engine.ledger().pages(), 6);
     assert_eq!(engine.ledger().page_log_counts().unwrap(), (4, 2));
 }
