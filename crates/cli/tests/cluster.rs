@@ -648,6 +648,151 @@ fn small_cluster(dir: &Path) -> (Nats, String, PathBuf, String) {
     (nats, urls, seed, auth)
 }
 
+/// The log is never truncated past a live replica, even when its consumer
+/// is gone (a replica's ordered consumer is a one-copy consumer on one NATS
+/// server: when that server was killed it vanished from the stream's list,
+/// and a snapshot round on another replica purged what the replica had not
+/// applied; it then stopped, "the log was trimmed past this replica").
+/// Here: replica b is frozen (SIGSTOP) after catching up, every consumer
+/// of the log is deleted as an operator's client would, and replica a
+/// writes and publishes a snapshot every second, truncating as it goes.
+/// The log's first position must stay at or below b's, which b wrote to
+/// the positions bucket before it froze; resumed within 30 s, b catches
+/// up and agrees with a.
+#[test]
+fn a_live_replica_whose_consumer_is_gone_is_not_truncated_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nats, urls, seed, auth) = small_cluster(dir.path());
+    let snapshots = dir.path().join("snapshots");
+    let replica = |name: &str, extra: &str| -> Replica {
+        let index = dir.path().join(name);
+        copy_dir(&seed, &index);
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
+                 [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{extra}"
+            ),
+        )
+        .unwrap();
+        Replica {
+            index,
+            config,
+            addr: format!("127.0.0.1:{}", free_port()),
+            proc: None,
+        }
+    };
+    let mut a = replica(
+        "a",
+        &format!(
+            "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\n",
+            snapshots.display()
+        ),
+    );
+    let mut b = replica("b", "");
+    a.start();
+    b.start();
+    let card = |i: usize| {
+        format!(
+            r#"{{"id": "acme/held-{i}", "price_usd": 0.02, "description": "Summarises wombat report {i}."}}"#
+        )
+    };
+    for i in 0..3 {
+        let (s, body) = send(&a.addr, "POST", "/v1/models", &auth, &card(i)).unwrap();
+        assert_eq!(s, 201, "{body}");
+    }
+    let states = caught_up(&[&a, &b], &auth);
+    let held = states[1]["cluster"]["applied"].as_u64().unwrap();
+    // b has written its position (every second): then freeze it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = b.proc.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let frozen = Instant::now();
+    let stream = hubsearch_core::config::ClusterConfig::default().stream;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deleted = rt.block_on(async {
+        use futures_util::StreamExt;
+        let client = async_nats::connect(nats.url_list()[0].as_str())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let s = js.get_stream(&stream).await.unwrap();
+        let mut names = Vec::new();
+        let mut list = s.consumer_names();
+        while let Some(n) = list.next().await {
+            names.push(n.unwrap());
+        }
+        for n in &names {
+            let _ = s.delete_consumer(n).await;
+        }
+        names.len()
+    });
+    assert!(deleted >= 2, "{deleted} consumers of the log");
+    // a writes for 12 s, publishing a snapshot and truncating every second.
+    let cluster = hubsearch_core::config::ClusterConfig {
+        enabled: true,
+        nats_urls: nats.url_list(),
+        ..Default::default()
+    };
+    let mut i = 3;
+    while frozen.elapsed() < Duration::from_secs(12) {
+        let (s, body) = send(&a.addr, "POST", "/v1/models", &auth, &card(i)).unwrap();
+        assert_eq!(s, 201, "{body}");
+        search_page(&a.addr, &auth, "wombat+report");
+        i += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let f = hubsearch_cluster::log_figures(&cluster).unwrap().unwrap();
+    let truncations: Vec<String> = logged(&a.addr)
+        .into_iter()
+        .filter(|l| l.contains("cluster log truncated"))
+        .collect();
+    assert!(
+        f.first <= held + 1,
+        "the log starts at {} but the frozen replica b has applied only {held}: {truncations:?}",
+        f.first
+    );
+    assert!(!f.snapshots.is_empty(), "a published no snapshot: {f:?}");
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        frozen.elapsed() < Duration::from_secs(30),
+        "b was frozen for {:?}: its position expired, the check above proves nothing",
+        frozen.elapsed()
+    );
+    let states = caught_up(&[&a, &b], &auth);
+    assert!(states[1]["cluster"]["failing"].is_null(), "{}", states[1]);
+    assert_same_ledger(&states[0], &states[1]);
+    for j in 0..i {
+        let (s, _) = send(
+            &b.addr,
+            "GET",
+            &format!("/v1/models/acme/held-{j}"),
+            &auth,
+            "",
+        )
+        .unwrap();
+        assert_eq!(s, 200, "acme/held-{j} on b");
+    }
+    eprintln!(
+        "b held the log at {held} while frozen ({} events written meanwhile, {} snapshots kept; {} truncation rounds logged)",
+        i - 3,
+        f.snapshots.len(),
+        truncations.len()
+    );
+}
+
 /// Issue 27's card-write defects, on two replicas of a three-server log:
 /// `PUT X {A}`, `PUT X {B}`, `PUT X {A}` within a second all end at A on
 /// every replica (a content-derived message id let the log drop the third

@@ -188,10 +188,11 @@ pub struct ReplicaStatus {
     pub failing: Option<String>,
     /// Log position of the last snapshot this replica wrote (0: none).
     pub last_snapshot: u64,
-    /// How long, in milliseconds, the log has had events past `applied`
-    /// while this replica applied nothing; 0 unless that has lasted 5 s
-    /// or more (docs/cluster.md, A stalled applier). While it is above 0
-    /// `/readyz` answers 503: a write here would wait for the applier.
+    /// How long, in milliseconds, this replica's applier has waited on its
+    /// log consumer since its last event while the log had events past
+    /// `applied`; 0 unless that has lasted 5 s or more (docs/cluster.md, A
+    /// stalled applier). While it is above 0 `/readyz` answers 503: a
+    /// write here would wait for the applier.
     pub stalled_ms: u64,
     /// Times this replica made its log consumer again because it had
     /// stalled.

@@ -49,6 +49,8 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 /// Fair listings' book: model key -> (exposure, merit, rounds).
 const LISTING_BOOK: TableDefinition<u64, (f64, f64, u64)> = TableDefinition::new("listing_book");
 
+/// Most page logs the retention removes in one commit.
+const MAX_REMOVED: u64 = 20_000;
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 16_384;
 /// Longest a served page waits for its batch to fill. Pages are aggregated
@@ -193,23 +195,33 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
     Ok(s)
 }
 
-/// Give the page logs stored before their order of entry was (ledgers of
-/// earlier versions) one: page number order, the order they were served in
-/// on a single node. Does nothing when every log has one.
+/// Give the page logs an order of entry when some have none (ledgers of
+/// earlier versions, or logs written by one after a downgrade): the order
+/// of (time, page number), both from the log itself, so replicas holding
+/// the same logs get the same order. Does nothing when every log has one.
 fn order_page_logs(w: &redb::WriteTransaction) -> Result<(), LedgerError> {
     let mut order = w.open_table(PAGE_ORDER).map_err(db_err)?;
     let logs = w.open_table(PAGE_LOG).map_err(db_err)?;
-    if order.len().map_err(db_err)? > 0 || logs.len().map_err(db_err)? == 0 {
+    if order.len().map_err(db_err)? == logs.len().map_err(db_err)? {
         return Ok(());
     }
-    let mut next = 0u64;
+    let mut pages = Vec::new();
     for row in logs.iter().map_err(db_err)? {
-        let (page, _) = row.map_err(db_err)?;
-        order.insert(next, page.value()).map_err(db_err)?;
-        next += 1;
+        let (page, bytes) = row.map_err(db_err)?;
+        // A row that does not read sorts first (removed first); the
+        // export reports it.
+        let time = PageLog::decode(bytes.value()).map_or(0, |l| l.time);
+        pages.push((time, page.value()));
+    }
+    pages.sort_unstable();
+    order.retain(|_, _| false).map_err(db_err)?;
+    for (next, (_, page)) in pages.iter().enumerate() {
+        order.insert(next as u64, *page).map_err(db_err)?;
     }
     let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
-    counters.insert("page_log_next", next).map_err(db_err)?;
+    counters
+        .insert("page_log_next", pages.len() as u64)
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -501,11 +513,14 @@ fn commit_batch(
             }
         }
         counters.insert("page_log_next", next).map_err(db_err)?;
-        // The retention (`index.page_log_keep`): the oldest logs beyond it go.
+        // The retention (`index.page_log_keep`): the oldest logs beyond it
+        // go, at most `MAX_REMOVED` a commit (a retention set on a large
+        // ledger catches up over several commits instead of holding the
+        // writer in one long transaction).
         if keep > 0 {
             let stored = order.len().map_err(db_err)?;
             let mut removed = 0u64;
-            for _ in keep..stored {
+            for _ in keep..stored.min(keep + MAX_REMOVED) {
                 let Some(page) = order.pop_first().map_err(db_err)?.map(|(_, p)| p.value()) else {
                     break;
                 };

@@ -3,7 +3,8 @@
 //! order they were entered, across a restart; its books equal those of a
 //! ledger that kept every log; and a ledger written before logs had an
 //! order of entry (its order table removed here with redb directly) gets
-//! one in page order on opening.
+//! one, in (time, page) order, on opening; in cluster mode (page ids out
+//! of time order) the pages applied last are the ones kept.
 
 use std::collections::BTreeMap;
 
@@ -123,13 +124,19 @@ fn the_newest_logs_are_kept_and_the_books_keep_everything() {
 }
 
 #[test]
-fn logs_written_before_their_order_was_get_page_order() {
+fn logs_written_before_their_order_was_get_time_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.redb");
+    // Page ids falling as time rises (as a cluster replica's may be), so
+    // page-number order is the reverse of time order.
+    let apply = |l: &Ledger, i: u64| {
+        l.apply_logged_log(page(i), 10_000 - i, 0, 1_700_000_000 + i, i + 1)
+            .unwrap();
+    };
     {
         let l = Ledger::open(&path).unwrap();
         for i in 0..30u64 {
-            l.record_log(page(i)).unwrap();
+            apply(&l, i);
         }
         l.flush().unwrap();
     }
@@ -149,9 +156,40 @@ fn logs_written_before_their_order_was_get_page_order() {
     let l = Ledger::open(&path).unwrap();
     l.keep_page_logs(12);
     for i in 30..33u64 {
-        l.record_log(page(i)).unwrap();
+        apply(&l, i);
     }
     l.flush().unwrap();
-    assert_eq!(logged(&l), queries(21..33));
+    let mut kept = logged(&l);
+    kept.sort();
+    let mut newest = queries(21..33);
+    newest.sort();
+    assert_eq!(kept, newest);
     assert_eq!(l.page_log_counts().unwrap(), (12, 21));
+}
+
+/// In cluster mode page numbers are page ids, not in time order across
+/// replicas: the retention follows the order pages were applied in (the
+/// log's), not the ids. Pages from two "replicas" (high and low ids),
+/// interleaved as a log would carry them.
+#[test]
+fn cluster_pages_go_in_log_order_not_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("replica.redb")).unwrap();
+    l.keep_page_logs(6);
+    let mut applied = Vec::new();
+    for i in 0..20u64 {
+        // Replica A's ids count down from high, replica B's up from low.
+        let id = if i % 2 == 0 { (1 << 40) - i } else { 1000 + i };
+        l.apply_logged_log(page(i), id, 0, 1_700_000_000 + i, i + 1)
+            .unwrap();
+        applied.push(id);
+    }
+    l.flush().unwrap();
+    let mut kept = Vec::new();
+    l.each_logged(|p| kept.push(p.page), |_| {}).unwrap();
+    kept.sort_unstable();
+    let mut newest: Vec<u64> = applied[14..].to_vec();
+    newest.sort_unstable();
+    assert_eq!(kept, newest);
+    assert_eq!(l.page_log_counts().unwrap(), (6, 14));
 }

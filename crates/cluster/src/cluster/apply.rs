@@ -9,7 +9,7 @@ use hubsearch_engine::{Engine, LogEvent};
 
 use super::{Cluster, STALL};
 use crate::error::{nats, ClusterError};
-use crate::event::{decode_event, now_ms, EVENT_VERSION_HEADER};
+use crate::event::{decode_event, EVENT_VERSION_HEADER};
 
 /// What the consumer gave the applier. (Returned and matched at once,
 /// never stored: boxing the message would cost an allocation per event.)
@@ -27,15 +27,18 @@ impl Cluster {
     /// stopped or applying fails). Reconnects: a consumer that breaks is
     /// made again from the position applied.
     pub(super) fn apply_loop(&self, engine: &Engine) {
-        // When the current consumer was made: a stalled one is made again
-        // at most once per `STALL`.
-        let mut made = Instant::now();
+        // When the current consumer was made (a stalled one is made again
+        // at most once per `STALL`), and how long the applier has waited on
+        // consumers with the log ahead of it since it was last given an
+        // event (across consumers: what `/readyz` reports).
+        let mut made: Option<Instant> = None;
+        let mut quiet = Duration::ZERO;
         while !self.stopped.load(Ordering::Relaxed) {
-            if made.elapsed() < STALL {
+            if made.is_some_and(|m| m.elapsed() < STALL) {
                 // Not at once after a restart (or a broken consumer).
                 std::thread::sleep(Duration::from_millis(100));
             }
-            made = Instant::now();
+            made = Some(Instant::now());
             let mut messages = match self.consumer(self.applied.get() + 1) {
                 Ok(m) => m,
                 Err(e) => {
@@ -44,6 +47,8 @@ impl Cluster {
                     continue;
                 }
             };
+            // Waited on this consumer with the log ahead.
+            let mut waited = Duration::ZERO;
             let mut carried: Option<jetstream::Message> = None;
             loop {
                 if self.stopped.load(Ordering::Relaxed) {
@@ -51,17 +56,33 @@ impl Cluster {
                 }
                 let msg = match carried.take() {
                     Some(m) => m,
-                    None => match self.next_message(&mut messages) {
-                        Next::Message(m) => m,
-                        Next::Quiet => {
-                            self.mark_idle(engine);
-                            if self.stalled(made) {
-                                break;
+                    None => {
+                        let t = Instant::now();
+                        match self.next_message(&mut messages) {
+                            Next::Message(m) => {
+                                quiet = Duration::ZERO;
+                                self.quiet_ms.store(0, Ordering::Relaxed);
+                                m
                             }
-                            continue;
+                            Next::Quiet => {
+                                if self.behind() {
+                                    quiet += t.elapsed();
+                                    waited += t.elapsed();
+                                } else {
+                                    quiet = Duration::ZERO;
+                                    waited = Duration::ZERO;
+                                }
+                                self.quiet_ms
+                                    .store(quiet.as_millis() as u64, Ordering::Relaxed);
+                                if waited >= STALL && self.stalled(quiet) {
+                                    break;
+                                }
+                                self.mark_idle(engine);
+                                continue;
+                            }
+                            Next::Reconnect => break,
                         }
-                        Next::Reconnect => break,
-                    },
+                    }
                 };
                 let Some((position, event)) = self.decode(&msg) else {
                     return;
@@ -85,31 +106,40 @@ impl Cluster {
         }
     }
 
-    /// Whether the consumer made at `made` has stalled: the log has events
-    /// past the applied position, yet nothing was applied for [`STALL`]
-    /// (and the consumer is at least that old). Seen once in a test run: after a NATS
-    /// server was killed, one replica's ordered consumer delivered nothing
-    /// more while its writes still reached the log, so each write waited
-    /// `apply_wait_ms` and failed. A stalled consumer is made again from
-    /// the applied position (counted in `consumer_restarts`); while it is
-    /// stalled `/readyz` says this replica cannot take writes.
-    fn stalled(&self, made: Instant) -> bool {
+    /// Whether the log has events past the applied position, as last known
+    /// (the log's end asked every second, and every append's
+    /// acknowledgement).
+    fn behind(&self) -> bool {
+        self.log_last.load(Ordering::Relaxed) > self.applied.get()
+    }
+
+    /// Whether the current consumer has stalled, after it gave nothing for
+    /// [`STALL`] of waiting while the log was ahead (`quiet`: the wait
+    /// since the last event, across consumers): the log's end is asked
+    /// afresh (it may have moved back: a stream made again), and when the
+    /// log is still ahead the consumer is made again from the applied
+    /// position (counted in `consumer_restarts`). Seen in a test run:
+    /// after a NATS server was killed, a replica's ordered consumer, which
+    /// lived there, delivered nothing more while its writes still reached
+    /// the log, so each write waited `apply_wait_ms` and failed. While it
+    /// is stalled `/readyz` says this replica cannot take writes. Time
+    /// spent applying (a long run of cards) or paused by a snapshot is not
+    /// waiting: only the consumer's silence counts.
+    fn stalled(&self, quiet: Duration) -> bool {
         let applied = self.applied.get();
-        if self.log_last.load(Ordering::Relaxed) <= applied {
-            // At the log's end: nothing to wait for.
-            self.progressed_ms.store(now_ms(), Ordering::Relaxed);
-            return false;
-        }
-        let waited = Duration::from_millis(
-            now_ms().saturating_sub(self.progressed_ms.load(Ordering::Relaxed)),
-        );
-        if waited < STALL || made.elapsed() < STALL {
-            return false;
+        let fresh = self
+            .rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(2), self.log_end()).await });
+        if let Ok(Some(last)) = fresh {
+            self.log_last.store(last.max(applied), Ordering::Relaxed);
         }
         let last = self.log_last.load(Ordering::Relaxed);
+        if last <= applied {
+            return false;
+        }
         tracing::warn!(
             "cluster log consumer stalled: applied {applied}, the log is at {last}, nothing delivered for {:.1} s; making it again",
-            waited.as_secs_f64()
+            quiet.as_secs_f64()
         );
         self.consumer_restarts.fetch_add(1, Ordering::Relaxed);
         true
@@ -188,7 +218,6 @@ impl Cluster {
             self.record_delay(sent);
         }
         self.applied.set(last);
-        self.progressed_ms.store(now_ms(), Ordering::Relaxed);
         drop(paused);
         self.log_last.fetch_max(last, Ordering::Relaxed);
         true

@@ -30,6 +30,13 @@ impl Cluster {
         check_position(&rt, &js, &cfg, start)?;
         let cluster = Arc::new(Cluster::new(cfg, rt, client, js, engine.ledger().clone()));
         cluster.applied.set(start);
+        // The position this replica restarts from, before it applies
+        // anything: an entry a crashed run left (up to 30 s old) may be
+        // ahead of what it kept, and the log must not be truncated past
+        // this (positions.rs).
+        cluster.rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(5), cluster.report_position()).await;
+        });
         let last = cluster.refresh_log_last();
         progress(&format!(
             "cluster: replica {} at log position {start} of {last}; catching up",
@@ -79,7 +86,7 @@ impl Cluster {
             consumer_restarts: AtomicU64::new(0),
             positions: std::sync::OnceLock::new(),
             position_reported: AtomicBool::new(true),
-            progressed_ms: AtomicU64::new(crate::event::now_ms()),
+            quiet_ms: AtomicU64::new(0),
         }
     }
 

@@ -105,10 +105,10 @@ pub struct Cluster {
     /// Whether this replica's last position write succeeded (a failure is
     /// said once per outage).
     position_reported: AtomicBool,
-    /// Milliseconds (since the Unix epoch) at which the applier last
-    /// applied an event or found itself at the log's end: how long it has
-    /// been stalled, when behind.
-    progressed_ms: AtomicU64,
+    /// Milliseconds the applier has waited on its log consumers, with the
+    /// log ahead of it, since it was last given an event (0 when at the
+    /// log's end): how long it has been stalled.
+    quiet_ms: AtomicU64,
 }
 
 /// How long the applier may be given nothing while the log has events
@@ -150,6 +150,13 @@ impl Cluster {
 
     fn refresh_log_last(&self) -> u64 {
         self.rt.block_on(self.refresh_log_last_async())
+    }
+
+    /// The log's last position as the servers say now (`None` when they
+    /// do not answer).
+    async fn log_end(&self) -> Option<u64> {
+        let mut s = self.js.get_stream(&self.cfg.stream).await.ok()?;
+        s.info().await.ok().map(|i| i.state.last_sequence)
     }
 
     async fn refresh_log_last_async(&self) -> u64 {

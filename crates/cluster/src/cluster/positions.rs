@@ -96,9 +96,13 @@ impl Cluster {
         }
         let mut out = Vec::new();
         for name in names {
-            // Expired or deleted since it was listed: not waited for.
+            // Expired since it was listed, or a server that has not seen
+            // the write yet answered: this round purges nothing.
             let Some(v) = store.get(&name).await.map_err(nats)? else {
-                continue;
+                return Err(ClusterError::Log(format!(
+                    "replica {name}'s position was listed in the bucket {} but not found",
+                    self.positions_name()
+                )));
             };
             let text = String::from_utf8_lossy(&v);
             let p = text.trim().parse::<u64>().map_err(|_| {

@@ -105,7 +105,20 @@ impl Cluster {
         if covered == 0 {
             return Ok(());
         }
-        self.rt.block_on(async {
+        // Bounded: a server that stops answering must not hold the
+        // snapshot thread (the next round tries again).
+        let round = self.rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), self.truncate_round(covered)).await
+        });
+        round.unwrap_or_else(|_| {
+            Err(ClusterError::Log(
+                "truncating the log: no answer within 30 s".into(),
+            ))
+        })
+    }
+
+    async fn truncate_round(&self, covered: u64) -> Result<(), ClusterError> {
+        {
             let mut stream = self.js.get_stream(&self.cfg.stream).await.map_err(nats)?;
             let mut upto = covered;
             let mut consumers = stream.consumers();
@@ -133,7 +146,7 @@ impl Cluster {
                 upto + 1
             );
             Ok(())
-        })
+        }
     }
 
     /// Write a snapshot of this replica into `root/snapshot-<position>`

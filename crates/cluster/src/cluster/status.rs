@@ -46,15 +46,12 @@ impl Cluster {
         }
     }
 
-    /// How long the applier has applied nothing while behind the log, in
-    /// milliseconds, when that is [`STALL`] or more; else 0.
+    /// How long the applier has waited on its log consumers while behind
+    /// the log, in milliseconds, when that is [`STALL`] or more; else 0.
     fn stalled_ms(&self, applied: u64, log_last: u64) -> u64 {
-        if log_last <= applied {
-            return 0;
-        }
-        let waited = now_ms().saturating_sub(self.progressed_ms.load(Ordering::Relaxed));
-        if u128::from(waited) >= STALL.as_millis() {
-            waited
+        let quiet = self.quiet_ms.load(Ordering::Relaxed);
+        if log_last > applied && u128::from(quiet) >= STALL.as_millis() {
+            quiet
         } else {
             0
         }

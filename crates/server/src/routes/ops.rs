@@ -100,7 +100,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
                 return Err(ApiError::new(
                     Code::ClusterUnavailable,
                     format!(
-                        "this replica has applied nothing for {:.1} s while the log is ahead (applied {}, log at {}): a write here would wait for it; its log consumer is being made again",
+                        "this replica's applier has waited {:.1} s on its log consumer while the log is ahead (applied {}, log at {}): a write here would wait for it; its consumer is being made again",
                         c.stalled_ms as f64 / 1000.0,
                         c.applied,
                         c.log_last
@@ -190,7 +190,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                 ),
                 (
                     "hubsearch_cluster_stalled_seconds",
-                    "How long this replica has applied nothing while the log is ahead of it (0 below 5 s; docs/cluster.md, A stalled applier).",
+                    "How long this replica's applier has waited on its log consumer while the log is ahead of it (0 below 5 s; docs/cluster.md, A stalled applier).",
                     c.stalled_ms as f64 / 1000.0,
                 ),
                 (
