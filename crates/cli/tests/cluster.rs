@@ -648,6 +648,28 @@ fn small_cluster(dir: &Path) -> (Nats, String, PathBuf, String) {
     (nats, urls, seed, auth)
 }
 
+/// A replica of the small cluster named `name`, its index a copy of
+/// `seed`, `extra` added to its `[cluster]` section.
+fn seeded_replica(dir: &Path, seed: &Path, urls: &str, name: &str, extra: &str) -> Replica {
+    let index = dir.join(name);
+    copy_dir(seed, &index);
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
+             [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{extra}"
+        ),
+    )
+    .unwrap();
+    Replica {
+        index,
+        config,
+        addr: format!("127.0.0.1:{}", free_port()),
+        proc: None,
+    }
+}
+
 /// The log is never truncated past a live replica, even when its consumer
 /// is gone (a replica's ordered consumer is a one-copy consumer on one NATS
 /// server: when that server was killed it vanished from the stream's list,
@@ -664,25 +686,7 @@ fn a_live_replica_whose_consumer_is_gone_is_not_truncated_past() {
     let dir = tempfile::tempdir().unwrap();
     let (nats, urls, seed, auth) = small_cluster(dir.path());
     let snapshots = dir.path().join("snapshots");
-    let replica = |name: &str, extra: &str| -> Replica {
-        let index = dir.path().join(name);
-        copy_dir(&seed, &index);
-        let config = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
-                 [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{extra}"
-            ),
-        )
-        .unwrap();
-        Replica {
-            index,
-            config,
-            addr: format!("127.0.0.1:{}", free_port()),
-            proc: None,
-        }
-    };
+    let replica = |name: &str, extra: &str| seeded_replica(dir.path(), &seed, &urls, name, extra);
     let mut a = replica(
         "a",
         &format!(
@@ -1840,25 +1844,7 @@ fn served_pages_reach_the_log_after_an_outage_and_count_once() {
     let dir = tempfile::tempdir().unwrap();
     let (mut nats, urls, seed, auth) = small_cluster(dir.path());
     let mut replicas: Vec<Replica> = (0..2)
-        .map(|i| {
-            let index = dir.path().join(format!("p{i}"));
-            copy_dir(&seed, &index);
-            let config = dir.path().join(format!("p{i}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
-                     [cluster]\nenabled = true\nreplica = \"p{i}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n"
-                ),
-            )
-            .unwrap();
-            Replica {
-                index,
-                config,
-                addr: format!("127.0.0.1:{}", free_port()),
-                proc: None,
-            }
-        })
+        .map(|i| seeded_replica(dir.path(), &seed, &urls, &format!("p{i}"), ""))
         .collect();
     for r in &mut replicas {
         r.start();
