@@ -155,21 +155,17 @@ impl Cluster {
     /// The log's last position as the servers say now (`None` when they
     /// do not answer).
     async fn log_end(&self) -> Option<u64> {
-        let mut s = self.js.get_stream(&self.cfg.stream).await.ok()?;
-        s.info().await.ok().map(|i| i.state.last_sequence)
+        let s = self.js.get_stream(&self.cfg.stream).await.ok()?;
+        s.get_info().await.ok().map(|i| i.state.last_sequence)
     }
 
     async fn refresh_log_last_async(&self) -> u64 {
-        match self.js.get_stream(&self.cfg.stream).await {
-            Ok(s) => match s.get_info().await {
-                Ok(info) => {
-                    let last = info.state.last_sequence;
-                    self.log_last.fetch_max(last, Ordering::Relaxed);
-                    last
-                }
-                Err(_) => self.log_last.load(Ordering::Relaxed),
-            },
-            Err(_) => self.log_last.load(Ordering::Relaxed),
+        match self.log_end().await {
+            Some(last) => {
+                self.log_last.fetch_max(last, Ordering::Relaxed);
+                last
+            }
+            None => self.log_last.load(Ordering::Relaxed),
         }
     }
 

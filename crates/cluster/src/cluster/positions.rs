@@ -23,7 +23,7 @@ use super::Cluster;
 use crate::error::{nats, ClusterError};
 
 /// How long a replica's position is waited for after it last wrote it.
-pub(super) const POSITION_TTL: Duration = Duration::from_secs(30);
+const POSITION_TTL: Duration = Duration::from_secs(30);
 
 impl Cluster {
     /// The positions bucket's name.

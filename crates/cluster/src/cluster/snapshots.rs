@@ -117,36 +117,35 @@ impl Cluster {
         })
     }
 
+    /// One truncation round (see [`Cluster::truncate`]).
     async fn truncate_round(&self, covered: u64) -> Result<(), ClusterError> {
-        {
-            let mut stream = self.js.get_stream(&self.cfg.stream).await.map_err(nats)?;
-            let mut upto = covered;
-            let mut consumers = stream.consumers();
-            while let Some(c) = consumers.next().await {
-                upto = upto.min(c.map_err(nats)?.delivered.stream_sequence);
-            }
-            // A replica whose consumer's server is gone is not in that
-            // list; its position in the bucket is (an error: no purge).
-            for (_, applied) in self.live_positions().await? {
-                upto = upto.min(applied);
-            }
-            let first = stream.info().await.map_err(nats)?.state.first_sequence;
-            if upto < first {
-                return Ok(());
-            }
-            let purged = stream
-                .purge()
-                .sequence(upto + 1)
-                .await
-                .map_err(nats)?
-                .purged;
-            self.truncated.fetch_max(upto, Ordering::Relaxed);
-            tracing::info!(
-                "cluster log truncated: positions {first}..={upto} purged ({purged} events; the oldest snapshot kept is at {covered}); the log starts at {}",
-                upto + 1
-            );
-            Ok(())
+        let mut stream = self.js.get_stream(&self.cfg.stream).await.map_err(nats)?;
+        let mut upto = covered;
+        let mut consumers = stream.consumers();
+        while let Some(c) = consumers.next().await {
+            upto = upto.min(c.map_err(nats)?.delivered.stream_sequence);
         }
+        // A replica whose consumer's server is gone is not in that
+        // list; its position in the bucket is (an error: no purge).
+        for (_, applied) in self.live_positions().await? {
+            upto = upto.min(applied);
+        }
+        let first = stream.info().await.map_err(nats)?.state.first_sequence;
+        if upto < first {
+            return Ok(());
+        }
+        let purged = stream
+            .purge()
+            .sequence(upto + 1)
+            .await
+            .map_err(nats)?
+            .purged;
+        self.truncated.fetch_max(upto, Ordering::Relaxed);
+        tracing::info!(
+            "cluster log truncated: positions {first}..={upto} purged ({purged} events; the oldest snapshot kept is at {covered}); the log starts at {}",
+            upto + 1
+        );
+        Ok(())
     }
 
     /// Write a snapshot of this replica into `root/snapshot-<position>`
