@@ -66,7 +66,7 @@ pub fn run(g: &Global, cmd: LedgerCommand) -> Result<ExitCode, AnyError> {
     let n = export(&ledger, &out, &format)?;
     ledger.close()?;
     eprintln!(
-        "wrote {} impressions of {} pages and {} calls to {}; page log rows {:.0} bytes on average (binary encoding)",
+        "wrote {} impressions of {} pages and {} calls to {}; page log rows {:.0} bytes on average, as stored",
         n.impressions,
         n.pages,
         n.calls,
@@ -82,7 +82,7 @@ pub struct Counts {
     pub pages: usize,
     pub impressions: usize,
     pub calls: usize,
-    /// Mean bytes of a page's row in the ledger (its binary encoding).
+    /// Mean bytes of a page's row in the ledger, as stored.
     pub row_bytes: f64,
 }
 
@@ -151,8 +151,9 @@ pub fn export(ledger: &Ledger, out: &Path, formats: &[Format]) -> Result<Counts,
             }
         }
     }
-    let row_bytes =
-        pages.iter().map(|p| p.encode().len()).sum::<usize>() as f64 / pages.len().max(1) as f64;
+    // The rows as stored (compact page logs since version 3).
+    let (rows, bytes) = ledger.page_log_bytes()?;
+    let row_bytes = bytes as f64 / rows.max(1) as f64;
     Ok(Counts {
         pages: pages.len(),
         impressions: impressions.num_rows(),

@@ -232,14 +232,21 @@ mod tests {
     }
 }
 
-/// Bytes per page before and after the binary encoding, on a real export
-/// (`hubsearch ope --log DIR --sizes`, DIR a `hubsearch ledger export`
-/// directory): the ledger row (JSON without the candidate list before,
-/// binary with it now) and the cluster page event (the JSON `PageRecord`
-/// with its deltas before, the binary log now).
+/// Bytes per page in each encoding, on a real export (`hubsearch ope --log
+/// DIR --sizes`, DIR a `hubsearch ledger export` directory): the ledger row
+/// (JSON without the candidate list at first, the self-contained binary
+/// log of version 2, the compact page of version 3) and the cluster page
+/// event (the JSON `PageRecord` with its deltas, event version 2, event
+/// version 3). The compact sizes replay the pages in order through a
+/// dictionary of models and names, as a ledger does: an event is encoded
+/// against the dictionary before its page (what the serving replica
+/// holds), a row against the one after it.
 mod sizes {
+    use std::collections::HashMap;
+
     use hubsearch_engine::replica::LogEvent;
     use hubsearch_ledger::codec::derived_logits;
+    use hubsearch_ledger::state::{Ordinals, Refs};
     use hubsearch_ledger::PageRecord;
 
     use crate::cli::AnyError;
@@ -248,6 +255,9 @@ mod sizes {
         let pages = super::read_pages(&dir.join("pages.jsonl"))?;
         let (mut old_row, mut new_row, mut old_event, mut new_event, mut n, mut cands) =
             (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+        let (mut compact_row, mut compact_event) = (0usize, 0usize);
+        let mut ordinals = Ordinals::default();
+        let mut names: HashMap<u64, String> = HashMap::new();
         for p in pages.iter().filter(|p| !p.ranked.is_empty()) {
             // JSON text may read a float back one ulp off: the logits as
             // the ledger holds them are the derived ones.
@@ -284,6 +294,31 @@ mod sizes {
             }
             .to_payload()?
             .len();
+            let bytes = p.encode_compact(&Refs {
+                ordinals: &ordinals,
+                names: &names,
+            });
+            compact_event += LogEvent::Compact {
+                page_id: p.page,
+                hour: p.time / 3600,
+                time: p.time,
+                sent_ms: p.time * 1000,
+                bytes,
+            }
+            .to_payload()?
+            .len();
+            ordinals.assign(&p.ranked);
+            let first = p.first_rank.saturating_sub(1);
+            for (s, c) in p.shown.iter().zip(p.ranked.iter().skip(first)) {
+                names.entry(c.model).or_insert_with(|| s.model.clone());
+                names.entry(c.builder).or_insert_with(|| s.builder.clone());
+            }
+            compact_row += p
+                .encode_compact(&Refs {
+                    ordinals: &ordinals,
+                    names: &names,
+                })
+                .len();
             cands += p.ranked.len();
             n += 1;
         }
@@ -291,12 +326,14 @@ mod sizes {
             return Err("no page of the export has a candidate list".into());
         }
         Ok(format!(
-            "{n} pages, {:.0} candidates each: ledger row {} -> {} bytes, cluster event {} -> {} bytes",
+            "{n} pages, {:.0} candidates each: ledger row {} (JSON) -> {} (version 2) -> {} bytes (compact), cluster event {} (version 1) -> {} (version 2) -> {} bytes (version 3)",
             cands as f64 / n as f64,
             old_row / n,
             new_row / n,
+            compact_row / n,
             old_event / n,
-            new_event / n
+            new_event / n,
+            compact_event / n
         ))
     }
 }

@@ -1361,9 +1361,11 @@ fn a_backup_restores_a_new_cluster_with_equal_ledgers() {
 /// replica and an upgraded one with `cluster.event_version = 1` take
 /// publishes, searches and paid calls side by side; step 2: the old one is
 /// replaced by this build (still writing version 1); step 3: both switch
-/// to version 2 (binary pages), one at a time. After every step both have
+/// to version 2 (binary pages), one at a time; step 4: both switch to
+/// version 3 (compact pages against the ledger's dictionary, which only
+/// version 3 pages grow), one at a time. After every step both have
 /// applied the whole log and their ledgers agree model by model. Last, a
-/// version 1 replica started now meets version 2 pages and stops applying,
+/// version 1 replica started now meets newer pages and stops applying,
 /// saying so on /readyz, instead of diverging.
 #[test]
 fn a_mixed_version_cluster_upgrades_without_losing_anything() {
@@ -1479,14 +1481,24 @@ fn a_mixed_version_cluster_upgrades_without_losing_anything() {
     assert!(p2 > p1);
     // Step 3: both switch to version 2, one at a time.
     b.kill();
-    let b = replica("b", None, &new_bin);
+    let mut b = replica("b", Some(2), &new_bin);
     traffic(&[&a, &b], "switching");
     agree(&[&a, &b], "one replica writing version 2");
     a.kill();
-    let a = replica("a", None, &new_bin);
+    let mut a = replica("a", Some(2), &new_bin);
     traffic(&[&a, &b], "switched");
     let p3 = agree(&[&a, &b], "both writing version 2");
     assert!(p3 > p2);
+    // Step 4: both switch to version 3 (the default), one at a time.
+    b.kill();
+    let b = replica("b", None, &new_bin);
+    traffic(&[&a, &b], "compacting");
+    agree(&[&a, &b], "one replica writing version 3");
+    a.kill();
+    let a = replica("a", None, &new_bin);
+    traffic(&[&a, &b], "compacted");
+    let p4 = agree(&[&a, &b], "both writing version 3");
+    assert!(p4 > p3);
     drop(b);
     // A version 1 replica now meets version 2 pages: it stops applying and
     // says why, rather than skip them.

@@ -8,10 +8,11 @@ use hubsearch_engine::LogEvent;
 /// The newest version of the log's events this build understands
 /// (docs/cluster.md, Upgrades). Every message carries its version in the
 /// header below; a message without it is version 1 (logs written before
-/// it). Version 2 added served pages as compact binary logs
-/// (`LogEvent::Logged`); every other event is as in version 1, and is sent
-/// as version 1.
-pub const EVENT_VERSION: u32 = 2;
+/// it). Version 2 added served pages as self-contained binary logs
+/// (`LogEvent::Logged`), version 3 as compact page logs that refer to the
+/// ledger's dictionary of models (`LogEvent::Compact`); every other event
+/// is as in version 1, and is sent as version 1.
+pub const EVENT_VERSION: u32 = 3;
 /// The header carrying an event's version.
 pub const EVENT_VERSION_HEADER: &str = "Hubsearch-Event-Version";
 

@@ -84,9 +84,10 @@ pub struct ClusterConfig {
     /// events (JetStream `max_bytes`; 0 = no limit).
     pub log_max_bytes: u64,
     /// The newest event version this replica writes (docs/cluster.md,
-    /// Upgrades): 2 sends served pages as compact binary logs; 1 sends
-    /// them as version 1 replicas read them (JSON), for the time of a
-    /// rolling upgrade from version 1.
+    /// Upgrades): 3 sends served pages as compact page logs (models by
+    /// their ordinal in the ledger's dictionary); 2 as self-contained
+    /// binary logs, for the time of a rolling upgrade from version 2; 1 as
+    /// version 1 replicas read them (JSON), for one from version 1.
     pub event_version: u32,
 }
 
@@ -108,7 +109,7 @@ impl Default for ClusterConfig {
             truncate_log: true,
             log_max_age_s: 7 * 24 * 3600,
             log_max_bytes: 0,
-            event_version: 2,
+            event_version: 3,
         }
     }
 }
@@ -641,10 +642,10 @@ impl Config {
                 "must be less than cluster.duplicate_window_s (a retried page must reach the log within the deduplication window to be stored once); 0 = half of it",
             );
         }
-        if !(1..=2).contains(&c.event_version) {
+        if !(1..=3).contains(&c.event_version) {
             return bad(
                 "cluster.event_version",
-                "must be 1 or 2 (the versions this build writes)",
+                "must be 1, 2 or 3 (the versions this build writes)",
             );
         }
         if !c.enabled {

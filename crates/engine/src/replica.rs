@@ -58,6 +58,22 @@ pub enum LogEvent {
         sent_ms: u64,
         log: Box<PageLog>,
     },
+    /// A served page as a compact page log (event version 3: models by
+    /// their ordinal in the ledger's dictionary, names by reference;
+    /// docs/ledger.md, Page log), read against the applying replica's
+    /// ledger when applied ([`crate::ledger::Ledger::apply_compact_log`]).
+    /// Travels in binary ([`LogEvent::to_payload`]).
+    Compact {
+        /// The page id the replica gave its client.
+        page_id: u64,
+        /// Hour (since the epoch) and unix second it was served.
+        hour: u64,
+        time: u64,
+        /// Milliseconds since the epoch when it was sent (staleness).
+        sent_ms: u64,
+        /// The compact page log.
+        bytes: Vec<u8>,
+    },
     /// A verified paid call, resolved by the replica that took it, at unix
     /// second `time` and millisecond `time_ms` (what every replica writes in
     /// its call log entry; absent in logs written before it: `time` * 1000).
@@ -72,14 +88,62 @@ pub enum LogEvent {
 /// The first byte of a binary page event's payload (every other event is
 /// JSON, whose first byte is `{`).
 pub const PAGE_PAYLOAD: u8 = 0xB1;
+/// The first byte of a compact page event's payload.
+pub const COMPACT_PAYLOAD: u8 = 0xB3;
+
+fn put_var(out: &mut Vec<u8>, mut x: u64) {
+    loop {
+        let b = (x & 0x7F) as u8;
+        x >>= 7;
+        if x == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// A varint of `payload` at `*at` (moved past it).
+fn take_var(payload: &[u8], at: &mut usize) -> std::result::Result<u64, String> {
+    let mut x = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *payload.get(*at).ok_or("a page event ends early")?;
+        *at += 1;
+        let part = u64::from(b & 0x7F);
+        if shift == 63 && part > 1 {
+            return Err("a page event's number overflows 64 bits".into());
+        }
+        x |= part << shift;
+        if b & 0x80 == 0 {
+            return Ok(x);
+        }
+    }
+    Err("a page event's number is longer than 10 bytes".into())
+}
 
 impl LogEvent {
     /// The event as a cluster log message's payload: a page's log in
     /// binary (`PAGE_PAYLOAD`, page id, hour, time and sent milliseconds as
-    /// little-endian u64, then the encoded log: docs/ledger.md, Page log),
-    /// every other event as JSON.
+    /// little-endian u64, then the encoded log: docs/ledger.md, Page log;
+    /// a compact page: `COMPACT_PAYLOAD`, the four numbers as varints, the
+    /// compact log), every other event as JSON.
     pub fn to_payload(&self) -> Result<Vec<u8>> {
         match self {
+            LogEvent::Compact {
+                page_id,
+                hour,
+                time,
+                sent_ms,
+                bytes,
+            } => {
+                let mut out = Vec::with_capacity(24 + bytes.len());
+                out.push(COMPACT_PAYLOAD);
+                for x in [page_id, hour, time, sent_ms] {
+                    put_var(&mut out, *x);
+                }
+                out.extend_from_slice(bytes);
+                Ok(out)
+            }
             LogEvent::Logged {
                 page_id,
                 hour,
@@ -102,6 +166,18 @@ impl LogEvent {
 
     /// Read a cluster log message's payload ([`LogEvent::to_payload`]).
     pub fn from_payload(payload: &[u8]) -> std::result::Result<LogEvent, String> {
+        if payload.first() == Some(&COMPACT_PAYLOAD) {
+            let mut at = 1;
+            let mut n = || take_var(payload, &mut at);
+            let (page_id, hour, time, sent_ms) = (n()?, n()?, n()?, n()?);
+            return Ok(LogEvent::Compact {
+                page_id,
+                hour,
+                time,
+                sent_ms,
+                bytes: payload[at..].to_vec(),
+            });
+        }
         if payload.first() != Some(&PAGE_PAYLOAD) {
             return serde_json::from_slice(payload)
                 .map_err(|e| format!("the event does not parse: {e}"));
@@ -331,6 +407,16 @@ impl Engine {
             } => {
                 self.ledger()
                     .apply_logged_log(*log, page_id, hour, time, position)?;
+            }
+            LogEvent::Compact {
+                page_id,
+                hour,
+                time,
+                bytes,
+                ..
+            } => {
+                self.ledger()
+                    .apply_compact_log(&bytes, page_id, hour, time, position)?;
             }
             LogEvent::Call {
                 call,

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::ledger::codec::derived_logits;
+use crate::ledger::codec::{derived_logits, on_grid};
 use crate::ledger::{Book, LoggedCandidate, PageLog, ShownLog};
 use crate::row::{page_of, ranked_rows, RankedRow, Row};
 use crate::snippet::Marker;
@@ -201,6 +201,11 @@ impl Engine {
         for ((row, e), p) in rows.iter_mut().zip(evidence).zip(base) {
             let mut c = hub.candidate(&row.facts, row.relevance, e.calls, group);
             c.merit = blended_merit(p, e.calls, e.impressions, e.exposure, hub_rate, k);
+            // On the grid the page log keeps (2^-15 in [0, 1]): what every
+            // policy ranks on is what the log records, exactly.
+            c.relevance = on_grid(c.relevance);
+            c.merit = on_grid(c.merit);
+            c.quantile = on_grid(c.quantile);
             row.candidate = c;
         }
     }

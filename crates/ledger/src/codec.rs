@@ -1,9 +1,12 @@
-//! The page log's binary encoding (docs/ledger.md, Page log): what the
+//! The page log's binary encodings (docs/ledger.md, Page log): what the
 //! `page_log` table stores and a cluster page event carries. Versioned by
-//! its first byte: [`VERSION`] for this encoding; a row that starts with
-//! `{` is a JSON row written before it (still read).
+//! its first byte: [`COMPACT`] (3) for the compact page the ledger writes
+//! and event version 3 carries (`compact.rs`: models by ordinal, names by
+//! reference), [`VERSION`] (2) for the self-contained encoding below
+//! (event version 2; rows written before version 3); a row that starts
+//! with `{` is a JSON row written before either (still read).
 //!
-//! Layout (integers are LEB128 varints unless said otherwise, floats
+//! Version 2's layout (integers are LEB128 varints unless said otherwise, floats
 //! little-endian, strings a varint length and UTF-8):
 //!
 //! ```text
@@ -33,6 +36,9 @@
 use super::state::{Book, LoggedCandidate, PageLog, ShownLog};
 use hubsearch_rank::Attention;
 
+mod compact;
+pub use compact::{on_grid, Dictionary, NoDictionary, COMPACT, GRID};
+
 /// The first byte of a binary page log.
 pub const VERSION: u8 = 2;
 
@@ -41,7 +47,7 @@ pub const VERSION: u8 = 2;
 pub enum CodecError {
     #[error("the page log ends early (at byte {0})")]
     Truncated(usize),
-    #[error("page log version {0} is not one this hubsearch reads (it reads {VERSION} and JSON)")]
+    #[error("page log version {0} is not one this hubsearch reads (it reads 2, 3 and JSON)")]
     Version(u8),
     #[error("the page log is malformed: {0}")]
     Malformed(String),
@@ -79,6 +85,9 @@ impl PageLog {
         match bytes.first() {
             None => Err(CodecError::Truncated(0)),
             Some(&VERSION) => decode_binary(bytes),
+            // A compact page that refers to nothing (`decode_with` reads
+            // one against the ledger's dictionary).
+            Some(&COMPACT) => PageLog::decode_with(bytes, &NoDictionary),
             Some(b'{') | Some(b' ') | Some(b'\n') => {
                 serde_json::from_slice(bytes).map_err(|e| CodecError::Json(e.to_string()))
             }
@@ -86,14 +95,19 @@ impl PageLog {
         }
     }
 
-    /// Round the ranked list's relevance, merit and quantile to f32 (what
-    /// the encoding keeps) and set each shown item's relevance to its ranked
-    /// candidate's: the log a replica decodes. Idempotent.
+    /// Put the ranked list's relevance, merit and quantile on the grid the
+    /// compact encoding keeps ([`on_grid`]: exact in f32 too, so version 2
+    /// keeps them as well), round shown scores to f32 and set each shown
+    /// item's relevance to its ranked candidate's: the log a replica
+    /// decodes. Idempotent.
     pub fn quantize(&mut self) {
         for c in &mut self.ranked {
-            c.relevance = f64::from(c.relevance as f32);
-            c.merit = f64::from(c.merit as f32);
-            c.quantile = f64::from(c.quantile as f32);
+            c.relevance = on_grid(c.relevance);
+            c.merit = on_grid(c.merit);
+            c.quantile = on_grid(c.quantile);
+        }
+        for s in &mut self.shown {
+            s.score = f64::from(s.score as f32);
         }
         if !self.ranked.is_empty() {
             let first = self.first_rank.saturating_sub(1);

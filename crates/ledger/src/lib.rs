@@ -241,6 +241,11 @@ impl Ledger {
         store::page_log_counts(&self.inner.db)
     }
 
+    /// (page logs stored, their bytes as stored), as committed.
+    pub fn page_log_bytes(&self) -> Result<(u64, u64), LedgerError> {
+        store::page_log_bytes(&self.inner.db)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -3,6 +3,7 @@
 
 use hubsearch_rank::{page_delta, Candidate};
 
+use super::state::{Refs, State};
 use super::store::Event;
 use super::{now_secs, Impression, Ledger, LedgerError, LoggedCandidate, PageLog, PageRecord};
 
@@ -73,22 +74,82 @@ impl Ledger {
     pub fn record_page(&self, mut page: PageRecord) -> Result<u64, LedgerError> {
         let now = now_secs();
         let hour = now / 3600;
-        let seq = {
-            let mut s = self.state();
-            let seq = s.pages;
-            if let Some(log) = &mut page.log {
-                log.page = seq;
-                log.time = now;
+        let mut s = self.state();
+        let seq = s.pages;
+        if let Some(log) = &mut page.log {
+            log.page = seq;
+            log.time = now;
+        }
+        self.book_page(&mut s, page, hour, 0, true)?;
+        Ok(seq)
+    }
+
+    /// Book a page in memory and queue it for the store, its log as a
+    /// compact row; with `assign`, its models without an ordinal get one
+    /// first. Under the state's lock, so that pages reach the writer in
+    /// the order their ordinals were given.
+    fn book_page(
+        &self,
+        s: &mut State,
+        mut page: PageRecord,
+        hour: u64,
+        position: u64,
+        assign: bool,
+    ) -> Result<(), LedgerError> {
+        s.apply_page(&page, hour);
+        let mut ordinals = Vec::new();
+        let row = page.log.take().map(|log| {
+            if assign {
+                ordinals = s.ordinals.assign(&log.ranked);
             }
-            s.apply_page(&page, hour);
-            seq
-        };
+            (log.page, log.encode_compact(&Refs::of(s)))
+        });
         self.send(Event::Page {
             page,
             hour,
-            position: 0,
-        })?;
-        Ok(seq)
+            position,
+            row,
+            ordinals,
+        })
+    }
+
+    /// A served page's log as a compact page (version 3) against this
+    /// ledger's dictionary and names: what a cluster replica appends
+    /// (docs/cluster.md, Upgrades). Every replica that applies it has
+    /// applied what this one has, so knows every model and name it
+    /// refers to.
+    pub fn encode_compact(&self, log: &PageLog) -> Vec<u8> {
+        let s = self.state();
+        log.encode_compact(&Refs::of(&s))
+    }
+
+    /// Cluster mode: apply a compact page log (version 3) taken from the
+    /// cluster log at `position`, as the replica that served it gave it
+    /// (its page id, hour and time): read against this ledger's
+    /// dictionary, booked from its log alone ([`PageRecord::of_log`]), its
+    /// models given ordinals. Nothing when `position` was applied before.
+    pub fn apply_compact_log(
+        &self,
+        bytes: &[u8],
+        page_id: u64,
+        hour: u64,
+        time: u64,
+        position: u64,
+    ) -> Result<bool, LedgerError> {
+        let mut s = self.state();
+        if position <= s.position {
+            return Ok(false);
+        }
+        // Read and booked before the position moves: a page that does not
+        // read leaves this replica where it was (and it stops applying).
+        let mut log = PageLog::decode_with(bytes, &Refs::of(&s))
+            .map_err(|e| LedgerError::Db(format!("log position {position}: {e}")))?;
+        log.page = page_id;
+        log.time = time;
+        let page = PageRecord::of_log(log)?;
+        s.position = position;
+        self.book_page(&mut s, page, hour, position, true)?;
+        Ok(true)
     }
 
     /// Cluster mode: the last log position applied (docs/cluster.md).
@@ -146,13 +207,10 @@ impl Ledger {
             log.page = page_id;
             log.time = time;
         }
-        s.apply_page(&page, hour);
-        drop(s);
-        self.send(Event::Page {
-            page,
-            hour,
-            position,
-        })?;
+        // Pages of event versions 1 and 2 give no ordinals: replicas that
+        // applied them before an upgrade gave none either (only compact
+        // pages do, and every replica reads those).
+        self.book_page(&mut s, page, hour, position, false)?;
         Ok(true)
     }
 }

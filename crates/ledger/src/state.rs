@@ -119,6 +119,88 @@ impl LoggedCandidate {
     }
 }
 
+/// The ledger's dictionary of models (docs/ledger.md, Page log): an
+/// ordinal for every model a compact page log has named, given in the
+/// order pages are recorded (in cluster mode, the log's order: every
+/// replica gives the same ordinals), with its builder. Only ever grows.
+#[derive(Debug, Default, Clone)]
+pub struct Ordinals {
+    index: HashMap<u64, u32>,
+    entries: Vec<(u64, u64)>,
+}
+
+impl Ordinals {
+    /// Models with an ordinal.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Give every ranked model without an ordinal the next one, in rank
+    /// order; the entries made, as (ordinal, model key, builder key).
+    pub fn assign(&mut self, ranked: &[LoggedCandidate]) -> Vec<(u32, u64, u64)> {
+        let mut made = Vec::new();
+        for c in ranked {
+            if self.index.contains_key(&c.model) {
+                continue;
+            }
+            // Past u32::MAX models nothing more is given: pages name them
+            // in full.
+            let Ok(o) = u32::try_from(self.entries.len()) else {
+                break;
+            };
+            self.index.insert(c.model, o);
+            self.entries.push((c.model, c.builder));
+            made.push((o, c.model, c.builder));
+        }
+        made
+    }
+
+    /// Add a stored entry (loading); an error unless ordinals come 0, 1, ...
+    pub fn restore(&mut self, ordinal: u32, model: u64, builder: u64) -> Result<(), String> {
+        if ordinal as usize != self.entries.len() {
+            return Err(format!(
+                "model ordinal {ordinal} follows {} entries",
+                self.entries.len()
+            ));
+        }
+        self.index.insert(model, ordinal);
+        self.entries.push((model, builder));
+        Ok(())
+    }
+}
+
+/// The dictionary a compact page log is read and written against: the
+/// ledger's ordinals and names.
+pub struct Refs<'a> {
+    pub ordinals: &'a Ordinals,
+    pub names: &'a HashMap<u64, String>,
+}
+
+impl<'a> Refs<'a> {
+    pub fn of(s: &'a State) -> Refs<'a> {
+        Refs {
+            ordinals: &s.ordinals,
+            names: &s.names,
+        }
+    }
+}
+
+impl crate::codec::Dictionary for Refs<'_> {
+    fn ordinal(&self, model: u64) -> Option<u32> {
+        self.ordinals.index.get(&model).copied()
+    }
+    fn entry(&self, ordinal: u32) -> Option<(u64, u64)> {
+        self.ordinals.entries.get(ordinal as usize).copied()
+    }
+    fn name(&self, key: u64) -> Option<&str> {
+        self.names.get(&key).map(String::as_str)
+    }
+}
+
 /// Which exposure book a page is entered in (docs/ranking.md, One book per
 /// purpose). Search pages feed the book search's `fair` policies read;
 /// fair listings (every card merit 1, ranked by popularity) keep a book of
@@ -249,6 +331,9 @@ pub struct State {
     pub hourly: HashMap<(u64, u64), f64>,
     /// key -> model id or builder name.
     pub names: HashMap<u64, String>,
+    /// The dictionary of models compact page logs refer to (an empty one
+    /// in a batch's delta: the store is handed the entries a page made).
+    pub ordinals: Ordinals,
     /// idempotency key -> the call it recorded.
     pub idempotency: HashMap<String, Keyed>,
     pub next_call: u64,

@@ -14,7 +14,7 @@ use redb::{
 
 use std::collections::HashMap;
 
-use super::state::{CallEntry, Keyed, PageLog, PageRecord, State, Tally};
+use super::state::{CallEntry, Keyed, Ordinals, PageLog, PageRecord, Refs, State, Tally};
 use super::transparency::{self, CallLog, Entered, Receipt};
 use super::LedgerError;
 
@@ -44,6 +44,9 @@ const PAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("page_log");
 /// in time order across a cluster's replicas; the order of entry is the
 /// log's, the same on every replica)
 const PAGE_ORDER: TableDefinition<u64, u64> = TableDefinition::new("page_log_order");
+/// model ordinal -> (model key, builder key): the dictionary compact page
+/// logs refer to (`codec`, `Ordinals`), 0, 1, ... without gaps
+const ORDINALS: TableDefinition<u32, (u64, u64)> = TableDefinition::new("model_ordinals");
 /// counter name -> value
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 /// Fair listings' book: model key -> (exposure, merit, rounds).
@@ -66,11 +69,16 @@ pub(super) fn db_err(e: impl std::fmt::Display) -> LedgerError {
 /// What the writer thread is asked to do.
 pub(super) enum Event {
     /// A served page, served in `hour`; `position`: its cluster log
-    /// position (0 outside cluster mode).
+    /// position (0 outside cluster mode); `row`: its page number and
+    /// compact log, encoded against the dictionary as it was after
+    /// `ordinals`, the entries this page made (events reach the writer in
+    /// the order their entries were made).
     Page {
         page: PageRecord,
         hour: u64,
         position: u64,
+        row: Option<(u64, Vec<u8>)>,
+        ordinals: Vec<(u32, u64, u64)>,
     },
     /// A paid call made at `time_ms` (milliseconds since the epoch); `ack`
     /// gets its log entry's receipt once both are durable.
@@ -122,6 +130,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         w.open_table(COUNTERS).map_err(db_err)?;
         w.open_table(LISTING_BOOK).map_err(db_err)?;
         w.open_table(PAGE_LOG).map_err(db_err)?;
+        w.open_table(ORDINALS).map_err(db_err)?;
         w.open_table(CALL_ORIGIN).map_err(db_err)?;
         w.open_table(transparency::ENTRIES).map_err(db_err)?;
         order_page_logs(&w)?;
@@ -155,6 +164,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
     each_row(&r, NAMES, |k, n| {
         s.names.insert(k, n.to_string());
     })?;
+    s.ordinals = load_ordinals(&r)?;
     // Calls are replayed one by one; their idempotency keys come after.
     let mut calls = HashMap::new();
     each_row(&r, CALLS, |seq, (model, builder, amount_usd, _)| {
@@ -195,6 +205,21 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
     Ok(s)
 }
 
+/// The dictionary of models as stored.
+fn load_ordinals(r: &ReadTransaction) -> Result<Ordinals, LedgerError> {
+    let mut ordinals = Ordinals::default();
+    let mut bad = None;
+    each_row(r, ORDINALS, |o, (model, builder)| {
+        if let Err(e) = ordinals.restore(o, model, builder) {
+            bad.get_or_insert(e);
+        }
+    })?;
+    match bad {
+        Some(e) => Err(LedgerError::Db(format!("the model dictionary: {e}"))),
+        None => Ok(ordinals),
+    }
+}
+
 /// Give the page logs an order of entry when some have none (ledgers of
 /// earlier versions, or logs written by one after a downgrade): the order
 /// of (time, page number), both from the log itself, so replicas holding
@@ -210,7 +235,7 @@ fn order_page_logs(w: &redb::WriteTransaction) -> Result<(), LedgerError> {
         let (page, bytes) = row.map_err(db_err)?;
         // A row that does not read sorts first (removed first); the
         // export reports it.
-        let time = PageLog::decode(bytes.value()).map_or(0, |l| l.time);
+        let time = PageLog::time_of(bytes.value()).unwrap_or(0);
         pages.push((time, page.value()));
     }
     pages.sort_unstable();
@@ -240,6 +265,18 @@ pub(super) fn page_log_counts(db: &Database) -> Result<(u64, u64), LedgerError> 
         .map_err(db_err)?
         .map_or(0, |v| v.value());
     Ok((kept, removed))
+}
+
+/// (page logs stored, their bytes): the rows as stored, whatever their
+/// encoding.
+pub(super) fn page_log_bytes(db: &Database) -> Result<(u64, u64), LedgerError> {
+    let r = db.begin_read().map_err(db_err)?;
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    each_row(&r, PAGE_LOG, |_, b| {
+        rows += 1;
+        bytes += b.len() as u64;
+    })?;
+    Ok((rows, bytes))
 }
 
 /// Raise the stored log position to `position` (nothing applied is
@@ -276,9 +313,16 @@ pub(super) fn each_logged(
 ) -> Result<(), LedgerError> {
     let r = db.begin_read().map_err(db_err)?;
     let mut bad = None;
-    each_row(&r, PAGE_LOG, |seq, bytes| match PageLog::decode(bytes) {
-        Ok(log) => page(log),
-        Err(e) => bad = bad.take().or(Some(format!("page {seq}: {e}"))),
+    let ordinals = load_ordinals(&r)?;
+    let refs = Refs {
+        ordinals: &ordinals,
+        names,
+    };
+    each_row(&r, PAGE_LOG, |seq, bytes| {
+        match PageLog::decode_with(bytes, &refs) {
+            Ok(log) => page(log),
+            Err(e) => bad = bad.take().or(Some(format!("page {seq}: {e}"))),
+        }
     })?;
     if let Some(e) = bad {
         return Err(LedgerError::Db(format!("a page log does not read: {e}")));
@@ -495,19 +539,19 @@ fn commit_batch(
             .get("page_log_next")
             .map_err(db_err)?
             .map_or(0, |v| v.value());
+        let mut dict = w.open_table(ORDINALS).map_err(db_err)?;
         for e in batch {
-            if let Event::Page {
-                page: PageRecord { log: Some(log), .. },
-                ..
-            } = e
-            {
-                let bytes = log.encode();
+            if let Event::Page { row, ordinals, .. } = e {
+                for (o, model, builder) in ordinals {
+                    dict.insert(o, (*model, *builder)).map_err(db_err)?;
+                }
+                let Some((page, bytes)) = row else { continue };
                 let new = logs
-                    .insert(log.page, bytes.as_slice())
+                    .insert(page, bytes.as_slice())
                     .map_err(db_err)?
                     .is_none();
                 if new {
-                    order.insert(next, log.page).map_err(db_err)?;
+                    order.insert(next, *page).map_err(db_err)?;
                     next += 1;
                 }
             }

@@ -194,7 +194,9 @@ impl Cluster {
         event: LogEvent,
     ) -> bool {
         let sent = match &event {
-            LogEvent::Page { sent_ms, .. } | LogEvent::Logged { sent_ms, .. } => Some(*sent_ms),
+            LogEvent::Page { sent_ms, .. }
+            | LogEvent::Logged { sent_ms, .. }
+            | LogEvent::Compact { sent_ms, .. } => Some(*sent_ms),
             _ => None,
         };
         let paused = self.pause.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,7 +15,7 @@ use crate::event::{now_ms, EVENT_VERSION_HEADER};
 
 /// Served pages waiting for the log (sent, or waiting to be sent again)
 /// at most; a page served while this many wait is counted as lost at
-/// once (about 7 KB each at 200 candidates: ~29 MB).
+/// once (under 2 KB each at 200 candidates: ~8 MB).
 pub const PAGES_PENDING_MAX: usize = 4096;
 
 /// Served pages on their way to the log.
@@ -130,7 +130,19 @@ impl Cluster {
     ) -> hubsearch_engine::Result<u64> {
         let n = self.pages.fetch_add(1, Ordering::Relaxed) & 0xFFFF_FFFF;
         let page_id = self.page_prefix | n;
-        let (event, version) = if self.cfg.event_version >= 2 {
+        let (event, version) = if self.cfg.event_version >= 3 {
+            // Compact: models by their ordinal in this replica's
+            // dictionary, which every replica applying the page holds too
+            // (it has applied everything this one has).
+            let event = LogEvent::Compact {
+                page_id,
+                hour,
+                time,
+                sent_ms: now_ms(),
+                bytes: self.ledger.encode_compact(&log),
+            };
+            (event, 3u32)
+        } else if self.cfg.event_version >= 2 {
             // Binary: the page's encoded log (docs/ledger.md, Page log);
             // every replica computes what it adds from it.
             let event = LogEvent::Logged {
