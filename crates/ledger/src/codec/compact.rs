@@ -14,8 +14,11 @@
 //! n x model: varint ordinal + 1, or 0 then u64 model key, u64 builder key
 //! n x unit relevance
 //! merit: bitmap of n bits (1: not zero), then a unit for each 1
-//! calls: as version 2
-//! n x unit quantile
+//! calls and quantile: bitmap of n bits (1: the same pair as an earlier
+//!        candidate), bitmap of one bit per 0 (1: calls not an integer in
+//!        [0, 2^53)); then per candidate the index of the earlier pair
+//!        (varint, pairs in order of first appearance), or calls (varint,
+//!        or f64) and a unit quantile
 //! logits: u8 (0 none, 1 `relevance / T` of the ranked list, 2 explicit)
 //! shown: count, then per item a u8 of flags and what they say is there:
 //!        model name, builder name, rank, exposure, relevance (f64 each
@@ -26,6 +29,8 @@
 //!
 //! Decoding needs the same dictionary and names the encoding was made
 //! with, or a later state of them: both only grow ([`Dictionary`]).
+
+use std::collections::hash_map::{Entry, HashMap};
 
 use hubsearch_rank::plackett_luce::sequential_probabilities;
 
@@ -222,17 +227,45 @@ impl Writer {
         for c in ranked.iter().filter(|c| c.merit.to_bits() != 0) {
             self.unit(c.merit);
         }
-        let odd_calls: Vec<bool> = ranked.iter().map(|c| !small_int(c.calls)).collect();
+        // Calls and quantile as pairs: a candidate with the same pair as
+        // an earlier one on the page (models with the same downloads) is
+        // the index of that pair.
+        let mut pairs: HashMap<(u64, u64), u64> = HashMap::new();
+        let repeat: Vec<Option<u64>> = ranked
+            .iter()
+            .map(|c| {
+                let key = (c.calls.to_bits(), c.quantile.to_bits());
+                let next = pairs.len() as u64;
+                match pairs.entry(key) {
+                    Entry::Occupied(e) => Some(*e.get()),
+                    Entry::Vacant(e) => {
+                        e.insert(next);
+                        None
+                    }
+                }
+            })
+            .collect();
+        self.bits(&repeat.iter().map(Option::is_some).collect::<Vec<_>>());
+        let odd_calls: Vec<bool> = ranked
+            .iter()
+            .zip(&repeat)
+            .filter(|(_, r)| r.is_none())
+            .map(|(c, _)| !small_int(c.calls))
+            .collect();
         self.bits(&odd_calls);
-        for (c, odd) in ranked.iter().zip(&odd_calls) {
-            if *odd {
-                self.f64(c.calls);
-            } else {
-                self.var(c.calls as u64);
+        let mut odd = odd_calls.iter();
+        for (c, r) in ranked.iter().zip(&repeat) {
+            match r {
+                Some(i) => self.var(*i),
+                None => {
+                    if odd.next() == Some(&true) {
+                        self.f64(c.calls);
+                    } else {
+                        self.var(c.calls as u64);
+                    }
+                    self.unit(c.quantile);
+                }
             }
-        }
-        for c in ranked {
-            self.unit(c.quantile);
         }
     }
 
@@ -310,8 +343,8 @@ impl Reader<'_> {
         &mut self,
         dict: &dyn Dictionary,
     ) -> Result<Vec<LoggedCandidate>, CodecError> {
-        // Each ranked candidate takes at least 1 + 2 + 2 bytes.
-        let n = self.count(5)?;
+        // Each ranked candidate takes at least 1 + 2 + 1 bytes.
+        let n = self.count(4)?;
         let mut ranked = vec![LoggedCandidate::default(); n];
         for c in &mut ranked {
             match self.var()? {
@@ -337,16 +370,26 @@ impl Reader<'_> {
         for (c, nz) in ranked.iter_mut().zip(&nonzero) {
             c.merit = if *nz { self.unit()? } else { 0.0 };
         }
-        let odd_calls = self.bits(n)?;
-        for (c, odd) in ranked.iter_mut().zip(&odd_calls) {
-            c.calls = if *odd {
-                self.f64()?
+        let repeat = self.bits(n)?;
+        let odd_calls = self.bits(repeat.iter().filter(|r| !**r).count())?;
+        let mut odd = odd_calls.iter();
+        let mut pairs: Vec<(f64, f64)> = Vec::new();
+        for (c, r) in ranked.iter_mut().zip(&repeat) {
+            (c.calls, c.quantile) = if *r {
+                let i = self.usize()?;
+                *pairs.get(i).ok_or_else(|| {
+                    CodecError::Malformed(format!("calls pair {i} of {}", pairs.len()))
+                })?
             } else {
-                self.var()? as f64
+                let calls = if odd.next() == Some(&true) {
+                    self.f64()?
+                } else {
+                    self.var()? as f64
+                };
+                let pair = (calls, self.unit()?);
+                pairs.push(pair);
+                pair
             };
-        }
-        for c in &mut ranked {
-            c.quantile = self.unit()?;
         }
         Ok(ranked)
     }
