@@ -119,6 +119,10 @@ impl Ledger {
     /// applied what this one has, so knows every model and name it
     /// refers to.
     pub fn encode_compact(&self, log: &PageLog) -> Vec<u8> {
+        // The exposures every replica computes anyway (the engine's log
+        // has none yet): implied, so not carried.
+        let mut log = log.clone();
+        log.imply_exposures();
         let s = self.state();
         log.encode_compact(&Refs::of(&s))
     }

@@ -400,6 +400,11 @@ pub(super) fn writer_loop(
     committed: impl Fn(u64),
     failed: impl Fn(&[(&PageRecord, u64)]),
 ) {
+    // Once a commit has failed nothing more is committed (redb refuses
+    // later writes after an I/O error anyway; this does not rely on it):
+    // pages queued after the failed batch may refer to model ordinals the
+    // failed batch gave, which are not on disk.
+    let mut broken = false;
     while let Ok(first) = rx.recv() {
         let mut done = first.urgent();
         let mut batch = vec![first];
@@ -422,7 +427,15 @@ pub(super) fn writer_loop(
         let n = batch.len() as u64;
         let mut entered = Vec::new();
         let keep = keep.load(std::sync::atomic::Ordering::Relaxed);
-        match commit_batch(&db, &batch, log.size(), keep) {
+        let result = if broken {
+            Err(LedgerError::Db(
+                "an earlier commit failed: nothing more is stored until a restart".into(),
+            ))
+        } else {
+            commit_batch(&db, &batch, log.size(), keep)
+        };
+        broken |= result.is_err();
+        match result {
             // The entries are durable: the tree (and the heads signed from
             // it) may cover them now, before anybody is acknowledged.
             Ok(e) => {

@@ -220,7 +220,8 @@ fn proofs_and_heads_at_a_million() {
     assert!(fresh.1 < 2000.0, "a new head: p99 {} us", fresh.1);
 }
 
-/// A served page of 200 candidates from a hub of 30,000 models, 10 shown.
+/// A served page of 200 candidates from a hub of 30,000 models, 10 shown,
+/// its floats on the grid the engine ranks on (`PageLog::quantize`).
 fn big_page(i: u64) -> hubsearch_ledger::PageLog {
     use hubsearch_ledger::{Book, LoggedCandidate, PageLog, ShownLog};
     let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -248,7 +249,7 @@ fn big_page(i: u64) -> hubsearch_ledger::PageLog {
             propensity: None,
         })
         .collect();
-    PageLog {
+    let mut p = PageLog {
         page: 0,
         time: 1_700_000_000 + i,
         query: format!("query number {}", i % 5000),
@@ -264,7 +265,9 @@ fn big_page(i: u64) -> hubsearch_ledger::PageLog {
         book: Book::Search,
         attention: Some(hubsearch_rank::Attention::Log),
         ranked,
-    }
+    };
+    p.quantize();
+    p
 }
 
 #[test]
@@ -300,8 +303,10 @@ fn page_log_retention_bounds_the_file() {
         }
     }
     let (kept, removed) = ledgers[1].page_log_counts().unwrap();
+    let (rows, bytes) = ledgers[0].page_log_bytes().unwrap();
     println!(
-        "kept {kept}, removed {removed}; {:.1} s for both ledgers",
+        "kept {kept}, removed {removed}; rows {} bytes on average; {:.1} s for both ledgers",
+        bytes / rows.max(1),
         t0.elapsed().as_secs_f64()
     );
     assert_eq!(kept, 10_000.min(pages));

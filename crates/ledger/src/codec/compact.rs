@@ -104,7 +104,7 @@ impl PageLog {
         if self.logits.is_empty() {
             w.u8(0);
         } else if !self.ranked.is_empty()
-            && self.logits == derived_logits(&self.ranked, &self.params, &self.policy)
+            && bits(&self.logits) == bits(&derived_logits(&self.ranked, &self.params, &self.policy))
         {
             w.u8(1);
         } else {
@@ -116,6 +116,20 @@ impl PageLog {
         }
         w.compact_shown(self, dict);
         w.0
+    }
+
+    /// Set each shown item's exposure to what its page implies (its
+    /// attention model's weight at its rank), where it implies one: what
+    /// the books give it (`PageRecord::of_log`), and what a compact page
+    /// then need not carry. A cluster replica sends its pages so (their
+    /// exposures are computed by every replica that applies them).
+    pub fn imply_exposures(&mut self) {
+        let implied = Implied::of(self, self.shown.len());
+        for (s, e) in self.shown.iter_mut().zip(implied.exposure) {
+            if let Some(e) = e {
+                s.exposure = e;
+            }
+        }
     }
 
     /// Read a page log of any version, compact ones against `dict`.
@@ -166,7 +180,11 @@ impl Implied {
             .map(|i| p.ranked.get(first.saturating_add(i)).map(|c| c.relevance))
             .collect();
         let exposure = match (p.attention, p.first_rank) {
-            (Some(a), r) if r > 0 && relevance.iter().all(Option::is_some) => {
+            (Some(a), r)
+                if r > 0
+                    && r.checked_add(shown).is_some()
+                    && relevance.iter().all(Option::is_some) =>
+            {
                 let rel: Vec<f64> = relevance.iter().flatten().copied().collect();
                 a.page(r, &rel).into_iter().map(Some).collect()
             }
@@ -188,6 +206,10 @@ impl Implied {
         let at = p.first_rank.checked_sub(1)?.checked_add(i)?;
         self.propensity.get(at).copied()
     }
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
 }
 
 fn same(a: Option<f64>, b: f64) -> bool {
@@ -290,7 +312,7 @@ impl Writer {
             if !known(ranked.map(|c| c.builder), &s.builder) {
                 flags |= BUILDER_NAME;
             }
-            if p.first_rank == 0 || s.rank != p.first_rank + i {
+            if p.first_rank == 0 || Some(s.rank) != p.first_rank.checked_add(i) {
                 flags |= RANK;
             }
             if !same(implied.exposure[i], s.exposure) {
@@ -434,7 +456,9 @@ impl Reader<'_> {
             let rank = if flags & RANK != 0 {
                 self.usize()?
             } else {
-                p.first_rank + i
+                p.first_rank.checked_add(i).ok_or_else(|| {
+                    CodecError::Malformed(format!("shown item {i}'s rank overflows"))
+                })?
             };
             let implied_or = |r: &mut Self, explicit: bool, v: Option<f64>, what: &str| {
                 if explicit {
