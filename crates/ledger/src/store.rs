@@ -479,6 +479,59 @@ pub(super) fn writer_loop(
     }
 }
 
+/// A batch's page logs and the dictionary entries they made, in the
+/// batch's order, and the retention (`index.page_log_keep`) applied.
+fn store_page_logs(
+    w: &redb::WriteTransaction,
+    batch: &[Event],
+    keep: u64,
+) -> Result<(), LedgerError> {
+    let mut logs = w.open_table(PAGE_LOG).map_err(db_err)?;
+    let mut order = w.open_table(PAGE_ORDER).map_err(db_err)?;
+    let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
+    let mut next = counters
+        .get("page_log_next")
+        .map_err(db_err)?
+        .map_or(0, |v| v.value());
+    let mut dict = w.open_table(ORDINALS).map_err(db_err)?;
+    for e in batch {
+        if let Event::Page { row, ordinals, .. } = e {
+            for (o, model, builder) in ordinals {
+                dict.insert(o, (*model, *builder)).map_err(db_err)?;
+            }
+            let Some((page, bytes)) = row else { continue };
+            let new = logs
+                .insert(page, bytes.as_slice())
+                .map_err(db_err)?
+                .is_none();
+            if new {
+                order.insert(next, *page).map_err(db_err)?;
+                next += 1;
+            }
+        }
+    }
+    counters.insert("page_log_next", next).map_err(db_err)?;
+    // The retention (`index.page_log_keep`): the oldest logs beyond it
+    // go, at most `MAX_REMOVED` a commit (a retention set on a large
+    // ledger catches up over several commits instead of holding the
+    // writer in one long transaction).
+    if keep > 0 {
+        let stored = order.len().map_err(db_err)?;
+        let mut removed = 0u64;
+        for _ in keep..stored.min(keep + MAX_REMOVED) {
+            let Some(page) = order.pop_first().map_err(db_err)?.map(|(_, p)| p.value()) else {
+                break;
+            };
+            logs.remove(page).map_err(db_err)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            add_to(&mut counters, "page_logs_removed", |old| old + removed)?;
+        }
+    }
+    Ok(())
+}
+
 /// Add one batch to the stored totals in one write transaction, its calls'
 /// log entries from leaf `first_leaf` included; the entries written.
 fn commit_batch(
@@ -545,49 +598,8 @@ fn commit_batch(
         for (k, keyed) in &delta.idempotency {
             idem.insert(k.as_str(), keyed.seq).map_err(db_err)?;
         }
-        let mut logs = w.open_table(PAGE_LOG).map_err(db_err)?;
-        let mut order = w.open_table(PAGE_ORDER).map_err(db_err)?;
+        store_page_logs(&w, batch, keep)?;
         let mut counters = w.open_table(COUNTERS).map_err(db_err)?;
-        let mut next = counters
-            .get("page_log_next")
-            .map_err(db_err)?
-            .map_or(0, |v| v.value());
-        let mut dict = w.open_table(ORDINALS).map_err(db_err)?;
-        for e in batch {
-            if let Event::Page { row, ordinals, .. } = e {
-                for (o, model, builder) in ordinals {
-                    dict.insert(o, (*model, *builder)).map_err(db_err)?;
-                }
-                let Some((page, bytes)) = row else { continue };
-                let new = logs
-                    .insert(page, bytes.as_slice())
-                    .map_err(db_err)?
-                    .is_none();
-                if new {
-                    order.insert(next, *page).map_err(db_err)?;
-                    next += 1;
-                }
-            }
-        }
-        counters.insert("page_log_next", next).map_err(db_err)?;
-        // The retention (`index.page_log_keep`): the oldest logs beyond it
-        // go, at most `MAX_REMOVED` a commit (a retention set on a large
-        // ledger catches up over several commits instead of holding the
-        // writer in one long transaction).
-        if keep > 0 {
-            let stored = order.len().map_err(db_err)?;
-            let mut removed = 0u64;
-            for _ in keep..stored.min(keep + MAX_REMOVED) {
-                let Some(page) = order.pop_first().map_err(db_err)?.map(|(_, p)| p.value()) else {
-                    break;
-                };
-                logs.remove(page).map_err(db_err)?;
-                removed += 1;
-            }
-            if removed > 0 {
-                add_to(&mut counters, "page_logs_removed", |old| old + removed)?;
-            }
-        }
         add_to(&mut counters, "pages", |old| old + delta.pages)?;
         if delta.listing.pages() > 0 {
             add_to(&mut counters, "listing_pages", |old| {

@@ -59,7 +59,7 @@ fn page(rng: &mut StdRng, i: u64) -> PageLog {
         shown: Vec::new(),
         logits: Vec::new(),
         first_rank,
-        book: if i % 7 == 0 {
+        book: if i.is_multiple_of(7) {
             Book::Listing
         } else {
             Book::Search

@@ -7,15 +7,18 @@
 //! profit is negative, retired models may come back, and tomorrow's
 //! entrants are listed. [`super::sim::run`] drives it.
 
+mod state;
 mod visit;
 
+use state::{Models, Terms};
+
 use super::figures::{period, PeriodFigures, Snapshot, Visits};
-use super::money::{self, Ewma, Horizon};
+use super::money::Ewma;
 use super::sim::{
-    look, median, quantiles, task_hhis, Day, EntrantFigures, Outcome, Regime, RunSpec, Scored,
-    StudyPolicy, TopK, NEVER,
+    median, quantiles, task_hhis, Day, EntrantFigures, Outcome, RunSpec, Scored, StudyPolicy, TopK,
+    NEVER,
 };
-use super::world::{dedicated_month, serverless_cost, World};
+use super::world::World;
 use super::StudyOptions;
 
 /// Days of the trailing profit that decides viability; a model's grace
@@ -97,229 +100,6 @@ fn book_slots(world: &World) -> Vec<u32> {
         }
     }
     slot
-}
-
-/// What stays fixed over the run.
-#[derive(Debug)]
-struct Terms {
-    /// What FairCo's book keeps in `x`: exposure (`fair`), paid calls
-    /// (`fair_impact`), or nothing (no FairCo policy).
-    book_exposure: bool,
-    book_calls: bool,
-    /// Each model's place in FairCo's book and in `Models::exposure`.
-    slot: Vec<u32>,
-    /// Each model's tie key and entry day (the world's, dense).
-    keys: Vec<u64>,
-    entry_day: Vec<u32>,
-    /// Real visits each simulated visit stands for.
-    scale: f64,
-    /// Popularity's decay per day.
-    decay: f64,
-    /// The inflow estimate's decay per day.
-    inflow_k: f64,
-    /// An adopter stays another day with probability `q`.
-    q: f64,
-    hz: Horizon,
-    money: Vec<money::Terms>,
-    dedicated_month: Vec<f64>,
-    /// Hosting fixed by the regime (`None`: each model chooses).
-    fixed_hosting: Option<bool>,
-    /// Utility of each model's price.
-    price_util: Vec<f64>,
-    cdf: Vec<f64>,
-    page_len: usize,
-    /// Exposure and examination probability of each position.
-    looks: Vec<f64>,
-    /// Each position's DCG discount, `log2(j + 2)` (j from 0).
-    discount: Vec<f64>,
-    /// Builders in the tail at the start.
-    initial_tail: Vec<usize>,
-    pilot: usize,
-    /// Fluid calls below half a median adopter's are dropped.
-    fluid_floor: f64,
-    /// Repricing: each model's price floor (break-even net of the fee on
-    /// serverless) and cap (`reprice_cap_markup` x its serverless cost).
-    price_bounds: Vec<(f64, f64)>,
-}
-
-impl Terms {
-    fn new(world: &World, o: &StudyOptions, spec: &RunSpec) -> Terms {
-        let money = world
-            .models
-            .iter()
-            .map(|m| money::Terms {
-                net_price: m.price * (1.0 - o.platform_fee),
-                serverless_cost: serverless_cost(o, m.params_m),
-                dedicated_cost: o.cost_per_call_usd,
-                dedicated_day: dedicated_month(o, m.params_m) / 30.0,
-            })
-            .collect();
-        let price_util = world
-            .models
-            .iter()
-            .map(|m| -o.price_weight * (m.price / o.reference_price_usd).ln())
-            .collect();
-        let mut cdf = Vec::with_capacity(world.demand.len());
-        let mut acc = 0.0;
-        for d in &world.demand {
-            acc += d;
-            cdf.push(acc);
-        }
-        let page_len = o.page.max(1);
-        let half = |h: f64| 0.5f64.powf(1.0 / h.max(1e-9));
-        Terms {
-            book_exposure: matches!(spec.policy, StudyPolicy::Fair { .. }),
-            book_calls: matches!(spec.policy, StudyPolicy::FairImpact { .. }),
-            slot: book_slots(world),
-            keys: world.models.iter().map(|m| m.key).collect(),
-            entry_day: world.models.iter().map(|m| m.entry_day).collect(),
-            scale: spec.traffic / spec.visits_per_day.max(1) as f64,
-            decay: half(o.popularity_half_life_days),
-            inflow_k: half(o.inflow_half_life_days),
-            q: 1.0 - o.churn_per_day.clamp(0.0, 1.0),
-            hz: Horizon::new(o.churn_per_day, o.exit_horizon_days),
-            money,
-            dedicated_month: world
-                .models
-                .iter()
-                .map(|m| dedicated_month(o, m.params_m))
-                .collect(),
-            fixed_hosting: match spec.regime {
-                Regime::Serverless => Some(false),
-                Regime::Dedicated => Some(true),
-                Regime::Either => None,
-            },
-            price_util,
-            cdf,
-            page_len,
-            looks: (1..=page_len).map(look).collect(),
-            discount: (0..page_len).map(|j| ((j + 2) as f64).log2()).collect(),
-            initial_tail: (0..world.initial_builders)
-                .filter(|&b| world.builders[b].tail)
-                .collect(),
-            pilot: spec.pilot_days,
-            fluid_floor: 0.5 * o.calls_per_day_median,
-            price_bounds: world
-                .models
-                .iter()
-                .map(|m| {
-                    let c = serverless_cost(o, m.params_m);
-                    let floor = c / (1.0 - o.platform_fee).max(1e-9);
-                    (floor, (c * o.reprice_cap_markup).max(floor))
-                })
-                .collect(),
-        }
-    }
-
-    /// Model `m` now charges `price`: its net price and its utility follow.
-    fn set_price(&mut self, m: usize, price: f64, o: &StudyOptions) {
-        self.money[m].net_price = price * (1.0 - o.platform_fee);
-        self.price_util[m] = -o.price_weight * (price / o.reference_price_usd).ln();
-    }
-
-    /// A model's cost per call and fixed cost per day on its hosting.
-    fn costs(&self, m: usize, dedicated: bool) -> (f64, f64) {
-        let t = &self.money[m];
-        if dedicated {
-            (t.dedicated_cost, t.dedicated_day)
-        } else {
-            (t.serverless_cost, 0.0)
-        }
-    }
-}
-
-/// Per-model state.
-#[derive(Debug)]
-struct Models {
-    active: Vec<bool>,
-    /// Study day of the first exit, of the first paid call.
-    exit_day: Vec<u32>,
-    first_call: Vec<u32>,
-    /// Listings ended so far (a stream of an earlier listing no longer counts).
-    epoch: Vec<u32>,
-    /// Simulated day the current listing began.
-    listed: Vec<u32>,
-    dedicated: Vec<bool>,
-    /// Popularity: 2022 downloads, decayed, plus calls (with feedback).
-    pop: Vec<f64>,
-    /// Popularity quantile among the listed (tail boost).
-    quantile: Vec<f64>,
-    /// Paid calls per day of single adopters' streams, and of fluid blocks
-    /// of adopters (which decay by `q` a day).
-    rate: Vec<f64>,
-    fluid: Vec<f64>,
-    /// New calls per day adopted today; its estimate; its pilot total.
-    new_today: Vec<f64>,
-    inflow: Vec<Ewma>,
-    pilot_inflow: Vec<f64>,
-    /// Adoptions in the pilot.
-    pilot_adoptions: Vec<u32>,
-    /// The last `WINDOW` days' profit, revenue and calls: day `g`'s of
-    /// model `m` at `(g % WINDOW) * n + m` (a day's slots side by side).
-    ring: Vec<[f64; 3]>,
-    trailing: Vec<[f64; 3]>,
-    income: Vec<f64>,
-    income_period: Vec<f64>,
-    /// Exposure, by place (`Terms::slot`).
-    exposure: Vec<f64>,
-    /// Exposure at the end of the pilot (the figures leave it out).
-    exposure_pilot: Vec<f64>,
-    /// FairCo's book, by place (`Terms::slot`).
-    book: Vec<Book>,
-    /// Paid calls over the counted days (the validation's concentration).
-    calls_total: Vec<f64>,
-    /// Repricing: the price now, the direction of the next move (+1 up,
-    /// -1 down), the profit of the current spell and of the last one.
-    price: Vec<f64>,
-    direction: Vec<f64>,
-    spell_profit: Vec<f64>,
-    last_spell: Vec<f64>,
-}
-
-impl Models {
-    fn new(world: &World, fixed_hosting: Option<bool>) -> Models {
-        let n = world.models.len();
-        let z = || vec![0.0; n];
-        Models {
-            active: world.models.iter().map(|m| m.entry_day == 0).collect(),
-            exit_day: vec![NEVER; n],
-            first_call: vec![NEVER; n],
-            epoch: vec![0; n],
-            listed: vec![0; n],
-            dedicated: vec![fixed_hosting.unwrap_or(false); n],
-            pop: world.models.iter().map(|m| m.downloads).collect(),
-            quantile: z(),
-            rate: z(),
-            fluid: z(),
-            new_today: z(),
-            inflow: vec![Ewma::default(); n],
-            pilot_inflow: z(),
-            pilot_adoptions: vec![0; n],
-            ring: vec![[0.0; 3]; n * WINDOW],
-            trailing: vec![[0.0; 3]; n],
-            income: z(),
-            income_period: z(),
-            exposure: z(),
-            exposure_pilot: z(),
-            book: vec![Book::default(); n],
-            calls_total: z(),
-            price: world.models.iter().map(|m| m.price).collect(),
-            direction: vec![1.0; n],
-            spell_profit: z(),
-            last_spell: vec![f64::NAN; n],
-        }
-    }
-
-    /// Model `m`'s money books emptied (a new listing starts afresh).
-    fn clear_books(&mut self, m: usize) {
-        let n = self.trailing.len();
-        for k in 0..WINDOW {
-            self.ring[k * n + m] = [0.0; 3];
-        }
-        self.trailing[m] = [0.0; 3];
-        self.spell_profit[m] = 0.0;
-        self.last_spell[m] = f64::NAN;
-    }
 }
 
 /// Per-builder state, as of the end of the latest day.

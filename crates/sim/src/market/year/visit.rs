@@ -3,9 +3,10 @@
 //! adoption by a multinomial logit with an outside option, with the
 //! visitor's expected surplus (welfare).
 
+use super::super::sim::TopK;
 use super::super::sim::{fair_scores_with, static_score, top, Dice, Scored, StudyPolicy, NEVER};
 use super::super::world::QueryType;
-use super::{Listed, Scratch, Stream, Year};
+use super::{Book, Listed, Scratch, Stream, TypeDay, Year};
 
 /// Most models one visitor looks at.
 const MAX_LOOKED: usize = 16;
@@ -224,37 +225,9 @@ impl Year<'_> {
         page.clear();
         match self.spec.policy {
             StudyPolicy::Fair { lambda } | StudyPolicy::FairImpact { lambda } if fast => {
-                let book = &mut self.models.book;
-                // The ratios and their max, booking each candidate's merit
-                // for this page once its ratio is read (no model twice).
-                ratio.resize(td.listed.len(), 0.0);
-                let mut max = f64::NEG_INFINITY;
-                for (l, r) in td.listed.iter().zip(ratio.iter_mut()) {
-                    let b = &mut book[l.slot as usize];
-                    *r = if b.merit > 0.0 {
-                        b.x / b.merit
-                    } else {
-                        f64::NAN
-                    };
-                    // f64::max ignores the NaN of "no ratio".
-                    max = f64::max(max, *r);
-                    b.merit += l.relevance.max(0.0);
-                }
-                // No ratio (NaN): max(0, max - NaN) is 0, the general
-                // path's error of 0. Each score over its ratio, offered
-                // to the page.
                 let tau = self.tally.pages as f64;
-                topk.start(page_len);
-                for (j, (l, r)) in td.listed.iter().zip(ratio.iter_mut()).enumerate() {
-                    let err = tau * (max - *r).max(0.0);
-                    *r = l.relevance + lambda * err;
-                    topk.offer(*r, j as u32);
-                }
-                topk.finish(scored, |j| Scored {
-                    score: ratio[j as usize],
-                    key: td.listed[j as usize].key,
-                    item: td.active[j as usize],
-                });
+                let book = &mut self.models.book;
+                fair_fast(td, book, tau, lambda, page_len, ratio, topk, scored);
                 page.extend(scored.iter().map(|x| x.item));
                 return true;
             }
@@ -488,6 +461,53 @@ fn ideal_dcg(ty: &QueryType, items: impl Iterator<Item = usize>, discount: &[f64
         }
     }
     dcg
+}
+
+/// `Year::fill_page`'s fast path for FairCo (see there): every listed
+/// candidate's ratio `x / merit` and their max, booking each candidate's
+/// merit for this page once its ratio is read (no model twice), then each
+/// score, `relevance + lambda * (tau * max(0, max - ratio))`, offered to
+/// the page; the page's best `page_len` left in `scored`.
+#[allow(clippy::too_many_arguments)]
+fn fair_fast(
+    td: &TypeDay,
+    book: &mut [Book],
+    tau: f64,
+    lambda: f64,
+    page_len: usize,
+    ratio: &mut Vec<f64>,
+    topk: &mut TopK,
+    scored: &mut Vec<Scored>,
+) {
+    // The ratios and their max, booking each candidate's merit
+    // for this page once its ratio is read (no model twice).
+    ratio.resize(td.listed.len(), 0.0);
+    let mut max = f64::NEG_INFINITY;
+    for (l, r) in td.listed.iter().zip(ratio.iter_mut()) {
+        let b = &mut book[l.slot as usize];
+        *r = if b.merit > 0.0 {
+            b.x / b.merit
+        } else {
+            f64::NAN
+        };
+        // f64::max ignores the NaN of "no ratio".
+        max = f64::max(max, *r);
+        b.merit += l.relevance.max(0.0);
+    }
+    // No ratio (NaN): max(0, max - NaN) is 0, the general
+    // path's error of 0. Each score over its ratio, offered
+    // to the page.
+    topk.start(page_len);
+    for (j, (l, r)) in td.listed.iter().zip(ratio.iter_mut()).enumerate() {
+        let err = tau * (max - *r).max(0.0);
+        *r = l.relevance + lambda * err;
+        topk.offer(*r, j as u32);
+    }
+    topk.finish(scored, |j| Scored {
+        score: ratio[j as usize],
+        key: td.listed[j as usize].key,
+        item: td.active[j as usize],
+    });
 }
 
 #[cfg(test)]
