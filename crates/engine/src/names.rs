@@ -275,8 +275,8 @@ impl Engine {
             addrs.extend(text.completions(searcher, q, MAX_COMPLETIONS)?);
         }
         for word in unknown {
-            // Found once per search (the text query found them too).
-            let corrections = text.corrections_of(searcher, &out.words, word)?;
+            // Kept across searches (the text query found them too).
+            let corrections = text.corrections(searcher, word)?;
             for (c, _) in corrections.iter().take(CORRECTIONS_LOOKED_UP) {
                 let fixed: Vec<&str> = q
                     .split(' ')

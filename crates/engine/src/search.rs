@@ -261,11 +261,7 @@ impl Engine {
         let text = self.text_index();
         let mut corrections = Vec::new();
         for w in unknown {
-            corrections.extend(
-                text.corrections_of(searcher, words, w)?
-                    .into_iter()
-                    .map(|(c, _)| c),
-            );
+            corrections.extend(text.corrections(searcher, w)?.into_iter().map(|(c, _)| c));
         }
         let q = req.query.trim_end_matches(|c: char| !c.is_alphanumeric());
         let typing = (q.len() == req.query.len())

@@ -59,25 +59,6 @@ pub struct QueryWords {
     /// somewhere in the text (`sentence-tr`, `opus-mt-en-de`: part of a
     /// name, not a word of its own).
     joined: Vec<bool>,
-    /// The corrections of its unknown words, found once per search.
-    corrections: Corrections,
-}
-
-/// The corrections ([`TextIndex::corrections`]) of a query's words no card
-/// has, found once and read by every part of one search (the scored query,
-/// the facets' passes, the snippets' marks): a search reads one searcher,
-/// so they cannot change within it. Copies share it; it plays no part in
-/// equality.
-#[derive(Debug, Clone, Default)]
-pub struct Corrections(std::sync::Arc<std::sync::Mutex<Vec<(String, Found)>>>);
-
-/// A word's corrections with their document frequencies.
-type Found = Vec<(String, u64)>;
-
-impl PartialEq for Corrections {
-    fn eq(&self, _: &Corrections) -> bool {
-        true
-    }
 }
 
 impl QueryWords {
@@ -122,35 +103,7 @@ impl TextIndex {
             words,
             stems,
             joined,
-            corrections: Corrections::default(),
         }
-    }
-
-    /// [`TextIndex::corrections`] of `word`, found once per `text` (a
-    /// search's words, read with one searcher).
-    pub fn corrections_of(
-        &self,
-        searcher: &Searcher,
-        text: &QueryWords,
-        word: &str,
-    ) -> Result<Vec<(String, u64)>> {
-        let memo = |m: &std::sync::Mutex<Vec<(String, Found)>>| {
-            m.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .find(|(w, _)| w == word)
-                .map(|(_, c)| c.clone())
-        };
-        if let Some(c) = memo(&text.corrections.0) {
-            return Ok(c);
-        }
-        let found = self.corrections(searcher, word)?;
-        text.corrections
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((word.to_string(), found.clone()));
-        Ok(found)
     }
 
     /// The query for `text` and `filter`, to run on `searcher` (its words'
@@ -243,14 +196,7 @@ impl TextIndex {
         for ((word, stem), joined) in text.words.iter().zip(&text.stems).zip(&text.joined) {
             let typed = typing == Some(word);
             let as_language = !(*joined || typed && self.starts_a_name(searcher, text)?);
-            should.push(self.word_query(
-                searcher,
-                text,
-                num_docs,
-                (word, stem),
-                typed,
-                as_language,
-            )?);
+            should.push(self.word_query(searcher, num_docs, (word, stem), typed, as_language)?);
         }
         should.extend(self.phrase_query(searcher, &text.raw, typing)?);
         Ok(should)
@@ -264,7 +210,6 @@ impl TextIndex {
     fn word_query(
         &self,
         searcher: &Searcher,
-        text: &QueryWords,
         num_docs: u64,
         (word, stem): (&str, &str),
         typed: bool,
@@ -298,7 +243,7 @@ impl TextIndex {
         // typed, one of 5+ letters may be misspelt. Both score a small
         // constant, below any exact match of a word.
         if !known {
-            disjuncts.extend(self.tolerant_disjuncts(searcher, text, word, typed)?);
+            disjuncts.extend(self.tolerant_disjuncts(searcher, word, typed)?);
         }
         Ok(if disjuncts.len() == 1 {
             disjuncts.pop().expect("one")
@@ -363,7 +308,6 @@ impl TextIndex {
     fn tolerant_disjuncts(
         &self,
         searcher: &Searcher,
-        text: &QueryWords,
         word: &str,
         typed: bool,
     ) -> Result<Vec<Clause>> {
@@ -375,7 +319,7 @@ impl TextIndex {
                 disjuncts.push((Box::new(q), Bound::Const(TOLERANT_SCORE)));
             }
         }
-        let corrections = self.corrections_of(searcher, text, word)?;
+        let corrections = self.corrections(searcher, word)?;
         if !corrections.is_empty() {
             let mut text_analyzer = self.text_analyzer.clone();
             let mut terms: Vec<(Term, f32)> = Vec::new();
