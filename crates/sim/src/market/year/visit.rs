@@ -3,8 +3,9 @@
 //! adoption by a multinomial logit with an outside option, with the
 //! visitor's expected surplus (welfare).
 
-use super::super::sim::TopK;
-use super::super::sim::{fair_scores_with, static_score, top, Dice, Scored, StudyPolicy, NEVER};
+use super::super::sim::{
+    fair_scores_with, static_score, top, Dice, Scored, StudyPolicy, TopK, NEVER,
+};
 use super::super::world::QueryType;
 use super::{Book, Listed, Scratch, Stream, TypeDay, Year};
 
