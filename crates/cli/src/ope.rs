@@ -308,10 +308,8 @@ mod sizes {
             .to_payload()?
             .len();
             ordinals.assign(&p.ranked);
-            let first = p.first_rank.saturating_sub(1);
-            for (s, c) in p.shown.iter().zip(p.ranked.iter().skip(first)) {
-                names.entry(c.model).or_insert_with(|| s.model.clone());
-                names.entry(c.builder).or_insert_with(|| s.builder.clone());
+            for (k, name) in p.shown_names() {
+                names.entry(k).or_insert_with(|| name.to_string());
             }
             compact_row += p
                 .encode_compact(&Refs {

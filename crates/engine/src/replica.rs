@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::ledger::codec::{put_varint, read_varint};
 use crate::ledger::{CallOutcome, CallRecord, PageLog, PageRecord};
 
 /// One entry of the cluster log, as JSON: `{"card": {...}}`, `{"page":
@@ -91,36 +92,6 @@ pub const PAGE_PAYLOAD: u8 = 0xB1;
 /// The first byte of a compact page event's payload.
 pub const COMPACT_PAYLOAD: u8 = 0xB3;
 
-fn put_var(out: &mut Vec<u8>, mut x: u64) {
-    loop {
-        let b = (x & 0x7F) as u8;
-        x >>= 7;
-        if x == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-/// A varint of `payload` at `*at` (moved past it).
-fn take_var(payload: &[u8], at: &mut usize) -> std::result::Result<u64, String> {
-    let mut x = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *payload.get(*at).ok_or("a page event ends early")?;
-        *at += 1;
-        let part = u64::from(b & 0x7F);
-        if shift == 63 && part > 1 {
-            return Err("a page event's number overflows 64 bits".into());
-        }
-        x |= part << shift;
-        if b & 0x80 == 0 {
-            return Ok(x);
-        }
-    }
-    Err("a page event's number is longer than 10 bytes".into())
-}
-
 impl LogEvent {
     /// The event as a cluster log message's payload: a page's log in
     /// binary (`PAGE_PAYLOAD`, page id, hour, time and sent milliseconds as
@@ -139,7 +110,7 @@ impl LogEvent {
                 let mut out = Vec::with_capacity(24 + bytes.len());
                 out.push(COMPACT_PAYLOAD);
                 for x in [page_id, hour, time, sent_ms] {
-                    put_var(&mut out, *x);
+                    put_varint(&mut out, *x);
                 }
                 out.extend_from_slice(bytes);
                 Ok(out)
@@ -168,7 +139,7 @@ impl LogEvent {
     pub fn from_payload(payload: &[u8]) -> std::result::Result<LogEvent, String> {
         if payload.first() == Some(&COMPACT_PAYLOAD) {
             let mut at = 1;
-            let mut n = || take_var(payload, &mut at);
+            let mut n = || read_varint(payload, &mut at).map_err(|e| format!("a page event: {e}"));
             let (page_id, hour, time, sent_ms) = (n()?, n()?, n()?, n()?);
             return Ok(LogEvent::Compact {
                 page_id,

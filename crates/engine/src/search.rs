@@ -410,6 +410,9 @@ impl Engine {
             ..Default::default()
         };
         log.quantize();
+        // Each shown item's exposure, its attention weight (what the books
+        // give it, and what a compact page then need not carry).
+        log.imply_exposures();
         log.logits = derived_logits(&log.ranked, &log.params, &log.policy);
         if !log.logits.is_empty() {
             let seq = sequential_probabilities(&log.logits);

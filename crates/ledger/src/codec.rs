@@ -136,6 +136,41 @@ pub fn derived_logits(
     }
 }
 
+/// Append `x` as a LEB128 varint (the encodings' integers; a cluster page
+/// event's header too).
+pub fn put_varint(out: &mut Vec<u8>, mut x: u64) {
+    loop {
+        let b = (x & 0x7F) as u8;
+        x >>= 7;
+        if x == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// The LEB128 varint of `bytes` at `*at` (moved past it); an error, never
+/// a panic, for one that ends early or overflows 64 bits.
+pub fn read_varint(bytes: &[u8], at: &mut usize) -> Result<u64, CodecError> {
+    let mut x = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at).ok_or(CodecError::Truncated(bytes.len()))?;
+        *at += 1;
+        let part = u64::from(b & 0x7F);
+        if shift == 63 && part > 1 {
+            return Err(CodecError::Malformed("a varint overflows 64 bits".into()));
+        }
+        x |= part << shift;
+        if b & 0x80 == 0 {
+            return Ok(x);
+        }
+    }
+    Err(CodecError::Malformed(
+        "a varint is longer than 10 bytes".into(),
+    ))
+}
+
 fn small_int(x: f64) -> bool {
     (0.0..9_007_199_254_740_992.0).contains(&x)
         && x.fract() == 0.0
@@ -164,16 +199,8 @@ impl Writer {
         self.0.push(b);
     }
 
-    fn var(&mut self, mut x: u64) {
-        loop {
-            let b = (x & 0x7F) as u8;
-            x >>= 7;
-            if x == 0 {
-                self.0.push(b);
-                return;
-            }
-            self.0.push(b | 0x80);
-        }
+    fn var(&mut self, x: u64) {
+        put_varint(&mut self.0, x);
     }
 
     fn f64(&mut self, x: f64) {
@@ -238,21 +265,7 @@ impl Reader<'_> {
     }
 
     fn var(&mut self) -> Result<u64, CodecError> {
-        let mut x = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            let part = u64::from(b & 0x7F);
-            if shift == 63 && part > 1 {
-                return Err(CodecError::Malformed("a varint overflows 64 bits".into()));
-            }
-            x |= part << shift;
-            if b & 0x80 == 0 {
-                return Ok(x);
-            }
-        }
-        Err(CodecError::Malformed(
-            "a varint is longer than 10 bytes".into(),
-        ))
+        read_varint(self.b, &mut self.at)
     }
 
     fn usize(&mut self) -> Result<usize, CodecError> {

@@ -36,7 +36,7 @@ impl PageRecord {
         let builder_delta =
             page_delta(&as_group(|c| c.builder), &shown, log.first_rank, &attention);
         let mut impressions = Vec::with_capacity(shown.len());
-        let mut names = Vec::with_capacity(shown.len() * 2);
+        let names = log.shown_names().map(|(k, n)| (k, n.to_string())).collect();
         for (i, s) in log.shown.iter_mut().enumerate() {
             let c = log.ranked[first + i];
             let exposure = model_delta.get(&c.model).map_or(0.0, |d| d.exposure);
@@ -47,8 +47,6 @@ impl PageRecord {
                 rank: log.first_rank + i,
                 exposure,
             });
-            names.push((c.model, s.model.clone()));
-            names.push((c.builder, s.builder.clone()));
         }
         let book = log.book;
         Ok(PageRecord {
@@ -59,6 +57,19 @@ impl PageRecord {
             log: Some(Box::new(log)),
             book,
         })
+    }
+}
+
+impl PageLog {
+    /// The names its shown items give their ranked candidates' keys, model
+    /// then builder for each: what recording the page adds to the ledger's
+    /// names (and so what a later compact page need not repeat).
+    pub fn shown_names(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
+        let first = self.first_rank.saturating_sub(1);
+        self.shown
+            .iter()
+            .zip(self.ranked.iter().skip(first))
+            .flat_map(|(s, c)| [(c.model, s.model.as_str()), (c.builder, s.builder.as_str())])
     }
 }
 
@@ -119,10 +130,6 @@ impl Ledger {
     /// applied what this one has, so knows every model and name it
     /// refers to.
     pub fn encode_compact(&self, log: &PageLog) -> Vec<u8> {
-        // The exposures every replica computes anyway (the engine's log
-        // has none yet): implied, so not carried.
-        let mut log = log.clone();
-        log.imply_exposures();
         let s = self.state();
         log.encode_compact(&Refs::of(&s))
     }

@@ -121,8 +121,7 @@ impl PageLog {
     /// Set each shown item's exposure to what its page implies (its
     /// attention model's weight at its rank), where it implies one: what
     /// the books give it (`PageRecord::of_log`), and what a compact page
-    /// then need not carry. A cluster replica sends its pages so (their
-    /// exposures are computed by every replica that applies them).
+    /// then need not carry. The engine logs its pages so.
     pub fn imply_exposures(&mut self) {
         let implied = Implied::of(self, self.shown.len());
         for (s, e) in self.shown.iter_mut().zip(implied.exposure) {
