@@ -187,7 +187,7 @@ impl crate::VectorIndex {
                     vector,
                 } => {
                     if !self.is_current(id_key, text_hash) {
-                        self.upsert(vec![(id_key, text_hash, vector)])?;
+                        self.upsert_tail(vec![(id_key, text_hash, vector)])?;
                     }
                 }
                 Change::Delete { id_key } => self.delete(id_key),

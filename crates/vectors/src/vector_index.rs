@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
-use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo, Point};
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
 use crate::embedder::dot;
 use crate::simd::fast_dot;
@@ -76,19 +76,12 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> VectorError {
 /// The card keys a filtered search may return (`None`: any).
 pub type Allowed<'a> = Option<&'a std::collections::HashSet<u64>>;
 
-/// One vector per row, in insertion order. The graph keeps its own copy of
-/// every vector it holds, so rows already in the graph are read from the
-/// graph's points and only the rest (`pending`) are stored here: one copy of
-/// each vector in memory, not two (1.5 KB per card saved with MiniLM).
+/// One vector per row, in insertion order, `dim` floats each in one array:
+/// the one copy of the vectors a serving index holds (the flat graph holds
+/// rows, not vectors; a graph being built by hnsw_rs has its own copy).
 #[derive(Default)]
 struct Rows {
-    /// The graph's points of rows `0..points.len()`.
-    points: Vec<Arc<Point<'static, f32>>>,
-    /// Vectors of rows `pending_start..`, `dim` floats each.
-    pending: Vec<f32>,
-    /// The first row in `pending`: `points.len()`, except while opening
-    /// (rows the saved graph holds are not read into `pending` at all).
-    pending_start: usize,
+    vecs: Vec<f32>,
     id_keys: Vec<u64>,
     text_hashes: Vec<u64>,
     alive: Vec<bool>,
@@ -101,45 +94,33 @@ impl Rows {
     }
 
     fn vector(&self, row: usize, dim: usize) -> &[f32] {
-        match self.points.get(row) {
-            Some(p) => p.get_v(),
-            None => {
-                let i = row - self.pending_start;
-                &self.pending[i * dim..(i + 1) * dim]
-            }
-        }
+        &self.vecs[row * dim..(row + 1) * dim]
+    }
+}
+
+/// The graph over rows `0..covered()`; the rows after it (the tail) are
+/// searched exactly until the graph is extended.
+#[derive(Default)]
+struct GraphState {
+    /// hnsw_rs's graph, present while it is being built or extended, and
+    /// the rows it holds (rows are inserted in order).
+    builder: Option<(Graph, usize)>,
+    /// The graph searches read (see flat.rs).
+    flat: Option<FlatGraph>,
+}
+
+impl GraphState {
+    fn flat_rows(&self) -> usize {
+        self.flat.as_ref().map_or(0, FlatGraph::rows)
     }
 
-    /// Read the vectors of rows `points.len()..graph_rows` from the graph's
-    /// points from now on, and drop our copies of them.
-    fn adopt(&mut self, graph: &Graph, graph_rows: usize, dim: usize) {
-        let have = self.points.len();
-        if graph_rows <= have {
-            return;
-        }
-        let mut slots: Vec<Option<Arc<Point<'static, f32>>>> = vec![None; graph_rows - have];
-        for p in graph.get_point_indexation() {
-            let row = p.get_origin_id();
-            if (have..graph_rows).contains(&row) {
-                slots[row - have] = Some(p);
-            }
-        }
-        // Only a whole prefix can move (rows stay in order); a graph missing a
-        // row would leave it in `pending`, still readable.
-        self.points.extend(slots.into_iter().map_while(|p| p));
-        let dropped = self.points.len().saturating_sub(self.pending_start);
-        if dropped > 0 {
-            self.pending
-                .drain(..(dropped * dim).min(self.pending.len()));
-            self.pending.shrink_to_fit();
-            self.pending_start += dropped;
-        }
+    fn builder_rows(&self) -> usize {
+        self.builder.as_ref().map_or(0, |(_, n)| *n)
     }
 
-    /// Every row has its vector (in `points` or `pending`).
-    fn complete(&self, dim: usize) -> bool {
-        self.points.len() >= self.pending_start
-            && self.pending.len() == (self.len() - self.pending_start) * dim
+    /// The rows the graph holds.
+    fn covered(&self) -> usize {
+        self.flat_rows().max(self.builder_rows())
     }
 }
 
@@ -179,8 +160,7 @@ pub struct VectorIndex {
     embedder: String,
     params: HnswParams,
     rows: RwLock<Rows>,
-    /// The graph and how many rows it holds (rows are inserted in order).
-    graph: RwLock<Option<(Graph, usize)>>,
+    graph: RwLock<GraphState>,
     /// Published vectors since the last save (crate::journal); held while
     /// saving so no change slips between a save and the journal's reset.
     pub(crate) journal: std::sync::Mutex<Option<crate::journal::Journal>>,
@@ -193,9 +173,15 @@ pub struct VectorHit {
     pub similarity: f32,
 }
 
+/// Published rows searched exactly before the graph is extended by them
+/// (a scan of this many vectors costs about what a graph search does).
+const TAIL_MAX: usize = 1024;
+
 impl VectorIndex {
     /// Open the vectors in `dir` (or start empty), made by `embedder` with
-    /// vectors of `dim` dimensions; reload the saved graph if it is current.
+    /// vectors of `dim` dimensions; reload the saved graph if it is current
+    /// (the flat copy, else hnsw_rs's dump of an index saved before flat
+    /// graphs, copied flat and written beside it).
     pub fn open(
         dir: &Path,
         embedder: &str,
@@ -209,40 +195,47 @@ impl VectorIndex {
             embedder: embedder.to_string(),
             params,
             rows: RwLock::new(Rows::default()),
-            graph: RwLock::new(None),
+            graph: RwLock::new(GraphState::default()),
             journal: std::sync::Mutex::new(None),
         };
-        // The saved graph first: when it loads, the vectors it holds are not
-        // read from vectors.bin at all (one copy in memory, even at the peak).
-        let graph_rows = idx.saved_graph_rows()?;
-        let graph = (graph_rows > 0)
-            .then(|| idx.load_graph(graph_rows))
-            .flatten();
-        let skip = if graph.is_some() { graph_rows } else { 0 };
-        let mut rows = idx.read_rows(skip)?;
-        if let Some(g) = &graph {
-            rows.adopt(g, graph_rows, dim);
+        let (rows, graph_rows) = idx.read_vectors_file()?.unwrap_or_default();
+        let mut state = GraphState::default();
+        if graph_rows > 0 && graph_rows <= rows.len() {
+            match FlatGraph::read(&idx.flat_path()) {
+                Ok(flat) if flat.rows() == graph_rows => state.flat = Some(flat),
+                Ok(_) => {}
+                Err(e) if idx.flat_path().exists() => {
+                    tracing::warn!("cannot read the flat graph: {e}; trying hnsw_rs's")
+                }
+                Err(_) => {}
+            }
+            if state.flat.is_none() {
+                if let Some(g) = idx.load_graph(graph_rows) {
+                    match FlatGraph::of_hnsw(&g, |r| rows.vector(r, dim)) {
+                        Ok(flat) => {
+                            if let Err(e) = flat.write(&idx.flat_path()) {
+                                tracing::warn!("cannot write the flat graph: {e}");
+                            }
+                            state.flat = Some(flat);
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot copy the HNSW graph flat: {e}");
+                            state.builder = Some((g, graph_rows));
+                        }
+                    }
+                }
+            }
         }
-        if rows.complete(dim) {
-            *idx.rows.write().expect("rows") = rows;
-            *idx.graph.write().expect("graph") = graph.map(|g| (g, graph_rows));
-        } else {
-            // The graph lacks rows it claims: read every vector, rebuild.
-            *idx.rows.write().expect("rows") = idx.read_rows(0)?;
-        }
-        idx.build_graph();
-        idx.adopt_graph_vectors();
+        *idx.rows.write().expect("rows") = rows;
+        *idx.graph.write().expect("graph") = state;
+        idx.extend_graph(TAIL_MAX);
+        idx.flatten();
         idx.replay_journal()?;
         Ok(idx)
     }
 
-    /// Drop our copies of the vectors the graph now holds.
-    fn adopt_graph_vectors(&self) {
-        let mut r = self.rows.write().expect("rows");
-        let g = self.graph.read().expect("graph");
-        if let Some((graph, n)) = g.as_ref() {
-            r.adopt(graph, *n, self.dim);
-        }
+    fn flat_path(&self) -> PathBuf {
+        self.dir.join("graph.flat")
     }
 
     /// Vector dimension.
@@ -282,29 +275,42 @@ impl VectorIndex {
     }
 
     /// Add or replace vectors (`(id_key, text_hash, vector)`), then extend the
-    /// graph with the new rows.
+    /// graph with the new rows (a bulk load: the graph takes them now).
     pub fn upsert(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
-        {
-            let mut r = self.rows.write().expect("rows");
-            for (id_key, text_hash, v) in items {
-                if v.len() != self.dim {
-                    return Err(VectorError::DimensionMismatch {
-                        expected: self.dim,
-                        got: v.len(),
-                    });
-                }
-                if let Some(&old) = r.by_id.get(&id_key) {
-                    r.alive[old] = false;
-                }
-                let row = r.len();
-                r.pending.extend_from_slice(&v);
-                r.id_keys.push(id_key);
-                r.text_hashes.push(text_hash);
-                r.alive.push(true);
-                r.by_id.insert(id_key, row);
-            }
+        self.add_rows(items)?;
+        self.extend_graph(1);
+        Ok(())
+    }
+
+    /// Add or replace vectors as rows of the tail (searched exactly); the
+    /// graph takes them once [`TAIL_MAX`] have gathered.
+    pub(crate) fn upsert_tail(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
+        self.add_rows(items)?;
+        if self.extend_graph(TAIL_MAX) {
+            self.flatten();
         }
-        self.build_graph();
+        Ok(())
+    }
+
+    fn add_rows(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
+        let mut r = self.rows.write().expect("rows");
+        for (id_key, text_hash, v) in items {
+            if v.len() != self.dim {
+                return Err(VectorError::DimensionMismatch {
+                    expected: self.dim,
+                    got: v.len(),
+                });
+            }
+            if let Some(&old) = r.by_id.get(&id_key) {
+                r.alive[old] = false;
+            }
+            let row = r.len();
+            r.vecs.extend_from_slice(&v);
+            r.id_keys.push(id_key);
+            r.text_hashes.push(text_hash);
+            r.alive.push(true);
+            r.by_id.insert(id_key, row);
+        }
         Ok(())
     }
 
@@ -332,15 +338,30 @@ impl VectorIndex {
         }
     }
 
-    /// Insert rows not yet in the graph (all of them on first build).
-    fn build_graph(&self) {
+    /// Insert the rows the graph lacks when there are at least `min_tail`
+    /// of them (or no graph at all): hnsw_rs's graph is reloaded from its
+    /// dump (or built afresh) if this process has not got it. Whether it
+    /// grew.
+    fn extend_graph(&self, min_tail: usize) -> bool {
         let r = self.rows.read().expect("rows");
         let mut g = self.graph.write().expect("graph");
         let n = r.len();
-        if g.as_ref().is_some_and(|(_, done)| *done >= n) {
-            return;
+        let covered = g.covered();
+        if n == covered || (n - covered < min_tail.max(1) && covered > 0) {
+            return false;
         }
-        if g.is_none() {
+        if g.builder_rows() < g.flat_rows() {
+            // Extending a graph this process only read flat: hnsw_rs's own.
+            g.builder = self.load_graph(g.flat_rows()).map(|b| {
+                let rows = b.get_nb_point();
+                (b, rows)
+            });
+            if g.builder.is_none() {
+                tracing::warn!("no HNSW graph to extend; building it again from every row");
+                g.flat = None;
+            }
+        }
+        if g.builder.is_none() {
             let graph = Graph::new(
                 self.params.m,
                 n.max(1024),
@@ -348,9 +369,9 @@ impl VectorIndex {
                 self.params.ef_construction,
                 UnitDot,
             );
-            *g = Some((graph, 0));
+            g.builder = Some((graph, 0));
         }
-        let (graph, done) = g.as_mut().expect("graph");
+        let (graph, done) = g.builder.as_mut().expect("graph");
         let items: Vec<(&[f32], usize)> = (*done..n)
             .map(|row| (r.vector(row, self.dim), row))
             .collect();
@@ -359,6 +380,22 @@ impl VectorIndex {
         // graph gets a pool of its own, one thread per core.
         insert_pool().install(|| graph.parallel_insert_slice(&items));
         *done = n;
+        true
+    }
+
+    /// Copy hnsw_rs's graph flat if it holds more rows than the flat one.
+    fn flatten(&self) {
+        let r = self.rows.read().expect("rows");
+        let mut g = self.graph.write().expect("graph");
+        if g.builder_rows() <= g.flat_rows() {
+            return;
+        }
+        let (graph, _) = g.builder.as_ref().expect("a builder with rows");
+        match FlatGraph::of_hnsw(graph, |row| r.vector(row, self.dim)) {
+            Ok(flat) => g.flat = Some(flat),
+            // Searches go on through hnsw_rs's graph.
+            Err(e) => tracing::warn!("cannot copy the HNSW graph flat: {e}"),
+        }
     }
 
     /// The `k` most similar live vectors to `query`. `allowed`, when given,
@@ -372,33 +409,47 @@ impl VectorIndex {
             return self.exact_locked(&r, query, k, allowed);
         }
         let g = self.graph.read().expect("graph");
-        let Some((graph, _)) = g.as_ref() else {
+        let covered = g.covered();
+        if covered == 0 {
             return self.exact_locked(&r, query, k, allowed);
-        };
-        let ok = |row: &usize| -> bool {
-            r.alive[*row] && allowed.is_none_or(|a| a.contains(&r.id_keys[*row]))
+        }
+        let ok = |row: usize| -> bool {
+            r.alive[row] && allowed.is_none_or(|a| a.contains(&r.id_keys[row]))
         };
         let ef = self.params.ef_search.max(k);
         // hnsw_rs's filtered search keeps a second candidate list; without
         // tombstones or an allowed set there is nothing to filter.
         let unfiltered = allowed.is_none() && live == r.len();
-        let found = if unfiltered {
-            graph.search(query, k, ef)
-        } else {
-            graph.search_filter(query, k, ef, Some(&ok))
+        let filter: Option<&dyn Fn(usize) -> bool> = (!unfiltered).then_some(&ok);
+        let found: Vec<usize> = match (&g.flat, &g.builder) {
+            (Some(flat), _) if flat.rows() == covered => flat
+                .search(&|row| r.vector(row, self.dim), query, k, ef, filter)
+                .into_iter()
+                .map(|(row, _)| row)
+                .collect(),
+            (_, Some((graph, _))) => {
+                let ok = |row: &usize| ok(*row);
+                let found = if unfiltered {
+                    graph.search(query, k, ef)
+                } else {
+                    graph.search_filter(query, k, ef, Some(&ok))
+                };
+                found.into_iter().map(|n| n.d_id).collect()
+            }
+            _ => Vec::new(),
         };
         // The graph's distances are SIMD dot products; a hit carries the
         // exact cosine (as `similarities` and exact scans give it), and
-        // the hits are in its order.
-        let mut hits: Vec<VectorHit> = found
-            .into_iter()
-            .filter(|n| ok(&n.d_id))
-            .map(|n| VectorHit {
-                id_key: r.id_keys[n.d_id],
-                similarity: dot(query, r.vector(n.d_id, self.dim)),
-            })
-            .collect();
+        // the hits are in its order. Rows past the graph (published since
+        // it was extended) are scanned exactly and merged.
+        let hit = |row: usize| VectorHit {
+            id_key: r.id_keys[row],
+            similarity: dot(query, r.vector(row, self.dim)),
+        };
+        let mut hits: Vec<VectorHit> = found.into_iter().filter(|&row| ok(row)).map(hit).collect();
+        hits.extend((covered..r.len()).filter(|&row| ok(row)).map(hit));
         hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        hits.truncate(k);
         hits
     }
 
@@ -457,35 +508,34 @@ impl VectorIndex {
         hits
     }
 
-    /// Write vectors and graph to disk (atomically: temp files, then renames).
+    /// Write vectors and graph to disk (atomically: temp files, then
+    /// renames): hnsw_rs's dump (kept to extend the graph later) and the
+    /// flat copy, then `vectors.bin`, which names the rows they hold. The
+    /// graph is copied flat first, and hnsw_rs's graph then let go: a
+    /// serving index holds the flat one only.
     pub fn save(&self) -> Result<(), VectorError> {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        self.flatten();
         let r = self.rows.read().expect("rows");
-        let g = self.graph.read().expect("graph");
-        let graph_rows = g.as_ref().map_or(0, |(_, n)| *n);
-        // Graph first, into a fresh directory swapped in by rename.
-        if let Some((graph, _)) = g.as_ref() {
-            let tmp = self.dir.join("hnsw.tmp");
-            let _ = std::fs::remove_dir_all(&tmp);
-            std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-            graph
-                .file_dump(&tmp, "graph")
-                .map_err(|e| io_err(&tmp, e))?;
-            // Never delete first: the old graph is moved aside, the new one
-            // renamed in, then the old one removed; a crash in between
-            // leaves `hnsw.old`, which `load_graph` falls back to.
-            let fin = self.dir.join("hnsw");
-            let old = self.dir.join("hnsw.old");
-            let _ = std::fs::remove_dir_all(&old);
-            if fin.exists() {
-                std::fs::rename(&fin, &old).map_err(|e| io_err(&fin, e))?;
+        let mut g = self.graph.write().expect("graph");
+        // Not copied flat (an error was logged): hnsw_rs's dump alone.
+        let flat_current = g.flat_rows() >= g.builder_rows();
+        let graph_rows = g.covered();
+        if let Some((graph, _)) = g.builder.as_ref() {
+            self.dump_graph(graph)?;
+        }
+        match g.flat.as_ref() {
+            Some(flat) if flat_current => flat
+                .write(&self.flat_path())
+                .map_err(|e| io_err(&self.flat_path(), e))?,
+            _ => {
+                let _ = std::fs::remove_file(self.flat_path());
             }
-            std::fs::rename(&tmp, &fin).map_err(|e| io_err(&fin, e))?;
-            let _ = std::fs::remove_dir_all(&old);
         }
         let path = self.dir.join("vectors.bin");
         let tmp = self.dir.join("vectors.bin.tmp");
-        let mut w = BufWriter::new(File::create(&tmp).map_err(|e| io_err(&tmp, e))?);
+        let mut w =
+            BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(|e| io_err(&tmp, e))?);
         let mut put = |b: &[u8]| w.write_all(b).map_err(|e| io_err(&tmp, e));
         put(MAGIC)?;
         put(&(self.dim as u32).to_le_bytes())?;
@@ -493,46 +543,66 @@ impl VectorIndex {
         put(self.embedder.as_bytes())?;
         put(&(r.len() as u64).to_le_bytes())?;
         put(&(graph_rows as u64).to_le_bytes())?;
+        let mut bytes = Vec::with_capacity(self.dim * 4);
         for row in 0..r.len() {
             put(&r.id_keys[row].to_le_bytes())?;
             put(&r.text_hashes[row].to_le_bytes())?;
             put(&[r.alive[row] as u8])?;
+            bytes.clear();
             for x in r.vector(row, self.dim) {
-                put(&x.to_le_bytes())?;
+                bytes.extend_from_slice(&x.to_le_bytes());
             }
+            put(&bytes)?;
         }
         let file = w.into_inner().map_err(|e| io_err(&tmp, e))?;
         file.sync_all().map_err(|e| io_err(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        // Dumped: extending the graph later reloads it from disk.
+        if flat_current {
+            g.builder = None;
+        }
         drop((r, g));
         if let Some(j) = journal.as_mut() {
             j.clear().map_err(|e| io_err(j.path(), e))?;
         }
-        self.adopt_graph_vectors();
+        Ok(())
+    }
+
+    /// Dump hnsw_rs's graph into `hnsw/`, swapped in by renames.
+    fn dump_graph(&self, graph: &Graph) -> Result<(), VectorError> {
+        let tmp = self.dir.join("hnsw.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        graph
+            .file_dump(&tmp, "graph")
+            .map_err(|e| io_err(&tmp, e))?;
+        // Never delete first: the old graph is moved aside, the new one
+        // renamed in, then the old one removed; a crash in between
+        // leaves `hnsw.old`, which `load_graph` falls back to.
+        let fin = self.dir.join("hnsw");
+        let old = self.dir.join("hnsw.old");
+        let _ = std::fs::remove_dir_all(&old);
+        if fin.exists() {
+            std::fs::rename(&fin, &old).map_err(|e| io_err(&fin, e))?;
+        }
+        std::fs::rename(&tmp, &fin).map_err(|e| io_err(&fin, e))?;
+        let _ = std::fs::remove_dir_all(&old);
         Ok(())
     }
 
     /// The number of rows the saved graph holds (0 without saved vectors).
+    #[cfg(test)]
     fn saved_graph_rows(&self) -> Result<usize, VectorError> {
-        Ok(self.read_vectors_file(usize::MAX)?.map_or(0, |(_, n)| n))
+        Ok(self.read_vectors_file()?.map_or(0, |(_, n)| n))
     }
 
-    /// The saved rows; the vectors of rows below `skip` are not read (the
-    /// loaded graph holds them).
-    fn read_rows(&self, skip: usize) -> Result<Rows, VectorError> {
-        Ok(self
-            .read_vectors_file(skip)?
-            .map_or_else(Rows::default, |(r, _)| r))
-    }
-
-    /// Read vectors.bin: its rows (none when `skip` is `usize::MAX`: the
-    /// header only) and the number of rows its graph holds.
-    fn read_vectors_file(&self, skip: usize) -> Result<Option<(Rows, usize)>, VectorError> {
+    /// Read vectors.bin: its rows and the number of rows its graph holds.
+    fn read_vectors_file(&self) -> Result<Option<(Rows, usize)>, VectorError> {
         let path = self.dir.join("vectors.bin");
         let Ok(f) = File::open(&path) else {
             return Ok(None);
         };
-        let mut rd = BufReader::new(f);
+        let mut rd = BufReader::with_capacity(1 << 20, f);
         let get4 = |rd: &mut BufReader<File>| -> Result<u32, VectorError> {
             let mut b = [0u8; 4];
             rd.read_exact(&mut b).map_err(|e| io_err(&path, e))?;
@@ -563,38 +633,30 @@ impl VectorIndex {
         let n = get8(&mut rd)? as usize;
         let graph_rows = (get8(&mut rd)? as usize).min(n);
         let mut rows = Rows::default();
-        if skip == usize::MAX {
-            return Ok(Some((rows, graph_rows)));
-        }
-        let skip = skip.min(n);
-        rows.pending_start = skip;
-        rows.pending.reserve((n - skip) * dim);
-        let mut vec_bytes = vec![0u8; dim * 4];
+        // One row: key, text hash, alive, then the vector.
+        let mut record = vec![0u8; 17 + dim * 4];
+        rows.vecs.reserve(n.min(1 << 26) * dim);
         for row in 0..n {
-            let id_key = get8(&mut rd)?;
-            let text_hash = get8(&mut rd)?;
-            let mut alive = [0u8; 1];
-            rd.read_exact(&mut alive).map_err(|e| io_err(&path, e))?;
-            rd.read_exact(&mut vec_bytes)
-                .map_err(|e| io_err(&path, e))?;
-            if row >= skip {
-                rows.pending.extend(
-                    vec_bytes
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                );
-            }
+            rd.read_exact(&mut record).map_err(|e| io_err(&path, e))?;
+            let u64_at =
+                |i: usize| u64::from_le_bytes(record[i..i + 8].try_into().expect("8 bytes"));
+            let (id_key, text_hash, alive) = (u64_at(0), u64_at(8), record[16] == 1);
+            rows.vecs.extend(
+                record[17..]
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
             rows.id_keys.push(id_key);
             rows.text_hashes.push(text_hash);
-            rows.alive.push(alive[0] == 1);
-            if alive[0] == 1 {
+            rows.alive.push(alive);
+            if alive {
                 rows.by_id.insert(id_key, row);
             }
         }
         Ok(Some((rows, graph_rows)))
     }
 
-    /// Reload the saved graph if it holds exactly `rows` rows.
+    /// Reload hnsw_rs's saved graph if it holds exactly `rows` rows.
     fn load_graph(&self, rows: usize) -> Option<Graph> {
         // `hnsw.old`: a save stopped between its two renames.
         let dir = ["hnsw", "hnsw.old"]
@@ -602,13 +664,11 @@ impl VectorIndex {
             .map(|d| self.dir.join(d))
             .find(|d| d.join("graph.hnsw.graph").exists())?;
         // hnsw_rs ties the graph's lifetime to its loader; the loader is
-        // small and lives as long as the index, so it is leaked on purpose.
+        // small, so it is leaked on purpose (once per reload: at start-up of
+        // an index saved before flat graphs, or when extending a graph).
         let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir, "graph")));
         match io.load_hnsw::<f32, UnitDot>() {
-            Ok(mut g) if g.get_nb_point() == rows => {
-                g.set_searching_mode(true);
-                Some(g)
-            }
+            Ok(g) if g.get_nb_point() == rows => Some(g),
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(
@@ -624,7 +684,17 @@ impl VectorIndex {
     pub fn size_bytes(&self) -> u64 {
         hubsearch_core::dir_size(&self.dir)
     }
+
+    /// Bytes the graph holds in memory (the flat copy; hnsw_rs's, while it
+    /// is being built, is not counted).
+    pub fn graph_memory_bytes(&self) -> usize {
+        let g = self.graph.read().expect("graph");
+        g.flat.as_ref().map_or(0, FlatGraph::memory_bytes)
+    }
 }
+
+mod flat;
+use flat::FlatGraph;
 
 #[cfg(test)]
 mod tests;

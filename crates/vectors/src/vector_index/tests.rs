@@ -1,5 +1,6 @@
 //! Tests of [`super::VectorIndex`].
 
+use super::flat::FlatGraph;
 use super::*;
 use crate::embedder::normalise;
 use std::collections::HashSet;
@@ -176,4 +177,151 @@ fn similarities_are_the_exact_cosines_of_live_cards() {
         .similarity;
     assert_eq!(sims[2], Some(by_scan));
     assert_eq!(sims[3], None, "an unknown card has no similarity");
+}
+
+/// An hnsw_rs graph over `vs` (data id = row), inserted one at a time or
+/// by the parallel insertion `VectorIndex` uses.
+fn hnsw_over(vs: &[Vec<f32>], parallel: bool) -> Graph {
+    let graph = Graph::new(16, vs.len(), 16, 100, UnitDot);
+    let items: Vec<(&[f32], usize)> = vs.iter().enumerate().map(|(i, v)| (&v[..], i)).collect();
+    if parallel {
+        insert_pool().install(|| graph.parallel_insert_slice(&items));
+    } else {
+        for item in items {
+            graph.insert_slice(item);
+        }
+    }
+    graph
+}
+
+/// The flat graph's search is hnsw_rs's: on the same graph, the same rows
+/// at the same distances in the same order, with and without a filter,
+/// at several depths (the reference is hnsw_rs's own `search_filter`).
+#[test]
+fn the_flat_graph_searches_as_hnsw_rs_does() {
+    for (parallel, n, seed) in [(false, 3000, 11), (true, 4000, 12), (true, 1500, 13)] {
+        let vs = random_vectors(n, 24, seed);
+        let graph = hnsw_over(&vs, parallel);
+        let flat = FlatGraph::of_hnsw(&graph, |r| &vs[r][..]).unwrap();
+        let vector = |r: usize| &vs[r][..];
+        // Queries: fresh vectors and stored ones (a distance of 0).
+        let mut queries = random_vectors(60, 24, seed + 100);
+        queries.extend((0..20).map(|i| vs[i * n / 20].clone()));
+        let mut compared = 0;
+        for (qi, q) in queries.iter().enumerate() {
+            for (k, ef) in [(1, 1), (10, 16), (10, 128), (200, 128)] {
+                let theirs: Vec<(usize, f32)> = graph
+                    .search(q, k, ef)
+                    .into_iter()
+                    .map(|h| (h.d_id, h.distance))
+                    .collect();
+                let ours = flat.search(&vector, q, k, ef, None);
+                assert_eq!(
+                    ours, theirs,
+                    "query {qi}, k {k}, ef {ef}, parallel {parallel}"
+                );
+                // A filter keeping a third of the rows (and one keeping 2%).
+                for modulus in [3usize, 50] {
+                    let keep = |r: usize| (r + qi) % modulus == 0;
+                    let keep_ref = |r: &usize| keep(*r);
+                    let theirs: Vec<(usize, f32)> = graph
+                        .search_filter(q, k, ef, Some(&keep_ref))
+                        .into_iter()
+                        .map(|h| (h.d_id, h.distance))
+                        .collect();
+                    let ours = flat.search(&vector, q, k, ef, Some(&keep));
+                    assert_eq!(
+                        ours, theirs,
+                        "filtered: query {qi}, k {k}, ef {ef}, 1/{modulus}"
+                    );
+                    assert!(ours.iter().all(|(r, _)| keep(*r)));
+                }
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, queries.len() * 4);
+    }
+}
+
+/// A flat graph reads back equal; a short, altered or foreign file is an
+/// error, never a graph a search could index out of.
+#[test]
+fn a_flat_graph_file_reads_back_and_a_damaged_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs = random_vectors(800, 16, 21);
+    let flat = FlatGraph::of_hnsw(&hnsw_over(&vs, true), |r| &vs[r][..]).unwrap();
+    let path = dir.path().join("graph.flat");
+    flat.write(&path).unwrap();
+    assert_eq!(FlatGraph::read(&path).unwrap(), flat);
+    let bytes = std::fs::read(&path).unwrap();
+    // Cut anywhere: refused.
+    for cut in [0, 3, 4, 12, 17, 100, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        assert!(FlatGraph::read(&path).is_err(), "cut at {cut}");
+    }
+    // A neighbour past the rows (the last u32 of the file is one): refused.
+    let mut bad = bytes.clone();
+    let end = bad.len();
+    bad[end - 4..].copy_from_slice(&(vs.len() as u32).to_le_bytes());
+    std::fs::write(&path, &bad).unwrap();
+    assert!(FlatGraph::read(&path).is_err());
+    // Every single-byte change is either refused or still a graph whose
+    // every search stays in bounds.
+    let q = &vs[5];
+    let vector = |r: usize| &vs[r][..];
+    for at in (0..bytes.len()).step_by(97) {
+        let mut changed = bytes.clone();
+        changed[at] ^= 0x5a;
+        std::fs::write(&path, &changed).unwrap();
+        if let Ok(g) = FlatGraph::read(&path) {
+            assert!(g.search(&vector, q, 10, 32, None).len() <= 10);
+        }
+    }
+}
+
+/// Published rows wait in the exact tail, are found at once, and join the
+/// graph when enough have gathered; an index saved before flat graphs
+/// (hnsw_rs's dump alone) opens, answers as before and gets its flat copy.
+#[test]
+fn published_rows_join_the_graph_and_old_indexes_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (idx, vs) = filled(dir.path(), 2000, 16, 31, 0);
+    idx.save().unwrap();
+    let extra = random_vectors(TAIL_MAX + 5, 16, 32);
+    for (i, v) in extra.iter().take(10).enumerate() {
+        idx.upsert_tail(vec![(10_000 + i as u64, 0, v.clone())])
+            .unwrap();
+    }
+    assert_eq!(
+        idx.graph.read().unwrap().covered(),
+        2000,
+        "ten rows wait in the tail"
+    );
+    assert_eq!(idx.search(&extra[4], 1, None)[0].id_key, 10_004);
+    for (i, v) in extra.iter().enumerate().skip(10) {
+        idx.upsert_tail(vec![(10_000 + i as u64, 0, v.clone())])
+            .unwrap();
+    }
+    let g = idx.graph.read().unwrap();
+    assert_eq!(g.covered(), 2000 + TAIL_MAX, "the tail joined the graph");
+    assert_eq!(g.flat_rows(), 2000 + TAIL_MAX, "and was copied flat");
+    drop(g);
+    assert_eq!(
+        idx.search(&extra[TAIL_MAX + 2], 1, None)[0].id_key,
+        10_000 + TAIL_MAX as u64 + 2
+    );
+    idx.save().unwrap();
+    let queries = random_vectors(20, 16, 33);
+    let before: Vec<Vec<VectorHit>> = queries.iter().map(|q| idx.search(q, 10, None)).collect();
+    drop(idx);
+    // Saved before flat graphs: no graph.flat beside hnsw_rs's dump.
+    std::fs::remove_file(dir.path().join("graph.flat")).unwrap();
+    let old = VectorIndex::open(dir.path(), "test", 16, params()).unwrap();
+    let after: Vec<Vec<VectorHit>> = queries.iter().map(|q| old.search(q, 10, None)).collect();
+    assert_eq!(after, before);
+    assert!(
+        dir.path().join("graph.flat").exists(),
+        "the flat copy was written"
+    );
+    assert_eq!(old.vector_of(7).as_deref(), Some(&vs[7][..]));
 }
