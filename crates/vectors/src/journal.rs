@@ -187,12 +187,15 @@ impl crate::VectorIndex {
                     vector,
                 } => {
                     if !self.is_current(id_key, text_hash) {
-                        self.upsert_tail(vec![(id_key, text_hash, vector)])?;
+                        self.add_rows(vec![(id_key, text_hash, vector)])?;
                     }
                 }
                 Change::Delete { id_key } => self.delete(id_key),
             }
         }
+        // Once for all the changes: a replay of many publishes at open
+        // extends the graph (and copies it flat) once, not every 1,024.
+        self.settle_tail();
         Ok(())
     }
 

@@ -161,6 +161,9 @@ pub struct VectorIndex {
     params: HnswParams,
     rows: RwLock<Rows>,
     graph: RwLock<GraphState>,
+    /// Held while the graph is extended, copied flat or saved: one at a
+    /// time (lock order: journal, extending, rows, graph).
+    extending: std::sync::Mutex<()>,
     /// Published vectors since the last save (crate::journal); held while
     /// saving so no change slips between a save and the journal's reset.
     pub(crate) journal: std::sync::Mutex<Option<crate::journal::Journal>>,
@@ -196,6 +199,7 @@ impl VectorIndex {
             params,
             rows: RwLock::new(Rows::default()),
             graph: RwLock::new(GraphState::default()),
+            extending: std::sync::Mutex::new(()),
             journal: std::sync::Mutex::new(None),
         };
         let (rows, graph_rows) = idx.read_vectors_file()?.unwrap_or_default();
@@ -282,17 +286,16 @@ impl VectorIndex {
         Ok(())
     }
 
-    /// Add or replace vectors as rows of the tail (searched exactly); the
-    /// graph takes them once [`TAIL_MAX`] have gathered.
-    pub(crate) fn upsert_tail(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
-        self.add_rows(items)?;
+    /// Let the graph take the tail (rows added by [`Self::add_rows`],
+    /// searched exactly meanwhile) once [`TAIL_MAX`] have gathered.
+    pub(crate) fn settle_tail(&self) {
         if self.extend_graph(TAIL_MAX) {
             self.flatten();
         }
-        Ok(())
     }
 
-    fn add_rows(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
+    /// Add or replace vectors as rows, not yet in the graph.
+    pub(crate) fn add_rows(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
         let mut r = self.rows.write().expect("rows");
         for (id_key, text_hash, v) in items {
             if v.len() != self.dim {
@@ -341,60 +344,92 @@ impl VectorIndex {
     /// Insert the rows the graph lacks when there are at least `min_tail`
     /// of them (or no graph at all): hnsw_rs's graph is reloaded from its
     /// dump (or built afresh) if this process has not got it. Whether it
-    /// grew.
+    /// grew. Searches go on meanwhile (on the flat graph, the rows being
+    /// inserted in the exact tail); rows cannot be added until it is done.
     fn extend_graph(&self, min_tail: usize) -> bool {
-        let r = self.rows.read().expect("rows");
-        let mut g = self.graph.write().expect("graph");
-        let n = r.len();
-        let covered = g.covered();
-        if n == covered || (n - covered < min_tail.max(1) && covered > 0) {
-            return false;
-        }
-        if g.builder_rows() < g.flat_rows() {
-            // Extending a graph this process only read flat: hnsw_rs's own.
-            g.builder = self.load_graph(g.flat_rows()).map(|b| {
-                let rows = b.get_nb_point();
-                (b, rows)
-            });
-            if g.builder.is_none() {
-                tracing::warn!("no HNSW graph to extend; building it again from every row");
-                g.flat = None;
+        let _one = self.extending.lock().unwrap_or_else(|e| e.into_inner());
+        let (n, flat_rows, need_builder) = {
+            let r = self.rows.read().expect("rows");
+            let g = self.graph.read().expect("graph");
+            let (n, covered) = (r.len(), g.covered());
+            if n == covered || (n - covered < min_tail.max(1) && covered > 0) {
+                return false;
             }
+            (
+                n,
+                g.flat_rows(),
+                g.builder_rows() < g.flat_rows() || g.builder.is_none(),
+            )
+        };
+        if need_builder {
+            // Extending a graph this process only read flat: hnsw_rs's own,
+            // reloaded without holding the graph (searches go on).
+            let loaded = (flat_rows > 0)
+                .then(|| self.load_graph(flat_rows))
+                .flatten();
+            if flat_rows > 0 && loaded.is_none() {
+                tracing::warn!(
+                    "no HNSW graph of {flat_rows} rows to extend in {}; building it again from every row",
+                    self.dir.display()
+                );
+            }
+            let builder = loaded.map(|b| (b, flat_rows)).unwrap_or_else(|| {
+                let graph = Graph::new(
+                    self.params.m,
+                    n.max(1024),
+                    16,
+                    self.params.ef_construction,
+                    UnitDot,
+                );
+                (graph, 0)
+            });
+            self.graph.write().expect("graph").builder = Some(builder);
         }
-        if g.builder.is_none() {
-            let graph = Graph::new(
-                self.params.m,
-                n.max(1024),
-                16,
-                self.params.ef_construction,
-                UnitDot,
-            );
-            g.builder = Some((graph, 0));
+        let r = self.rows.read().expect("rows");
+        let n = r.len();
+        {
+            let g = self.graph.read().expect("graph");
+            let (graph, done) = g.builder.as_ref().expect("a builder");
+            let items: Vec<(&[f32], usize)> = (*done..n)
+                .map(|row| (r.vector(row, self.dim), row))
+                .collect();
+            // hnsw_rs inserts over rayon, through a shared reference (it
+            // locks inside). The binary sets the global pool to one thread
+            // (candle's inner parallelism only hurts the embedder), so the
+            // graph gets a pool of its own, one thread per core.
+            insert_pool().install(|| graph.parallel_insert_slice(&items));
         }
-        let (graph, done) = g.builder.as_mut().expect("graph");
-        let items: Vec<(&[f32], usize)> = (*done..n)
-            .map(|row| (r.vector(row, self.dim), row))
-            .collect();
-        // hnsw_rs inserts over rayon. The binary sets the global pool to one
-        // thread (candle's inner parallelism only hurts the embedder), so the
-        // graph gets a pool of its own, one thread per core.
-        insert_pool().install(|| graph.parallel_insert_slice(&items));
-        *done = n;
+        if let Some((_, done)) = self.graph.write().expect("graph").builder.as_mut() {
+            *done = n;
+        }
         true
     }
 
-    /// Copy hnsw_rs's graph flat if it holds more rows than the flat one.
+    /// Copy hnsw_rs's graph flat if it holds more rows than the flat one
+    /// (the copy is made with the graph shared; searches go on).
     fn flatten(&self) {
+        let _one = self.extending.lock().unwrap_or_else(|e| e.into_inner());
         let r = self.rows.read().expect("rows");
-        let mut g = self.graph.write().expect("graph");
-        if g.builder_rows() <= g.flat_rows() {
-            return;
-        }
-        let (graph, _) = g.builder.as_ref().expect("a builder with rows");
-        match FlatGraph::of_hnsw(graph, |row| r.vector(row, self.dim)) {
-            Ok(flat) => g.flat = Some(flat),
+        let copy = {
+            let g = self.graph.read().expect("graph");
+            let Some((graph, rows)) = g.builder.as_ref().filter(|(_, n)| *n > g.flat_rows()) else {
+                return;
+            };
+            (
+                FlatGraph::of_hnsw(graph, |row| r.vector(row, self.dim)),
+                *rows,
+            )
+        };
+        match copy {
+            (Ok(flat), rows) if flat.rows() == rows => {
+                self.graph.write().expect("graph").flat = Some(flat)
+            }
             // Searches go on through hnsw_rs's graph.
-            Err(e) => tracing::warn!("cannot copy the HNSW graph flat: {e}"),
+            (Ok(flat), rows) => tracing::warn!(
+                "the HNSW graph copied flat holds {} rows, not {rows}",
+                flat.rows()
+            ),
+            (Err(e), _) => tracing::warn!("cannot copy the HNSW graph flat: {e}"),
         }
     }
 
@@ -448,7 +483,11 @@ impl VectorIndex {
         };
         let mut hits: Vec<VectorHit> = found.into_iter().filter(|&row| ok(row)).map(hit).collect();
         hits.extend((covered..r.len()).filter(|&row| ok(row)).map(hit));
-        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        hits.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.id_key.cmp(&b.id_key))
+        });
         hits.truncate(k);
         hits
     }
@@ -516,8 +555,9 @@ impl VectorIndex {
     pub fn save(&self) -> Result<(), VectorError> {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
         self.flatten();
+        let _one = self.extending.lock().unwrap_or_else(|e| e.into_inner());
         let r = self.rows.read().expect("rows");
-        let mut g = self.graph.write().expect("graph");
+        let g = self.graph.read().expect("graph");
         // Not copied flat (an error was logged): hnsw_rs's dump alone.
         let flat_current = g.flat_rows() >= g.builder_rows();
         let graph_rows = g.covered();
@@ -532,6 +572,7 @@ impl VectorIndex {
                 let _ = std::fs::remove_file(self.flat_path());
             }
         }
+        drop(g);
         let path = self.dir.join("vectors.bin");
         let tmp = self.dir.join("vectors.bin.tmp");
         let mut w =
@@ -559,9 +600,9 @@ impl VectorIndex {
         std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
         // Dumped: extending the graph later reloads it from disk.
         if flat_current {
-            g.builder = None;
+            self.graph.write().expect("graph").builder = None;
         }
-        drop((r, g));
+        drop(r);
         if let Some(j) = journal.as_mut() {
             j.clear().map_err(|e| io_err(j.path(), e))?;
         }
@@ -635,7 +676,9 @@ impl VectorIndex {
         let mut rows = Rows::default();
         // One row: key, text hash, alive, then the vector.
         let mut record = vec![0u8; 17 + dim * 4];
-        rows.vecs.reserve(n.min(1 << 26) * dim);
+        // Reserved for the rows the file can hold, whatever its header says.
+        let fits = rd.get_ref().metadata().map_or(0, |m| m.len() as usize) / record.len();
+        rows.vecs.reserve(n.min(fits) * dim);
         for row in 0..n {
             rd.read_exact(&mut record).map_err(|e| io_err(&path, e))?;
             let u64_at =

@@ -185,33 +185,46 @@ impl FlatGraph {
             .map(|p| p.get_origin_id() as u32)
             .collect();
         flat.entry = *tops.first().ok_or("the top layer is empty")?;
+        flat.check()?;
         if tops.len() > 1 {
             // The top layer's first node is the entry of a graph built one
             // insertion at a time; parallel insertion can let a later one
-            // claim it. Take the node whose searches are hnsw_rs's own.
-            let probes: Vec<usize> = (0..8).map(|i| i * rows / 8).collect();
+            // claim it. Take the node whose searches are hnsw_rs's own, on
+            // probes far from any row (the difference of two rows) and at
+            // ef 1, where the entry decides the most.
+            let probes: Vec<Vec<f32>> = (0..16)
+                .map(|i| {
+                    let (a, b) = (
+                        vector(i * rows / 16),
+                        vector((i * rows / 16 + rows / 2) % rows),
+                    );
+                    a.iter().zip(b).map(|(x, y)| x - y).collect()
+                })
+                .collect();
             let agrees = |flat: &FlatGraph| {
-                probes.iter().all(|&r| {
-                    let q = vector(r);
-                    let ours: Vec<(usize, f32)> = flat.search(&vector, q, 10, 32, None);
-                    let theirs: Vec<(usize, f32)> = graph
-                        .search(q, 10, 32)
-                        .into_iter()
-                        .map(|n| (n.d_id, n.distance))
-                        .collect();
-                    ours == theirs
+                probes.iter().all(|q| {
+                    [(1, 1), (10, 32)].iter().all(|&(k, ef)| {
+                        let theirs: Vec<(usize, f32)> = graph
+                            .search(q, k, ef)
+                            .into_iter()
+                            .map(|n| (n.d_id, n.distance))
+                            .collect();
+                        flat.search(&vector, q, k, ef, None) == theirs
+                    })
                 })
             };
-            if let Some(&e) = tops.iter().find(|&&e| {
+            let found = tops.iter().copied().find(|&e| {
                 flat.entry = e;
                 agrees(&flat)
-            }) {
-                flat.entry = e;
-            } else {
-                flat.entry = tops[0];
-            }
+            });
+            flat.entry = found.unwrap_or_else(|| {
+                tracing::warn!(
+                    "no node of the top layer's {} searches as hnsw_rs's entry point does; taking the first",
+                    tops.len()
+                );
+                tops[0]
+            });
         }
-        flat.check()?;
         Ok(flat)
     }
 
@@ -402,11 +415,9 @@ impl FlatGraph {
             &self.up_nb,
         ] {
             w.write_all(&(array.len() as u64).to_le_bytes())?;
-            let mut bytes = Vec::with_capacity(array.len() * 4);
             for x in array.iter() {
-                bytes.extend_from_slice(&x.to_le_bytes());
+                w.write_all(&x.to_le_bytes())?;
             }
-            w.write_all(&bytes)?;
         }
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;

@@ -279,6 +279,21 @@ fn a_flat_graph_file_reads_back_and_a_damaged_one_is_refused() {
     }
 }
 
+/// Publish one card's vector as the serving path does (journalled).
+fn publish(idx: &VectorIndex, id_key: u64, v: &[f32]) {
+    publish_text(idx, id_key, 0, v)
+}
+
+/// Publish a card's vector made from text with `text_hash`.
+fn publish_text(idx: &VectorIndex, id_key: u64, text_hash: u64, v: &[f32]) {
+    idx.apply_logged(vec![crate::journal::Change::Upsert {
+        id_key,
+        text_hash,
+        vector: v.to_vec(),
+    }])
+    .unwrap();
+}
+
 /// Published rows wait in the exact tail, are found at once, and join the
 /// graph when enough have gathered; an index saved before flat graphs
 /// (hnsw_rs's dump alone) opens, answers as before and gets its flat copy.
@@ -289,8 +304,7 @@ fn published_rows_join_the_graph_and_old_indexes_open() {
     idx.save().unwrap();
     let extra = random_vectors(TAIL_MAX + 5, 16, 32);
     for (i, v) in extra.iter().take(10).enumerate() {
-        idx.upsert_tail(vec![(10_000 + i as u64, 0, v.clone())])
-            .unwrap();
+        publish(&idx, 10_000 + i as u64, v);
     }
     assert_eq!(
         idx.graph.read().unwrap().covered(),
@@ -299,8 +313,7 @@ fn published_rows_join_the_graph_and_old_indexes_open() {
     );
     assert_eq!(idx.search(&extra[4], 1, None)[0].id_key, 10_004);
     for (i, v) in extra.iter().enumerate().skip(10) {
-        idx.upsert_tail(vec![(10_000 + i as u64, 0, v.clone())])
-            .unwrap();
+        publish(&idx, 10_000 + i as u64, v);
     }
     let g = idx.graph.read().unwrap();
     assert_eq!(g.covered(), 2000 + TAIL_MAX, "the tail joined the graph");
@@ -324,4 +337,96 @@ fn published_rows_join_the_graph_and_old_indexes_open() {
         "the flat copy was written"
     );
     assert_eq!(old.vector_of(7).as_deref(), Some(&vs[7][..]));
+}
+
+/// The tail keeps tombstones and filters: a replaced or deleted card in it
+/// is never returned, an allowed set never violated, and every search
+/// equals the exact one where the graph holds nothing to miss (the tail's
+/// rows are the nearest).
+#[test]
+fn the_tail_respects_deletes_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (idx, _) = filled(dir.path(), 3000, 16, 41, 0);
+    idx.save().unwrap();
+    let extra = random_vectors(40, 16, 42);
+    for (i, v) in extra.iter().enumerate() {
+        publish(&idx, 20_000 + i as u64, v);
+    }
+    assert_eq!(idx.graph.read().unwrap().covered(), 3000);
+    // Deleted in the tail; replaced (the new row also in the tail).
+    idx.apply_logged(vec![crate::journal::Change::Delete { id_key: 20_003 }])
+        .unwrap();
+    publish_text(&idx, 20_004, 1, &extra[5]);
+    let hits = idx.search(&extra[3], 50, None);
+    assert!(hits.iter().all(|h| h.id_key != 20_003));
+    let fours = idx.search(&extra[5], 50, None);
+    assert_eq!(fours.iter().filter(|h| h.id_key == 20_004).count(), 1);
+    assert!(fours[..2].iter().any(|h| h.id_key == 20_004));
+    // A filter mixing graph rows and tail rows.
+    let allowed: HashSet<u64> = (0..3000u64)
+        .filter(|k| k % 2 == 0)
+        .chain((20_000..20_040).filter(|k| k % 3 == 0))
+        .collect();
+    for q in extra.iter().take(12) {
+        let hits = idx.search(q, 10, Some(&allowed));
+        assert!(hits.iter().all(|h| allowed.contains(&h.id_key)));
+        assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
+    }
+    // A tail row allowed and nearest comes first.
+    assert!(allowed.contains(&20_007));
+    assert_eq!(idx.search(&extra[7], 1, Some(&allowed))[0].id_key, 20_007);
+}
+
+/// With hnsw_rs's dump gone (only graph.flat saved), the first extension
+/// builds the graph again from every row, and searches stay right.
+#[test]
+fn an_extension_without_the_dump_builds_the_graph_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (idx, _) = filled(dir.path(), 2500, 16, 51, 0);
+    idx.save().unwrap();
+    drop(idx);
+    std::fs::remove_dir_all(dir.path().join("hnsw")).unwrap();
+    let idx = VectorIndex::open(dir.path(), "test", 16, params()).unwrap();
+    assert_eq!(idx.graph.read().unwrap().flat_rows(), 2500);
+    let extra = random_vectors(TAIL_MAX, 16, 52);
+    for (i, v) in extra.iter().enumerate() {
+        publish(&idx, 30_000 + i as u64, v);
+    }
+    let g = idx.graph.read().unwrap();
+    assert_eq!(
+        (g.builder_rows(), g.flat_rows()),
+        (2500 + TAIL_MAX, 2500 + TAIL_MAX)
+    );
+    drop(g);
+    let queries = random_vectors(30, 16, 53);
+    let mut found = 0;
+    for q in &queries {
+        let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key).collect();
+        found += idx
+            .search(q, 10, None)
+            .iter()
+            .filter(|h| exact.contains(&h.id_key))
+            .count();
+    }
+    assert!(
+        found as f64 / 300.0 >= 0.9,
+        "recall@10 {}",
+        found as f64 / 300.0
+    );
+    assert_eq!(idx.search(&extra[9], 1, None)[0].id_key, 30_009);
+}
+
+/// The flat copy made at a save (from hnsw_rs's graph in memory) equals the
+/// one made at start-up from hnsw_rs's dump of it: an index answers the
+/// same whether it was saved by this version or an older one.
+#[test]
+fn the_flat_copy_of_the_dump_is_the_copy_of_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs = random_vectors(3000, 16, 61);
+    let graph = hnsw_over(&vs, true);
+    let before = FlatGraph::of_hnsw(&graph, |r| &vs[r][..]).unwrap();
+    graph.file_dump(dir.path(), "graph").unwrap();
+    let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir.path(), "graph")));
+    let reloaded = io.load_hnsw::<f32, UnitDot>().unwrap();
+    assert!(FlatGraph::of_hnsw(&reloaded, |r| &vs[r][..]).unwrap() == before);
 }
