@@ -45,6 +45,20 @@ fn filled(dir: &Path, n: usize, dim: usize, seed: u64, hash: u64) -> (VectorInde
     (idx, vs)
 }
 
+/// The graph's recall@10 against the exact search over `queries`.
+fn recall_at_10(idx: &VectorIndex, queries: &[Vec<f32>]) -> f64 {
+    let mut found = 0;
+    for q in queries {
+        let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key).collect();
+        found += idx
+            .search(q, 10, None)
+            .iter()
+            .filter(|h| exact.contains(&h.id_key))
+            .count();
+    }
+    found as f64 / (queries.len() * 10) as f64
+}
+
 /// A save stopped between moving the old graph aside and renaming the
 /// new one in leaves a graph that loads (it used to delete the old graph
 /// first: a crash there left none, and start-up rebuilt it).
@@ -70,19 +84,7 @@ fn hnsw_matches_exact_and_reloads_without_rebuilding() {
     let dir = tempfile::tempdir().unwrap();
     let (idx, vs) = filled(dir.path(), 3000, 32, 1, 0);
     let queries = random_vectors(50, 32, 2);
-    let recall = |idx: &VectorIndex| -> f64 {
-        let mut found = 0;
-        for q in &queries {
-            let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key).collect();
-            found += idx
-                .search(q, 10, None)
-                .iter()
-                .filter(|h| exact.contains(&h.id_key))
-                .count();
-        }
-        found as f64 / (queries.len() * 10) as f64
-    };
-    let r = recall(&idx);
+    let r = recall_at_10(&idx, &queries);
     assert!(r >= 0.95, "recall@10 {r}");
     // The graph walks by SIMD distances; hits carry the exact cosines, best first.
     for q in &queries {
@@ -398,21 +400,8 @@ fn an_extension_without_the_dump_builds_the_graph_again() {
         (2500 + TAIL_MAX, 2500 + TAIL_MAX)
     );
     drop(g);
-    let queries = random_vectors(30, 16, 53);
-    let mut found = 0;
-    for q in &queries {
-        let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key).collect();
-        found += idx
-            .search(q, 10, None)
-            .iter()
-            .filter(|h| exact.contains(&h.id_key))
-            .count();
-    }
-    assert!(
-        found as f64 / 300.0 >= 0.9,
-        "recall@10 {}",
-        found as f64 / 300.0
-    );
+    let r = recall_at_10(&idx, &random_vectors(30, 16, 53));
+    assert!(r >= 0.9, "recall@10 {r}");
     assert_eq!(idx.search(&extra[9], 1, None)[0].id_key, 30_009);
 }
 
