@@ -232,8 +232,7 @@ impl VectorIndex {
         }
         *idx.rows.write().expect("rows") = rows;
         *idx.graph.write().expect("graph") = state;
-        idx.extend_graph(TAIL_MAX);
-        idx.flatten();
+        idx.settle_tail();
         idx.replay_journal()?;
         Ok(idx)
     }
@@ -726,13 +725,6 @@ impl VectorIndex {
     /// Bytes of vectors and graph on disk.
     pub fn size_bytes(&self) -> u64 {
         hubsearch_core::dir_size(&self.dir)
-    }
-
-    /// Bytes the graph holds in memory (the flat copy; hnsw_rs's, while it
-    /// is being built, is not counted).
-    pub fn graph_memory_bytes(&self) -> usize {
-        let g = self.graph.read().expect("graph");
-        g.flat.as_ref().map_or(0, FlatGraph::memory_bytes)
     }
 }
 

@@ -473,14 +473,4 @@ impl FlatGraph {
         flat.check()?;
         Ok(flat)
     }
-
-    /// Bytes the graph holds in memory.
-    pub(crate) fn memory_bytes(&self) -> usize {
-        self.levels.len()
-            + 4 * (self.off0.len()
-                + self.nb0.len()
-                + self.up_index.len()
-                + self.up_off.len()
-                + self.up_nb.len())
-    }
 }
