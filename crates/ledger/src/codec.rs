@@ -447,6 +447,11 @@ impl Writer {
     }
 }
 
+/// A shown item's model, builder, rank, exposure, relevance, score and
+/// propensity: what a decoder reads of it, in the order both encodings
+/// write them.
+type ShownParts = (String, String, usize, f64, f64, f64, Option<f64>);
+
 /// The page's parts, as [`Writer`] writes them.
 impl Reader<'_> {
     /// A page log with everything before the ranked list; its ranked
@@ -560,14 +565,13 @@ impl Reader<'_> {
     fn shown(&mut self, p: &PageLog) -> Result<Vec<ShownLog>, CodecError> {
         let n = p.ranked.len();
         let ns = self.count(19)?;
-        let mut shown = Vec::with_capacity(ns);
-        for i in 0..ns {
-            let model = self.str()?;
-            let builder = self.str()?;
-            let rank = self.usize()?;
-            let exposure = self.f64()?;
+        self.shown_items(ns, |r, i| {
+            let model = r.str()?;
+            let builder = r.str()?;
+            let rank = r.usize()?;
+            let exposure = r.f64()?;
             let relevance = if n == 0 {
-                self.f64()?
+                r.f64()?
             } else {
                 let at = p.first_rank.saturating_sub(1).saturating_add(i);
                 p.ranked.get(at).map(|c| c.relevance).ok_or_else(|| {
@@ -576,12 +580,26 @@ impl Reader<'_> {
                     ))
                 })?
             };
-            let score = self.f64()?;
-            let propensity = match self.u8()? {
+            let score = r.f64()?;
+            let propensity = match r.u8()? {
                 0 => None,
-                1 => Some(self.f64()?),
+                1 => Some(r.f64()?),
                 k => return Err(CodecError::Malformed(format!("propensity flag {k}"))),
             };
+            Ok((model, builder, rank, exposure, relevance, score, propensity))
+        })
+    }
+
+    /// `n` shown items, the parts of the `i`th read by `item` (both
+    /// encodings read them in the same order, each its own way).
+    fn shown_items(
+        &mut self,
+        n: usize,
+        mut item: impl FnMut(&mut Self, usize) -> Result<ShownParts, CodecError>,
+    ) -> Result<Vec<ShownLog>, CodecError> {
+        let mut shown = Vec::with_capacity(n);
+        for i in 0..n {
+            let (model, builder, rank, exposure, relevance, score, propensity) = item(self, i)?;
             shown.push(ShownLog {
                 model,
                 builder,

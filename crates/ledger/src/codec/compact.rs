@@ -424,10 +424,9 @@ impl Reader<'_> {
         let ns = self.count(5)?;
         let implied = Implied::of(p, ns);
         let first = p.first_rank.saturating_sub(1);
-        let mut shown = Vec::with_capacity(ns);
-        for i in 0..ns {
+        self.shown_items(ns, |r, i| {
             let ranked = p.ranked.get(first.saturating_add(i));
-            let flags = self.u8()?;
+            let flags = r.u8()?;
             let name = |r: &mut Self, inline: bool, key: Option<u64>, what: &str| {
                 if inline {
                     return r.str();
@@ -440,20 +439,15 @@ impl Reader<'_> {
                         ))
                     })
             };
-            let model = name(
-                self,
-                flags & MODEL_NAME != 0,
-                ranked.map(|c| c.model),
-                "model",
-            )?;
+            let model = name(r, flags & MODEL_NAME != 0, ranked.map(|c| c.model), "model")?;
             let builder = name(
-                self,
+                r,
                 flags & BUILDER_NAME != 0,
                 ranked.map(|c| c.builder),
                 "builder",
             )?;
             let rank = if flags & RANK != 0 {
-                self.usize()?
+                r.usize()?
             } else {
                 p.first_rank.checked_add(i).ok_or_else(|| {
                     CodecError::Malformed(format!("shown item {i}'s rank overflows"))
@@ -468,37 +462,23 @@ impl Reader<'_> {
                     })
                 }
             };
-            let exposure =
-                implied_or(self, flags & EXPOSURE != 0, implied.exposure[i], "exposure")?;
-            let relevance = implied_or(
-                self,
-                flags & RELEVANCE != 0,
-                implied.relevance[i],
-                "relevance",
-            )?;
+            let exposure = implied_or(r, flags & EXPOSURE != 0, implied.exposure[i], "exposure")?;
+            let relevance =
+                implied_or(r, flags & RELEVANCE != 0, implied.relevance[i], "relevance")?;
             let score = if flags & SCORE_F64 != 0 {
-                self.f64()?
+                r.f64()?
             } else {
-                self.f32()?
+                r.f32()?
             };
             let propensity = match flags >> PROPENSITY_SHIFT {
                 0 => None,
                 1 => Some(implied.propensity(p, i).ok_or_else(|| {
                     CodecError::Malformed(format!("shown item {i}'s propensity is not implied"))
                 })?),
-                2 => Some(self.f64()?),
+                2 => Some(r.f64()?),
                 k => return Err(CodecError::Malformed(format!("propensity code {k}"))),
             };
-            shown.push(ShownLog {
-                model,
-                builder,
-                rank,
-                exposure,
-                relevance,
-                score,
-                propensity,
-            });
-        }
-        Ok(shown)
+            Ok((model, builder, rank, exposure, relevance, score, propensity))
+        })
     }
 }
