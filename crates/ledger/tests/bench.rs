@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use hubsearch_ledger::{test_call, Ledger};
 
+mod support;
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -223,7 +225,7 @@ fn proofs_and_heads_at_a_million() {
 /// A served page of 200 candidates from a hub of 30,000 models, 10 shown,
 /// its floats on the grid the engine ranks on (`PageLog::quantize`).
 fn big_page(i: u64) -> hubsearch_ledger::PageLog {
-    use hubsearch_ledger::{Book, LoggedCandidate, PageLog, ShownLog};
+    use hubsearch_ledger::{LoggedCandidate, PageLog};
     let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let ranked: Vec<LoggedCandidate> = (0..200u64)
         .map(|j| {
@@ -238,33 +240,12 @@ fn big_page(i: u64) -> hubsearch_ledger::PageLog {
             }
         })
         .collect();
-    let shown = (0..10usize)
-        .map(|r| ShownLog {
-            model: format!("b/m{r}"),
-            builder: "b".into(),
-            rank: r + 1,
-            exposure: 1.0 / (2.0 + r as f64).log2(),
-            relevance: ranked[r].relevance,
-            score: ranked[r].relevance,
-            propensity: None,
-        })
-        .collect();
     let mut p = PageLog {
-        page: 0,
-        time: 1_700_000_000 + i,
         query: format!("query number {}", i % 5000),
         mode: "hybrid".into(),
         policy: "fair".into(),
         params: [("lambda".to_string(), 0.3)].into_iter().collect(),
-        group: "model".into(),
-        seed: i,
-        candidates: ranked.len(),
-        shown,
-        logits: Vec::new(),
-        first_rank: 1,
-        book: Book::Search,
-        attention: Some(hubsearch_rank::Attention::Log),
-        ranked,
+        ..support::page_log(i, ranked, 10, |r, _| (format!("b/m{r}"), "b".into()))
     };
     p.quantize();
     p

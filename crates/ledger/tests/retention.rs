@@ -6,11 +6,10 @@
 //! one, in (time, page) order, on opening; in cluster mode (page ids out
 //! of time order) the pages applied last are the ones kept.
 
-use std::collections::BTreeMap;
-
 use hubsearch_core::{Group, Impact};
-use hubsearch_ledger::{Book, Ledger, LoggedCandidate, PageLog, ShownLog};
-use hubsearch_rank::Attention;
+use hubsearch_ledger::{Ledger, LoggedCandidate, PageLog};
+
+mod support;
 
 /// Page `i`: 5 candidates from a pool of 20 models (12 builders), the
 /// first 2 shown.
@@ -28,34 +27,9 @@ fn page(i: u64) -> PageLog {
             }
         })
         .collect();
-    let shown = (0..2usize)
-        .map(|r| ShownLog {
-            model: format!("m/{}", ranked[r].model),
-            builder: format!("b{}", ranked[r].builder),
-            rank: r + 1,
-            exposure: 1.0 / (2.0 + r as f64).log2(),
-            relevance: ranked[r].relevance,
-            score: ranked[r].relevance,
-            propensity: None,
-        })
-        .collect();
-    PageLog {
-        page: 0,
-        time: 1_700_000_000 + i,
-        query: format!("query {i}"),
-        mode: "text".into(),
-        policy: "relevance".into(),
-        params: BTreeMap::new(),
-        group: "model".into(),
-        seed: i,
-        candidates: ranked.len(),
-        shown,
-        logits: Vec::new(),
-        first_rank: 1,
-        book: Book::Search,
-        attention: Some(Attention::Log),
-        ranked,
-    }
+    support::page_log(i, ranked, 2, |_, c| {
+        (format!("m/{}", c.model), format!("b{}", c.builder))
+    })
 }
 
 /// The queries of the page logs stored, in page order.
