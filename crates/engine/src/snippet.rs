@@ -665,26 +665,25 @@ fn escape_into(out: &mut String, s: &str) {
 
 /// The runs of alphanumeric characters of `text`, as byte ranges.
 fn words_of(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::with_capacity(text.len() / 5);
-    let mut start = None;
     if text.is_ascii() {
-        for (i, c) in text.bytes().enumerate() {
-            match (c.is_ascii_alphanumeric(), start) {
-                (true, None) => start = Some(i),
-                (false, Some(s)) => {
-                    out.push((s, i));
-                    start = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            out.push((s, text.len()));
-        }
-        return out;
+        let bytes = text.bytes().enumerate();
+        runs(
+            text.len(),
+            bytes.map(|(i, c)| (i, c.is_ascii_alphanumeric())),
+        )
+    } else {
+        let chars = text.char_indices();
+        runs(text.len(), chars.map(|(i, c)| (i, c.is_alphanumeric())))
     }
-    for (i, c) in text.char_indices() {
-        match (c.is_alphanumeric(), start) {
+}
+
+/// The byte ranges of the runs of characters that are in a word, given
+/// each character's offset and whether it is, in a text of `len` bytes.
+fn runs(len: usize, chars: impl Iterator<Item = (usize, bool)>) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(len / 5);
+    let mut start = None;
+    for (i, in_word) in chars {
+        match (in_word, start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
                 out.push((s, i));
@@ -694,7 +693,7 @@ fn words_of(text: &str) -> Vec<(usize, usize)> {
         }
     }
     if let Some(s) = start {
-        out.push((s, text.len()));
+        out.push((s, len));
     }
     out
 }
