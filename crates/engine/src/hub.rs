@@ -130,14 +130,22 @@ impl HubPopularity {
     /// share the middle of their run, so if a share s of the models have no
     /// downloads, they all get s / 2, not 0).
     pub fn quantile(&self, downloads: u64) -> f64 {
-        let n = self.sorted.len();
-        if n == 0 {
-            return 0.0;
-        }
-        let lo = self.sorted.partition_point(|&d| d < downloads);
-        let hi = self.sorted.partition_point(|&d| d <= downloads);
-        ((lo + hi) as f64 / 2.0) / n as f64
+        mid_rank_quantile(&self.sorted, downloads)
     }
+}
+
+/// The quantile of `downloads` among the ascending download counts
+/// `sorted`, in [0, 1], by mid-rank (ties share the middle of their run);
+/// 0 when there are none. [`HubPopularity::quantile`], and what the
+/// grouping computes from an export's cards.
+pub fn mid_rank_quantile(sorted: &[u64], downloads: u64) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let lo = sorted.partition_point(|&d| d < downloads);
+    let hi = sorted.partition_point(|&d| d <= downloads);
+    ((lo + hi) as f64 / 2.0) / n as f64
 }
 
 /// The retrieval mode a query's rows came from, read off their evidence:

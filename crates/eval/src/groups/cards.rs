@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use hubsearch_core::card::{key_of, unix_seconds};
 use hubsearch_core::ModelCard;
+use hubsearch_engine::hub::mid_rank_quantile;
 
 /// What a card tells the grouping: its builder, downloads and dates.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,25 +79,10 @@ impl Cards {
     /// hub computes it (`HubPopularity::quantile`): mid-rank, so ties share
     /// the middle of their run.
     pub fn quantile(&self, downloads: u64) -> f64 {
-        let n = self.sorted.len();
-        if n == 0 {
-            return 0.0;
-        }
-        let lo = self.sorted.partition_point(|&d| d < downloads);
-        let hi = self.sorted.partition_point(|&d| d <= downloads);
-        ((lo + hi) as f64 / 2.0) / n as f64
+        mid_rank_quantile(&self.sorted, downloads)
     }
 }
 
-/// One paid call of the export (`calls.csv`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Call {
-    pub seq: u64,
-    pub time: u64,
-    pub model: String,
-    pub builder: String,
-    pub amount_usd: f64,
-    /// The page and 1-based rank the call named, if it named them.
-    pub page: Option<u64>,
-    pub rank: Option<u64>,
-}
+/// One paid call of the export (`calls.csv`): the ledger's record of it,
+/// as the export writes it.
+pub use hubsearch_engine::ledger::LoggedCall as Call;
