@@ -235,69 +235,116 @@ pub fn read_pages(path: &Path) -> Result<Vec<PageLog>, AnyError> {
 /// The export's paid calls (columns by name: seq, time, model, builder,
 /// amount_usd, page, rank; page and rank may be empty).
 pub fn read_calls(path: &Path) -> Result<Vec<groups::Call>, AnyError> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers = r
-        .headers()
-        .map_err(|e| format!("{} line 1: {e}", path.display()))?
-        .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| format!("{} line 1: no column {name:?}", path.display()))
-    };
-    let c = [
-        col("seq")?,
-        col("time")?,
-        col("model")?,
-        col("builder")?,
-        col("amount_usd")?,
-        col("page")?,
-        col("rank")?,
-    ];
+    let (mut r, c) = csv_columns(
+        path,
+        [
+            "seq",
+            "time",
+            "model",
+            "builder",
+            "amount_usd",
+            "page",
+            "rank",
+        ],
+    )?;
     let mut calls = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| format!("{} line {line}: {e}", path.display()))?;
-        let bad = |name: &str, v: &str, what: &str| {
-            format!("{} line {line}: {name} {v:?} is not {what}", path.display())
-        };
-        let text = |k: usize| rec.get(c[k]).unwrap_or("").trim();
-        let whole = |k: usize, name: &str| -> Result<Option<u64>, String> {
-            match text(k) {
-                "" => Ok(None),
-                v => v
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| bad(name, v, "a whole number")),
-            }
-        };
+    for rec in csv_records(&mut r, path) {
+        let rec = rec?;
         let required = |k: usize, name: &str| -> Result<u64, String> {
-            whole(k, name)?
-                .ok_or_else(|| format!("{} line {line}: {name} is empty", path.display()))
+            rec.whole(c[k], name)?
+                .ok_or_else(|| rec.error(&format!("{name} is empty")))
         };
-        let amount = match text(4) {
+        let amount = match rec.text(c[4]) {
             "" => 0.0,
             v => v
                 .parse::<f64>()
                 .ok()
                 .filter(|x| x.is_finite())
-                .ok_or_else(|| bad("amount_usd", v, "a number"))?,
+                .ok_or_else(|| rec.bad("amount_usd", v, "a number"))?,
         };
-        if text(2).is_empty() {
-            return Err(format!("{} line {line}: model is empty", path.display()).into());
+        if rec.text(c[2]).is_empty() {
+            return Err(rec.error("model is empty").into());
         }
         calls.push(groups::Call {
             seq: required(0, "seq")?,
             time: required(1, "time")?,
-            model: text(2).to_string(),
-            builder: text(3).to_string(),
+            model: rec.text(c[2]).to_string(),
+            builder: rec.text(c[3]).to_string(),
             amount_usd: amount,
-            page: whole(5, "page")?,
-            rank: whole(6, "rank")?,
+            page: rec.whole(c[5], "page")?,
+            rank: rec.whole(c[6], "rank")?,
         });
     }
     Ok(calls)
+}
+
+/// An export's CSV file (`calls.csv`) opened: its reader and the positions
+/// of the columns `names`, found by name (each must be there).
+pub(crate) fn csv_columns<const N: usize>(
+    path: &Path,
+    names: [&str; N],
+) -> Result<(csv::Reader<std::fs::File>, [usize; N]), AnyError> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers = r
+        .headers()
+        .map_err(|e| format!("{} line 1: {e}", path.display()))?
+        .clone();
+    let mut columns = [0; N];
+    for (c, name) in columns.iter_mut().zip(names) {
+        *c = headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("{} line 1: no column {name:?}", path.display()))?;
+    }
+    Ok((r, columns))
+}
+
+/// The records `r` reads from `path`, each with its line (the header's is
+/// line 1); a record that cannot be read is an error naming its line.
+pub(crate) fn csv_records<'a>(
+    r: &'a mut csv::Reader<std::fs::File>,
+    path: &'a Path,
+) -> impl Iterator<Item = Result<CsvRecord<'a>, String>> + 'a {
+    r.records().enumerate().map(move |(i, rec)| {
+        let line = i + 2;
+        rec.map(|rec| CsvRecord { path, line, rec })
+            .map_err(|e| format!("{} line {line}: {e}", path.display()))
+    })
+}
+
+/// A record of an export's CSV file, and where it stands (for errors).
+pub(crate) struct CsvRecord<'a> {
+    path: &'a Path,
+    line: usize,
+    rec: csv::StringRecord,
+}
+
+impl CsvRecord<'_> {
+    /// Column `c`, trimmed ("" when the record has no such column).
+    pub(crate) fn text(&self, c: usize) -> &str {
+        self.rec.get(c).unwrap_or("").trim()
+    }
+
+    /// Column `c` (named `name`) as a whole number; `None` when empty.
+    pub(crate) fn whole(&self, c: usize, name: &str) -> Result<Option<u64>, String> {
+        match self.text(c) {
+            "" => Ok(None),
+            v => v
+                .parse()
+                .map(Some)
+                .map_err(|_| self.bad(name, v, "a whole number")),
+        }
+    }
+
+    /// `{name} {v:?} is not {what}`, naming this line.
+    pub(crate) fn bad(&self, name: &str, v: &str, what: &str) -> String {
+        self.error(&format!("{name} {v:?} is not {what}"))
+    }
+
+    /// `what`, naming this line.
+    pub(crate) fn error(&self, what: &str) -> String {
+        format!("{} line {}: {what}", self.path.display(), self.line)
+    }
 }
 
 /// Card files as the import reads them; a record that is not a card is an

@@ -14,6 +14,7 @@ use hubsearch_ledger::PageLog;
 use hubsearch_rank::plackett_luce::Sampling;
 
 use crate::cli::AnyError;
+use crate::groups::{csv_columns, csv_records};
 
 #[derive(Args, Debug)]
 pub struct OpeArgs {
@@ -170,34 +171,11 @@ pub fn read_pages(path: &Path) -> Result<Vec<PageLog>, AnyError> {
 /// The export's paid calls that name their page and rank: (page, rank) ->
 /// calls there.
 pub fn read_calls(path: &Path) -> Result<HashMap<(u64, u64), f64>, AnyError> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers = r
-        .headers()
-        .map_err(|e| format!("{} line 1: {e}", path.display()))?
-        .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| format!("{} line 1: no column {name:?}", path.display()))
-    };
-    let (page, rank) = (col("page")?, col("rank")?);
+    let (mut r, [page, rank]) = csv_columns(path, ["page", "rank"])?;
     let mut calls = HashMap::new();
-    for (i, rec) in r.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| format!("{} line {line}: {e}", path.display()))?;
-        let field = |c: usize, name: &str| -> Result<Option<u64>, String> {
-            match rec.get(c).map(str::trim) {
-                None | Some("") => Ok(None),
-                Some(v) => v.parse().map(Some).map_err(|_| {
-                    format!(
-                        "{} line {line}: {name} {v:?} is not a whole number",
-                        path.display()
-                    )
-                }),
-            }
-        };
-        if let (Some(p), Some(k)) = (field(page, "page")?, field(rank, "rank")?) {
+    for rec in csv_records(&mut r, path) {
+        let rec = rec?;
+        if let (Some(p), Some(k)) = (rec.whole(page, "page")?, rec.whole(rank, "rank")?) {
             *calls.entry((p, k)).or_insert(0.0) += 1.0;
         }
     }
