@@ -23,6 +23,7 @@ use hubsearch_ledger::transparency::{
     hash_from_hex, leaf_hash, verify_consistency, verify_inclusion, ConsistencyProof, Entries,
     Entry, InclusionProof, PublicKey, Receipt, SignedHead, Tree, VerifyingKey, MAX_ENTRIES,
 };
+use hubsearch_server::percent_encode;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::AnyError;
@@ -437,7 +438,7 @@ struct Sum {
 
 /// The builder's figures as the hub reports them (0 when it has none).
 fn reported(hub: &Hub, builder: &str) -> Result<Sum, AnyError> {
-    let path = format!("/v1/builders/{}", encode_segment(builder));
+    let path = format!("/v1/builders/{}", percent_encode(builder));
     let (status, body) = hub.get_raw(&path)?;
     if status == 404 {
         return Ok(Sum::default());
@@ -450,18 +451,6 @@ fn reported(hub: &Hub, builder: &str) -> Result<Sum, AnyError> {
         calls: v["calls"].as_u64().unwrap_or(0),
         income_usd: v["income_usd"].as_f64().unwrap_or(0.0),
     })
-}
-
-/// Percent-encode a path segment.
-fn encode_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The log as an audit has read it so far: the tree of the entries

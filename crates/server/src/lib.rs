@@ -294,6 +294,20 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `s` percent-encoded for a URL's path segment or query (every byte but
+/// RFC 3986's unreserved characters as `%XX`): the paging links the API
+/// gives, and the paths `hubsearch verify` asks for.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// CORS for browser apps on other origins (`server.cors_origins`): the
 /// methods and headers the API uses, the response headers a frontend reads
 /// (paging links, caching, retry hints, Hub error codes), preflights cached

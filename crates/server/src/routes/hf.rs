@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::ApiPath;
-use crate::{AppState, Work};
+use crate::{percent_encode, AppState, Work};
 
 /// Decode `a=b&c=d` with percent-escapes and `+` for space.
 fn parse_query(raw: &str) -> Vec<(String, String)> {
@@ -519,7 +519,7 @@ fn next_link(
     let mut q: Vec<String> = params
         .iter()
         .filter(|(k, _)| k != "cursor")
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect();
     q.push(format!("cursor={next}"));
     // Behind a TLS proxy the link keeps the scheme the client used.
@@ -535,17 +535,6 @@ fn next_link(
         q.join("&")
     );
     HeaderValue::from_str(&link).map_err(ApiError::internal)
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `GET /api/models/{id}` and `GET /api/models/{id}/revision/{revision}`
@@ -659,6 +648,6 @@ mod tests {
         assert_eq!(p[1], ("filter".into(), "a,b".into()));
         assert_eq!(p[3], ("full".into(), "".into()));
         assert_eq!(p[4], ("x".into(), "%zz".into()));
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
     }
 }
