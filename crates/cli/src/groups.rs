@@ -235,18 +235,8 @@ pub fn read_pages(path: &Path) -> Result<Vec<PageLog>, AnyError> {
 /// The export's paid calls (columns by name: seq, time, model, builder,
 /// amount_usd, page, rank; page and rank may be empty).
 pub fn read_calls(path: &Path) -> Result<Vec<groups::Call>, AnyError> {
-    let (mut r, c) = csv_columns(
-        path,
-        [
-            "seq",
-            "time",
-            "model",
-            "builder",
-            "amount_usd",
-            "page",
-            "rank",
-        ],
-    )?;
+    // The columns the export writes, in its order.
+    let (mut r, c) = csv_columns(path, crate::ledger::CALL_COLUMNS)?;
     let mut calls = Vec::new();
     for rec in csv_records(&mut r, path) {
         let rec = rec?;
