@@ -63,30 +63,6 @@ fn base(n: usize, b: usize, t: usize, seed: u64) -> Base {
     }
 }
 
-/// A whole study, every stage (sweep, headline, strategic supply, the
-/// upper bound, the grid with its re-tuning, the sensitivity screening),
-/// tiny.
-fn tiny() -> StudyOptions {
-    StudyOptions {
-        days: 31,
-        years: 2,
-        pilot_days: 5,
-        visits_per_day: 20,
-        traffic: 40.0,
-        seeds: 2,
-        grid_seeds: 1,
-        grid_visits_per_day: 10,
-        grid_traffic: vec![20.0],
-        grid_concentration: vec![1.0],
-        upper_visits: 20,
-        upper_threshold_usd: 0.01,
-        threads: 2,
-        sensitivity_trajectories: 1,
-        entry_rate: 0.01,
-        ..StudyOptions::quick()
-    }
-}
-
 /// The report's lines but its run-time ones (the first line's timing,
 /// the run times by stage, the LP's seconds).
 fn without_run_time(report: &str) -> Vec<String> {
@@ -122,7 +98,7 @@ fn timeless(r: &StudyResult) -> StudyResult {
 #[test]
 fn a_study_read_from_the_cache_is_the_study() {
     let base = base(60, 12, 24, 3);
-    let o = tiny();
+    let o = StudyOptions::tiny();
     let dir = tempfile::tempdir().unwrap();
     let render = |r: &StudyResult| report(r, "rev", Path::new("idx"), "hubsearch study");
     let json = |r: &StudyResult| serde_json::to_string_pretty(r).unwrap();

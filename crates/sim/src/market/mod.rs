@@ -296,4 +296,29 @@ impl StudyOptions {
             ..StudyOptions::default()
         }
     }
+
+    /// A whole study, every stage (sweep, headline, strategic supply, the
+    /// upper bound, the grid with its re-tuning, the sensitivity
+    /// screening), tiny: for tests here and in `tests/`.
+    #[doc(hidden)]
+    pub fn tiny() -> StudyOptions {
+        StudyOptions {
+            days: 31,
+            years: 2,
+            pilot_days: 5,
+            visits_per_day: 20,
+            traffic: 40.0,
+            seeds: 2,
+            grid_seeds: 1,
+            grid_visits_per_day: 10,
+            grid_traffic: vec![20.0],
+            grid_concentration: vec![1.0],
+            upper_visits: 20,
+            upper_threshold_usd: 0.01,
+            threads: 2,
+            sensitivity_trajectories: 1,
+            entry_rate: 0.01,
+            ..StudyOptions::quick()
+        }
+    }
 }

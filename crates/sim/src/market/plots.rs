@@ -464,21 +464,11 @@ mod tests {
             models_without_task: 0,
         };
         let o = StudyOptions {
-            days: 31,
-            years: 2,
-            pilot_days: 5,
-            visits_per_day: 20,
             traffic: 20.0,
-            seeds: 2,
-            grid_seeds: 1,
-            grid_visits_per_day: 10,
-            grid_traffic: vec![20.0],
-            grid_concentration: vec![1.0],
-            upper_visits: 20,
-            upper_threshold_usd: 0.01,
             threads: 1,
             sensitivity_trajectories: 2,
-            ..StudyOptions::quick()
+            entry_rate: StudyOptions::quick().entry_rate,
+            ..StudyOptions::tiny()
         };
         let r = run_study(&base, &o, &|_| {});
         let dir = tempfile::tempdir().unwrap();
