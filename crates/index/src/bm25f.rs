@@ -230,6 +230,26 @@ impl Bm25fScorer {
         self.doc
     }
 
+    /// Move the sources behind `target` with `move_on`, take the smallest
+    /// document; exhausted sources are dropped.
+    fn step(&mut self, target: DocId, move_on: impl Fn(&mut SegmentPostings) -> DocId) -> DocId {
+        let mut next = TERMINATED;
+        let mut exhausted = false;
+        for s in &mut self.sources {
+            let mut d = s.postings.doc();
+            if d < target {
+                d = move_on(&mut s.postings);
+                exhausted |= d == TERMINATED;
+            }
+            next = next.min(d);
+        }
+        if exhausted {
+            self.sources.retain(|s| s.postings.doc() != TERMINATED);
+        }
+        self.doc = next;
+        next
+    }
+
     /// The pooled, length-normalised term frequency of the current document.
     fn pooled_tf(&self) -> Score {
         let doc = self.doc;
@@ -246,44 +266,21 @@ impl Bm25fScorer {
 
 impl DocSet for Bm25fScorer {
     /// One pass over the sources: step those on the current document, take
-    /// the smallest next one; exhausted sources are dropped.
+    /// the smallest next one.
     fn advance(&mut self) -> DocId {
         let doc = self.doc;
         if doc == TERMINATED {
             return doc;
         }
-        let mut next = TERMINATED;
-        let mut exhausted = false;
-        for s in &mut self.sources {
-            let mut d = s.postings.doc();
-            if d == doc {
-                d = s.postings.advance();
-                exhausted |= d == TERMINATED;
-            }
-            next = next.min(d);
-        }
-        if exhausted {
-            self.sources.retain(|s| s.postings.doc() != TERMINATED);
-        }
-        self.doc = next;
-        next
+        // The sources on the current document are those behind `doc + 1`.
+        self.step(doc + 1, |p| p.advance())
     }
 
     fn seek(&mut self, target: DocId) -> DocId {
         if self.doc >= target {
             return self.doc;
         }
-        let mut next = TERMINATED;
-        for s in &mut self.sources {
-            let mut d = s.postings.doc();
-            if d < target {
-                d = s.postings.seek(target);
-            }
-            next = next.min(d);
-        }
-        self.sources.retain(|s| s.postings.doc() != TERMINATED);
-        self.doc = next;
-        next
+        self.step(target, |p| p.seek(target))
     }
 
     fn doc(&self) -> DocId {
