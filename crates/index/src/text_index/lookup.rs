@@ -42,19 +42,13 @@ impl TextIndex {
         searcher: &Searcher,
         addrs: &[DocAddress],
     ) -> Result<Vec<CandidateFacts>> {
-        let mut cols: HashMap<u32, [tantivy::columnar::Column<u64>; 4]> = HashMap::new();
+        let mut cols: HashMap<u32, Arc<FactColumns>> = HashMap::new();
         let mut out = Vec::with_capacity(addrs.len());
         for a in addrs {
             let c = match cols.entry(a.segment_ord) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let ff = searcher.segment_reader(a.segment_ord).fast_fields();
-                    e.insert([
-                        ff.u64("id_key")?,
-                        ff.u64("builder_key")?,
-                        ff.u64("downloads")?,
-                        ff.u64("paid_calls")?,
-                    ])
+                    e.insert(self.fact_columns(searcher, a.segment_ord)?)
                 }
             };
             out.push(CandidateFacts {
@@ -119,15 +113,14 @@ impl TextIndex {
         }
         let mut out = HashMap::with_capacity(keys.len());
         if filter.is_empty() {
-            // A binary search per key and segment in the segment's sorted
-            // keys (built once per segment from the id_key fast field): a
+            // A look-up per key and segment in the segment's key table
+            // (built once per segment from the id_key fast field): a
             // term-dictionary lookup per key cost ~1 µs each, and vector
             // search asks for hundreds.
             for (ord, seg) in searcher.segment_readers().iter().enumerate() {
-                let sorted = self.segment_keys(searcher, ord as u32)?;
+                let table = self.segment_keys(searcher, ord as u32)?;
                 for &k in keys {
-                    let start = sorted.partition_point(|(key, _)| *key < k);
-                    for &(_, doc) in sorted[start..].iter().take_while(|(key, _)| *key == k) {
+                    for &(_, doc) in table.docs_of(k) {
                         if !seg.is_deleted(doc) {
                             out.insert(k, DocAddress::new(ord as u32, doc));
                         }
@@ -224,9 +217,31 @@ impl TextIndex {
         Ok(ids)
     }
 
-    /// Segment `seg`'s (id key, doc id) pairs sorted by key, every doc
+    /// Segment `seg`'s columns of candidate facts (id key, builder key,
+    /// downloads, paid calls), opened once per segment and cached: opening
+    /// a column reads its header, which a search paid four times a segment.
+    fn fact_columns(&self, searcher: &Searcher, seg: u32) -> Result<Arc<FactColumns>> {
+        let reader = searcher.segment_reader(seg);
+        let id = reader.segment_id();
+        let mut cache = self.fact_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = cache.get(&id) {
+            return Ok(v.clone());
+        }
+        let ff = reader.fast_fields();
+        let cols = Arc::new([
+            ff.u64("id_key")?,
+            ff.u64("builder_key")?,
+            ff.u64("downloads")?,
+            ff.u64("paid_calls")?,
+        ]);
+        keep_live(&mut cache, searcher);
+        cache.insert(id, cols.clone());
+        Ok(cols)
+    }
+
+    /// Segment `seg`'s key table: its (id key, doc id) pairs, every doc
     /// (deleted ones too: callers check), cached per segment like the ids.
-    fn segment_keys(&self, searcher: &Searcher, seg: u32) -> Result<Arc<Vec<(u64, u32)>>> {
+    fn segment_keys(&self, searcher: &Searcher, seg: u32) -> Result<Arc<KeyTable>> {
         let reader = searcher.segment_reader(seg);
         let id = reader.segment_id();
         let mut cache = self.key_cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -234,14 +249,13 @@ impl TextIndex {
             return Ok(v.clone());
         }
         let col = reader.fast_fields().u64("id_key")?;
-        let mut keys: Vec<(u64, u32)> = (0..reader.max_doc())
+        let pairs: Vec<(u64, u32)> = (0..reader.max_doc())
             .filter_map(|d| col.first(d).map(|k| (k, d)))
             .collect();
-        keys.sort_unstable();
         keep_live(&mut cache, searcher);
-        let keys = Arc::new(keys);
-        cache.insert(id, keys.clone());
-        Ok(keys)
+        let table = Arc::new(KeyTable::new(pairs));
+        cache.insert(id, table.clone());
+        Ok(table)
     }
 
     /// The addresses of live cards whose id is exactly one of `ids`.
@@ -317,6 +331,50 @@ pub(super) fn keep_live<V>(cache: &mut HashMap<tantivy::index::SegmentId, V>, se
         .map(|r| r.segment_id())
         .collect();
     cache.retain(|k, _| live.contains(k));
+}
+
+/// A segment's fast-field columns of [`CandidateFacts`], in field order.
+pub(super) type FactColumns = [tantivy::columnar::Column<u64>; 4];
+
+/// A segment's (id key, doc id) pairs sorted by key, with a directory on
+/// the keys' top bits: id keys are BLAKE3 prefixes (`key_of`), so about one
+/// pair falls in each of the directory's slots and a look-up reads two or
+/// three cache lines, where a binary search over a large segment read a
+/// dozen or more (vector search looks up hundreds of keys per query).
+pub(super) struct KeyTable {
+    pairs: Vec<(u64, u32)>,
+    /// `dir[s]..dir[s + 1]` are the pairs whose key's top `bits` bits are `s`.
+    dir: Vec<u32>,
+    bits: u32,
+}
+
+impl KeyTable {
+    fn new(mut pairs: Vec<(u64, u32)>) -> KeyTable {
+        pairs.sort_unstable();
+        // About one pair per slot (at least 1 bit, at most 30).
+        let bits = (usize::BITS - pairs.len().leading_zeros()).clamp(1, 30);
+        let slots = 1usize << bits;
+        let mut dir = Vec::with_capacity(slots + 1);
+        let mut i = 0;
+        for s in 0..slots {
+            while i < pairs.len() && ((pairs[i].0 >> (64 - bits)) as usize) < s {
+                i += 1;
+            }
+            dir.push(i as u32);
+        }
+        dir.push(pairs.len() as u32);
+        KeyTable { pairs, dir, bits }
+    }
+
+    /// The pairs with key `k` (several when a card was replaced in the
+    /// segment; empty when none).
+    fn docs_of(&self, k: u64) -> &[(u64, u32)] {
+        let s = (k >> (64 - self.bits)) as usize;
+        let slot = &self.pairs[self.dir[s] as usize..self.dir[s + 1] as usize];
+        let start = slot.partition_point(|(key, _)| *key < k);
+        let end = start + slot[start..].partition_point(|(key, _)| *key == k);
+        &slot[start..end]
+    }
 }
 
 /// A stored document ([`TextIndex::stored`]).
@@ -421,5 +479,46 @@ mod tests {
             idx.card(&s, fast[&key_of("a/x")]).unwrap().description,
             "first, updated"
         );
+    }
+
+    /// The key table finds exactly the pairs a linear scan finds: keys
+    /// spread as hashes and bunched (many in one slot, the top and bottom
+    /// of the range), repeated keys, absent keys, tables of 0 to 3,000 pairs.
+    #[test]
+    fn the_key_table_finds_what_a_scan_finds() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [0usize, 1, 2, 3, 17, 1000, 3000] {
+            let mut pairs: Vec<(u64, u32)> = (0..n)
+                .map(|d| {
+                    let k = match d % 5 {
+                        0 => next(),
+                        1 => next() >> 40,                    // bunched in slot 0
+                        2 => u64::MAX - (next() >> 50),       // bunched at the top
+                        _ => key_of(&format!("m/{}", d / 2)), // repeated keys
+                    };
+                    (k, d as u32)
+                })
+                .collect();
+            let probes: Vec<u64> = pairs
+                .iter()
+                .map(|p| p.0)
+                .chain((0..200).map(|_| next()))
+                .chain([0, 1, u64::MAX, u64::MAX - 1])
+                .collect();
+            pairs.reverse();
+            let table = super::KeyTable::new(pairs.clone());
+            for k in probes {
+                let mut want: Vec<(u64, u32)> =
+                    pairs.iter().copied().filter(|p| p.0 == k).collect();
+                want.sort_unstable();
+                assert_eq!(table.docs_of(k), &want[..], "key {k} in {n} pairs");
+            }
+        }
     }
 }

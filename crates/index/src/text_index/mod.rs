@@ -87,9 +87,12 @@ pub struct TextIndex {
     pruning: bool,
     /// Segment -> every id by doc id (see [`TextIndex::ids_of`]).
     id_cache: SegmentCache<Vec<String>>,
-    /// Segment -> its (id key, doc id) pairs sorted by key (see
-    /// [`TextIndex::addresses_of`]).
-    key_cache: SegmentCache<Vec<(u64, u32)>>,
+    /// Segment -> its (id key, doc id) pairs, sorted, with a directory
+    /// (see [`TextIndex::addresses_of`]).
+    key_cache: SegmentCache<lookup::KeyTable>,
+    /// Segment -> its candidate facts' columns (see
+    /// [`TextIndex::candidate_facts`]).
+    fact_cache: SegmentCache<lookup::FactColumns>,
     /// Segment -> its name keys, sorted (see [`TextIndex::completions`]).
     name_cache: SegmentCache<names::NameTable>,
     /// (segment, facet field) -> the values of its facet ordinals.
@@ -158,6 +161,7 @@ impl TextIndex {
             pruning: true,
             id_cache: Default::default(),
             key_cache: Default::default(),
+            fact_cache: Default::default(),
             name_cache: Default::default(),
             facet_cache: Default::default(),
             hub_facets: Default::default(),
