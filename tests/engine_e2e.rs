@@ -263,7 +263,7 @@ fn seedless_stochastic_pages_are_fresh_draws_replayed_by_their_logged_seed() {
     let seeds: std::collections::HashSet<u64> = logs.iter().map(|l| l.seed).collect();
     assert_eq!(seeds.len(), 5, "each seedless page has a seed of its own");
     for (log, page) in logs.iter().zip(&pages) {
-        let shown: Vec<String> = log.shown.iter().map(|s| s.model.clone()).collect();
+        let shown: Vec<String> = log.shown.iter().map(|s| s.model.to_string()).collect();
         assert_eq!(&shown, page, "the log shows the page served");
         assert_eq!(
             &ask(Some(log.seed)),

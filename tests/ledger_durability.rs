@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use hubsearch_core::Group;
+use hubsearch_core::{BuilderKey, Group, ModelKey};
 use hubsearch_engine::Ledger;
 use hubsearch_ledger::{CallRecord, Impression, PageRecord};
 use hubsearch_rank::{Account, PageDelta};
@@ -17,9 +17,9 @@ const CHILD_ENV: &str = "HUBSEARCH_LEDGER_CHILD";
 
 fn call(i: u64) -> CallRecord {
     CallRecord {
-        model: i % 13,
-        builder: 1000 + i % 5,
-        model_id: format!("b{}/m{}", i % 5, i % 13),
+        model: ModelKey(i % 13),
+        builder: BuilderKey(1000 + i % 5),
+        model_id: format!("b{}/m{}", i % 5, i % 13).into(),
         builder_name: format!("b{}", i % 5),
         amount_usd: 0.01,
         amount_stated: true,
@@ -39,8 +39,8 @@ const ONE: Account = Account {
 fn page(i: u64) -> PageRecord {
     PageRecord {
         impressions: vec![Impression {
-            model: i % 13,
-            builder: 1000 + i % 5,
+            model: ModelKey(i % 13),
+            builder: BuilderKey(1000 + i % 5),
             rank: 1,
             exposure: 1.0,
         }],

@@ -328,6 +328,7 @@ fn write_csv(path: &Path, batch: &RecordBatch) -> Result<(), AnyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hubsearch_core::{BuilderKey, ModelKey};
     use hubsearch_ledger::{CallOrigin, CallRecord, Impression, PageRecord, ShownLog};
 
     fn logged_page(ledger: &Ledger, query: &str, propensity: Option<f64>) {
@@ -354,8 +355,8 @@ mod tests {
         ledger
             .record_page(PageRecord {
                 impressions: vec![Impression {
-                    model: 1,
-                    builder: 2,
+                    model: ModelKey(1),
+                    builder: BuilderKey(2),
                     rank: 1,
                     exposure: 1.0,
                 }],
@@ -373,8 +374,8 @@ mod tests {
         logged_page(&ledger, "second", None);
         ledger
             .record_call(CallRecord {
-                model: 1,
-                builder: 2,
+                model: ModelKey(1),
+                builder: BuilderKey(2),
                 model_id: "org/m,1".into(),
                 builder_name: "org".into(),
                 amount_usd: 0.002,
@@ -436,8 +437,8 @@ mod tests {
         // A page logged before candidate lists were: empty cells.
         logged_page(&ledger, "old", None);
         let cand = |model: u64, merit: f64, quantile: f64| LoggedCandidate {
-            model,
-            builder: 9,
+            model: ModelKey(model),
+            builder: BuilderKey(9),
             relevance: 0.5,
             merit,
             calls: 0.0,

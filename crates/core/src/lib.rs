@@ -17,6 +17,7 @@ pub mod card;
 pub mod choice;
 pub mod config;
 pub mod error;
+pub mod ids;
 pub mod lang;
 pub mod query;
 pub mod record;
@@ -28,6 +29,7 @@ pub use choice::{
 };
 pub use config::Config;
 pub use error::{Error, Result};
+pub use ids::{BuilderKey, ModelId, ModelKey};
 pub use query::{FacetFilter, FacetName, Filter, Hit, Range, ScoreParts, SearchRequest};
 
 /// Seconds since the Unix epoch now (0 on a clock before it).

@@ -5,8 +5,7 @@
 //! the model's price, a call's origin names a recorded page and a rank
 //! from 1 (docs/ledger.md, Paid calls).
 
-use hubsearch_core::card::key_of;
-use hubsearch_core::Group;
+use hubsearch_core::{BuilderKey, Group, ModelKey};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
@@ -116,11 +115,11 @@ impl Engine {
         let origin = self.check_paid_call(&call)?;
         let card = self.get(&call.model)?;
         let amount = call.amount_usd.unwrap_or(card.price_usd.unwrap_or(0.0));
-        let builder_key = key_of(&card.builder);
+        let builder_key = BuilderKey::of(&card.builder);
         let (out, receipt) = self.record_call_receipt(CallRecord {
-            model: key_of(&card.id),
+            model: ModelKey::of(&card.id),
             builder: builder_key,
-            model_id: card.id.clone(),
+            model_id: card.id.clone().into(),
             builder_name: card.builder.clone(),
             amount_usd: amount,
             amount_stated: call.amount_usd.is_some(),
@@ -131,7 +130,7 @@ impl Engine {
             Some(r) => r,
             None => self.call_receipt(out.seq)?,
         };
-        let income = self.ledger().earnings_of(builder_key, Group::Builder);
+        let income = self.ledger().earnings_of(builder_key.0, Group::Builder);
         Ok(CallReceipt {
             seq: out.seq,
             recorded: out.recorded,

@@ -408,7 +408,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::ledger::{Impression, Ledger};
-    use hubsearch_core::Group;
+    use hubsearch_core::{BuilderKey, Group, ModelKey};
     use hubsearch_rank::{Account, PageDelta};
 
     fn page(m: u64) -> PageRecord {
@@ -420,8 +420,8 @@ mod tests {
         };
         PageRecord {
             impressions: vec![Impression {
-                model: m,
-                builder: 9,
+                model: ModelKey(m),
+                builder: BuilderKey(9),
                 rank: 1,
                 exposure: 1.0,
             }],
@@ -479,8 +479,8 @@ mod tests {
     fn logged(n: usize) -> PageLog {
         let ranked: Vec<crate::ledger::LoggedCandidate> = (0..n as u64)
             .map(|i| crate::ledger::LoggedCandidate {
-                model: i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                builder: (i % 37).wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
+                model: ModelKey(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                builder: BuilderKey((i % 37).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)),
                 relevance: f64::from((i as f32 * 0.37).sin().abs()),
                 merit: f64::from((i as f32 * 0.37).sin().abs()),
                 calls: (i * i * 1000) as f64,
@@ -489,7 +489,7 @@ mod tests {
             .collect();
         let shown = (0..10)
             .map(|i| crate::ledger::ShownLog {
-                model: format!("builder-{}/model-number-{}", (10 + i) % 37, 10 + i),
+                model: format!("builder-{}/model-number-{}", (10 + i) % 37, 10 + i).into(),
                 builder: format!("builder-{}", (10 + i) % 37),
                 rank: 11 + i,
                 relevance: ranked[10 + i].relevance,

@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use hubsearch_core::{Group, Hit, Mode, ModelCard, PolicyKind, SearchRequest};
+use hubsearch_core::{
+    BuilderKey, Group, Hit, Mode, ModelCard, ModelKey, PolicyKind, SearchRequest,
+};
 use hubsearch_index::{FacetCounts, QueryWords, Searcher};
 use hubsearch_rank::plackett_luce::sequential_probabilities;
 use hubsearch_rank::{blended_merit, rank, Candidate, Policy};
@@ -362,8 +364,8 @@ impl Engine {
             .order
             .iter()
             .map(|r| LoggedCandidate {
-                model: r.row.facts.id_key,
-                builder: r.row.facts.builder_key,
+                model: ModelKey(r.row.facts.id_key),
+                builder: BuilderKey(r.row.facts.builder_key),
                 relevance: r.row.candidate.relevance,
                 merit: r.row.candidate.merit,
                 calls: r.row.candidate.calls,
@@ -394,7 +396,7 @@ impl Engine {
                 .iter()
                 .zip(hits)
                 .map(|(r, h)| ShownLog {
-                    model: h.card.id.clone(),
+                    model: h.card.id.clone().into(),
                     builder: h.card.builder.clone(),
                     rank: h.rank,
                     exposure: 0.0,

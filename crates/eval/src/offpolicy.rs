@@ -271,7 +271,7 @@ impl SlateReader<'_> {
             .collect();
         let mu = self.logging_placements(logits, &ranks);
         let (pi, target_items) = target_placements(p, self.target, &ranks, self.opts);
-        let keys: Vec<u64> = ranks.iter().map(|&k| p.ranked[k].model).collect();
+        let keys: Vec<u64> = ranks.iter().map(|&k| p.ranked[k].model.0).collect();
         let calls: Vec<f64> = ranks
             .iter()
             .map(|&k| {
@@ -390,7 +390,7 @@ fn target_placements(
     ranks: &[usize],
     opts: &Options,
 ) -> (Vec<f64>, Vec<Vec<(u64, f64)>>) {
-    let cands: Vec<Candidate> = p.ranked.iter().map(|c| c.candidate(c.model)).collect();
+    let cands: Vec<Candidate> = p.ranked.iter().map(|c| c.candidate(c.model.0)).collect();
     match *target {
         Policy::Stochastic { temperature } => {
             let t = temperature.max(1e-6);

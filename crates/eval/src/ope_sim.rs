@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use hubsearch_core::{BuilderKey, ModelKey};
 use hubsearch_engine::ledger::codec::derived_logits;
 use hubsearch_engine::ledger::{Book, LoggedCandidate, PageLog, ShownLog};
 use hubsearch_rank::{rank, Attention, Candidate, ExposureBook, Policy};
@@ -68,8 +69,8 @@ pub fn simulate(
                 .map(|_| {
                     let relevance = f32v(&mut rng);
                     LoggedCandidate {
-                        model: rng.gen(),
-                        builder: rng.gen_range(0..8),
+                        model: ModelKey(rng.gen()),
+                        builder: BuilderKey(rng.gen_range(0..8)),
                         relevance,
                         merit: relevance,
                         calls: 0.0,
@@ -80,7 +81,7 @@ pub fn simulate(
         })
         .collect();
     let cands = |ctx: &[LoggedCandidate]| -> Vec<Candidate> {
-        ctx.iter().map(|c| c.candidate(c.model)).collect()
+        ctx.iter().map(|c| c.candidate(c.model.0)).collect()
     };
     let book = ExposureBook::new();
     let logger = Policy::Stochastic {
@@ -116,8 +117,8 @@ pub fn simulate(
                 calls.insert((page, k as u64 + 1), 1.0);
             }
             shown.push(ShownLog {
-                model: format!("m/{:x}", c.model),
-                builder: format!("b{}", c.builder),
+                model: format!("m/{:x}", c.model.0).into(),
+                builder: format!("b{}", c.builder.0),
                 rank: k + 1,
                 relevance: c.relevance,
                 ..Default::default()

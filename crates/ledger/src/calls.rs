@@ -85,8 +85,8 @@ impl Ledger {
         let entry = call.entry(s.next_call);
         s.next_call += 1;
         s.apply_call(&entry);
-        s.name(call.model, &call.model_id);
-        s.name(call.builder, &call.builder_name);
+        s.name(call.model.0, call.model_id.as_str());
+        s.name(call.builder.0, &call.builder_name);
         if let Some(k) = &call.idempotency_key {
             s.logged_keys.insert(k.clone(), position);
         }
@@ -198,8 +198,8 @@ impl Ledger {
             let mut s = self.state();
             if durable.is_ok() {
                 s.apply_call(&entry);
-                s.name(call.model, &call.model_id);
-                s.name(call.builder, &call.builder_name);
+                s.name(call.model.0, call.model_id.as_str());
+                s.name(call.builder.0, &call.builder_name);
             }
             drop(s);
             let receipt = durable?;

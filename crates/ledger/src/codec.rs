@@ -34,6 +34,7 @@
 //! quantized log round-trips exactly.
 
 use super::state::{Book, LoggedCandidate, PageLog, ShownLog};
+use hubsearch_core::{BuilderKey, ModelKey};
 use hubsearch_rank::Attention;
 
 mod compact;
@@ -356,7 +357,7 @@ impl Writer {
     /// The ranked candidates, column by column.
     fn ranked(&mut self, ranked: &[LoggedCandidate]) {
         self.var(ranked.len() as u64);
-        let mut dict: Vec<u64> = ranked.iter().map(|c| c.builder).collect();
+        let mut dict: Vec<u64> = ranked.iter().map(|c| c.builder.0).collect();
         dict.sort_unstable();
         dict.dedup();
         self.var(dict.len() as u64);
@@ -364,11 +365,11 @@ impl Writer {
             self.0.extend_from_slice(&b.to_le_bytes());
         }
         for c in ranked {
-            self.0.extend_from_slice(&c.model.to_le_bytes());
+            self.0.extend_from_slice(&c.model.0.to_le_bytes());
         }
         for c in ranked {
             // Present: the dictionary was built from these builders.
-            let i = dict.binary_search(&c.builder).unwrap_or_default();
+            let i = dict.binary_search(&c.builder.0).unwrap_or_default();
             self.var(i as u64);
         }
         for c in ranked {
@@ -428,7 +429,7 @@ impl Writer {
     fn shown(&mut self, p: &PageLog) {
         self.var(p.shown.len() as u64);
         for s in &p.shown {
-            self.str(&s.model);
+            self.str(s.model.as_str());
             self.str(&s.builder);
             self.var(s.rank as u64);
             self.f64(s.exposure);
@@ -515,13 +516,15 @@ impl Reader<'_> {
         }
         let mut ranked = vec![LoggedCandidate::default(); n];
         for c in &mut ranked {
-            c.model = u64::from_le_bytes(self.array::<8>()?);
+            c.model = ModelKey(u64::from_le_bytes(self.array::<8>()?));
         }
         for c in &mut ranked {
             let i = self.usize()?;
-            c.builder = *dict
-                .get(i)
-                .ok_or_else(|| CodecError::Malformed(format!("builder index {i} of {nb}")))?;
+            c.builder = BuilderKey(
+                *dict
+                    .get(i)
+                    .ok_or_else(|| CodecError::Malformed(format!("builder index {i} of {nb}")))?,
+            );
         }
         for c in &mut ranked {
             c.relevance = self.f32()?;
@@ -601,7 +604,7 @@ impl Reader<'_> {
         for i in 0..n {
             let (model, builder, rank, exposure, relevance, score, propensity) = item(self, i)?;
             shown.push(ShownLog {
-                model,
+                model: model.into(),
                 builder,
                 rank,
                 exposure,

@@ -39,6 +39,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use hubsearch_core::{BuilderKey, ModelId, ModelKey};
 use serde::Serialize;
 
 use calls::Pending;
@@ -68,9 +69,9 @@ pub enum LedgerError {
 /// A paid call to record.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CallRecord {
-    pub model: u64,
-    pub builder: u64,
-    pub model_id: String,
+    pub model: ModelKey,
+    pub builder: BuilderKey,
+    pub model_id: ModelId,
     pub builder_name: String,
     pub amount_usd: f64,
     /// Whether the caller named the amount (a retry that does not is not
@@ -100,8 +101,8 @@ impl CallRecord {
     /// The names of its model and builder keys.
     fn names(&self) -> [(u64, String); 2] {
         [
-            (self.model, self.model_id.clone()),
-            (self.builder, self.builder_name.clone()),
+            (self.model.0, self.model_id.to_string()),
+            (self.builder.0, self.builder_name.clone()),
         ]
     }
 }
@@ -317,8 +318,8 @@ impl Drop for Inner {
 #[doc(hidden)]
 pub fn test_call(key: &str, model: u64, builder: u64) -> CallRecord {
     CallRecord {
-        model,
-        builder,
+        model: ModelKey(model),
+        builder: BuilderKey(builder),
         model_id: "a/x".into(),
         builder_name: "a".into(),
         amount_usd: 0.5,
@@ -337,8 +338,8 @@ mod tests {
     fn page(model: u64, builder: u64) -> PageRecord {
         PageRecord {
             impressions: vec![Impression {
-                model,
-                builder,
+                model: ModelKey(model),
+                builder: BuilderKey(builder),
                 rank: 1,
                 exposure: 1.0,
             }],
@@ -427,7 +428,7 @@ mod tests {
             ..call("same")
         };
         let other_model = CallRecord {
-            model: 2,
+            model: ModelKey(2),
             ..call("same")
         };
         for reused in [other_amount, other_model] {

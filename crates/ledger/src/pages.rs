@@ -32,14 +32,18 @@ impl PageRecord {
         let as_group = |group: fn(&LoggedCandidate) -> u64| -> Vec<Candidate> {
             log.ranked.iter().map(|c| c.candidate(group(c))).collect()
         };
-        let model_delta = page_delta(&as_group(|c| c.model), &shown, log.first_rank, &attention);
-        let builder_delta =
-            page_delta(&as_group(|c| c.builder), &shown, log.first_rank, &attention);
+        let model_delta = page_delta(&as_group(|c| c.model.0), &shown, log.first_rank, &attention);
+        let builder_delta = page_delta(
+            &as_group(|c| c.builder.0),
+            &shown,
+            log.first_rank,
+            &attention,
+        );
         let mut impressions = Vec::with_capacity(shown.len());
         let names = log.shown_names().map(|(k, n)| (k, n.to_string())).collect();
         for (i, s) in log.shown.iter_mut().enumerate() {
             let c = log.ranked[first + i];
-            let exposure = model_delta.get(&c.model).map_or(0.0, |d| d.exposure);
+            let exposure = model_delta.get(&c.model.0).map_or(0.0, |d| d.exposure);
             s.exposure = exposure;
             impressions.push(Impression {
                 model: c.model,
@@ -69,7 +73,12 @@ impl PageLog {
         self.shown
             .iter()
             .zip(self.ranked.iter().skip(first))
-            .flat_map(|(s, c)| [(c.model, s.model.as_str()), (c.builder, s.builder.as_str())])
+            .flat_map(|(s, c)| {
+                [
+                    (c.model.0, s.model.as_str()),
+                    (c.builder.0, s.builder.as_str()),
+                ]
+            })
     }
 }
 

@@ -7,15 +7,15 @@
 
 use std::collections::HashMap;
 
-use hubsearch_core::Group;
+use hubsearch_core::{BuilderKey, Group, ModelId, ModelKey};
 use hubsearch_rank::{Account, Attention, ExposureBook, PageDelta};
 use serde::Serialize;
 
 /// One shown model on a served page.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Impression {
-    pub model: u64,
-    pub builder: u64,
+    pub model: ModelKey,
+    pub builder: BuilderKey,
     pub rank: usize,
     pub exposure: f64,
 }
@@ -23,7 +23,9 @@ pub struct Impression {
 /// One shown item in a page's log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ShownLog {
-    pub model: String,
+    /// The model's id.
+    pub model: ModelId,
+    /// Its builder's name.
     pub builder: String,
     /// 1-based rank.
     pub rank: usize,
@@ -91,9 +93,9 @@ pub struct PageLog {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LoggedCandidate {
     /// The model's key (the index's `id_key`).
-    pub model: u64,
+    pub model: ModelKey,
     /// Its builder's key.
-    pub builder: u64,
+    pub builder: BuilderKey,
     /// Relevance to the query in [0, 1] (the stochastic logit is `r / T`).
     pub relevance: f64,
     /// The merit it earned.
@@ -114,7 +116,7 @@ impl LoggedCandidate {
             calls: self.calls,
             quantile: self.quantile,
             group,
-            key: self.model,
+            key: self.model.0,
         }
     }
 }
@@ -125,8 +127,8 @@ impl LoggedCandidate {
 /// replica gives the same ordinals), with its builder. Only ever grows.
 #[derive(Debug, Default, Clone)]
 pub struct Ordinals {
-    index: HashMap<u64, u32>,
-    entries: Vec<(u64, u64)>,
+    index: HashMap<ModelKey, u32>,
+    entries: Vec<(ModelKey, BuilderKey)>,
 }
 
 impl Ordinals {
@@ -141,7 +143,7 @@ impl Ordinals {
 
     /// Give every ranked model without an ordinal the next one, in rank
     /// order; the entries made, as (ordinal, model key, builder key).
-    pub fn assign(&mut self, ranked: &[LoggedCandidate]) -> Vec<(u32, u64, u64)> {
+    pub fn assign(&mut self, ranked: &[LoggedCandidate]) -> Vec<(u32, ModelKey, BuilderKey)> {
         let mut made = Vec::new();
         for c in ranked {
             if self.index.contains_key(&c.model) {
@@ -160,7 +162,12 @@ impl Ordinals {
     }
 
     /// Add a stored entry (loading); an error unless ordinals come 0, 1, ...
-    pub fn restore(&mut self, ordinal: u32, model: u64, builder: u64) -> Result<(), String> {
+    pub fn restore(
+        &mut self,
+        ordinal: u32,
+        model: ModelKey,
+        builder: BuilderKey,
+    ) -> Result<(), String> {
         if ordinal as usize != self.entries.len() {
             return Err(format!(
                 "model ordinal {ordinal} follows {} entries",
@@ -190,10 +197,10 @@ impl<'a> Refs<'a> {
 }
 
 impl crate::codec::Dictionary for Refs<'_> {
-    fn ordinal(&self, model: u64) -> Option<u32> {
+    fn ordinal(&self, model: ModelKey) -> Option<u32> {
         self.ordinals.index.get(&model).copied()
     }
-    fn entry(&self, ordinal: u32) -> Option<(u64, u64)> {
+    fn entry(&self, ordinal: u32) -> Option<(ModelKey, BuilderKey)> {
         self.ordinals.entries.get(ordinal as usize).copied()
     }
     fn name(&self, key: u64) -> Option<&str> {
@@ -235,8 +242,8 @@ pub struct PageRecord {
 pub struct CallEntry {
     /// The call's sequence number.
     pub seq: u64,
-    pub model: u64,
-    pub builder: u64,
+    pub model: ModelKey,
+    pub builder: BuilderKey,
     pub amount_usd: f64,
     /// A retried call with the same key is not counted twice.
     pub idempotency_key: Option<String>,
@@ -266,7 +273,7 @@ pub struct Tally {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Keyed {
     pub seq: u64,
-    pub model: u64,
+    pub model: ModelKey,
     pub amount_usd: f64,
 }
 
@@ -380,9 +387,9 @@ impl State {
         }
         for imp in &page.impressions {
             self.total_exposure += imp.exposure;
-            *self.models.impressions.entry(imp.model).or_default() += 1;
-            *self.builders.impressions.entry(imp.builder).or_default() += 1;
-            *self.hourly.entry((hour, imp.model)).or_default() += imp.exposure;
+            *self.models.impressions.entry(imp.model.0).or_default() += 1;
+            *self.builders.impressions.entry(imp.builder.0).or_default() += 1;
+            *self.hourly.entry((hour, imp.model.0)).or_default() += imp.exposure;
         }
         for (k, n) in &page.names {
             self.name(*k, n);
@@ -402,14 +409,14 @@ impl State {
         for imp in &page.impressions {
             self.total_exposure -= imp.exposure;
             for (map, key) in [
-                (&mut self.models.impressions, imp.model),
-                (&mut self.builders.impressions, imp.builder),
+                (&mut self.models.impressions, imp.model.0),
+                (&mut self.builders.impressions, imp.builder.0),
             ] {
                 if let Some(n) = map.get_mut(&key) {
                     *n = n.saturating_sub(1);
                 }
             }
-            if let Some(e) = self.hourly.get_mut(&(hour, imp.model)) {
+            if let Some(e) = self.hourly.get_mut(&(hour, imp.model.0)) {
                 *e -= imp.exposure;
             }
         }
@@ -418,9 +425,9 @@ impl State {
 
     /// Book a paid call.
     pub fn apply_call(&mut self, call: &CallEntry) {
-        self.models.add_call(call.model, call.amount_usd);
+        self.models.add_call(call.model.0, call.amount_usd);
         self.total_calls += 1;
-        self.builders.add_call(call.builder, call.amount_usd);
+        self.builders.add_call(call.builder.0, call.amount_usd);
         if let Some(k) = &call.idempotency_key {
             let keyed = Keyed {
                 seq: call.seq,

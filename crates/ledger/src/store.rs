@@ -14,6 +14,8 @@ use redb::{
 
 use std::collections::HashMap;
 
+use hubsearch_core::{BuilderKey, ModelKey};
+
 use super::state::{CallEntry, Keyed, Ordinals, PageLog, PageRecord, Refs, State, Tally};
 use super::transparency::{self, CallLog, Entered, Receipt};
 use super::LedgerError;
@@ -78,7 +80,7 @@ pub(super) enum Event {
         hour: u64,
         position: u64,
         row: Option<(u64, Vec<u8>)>,
-        ordinals: Vec<(u32, u64, u64)>,
+        ordinals: Vec<(u32, ModelKey, BuilderKey)>,
     },
     /// A paid call made at `time_ms` (milliseconds since the epoch); `ack`
     /// gets its log entry's receipt once both are durable.
@@ -171,8 +173,8 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         calls.insert(seq, (model, amount_usd));
         s.apply_call(&CallEntry {
             seq,
-            model,
-            builder,
+            model: ModelKey(model),
+            builder: BuilderKey(builder),
             amount_usd,
             idempotency_key: None,
             origin: None,
@@ -182,7 +184,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         let (model, amount_usd) = calls.get(&seq).copied().unwrap_or_default();
         let keyed = Keyed {
             seq,
-            model,
+            model: ModelKey(model),
             amount_usd,
         };
         s.idempotency.insert(k.to_string(), keyed);
@@ -210,7 +212,7 @@ fn load_ordinals(r: &ReadTransaction) -> Result<Ordinals, LedgerError> {
     let mut ordinals = Ordinals::default();
     let mut bad = None;
     each_row(r, ORDINALS, |o, (model, builder)| {
-        if let Err(e) = ordinals.restore(o, model, builder) {
+        if let Err(e) = ordinals.restore(o, ModelKey(model), BuilderKey(builder)) {
             bad.get_or_insert(e);
         }
     })?;
@@ -497,7 +499,7 @@ fn store_page_logs(
     for e in batch {
         if let Event::Page { row, ordinals, .. } = e {
             for (o, model, builder) in ordinals {
-                dict.insert(o, (*model, *builder)).map_err(db_err)?;
+                dict.insert(o, (model.0, builder.0)).map_err(db_err)?;
             }
             let Some((page, bytes)) = row else { continue };
             let new = logs
@@ -587,7 +589,10 @@ fn commit_batch(
             if let Event::Call { call, time_ms, .. } = e {
                 let secs = time_ms / 1000;
                 calls
-                    .insert(call.seq, (call.model, call.builder, call.amount_usd, secs))
+                    .insert(
+                        call.seq,
+                        (call.model.0, call.builder.0, call.amount_usd, secs),
+                    )
                     .map_err(db_err)?;
                 if let Some(o) = call.origin {
                     origins.insert(call.seq, (o.page, o.rank)).map_err(db_err)?;
@@ -687,8 +692,8 @@ fn enter_old_calls(db: &Database, names: &HashMap<u64, String>) -> Result<(), Le
         let (seq, (model, builder, amount_usd, secs)) = (seq.value(), v.value());
         let call = CallEntry {
             seq,
-            model,
-            builder,
+            model: ModelKey(model),
+            builder: BuilderKey(builder),
             amount_usd,
             idempotency_key: keys.remove(&seq),
             origin: None,

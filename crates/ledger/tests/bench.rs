@@ -231,8 +231,8 @@ fn big_page(i: u64) -> hubsearch_ledger::PageLog {
         .map(|j| {
             let m = next(&mut x) % 30_000;
             LoggedCandidate {
-                model: hubsearch_core::card::key_of(&format!("b{}/m{m}", m % 3000)),
-                builder: hubsearch_core::card::key_of(&format!("b{}", m % 3000)),
+                model: hubsearch_core::ModelKey::of(&format!("b{}/m{m}", m % 3000)),
+                builder: hubsearch_core::BuilderKey::of(&format!("b{}", m % 3000)),
                 relevance: f64::from(1.0f32 / (1.0 + j as f32)),
                 merit: f64::from(0.5f32 / (1.0 + j as f32)),
                 calls: (next(&mut x) % 1000) as f64,

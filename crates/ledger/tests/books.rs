@@ -2,7 +2,7 @@
 //! of their own, apart from the book search's `fair` policies read, and
 //! both survive a restart.
 
-use hubsearch_core::{Group, Impact};
+use hubsearch_core::{BuilderKey, Group, Impact, ModelKey};
 use hubsearch_ledger::{Book, Impression, Ledger, PageRecord};
 use hubsearch_rank::{Account, PageDelta};
 
@@ -15,8 +15,8 @@ fn page(model: u64, exposure: f64, book: Book) -> PageRecord {
     };
     PageRecord {
         impressions: vec![Impression {
-            model,
-            builder: 100,
+            model: ModelKey(model),
+            builder: BuilderKey(100),
             rank: 1,
             exposure,
         }],

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use std::collections::HashMap;
 
+use hubsearch_core::{BuilderKey, ModelKey};
 use hubsearch_ledger::codec::{on_grid, NoDictionary, COMPACT};
 use hubsearch_ledger::state::{Ordinals, Refs};
 use hubsearch_ledger::{Book, CodecError, LoggedCandidate, PageLog, PageRecord, ShownLog};
@@ -40,8 +41,8 @@ fn random_page(rng: &mut StdRng) -> PageLog {
         .map(|_| {
             let relevance = f32v(rng);
             LoggedCandidate {
-                model: rng.gen(),
-                builder: builders[rng.gen_range(0..builders.len())],
+                model: ModelKey(rng.gen()),
+                builder: BuilderKey(builders[rng.gen_range(0..builders.len())]),
                 relevance,
                 merit: if rng.gen_bool(0.7) {
                     relevance
@@ -69,7 +70,7 @@ fn random_page(rng: &mut StdRng) -> PageLog {
     };
     let shown = (0..shown_n)
         .map(|i| ShownLog {
-            model: format!("{}/{}", word(rng), word(rng)),
+            model: format!("{}/{}", word(rng), word(rng)).into(),
             builder: word(rng),
             rank: first_rank + i,
             exposure: rng.gen(),
@@ -252,9 +253,11 @@ impl Dict {
         self.ordinals.assign(&p.ranked);
         let first = p.first_rank.saturating_sub(1);
         for (s, c) in p.shown.iter().zip(p.ranked.iter().skip(first)) {
-            self.names.entry(c.model).or_insert_with(|| s.model.clone());
             self.names
-                .entry(c.builder)
+                .entry(c.model.0)
+                .or_insert_with(|| s.model.to_string());
+            self.names
+                .entry(c.builder.0)
                 .or_insert_with(|| s.builder.clone());
         }
     }
@@ -268,7 +271,7 @@ fn pooled_page(rng: &mut StdRng, pool: &[(u64, u64, String, String)]) -> PageLog
     let mut p = random_page(rng);
     for c in &mut p.ranked {
         let (m, b, _, _) = &pool[rng.gen_range(0..pool.len())];
-        (c.model, c.builder) = (*m, *b);
+        (c.model, c.builder) = (ModelKey(*m), BuilderKey(*b));
     }
     if rng.gen_bool(0.5) {
         p.quantize();
@@ -286,9 +289,9 @@ fn pooled_page(rng: &mut StdRng, pool: &[(u64, u64, String, String)]) -> PageLog
     }
     for (i, s) in p.shown.iter_mut().enumerate() {
         if let Some(c) = p.ranked.get(first + i) {
-            if let Some((_, _, m, b)) = pool.iter().find(|e| e.0 == c.model) {
+            if let Some((_, _, m, b)) = pool.iter().find(|e| e.0 == c.model.0) {
                 if rng.gen_bool(0.9) {
-                    (s.model, s.builder) = (m.clone(), b.clone());
+                    (s.model, s.builder) = (m.clone().into(), b.clone());
                 }
             }
         }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use hubsearch_core::{Group, Impact};
+use hubsearch_core::{BuilderKey, Group, Impact, ModelKey};
 use hubsearch_ledger::{Book, Ledger, LoggedCandidate, PageLog, PageRecord, ShownLog};
 use hubsearch_rank::Attention;
 use rand::rngs::StdRng;
@@ -31,8 +31,8 @@ fn page(rng: &mut StdRng, i: u64) -> PageLog {
         .map(|_| {
             let k = keys.swap_remove(rng.gen_range(0..keys.len()));
             LoggedCandidate {
-                model: model(k),
-                builder: builder(k),
+                model: ModelKey(model(k)),
+                builder: BuilderKey(builder(k)),
                 relevance: rng.gen(),
                 merit: if rng.gen_bool(0.3) { 0.0 } else { rng.gen() },
                 calls: rng.gen_range(0..100_000u64) as f64,
@@ -73,9 +73,9 @@ fn page(rng: &mut StdRng, i: u64) -> PageLog {
     p.shown = (0..6)
         .map(|j| {
             let c = p.ranked[first_rank - 1 + j];
-            let k = (0..POOL).find(|k| model(*k) == c.model).unwrap();
+            let k = (0..POOL).find(|k| model(*k) == c.model.0).unwrap();
             ShownLog {
-                model: format!("builder-{}/model-{k}", k % 13),
+                model: format!("builder-{}/model-{k}", k % 13).into(),
                 builder: format!("builder-{}", k % 13),
                 rank: first_rank + j,
                 exposure: 0.0,

@@ -6,7 +6,7 @@
 //! one, in (time, page) order, on opening; in cluster mode (page ids out
 //! of time order) the pages applied last are the ones kept.
 
-use hubsearch_core::{Group, Impact};
+use hubsearch_core::{BuilderKey, Group, Impact, ModelKey};
 use hubsearch_ledger::{Ledger, LoggedCandidate, PageLog};
 
 mod support;
@@ -18,8 +18,8 @@ fn page(i: u64) -> PageLog {
         .map(|j| {
             let model = 1 + (i * 7 + j * 3) % 20;
             LoggedCandidate {
-                model,
-                builder: 1000 + model % 12,
+                model: ModelKey(model),
+                builder: BuilderKey(1000 + model % 12),
                 relevance: 1.0 / (1.0 + j as f64),
                 merit: 0.5 / (1.0 + j as f64),
                 calls: 0.0,

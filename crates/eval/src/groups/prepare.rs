@@ -180,12 +180,12 @@ impl Reading<'_> {
         if p.ranked.is_empty() {
             self.input.pages_without_candidates += 1;
             for s in &p.shown {
-                let key = key_of(&s.model);
+                let key = key_of(s.model.as_str());
                 let g = self
                     .assigner
-                    .group(&Ctx::named(&s.model, &s.builder, p.time));
+                    .group(&Ctx::named(s.model.as_str(), &s.builder, p.time));
                 parts.place(g, key, s.exposure, s.relevance, true);
-                parts.shown.push((s.rank, g, s.model.clone()));
+                parts.shown.push((s.rank, g, s.model.to_string()));
                 parts.candidates.push((key, g));
             }
         } else {
@@ -212,30 +212,30 @@ impl Reading<'_> {
         for (j, c) in p.ranked.iter().enumerate() {
             let s = j.checked_sub(lo).and_then(|k| p.shown.get(k));
             if let Some(s) = s {
-                if key_of(&s.model) != c.model {
+                if key_of(s.model.as_str()) != c.model.0 {
                     self.input.key_mismatches += 1;
                 }
             }
             let g = self.assigner.group(&Ctx {
-                model: c.model,
-                builder: c.builder,
+                model: c.model.0,
+                builder: c.builder.0,
                 builder_name: s
-                    .filter(|s| key_of(&s.builder) == c.builder)
+                    .filter(|s| key_of(&s.builder) == c.builder.0)
                     .map(|s| s.builder.as_str()),
                 quantile: Some(c.quantile),
                 time: p.time,
             });
             parts.place(
                 g,
-                c.model,
+                c.model.0,
                 s.map_or(0.0, |s| s.exposure),
                 c.merit,
                 s.is_some(),
             );
             if let Some(s) = s {
-                parts.shown.push((s.rank, g, s.model.clone()));
+                parts.shown.push((s.rank, g, s.model.to_string()));
             }
-            parts.candidates.push((c.model, g));
+            parts.candidates.push((c.model.0, g));
         }
         // Shown items past the candidate list (not expected): exposure
         // without merit.
@@ -243,9 +243,9 @@ impl Reading<'_> {
             self.input.key_mismatches += 1;
             let g = self
                 .assigner
-                .group(&Ctx::named(&s.model, &s.builder, p.time));
-            parts.place(g, key_of(&s.model), s.exposure, 0.0, true);
-            parts.shown.push((s.rank, g, s.model.clone()));
+                .group(&Ctx::named(s.model.as_str(), &s.builder, p.time));
+            parts.place(g, key_of(s.model.as_str()), s.exposure, 0.0, true);
+            parts.shown.push((s.rank, g, s.model.to_string()));
         }
     }
 

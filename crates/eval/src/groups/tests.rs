@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use hubsearch_core::card::key_of;
+use hubsearch_core::{BuilderKey, ModelKey};
 use hubsearch_engine::ledger::{LoggedCandidate, PageLog, ShownLog};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -26,8 +26,8 @@ fn some(a: Option<f64>, b: f64, what: &str) {
 /// A candidate: (model id, merit, logged quantile).
 fn cand(id: &str, merit: f64, quantile: f64) -> LoggedCandidate {
     LoggedCandidate {
-        model: key_of(id),
-        builder: key_of(id.split('/').next().unwrap()),
+        model: ModelKey::of(id),
+        builder: BuilderKey::of(id.split('/').next().unwrap()),
         relevance: merit,
         merit,
         calls: 0.0,

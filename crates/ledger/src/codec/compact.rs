@@ -34,6 +34,8 @@ use std::collections::hash_map::{Entry, HashMap};
 
 use hubsearch_rank::plackett_luce::sequential_probabilities;
 
+use hubsearch_core::{BuilderKey, ModelKey};
+
 use super::{derived_logits, small_int, CodecError, Reader, Writer};
 use crate::state::{LoggedCandidate, PageLog, ShownLog};
 
@@ -63,9 +65,9 @@ pub fn on_grid(x: f64) -> f64 {
 /// against any later one.
 pub trait Dictionary {
     /// The model's ordinal, if it has one.
-    fn ordinal(&self, model: u64) -> Option<u32>;
+    fn ordinal(&self, model: ModelKey) -> Option<u32>;
     /// (model key, builder key) of an ordinal.
-    fn entry(&self, ordinal: u32) -> Option<(u64, u64)>;
+    fn entry(&self, ordinal: u32) -> Option<(ModelKey, BuilderKey)>;
     /// The name (model id or builder) of a key.
     fn name(&self, key: u64) -> Option<&str>;
 }
@@ -74,10 +76,10 @@ pub trait Dictionary {
 pub struct NoDictionary;
 
 impl Dictionary for NoDictionary {
-    fn ordinal(&self, _: u64) -> Option<u32> {
+    fn ordinal(&self, _: ModelKey) -> Option<u32> {
         None
     }
-    fn entry(&self, _: u32) -> Option<(u64, u64)> {
+    fn entry(&self, _: u32) -> Option<(ModelKey, BuilderKey)> {
         None
     }
     fn name(&self, _: u64) -> Option<&str> {
@@ -235,8 +237,8 @@ impl Writer {
                 }
                 _ => {
                     self.var(0);
-                    self.0.extend_from_slice(&c.model.to_le_bytes());
-                    self.0.extend_from_slice(&c.builder.to_le_bytes());
+                    self.0.extend_from_slice(&c.model.0.to_le_bytes());
+                    self.0.extend_from_slice(&c.builder.0.to_le_bytes());
                 }
             }
         }
@@ -305,10 +307,10 @@ impl Writer {
                 Some(_) => 2,
             };
             let mut flags = propensity << PROPENSITY_SHIFT;
-            if !known(ranked.map(|c| c.model), &s.model) {
+            if !known(ranked.map(|c| c.model.0), s.model.as_str()) {
                 flags |= MODEL_NAME;
             }
-            if !known(ranked.map(|c| c.builder), &s.builder) {
+            if !known(ranked.map(|c| c.builder.0), &s.builder) {
                 flags |= BUILDER_NAME;
             }
             if p.first_rank == 0 || Some(s.rank) != p.first_rank.checked_add(i) {
@@ -325,7 +327,7 @@ impl Writer {
             }
             self.u8(flags);
             if flags & MODEL_NAME != 0 {
-                self.str(&s.model);
+                self.str(s.model.as_str());
             }
             if flags & BUILDER_NAME != 0 {
                 self.str(&s.builder);
@@ -370,8 +372,8 @@ impl Reader<'_> {
         for c in &mut ranked {
             match self.var()? {
                 0 => {
-                    c.model = u64::from_le_bytes(self.array::<8>()?);
-                    c.builder = u64::from_le_bytes(self.array::<8>()?);
+                    c.model = ModelKey(u64::from_le_bytes(self.array::<8>()?));
+                    c.builder = BuilderKey(u64::from_le_bytes(self.array::<8>()?));
                 }
                 o => {
                     let o = u32::try_from(o - 1)
@@ -439,11 +441,16 @@ impl Reader<'_> {
                         ))
                     })
             };
-            let model = name(r, flags & MODEL_NAME != 0, ranked.map(|c| c.model), "model")?;
+            let model = name(
+                r,
+                flags & MODEL_NAME != 0,
+                ranked.map(|c| c.model.0),
+                "model",
+            )?;
             let builder = name(
                 r,
                 flags & BUILDER_NAME != 0,
-                ranked.map(|c| c.builder),
+                ranked.map(|c| c.builder.0),
                 "builder",
             )?;
             let rank = if flags & RANK != 0 {

@@ -552,8 +552,8 @@ mod tests {
     fn an_entry_is_written_as_it_reads_back() {
         let call = CallEntry {
             seq: 9,
-            model: 1,
-            builder: 2,
+            model: hubsearch_core::ModelKey(1),
+            builder: hubsearch_core::BuilderKey(2),
             amount_usd: 0.25,
             idempotency_key: Some("k".into()),
             origin: None,

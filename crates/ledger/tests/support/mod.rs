@@ -22,7 +22,7 @@ pub fn page_log(
         .map(|(r, c)| {
             let (model, builder) = names(r, c);
             ShownLog {
-                model,
+                model: model.into(),
                 builder,
                 rank: r + 1,
                 exposure: 1.0 / (2.0 + r as f64).log2(),
