@@ -122,12 +122,12 @@ fn real_card_vectors_hnsw_recall_and_semantic_hits() {
         let exact: std::collections::HashSet<u64> = vectors
             .exact(q, 10, None)
             .iter()
-            .map(|h| h.id_key)
+            .map(|h| h.id_key.0)
             .collect();
         found += vectors
             .search(q, 10, None)
             .iter()
-            .filter(|h| exact.contains(&h.id_key))
+            .filter(|h| exact.contains(&h.id_key.0))
             .count();
         want += exact.len();
     }

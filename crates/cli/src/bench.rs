@@ -337,12 +337,12 @@ fn hnsw_figures(
     for q in queries {
         let qv = sem.query_vector(q)?;
         let exact: std::collections::HashSet<u64> =
-            v.exact(&qv, 10, None).iter().map(|h| h.id_key).collect();
+            v.exact(&qv, 10, None).iter().map(|h| h.id_key.0).collect();
         wanted += exact.len();
         found += v
             .search(&qv, 10, None)
             .iter()
-            .filter(|h| exact.contains(&h.id_key))
+            .filter(|h| exact.contains(&h.id_key.0))
             .count();
     }
     let recall = found as f64 / wanted.max(1) as f64;
@@ -589,8 +589,8 @@ fn rank_bench() {
     use hubsearch_rank::{rank, Account, ExposureBook, Policy};
     let facts: Vec<CandidateFacts> = (0..100u64)
         .map(|i| CandidateFacts {
-            id_key: i,
-            builder_key: i % 40,
+            id_key: hubsearch_core::ModelKey(i),
+            builder_key: hubsearch_core::BuilderKey(i % 40),
             downloads: i * 7919 % 1000,
             paid_calls: 0,
         })

@@ -62,15 +62,18 @@ impl HubPopularity {
         sorted.sort_unstable();
         let mut per_builder: HashMap<u64, u64> = HashMap::new();
         for f in facts {
-            *per_builder.entry(f.builder_key).or_default() += f.downloads;
+            *per_builder.entry(f.builder_key.0).or_default() += f.downloads;
         }
         HubPopularity {
             sorted,
-            builder_of: facts.iter().map(|f| (f.id_key, f.builder_key)).collect(),
-            downloads: facts.iter().map(|f| (f.id_key, f.downloads)).collect(),
-            model_heads: Heads::of(facts.iter().map(|f| (f.id_key, f.downloads)).collect()),
+            builder_of: facts
+                .iter()
+                .map(|f| (f.id_key.0, f.builder_key.0))
+                .collect(),
+            downloads: facts.iter().map(|f| (f.id_key.0, f.downloads)).collect(),
+            model_heads: Heads::of(facts.iter().map(|f| (f.id_key.0, f.downloads)).collect()),
             builder_heads: Heads::of(per_builder.into_iter().collect()),
-            builders: facts.iter().map(|f| f.builder_key).collect(),
+            builders: facts.iter().map(|f| f.builder_key.0).collect(),
         }
     }
 
@@ -110,10 +113,10 @@ impl HubPopularity {
                 .saturating_add(ledger_calls) as f64,
             quantile: self.quantile(facts.downloads),
             group: match group {
-                Group::Model => facts.id_key,
-                Group::Builder => facts.builder_key,
+                Group::Model => facts.id_key.into(),
+                Group::Builder => facts.builder_key.into(),
             },
-            key: facts.id_key,
+            key: facts.id_key.0,
         }
     }
 
@@ -280,8 +283,8 @@ mod tests {
     fn quantiles_and_heads() {
         let facts: Vec<CandidateFacts> = (0..200u64)
             .map(|i| CandidateFacts {
-                id_key: i,
-                builder_key: i % 7,
+                id_key: hubsearch_core::ModelKey(i),
+                builder_key: hubsearch_core::BuilderKey(i % 7),
                 downloads: if i < 60 { 0 } else { i },
                 paid_calls: 0,
             })

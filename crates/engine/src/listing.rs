@@ -158,7 +158,7 @@ impl Engine {
             .zip(&addrs)
             .enumerate()
             .map(|(i, (f, a))| {
-                let called = ledger_calls.get(&f.id_key).copied().unwrap_or(0);
+                let called = ledger_calls.get(&f.id_key.0).copied().unwrap_or(0);
                 let calls = f.paid_calls.saturating_add(called);
                 (calls, i, *a)
             })

@@ -207,7 +207,7 @@ impl Engine {
                 edits: m.edits,
                 namespaced: id.contains('/'),
                 downloads: f.facts.downloads,
-                key: f.facts.id_key,
+                key: f.facts.id_key.0,
                 index: i,
             });
         })?;

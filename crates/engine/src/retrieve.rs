@@ -130,7 +130,7 @@ impl Engine {
         let semantic = self.semantic().ok_or(Error::VectorSearchDisabled)?;
         let text = self.text_index();
         let q = semantic.query_vector(&req.query)?;
-        let text_keys: Vec<u64> = out.rows.iter().map(|f| f.facts.id_key).collect();
+        let text_keys: Vec<u64> = out.rows.iter().map(|f| f.facts.id_key.0).collect();
         for (f, sim) in out
             .rows
             .iter_mut()
@@ -154,7 +154,7 @@ impl Engine {
         // Cards only the vector side found: their addresses and facts in one pass.
         let missing: Vec<u64> = hits
             .iter()
-            .map(|h| h.id_key)
+            .map(|h| h.id_key.0)
             .filter(|k| !by_key.contains_key(k))
             .collect();
         let addrs = text.addresses_of(searcher, &missing, &req.filter)?;
@@ -166,19 +166,19 @@ impl Engine {
             .candidate_facts(searcher, &new_addrs)?
             .into_iter()
             .zip(new_addrs)
-            .map(|(f, a)| (f.id_key, Row::new(a, f)))
+            .map(|(f, a)| (f.id_key.0, Row::new(a, f)))
             .collect();
         let mut rank = 0;
         for h in &hits {
-            let slot = match by_key.get(&h.id_key) {
+            let slot = match by_key.get(&h.id_key.0) {
                 Some(&i) => i,
                 None => {
                     // A vector whose card is gone (or filtered out) is skipped.
-                    let Some(mut row) = fresh.remove(&h.id_key) else {
+                    let Some(mut row) = fresh.remove(&h.id_key.0) else {
                         continue;
                     };
                     row.cosine = Some(h.similarity);
-                    by_key.insert(h.id_key, out.rows.len());
+                    by_key.insert(h.id_key.0, out.rows.len());
                     out.rows.push(row);
                     out.rows.len() - 1
                 }

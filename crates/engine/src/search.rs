@@ -4,9 +4,7 @@
 
 use std::time::Instant;
 
-use hubsearch_core::{
-    BuilderKey, Group, Hit, Mode, ModelCard, ModelKey, PolicyKind, SearchRequest,
-};
+use hubsearch_core::{Group, Hit, Mode, ModelCard, PolicyKind, SearchRequest};
 use hubsearch_index::{FacetCounts, QueryWords, Searcher};
 use hubsearch_rank::plackett_luce::sequential_probabilities;
 use hubsearch_rank::{blended_merit, rank, Candidate, Policy};
@@ -195,7 +193,7 @@ impl Engine {
     /// logged calls (docs/ranking.md, Merit).
     pub fn candidates(&self, rows: &mut [Row], group: Group) {
         let hub = self.hub();
-        let keys: Vec<u64> = rows.iter().map(|r| r.facts.id_key).collect();
+        let keys: Vec<u64> = rows.iter().map(|r| r.facts.id_key.0).collect();
         let (evidence, hub_rate) = self.ledger().evidence_of(&keys);
         let ranking = &self.config().ranking;
         let k = ranking.ips_impressions;
@@ -364,8 +362,8 @@ impl Engine {
             .order
             .iter()
             .map(|r| LoggedCandidate {
-                model: ModelKey(r.row.facts.id_key),
-                builder: BuilderKey(r.row.facts.builder_key),
+                model: r.row.facts.id_key,
+                builder: r.row.facts.builder_key,
                 relevance: r.row.candidate.relevance,
                 merit: r.row.candidate.merit,
                 calls: r.row.candidate.calls,

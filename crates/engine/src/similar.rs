@@ -33,9 +33,13 @@ impl Engine {
                 Some(self.text_index().filter_keys(&searcher, filter)?)
             };
             let hits = semantic.vectors().search(&v, limit + 1, allowed.as_ref());
-            let keys: Vec<u64> = hits.iter().map(|h| h.id_key).filter(|k| *k != me).collect();
+            let keys: Vec<u64> = hits
+                .iter()
+                .map(|h| h.id_key.0)
+                .filter(|k| *k != me)
+                .collect();
             let addrs = self.text_index().addresses_of(&searcher, &keys, filter)?;
-            let sims: HashMap<u64, f32> = hits.iter().map(|h| (h.id_key, h.similarity)).collect();
+            let sims: HashMap<u64, f32> = hits.iter().map(|h| (h.id_key.0, h.similarity)).collect();
             let ordered: Vec<_> = keys.iter().filter_map(|k| addrs.get(k).copied()).collect();
             for (facts, addr) in self
                 .text_index()
@@ -44,7 +48,7 @@ impl Engine {
                 .zip(ordered)
             {
                 let mut f = Row::new(addr, facts);
-                f.cosine = sims.get(&facts.id_key).copied();
+                f.cosine = sims.get(&facts.id_key.0).copied();
                 f.relevance = f.cosine.map_or(0.0, |c| f64::from(c).clamp(0.0, 1.0));
                 rows.push(f);
             }

@@ -26,9 +26,11 @@ pub struct Candidate {
     pub calls: f64,
     /// The model's popularity quantile in the hub, in [0, 1] (1 = most popular).
     pub quantile: f64,
-    /// The fairness group: the model's key, or its builder's.
+    /// The fairness group: the model's key, or its builder's, as a bare
+    /// `u64` since it is either kind (`u64::from(ModelKey)` /
+    /// `u64::from(BuilderKey)`, or `.0`; `hubsearch_core::ids`).
     pub group: u64,
-    /// A stable key (the model id's) that breaks ties.
+    /// A stable key (the model id's, `ModelKey.0`) that breaks ties.
     pub key: u64,
 }
 

@@ -311,7 +311,7 @@ fn build_pool(
     let age_tier = |row: &hubsearch_engine::row::Row,
                     cache: &mut HashMap<u64, u8>|
      -> Result<u8, hubsearch_engine::Error> {
-        if let Some(t) = cache.get(&row.facts.id_key) {
+        if let Some(t) = cache.get(&row.facts.id_key.0) {
             return Ok(*t);
         }
         let card = engine.text_index().card(&searcher, row.addr)?;
@@ -325,7 +325,7 @@ fn build_pool(
             Some(2021) => 1,
             _ => 2,
         };
-        cache.insert(row.facts.id_key, t);
+        cache.insert(row.facts.id_key.0, t);
         Ok(t)
     };
     for (text, judged) in texts {
@@ -364,9 +364,9 @@ fn build_pool(
         };
         pool.push(Pooled {
             groups: [
-                rows.iter().map(|r| model_tier(r.facts.id_key)).collect(),
+                rows.iter().map(|r| model_tier(r.facts.id_key.0)).collect(),
                 rows.iter()
-                    .map(|r| builder_tier(r.facts.builder_key))
+                    .map(|r| builder_tier(r.facts.builder_key.0))
                     .collect(),
                 rows.iter()
                     .map(|r| age_tier(r, &mut ages))
@@ -375,7 +375,7 @@ fn build_pool(
             judged,
             tail: rows
                 .iter()
-                .map(|r| !hub.model_heads.head.contains(&r.facts.id_key))
+                .map(|r| !hub.model_heads.head.contains(&r.facts.id_key.0))
                 .collect(),
             cands: rows.iter().map(|r| r.candidate).collect(),
             ids,

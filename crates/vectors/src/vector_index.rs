@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+use hubsearch_core::ModelKey;
 
 use crate::embedder::dot;
 use crate::simd::fast_dot;
@@ -172,7 +173,8 @@ pub struct VectorIndex {
 /// One vector hit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VectorHit {
-    pub id_key: u64,
+    /// The model's key (`key_of(id)`).
+    pub id_key: ModelKey,
     pub similarity: f32,
 }
 
@@ -477,7 +479,7 @@ impl VectorIndex {
         // the hits are in its order. Rows past the graph (published since
         // it was extended) are scanned exactly and merged.
         let hit = |row: usize| VectorHit {
-            id_key: r.id_keys[row],
+            id_key: ModelKey(r.id_keys[row]),
             similarity: dot(query, r.vector(row, self.dim)),
         };
         let mut hits: Vec<VectorHit> = found.into_iter().filter(|&row| ok(row)).map(hit).collect();
@@ -528,7 +530,7 @@ impl VectorIndex {
             .into_iter()
             .filter(|&row| r.alive[row])
             .map(|row| VectorHit {
-                id_key: r.id_keys[row],
+                id_key: ModelKey(r.id_keys[row]),
                 similarity: dot(query, r.vector(row, self.dim)),
             })
             .collect();

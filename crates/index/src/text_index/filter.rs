@@ -155,7 +155,7 @@ impl TextIndex {
         Ok(self
             .candidate_facts(searcher, &addrs)?
             .into_iter()
-            .map(|f| f.id_key)
+            .map(|f| f.id_key.0)
             .collect())
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hubsearch_core::{Filter, ModelCard};
+use hubsearch_core::{BuilderKey, Filter, ModelCard, ModelKey};
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{IndexRecordOption, Value};
@@ -52,8 +52,8 @@ impl TextIndex {
                 }
             };
             out.push(CandidateFacts {
-                id_key: c[0].first(a.doc_id).unwrap_or(0),
-                builder_key: c[1].first(a.doc_id).unwrap_or(0),
+                id_key: ModelKey(c[0].first(a.doc_id).unwrap_or(0)),
+                builder_key: BuilderKey(c[1].first(a.doc_id).unwrap_or(0)),
                 downloads: c[2].first(a.doc_id).unwrap_or(0),
                 paid_calls: c[3].first(a.doc_id).unwrap_or(0),
             });
@@ -138,7 +138,7 @@ impl TextIndex {
         let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
         let addrs: Vec<DocAddress> = docs.into_iter().collect();
         let facts = self.candidate_facts(searcher, &addrs)?;
-        out.extend(facts.into_iter().zip(addrs).map(|(f, a)| (f.id_key, a)));
+        out.extend(facts.into_iter().zip(addrs).map(|(f, a)| (f.id_key.0, a)));
         Ok(out)
     }
 

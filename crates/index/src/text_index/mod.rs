@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hubsearch_core::{BuilderKey, ModelKey};
 use tantivy::directory::MmapDirectory;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher};
@@ -52,9 +53,9 @@ pub struct TextHit {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CandidateFacts {
     /// `key_of(id)`: tie-breaks and per-model ledger keys.
-    pub id_key: u64,
+    pub id_key: ModelKey,
     /// `key_of(builder)`: per-builder ledger keys.
-    pub builder_key: u64,
+    pub builder_key: BuilderKey,
     pub downloads: u64,
     pub paid_calls: u64,
 }

@@ -49,11 +49,11 @@ fn filled(dir: &Path, n: usize, dim: usize, seed: u64, hash: u64) -> (VectorInde
 fn recall_at_10(idx: &VectorIndex, queries: &[Vec<f32>]) -> f64 {
     let mut found = 0;
     for q in queries {
-        let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key).collect();
+        let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key.0).collect();
         found += idx
             .search(q, 10, None)
             .iter()
-            .filter(|h| exact.contains(&h.id_key))
+            .filter(|h| exact.contains(&h.id_key.0))
             .count();
     }
     found as f64 / (queries.len() * 10) as f64
@@ -89,7 +89,7 @@ fn hnsw_matches_exact_and_reloads_without_rebuilding() {
     // The graph walks by SIMD distances; hits carry the exact cosines, best first.
     for q in &queries {
         let hits = idx.search(q, 10, None);
-        let keys: Vec<u64> = hits.iter().map(|h| h.id_key).collect();
+        let keys: Vec<u64> = hits.iter().map(|h| h.id_key.0).collect();
         let exact = idx.similarities(q, &keys);
         for (h, e) in hits.iter().zip(exact) {
             assert_eq!(Some(h.similarity), e);
@@ -105,7 +105,7 @@ fn hnsw_matches_exact_and_reloads_without_rebuilding() {
     // Vectors now come from the reloaded graph's points: the same ones.
     for i in [0usize, 1234, 2999] {
         assert_eq!(again.vector_of(i as u64).as_deref(), Some(&vs[i][..]));
-        assert_eq!(again.exact(&vs[i], 1, None)[0].id_key, i as u64);
+        assert_eq!(again.exact(&vs[i], 1, None)[0].id_key.0, i as u64);
     }
     // Rows added after the reload (not in the saved graph) survive the
     // next save and reload too.
@@ -125,7 +125,7 @@ fn hnsw_matches_exact_and_reloads_without_rebuilding() {
     assert_eq!(third.live(), 3010);
     assert_eq!(third.vector_of(5003).as_deref(), Some(&extra[3][..]));
     assert_eq!(third.vector_of(7).as_deref(), Some(&vs[7][..]));
-    assert_eq!(third.search(&extra[3], 1, None)[0].id_key, 5003);
+    assert_eq!(third.search(&extra[3], 1, None)[0].id_key.0, 5003);
     assert!(VectorIndex::open(dir.path(), "other", 32, params()).is_err());
 }
 
@@ -134,15 +134,18 @@ fn deletes_filters_and_replacements() {
     let dir = tempfile::tempdir().unwrap();
     let (idx, vs) = filled(dir.path(), 500, 16, 3, 7);
     // The nearest neighbour of a stored vector is itself...
-    assert_eq!(idx.search(&vs[42], 1, None)[0].id_key, 42);
+    assert_eq!(idx.search(&vs[42], 1, None)[0].id_key.0, 42);
     // ...until it is deleted.
     idx.delete(42);
-    assert!(idx.search(&vs[42], 50, None).iter().all(|h| h.id_key != 42));
+    assert!(idx
+        .search(&vs[42], 50, None)
+        .iter()
+        .all(|h| h.id_key.0 != 42));
     // A filter is never violated.
     let allowed: HashSet<u64> = (0..500).filter(|i| i % 3 == 0).collect();
     let hits = idx.search(&vs[1], 20, Some(&allowed));
     assert_eq!(hits.len(), 20);
-    assert!(hits.iter().all(|h| allowed.contains(&h.id_key)));
+    assert!(hits.iter().all(|h| allowed.contains(&h.id_key.0)));
     // Replacing a vector: the old one is gone, the hash is tracked.
     assert!(idx.is_current(5, 7));
     idx.upsert(vec![(5, 8, vs[6].clone())]).unwrap();
@@ -150,13 +153,13 @@ fn deletes_filters_and_replacements() {
     let top: Vec<u64> = idx
         .search(&vs[6], 2, None)
         .iter()
-        .map(|h| h.id_key)
+        .map(|h| h.id_key.0)
         .collect();
     assert!(top.contains(&5) && top.contains(&6));
     assert!(
         idx.search(&vs[5], 500, None)
             .iter()
-            .filter(|h| h.id_key == 5)
+            .filter(|h| h.id_key.0 == 5)
             .count()
             == 1
     );
@@ -174,7 +177,7 @@ fn similarities_are_the_exact_cosines_of_live_cards() {
     let by_scan = idx
         .exact(q, 300, None)
         .into_iter()
-        .find(|h| h.id_key == 12)
+        .find(|h| h.id_key.0 == 12)
         .unwrap()
         .similarity;
     assert_eq!(sims[2], Some(by_scan));
@@ -313,7 +316,7 @@ fn published_rows_join_the_graph_and_old_indexes_open() {
         2000,
         "ten rows wait in the tail"
     );
-    assert_eq!(idx.search(&extra[4], 1, None)[0].id_key, 10_004);
+    assert_eq!(idx.search(&extra[4], 1, None)[0].id_key.0, 10_004);
     for (i, v) in extra.iter().enumerate().skip(10) {
         publish(&idx, 10_000 + i as u64, v);
     }
@@ -322,7 +325,7 @@ fn published_rows_join_the_graph_and_old_indexes_open() {
     assert_eq!(g.flat_rows(), 2000 + TAIL_MAX, "and was copied flat");
     drop(g);
     assert_eq!(
-        idx.search(&extra[TAIL_MAX + 2], 1, None)[0].id_key,
+        idx.search(&extra[TAIL_MAX + 2], 1, None)[0].id_key.0,
         10_000 + TAIL_MAX as u64 + 2
     );
     idx.save().unwrap();
@@ -360,10 +363,10 @@ fn the_tail_respects_deletes_and_filters() {
         .unwrap();
     publish_text(&idx, 20_004, 1, &extra[5]);
     let hits = idx.search(&extra[3], 50, None);
-    assert!(hits.iter().all(|h| h.id_key != 20_003));
+    assert!(hits.iter().all(|h| h.id_key.0 != 20_003));
     let fours = idx.search(&extra[5], 50, None);
-    assert_eq!(fours.iter().filter(|h| h.id_key == 20_004).count(), 1);
-    assert!(fours[..2].iter().any(|h| h.id_key == 20_004));
+    assert_eq!(fours.iter().filter(|h| h.id_key.0 == 20_004).count(), 1);
+    assert!(fours[..2].iter().any(|h| h.id_key.0 == 20_004));
     // A filter mixing graph rows and tail rows.
     let allowed: HashSet<u64> = (0..3000u64)
         .filter(|k| k % 2 == 0)
@@ -371,12 +374,12 @@ fn the_tail_respects_deletes_and_filters() {
         .collect();
     for q in extra.iter().take(12) {
         let hits = idx.search(q, 10, Some(&allowed));
-        assert!(hits.iter().all(|h| allowed.contains(&h.id_key)));
+        assert!(hits.iter().all(|h| allowed.contains(&h.id_key.0)));
         assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
     }
     // A tail row allowed and nearest comes first.
     assert!(allowed.contains(&20_007));
-    assert_eq!(idx.search(&extra[7], 1, Some(&allowed))[0].id_key, 20_007);
+    assert_eq!(idx.search(&extra[7], 1, Some(&allowed))[0].id_key.0, 20_007);
 }
 
 /// With hnsw_rs's dump gone (only graph.flat saved), the first extension
@@ -402,7 +405,7 @@ fn an_extension_without_the_dump_builds_the_graph_again() {
     drop(g);
     let r = recall_at_10(&idx, &random_vectors(30, 16, 53));
     assert!(r >= 0.9, "recall@10 {r}");
-    assert_eq!(idx.search(&extra[9], 1, None)[0].id_key, 30_009);
+    assert_eq!(idx.search(&extra[9], 1, None)[0].id_key.0, 30_009);
 }
 
 /// The flat copy made at a save (from hnsw_rs's graph in memory) equals the
