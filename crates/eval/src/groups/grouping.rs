@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use hubsearch_core::card::key_of;
+use hubsearch_core::{BuilderKey, ModelKey};
 use serde::Serialize;
 
 use super::cards::{CardFacts, Cards};
@@ -140,8 +140,8 @@ pub struct Unplaced {
 
 /// What is known of a candidate where it is placed.
 pub(super) struct Ctx<'a> {
-    pub model: u64,
-    pub builder: u64,
+    pub model: ModelKey,
+    pub builder: BuilderKey,
     /// The builder's name where the record names it.
     pub builder_name: Option<&'a str>,
     pub quantile: Option<f64>,
@@ -153,8 +153,8 @@ impl<'a> Ctx<'a> {
     /// quantile (a shown item, a paid call, a judged document).
     pub fn named(model: &str, builder: &'a str, time: u64) -> Ctx<'a> {
         Ctx {
-            model: key_of(model),
-            builder: key_of(builder),
+            model: ModelKey::of(model),
+            builder: BuilderKey::of(builder),
             builder_name: Some(builder),
             quantile: None,
             time,
@@ -219,16 +219,16 @@ impl<'a> Assigner<'a> {
                     Some(n) => n.to_string(),
                     None => self
                         .names
-                        .get(&c.builder)
+                        .get(&c.builder.0)
                         .cloned()
-                        .unwrap_or_else(|| format!("#{:016x}", c.builder)),
+                        .unwrap_or_else(|| format!("#{:016x}", c.builder.0)),
                 };
                 self.intern(label)
             }
             Grouping::Tier { cuts, source } => {
                 let from_card = || {
                     self.cards
-                        .and_then(|cs| cs.get(c.model).map(|f| cs.quantile(f.downloads)))
+                        .and_then(|cs| cs.get(c.model.0).map(|f| cs.quantile(f.downloads)))
                 };
                 let q = match source {
                     TierSource::Logged => c.quantile.or_else(from_card),
@@ -243,7 +243,7 @@ impl<'a> Assigner<'a> {
                 }
             }
             Grouping::Age { cuts_days } => {
-                let date = match self.card(c.model) {
+                let date = match self.card(c.model.0) {
                     None => Err(0),
                     Some(f) => f.date().ok_or(1),
                 };

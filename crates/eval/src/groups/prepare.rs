@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hubsearch_core::card::key_of;
+use hubsearch_core::BuilderKey;
 use hubsearch_engine::ledger::{Book, PageLog};
 
 use super::accumulate::Acc;
@@ -217,10 +218,10 @@ impl Reading<'_> {
                 }
             }
             let g = self.assigner.group(&Ctx {
-                model: c.model.0,
-                builder: c.builder.0,
+                model: c.model,
+                builder: c.builder,
                 builder_name: s
-                    .filter(|s| key_of(&s.builder) == c.builder.0)
+                    .filter(|s| BuilderKey::of(&s.builder) == c.builder)
                     .map(|s| s.builder.as_str()),
                 quantile: Some(c.quantile),
                 time: p.time,
