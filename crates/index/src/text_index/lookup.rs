@@ -11,7 +11,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
-use super::{CandidateFacts, QueryWords, TextIndex};
+use super::{CandidateFacts, QueryWords, SegmentCache, TextIndex};
 use crate::error::{Error, Result};
 
 impl TextIndex {
@@ -183,79 +183,58 @@ impl TextIndex {
 
     /// Every id of one segment, by doc id (cached).
     pub(super) fn segment_ids(&self, searcher: &Searcher, seg: u32) -> Result<Arc<Vec<String>>> {
-        let reader = searcher.segment_reader(seg);
-        let id = reader.segment_id();
-        let mut cache = self.id_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = cache.get(&id) {
-            return Ok(v.clone());
-        }
-        let mut ids = vec![String::new(); reader.max_doc() as usize];
-        if let Some(col) = reader.fast_fields().str("id")? {
-            let mut by_ord: Vec<(u64, u32)> = (0..reader.max_doc())
-                .filter_map(|d| col.term_ords(d).next().map(|o| (o, d)))
-                .collect();
-            by_ord.sort_unstable();
-            let mut ords: Vec<u64> = by_ord.iter().map(|(o, _)| *o).collect();
-            ords.dedup();
-            let mut names = Vec::with_capacity(ords.len());
-            col.dictionary()
-                .sorted_ords_to_term_cb(&ords, |b| {
-                    names.push(String::from_utf8_lossy(b).into_owned())
-                })
-                .map_err(|e| Error::Corrupt(e.to_string()))?;
-            let mut k = 0;
-            for (ord, d) in by_ord {
-                while ords[k] != ord {
-                    k += 1;
+        cached(&self.id_cache, searcher, seg, |reader| {
+            let mut ids = vec![String::new(); reader.max_doc() as usize];
+            if let Some(col) = reader.fast_fields().str("id")? {
+                let mut by_ord: Vec<(u64, u32)> = (0..reader.max_doc())
+                    .filter_map(|d| col.term_ords(d).next().map(|o| (o, d)))
+                    .collect();
+                by_ord.sort_unstable();
+                let mut ords: Vec<u64> = by_ord.iter().map(|(o, _)| *o).collect();
+                ords.dedup();
+                let mut names = Vec::with_capacity(ords.len());
+                col.dictionary()
+                    .sorted_ords_to_term_cb(&ords, |b| {
+                        names.push(String::from_utf8_lossy(b).into_owned())
+                    })
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                let mut k = 0;
+                for (ord, d) in by_ord {
+                    while ords[k] != ord {
+                        k += 1;
+                    }
+                    ids[d as usize] = names.get(k).cloned().unwrap_or_default();
                 }
-                ids[d as usize] = names.get(k).cloned().unwrap_or_default();
             }
-        }
-        keep_live(&mut cache, searcher);
-        let ids = Arc::new(ids);
-        cache.insert(id, ids.clone());
-        Ok(ids)
+            Ok(ids)
+        })
     }
 
     /// Segment `seg`'s columns of candidate facts (id key, builder key,
     /// downloads, paid calls), opened once per segment and cached: opening
     /// a column reads its header, which a search paid four times a segment.
     fn fact_columns(&self, searcher: &Searcher, seg: u32) -> Result<Arc<FactColumns>> {
-        let reader = searcher.segment_reader(seg);
-        let id = reader.segment_id();
-        let mut cache = self.fact_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = cache.get(&id) {
-            return Ok(v.clone());
-        }
-        let ff = reader.fast_fields();
-        let cols = Arc::new([
-            ff.u64("id_key")?,
-            ff.u64("builder_key")?,
-            ff.u64("downloads")?,
-            ff.u64("paid_calls")?,
-        ]);
-        keep_live(&mut cache, searcher);
-        cache.insert(id, cols.clone());
-        Ok(cols)
+        cached(&self.fact_cache, searcher, seg, |reader| {
+            let ff = reader.fast_fields();
+            Ok([
+                ff.u64("id_key")?,
+                ff.u64("builder_key")?,
+                ff.u64("downloads")?,
+                ff.u64("paid_calls")?,
+            ])
+        })
     }
 
     /// Segment `seg`'s key table: its (id key, doc id) pairs, every doc
     /// (deleted ones too: callers check), cached per segment like the ids.
     fn segment_keys(&self, searcher: &Searcher, seg: u32) -> Result<Arc<KeyTable>> {
-        let reader = searcher.segment_reader(seg);
-        let id = reader.segment_id();
-        let mut cache = self.key_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = cache.get(&id) {
-            return Ok(v.clone());
-        }
-        let col = reader.fast_fields().u64("id_key")?;
-        let pairs: Vec<(u64, u32)> = (0..reader.max_doc())
-            .filter_map(|d| col.first(d).map(|k| (k, d)))
-            .collect();
-        keep_live(&mut cache, searcher);
-        let table = Arc::new(KeyTable::new(pairs));
-        cache.insert(id, table.clone());
-        Ok(table)
+        cached(&self.key_cache, searcher, seg, |reader| {
+            let col = reader.fast_fields().u64("id_key")?;
+            let pairs: Vec<(u64, u32)> = (0..reader.max_doc())
+                .filter_map(|d| col.first(d).map(|k| (k, d)))
+                .collect();
+            Ok(KeyTable::new(pairs))
+        })
     }
 
     /// The addresses of live cards whose id is exactly one of `ids`.
@@ -324,6 +303,28 @@ impl TextIndex {
 }
 
 /// Forget the cached entries of segments that are no longer searched.
+/// Segment `seg`'s entry of a per-segment `cache`, made by `make` from the
+/// segment's reader when missing (entries of segments no longer in the
+/// index are dropped then). Segments are immutable, so an entry never goes
+/// stale.
+fn cached<T>(
+    cache: &SegmentCache<T>,
+    searcher: &Searcher,
+    seg: u32,
+    make: impl FnOnce(&tantivy::SegmentReader) -> Result<T>,
+) -> Result<Arc<T>> {
+    let reader = searcher.segment_reader(seg);
+    let id = reader.segment_id();
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = cache.get(&id) {
+        return Ok(v.clone());
+    }
+    let v = Arc::new(make(reader)?);
+    keep_live(&mut cache, searcher);
+    cache.insert(id, v.clone());
+    Ok(v)
+}
+
 pub(super) fn keep_live<V>(cache: &mut HashMap<tantivy::index::SegmentId, V>, searcher: &Searcher) {
     let live: std::collections::HashSet<_> = searcher
         .segment_readers()
