@@ -302,7 +302,6 @@ impl TextIndex {
     }
 }
 
-/// Forget the cached entries of segments that are no longer searched.
 /// Segment `seg`'s entry of a per-segment `cache`, made by `make` from the
 /// segment's reader when missing (entries of segments no longer in the
 /// index are dropped then). Segments are immutable, so an entry never goes
@@ -325,6 +324,7 @@ fn cached<T>(
     Ok(v)
 }
 
+/// Forget the cached entries of segments that are no longer searched.
 pub(super) fn keep_live<V>(cache: &mut HashMap<tantivy::index::SegmentId, V>, searcher: &Searcher) {
     let live: std::collections::HashSet<_> = searcher
         .segment_readers()
