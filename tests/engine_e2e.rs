@@ -345,8 +345,8 @@ fn fair_listing_views_leave_search_fair_unchanged() {
 /// stays deleted.
 #[test]
 fn published_vectors_survive_a_crash_without_a_save() {
-    use hubsearch_core::card::key_of;
     use hubsearch_core::ModelCard;
+    use hubsearch_core::ModelKey;
     let dir = tempfile::tempdir().unwrap();
     let hub = dir.path().join("hub.jsonl");
     let text: String = HubGenerator::new(300, 29)
@@ -375,7 +375,7 @@ fn published_vectors_survive_a_crash_without_a_save() {
             .semantic()
             .unwrap()
             .vectors()
-            .vector_of(key_of(kept))
+            .vector_of(ModelKey::of(kept))
             .unwrap();
         // A crash: no Drop, no flush, no save.
         std::mem::forget(engine);
@@ -383,8 +383,8 @@ fn published_vectors_survive_a_crash_without_a_save() {
     };
     let engine = engine_with(dir.path(), "hash");
     let vectors = engine.semantic().unwrap().vectors();
-    assert_eq!(vectors.vector_of(key_of(kept)), Some(before));
-    assert_eq!(vectors.vector_of(key_of(gone)), None);
+    assert_eq!(vectors.vector_of(ModelKey::of(kept)), Some(before));
+    assert_eq!(vectors.vector_of(ModelKey::of(gone)), None);
     // Nothing left to embed at start-up.
     let report = engine.sync_vectors(&silent).unwrap().unwrap();
     assert_eq!(report.embedded, 0, "{report:?}");

@@ -119,15 +119,15 @@ fn real_card_vectors_hnsw_recall_and_semantic_hits() {
     }
     let (mut found, mut want) = (0, 0);
     for q in &queries {
-        let exact: std::collections::HashSet<u64> = vectors
+        let exact: std::collections::HashSet<hubsearch_core::ModelKey> = vectors
             .exact(q, 10, None)
             .iter()
-            .map(|h| h.id_key.0)
+            .map(|h| h.id_key)
             .collect();
         found += vectors
             .search(q, 10, None)
             .iter()
-            .filter(|h| exact.contains(&h.id_key.0))
+            .filter(|h| exact.contains(&h.id_key))
             .count();
         want += exact.len();
     }

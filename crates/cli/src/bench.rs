@@ -336,13 +336,13 @@ fn hnsw_figures(
     let (mut found, mut wanted) = (0usize, 0usize);
     for q in queries {
         let qv = sem.query_vector(q)?;
-        let exact: std::collections::HashSet<u64> =
-            v.exact(&qv, 10, None).iter().map(|h| h.id_key.0).collect();
+        let exact: std::collections::HashSet<hubsearch_core::ModelKey> =
+            v.exact(&qv, 10, None).iter().map(|h| h.id_key).collect();
         wanted += exact.len();
         found += v
             .search(&qv, 10, None)
             .iter()
-            .filter(|h| exact.contains(&h.id_key.0))
+            .filter(|h| exact.contains(&h.id_key))
             .count();
     }
     let recall = found as f64 / wanted.max(1) as f64;

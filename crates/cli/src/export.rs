@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use hubsearch_core::card::key_of;
+use hubsearch_core::ModelKey;
 use hubsearch_engine::{Engine, LedgerMode};
 
 use crate::cli::{load_config, AnyError, Global};
@@ -50,10 +50,13 @@ pub fn run(g: &Global, a: ExportArgs) -> Result<ExitCode, AnyError> {
         cards_out.write_all(b"\n")?;
         cards += 1;
         if let (Some(w), Some(s)) = (vectors_out.as_mut(), semantic) {
-            let v = s.vectors().vector_of(key_of(&card.id)).unwrap_or_else(|| {
-                without_vector += 1;
-                vec![0.0; dim]
-            });
+            let v = s
+                .vectors()
+                .vector_of(ModelKey::of(&card.id))
+                .unwrap_or_else(|| {
+                    without_vector += 1;
+                    vec![0.0; dim]
+                });
             for x in v {
                 w.write_all(&x.to_le_bytes())?;
             }

@@ -5,8 +5,7 @@
 //! reader is reloaded after the commit), and the card's vector follows.
 //! Bulk imports are `import.rs`.
 
-use hubsearch_core::card::key_of;
-use hubsearch_core::ModelCard;
+use hubsearch_core::{ModelCard, ModelKey};
 use hubsearch_index::CardWriter;
 
 use crate::engine::Engine;
@@ -323,7 +322,7 @@ impl Engine {
             },
         )?;
         if let Some(sem) = self.semantic() {
-            sem.delete_card(key_of(id))?;
+            sem.delete_card(ModelKey::of(id))?;
         }
         Ok(())
     }
@@ -346,7 +345,7 @@ impl Engine {
             for c in changes {
                 match c {
                     LogEvent::Card { card } => sem.upsert_card(card)?,
-                    LogEvent::Delete { id } => sem.delete_card(key_of(id))?,
+                    LogEvent::Delete { id } => sem.delete_card(ModelKey::of(id))?,
                     _ => {}
                 }
             }

@@ -1,6 +1,6 @@
 //! Listings: ranked browsing without a query, for frontends.
 
-use hubsearch_core::{Filter, Group, Mode};
+use hubsearch_core::{Filter, Group, Mode, ModelKey};
 use hubsearch_index::{CandidateFacts, DocAddress, Searcher};
 use hubsearch_rank::Policy;
 
@@ -132,13 +132,14 @@ impl Engine {
         limit: usize,
     ) -> Result<(Vec<DocAddress>, usize)> {
         let text = self.text_index();
-        let ledger_calls: std::collections::HashMap<u64, u64> = self
+        // Keyed by group key, which for `Group::Model` is the model's key.
+        let ledger_calls: std::collections::HashMap<ModelKey, u64> = self
             .ledger()
             .earnings(Group::Model)
             .into_iter()
-            .map(|(k, e)| (k, e.calls))
+            .map(|(k, e)| (ModelKey(k), e.calls))
             .collect();
-        let mut keys: Vec<u64> = ledger_calls.keys().copied().collect();
+        let mut keys: Vec<ModelKey> = ledger_calls.keys().copied().collect();
         keys.sort_unstable();
         let called = text.addresses_of(searcher, &keys, filter)?;
         let depth = offset.saturating_add(limit).saturating_add(called.len());
@@ -158,7 +159,7 @@ impl Engine {
             .zip(&addrs)
             .enumerate()
             .map(|(i, (f, a))| {
-                let called = ledger_calls.get(&f.id_key.0).copied().unwrap_or(0);
+                let called = ledger_calls.get(&f.id_key).copied().unwrap_or(0);
                 let calls = f.paid_calls.saturating_add(called);
                 (calls, i, *a)
             })

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use hubsearch_core::{Mode, SearchRequest};
+use hubsearch_core::{Mode, ModelKey, SearchRequest};
 use hubsearch_index::{DocAddress, FacetCounts, QueryWords, Searcher};
 use hubsearch_rank::fusion::{self, Evidence, FusionParams};
 
@@ -130,7 +130,7 @@ impl Engine {
         let semantic = self.semantic().ok_or(Error::VectorSearchDisabled)?;
         let text = self.text_index();
         let q = semantic.query_vector(&req.query)?;
-        let text_keys: Vec<u64> = out.rows.iter().map(|f| f.facts.id_key.0).collect();
+        let text_keys: Vec<ModelKey> = out.rows.iter().map(|f| f.facts.id_key).collect();
         for (f, sim) in out
             .rows
             .iter_mut()
@@ -138,7 +138,7 @@ impl Engine {
         {
             f.cosine = sim;
         }
-        let mut by_key: HashMap<u64, usize> =
+        let mut by_key: HashMap<ModelKey, usize> =
             text_keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
         let k = if mode == Mode::Hybrid {
             self.config().search.vector_candidates.min(depth)
@@ -152,9 +152,9 @@ impl Engine {
         };
         let hits = semantic.vectors().search(&q, k, allowed.as_ref());
         // Cards only the vector side found: their addresses and facts in one pass.
-        let missing: Vec<u64> = hits
+        let missing: Vec<ModelKey> = hits
             .iter()
-            .map(|h| h.id_key.0)
+            .map(|h| h.id_key)
             .filter(|k| !by_key.contains_key(k))
             .collect();
         let addrs = text.addresses_of(searcher, &missing, &req.filter)?;
@@ -162,23 +162,23 @@ impl Engine {
             .iter()
             .filter_map(|k| addrs.get(k).copied())
             .collect();
-        let mut fresh: HashMap<u64, Row> = text
+        let mut fresh: HashMap<ModelKey, Row> = text
             .candidate_facts(searcher, &new_addrs)?
             .into_iter()
             .zip(new_addrs)
-            .map(|(f, a)| (f.id_key.0, Row::new(a, f)))
+            .map(|(f, a)| (f.id_key, Row::new(a, f)))
             .collect();
         let mut rank = 0;
         for h in &hits {
-            let slot = match by_key.get(&h.id_key.0) {
+            let slot = match by_key.get(&h.id_key) {
                 Some(&i) => i,
                 None => {
                     // A vector whose card is gone (or filtered out) is skipped.
-                    let Some(mut row) = fresh.remove(&h.id_key.0) else {
+                    let Some(mut row) = fresh.remove(&h.id_key) else {
                         continue;
                     };
                     row.cosine = Some(h.similarity);
-                    by_key.insert(h.id_key.0, out.rows.len());
+                    by_key.insert(h.id_key, out.rows.len());
                     out.rows.push(row);
                     out.rows.len() - 1
                 }

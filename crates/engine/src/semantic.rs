@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use hubsearch_core::card::key_of;
 use hubsearch_core::config::EmbeddingConfig;
-use hubsearch_core::ModelCard;
+use hubsearch_core::{ModelCard, ModelKey};
 use hubsearch_index::TextIndex;
 use hubsearch_vectors::embedder::{self, EmbedError, Embedder};
 use hubsearch_vectors::journal::Change;
@@ -24,7 +24,7 @@ use crate::progress::{Progress, ProgressFn};
 const GROUP_BATCHES: usize = 512;
 
 /// (card key, text hash, vector).
-type Embedded = (u64, u64, Vec<f32>);
+type Embedded = (ModelKey, u64, Vec<f32>);
 
 /// What syncing vectors did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -46,7 +46,7 @@ pub struct VectorReport {
 /// A card's vector with the keys it is stored under.
 #[derive(Debug, Clone)]
 pub struct CardVector {
-    id_key: u64,
+    id_key: ModelKey,
     text_key: u64,
     vector: Vec<f32>,
 }
@@ -137,7 +137,7 @@ impl Semantic {
         let short = card.short_text();
         let vector = self.embed_one(&short)?;
         Ok(CardVector {
-            id_key: key_of(&card.id),
+            id_key: ModelKey::of(&card.id),
             text_key: key_of(&short),
             vector,
         })
@@ -157,7 +157,7 @@ impl Semantic {
     }
 
     /// Drop a card's vector, journalled like [`Semantic::insert_card`].
-    pub fn delete_card(&self, id_key: u64) -> Result<()> {
+    pub fn delete_card(&self, id_key: ModelKey) -> Result<()> {
         self.vectors.apply_logged(vec![Change::Delete { id_key }])?;
         self.mark_dirty();
         Ok(())
@@ -187,14 +187,14 @@ impl Semantic {
     pub fn sync(&self, text: &TextIndex, progress: ProgressFn<'_>) -> Result<VectorReport> {
         let start = Instant::now();
         let searcher = text.searcher();
-        let mut todo: Vec<(u64, u64, String)> = Vec::new();
+        let mut todo: Vec<(ModelKey, u64, String)> = Vec::new();
         let mut keep = std::collections::HashSet::new();
         let mut reused = 0;
         for (ord, seg) in searcher.segment_readers().iter().enumerate() {
             for doc in seg.doc_ids_alive() {
                 let card =
                     text.card(&searcher, hubsearch_index::DocAddress::new(ord as u32, doc))?;
-                let id_key = key_of(&card.id);
+                let id_key = ModelKey::of(&card.id);
                 let short = card.short_text();
                 let hash = key_of(&short);
                 keep.insert(id_key);
@@ -228,7 +228,7 @@ impl Semantic {
         // measured faster on 2 cores than one batch split across both
         // (65 vs 46 cards/s), as small matrices parallelise poorly.
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let batches: Vec<&[(u64, u64, String)]> =
+        let batches: Vec<&[(ModelKey, u64, String)]> =
             todo.chunks(self.config.batch_size.max(1)).collect();
         for group in batches.chunks(GROUP_BATCHES) {
             let t = Instant::now();

@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 
-use hubsearch_core::card::key_of;
-use hubsearch_core::{Filter, Mode};
+use hubsearch_core::{Filter, Mode, ModelKey};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -24,7 +23,7 @@ impl Engine {
         let card = self.get(id)?;
         let semantic = self.semantic().ok_or(Error::VectorSearchDisabled)?;
         let searcher = self.text_index().searcher();
-        let me = key_of(&card.id);
+        let me = ModelKey::of(&card.id);
         let mut rows: Vec<Row> = Vec::new();
         if let Some(v) = semantic.vectors().vector_of(me) {
             let allowed = if filter.is_empty() {
@@ -33,13 +32,10 @@ impl Engine {
                 Some(self.text_index().filter_keys(&searcher, filter)?)
             };
             let hits = semantic.vectors().search(&v, limit + 1, allowed.as_ref());
-            let keys: Vec<u64> = hits
-                .iter()
-                .map(|h| h.id_key.0)
-                .filter(|k| *k != me)
-                .collect();
+            let keys: Vec<ModelKey> = hits.iter().map(|h| h.id_key).filter(|k| *k != me).collect();
             let addrs = self.text_index().addresses_of(&searcher, &keys, filter)?;
-            let sims: HashMap<u64, f32> = hits.iter().map(|h| (h.id_key.0, h.similarity)).collect();
+            let sims: HashMap<ModelKey, f32> =
+                hits.iter().map(|h| (h.id_key, h.similarity)).collect();
             let ordered: Vec<_> = keys.iter().filter_map(|k| addrs.get(k).copied()).collect();
             for (facts, addr) in self
                 .text_index()
@@ -48,7 +44,7 @@ impl Engine {
                 .zip(ordered)
             {
                 let mut f = Row::new(addr, facts);
-                f.cosine = sims.get(&facts.id_key.0).copied();
+                f.cosine = sims.get(&facts.id_key).copied();
                 f.relevance = f.cosine.map_or(0.0, |c| f64::from(c).clamp(0.0, 1.0));
                 rows.push(f);
             }

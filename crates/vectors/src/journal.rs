@@ -15,16 +15,18 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use hubsearch_core::ModelKey;
+
 /// One journalled change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Upsert {
-        id_key: u64,
+        id_key: ModelKey,
         text_hash: u64,
         vector: Vec<f32>,
     },
     Delete {
-        id_key: u64,
+        id_key: ModelKey,
     },
 }
 
@@ -61,7 +63,7 @@ impl Journal {
                     vector,
                 } => {
                     buf.push(UPSERT);
-                    buf.extend_from_slice(&id_key.to_le_bytes());
+                    buf.extend_from_slice(&id_key.0.to_le_bytes());
                     buf.extend_from_slice(&text_hash.to_le_bytes());
                     for x in vector {
                         buf.extend_from_slice(&x.to_le_bytes());
@@ -69,7 +71,7 @@ impl Journal {
                 }
                 Change::Delete { id_key } => {
                     buf.push(DELETE);
-                    buf.extend_from_slice(&id_key.to_le_bytes());
+                    buf.extend_from_slice(&id_key.0.to_le_bytes());
                 }
             }
             let sum = blake3::hash(&buf[start..]);
@@ -121,7 +123,7 @@ pub fn replay(path: &Path, dim: usize) -> std::io::Result<(Vec<Change>, u64)> {
         if blake3::hash(rec).as_bytes()[..8] != bytes[at + body..at + body + 8] {
             break;
         }
-        let id_key = u64_at(rec, 1);
+        let id_key = ModelKey(u64_at(rec, 1));
         out.push(if rec[0] == UPSERT {
             Change::Upsert {
                 id_key,
@@ -224,13 +226,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.bin");
         let a = Change::Upsert {
-            id_key: 7,
+            id_key: ModelKey(7),
             text_hash: 9,
             vector: vec![0.5, -0.25, 1.0],
         };
-        let d = Change::Delete { id_key: 7 };
+        let d = Change::Delete {
+            id_key: ModelKey(7),
+        };
         let b = Change::Upsert {
-            id_key: 8,
+            id_key: ModelKey(8),
             text_hash: 1,
             vector: vec![0.0, 1.0, 0.0],
         };

@@ -75,7 +75,7 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> VectorError {
 }
 
 /// The card keys a filtered search may return (`None`: any).
-pub type Allowed<'a> = Option<&'a std::collections::HashSet<u64>>;
+pub type Allowed<'a> = Option<&'a std::collections::HashSet<ModelKey>>;
 
 /// One vector per row, in insertion order, `dim` floats each in one array:
 /// the one copy of the vectors a serving index holds (the flat graph holds
@@ -83,10 +83,10 @@ pub type Allowed<'a> = Option<&'a std::collections::HashSet<u64>>;
 #[derive(Default)]
 struct Rows {
     vecs: Vec<f32>,
-    id_keys: Vec<u64>,
+    id_keys: Vec<ModelKey>,
     text_hashes: Vec<u64>,
     alive: Vec<bool>,
-    by_id: HashMap<u64, usize>,
+    by_id: HashMap<ModelKey, usize>,
 }
 
 impl Rows {
@@ -265,7 +265,7 @@ impl VectorIndex {
     }
 
     /// Whether `id_key` has a live vector made from text with `text_hash`.
-    pub fn is_current(&self, id_key: u64, text_hash: u64) -> bool {
+    pub fn is_current(&self, id_key: ModelKey, text_hash: u64) -> bool {
         let r = self.rows.read().expect("rows");
         r.by_id
             .get(&id_key)
@@ -273,7 +273,7 @@ impl VectorIndex {
     }
 
     /// The live vector of a card.
-    pub fn vector_of(&self, id_key: u64) -> Option<Vec<f32>> {
+    pub fn vector_of(&self, id_key: ModelKey) -> Option<Vec<f32>> {
         let r = self.rows.read().expect("rows");
         let &row = r.by_id.get(&id_key)?;
         r.alive[row].then(|| r.vector(row, self.dim).to_vec())
@@ -281,7 +281,7 @@ impl VectorIndex {
 
     /// Add or replace vectors (`(id_key, text_hash, vector)`), then extend the
     /// graph with the new rows (a bulk load: the graph takes them now).
-    pub fn upsert(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
+    pub fn upsert(&self, items: Vec<(ModelKey, u64, Vec<f32>)>) -> Result<(), VectorError> {
         self.add_rows(items)?;
         self.extend_graph(1);
         Ok(())
@@ -296,7 +296,10 @@ impl VectorIndex {
     }
 
     /// Add or replace vectors as rows, not yet in the graph.
-    pub(crate) fn add_rows(&self, items: Vec<(u64, u64, Vec<f32>)>) -> Result<(), VectorError> {
+    pub(crate) fn add_rows(
+        &self,
+        items: Vec<(ModelKey, u64, Vec<f32>)>,
+    ) -> Result<(), VectorError> {
         let mut r = self.rows.write().expect("rows");
         for (id_key, text_hash, v) in items {
             if v.len() != self.dim {
@@ -319,7 +322,7 @@ impl VectorIndex {
     }
 
     /// Tombstone a card's vector.
-    pub fn delete(&self, id_key: u64) {
+    pub fn delete(&self, id_key: ModelKey) {
         let mut r = self.rows.write().expect("rows");
         if let Some(row) = r.by_id.remove(&id_key) {
             r.alive[row] = false;
@@ -327,9 +330,9 @@ impl VectorIndex {
     }
 
     /// Tombstone every vector whose card is not in `keep`.
-    pub fn retain(&self, keep: &std::collections::HashSet<u64>) {
+    pub fn retain(&self, keep: &std::collections::HashSet<ModelKey>) {
         let mut r = self.rows.write().expect("rows");
-        let gone: Vec<u64> = r
+        let gone: Vec<ModelKey> = r
             .by_id
             .keys()
             .filter(|k| !keep.contains(k))
@@ -479,7 +482,7 @@ impl VectorIndex {
         // the hits are in its order. Rows past the graph (published since
         // it was extended) are scanned exactly and merged.
         let hit = |row: usize| VectorHit {
-            id_key: ModelKey(r.id_keys[row]),
+            id_key: r.id_keys[row],
             similarity: dot(query, r.vector(row, self.dim)),
         };
         let mut hits: Vec<VectorHit> = found.into_iter().filter(|&row| ok(row)).map(hit).collect();
@@ -495,7 +498,7 @@ impl VectorIndex {
 
     /// The cosine similarity of `query` to each of these cards' vectors
     /// (`None` where a card has no live vector): exact, one dot product each.
-    pub fn similarities(&self, query: &[f32], id_keys: &[u64]) -> Vec<Option<f32>> {
+    pub fn similarities(&self, query: &[f32], id_keys: &[ModelKey]) -> Vec<Option<f32>> {
         let r = self.rows.read().expect("rows");
         id_keys
             .iter()
@@ -530,7 +533,7 @@ impl VectorIndex {
             .into_iter()
             .filter(|&row| r.alive[row])
             .map(|row| VectorHit {
-                id_key: ModelKey(r.id_keys[row]),
+                id_key: r.id_keys[row],
                 similarity: dot(query, r.vector(row, self.dim)),
             })
             .collect();
@@ -587,7 +590,7 @@ impl VectorIndex {
         put(&(graph_rows as u64).to_le_bytes())?;
         let mut bytes = Vec::with_capacity(self.dim * 4);
         for row in 0..r.len() {
-            put(&r.id_keys[row].to_le_bytes())?;
+            put(&r.id_keys[row].0.to_le_bytes())?;
             put(&r.text_hashes[row].to_le_bytes())?;
             put(&[r.alive[row] as u8])?;
             bytes.clear();
@@ -684,7 +687,7 @@ impl VectorIndex {
             rd.read_exact(&mut record).map_err(|e| io_err(&path, e))?;
             let u64_at =
                 |i: usize| u64::from_le_bytes(record[i..i + 8].try_into().expect("8 bytes"));
-            let (id_key, text_hash, alive) = (u64_at(0), u64_at(8), record[16] == 1);
+            let (id_key, text_hash, alive) = (ModelKey(u64_at(0)), u64_at(8), record[16] == 1);
             rows.vecs.extend(
                 record[17..]
                     .chunks_exact(4)

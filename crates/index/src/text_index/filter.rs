@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 
-use hubsearch_core::{FacetFilter, FacetName, Filter, Range};
+use hubsearch_core::{FacetFilter, FacetName, Filter, ModelKey, Range};
 use tantivy::collector::DocSetCollector;
 use tantivy::query::{
     AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
@@ -148,14 +148,14 @@ impl TextIndex {
     }
 
     /// Keys of every card that passes `filter` (the vector side's allowed set).
-    pub fn filter_keys(&self, searcher: &Searcher, filter: &Filter) -> Result<HashSet<u64>> {
+    pub fn filter_keys(&self, searcher: &Searcher, filter: &Filter) -> Result<HashSet<ModelKey>> {
         let query = self.query(searcher, &QueryWords::blank(), filter)?;
         let docs = searcher.search(&query, &DocSetCollector)?;
         let addrs: Vec<DocAddress> = docs.into_iter().collect();
         Ok(self
             .candidate_facts(searcher, &addrs)?
             .into_iter()
-            .map(|f| f.id_key.0)
+            .map(|f| f.id_key)
             .collect())
     }
 }

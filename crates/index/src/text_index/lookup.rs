@@ -105,9 +105,9 @@ impl TextIndex {
     pub fn addresses_of(
         &self,
         searcher: &Searcher,
-        keys: &[u64],
+        keys: &[ModelKey],
         filter: &Filter,
-    ) -> Result<HashMap<u64, DocAddress>> {
+    ) -> Result<HashMap<ModelKey, DocAddress>> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
@@ -120,7 +120,7 @@ impl TextIndex {
             for (ord, seg) in searcher.segment_readers().iter().enumerate() {
                 let table = self.segment_keys(searcher, ord as u32)?;
                 for &k in keys {
-                    for &(_, doc) in table.docs_of(k) {
+                    for &(_, doc) in table.docs_of(k.0) {
                         if !seg.is_deleted(doc) {
                             out.insert(k, DocAddress::new(ord as u32, doc));
                         }
@@ -131,14 +131,14 @@ impl TextIndex {
         }
         let set = TermSetQuery::new(
             keys.iter()
-                .map(|k| Term::from_field_u64(self.fields.id_key, *k)),
+                .map(|k| Term::from_field_u64(self.fields.id_key, k.0)),
         );
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(set))];
         clauses.extend(self.filter_queries(filter)?);
         let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
         let addrs: Vec<DocAddress> = docs.into_iter().collect();
         let facts = self.candidate_facts(searcher, &addrs)?;
-        out.extend(facts.into_iter().zip(addrs).map(|(f, a)| (f.id_key.0, a)));
+        out.extend(facts.into_iter().zip(addrs).map(|(f, a)| (f.id_key, a)));
         Ok(out)
     }
 
@@ -421,7 +421,7 @@ impl StoredCard {
 mod tests {
     use super::super::testing::{card, index};
     use hubsearch_core::card::key_of;
-    use hubsearch_core::{FacetFilter, Filter};
+    use hubsearch_core::{FacetFilter, Filter, ModelKey};
 
     /// A stored card comes back whole, with its snippet texts beside it:
     /// the description's and the body's Markdown as a reader sees them
@@ -464,9 +464,9 @@ mod tests {
         idx.reload().unwrap();
         let s = idx.searcher();
         assert!(s.segment_readers().len() >= 2);
-        let keys: Vec<u64> = ["a/x", "b/y", "c/z", "d/w", "nobody/none"]
+        let keys: Vec<ModelKey> = ["a/x", "b/y", "c/z", "d/w", "nobody/none"]
             .iter()
-            .map(|id| key_of(id))
+            .map(|id| ModelKey::of(id))
             .collect();
         let fast = idx.addresses_of(&s, &keys, &Filter::default()).unwrap();
         let everyone = Filter {
@@ -477,7 +477,9 @@ mod tests {
         assert_eq!(fast, reference);
         assert_eq!(fast.len(), 3);
         assert_eq!(
-            idx.card(&s, fast[&key_of("a/x")]).unwrap().description,
+            idx.card(&s, fast[&ModelKey::of("a/x")])
+                .unwrap()
+                .description,
             "first, updated"
         );
     }

@@ -38,7 +38,7 @@ fn filled(dir: &Path, n: usize, dim: usize, seed: u64, hash: u64) -> (VectorInde
     idx.upsert(
         vs.iter()
             .enumerate()
-            .map(|(i, v)| (i as u64, hash, v.clone()))
+            .map(|(i, v)| (ModelKey(i as u64), hash, v.clone()))
             .collect(),
     )
     .unwrap();
@@ -49,11 +49,11 @@ fn filled(dir: &Path, n: usize, dim: usize, seed: u64, hash: u64) -> (VectorInde
 fn recall_at_10(idx: &VectorIndex, queries: &[Vec<f32>]) -> f64 {
     let mut found = 0;
     for q in queries {
-        let exact: HashSet<u64> = idx.exact(q, 10, None).iter().map(|h| h.id_key.0).collect();
+        let exact: HashSet<ModelKey> = idx.exact(q, 10, None).iter().map(|h| h.id_key).collect();
         found += idx
             .search(q, 10, None)
             .iter()
-            .filter(|h| exact.contains(&h.id_key.0))
+            .filter(|h| exact.contains(&h.id_key))
             .count();
     }
     found as f64 / (queries.len() * 10) as f64
@@ -89,7 +89,7 @@ fn hnsw_matches_exact_and_reloads_without_rebuilding() {
     // The graph walks by SIMD distances; hits carry the exact cosines, best first.
     for q in &queries {
         let hits = idx.search(q, 10, None);
-        let keys: Vec<u64> = hits.iter().map(|h| h.id_key.0).collect();
+        let keys: Vec<ModelKey> = hits.iter().map(|h| h.id_key).collect();
         let exact = idx.similarities(q, &keys);
         for (h, e) in hits.iter().zip(exact) {
             assert_eq!(Some(h.similarity), e);
@@ -104,8 +104,11 @@ fn hnsw_matches_exact_and_reloads_without_rebuilding() {
     assert_eq!(again.search(&queries[0], 10, None), before);
     // Vectors now come from the reloaded graph's points: the same ones.
     for i in [0usize, 1234, 2999] {
-        assert_eq!(again.vector_of(i as u64).as_deref(), Some(&vs[i][..]));
-        assert_eq!(again.exact(&vs[i], 1, None)[0].id_key.0, i as u64);
+        assert_eq!(
+            again.vector_of(ModelKey(i as u64)).as_deref(),
+            Some(&vs[i][..])
+        );
+        assert_eq!(again.exact(&vs[i], 1, None)[0].id_key, ModelKey(i as u64));
     }
     // Rows added after the reload (not in the saved graph) survive the
     // next save and reload too.
@@ -115,7 +118,7 @@ fn hnsw_matches_exact_and_reloads_without_rebuilding() {
             extra
                 .iter()
                 .enumerate()
-                .map(|(i, v)| (5000 + i as u64, 0, v.clone()))
+                .map(|(i, v)| (ModelKey(5000 + i as u64), 0, v.clone()))
                 .collect(),
         )
         .unwrap();
@@ -123,9 +126,12 @@ fn hnsw_matches_exact_and_reloads_without_rebuilding() {
     drop(again);
     let third = VectorIndex::open(dir.path(), "test", 32, params()).unwrap();
     assert_eq!(third.live(), 3010);
-    assert_eq!(third.vector_of(5003).as_deref(), Some(&extra[3][..]));
-    assert_eq!(third.vector_of(7).as_deref(), Some(&vs[7][..]));
-    assert_eq!(third.search(&extra[3], 1, None)[0].id_key.0, 5003);
+    assert_eq!(
+        third.vector_of(ModelKey(5003)).as_deref(),
+        Some(&extra[3][..])
+    );
+    assert_eq!(third.vector_of(ModelKey(7)).as_deref(), Some(&vs[7][..]));
+    assert_eq!(third.search(&extra[3], 1, None)[0].id_key, ModelKey(5003));
     assert!(VectorIndex::open(dir.path(), "other", 32, params()).is_err());
 }
 
@@ -134,32 +140,32 @@ fn deletes_filters_and_replacements() {
     let dir = tempfile::tempdir().unwrap();
     let (idx, vs) = filled(dir.path(), 500, 16, 3, 7);
     // The nearest neighbour of a stored vector is itself...
-    assert_eq!(idx.search(&vs[42], 1, None)[0].id_key.0, 42);
+    assert_eq!(idx.search(&vs[42], 1, None)[0].id_key, ModelKey(42));
     // ...until it is deleted.
-    idx.delete(42);
+    idx.delete(ModelKey(42));
     assert!(idx
         .search(&vs[42], 50, None)
         .iter()
-        .all(|h| h.id_key.0 != 42));
+        .all(|h| h.id_key != ModelKey(42)));
     // A filter is never violated.
-    let allowed: HashSet<u64> = (0..500).filter(|i| i % 3 == 0).collect();
+    let allowed: HashSet<ModelKey> = (0..500).filter(|i| i % 3 == 0).map(ModelKey).collect();
     let hits = idx.search(&vs[1], 20, Some(&allowed));
     assert_eq!(hits.len(), 20);
-    assert!(hits.iter().all(|h| allowed.contains(&h.id_key.0)));
+    assert!(hits.iter().all(|h| allowed.contains(&h.id_key)));
     // Replacing a vector: the old one is gone, the hash is tracked.
-    assert!(idx.is_current(5, 7));
-    idx.upsert(vec![(5, 8, vs[6].clone())]).unwrap();
-    assert!(idx.is_current(5, 8) && !idx.is_current(5, 7));
-    let top: Vec<u64> = idx
+    assert!(idx.is_current(ModelKey(5), 7));
+    idx.upsert(vec![(ModelKey(5), 8, vs[6].clone())]).unwrap();
+    assert!(idx.is_current(ModelKey(5), 8) && !idx.is_current(ModelKey(5), 7));
+    let top: Vec<ModelKey> = idx
         .search(&vs[6], 2, None)
         .iter()
-        .map(|h| h.id_key.0)
+        .map(|h| h.id_key)
         .collect();
-    assert!(top.contains(&5) && top.contains(&6));
+    assert!(top.contains(&ModelKey(5)) && top.contains(&ModelKey(6)));
     assert!(
         idx.search(&vs[5], 500, None)
             .iter()
-            .filter(|h| h.id_key.0 == 5)
+            .filter(|h| h.id_key == ModelKey(5))
             .count()
             == 1
     );
@@ -169,15 +175,15 @@ fn deletes_filters_and_replacements() {
 fn similarities_are_the_exact_cosines_of_live_cards() {
     let dir = tempfile::tempdir().unwrap();
     let (idx, vs) = filled(dir.path(), 300, 16, 4, 0);
-    idx.delete(7);
+    idx.delete(ModelKey(7));
     let q = &vs[3];
-    let sims = idx.similarities(q, &[3, 7, 12, 999]);
+    let sims = idx.similarities(q, &[3, 7, 12, 999].map(ModelKey));
     assert!((sims[0].unwrap() - 1.0).abs() < 1e-5, "{sims:?}");
     assert_eq!(sims[1], None, "a deleted card has no similarity");
     let by_scan = idx
         .exact(q, 300, None)
         .into_iter()
-        .find(|h| h.id_key.0 == 12)
+        .find(|h| h.id_key == ModelKey(12))
         .unwrap()
         .similarity;
     assert_eq!(sims[2], Some(by_scan));
@@ -292,7 +298,7 @@ fn publish(idx: &VectorIndex, id_key: u64, v: &[f32]) {
 /// Publish a card's vector made from text with `text_hash`.
 fn publish_text(idx: &VectorIndex, id_key: u64, text_hash: u64, v: &[f32]) {
     idx.apply_logged(vec![crate::journal::Change::Upsert {
-        id_key,
+        id_key: ModelKey(id_key),
         text_hash,
         vector: v.to_vec(),
     }])
@@ -316,7 +322,7 @@ fn published_rows_join_the_graph_and_old_indexes_open() {
         2000,
         "ten rows wait in the tail"
     );
-    assert_eq!(idx.search(&extra[4], 1, None)[0].id_key.0, 10_004);
+    assert_eq!(idx.search(&extra[4], 1, None)[0].id_key, ModelKey(10_004));
     for (i, v) in extra.iter().enumerate().skip(10) {
         publish(&idx, 10_000 + i as u64, v);
     }
@@ -325,8 +331,8 @@ fn published_rows_join_the_graph_and_old_indexes_open() {
     assert_eq!(g.flat_rows(), 2000 + TAIL_MAX, "and was copied flat");
     drop(g);
     assert_eq!(
-        idx.search(&extra[TAIL_MAX + 2], 1, None)[0].id_key.0,
-        10_000 + TAIL_MAX as u64 + 2
+        idx.search(&extra[TAIL_MAX + 2], 1, None)[0].id_key,
+        ModelKey(10_000 + TAIL_MAX as u64 + 2)
     );
     idx.save().unwrap();
     let queries = random_vectors(20, 16, 33);
@@ -341,7 +347,7 @@ fn published_rows_join_the_graph_and_old_indexes_open() {
         dir.path().join("graph.flat").exists(),
         "the flat copy was written"
     );
-    assert_eq!(old.vector_of(7).as_deref(), Some(&vs[7][..]));
+    assert_eq!(old.vector_of(ModelKey(7)).as_deref(), Some(&vs[7][..]));
 }
 
 /// The tail keeps tombstones and filters: a replaced or deleted card in it
@@ -359,27 +365,39 @@ fn the_tail_respects_deletes_and_filters() {
     }
     assert_eq!(idx.graph.read().unwrap().covered(), 3000);
     // Deleted in the tail; replaced (the new row also in the tail).
-    idx.apply_logged(vec![crate::journal::Change::Delete { id_key: 20_003 }])
-        .unwrap();
+    idx.apply_logged(vec![crate::journal::Change::Delete {
+        id_key: ModelKey(20_003),
+    }])
+    .unwrap();
     publish_text(&idx, 20_004, 1, &extra[5]);
     let hits = idx.search(&extra[3], 50, None);
-    assert!(hits.iter().all(|h| h.id_key.0 != 20_003));
+    assert!(hits.iter().all(|h| h.id_key != ModelKey(20_003)));
     let fours = idx.search(&extra[5], 50, None);
-    assert_eq!(fours.iter().filter(|h| h.id_key.0 == 20_004).count(), 1);
-    assert!(fours[..2].iter().any(|h| h.id_key.0 == 20_004));
+    assert_eq!(
+        fours
+            .iter()
+            .filter(|h| h.id_key == ModelKey(20_004))
+            .count(),
+        1
+    );
+    assert!(fours[..2].iter().any(|h| h.id_key == ModelKey(20_004)));
     // A filter mixing graph rows and tail rows.
-    let allowed: HashSet<u64> = (0..3000u64)
+    let allowed: HashSet<ModelKey> = (0..3000u64)
         .filter(|k| k % 2 == 0)
         .chain((20_000..20_040).filter(|k| k % 3 == 0))
+        .map(ModelKey)
         .collect();
     for q in extra.iter().take(12) {
         let hits = idx.search(q, 10, Some(&allowed));
-        assert!(hits.iter().all(|h| allowed.contains(&h.id_key.0)));
+        assert!(hits.iter().all(|h| allowed.contains(&h.id_key)));
         assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
     }
     // A tail row allowed and nearest comes first.
-    assert!(allowed.contains(&20_007));
-    assert_eq!(idx.search(&extra[7], 1, Some(&allowed))[0].id_key.0, 20_007);
+    assert!(allowed.contains(&ModelKey(20_007)));
+    assert_eq!(
+        idx.search(&extra[7], 1, Some(&allowed))[0].id_key,
+        ModelKey(20_007)
+    );
 }
 
 /// With hnsw_rs's dump gone (only graph.flat saved), the first extension
@@ -405,7 +423,7 @@ fn an_extension_without_the_dump_builds_the_graph_again() {
     drop(g);
     let r = recall_at_10(&idx, &random_vectors(30, 16, 53));
     assert!(r >= 0.9, "recall@10 {r}");
-    assert_eq!(idx.search(&extra[9], 1, None)[0].id_key.0, 30_009);
+    assert_eq!(idx.search(&extra[9], 1, None)[0].id_key, ModelKey(30_009));
 }
 
 /// The flat copy made at a save (from hnsw_rs's graph in memory) equals the
