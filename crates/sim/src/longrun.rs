@@ -505,17 +505,20 @@ pub fn report(r: &LongRun, command: &str, seconds: f64) -> (String, Vec<(String,
     (markdown(r, command, seconds), plots)
 }
 
+/// A line per policy: `f` of each window against the pages served.
+fn series(r: &LongRun, f: impl Fn(&Window) -> f64) -> Vec<Series> {
+    r.runs
+        .iter()
+        .map(|p| Series {
+            name: p.policy.clone(),
+            points: p.windows.iter().map(|w| (w.pages as f64, f(w))).collect(),
+        })
+        .collect()
+}
+
 /// nDCG@10, EE-L and the tail share per window, a line per policy.
 fn metric_plots(r: &LongRun) -> Vec<(String, String)> {
-    let series = |f: fn(&Window) -> f64| -> Vec<Series> {
-        r.runs
-            .iter()
-            .map(|p| Series {
-                name: p.policy.clone(),
-                points: p.windows.iter().map(|w| (w.pages as f64, f(w))).collect(),
-            })
-            .collect()
-    };
+    let series = |f: fn(&Window) -> f64| series(r, f);
     vec![
         (
             "longrun-ndcg.svg".to_string(),
@@ -560,18 +563,7 @@ fn group_plots(r: &LongRun) -> Vec<(String, String)> {
                 continue;
             }
             let k = gi * 3 + t;
-            let series: Vec<Series> = r
-                .runs
-                .iter()
-                .map(|p| Series {
-                    name: p.policy.clone(),
-                    points: p
-                        .windows
-                        .iter()
-                        .map(|w| (w.pages as f64, w.groups.get(k).map_or(0.0, |g| g.ratio)))
-                        .collect(),
-                })
-                .collect();
+            let series = series(r, |w| w.groups.get(k).map_or(0.0, |g| g.ratio));
             let file = format!(
                 "longrun-group-{}-{}.svg",
                 match *grouping {
