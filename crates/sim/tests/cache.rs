@@ -18,15 +18,13 @@ use rand_chacha::ChaCha8Rng;
 fn base(n: usize, b: usize, t: usize, seed: u64) -> Base {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let models = (0..n)
-        .map(|i| Model {
-            builder: (i % b) as u32,
-            task: 0,
-            key: i as u64 * 7919 + 1,
-            downloads: (rng.gen::<f64>() * 10.0).exp().floor(),
-            params_m: 110.0,
-            params_known: false,
-            price: 0.0,
-            entry_day: 0,
+        .map(|i| {
+            Model::free(
+                (i % b) as u32,
+                0,
+                i as u64 * 7919 + 1,
+                (rng.gen::<f64>() * 10.0).exp().floor(),
+            )
         })
         .collect();
     let types = (0..t)
@@ -51,12 +49,7 @@ fn base(n: usize, b: usize, t: usize, seed: u64) -> Base {
         .collect();
     Base {
         models,
-        builders: (0..b)
-            .map(|i| Builder {
-                tail: i > 0,
-                entrant: false,
-            })
-            .collect(),
+        builders: (0..b).map(|i| Builder::incumbent(i > 0)).collect(),
         tasks: vec!["t".into()],
         types,
         models_without_task: 0,

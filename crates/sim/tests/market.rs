@@ -6,7 +6,7 @@ use hubsearch_core::Rounds;
 use hubsearch_rank::{rank, Account, Candidate, ExposureBook, Policy};
 use hubsearch_sim::market::cache::encode_outcome;
 use hubsearch_sim::market::sim::{
-    fair_scores, run, static_score, top, Regime, RunSpec, Scored, StudyPolicy, TopK,
+    fair_scores_with, run, static_score, top, Regime, RunSpec, Scored, StudyPolicy, TopK,
 };
 use hubsearch_sim::market::world::{Base, Builder, Cand, Kind, Model, QueryType, World};
 use hubsearch_sim::market::StudyOptions;
@@ -54,18 +54,9 @@ fn hand_world() -> World {
             model(2, 0.01, 0.0),
         ],
         builders: vec![
-            Builder {
-                tail: false,
-                entrant: false,
-            },
-            Builder {
-                tail: true,
-                entrant: false,
-            },
-            Builder {
-                tail: true,
-                entrant: false,
-            },
+            Builder::incumbent(false),
+            Builder::incumbent(true),
+            Builder::incumbent(true),
         ],
         tasks: vec!["t".into()],
         types: vec![
@@ -245,19 +236,17 @@ fn the_warm_start_begins_at_the_long_run_level() {
 fn random_base(n: usize, b: usize, t: usize, seed: u64) -> Base {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let models: Vec<Model> = (0..n)
-        .map(|i| Model {
-            builder: (i % b) as u32,
-            task: (i % 3) as u32,
-            key: i as u64 * 7919,
-            downloads: if rng.gen_bool(0.3) {
-                0.0
-            } else {
-                (rng.gen::<f64>() * 12.0).exp().floor()
-            },
-            params_m: 110.0,
-            params_known: false,
-            price: 0.0,
-            entry_day: 0,
+        .map(|i| {
+            Model::free(
+                (i % b) as u32,
+                (i % 3) as u32,
+                i as u64 * 7919,
+                if rng.gen_bool(0.3) {
+                    0.0
+                } else {
+                    (rng.gen::<f64>() * 12.0).exp().floor()
+                },
+            )
         })
         .collect();
     let types = (0..t)
@@ -283,12 +272,7 @@ fn random_base(n: usize, b: usize, t: usize, seed: u64) -> Base {
         .collect();
     Base {
         models,
-        builders: (0..b)
-            .map(|i| Builder {
-                tail: i % 10 != 0,
-                entrant: false,
-            })
-            .collect(),
+        builders: (0..b).map(|i| Builder::incumbent(i % 10 != 0)).collect(),
         tasks: vec!["a".into(), "b".into(), "c".into()],
         types,
         models_without_task: 0,
@@ -360,16 +344,7 @@ fn popularity_learns_from_calls_the_feedback_loop() {
     // feedback B's calls overtake A's decaying downloads and B moves up.
     let w = World {
         models: vec![model(0, 0.001, 1000.0), model(1, 0.001, 0.0)],
-        builders: vec![
-            Builder {
-                tail: false,
-                entrant: false,
-            },
-            Builder {
-                tail: true,
-                entrant: false,
-            },
-        ],
+        builders: vec![Builder::incumbent(false), Builder::incumbent(true)],
         tasks: vec!["t".into()],
         types: vec![qtype(vec![cand(0, 0.5, 1), cand(1, 0.5, 2)])],
         demand: vec![1.0],
@@ -479,11 +454,17 @@ fn the_study_ranks_as_the_engine_does() {
                 .collect();
             match p {
                 StudyPolicy::Fair { lambda } => {
-                    fair_scores(&mut ours, &x, &merit, &seen, pages, lambda)
+                    fair_scores_with(&mut ours, &x, &merit, &seen, pages, lambda, &mut Vec::new())
                 }
-                StudyPolicy::FairImpact { lambda } => {
-                    fair_scores(&mut ours, &imp, &merit, &seen, pages, lambda)
-                }
+                StudyPolicy::FairImpact { lambda } => fair_scores_with(
+                    &mut ours,
+                    &imp,
+                    &merit,
+                    &seen,
+                    pages,
+                    lambda,
+                    &mut Vec::new(),
+                ),
                 _ => {}
             }
             top(&mut ours, k);

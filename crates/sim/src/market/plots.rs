@@ -428,25 +428,11 @@ mod tests {
     #[test]
     fn the_report_links_exactly_the_plots_written() {
         let models = (0..6)
-            .map(|i| Model {
-                builder: i % 3,
-                task: 0,
-                key: i as u64,
-                downloads: (i * 10) as f64,
-                params_m: 110.0,
-                params_known: false,
-                price: 0.0,
-                entry_day: 0,
-            })
+            .map(|i| Model::free(i % 3, 0, i as u64, (i * 10) as f64))
             .collect();
         let base = Base {
             models,
-            builders: (0..3)
-                .map(|i| Builder {
-                    tail: i > 0,
-                    entrant: false,
-                })
-                .collect(),
+            builders: (0..3).map(|i| Builder::incumbent(i > 0)).collect(),
             tasks: vec!["t".into()],
             types: vec![QueryType {
                 text: "q".into(),

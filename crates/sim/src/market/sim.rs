@@ -310,19 +310,8 @@ pub fn static_score(policy: &StudyPolicy, relevance: f64, pop: f64, quantile: f6
 /// FairCo's scores with global rounds (docs/ranking.md, `fair`): each
 /// candidate in `cands` (`item` its model) gets `score + lambda * pages *
 /// max(0, max_G x/merit - x_i/merit_i)`, the max over the candidates seen
-/// before with merit; `x` is exposure (Fair-E) or calls (Fair-I).
-pub fn fair_scores(
-    cands: &mut [Scored],
-    x: &[f64],
-    merit: &[f64],
-    seen: &[bool],
-    pages: u64,
-    lambda: f64,
-) {
-    fair_scores_with(cands, x, merit, seen, pages, lambda, &mut Vec::new());
-}
-
-/// [`fair_scores`] with a buffer for the ratios, so each candidate's book is
+/// before with merit; `x` is exposure (Fair-E) or calls (Fair-I). `ratios`
+/// is a buffer (its contents are replaced), so each candidate's book is
 /// read once (the study's path, on every visit).
 pub fn fair_scores_with(
     cands: &mut [Scored],

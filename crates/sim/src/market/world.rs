@@ -34,6 +34,24 @@ pub struct Model {
     pub entry_day: u32,
 }
 
+impl Model {
+    /// A free model there from the start, its parameters the prior's 110M
+    /// (not from a card): for tests here and in `tests/`.
+    #[doc(hidden)]
+    pub fn free(builder: u32, task: u32, key: u64, downloads: f64) -> Model {
+        Model {
+            builder,
+            task,
+            key,
+            downloads,
+            params_m: 110.0,
+            params_known: false,
+            price: 0.0,
+            entry_day: 0,
+        }
+    }
+}
+
 /// A builder.
 #[derive(Debug, Clone, Serialize)]
 pub struct Builder {
@@ -41,6 +59,16 @@ pub struct Builder {
     pub tail: bool,
     /// Arrived during the year.
     pub entrant: bool,
+}
+
+impl Builder {
+    /// A builder there from the start (no entrant), in the tail or not.
+    pub fn incumbent(tail: bool) -> Builder {
+        Builder {
+            tail,
+            entrant: false,
+        }
+    }
 }
 
 /// One candidate of a query type.
@@ -345,10 +373,7 @@ impl<'c> Catalog<'c> {
             let builders = &mut cat.builders;
             let b = *builder_idx.entry(c.builder.clone()).or_insert_with(|| {
                 let key = hubsearch_core::card::key_of(&c.builder);
-                builders.push(Builder {
-                    tail: !head.contains(&key),
-                    entrant: false,
-                });
+                builders.push(Builder::incumbent(!head.contains(&key)));
                 (builders.len() - 1) as u32
             });
             let params = params_of(c);
