@@ -382,13 +382,13 @@ impl RunCache {
     /// The cached frontier, if any.
     pub fn get_upper(&self, o: &StudyOptions, traffic: f64, threshold: f64) -> Option<Frontier> {
         let payload = self.get("upper", &self.upper_key(o, traffic, threshold))?;
-        decode_frontier(&payload)
+        decode(&payload)
     }
 
     /// Store a frontier.
     pub fn put_upper(&self, o: &StudyOptions, traffic: f64, threshold: f64, f: &Frontier) {
         let key = self.upper_key(o, traffic, threshold);
-        if self.put("upper", &key, &encode_frontier(f)).is_err() {
+        if self.put("upper", &key, &encode(f)).is_err() {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -450,12 +450,6 @@ impl Writer {
     fn len(&mut self, n: usize) {
         self.u64(n as u64);
     }
-    fn f64s(&mut self, xs: &[f64]) {
-        self.len(xs.len());
-        for &x in xs {
-            self.f64(x);
-        }
-    }
     fn bytes(&mut self, b: &[u8]) {
         self.len(b.len());
         self.buf.extend_from_slice(b);
@@ -488,304 +482,197 @@ impl<'a> Reader<'a> {
         let n = self.usize()?;
         (n.checked_mul(min_item)? <= self.buf.len() - self.at).then_some(n)
     }
-    fn f64s(&mut self) -> Option<Vec<f64>> {
-        let n = self.len(8)?;
-        (0..n).map(|_| self.f64()).collect()
-    }
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.len(1)?;
         self.take(n)
     }
 }
 
-fn encode_period(w: &mut Writer, p: &PeriodFigures) {
-    let PeriodFigures {
-        day,
-        ndcg10,
-        ndcg10_listed,
-        welfare,
-        adoptions_per_visit,
-        tail_viable,
-        tail_covers_dedicated,
-        tail_profit_p50,
-        tail_profit_p90,
-        tail_profit_p99,
-        income_gini_all,
-        income_gini_active,
-        top1pct_income_share,
-        top10pct_income_share,
-        listed_share,
-        dedicated_share,
-        viable_active_share,
-        median_markup,
-        at_cap_share,
-    } = p;
-    w.len(*day);
-    for x in [ndcg10, ndcg10_listed, welfare, adoptions_per_visit] {
-        w.f64(*x);
+/// A value in the encoding, written and read back exactly.
+trait Field: Sized {
+    /// The fewest bytes it is written in (a list's length is checked
+    /// against the bytes left).
+    const MIN: usize;
+    fn put(&self, w: &mut Writer);
+    fn get(r: &mut Reader) -> Option<Self>;
+}
+
+impl Field for f64 {
+    const MIN: usize = 8;
+    fn put(&self, w: &mut Writer) {
+        w.f64(*self);
     }
-    w.f64s(tail_viable);
-    for x in [
-        tail_covers_dedicated,
-        tail_profit_p50,
-        tail_profit_p90,
-        tail_profit_p99,
-        income_gini_all,
-        income_gini_active,
-        top1pct_income_share,
-        top10pct_income_share,
-        listed_share,
-        dedicated_share,
-        viable_active_share,
-        median_markup,
-        at_cap_share,
-    ] {
-        w.f64(*x);
+    fn get(r: &mut Reader) -> Option<f64> {
+        r.f64()
     }
 }
 
-fn decode_period(r: &mut Reader) -> Option<PeriodFigures> {
-    Some(PeriodFigures {
-        day: r.usize()?,
-        ndcg10: r.f64()?,
-        ndcg10_listed: r.f64()?,
-        welfare: r.f64()?,
-        adoptions_per_visit: r.f64()?,
-        tail_viable: r.f64s()?,
-        tail_covers_dedicated: r.f64()?,
-        tail_profit_p50: r.f64()?,
-        tail_profit_p90: r.f64()?,
-        tail_profit_p99: r.f64()?,
-        income_gini_all: r.f64()?,
-        income_gini_active: r.f64()?,
-        top1pct_income_share: r.f64()?,
-        top10pct_income_share: r.f64()?,
-        listed_share: r.f64()?,
-        dedicated_share: r.f64()?,
-        viable_active_share: r.f64()?,
-        median_markup: r.f64()?,
-        at_cap_share: r.f64()?,
-    })
+impl Field for u64 {
+    const MIN: usize = 8;
+    fn put(&self, w: &mut Writer) {
+        w.u64(*self);
+    }
+    fn get(r: &mut Reader) -> Option<u64> {
+        r.u64()
+    }
+}
+
+impl Field for usize {
+    const MIN: usize = 8;
+    fn put(&self, w: &mut Writer) {
+        w.len(*self);
+    }
+    fn get(r: &mut Reader) -> Option<usize> {
+        r.usize()
+    }
+}
+
+/// A list: its length, then its items.
+impl<T: Field> Field for Vec<T> {
+    const MIN: usize = 8;
+    fn put(&self, w: &mut Writer) {
+        w.len(self.len());
+        for x in self {
+            x.put(w);
+        }
+    }
+    fn get(r: &mut Reader) -> Option<Vec<T>> {
+        let n = r.len(T::MIN)?;
+        (0..n).map(|_| T::get(r)).collect()
+    }
+}
+
+impl<A: Field, B: Field> Field for (A, B) {
+    const MIN: usize = A::MIN + B::MIN;
+    fn put(&self, w: &mut Writer) {
+        self.0.put(w);
+        self.1.put(w);
+    }
+    fn get(r: &mut Reader) -> Option<(A, B)> {
+        Some((A::get(r)?, B::get(r)?))
+    }
+}
+
+/// [`Field`] for a struct of fields: those listed, in the encoding's
+/// order, and none of those after `skip` (empty when read back). Every
+/// field is named once for both directions, and a field added to the
+/// struct fails to compile until it is listed here.
+macro_rules! fields {
+    ($t:ident { $($f:ident),* $(,)? } $(skip { $($s:ident),* $(,)? })?) => {
+        impl Field for $t {
+            const MIN: usize = 0 $(+ { let _ = stringify!($f); 8 })*;
+            fn put(&self, w: &mut Writer) {
+                let $t { $($f,)* $($($s: _,)*)? } = self;
+                $(Field::put($f, w);)*
+            }
+            fn get(r: &mut Reader) -> Option<$t> {
+                // A struct expression's fields are evaluated in the order
+                // written: the listed order.
+                Some($t { $($f: Field::get(r)?,)* $($($s: Default::default(),)*)? })
+            }
+        }
+    };
+}
+
+fields!(PeriodFigures {
+    day,
+    ndcg10,
+    ndcg10_listed,
+    welfare,
+    adoptions_per_visit,
+    tail_viable,
+    tail_covers_dedicated,
+    tail_profit_p50,
+    tail_profit_p90,
+    tail_profit_p99,
+    income_gini_all,
+    income_gini_active,
+    top1pct_income_share,
+    top10pct_income_share,
+    listed_share,
+    dedicated_share,
+    viable_active_share,
+    median_markup,
+    at_cap_share,
+});
+
+fields!(Day {
+    viable_tail_share,
+    viable_active_share,
+    active_models,
+    adoptions,
+    calls,
+});
+
+fields!(Outcome {
+    ndcg10,
+    ndcg10_listed,
+    welfare,
+    adoptions_per_visit,
+    tail_viable_share,
+    median_tail_profit_month,
+    income_gini_active,
+    income_gini_all,
+    top1pct_income_share,
+    median_task_hhi,
+    entrant_survival_90,
+    median_days_to_first_call,
+    entrants_called_share,
+    tail_exposure_share,
+    income_usd,
+    calls,
+    periods,
+    days,
+    entrant_survival,
+    lorenz_income,
+    visits,
+    top1pct_model_call_share,
+} skip {
+    model_exposure,
+    model_income,
+    model_price,
+    model_exit_day,
+    builder_profit_days,
+});
+
+fields!(Bound {
+    welfare_ratio,
+    viable,
+    viable_share,
+});
+
+fields!(Frontier {
+    threshold_usd,
+    traffic,
+    visits,
+    types,
+    columns,
+    tail_builders,
+    relevance_share,
+    max_welfare_ratio,
+    points,
+    seconds,
+});
+
+fn encode<T: Field>(x: &T) -> Vec<u8> {
+    let mut w = Writer::default();
+    x.put(&mut w);
+    w.buf
+}
+
+/// The value of `bytes`, all of them.
+fn decode<T: Field>(bytes: &[u8]) -> Option<T> {
+    let mut r = Reader { buf: bytes, at: 0 };
+    let x = T::get(&mut r)?;
+    (r.at == bytes.len()).then_some(x)
 }
 
 /// An outcome's bytes: every field but the per-model vectors, exactly.
 pub fn encode_outcome(o: &Outcome) -> Vec<u8> {
-    let mut w = Writer::default();
-    let Outcome {
-        ndcg10,
-        ndcg10_listed,
-        welfare,
-        adoptions_per_visit,
-        tail_viable_share,
-        median_tail_profit_month,
-        income_gini_active,
-        income_gini_all,
-        top1pct_income_share,
-        median_task_hhi,
-        entrant_survival_90,
-        median_days_to_first_call,
-        entrants_called_share,
-        tail_exposure_share,
-        income_usd,
-        calls,
-        periods,
-        days,
-        entrant_survival,
-        lorenz_income,
-        visits,
-        model_exposure: _,
-        model_income: _,
-        model_price: _,
-        top1pct_model_call_share,
-        model_exit_day: _,
-        builder_profit_days: _,
-    } = o;
-    for x in [
-        ndcg10,
-        ndcg10_listed,
-        welfare,
-        adoptions_per_visit,
-        tail_viable_share,
-        median_tail_profit_month,
-        income_gini_active,
-        income_gini_all,
-        top1pct_income_share,
-        median_task_hhi,
-        entrant_survival_90,
-        median_days_to_first_call,
-        entrants_called_share,
-        tail_exposure_share,
-        income_usd,
-        calls,
-    ] {
-        w.f64(*x);
-    }
-    w.len(periods.len());
-    for p in periods {
-        encode_period(&mut w, p);
-    }
-    w.len(days.len());
-    for d in days {
-        let Day {
-            viable_tail_share,
-            viable_active_share,
-            active_models,
-            adoptions,
-            calls,
-        } = d;
-        w.f64(*viable_tail_share);
-        w.f64(*viable_active_share);
-        w.len(*active_models);
-        w.u64(*adoptions);
-        w.f64(*calls);
-    }
-    w.f64s(entrant_survival);
-    w.len(lorenz_income.len());
-    for (x, y) in lorenz_income {
-        w.f64(*x);
-        w.f64(*y);
-    }
-    w.u64(*visits);
-    w.f64(*top1pct_model_call_share);
-    w.buf
+    encode(o)
 }
 
 /// The outcome of [`encode_outcome`]'s bytes (its per-model vectors empty).
 pub fn decode_outcome(bytes: &[u8]) -> Option<Outcome> {
-    let mut r = Reader { buf: bytes, at: 0 };
-    let r = &mut r;
-    let mut f = [0.0; 16];
-    for x in &mut f {
-        *x = r.f64()?;
-    }
-    let n = r.len(8)?;
-    let periods = (0..n)
-        .map(|_| decode_period(r))
-        .collect::<Option<Vec<_>>>()?;
-    let n = r.len(40)?;
-    let days = (0..n)
-        .map(|_| {
-            Some(Day {
-                viable_tail_share: r.f64()?,
-                viable_active_share: r.f64()?,
-                active_models: r.usize()?,
-                adoptions: r.u64()?,
-                calls: r.f64()?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    let entrant_survival = r.f64s()?;
-    let n = r.len(16)?;
-    let lorenz_income = (0..n)
-        .map(|_| Some((r.f64()?, r.f64()?)))
-        .collect::<Option<Vec<_>>>()?;
-    let visits = r.u64()?;
-    let top1pct_model_call_share = r.f64()?;
-    if r.at != bytes.len() {
-        return None;
-    }
-    let [ndcg10, ndcg10_listed, welfare, adoptions_per_visit, tail_viable_share, median_tail_profit_month, income_gini_active, income_gini_all, top1pct_income_share, median_task_hhi, entrant_survival_90, median_days_to_first_call, entrants_called_share, tail_exposure_share, income_usd, calls] =
-        f;
-    Some(Outcome {
-        ndcg10,
-        ndcg10_listed,
-        welfare,
-        adoptions_per_visit,
-        tail_viable_share,
-        median_tail_profit_month,
-        income_gini_active,
-        income_gini_all,
-        top1pct_income_share,
-        median_task_hhi,
-        entrant_survival_90,
-        median_days_to_first_call,
-        entrants_called_share,
-        tail_exposure_share,
-        income_usd,
-        calls,
-        periods,
-        days,
-        entrant_survival,
-        lorenz_income,
-        visits,
-        model_exposure: Vec::new(),
-        model_income: Vec::new(),
-        model_price: Vec::new(),
-        top1pct_model_call_share,
-        model_exit_day: Vec::new(),
-        builder_profit_days: Vec::new(),
-    })
-}
-
-fn encode_frontier(f: &Frontier) -> Vec<u8> {
-    let mut w = Writer::default();
-    let Frontier {
-        threshold_usd,
-        traffic,
-        visits,
-        types,
-        columns,
-        tail_builders,
-        relevance_share,
-        max_welfare_ratio,
-        points,
-        seconds,
-    } = f;
-    w.f64(*threshold_usd);
-    w.f64(*traffic);
-    w.len(*visits);
-    w.len(*types);
-    w.len(*columns);
-    w.len(*tail_builders);
-    w.f64(*relevance_share);
-    w.f64(*max_welfare_ratio);
-    w.len(points.len());
-    for b in points {
-        let Bound {
-            welfare_ratio,
-            viable,
-            viable_share,
-        } = b;
-        w.f64(*welfare_ratio);
-        w.f64(*viable);
-        w.f64(*viable_share);
-    }
-    w.f64(*seconds);
-    w.buf
-}
-
-fn decode_frontier(bytes: &[u8]) -> Option<Frontier> {
-    let mut r = Reader { buf: bytes, at: 0 };
-    let r = &mut r;
-    let threshold_usd = r.f64()?;
-    let traffic = r.f64()?;
-    let visits = r.usize()?;
-    let types = r.usize()?;
-    let columns = r.usize()?;
-    let tail_builders = r.usize()?;
-    let relevance_share = r.f64()?;
-    let max_welfare_ratio = r.f64()?;
-    let n = r.len(24)?;
-    let points = (0..n)
-        .map(|_| {
-            Some(Bound {
-                welfare_ratio: r.f64()?,
-                viable: r.f64()?,
-                viable_share: r.f64()?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    let seconds = r.f64()?;
-    (r.at == bytes.len()).then_some(Frontier {
-        threshold_usd,
-        traffic,
-        visits,
-        types,
-        columns,
-        tail_builders,
-        relevance_share,
-        max_welfare_ratio,
-        points,
-        seconds,
-    })
+    decode(bytes)
 }
