@@ -395,36 +395,43 @@ pub fn plots(r: &Report) -> Vec<(String, String)> {
             ),
         )
     };
-    vec![
-        disparity_plot(
-            PLOTS[0],
-            "Exposure/merit: mean pairwise gap",
-            "mean |E/M(G) - E/M(G')|",
-            &|w| w.exposure.mean_pairwise,
-            &|w| w.per_query_exposure.mean_pairwise,
-        ),
-        disparity_plot(
-            PLOTS[1],
-            "Exposure/merit: largest gap",
-            "max E/M - min E/M",
-            &|w| w.exposure.max_min,
-            &|w| w.per_query_exposure.max_min,
-        ),
-        disparity_plot(
-            PLOTS[2],
-            "Impact/merit: mean pairwise gap",
-            "mean |I/M(G) - I/M(G')|",
-            &|w| w.impact.mean_pairwise,
-            &|w| w.per_query_impact.mean_pairwise,
-        ),
-        disparity_plot(
-            PLOTS[3],
-            "Impact/merit: largest gap",
-            "max I/M - min I/M",
-            &|w| w.impact.max_min,
-            &|w| w.per_query_impact.max_min,
-        ),
+    // Exposure and impact (E, I), each by its mean pairwise gap and its
+    // largest gap: PLOTS[0..4].
+    let mut plots = Vec::new();
+    for (kind, x, impact) in [("Exposure", "E", false), ("Impact", "I", true)] {
+        for (measure, y, largest) in [
+            (
+                "mean pairwise gap",
+                format!("mean |{x}/M(G) - {x}/M(G')|"),
+                false,
+            ),
+            ("largest gap", format!("max {x}/M - min {x}/M"), true),
+        ] {
+            let gap = |max_min, mean_pairwise| if largest { max_min } else { mean_pairwise };
+            let amortized = |w: &Window| {
+                let d = if impact { w.impact } else { w.exposure };
+                gap(d.max_min, d.mean_pairwise)
+            };
+            let per_query = |w: &Window| {
+                let q = if impact {
+                    w.per_query_impact
+                } else {
+                    w.per_query_exposure
+                };
+                gap(q.max_min, q.mean_pairwise)
+            };
+            plots.push(disparity_plot(
+                PLOTS[plots.len()],
+                &format!("{kind}/merit: {measure}"),
+                &y,
+                &amortized,
+                &per_query,
+            ));
+        }
+    }
+    plots.extend([
         share_plot(PLOTS[4], "exposure", &|s| Some(s.exposure)),
         share_plot(PLOTS[5], "impact", &|s| s.impact),
-    ]
+    ]);
+    plots
 }
