@@ -20,11 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{copy_dir, json, nats_server, try_http};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{admin_index, copy_dir, json, nats_server, root, try_http};
 
 /// A port for a server of this run: below the kernel's ephemeral range
 /// (32768-60999 by default), so no outgoing connection of a test running
@@ -52,6 +48,21 @@ struct Nats {
 }
 
 impl Nats {
+    /// Three servers, their stores under `dir`, started.
+    fn started(dir: PathBuf) -> Nats {
+        let mut nats = Nats {
+            bin: nats_server(),
+            dir,
+            client: [free_port(), free_port(), free_port()],
+            route: [free_port(), free_port(), free_port()],
+            procs: [None, None, None],
+        };
+        for i in 0..3 {
+            nats.start(i);
+        }
+        nats
+    }
+
     fn start(&mut self, i: usize) {
         let routes: Vec<String> = self
             .route
@@ -96,6 +107,15 @@ impl Nats {
             .collect()
     }
 
+    /// A cluster config on these servers, for `hubsearch_cluster`'s calls.
+    fn config(&self) -> hubsearch_core::config::ClusterConfig {
+        hubsearch_core::config::ClusterConfig {
+            enabled: true,
+            nats_urls: self.url_list(),
+            ..Default::default()
+        }
+    }
+
     fn urls(&self) -> String {
         self.client
             .iter()
@@ -130,6 +150,36 @@ struct Replica {
 }
 
 impl Replica {
+    /// A replica (not started) on `index` with `config`, on a free port.
+    fn new(index: PathBuf, config: PathBuf) -> Replica {
+        Replica {
+            index,
+            config,
+            addr: format!("127.0.0.1:{}", free_port()),
+            proc: None,
+        }
+    }
+
+    /// `bin` on its index with its config (the developer's kept out).
+    fn command(&self, bin: &Path) -> Command {
+        let mut c = Command::new(bin);
+        c.env_remove("HUBSEARCH_CONFIG")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--index")
+            .arg(&self.index);
+        c
+    }
+
+    /// Kill it and start it again with `config`, on a fresh port (another
+    /// test may have taken the old one meanwhile).
+    fn restart(&mut self, config: PathBuf) {
+        self.kill();
+        self.config = config;
+        self.addr = format!("127.0.0.1:{}", free_port());
+        self.start();
+    }
+
     // The child is kept in `proc` and killed and waited for by `kill`.
     // Returns what it wrote on stderr before serving.
     fn start(&mut self) -> Vec<String> {
@@ -140,15 +190,11 @@ impl Replica {
     #[allow(clippy::zombie_processes)]
     fn start_with(&mut self, bin: &Path) -> Vec<String> {
         let mut seen = Vec::new();
-        let mut child = Command::new(bin)
-            .env_remove("HUBSEARCH_CONFIG")
+        let mut child = self
+            .command(bin)
             // The cluster's own notes (snapshots published, the log
             // truncated, pages retried) are at level info.
             .env("HUBSEARCH_LOG", "warn,hubsearch_cluster=info")
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--index")
-            .arg(&self.index)
             .args(["serve", "--addr", &self.addr])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -304,69 +350,19 @@ fn assert_same_ledger(x: &serde_json::Value, y: &serde_json::Value) {
 
 #[test]
 fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
-    let bin = nats_server();
     let dir = tempfile::tempdir().unwrap();
-    let mut nats = Nats {
-        bin,
-        dir: dir.path().join("nats"),
-        client: [free_port(), free_port(), free_port()],
-        route: [free_port(), free_port(), free_port()],
-        procs: [None, None, None],
-    };
-    for i in 0..3 {
-        nats.start(i);
-    }
     // The seed every replica starts from: the fixtures and an admin key.
-    let seed = dir.path().join("seed");
-    let hub = |index: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
-        c.env_remove("HUBSEARCH_CONFIG")
-            .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
-            .arg("--index")
-            .arg(index);
-        c
-    };
+    let (mut nats, urls, seed, auth) = small_cluster(dir.path());
     let fixtures = root().join("tests/fixtures");
-    assert!(hub(&seed)
-        .args(["import", "--quiet"])
-        .arg(fixtures.join("cards.jsonl"))
-        .status()
-        .unwrap()
-        .success());
-    let key = hub(&seed)
-        .args(["keys", "create", "--admin"])
-        .output()
-        .unwrap();
-    assert!(key.status.success());
-    let auth = format!("Bearer {}", String::from_utf8(key.stdout).unwrap().trim());
     let mut replicas: Vec<Replica> = (0..3)
         .map(|i| {
-            let index = dir.path().join(format!("r{i}"));
-            copy_dir(&seed, &index);
-            let config = dir.path().join(format!("r{i}.toml"));
             // The first replica writes a snapshot every 2 seconds.
             let snapshots = if i == 0 {
-                format!(
-                    "snapshot_dir = \"{}\"\nsnapshot_every_s = 2\n",
-                    dir.path().join("snapshots").display()
-                )
+                snapshot_writer(&dir.path().join("snapshots"), 2)
             } else {
                 String::new()
             };
-            std::fs::write(
-                &config,
-                format!(
-                    "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n[cluster]\nenabled = true\nreplica = \"r{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n{snapshots}",
-                    nats.urls()
-                ),
-            )
-            .unwrap();
-            Replica {
-                index,
-                config,
-                addr: format!("127.0.0.1:{}", free_port()),
-                proc: None,
-            }
+            seeded_replica(dir.path(), &seed, &urls, &format!("r{i}"), &snapshots)
         })
         .collect();
     for r in &mut replicas {
@@ -376,12 +372,8 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
     let mut published: BTreeSet<String> = BTreeSet::new();
     // Cluster mode's import appends to the log: every replica gets the card
     // (the Markdown fixtures: one card and one bad record, reported).
-    let out = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
-        .env_remove("HUBSEARCH_CONFIG")
-        .arg("--config")
-        .arg(&replicas[1].config)
-        .arg("--index")
-        .arg(&replicas[1].index)
+    let out = replicas[1]
+        .command(Path::new(env!("CARGO_BIN_EXE_hubsearch")))
         .args(["import", "--quiet", "--json"])
         .arg(fixtures.join("cards_md"))
         .output()
@@ -455,34 +447,7 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
     }
 
     // Every replica catches up with the log.
-    let status = |r: &Replica| -> serde_json::Value {
-        json(
-            &send(&r.addr, "GET", "/v1/cluster?ledger=true", &auth, "")
-                .unwrap()
-                .1,
-        )
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let states = loop {
-        let s: Vec<serde_json::Value> = replicas.iter().map(status).collect();
-        let applied: Vec<u64> = s
-            .iter()
-            .map(|v| v["cluster"]["applied"].as_u64().unwrap())
-            .collect();
-        let last = s
-            .iter()
-            .map(|v| v["cluster"]["log_last"].as_u64().unwrap())
-            .max()
-            .unwrap();
-        if applied.iter().all(|a| *a == last) {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replicas did not catch up: applied {applied:?} of {last}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let states = caught_up(&replicas.iter().collect::<Vec<_>>(), &auth);
 
     // Every acknowledged publish is searchable on every replica.
     assert!(
@@ -538,25 +503,9 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
         .collect();
     snaps.sort();
     let latest = snaps.last().expect("a snapshot");
-    let index = dir.path().join("r3");
-    copy_dir(latest, &index);
-    let config = dir.path().join("r3.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n[cluster]\nenabled = true\nreplica = \"r3\"\nnats_urls = [{}]\nstream_replicas = 3\n",
-            nats.urls()
-        ),
-    )
-    .unwrap();
-    let mut fourth = Replica {
-        index,
-        config,
-        addr: format!("127.0.0.1:{}", free_port()),
-        proc: None,
-    };
+    let mut fourth = seeded_replica(dir.path(), latest, &urls, "r3", "");
     fourth.start();
-    let s4 = status(&fourth);
+    let s4 = ledger_state(&fourth, &auth);
     assert_eq!(
         s4["cluster"]["applied"], states[0]["cluster"]["applied"],
         "the new replica caught up before serving"
@@ -613,39 +562,26 @@ fn three_replicas_share_one_ledger_through_jetstream_across_kill_9() {
 /// key) under `dir`: the servers (stopped when dropped), their URLs for a
 /// config, the seed's path and the admin key's `Authorization` value.
 fn small_cluster(dir: &Path) -> (Nats, String, PathBuf, String) {
-    let mut nats = Nats {
-        bin: nats_server(),
-        dir: dir.join("nats"),
-        client: [free_port(), free_port(), free_port()],
-        route: [free_port(), free_port(), free_port()],
-        procs: [None, None, None],
-    };
-    for i in 0..3 {
-        nats.start(i);
-    }
+    let nats = Nats::started(dir.join("nats"));
     let seed = dir.join("seed");
-    let hub = |index: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
-        c.env_remove("HUBSEARCH_CONFIG")
-            .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
-            .arg("--index")
-            .arg(index);
-        c
-    };
-    assert!(hub(&seed)
-        .args(["import", "--quiet"])
-        .arg(root().join("tests/fixtures/cards.jsonl"))
-        .status()
-        .unwrap()
-        .success());
-    let key = hub(&seed)
-        .args(["keys", "create", "--admin"])
-        .output()
-        .unwrap();
-    assert!(key.status.success());
-    let auth = format!("Bearer {}", String::from_utf8(key.stdout).unwrap().trim());
+    let auth = format!("Bearer {}", admin_index(&seed, "hash"));
     let urls = nats.urls();
     (nats, urls, seed, auth)
+}
+
+/// The config of a replica of the small cluster named `name`
+/// (`dir/{name}.toml`), `extra` added to its `[cluster]` section.
+fn replica_config(dir: &Path, name: &str, urls: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
+             [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
 }
 
 /// A replica of the small cluster named `name`, its index a copy of
@@ -653,21 +589,16 @@ fn small_cluster(dir: &Path) -> (Nats, String, PathBuf, String) {
 fn seeded_replica(dir: &Path, seed: &Path, urls: &str, name: &str, extra: &str) -> Replica {
     let index = dir.join(name);
     copy_dir(seed, &index);
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
-             [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{extra}"
-        ),
+    Replica::new(index, replica_config(dir, name, urls, extra))
+}
+
+/// The `[cluster]` lines of a replica that writes a snapshot into `dir`
+/// every `every_s` seconds.
+fn snapshot_writer(dir: &Path, every_s: u64) -> String {
+    format!(
+        "snapshot_dir = \"{}\"\nsnapshot_every_s = {every_s}\n",
+        dir.display()
     )
-    .unwrap();
-    Replica {
-        index,
-        config,
-        addr: format!("127.0.0.1:{}", free_port()),
-        proc: None,
-    }
 }
 
 /// The log is never truncated past a live replica, even when its consumer
@@ -687,13 +618,7 @@ fn a_live_replica_whose_consumer_is_gone_is_not_truncated_past() {
     let (nats, urls, seed, auth) = small_cluster(dir.path());
     let snapshots = dir.path().join("snapshots");
     let replica = |name: &str, extra: &str| seeded_replica(dir.path(), &seed, &urls, name, extra);
-    let mut a = replica(
-        "a",
-        &format!(
-            "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\n",
-            snapshots.display()
-        ),
-    );
+    let mut a = replica("a", &snapshot_writer(&snapshots, 1));
     let mut b = replica("b", "");
     a.start();
     b.start();
@@ -741,11 +666,7 @@ fn a_live_replica_whose_consumer_is_gone_is_not_truncated_past() {
     });
     assert!(deleted >= 2, "{deleted} consumers of the log");
     // a writes for 12 s, publishing a snapshot and truncating every second.
-    let cluster = hubsearch_core::config::ClusterConfig {
-        enabled: true,
-        nats_urls: nats.url_list(),
-        ..Default::default()
-    };
+    let cluster = nats.config();
     let mut i = 3;
     while frozen.elapsed() < Duration::from_secs(12) {
         let (s, body) = send(&a.addr, "POST", "/v1/models", &auth, &card(i)).unwrap();
@@ -806,27 +727,9 @@ fn a_live_replica_whose_consumer_is_gone_is_not_truncated_past() {
 #[test]
 fn card_writes_are_never_dropped_and_creates_are_conditional() {
     let dir = tempfile::tempdir().unwrap();
-    let (_nats, nats_urls, seed, auth) = small_cluster(dir.path());
+    let (_nats, urls, seed, auth) = small_cluster(dir.path());
     let mut replicas: Vec<Replica> = (0..2)
-        .map(|i| {
-            let index = dir.path().join(format!("w{i}"));
-            copy_dir(&seed, &index);
-            let config = dir.path().join(format!("w{i}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"w{i}\"\nnats_urls = [{}]\nstream_replicas = 3\n",
-                    nats_urls
-                ),
-            )
-            .unwrap();
-            Replica {
-                index,
-                config,
-                addr: format!("127.0.0.1:{}", free_port()),
-                proc: None,
-            }
-        })
+        .map(|i| seeded_replica(dir.path(), &seed, &urls, &format!("w{i}"), ""))
         .collect();
     for r in &mut replicas {
         r.start();
@@ -870,25 +773,14 @@ fn card_writes_are_never_dropped_and_creates_are_conditional() {
     let seen = settled("acme/flip");
     assert_eq!(seen, vec![Some("version a".to_string()); 2]);
     // Create, delete, create the same card.
-    let (s, _) = send(
-        &a0,
-        "POST",
-        "/v1/models",
-        &auth,
-        &body("acme/again", "same"),
-    )
-    .unwrap();
-    assert_eq!(s, 201);
+    let create = || {
+        let card = body("acme/again", "same");
+        send(&a0, "POST", "/v1/models", &auth, &card).unwrap()
+    };
+    assert_eq!(create().0, 201);
     let (s, _) = send(&a0, "DELETE", "/v1/models/acme/again", &auth, "").unwrap();
     assert_eq!(s, 204);
-    let (s, b) = send(
-        &a0,
-        "POST",
-        "/v1/models",
-        &auth,
-        &body("acme/again", "same"),
-    )
-    .unwrap();
+    let (s, b) = create();
     assert_eq!(s, 201, "{b}");
     assert_eq!(settled("acme/again"), vec![Some("same".to_string()); 2]);
     // Concurrent creates of one new id on both replicas.
@@ -1030,30 +922,19 @@ fn rand_id() -> u64 {
 #[test]
 fn a_trimmed_log_asks_for_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let (nats, nats_urls, seed, auth) = small_cluster(dir.path());
+    let (nats, urls, seed, auth) = small_cluster(dir.path());
     let snapshots = dir.path().join("snapshots");
     // Snapshots go to a bucket named in the config, not the stream's.
     const BUCKET: &str = "trimmed_snaps-1";
     let config = |name: &str, extra: &str| {
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                "[embedding]\nmodel = \"hash\"\n[cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{}]\nstream_replicas = 3\nlog_max_age_s = 2\nduplicate_window_s = 1\nsnapshot_bucket = \"{BUCKET}\"\n{extra}",
-                nats_urls
-            ),
-        )
-        .unwrap();
-        path
+        let retention = format!(
+            "log_max_age_s = 2\nduplicate_window_s = 1\nsnapshot_bucket = \"{BUCKET}\"\n{extra}"
+        );
+        replica_config(dir.path(), name, &urls, &retention)
     };
     let index = dir.path().join("t0");
     copy_dir(&seed, &index);
-    let mut first = Replica {
-        index,
-        config: config("t0", ""),
-        addr: format!("127.0.0.1:{}", free_port()),
-        proc: None,
-    };
+    let mut first = Replica::new(index, config("t0", ""));
     first.start();
     for i in 0..5 {
         let body = format!(r#"{{"id": "acme/kept-{i}", "description": "card {i}"}}"#);
@@ -1066,13 +947,10 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     // and the object store holds no snapshot yet.
     let late = dir.path().join("t1");
     copy_dir(&seed, &late);
-    let out = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
-        .env_remove("HUBSEARCH_CONFIG")
-        .arg("--config")
-        .arg(config("t1", ""))
-        .arg("--index")
-        .arg(&late)
-        .args(["serve", "--addr", &format!("127.0.0.1:{}", free_port())])
+    let refused = Replica::new(late.clone(), config("t1", ""));
+    let out = refused
+        .command(Path::new(env!("CARGO_BIN_EXE_hubsearch")))
+        .args(["serve", "--addr", &refused.addr])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1080,17 +958,7 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     assert!(err.contains("start it from a snapshot"), "{err}");
     assert!(err.contains(&format!("bucket {BUCKET}")), "{err}");
     // The first replica, restarted, writes snapshots (and publishes them).
-    first.kill();
-    first.config = config(
-        "t0",
-        &format!(
-            "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\n",
-            snapshots.display()
-        ),
-    );
-    // A fresh port: another test may have taken the old one meanwhile.
-    first.addr = format!("127.0.0.1:{}", free_port());
-    first.start();
+    first.restart(config("t0", &snapshot_writer(&snapshots, 1)));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut snaps: Vec<PathBuf> = Vec::new();
     while snaps.is_empty() {
@@ -1108,19 +976,12 @@ fn a_trimmed_log_asks_for_a_snapshot() {
     // One from the latest local snapshot serves every card.
     let index = dir.path().join("t2");
     copy_dir(snaps.last().expect("a snapshot"), &index);
-    let mut second = Replica {
-        index,
-        config: config("t2", ""),
-        addr: format!("127.0.0.1:{}", free_port()),
-        proc: None,
-    };
+    let mut second = Replica::new(index, config("t2", ""));
     second.start();
     // The refused one starts from the object store's snapshot.
     let mut cluster = hubsearch_core::config::ClusterConfig {
-        enabled: true,
-        nats_urls: nats.url_list(),
         snapshot_bucket: BUCKET.into(),
-        ..Default::default()
+        ..nats.config()
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while hubsearch_cluster::log_figures(&cluster)
@@ -1140,12 +1001,7 @@ fn a_trimmed_log_asks_for_a_snapshot() {
         default.snapshots.is_empty() && default.bucket_bytes == 0,
         "{default:?}"
     );
-    let mut third = Replica {
-        index: late,
-        config: config("t1", ""),
-        addr: format!("127.0.0.1:{}", free_port()),
-        proc: None,
-    };
+    let mut third = Replica::new(late, config("t1", ""));
     let said = third.start();
     assert!(
         said.iter().any(|l| l.contains("restored")),
@@ -1186,27 +1042,8 @@ fn a_trimmed_log_asks_for_a_snapshot() {
 fn a_backup_restores_a_new_cluster_with_equal_ledgers() {
     let dir = tempfile::tempdir().unwrap();
     let (nats, nats_urls, seed, auth) = small_cluster(dir.path());
-    let config = |name: &str, urls: &str| -> PathBuf {
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
-                 [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n"
-            ),
-        )
-        .unwrap();
-        path
-    };
     let replica = |name: &str, from: &Path, urls: &str| -> Replica {
-        let index = dir.path().join(name);
-        copy_dir(from, &index);
-        let mut r = Replica {
-            index,
-            config: config(name, urls),
-            addr: format!("127.0.0.1:{}", free_port()),
-            proc: None,
-        };
+        let mut r = seeded_replica(dir.path(), from, urls, name, "");
         r.start();
         r
     };
@@ -1236,32 +1073,8 @@ fn a_backup_restores_a_new_cluster_with_equal_ledgers() {
         let (s, b) = send(&r.addr, "POST", "/v1/calls", &auth, &body).unwrap();
         assert!(s == 201 || s == 200, "{s} {b}");
     }
-    let status = |r: &Replica| -> serde_json::Value {
-        json(
-            &send(&r.addr, "GET", "/v1/cluster?ledger=true", &auth, "")
-                .unwrap()
-                .1,
-        )
-    };
     // Both old replicas caught up: the state the backup must hold.
-    let caught_up = |rs: &[Replica]| -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s: Vec<serde_json::Value> = rs.iter().map(status).collect();
-            let last = s
-                .iter()
-                .map(|v| v["cluster"]["log_last"].as_u64().unwrap())
-                .max()
-                .unwrap();
-            if s.iter()
-                .all(|v| v["cluster"]["applied"].as_u64() == Some(last))
-            {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "replicas did not catch up");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    let caught_up = |rs: &[Replica]| caught_up_within(&rs.iter().collect::<Vec<_>>(), &auth, 30);
     let before = caught_up(&old);
     // Applied is not yet committed: the six calls' entries may still be on
     // their way to the call log (a run saw a head of 5 here once).
@@ -1270,7 +1083,7 @@ fn a_backup_restores_a_new_cluster_with_equal_ledgers() {
     let run = Command::new(env!("CARGO_BIN_EXE_hubsearch"))
         .env_remove("HUBSEARCH_CONFIG")
         .arg("--config")
-        .arg(config("old0", &nats_urls))
+        .arg(replica_config(dir.path(), "old0", &nats_urls, ""))
         .args(["backup", "--from"])
         .arg(&seed)
         .arg("--out")
@@ -1295,16 +1108,7 @@ fn a_backup_restores_a_new_cluster_with_equal_ledgers() {
     drop(nats);
 
     // A new cluster: new NATS servers (an empty log), replicas from the backup.
-    let mut fresh = Nats {
-        bin: nats_server(),
-        dir: dir.path().join("nats-new"),
-        client: [free_port(), free_port(), free_port()],
-        route: [free_port(), free_port(), free_port()],
-        procs: [None, None, None],
-    };
-    for i in 0..3 {
-        fresh.start(i);
-    }
+    let fresh = Nats::started(dir.path().join("nats-new"));
     let urls = fresh.urls();
     let new: Vec<Replica> = (0..2)
         .map(|i| replica(&format!("new{i}"), &snapshot, &urls))
@@ -1384,59 +1188,20 @@ fn a_mixed_version_cluster_upgrades_without_losing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let (_nats, urls, seed, auth) = small_cluster(dir.path());
     let config = |name: &str, version: Option<u32>| -> PathBuf {
-        let path = dir.path().join(format!("{name}-{version:?}.toml"));
         let v = version.map_or(String::new(), |v| format!("event_version = {v}\n"));
-        std::fs::write(
-            &path,
-            format!(
-                "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
-                 [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{v}"
-            ),
-        )
-        .unwrap();
-        path
+        replica_config(dir.path(), name, &urls, &v)
     };
     let replica = |name: &str, version: Option<u32>, bin: &Path| -> Replica {
         let index = dir.path().join(name);
         if !index.exists() {
             copy_dir(&seed, &index);
         }
-        let mut r = Replica {
-            index,
-            config: config(name, version),
-            addr: format!("127.0.0.1:{}", free_port()),
-            proc: None,
-        };
+        let mut r = Replica::new(index, config(name, version));
         r.start_with(bin);
         r
     };
-    let status = |r: &Replica| -> serde_json::Value {
-        json(
-            &send(&r.addr, "GET", "/v1/cluster?ledger=true", &auth, "")
-                .unwrap()
-                .1,
-        )
-    };
     let agree = |rs: &[&Replica], step: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let s = loop {
-            let s: Vec<serde_json::Value> = rs.iter().map(|r| status(r)).collect();
-            let last = s
-                .iter()
-                .map(|v| v["cluster"]["log_last"].as_u64().unwrap())
-                .max()
-                .unwrap();
-            if s.iter()
-                .all(|v| v["cluster"]["applied"].as_u64() == Some(last))
-            {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{step}: replicas did not catch up: {s:?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        };
+        let s = caught_up_within(rs, &auth, 30);
         assert_same_ledger(&s[0], &s[1]);
         assert!(s[0]["pages"].as_u64().unwrap() > 0, "{step}: no pages");
         s[0]["pages"].as_u64().unwrap()
@@ -1502,19 +1267,10 @@ fn a_mixed_version_cluster_upgrades_without_losing_anything() {
     drop(b);
     // A version 1 replica now meets version 2 pages: it stops applying and
     // says why, rather than skip them.
-    let mut late = Replica {
-        index: dir.path().join("late"),
-        config: config("late", None),
-        addr: format!("127.0.0.1:{}", free_port()),
-        proc: None,
-    };
+    let mut late = Replica::new(dir.path().join("late"), config("late", None));
     copy_dir(&seed, &late.index);
-    let mut child = Command::new(&old_bin)
-        .env_remove("HUBSEARCH_CONFIG")
-        .arg("--config")
-        .arg(&late.config)
-        .arg("--index")
-        .arg(&late.index)
+    let mut child = late
+        .command(&old_bin)
         .args(["serve", "--addr", &late.addr])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -1561,21 +1317,26 @@ fn a_mixed_version_cluster_upgrades_without_losing_anything() {
     drop(a);
 }
 
+/// A replica's `GET /v1/cluster?ledger=true`.
+fn ledger_state(r: &Replica, auth: &str) -> serde_json::Value {
+    json(
+        &send(&r.addr, "GET", "/v1/cluster?ledger=true", auth, "")
+            .unwrap()
+            .1,
+    )
+}
+
 /// Every replica's `GET /v1/cluster?ledger=true`, once all have applied
 /// the log's end (within 60 s).
 fn caught_up(rs: &[&Replica], auth: &str) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    caught_up_within(rs, auth, 60)
+}
+
+/// [`caught_up`] within `secs` seconds.
+fn caught_up_within(rs: &[&Replica], auth: &str, secs: u64) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let s: Vec<serde_json::Value> = rs
-            .iter()
-            .map(|r| {
-                json(
-                    &send(&r.addr, "GET", "/v1/cluster?ledger=true", auth, "")
-                        .unwrap()
-                        .1,
-                )
-            })
-            .collect();
+        let s: Vec<serde_json::Value> = rs.iter().map(|r| ledger_state(r, auth)).collect();
         let last = s
             .iter()
             .map(|v| v["cluster"]["log_last"].as_u64().unwrap())
@@ -1624,38 +1385,18 @@ fn search_page(addr: &str, auth: &str, q: &str) -> u64 {
 fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let (nats, urls, seed, auth) = small_cluster(dir.path());
-    let config = |name: &str, extra: &str| -> PathBuf {
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                "[embedding]\nmodel = \"hash\"\n[server]\nrepeat_window_seconds = 0\nrecorded_pages_per_minute = 0\n\
-                 [cluster]\nenabled = true\nreplica = \"{name}\"\nnats_urls = [{urls}]\nstream_replicas = 3\n{extra}"
-            ),
-        )
-        .unwrap();
-        path
-    };
-    let replica = |name: &str, from: Option<&Path>, extra: &str| -> Replica {
+    let config = |name: &str, extra: &str| replica_config(dir.path(), name, &urls, extra);
+    let replica = |name: &str, from: Option<&Path>| -> Replica {
         let index = dir.path().join(name);
         if let Some(from) = from {
             copy_dir(from, &index);
         }
-        Replica {
-            index,
-            config: config(name, extra),
-            addr: format!("127.0.0.1:{}", free_port()),
-            proc: None,
-        }
+        Replica::new(index, config(name, ""))
     };
-    let cluster = hubsearch_core::config::ClusterConfig {
-        enabled: true,
-        nats_urls: nats.url_list(),
-        ..Default::default()
-    };
+    let cluster = nats.config();
     let figures = || hubsearch_cluster::log_figures(&cluster).unwrap().unwrap();
-    let mut a = replica("a", Some(&seed), "");
-    let mut b = replica("b", Some(&seed), "");
+    let mut a = replica("a", Some(&seed));
+    let mut b = replica("b", Some(&seed));
     a.start();
     b.start();
     // Writes of every kind: cards (one deleted again), paid calls, pages.
@@ -1694,16 +1435,10 @@ fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
     // it; with `truncate_log = false` the log is left whole.
     let snapshots = dir.path().join("snapshots");
     let writer = |truncate: bool| {
-        format!(
-            "snapshot_dir = \"{}\"\nsnapshot_every_s = 1\ntruncate_log = {truncate}\n",
-            snapshots.display()
-        )
+        let snapshots = snapshot_writer(&snapshots, 1);
+        format!("{snapshots}truncate_log = {truncate}\n")
     };
-    a.kill();
-    a.config = config("a", &writer(false));
-    // A fresh port: another test may have taken the old one meanwhile.
-    a.addr = format!("127.0.0.1:{}", free_port());
-    a.start();
+    a.restart(config("a", &writer(false)));
     let deadline = Instant::now() + Duration::from_secs(60);
     while figures().snapshots.is_empty() {
         assert!(Instant::now() < deadline, "no snapshot published");
@@ -1715,10 +1450,7 @@ fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
     assert_eq!(whole.first, 1, "truncate_log = false truncated: {whole:?}");
     assert!(whole.messages >= before.messages, "{whole:?}");
     // Restarted with truncation on (the default), it truncates the log.
-    a.kill();
-    a.config = config("a", &writer(true));
-    a.addr = format!("127.0.0.1:{}", free_port());
-    a.start();
+    a.restart(config("a", &writer(true)));
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
         let f = figures();
@@ -1788,7 +1520,7 @@ fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
     }
     // New replicas: one with no state at all, one from the seed (position
     // 0, behind the log's start): both start from the bucket's snapshot.
-    let mut fresh = replica("c", None, "");
+    let mut fresh = replica("c", None);
     let said = fresh.start();
     assert!(
         said.iter()
@@ -1808,7 +1540,7 @@ fn a_new_replica_joins_from_the_object_store_after_the_log_is_truncated() {
     assert!(ready["restored"]["position"].as_u64() > Some(0), "{ready}");
     let (_, ready) = send(&a.addr, "GET", "/readyz", &auth, "").unwrap();
     assert!(json(&ready)["restored"].is_null(), "{ready}");
-    let mut from_seed = replica("d", Some(&seed), "");
+    let mut from_seed = replica("d", Some(&seed));
     let said = from_seed.start();
     assert!(
         said.iter().any(|l| l.contains("restored")),
@@ -1914,11 +1646,7 @@ fn served_pages_reach_the_log_after_an_outage_and_count_once() {
         "pages were tried again"
     );
     // The log holds each page once.
-    let cluster = hubsearch_core::config::ClusterConfig {
-        enabled: true,
-        nats_urls: nats.url_list(),
-        ..Default::default()
-    };
+    let cluster = nats.config();
     let log = hubsearch_cluster::log_figures(&cluster).unwrap().unwrap();
     assert_eq!(
         log.messages,

@@ -20,23 +20,19 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{copy_dir, json, nats_server, try_http};
+use common::{admin_index, copy_dir, json, nats_server, try_http};
 
 const HOSTS: usize = 3;
 const HTTP_PORT: u16 = 8080;
 const NATS_PORT: u16 = 4222;
 const ROUTE_PORT: u16 = 6222;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Run a command, returning whether it succeeded (stderr kept for errors).
 fn run(args: &[&str]) -> Result<(), String> {
@@ -310,27 +306,8 @@ fn a_partitioned_host_loses_doubles_and_diverges_nothing() {
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    let hub = |index: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
-        c.env_remove("HUBSEARCH_CONFIG")
-            .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
-            .arg("--index")
-            .arg(index);
-        c
-    };
     let seed = dir.path().join("seed");
-    assert!(hub(&seed)
-        .args(["import", "--quiet"])
-        .arg(root().join("tests/fixtures/cards.jsonl"))
-        .status()
-        .unwrap()
-        .success());
-    let key = hub(&seed)
-        .args(["keys", "create", "--admin"])
-        .output()
-        .unwrap();
-    assert!(key.status.success());
-    let auth = format!("Bearer {}", String::from_utf8(key.stdout).unwrap().trim());
+    let auth = format!("Bearer {}", admin_index(&seed, "hash"));
 
     let _nats: Vec<Proc> = (1..=HOSTS)
         .map(|h| start_nats(&net, h, dir.path()))

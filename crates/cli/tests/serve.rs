@@ -3,63 +3,24 @@
 //! huggingface_hub Python client, and a graceful shutdown on SIGTERM that
 //! flushes the ledger.
 
-use std::io::{BufRead, BufReader};
-
 mod common;
-use common::http;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::{http, hub, root, serve};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bin(index: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
-    c.env_remove("HUBSEARCH_CONFIG")
-        .env("HUBSEARCH_EMBEDDING__MODEL", "hash")
-        .arg("--index")
-        .arg(index);
-    c
-}
-
-// The child is handed to the caller, which kills and waits for it.
-#[allow(clippy::zombie_processes)]
-fn start(index: &Path) -> (Child, String) {
-    let mut child = bin(index)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "the server did not start");
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(rest) = line.split("http://").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().to_string();
-            // Keep draining stderr so the server never blocks on it.
-            std::thread::spawn(move || for _ in lines {});
-            return (child, addr);
-        }
-    }
-}
 
 #[test]
 fn serves_http_talks_to_huggingface_hub_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let index = dir.path().join("idx");
     let fixtures = root().join("tests/fixtures");
-    let out = bin(&index)
+    let out = hub(&index, "hash")
         .args(["import", "--quiet"])
         .arg(fixtures.join("cards.jsonl"))
         .arg(fixtures.join("cards_md"))
         .output()
         .unwrap();
     assert!(out.status.success());
-    let key = bin(&index)
+    let key = hub(&index, "hash")
         .args(["keys", "create", "--builder", "acme"])
         .output()
         .unwrap();
@@ -67,7 +28,7 @@ fn serves_http_talks_to_huggingface_hub_and_shuts_down_gracefully() {
     let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
     assert!(key.starts_with("hs_"));
 
-    let (mut child, addr) = start(&index);
+    let (mut child, addr) = serve(&index, "hash");
     assert_eq!(http(&addr, "GET", "/healthz", &[], "").0, 200);
     let (s, body) = http(&addr, "GET", "/v1/search?q=opus+mt+en+de", &[], "");
     assert_eq!(s, 200);
@@ -123,7 +84,7 @@ fn serves_http_talks_to_huggingface_hub_and_shuts_down_gracefully() {
     };
     assert!(status.success(), "{status:?}");
     // Every served page is in the ledger after the restart.
-    let (mut child, addr) = start(&index);
+    let (mut child, addr) = serve(&index, "hash");
     let (_, after) = http(&addr, "GET", "/v1/stats/exposure", &[], "");
     let pages = |s: &str| -> u64 {
         let v: serde_json::Value =

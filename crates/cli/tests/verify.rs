@@ -6,10 +6,8 @@
 //! stored history was rewritten while it was stopped caught by the saved
 //! head.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -20,38 +18,7 @@ use hubsearch_ledger::transparency::{
 use serde_json::Value;
 
 mod common;
-use common::http;
-
-fn bin(index: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
-    c.env_remove("HUBSEARCH_CONFIG")
-        .env("HUBSEARCH_EMBEDDING__MODEL", "none")
-        .arg("--index")
-        .arg(index);
-    c
-}
-
-// The child is handed to the caller, which stops and waits for it.
-#[allow(clippy::zombie_processes)]
-fn start(index: &Path) -> (Child, String) {
-    let mut child = bin(index)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "the server did not start");
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(rest) = line.split("http://").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().to_string();
-            std::thread::spawn(move || for _ in lines {});
-            return (child, addr);
-        }
-    }
-}
+use common::{admin_index, http, serve};
 
 /// SIGTERM (a graceful stop: the ledger is flushed), then wait.
 fn stop(mut child: Child) {
@@ -208,20 +175,8 @@ fn check_endpoints(addr: &str, answers: &[Value]) {
 fn verify_checks_receipts_consistency_and_a_builders_income_on_a_live_hub() {
     let dir = tempfile::tempdir().unwrap();
     let index = dir.path().join("idx");
-    let cards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cards.jsonl");
-    assert!(bin(&index)
-        .args(["import", "--quiet"])
-        .arg(cards)
-        .output()
-        .unwrap()
-        .status
-        .success());
-    let key = bin(&index)
-        .args(["keys", "create", "--admin"])
-        .output()
-        .unwrap();
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
-    let (child, addr) = start(&index);
+    let key = admin_index(&index, "none");
+    let (child, addr) = serve(&index, "none");
     let model = "Helsinki-NLP/opus-mt-en-de";
     let mut answers = Vec::new();
     for i in 0..6 {
@@ -302,7 +257,7 @@ fn verify_checks_receipts_consistency_and_a_builders_income_on_a_live_hub() {
     // The operator rewrites an old entry (a call made cheaper) while the
     // hub is down: the restarted hub's head contradicts the saved one.
     rewrite_entry(&index.join("ledger.redb"), 4);
-    let (child, addr) = start(&index);
+    let (child, addr) = serve(&index, "none");
     let out = verify(&addr, &["--state", s]);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout).to_string();

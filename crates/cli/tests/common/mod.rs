@@ -1,10 +1,71 @@
-//! What the command-line tests share: a minimal HTTP client.
+//! What the command-line tests share: the binary on an index, a server
+//! started on it, a seed index with an admin key, and a minimal HTTP client.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The binary on `index`, the developer's config kept out, its embedding
+/// model `model` (`hash`, the fast stand-in, or `none`).
+pub fn hub(index: &Path, model: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hubsearch"));
+    c.env_remove("HUBSEARCH_CONFIG")
+        .env("HUBSEARCH_EMBEDDING__MODEL", model)
+        .arg("--index")
+        .arg(index);
+    c
+}
+
+/// `hubsearch serve` on `index` (embedding model `model`) on a free port:
+/// the child and its address, once it says where it serves (within 60 s).
+/// Its stderr is drained from then on, so it never blocks on it.
+// The child is handed to the caller, which stops and waits for it.
+#[allow(clippy::zombie_processes)]
+pub fn serve(index: &Path, model: &str) -> (Child, String) {
+    let mut child = hub(index, model)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the server did not start");
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(rest) = line.split("http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_string();
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr);
+        }
+    }
+}
+
+/// An index at `index` (embedding model `model`) holding the fixtures'
+/// cards.jsonl, and an admin key made on it: the key.
+pub fn admin_index(index: &Path, model: &str) -> String {
+    assert!(hub(index, model)
+        .args(["import", "--quiet"])
+        .arg(root().join("tests/fixtures/cards.jsonl"))
+        .status()
+        .unwrap()
+        .success());
+    let key = hub(index, model)
+        .args(["keys", "create", "--admin"])
+        .output()
+        .unwrap();
+    assert!(key.status.success());
+    String::from_utf8(key.stdout).unwrap().trim().to_string()
+}
 
 /// A minimal HTTP/1.1 exchange: (status, body). Panics if the server
 /// cannot be reached.
