@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 mod common;
-use common::{hub, Hub, LostPages};
+use common::{hub, request, Hub, LostPages};
 
 async fn call(
     h: &Hub,
@@ -23,29 +23,18 @@ async fn call(
     key: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(k) = key {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, headers, v)
+    request(h, method, uri, key, &[], body).await
 }
 
 /// POST `body` with `key` to `uri`: the status and the error code, if any.
 async fn post_code(h: &Hub, uri: &str, key: &str, body: Value) -> (StatusCode, Option<String>) {
     let (s, v) = post(h, uri, key, body).await;
+    (s, v["error"]["code"].as_str().map(str::to_string))
+}
+
+/// GET `uri`: the status and the error code, if any.
+async fn get_code(h: &Hub, uri: &str) -> (StatusCode, Option<String>) {
+    let (s, v) = get(h, uri).await;
     (s, v["error"]["code"].as_str().map(str::to_string))
 }
 
@@ -184,10 +173,9 @@ async fn bad_search_input_gets_stable_codes() {
         );
     }
     let long = "a".repeat(600);
-    let (s, v) = get(&h, &format!("/v1/search?q={long}")).await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("query_too_long"))
+        get_code(&h, &format!("/v1/search?q={long}")).await,
+        (StatusCode::BAD_REQUEST, Some("query_too_long".to_string()))
     );
     // Odd but valid input never breaks the server.
     for q in [
@@ -1118,10 +1106,9 @@ async fn admin_key_routes_make_list_revoke_and_rotate_keys() {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let fresh = v["key"].as_str().unwrap().to_string();
-    let (s, v) = post(&h, "/v1/models", &key, card("zeta/two")).await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("key_revoked"))
+        post_code(&h, "/v1/models", &key, card("zeta/two")).await,
+        (StatusCode::UNAUTHORIZED, Some("key_revoked".to_string()))
     );
     let (s, v) = post(&h, "/v1/models", &fresh, card("zeta/two")).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -1134,26 +1121,26 @@ async fn admin_key_routes_make_list_revoke_and_rotate_keys() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v) = post(&h, "/v1/models", &fresh, card("zeta/three")).await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("key_revoked"))
+        post_code(&h, "/v1/models", &fresh, card("zeta/three")).await,
+        (StatusCode::UNAUTHORIZED, Some("key_revoked".to_string()))
     );
-    let (s, v) = post(
-        &h,
-        &format!("/v1/keys/{fresh_prefix}/revoke"),
-        &h.admin,
-        json!({}),
-    )
-    .await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("key_revoked_already"))
+        post_code(
+            &h,
+            &format!("/v1/keys/{fresh_prefix}/revoke"),
+            &h.admin,
+            json!({})
+        )
+        .await,
+        (
+            StatusCode::CONFLICT,
+            Some("key_revoked_already".to_string())
+        )
     );
-    let (s, v) = post(&h, "/v1/keys/hs_ffffffff/revoke", &h.admin, json!({})).await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("key_not_found"))
+        post_code(&h, "/v1/keys/hs_ffffffff/revoke", &h.admin, json!({})).await,
+        (StatusCode::NOT_FOUND, Some("key_not_found".to_string()))
     );
 }
 
@@ -1176,10 +1163,12 @@ async fn blank_filters_are_no_bound_and_documented_limits_hold() {
         get(&h, "/v1/stats/exposure?window_hours=8760").await.0,
         StatusCode::OK
     );
-    let (s, v) = get(&h, "/v1/stats/exposure?window_hours=8761").await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_parameter"))
+        get_code(&h, "/v1/stats/exposure?window_hours=8761").await,
+        (
+            StatusCode::BAD_REQUEST,
+            Some("invalid_parameter".to_string())
+        )
     );
     let (s, _) = get(&h, "/v1/stats/exposure?window_hours=0").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -1370,10 +1359,9 @@ async fn similar_models_are_the_nearest_cards() {
     for hit in v["hits"].as_array().unwrap() {
         assert_eq!(hit["task"], "automatic-speech-recognition", "{hit}");
     }
-    let (s, v) = get(&h, "/v1/models/no/such/similar").await;
     assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("model_not_found"))
+        get_code(&h, "/v1/models/no/such/similar").await,
+        (StatusCode::NOT_FOUND, Some("model_not_found".to_string()))
     );
     let (s, _) = get(&h, "/v1/models/Helsinki-NLP/opus-mt-en-de/similar?bogus=1").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -1664,27 +1652,8 @@ async fn call_if(
     if_match: &str,
     body: Option<Value>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {}", h.admin))
-        .header(header::IF_MATCH, if_match);
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let headers = [(header::IF_MATCH, if_match)];
+    request(h, method, uri, Some(&h.admin), &headers, body).await
 }
 
 /// Conditional writes (docs/api.md): GET's ETag names the card's version

@@ -6,35 +6,17 @@
 #[allow(dead_code)]
 mod common;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use hubsearch_ledger::transparency::{
     hash_from_hex, leaf_hash, verify_consistency, verify_inclusion, Entry, PublicKey, SignedHead,
 };
-use hubsearch_server::app;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-use common::{hub, Hub};
+use common::{hub, request, Hub};
 
 async fn call(h: &Hub, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    req = req.header(header::AUTHORIZATION, format!("Bearer {}", h.admin));
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let (s, _, v) = request(h, method, uri, Some(&h.admin), &[], body).await;
+    (s, v)
 }
 
 async fn get(h: &Hub, uri: &str) -> Value {

@@ -1,15 +1,20 @@
 //! The test hub shared by the API tests and the fuzz test: the project's
 //! fixture cards, hash vectors, a persistent ledger, an admin key and the
-//! key of builder `acme`.
+//! key of builder `acme`; and one request through its router.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, Method, Request, StatusCode};
+use http_body_util::BodyExt;
 use hubsearch_core::Config;
 use hubsearch_engine::progress::silent;
 use hubsearch_engine::{Engine, LedgerMode};
 use hubsearch_server::keys::Principal;
-use hubsearch_server::AppState;
+use hubsearch_server::{app, AppState};
+use serde_json::Value;
+use tower::ServiceExt;
 
 pub struct Hub {
     pub _dir: tempfile::TempDir,
@@ -105,4 +110,39 @@ impl hubsearch_engine::Replicator for LostPages {
             ..Default::default()
         }
     }
+}
+
+/// One request through `app(h.state)` (`oneshot`, no socket): `key` as a
+/// bearer token, `headers` added, `body` as JSON. The status, the headers
+/// and the body (JSON, else its text as a JSON string).
+#[allow(dead_code)]
+pub async fn request(
+    h: &Hub,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    headers: &[(HeaderName, &str)],
+    body: Option<Value>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+    }
+    for (name, value) in headers {
+        req = req.header(name, *value);
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, headers, v)
 }
