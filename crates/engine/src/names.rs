@@ -6,6 +6,7 @@
 //! typed half-way (completed by the most downloaded, when more popular than
 //! what the query shows first anyway).
 
+use hubsearch_core::ModelKey;
 use hubsearch_index::typos::{edit_distance, edits_allowed};
 use hubsearch_index::Searcher;
 
@@ -207,7 +208,7 @@ impl Engine {
                 edits: m.edits,
                 namespaced: id.contains('/'),
                 downloads: f.facts.downloads,
-                key: f.facts.id_key.0,
+                key: f.facts.id_key,
                 index: i,
             });
         })?;
@@ -427,7 +428,7 @@ struct Named {
     edits: usize,
     namespaced: bool,
     downloads: u64,
-    key: u64,
+    key: ModelKey,
     /// Its place among the candidates.
     index: usize,
 }

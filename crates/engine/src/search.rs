@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use hubsearch_core::{Group, Hit, Mode, ModelCard, PolicyKind, SearchRequest};
+use hubsearch_core::{Group, Hit, Mode, ModelCard, ModelKey, PolicyKind, SearchRequest};
 use hubsearch_index::{FacetCounts, QueryWords, Searcher};
 use hubsearch_rank::plackett_luce::sequential_probabilities;
 use hubsearch_rank::{blended_merit, rank, Candidate, Policy};
@@ -193,7 +193,7 @@ impl Engine {
     /// logged calls (docs/ranking.md, Merit).
     pub fn candidates(&self, rows: &mut [Row], group: Group) {
         let hub = self.hub();
-        let keys: Vec<u64> = rows.iter().map(|r| r.facts.id_key.0).collect();
+        let keys: Vec<ModelKey> = rows.iter().map(|r| r.facts.id_key).collect();
         let (evidence, hub_rate) = self.ledger().evidence_of(&keys);
         let ranking = &self.config().ranking;
         let k = ranking.ips_impressions;

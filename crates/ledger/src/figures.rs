@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use hubsearch_core::{Group, Impact};
+use hubsearch_core::{Group, Impact, ModelKey};
 use hubsearch_rank::{Account, ExposureBook};
 
 use super::{
@@ -125,14 +125,14 @@ impl Ledger {
 
     /// Each model's calls, impressions and exposure, and the hub's calls
     /// per unit of exposure over all models (0 before any exposure).
-    pub fn evidence_of(&self, models: &[u64]) -> (Vec<CallEvidence>, f64) {
+    pub fn evidence_of(&self, models: &[ModelKey]) -> (Vec<CallEvidence>, f64) {
         let s = self.state();
         let evidence = models
             .iter()
             .map(|k| {
-                let t = s.models.tally(*k);
+                let t = s.models.tally(k.0);
                 CallEvidence {
-                    calls: s.models.earnings.get(k).map_or(0, |e| e.calls),
+                    calls: s.models.earnings.get(&k.0).map_or(0, |e| e.calls),
                     impressions: t.impressions,
                     exposure: t.exposure,
                 }
@@ -142,11 +142,11 @@ impl Ledger {
     }
 
     /// Paid calls recorded here for each model key (0 if none).
-    pub fn calls_of(&self, models: &[u64]) -> Vec<u64> {
+    pub fn calls_of(&self, models: &[ModelKey]) -> Vec<u64> {
         let s = self.state();
         models
             .iter()
-            .map(|k| s.models.earnings.get(k).map_or(0, |e| e.calls))
+            .map(|k| s.models.earnings.get(&k.0).map_or(0, |e| e.calls))
             .collect()
     }
 
