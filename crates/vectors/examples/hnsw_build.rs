@@ -12,6 +12,8 @@ use hubsearch_vectors::embedder::{Embedder, HashEmbedder};
 /// The graph's own distance (`1 - a.b` by the SIMD dot product).
 use hubsearch_vectors::vector_index::UnitDot as FastDot;
 
+mod common;
+
 /// `1 - a.b` on int8 vectors quantized with one scale (`SCALE`).
 #[derive(Clone, Copy, Default)]
 struct Q8Dot;
@@ -41,11 +43,7 @@ fn main() {
     let ef_c: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(200);
     if path.ends_with(".f32") {
         // Exported vectors (`hubsearch export`): 384 floats each.
-        let raw = std::fs::read(path).expect("vectors file");
-        let all: Vec<f32> = raw
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let all = common::read_f32(path);
         let vectors: Vec<Vec<f32>> = all.chunks_exact(384).take(n).map(<[f32]>::to_vec).collect();
         let n = vectors.len();
         return build(&vectors, n, threads, ef_c, args.get(5).map(String::as_str));
@@ -76,27 +74,15 @@ fn main() {
 }
 
 fn build(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize, mode: Option<&str>) {
-    if mode == Some("q8") {
-        return q8(vectors, n, threads, ef_c);
-    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("pool");
-    let graph: Hnsw<f32, FastDot> = Hnsw::new(16, n.max(1024), 16, ef_c, FastDot);
-    let items: Vec<(&[f32], usize)> = vectors
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.as_slice(), i))
-        .collect();
-    let (t, c) = (Instant::now(), cpu_seconds());
-    pool.install(|| graph.parallel_insert_slice(&items));
-    let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
-    println!(
-        "build n={n} threads={threads} ef_c={ef_c}: wall {wall:.1} s, cpu {cpu:.1} s ({:.2} cores), {:.0} us/insert",
-        cpu / wall,
-        wall * 1e6 / n as f64
-    );
+    if mode == Some("q8") {
+        return q8(&pool, vectors, n, threads, ef_c);
+    }
+    let label = format!("build n={n} threads={threads} ef_c={ef_c}");
+    let graph = timed_build(&pool, vectors, n, ef_c, FastDot, &label);
     // Recall of 200 perturbed card vectors.
     let (queries, exact) = queries_and_exact(&pool, vectors);
     for ef in [64, 128, 256] {
@@ -114,7 +100,38 @@ fn build(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize, mode: Opti
     }
 }
 
-fn q8(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize) {
+/// The graph of `vectors` (of a hub of `n`) with distance `dist`, built on
+/// `pool`; its wall and CPU time printed after `label`.
+fn timed_build<T, D>(
+    pool: &rayon::ThreadPool,
+    vectors: &[Vec<T>],
+    n: usize,
+    ef_c: usize,
+    dist: D,
+    label: &str,
+) -> Hnsw<'static, T, D>
+where
+    T: Clone + Send + Sync + 'static,
+    D: Distance<T> + Send + Sync,
+{
+    let graph = Hnsw::new(16, n.max(1024), 16, ef_c, dist);
+    let items: Vec<(&[T], usize)> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.as_slice(), i))
+        .collect();
+    let (t, c) = (Instant::now(), cpu_seconds());
+    pool.install(|| graph.parallel_insert_slice(&items));
+    let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+    println!(
+        "{label}: wall {wall:.1} s, cpu {cpu:.1} s ({:.2} cores), {:.0} us/insert",
+        cpu / wall,
+        wall * 1e6 / n as f64
+    );
+    graph
+}
+
+fn q8(pool: &rayon::ThreadPool, vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize) {
     let max = vectors
         .iter()
         .flat_map(|v| v.iter())
@@ -125,25 +142,9 @@ fn q8(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize) {
         .iter()
         .map(|v| v.iter().map(|x| (x * s).round() as i8).collect())
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("pool");
-    let graph: Hnsw<i8, Q8Dot> = Hnsw::new(16, n.max(1024), 16, ef_c, Q8Dot);
-    let items: Vec<(&[i8], usize)> = q
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.as_slice(), i))
-        .collect();
-    let (t, c) = (Instant::now(), cpu_seconds());
-    pool.install(|| graph.parallel_insert_slice(&items));
-    let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
-    println!(
-        "q8 build n={n} threads={threads} ef_c={ef_c} max={max:.3}: wall {wall:.1} s, cpu {cpu:.1} s ({:.2} cores), {:.0} us/insert",
-        cpu / wall,
-        wall * 1e6 / n as f64
-    );
-    let (queries, exact) = queries_and_exact(&pool, vectors);
+    let label = format!("q8 build n={n} threads={threads} ef_c={ef_c} max={max:.3}");
+    let graph = timed_build(pool, &q, n, ef_c, Q8Dot, &label);
+    let (queries, exact) = queries_and_exact(pool, vectors);
     for ef in [64, 128, 256] {
         for k in [10, 40] {
             let t = Instant::now();
@@ -180,16 +181,7 @@ fn queries_and_exact(
     let n = vectors.len();
     let queries: Vec<Vec<f32>> = (0..n)
         .step_by((n / 200).max(1))
-        .map(|i| {
-            let mut x: Vec<f32> = vectors[i]
-                .iter()
-                .enumerate()
-                .map(|(j, a)| a + if j % 7 == 0 { 0.05 } else { 0.0 })
-                .collect();
-            let norm = x.iter().map(|a| a * a).sum::<f32>().sqrt();
-            x.iter_mut().for_each(|a| *a /= norm);
-            x
-        })
+        .map(|i| common::perturbed(&vectors[i]))
         .collect();
     let exact: Vec<Vec<usize>> = pool.install(|| {
         use rayon::prelude::*;

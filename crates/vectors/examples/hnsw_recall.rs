@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use hnsw_rs::prelude::{Distance, Hnsw};
 
+mod common;
+
 /// `1 - a.b` by the crate's exact dot product (what similarities use).
 #[derive(Clone, Copy, Default)]
 struct UnitDot;
@@ -23,32 +25,17 @@ impl Distance<f32> for FastDot {
     }
 }
 
-fn read(path: &str) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
 fn main() {
     let dir = std::env::args().nth(1).expect("DIR");
     let dim = 384;
-    let v = read(&format!("{dir}/vectors.f32"));
-    let q = read(&format!("{dir}/query_vectors.f32"));
+    let v = common::read_f32(&format!("{dir}/vectors.f32"));
+    let q = common::read_f32(&format!("{dir}/query_vectors.f32"));
     let n = v.len() / dim;
     let rows: Vec<&[f32]> = v.chunks_exact(dim).collect();
     // Queries: the dev queries and 200 card vectors slightly perturbed.
     let mut queries: Vec<Vec<f32>> = q.chunks_exact(dim).map(|c| c.to_vec()).collect();
     for i in (0..n).step_by(n / 200) {
-        let mut x: Vec<f32> = rows[i]
-            .iter()
-            .enumerate()
-            .map(|(j, a)| a + if j % 7 == 0 { 0.05 } else { 0.0 })
-            .collect();
-        let norm = x.iter().map(|a| a * a).sum::<f32>().sqrt();
-        x.iter_mut().for_each(|a| *a /= norm);
-        queries.push(x);
+        queries.push(common::perturbed(rows[i]));
     }
     let exact: Vec<Vec<usize>> = queries
         .iter()
