@@ -183,20 +183,6 @@ fn queries_and_exact(
         .step_by((n / 200).max(1))
         .map(|i| common::perturbed(&vectors[i]))
         .collect();
-    let exact: Vec<Vec<usize>> = pool.install(|| {
-        use rayon::prelude::*;
-        queries
-            .par_iter()
-            .map(|q| {
-                let mut s: Vec<(f32, usize)> = vectors
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (FastDot.eval(q, v), i))
-                    .collect();
-                s.select_nth_unstable_by(10, |a, b| a.0.total_cmp(&b.0));
-                s[..10].iter().map(|x| x.1).collect()
-            })
-            .collect()
-    });
+    let exact = common::exact_top10(pool, &queries, vectors, &FastDot);
     (queries, exact)
 }

@@ -37,22 +37,11 @@ fn main() {
     for i in (0..n).step_by(n / 200) {
         queries.push(common::perturbed(rows[i]));
     }
-    let exact: Vec<Vec<usize>> = queries
-        .iter()
-        .map(|qv| {
-            let mut s: Vec<(f32, usize)> = rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (UnitDot.eval(qv, r), i))
-                .collect();
-            s.sort_by(|a, b| a.0.total_cmp(&b.0));
-            s.iter().take(10).map(|x| x.1).collect()
-        })
-        .collect();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
         .unwrap();
+    let exact = common::exact_top10(&pool, &queries, &rows, &UnitDot);
     let mut order: Vec<usize> = (0..n).collect();
     let variant = std::env::args().nth(2).unwrap_or_default();
     if variant.contains("shuffle") {
