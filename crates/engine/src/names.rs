@@ -381,11 +381,13 @@ impl Engine {
             .filter(|b| starts(b))
             .collect();
         builders.dedup();
-        for b in text.facet_values_where(&searcher, "builder", starts)? {
+        // The first builders in name order: the pre-picked ones among the
+        // first SUGGESTED_OTHERS leave the rest of them.
+        for b in text.builders_starting(&searcher, &q, SUGGESTED_OTHERS)? {
             if builders.len() >= SUGGESTED_OTHERS {
                 break;
             }
-            if starts(&b) && !builders.contains(&b) {
+            if !builders.contains(&b) {
                 builders.push(b);
             }
         }

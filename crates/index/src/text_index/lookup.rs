@@ -306,7 +306,7 @@ impl TextIndex {
 /// segment's reader when missing (entries of segments no longer in the
 /// index are dropped then). Segments are immutable, so an entry never goes
 /// stale.
-fn cached<T>(
+pub(super) fn cached<T>(
     cache: &SegmentCache<T>,
     searcher: &Searcher,
     seg: u32,

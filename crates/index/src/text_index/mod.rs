@@ -96,6 +96,9 @@ pub struct TextIndex {
     fact_cache: SegmentCache<lookup::FactColumns>,
     /// Segment -> its name keys, sorted (see [`TextIndex::completions`]).
     name_cache: SegmentCache<names::NameTable>,
+    /// Segment -> its builders' name keys, sorted (see
+    /// [`TextIndex::builders_starting`]).
+    builder_cache: SegmentCache<names::KeyedValues>,
     /// (segment, facet field) -> the values of its facet ordinals.
     facet_cache: std::sync::Mutex<HashMap<(tantivy::index::SegmentId, String), OrdValues>>,
     /// Facet -> its counts over the whole hub, and the segments (with their
@@ -165,6 +168,7 @@ impl TextIndex {
             fact_cache: Default::default(),
             name_cache: Default::default(),
             facet_cache: Default::default(),
+            builder_cache: Default::default(),
             hub_facets: Default::default(),
             corrections: Default::default(),
         })
