@@ -305,7 +305,10 @@ impl TextIndex {
 /// Segment `seg`'s entry of a per-segment `cache`, made by `make` from the
 /// segment's reader when missing (entries of segments no longer in the
 /// index are dropped then). Segments are immutable, so an entry never goes
-/// stale.
+/// stale. The cache is not locked while an entry is made (a large
+/// segment's table takes milliseconds; other searches go on reading the
+/// entries there are): two searches missing the same entry at once both
+/// make it, and the first one stored is kept.
 pub(super) fn cached<T>(
     cache: &SegmentCache<T>,
     searcher: &Searcher,
@@ -314,14 +317,14 @@ pub(super) fn cached<T>(
 ) -> Result<Arc<T>> {
     let reader = searcher.segment_reader(seg);
     let id = reader.segment_id();
-    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(v) = cache.get(&id) {
+    let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = lock().get(&id) {
         return Ok(v.clone());
     }
     let v = Arc::new(make(reader)?);
+    let mut cache = lock();
     keep_live(&mut cache, searcher);
-    cache.insert(id, v.clone());
-    Ok(v)
+    Ok(cache.entry(id).or_insert(v).clone())
 }
 
 /// Forget the cached entries of segments that are no longer searched.
