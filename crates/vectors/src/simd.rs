@@ -11,16 +11,26 @@ use pulp::{Arch, Simd, WithSimd};
 
 /// The dot product of two equally long vectors (the graph's distance).
 pub fn fast_dot(a: &[f32], b: &[f32]) -> f32 {
+    dispatch(a, b)
+}
+
+/// Two equally long vectors whose dot product `pulp` computes on the
+/// CPU's widest SIMD ([`WithSimd`], one implementation per element type).
+struct Dot<'a, T> {
+    a: &'a [T],
+    b: &'a [T],
+}
+
+/// `Dot { a, b }` on the SIMD picked at run time.
+fn dispatch<'a, T>(a: &'a [T], b: &'a [T]) -> <Dot<'a, T> as WithSimd>::Output
+where
+    Dot<'a, T>: WithSimd,
+{
     debug_assert_eq!(a.len(), b.len());
     Arch::new().dispatch(Dot { a, b })
 }
 
-struct Dot<'a> {
-    a: &'a [f32],
-    b: &'a [f32],
-}
-
-impl WithSimd for Dot<'_> {
+impl WithSimd for Dot<'_, f32> {
     type Output = f32;
 
     #[inline(always)]
@@ -48,16 +58,10 @@ impl WithSimd for Dot<'_> {
 /// The dot product of two equally long int8 vectors, summed exactly in
 /// i32 (384 products of at most 127 * 127 cannot overflow it).
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    debug_assert_eq!(a.len(), b.len());
-    Arch::new().dispatch(DotI8 { a, b })
+    dispatch(a, b)
 }
 
-struct DotI8<'a> {
-    a: &'a [i8],
-    b: &'a [i8],
-}
-
-impl WithSimd for DotI8<'_> {
+impl WithSimd for Dot<'_, i8> {
     type Output = i32;
 
     /// A plain loop: compiled inside `dispatch` with the CPU's features
