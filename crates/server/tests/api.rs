@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use hubsearch_server::app;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -32,6 +31,16 @@ async fn post_code(h: &Hub, uri: &str, key: &str, body: Value) -> (StatusCode, O
     (s, v["error"]["code"].as_str().map(str::to_string))
 }
 
+/// Builder acme's key publishing `card` is refused with `status` and `code`.
+async fn acme_refused(h: &Hub, card: Value, status: StatusCode, code: &str) {
+    let (s, v) = post(h, "/v1/models", &h.acme, card.clone()).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{card}"
+    );
+}
+
 /// GET `uri`: the status and the error code, if any.
 async fn get_code(h: &Hub, uri: &str) -> (StatusCode, Option<String>) {
     let (s, v) = get(h, uri).await;
@@ -40,6 +49,16 @@ async fn get_code(h: &Hub, uri: &str) -> (StatusCode, Option<String>) {
 
 async fn get_h(h: &Hub, uri: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
     call(h, Method::GET, uri, None, None).await
+}
+
+/// GET `uri` with the header `name: value`.
+async fn get_with(
+    h: &Hub,
+    uri: &str,
+    name: header::HeaderName,
+    value: &str,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    request(h, Method::GET, uri, None, &[(name, value)], None).await
 }
 
 async fn get(h: &Hub, uri: &str) -> (StatusCode, Value) {
@@ -62,13 +81,31 @@ async fn delete(h: &Hub, uri: &str, key: &str) -> (StatusCode, Value) {
     (s, v)
 }
 
-fn ids(v: &Value, list: &str) -> Vec<String> {
-    v[list]
-        .as_array()
+/// GET each of `uris`, which must answer `status`: the bodies.
+async fn get_each(h: &Hub, status: StatusCode, uris: &[impl AsRef<str>]) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    for uri in uris.iter().map(AsRef::as_ref) {
+        let (s, v) = get(h, uri).await;
+        assert_eq!(s, status, "{uri}: {v}");
+        bodies.push(v);
+    }
+    bodies
+}
+
+/// Take every permit of `slots`, as if that many requests held them.
+fn hold_all(slots: &tokio::sync::Semaphore) -> tokio::sync::SemaphorePermit<'_> {
+    slots
+        .try_acquire_many(slots.available_permits() as u32)
         .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap().to_string())
-        .collect()
+}
+
+/// `f` of each item of the JSON array `v`.
+fn each<'a, T>(v: &'a Value, f: impl FnMut(&'a Value) -> T) -> Vec<T> {
+    v.as_array().unwrap().iter().map(f).collect()
+}
+
+fn ids(v: &Value, list: &str) -> Vec<String> {
+    each(&v[list], |h| h["id"].as_str().unwrap().to_string())
 }
 
 #[tokio::test]
@@ -178,17 +215,16 @@ async fn bad_search_input_gets_stable_codes() {
         (StatusCode::BAD_REQUEST, Some("query_too_long".to_string()))
     );
     // Odd but valid input never breaks the server.
-    for q in [
+    let odd = [
         "%22",
         "((",
         "AND",
         "*",
         "%E2%9C%93",
         "a+b+c+d+e+f+g+h+i+j+k",
-    ] {
-        let (s, v) = get(&h, &format!("/v1/search?q={q}&mode=hybrid")).await;
-        assert_eq!(s, StatusCode::OK, "{q}: {v}");
-    }
+    ];
+    let uris = odd.map(|q| format!("/v1/search?q={q}&mode=hybrid"));
+    get_each(&h, StatusCode::OK, &uris).await;
 }
 
 #[tokio::test]
@@ -196,12 +232,7 @@ async fn listings_sort_cache_and_page() {
     let h = hub();
     let (s, hd, v) = get_h(&h, "/v1/listings?sort=trending&per_page=3").await;
     assert_eq!(s, StatusCode::OK);
-    let downloads: Vec<u64> = v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["downloads"].as_u64().unwrap())
-        .collect();
+    let downloads = each(&v["hits"], |i| i["downloads"].as_u64().unwrap());
     assert!(downloads.windows(2).all(|w| w[0] >= w[1]), "{downloads:?}");
     assert_eq!(v["total"], 7);
     let etag = hd[header::ETAG].to_str().unwrap().to_string();
@@ -210,15 +241,9 @@ async fn listings_sort_cache_and_page() {
         .unwrap()
         .contains("max-age"));
     // Conditional request: 304.
-    let req = Request::builder()
-        .uri("/v1/listings?sort=trending&per_page=3")
-        .header(header::IF_NONE_MATCH, &etag)
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(
-        app(h.state.clone()).oneshot(req).await.unwrap().status(),
-        StatusCode::NOT_MODIFIED
-    );
+    let uri = "/v1/listings?sort=trending&per_page=3";
+    let (s, _, _) = get_with(&h, uri, header::IF_NONE_MATCH, &etag).await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
     // Page by page, everything once.
     let mut seen = Vec::new();
     let mut page = 1;
@@ -242,12 +267,7 @@ async fn listings_sort_cache_and_page() {
     dedup.dedup();
     assert_eq!((seen.len(), dedup.len()), (7, 7));
     let (_, v) = get(&h, "/v1/listings?sort=price&per_page=10").await;
-    let prices: Vec<f64> = v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["price_usd"].as_f64().unwrap_or(0.0))
-        .collect();
+    let prices = each(&v["hits"], |i| i["price_usd"].as_f64().unwrap_or(0.0));
     assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
     let (_, hd, v) = get_h(&h, "/v1/listings?sort=fair&per_page=3").await;
     assert_eq!(v["hits"].as_array().unwrap().len(), 3);
@@ -266,19 +286,13 @@ async fn publishing_needs_the_right_key() {
     let (s, _) = post(&h, "/v1/models", "hs_not_a_key", card.clone()).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let other = json!({"id": "facebook/fake", "description": "x"});
-    assert_eq!(
-        post_code(&h, "/v1/models", &h.acme, other).await,
-        (StatusCode::FORBIDDEN, Some("forbidden".to_string()))
-    );
+    acme_refused(&h, other, StatusCode::FORBIDDEN, "forbidden").await;
     let (s, v) = post(&h, "/v1/models", &h.acme, card.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     // Searchable at once.
     let (_, v) = get(&h, "/v1/search?q=zymurgical&mode=text").await;
     assert_eq!(ids(&v, "hits"), ["acme/new-ner"]);
-    assert_eq!(
-        post_code(&h, "/v1/models", &h.acme, card.clone()).await,
-        (StatusCode::CONFLICT, Some("model_exists".to_string()))
-    );
+    acme_refused(&h, card.clone(), StatusCode::CONFLICT, "model_exists").await;
     // Replace by the owner.
     let (s, v) = put(
         &h,
@@ -300,16 +314,8 @@ async fn publishing_needs_the_right_key() {
         .unwrap();
     let resp = app(h.state.clone()).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        post_code(
-            &h,
-            "/v1/models",
-            &h.acme,
-            json!({"id": "acme/x", "downloads": "many"})
-        )
-        .await,
-        (StatusCode::BAD_REQUEST, Some("invalid_card".to_string()))
-    );
+    let wrong_type = json!({"id": "acme/x", "downloads": "many"});
+    acme_refused(&h, wrong_type, StatusCode::BAD_REQUEST, "invalid_card").await;
     let (s, v) = put(&h, "/v1/models/acme/x", &h.acme, json!({"id": "acme/y"})).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
@@ -488,17 +494,16 @@ async fn deep_cursors_and_pages_are_bounded() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v.as_array().map(Vec::len), Some(0));
     // Page arithmetic does not wrap: a page past every result is empty.
-    for uri in [
+    let past_the_end = [
         "/v1/search?q=bert&page=18446744073709551615",
         "/v1/search?q=bert&page=18446744073709551615&per_page=100",
         "/v1/search?page=18446744073709551615&per_page=100",
         "/v1/listings?page=18446744073709551615&per_page=100",
-    ] {
-        let (s, v) = get(&h, uri).await;
-        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    ];
+    for v in get_each(&h, StatusCode::OK, &past_the_end).await {
         assert!(
             ids(&v, "hits").is_empty() && v["next_page"].is_null(),
-            "{uri}: {v}"
+            "{v}"
         );
     }
 }
@@ -514,11 +519,7 @@ async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
         json!({"id": "acme/x", "author": "google", "description": "x"}),
         json!({"id": "bert-base-fake", "description": "x"}),
     ] {
-        assert_eq!(
-            post_code(&h, "/v1/models", &h.acme, body.clone()).await,
-            (StatusCode::FORBIDDEN, Some("forbidden".to_string())),
-            "{body}"
-        );
+        acme_refused(&h, body, StatusCode::FORBIDDEN, "forbidden").await;
     }
     // The admin may publish anywhere.
     let by_admin = json!({"id": "bert-base-fake", "description": "x"});
@@ -532,23 +533,11 @@ async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
         } else {
             json!(1_000_000_000u64)
         };
-        assert_eq!(
-            post_code(&h, "/v1/models", &h.acme, body).await,
-            (StatusCode::BAD_REQUEST, Some("read_only_field".to_string())),
-            "{field}"
-        );
+        acme_refused(&h, body, StatusCode::BAD_REQUEST, "read_only_field").await;
     }
     // Unknown fields are errors (a misspelt price would publish a free model).
-    assert_eq!(
-        post_code(
-            &h,
-            "/v1/models",
-            &h.acme,
-            json!({"id": "acme/cheap", "price": 0.5})
-        )
-        .await,
-        (StatusCode::BAD_REQUEST, Some("invalid_card".to_string()))
-    );
+    let misspelt = json!({"id": "acme/cheap", "price": 0.5});
+    acme_refused(&h, misspelt, StatusCode::BAD_REQUEST, "invalid_card").await;
     // Look-alike, invisible and path characters in ids.
     for id in [
         "acme/evil\u{200b}",
@@ -559,11 +548,7 @@ async fn builders_publish_only_in_their_namespace_and_cannot_set_hub_fields() {
         "acme/x/y",
         "acme/-x",
     ] {
-        assert_eq!(
-            post_code(&h, "/v1/models", &h.acme, json!({"id": id})).await,
-            (StatusCode::BAD_REQUEST, Some("invalid_id".to_string())),
-            "{id:?}"
-        );
+        acme_refused(&h, json!({"id": id}), StatusCode::BAD_REQUEST, "invalid_id").await;
     }
     // What the hub counted survives a builder's replace.
     let (s, v) = post(
@@ -623,15 +608,9 @@ async fn every_error_is_json_with_a_code() {
         (s, code(&v).as_deref()),
         (StatusCode::URI_TOO_LONG, Some("uri_too_long"))
     );
-    let req = Request::builder()
-        .uri("/v1/search?q=x")
-        .header("x-filler", "b".repeat(40_000))
-        .body(Body::empty())
-        .unwrap();
-    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    let filler = header::HeaderName::from_static("x-filler");
+    let (s, _, v) = get_with(&h, "/v1/search?q=x", filler, &"b".repeat(40_000)).await;
+    assert_eq!(s, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     assert_eq!(code(&v).as_deref(), Some("headers_too_large"));
     for uri in [
         "/v1/models/acme/%FF%FE",
@@ -650,14 +629,10 @@ async fn every_error_is_json_with_a_code() {
 #[tokio::test]
 async fn the_link_header_never_echoes_a_hostile_host() {
     let h = hub();
-    let req = Request::builder()
-        .uri("/api/models?limit=1")
-        .header(header::HOST, "evil.example>; rel=\"x\", <http://a")
-        .body(Body::empty())
-        .unwrap();
-    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let link = resp.headers()[header::LINK].to_str().unwrap().to_string();
+    let host = "evil.example>; rel=\"x\", <http://a";
+    let (s, hd, _) = get_with(&h, "/api/models?limit=1", header::HOST, host).await;
+    assert_eq!(s, StatusCode::OK);
+    let link = hd[header::LINK].to_str().unwrap().to_string();
     assert!(link.starts_with("<http://127.0.0.1/api/models?"), "{link}");
     assert!(!link.contains("evil"), "{link}");
 }
@@ -753,12 +728,7 @@ async fn slow_clients_cannot_hold_the_server() {
     let mut state = h.state.clone();
     state.config.header_read_timeout_ms = 300;
     state.config.max_connections_per_ip = 20;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(hubsearch_server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, server) = serve(state).await;
     // 20 slowloris connections: a request line, then nothing.
     let mut slow = Vec::new();
     for _ in 0..20 {
@@ -814,6 +784,24 @@ async fn slow_clients_cannot_hold_the_server() {
     server.await.unwrap().unwrap();
 }
 
+/// `state` served on a free local port: its address, the sender that stops
+/// the server and the server's task.
+async fn serve(
+    state: hubsearch_server::AppState,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hubsearch_server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
 /// Real connections: a write without a key is answered 401 before its body
 /// is read (the client has sent only headers announcing 1 MB), and a keyed
 /// body trickled a byte at a time is cut off by the one body deadline with
@@ -825,12 +813,7 @@ async fn slow_or_keyless_bodies_are_not_buffered() {
     let h = hub();
     let mut state = h.state.clone();
     state.config.body_read_timeout_ms = 600;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(hubsearch_server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, server) = serve(state).await;
     let answer = |mut c: tokio::net::TcpStream| async move {
         let mut out = Vec::new();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), c.read_to_end(&mut out))
@@ -1056,17 +1039,26 @@ async fn metrics_count_the_served_pages_lost() {
     }
     // The JSON says `pages_lost`, and `pages_failed` (deprecated) with the
     // same count, on /readyz and /v1/cluster.
-    for uri in ["/readyz", "/v1/cluster"] {
-        let (s, v) = get(&h, uri).await;
-        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    for v in get_each(&h, StatusCode::OK, &["/readyz", "/v1/cluster"]).await {
         let c = &v["cluster"];
         assert_eq!(
             (c["pages_sent"].as_u64(), c["pages_lost"].as_u64()),
             (Some(40), Some(3)),
-            "{uri}: {v}"
+            "{v}"
         );
-        assert_eq!(c["pages_failed"], c["pages_lost"], "{uri}: {v}");
+        assert_eq!(c["pages_failed"], c["pages_lost"], "{v}");
     }
+}
+
+/// POST an admin key's `action` (`rotate`, `revoke`) on the key `prefix`.
+async fn key_action(h: &Hub, prefix: &str, action: &str) -> (StatusCode, Value) {
+    post(
+        h,
+        &format!("/v1/keys/{prefix}/{action}"),
+        &h.admin,
+        json!({}),
+    )
+    .await
 }
 
 /// The admin key routes: only an admin key manages keys; a key made over
@@ -1097,13 +1089,7 @@ async fn admin_key_routes_make_list_revoke_and_rotate_keys() {
         .unwrap()
         .iter()
         .any(|k| k["prefix"] == prefix.as_str()));
-    let (s, v) = post(
-        &h,
-        &format!("/v1/keys/{prefix}/rotate"),
-        &h.admin,
-        json!({}),
-    )
-    .await;
+    let (s, v) = key_action(&h, &prefix, "rotate").await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let fresh = v["key"].as_str().unwrap().to_string();
     assert_eq!(
@@ -1113,30 +1099,16 @@ async fn admin_key_routes_make_list_revoke_and_rotate_keys() {
     let (s, v) = post(&h, "/v1/models", &fresh, card("zeta/two")).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let fresh_prefix = &fresh[..11];
-    let (s, _) = post(
-        &h,
-        &format!("/v1/keys/{fresh_prefix}/revoke"),
-        &h.admin,
-        json!({}),
-    )
-    .await;
+    let (s, _) = key_action(&h, fresh_prefix, "revoke").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         post_code(&h, "/v1/models", &fresh, card("zeta/three")).await,
         (StatusCode::UNAUTHORIZED, Some("key_revoked".to_string()))
     );
+    let (s, v) = key_action(&h, fresh_prefix, "revoke").await;
     assert_eq!(
-        post_code(
-            &h,
-            &format!("/v1/keys/{fresh_prefix}/revoke"),
-            &h.admin,
-            json!({})
-        )
-        .await,
-        (
-            StatusCode::CONFLICT,
-            Some("key_revoked_already".to_string())
-        )
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("key_revoked_already"))
     );
     assert_eq!(
         post_code(&h, "/v1/keys/hs_ffffffff/revoke", &h.admin, json!({})).await,
@@ -1202,10 +1174,7 @@ async fn reads_and_writes_are_admitted_apart_and_shed_with_503() {
     h.state.config.queue_timeout_ms = 20;
     h.state.config.stats_cache_ms = 0;
     // Every write slot busy: a publish is shed, searches still run.
-    let writes = h.state.write_permits.clone();
-    let held = writes
-        .try_acquire_many(writes.available_permits() as u32)
-        .unwrap();
+    let held = hold_all(&h.state.write_permits);
     let (s, v) = post(&h, "/v1/models", &h.acme, json!({"id": "acme/queued"})).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
@@ -1217,20 +1186,15 @@ async fn reads_and_writes_are_admitted_apart_and_shed_with_503() {
     drop(held);
     // Every read slot busy: stats, cards and listings are shed too, and
     // /healthz (no engine work) still answers.
-    let reads = h.state.permits.clone();
-    let held = reads
-        .try_acquire_many(reads.available_permits() as u32)
-        .unwrap();
-    for uri in [
+    let held = hold_all(&h.state.permits);
+    let engine_reads = [
         "/v1/stats/exposure",
         "/v1/models/facebook/bart-large-cnn",
         "/v1/builders/facebook",
         "/v1/listings",
         "/api/models/facebook/bart-large-cnn",
-    ] {
-        let (s, v) = get(&h, uri).await;
-        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {v}");
-    }
+    ];
+    get_each(&h, StatusCode::SERVICE_UNAVAILABLE, &engine_reads).await;
     let (s, _) = get(&h, "/healthz").await;
     assert_eq!(s, StatusCode::OK);
     drop(held);
@@ -1308,14 +1272,10 @@ async fn cross_origin_browser_apps_are_allowed() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(allowed.contains("authorization"), "{allowed}");
-    let req = Request::builder()
-        .uri("/api/models?limit=1")
-        .header(header::ORIGIN, "https://app.example.org")
-        .body(Body::empty())
-        .unwrap();
-    let resp = app(h.state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-    let exposed = resp.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+    let origin = "https://app.example.org";
+    let (_, hd, _) = get_with(&h, "/api/models?limit=1", header::ORIGIN, origin).await;
+    assert_eq!(hd[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let exposed = hd[header::ACCESS_CONTROL_EXPOSE_HEADERS]
         .to_str()
         .unwrap()
         .to_ascii_lowercase();
@@ -1342,12 +1302,7 @@ async fn similar_models_are_the_nearest_cards() {
         !got.contains(&"Helsinki-NLP/opus-mt-en-de".to_string()),
         "{got:?}"
     );
-    let sims: Vec<f64> = v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["score"].as_f64().unwrap())
-        .collect();
+    let sims = each(&v["hits"], |x| x["score"].as_f64().unwrap());
     assert!(sims.windows(2).all(|w| w[0] >= w[1]), "{sims:?}");
     let (s, v) = get(
         &h,
@@ -1473,13 +1428,7 @@ async fn filters_values_exclusions_ranges_and_disjunctive_facets() {
     assert_eq!(v["total"], 1, "{v}");
     let tasks = v["facets"]["task"].as_array().unwrap();
     assert!(tasks.len() >= 5, "every task stays visible: {tasks:?}");
-    let langs: Vec<&str> = v["facets"]["language"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["value"].as_str().unwrap())
-        .collect();
-    let mut langs = langs;
+    let mut langs = each(&v["facets"]["language"], |x| x["value"].as_str().unwrap());
     langs.sort();
     assert_eq!(
         langs,
@@ -1490,20 +1439,10 @@ async fn filters_values_exclusions_ranges_and_disjunctive_facets() {
     let (_, v) = get(&h, "/v1/search?tag=dataset:opus").await;
     assert_eq!(ids(&v, "hits"), ["Helsinki-NLP/opus-mt-en-de"]);
     let (_, v) = get(&h, "/api/models?filter=dataset:opus").await;
-    let hf: Vec<&str> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let hf = each(&v, |m| m["id"].as_str().unwrap());
     assert_eq!(hf, ["Helsinki-NLP/opus-mt-en-de"]);
     let (_, v) = get(&h, "/api/models?filter=pytorch&filter=license:apache-2.0").await;
-    let hf: Vec<&str> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let hf = each(&v, |m| m["id"].as_str().unwrap());
     assert_eq!(hf, ["sentence-transformers/all-MiniLM-L6-v2"]);
     let (_, v) = get(&h, "/api/models?filter=sentence-transformers").await;
     assert_eq!(
@@ -1524,12 +1463,7 @@ async fn browsing_pages_past_the_candidates_and_semantic_ratio() {
         let (s, v) = get(&h, &format!("/v1/search?per_page=2&page={page}")).await;
         assert_eq!(s, StatusCode::OK, "page {page}: {v}");
         assert_eq!(v["total"], 7);
-        let ranks: Vec<u64> = v["hits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["rank"].as_u64().unwrap())
-            .collect();
+        let ranks = each(&v["hits"], |x| x["rank"].as_u64().unwrap());
         let first = (page as u64 - 1) * 2 + 1;
         assert_eq!(
             ranks,
@@ -1594,14 +1528,7 @@ async fn browsing_pages_past_the_candidates_and_semantic_ratio() {
         (without["mode"].clone(), ids(&without, "hits"))
     );
     // The weight changes the fused relevance.
-    let rel = |v: &Value| -> Vec<f64> {
-        v["hits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["explain"]["relevance"].as_f64().unwrap())
-            .collect()
-    };
+    let rel = |v: &Value| each(&v["hits"], |x| x["explain"]["relevance"].as_f64().unwrap());
     let (_, a) = get(
         &h,
         "/v1/search?per_page=3&q=german+speech&semantic_ratio=0.1&explain=true&policy=relevance",
@@ -1621,19 +1548,17 @@ async fn browsing_pages_past_the_candidates_and_semantic_ratio() {
 #[tokio::test]
 async fn blank_parameters_are_absent_and_a_key_cannot_revoke_itself() {
     let h = hub();
-    for uri in [
+    let blank = [
         "/v1/search?q=bert&page=&per_page=&policy=&seed=&explain=",
         "/v1/listings?sort=&page=",
         "/v1/stats/exposure?window_hours=",
         "/v1/suggest?q=ber&limit=",
-    ] {
-        let (s, v) = get(&h, uri).await;
-        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
-    }
+    ];
+    get_each(&h, StatusCode::OK, &blank).await;
     let (s, v) = get(&h, "/api/models?full=yes").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let own: String = h.admin.chars().take(11).collect();
-    let (s, v) = post(&h, &format!("/v1/keys/{own}/revoke"), &h.admin, json!({})).await;
+    let (s, v) = key_action(&h, &own, "revoke").await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (StatusCode::CONFLICT, Some("key_in_use")),
