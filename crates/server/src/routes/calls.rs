@@ -9,6 +9,7 @@ use axum::Json;
 use hubsearch_engine::{CallReceipt, PaidCall};
 
 use super::models::Caller;
+use super::responses::{AdminErrors, BodyErrors};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::{AppState, Work};
@@ -22,11 +23,8 @@ use crate::{AppState, Work};
         (status = 201, description = "Recorded", body = CallReceipt),
         (status = 200, description = "Seen before under this key: counted once", body = CallReceipt),
         (status = 400, description = "A bad call (invalid_amount, invalid_idempotency_key, invalid_parameter, invalid_json)", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
-        (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
-        (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        BodyErrors,
+        AdminErrors,
         (status = 404, description = "No such model (model_not_found) or no such recorded page (page_not_found)", body = ErrorBody),
         (status = 409, description = "The key was used for another call (idempotency_key_reused)", body = ErrorBody),
     ))]

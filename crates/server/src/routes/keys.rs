@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::models::{bearer, Caller};
+use super::responses::{AdminErrors, KeyPrefixErrors};
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::{AppState, Work};
@@ -77,8 +78,7 @@ fn admin_only(who: &Principal) -> Result<(), ApiError> {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Every key, oldest first", body = Vec<KeyInfo>),
-        (status = 401, description = "No valid key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminErrors,
     ))]
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -96,8 +96,7 @@ pub async fn list_keys(
         (status = 201, description = "Made: the key is shown this once", body = MadeKey),
         (status = 400, description = "A bad body (invalid_json, invalid_parameter)", body = ErrorBody),
         (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        AdminErrors,
     ))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -137,11 +136,8 @@ pub async fn create_key(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Revoked", body = KeyInfo),
-        (status = 400, description = "A bad path (invalid_path)", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
-        (status = 404, description = "No such key (key_not_found)", body = ErrorBody),
-        (status = 409, description = "More than one key starts so (key_ambiguous), revoked already (key_revoked_already), or the key this request is made with (key_in_use)", body = ErrorBody),
+        AdminErrors,
+        KeyPrefixErrors,
     ))]
 pub async fn revoke_key(
     State(state): State<AppState>,
@@ -170,11 +166,8 @@ pub async fn revoke_key(
     security(("api_key" = [])),
     responses(
         (status = 201, description = "The new key, shown this once", body = MadeKey),
-        (status = 400, description = "A bad path (invalid_path)", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
-        (status = 404, description = "No such key (key_not_found)", body = ErrorBody),
-        (status = 409, description = "More than one key starts so (key_ambiguous), revoked already (key_revoked_already), or the key this request is made with (key_in_use)", body = ErrorBody),
+        AdminErrors,
+        KeyPrefixErrors,
     ))]
 pub async fn rotate_key(
     State(state): State<AppState>,

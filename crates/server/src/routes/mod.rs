@@ -5,6 +5,7 @@ pub mod hf;
 pub mod keys;
 pub mod models;
 pub mod ops;
+mod responses;
 pub mod search;
 pub mod stats;
 pub mod suggest;

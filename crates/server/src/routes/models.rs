@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::responses::{BodyErrors, NamespaceErrors};
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::keys::{Principal, Verdict};
@@ -361,9 +362,7 @@ pub async fn get_model(
     responses(
         (status = 201, description = "Published", body = Published),
         (status = 400, description = "A bad card (invalid_card, invalid_id, read_only_field, invalid_json)", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
-        (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
-        (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
+        BodyErrors,
         (status = 401, description = "No valid key (unauthorized)", body = ErrorBody),
         (status = 403, description = "Not this key's namespace (forbidden)", body = ErrorBody),
         (status = 409, description = "The id exists (model_exists)", body = ErrorBody),
@@ -397,11 +396,8 @@ pub async fn create(
             headers(("ETag" = String, description = "The stored card's entity tag"))),
         (status = 412, description = "If-Match names another version (precondition_failed)", body = ErrorBody),
         (status = 400, description = "A bad card (invalid_card, id_mismatch, ...)", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within server.body_read_timeout_ms (body_timeout)", body = ErrorBody),
-        (status = 413, description = "The body is over server.max_body_bytes (body_too_large)", body = ErrorBody),
-        (status = 507, description = "The disk is full (insufficient_storage)", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
-        (status = 403, description = "Not this key's namespace", body = ErrorBody),
+        BodyErrors,
+        NamespaceErrors,
     ))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -451,8 +447,7 @@ pub async fn replace(
         (status = 204, description = "Deleted"),
         (status = 400, description = "A malformed If-Match (invalid_parameter)", body = ErrorBody),
         (status = 412, description = "If-Match names another version (precondition_failed)", body = ErrorBody),
-        (status = 401, description = "No valid key", body = ErrorBody),
-        (status = 403, description = "Not this key's namespace", body = ErrorBody),
+        NamespaceErrors,
         (status = 404, description = "No such model", body = ErrorBody),
     ))]
 pub async fn delete(
