@@ -16,7 +16,7 @@ use tantivy::{DocAddress, Order, Searcher, Term};
 
 use super::{lookup, TextIndex};
 use crate::error::Result;
-use crate::facets::{ord_values, OrdValues};
+use crate::facets::OrdValues;
 
 /// Words the last typed word of [`TextIndex::names_containing`] may
 /// expand to.
@@ -213,8 +213,11 @@ impl TextIndex {
             return Ok(Vec::new());
         }
         for seg in 0..searcher.segment_readers().len() as u32 {
-            let table = lookup::cached(&self.builder_cache, searcher, seg, |reader| {
-                Ok(KeyedValues::build(ord_values(reader, "f_builder")?))
+            // The builder facet's values, as the facet counts read them
+            // (one read of a segment's dictionary serves both).
+            let table = lookup::cached(&self.builder_cache, searcher, seg, |_| {
+                let values = self.facet_values(searcher, "f_builder")?;
+                Ok(KeyedValues::build(values[seg as usize].clone()))
             })?;
             for v in table.starting(prefix) {
                 keep_smallest(&mut best, v, limit);
