@@ -177,7 +177,7 @@ pub fn run(g: &Global, a: GroupsArgs) -> Result<ExitCode, AnyError> {
     for (name, svg) in report::plots(&r) {
         write(&name, &svg)?;
     }
-    let last = r.windows.last();
+    let last = r.windows.last().map(|w| &w.figures);
     eprintln!(
         "{} pages, {} groups by {}: exposure disparity (max-min) {}, impact {}; wrote report.md, groups.json and {} plots to {}",
         r.input.pages_used,

@@ -99,9 +99,10 @@ pub struct Shares {
     pub impact: Option<f64>,
 }
 
-/// The figures cumulative to a window's end.
+/// The disparities of pages in sequence: up to a window's end, or one
+/// policy's pages alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Window {
+pub struct PageFigures {
     /// Pages so far.
     pub pages: usize,
     pub calls: f64,
@@ -111,6 +112,13 @@ pub struct Window {
     /// Per distinct query (its pages so far), averaged over queries.
     pub per_query_exposure: QueryDisparity,
     pub per_query_impact: QueryDisparity,
+}
+
+/// The figures cumulative to a window's end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Window {
+    #[serde(flatten)]
+    pub figures: PageFigures,
     /// The plotted groups' shares, in `Report::plotted`'s order.
     pub shares: Vec<Shares>,
 }
@@ -119,12 +127,8 @@ pub struct Window {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PolicyRow {
     pub policy: String,
-    pub pages: usize,
-    pub calls: f64,
-    pub exposure: Disparity,
-    pub impact: Disparity,
-    pub per_query_exposure: QueryDisparity,
-    pub per_query_impact: QueryDisparity,
+    #[serde(flatten)]
+    pub figures: PageFigures,
 }
 
 /// Group-level expected exposure of one judged query.

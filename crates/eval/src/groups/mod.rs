@@ -41,7 +41,7 @@ mod tests;
 pub use accumulate::{disparity, window_ends, Acc};
 pub use cards::{Call, CardFacts, Cards};
 pub use figures::{
-    Disparity, EeGroup, EeQuery, Extreme, GroupEe, GroupRow, InputCounts, PolicyRow,
+    Disparity, EeGroup, EeQuery, Extreme, GroupEe, GroupRow, InputCounts, PageFigures, PolicyRow,
     QueryDisparity, Report, Shares, Window, WithoutMerit,
 };
 pub use grouping::{Grouping, TierSource, Unplaced, UNKNOWN};

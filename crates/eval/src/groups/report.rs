@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use super::svg::{line_chart, Series};
-use super::{Disparity, GroupRow, InputCounts, QueryDisparity, Report, Shares, Window};
+use super::{
+    Disparity, GroupRow, InputCounts, PageFigures, QueryDisparity, Report, Shares, Window,
+};
 use crate::exposure::UserModel;
 use hubsearch_core::card::rfc3339;
 
@@ -70,6 +72,16 @@ fn disp(d: &Disparity) -> (String, String) {
 
 fn qdisp(d: &QueryDisparity) -> (String, String) {
     (num(d.max_min), num(d.mean_pairwise))
+}
+
+/// A row's disparity cells: max-min and pairwise of exposure, impact,
+/// per-query exposure and per-query impact.
+fn disparity_cells(x: &PageFigures) -> [String; 8] {
+    let (a, b) = disp(&x.exposure);
+    let (c, d) = disp(&x.impact);
+    let (e, f) = qdisp(&x.per_query_exposure);
+    let (g, h) = qdisp(&x.per_query_impact);
+    [a, b, c, d, e, f, g, h]
 }
 
 /// The file names of the plots, in the order [`plots`] returns them.
@@ -217,11 +229,8 @@ fn disparity_section(o: &mut String, r: &Report) {
         o,
         "| pages | calls | n | exposure max-min | exposure pairwise | impact max-min | impact pairwise | q | per-query exposure max-min | per-query exposure pairwise | per-query impact max-min | per-query impact pairwise |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    for w in &r.windows {
-        let (a, b) = disp(&w.exposure);
-        let (c, d) = disp(&w.impact);
-        let (e, f) = qdisp(&w.per_query_exposure);
-        let (g, h) = qdisp(&w.per_query_impact);
+    for w in r.windows.iter().map(|w| &w.figures) {
+        let [a, b, c, d, e, f, g, h] = disparity_cells(w);
         let _ = writeln!(
             o,
             "| {} | {} | {} | {a} | {b} | {c} | {d} | {} | {e} | {f} | {g} | {h} |",
@@ -277,16 +286,13 @@ fn policy_section(o: &mut String, r: &Report) {
         "| policy | pages | calls | exposure max-min | exposure pairwise | impact max-min | impact pairwise | per-query exposure max-min | per-query exposure pairwise | per-query impact max-min | per-query impact pairwise |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for p in &r.by_policy {
-        let (a, b) = disp(&p.exposure);
-        let (c, d) = disp(&p.impact);
-        let (e, f) = qdisp(&p.per_query_exposure);
-        let (g, h) = qdisp(&p.per_query_impact);
+        let [a, b, c, d, e, f, g, h] = disparity_cells(&p.figures);
         let _ = writeln!(
             o,
             "| {} | {} | {} | {a} | {b} | {c} | {d} | {e} | {f} | {g} | {h} |",
             cell(&p.policy),
-            p.pages,
-            p.calls
+            p.figures.pages,
+            p.figures.calls
         );
     }
 }
@@ -354,7 +360,7 @@ pub fn plots(r: &Report) -> Vec<(String, String)> {
         points: r
             .windows
             .iter()
-            .filter_map(|w| f(w).map(|y| (w.pages as f64, y)))
+            .filter_map(|w| f(w).map(|y| (w.figures.pages as f64, y)))
             .collect(),
     };
     let disparity_plot = |file: &str, title: &str, y: &str, amortized: Pick, pq: Pick| {
@@ -409,10 +415,12 @@ pub fn plots(r: &Report) -> Vec<(String, String)> {
         ] {
             let gap = |max_min, mean_pairwise| if largest { max_min } else { mean_pairwise };
             let amortized = |w: &Window| {
+                let w = &w.figures;
                 let d = if impact { w.impact } else { w.exposure };
                 gap(d.max_min, d.mean_pairwise)
             };
             let per_query = |w: &Window| {
+                let w = &w.figures;
                 let q = if impact {
                     w.per_query_impact
                 } else {

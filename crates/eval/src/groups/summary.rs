@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::accumulate::{accumulate, Acc, Point};
-use super::figures::{Extreme, GroupRow, PolicyRow, Shares, Window, WithoutMerit};
+use super::figures::{Extreme, GroupRow, PageFigures, PolicyRow, Shares, Window, WithoutMerit};
 use super::grouping::Grouping;
 use super::prepare::{GroupCounts, Prepared};
 
@@ -232,6 +232,18 @@ impl<'a> Final<'a> {
     }
 }
 
+/// The disparities at `p`, after `pages` pages with `calls` paid calls.
+fn figures(p: &Point, pages: usize, calls: f64) -> PageFigures {
+    PageFigures {
+        pages,
+        calls,
+        exposure: p.exposure,
+        impact: p.impact,
+        per_query_exposure: p.per_query_exposure,
+        per_query_impact: p.per_query_impact,
+    }
+}
+
 /// The figures at each window's end, with the `plotted` groups' shares.
 pub(super) fn windows(points: &[Point], plotted: &[usize]) -> Vec<Window> {
     points
@@ -243,12 +255,7 @@ pub(super) fn windows(points: &[Point], plotted: &[usize]) -> Vec<Window> {
                 sum.add(x);
             }
             Window {
-                pages: p.end,
-                calls: sum.calls,
-                exposure: p.exposure,
-                impact: p.impact,
-                per_query_exposure: p.per_query_exposure,
-                per_query_impact: p.per_query_impact,
+                figures: figures(p, p.end, sum.calls),
                 shares: plotted
                     .iter()
                     .map(|&g| Shares {
@@ -283,12 +290,7 @@ pub(super) fn by_policy(prepared: &[Prepared], groups: usize) -> Vec<PolicyRow> 
             let p = r.windows.into_iter().next().expect("one end");
             PolicyRow {
                 policy: pol.to_string(),
-                pages: sub.len(),
-                calls: p.totals.iter().map(|x| x.calls).sum(),
-                exposure: p.exposure,
-                impact: p.impact,
-                per_query_exposure: p.per_query_exposure,
-                per_query_impact: p.per_query_impact,
+                figures: figures(&p, sub.len(), p.totals.iter().map(|x| x.calls).sum()),
             }
         })
         .collect()

@@ -198,7 +198,7 @@ fn tiny_log_by_builder_by_hand() {
     assert_eq!(r.input.key_mismatches, 0);
 
     // Amortized, final: E/M = a 1/1.4, b 1.75, c 1.25.
-    let last = r.windows.last().unwrap();
+    let last = &r.windows.last().unwrap().figures;
     assert_eq!(r.windows.len(), 3);
     assert_eq!(last.pages, 3);
     let (ra, rb, rc) = (1.0 / 1.4, 1.75, 1.25);
@@ -236,16 +236,17 @@ fn tiny_log_by_builder_by_hand() {
     assert_eq!(last.per_query_exposure.queries, 2);
     // After page 0 alone: E/M a 2, b 0.5/0.3, c 0 (c has merit, no
     // exposure); the call by time is not yet counted.
-    let first = &r.windows[0];
+    let first = &r.windows[0].figures;
     some(first.exposure.max_min, 2.0, "window 1 D_E max-min");
     close(first.calls, 1.0, "window 1 calls");
-    close(r.windows[1].calls, 2.0, "window 2 calls");
+    close(r.windows[1].figures.calls, 2.0, "window 2 calls");
     close(last.calls, 4.0, "window 3 calls");
     // Policies alone: relevance has pages 0 and 2 (q1 only).
     let rel = r
         .by_policy
         .iter()
         .find(|p| p.policy == "relevance")
+        .map(|p| &p.figures)
         .unwrap();
     assert_eq!(rel.pages, 2);
     some(rel.exposure.max_min, 0.25, "relevance's D_E");
@@ -500,7 +501,10 @@ fn page_order_does_not_change_the_final_figures() {
             let o = opts(grouping, 7);
             let a = analyse(&pages, &calls, None, &o).unwrap();
             let b = analyse(&shuffled, &moved, None, &o).unwrap();
-            let (fa, fb) = (a.windows.last().unwrap(), b.windows.last().unwrap());
+            let (fa, fb) = (
+                &a.windows.last().unwrap().figures,
+                &b.windows.last().unwrap().figures,
+            );
             for (x, y, what) in [
                 (fa.exposure.max_min, fb.exposure.max_min, "D_E max-min"),
                 (
