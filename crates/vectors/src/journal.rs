@@ -33,6 +33,28 @@ pub enum Change {
 const UPSERT: u8 = 1;
 const DELETE: u8 = 2;
 
+impl Change {
+    /// Append the record's body (without its checksum) to `buf`: the tag
+    /// and the id key, then an upsert's text hash and vector.
+    fn encode(&self, buf: &mut Vec<u8>) {
+        let (tag, id_key) = match self {
+            Change::Upsert { id_key, .. } => (UPSERT, id_key),
+            Change::Delete { id_key } => (DELETE, id_key),
+        };
+        buf.push(tag);
+        buf.extend_from_slice(&id_key.0.to_le_bytes());
+        if let Change::Upsert {
+            text_hash, vector, ..
+        } = self
+        {
+            buf.extend_from_slice(&text_hash.to_le_bytes());
+            for x in vector {
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+}
+
 /// The open journal file.
 #[derive(Debug)]
 pub struct Journal {
@@ -56,24 +78,7 @@ impl Journal {
         let mut buf = Vec::new();
         for c in changes {
             let start = buf.len();
-            match c {
-                Change::Upsert {
-                    id_key,
-                    text_hash,
-                    vector,
-                } => {
-                    buf.push(UPSERT);
-                    buf.extend_from_slice(&id_key.0.to_le_bytes());
-                    buf.extend_from_slice(&text_hash.to_le_bytes());
-                    for x in vector {
-                        buf.extend_from_slice(&x.to_le_bytes());
-                    }
-                }
-                Change::Delete { id_key } => {
-                    buf.push(DELETE);
-                    buf.extend_from_slice(&id_key.0.to_le_bytes());
-                }
-            }
+            c.encode(&mut buf);
             let sum = blake3::hash(&buf[start..]);
             buf.extend_from_slice(&sum.as_bytes()[..8]);
         }
