@@ -35,24 +35,26 @@ fn cand(id: &str, merit: f64, quantile: f64) -> LoggedCandidate {
     }
 }
 
-/// A page: candidates in ranked order, the shown ones from `first_rank`
-/// with the given exposures.
-#[allow(clippy::too_many_arguments)]
+/// A page: candidates (model id, merit, logged quantile) in ranked order,
+/// the shown ones from `first_rank` with the given exposures.
 fn page(
     id: u64,
     time: u64,
     query: &str,
     policy: &str,
     first_rank: usize,
-    ranked: Vec<LoggedCandidate>,
-    ids: &[&str],
+    candidates: &[(&str, f64, f64)],
     exposures: &[f64],
 ) -> PageLog {
+    let ranked: Vec<LoggedCandidate> = candidates
+        .iter()
+        .map(|&(id, merit, quantile)| cand(id, merit, quantile))
+        .collect();
     let shown = exposures
         .iter()
         .enumerate()
         .map(|(k, &e)| {
-            let id = ids[first_rank - 1 + k];
+            let id = candidates[first_rank - 1 + k].0;
             ShownLog {
                 model: id.into(),
                 builder: id.split('/').next().unwrap().into(),
@@ -93,44 +95,12 @@ fn call(seq: u64, time: u64, model: &str, page: Option<u64>, rank: Option<u64>) 
 
 /// Three pages, two queries, three builders (docs: the worked example).
 fn tiny() -> (Vec<PageLog>, Vec<Call>) {
-    let p0 = page(
-        0,
-        100,
-        "q1",
-        "relevance",
-        1,
-        vec![
-            cand("a/1", 0.5, 0.1),
-            cand("b/1", 0.3, 0.5),
-            cand("c/1", 0.2, 0.95),
-        ],
-        &["a/1", "b/1", "c/1"],
-        &[1.0, 0.5],
-    );
-    let p1 = page(
-        1,
-        200,
-        "q2",
-        "stochastic",
-        1,
-        vec![cand("b/1", 0.4, 0.5), cand("a/2", 0.4, 0.99)],
-        &["b/1", "a/2"],
-        &[1.0],
-    );
-    let p2 = page(
-        2,
-        300,
-        "q1",
-        "relevance",
-        2,
-        vec![
-            cand("a/1", 0.5, 0.1),
-            cand("c/1", 0.2, 0.95),
-            cand("b/1", 0.3, 0.5),
-        ],
-        &["a/1", "c/1", "b/1"],
-        &[0.5, 0.25],
-    );
+    // q1's candidates, logged the same on both of its pages.
+    let (a1, b1, c1) = (("a/1", 0.5, 0.1), ("b/1", 0.3, 0.5), ("c/1", 0.2, 0.95));
+    let p0 = page(0, 100, "q1", "relevance", 1, &[a1, b1, c1], &[1.0, 0.5]);
+    let q2 = [("b/1", 0.4, 0.5), ("a/2", 0.4, 0.99)];
+    let p1 = page(1, 200, "q2", "stochastic", 1, &q2, &[1.0]);
+    let p2 = page(2, 300, "q1", "relevance", 2, &[a1, c1, b1], &[0.5, 0.25]);
     let calls = vec![
         call(0, 100, "a/1", Some(0), Some(1)),
         call(1, 200, "b/1", Some(1), Some(1)),
@@ -319,8 +289,8 @@ fn ages_from_hand_made_cards() {
     let t: u64 = 1_000_000_000;
     let day = 86_400i64;
     let ids = ["m/1", "m/2", "m/3", "m/4", "m/5"];
-    let ranked: Vec<LoggedCandidate> = ids.iter().map(|id| cand(id, 0.2, 0.5)).collect();
-    let pages = vec![page(7, t, "q", "relevance", 1, ranked, &ids, &[1.0, 0.5])];
+    let ranked: Vec<(&str, f64, f64)> = ids.iter().map(|&id| (id, 0.2, 0.5)).collect();
+    let pages = vec![page(7, t, "q", "relevance", 1, &ranked, &[1.0, 0.5])];
     // m/1 created 10 days before the page; m/2 no creation date, modified
     // 200 days before; m/3 no dates; m/4 modified after the page; m/5 has
     // no card.
@@ -433,11 +403,16 @@ fn random_log(seed: u64, n: u64) -> (Vec<PageLog>, Vec<Call>) {
         pick.shuffle(&mut rng);
         let k = rng.gen_range(3..12);
         let pick = &pick[..k];
-        let ranked: Vec<LoggedCandidate> = pick
+        let ranked: Vec<(&str, f64, f64)> = pick
             .iter()
-            .map(|id| cand(id, rng.gen_range(0.0..1.0), rng.gen_range(0.0..1.0)))
+            .map(|id| {
+                (
+                    id.as_str(),
+                    rng.gen_range(0.0..1.0),
+                    rng.gen_range(0.0..1.0),
+                )
+            })
             .collect();
-        let names: Vec<&str> = pick.iter().map(|s| s.as_str()).collect();
         let first = if rng.gen_bool(0.2) { 2 } else { 1 };
         let shown_n = rng.gen_range(1..=(k - first + 1).min(5));
         let exp: Vec<f64> = (0..shown_n)
@@ -449,20 +424,20 @@ fn random_log(seed: u64, n: u64) -> (Vec<PageLog>, Vec<Call>) {
         } else {
             "stochastic"
         };
-        pages.push(page(p, 1000 + p, &q, policy, first, ranked, &names, &exp));
+        pages.push(page(p, 1000 + p, &q, policy, first, &ranked, &exp));
         for j in 0..shown_n {
             if rng.gen_bool(0.3) {
                 calls.push(call(
                     calls.len() as u64,
                     1000 + p,
-                    names[first - 1 + j],
+                    ranked[first - 1 + j].0,
                     Some(p),
                     Some((first + j) as u64),
                 ));
             }
         }
         if rng.gen_bool(0.05) {
-            calls.push(call(calls.len() as u64, 1000 + p, names[0], None, None));
+            calls.push(call(calls.len() as u64, 1000 + p, ranked[0].0, None, None));
         }
     }
     (pages, calls)
@@ -558,24 +533,10 @@ fn page_order_does_not_change_the_final_figures() {
 fn group_expected_exposure_by_hand() {
     // One query, one first page showing a/1 then b/1; a/1, b/1 and c/1
     // judged relevant (grade 1); a later page is not a ranking sample.
-    let ranked = vec![
-        cand("a/1", 0.5, 0.1),
-        cand("b/1", 0.3, 0.5),
-        cand("c/1", 0.2, 0.9),
-    ];
-    let ids = ["a/1", "b/1", "c/1"];
+    let ranked = [("a/1", 0.5, 0.1), ("b/1", 0.3, 0.5), ("c/1", 0.2, 0.9)];
     let pages = vec![
-        page(
-            0,
-            10,
-            "find it",
-            "relevance",
-            1,
-            ranked.clone(),
-            &ids,
-            &[1.0, 0.5],
-        ),
-        page(1, 11, "find it", "relevance", 3, ranked, &ids, &[0.5]),
+        page(0, 10, "find it", "relevance", 1, &ranked, &[1.0, 0.5]),
+        page(1, 11, "find it", "relevance", 3, &ranked, &[0.5]),
     ];
     let qrels: crate::trec::Qrels = [(
         "x1".to_string(),
