@@ -55,6 +55,48 @@ impl WithSimd for Dot<'_, f32> {
     }
 }
 
+/// Asks the CPU to bring a vector into its caches ahead of use, one
+/// prefetch per 64-byte line (SSE's `prefetcht0`, through `pulp`'s safe
+/// wrapper: a prefetch reads nothing and cannot fault). Where SSE is
+/// missing (not x86-64) it does nothing. It changes no result, only when
+/// the loads wait for memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Prefetch {
+    #[cfg(target_arch = "x86_64")]
+    sse: Option<pulp::core_arch::x86::Sse>,
+}
+
+impl Prefetch {
+    /// The CPU's prefetch, if it has one.
+    pub fn new() -> Prefetch {
+        Prefetch {
+            #[cfg(target_arch = "x86_64")]
+            sse: pulp::core_arch::x86::Sse::try_new(),
+        }
+    }
+
+    /// Prefetch every line `v` spans (every 16th float and the last: a
+    /// vector need not start on a line).
+    #[inline(always)]
+    pub fn vector(self, v: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(sse) = self.sse {
+            use std::arch::x86_64::_MM_HINT_T0;
+            for x in v.iter().step_by(16).chain(v.last()) {
+                sse._mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(x).cast::<i8>());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = v;
+    }
+}
+
+impl Default for Prefetch {
+    fn default() -> Self {
+        Prefetch::new()
+    }
+}
+
 /// The dot product of two equally long int8 vectors, summed exactly in
 /// i32 (384 products of at most 127 * 127 cannot overflow it).
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {

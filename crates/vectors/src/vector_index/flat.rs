@@ -24,7 +24,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::Graph;
-use crate::simd::fast_dot;
+use crate::simd::{fast_dot, Prefetch};
 
 const MAGIC: &[u8; 4] = b"HSG1";
 
@@ -259,17 +259,11 @@ impl FlatGraph {
         filter: Option<&dyn Fn(usize) -> bool>,
     ) -> Vec<(usize, f32)> {
         let dist = |row: u32| (1.0 - fast_dot(query, vector(row as usize))).max(0.0);
-        // One read of each 64-byte line of a row (every 16th float, and the
-        // last: a row need not start on a line): asked for before the row's
-        // distance, as a prefetch would (the crate has no `unsafe` for the
-        // intrinsic).
-        let touch = |row: u32| -> u32 {
-            let v = vector(row as usize);
-            v.iter()
-                .step_by(16)
-                .chain(v.last())
-                .fold(0, |acc, x| acc | x.to_bits())
-        };
+        // Each unvisited neighbour's row is prefetched before the first
+        // distance of a candidate's list: their loads overlap, where one by
+        // one each waited for memory.
+        let prefetch = Prefetch::new();
+        let touch = |row: u32| prefetch.vector(vector(row as usize));
         let mut pivot = self.entry;
         let mut d_pivot = dist(pivot);
         for layer in (1..=self.levels[pivot as usize]).rev() {
@@ -304,7 +298,7 @@ impl FlatGraph {
     fn search_layer(
         &self,
         dist: &impl Fn(u32) -> f32,
-        touch: &impl Fn(u32) -> u32,
+        touch: &impl Fn(u32),
         visited: &mut Visited,
         entry: u32,
         ef: usize,
@@ -338,16 +332,11 @@ impl FlatGraph {
                 }
             }
             let near = self.neighbours(c.row, layer);
-            // Read the unvisited neighbours' vectors before the first
-            // distance: their loads overlap, where one by one each waited
-            // for memory (12-20% faster on the real corpus's graph).
-            let mut acc = 0;
             for &e in near {
                 if !visited.has(e) {
-                    acc |= touch(e);
+                    touch(e);
                 }
             }
-            std::hint::black_box(acc);
             for &e in near {
                 if !visited.insert(e) {
                     continue;
