@@ -263,7 +263,7 @@ impl FlatGraph {
         // distance of a candidate's list: their loads overlap, where one by
         // one each waited for memory.
         let prefetch = Prefetch::new();
-        let touch = |row: u32| prefetch.vector(vector(row as usize));
+        let fetch_row = |row: u32| prefetch.vector(vector(row as usize));
         let mut pivot = self.entry;
         let mut d_pivot = dist(pivot);
         for layer in (1..=self.levels[pivot as usize]).rev() {
@@ -282,7 +282,7 @@ impl FlatGraph {
         let ef = ef_arg.max(k);
         let found = VISITED.with(|v| {
             let mut visited = v.borrow_mut();
-            self.search_layer(&dist, &touch, &mut visited, pivot, ef, filter)
+            self.search_layer(&dist, &fetch_row, &mut visited, pivot, ef, filter)
         });
         let sorted = found.into_sorted_vec();
         let last = k.min(ef).min(sorted.len());
@@ -298,7 +298,7 @@ impl FlatGraph {
     fn search_layer(
         &self,
         dist: &impl Fn(u32) -> f32,
-        touch: &impl Fn(u32),
+        fetch_row: &impl Fn(u32),
         visited: &mut Visited,
         entry: u32,
         ef: usize,
@@ -334,7 +334,7 @@ impl FlatGraph {
             let near = self.neighbours(c.row, layer);
             for &e in near {
                 if !visited.has(e) {
-                    touch(e);
+                    fetch_row(e);
                 }
             }
             for &e in near {
