@@ -81,6 +81,9 @@ fn build(vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize, mode: Opti
     if mode == Some("q8") {
         return q8(&pool, vectors, n, threads, ef_c);
     }
+    if mode == Some("own") {
+        return own(&pool, vectors, n, threads, ef_c);
+    }
     let label = format!("build n={n} threads={threads} ef_c={ef_c}");
     let graph = timed_build(&pool, vectors, n, ef_c, FastDot, &label);
     // Recall of 200 perturbed card vectors.
@@ -179,10 +182,54 @@ fn queries_and_exact(
     vectors: &[Vec<f32>],
 ) -> (Vec<Vec<f32>>, Vec<Vec<usize>>) {
     let n = vectors.len();
-    let queries: Vec<Vec<f32>> = (0..n)
-        .step_by((n / 200).max(1))
-        .map(|i| common::perturbed(&vectors[i]))
-        .collect();
+    // QUERIES=FILE: the exported query vectors (`hubsearch export
+    // --queries`) instead of perturbed cards.
+    let queries: Vec<Vec<f32>> = match std::env::var("QUERIES") {
+        Ok(path) => common::read_f32(&path)
+            .chunks_exact(384)
+            .map(<[f32]>::to_vec)
+            .collect(),
+        Err(_) => (0..n)
+            .step_by((n / 200).max(1))
+            .map(|i| common::perturbed(&vectors[i]))
+            .collect(),
+    };
     let exact = common::exact_top10(pool, &queries, vectors, &FastDot);
     (queries, exact)
+}
+
+/// hubsearch's own insertion (`vector_index/build.rs`) on the same vectors.
+fn own(pool: &rayon::ThreadPool, vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize) {
+    let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
+    let (queries, exact) = queries_and_exact(pool, vectors);
+    let efs = [64, 128, 256];
+    let c = cpu_seconds();
+    let (wall, found) = hubsearch_vectors::vector_index::compare_build(
+        &flat,
+        384,
+        hubsearch_vectors::vector_index::HnswParams {
+            ef_construction: ef_c,
+            ..Default::default()
+        },
+        threads,
+        &queries,
+        10,
+        &efs,
+    );
+    let cpu = cpu_seconds() - c;
+    println!(
+        "own build n={n} threads={threads} ef_c={ef_c}: wall {wall:.1} s, cpu {cpu:.1} s (with the searches), {:.0} us/insert",
+        wall * 1e6 / n as f64
+    );
+    for (ef, per_query) in efs.iter().zip(found) {
+        let hit: usize = per_query
+            .iter()
+            .zip(&exact)
+            .map(|(got, ex)| got.iter().filter(|g| ex.contains(g)).count())
+            .sum();
+        println!(
+            "  recall@10 at ef {ef}: {:.3}",
+            hit as f64 / (10 * queries.len()) as f64
+        );
+    }
 }

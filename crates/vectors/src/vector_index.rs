@@ -1,5 +1,7 @@
-//! [`VectorIndex`]: card vectors and an HNSW graph over them (hnsw_rs, dot
-//! product on unit vectors = cosine), persisted beside the text index.
+//! [`VectorIndex`]: card vectors and an HNSW graph over them (built by
+//! `build.rs`, searched by `flat.rs`; dot product on unit vectors =
+//! cosine), persisted beside the text index. hnsw_rs is kept to read the
+//! graph of an index saved before `build.rs` (its dump in `hnsw/`).
 //!
 //! Rows are append-only: a changed card gets a new row and its old row a
 //! tombstone; deletes are tombstones too, filtered out at query time. Each
@@ -10,9 +12,8 @@
 //! - `m` (neighbours per node, 16): recall and memory grow with it
 //!   (~`2 * m * 4` bytes of graph per vector on layer 0), build time too.
 //! - `ef_construction` (200): candidates explored while inserting; higher =
-//!   a better graph, slower builds (on real MiniLM vectors inserted in an
-//!   order unrelated to content: recall@10 0.991 at 200, 0.976 at 100, at
-//!   about twice the build time).
+//!   a better graph, slower builds (docs/embeddings.md has recall against
+//!   build time).
 //! - `ef_search` (128): candidates explored per query; the recall/latency
 //!   knob at query time.
 //! - `exact_below` (5,000): below this many live rows (or allowed rows under
@@ -24,7 +25,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+use hnsw_rs::prelude::{Distance, Hnsw, HnswIo};
 use hubsearch_core::ModelKey;
 
 use crate::embedder::dot;
@@ -103,9 +104,10 @@ impl Rows {
 /// searched exactly until the graph is extended.
 #[derive(Default)]
 struct GraphState {
-    /// hnsw_rs's graph, present while it is being built or extended, and
-    /// the rows it holds (rows are inserted in order).
-    builder: Option<(Graph, usize)>,
+    /// The graph being built or extended (build.rs), present from the
+    /// first extension on, and the rows it holds (rows are inserted in
+    /// order).
+    builder: Option<(GraphBuilder, usize)>,
     /// The graph searches read (see flat.rs).
     flat: Option<FlatGraph>,
 }
@@ -119,9 +121,10 @@ impl GraphState {
         self.builder.as_ref().map_or(0, |(_, n)| *n)
     }
 
-    /// The rows the graph holds.
+    /// The rows searches find through the graph (the flat copy); rows
+    /// after them are searched exactly.
     fn covered(&self) -> usize {
-        self.flat_rows().max(self.builder_rows())
+        self.flat_rows()
     }
 }
 
@@ -224,10 +227,9 @@ impl VectorIndex {
                             }
                             state.flat = Some(flat);
                         }
-                        Err(e) => {
-                            tracing::warn!("cannot copy the HNSW graph flat: {e}");
-                            state.builder = Some((g, graph_rows));
-                        }
+                        Err(e) => tracing::warn!(
+                            "cannot copy the HNSW graph flat: {e}; it is built again at the next extension"
+                        ),
                     }
                 }
             }
@@ -280,10 +282,12 @@ impl VectorIndex {
     }
 
     /// Add or replace vectors (`(id_key, text_hash, vector)`), then extend the
-    /// graph with the new rows (a bulk load: the graph takes them now).
+    /// graph with the new rows (a bulk load: the graph takes them now; the
+    /// copy searches read is renewed once [`TAIL_MAX`] rows are past it).
     pub fn upsert(&self, items: Vec<(ModelKey, u64, Vec<f32>)>) -> Result<(), VectorError> {
         self.add_rows(items)?;
         self.extend_graph(1);
+        self.flatten(TAIL_MAX);
         Ok(())
     }
 
@@ -291,7 +295,7 @@ impl VectorIndex {
     /// searched exactly meanwhile) once [`TAIL_MAX`] have gathered.
     pub(crate) fn settle_tail(&self) {
         if self.extend_graph(TAIL_MAX) {
-            self.flatten();
+            self.flatten(1);
         }
     }
 
@@ -346,62 +350,61 @@ impl VectorIndex {
     }
 
     /// Insert the rows the graph lacks when there are at least `min_tail`
-    /// of them (or no graph at all): hnsw_rs's graph is reloaded from its
-    /// dump (or built afresh) if this process has not got it. Whether it
-    /// grew. Searches go on meanwhile (on the flat graph, the rows being
-    /// inserted in the exact tail); rows cannot be added until it is done.
+    /// of them (or no graph at all), continuing the flat graph (its lists
+    /// taken up by a builder the first time this process extends it).
+    /// Whether it grew. Searches go on meanwhile (on the flat graph, the
+    /// rows being inserted in the exact tail); rows cannot be added until
+    /// it is done.
     fn extend_graph(&self, min_tail: usize) -> bool {
         let _one = self.extending.lock().unwrap_or_else(|e| e.into_inner());
-        let (n, flat_rows, need_builder) = {
-            let r = self.rows.read().expect("rows");
-            let g = self.graph.read().expect("graph");
-            let (n, covered) = (r.len(), g.covered());
-            if n == covered || (n - covered < min_tail.max(1) && covered > 0) {
-                return false;
-            }
-            (
-                n,
-                g.flat_rows(),
-                g.builder_rows() < g.flat_rows() || g.builder.is_none(),
-            )
-        };
-        if need_builder {
-            // Extending a graph this process only read flat: hnsw_rs's own,
-            // reloaded without holding the graph (searches go on).
-            let loaded = (flat_rows > 0)
-                .then(|| self.load_graph(flat_rows))
-                .flatten();
-            if flat_rows > 0 && loaded.is_none() {
-                tracing::warn!(
-                    "no HNSW graph of {flat_rows} rows to extend in {}; building it again from every row",
-                    self.dir.display()
-                );
-            }
-            let builder = loaded.map(|b| (b, flat_rows)).unwrap_or_else(|| {
-                let graph = Graph::new(
-                    self.params.m,
-                    n.max(1024),
-                    16,
-                    self.params.ef_construction,
-                    UnitDot,
-                );
-                (graph, 0)
-            });
-            self.graph.write().expect("graph").builder = Some(builder);
-        }
         let r = self.rows.read().expect("rows");
         let n = r.len();
-        {
+        let vector = |row: usize| r.vector(row, self.dim);
+        let need_builder = {
             let g = self.graph.read().expect("graph");
-            let (graph, done) = g.builder.as_ref().expect("a builder");
-            let items: Vec<(&[f32], usize)> = (*done..n)
-                .map(|row| (r.vector(row, self.dim), row))
-                .collect();
-            // hnsw_rs inserts over rayon, through a shared reference (it
-            // locks inside). The binary sets the global pool to one thread
-            // (candle's inner parallelism only hurts the embedder), so the
-            // graph gets a pool of its own, one thread per core.
-            insert_pool().install(|| graph.parallel_insert_slice(&items));
+            let done = g.builder_rows().max(g.flat_rows());
+            if n == done || (n - done < min_tail.max(1) && done > 0) {
+                return false;
+            }
+            g.builder.is_none() || g.builder_rows() < g.flat_rows()
+        };
+        if need_builder {
+            // Taken up without holding the graph: searches go on.
+            let taken = self.graph.read().expect("graph").flat.as_ref().map(|flat| {
+                let b = GraphBuilder::of_flat(
+                    flat,
+                    self.params.m,
+                    self.params.ef_construction,
+                    &vector,
+                );
+                (b, flat.rows())
+            });
+            let fresh = || {
+                (
+                    GraphBuilder::new(0, self.params.m, self.params.ef_construction),
+                    0,
+                )
+            };
+            self.graph.write().expect("graph").builder = Some(taken.unwrap_or_else(fresh));
+        }
+        let done = {
+            let mut g = self.graph.write().expect("graph");
+            let (b, done) = g.builder.as_mut().expect("a builder");
+            b.grow(n);
+            *done
+        };
+        {
+            use rayon::prelude::*;
+            let g = self.graph.read().expect("graph");
+            let (b, _) = g.builder.as_ref().expect("a builder");
+            // The binary sets the global pool to one thread (candle's inner
+            // parallelism only hurts the embedder), so the graph gets a
+            // pool of its own, one thread per core.
+            insert_pool().install(|| {
+                (done..n)
+                    .into_par_iter()
+                    .for_each(|row| b.insert(row, &vector))
+            });
         }
         if let Some((_, done)) = self.graph.write().expect("graph").builder.as_mut() {
             *done = n;
@@ -409,26 +412,27 @@ impl VectorIndex {
         true
     }
 
-    /// Copy hnsw_rs's graph flat if it holds more rows than the flat one
-    /// (the copy is made with the graph shared; searches go on).
-    fn flatten(&self) {
+    /// Copy the builder's graph flat when it holds at least `min_new` rows
+    /// more than the flat one (the copy is made with the graph shared;
+    /// searches go on).
+    fn flatten(&self, min_new: usize) {
         let _one = self.extending.lock().unwrap_or_else(|e| e.into_inner());
-        let r = self.rows.read().expect("rows");
         let copy = {
             let g = self.graph.read().expect("graph");
-            let Some((graph, rows)) = g.builder.as_ref().filter(|(_, n)| *n > g.flat_rows()) else {
+            let Some((b, rows)) = g
+                .builder
+                .as_ref()
+                .filter(|(_, n)| *n >= g.flat_rows() + min_new.max(1))
+            else {
                 return;
             };
-            (
-                FlatGraph::of_hnsw(graph, |row| r.vector(row, self.dim)),
-                *rows,
-            )
+            (b.to_flat(*rows), *rows)
         };
         match copy {
             (Ok(flat), rows) if flat.rows() == rows => {
                 self.graph.write().expect("graph").flat = Some(flat)
             }
-            // Searches go on through hnsw_rs's graph.
+            // Searches go on through the older flat graph and the tail.
             (Ok(flat), rows) => tracing::warn!(
                 "the HNSW graph copied flat holds {} rows, not {rows}",
                 flat.rows()
@@ -460,22 +464,13 @@ impl VectorIndex {
         // tombstones or an allowed set there is nothing to filter.
         let unfiltered = allowed.is_none() && live == r.len();
         let filter: Option<&dyn Fn(usize) -> bool> = (!unfiltered).then_some(&ok);
-        let found: Vec<usize> = match (&g.flat, &g.builder) {
-            (Some(flat), _) if flat.rows() == covered => flat
+        let found: Vec<usize> = match &g.flat {
+            Some(flat) => flat
                 .search(&|row| r.vector(row, self.dim), query, k, ef, filter)
                 .into_iter()
                 .map(|(row, _)| row)
                 .collect(),
-            (_, Some((graph, _))) => {
-                let ok = |row: &usize| ok(*row);
-                let found = if unfiltered {
-                    graph.search(query, k, ef)
-                } else {
-                    graph.search_filter(query, k, ef, Some(&ok))
-                };
-                found.into_iter().map(|n| n.d_id).collect()
-            }
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         // The graph's distances are SIMD dot products; a hit carries the
         // exact cosine (as `similarities` and exact scans give it), and
@@ -552,27 +547,30 @@ impl VectorIndex {
     }
 
     /// Write vectors and graph to disk (atomically: temp files, then
-    /// renames): hnsw_rs's dump (kept to extend the graph later) and the
-    /// flat copy, then `vectors.bin`, which names the rows they hold. The
-    /// graph is copied flat first, and hnsw_rs's graph then let go: a
-    /// serving index holds the flat one only.
+    /// renames): the flat graph (what an extension continues), then
+    /// `vectors.bin`, which names the rows it holds. The builder's graph is
+    /// copied flat first, then let go: a serving index holds the flat one
+    /// only. hnsw_rs's dump, which indexes saved before this builder also
+    /// hold, is removed once the flat graph is written.
     pub fn save(&self) -> Result<(), VectorError> {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        self.flatten();
+        self.flatten(1);
         let _one = self.extending.lock().unwrap_or_else(|e| e.into_inner());
         let r = self.rows.read().expect("rows");
         let g = self.graph.read().expect("graph");
-        // Not copied flat (an error was logged): hnsw_rs's dump alone.
+        // Not copied flat (an error was logged): the rows past the flat
+        // graph are saved as rows, and the next extension inserts them.
         let flat_current = g.flat_rows() >= g.builder_rows();
         let graph_rows = g.covered();
-        if let Some((graph, _)) = g.builder.as_ref() {
-            self.dump_graph(graph)?;
-        }
         match g.flat.as_ref() {
-            Some(flat) if flat_current => flat
-                .write(&self.flat_path())
-                .map_err(|e| io_err(&self.flat_path(), e))?,
-            _ => {
+            Some(flat) => {
+                flat.write(&self.flat_path())
+                    .map_err(|e| io_err(&self.flat_path(), e))?;
+                for d in ["hnsw", "hnsw.old"] {
+                    let _ = std::fs::remove_dir_all(self.dir.join(d));
+                }
+            }
+            None => {
                 let _ = std::fs::remove_file(self.flat_path());
             }
         }
@@ -610,28 +608,6 @@ impl VectorIndex {
         if let Some(j) = journal.as_mut() {
             j.clear().map_err(|e| io_err(j.path(), e))?;
         }
-        Ok(())
-    }
-
-    /// Dump hnsw_rs's graph into `hnsw/`, swapped in by renames.
-    fn dump_graph(&self, graph: &Graph) -> Result<(), VectorError> {
-        let tmp = self.dir.join("hnsw.tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-        graph
-            .file_dump(&tmp, "graph")
-            .map_err(|e| io_err(&tmp, e))?;
-        // Never delete first: the old graph is moved aside, the new one
-        // renamed in, then the old one removed; a crash in between
-        // leaves `hnsw.old`, which `load_graph` falls back to.
-        let fin = self.dir.join("hnsw");
-        let old = self.dir.join("hnsw.old");
-        let _ = std::fs::remove_dir_all(&old);
-        if fin.exists() {
-            std::fs::rename(&fin, &old).map_err(|e| io_err(&fin, e))?;
-        }
-        std::fs::rename(&tmp, &fin).map_err(|e| io_err(&fin, e))?;
-        let _ = std::fs::remove_dir_all(&old);
         Ok(())
     }
 
@@ -703,7 +679,8 @@ impl VectorIndex {
         Ok(Some((rows, graph_rows)))
     }
 
-    /// Reload hnsw_rs's saved graph if it holds exactly `rows` rows.
+    /// Reload hnsw_rs's dump (an index saved before graphs were built by
+    /// build.rs) if it holds exactly `rows` rows.
     fn load_graph(&self, rows: usize) -> Option<Graph> {
         // `hnsw.old`: a save stopped between its two renames.
         let dir = ["hnsw", "hnsw.old"]
@@ -711,8 +688,8 @@ impl VectorIndex {
             .map(|d| self.dir.join(d))
             .find(|d| d.join("graph.hnsw.graph").exists())?;
         // hnsw_rs ties the graph's lifetime to its loader; the loader is
-        // small, so it is leaked on purpose (once per reload: at start-up of
-        // an index saved before flat graphs, or when extending a graph).
+        // small, so it is leaked on purpose (once, at start-up of an index
+        // saved before flat graphs).
         let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir, "graph")));
         match io.load_hnsw::<f32, UnitDot>() {
             Ok(g) if g.get_nb_point() == rows => Some(g),
@@ -738,3 +715,49 @@ use flat::FlatGraph;
 
 #[cfg(test)]
 mod tests;
+
+mod build;
+use build::GraphBuilder;
+
+/// Build a graph of `vectors` (rows of `dim` floats) with `params`' `m`
+/// and `ef_construction` on `threads` threads and search it, for the
+/// examples that compare the builder with hnsw_rs. Returns the build's wall
+/// seconds and, for each `ef` of `efs`, each query's top `k` rows.
+#[doc(hidden)]
+pub fn compare_build(
+    vectors: &[f32],
+    dim: usize,
+    params: HnswParams,
+    threads: usize,
+    queries: &[Vec<f32>],
+    k: usize,
+    efs: &[usize],
+) -> (f64, Vec<Vec<Vec<usize>>>) {
+    use rayon::prelude::*;
+    let rows = vectors.len() / dim;
+    let vector = |r: usize| &vectors[r * dim..(r + 1) * dim];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let t = std::time::Instant::now();
+    let b = GraphBuilder::new(rows, params.m, params.ef_construction);
+    pool.install(|| (0..rows).into_par_iter().for_each(|r| b.insert(r, &vector)));
+    let flat = b.to_flat(rows).expect("a graph");
+    let secs = t.elapsed().as_secs_f64();
+    let found = efs
+        .iter()
+        .map(|&ef| {
+            queries
+                .iter()
+                .map(|q| {
+                    flat.search(&vector, q, k, ef, None)
+                        .into_iter()
+                        .map(|(r, _)| r)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    (secs, found)
+}

@@ -1,15 +1,15 @@
-//! [`FlatGraph`]: the HNSW graph hnsw_rs built, copied into flat arrays of
-//! row numbers, searched without allocating per node and saved as one file
-//! that loads in one read (docs/embeddings.md, "The flat graph").
+//! [`FlatGraph`]: the HNSW graph as flat arrays of row numbers, searched
+//! without allocating per node and saved as one file that loads in one
+//! read (docs/embeddings.md, "The flat graph").
 //!
-//! hnsw_rs builds the graph (insertion is its job); serving reads this copy.
-//! hnsw_rs keeps a graph as a web of reference-counted points (an `Arc` per
-//! neighbour, a hash map of visited points per search) and reloads a saved
-//! one by rebuilding that web, which took most of a 1M-card start-up. Here a
-//! node is its row: the neighbours of every row on layer 0 are one slice of
-//! one array (`off0`/`nb0`, compressed rows), the upper layers' lists
-//! another (`up_*`), and a search marks visited rows in a per-thread array
-//! of stamps.
+//! `build.rs` builds and extends the graph and copies it here; serving
+//! reads this copy. [`FlatGraph::of_hnsw`] copies an hnsw_rs graph instead:
+//! an index saved before `build.rs` holds hnsw_rs's dump, and the tests
+//! compare this search with hnsw_rs's on hnsw_rs's graphs. Here a node is
+//! its row: the neighbours of every row on layer 0 are one slice of one
+//! array (`off0`/`nb0`, compressed rows), the upper layers' lists another
+//! (`up_*`), and a search marks visited rows in a per-thread array of
+//! stamps.
 //!
 //! The search is hnsw_rs 0.3's `search_filter` step for step (greedy descent
 //! on the upper layers, one pass over the pivot's neighbours per layer, then
@@ -231,6 +231,66 @@ impl FlatGraph {
             });
         }
         Ok(flat)
+    }
+
+    /// A graph of `levels.len()` rows entered at `entry`, row `r`'s
+    /// neighbours on layer `l` being `lists[r][l]` (`lists[r]` holds layers
+    /// `0..=levels[r]`).
+    pub(crate) fn of_lists(
+        levels: &[u8],
+        entry: u32,
+        lists: &[Vec<Vec<u32>>],
+    ) -> Result<FlatGraph, FlatError> {
+        let rows = levels.len();
+        if rows == 0 || lists.len() != rows {
+            return Err("the graph is empty or its lists do not match its rows".into());
+        }
+        let mut flat = FlatGraph {
+            rows,
+            levels: levels.to_vec(),
+            entry,
+            bottom: levels.iter().copied().min().unwrap_or(0),
+            off0: Vec::with_capacity(rows + 1),
+            nb0: Vec::new(),
+            up_index: Vec::with_capacity(rows),
+            up_off: vec![0],
+            up_nb: Vec::new(),
+        };
+        flat.off0.push(0);
+        for (r, l) in lists.iter().enumerate() {
+            let level = levels[r] as usize;
+            if l.len() != level + 1 {
+                return Err(format!("row {r} has {} lists for level {level}", l.len()));
+            }
+            flat.nb0.extend_from_slice(&l[0]);
+            flat.off0.push(flat.nb0.len() as u32);
+            if level == 0 {
+                flat.up_index.push(u32::MAX);
+            } else {
+                flat.up_index.push((flat.up_off.len() - 1) as u32);
+                for list in &l[1..] {
+                    flat.up_nb.extend_from_slice(list);
+                    flat.up_off.push(flat.up_nb.len() as u32);
+                }
+            }
+        }
+        flat.check()?;
+        Ok(flat)
+    }
+
+    /// The top layer of `row`.
+    pub(crate) fn level(&self, row: usize) -> u8 {
+        self.levels[row]
+    }
+
+    /// The row searches enter at.
+    pub(crate) fn entry_row(&self) -> u32 {
+        self.entry
+    }
+
+    /// The neighbours of `row` on `layer` (none above its level).
+    pub(crate) fn neighbours_of(&self, row: u32, layer: u8) -> &[u32] {
+        self.neighbours(row, layer)
     }
 
     /// The neighbours of `row` on `layer`.
