@@ -3,7 +3,7 @@
 //! On-disk layout of an index directory:
 //! ```text
 //! <dir>/text/        tantivy index (the cards themselves, stored as JSON)
-//! <dir>/vectors/      card vectors (vectors.bin) and the HNSW graph (hnsw/)
+//! <dir>/vectors/      card vectors (vectors.bin) and the HNSW graph (graph.flat)
 //! <dir>/ledger.redb   exposure ledger: exposure, merit, paid calls (redb)
 //! ```
 

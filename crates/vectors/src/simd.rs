@@ -89,6 +89,20 @@ impl Prefetch {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = v;
     }
+
+    /// Prefetch every line an int8 vector spans.
+    #[inline(always)]
+    pub fn bytes(self, v: &[i8]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(sse) = self.sse {
+            use std::arch::x86_64::_MM_HINT_T0;
+            for x in v.iter().step_by(64).chain(v.last()) {
+                sse._mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(x));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = v;
+    }
 }
 
 impl Default for Prefetch {

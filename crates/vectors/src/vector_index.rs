@@ -381,7 +381,7 @@ impl VectorIndex {
             });
             let fresh = || {
                 (
-                    GraphBuilder::new(0, self.params.m, self.params.ef_construction),
+                    GraphBuilder::new(self.params.m, self.params.ef_construction),
                     0,
                 )
             };
@@ -390,7 +390,7 @@ impl VectorIndex {
         let done = {
             let mut g = self.graph.write().expect("graph");
             let (b, done) = g.builder.as_mut().expect("a builder");
-            b.grow(n);
+            b.grow(n, &vector);
             *done
         };
         {
@@ -400,11 +400,7 @@ impl VectorIndex {
             // The binary sets the global pool to one thread (candle's inner
             // parallelism only hurts the embedder), so the graph gets a
             // pool of its own, one thread per core.
-            insert_pool().install(|| {
-                (done..n)
-                    .into_par_iter()
-                    .for_each(|row| b.insert(row, &vector))
-            });
+            insert_pool().install(|| (done..n).into_par_iter().for_each(|row| b.insert(row)));
         }
         if let Some((_, done)) = self.graph.write().expect("graph").builder.as_mut() {
             *done = n;
@@ -741,8 +737,9 @@ pub fn compare_build(
         .build()
         .expect("pool");
     let t = std::time::Instant::now();
-    let b = GraphBuilder::new(rows, params.m, params.ef_construction);
-    pool.install(|| (0..rows).into_par_iter().for_each(|r| b.insert(r, &vector)));
+    let mut b = GraphBuilder::new(params.m, params.ef_construction);
+    b.grow(rows, &vector);
+    pool.install(|| (0..rows).into_par_iter().for_each(|r| b.insert(r)));
     let flat = b.to_flat(rows).expect("a graph");
     let secs = t.elapsed().as_secs_f64();
     let found = efs

@@ -556,7 +556,7 @@ def markdown(report):
         lines += [
             "",
             "HNSW alone (top 10, same vectors, M 16, ef_construction 100, ef 128; hubsearch timed in Rust, "
-            f"hnswlib from Python): hubsearch (hnsw_rs) p50 {h['p50_ms']:.3f} ms, recall@10 "
+            f"hnswlib from Python): hubsearch (its own HNSW) p50 {h['p50_ms']:.3f} ms, recall@10 "
             f"{h['recall_at_10']:.3f}; hnswlib p50 {rows['hnswlib']['p50_ms']:.3f} ms, "
             f"recall@10 {rows['hnswlib']['recall@10_vs_exact']:.3f}.",
         ]

@@ -1,28 +1,36 @@
 //! [`GraphBuilder`]: HNSW insertion (Malkov & Yashunin 2018, algorithms 1,
 //! 2 and 4) over rows `0..n`, run on many threads at once, with no
 //! allocation per visited node: neighbour lists are row numbers behind one
-//! lock per node, a search marks visited rows in a per-thread array of
-//! stamps, and the finished lists are copied flat ([`FlatGraph`]).
+//! lock per row (layer 0's in place, in one array), a search marks visited
+//! rows in a per-thread array of stamps, and the finished lists are copied
+//! flat ([`FlatGraph`]), which searches read.
 //!
 //! It replaces hnsw_rs for building because hnsw_rs spends most of an
 //! insertion outside the distances (a hash map of visited points, a
-//! reference-counted allocation per candidate; docs/embeddings.md).
+//! reference-counted allocation per candidate; docs/embeddings.md). Its
+//! own time goes to reading vectors from memory, so the distances it
+//! measures are those of int8 copies of the vectors (each scaled so its
+//! largest component is 127): a quarter of the traffic. Only the build
+//! measures them; searches walk the graph by float dot products.
 //!
-//! What it keeps of hnsw_rs and hnswlib: `m` neighbours a node on the upper
-//! layers and `2 m` on layer 0; levels drawn with `mL = 1 / ln m`, at most
-//! 16 layers; `ef_construction` candidates per layer; neighbours chosen by
-//! the heuristic of algorithm 4 without keeping pruned ones (hnswlib's
-//! `getNeighborsByHeuristic2`); a neighbour whose list overflows re-chooses
-//! its list by the same heuristic. A level is drawn from the row number
-//! (a seeded hash), so the layers are a function of the rows; which
-//! neighbours a node gets also depends on what other threads had inserted
-//! (as with any parallel HNSW build).
+//! What it keeps of hnsw_rs (and so of the recall the graph was tuned for):
+//! `m` neighbours a row on the upper layers and `2 m` on layer 0, a new
+//! row taking as many; levels drawn with `mL = 1 / ln m`, at most 16
+//! layers; `ef_construction` candidates per layer, the next layer searched
+//! from the nearest; neighbours chosen by the heuristic of algorithm 4
+//! without keeping pruned ones, a candidate as near to a kept neighbour as
+//! to the new row dropped; a neighbour whose list is full keeping its
+//! nearest. A level is drawn from the row number (a seeded hash), so the
+//! layers are a function of the rows; which neighbours a row gets also
+//! depends on what other threads had inserted (as with any parallel HNSW
+//! build).
 
 use std::cell::RefCell;
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 use super::flat::FlatGraph;
-use crate::simd::{fast_dot, Prefetch};
+use crate::simd::{dot_i8, Prefetch};
 
 /// The most layers a graph has (hnsw_rs's `max_layer`).
 const MAX_LEVELS: u8 = 16;
@@ -79,21 +87,32 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// An HNSW graph being built; every method that measures a distance is
-/// given `vector`, which reads a row's vector.
+/// An HNSW graph being built, with an int8 copy of every row's vector
+/// (taken by [`GraphBuilder::grow`]).
 pub(crate) struct GraphBuilder {
     m: usize,
     ef_construction: usize,
     levels: Vec<u8>,
-    /// Each row's neighbour lists, one per layer `0..=level`.
-    lists: Vec<Mutex<Vec<Vec<Near>>>>,
+    /// The most neighbours a row keeps on layer 0 (`2 m`).
+    cap0: usize,
+    /// Layer 0, in place: row `r`'s neighbours are `ids0[r * cap0..][..len]`
+    /// at distances `ds0` (f32 bits), nearest first, `len` behind the row's
+    /// lock `len0[r]` (held to read or change the row's list). One lock
+    /// word and one slice a row, side by side: a search reads a row's list
+    /// without following pointers.
+    len0: Vec<Mutex<u32>>,
+    ids0: Vec<AtomicU32>,
+    ds0: Vec<AtomicU32>,
+    /// Layers 1 and up (a row of level `L` has `L` lists), nearest first.
+    upper: Vec<Mutex<Vec<Vec<Near>>>>,
+    /// Every row's vector in int8 (`dim` each), scaled so its largest
+    /// component is 127, and the inverse of that scale: the distances the
+    /// build measures (a quarter of the float vectors' memory traffic).
+    dim: usize,
+    q8: Vec<i8>,
+    inv: Vec<f32>,
     /// The entry row and its level; `None` until the first insertion.
     entry: RwLock<Option<(u32, u8)>>,
-}
-
-/// The graph's distance: `1 - a.b`, clamped at 0 (`UnitDot`).
-fn dist(a: &[f32], b: &[f32]) -> f32 {
-    (1.0 - fast_dot(a, b)).max(0.0)
 }
 
 /// The level of `row`: `floor(-ln(u) / ln(m))` for `u` uniform in (0, 1]
@@ -111,48 +130,73 @@ fn level_of(row: usize, m: usize) -> u8 {
 impl GraphBuilder {
     /// An empty graph with room for `rows` rows, to be inserted in any
     /// order by any number of threads at once.
-    pub(crate) fn new(rows: usize, m: usize, ef_construction: usize) -> Self {
-        let mut b = GraphBuilder {
-            m: m.max(2),
+    pub(crate) fn new(m: usize, ef_construction: usize) -> Self {
+        let m = m.max(2);
+        GraphBuilder {
+            m,
             ef_construction: ef_construction.max(1),
             levels: Vec::new(),
-            lists: Vec::new(),
+            cap0: 2 * m,
+            len0: Vec::new(),
+            ids0: Vec::new(),
+            ds0: Vec::new(),
+            upper: Vec::new(),
+            dim: 0,
+            q8: Vec::new(),
+            inv: Vec::new(),
             entry: RwLock::new(None),
-        };
-        b.grow(rows);
-        b
-    }
-
-    /// Room for rows up to `rows` (their levels drawn, no neighbours yet).
-    pub(crate) fn grow(&mut self, rows: usize) {
-        for r in self.levels.len()..rows {
-            let l = level_of(r, self.m);
-            self.levels.push(l);
-            self.lists
-                .push(Mutex::new(vec![Vec::new(); l as usize + 1]));
         }
     }
 
-    /// The graph of `flat` (its rows `0..flat.rows()`), to be extended by
-    /// rows up to `rows`.
+    /// Room for rows up to `rows` (their levels drawn, their vectors
+    /// quantised, no neighbours yet).
+    pub(crate) fn grow<'v>(&mut self, rows: usize, vector: &impl Fn(usize) -> &'v [f32]) {
+        for r in self.levels.len()..rows {
+            self.add_row(level_of(r, self.m), vector(r));
+        }
+    }
+
+    fn add_row(&mut self, level: u8, v: &[f32]) {
+        if self.dim == 0 {
+            self.dim = v.len();
+        }
+        let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { 127.0 / max } else { 1.0 };
+        self.q8.extend(
+            (0..self.dim).map(|i| (v.get(i).copied().unwrap_or(0.0) * scale).round() as i8),
+        );
+        self.inv.push(1.0 / scale);
+        self.levels.push(level);
+        self.len0.push(Mutex::new(0));
+        self.ids0.extend((0..self.cap0).map(|_| AtomicU32::new(0)));
+        self.ds0.extend((0..self.cap0).map(|_| AtomicU32::new(0)));
+        self.upper
+            .push(Mutex::new(vec![Vec::new(); level as usize]));
+    }
+
+    /// The graph of `flat` (its rows `0..flat.rows()`, their vectors read
+    /// by `vector`), to be extended by [`GraphBuilder::grow`] and
+    /// [`GraphBuilder::insert`]; each list's distances are measured again.
     pub(crate) fn of_flat<'v>(
         flat: &FlatGraph,
         m: usize,
         ef_construction: usize,
         vector: &(impl Fn(usize) -> &'v [f32] + Sync),
     ) -> Self {
-        let mut b = GraphBuilder::new(0, m, ef_construction);
+        let mut b = GraphBuilder::new(m, ef_construction);
         for r in 0..flat.rows() {
             let level = flat.level(r);
-            b.levels.push(level);
-            let base = vector(r);
-            let lists = (0..=level)
+            b.add_row(level, vector(r));
+        }
+        for r in 0..flat.rows() {
+            let level = flat.level(r);
+            let lists: Vec<Vec<Near>> = (0..=level)
                 .map(|l| {
                     let mut list: Vec<Near> = flat
                         .neighbours_of(r as u32, l)
                         .iter()
                         .map(|&n| Near {
-                            d: dist(base, vector(n as usize)),
+                            d: b.dist(r as u32, n),
                             row: n,
                         })
                         .collect();
@@ -160,11 +204,26 @@ impl GraphBuilder {
                     list
                 })
                 .collect();
-            b.lists.push(Mutex::new(lists));
+            for (l, list) in lists.iter().enumerate() {
+                b.set_list(r as u32, l as u8, list);
+            }
         }
         *b.entry.get_mut().unwrap_or_else(|e| e.into_inner()) =
             Some((flat.entry_row(), flat.level(flat.entry_row() as usize)));
         b
+    }
+
+    /// Row `row`'s int8 vector.
+    fn q(&self, row: u32) -> &[i8] {
+        let at = row as usize * self.dim;
+        &self.q8[at..at + self.dim]
+    }
+
+    /// The distance the build measures between two rows: `1 - a.b` on
+    /// their int8 vectors, rescaled, clamped at 0.
+    fn dist(&self, a: u32, b: u32) -> f32 {
+        let d = dot_i8(self.q(a), self.q(b)) as f32 * self.inv[a as usize] * self.inv[b as usize];
+        (1.0 - d).max(0.0)
     }
 
     fn max_neighbours(&self, layer: u8) -> usize {
@@ -175,20 +234,73 @@ impl GraphBuilder {
         }
     }
 
+    fn lock0(&self, row: u32) -> MutexGuard<'_, u32> {
+        self.len0[row as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Copy the neighbours of `row` on `layer` into `out`.
     fn read_list(&self, row: u32, layer: u8, out: &mut Vec<u32>) {
         out.clear();
-        let lists = self.lists[row as usize]
+        if layer == 0 {
+            let len = self.lock0(row);
+            let at = row as usize * self.cap0;
+            out.extend(
+                self.ids0[at..at + *len as usize]
+                    .iter()
+                    .map(|a| a.load(Relaxed)),
+            );
+            return;
+        }
+        let lists = self.upper[row as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(l) = lists.get(layer as usize) {
+        if let Some(l) = lists.get(layer as usize - 1) {
             out.extend(l.iter().map(|n| n.row));
         }
     }
 
+    /// Change the neighbours of `row` on `layer` (nearest first) by `f`,
+    /// under the row's lock; nothing for a layer above the row's level.
+    fn edit_list(&self, row: u32, layer: u8, f: impl FnOnce(&mut Vec<Near>)) {
+        if layer == 0 {
+            let mut len = self.lock0(row);
+            let at = row as usize * self.cap0;
+            let mut list: Vec<Near> = (at..at + *len as usize)
+                .map(|i| Near {
+                    d: f32::from_bits(self.ds0[i].load(Relaxed)),
+                    row: self.ids0[i].load(Relaxed),
+                })
+                .collect();
+            f(&mut list);
+            list.truncate(self.cap0);
+            for (i, n) in list.iter().enumerate() {
+                self.ids0[at + i].store(n.row, Relaxed);
+                self.ds0[at + i].store(n.d.to_bits(), Relaxed);
+            }
+            *len = list.len() as u32;
+            return;
+        }
+        let mut lists = self.upper[row as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = lists.get_mut(layer as usize - 1) {
+            f(l);
+        }
+    }
+
+    /// Make `list` (nearest first) the neighbours of `row` on `layer`.
+    fn set_list(&self, row: u32, layer: u8, list: &[Near]) {
+        self.edit_list(row, layer, |l| {
+            l.clear();
+            l.extend_from_slice(list);
+        });
+    }
+
     /// Insert `row` (each row once, after [`Self::grow`] made room for it).
-    pub(crate) fn insert<'v>(&self, row: usize, vector: &(impl Fn(usize) -> &'v [f32] + Sync)) {
-        let q = vector(row);
+    pub(crate) fn insert(&self, row: usize) {
+        let q = row as u32;
         let level = self.levels[row];
         let (mut pivot, top) = {
             let e = *self.entry.read().unwrap_or_else(|e| e.into_inner());
@@ -209,14 +321,14 @@ impl GraphBuilder {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let s = &mut *s;
-            let mut d_pivot = dist(q, vector(pivot as usize));
+            let mut d_pivot = self.dist(q, pivot);
             // Greedy descent on the layers above the new row's.
             for layer in ((level + 1)..=top).rev() {
                 loop {
                     let mut moved = false;
                     self.read_list(pivot, layer, &mut s.list);
                     for &n in &s.list {
-                        let d = dist(q, vector(n as usize));
+                        let d = self.dist(q, n);
                         if d < d_pivot {
                             (pivot, d_pivot) = (n, d);
                             moved = true;
@@ -232,12 +344,9 @@ impl GraphBuilder {
                 row: pivot,
             }];
             for layer in (0..=level.min(top)).rev() {
-                let mut found = self.search_layer(q, &entries, layer, s, vector);
-                let chosen = self.choose(&found, self.m_for_new(layer), vector);
-                {
-                    let mut lists = self.lists[row].lock().unwrap_or_else(|e| e.into_inner());
-                    lists[layer as usize].clone_from(&chosen);
-                }
+                let mut found = self.search_layer(q, &entries, layer, s);
+                let chosen = self.choose(&found, self.m_for_new(layer));
+                self.set_list(row as u32, layer, &chosen);
                 for n in &chosen {
                     self.link(n.row, row as u32, n.d, layer);
                 }
@@ -259,16 +368,9 @@ impl GraphBuilder {
         self.max_neighbours(layer)
     }
 
-    /// The `ef_construction` rows nearest `q` on `layer` found from
+    /// The `ef_construction` rows nearest row `q` on `layer` found from
     /// `entries`, nearest first (algorithm 2).
-    fn search_layer<'v>(
-        &self,
-        q: &[f32],
-        entries: &[Near],
-        layer: u8,
-        s: &mut Scratch,
-        vector: &impl Fn(usize) -> &'v [f32],
-    ) -> Vec<Near> {
+    fn search_layer(&self, q: u32, entries: &[Near], layer: u8, s: &mut Scratch) -> Vec<Near> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let ef = self.ef_construction;
@@ -293,14 +395,14 @@ impl GraphBuilder {
             self.read_list(c.row, layer, &mut list);
             for &n in &list {
                 if s.stamps[n as usize] != s.stamp {
-                    prefetch.vector(vector(n as usize));
+                    prefetch.bytes(self.q(n));
                 }
             }
             for &n in &list {
                 if !s.visit(n) {
                     continue;
                 }
-                let d = dist(q, vector(n as usize));
+                let d = self.dist(q, n);
                 if found.len() < ef || found.peek().is_some_and(|f| d < f.d) {
                     candidates.push(Reverse(Near { d, row: n }));
                     found.push(Near { d, row: n });
@@ -317,19 +419,13 @@ impl GraphBuilder {
     /// At most `m` of `sorted` (nearest first) by algorithm 4's heuristic:
     /// a candidate is kept when it is strictly nearer the base than to every
     /// kept one (hnsw_rs's rule: a duplicate of a kept row is dropped).
-    fn choose<'v>(
-        &self,
-        sorted: &[Near],
-        m: usize,
-        vector: &impl Fn(usize) -> &'v [f32],
-    ) -> Vec<Near> {
+    fn choose(&self, sorted: &[Near], m: usize) -> Vec<Near> {
         let mut kept: Vec<Near> = Vec::with_capacity(m);
         for c in sorted {
             if kept.len() >= m {
                 break;
             }
-            let v = vector(c.row as usize);
-            if kept.iter().all(|k| dist(v, vector(k.row as usize)) > c.d) {
+            if kept.iter().all(|k| self.dist(c.row, k.row) > c.d) {
                 kept.push(*c);
             }
         }
@@ -340,21 +436,17 @@ impl GraphBuilder {
     /// a full list drops its farthest (hnsw_rs's reverse update).
     fn link(&self, row: u32, new: u32, d: f32, layer: u8) {
         let max = self.max_neighbours(layer);
-        let mut lists = self.lists[row as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let Some(list) = lists.get_mut(layer as usize) else {
-            return;
-        };
-        if list.iter().any(|n| n.row == new) {
-            return;
-        }
-        let at = list.partition_point(|n| *n < Near { d, row: new });
-        if at >= max {
-            return;
-        }
-        list.insert(at, Near { d, row: new });
-        list.truncate(max);
+        self.edit_list(row, layer, |list| {
+            if list.iter().any(|n| n.row == new) {
+                return;
+            }
+            let at = list.partition_point(|n| *n < Near { d, row: new });
+            if at >= max {
+                return;
+            }
+            list.insert(at, Near { d, row: new });
+            list.truncate(max);
+        });
     }
 
     /// The graph of the rows inserted so far, flat: rows `0..rows` (every
@@ -365,14 +457,14 @@ impl GraphBuilder {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .ok_or("the graph is empty")?;
-        let lists: Vec<Vec<Vec<u32>>> = self.lists[..rows]
-            .iter()
-            .map(|l| {
-                l.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                    .map(|list| list.iter().map(|n| n.row).collect())
-                    .collect()
+        let mut buf = Vec::new();
+        let lists: Vec<Vec<Vec<u32>>> = (0..rows)
+            .map(|r| {
+                self.read_list(r as u32, 0, &mut buf);
+                let mut all = vec![buf.clone()];
+                let upper = self.upper[r].lock().unwrap_or_else(|e| e.into_inner());
+                all.extend(upper.iter().map(|l| l.iter().map(|n| n.row).collect()));
+                all
             })
             .collect();
         FlatGraph::of_lists(&self.levels[..rows], entry.0, &lists)

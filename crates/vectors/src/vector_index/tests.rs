@@ -91,12 +91,9 @@ fn the_builder_finds_neighbours_as_well_as_hnsw_rs() {
     let theirs = hnsw_over(&vs, true);
     let flat = vs.concat();
     let vector = |r: usize| &flat[r * 24..(r + 1) * 24];
-    let b = GraphBuilder::new(vs.len(), 16, 100);
-    insert_pool().install(|| {
-        (0..vs.len())
-            .into_par_iter()
-            .for_each(|r| b.insert(r, &vector))
-    });
+    let mut b = GraphBuilder::new(16, 100);
+    b.grow(vs.len(), &vector);
+    insert_pool().install(|| (0..vs.len()).into_par_iter().for_each(|r| b.insert(r)));
     let ours = b.to_flat(vs.len()).unwrap();
     let exact: Vec<HashSet<usize>> = queries
         .iter()
