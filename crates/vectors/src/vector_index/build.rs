@@ -26,8 +26,9 @@
 //! build).
 
 use std::cell::RefCell;
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use super::flat::FlatGraph;
 use crate::simd::{dot_i8, Prefetch};
@@ -51,6 +52,53 @@ impl PartialOrd for Near {
 impl Ord for Near {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.d.total_cmp(&other.d).then(self.row.cmp(&other.row))
+    }
+}
+
+/// A row's layer-0 record held locked: `[lock, len, slots...]`. The lock
+/// is a spin lock (a compare-and-swap of the lock word, yielding the thread
+/// after a while): it is held for the copy of at most `2 m` ids, or while
+/// one list takes a new neighbour, and two threads meet on a row rarely.
+struct RowLock<'a> {
+    rec: &'a [AtomicU32],
+}
+
+impl<'a> RowLock<'a> {
+    fn new(rec: &'a [AtomicU32]) -> Self {
+        let mut spins = 0u32;
+        while rec[0]
+            .compare_exchange_weak(0, 1, Acquire, Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        RowLock { rec }
+    }
+
+    /// The list's ids.
+    fn ids(&self) -> &[AtomicU32] {
+        let len = (self.rec[1].load(Relaxed) as usize).min(self.rec.len() - 2);
+        &self.rec[2..2 + len]
+    }
+
+    /// Every slot of the list.
+    fn slots(&self) -> &[AtomicU32] {
+        &self.rec[2..]
+    }
+
+    fn set_len(&self, len: usize) {
+        self.rec[1].store(len as u32, Relaxed);
+    }
+}
+
+impl Drop for RowLock<'_> {
+    fn drop(&mut self) {
+        self.rec[0].store(0, Release);
     }
 }
 
@@ -95,13 +143,13 @@ pub(crate) struct GraphBuilder {
     levels: Vec<u8>,
     /// The most neighbours a row keeps on layer 0 (`2 m`).
     cap0: usize,
-    /// Layer 0, in place: row `r`'s neighbours are `ids0[r * cap0..][..len]`
-    /// at distances `ds0` (f32 bits), nearest first, `len` behind the row's
-    /// lock `len0[r]` (held to read or change the row's list). One lock
-    /// word and one slice a row, side by side: a search reads a row's list
-    /// without following pointers.
-    len0: Vec<Mutex<u32>>,
-    ids0: Vec<AtomicU32>,
+    /// Layer 0, in place: row `r`'s record is `rec0[r * (cap0 + 2)..]`:
+    /// a lock word (held to read or change the list: [`RowLock`]), the
+    /// list's length, then `cap0` neighbour slots, nearest first; their
+    /// distances (f32 bits) are `ds0[r * cap0..]`. A search reads a row's
+    /// list from one place in memory (the lock, length and ids share their
+    /// cache lines) without following pointers.
+    rec0: Vec<AtomicU32>,
     ds0: Vec<AtomicU32>,
     /// Layers 1 and up (a row of level `L` has `L` lists), nearest first.
     upper: Vec<Mutex<Vec<Vec<Near>>>>,
@@ -137,8 +185,7 @@ impl GraphBuilder {
             ef_construction: ef_construction.max(1),
             levels: Vec::new(),
             cap0: 2 * m,
-            len0: Vec::new(),
-            ids0: Vec::new(),
+            rec0: Vec::new(),
             ds0: Vec::new(),
             upper: Vec::new(),
             dim: 0,
@@ -167,8 +214,8 @@ impl GraphBuilder {
         );
         self.inv.push(1.0 / scale);
         self.levels.push(level);
-        self.len0.push(Mutex::new(0));
-        self.ids0.extend((0..self.cap0).map(|_| AtomicU32::new(0)));
+        self.rec0
+            .extend((0..self.cap0 + 2).map(|_| AtomicU32::new(0)));
         self.ds0.extend((0..self.cap0).map(|_| AtomicU32::new(0)));
         self.upper
             .push(Mutex::new(vec![Vec::new(); level as usize]));
@@ -234,23 +281,18 @@ impl GraphBuilder {
         }
     }
 
-    fn lock0(&self, row: u32) -> MutexGuard<'_, u32> {
-        self.len0[row as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// Row `row`'s layer-0 record, locked.
+    fn lock0(&self, row: u32) -> RowLock<'_> {
+        let at = row as usize * (self.cap0 + 2);
+        RowLock::new(&self.rec0[at..at + self.cap0 + 2])
     }
 
     /// Copy the neighbours of `row` on `layer` into `out`.
     fn read_list(&self, row: u32, layer: u8, out: &mut Vec<u32>) {
         out.clear();
         if layer == 0 {
-            let len = self.lock0(row);
-            let at = row as usize * self.cap0;
-            out.extend(
-                self.ids0[at..at + *len as usize]
-                    .iter()
-                    .map(|a| a.load(Relaxed)),
-            );
+            let rec = self.lock0(row);
+            out.extend(rec.ids().iter().map(|a| a.load(Relaxed)));
             return;
         }
         let lists = self.upper[row as usize]
@@ -265,21 +307,24 @@ impl GraphBuilder {
     /// under the row's lock; nothing for a layer above the row's level.
     fn edit_list(&self, row: u32, layer: u8, f: impl FnOnce(&mut Vec<Near>)) {
         if layer == 0 {
-            let mut len = self.lock0(row);
-            let at = row as usize * self.cap0;
-            let mut list: Vec<Near> = (at..at + *len as usize)
-                .map(|i| Near {
-                    d: f32::from_bits(self.ds0[i].load(Relaxed)),
-                    row: self.ids0[i].load(Relaxed),
+            let rec = self.lock0(row);
+            let ds = &self.ds0[row as usize * self.cap0..][..self.cap0];
+            let mut list: Vec<Near> = rec
+                .ids()
+                .iter()
+                .zip(ds)
+                .map(|(id, d)| Near {
+                    d: f32::from_bits(d.load(Relaxed)),
+                    row: id.load(Relaxed),
                 })
                 .collect();
             f(&mut list);
             list.truncate(self.cap0);
             for (i, n) in list.iter().enumerate() {
-                self.ids0[at + i].store(n.row, Relaxed);
-                self.ds0[at + i].store(n.d.to_bits(), Relaxed);
+                rec.slots()[i].store(n.row, Relaxed);
+                ds[i].store(n.d.to_bits(), Relaxed);
             }
-            *len = list.len() as u32;
+            rec.set_len(list.len());
             return;
         }
         let mut lists = self.upper[row as usize]
