@@ -11,9 +11,10 @@
 # microseconds per card where MiniLM costs ~18 ms on 2 cores (1M cards would
 # take ~5 hours to embed). Its vectors are far less semantic, so the HNSW
 # recall figure here is not the real corpus's (see compare.md for that).
-# Needs ~6 GiB of memory and ~4.5 GiB of disk for 1M, ~12 GiB and ~9 GiB
-# for 2M (WORK, default a temp directory; KEEP=1 keeps each index there).
-# On 2 cores 10k-2M took 48 minutes (scale.md). Writes scale.json and scale.md into OUT_DIR (default eval/bench).
+# Needs ~3.5 GiB of memory and ~2.5 GiB of disk for 1M, ~7 GiB and ~5 GiB
+# for 2M, plus the generated hub files (WORK, default a temp directory;
+# KEEP=1 keeps each index there). On 2 cores 10k-2M took 21 minutes
+# (scale.md). Writes scale.json and scale.md into OUT_DIR (default eval/bench).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZES=("$@")
