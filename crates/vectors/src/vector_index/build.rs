@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Mutex, RwLock};
 
-use super::flat::FlatGraph;
+use super::flat::{FlatGraph, Visited};
 use crate::simd::{dot_i8, Prefetch};
 
 /// The most layers a graph has (hnsw_rs's `max_layer`).
@@ -102,33 +102,12 @@ impl Drop for RowLock<'_> {
     }
 }
 
-/// Per-thread scratch: visited stamps and the heaps of a layer search.
+/// Per-thread scratch: the visited rows of a layer search (the flat
+/// search's stamps) and a copied neighbour list.
 #[derive(Default)]
 struct Scratch {
-    stamps: Vec<u32>,
-    stamp: u32,
+    visited: Visited,
     list: Vec<u32>,
-}
-
-impl Scratch {
-    fn start(&mut self, rows: usize) {
-        if self.stamps.len() < rows {
-            self.stamps.resize(rows, 0);
-        }
-        self.stamp = self.stamp.wrapping_add(1);
-        if self.stamp == 0 {
-            self.stamps.iter_mut().for_each(|s| *s = 0);
-            self.stamp = 1;
-        }
-    }
-
-    /// Mark `row`; whether it was unvisited.
-    fn visit(&mut self, row: u32) -> bool {
-        let s = &mut self.stamps[row as usize];
-        let fresh = *s != self.stamp;
-        *s = self.stamp;
-        fresh
-    }
 }
 
 thread_local! {
@@ -419,11 +398,11 @@ impl GraphBuilder {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let ef = self.ef_construction;
-        s.start(self.levels.len());
+        s.visited.start(self.levels.len());
         let mut found: BinaryHeap<Near> = BinaryHeap::with_capacity(ef + 1);
         let mut candidates: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(ef);
         for e in entries {
-            if s.visit(e.row) {
+            if s.visited.insert(e.row) {
                 found.push(*e);
                 candidates.push(Reverse(*e));
             }
@@ -439,12 +418,12 @@ impl GraphBuilder {
             }
             self.read_list(c.row, layer, &mut list);
             for &n in &list {
-                if s.stamps[n as usize] != s.stamp {
+                if !s.visited.has(n) {
                     prefetch.bytes(self.q(n));
                 }
             }
             for &n in &list {
-                if !s.visit(n) {
+                if !s.visited.insert(n) {
                     continue;
                 }
                 let d = self.dist(q, n);

@@ -81,13 +81,13 @@ impl Ord for Near {
 /// `stamps[r] == stamp`. One per thread, reused: a search allocates no
 /// per-node memory.
 #[derive(Default)]
-struct Visited {
+pub(crate) struct Visited {
     stamps: Vec<u32>,
     stamp: u32,
 }
 
 impl Visited {
-    fn start(&mut self, rows: usize) {
+    pub(crate) fn start(&mut self, rows: usize) {
         if self.stamps.len() < rows {
             self.stamps.resize(rows, 0);
         }
@@ -99,12 +99,12 @@ impl Visited {
     }
 
     /// Whether `row` was visited.
-    fn has(&self, row: u32) -> bool {
+    pub(crate) fn has(&self, row: u32) -> bool {
         self.stamps[row as usize] == self.stamp
     }
 
     /// Mark `row`; whether it was unvisited.
-    fn insert(&mut self, row: u32) -> bool {
+    pub(crate) fn insert(&mut self, row: u32) -> bool {
         let s = &mut self.stamps[row as usize];
         let fresh = *s != self.stamp;
         *s = self.stamp;
@@ -170,18 +170,9 @@ impl FlatGraph {
             flat.levels.push(level);
             flat.bottom = flat.bottom.min(level);
             let lists = p.get_neighborhood_id();
-            let list = |l: usize| lists.get(l).into_iter().flatten().map(|n| n.d_id as u32);
-            flat.nb0.extend(list(0));
-            flat.off0.push(flat.nb0.len() as u32);
-            if level == 0 {
-                flat.up_index.push(u32::MAX);
-            } else {
-                flat.up_index.push((flat.up_off.len() - 1) as u32);
-                for l in 1..=level as usize {
-                    flat.up_nb.extend(list(l));
-                    flat.up_off.push(flat.up_nb.len() as u32);
-                }
-            }
+            flat.push_lists(level, |l| {
+                lists.get(l).into_iter().flatten().map(|n| n.d_id as u32)
+            });
         }
         let top = graph.get_max_level_observed();
         let tops: Vec<u32> = graph
@@ -262,20 +253,26 @@ impl FlatGraph {
             if l.len() != level + 1 {
                 return Err(format!("row {r} has {} lists for level {level}", l.len()));
             }
-            flat.nb0.extend_from_slice(&l[0]);
-            flat.off0.push(flat.nb0.len() as u32);
-            if level == 0 {
-                flat.up_index.push(u32::MAX);
-            } else {
-                flat.up_index.push((flat.up_off.len() - 1) as u32);
-                for list in &l[1..] {
-                    flat.up_nb.extend_from_slice(list);
-                    flat.up_off.push(flat.up_nb.len() as u32);
-                }
-            }
+            flat.push_lists(levels[r], |layer| l[layer].iter().copied());
         }
         flat.check()?;
         Ok(flat)
+    }
+
+    /// Append the next row's neighbour lists, `list(layer)` for layers
+    /// `0..=level` (its level itself pushed by the caller).
+    fn push_lists<I: Iterator<Item = u32>>(&mut self, level: u8, list: impl Fn(usize) -> I) {
+        self.nb0.extend(list(0));
+        self.off0.push(self.nb0.len() as u32);
+        if level == 0 {
+            self.up_index.push(u32::MAX);
+        } else {
+            self.up_index.push((self.up_off.len() - 1) as u32);
+            for layer in 1..=level as usize {
+                self.up_nb.extend(list(layer));
+                self.up_off.push(self.up_nb.len() as u32);
+            }
+        }
     }
 
     /// The top layer of `row`.
