@@ -150,18 +150,7 @@ impl FlatGraph {
                 None => return Err(format!("row {row} is past the graph's {rows} points")),
             }
         }
-        let mut flat = FlatGraph {
-            rows,
-            levels: Vec::with_capacity(rows),
-            entry: 0,
-            bottom: u8::MAX,
-            off0: Vec::with_capacity(rows + 1),
-            nb0: Vec::new(),
-            up_index: Vec::with_capacity(rows),
-            up_off: vec![0],
-            up_nb: Vec::new(),
-        };
-        flat.off0.push(0);
+        let mut flat = FlatGraph::unfilled(rows, Vec::with_capacity(rows), 0, u8::MAX);
         for (row, p) in points.iter().enumerate() {
             let p = p
                 .as_ref()
@@ -236,18 +225,8 @@ impl FlatGraph {
         if rows == 0 || lists.len() != rows {
             return Err("the graph is empty or its lists do not match its rows".into());
         }
-        let mut flat = FlatGraph {
-            rows,
-            levels: levels.to_vec(),
-            entry,
-            bottom: levels.iter().copied().min().unwrap_or(0),
-            off0: Vec::with_capacity(rows + 1),
-            nb0: Vec::new(),
-            up_index: Vec::with_capacity(rows),
-            up_off: vec![0],
-            up_nb: Vec::new(),
-        };
-        flat.off0.push(0);
+        let bottom = levels.iter().copied().min().unwrap_or(0);
+        let mut flat = FlatGraph::unfilled(rows, levels.to_vec(), entry, bottom);
         for (r, l) in lists.iter().enumerate() {
             let level = levels[r] as usize;
             if l.len() != level + 1 {
@@ -257,6 +236,26 @@ impl FlatGraph {
         }
         flat.check()?;
         Ok(flat)
+    }
+
+    /// A graph of `rows` rows whose lists are still to be appended
+    /// ([`FlatGraph::push_lists`]).
+    fn unfilled(rows: usize, levels: Vec<u8>, entry: u32, bottom: u8) -> FlatGraph {
+        FlatGraph {
+            rows,
+            levels,
+            entry,
+            bottom,
+            off0: {
+                let mut off0 = Vec::with_capacity(rows + 1);
+                off0.push(0);
+                off0
+            },
+            nb0: Vec::new(),
+            up_index: Vec::with_capacity(rows),
+            up_off: vec![0],
+            up_nb: Vec::new(),
+        }
     }
 
     /// Append the next row's neighbour lists, `list(layer)` for layers
