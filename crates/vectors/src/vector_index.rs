@@ -565,13 +565,9 @@ impl VectorIndex {
         let flat_current = g.flat_rows() >= g.builder_rows();
         let graph_rows = g.covered();
         match g.flat.as_ref() {
-            Some(flat) => {
-                flat.write(&self.flat_path())
-                    .map_err(|e| io_err(&self.flat_path(), e))?;
-                for d in ["hnsw", "hnsw.old"] {
-                    let _ = std::fs::remove_dir_all(self.dir.join(d));
-                }
-            }
+            Some(flat) => flat
+                .write(&self.flat_path())
+                .map_err(|e| io_err(&self.flat_path(), e))?,
             None => {
                 let _ = std::fs::remove_file(self.flat_path());
             }
@@ -602,7 +598,15 @@ impl VectorIndex {
         let file = w.into_inner().map_err(|e| io_err(&tmp, e))?;
         file.sync_all().map_err(|e| io_err(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        // Dumped: extending the graph later reloads it from disk.
+        // The flat graph and the rows it holds are saved: an older
+        // index's hnsw_rs dump is not needed any more (removed only now, so
+        // a save stopped before `vectors.bin` still has it to fall back on).
+        if graph_rows > 0 {
+            for d in ["hnsw", "hnsw.old"] {
+                let _ = std::fs::remove_dir_all(self.dir.join(d));
+            }
+        }
+        // Copied flat: a later extension takes the flat graph's lists up.
         if flat_current {
             self.graph.write().expect("graph").builder = None;
         }
@@ -712,14 +716,13 @@ impl VectorIndex {
     }
 }
 
+mod build;
 mod flat;
+use build::GraphBuilder;
 use flat::FlatGraph;
 
 #[cfg(test)]
 mod tests;
-
-mod build;
-use build::GraphBuilder;
 
 /// Build a graph of `vectors` (rows of `dim` floats) with `params`' `m`
 /// and `ef_construction` on `threads` threads and search it, for the

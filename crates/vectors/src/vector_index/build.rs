@@ -369,7 +369,8 @@ impl GraphBuilder {
             }];
             for layer in (0..=level.min(top)).rev() {
                 let mut found = self.search_layer(q, &entries, layer, s);
-                let chosen = self.choose(&found, self.m_for_new(layer));
+                // As many as a list holds (`2 m` on layer 0), as hnsw_rs.
+                let chosen = self.choose(&found, self.max_neighbours(layer));
                 self.set_list(row as u32, layer, &chosen);
                 for n in &chosen {
                     self.link(n.row, row as u32, n.d, layer);
@@ -384,12 +385,6 @@ impl GraphBuilder {
                 *w = Some((row as u32, level));
             }
         }
-    }
-
-    /// How many neighbours a new row takes on `layer`: as many as a list
-    /// holds (`2 m` on layer 0, `m` above), as hnsw_rs does.
-    fn m_for_new(&self, layer: u8) -> usize {
-        self.max_neighbours(layer)
     }
 
     /// The `ef_construction` rows nearest row `q` on `layer` found from
