@@ -4,6 +4,9 @@
 //!   cargo run --release -p hubsearch-vectors --example hnsw_build -- HUB.jsonl N [THREADS] [EF_C]
 //! Prints wall and CPU seconds of the build and recall@10 of 200 card
 //! vectors, perturbed, against an exact scan, at ef_search 64/128/256.
+//! With `own` (hubsearch's builder): `M=N` sets m, `EFS=a,b,..` the search
+//! depths, `QUERIES=FILE` takes exported query vectors, `FOUND=FILE` writes
+//! the rows each query found.
 use std::io::BufRead;
 use std::time::Instant;
 
@@ -202,12 +205,21 @@ fn queries_and_exact(
 fn own(pool: &rayon::ThreadPool, vectors: &[Vec<f32>], n: usize, threads: usize, ef_c: usize) {
     let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
     let (queries, exact) = queries_and_exact(pool, vectors);
-    let efs = [64, 128, 256];
+    // EFS=a,b,..: the search depths (64, 128, 192, 256 unless set).
+    let efs: Vec<usize> = std::env::var("EFS")
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|_| vec![64, 128, 192, 256]);
+    // M=N: the graph's m (16 unless set).
+    let m: usize = std::env::var("M")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
     let c = cpu_seconds();
     let (wall, found) = hubsearch_vectors::vector_index::compare_build(
         &flat,
         384,
         hubsearch_vectors::vector_index::HnswParams {
+            m,
             ef_construction: ef_c,
             ..Default::default()
         },
@@ -218,9 +230,20 @@ fn own(pool: &rayon::ThreadPool, vectors: &[Vec<f32>], n: usize, threads: usize,
     );
     let cpu = cpu_seconds() - c;
     println!(
-        "own build n={n} threads={threads} ef_c={ef_c}: wall {wall:.1} s, cpu {cpu:.1} s (with the searches), {:.0} us/insert",
+        "own build n={n} m={m} threads={threads} ef_c={ef_c}: wall {wall:.1} s, cpu {cpu:.1} s (with the searches), {:.0} us/insert",
         wall * 1e6 / n as f64
     );
+    if let Ok(path) = std::env::var("FOUND") {
+        // FOUND=FILE: the rows found at each ef, one line per query.
+        let mut out = String::new();
+        for (ef, per_query) in efs.iter().zip(&found) {
+            for got in per_query {
+                let rows: Vec<String> = got.iter().map(usize::to_string).collect();
+                out += &format!("{ef}\t{}\n", rows.join(" "));
+            }
+        }
+        std::fs::write(path, out).expect("FOUND file");
+    }
     for (ef, per_query) in efs.iter().zip(found) {
         let hit: usize = per_query
             .iter()
