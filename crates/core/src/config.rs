@@ -236,8 +236,8 @@ impl Default for EmbeddingConfig {
             batch_size: 8,
             query_cache: 4096,
             hnsw_m: 16,
-            hnsw_ef_construction: 150,
-            hnsw_ef_search: 192,
+            hnsw_ef_construction: 200,
+            hnsw_ef_search: 256,
             exact_below: 5000,
         }
     }

@@ -11,10 +11,10 @@
 //! Parameters and their trade-offs ([`HnswParams`]):
 //! - `m` (neighbours per node, 16): recall and memory grow with it
 //!   (~`2 * m * 4` bytes of graph per vector on layer 0), build time too.
-//! - `ef_construction` (150): candidates explored while inserting; higher =
+//! - `ef_construction` (200): candidates explored while inserting; higher =
 //!   a better graph, slower builds (docs/embeddings.md has recall against
 //!   build time).
-//! - `ef_search` (192): candidates explored per query; the recall/latency
+//! - `ef_search` (256): candidates explored per query; the recall/latency
 //!   knob at query time.
 //! - `exact_below` (5,000): below this many live rows (or allowed rows under
 //!   a filter) an exact scan is both faster and exact.
@@ -46,8 +46,8 @@ impl Default for HnswParams {
     fn default() -> Self {
         HnswParams {
             m: 16,
-            ef_construction: 150,
-            ef_search: 192,
+            ef_construction: 200,
+            ef_search: 256,
             exact_below: 5_000,
         }
     }
