@@ -237,7 +237,7 @@ impl Default for EmbeddingConfig {
             query_cache: 4096,
             hnsw_m: 16,
             hnsw_ef_construction: 200,
-            hnsw_ef_search: 256,
+            hnsw_ef_search: 200,
             exact_below: 5000,
         }
     }

@@ -14,7 +14,7 @@
 //! - `ef_construction` (200): candidates explored while inserting; higher =
 //!   a better graph, slower builds (docs/embeddings.md has recall against
 //!   build time).
-//! - `ef_search` (256): candidates explored per query; the recall/latency
+//! - `ef_search` (200): candidates explored per query; the recall/latency
 //!   knob at query time.
 //! - `exact_below` (5,000): below this many live rows (or allowed rows under
 //!   a filter) an exact scan is both faster and exact.
@@ -47,7 +47,7 @@ impl Default for HnswParams {
         HnswParams {
             m: 16,
             ef_construction: 200,
-            ef_search: 256,
+            ef_search: 200,
             exact_below: 5_000,
         }
     }
