@@ -3,7 +3,8 @@
 //! vectors, without the text index:
 //!   cargo run --release -p hubsearch-vectors --example hnsw_build -- HUB.jsonl N [THREADS] [EF_C]
 //! Prints wall and CPU seconds of the build and recall@10 of 200 card
-//! vectors, perturbed, against an exact scan, at ef_search 64/128/256.
+//! vectors, perturbed, against an exact scan, at ef_search 64/128/256
+//! (64/128/192/256 for `own`).
 //! With `own` (hubsearch's builder): `M=N` sets m, `EFS=a,b,..` the search
 //! depths, `QUERIES=FILE` takes exported query vectors, `FOUND=FILE` writes
 //! the rows each query found.

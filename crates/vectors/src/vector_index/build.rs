@@ -78,7 +78,9 @@ impl Ord for Near {
 /// A row's layer-0 record held locked: `[lock, len, slots...]`. The lock
 /// is a spin lock (a compare-and-swap of the lock word, yielding the thread
 /// after a while): it is held for the copy of at most `2 m` ids, or while
-/// one list takes a new neighbour, and two threads meet on a row rarely.
+/// one list takes a new neighbour (a full list choosing again: at most
+/// `2 m (2 m + 1) / 2` int8 distances), and two threads meet on a row
+/// rarely.
 struct RowLock<'a> {
     rec: &'a [AtomicU32],
 }
