@@ -11,6 +11,7 @@
 //! to build, never a silent fallback.
 
 pub mod embedder;
+mod huge;
 pub mod journal;
 pub mod simd;
 pub mod vector_index;

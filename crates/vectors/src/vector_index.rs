@@ -29,6 +29,7 @@ use hnsw_rs::prelude::{Distance, Hnsw, HnswIo};
 use hubsearch_core::ModelKey;
 
 use crate::embedder::dot;
+use crate::huge::HugeVec;
 use crate::simd::fast_dot;
 
 const MAGIC: &[u8; 4] = b"HSV1";
@@ -83,7 +84,9 @@ pub type Allowed<'a> = Option<&'a std::collections::HashSet<ModelKey>>;
 /// rows, not vectors; a graph being built by hnsw_rs has its own copy).
 #[derive(Default)]
 struct Rows {
-    vecs: Vec<f32>,
+    /// Every row's vector, `dim` each, on huge pages where the OS gives
+    /// them (huge.rs).
+    vecs: HugeVec<f32>,
     id_keys: Vec<ModelKey>,
     text_hashes: Vec<u64>,
     alive: Vec<bool>,

@@ -24,6 +24,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::Graph;
+use crate::huge::HugeVec;
 use crate::simd::{fast_dot, Prefetch};
 
 const MAGIC: &[u8; 4] = b"HSG1";
@@ -40,15 +41,15 @@ pub(crate) struct FlatGraph {
     /// The lowest layer holding a node (0 but for a graph of a few nodes).
     bottom: u8,
     /// Layer 0: the neighbours of row `r` are `nb0[off0[r]..off0[r + 1]]`.
-    off0: Vec<u32>,
-    nb0: Vec<u32>,
+    off0: HugeVec<u32>,
+    nb0: HugeVec<u32>,
     /// Layers 1 and up: a row of level `L >= 1` has pairs
     /// `up_index[r] .. up_index[r] + L` (layers 1..=L), pair `p`'s
     /// neighbours being `up_nb[up_off[p]..up_off[p + 1]]`; `u32::MAX` for
     /// rows of level 0.
-    up_index: Vec<u32>,
-    up_off: Vec<u32>,
-    up_nb: Vec<u32>,
+    up_index: HugeVec<u32>,
+    up_off: HugeVec<u32>,
+    up_nb: HugeVec<u32>,
 }
 
 /// A node and its distance; ordered by distance alone, as hnsw_rs orders
@@ -82,7 +83,7 @@ impl Ord for Near {
 /// per-node memory.
 #[derive(Default)]
 pub(crate) struct Visited {
-    stamps: Vec<u32>,
+    stamps: HugeVec<u32>,
     stamp: u32,
 }
 
@@ -247,14 +248,19 @@ impl FlatGraph {
             entry,
             bottom,
             off0: {
-                let mut off0 = Vec::with_capacity(rows + 1);
+                let mut off0 = HugeVec::default();
+                off0.reserve(rows + 1);
                 off0.push(0);
                 off0
             },
-            nb0: Vec::new(),
-            up_index: Vec::with_capacity(rows),
-            up_off: vec![0],
-            up_nb: Vec::new(),
+            nb0: HugeVec::default(),
+            up_index: {
+                let mut up_index = HugeVec::default();
+                up_index.reserve(rows);
+                up_index
+            },
+            up_off: HugeVec::from(vec![0]),
+            up_nb: HugeVec::default(),
         }
     }
 
@@ -521,11 +527,13 @@ impl FlatGraph {
         for _ in 0..5 {
             let len = u64_of(take(8)?);
             let raw = take(len.checked_mul(4).ok_or("a length overflows")?)?;
-            arrays.push(
+            let mut array = HugeVec::default();
+            array.reserve(len);
+            array.extend(
                 raw.chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect::<Vec<u32>>(),
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
             );
+            arrays.push(array);
         }
         if at != bytes.len() {
             return Err(format!("{} has bytes past its end", path.display()));
