@@ -22,6 +22,8 @@
 //! joins the pool but not the IDF (the code is another word; its own
 //! frequency says nothing about how rare the name is).
 
+use std::sync::Arc;
+
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::postings::{Postings, SegmentPostings};
 use tantivy::query::{
@@ -112,8 +114,8 @@ impl Bm25fQuery {
 struct TermStats {
     term: Term,
     weight: Score,
-    /// The field's length normalisation.
-    norm: LengthNorm,
+    /// The field's length normalisation by field-norm id.
+    norms: Arc<[Score; 256]>,
 }
 
 /// `1 - b + b * len / avglen` as `base + per_token * len`.
@@ -141,6 +143,17 @@ impl LengthNorm {
     #[inline]
     fn of(self, fieldnorm_id: u8) -> Score {
         self.base + self.per_token * FieldNormReader::id_to_fieldnorm(fieldnorm_id) as Score
+    }
+
+    /// [`LengthNorm::of`] for every field-norm id, so that scoring a
+    /// document reads one number instead of two and a multiply-add (the
+    /// same numbers: scores are bit-identical).
+    fn table(self) -> Arc<[Score; 256]> {
+        let mut t = [0.0; 256];
+        for (id, x) in t.iter_mut().enumerate() {
+            *x = self.of(id as u8);
+        }
+        Arc::new(t)
     }
 }
 
@@ -185,7 +198,7 @@ impl Query for Bm25fQuery {
             terms.push(TermStats {
                 term: term.clone(),
                 weight: *weight,
-                norm,
+                norms: norm.table(),
             });
         }
         Ok(Box::new(Bm25fWeight {
@@ -209,7 +222,9 @@ struct Source {
     postings: SegmentPostings,
     fieldnorms: FieldNormReader,
     weight: Score,
-    norm: LengthNorm,
+    /// The field's length normalisation by field-norm id
+    /// ([`LengthNorm::table`]).
+    norms: Arc<[Score; 256]>,
 }
 
 /// The union of a word's postings across fields, scored by BM25F.
@@ -258,7 +273,7 @@ impl Bm25fScorer {
             .filter(|s| s.postings.doc() == doc)
             .map(|s| {
                 let tf = s.postings.term_freq() as Score;
-                s.weight * tf / s.norm.of(s.fieldnorms.fieldnorm_id(doc))
+                s.weight * tf / s.norms[usize::from(s.fieldnorms.fieldnorm_id(doc))]
             })
             .sum()
     }
@@ -326,7 +341,7 @@ impl Bm25fWeight {
                     postings,
                     fieldnorms,
                     weight: t.weight,
-                    norm: t.norm,
+                    norms: Arc::clone(&t.norms),
                 });
             }
         }
@@ -367,7 +382,7 @@ impl Weight for Bm25fWeight {
         e.add_detail(idf_e);
         let mut tf_e = Explanation::new("tf~, sum of weight * tf / (1 - b + b * len / avglen)", tf);
         for s in scorer.sources.iter().filter(|s| s.postings.doc() == doc) {
-            let norm = s.norm.of(s.fieldnorms.fieldnorm_id(doc));
+            let norm = s.norms[usize::from(s.fieldnorms.fieldnorm_id(doc))];
             let mut f =
                 Explanation::new("field", s.weight * s.postings.term_freq() as Score / norm);
             f.add_const("weight", s.weight);
