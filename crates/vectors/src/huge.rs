@@ -114,6 +114,20 @@ impl<T: Pod> HugeVec<T> {
         self.len += xs.len();
     }
 
+    /// `n` zeroed items, not yet written: a mapping is zero already, so
+    /// its pages are first touched (and zeroed by the kernel) by whichever
+    /// thread writes them; threads filling parts of it share that work.
+    pub(crate) fn zeroed(n: usize) -> Self {
+        let mut h = HugeVec::default();
+        h.reserve(n);
+        match &mut h.store {
+            Store::Heap(v) => v.resize(n, T::zeroed()),
+            Store::Mapped { .. } => {}
+        }
+        h.len = n;
+        h
+    }
+
     /// Grow to `n` items, the new ones `value` (never shrinks).
     pub(crate) fn resize(&mut self, n: usize, value: T) {
         if n <= self.len {
@@ -234,6 +248,8 @@ mod tests {
         h.resize(h.len() + 2_000_000, 7);
         v.resize(v.len() + 2_000_000, 7);
         assert_eq!(&*h, v.as_slice());
+        let z: HugeVec<u64> = HugeVec::zeroed(1_000_000);
+        assert!(z.len() == 1_000_000 && z.iter().all(|&x| x == 0));
         let small = HugeVec::from(vec![1.5f32, 2.5]);
         assert_eq!(&*small, &[1.5, 2.5]);
     }

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -101,6 +101,14 @@ impl Rows {
     fn vector(&self, row: usize, dim: usize) -> &[f32] {
         &self.vecs[row * dim..(row + 1) * dim]
     }
+}
+
+/// What a row of `vectors.bin` holds besides its vector.
+#[derive(Default)]
+struct RowMeta {
+    id_keys: Vec<ModelKey>,
+    text_hashes: Vec<u64>,
+    alive: Vec<bool>,
 }
 
 /// The graph over rows `0..covered()`; the rows after it (the tail) are
@@ -662,27 +670,61 @@ impl VectorIndex {
         };
         let n = get8(&mut rd)? as usize;
         let graph_rows = (get8(&mut rd)? as usize).min(n);
-        let mut rows = Rows::default();
         // One row: key, text hash, alive, then the vector.
-        let mut record = vec![0u8; 17 + dim * 4];
-        // Reserved for the rows the file can hold, whatever its header says.
-        let fits = rd.get_ref().metadata().map_or(0, |m| m.len() as usize) / record.len();
-        rows.vecs.reserve(n.min(fits) * dim);
-        for row in 0..n {
-            rd.read_exact(&mut record).map_err(|e| io_err(&path, e))?;
-            let u64_at =
-                |i: usize| u64::from_le_bytes(record[i..i + 8].try_into().expect("8 bytes"));
-            let (id_key, text_hash, alive) = (ModelKey(u64_at(0)), u64_at(8), record[16] == 1);
-            rows.vecs.extend(
-                record[17..]
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
-            rows.id_keys.push(id_key);
-            rows.text_hashes.push(text_hash);
-            rows.alive.push(alive);
+        let record = 17 + dim * 4;
+        let header = 4 + 4 + 4 + name.len() as u64 + 8 + 8;
+        let size = rd.get_ref().metadata().map_or(0, |m| m.len());
+        let fits = (size.saturating_sub(header) / record as u64) as usize;
+        if fits < n {
+            return Err(io_err(&path, "the file ends before its last row"));
+        }
+        drop(rd);
+        // Two readers fill the two halves of the rows at once: writing the
+        // vectors is what first touches (and has the kernel zero) their
+        // pages, most of opening a large index.
+        let mut vecs = HugeVec::<f32>::zeroed(n * dim);
+        let half = n / 2;
+        let (low, high) = vecs.split_at_mut(half * dim);
+        let read_part = |first: usize, out: &mut [f32]| -> Result<RowMeta, VectorError> {
+            let mut f = File::open(&path).map_err(|e| io_err(&path, e))?;
+            f.seek(SeekFrom::Start(header + (first * record) as u64))
+                .map_err(|e| io_err(&path, e))?;
+            let mut rd = BufReader::with_capacity(1 << 20, f);
+            let mut buf = vec![0u8; record];
+            let mut meta = RowMeta::default();
+            for v in out.chunks_exact_mut(dim.max(1)) {
+                rd.read_exact(&mut buf).map_err(|e| io_err(&path, e))?;
+                let u64_at =
+                    |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
+                meta.id_keys.push(ModelKey(u64_at(0)));
+                meta.text_hashes.push(u64_at(8));
+                meta.alive.push(buf[16] == 1);
+                for (x, c) in v.iter_mut().zip(buf[17..].chunks_exact(4)) {
+                    *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Ok(meta)
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let upper = s.spawn(|| read_part(half, high));
+            let lower = read_part(0, low);
+            (lower, upper.join())
+        });
+        let mut rows = Rows {
+            vecs,
+            ..Rows::default()
+        };
+        for part in [a?, b.map_err(|_| io_err(&path, "a reader panicked"))??] {
+            rows.id_keys.extend(part.id_keys);
+            rows.text_hashes.extend(part.text_hashes);
+            rows.alive.extend(part.alive);
+        }
+        if rows.id_keys.len() != n {
+            return Err(io_err(&path, "a row has no vector (dimension 0)"));
+        }
+        for (row, (&key, &alive)) in rows.id_keys.iter().zip(&rows.alive).enumerate() {
             if alive {
-                rows.by_id.insert(id_key, row);
+                rows.by_id.insert(key, row);
             }
         }
         Ok(Some((rows, graph_rows)))
