@@ -62,11 +62,20 @@ impl<T: Pod> HugeVec<T> {
                 return;
             }
         }
-        // Grow by half again at least, as a Vec does, so pushes stay
-        // amortised O(1).
-        let new_cap = need.max(cap.saturating_add(cap / 2));
-        match Self::map(new_cap) {
-            Some(mut map) => {
+        // Address space for as many items as the machine has memory: a
+        // mapping costs only the pages written, so the array then grows in
+        // place, where moving it would hold the old and the new copy at
+        // once (a `Vec` moves by `mremap`, without the copy; that call is
+        // `unsafe` in memmap2). Failing that, half again, as a `Vec` grows.
+        let roomy = machine_memory() / size_of::<T>().max(1);
+        let mapped = Self::map(need.max(roomy))
+            .map(|m| (m, need.max(roomy)))
+            .or_else(|| {
+                let cap = need.max(cap.saturating_add(cap / 2));
+                Self::map(cap).map(|m| (m, cap))
+            });
+        match mapped {
+            Some((mut map, new_cap)) => {
                 let old: &[T] = self;
                 let n = std::mem::size_of_val(old);
                 map[..n].copy_from_slice(bytemuck::cast_slice(old));
@@ -85,10 +94,15 @@ impl<T: Pod> HugeVec<T> {
         }
     }
 
-    /// A zeroed mapping of `cap` items, advised to use huge pages.
+    /// A zeroed mapping of `cap` items, advised to use huge pages; no swap
+    /// is reserved for it (only its written pages are memory).
     fn map(cap: usize) -> Option<MmapMut> {
         let bytes = cap.checked_mul(size_of::<T>())?.max(1);
-        let map = MmapMut::map_anon(bytes).ok()?;
+        let map = memmap2::MmapOptions::new()
+            .len(bytes)
+            .no_reserve_swap()
+            .map_anon()
+            .ok()?;
         #[cfg(target_os = "linux")]
         {
             // A hint: refused when huge pages are off, and then ignored.
@@ -159,6 +173,22 @@ impl<T: Pod> HugeVec<T> {
     }
 }
 
+/// The machine's memory in bytes (`MemTotal` of /proc/meminfo; 16 GiB
+/// where it cannot be read).
+fn machine_memory() -> usize {
+    static MEMORY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+                kib.checked_mul(1024)
+            })
+            .unwrap_or(16 << 30)
+    })
+}
+
 impl<T: Pod> From<Vec<T>> for HugeVec<T> {
     /// The items of `v`, mapped when large (copied once).
     fn from(v: Vec<T>) -> Self {
@@ -225,7 +255,7 @@ mod tests {
         let mut h: HugeVec<u32> = HugeVec::default();
         let mut v: Vec<u32> = Vec::new();
         let mut x = 1u32;
-        // 3 M items of 4 bytes: past MAPPED_FROM, with several moves.
+        // 3 M items of 4 bytes: past MAPPED_FROM (the move from the heap).
         for i in 0..3_000_000u32 {
             x ^= x << 13;
             x ^= x >> 17;
