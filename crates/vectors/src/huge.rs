@@ -17,7 +17,7 @@
 use std::ops::{Deref, DerefMut};
 
 use bytemuck::Pod;
-use memmap2::{Advice, MmapMut};
+use memmap2::MmapMut;
 
 /// Below this many bytes an array stays on the heap: a huge page is 2 MiB,
 /// and a mapping per small array would cost more than it saves.
@@ -45,6 +45,13 @@ impl<T: Pod> Default for HugeVec<T> {
 }
 
 impl<T: Pod> HugeVec<T> {
+    /// Empty, with room for `n` items.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        let mut h = HugeVec::default();
+        h.reserve(n);
+        h
+    }
+
     /// Room for at least `additional` more items without moving.
     pub(crate) fn reserve(&mut self, additional: usize) {
         let need = self.len.saturating_add(additional);
@@ -106,7 +113,7 @@ impl<T: Pod> HugeVec<T> {
         #[cfg(target_os = "linux")]
         {
             // A hint: refused when huge pages are off, and then ignored.
-            let _ = map.advise(Advice::HugePage);
+            let _ = map.advise(memmap2::Advice::HugePage);
         }
         Some(map)
     }
@@ -132,8 +139,7 @@ impl<T: Pod> HugeVec<T> {
     /// its pages are first touched (and zeroed by the kernel) by whichever
     /// thread writes them; threads filling parts of it share that work.
     pub(crate) fn zeroed(n: usize) -> Self {
-        let mut h = HugeVec::default();
-        h.reserve(n);
+        let mut h = HugeVec::with_capacity(n);
         match &mut h.store {
             Store::Heap(v) => v.resize(n, T::zeroed()),
             Store::Mapped { .. } => {}

@@ -248,17 +248,12 @@ impl FlatGraph {
             entry,
             bottom,
             off0: {
-                let mut off0 = HugeVec::default();
-                off0.reserve(rows + 1);
+                let mut off0 = HugeVec::with_capacity(rows + 1);
                 off0.push(0);
                 off0
             },
             nb0: HugeVec::default(),
-            up_index: {
-                let mut up_index = HugeVec::default();
-                up_index.reserve(rows);
-                up_index
-            },
+            up_index: HugeVec::with_capacity(rows),
             up_off: HugeVec::from(vec![0]),
             up_nb: HugeVec::default(),
         }
@@ -527,8 +522,7 @@ impl FlatGraph {
         for _ in 0..5 {
             let len = u64_of(take(8)?);
             let raw = take(len.checked_mul(4).ok_or("a length overflows")?)?;
-            let mut array = HugeVec::default();
-            array.reserve(len);
+            let mut array = HugeVec::with_capacity(len);
             array.extend(
                 raw.chunks_exact(4)
                     .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
