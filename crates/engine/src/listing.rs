@@ -141,16 +141,16 @@ impl Engine {
             .collect();
         let mut keys: Vec<ModelKey> = ledger_calls.keys().copied().collect();
         keys.sort_unstable();
-        let called = text.addresses_of(searcher, &keys, filter)?;
+        let called: Vec<DocAddress> = text
+            .addresses_of(searcher, &keys, filter)?
+            .into_iter()
+            .flatten()
+            .collect();
         let depth = offset.saturating_add(limit).saturating_add(called.len());
         let (top, total) = text.top_by_field(searcher, filter, "paid_calls", true, 0, depth)?;
         let mut addrs: Vec<DocAddress> = top;
         let mut seen: std::collections::HashSet<DocAddress> = addrs.iter().copied().collect();
-        let mut extra: Vec<DocAddress> = called
-            .values()
-            .copied()
-            .filter(|a| seen.insert(*a))
-            .collect();
+        let mut extra: Vec<DocAddress> = called.into_iter().filter(|a| seen.insert(*a)).collect();
         extra.sort_unstable();
         addrs.extend(extra);
         let facts = text.candidate_facts(searcher, &addrs)?;

@@ -191,8 +191,14 @@ impl Engine {
             self.add_direct(searcher, query, (&q, unknown), typing, out)?;
         }
         let addrs: Vec<_> = out.rows.iter().map(|f| f.addr).collect();
+        // An id or name can match only by its first word, as typed, unless
+        // that word may be corrected (`unknown`) or is a name being typed
+        // (the only word, and the last): the index passes over the others
+        // without reading their ids.
+        let first = words[0];
+        let exact_first = !unknown.iter().any(|u| u == first) && !(typing && words.len() == 1);
         let mut named: Vec<Named> = Vec::new();
-        text.each_id(searcher, &addrs, |i, id| {
+        text.each_id(searcher, &addrs, exact_first.then_some(first), |i, id| {
             let f = &out.rows[i];
             // A name without its author (or a name typed half-way) names a
             // copy nobody uses only weakly: such a card keeps its place.

@@ -2,11 +2,10 @@
 //! index or both, each with what the retrievers said about it and its fused
 //! relevance in [0, 1] (docs/retrieval.md).
 
-use std::collections::HashMap;
-
 use hubsearch_core::{Mode, ModelKey, SearchRequest};
 use hubsearch_index::{DocAddress, FacetCounts, QueryWords, Searcher};
 use hubsearch_rank::fusion::{self, Evidence, FusionParams};
+use rustc_hash::FxHashMap;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -138,7 +137,7 @@ impl Engine {
         {
             f.cosine = sim;
         }
-        let mut by_key: HashMap<ModelKey, usize> =
+        let mut by_key: FxHashMap<ModelKey, usize> =
             text_keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
         let k = if mode == Mode::Hybrid {
             self.config().search.vector_candidates.min(depth)
@@ -151,30 +150,28 @@ impl Engine {
             Some(text.filter_keys(searcher, &req.filter)?)
         };
         let hits = semantic.vectors().search(&q, k, allowed.as_ref());
-        // Cards only the vector side found: their addresses and facts in one pass.
+        // Cards only the vector side found (in hit order): their addresses
+        // and facts in one pass.
         let missing: Vec<ModelKey> = hits
             .iter()
             .map(|h| h.id_key)
             .filter(|k| !by_key.contains_key(k))
             .collect();
         let addrs = text.addresses_of(searcher, &missing, &req.filter)?;
-        let new_addrs: Vec<DocAddress> = missing
-            .iter()
-            .filter_map(|k| addrs.get(k).copied())
-            .collect();
-        let mut fresh: HashMap<ModelKey, Row> = text
-            .candidate_facts(searcher, &new_addrs)?
+        let live: Vec<DocAddress> = addrs.iter().flatten().copied().collect();
+        let mut facts = text.candidate_facts(searcher, &live)?.into_iter();
+        // One row per missing key, in its order; none where the card is gone
+        // (or filtered out).
+        let mut fresh = addrs
             .into_iter()
-            .zip(new_addrs)
-            .map(|(f, a)| (f.id_key, Row::new(a, f)))
-            .collect();
+            .map(|a| a.and_then(|a| Some(Row::new(a, facts.next()?))));
         let mut rank = 0;
         for h in &hits {
             let slot = match by_key.get(&h.id_key) {
                 Some(&i) => i,
                 None => {
                     // A vector whose card is gone (or filtered out) is skipped.
-                    let Some(mut row) = fresh.remove(&h.id_key) else {
+                    let Some(mut row) = fresh.next().flatten() else {
                         continue;
                     };
                     row.cosine = Some(h.similarity);

@@ -36,7 +36,7 @@ impl Engine {
             let addrs = self.text_index().addresses_of(&searcher, &keys, filter)?;
             let sims: HashMap<ModelKey, f32> =
                 hits.iter().map(|h| (h.id_key, h.similarity)).collect();
-            let ordered: Vec<_> = keys.iter().filter_map(|k| addrs.get(k).copied()).collect();
+            let ordered: Vec<_> = addrs.into_iter().flatten().collect();
             for (facts, addr) in self
                 .text_index()
                 .candidate_facts(&searcher, &ordered)?

@@ -28,7 +28,7 @@ use std::sync::RwLock;
 use hnsw_rs::prelude::{Distance, Hnsw, HnswIo};
 use hubsearch_core::ModelKey;
 
-use crate::embedder::dot;
+use crate::embedder::dots;
 use crate::huge::HugeVec;
 use crate::simd::fast_dot;
 
@@ -489,12 +489,20 @@ impl VectorIndex {
         // exact cosine (as `similarities` and exact scans give it), and
         // the hits are in its order. Rows past the graph (published since
         // it was extended) are scanned exactly and merged.
-        let hit = |row: usize| VectorHit {
-            id_key: r.id_keys[row],
-            similarity: dot(query, r.vector(row, self.dim)),
-        };
-        let mut hits: Vec<VectorHit> = found.into_iter().filter(|&row| ok(row)).map(hit).collect();
-        hits.extend((covered..r.len()).filter(|&row| ok(row)).map(hit));
+        let rows: Vec<usize> = found
+            .into_iter()
+            .chain(covered..r.len())
+            .filter(|&row| ok(row))
+            .collect();
+        let vectors: Vec<&[f32]> = rows.iter().map(|&row| r.vector(row, self.dim)).collect();
+        let mut hits: Vec<VectorHit> = rows
+            .iter()
+            .zip(dots(query, &vectors))
+            .map(|(&row, similarity)| VectorHit {
+                id_key: r.id_keys[row],
+                similarity,
+            })
+            .collect();
         hits.sort_by(|a, b| {
             b.similarity
                 .total_cmp(&a.similarity)
@@ -508,12 +516,18 @@ impl VectorIndex {
     /// (`None` where a card has no live vector): exact, one dot product each.
     pub fn similarities(&self, query: &[f32], id_keys: &[ModelKey]) -> Vec<Option<f32>> {
         let r = self.rows.read().expect("rows");
-        id_keys
+        let rows: Vec<Option<usize>> = id_keys
             .iter()
-            .map(|k| {
-                let &row = r.by_id.get(k)?;
-                r.alive[row].then(|| dot(query, r.vector(row, self.dim)))
-            })
+            .map(|k| r.by_id.get(k).copied().filter(|&row| r.alive[row]))
+            .collect();
+        let vectors: Vec<&[f32]> = rows
+            .iter()
+            .flatten()
+            .map(|&row| r.vector(row, self.dim))
+            .collect();
+        let mut sims = dots(query, &vectors).into_iter();
+        rows.iter()
+            .map(|row| row.and_then(|_| sims.next()))
             .collect()
     }
 
@@ -537,12 +551,14 @@ impl VectorIndex {
                 .collect(),
             None => r.by_id.values().copied().collect(),
         };
+        let rows: Vec<usize> = rows.into_iter().filter(|&row| r.alive[row]).collect();
+        let vectors: Vec<&[f32]> = rows.iter().map(|&row| r.vector(row, self.dim)).collect();
         let mut hits: Vec<VectorHit> = rows
-            .into_iter()
-            .filter(|&row| r.alive[row])
-            .map(|row| VectorHit {
+            .iter()
+            .zip(dots(query, &vectors))
+            .map(|(&row, similarity)| VectorHit {
                 id_key: r.id_keys[row],
-                similarity: dot(query, r.vector(row, self.dim)),
+                similarity,
             })
             .collect();
         let k = k.min(hits.len());

@@ -136,7 +136,7 @@ impl TextIndex {
             let searcher = self.searcher();
             let mut terms = Vec::new();
             for seg in 0..searcher.segment_readers().len() {
-                for id in self.segment_ids(&searcher, seg as u32)?.iter() {
+                for id in self.segment_ids(&searcher, seg as u32)?.ids.iter() {
                     if !id.is_empty() && hubsearch_core::query::id_contains(id, needle) {
                         terms.push(Term::from_field_text(self.fields.id, id));
                     }

@@ -87,7 +87,7 @@ pub struct TextIndex {
     /// (exact; `maxscore.rs`).
     pruning: bool,
     /// Segment -> every id by doc id (see [`TextIndex::ids_of`]).
-    id_cache: SegmentCache<Vec<String>>,
+    id_cache: SegmentCache<lookup::SegmentIds>,
     /// Segment -> its (id key, doc id) pairs, sorted, with a directory
     /// (see [`TextIndex::addresses_of`]).
     key_cache: SegmentCache<lookup::KeyTable>,

@@ -328,7 +328,7 @@ impl TextIndex {
         let reader = searcher.segment_reader(seg);
         let downloads = reader.fast_fields().u64("downloads")?;
         let ids = self.segment_ids(searcher, seg)?;
-        let table = Arc::new(NameTable::build(&ids, |doc| {
+        let table = Arc::new(NameTable::build(&ids.ids, |doc| {
             downloads.first(doc).unwrap_or(0)
         }));
         let mut cache = self.name_cache.lock().unwrap_or_else(|e| e.into_inner());
