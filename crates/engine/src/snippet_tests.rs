@@ -209,15 +209,14 @@ fn reference_formatted(m: &mut Marker, card: &ModelCard) -> String {
             .unwrap_or(first)
             .min(first);
         let begin = if from == 0 { 0 } else { spans[from].start };
-        let limit = begin + WINDOW;
-        let to = spans[from..]
-            .iter()
-            .take_while(|s| s.end <= limit)
-            .count()
-            .max(1)
-            + from;
-        if spans[from].end > limit {
+        if spans[from].end > begin + WINDOW {
             return format!("{}…", escape(cut(&text[begin..], WINDOW)));
+        }
+        // The window's words: the first, then each next one while it ends
+        // within the window.
+        let mut to = from + 1;
+        while spans.get(to).is_some_and(|s| s.end <= begin + WINDOW) {
+            to += 1;
         }
         let end = if to == spans.len() {
             text.len()
