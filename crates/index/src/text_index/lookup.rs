@@ -42,17 +42,10 @@ impl TextIndex {
         searcher: &Searcher,
         addrs: &[DocAddress],
     ) -> Result<Vec<CandidateFacts>> {
-        let mut cols: Vec<Option<Arc<FactColumns>>> = Vec::new();
+        let mut cols = PerSegment::default();
         let mut out = Vec::with_capacity(addrs.len());
         for a in addrs {
-            let seg = a.segment_ord as usize;
-            if cols.len() <= seg {
-                cols.resize(seg + 1, None);
-            }
-            let c = match &cols[seg] {
-                Some(c) => c,
-                None => cols[seg].insert(self.fact_columns(searcher, a.segment_ord)?),
-            };
+            let c = cols.get(a.segment_ord, |seg| self.fact_columns(searcher, seg))?;
             out.push(CandidateFacts {
                 id_key: ModelKey(c[0].first(a.doc_id).unwrap_or(0)),
                 builder_key: BuilderKey(c[1].first(a.doc_id).unwrap_or(0)),
@@ -187,16 +180,9 @@ impl TextIndex {
         mut f: impl FnMut(usize, &str),
     ) -> Result<()> {
         let wanted = first_word.map(first_word_hash);
-        let mut segs: Vec<Option<Arc<SegmentIds>>> = Vec::new();
+        let mut segs = PerSegment::default();
         for (i, a) in addrs.iter().enumerate() {
-            let seg = a.segment_ord as usize;
-            if segs.len() <= seg {
-                segs.resize(seg + 1, None);
-            }
-            let ids = match &segs[seg] {
-                Some(ids) => ids,
-                None => segs[seg].insert(self.segment_ids(searcher, a.segment_ord)?),
-            };
+            let ids = segs.get(a.segment_ord, |seg| self.segment_ids(searcher, seg))?;
             let doc = a.doc_id as usize;
             if let Some(h) = wanted {
                 if !ids.heads.get(doc).is_some_and(|p| p.contains(&h)) {
@@ -353,6 +339,30 @@ pub(super) fn cached<T>(
     let mut cache = lock();
     keep_live(&mut cache, searcher);
     Ok(cache.entry(id).or_insert(v).clone())
+}
+
+/// What one call has taken from a per-segment cache, by segment ordinal
+/// (a call reads a few segments, each for many addresses).
+struct PerSegment<T>(Vec<Option<Arc<T>>>);
+
+impl<T> Default for PerSegment<T> {
+    fn default() -> Self {
+        PerSegment(Vec::new())
+    }
+}
+
+impl<T> PerSegment<T> {
+    /// Segment `seg`'s entry, taken by `take` the first time.
+    fn get(&mut self, seg: u32, take: impl FnOnce(u32) -> Result<Arc<T>>) -> Result<&Arc<T>> {
+        let i = seg as usize;
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
+        }
+        match &mut self.0[i] {
+            Some(v) => Ok(v),
+            slot => Ok(slot.insert(take(seg)?)),
+        }
+    }
 }
 
 /// One segment's ids by doc id, with a hash of the first word of each
