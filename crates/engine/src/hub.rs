@@ -17,6 +17,10 @@ use crate::row::Row;
 pub struct HubPopularity {
     /// Downloads of every model, ascending (for quantiles).
     sorted: Vec<u64>,
+    /// The quantile of each download count below [`QUANTILE_TABLE`], as
+    /// `sorted` gives it (most cards have few downloads: a search asks for
+    /// hundreds of quantiles).
+    small: Vec<f64>,
     /// Model key -> builder key.
     pub builder_of: HashMap<u64, u64>,
     /// Model key -> downloads.
@@ -64,8 +68,12 @@ impl HubPopularity {
         for f in facts {
             *per_builder.entry(f.builder_key.0).or_default() += f.downloads;
         }
+        let small = (0..QUANTILE_TABLE)
+            .map(|d| mid_rank_quantile(&sorted, d))
+            .collect();
         HubPopularity {
             sorted,
+            small,
             builder_of: facts
                 .iter()
                 .map(|f| (f.id_key.0, f.builder_key.0))
@@ -133,9 +141,15 @@ impl HubPopularity {
     /// share the middle of their run, so if a share s of the models have no
     /// downloads, they all get s / 2, not 0).
     pub fn quantile(&self, downloads: u64) -> f64 {
-        mid_rank_quantile(&self.sorted, downloads)
+        match self.small.get(downloads as usize) {
+            Some(&q) => q,
+            None => mid_rank_quantile(&self.sorted, downloads),
+        }
     }
 }
+
+/// Download counts whose quantile [`HubPopularity`] keeps in a table.
+const QUANTILE_TABLE: u64 = 4096;
 
 /// The quantile of `downloads` among the ascending download counts
 /// `sorted`, in [0, 1], by mid-rank (ties share the middle of their run);
@@ -296,5 +310,23 @@ mod tests {
         assert_eq!(h.model_heads.head.len(), 20);
         assert!(h.model_heads.head.contains(&180) && !h.model_heads.head.contains(&179));
         assert_eq!(h.builders.len(), 7);
+    }
+
+    /// The table of small download counts answers as the binary search
+    /// does, on both sides of its end.
+    #[test]
+    fn tabled_quantiles_are_the_searched_ones() {
+        let facts: Vec<CandidateFacts> = (0..3000u64)
+            .map(|i| CandidateFacts {
+                id_key: hubsearch_core::ModelKey(i),
+                builder_key: hubsearch_core::BuilderKey(i),
+                downloads: (i * i) % 9001,
+                paid_calls: 0,
+            })
+            .collect();
+        let h = HubPopularity::from_facts(&facts);
+        for d in (0..10_000).chain([u64::MAX]) {
+            assert_eq!(h.quantile(d), mid_rank_quantile(&h.sorted, d), "{d}");
+        }
     }
 }

@@ -113,12 +113,16 @@ impl TextIndex {
             // (built once per segment from the id_key fast field): a
             // term-dictionary lookup per key cost ~1 µs each, and vector
             // search asks for hundreds.
+            // Two passes a segment: every key's directory slot, then the
+            // pairs in each, so the reads of different keys overlap.
             for (ord, seg) in searcher.segment_readers().iter().enumerate() {
                 let table = self.segment_keys(searcher, ord as u32)?;
-                for (slot, &k) in out.iter_mut().zip(keys) {
-                    for &(_, doc) in table.docs_of(k.0) {
-                        if !seg.is_deleted(doc) {
-                            *slot = Some(DocAddress::new(ord as u32, doc));
+                let slots: Vec<std::ops::Range<usize>> =
+                    keys.iter().map(|k| table.slot(k.0)).collect();
+                for ((out, &k), slot) in out.iter_mut().zip(keys).zip(slots) {
+                    for &(key, doc) in &table.pairs[slot] {
+                        if key == k.0 && !seg.is_deleted(doc) {
+                            *out = Some(DocAddress::new(ord as u32, doc));
                         }
                     }
                 }
@@ -251,21 +255,24 @@ impl TextIndex {
         })
     }
 
-    /// The addresses of live cards whose id is exactly one of `ids`.
+    /// The addresses of live cards whose id is exactly one of `ids` (one
+    /// per id found, in `ids`' order): looked up by the id's key, each
+    /// checked against the id itself.
     pub fn find_ids(&self, searcher: &Searcher, ids: &[String]) -> Result<Vec<DocAddress>> {
-        let mut out = Vec::new();
-        for id in ids {
-            let q = TermQuery::new(
-                Term::from_field_text(self.fields.id, id),
-                IndexRecordOption::Basic,
-            );
-            if let Some(&(_, addr)) = searcher
-                .search(&q, &TopDocs::with_limit(1).order_by_score())?
-                .first()
-            {
-                out.push(addr);
+        let keys: Vec<ModelKey> = ids.iter().map(|id| ModelKey::of(id)).collect();
+        let addrs = self.addresses_of(searcher, &keys, &Filter::default())?;
+        let asked: Vec<(&String, DocAddress)> = ids
+            .iter()
+            .zip(addrs)
+            .filter_map(|(id, a)| Some((id, a?)))
+            .collect();
+        let at: Vec<DocAddress> = asked.iter().map(|(_, a)| *a).collect();
+        let mut out = Vec::with_capacity(at.len());
+        self.each_id(searcher, &at, None, |i, found| {
+            if found == asked[i].0 {
+                out.push(asked[i].1);
             }
-        }
+        })?;
         Ok(out)
     }
 
@@ -435,11 +442,18 @@ impl KeyTable {
         KeyTable { pairs, dir, bits }
     }
 
+    /// Where the pairs whose key shares `k`'s top bits are, `k`'s among
+    /// them (sorted by key).
+    fn slot(&self, k: u64) -> std::ops::Range<usize> {
+        let s = (k >> (64 - self.bits)) as usize;
+        self.dir[s] as usize..self.dir[s + 1] as usize
+    }
+
     /// The pairs with key `k` (several when a card was replaced in the
     /// segment; empty when none).
+    #[cfg(test)]
     fn docs_of(&self, k: u64) -> &[(u64, u32)] {
-        let s = (k >> (64 - self.bits)) as usize;
-        let slot = &self.pairs[self.dir[s] as usize..self.dir[s + 1] as usize];
+        let slot = &self.pairs[self.slot(k)];
         let start = slot.partition_point(|(key, _)| *key < k);
         let end = start + slot[start..].partition_point(|(key, _)| *key == k);
         &slot[start..end]
@@ -490,6 +504,36 @@ mod tests {
     use super::super::testing::{card, index};
     use hubsearch_core::card::key_of;
     use hubsearch_core::{FacetFilter, Filter, ModelKey};
+    use tantivy::DocAddress;
+
+    /// Ids found by key are the ones a term query on the id finds: a
+    /// replaced card's live copy, nothing for a deleted id, an id in
+    /// other case or a missing one.
+    #[test]
+    fn find_ids_agrees_with_a_term_query() {
+        let idx = index(&[
+            card("a/x", None, &[], "first"),
+            card("b/y", None, &[], "second"),
+            card("c/z", None, &[], "third"),
+        ]);
+        let mut w = idx.writer(32, 1).unwrap();
+        w.upsert(&card("a/x", None, &[], "first, updated")).unwrap();
+        w.delete("b/y");
+        w.commit().unwrap();
+        idx.reload().unwrap();
+        let s = idx.searcher();
+        let ids: Vec<String> = ["a/x", "b/y", "c/z", "A/X", "nobody", "c/z"]
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        let found = idx.find_ids(&s, &ids).unwrap();
+        let by_term: Vec<DocAddress> = ids
+            .iter()
+            .filter_map(|id| idx.get(id).unwrap().map(|(a, _)| a))
+            .collect();
+        assert_eq!(found, by_term);
+        assert_eq!(found.len(), 3);
+    }
 
     /// A stored card comes back whole, with its snippet texts beside it:
     /// the description's and the body's Markdown as a reader sees them
