@@ -141,7 +141,10 @@ impl HubPopularity {
     /// share the middle of their run, so if a share s of the models have no
     /// downloads, they all get s / 2, not 0).
     pub fn quantile(&self, downloads: u64) -> f64 {
-        match self.small.get(downloads as usize) {
+        match usize::try_from(downloads)
+            .ok()
+            .and_then(|d| self.small.get(d))
+        {
             Some(&q) => q,
             None => mid_rank_quantile(&self.sorted, downloads),
         }

@@ -196,28 +196,33 @@ impl Engine {
         // (the only word, and the last): the index passes over the others
         // without reading their ids.
         let first = words[0];
-        let exact_first = !unknown.iter().any(|u| u == first) && !(typing && words.len() == 1);
+        let loose_first = unknown.iter().any(|u| u == first) || (typing && words.len() == 1);
         let mut named: Vec<Named> = Vec::new();
-        text.each_id(searcher, &addrs, exact_first.then_some(first), |i, id| {
-            let f = &out.rows[i];
-            // A name without its author (or a name typed half-way) names a
-            // copy nobody uses only weakly: such a card keeps its place.
-            let used = f.facts.downloads > 0;
-            let Some(m) = match_words(&words, id, typing, unknown) else {
-                return;
-            };
-            if (m.name_only || m.level == Level::Completed) && !used {
-                return;
-            }
-            named.push(Named {
-                level: m.level,
-                edits: m.edits,
-                namespaced: id.contains('/'),
-                downloads: f.facts.downloads,
-                key: f.facts.id_key,
-                index: i,
-            });
-        })?;
+        text.each_id(
+            searcher,
+            &addrs,
+            (!loose_first).then_some(first),
+            |i, id| {
+                let f = &out.rows[i];
+                // A name without its author (or a name typed half-way) names a
+                // copy nobody uses only weakly: such a card keeps its place.
+                let used = f.facts.downloads > 0;
+                let Some(m) = match_words(&words, id, typing, unknown) else {
+                    return;
+                };
+                if (m.name_only || m.level == Level::Completed) && !used {
+                    return;
+                }
+                named.push(Named {
+                    level: m.level,
+                    edits: m.edits,
+                    namespaced: id.contains('/'),
+                    downloads: f.facts.downloads,
+                    key: f.facts.id_key,
+                    index: i,
+                });
+            },
+        )?;
         // Whole id first, then the name alone, then corrected names (fewest
         // edits first), then names being typed; within a level the
         // un-namespaced original, then the most downloaded, then key. A

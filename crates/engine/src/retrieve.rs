@@ -150,28 +150,32 @@ impl Engine {
             Some(text.filter_keys(searcher, &req.filter)?)
         };
         let hits = semantic.vectors().search(&q, k, allowed.as_ref());
-        // Cards only the vector side found (in hit order): their addresses
-        // and facts in one pass.
-        let missing: Vec<ModelKey> = hits
-            .iter()
-            .map(|h| h.id_key)
-            .filter(|k| !by_key.contains_key(k))
-            .collect();
+        // Cards only the vector side found: their addresses and facts in
+        // one pass, a row for each (none where the card is gone or filtered
+        // out), found again by key.
+        let mut pending: FxHashMap<ModelKey, usize> = FxHashMap::default();
+        let mut missing: Vec<ModelKey> = Vec::new();
+        for h in &hits {
+            if !by_key.contains_key(&h.id_key) && !pending.contains_key(&h.id_key) {
+                pending.insert(h.id_key, missing.len());
+                missing.push(h.id_key);
+            }
+        }
         let addrs = text.addresses_of(searcher, &missing, &req.filter)?;
         let live: Vec<DocAddress> = addrs.iter().flatten().copied().collect();
         let mut facts = text.candidate_facts(searcher, &live)?.into_iter();
-        // One row per missing key, in its order; none where the card is gone
-        // (or filtered out).
-        let mut fresh = addrs
+        let mut fresh: Vec<Option<Row>> = addrs
             .into_iter()
-            .map(|a| a.and_then(|a| Some(Row::new(a, facts.next()?))));
+            .map(|a| a.and_then(|a| Some(Row::new(a, facts.next()?))))
+            .collect();
         let mut rank = 0;
         for h in &hits {
             let slot = match by_key.get(&h.id_key) {
                 Some(&i) => i,
                 None => {
                     // A vector whose card is gone (or filtered out) is skipped.
-                    let Some(mut row) = fresh.next().flatten() else {
+                    let Some(mut row) = pending.get(&h.id_key).and_then(|&i| fresh[i].take())
+                    else {
                         continue;
                     };
                     row.cosine = Some(h.similarity);

@@ -170,12 +170,13 @@ impl TextIndex {
     }
 
     /// Call `f(i, id)` for each card at `addrs[i]`, in order, without
-    /// copying the ids (see [`TextIndex::ids_of`]). With `first_word`,
-    /// only for the cards whose id, or whose name (the id after its last
-    /// `/`), has that first word (ASCII case aside; words as
-    /// [`name_key`](super::names::name_key) splits them): the others are
-    /// passed over by a hash of their first words, without reading their
-    /// ids (names first asks this of hundreds of candidates per query).
+    /// copying the ids (see [`TextIndex::ids_of`]). With `first_word` (one
+    /// lowercase name word, as [`name_key`](super::names::name_key) writes
+    /// them), the cards whose id's first word and whose name's (the id
+    /// after its last `/`) are both another word are passed over by a hash
+    /// of those words, without reading their ids (names first asks this
+    /// of hundreds of candidates per query). A hash can collide: `f` may
+    /// still see ids without the word, and must compare them itself.
     pub fn each_id(
         &self,
         searcher: &Searcher,
@@ -198,7 +199,8 @@ impl TextIndex {
         Ok(())
     }
 
-    /// Every id of one segment, by doc id (cached).
+    /// Every id of one segment, by doc id, with the hashes of their first
+    /// words (cached).
     pub(super) fn segment_ids(&self, searcher: &Searcher, seg: u32) -> Result<Arc<SegmentIds>> {
         cached(&self.id_cache, searcher, seg, |reader| {
             let mut ids = vec![String::new(); reader.max_doc() as usize];
@@ -505,6 +507,58 @@ mod tests {
     use hubsearch_core::card::key_of;
     use hubsearch_core::{FacetFilter, Filter, ModelKey};
     use tantivy::DocAddress;
+
+    /// With a first word, `each_id` still shows every card whose id or
+    /// name (after the last `/`) starts with that word, whatever the case
+    /// and separators (worked out here by hand, word by word), and passes
+    /// over at least the cards where neither does.
+    #[test]
+    fn each_id_by_first_word_keeps_every_match() {
+        let ids = [
+            "Helsinki-NLP/opus-mt-en-de",
+            "bert-base-uncased",
+            "BERT/Bert-Large",
+            "a/b/bert-tiny",
+            "ümlaut-bert/x",
+            "bert",
+            "x/__bert__",
+            "roberta-base",
+            "opus/bertje",
+        ];
+        let cards: Vec<_> = ids.iter().map(|id| card(id, None, &[], "text")).collect();
+        let idx = index(&cards);
+        let s = idx.searcher();
+        let keys: Vec<ModelKey> = ids.iter().map(|id| ModelKey::of(id)).collect();
+        let addrs: Vec<DocAddress> = idx
+            .addresses_of(&s, &keys, &Filter::default())
+            .unwrap()
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
+        let first = |t: &str| -> String {
+            let mut w = String::new();
+            for c in t.chars() {
+                if c.is_ascii_alphanumeric() {
+                    w.push(c.to_ascii_lowercase());
+                } else if !w.is_empty() {
+                    break;
+                }
+            }
+            w
+        };
+        for word in [
+            "bert", "helsinki", "opus", "x", "a", "roberta", "b", "large",
+        ] {
+            let mut seen = Vec::new();
+            idx.each_id(&s, &addrs, Some(word), |_, id| seen.push(id.to_string()))
+                .unwrap();
+            for id in ids {
+                let name = id.rsplit('/').next().unwrap();
+                let starts = first(id) == word || first(name) == word;
+                assert_eq!(seen.contains(&id.to_string()), starts, "{word}: {id}");
+            }
+        }
+    }
 
     /// Ids found by key are the ones a term query on the id finds: a
     /// replaced card's live copy, nothing for a deleted id, an id in

@@ -86,7 +86,8 @@ pub struct TextIndex {
     /// Whether top-k text searches skip cards that cannot enter the top k
     /// (exact; `maxscore.rs`).
     pruning: bool,
-    /// Segment -> every id by doc id (see [`TextIndex::ids_of`]).
+    /// Segment -> every id by doc id, with the hashes of their first words
+    /// (see [`TextIndex::ids_of`], [`TextIndex::each_id`]).
     id_cache: SegmentCache<lookup::SegmentIds>,
     /// Segment -> its (id key, doc id) pairs, sorted, with a directory
     /// (see [`TextIndex::addresses_of`]).

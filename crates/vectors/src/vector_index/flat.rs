@@ -341,15 +341,7 @@ impl FlatGraph {
             let mut visited = v.borrow_mut();
             self.search_layer(&dist, &fetch_row, &mut visited, pivot, ef, filter)
         });
-        let sorted = if k >= found.len() {
-            // All of them: any sort that puts the nearest first (a heap's
-            // pops cost more than a sort of its array).
-            let mut all = found.into_vec();
-            all.sort_unstable_by(|a, b| a.d.total_cmp(&b.d).then(a.row.cmp(&b.row)));
-            all
-        } else {
-            found.into_sorted_vec()
-        };
+        let sorted = found.into_sorted_vec();
         let last = k.min(ef).min(sorted.len());
         sorted[..last]
             .iter()
