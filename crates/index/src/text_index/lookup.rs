@@ -504,6 +504,7 @@ impl StoredCard {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{card, index};
+    use super::super::TextIndex;
     use hubsearch_core::card::key_of;
     use hubsearch_core::{FacetFilter, Filter, ModelKey};
     use tantivy::DocAddress;
@@ -560,11 +561,9 @@ mod tests {
         }
     }
 
-    /// Ids found by key are the ones a term query on the id finds: a
-    /// replaced card's live copy, nothing for a deleted id, an id in
-    /// other case or a missing one.
-    #[test]
-    fn find_ids_agrees_with_a_term_query() {
+    /// Three cards in one segment, then in another: `a/x` replaced, `b/y`
+    /// deleted, `d/w` added.
+    fn edited() -> TextIndex {
         let idx = index(&[
             card("a/x", None, &[], "first"),
             card("b/y", None, &[], "second"),
@@ -573,10 +572,20 @@ mod tests {
         let mut w = idx.writer(32, 1).unwrap();
         w.upsert(&card("a/x", None, &[], "first, updated")).unwrap();
         w.delete("b/y");
+        w.upsert(&card("d/w", None, &[], "fourth")).unwrap();
         w.commit().unwrap();
         idx.reload().unwrap();
+        idx
+    }
+
+    /// Ids found by key are the ones a term query on the id finds: a
+    /// replaced card's live copy, nothing for a deleted id, an id in
+    /// other case or a missing one.
+    #[test]
+    fn find_ids_agrees_with_a_term_query() {
+        let idx = edited();
         let s = idx.searcher();
-        let ids: Vec<String> = ["a/x", "b/y", "c/z", "A/X", "nobody", "c/z"]
+        let ids: Vec<String> = ["a/x", "b/y", "c/z", "A/X", "nobody", "c/z", "d/w"]
             .iter()
             .map(|i| i.to_string())
             .collect();
@@ -586,7 +595,7 @@ mod tests {
             .filter_map(|id| idx.get(id).unwrap().map(|(a, _)| a))
             .collect();
         assert_eq!(found, by_term);
-        assert_eq!(found.len(), 3);
+        assert_eq!(found.len(), 4);
     }
 
     /// A stored card comes back whole, with its snippet texts beside it:
@@ -617,17 +626,7 @@ mod tests {
     /// card (old copy deleted), a deleted card and an unknown key.
     #[test]
     fn addresses_of_agrees_with_a_term_set_query() {
-        let idx = index(&[
-            card("a/x", None, &[], "first"),
-            card("b/y", None, &[], "second"),
-            card("c/z", None, &[], "third"),
-        ]);
-        let mut w = idx.writer(32, 1).unwrap();
-        w.upsert(&card("a/x", None, &[], "first, updated")).unwrap();
-        w.delete("b/y");
-        w.upsert(&card("d/w", None, &[], "fourth")).unwrap();
-        w.commit().unwrap();
-        idx.reload().unwrap();
+        let idx = edited();
         let s = idx.searcher();
         assert!(s.segment_readers().len() >= 2);
         let keys: Vec<ModelKey> = ["a/x", "b/y", "c/z", "d/w", "nobody/none"]
