@@ -103,17 +103,30 @@ impl Rows {
     }
 
     /// These rows as hits, each with its exact cosine to `query`.
+    /// (An exact scan passes every row: they go in chunks, so the slices
+    /// handed to `dots` stay few.)
     fn hits(&self, query: &[f32], rows: &[usize], dim: usize) -> Vec<VectorHit> {
-        let vectors: Vec<&[f32]> = rows.iter().map(|&row| self.vector(row, dim)).collect();
-        rows.iter()
-            .zip(dots(query, &vectors))
-            .map(|(&row, similarity)| VectorHit {
-                id_key: self.id_keys[row],
-                similarity,
-            })
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        let mut vectors: Vec<&[f32]> = Vec::with_capacity(rows.len().min(HIT_CHUNK));
+        for chunk in rows.chunks(HIT_CHUNK) {
+            vectors.clear();
+            vectors.extend(chunk.iter().map(|&row| self.vector(row, dim)));
+            out.extend(
+                chunk
+                    .iter()
+                    .zip(dots(query, &vectors))
+                    .map(|(&row, similarity)| VectorHit {
+                        id_key: self.id_keys[row],
+                        similarity,
+                    }),
+            );
+        }
+        out
     }
 }
+
+/// Rows whose exact cosines [`Rows::hits`] computes at a time.
+const HIT_CHUNK: usize = 256;
 
 /// What a row of `vectors.bin` holds besides its vector.
 #[derive(Default)]

@@ -120,8 +120,8 @@ impl TextIndex {
                 let slots: Vec<std::ops::Range<usize>> =
                     keys.iter().map(|k| table.slot(k.0)).collect();
                 for ((out, &k), slot) in out.iter_mut().zip(keys).zip(slots) {
-                    for &(key, doc) in &table.pairs[slot] {
-                        if key == k.0 && !seg.is_deleted(doc) {
+                    for (_, doc) in table.docs_in(slot, k.0) {
+                        if !seg.is_deleted(doc) {
                             *out = Some(DocAddress::new(ord as u32, doc));
                         }
                     }
@@ -451,14 +451,21 @@ impl KeyTable {
         self.dir[s] as usize..self.dir[s + 1] as usize
     }
 
-    /// The pairs with key `k` (several when a card was replaced in the
-    /// segment; empty when none).
+    /// The pairs with key `k` among those of `slot` (`slot(k)`), in key
+    /// order (several when a card was replaced in the segment; none when
+    /// no card has it).
+    fn docs_in(
+        &self,
+        slot: std::ops::Range<usize>,
+        k: u64,
+    ) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.pairs[slot].iter().copied().filter(move |p| p.0 == k)
+    }
+
+    /// [`KeyTable::docs_in`] its own slot.
     #[cfg(test)]
-    fn docs_of(&self, k: u64) -> &[(u64, u32)] {
-        let slot = &self.pairs[self.slot(k)];
-        let start = slot.partition_point(|(key, _)| *key < k);
-        let end = start + slot[start..].partition_point(|(key, _)| *key == k);
-        &slot[start..end]
+    fn docs_of(&self, k: u64) -> Vec<(u64, u32)> {
+        self.docs_in(self.slot(k), k).collect()
     }
 }
 
@@ -684,7 +691,7 @@ mod tests {
                 let mut want: Vec<(u64, u32)> =
                     pairs.iter().copied().filter(|p| p.0 == k).collect();
                 want.sort_unstable();
-                assert_eq!(table.docs_of(k), &want[..], "key {k} in {n} pairs");
+                assert_eq!(table.docs_of(k), want, "key {k} in {n} pairs");
             }
         }
     }
