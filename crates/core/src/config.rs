@@ -384,6 +384,10 @@ pub struct RankingConfig {
     /// retrieval relevance in its merit (docs/ranking.md, Merit); 0 = merit
     /// is the retrieval relevance alone.
     pub ips_impressions: u64,
+    /// Impressions of a model under one query after which the calls that
+    /// query's pages gave it weigh as much as its merit without them
+    /// (docs/ranking.md, Merit: calls by query); 0 = off.
+    pub ips_query_impressions: u64,
     /// `stochastic`: Plackett-Luce temperature.
     pub temperature: f64,
     /// `rbp` patience.
@@ -493,6 +497,7 @@ impl Default for RankingConfig {
             rounds: Rounds::Average,
             impact: Impact::Calls,
             ips_impressions: 200,
+            ips_query_impressions: 3,
             temperature: 0.1,
             gamma: 0.5,
             group: Group::Model,

@@ -430,6 +430,7 @@ mod tests {
             names: vec![(m, "a/m".into()), (9, "a".into())],
             log: None,
             book: Default::default(),
+            query: None,
         }
     }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ledger::codec::{derived_logits, on_grid};
-use crate::ledger::{Book, LoggedCandidate, PageLog, ShownLog};
+use crate::ledger::{query_key, Book, CallEvidence, LoggedCandidate, PageLog, ShownLog};
 use crate::row::{page_of, ranked_rows, RankedRow, Row};
 use crate::snippet::Marker;
 
@@ -121,7 +121,7 @@ impl Engine {
         let depth = self.config().search.candidates;
         let group = self.config().ranking.group;
         let mut retrieved = self.retrieve(&searcher, req, depth)?;
-        self.candidates(&mut retrieved.rows, group);
+        self.candidates_for(&mut retrieved.rows, group, Some(&req.query));
         let rows = &retrieved.rows;
         let seed = page_seed(req.seed, &policy);
         let order = self.rank(&policy, rows, group, seed, Book::Search);
@@ -192,15 +192,28 @@ impl Engine {
     /// probability that the card satisfies the query, corrected by its
     /// logged calls (docs/ranking.md, Merit).
     pub fn candidates(&self, rows: &mut [Row], group: Group) {
+        self.candidates_for(rows, group, None);
+    }
+
+    /// [`Engine::candidates`] for query `query`: merit also weighs the paid
+    /// calls that query's own pages gave each model (docs/ranking.md, Merit:
+    /// calls by query).
+    pub fn candidates_for(&self, rows: &mut [Row], group: Group, query: Option<&str>) {
         let hub = self.hub();
         let keys: Vec<ModelKey> = rows.iter().map(|r| r.facts.id_key).collect();
         let (evidence, hub_rate) = self.ledger().evidence_of(&keys);
         let ranking = &self.config().ranking;
         let k = ranking.ips_impressions;
+        let kq = ranking.ips_query_impressions;
+        let by_query = match query {
+            Some(q) if kq > 0 => self.ledger().query_evidence_of(query_key(q), &keys),
+            _ => vec![CallEvidence::default(); keys.len()],
+        };
         let base = crate::hub::base_merits(rows, ranking);
-        for ((row, e), p) in rows.iter_mut().zip(evidence).zip(base) {
+        for (((row, e), q), p) in rows.iter_mut().zip(evidence).zip(by_query).zip(base) {
             let mut c = hub.candidate(&row.facts, row.relevance, e.calls, group);
-            c.merit = blended_merit(p, e.calls, e.impressions, e.exposure, hub_rate, k);
+            let m = blended_merit(p, e.calls, e.impressions, e.exposure, hub_rate, k);
+            c.merit = blended_merit(m, q.calls, q.impressions, q.exposure, hub_rate, kq);
             // On the grid the page log keeps (2^-15 in [0, 1]): what every
             // policy ranks on is what the log records, exactly.
             c.relevance = on_grid(c.relevance);

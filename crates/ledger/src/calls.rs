@@ -172,7 +172,8 @@ impl Ledger {
                     continue;
                 }
             }
-            let entry = call.entry(s.next_call);
+            let mut entry = call.entry(s.next_call);
+            entry.query = entry.origin.and_then(|o| s.queries.query_of_page(o.page));
             s.next_call += 1;
             let pending = Arc::new(Pending::default());
             if let Some(k) = &entry.idempotency_key {

@@ -141,6 +141,24 @@ impl Ledger {
         (evidence, s.call_rate())
     }
 
+    /// What the ledger has logged of each model under query `query` (a
+    /// [`query_key`](crate::query_key)): impressions and exposure on that
+    /// query's search pages, and the paid calls that came from them.
+    pub fn query_evidence_of(&self, query: u64, models: &[ModelKey]) -> Vec<CallEvidence> {
+        let s = self.state();
+        models
+            .iter()
+            .map(|k| {
+                let t = s.queries.tally(query, k.0);
+                CallEvidence {
+                    calls: t.calls,
+                    impressions: t.impressions,
+                    exposure: t.exposure,
+                }
+            })
+            .collect()
+    }
+
     /// Paid calls recorded here for each model key (0 if none).
     pub fn calls_of(&self, models: &[ModelKey]) -> Vec<u64> {
         let s = self.state();

@@ -45,7 +45,8 @@ use serde::Serialize;
 use calls::Pending;
 pub use codec::CodecError;
 pub use state::{
-    Book, Earnings, Impression, Keyed, LoggedCandidate, PageLog, PageRecord, ShownLog, Tally,
+    query_key, Book, Earnings, Impression, Keyed, LoggedCandidate, PageLog, PageRecord, QueryTally,
+    ShownLog, Tally,
 };
 use state::{CallEntry, State};
 use store::Event;
@@ -95,6 +96,7 @@ impl CallRecord {
             amount_usd: self.amount_usd,
             idempotency_key: self.idempotency_key.clone(),
             origin: self.origin,
+            query: None,
         }
     }
 
@@ -348,6 +350,7 @@ mod tests {
             names: vec![(model, "a/x".into()), (builder, "a".into())],
             log: None,
             book: Book::Search,
+            query: None,
         }
     }
 

@@ -60,6 +60,7 @@ impl PageRecord {
             names,
             log: Some(Box::new(log)),
             book,
+            query: None,
         })
     }
 }
@@ -100,6 +101,12 @@ impl Ledger {
             log.page = seq;
             log.time = now;
         }
+        // Served here: a paid call naming this page is booked under its
+        // query (in cluster mode a replica's page ids are its own, so only
+        // the pages it served are noted).
+        if let Some(q) = page.query_key() {
+            s.queries.note_page(seq, q);
+        }
         self.book_page(&mut s, page, hour, 0, true)?;
         Ok(seq)
     }
@@ -116,6 +123,7 @@ impl Ledger {
         position: u64,
         assign: bool,
     ) -> Result<(), LedgerError> {
+        page.query = page.query_key();
         s.apply_page(&page, hour);
         let mut ordinals = Vec::new();
         let row = page.log.take().map(|log| {

@@ -235,6 +235,22 @@ pub struct PageRecord {
     /// The book its deltas go to (older logs without it: search).
     #[serde(default)]
     pub book: Book,
+    /// The key of its query ([`query_key`]), kept when its log is taken
+    /// for the store; read from the log when not set.
+    #[serde(skip)]
+    pub query: Option<u64>,
+}
+
+impl PageRecord {
+    /// The key of a search page's query, for the per-query books (none for
+    /// a listing page or a page without a log).
+    pub fn query_key(&self) -> Option<u64> {
+        if self.book != Book::Search {
+            return None;
+        }
+        self.query
+            .or_else(|| self.log.as_ref().map(|l| query_key(&l.query)))
+    }
 }
 
 /// A paid call as the ledger books it.
@@ -249,6 +265,10 @@ pub struct CallEntry {
     pub idempotency_key: Option<String>,
     /// The page and rank it came from, if known.
     pub origin: Option<super::CallOrigin>,
+    /// The key ([`query_key`]) of the query of the page it came from, when
+    /// the ledger that recorded it served that page (docs/ranking.md,
+    /// Merit: calls by query).
+    pub query: Option<u64>,
 }
 
 /// Calls and income of one key.
@@ -326,6 +346,63 @@ impl Accounts {
     }
 }
 
+/// What the ledger has logged of one model under one query: its
+/// impressions, their exposure, and the paid calls that came from pages of
+/// that query (docs/ranking.md, Merit: calls by query).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueryTally {
+    pub impressions: u64,
+    pub exposure: f64,
+    pub calls: u64,
+}
+
+/// The key of a query for the per-query books: its words, lowercased and
+/// joined by one space, through [`hubsearch_core::card::key_of`]. Two queries that
+/// differ only in case or spacing share their books.
+pub fn query_key(query: &str) -> u64 {
+    let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    hubsearch_core::card::key_of(&words.join(" "))
+}
+
+/// How many recent pages served here the ledger remembers the query of
+/// (what a paid call naming its page is booked under).
+pub const PAGE_QUERIES: usize = 1 << 18;
+
+/// Impressions, exposure and calls per (query, model), and the query of the
+/// pages served here lately (docs/ranking.md, Merit: calls by query).
+#[derive(Debug, Default)]
+pub struct QueryBook {
+    pub pairs: HashMap<(u64, u64), QueryTally>,
+    /// Slot `page % PAGE_QUERIES`: (page id, query key).
+    pages: Vec<(u64, u64)>,
+}
+
+impl QueryBook {
+    /// Remember that page `page`, served here, answered query `query`.
+    pub fn note_page(&mut self, page: u64, query: u64) {
+        let slot = (page % PAGE_QUERIES as u64) as usize;
+        if self.pages.len() <= slot {
+            let len = (slot + 1).next_power_of_two().min(PAGE_QUERIES);
+            self.pages.resize(len, (u64::MAX, 0));
+        }
+        self.pages[slot] = (page, query);
+    }
+
+    /// The query key of page `page`, if it was served here lately.
+    pub fn query_of_page(&self, page: u64) -> Option<u64> {
+        let slot = (page % PAGE_QUERIES as u64) as usize;
+        self.pages
+            .get(slot)
+            .filter(|(p, _)| *p == page)
+            .map(|(_, q)| *q)
+    }
+
+    /// The tally of `model` under `query`.
+    pub fn tally(&self, query: u64, model: u64) -> QueryTally {
+        self.pairs.get(&(query, model)).copied().unwrap_or_default()
+    }
+}
+
 /// The whole ledger in memory.
 #[derive(Debug, Default)]
 pub struct State {
@@ -355,6 +432,8 @@ pub struct State {
     /// All models' exposure and paid calls (the hub's call rate).
     pub total_exposure: f64,
     pub total_calls: u64,
+    /// Search pages' impressions and calls by (query, model).
+    pub queries: QueryBook,
 }
 
 impl State {
@@ -385,7 +464,13 @@ impl State {
             }
             Book::Listing => self.listing.apply(&page.model_delta),
         }
+        let query = page.query_key();
         for imp in &page.impressions {
+            if let Some(q) = query {
+                let t = self.queries.pairs.entry((q, imp.model.0)).or_default();
+                t.impressions += 1;
+                t.exposure += imp.exposure;
+            }
             self.total_exposure += imp.exposure;
             *self.models.impressions.entry(imp.model.0).or_default() += 1;
             *self.builders.impressions.entry(imp.builder.0).or_default() += 1;
@@ -406,7 +491,12 @@ impl State {
             }
             Book::Listing => self.listing.unapply(&page.model_delta),
         }
+        let query = page.query_key();
         for imp in &page.impressions {
+            if let Some(t) = query.and_then(|q| self.queries.pairs.get_mut(&(q, imp.model.0))) {
+                t.impressions = t.impressions.saturating_sub(1);
+                t.exposure -= imp.exposure;
+            }
             self.total_exposure -= imp.exposure;
             for (map, key) in [
                 (&mut self.models.impressions, imp.model.0),
@@ -427,6 +517,13 @@ impl State {
     pub fn apply_call(&mut self, call: &CallEntry) {
         self.models.add_call(call.model.0, call.amount_usd);
         self.total_calls += 1;
+        if let Some(q) = call.query {
+            self.queries
+                .pairs
+                .entry((q, call.model.0))
+                .or_default()
+                .calls += 1;
+        }
         self.builders.add_call(call.builder.0, call.amount_usd);
         if let Some(k) = &call.idempotency_key {
             let keyed = Keyed {

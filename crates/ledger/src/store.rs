@@ -16,7 +16,9 @@ use std::collections::HashMap;
 
 use hubsearch_core::{BuilderKey, ModelKey};
 
-use super::state::{CallEntry, Keyed, Ordinals, PageLog, PageRecord, Refs, State, Tally};
+use super::state::{
+    CallEntry, Keyed, Ordinals, PageLog, PageRecord, QueryTally, Refs, State, Tally,
+};
 use super::transparency::{self, CallLog, Entered, Receipt};
 use super::LedgerError;
 
@@ -51,6 +53,9 @@ const PAGE_ORDER: TableDefinition<u64, u64> = TableDefinition::new("page_log_ord
 const ORDINALS: TableDefinition<u32, (u64, u64)> = TableDefinition::new("model_ordinals");
 /// counter name -> value
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// (query key, model key) -> (exposure, impressions, paid calls) on that
+/// query's search pages (docs/ranking.md, Merit: calls by query).
+const QUERY_BOOK: TableDefinition<(u64, u64), (f64, u64, u64)> = TableDefinition::new("query_book");
 /// Fair listings' book: model key -> (exposure, merit, rounds).
 const LISTING_BOOK: TableDefinition<u64, (f64, f64, u64)> = TableDefinition::new("listing_book");
 
@@ -134,6 +139,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         w.open_table(PAGE_LOG).map_err(db_err)?;
         w.open_table(ORDINALS).map_err(db_err)?;
         w.open_table(CALL_ORIGIN).map_err(db_err)?;
+        w.open_table(QUERY_BOOK).map_err(db_err)?;
         w.open_table(transparency::ENTRIES).map_err(db_err)?;
         order_page_logs(&w)?;
     }
@@ -167,6 +173,14 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
         s.names.insert(k, n.to_string());
     })?;
     s.ordinals = load_ordinals(&r)?;
+    each_row(&r, QUERY_BOOK, |k, (exposure, impressions, calls)| {
+        let t = QueryTally {
+            impressions,
+            exposure,
+            calls,
+        };
+        s.queries.pairs.insert(k, t);
+    })?;
     // Calls are replayed one by one; their idempotency keys come after.
     let mut calls = HashMap::new();
     each_row(&r, CALLS, |seq, (model, builder, amount_usd, _)| {
@@ -178,6 +192,7 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
             amount_usd,
             idempotency_key: None,
             origin: None,
+            query: None,
         })
     })?;
     each_row(&r, IDEMPOTENCY, |k, seq| {
@@ -577,6 +592,12 @@ fn commit_batch(
         for (k, e) in &delta.hourly {
             add_to(&mut t, k, |old| old + e)?;
         }
+        let mut t = w.open_table(QUERY_BOOK).map_err(db_err)?;
+        for (k, d) in &delta.queries.pairs {
+            add_to(&mut t, k, |(e, n, c)| {
+                (e + d.exposure, n + d.impressions, c + d.calls)
+            })?;
+        }
         let mut t = w.open_table(NAMES).map_err(db_err)?;
         for (k, n) in &delta.names {
             if t.get(k).map_err(db_err)?.is_none() {
@@ -697,6 +718,7 @@ fn enter_old_calls(db: &Database, names: &HashMap<u64, String>) -> Result<(), Le
             amount_usd,
             idempotency_key: keys.remove(&seq),
             origin: None,
+            query: None,
         };
         chunk.push((
             call,

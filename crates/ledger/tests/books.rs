@@ -25,6 +25,7 @@ fn page(model: u64, exposure: f64, book: Book) -> PageRecord {
         names: vec![(model, "a/x".into()), (100, "a".into())],
         log: None,
         book,
+        query: None,
     }
 }
 

@@ -557,6 +557,7 @@ mod tests {
             amount_usd: 0.25,
             idempotency_key: Some("k".into()),
             origin: None,
+            query: None,
         };
         let names = [(1, "acme/m".to_string()), (2, "acme".to_string())];
         let bytes = entry_bytes(3, &call, &names, 1234);
