@@ -58,7 +58,7 @@ for s in ["dev", "natural-dev"]:
     print("| policy | lambda | nDCG@10 | vs relevance | judged@10 | EE-L | EE-L vs relevance | tail share (models) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     names = {"fair": "fair", "fair-rbp": "fair, attention rbp 0.5", "bounded": "fair_bounded"}
-    for kind, lambdas in [("fair", ["0.1", "0.2", "0.3", "0.5", "0.8"]),
+    for kind, lambdas in [("fair", ["0.1", "0.2", "0.3", "0.5", "0.6", "0.8"]),
                           ("fair-rbp", ["0.2", "0.3", "0.4"]),
                           ("bounded", ["0.2", "0.4", "0.8", "1.6"])]:
         for l in lambdas:

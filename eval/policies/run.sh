@@ -31,7 +31,7 @@ for set in dev natural-dev; do
   done
   # fair's lambda weighs the average per-round disparity (rounds =
   # "average", the default; docs/ranking.md, fair).
-  for l in 0.1 0.2 0.3 0.5 0.8; do
+  for l in 0.1 0.2 0.3 0.5 0.6 0.8; do
     HUBSEARCH_RANKING__LAMBDA=$l "$BIN" --index "$INDEX" eval \
       --queries "$SHARED/eval/$set/queries.tsv" --qrels "$SHARED/eval/$set/qrels.txt" \
       --mode hybrid --policy fair --repeat 20 --json "$OUT/$set-fair-$l.json" >/dev/null

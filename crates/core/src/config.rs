@@ -433,29 +433,29 @@ impl MeritCalibration {
     /// Fitted by `hubsearch calibrate` on dev + natural-dev, hybrid mode,
     /// the real corpus with MiniLM vectors (docs/ranking.md, Merit).
     pub const HYBRID: MeritCalibration = MeritCalibration {
-        intercept: -2.9635,
-        text: 2.8109,
-        cosine: 3.0356,
-        log_rank: -0.4361,
-        named: -0.0555,
-        breadth: 1.3193,
+        intercept: -1.0056,
+        text: 3.1212,
+        cosine: 3.0962,
+        log_rank: -0.2115,
+        named: -0.2446,
+        breadth: -1.8959,
     };
     /// The same, text mode.
     pub const TEXT: MeritCalibration = MeritCalibration {
-        intercept: -1.8957,
-        text: 3.8591,
+        intercept: -0.2696,
+        text: 2.4891,
         cosine: 0.0,
-        log_rank: -0.5144,
-        named: 0.0354,
-        breadth: 0.9789,
+        log_rank: -0.7632,
+        named: 0.0906,
+        breadth: 0.5399,
     };
     /// The same, vector mode.
     pub const VECTOR: MeritCalibration = MeritCalibration {
-        intercept: -2.0449,
+        intercept: -0.536,
         text: 0.0,
-        cosine: 4.5419,
-        log_rank: -0.3667,
-        named: -0.6330,
+        cosine: 1.6884,
+        log_rank: -0.1146,
+        named: -0.1178,
         breadth: 0.0,
     };
 
@@ -491,7 +491,7 @@ impl Default for RankingConfig {
             attention: AttentionKind::Log,
             alpha: 1.0,
             beta: 0.5,
-            lambda: 0.3,
+            lambda: 0.6,
             impact_lambda: 0.1,
             bounded_lambda: 0.4,
             rounds: Rounds::Average,
@@ -501,7 +501,7 @@ impl Default for RankingConfig {
             temperature: 0.1,
             gamma: 0.5,
             group: Group::Model,
-            merit_depth: 100,
+            merit_depth: 10,
             merit_text: MeritCalibration::TEXT,
             merit_vector: MeritCalibration::VECTOR,
             merit_hybrid: MeritCalibration::HYBRID,
