@@ -3,7 +3,7 @@
 use hubsearch_core::{Filter, PolicyKind, SearchRequest};
 use hubsearch_engine::progress::silent;
 use hubsearch_sim::HubGenerator;
-use hubsearch_tests::engine_with;
+use hubsearch_tests::{engine_with, generated_hub};
 
 #[test]
 fn generated_hub_is_searchable_by_its_metadata() {
@@ -78,11 +78,7 @@ fn replay_is_bit_reproducible() {
     use hubsearch_eval::trec::{Qrels, Query};
     use hubsearch_eval::{replay, ReplayOptions};
     let dir = tempfile::tempdir().unwrap();
-    let hub = dir.path().join("hub.jsonl");
-    let text: String = HubGenerator::new(2000, 5)
-        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
-        .collect();
-    std::fs::write(&hub, text).unwrap();
+    let hub = generated_hub(dir.path(), 2000, 5);
     let engine = engine_with(dir.path(), "none");
     engine.import(&[hub], &silent).unwrap();
     let texts = [
@@ -234,11 +230,7 @@ fn a_named_model_comes_first() {
 #[test]
 fn seedless_stochastic_pages_are_fresh_draws_replayed_by_their_logged_seed() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = dir.path().join("hub.jsonl");
-    let text: String = HubGenerator::new(2000, 17)
-        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
-        .collect();
-    std::fs::write(&hub, text).unwrap();
+    let hub = generated_hub(dir.path(), 2000, 17);
     let engine = engine_with(dir.path(), "none");
     engine.import(&[hub], &silent).unwrap();
     let ask = |seed: Option<u64>| {
@@ -281,11 +273,7 @@ fn seedless_stochastic_pages_are_fresh_draws_replayed_by_their_logged_seed() {
 fn fair_listing_views_leave_search_fair_unchanged() {
     use hubsearch_core::ListingSort;
     let dir = tempfile::tempdir().unwrap();
-    let hub = dir.path().join("hub.jsonl");
-    let text: String = HubGenerator::new(2000, 23)
-        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
-        .collect();
-    std::fs::write(&hub, text).unwrap();
+    let hub = generated_hub(dir.path(), 2000, 23);
     let probe = |engine: &hubsearch_engine::Engine, q: &str| {
         let mut req = SearchRequest::new(q, 10);
         req.policy = Some(PolicyKind::Fair);
@@ -348,11 +336,7 @@ fn published_vectors_survive_a_crash_without_a_save() {
     use hubsearch_core::ModelCard;
     use hubsearch_core::ModelKey;
     let dir = tempfile::tempdir().unwrap();
-    let hub = dir.path().join("hub.jsonl");
-    let text: String = HubGenerator::new(300, 29)
-        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
-        .collect();
-    std::fs::write(&hub, text).unwrap();
+    let hub = generated_hub(dir.path(), 300, 29);
     let card = |id: &str, desc: &str| ModelCard {
         id: id.into(),
         name: id.split('/').nth(1).unwrap().into(),

@@ -9,7 +9,7 @@ use std::path::Path;
 use hubsearch_core::{Config, Group, Impact, PolicyKind, SearchRequest};
 use hubsearch_engine::progress::silent;
 use hubsearch_engine::Engine;
-use hubsearch_sim::HubGenerator;
+use hubsearch_tests::generated_hub;
 
 const QUERIES: [&str; 8] = [
     "translation",
@@ -50,11 +50,7 @@ fn books(dir: &Path, hub: &Path, candidates: usize) -> HashMap<u64, (f64, u64)> 
 #[test]
 fn doubling_candidates_leaves_every_models_merit_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = dir.path().join("hub.jsonl");
-    let text: String = HubGenerator::new(3000, 41)
-        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
-        .collect();
-    std::fs::write(&hub, text).unwrap();
+    let hub = generated_hub(dir.path(), 3000, 41);
     let shallow = books(dir.path(), &hub, 200);
     let deep = books(dir.path(), &hub, 400);
     // The doubling matters: more models were candidates at 400.

@@ -10,7 +10,7 @@ use std::path::Path;
 use hubsearch_core::{card::key_of, Config, Group, Impact, PolicyKind, SearchRequest};
 use hubsearch_engine::progress::silent;
 use hubsearch_engine::{Engine, PaidCall};
-use hubsearch_sim::HubGenerator;
+use hubsearch_tests::generated_hub;
 
 const ASKED: &str = "translation";
 
@@ -88,14 +88,14 @@ fn run(dir: &Path, hub: &Path, calls: usize) -> Seen {
 #[test]
 fn calls_from_a_querys_pages_move_merit_on_that_query_only() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = dir.path().join("hub.jsonl");
-    let text: String = HubGenerator::new(2000, 7)
-        .map(|c| serde_json::to_string(&c).unwrap() + "\n")
-        .collect();
-    std::fs::write(&hub, text).unwrap();
+    let hub = generated_hub(dir.path(), 2000, 7);
     let quiet = run(dir.path(), &hub, 0);
     let called = run(dir.path(), &hub, 3);
-    assert!(quiet.top > 0.0 && quiet.second > 0.0, "no merit: {:?}", quiet.top);
+    assert!(
+        quiet.top > 0.0 && quiet.second > 0.0,
+        "no merit: {:?}",
+        quiet.top
+    );
     // Called on every page it topped, at a rate far above the hub's (all
     // its calls): its merit on this query rises...
     assert!(

@@ -51,3 +51,14 @@ pub fn use_project_models(config: &mut Config) {
 pub fn engine_in(dir: &Path) -> Engine {
     engine_with(dir, "none")
 }
+
+/// A generated hub of `models` cards (`HubGenerator` with `seed`) written
+/// as JSON lines to `dir/hub.jsonl`; its path.
+pub fn generated_hub(dir: &Path, models: usize, seed: u64) -> PathBuf {
+    let hub = dir.join("hub.jsonl");
+    let text: String = hubsearch_sim::HubGenerator::new(models, seed)
+        .map(|c| serde_json::to_string(&c).expect("a card as JSON") + "\n")
+        .collect();
+    std::fs::write(&hub, text).expect("write the generated hub");
+    hub
+}

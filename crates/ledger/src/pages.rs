@@ -104,7 +104,8 @@ impl Ledger {
         // Served here: a paid call naming this page is booked under its
         // query (in cluster mode a replica's page ids are its own, so only
         // the pages it served are noted).
-        if let Some(q) = page.query_key() {
+        page.query = page.query_key().filter(|_| s.queries.has_room());
+        if let Some(q) = page.query {
             s.queries.note_page(seq, q);
         }
         self.book_page(&mut s, page, hour, 0, true)?;
@@ -123,7 +124,7 @@ impl Ledger {
         position: u64,
         assign: bool,
     ) -> Result<(), LedgerError> {
-        page.query = page.query_key();
+        page.query = page.query_key().filter(|_| s.queries.has_room());
         s.apply_page(&page, hour);
         let mut ordinals = Vec::new();
         let row = page.log.take().map(|log| {

@@ -235,15 +235,17 @@ pub struct PageRecord {
     /// The book its deltas go to (older logs without it: search).
     #[serde(default)]
     pub book: Book,
-    /// The key of its query ([`query_key`]), kept when its log is taken
-    /// for the store; read from the log when not set.
+    /// The key of its query ([`query_key`]) under which it is booked by
+    /// query, set when it is booked (none for a listing page, or once the
+    /// per-query book is full); kept when its log is taken for the store.
     #[serde(skip)]
     pub query: Option<u64>,
 }
 
 impl PageRecord {
-    /// The key of a search page's query, for the per-query books (none for
-    /// a listing page or a page without a log).
+    /// The key of a search page's query, for the per-query books: `query`
+    /// if set, else its log's (none for a listing page or a page without
+    /// a log).
     pub fn query_key(&self) -> Option<u64> {
         if self.book != Book::Search {
             return None;
@@ -368,6 +370,12 @@ pub fn query_key(query: &str) -> u64 {
 /// (what a paid call naming its page is booked under).
 pub const PAGE_QUERIES: usize = 1 << 18;
 
+/// The most (query, model) pairs the per-query book takes: about 100-200
+/// MB in memory. Once it holds them, later pages are booked under no
+/// query (their pairs, new or not, gain nothing), so memory stays bounded
+/// on a hub with millions of distinct queries (docs/ledger.md).
+pub const MAX_QUERY_PAIRS: usize = 2_000_000;
+
 /// Impressions, exposure and calls per (query, model), and the query of the
 /// pages served here lately (docs/ranking.md, Merit: calls by query).
 #[derive(Debug, Default)]
@@ -395,6 +403,11 @@ impl QueryBook {
             .get(slot)
             .filter(|(p, _)| *p == page)
             .map(|(_, q)| *q)
+    }
+
+    /// Whether a page may still be booked by query ([`MAX_QUERY_PAIRS`]).
+    pub fn has_room(&self) -> bool {
+        self.pairs.len() < MAX_QUERY_PAIRS
     }
 
     /// The tally of `model` under `query`.
@@ -464,9 +477,8 @@ impl State {
             }
             Book::Listing => self.listing.apply(&page.model_delta),
         }
-        let query = page.query_key();
         for imp in &page.impressions {
-            if let Some(q) = query {
+            if let Some(q) = page.query {
                 let t = self.queries.pairs.entry((q, imp.model.0)).or_default();
                 t.impressions += 1;
                 t.exposure += imp.exposure;
@@ -491,9 +503,11 @@ impl State {
             }
             Book::Listing => self.listing.unapply(&page.model_delta),
         }
-        let query = page.query_key();
         for imp in &page.impressions {
-            if let Some(t) = query.and_then(|q| self.queries.pairs.get_mut(&(q, imp.model.0))) {
+            if let Some(t) = page
+                .query
+                .and_then(|q| self.queries.pairs.get_mut(&(q, imp.model.0)))
+            {
                 t.impressions = t.impressions.saturating_sub(1);
                 t.exposure -= imp.exposure;
             }
