@@ -53,9 +53,11 @@ struct Seen {
     elsewhere: f64,
 }
 
-fn run(dir: &Path, hub: &Path, calls: usize) -> Seen {
+/// Serve `ASKED`, then `calls` paid calls of its top hit: naming the page
+/// and rank (`named`) or not.
+fn run(dir: &Path, hub: &Path, calls: usize, named: bool) -> Seen {
     let mut config = Config::default();
-    config.index.dir = dir.join(format!("index-{calls}"));
+    config.index.dir = dir.join(format!("index-{calls}-{named}"));
     config.embedding.model = "none".parse().unwrap();
     // The model-wide correction off: only the per-query one acts.
     config.ranking.ips_impressions = 0;
@@ -67,8 +69,8 @@ fn run(dir: &Path, hub: &Path, calls: usize) -> Seen {
         engine
             .record_paid_call(PaidCall {
                 model: ids[0].clone(),
-                page_id: Some(page),
-                rank: Some(1),
+                page_id: named.then_some(page),
+                rank: named.then_some(1),
                 ..Default::default()
             })
             .unwrap();
@@ -89,8 +91,9 @@ fn run(dir: &Path, hub: &Path, calls: usize) -> Seen {
 fn calls_from_a_querys_pages_move_merit_on_that_query_only() {
     let dir = tempfile::tempdir().unwrap();
     let hub = generated_hub(dir.path(), 2000, 7);
-    let quiet = run(dir.path(), &hub, 0);
-    let called = run(dir.path(), &hub, 3);
+    let quiet = run(dir.path(), &hub, 0, true);
+    let called = run(dir.path(), &hub, 3, true);
+    let unnamed = run(dir.path(), &hub, 3, false);
     assert!(
         quiet.top > 0.0 && quiet.second > 0.0,
         "no merit: {:?}",
@@ -120,4 +123,14 @@ fn calls_from_a_querys_pages_move_merit_on_that_query_only() {
         quiet.elsewhere
     );
     assert!(quiet.elsewhere > 0.0);
+    // Calls that name no page are no query's: they move nobody's merit on
+    // this query (they would lower every shown model's if the query's
+    // rates were compared with the whole hub's, which counts them).
+    for (got, want) in [
+        (unnamed.top, quiet.top),
+        (unnamed.second, quiet.second),
+        (unnamed.elsewhere, quiet.elsewhere),
+    ] {
+        assert!((got - want).abs() <= 1e-9, "unnamed calls: {got} vs {want}");
+    }
 }

@@ -205,15 +205,15 @@ impl Engine {
         let ranking = &self.config().ranking;
         let k = ranking.ips_impressions;
         let kq = ranking.ips_query_impressions;
-        let by_query = match query {
+        let (by_query, query_rate) = match query {
             Some(q) if kq > 0 => self.ledger().query_evidence_of(query_key(q), &keys),
-            _ => vec![CallEvidence::default(); keys.len()],
+            _ => (vec![CallEvidence::default(); keys.len()], 0.0),
         };
         let base = crate::hub::base_merits(rows, ranking);
         for (((row, e), q), p) in rows.iter_mut().zip(evidence).zip(by_query).zip(base) {
             let mut c = hub.candidate(&row.facts, row.relevance, e.calls, group);
             let m = blended_merit(p, e.calls, e.impressions, e.exposure, hub_rate, k);
-            c.merit = blended_merit(m, q.calls, q.impressions, q.exposure, hub_rate, kq);
+            c.merit = blended_merit(m, q.calls, q.impressions, q.exposure, query_rate, kq);
             // On the grid the page log keeps (2^-15 in [0, 1]): what every
             // policy ranks on is what the log records, exactly.
             c.relevance = on_grid(c.relevance);

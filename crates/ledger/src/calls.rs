@@ -173,7 +173,12 @@ impl Ledger {
                 }
             }
             let mut entry = call.entry(s.next_call);
-            entry.query = entry.origin.and_then(|o| s.queries.query_of_page(o.page));
+            // Booked under the query of the page it names, if that page
+            // was served here lately and showed the model.
+            entry.query = entry
+                .origin
+                .and_then(|o| s.queries.query_of_page(o.page))
+                .filter(|q| s.queries.shown(*q, call.model.0));
             s.next_call += 1;
             let pending = Arc::new(Pending::default());
             if let Some(k) = &entry.idempotency_key {

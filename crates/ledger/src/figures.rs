@@ -143,10 +143,11 @@ impl Ledger {
 
     /// What the ledger has logged of each model under query `query` (a
     /// [`query_key`](crate::query_key)): impressions and exposure on that
-    /// query's search pages, and the paid calls that came from them.
-    pub fn query_evidence_of(&self, query: u64, models: &[ModelKey]) -> Vec<CallEvidence> {
+    /// query's search pages, and the paid calls that came from them; and
+    /// the call rate over everything booked by query.
+    pub fn query_evidence_of(&self, query: u64, models: &[ModelKey]) -> (Vec<CallEvidence>, f64) {
         let s = self.state();
-        models
+        let evidence = models
             .iter()
             .map(|k| {
                 let t = s.queries.tally(query, k.0);
@@ -156,7 +157,8 @@ impl Ledger {
                     exposure: t.exposure,
                 }
             })
-            .collect()
+            .collect();
+        (evidence, s.queries.call_rate())
     }
 
     /// Paid calls recorded here for each model key (0 if none).

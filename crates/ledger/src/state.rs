@@ -381,8 +381,12 @@ pub const MAX_QUERY_PAIRS: usize = 2_000_000;
 #[derive(Debug, Default)]
 pub struct QueryBook {
     pub pairs: HashMap<(u64, u64), QueryTally>,
-    /// Slot `page % PAGE_QUERIES`: (page id, query key).
-    pages: Vec<(u64, u64)>,
+    /// The exposure and the calls booked by query, over all pairs: the
+    /// call rate a pair's own is compared with.
+    pub exposure: f64,
+    pub calls: u64,
+    /// Slot `page % PAGE_QUERIES`: (page id, query key); `None` empty.
+    pages: Vec<Option<(u64, u64)>>,
 }
 
 impl QueryBook {
@@ -391,18 +395,38 @@ impl QueryBook {
         let slot = (page % PAGE_QUERIES as u64) as usize;
         if self.pages.len() <= slot {
             let len = (slot + 1).next_power_of_two().min(PAGE_QUERIES);
-            self.pages.resize(len, (u64::MAX, 0));
+            self.pages.resize(len, None);
         }
-        self.pages[slot] = (page, query);
+        self.pages[slot] = Some((page, query));
     }
 
     /// The query key of page `page`, if it was served here lately.
     pub fn query_of_page(&self, page: u64) -> Option<u64> {
         let slot = (page % PAGE_QUERIES as u64) as usize;
-        self.pages
-            .get(slot)
-            .filter(|(p, _)| *p == page)
-            .map(|(_, q)| *q)
+        match self.pages.get(slot) {
+            Some(Some((p, q))) if *p == page => Some(*q),
+            _ => None,
+        }
+    }
+
+    /// Calls per unit of exposure over everything booked by query (0
+    /// before any call was): what a pair's rate is relative to. Calls that
+    /// name no page, or a page not served here lately, count in the hub's
+    /// rate but not in this one, so they neither raise nor lower a pair.
+    pub fn call_rate(&self) -> f64 {
+        if self.exposure > 0.0 {
+            self.calls as f64 / self.exposure
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether a call of `model` from a page of `query` can be booked
+    /// under it: the model was shown on that query's pages.
+    pub fn shown(&self, query: u64, model: u64) -> bool {
+        self.pairs
+            .get(&(query, model))
+            .is_some_and(|t| t.impressions > 0)
     }
 
     /// Whether a page may still be booked by query ([`MAX_QUERY_PAIRS`]).
@@ -482,6 +506,7 @@ impl State {
                 let t = self.queries.pairs.entry((q, imp.model.0)).or_default();
                 t.impressions += 1;
                 t.exposure += imp.exposure;
+                self.queries.exposure += imp.exposure;
             }
             self.total_exposure += imp.exposure;
             *self.models.impressions.entry(imp.model.0).or_default() += 1;
@@ -510,6 +535,7 @@ impl State {
             {
                 t.impressions = t.impressions.saturating_sub(1);
                 t.exposure -= imp.exposure;
+                self.queries.exposure -= imp.exposure;
             }
             self.total_exposure -= imp.exposure;
             for (map, key) in [
@@ -537,6 +563,7 @@ impl State {
                 .entry((q, call.model.0))
                 .or_default()
                 .calls += 1;
+            self.queries.calls += 1;
         }
         self.builders.add_call(call.builder.0, call.amount_usd);
         if let Some(k) = &call.idempotency_key {

@@ -179,6 +179,8 @@ pub(super) fn load(db: &Database) -> Result<State, LedgerError> {
             exposure,
             calls,
         };
+        s.queries.exposure += exposure;
+        s.queries.calls += calls;
         s.queries.pairs.insert(k, t);
     })?;
     // Calls are replayed one by one; their idempotency keys come after.

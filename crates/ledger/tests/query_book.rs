@@ -54,7 +54,10 @@ fn calls_are_booked_under_the_query_of_their_page_across_a_restart() {
     assert_eq!(q, query_key("fill mask"), "case and spacing do not matter");
     assert_ne!(q, other);
     let check = |l: &Ledger| {
-        let e = l.query_evidence_of(q, &[ModelKey(1), ModelKey(2), ModelKey(3)]);
+        let (e, rate) = l.query_evidence_of(q, &[ModelKey(1), ModelKey(2), ModelKey(3)]);
+        // Booked by query: three search pages of exposure 1 + 1/2 each, and
+        // the three calls that named a page showing their model.
+        assert!((rate - 3.0 / 4.5).abs() < 1e-12, "rate {rate}");
         // Pages 0 and 2 are "fill mask": model 1 at rank 1 twice (exposure
         // 2), model 2 at rank 2 twice (1); the listing page books nothing.
         assert_eq!(
@@ -66,10 +69,10 @@ fn calls_are_booked_under_the_query_of_their_page_across_a_restart() {
         assert_eq!(
             (e[2].impressions, e[2].calls),
             (0, 0),
-            "model 3 never shown"
+            "model 3 never shown on fill mask: its call from page 0 is no query's"
         );
         // Page 1 is "translation": model 1 at rank 2, called once from it.
-        let t = l.query_evidence_of(other, &[ModelKey(1)]);
+        let (t, _) = l.query_evidence_of(other, &[ModelKey(1)]);
         assert_eq!((t[0].impressions, t[0].exposure, t[0].calls), (1, 0.5, 1));
     };
     {
@@ -95,9 +98,11 @@ fn calls_are_booked_under_the_query_of_their_page_across_a_restart() {
         l.record_call(called("a", 1, 0, 1)).unwrap();
         l.record_call(called("b", 1, 2, 1)).unwrap();
         l.record_call(called("c", 1, 1, 2)).unwrap();
-        // No origin, or a page this ledger never served: no query's call.
+        // No origin, a page this ledger never served, or a page that did not
+        // show the model: no query's call.
         l.record_call(test_call("d", 2, 100)).unwrap();
         l.record_call(called("e", 2, 99, 1)).unwrap();
+        l.record_call(called("f", 3, 0, 1)).unwrap();
         check(&l);
         l.flush().unwrap();
         l.close().unwrap();
