@@ -49,6 +49,7 @@ fn page(i: u64) -> PageRecord {
         names: vec![],
         log: None,
         book: Default::default(),
+        query: None,
     }
 }
 
