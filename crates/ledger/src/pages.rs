@@ -104,18 +104,18 @@ impl Ledger {
         // Served here: a paid call naming this page is booked under its
         // query (in cluster mode a replica's page ids are its own, so only
         // the pages it served are noted).
-        page.query = page.query_key().filter(|_| s.queries.has_room());
-        if let Some(q) = page.query {
+        if let Some(q) = self.book_page(&mut s, page, hour, 0, true)? {
             s.queries.note_page(seq, q);
         }
-        self.book_page(&mut s, page, hour, 0, true)?;
         Ok(seq)
     }
 
     /// Book a page in memory and queue it for the store, its log as a
     /// compact row; with `assign`, its models without an ordinal get one
     /// first. Under the state's lock, so that pages reach the writer in
-    /// the order their ordinals were given.
+    /// the order their ordinals were given. Returns the key of the query
+    /// the page was booked under (none for a listing, or once the
+    /// per-query book is full).
     fn book_page(
         &self,
         s: &mut State,
@@ -123,8 +123,9 @@ impl Ledger {
         hour: u64,
         position: u64,
         assign: bool,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<Option<u64>, LedgerError> {
         page.query = page.query_key().filter(|_| s.queries.has_room());
+        let query = page.query;
         s.apply_page(&page, hour);
         let mut ordinals = Vec::new();
         let row = page.log.take().map(|log| {
@@ -139,7 +140,8 @@ impl Ledger {
             position,
             row,
             ordinals,
-        })
+        })?;
+        Ok(query)
     }
 
     /// A served page's log as a compact page (version 3) against this

@@ -362,8 +362,14 @@ pub struct QueryTally {
 /// joined by one space, through [`hubsearch_core::card::key_of`]. Two queries that
 /// differ only in case or spacing share their books.
 pub fn query_key(query: &str) -> u64 {
-    let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
-    hubsearch_core::card::key_of(&words.join(" "))
+    let mut words = String::with_capacity(query.len());
+    for w in query.split_whitespace() {
+        if !words.is_empty() {
+            words.push(' ');
+        }
+        words.extend(w.chars().flat_map(char::to_lowercase));
+    }
+    hubsearch_core::card::key_of(&words)
 }
 
 /// How many recent pages served here the ledger remembers the query of
